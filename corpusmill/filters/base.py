@@ -1,0 +1,73 @@
+"""What a filter is.
+
+A filter is a small, pure, picklable object with a ``name`` and a ``__call__(element) -> Verdict``.
+It never imports Beam: :class:`corpusmill.pipelines.glue.ApplyFilter` runs any filter on Beam,
+counts every verdict by reason and routes dropped and failed elements.
+
+- keep(doc)            the (possibly changed or annotated) document goes on;
+- drop(reason)         the element leaves the pipeline, counted under ``reason``;
+- raising an exception the element goes to the dead-letter output with the error.
+
+Filters that need a model keep only its *path* as state and load it in :meth:`Filter.setup`, which
+the runner calls once per worker before the first element (so the filter pickles into worker
+processes, and the model is not loaded per document).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, Optional
+
+from corpusmill.document import Document
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a filter for one element."""
+
+    doc: Optional[Document]
+    reason: Optional[str] = None  # None when kept
+
+    @property
+    def kept(self) -> bool:
+        return self.reason is None
+
+
+def keep(doc: Document) -> Verdict:
+    return Verdict(doc, None)
+
+
+def drop(reason: str, doc: Optional[Document] = None) -> Verdict:
+    """Drop with a reason (a short snake_case word: it becomes a counter and a file name)."""
+    if not reason or not reason.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"drop reason must be a short snake_case word, got {reason!r}")
+    return Verdict(doc, reason)
+
+
+class Filter:
+    """Base class for filters. Subclasses set ``name`` and implement ``__call__``."""
+
+    name: str = "filter"
+
+    def setup(self) -> None:
+        """Load models or other per-worker state. Called once per worker, never per element."""
+
+    def __call__(self, element: Any) -> Verdict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # A filter can also be used directly in plain Python (tests, notebooks):
+    def run(self, docs: Iterable[Document]) -> Iterable[Verdict]:
+        self.setup()
+        for doc in docs:
+            yield self(doc)
+
+
+class FunctionFilter(Filter):
+    """Wraps a plain function ``fn(doc) -> Verdict`` as a filter."""
+
+    def __init__(self, name: str, fn: Callable[[Any], Verdict]):
+        self.name = name
+        self.fn = fn
+
+    def __call__(self, element: Any) -> Verdict:
+        return self.fn(element)

@@ -1,0 +1,237 @@
+"""The generic Beam glue: apply any filter as a pipeline step, with full accounting.
+
+``ApplyFilter(step, filter)`` runs a filter from :mod:`corpusmill.filters` on every element and returns
+four PCollections:
+
+- ``kept``:    the documents the filter kept (main output);
+- ``dropped``: :class:`Dropped` records (step, reason, document) for every dropped element;
+- ``failed``:  :class:`Failure` records (step, error, input location) for every element that raised;
+- ``stats``:   ``((step, outcome, reason), (count, bytes_in, bytes_out))`` partial sums.
+
+Every element lands in exactly one of kept / dropped / failed, so for every step
+``read = kept + sum(dropped) + failed`` holds by construction; :class:`Run` turns the stats into
+stats.json (built from the outputs themselves, so it survives any runner) and also keeps a Beam
+Metrics counter per verdict reason for runner UIs (Dataflow's job page shows them live).
+
+Pipelines read like a list of steps::
+
+    run = Run(pipeline, out_dir)
+    docs = run.step(records, "extract", ExtractWarcRecord())
+    docs = run.step(docs, "normalize", Normalize())
+    ...
+    run.finish()
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
+
+from corpusmill.document import Document
+from corpusmill.filters.base import Filter, Verdict
+
+KEPT, DROPPED, FAILED, STATS = "kept", "dropped", "failed", "stats"
+
+
+@dataclasses.dataclass(slots=True)
+class Dropped:
+    """A dropped element: the step, the reason and the document (None for non-document elements)."""
+
+    step: str
+    reason: str
+    doc: Optional[Document]
+    location: str = ""
+
+    @property
+    def sort_key(self) -> str:
+        return self.doc.id if self.doc is not None else self.location
+
+    def to_dict(self) -> dict:
+        out = {"step": self.step, "reason": self.reason, "location": self.location}
+        if self.doc is not None:
+            out["document"] = self.doc.to_dict()
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class Failure:
+    """A dead-letter record: what raised, where the record is, and which document it was."""
+
+    step: str
+    error: str
+    location: str  # input file and record offset (``path@offset``) or line (``path:line``)
+    doc_id: str = ""
+    traceback: str = ""
+    text_head: str = ""  # the first 500 characters of the text, when there was a document
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- helpers that let a step take documents or other elements (raw records, (doc, extra) pairs) ------
+def doc_of(element: Any) -> Optional[Document]:
+    if isinstance(element, Document):
+        return element
+    if isinstance(element, tuple) and element and isinstance(element[0], Document):
+        return element[0]
+    return getattr(element, "doc", None) if not isinstance(element, (str, bytes)) else None
+
+
+def size_of(element: Any) -> int:
+    doc = doc_of(element)
+    if doc is not None:
+        return doc.nbytes
+    return int(getattr(element, "nbytes", 0) or 0)
+
+
+def location_of(element: Any) -> str:
+    doc = doc_of(element)
+    if doc is not None and doc.location:
+        return doc.location
+    return str(getattr(element, "location", "") or "")
+
+
+class _Loaded:
+    """A weak-referenceable holder, as ``shared.Shared`` requires."""
+
+    def __init__(self, filt: Filter):
+        self.filter = filt
+
+
+class _FilterDoFn(beam.DoFn):
+    """Applies one filter; routes and counts each verdict. Knows nothing about what the filter does."""
+
+    def __init__(self, step: str, filt: Filter, handle: shared.Shared):
+        self._step = step
+        self._filter = filt
+        self._handle = handle
+        self._live: Optional[Filter] = None
+        self._counters: Dict[str, Any] = {}
+
+    def _counter(self, name: str):
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(f"corpusmill.{self._step}", name)
+        return counter
+
+    def setup(self):
+        def load() -> _Loaded:
+            filt = copy.deepcopy(self._filter)
+            filt.setup()
+            return _Loaded(filt)
+
+        # One loaded filter (and model) per worker process, shared by its threads.
+        self._live = self._handle.acquire(load, tag=f"{self._step}:{id(type(self._filter))}").filter
+
+    def process(self, element):
+        size_in = size_of(element)
+        try:
+            verdict = self._live(element)
+            if not isinstance(verdict, Verdict):
+                raise TypeError(f"filter {self._filter.name!r} returned {type(verdict).__name__}, "
+                                f"not a Verdict (use corpusmill.filters.base.keep/drop)")
+        except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
+            doc = doc_of(element)
+            self._counter("failed").inc()
+            yield beam.pvalue.TaggedOutput(FAILED, Failure(
+                step=self._step,
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                location=location_of(element),
+                doc_id=doc.id if doc is not None else "",
+                traceback="".join(traceback.format_exception(exc))[-4000:],
+                text_head=doc.text[:500] if doc is not None else "",
+            ))
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, size_in, 0)))
+            return
+        if verdict.kept:
+            self._counter("kept").inc()
+            yield verdict.doc
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, KEPT, ""), (1, size_in, verdict.doc.nbytes)))
+        else:
+            self._counter(f"dropped.{verdict.reason}").inc()
+            doc = verdict.doc if verdict.doc is not None else doc_of(element)
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, location_of(element)))
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, verdict.reason), (1, size_in, 0)))
+
+
+@dataclasses.dataclass
+class StepOutputs:
+    kept: beam.PCollection
+    dropped: beam.PCollection
+    failed: beam.PCollection
+    stats: beam.PCollection
+
+
+def _sum3(values) -> Tuple[int, int, int]:
+    n = b_in = b_out = 0
+    for c, i, o in values:
+        n += c
+        b_in += i
+        b_out += o
+    return n, b_in, b_out
+
+
+class ApplyFilter(beam.PTransform):
+    """Apply ``filt`` as pipeline step ``step``; returns :class:`StepOutputs`."""
+
+    def __init__(self, step: str, filt: Filter):
+        super().__init__(label=step)
+        self.step = step
+        self.filt = filt
+
+    def expand(self, pcoll):
+        results = pcoll | "Apply" >> beam.ParDo(_FilterDoFn(self.step, self.filt, shared.Shared())).with_outputs(
+            DROPPED, FAILED, STATS, main=KEPT)
+        stats = results[STATS] | "SumStats" >> beam.CombinePerKey(_sum3)
+        return StepOutputs(results[KEPT], results[DROPPED], results[FAILED], stats)
+
+
+# -- stats.json -------------------------------------------------------------------------------------
+def build_stats(rows: List[Tuple[Tuple[str, str, str], Tuple[int, int, int]]], step_order: List[str]) -> List[dict]:
+    """Turn the combined ``((step, outcome, reason), (n, bytes_in, bytes_out))`` rows into stats.json."""
+    by_step: Dict[str, dict] = {s: {"step": s, "read": 0, "kept": 0, "dropped": {}, "failed": 0,
+                                    "bytes_read": 0, "bytes_kept": 0} for s in step_order}
+    for (step, outcome, reason), (n, b_in, b_out) in rows:
+        entry = by_step.setdefault(step, {"step": step, "read": 0, "kept": 0, "dropped": {}, "failed": 0,
+                                          "bytes_read": 0, "bytes_kept": 0})
+        entry["read"] += n
+        entry["bytes_read"] += b_in
+        if outcome == KEPT:
+            entry["kept"] += n
+            entry["bytes_kept"] += b_out
+        elif outcome == DROPPED:
+            entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
+        else:
+            entry["failed"] += n
+    ordered = [by_step[s] for s in step_order] + [v for k, v in sorted(by_step.items()) if k not in step_order]
+    for entry in ordered:
+        entry["dropped"] = dict(sorted(entry["dropped"].items()))
+    return ordered
+
+
+def check_accounting(stats: List[dict]) -> List[str]:
+    """Problems with the accounting identity (empty when every document is accounted for)."""
+    problems = []
+    for entry in stats:
+        total = entry["kept"] + sum(entry["dropped"].values()) + entry["failed"]
+        if total != entry["read"]:
+            problems.append(f"step {entry['step']}: read {entry['read']} != kept {entry['kept']} + "
+                            f"dropped {sum(entry['dropped'].values())} + failed {entry['failed']}")
+    return problems
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash that is the same in every process and on every run (unlike ``hash()``)."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def stats_json(stats: List[dict]) -> str:
+    return json.dumps(stats, indent=2, sort_keys=False) + "\n"
