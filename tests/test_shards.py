@@ -1,0 +1,191 @@
+"""Arrow training shards: packing, writing, the manifest, and the zero-copy reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.tokenize import ShardDataset
+from corpusmill.tokenize.shards import (pack_documents, token_dtype, unpack, write_manifest,
+                                        write_shard)
+
+BOS, EOS = 1, 2
+
+
+def _docs(n, vocab, seed=0, max_len=300):
+    rng = random.Random(seed)
+    return [[rng.randrange(3, vocab) for _ in range(rng.randrange(0, max_len))] for _ in range(n)]
+
+
+def _build(tmp_path, docs, *, seq_len=64, vocab=32000, per_shard=7, batch_rows=3):
+    rows, bounds = pack_documents(docs, seq_len, BOS, EOS, vocab_size=vocab)
+    infos = []
+    for k, a in enumerate(range(0, len(rows), per_shard)):
+        infos.append(write_shard(str(tmp_path / f"shard-{k:05d}.arrow"), rows[a:a + per_shard],
+                                 bounds[a:a + per_shard], batch_rows=batch_rows))
+    write_manifest(str(tmp_path), infos, seq_len=seq_len, vocab_size=vocab, tokenizer_sha256="ab" * 32,
+                   seed=7, extra={"tokens_per_source": {"test": int(rows.size)}})
+    return rows, bounds, infos
+
+
+def test_token_dtype():
+    assert token_dtype(32000) == np.uint16
+    assert token_dtype(65536) == np.uint16  # ids 0..65535 fit
+    assert token_dtype(65537) == np.uint32
+    assert token_dtype(128256) == np.uint32  # Llama 3
+
+
+def test_pack_unpack_round_trip():
+    docs = _docs(60, 32000, seed=1) + [[]]  # an empty document still gets BOS/EOS
+    seq_len = 50
+    stats = {}
+    rows, bounds = pack_documents(docs, seq_len, BOS, EOS, vocab_size=32000, stats=stats)
+    assert rows.shape[1] == seq_len + 1 and rows.dtype == np.uint16
+    total = sum(len(d) + 2 for d in docs)
+    assert stats["tokens"] == total
+    assert stats["tokens_dropped"] == total % (seq_len + 1) == total - rows.size
+    # every row either starts a document at 0 or continues one
+    flat = rows.reshape(-1)
+    for r, starts in enumerate(bounds):
+        assert starts == sorted(starts)
+        for p in starts:
+            assert rows[r, p] == BOS
+    assert int((flat == BOS).sum()) == sum(len(b) for b in bounds)
+    back = unpack(rows, bounds, bos_id=BOS, eos_id=EOS)
+    kept_docs = len(docs) - stats["documents_dropped"]
+    assert len(back) == kept_docs
+    for orig, got in zip(docs[:kept_docs - 1], back[:-1]):
+        assert got.tolist() == orig
+    # the last document kept may be cut by the dropped tail: a prefix of the original
+    last_orig, last_got = docs[kept_docs - 1], back[-1].tolist()
+    assert last_orig[:len(last_got)] == last_got
+
+
+def test_pack_uint32_and_vocab_check():
+    rows, _ = pack_documents([[70000, 3, 4]], 3, BOS, EOS, vocab_size=128256)
+    assert rows.dtype == np.uint32 and rows[0].tolist() == [BOS, 70000, 3, 4]
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        pack_documents([[70000]], 3, BOS, EOS, vocab_size=32000)
+
+
+def test_random_access_equals_written(tmp_path):
+    rows, bounds, infos = _build(tmp_path, _docs(80, 32000, seed=2))
+    assert len(infos) > 3 and rows.shape[0] % 7  # several shards, a short last shard
+    ds = ShardDataset(str(tmp_path))
+    assert len(ds) == rows.shape[0]
+    assert ds.seq_len == 64 and ds.manifest["vocab_size"] == 32000
+    assert ds.manifest["tokens_per_source"] == {"test": int(rows.size)}
+    order = list(range(len(ds)))
+    random.Random(0).shuffle(order)
+    for i in order:
+        tokens, starts = ds[i]
+        assert tokens.shape == (65,) and tokens.dtype == np.uint16
+        np.testing.assert_array_equal(tokens, rows[i])
+        assert starts.dtype == np.int32 and starts.tolist() == bounds[i]
+    np.testing.assert_array_equal(ds[-1][0], rows[-1])
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    batch, starts = ds.get_batch([5, 0, 5])
+    np.testing.assert_array_equal(batch, rows[[5, 0, 5]])
+    # manifest: sorted keys, indent 2
+    text = (tmp_path / "manifest.json").read_text()
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
+
+
+def test_zero_copy_from_memory_map(tmp_path):
+    _build(tmp_path, _docs(30, 32000, seed=3))
+    ds = ShardDataset(str(tmp_path))
+    s, j = ds.locate(10)
+    tokens, _ = ds[10]
+    assert not tokens.flags.writeable and not tokens.flags.owndata
+    # the view's memory lies inside the shard's mapping
+    shard = ds._shards[s]
+    size = os.path.getsize(shard.path)
+    shard.source.seek(0)
+    mapped = shard.source.read_buffer(size)  # zero-copy slice of the whole mapping
+    assert mapped.address <= tokens.ctypes.data < mapped.address + size
+    assert tokens.ctypes.data + tokens.nbytes <= mapped.address + size
+    # and it is the same memory as the batch view it came from (no per-row copy)
+    tokens2, _ = ds[10]
+    assert np.shares_memory(tokens, tokens2)
+
+
+def test_plain_pyarrow_opens_a_shard(tmp_path):
+    rows, bounds, infos = _build(tmp_path, _docs(30, 32000, seed=4))
+    reader = pa.ipc.open_file(pa.memory_map(str(tmp_path / infos[0]["file"])))
+    table = reader.read_all()
+    assert table.schema.field("tokens").type == pa.list_(pa.uint16(), 65)
+    assert table.schema.field("doc_starts").type == pa.list_(pa.int32())
+    assert table.num_rows == infos[0]["rows"]
+    np.testing.assert_array_equal(
+        np.asarray(table.column("tokens").combine_chunks().values).reshape(-1, 65), rows[:7])
+    assert table.column("doc_starts").to_pylist() == bounds[:7]
+    # uncompressed, fixed rows per record batch
+    assert reader.num_record_batches == 3
+    assert [reader.get_batch(b).num_rows for b in range(3)] == [3, 3, 1]
+
+
+def test_checksum_mismatch_is_a_clear_error(tmp_path):
+    _, _, infos = _build(tmp_path, _docs(30, 32000, seed=5))
+    path = tmp_path / infos[1]["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one flipped byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorpusmillError) as err:
+        ShardDataset(str(tmp_path))
+    msg = str(err.value)
+    assert infos[1]["file"] in msg and "sha256" in msg and "re-run the shard writer" in msg
+    ShardDataset(str(tmp_path), verify=False)  # opt-out opens it anyway
+
+
+def test_missing_shard_and_manifest(tmp_path):
+    _, _, infos = _build(tmp_path, _docs(30, 32000, seed=6))
+    os.remove(tmp_path / infos[2]["file"])
+    with pytest.raises(CorpusmillError, match=r"shard-00002.arrow.*missing.*re-run the shard writer"):
+        ShardDataset(str(tmp_path))
+    with pytest.raises(CorpusmillError, match="no shard manifest"):
+        ShardDataset(str(tmp_path / "nowhere"))
+
+
+def test_subset_pickle_and_no_temp_files(tmp_path):
+    import pickle
+
+    rows, _, infos = _build(tmp_path, _docs(40, 32000, seed=7))
+    assert sorted(os.listdir(tmp_path)) == sorted([i["file"] for i in infos] + ["manifest.json"])
+    last = ShardDataset(str(tmp_path), shards=[len(infos) - 1])
+    assert len(last) == infos[-1]["rows"]
+    np.testing.assert_array_equal(last[0][0], rows[sum(i["rows"] for i in infos[:-1])])
+    clone = pickle.loads(pickle.dumps(last))
+    np.testing.assert_array_equal(clone[0][0], last[0][0])
+
+
+def test_export_stream(tmp_path):
+    (tmp_path / "src").mkdir()
+    rows, _, _ = _build(tmp_path / "src", _docs(30, 32000, seed=8))
+    ds = ShardDataset(str(tmp_path / "src"))
+    paths = ds.export_stream(str(tmp_path / "hf"))
+    got = []
+    for p in paths:
+        with pa.OSFile(p, "rb") as fh:
+            table = pa.ipc.open_stream(fh).read_all()
+        got.append(np.asarray(table.column("tokens").combine_chunks().values).reshape(-1, 65))
+    np.testing.assert_array_equal(np.concatenate(got), rows)
+
+
+def test_export_stream_opens_in_hf_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the Hugging Face route needs `datasets`")
+    rows, bounds, _ = _build(tmp_path, _docs(30, 32000, seed=9))
+    ds = ShardDataset(str(tmp_path))
+    with pytest.raises(Exception):  # the reason export_stream exists: from_file wants a stream
+        datasets.Dataset.from_file(ds.shard_paths[0])
+    hf = ds.to_hf(str(tmp_path / "hf"))
+    assert len(hf) == len(ds)
+    hf.set_format("numpy")
+    np.testing.assert_array_equal(np.stack(list(hf[:]["tokens"])), rows)
+    assert [list(x) for x in hf["doc_starts"]] == bounds
