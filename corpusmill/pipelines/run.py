@@ -1,0 +1,127 @@
+"""One pipeline run: its steps, its accounting, and the side outputs every run writes.
+
+    with beam.Pipeline(options=options) as p:
+        run = Run(p, out_dir, write_dropped=False)
+        docs = run.step(records, "extract", ExtractWarcRecord())
+        docs = run.step(docs, "normalize", Normalize())
+        run.write(docs, group_fn=lambda d: d.metadata["language"])
+        run.finish()
+
+Every run writes, in its output directory:
+
+- ``stats.json``: one entry per step in pipeline order (read, kept, dropped by reason, failed, bytes);
+- ``_dropped/<step>/<reason>.jsonl.gz``: a deterministic sample of up to ``dropped_sample`` dropped
+  documents per reason (the smallest ids by a stable hash), or every dropped document with
+  ``write_dropped=True``;
+- ``_failed/failed.jsonl.gz``: every dead-letter record (step, error, input file and offset).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Callable, List, Optional
+
+import apache_beam as beam
+
+from corpusmill.document import Document
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.base import Filter
+from corpusmill.pipelines.glue import ApplyFilter, Dropped, Failure, build_stats, stable_hash, stats_json
+from corpusmill.pipelines.io import WriteDocuments, atomic_write, encode_jsonl_gz, join, write_text_atomic
+
+STATS_FILE = "stats.json"
+DONE_FILE = "_SUCCESS"
+
+
+def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuse to mix a new run into an old one, unless asked to replace it."""
+    if "://" in out_dir:
+        return  # object stores: files are replaced by name
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise CorpusmillError(
+                f"output directory {out_dir} is not empty; choose a new --output or pass --overwrite to replace it")
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+
+class Run:
+    def __init__(self, pipeline: beam.Pipeline, out_dir: str, *, write_dropped: bool = False,
+                 dropped_sample: int = 100, fmt: str = "jsonl", docs_per_shard: int = 10_000):
+        self.pipeline = pipeline
+        self.out_dir = out_dir
+        self.write_dropped = write_dropped
+        self.dropped_sample = dropped_sample
+        self.fmt = fmt
+        self.docs_per_shard = docs_per_shard
+        self.steps: List[str] = []
+        self._stats: List[beam.PCollection] = []
+        self._dropped: List[beam.PCollection] = []
+        self._failed: List[beam.PCollection] = []
+
+    def step(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
+        """Apply ``filt`` as step ``name``; returns the kept documents."""
+        if name in self.steps:
+            raise ValueError(f"step name {name!r} used twice")
+        self.steps.append(name)
+        out = pcoll | ApplyFilter(name, filt)
+        self._stats.append(out.stats)
+        self._dropped.append(out.dropped)
+        self._failed.append(out.failed)
+        return out.kept
+
+    def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
+              label: str = "WriteDocuments"):
+        return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard)
+
+    def finish(self) -> None:
+        """Write stats.json, the dropped sample and the dead letters."""
+        p, out_dir, steps = self.pipeline, self.out_dir, list(self.steps)
+
+        def write_stats(rows):
+            write_text_atomic(join(out_dir, STATS_FILE), stats_json(build_stats(rows, steps)))
+
+        (
+            tuple(self._stats) | "FlattenStats" >> beam.Flatten()
+            | "AllStats" >> beam.combiners.ToList()
+            | "WriteStats" >> beam.Map(write_stats)
+        )
+
+        dropped = tuple(self._dropped) | "FlattenDropped" >> beam.Flatten()
+        keyed = dropped | "KeyDropped" >> beam.Map(lambda d: ((d.step, d.reason), d))
+        if not self.write_dropped:
+            n = self.dropped_sample
+            keyed = keyed | "SampleDropped" >> beam.combiners.Top.PerKey(
+                n, key=lambda d: -stable_hash(d.sort_key))
+        else:
+            keyed = keyed | "GroupDropped" >> beam.GroupByKey()
+
+        def write_dropped(item):
+            (step, reason), records = item
+            records = sorted(records, key=lambda d: d.sort_key)
+            with atomic_write(join(out_dir, "_dropped", step, f"{reason}.jsonl.gz")) as handle:
+                encode_jsonl_gz((r.to_dict() for r in records), handle)
+
+        keyed | "WriteDropped" >> beam.Map(write_dropped)
+
+        def write_failed(records):
+            if not records:
+                return
+            records = sorted(records, key=lambda f: (f.step, f.location, f.doc_id))
+            with atomic_write(join(out_dir, "_failed", "failed.jsonl.gz")) as handle:
+                encode_jsonl_gz((r.to_dict() for r in records), handle)
+
+        (
+            tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
+            | "AllFailed" >> beam.combiners.ToList()
+            | "WriteFailed" >> beam.Map(write_failed)
+        )
+
+
+def mark_done(out_dir: str) -> None:
+    """Written last, after the pipeline finished: a later run may skip a stage whose marker exists."""
+    write_text_atomic(join(out_dir, DONE_FILE), "")
+
+
+__all__ = ["Run", "prepare_output_dir", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]

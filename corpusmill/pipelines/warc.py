@@ -1,0 +1,228 @@
+"""Common Crawl input: WARC, WARC.gz, ARC and WET files, read in parallel by record offset.
+
+First pass (one task per file, streaming): warcio walks the file without parsing HTTP and records
+each record's offset, length, type and WARC headers as a :class:`RecordRef`. The refs are reshuffled
+over workers, and the ``extract`` step (:class:`ExtractWarcRecord`) seeks to each record and turns it
+into a :class:`Document` (or a drop reason). So one big WARC is processed by many workers, and no step
+holds more than one record in memory.
+
+Where the scan hits a corrupt region (a truncated or damaged gzip member, garbage between records), it
+emits a RecordRef carrying the error (the extract step sends it to the dead-letter output with the
+file and offset) and resyncs at the next record boundary, so the rest of the file is still read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Iterator, Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.document import Document, make_id
+from corpusmill.filters import html as html_text
+from corpusmill.filters.base import Filter, Verdict, drop, keep
+
+# WARC record types that never carry a document.
+_NON_DOCUMENT_TYPES = {"request", "metadata", "warcinfo", "revisit", "continuation"}
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_WARC_MAGIC = re.compile(rb"(?:^|\n)(WARC/1\.[01]\r?\n)")
+_RESYNC_WINDOW = 1 << 20
+
+
+@dataclasses.dataclass(slots=True)
+class RecordRef:
+    """Where one WARC record is, and what its WARC headers say (no payload)."""
+
+    path: str
+    offset: int
+    length: int = 0
+    warc_type: str = ""
+    uri: str = ""
+    date: str = ""
+    record_id: str = ""
+    digest: str = ""
+    error: str = ""  # set for a region the scan could not read
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}@{self.offset}"
+
+    @property
+    def nbytes(self) -> int:
+        return self.length
+
+
+def _open_raw(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _find_next_record(handle, start: int, gz: bool) -> Optional[int]:
+    """The offset of the next record boundary at or after ``start`` (gzip member or ``WARC/1.x``)."""
+    pos = start
+    while True:
+        handle.seek(pos)
+        chunk = handle.read(_RESYNC_WINDOW + 16)
+        if not chunk:
+            return None
+        if gz:
+            i = chunk.find(_GZIP_MAGIC)
+            if i >= 0:
+                return pos + i
+        else:
+            m = _WARC_MAGIC.search(chunk)
+            if m:
+                return pos + m.start(1)
+        if len(chunk) <= 16:
+            return None
+        pos += len(chunk) - 16
+
+
+def scan_records(path: str) -> Iterator[RecordRef]:
+    """Yield a RecordRef per record of one WARC/ARC/WET file; corrupt regions become error refs."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    with _open_raw(path) as handle:
+        gz = handle.read(3) == _GZIP_MAGIC
+        pos = 0
+        while True:
+            handle.seek(pos)
+            it = ArchiveIterator(handle, no_record_parse=True, arc2warc=True)
+            last_end = pos
+            try:
+                for record in it:
+                    offset = it.get_record_offset()
+                    headers = record.rec_headers
+                    ref = RecordRef(
+                        path=path, offset=offset,
+                        warc_type=(record.rec_type or "").lower(),
+                        uri=headers.get_header("WARC-Target-URI") or "",
+                        date=headers.get_header("WARC-Date") or "",
+                        record_id=headers.get_header("WARC-Record-ID") or "",
+                        digest=headers.get_header("WARC-Payload-Digest") or headers.get_header("WARC-Block-Digest") or "",
+                    )
+                    it.read_to_end(record)
+                    ref.length = it.get_record_length()
+                    if ref.length <= 0 or offset < last_end:
+                        # warcio cannot place records in a gzip that is not one member per record
+                        raise ValueError("records are not individually gzipped (fix the file with "
+                                         "`warcio recompress IN OUT`)")
+                    last_end = offset + ref.length
+                    yield ref
+                return
+            except Exception as exc:  # noqa: BLE001 - corrupt region: report it, then resync
+                bad_start = last_end
+                nxt = _find_next_record(handle, bad_start + 1, gz)
+                end = nxt if nxt is not None else _file_size(handle)
+                yield RecordRef(path=path, offset=bad_start, length=max(0, end - bad_start), warc_type="corrupt",
+                                error=f"unreadable WARC region at byte {bad_start} "
+                                      f"({type(exc).__name__}: {str(exc)[:300]})")
+                if nxt is None:
+                    return
+                pos = nxt
+
+
+def _file_size(handle) -> int:
+    handle.seek(0, os.SEEK_END)
+    return handle.tell()
+
+
+class ReadWarcRecords(beam.PTransform):
+    """Files -> RecordRefs, spread over workers."""
+
+    def __init__(self, files):
+        super().__init__()
+        self.files = list(files)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ScanOffsets" >> beam.FlatMap(scan_records)
+            | "SpreadRecords" >> beam.Reshuffle()
+        )
+
+
+class ExtractWarcRecord(Filter):
+    """The ``extract`` step: a RecordRef -> a Document with the page's main text.
+
+    Drops (reason): ``warc_<type>`` for records that carry no document (request, metadata, warcinfo,
+    revisit), ``http_status`` (not 200), ``not_html`` (images, PDFs, ...), ``too_large`` (payload over
+    ``max_bytes``; never read into memory), ``no_main_text`` (nothing left after boilerplate removal).
+    A record that cannot be parsed (broken HTTP header, corrupt gzip) raises, which sends it to the
+    dead-letter output with its file and offset.
+    """
+
+    name = "extract"
+
+    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20):
+        self.source = source
+        self.max_bytes = max_bytes
+        self._handle = None
+        self._handle_path = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handle"] = None
+        state["_handle_path"] = None
+        return state
+
+    def __deepcopy__(self, memo):
+        return ExtractWarcRecord(self.source, self.max_bytes)
+
+    def _open(self, path: str):
+        if self._handle_path != path:
+            if self._handle is not None:
+                self._handle.close()
+            self._handle = _open_raw(path)
+            self._handle_path = path
+        return self._handle
+
+    def __call__(self, ref: RecordRef) -> Verdict:
+        if ref.error:
+            raise IOError(ref.error)
+        if ref.warc_type in _NON_DOCUMENT_TYPES:
+            return drop(f"warc_{ref.warc_type}")
+        if ref.warc_type not in ("response", "resource", "conversion"):
+            return drop("warc_other")
+        from warcio.archiveiterator import ArchiveIterator
+
+        handle = self._open(ref.path)
+        handle.seek(ref.offset)
+        record = next(iter(ArchiveIterator(handle, arc2warc=True)))
+        uri = ref.uri or record.rec_headers.get_header("WARC-Target-URI") or ""
+        location = f"{ref.path}@{ref.offset}"
+        doc_id = make_id(self.source, ref.record_id or f"{os.path.basename(ref.path)}@{ref.offset}")
+        meta = {"warc_digest": ref.digest} if ref.digest else {}
+
+        if ref.warc_type == "conversion":  # WET: the text is already extracted
+            body = record.content_stream().read(self.max_bytes + 1)
+            if len(body) > self.max_bytes:
+                return drop("too_large")
+            text = body.decode("utf-8", "replace")
+            if not text.strip():
+                return drop("no_main_text")
+            return keep(Document(doc_id, text, self.source, uri, ref.date, location, meta))
+
+        if record.http_headers is not None and record.rec_type == "response":
+            status = record.http_headers.get_statuscode()
+            if status != "200":
+                return drop("http_status")
+            content_type = record.http_headers.get_header("Content-Type")
+        else:  # resource records (and ARC files without HTTP) declare the type in the WARC header
+            content_type = record.rec_headers.get_header("Content-Type")
+        if not html_text.is_html(content_type):
+            return drop("not_html")
+        body = record.content_stream().read(self.max_bytes + 1)
+        if len(body) > self.max_bytes:
+            return drop("too_large")
+        page, charset = html_text.decode_html(body, content_type)
+        text = html_text.extract_main_text(page, uri)
+        if text is None:
+            return drop("no_main_text")
+        meta["charset"] = charset
+        return keep(Document(doc_id, text, self.source, uri, ref.date, location, meta))
