@@ -29,7 +29,8 @@ def register(sub) -> None:
 
 
 def _main(args, beam_args) -> int:
-    from corpusmill.pipelines.ccnet import CCNetConfig, format_stats, run_ccnet
+    from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+    from corpusmill.pipelines.stage import format_stats
 
     out = os.path.abspath(args.output)
     cc_out = os.path.join(out, "cc")

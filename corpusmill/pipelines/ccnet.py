@@ -6,9 +6,7 @@ plus stats.json, ``_dropped/`` and ``_failed/`` (see :mod:`corpusmill.pipelines.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 from typing import List, Optional, Sequence
 
@@ -18,10 +16,10 @@ from corpusmill.dedup.lines import KEEP_MODES, RemoveDuplicateLines
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import Normalize
-from corpusmill.pipelines import beam_options
-from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs, join
+from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs
 from corpusmill.pipelines.line_dedup import FindDuplicateLines
-from corpusmill.pipelines.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.pipelines.run import Run
+from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
 from corpusmill.pipelines.warc import ExtractWarcRecord, ReadWarcRecords
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
@@ -73,10 +71,8 @@ def split_inputs(files: Sequence[str]):
     return warcs, docs
 
 
-def build_ccnet(p: beam.Pipeline, cfg: CCNetConfig, files: Sequence[str]) -> Run:
-    """Add the stage to pipeline ``p``; returns the Run (steps, accounting)."""
-    run = Run(p, cfg.output, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample,
-              fmt=cfg.fmt, docs_per_shard=cfg.docs_per_shard)
+def build_ccnet(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str]) -> None:
+    """Add the stage's steps to pipeline ``p``."""
     warcs, doc_files = split_inputs(files)
     inputs = []
     if warcs:
@@ -92,47 +88,17 @@ def build_ccnet(p: beam.Pipeline, cfg: CCNetConfig, files: Sequence[str]) -> Run
     docs = run.step(with_removals, "line_dedup", RemoveDuplicateLines(cfg.min_length))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
     run.write(docs, group_fn=lambda d: d.metadata["language"])
-    run.finish()
-    return run
 
 
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the stage to completion; returns stats.json's content."""
     cfg.validate()
     files = expand_inputs(cfg.inputs)
-    prepare_output_dir(cfg.output, cfg.overwrite)
-    with beam.Pipeline(options=beam_options(beam_args)) as p:
-        build_ccnet(p, cfg, files)
-    mark_done(cfg.output)
-    with open(join(cfg.output, STATS_FILE), encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def format_stats(stats: List[dict]) -> str:
-    """stats.json as a table for the terminal."""
-    lines = [f"{'step':<12} {'read':>8} {'kept':>8} {'dropped':>8} {'failed':>7} {'MB read':>9} {'MB kept':>9}  drop reasons"]
-    for s in stats:
-        reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
-        lines.append(f"{s['step']:<12} {s['read']:>8} {s['kept']:>8} {sum(s['dropped'].values()):>8} "
-                     f"{s['failed']:>7} {s['bytes_read'] / 1e6:>9.2f} {s['bytes_kept'] / 1e6:>9.2f}  {reasons}")
-    return "\n".join(lines)
+    out = OutputOptions(cfg.output, cfg.fmt, cfg.write_dropped, cfg.dropped_sample, cfg.docs_per_shard, cfg.overwrite)
+    return run_stage(out, beam_args, lambda p, run: build_ccnet(p, run, cfg, files))
 
 
 # -- CLI ---------------------------------------------------------------------------------------------
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Options every stage that writes documents shares."""
-    parser.add_argument("--output", required=True, help="output directory (local path or gs://...)")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="jsonl",
-                        help="document file format: jsonl (.jsonl.gz) or parquet (default: jsonl)")
-    parser.add_argument("--write-dropped", action="store_true",
-                        help="write every dropped document under OUT/_dropped/ (default: a sample per reason)")
-    parser.add_argument("--dropped-sample", type=int, default=100, metavar="N",
-                        help="dropped documents kept per step and reason for the report (default: 100)")
-    parser.add_argument("--docs-per-shard", type=int, default=10_000, metavar="N",
-                        help="documents per output file; a group of n documents gets ceil(n/N) files (default: 10000)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-
-
 def register(sub) -> None:
     parser = sub.add_parser(
         "ccnet", help="CCNet stage over Common Crawl WARC/WET: extract, normalize, line dedup, language ID",

@@ -1,0 +1,84 @@
+"""What every stage command shares: output options, running a pipeline to completion, the stats table.
+
+A stage module (ccnet, each source processor) does three things:
+
+    def build(p, run, cfg): ...                       # add its steps to pipeline p, via run.step(...)
+    stats = run_stage(output_opts, beam_args, build)  # runs it, writes stats.json and _SUCCESS
+    print(format_stats(stats))
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Callable, List, Sequence
+
+import apache_beam as beam
+
+from corpusmill.pipelines import beam_options
+from corpusmill.pipelines.io import FORMATS, join
+from corpusmill.pipelines.run import STATS_FILE, Run, mark_done, prepare_output_dir
+
+
+@dataclasses.dataclass
+class OutputOptions:
+    output: str
+    fmt: str = "jsonl"
+    write_dropped: bool = False
+    dropped_sample: int = 100
+    docs_per_shard: int = 10_000
+    overwrite: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> "OutputOptions":
+        return cls(args.output, args.fmt, args.write_dropped, args.dropped_sample, args.docs_per_shard,
+                   args.overwrite)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Options every stage that writes documents shares."""
+    parser.add_argument("--output", required=True, help="output directory (local path or gs://...)")
+    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="jsonl",
+                        help="document file format: jsonl (.jsonl.gz) or parquet (default: jsonl)")
+    parser.add_argument("--write-dropped", action="store_true",
+                        help="write every dropped document under OUT/_dropped/ (default: a sample per reason)")
+    parser.add_argument("--dropped-sample", type=int, default=100, metavar="N",
+                        help="dropped documents kept per step and reason for the report (default: 100)")
+    parser.add_argument("--docs-per-shard", type=int, default=10_000, metavar="N",
+                        help="documents per output file; a group of n documents gets ceil(n/N) files "
+                             "(default: 10000)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+
+
+def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None]) -> List[dict]:
+    """Prepare the output directory, run ``build(pipeline, run)`` to completion, return stats.json.
+
+    ``build`` adds steps with ``run.step(...)``, writes with ``run.write(...)``; ``run.finish()`` is
+    called here. ``_SUCCESS`` is written last, only when the pipeline succeeded.
+    """
+    prepare_output_dir(out.output, out.overwrite)
+    with beam.Pipeline(options=beam_options(beam_args)) as p:
+        run = Run(p, out.output, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
+                  fmt=out.fmt, docs_per_shard=out.docs_per_shard)
+        build(p, run)
+        run.finish()
+    mark_done(out.output)
+    return read_stats(out.output)
+
+
+def read_stats(out_dir: str) -> List[dict]:
+    with open(join(out_dir, STATS_FILE), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def format_stats(stats: List[dict]) -> str:
+    """stats.json as a table for the terminal."""
+    width = max([12] + [len(s["step"]) for s in stats])
+    lines = [f"{'step':<{width}} {'read':>8} {'kept':>8} {'dropped':>8} {'failed':>7} {'MB read':>9} "
+             f"{'MB kept':>9}  drop reasons"]
+    for s in stats:
+        reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
+        lines.append(f"{s['step']:<{width}} {s['read']:>8} {s['kept']:>8} {sum(s['dropped'].values()):>8} "
+                     f"{s['failed']:>7} {s['bytes_read'] / 1e6:>9.2f} {s['bytes_kept'] / 1e6:>9.2f}  {reasons}")
+    return "\n".join(lines)
