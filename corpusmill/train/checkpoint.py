@@ -1,0 +1,179 @@
+"""Atomic, resumable checkpoints.
+
+Layout under ``OUT/checkpoints``::
+
+    step_00001000/model.pt         full (unsharded) model state dict, keys = parameter names
+    step_00001000/optim.pt         optimizer state (keyed by parameter name) + LR scheduler state
+    step_00001000/rng/rank_00000.pt  torch / CUDA / numpy / python RNG states of each process
+    step_00001000/meta.json        step, consumed rows (the data position), the full config, the data
+    latest                         the name of the newest complete checkpoint
+
+A checkpoint is written into ``step_XXXXXXXX.tmp`` and renamed when complete (``meta.json`` last), and
+``latest`` is replaced atomically after that, so a killed job leaves either the old or the new
+checkpoint, never half of one. The state dicts are "full" (gathered through
+``torch.distributed.checkpoint.state_dict`` with ``full_state_dict=True``), so a checkpoint written by
+N processes with DDP or FSDP2 loads into any number of processes and either wrapping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict,
+                                                     set_state_dict)
+
+from corpusmill.errors import CorpusmillError
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def ckpt_root(out_dir: str) -> str:
+    return os.path.join(out_dir, "checkpoints")
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _save(obj: Any, path: str) -> None:
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def rng_state() -> Dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, meta: Dict[str, Any], keep: int = 0) -> Optional[str]:
+    """Collective: every process calls it. Returns the checkpoint directory (on every rank)."""
+    rank = _rank()
+    root = ckpt_root(out_dir)
+    name = f"step_{step:08d}"
+    final, tmp = os.path.join(root, name), os.path.join(root, name + ".tmp")
+    # gathering the full state is collective under FSDP; only rank 0 keeps it (cpu_offload)
+    model_sd, optim_sd = get_state_dict(model, optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        os.makedirs(root, exist_ok=True)
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        os.makedirs(os.path.join(tmp, "rng"))
+    _barrier()
+    _save(rng_state(), os.path.join(tmp, "rng", f"rank_{rank:05d}.pt"))
+    _barrier()
+    if rank == 0:
+        _save(model_sd, os.path.join(tmp, "model.pt"))
+        _save({"optimizer": optim_sd, "scheduler": scheduler.state_dict()}, os.path.join(tmp, "optim.pt"))
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
+            json.dump(dict(meta, step=step), fh, sort_keys=True, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if os.path.exists(final):  # re-saving the same step (e.g. after a resume): replace it
+            old = final + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        latest_tmp = os.path.join(root, f"latest.tmp-{os.getpid()}")
+        with open(latest_tmp, "w", encoding="utf-8") as fh:
+            fh.write(name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(latest_tmp, os.path.join(root, "latest"))
+        _fsync_dir(root)
+        if keep > 0:
+            done = sorted(d for d in os.listdir(root) if _STEP_DIR.match(d))
+            for old in done[:-keep]:
+                shutil.rmtree(os.path.join(root, old), ignore_errors=True)
+    _barrier()
+    return final
+
+
+def latest_checkpoint(out_dir: str) -> Optional[str]:
+    """The newest complete checkpoint directory under ``out_dir``, or None."""
+    root = ckpt_root(out_dir)
+    if not os.path.isdir(root):
+        return None
+    pointer = os.path.join(root, "latest")
+    if os.path.exists(pointer):
+        with open(pointer, encoding="utf-8") as fh:
+            name = fh.read().strip()
+        if _STEP_DIR.match(name) and os.path.exists(os.path.join(root, name, "meta.json")):
+            return os.path.join(root, name)
+    done = sorted(d for d in os.listdir(root)
+                  if _STEP_DIR.match(d) and os.path.exists(os.path.join(root, d, "meta.json")))
+    return os.path.join(root, done[-1]) if done else None
+
+
+def read_meta(ckpt_dir: str) -> Dict[str, Any]:
+    path = os.path.join(ckpt_dir, "meta.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CorpusmillError(f"{path}: cannot read the checkpoint's metadata ({exc}); delete "
+                              f"{ckpt_dir} to resume from an older checkpoint") from None
+
+
+def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any) -> None:
+    """Collective. Loads the full state into the (possibly DDP/FSDP-wrapped) model and optimizer."""
+    try:
+        model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True)
+        rest = torch.load(os.path.join(ckpt_dir, "optim.pt"), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CorpusmillError(f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from "
+                              f"an older one") from None
+    try:
+        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=rest["optimizer"],
+                       options=StateDictOptions(full_state_dict=True, strict=True))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CorpusmillError(f"{ckpt_dir}: the checkpoint does not fit this model ({exc}); resume with the "
+                              f"config it was written with, or use a new --out") from None
+    scheduler.load_state_dict(rest["scheduler"])
+    rng = os.path.join(ckpt_dir, "rng", f"rank_{_rank():05d}.pt")
+    if os.path.exists(rng):
+        set_rng_state(torch.load(rng, map_location="cpu", weights_only=False))

@@ -1,0 +1,128 @@
+"""``corpusmill train``: train a LLaMA model on corpusmill shards.
+
+Cheap to import (no torch): the handler imports the trainer. Under torchrun::
+
+    torchrun --nproc_per_node 8 -m corpusmill.cli train --config 7B --data SHARDS --out RUN --dist fsdp
+
+``python -m corpusmill.train.cli ...`` takes the same options as ``corpusmill train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import List, Optional
+
+from corpusmill.errors import CorpusmillError
+
+# CLI option -> (section, field, type)
+OVERRIDES = [
+    ("--steps", "train", "steps", int, "total optimizer steps (the cosine schedule's length)"),
+    ("--tokens", "train", "tokens", float, "token budget, used when --steps is not given"),
+    ("--lr", "train", "lr", float, "peak learning rate"),
+    ("--warmup", "train", "warmup_steps", int, "linear warmup steps (LLaMA: 2000)"),
+    ("--min-lr-ratio", "train", "min_lr_ratio", float, "cosine floor as a fraction of the peak (0.1)"),
+    ("--batch-tokens", "train", "batch_tokens", int, "global batch in tokens (LLaMA: 4M); reached by "
+                                                     "gradient accumulation"),
+    ("--seq-len", "train", "seq_len", int, "context length; must match the shards"),
+    ("--micro-batch", "train", "micro_batch", int, "rows per forward pass per process (0: all at once)"),
+    ("--weight-decay", "train", "weight_decay", float, "AdamW weight decay on matrices (0.1)"),
+    ("--grad-clip", "train", "grad_clip", float, "gradient norm clipping (1.0)"),
+    ("--seed", "train", "seed", int, "seed of the initialisation and of the data order"),
+    ("--precision", "train", "precision", str, "auto | bf16 | fp32 (auto: bf16 autocast on GPUs with bf16)"),
+    ("--dist", "train", "dist", str, "auto | none | ddp | fsdp (auto: ddp under torchrun)"),
+    ("--log-every", "train", "log_every", int, "progress line every N steps (JSONL gets every step logged)"),
+    ("--ckpt-every", "train", "ckpt_every", int, "checkpoint every N steps (and at the end)"),
+    ("--keep-checkpoints", "train", "keep_checkpoints", int, "checkpoints kept (0: all)"),
+    ("--eval-every", "train", "eval_every", int, "held-out loss every N steps (0: never)"),
+    ("--eval-rows", "train", "eval_rows", int, "rows of the held-out set evaluated"),
+    ("--eval-holdout", "train", "eval_holdout_shards", int, "hold out the last K shards of --data for eval"),
+    ("--peak-flops", "train", "peak_flops", float, "device peak FLOP/s for MFU (default: known GPUs)"),
+    ("--vocab-size", "model", "vocab_size", int, "model vocabulary (default: the config's, or the shards')"),
+    ("--rope-theta", "model", "rope_theta", float, "RoPE base (10000; Llama 3: 500000)"),
+    ("--n-kv-heads", "model", "n_kv_heads", int, "key/value heads for grouped-query attention"),
+    ("--norm-eps", "model", "norm_eps", float, "RMSNorm epsilon (LLaMA 1: 1e-6)"),
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True,
+                   help="a named config (7B, 13B, 33B, 65B, tiny, small, 125M) or a JSON/YAML file "
+                        "{base, model: {...}, train: {...}}")
+    p.add_argument("--data", required=True, help="shard directory (manifest.json + *.arrow)")
+    p.add_argument("--out", required=True, help="run directory: checkpoints, train_log.jsonl, config.json")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --out (start fresh if there is none)")
+    p.add_argument("--eval-data", default=None, help="a separate shard directory for the held-out loss")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop (with a checkpoint) after this step, keeping the schedule of --steps")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (auto: cuda:LOCAL_RANK if available)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile each block")
+    p.add_argument("--activation-checkpointing", action="store_true", default=None,
+                   help="recompute each block's activations in the backward pass")
+    p.add_argument("--doc-mask", action="store_true", default=None,
+                   help="Llama 3 document masking: no attention across documents in a packed row")
+    p.add_argument("--no-decay-embeddings", action="store_true", default=None,
+                   help="exclude the token embedding from weight decay")
+    p.add_argument("--no-verify", action="store_true", help="skip the shards' sha256 check on open")
+    for flag, _section, _field, typ, text in OVERRIDES:
+        p.add_argument(flag, type=typ, default=None, help=text)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a LLaMA model on corpusmill shards (PyTorch; torchrun "
+                                            "for DDP / FSDP2)",
+                              description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=handler)
+
+
+def resolve(args: argparse.Namespace):
+    """ModelConfig and TrainConfig from --config plus the command-line overrides."""
+    from corpusmill.train.configs import load_config  # noqa: PLC0415
+
+    model, train = load_config(args.config)
+    changes = {"model": {}, "train": {}}
+    for flag, section, field, typ, _ in OVERRIDES:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            changes[section][field] = int(value) if field == "tokens" else value
+    for name, section, field, value in (("compile", "train", "compile", True),
+                                        ("activation_checkpointing", "train", "activation_checkpointing", True),
+                                        ("doc_mask", "model", "doc_mask", True),
+                                        ("no_decay_embeddings", "train", "decay_embeddings", False)):
+        if getattr(args, name):
+            changes[section][field] = value
+    if changes["train"].get("seq_len"):
+        model = dataclasses.replace(model, max_seq_len=max(model.max_seq_len, changes["train"]["seq_len"]))
+    return dataclasses.replace(model, **changes["model"]), dataclasses.replace(train, **changes["train"])
+
+
+def handler(args: argparse.Namespace, beam_args: Optional[List[str]] = None) -> int:
+    if beam_args:
+        raise CorpusmillError(f"unknown option(s) for train: {' '.join(beam_args)}")
+    model_cfg, train_cfg = resolve(args)
+    from corpusmill.train.loop import train  # noqa: PLC0415 - torch only when training
+
+    summary = train(model_cfg, train_cfg, args.data, args.out, resume=args.resume, eval_data=args.eval_data,
+                    stop_at=args.stop_at, device=args.device, verify_data=not args.no_verify)
+    if summary.get("rank", 0) == 0:
+        print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, "
+              f"{summary['tokens_per_s']:.0f} tokens/s (median)", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="corpusmill train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return handler(args, [])
+    except CorpusmillError as exc:
+        print(f"corpusmill train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

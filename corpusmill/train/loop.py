@@ -1,0 +1,476 @@
+"""The training loop: data order, optimizer and schedule, accumulation, DDP / FSDP2, eval, logs, checkpoints.
+
+Entry point: :func:`train`. Works in one process, or under ``torchrun`` (DDP or FSDP2; NCCL on GPUs,
+gloo on CPUs). See docs/train.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, TextIO
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.tokenize.shards import ShardDataset
+from corpusmill.train import checkpoint as ckpt
+from corpusmill.train.configs import ModelConfig, TrainConfig, to_dict
+from corpusmill.train.data import DataOrder, load_rows, rank_slice
+from corpusmill.train.model import Transformer
+
+# Dense bf16 peak per device (FLOP/s), for MFU. Matched against torch.cuda.get_device_name().
+PEAK_BF16_FLOPS = [
+    ("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("H800", 989e12), ("GH200", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L4", 121e12),
+    ("A10G", 70e12), ("A10", 125e12), ("RTX 4090", 165e12), ("RTX 3090", 71e12),
+]
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine from 1 to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, decay_embeddings: bool) -> List[Dict[str, Any]]:
+    """Weight decay on matrices (every 2-D weight: attention, FFN, output layer and, unless
+    ``decay_embeddings`` is False, the token embedding); none on the RMSNorm gains (1-D)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_embedding = "tok_embeddings" in name
+        if p.ndim >= 2 and (decay_embeddings or not is_embedding):
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclasses.dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    mode: str = "none"  # none | ddp | fsdp
+    initialized_here: bool = False
+
+
+def setup_distributed(mode: str, device: Optional[str]) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device in (None, "", "auto"):
+        dev = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if mode == "auto":
+        mode = "ddp" if world > 1 else "none"
+    if mode not in ("none", "ddp", "fsdp"):
+        raise CorpusmillError(f"--dist {mode!r}: choose auto, none, ddp or fsdp")
+    if world > 1 and mode == "none":
+        raise CorpusmillError(f"WORLD_SIZE is {world} but --dist none; use --dist ddp or fsdp under torchrun")
+    info = DistInfo(rank=rank, world=world, local_rank=local_rank, device=dev, mode=mode)
+    if (world > 1 or mode == "fsdp") and not dist.is_initialized():
+        if "MASTER_ADDR" not in os.environ:  # fsdp in a single plain process
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ.setdefault("MASTER_PORT", "29511")
+            os.environ.setdefault("RANK", "0")
+            os.environ.setdefault("WORLD_SIZE", "1")
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+        info.initialized_here = True
+    return info
+
+
+def _all_ok(info: DistInfo, error: Optional[str]) -> None:
+    """Raise the same CorpusmillError on every rank if any rank hit one (avoids hangs)."""
+    if info.world > 1:
+        errors: List[Optional[str]] = [None] * info.world
+        dist.all_gather_object(errors, error)
+        error = next((e for e in errors if e), None)
+    if error:
+        raise CorpusmillError(error)
+
+
+def open_data(data_dir: str, holdout: int, eval_dir: Optional[str], info: DistInfo, verify: bool = True):
+    """Train and eval ShardDatasets. Checksums are verified once, by rank 0 (that reads every byte);
+    an error on any rank is raised on every rank."""
+    error = None
+    if verify and info.rank == 0:
+        try:
+            ShardDataset(data_dir, verify=True).close()
+            if eval_dir:
+                ShardDataset(eval_dir, verify=True).close()
+        except CorpusmillError as exc:
+            error = str(exc)
+    _all_ok(info, error)
+    error, train_ds, eval_ds = None, None, None
+    try:
+        train_ds = ShardDataset(data_dir, verify=False)
+        n = len(train_ds.manifest["shards"])
+        if holdout:
+            if holdout >= n:
+                raise CorpusmillError(f"--eval-holdout {holdout}: {data_dir} has only {n} shard(s); hold out "
+                                      f"fewer, or give --eval-data")
+            train_ds.close()
+            train_ds = ShardDataset(data_dir, verify=False, shards=range(n - holdout))
+            eval_ds = ShardDataset(data_dir, verify=False, shards=range(n - holdout, n))
+        if eval_dir:
+            eval_ds = ShardDataset(eval_dir, verify=False)
+    except CorpusmillError as exc:
+        error = str(exc)
+    _all_ok(info, error)
+    return train_ds, eval_ds
+
+
+def peak_flops(device: torch.device, bf16: bool, override: float) -> float:
+    if override:
+        return override
+    if device.type != "cuda" or not bf16:
+        return 0.0
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS:
+        if key in name:
+            return flops
+    return 0.0
+
+
+class Logger:
+    """Rank 0: JSONL per logged step in ``OUT/train_log.jsonl`` and a progress line on ``stream``."""
+
+    def __init__(self, out_dir: str, rank: int, stream: Optional[TextIO], resume_step: int):
+        self.rank = rank
+        self.stream = stream
+        self.path = os.path.join(out_dir, "train_log.jsonl")
+        self.fh = None
+        if rank == 0:
+            kept: List[str] = []
+            if resume_step and os.path.exists(self.path):  # drop lines past the checkpoint we resume from
+                with open(self.path, encoding="utf-8") as fh:
+                    for line in fh:
+                        try:
+                            rec = json.loads(line)
+                        except json.JSONDecodeError:
+                            continue
+                        if rec.get("step", 0) <= resume_step:
+                            kept.append(line if line.endswith("\n") else line + "\n")
+            with open(self.path, "w", encoding="utf-8") as fh:
+                fh.writelines(kept)
+            self.fh = open(self.path, "a", encoding="utf-8")
+
+    def log(self, record: Dict[str, Any], line: Optional[str] = None) -> None:
+        if self.rank != 0:
+            return
+        self.fh.write(json.dumps(record, sort_keys=True) + "\n")
+        self.fh.flush()
+        if line and self.stream is not None:
+            print(line, file=self.stream, flush=True)
+
+    def say(self, text: str) -> None:
+        if self.rank == 0 and self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+
+
+def _fmt_tokens(x: float) -> str:
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if x >= div:
+            return f"{x / div:.1f}{unit}"
+    return f"{x:.0f}"
+
+
+def _fmt_time(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def check_compat(model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str, Any], data_meta: Dict[str, Any],
+                 ckpt_dir: str) -> List[str]:
+    """Raise if the checkpoint is of another model, tokenizer or data order; return notes on changed
+    training settings (allowed: e.g. more steps)."""
+    saved_model = meta["config"]["model"]
+    now = dataclasses.asdict(model_cfg)
+    diffs = [f"model.{k}: checkpoint {saved_model.get(k)!r}, now {v!r}" for k, v in now.items()
+             if k != "max_seq_len" and saved_model.get(k) != v]
+    if diffs:
+        raise CorpusmillError(f"{ckpt_dir} is a checkpoint of another model config ({'; '.join(diffs)}); "
+                              f"resume with the config it was written with, or use a new --out")
+    saved_data = meta.get("data", {})
+    for key in ("tokenizer_sha256", "vocab_size", "seq_len", "num_rows"):
+        if key in saved_data and saved_data[key] != data_meta[key]:
+            raise CorpusmillError(
+                f"{ckpt_dir}: the checkpoint was trained on data with {key}={saved_data[key]!r}, --data has "
+                f"{data_meta[key]!r}; resuming on other data would not continue the same run (use a new --out)")
+    saved_train = meta["config"]["train"]
+    if saved_train.get("seed") != train_cfg.seed:
+        raise CorpusmillError(f"{ckpt_dir}: checkpoint seed {saved_train.get('seed')}, now {train_cfg.seed}; "
+                              f"the data order depends on the seed: resume with --seed {saved_train.get('seed')}")
+    return [f"train.{k}: {saved_train.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(train_cfg).items()
+            if k in saved_train and saved_train[k] != v]
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, *,
+          resume: bool = False, eval_data: Optional[str] = None, stop_at: Optional[int] = None,
+          device: Optional[str] = None, stream: Optional[TextIO] = sys.stderr,
+          verify_data: bool = True) -> Dict[str, Any]:
+    """Train; returns a summary (final step, last loss, tokens/s). Collective under torchrun."""
+    info = setup_distributed(train_cfg.dist, device)
+    try:
+        return _train(model_cfg, train_cfg, data_dir, out_dir, info, resume=resume, eval_data=eval_data,
+                      stop_at=stop_at, stream=stream, verify_data=verify_data)
+    finally:
+        if info.initialized_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, info: DistInfo, *,
+           resume: bool, eval_data: Optional[str], stop_at: Optional[int], stream: Optional[TextIO],
+           verify_data: bool) -> Dict[str, Any]:
+    rank, world, dev = info.rank, info.world, info.device
+    model_cfg = dataclasses.replace(model_cfg)
+    train_cfg = dataclasses.replace(train_cfg)
+
+    # ---- data and the checks that must pass before anything trains ------------------------------
+    train_ds, eval_ds = open_data(data_dir, train_cfg.eval_holdout_shards, eval_data, info, verify_data)
+    manifest = train_ds.manifest
+    if model_cfg.vocab_size is None:
+        model_cfg.vocab_size = train_ds.vocab_size
+    elif model_cfg.vocab_size != train_ds.vocab_size:
+        raise CorpusmillError(
+            f"{data_dir}: the shards' vocabulary has {train_ds.vocab_size} tokens (manifest.json vocab_size), "
+            f"the model config {model_cfg.vocab_size}: shards from another tokenizer. Use shards made with the "
+            f"model's tokenizer, or set --vocab-size {train_ds.vocab_size} for a new model")
+    if train_cfg.seq_len != train_ds.seq_len:
+        raise CorpusmillError(
+            f"{data_dir}: shards are packed for seq_len {train_ds.seq_len}, the config trains with "
+            f"{train_cfg.seq_len}; pass --seq-len {train_ds.seq_len} or re-pack the shards")
+    if eval_ds is not None and (eval_ds.vocab_size != train_ds.vocab_size or eval_ds.seq_len != train_ds.seq_len):
+        raise CorpusmillError(f"{eval_ds.out_dir}: eval shards differ from --data in vocab_size or seq_len")
+    seq_len = train_cfg.seq_len
+    model_cfg.max_seq_len = max(model_cfg.max_seq_len, seq_len)
+    model_cfg.validate()
+    if train_cfg.batch_tokens % seq_len:
+        raise CorpusmillError(f"--batch-tokens {train_cfg.batch_tokens} is not a multiple of seq_len {seq_len}")
+    global_rows = train_cfg.batch_tokens // seq_len
+    if global_rows % world:
+        raise CorpusmillError(f"the global batch ({global_rows} rows) does not split over {world} processes")
+    per_rank = global_rows // world
+    micro = train_cfg.micro_batch or per_rank
+    if per_rank % micro:
+        raise CorpusmillError(f"--micro-batch {micro} does not divide the {per_rank} rows per process "
+                              f"({global_rows} rows / {world} processes)")
+    accum = per_rank // micro
+    total_steps = train_cfg.total_steps()
+    data_meta = {"dir": os.path.abspath(data_dir), "num_rows": len(train_ds),
+                 "tokenizer_sha256": manifest.get("tokenizer_sha256"), "vocab_size": train_ds.vocab_size,
+                 "seq_len": seq_len, "holdout_shards": train_cfg.eval_holdout_shards}
+
+    # ---- resume point ---------------------------------------------------------------------------
+    os.makedirs(out_dir, exist_ok=True)
+    latest = ckpt.latest_checkpoint(out_dir)
+    if latest and not resume:
+        raise CorpusmillError(f"{out_dir} already holds checkpoints ({os.path.basename(latest)}); pass --resume "
+                              f"to continue that run, or choose a new --out")
+    meta = ckpt.read_meta(latest) if (latest and resume) else None
+    notes = check_compat(model_cfg, train_cfg, meta, data_meta, latest) if meta else []
+
+    # ---- model ------------------------------------------------------------------------------------
+    bf16 = train_cfg.precision == "bf16" or (
+        train_cfg.precision == "auto" and dev.type == "cuda" and torch.cuda.is_bf16_supported())
+    if train_cfg.precision not in ("auto", "bf16", "fp32"):
+        raise CorpusmillError(f"--precision {train_cfg.precision!r}: choose auto, bf16 or fp32")
+    torch.manual_seed(train_cfg.seed)
+    big = model_cfg.num_params() > 2e9  # do not materialise a large model on every rank's host memory
+    if big:
+        with torch.device("meta"):
+            model = Transformer(model_cfg)
+    else:
+        model = Transformer(model_cfg)
+        gen = torch.Generator().manual_seed(train_cfg.seed)
+        model.init_weights(train_cfg.init_std, generator=gen)
+        model.to(dev)
+    model.activation_checkpointing = train_cfg.activation_checkpointing
+    if train_cfg.compile:
+        for layer in model.layers:
+            layer.compile()
+    wrapped: torch.nn.Module = model
+    if info.mode == "ddp":
+        from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: PLC0415
+
+        if big:
+            model.to_empty(device=dev)
+            model.init_weights(train_cfg.init_std)
+        wrapped = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    elif info.mode == "fsdp":
+        from torch.distributed.fsdp import fully_shard  # noqa: PLC0415
+
+        mesh = torch.distributed.device_mesh.init_device_mesh(dev.type, (world,))
+        for layer in model.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        if big:  # shard first, then allocate and initialise only this rank's shards
+            model.to_empty(device=dev)
+            model.init_weights(train_cfg.init_std)
+    elif big:
+        model.to_empty(device=dev)
+        model.init_weights(train_cfg.init_std)
+
+    optimizer = torch.optim.AdamW(
+        param_groups(model, train_cfg.weight_decay, train_cfg.decay_embeddings), lr=train_cfg.lr,
+        betas=(train_cfg.beta1, train_cfg.beta2), eps=train_cfg.adam_eps, fused=(dev.type == "cuda"))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, train_cfg.warmup_steps, total_steps, train_cfg.min_lr_ratio))
+
+    step, consumed_rows = 0, 0
+    log = Logger(out_dir, rank, stream, resume_step=int(meta["step"]) if meta else 0)
+    if meta:
+        ckpt.load_checkpoint(latest, wrapped, optimizer, scheduler)
+        step, consumed_rows = int(meta["step"]), int(meta["consumed_rows"])
+        # the schedule may have been changed (--lr, --steps, --warmup): this step's lr from the new one
+        scheduler.base_lrs = [train_cfg.lr for _ in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["initial_lr"] = train_cfg.lr
+            group["lr"] = train_cfg.lr * lr_factor(step, train_cfg.warmup_steps, total_steps,
+                                                   train_cfg.min_lr_ratio)
+        log.say(f"resumed from {latest} at step {step}" + (f" ({'; '.join(notes)})" if notes else ""))
+    elif resume:
+        log.say(f"--resume: no checkpoint in {out_dir}, starting from step 0")
+    if rank == 0:
+        with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as fh:
+            json.dump(dict(to_dict(model_cfg, train_cfg), data=data_meta, world_size=world, dist=info.mode),
+                      fh, sort_keys=True, indent=2)
+
+    order = DataOrder(len(train_ds), train_cfg.seed)
+    lo, hi = rank_slice(global_rows, rank, world)
+    flops_tok = model_cfg.flops_per_token(seq_len)
+    peak = peak_flops(dev, bf16, train_cfg.peak_flops)
+    n_params = model_cfg.num_params()
+    log.say(f"model {n_params / 1e6:.2f}M params | {world} x {dev.type} ({info.mode}) | batch {global_rows} x "
+            f"{seq_len} = {global_rows * seq_len} tokens ({accum} micro-batches of {micro} per process) | "
+            f"steps {step}->{total_steps} | {'bf16' if bf16 else 'fp32'} | data {len(train_ds)} rows")
+
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    doc_mask = model_cfg.doc_mask
+
+    def compute_loss(x: torch.Tensor, y: torch.Tensor, f: Optional[torch.Tensor]) -> torch.Tensor:
+        with autocast():
+            logits = wrapped(x, f)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def to_device(tokens: np.ndarray, flags: Optional[np.ndarray]):
+        t = torch.from_numpy(tokens)
+        fl = torch.from_numpy(flags[:, :-1]) if flags is not None else None
+        if dev.type == "cuda":
+            t = t.pin_memory().to(dev, non_blocking=True)
+            fl = fl.to(dev, non_blocking=True) if fl is not None else None
+        return t[:, :-1], t[:, 1:], fl
+
+    def evaluate() -> Optional[float]:
+        if eval_ds is None:
+            return None
+        n = (min(train_cfg.eval_rows, len(eval_ds)) // world) * world
+        if n == 0:
+            return None
+        per = n // world
+        mine = np.arange(rank * per, (rank + 1) * per)
+        wrapped.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=dev)
+        with torch.no_grad():
+            for a in range(0, per, micro):
+                tokens, flags = load_rows(eval_ds, mine[a:a + micro], doc_mask)
+                x, y, f = to_device(tokens, flags)
+                loss = compute_loss(x, y, f)
+                total[0] += loss.double() * y.numel()
+                total[1] += y.numel()
+        wrapped.train()
+        if world > 1:
+            dist.all_reduce(total)
+        return float(total[0] / total[1])
+
+    def save(at_step: int) -> None:
+        meta_out = {"consumed_rows": consumed_rows, "config": to_dict(model_cfg, train_cfg), "data": data_meta,
+                    "world_size": world, "dist": info.mode, "global_batch_rows": global_rows,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        path = ckpt.save_checkpoint(out_dir, at_step, wrapped, optimizer, scheduler, meta_out,
+                                    keep=train_cfg.keep_checkpoints)
+        log.say(f"checkpoint {path}")
+
+    last_loss = float("nan")
+    tokens_per_s: List[float] = []
+    run_start = time.perf_counter()
+    end = min(total_steps, stop_at) if stop_at else total_steps
+    wrapped.train()
+    while step < end:
+        t0 = time.perf_counter()
+        rows = order.rows(consumed_rows, global_rows)[lo:hi]
+        tokens, flags = load_rows(train_ds, rows, doc_mask)
+        loss_sum = torch.zeros((), device=dev)
+        for m in range(accum):
+            sl = slice(m * micro, (m + 1) * micro)
+            x, y, f = to_device(tokens[sl], flags[sl] if flags is not None else None)
+            sync = (m == accum - 1)
+            ctx = wrapped.no_sync() if (info.mode == "ddp" and not sync) else contextlib.nullcontext()
+            with ctx:
+                loss = compute_loss(x, y, f) / accum
+                loss.backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), train_cfg.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        consumed_rows += global_rows
+        if world > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+            loss_sum /= world
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        dt = time.perf_counter() - t0
+        last_loss = float(loss_sum)
+        tps = global_rows * seq_len / dt
+        tokens_per_s.append(tps)
+        record: Dict[str, Any] = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
+                                  "tokens": consumed_rows * seq_len, "tokens_per_s": tps, "step_time_s": dt}
+        mfu = flops_tok * tps / (peak * world) if peak else None
+        record["mfu"] = mfu
+        if step % train_cfg.log_every == 0 or step == end:
+            eta = (end - step) * (time.perf_counter() - run_start) / max(1, len(tokens_per_s))
+            line = (f"step {step}/{total_steps} | loss {last_loss:.4f} | lr {lr:.2e} | gnorm {float(grad_norm):.3f}"
+                    f" | {_fmt_tokens(tps)} tok/s" + (f" | mfu {100 * mfu:.1f}%" if mfu else "")
+                    + f" | eta {_fmt_time(eta)}")
+            log.log(record, line)
+        if train_cfg.eval_every and step % train_cfg.eval_every == 0:
+            ev = evaluate()
+            if ev is not None:
+                log.log({"step": step, "eval_loss": ev}, f"step {step} | eval loss {ev:.4f}")
+        if (train_cfg.ckpt_every and step % train_cfg.ckpt_every == 0) or step == end:
+            save(step)
+    log.close()
+    steady = tokens_per_s[min(2, len(tokens_per_s) - 1):] if tokens_per_s else []
+    return {"step": step, "loss": last_loss, "tokens_per_s": float(np.median(steady)) if steady else 0.0,
+            "params": n_params, "world": world, "rank": rank}
