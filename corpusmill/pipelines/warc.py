@@ -14,8 +14,10 @@ file and offset) and resyncs at the next record boundary, so the rest of the fil
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
+import zlib
 from typing import Iterator, Optional
 
 import apache_beam as beam
@@ -83,46 +85,115 @@ def _find_next_record(handle, start: int, gz: bool) -> Optional[int]:
 
 def scan_records(path: str) -> Iterator[RecordRef]:
     """Yield a RecordRef per record of one WARC/ARC/WET file; corrupt regions become error refs."""
-    from warcio.archiveiterator import ArchiveIterator
-
     with _open_raw(path) as handle:
         gz = handle.read(3) == _GZIP_MAGIC
-        pos = 0
-        while True:
-            handle.seek(pos)
-            it = ArchiveIterator(handle, no_record_parse=True, arc2warc=True)
-            last_end = pos
+        handle.seek(0)
+        yield from (_scan_gzip(path, handle) if gz else _scan_plain(path, handle))
+
+
+def _ref_from_headers(path: str, offset: int, length: int, record) -> RecordRef:
+    headers = record.rec_headers
+    return RecordRef(
+        path=path, offset=offset, length=length,
+        warc_type=(record.rec_type or "").lower(),
+        uri=headers.get_header("WARC-Target-URI") or "",
+        date=headers.get_header("WARC-Date") or "",
+        record_id=headers.get_header("WARC-Record-ID") or "",
+        digest=headers.get_header("WARC-Payload-Digest") or headers.get_header("WARC-Block-Digest") or "",
+    )
+
+
+def _error_ref(path: str, start: int, end: int, exc: Exception) -> RecordRef:
+    return RecordRef(path=path, offset=start, length=max(0, end - start), warc_type="corrupt",
+                     error=f"unreadable WARC region at byte {start} ({type(exc).__name__}: {str(exc)[:300]})")
+
+
+_HEAD_BYTES = 1 << 16  # WARC + HTTP headers fit in this; the payload is not kept by the scan
+
+
+def _gzip_member(handle, pos: int):
+    """Decompress the gzip member at ``pos``; returns (compressed length, content length, first bytes).
+
+    Raises on a damaged member (bad data, CRC, truncation). Memory: one read buffer plus _HEAD_BYTES.
+    """
+    handle.seek(pos)
+    inflater = zlib.decompressobj(wbits=31)
+    head = bytearray()
+    fed = produced = 0
+    while not inflater.eof:
+        chunk = handle.read(1 << 16)
+        if not chunk:
+            raise EOFError("gzip member is truncated (the file ends inside it)")
+        fed += len(chunk)
+        out = inflater.decompress(chunk)
+        produced += len(out)
+        if len(head) < _HEAD_BYTES:
+            head += out[: _HEAD_BYTES - len(head)]
+    return fed - len(inflater.unused_data), produced, bytes(head)
+
+
+def _check_one_record(head: bytes, produced: int, record) -> None:
+    """A WARC.gz member must hold exactly one record; a whole-file gzip holds them all."""
+    if not head.startswith(b"WARC/"):
+        return
+    header_len = head.find(b"\r\n\r\n") + 4
+    declared = int(record.rec_headers.get_header("Content-Length") or 0)
+    if header_len > 3 and produced > header_len + declared + 8:
+        raise ValueError("records are not individually gzipped (fix the file with `warcio recompress IN OUT`)")
+
+
+def _scan_gzip(path: str, handle) -> Iterator[RecordRef]:
+    """Record-per-member gzip (the WARC.gz convention): walk members ourselves, so a damaged member
+    is found exactly (warcio would print the zlib error and carry on with garbage)."""
+    from warcio.recordloader import ArcWarcRecordLoader
+
+    loader = ArcWarcRecordLoader(arc2warc=True)
+    size = _file_size(handle)
+    pos = 0
+    while pos < size:
+        try:
+            length, produced, head = _gzip_member(handle, pos)
+        except (zlib.error, EOFError, OSError) as exc:
+            nxt = _find_next_record(handle, pos + 1, gz=True)
+            end = nxt if nxt is not None else size
+            yield _error_ref(path, pos, end, exc)
+            pos = end
+            continue
+        if head.strip():  # members holding only blank lines are padding, not records
             try:
-                for record in it:
-                    offset = it.get_record_offset()
-                    headers = record.rec_headers
-                    ref = RecordRef(
-                        path=path, offset=offset,
-                        warc_type=(record.rec_type or "").lower(),
-                        uri=headers.get_header("WARC-Target-URI") or "",
-                        date=headers.get_header("WARC-Date") or "",
-                        record_id=headers.get_header("WARC-Record-ID") or "",
-                        digest=headers.get_header("WARC-Payload-Digest") or headers.get_header("WARC-Block-Digest") or "",
-                    )
-                    it.read_to_end(record)
-                    ref.length = it.get_record_length()
-                    if ref.length <= 0 or offset < last_end:
-                        # warcio cannot place records in a gzip that is not one member per record
-                        raise ValueError("records are not individually gzipped (fix the file with "
-                                         "`warcio recompress IN OUT`)")
-                    last_end = offset + ref.length
-                    yield ref
-                return
-            except Exception as exc:  # noqa: BLE001 - corrupt region: report it, then resync
-                bad_start = last_end
-                nxt = _find_next_record(handle, bad_start + 1, gz)
-                end = nxt if nxt is not None else _file_size(handle)
-                yield RecordRef(path=path, offset=bad_start, length=max(0, end - bad_start), warc_type="corrupt",
-                                error=f"unreadable WARC region at byte {bad_start} "
-                                      f"({type(exc).__name__}: {str(exc)[:300]})")
-                if nxt is None:
-                    return
-                pos = nxt
+                record = loader.parse_record_stream(io.BytesIO(head), no_record_parse=True)
+                _check_one_record(head, produced, record)
+                yield _ref_from_headers(path, pos, length, record)
+            except Exception as exc:  # noqa: BLE001 - valid gzip, but not one WARC/ARC record
+                yield _error_ref(path, pos, pos + length, exc)
+        pos += length
+
+
+def _scan_plain(path: str, handle) -> Iterator[RecordRef]:
+    """Uncompressed WARC/ARC: warcio walks it; on a parse error, resync at the next ``WARC/1.x``."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    size = _file_size(handle)
+    pos = 0
+    while pos < size:
+        handle.seek(pos)
+        it = ArchiveIterator(handle, no_record_parse=True, arc2warc=True)
+        last_end = pos
+        try:
+            for record in it:
+                offset = it.get_record_offset()
+                it.read_to_end(record)
+                length = it.get_record_length()
+                if length <= 0 or offset < last_end:
+                    raise ValueError("cannot place records in this file")
+                last_end = offset + length
+                yield _ref_from_headers(path, offset, length, record)
+            return
+        except Exception as exc:  # noqa: BLE001 - corrupt region: report it, then resync
+            nxt = _find_next_record(handle, last_end + 1, gz=False)
+            end = nxt if nxt is not None else size
+            yield _error_ref(path, last_end, end, exc)
+            pos = end
 
 
 def _file_size(handle) -> int:
@@ -145,6 +216,17 @@ class ReadWarcRecords(beam.PTransform):
             | "ScanOffsets" >> beam.FlatMap(scan_records)
             | "SpreadRecords" >> beam.Reshuffle()
         )
+
+
+_STATUS_CODE = re.compile(r"^[1-5][0-9][0-9]$")
+
+
+def _check_http_status_line(http_headers) -> None:
+    """warcio reads a garbage status line leniently; corpusmill calls it a broken record."""
+    protocol = (http_headers.protocol or "").upper()
+    if not protocol.startswith("HTTP/") or not _STATUS_CODE.match(http_headers.get_statuscode() or ""):
+        line = f"{http_headers.protocol} {http_headers.statusline}"[:100]
+        raise ValueError(f"broken HTTP header: status line {line!r} is not 'HTTP/x.y NNN ...'")
 
 
 class ExtractWarcRecord(Filter):
@@ -209,6 +291,7 @@ class ExtractWarcRecord(Filter):
             return keep(Document(doc_id, text, self.source, uri, ref.date, location, meta))
 
         if record.http_headers is not None and record.rec_type == "response":
+            _check_http_status_line(record.http_headers)
             status = record.http_headers.get_statuscode()
             if status != "200":
                 return drop("http_status")
