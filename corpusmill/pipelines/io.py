@@ -150,9 +150,9 @@ def read_documents_file(path: str) -> Iterator[Document]:
 
 @contextlib.contextmanager
 def _open_lines(path: str):
-    compression = CompressionTypes.GZIP if path.endswith(".gz") else CompressionTypes.UNCOMPRESSED
-    with FileSystems.open(path, compression_type=compression) as raw:
-        yield io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="\n")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        yield io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,8 +218,8 @@ def _read_range(rng: _Range) -> Iterator[RawRecord]:
     if rng.kind == "jsonl_gz":
         lineno = 0
         try:
-            with FileSystems.open(rng.path, compression_type=CompressionTypes.GZIP) as handle:
-                for lineno, raw in enumerate(handle, 1):
+            with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                for lineno, raw in enumerate(gzip.GzipFile(fileobj=handle, mode="rb"), 1):
                     yield RawRecord(f"{rng.path}:{lineno}", raw)
         except Exception as exc:  # noqa: BLE001 - truncated gzip, bad CRC, ...
             yield RawRecord(f"{rng.path}:{lineno + 1}", None,
