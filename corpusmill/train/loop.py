@@ -458,12 +458,13 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
                                   "tokens": consumed_rows * seq_len, "tokens_per_s": tps, "step_time_s": dt}
         mfu = flops_tok * tps / (peak * world) if peak else None
         record["mfu"] = mfu
+        line = None
         if step % train_cfg.log_every == 0 or step == end:
             eta = (end - step) * (time.perf_counter() - run_start) / max(1, len(tokens_per_s))
             line = (f"step {step}/{total_steps} | loss {last_loss:.4f} | lr {lr:.2e} | gnorm {float(grad_norm):.3f}"
                     f" | {_fmt_tokens(tps)} tok/s" + (f" | mfu {100 * mfu:.1f}%" if mfu else "")
                     + f" | eta {_fmt_time(eta)}")
-            log.log(record, line)
+        log.log(record, line)  # every step in the JSONL, a progress line every log_every
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             ev = evaluate()
             if ev is not None:

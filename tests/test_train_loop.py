@@ -1,0 +1,160 @@
+"""The training loop on real shards: loss falls, exact resume, bad input, the CLI.
+
+The shards are built here from real text (the stdlib's docstrings) with a SentencePiece BPE model
+trained in the fixture (corpusmill.train.sample), packed and written by corpusmill.tokenize.shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from corpusmill.errors import CorpusmillError  # noqa: E402
+from corpusmill.tokenize import ShardDataset  # noqa: E402
+from corpusmill.train import cli as train_cli  # noqa: E402
+from corpusmill.train.configs import load_config  # noqa: E402
+from corpusmill.train.loop import train  # noqa: E402
+from corpusmill.train.sample import build_sample_shards  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    info = build_sample_shards(str(out), seq_len=64, vocab_size=1024, rows_per_shard=256, max_chars=300_000)
+    assert info["rows"] > 1000 and info["shards"] >= 4
+    return str(out)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models: one intra-op thread is faster, and CI machines are shared
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cfg(**train_kw):
+    model, tr = load_config("tiny")
+    tr = dataclasses.replace(tr, **dict(dict(eval_every=0, ckpt_every=0, log_every=1000), **train_kw))
+    return model, tr
+
+
+def _log(out_dir):
+    with open(os.path.join(out_dir, "train_log.jsonl")) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _losses(out_dir):
+    return [r["loss"] for r in _log(out_dir) if "loss" in r]
+
+
+def test_loss_falls_on_real_text(shards, tmp_path):
+    model, tr = _cfg(steps=100, warmup_steps=10, lr=1e-2, batch_tokens=8 * 64, eval_every=100,
+                     eval_holdout_shards=1, eval_rows=128)
+    summary = train(model, tr, shards, str(tmp_path), stream=io.StringIO())
+    assert summary["step"] == 100
+    losses = _losses(tmp_path)
+    evals = [r["eval_loss"] for r in _log(tmp_path) if "eval_loss" in r]
+    uniform = math.log(1024)
+    first = sum(losses[:5]) / 5
+    last = sum(losses[-10:]) / 10
+    assert first > uniform - 0.1  # starts at chance
+    assert last < first - 1.5, (first, last)  # clearly learns
+    assert len(evals) == 1 and evals[0] < uniform - 1.4, evals  # and generalises to the held-out shard
+
+
+def test_resume_continues_exactly(shards, tmp_path):
+    model, tr = _cfg(steps=8, ckpt_every=4, micro_batch=4)
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    train(model, tr, shards, full, stream=None)
+    train(model, tr, shards, part, stop_at=4, stream=None)
+    assert len(_losses(part)) == 4
+    # a killed run may have logged past its last checkpoint: resume drops those lines
+    with open(os.path.join(part, "train_log.jsonl"), "a") as fh:
+        fh.write(json.dumps({"step": 5, "loss": 123.0}) + "\n")
+    train(model, tr, shards, part, resume=True, stream=None)
+    assert [r["step"] for r in _log(part)] == list(range(1, 9))
+    assert _losses(part) == _losses(full)  # bit-identical on the same machine
+    assert [r["lr"] for r in _log(part)] == [r["lr"] for r in _log(full)]
+    a = torch.load(os.path.join(full, "checkpoints", "step_00000008", "model.pt"), weights_only=True)
+    b = torch.load(os.path.join(part, "checkpoints", "step_00000008", "model.pt"), weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # checkpoints are complete directories; no temp dirs left behind
+    names = sorted(os.listdir(os.path.join(part, "checkpoints")))
+    assert names == ["latest", "step_00000004", "step_00000008"]
+    assert sorted(os.listdir(os.path.join(part, "checkpoints", "step_00000008"))) == \
+        ["meta.json", "model.pt", "optim.pt", "rng"]
+    meta = json.load(open(os.path.join(part, "checkpoints", "step_00000008", "meta.json")))
+    assert meta["step"] == 8 and meta["consumed_rows"] == 8 * 8
+
+
+def test_bad_input_is_caught_before_training(shards, tmp_path):
+    model, tr = _cfg(steps=2)
+    # vocabulary mismatch: a 32000-token model on 1024-token shards
+    with pytest.raises(CorpusmillError, match=r"vocab_size\).*another tokenizer.*--vocab-size 1024"):
+        train(dataclasses.replace(model, vocab_size=32000), tr, shards, str(tmp_path / "a"), stream=None)
+    with pytest.raises(CorpusmillError, match="packed for seq_len 64.*--seq-len 64"):
+        train(model, dataclasses.replace(tr, seq_len=128, batch_tokens=1024), shards, str(tmp_path / "b"),
+              stream=None)
+    # a corrupt shard
+    bad = tmp_path / "bad"
+    shutil.copytree(shards, bad)
+    target = bad / "shard-00001.arrow"
+    data = bytearray(target.read_bytes())
+    data[-200] ^= 0x55
+    target.write_bytes(bytes(data))
+    with pytest.raises(CorpusmillError, match=r"shard-00001.arrow: sha256.*re-run the shard writer"):
+        train(model, tr, str(bad), str(tmp_path / "c"), stream=None)
+    assert not os.path.exists(tmp_path / "c" / "train_log.jsonl")
+    # a checkpoint of another config
+    run = str(tmp_path / "run")
+    train(model, tr, shards, run, stream=None)
+    with pytest.raises(CorpusmillError, match=r"another model config \(model.dim: checkpoint 64, now 96"):
+        train(dataclasses.replace(model, dim=96), tr, shards, run, resume=True, stream=None)
+    with pytest.raises(CorpusmillError, match="already holds checkpoints.*--resume"):
+        train(model, tr, shards, run, stream=None)
+    with pytest.raises(CorpusmillError, match="seed"):
+        train(model, dataclasses.replace(tr, seed=1), shards, run, resume=True, stream=None)
+
+
+def test_cli_options_logs_and_doc_mask(shards, tmp_path):
+    parser = argparse.ArgumentParser(prog="corpusmill")
+    train_cli.register(parser.add_subparsers(dest="command"))
+    out = str(tmp_path / "run")
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", out, "--steps", "3",
+                              "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--eval-every", "3",
+                              "--eval-holdout", "1", "--eval-rows", "8", "--lr", "1e-3", "--warmup", "1",
+                              "--no-verify"])
+    assert args.func(args, []) == 0
+    log = _log(out)
+    steps = [r for r in log if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert set(steps[0]) >= {"loss", "lr", "grad_norm", "tokens_per_s", "mfu", "tokens"}
+    assert steps[0]["mfu"] is None  # CPU: no known peak
+    assert steps[0]["lr"] == pytest.approx(1e-3) and steps[-1]["tokens"] == 3 * 256
+    assert [r["step"] for r in log if "eval_loss" in r] == [3]
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["model"]["doc_mask"] is True and config["train"]["micro_batch"] == 2
+    held_out = ShardDataset(shards, verify=False).manifest["shards"][-1]["rows"]
+    assert config["data"]["num_rows"] == len(ShardDataset(shards, verify=False)) - held_out
+    assert open(os.path.join(out, "checkpoints", "latest")).read().strip() == "step_00000003"
+    # --resume on a finished run: nothing left to do, no error
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", out, "--steps", "3",
+                              "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--resume",
+                              "--no-verify", "--eval-holdout", "1"])
+    assert args.func(args, []) == 0
+    # the global batch must split into micro-batches
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", str(tmp_path / "x"),
+                              "--micro-batch", "3"])
+    with pytest.raises(CorpusmillError, match="--micro-batch 3 does not divide"):
+        args.func(args, [])
