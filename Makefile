@@ -42,7 +42,7 @@ system-deps:
 $(KENLM_BIN): | $(VENV)/.installed
 	$(MAKE) system-deps
 	rm -rf build/kenlm && mkdir -p build/kenlm
-	$(PIP) download -q --no-deps --no-binary :all: -d build/kenlm kenlm==$(KENLM_VERSION)
+	$(PIP) download -q --no-deps --no-binary kenlm -d build/kenlm kenlm==$(KENLM_VERSION)
 	cd build/kenlm && tar xzf kenlm-$(KENLM_VERSION).tar.gz
 	cd build/kenlm/kenlm-$(KENLM_VERSION) && mkdir -p build && cd build && \
 	  cmake .. -DCMAKE_BUILD_TYPE=Release >/dev/null && $(MAKE) -j2 lmplz build_binary >/dev/null
