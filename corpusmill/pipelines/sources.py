@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 SOURCE_MODULES: list = [
+    "corpusmill.pipelines.wikipedia",
 ]
 
 

@@ -1,0 +1,450 @@
+"""``corpusmill source wikipedia``: MediaWiki XML dumps -> plain-text articles.
+
+Reading follows the WARC pattern (a cheap scan emits small references, a Reshuffle spreads them, and
+the work happens where they land):
+
+1. ``Scan`` (one task per file): reads the dump's header (``<siteinfo>``: dbname, ``xml:lang``, base URL,
+   the local names of the File and Category namespaces, the declared encoding) and cuts the file into
+   :class:`ChunkRef` ranges: a plain ``.xml`` by byte range (``--split-mb``), a ``.bz2`` at bz2 stream
+   boundaries (found by scanning for the stream magic, so a ``*-multistream.xml.bz2`` dump is split into
+   groups of streams; a single-stream ``.bz2`` or a ``.gz`` is one chunk, read sequentially).
+2. ``SpreadChunks``: Reshuffle.
+3. ``ReadPages``: each chunk is decompressed as a stream and cut at ``<page>``/``</page>``: a chunk owns
+   the pages whose ``<page>`` tag starts inside it (a page that crosses the end is read to its end), so no
+   page is lost or read twice. Only one page is buffered at a time. A corrupt or truncated region becomes
+   an error :class:`PageRecord` naming the file and offset; the rest of the run goes on.
+4. Steps ``parse`` (hardened XML, namespace 0, no redirects) and ``wikitext`` (mwparserfromhell) from
+   :mod:`corpusmill.filters.wikitext`; documents are written per language (``OUT/<lang>/part-*``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import os
+import re
+import zlib
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.wikitext import PageRecord, ParseWikiPage, SiteInfo, WikitextToText, hardened_parser
+from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
+
+SUFFIXES = (".xml", ".xml.bz2", ".xml.gz", ".bz2", ".gz")
+_READ = 1 << 20
+_MAX_HEADER = 16 << 20
+_BZ2_STREAM = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
+
+
+@dataclasses.dataclass(slots=True)
+class ChunkRef:
+    """A piece of one dump that one worker reads: bytes ``[start, end)`` of the (compressed) file."""
+
+    path: str
+    kind: str  # "xml" (plain, byte range), "bz2" (range of whole bz2 streams), "gz" (whole file)
+    start: int
+    end: int
+    site: Optional[SiteInfo] = None
+    error: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}@{self.start}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# opening and decompressing
+# ---------------------------------------------------------------------------------------------------
+def _kind(path: str) -> str:
+    low = path.lower()
+    if low.endswith(".bz2"):
+        return "bz2"
+    if low.endswith(".gz"):
+        return "gz"
+    return "xml"
+
+
+def _open_raw(path: str):
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+class TruncatedInput(IOError):
+    pass
+
+
+def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[bytes, bool]]:
+    """Yield ``(data, inside)`` pieces of the decompressed stream from ``start``.
+
+    ``inside`` is True while the data comes from the chunk's own range (plain: bytes before ``end``;
+    bz2: streams that start before ``end``) and False afterwards, when the reader only finishes a page.
+    Raises :class:`TruncatedInput` (or the decompressor's error) on a damaged or truncated file.
+    """
+    with _open_raw(path) as fh:
+        fh.seek(start)
+        if kind == "xml":
+            pos = start
+            while True:
+                data = fh.read(_READ)
+                if not data:
+                    return
+                if pos < end <= pos + len(data):
+                    yield data[:end - pos], True
+                    if pos + len(data) > end:
+                        yield data[end - pos:], False
+                else:
+                    yield data, pos < end
+                pos += len(data)
+        if kind == "gz":
+            dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while True:
+                data = fh.read(_READ)
+                if not data:
+                    if not dec.eof:
+                        raise TruncatedInput("gzip stream ends early (truncated file)")
+                    return
+                while data:
+                    out = dec.decompress(data)
+                    if out:
+                        yield out, True
+                    data = dec.unused_data
+                    if dec.eof and data:  # concatenated gzip members
+                        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    elif dec.eof:
+                        break
+            return
+        # bz2: a sequence of streams; the streams that start before ``end`` are the chunk's own
+        pos = start  # compressed offset of the current stream's start
+        consumed = 0  # compressed bytes fed to the current decompressor
+        dec = bz2.BZ2Decompressor()
+        inside = True
+        pending = b""
+        while True:
+            data = pending or fh.read(_READ)
+            pending = b""
+            if not data:
+                if consumed and not dec.eof:
+                    raise TruncatedInput(f"bz2 stream starting at byte {pos} ends early (truncated file)")
+                return
+            out = dec.decompress(data)
+            consumed += len(data)
+            if out:
+                yield out, inside
+            if dec.eof:
+                rest = dec.unused_data
+                pos = pos + consumed - len(rest)
+                consumed = 0
+                dec = bz2.BZ2Decompressor()
+                if pos >= end:
+                    inside = False
+                pending = rest
+
+
+# ---------------------------------------------------------------------------------------------------
+# the dump header
+# ---------------------------------------------------------------------------------------------------
+def _detect_encoding(head: bytes) -> str:
+    if head.startswith(b"\xff\xfe"):
+        return "utf-16-le"
+    if head.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    if head.startswith(b"<\x00?\x00"):
+        return "utf-16-le"
+    if head.startswith(b"\x00<\x00?"):
+        return "utf-16-be"
+    m = re.match(rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", head)
+    return m.group(1).decode("ascii").lower() if m else "utf-8"
+
+
+def _codec(encoding: str) -> str:
+    """The codec that encodes markers as they appear after the byte order mark."""
+    enc = encoding.lower().replace("_", "-")
+    if enc in ("utf-16", "utf16"):
+        return "utf-16-le"  # refined from the BOM by _detect_encoding; bare utf-16 declarations are LE
+    return enc
+
+
+def read_site_info(path: str, kind: str) -> SiteInfo:
+    """Parse the dump's ``<mediawiki>`` start tag and ``<siteinfo>`` (hardened parser)."""
+    from lxml import etree
+
+    head = b""
+    for data, _inside in _decompressed(path, kind, 0, 1 << 62):
+        head += data
+        if len(head) >= 4096 or len(head) > _MAX_HEADER:
+            enc = _codec(_detect_encoding(head))
+            page = "<page>".encode(enc)
+            if page in head or "</siteinfo>".encode(enc) in head or len(head) > _MAX_HEADER:
+                break
+    encoding = _codec(_detect_encoding(head))
+    marker = "<page>".encode(encoding)
+    cut = head.find(marker)
+    header = head[:cut] if cut >= 0 else head[:_MAX_HEADER]
+    close = "</siteinfo>".encode(encoding)
+    if close not in header:
+        raise ValueError(f"{path}: no <siteinfo> header found in the first {len(header)} bytes; "
+                         f"is this a MediaWiki XML dump (pages-articles.xml[.bz2])?")
+    header = header[:header.find(close) + len(close)]
+    text = header.decode(encoding, "strict").lstrip("\ufeff")
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ValueError(f"{path}: the dump declares a DTD/entities; MediaWiki dumps have none, so the file is "
+                         f"refused (XXE / entity-expansion protection)")
+    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text) + "</mediawiki>"
+    try:
+        root = etree.fromstring(text, hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"{path}: malformed dump header ({exc})") from None
+    lang = root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
+    site = SiteInfo(encoding=encoding)
+    no_text = []
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
+        if tag == "dbname":
+            site.dbname = (el.text or "").strip()
+        elif tag == "base":
+            site.base_url = (el.text or "").strip()
+        elif tag == "namespace" and el.get("key") in ("6", "14") and el.text:
+            no_text.append(el.text.strip().lower())
+    site.no_text_namespaces = tuple(no_text)
+    if not lang and site.dbname.endswith("wiki"):
+        lang = site.dbname[:-4].replace("_", "-")
+    site.language = lang or "unknown"
+    return site
+
+
+# ---------------------------------------------------------------------------------------------------
+# scan: file -> chunk refs
+# ---------------------------------------------------------------------------------------------------
+def bz2_stream_offsets(path: str) -> List[int]:
+    """Byte offsets where bz2 streams start (the file's start and every later stream header)."""
+    offsets = [0]
+    overlap = 16
+    with _open_raw(path) as fh:
+        pos = 0
+        prev = b""
+        while True:
+            data = fh.read(8 << 20)
+            if not data:
+                break
+            buf = prev + data
+            base = pos - len(prev)
+            for m in _BZ2_STREAM.finditer(buf):
+                off = base + m.start()
+                if off > offsets[-1]:
+                    offsets.append(off)
+            prev = buf[-overlap:]
+            pos += len(data)
+    return offsets
+
+
+def scan_dump(path: str, split_bytes: int) -> Iterator[ChunkRef]:
+    kind = _kind(path)
+    try:
+        size = _size(path)
+        site = read_site_info(path, kind)
+        if kind == "xml":
+            starts = list(range(0, max(size, 1), split_bytes))
+            bounds = [(s, min(s + split_bytes, size)) for s in starts]
+        elif kind == "bz2":
+            offsets = bz2_stream_offsets(path)
+            groups, begin = [], 0
+            for off in offsets[1:]:
+                if off - begin >= split_bytes:
+                    groups.append((begin, off))
+                    begin = off
+            groups.append((begin, size))
+            bounds = groups
+        else:
+            bounds = [(0, size)]
+    except Exception as exc:  # noqa: BLE001 - the whole file is unreadable: one failed ref
+        yield ChunkRef(path, kind, 0, 0, None, f"{type(exc).__name__}: {exc}"[:1000])
+        return
+    for start, end in bounds:
+        yield ChunkRef(path, kind, start, end, site)
+
+
+# ---------------------------------------------------------------------------------------------------
+# read: chunk -> page records
+# ---------------------------------------------------------------------------------------------------
+def _aligned_find(buf: bytes, marker: bytes, start: int, base: int, unit: int) -> int:
+    i = buf.find(marker, start)
+    while i >= 0 and (base + i) % unit:
+        i = buf.find(marker, i + 1)
+    return i
+
+
+def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageRecord]:
+    """The ``<page>`` fragments a chunk owns, one at a time (see the module docstring)."""
+    site = ref.site
+    if ref.error or site is None:
+        yield PageRecord(ref.path, ref.location, SiteInfo(), b"", ref.error or "no dump header")
+        return
+    enc = site.encoding
+    opener, closer = "<page>".encode(enc), "</page>".encode(enc)
+    unit = 2 if enc.startswith("utf-16") else 1
+    # UTF-16 markers must start at an even offset of the file (plain files; compressed chunks start on a
+    # stream boundary, which Wikipedia's multistream dumps put between pages).
+    align = ref.start if ref.kind == "xml" else 0
+
+    def where(rel: int) -> str:
+        return f"{ref.path}@{ref.start + rel}" if ref.kind == "xml" else f"{ref.path}@{ref.kind}:{ref.start}+{rel}"
+
+    buf = b""
+    base = 0  # decompressed offset (from the chunk start) of buf[0]
+    inside_limit: Optional[int] = None  # decompressed offset where the chunk's own data ends
+    page_start: Optional[int] = None  # offset in buf of the current page's <page>
+    search_from = 0
+    source = _decompressed(ref.path, ref.kind, ref.start, ref.end)
+    exhausted = False
+    while True:
+        if page_start is None:
+            i = _aligned_find(buf, opener, search_from, align + base, unit)
+            if i >= 0:
+                if inside_limit is not None and base + i >= inside_limit:
+                    return  # the next chunk's page
+                page_start, search_from = i, i + len(opener)
+                continue
+            if exhausted:
+                return
+            keep_from = max(0, len(buf) - len(opener) + 1)
+            buf, base, search_from = buf[keep_from:], base + keep_from, 0
+        else:
+            j = buf.find(closer, search_from)
+            k = _aligned_find(buf, opener, page_start + len(opener), align + base, unit)
+            at = where(base + page_start)
+            if j >= 0 and (k < 0 or j < k):
+                end = j + len(closer)
+                yield PageRecord(ref.path, at, site, buf[page_start:end])
+                buf, base = buf[end:], base + end
+                page_start, search_from = None, 0
+                continue
+            if k >= 0:  # a new <page> before this one closed: malformed XML; go on from the next page
+                yield PageRecord(ref.path, at, site, b"",
+                                 f"malformed XML: the <page> at {at} has no </page> before the next <page>")
+                buf, base = buf[k:], base + k
+                page_start, search_from = None, 0
+                continue
+            if len(buf) - page_start > max_page_bytes:
+                yield PageRecord(ref.path, at, site, b"",
+                                 f"page at {at} is larger than {max_page_bytes} bytes (or has no </page>); skipped")
+                base += len(buf) - len(opener)
+                buf = buf[-len(opener):]
+                page_start, search_from = None, 0
+                continue
+            if exhausted:
+                yield PageRecord(ref.path, at, site, b"",
+                                 f"the dump ends inside the page starting at {at} (truncated file)")
+                return
+            search_from = max(page_start + len(opener), len(buf) - len(closer) + 1)
+        try:
+            data, inside = next(source)
+        except StopIteration:
+            exhausted = True
+            continue
+        except Exception as exc:  # noqa: BLE001 - truncated / corrupt compressed data
+            at = where(base + (page_start if page_start is not None else len(buf)))
+            yield PageRecord(ref.path, at, site, b"",
+                             f"unreadable dump data near {at} ({type(exc).__name__}: {exc}); the rest of this "
+                             f"chunk is lost")
+            return
+        if not inside and inside_limit is None:
+            inside_limit = base + len(buf)
+        buf += data
+
+
+class ReadWikiPages(beam.PTransform):
+    """Dump files -> :class:`PageRecord` (one per ``<page>``), spread over workers by chunk."""
+
+    def __init__(self, files: Sequence[str], split_bytes: int = 64 << 20):
+        super().__init__()
+        self.files = list(files)
+        self.split_bytes = int(split_bytes)
+
+    def expand(self, pbegin):
+        split = self.split_bytes
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "Scan" >> beam.FlatMap(lambda path: scan_dump(path, split))
+            | "SpreadChunks" >> beam.Reshuffle()
+            | "ReadPages" >> beam.FlatMap(lambda ref: read_chunk(ref))
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the stage
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class WikipediaConfig:
+    inputs: List[str]
+    output: str
+    split_mb: float = 64.0
+    namespaces: Tuple[int, ...] = (0,)
+    min_chars: int = 1
+    out: Optional[OutputOptions] = None
+
+    def validate(self) -> None:
+        if self.split_mb <= 0:
+            raise CorpusmillError("--split-mb must be positive")
+
+
+def build_wikipedia(p, run, cfg: WikipediaConfig, files: Sequence[str]) -> None:
+    pages = p | "ReadDumps" >> ReadWikiPages(files, int(cfg.split_mb * (1 << 20)))
+    docs = run.step(pages, "parse", ParseWikiPage(cfg.namespaces))
+    docs = run.step(docs, "wikitext", WikitextToText(cfg.min_chars))
+    run.write(docs, group_fn=lambda d: d.metadata.get("language") or "unknown")
+
+
+def check_dump_files(files: Sequence[str]) -> None:
+    for f in files:
+        if not f.lower().endswith(SUFFIXES) or f.lower().endswith(("-index.txt.bz2", ".txt.bz2")):
+            raise CorpusmillError(f"input {f}: not a MediaWiki XML dump; the Wikipedia source reads "
+                                  f"*.xml, *.xml.bz2 (also multistream) and *.xml.gz files")
+
+
+def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    cfg.validate()
+    files = expand_inputs(cfg.inputs)
+    check_dump_files(files)
+    out = cfg.out or OutputOptions(cfg.output)
+    return run_stage(out, beam_args, lambda p, run: build_wikipedia(p, run, cfg, files))
+
+
+def register_source(sources) -> None:
+    parser = sources.add_parser(
+        "wikipedia", help="MediaWiki XML dumps -> plain-text articles (namespace 0, no redirects)",
+        description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep "
+                    "namespace-0 articles that are not redirects, turn wikitext into plain text "
+                    "(mwparserfromhell) and write OUT/<lang>/part-NNNNN.<ext> plus stats.json. "
+                    "Unrecognized options go to Beam.")
+    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
+                        help="dump files (a glob or directory; repeat for more)")
+    add_output_options(parser)
+    parser.add_argument("--split-mb", type=float, default=64.0,
+                        help="target chunk size in MB of (compressed) input per worker task (default: 64)")
+    parser.add_argument("--namespaces", default="0", metavar="N,M",
+                        help="namespaces to keep (default: 0, the articles)")
+    parser.add_argument("--min-chars", type=int, default=1,
+                        help="drop articles with fewer characters of text left (default: 1)")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    try:
+        namespaces = tuple(int(x) for x in args.namespaces.split(",") if x.strip())
+    except ValueError:
+        raise CorpusmillError(f"--namespaces {args.namespaces!r}: give numbers, e.g. 0 or 0,14") from None
+    cfg = WikipediaConfig(args.input, args.output, args.split_mb, namespaces, args.min_chars,
+                          OutputOptions.from_args(args))
+    print(format_stats(run_wikipedia(cfg, beam_args)))
+    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
+    return 0

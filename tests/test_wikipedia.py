@@ -1,0 +1,211 @@
+"""The Wikipedia source on a real enwiki dump slice (gensim's test sample, see tests/data/PROVENANCE.md)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import os
+import re
+
+import pytest
+
+from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText, hardened_parser, wikitext_to_text
+from corpusmill.pipelines.io import read_output
+from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.pipelines.wikipedia import WikipediaConfig, read_chunk, run_wikipedia, scan_dump
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "wikipedia")
+DUMP = os.path.join(DATA, "enwiki-sample-multistream.xml.bz2")
+
+
+@pytest.fixture(scope="module")
+def raw_xml() -> bytes:
+    return bz2.open(DUMP).read()
+
+
+@pytest.fixture(scope="module")
+def truth(raw_xml):
+    """What the dump holds, counted with plain regexes (independently of the reader)."""
+    pages = re.findall(rb"<page>.*?</page>", raw_xml, flags=re.S)
+    redirects = [p for p in pages if b"<redirect" in p]
+    articles = [p for p in pages if b"<ns>0</ns>" in p and b"<redirect" not in p]
+    titles = sorted(re.search(rb"<title>(.*?)</title>", p).group(1).decode() for p in articles)
+    return {"pages": len(pages), "redirects": len(redirects), "articles": len(articles), "titles": titles,
+            "other_ns": len(pages) - len(redirects) - len(articles)}
+
+
+def _payloads(path, split):
+    return [r.payload for ref in scan_dump(path, split) for r in read_chunk(ref)]
+
+
+def _run(inputs, out, beam_args=(), **kw):
+    stats = run_wikipedia(WikipediaConfig(inputs, out, out=OutputOptions(out, dropped_sample=5), **kw), beam_args)
+    return {s["step"]: s for s in stats}
+
+
+def test_real_dump_articles_text_and_metadata(tmp_path, truth):
+    out = str(tmp_path / "out")
+    stats = _run([DUMP], out, split_mb=0.03)  # several chunks of bz2 streams
+    assert stats["parse"]["read"] == truth["pages"]
+    assert stats["parse"]["failed"] == 0
+    assert stats["parse"]["dropped"].get("redirect", 0) + stats["parse"]["dropped"].get("namespace", 0) \
+        == truth["redirects"] + truth["other_ns"]
+    assert stats["parse"]["kept"] == truth["articles"]
+    docs = read_output(out)
+    assert sorted(d.metadata["title"] for d in docs) == truth["titles"]
+    assert os.listdir(out).count("en") == 1
+    for doc in docs:
+        assert doc.source == "wikipedia" and doc.metadata["language"] == "en"
+        assert doc.url == "https://en.wikipedia.org/wiki/" + doc.metadata["title"].replace(" ", "_")
+        for markup in ("{{", "}}", "[[", "]]", "<ref", "</ref", "{|", "<!--", "[[Category:", "thumb|"):
+            assert markup not in doc.text, (doc.metadata["title"], markup)
+        assert not re.search(r"^(References|External links|See also|Further reading)$", doc.text, flags=re.M)
+        assert len(doc.text) > 0
+
+
+def test_headings_kept_links_become_anchor_text(raw_xml):
+    # Pick real pages whose wikitext has headings, piped links and a boilerplate section.
+    parse, text = ParseWikiPage(), WikitextToText()
+    checked = 0
+    for ref in scan_dump(DUMP, 1 << 30):
+        for rec in read_chunk(ref):
+            verdict = parse(rec)
+            if not verdict.kept:
+                continue
+            wikitext = verdict.doc.text
+            heads = [h.strip() for h in re.findall(r"^==+\s*([^=\n]+?)\s*==+\s*$", wikitext, flags=re.M)]
+            prose = re.sub(r"<ref[^>]*/>|<ref.*?</ref>|<!--.*?-->", "", wikitext, flags=re.S)
+            while re.search(r"\{\{[^{}]*\}\}", prose):
+                prose = re.sub(r"\{\{[^{}]*\}\}", "", prose)
+            prose = "\n".join(line for line in prose.split("\n") if line[:1].isalpha())  # paragraphs only
+            piped = re.findall(r"\[\[([^\[\]|:]+)\|([^\[\]|']+)\]\]", prose)
+            if not heads or not piped or not any(h in ("References", "External links", "See also") for h in heads):
+                continue
+            out = text(verdict.doc).doc.text
+            first_content_head = next((h for h in heads if h not in ("References", "External links", "See also",
+                                                                      "Notes", "Further reading")), None)
+            if first_content_head is None:
+                continue
+            assert first_content_head in out.split("\n")
+            target, anchor = piped[0]
+            assert anchor.replace("''", "").strip() in out
+            checked += 1
+    assert checked >= 3
+
+
+def test_chunks_cover_every_page_once_bz2_plain_and_utf16(tmp_path, raw_xml, truth):
+    whole = _payloads(DUMP, 1 << 40)
+    assert len(whole) == truth["pages"] and len(set(whole)) == len(whole)
+    assert _payloads(DUMP, 1) == whole  # one chunk per bz2 stream
+    plain = tmp_path / "dump.xml"
+    plain.write_bytes(raw_xml)
+    for split in (997, 4096, 50_000):
+        assert _payloads(str(plain), split) == whole
+    gz = tmp_path / "dump.xml.gz"
+    gz.write_bytes(gzip.compress(raw_xml))
+    assert _payloads(str(gz), 1000) == whole
+    # UTF-16 dumps exist: the declared encoding is honoured, byte ranges still split at <page>.
+    text = raw_xml.decode("utf-8")
+    assert text.startswith("<mediawiki")
+    u16 = tmp_path / "dump16.xml"
+    u16.write_bytes(('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16"))
+    pages16 = _payloads(str(u16), 3001)
+    assert [p.decode("utf-16-le") for p in pages16] == [p.decode("utf-8") for p in whole]
+    parse = ParseWikiPage()
+    ref16 = next(scan_dump(str(u16), 1 << 40))
+    titles = [parse(r).doc.metadata["title"] for r in read_chunk(ref16) if parse(r).kept]
+    assert sorted(titles) == truth["titles"]
+
+
+def test_wikitext_rules_local_namespaces_and_languages():
+    wt = ("'''Berlin''' ist die [[Hauptstadt|Hauptstadt]] von [[Deutschland]].{{Infobox|x=1}}<ref>Quelle</ref>\n"
+          "[[Datei:Berlin.jpg|mini|Ein Bild [[Spree|mit Link]]]]\n"
+          "== Geschichte ==\nText <!-- Kommentar --> zur [[Geschichte Berlins#Mittelalter|Geschichte]].\n"
+          "{| class=wikitable\n|-\n| Zelle || 42\n|}\n"
+          "== Einzelnachweise ==\n<references />\n== Weblinks ==\n* [https://berlin.de Offizielle Seite]\n"
+          "[[Kategorie:Hauptstadt]]\n[[en:Berlin]]\n[[fr:Berlin]]\n")
+    out = wikitext_to_text(wt, no_text_namespaces=("datei", "kategorie"))
+    assert out.split("\n")[0] == "Berlin ist die Hauptstadt von Deutschland."
+    assert "Geschichte" in out.split("\n") and "Text zur Geschichte." in out
+    for gone in ("Infobox", "Quelle", "Bild", "mit Link", "Kommentar", "Zelle", "42", "Einzelnachweise",
+                 "Weblinks", "Offizielle", "Kategorie", "en:", "fr:"):
+        assert gone not in out, gone
+    # Without the dump's local namespace names the file caption would leak: they come from <siteinfo>.
+    assert "Bild" in wikitext_to_text(wt)
+    ru = wikitext_to_text("Текст.\n== См. также ==\n* [[Другое]]\n== Примечания ==\n{{примечания}}\n")
+    assert ru == "Текст."
+
+
+def _site_header(extra=""):
+    return ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="de">' + extra +
+            "<siteinfo><sitename>Wikipedia</sitename><dbname>dewiki</dbname>"
+            "<base>https://de.wikipedia.org/wiki/Wikipedia:Hauptseite</base></siteinfo>\n")
+
+
+def _page(pid, title, text):
+    return (f"<page><title>{title}</title><ns>0</ns><id>{pid}</id><revision><timestamp>2022-07-01T00:00:00Z"
+            f"</timestamp><text>{text}</text></revision></page>\n")
+
+
+def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-PASSWORD")
+    good = tmp_path / "good.xml"
+    good.write_text(_site_header() + _page(1, "Gut", "Ein guter Artikel.") +
+                    _page(2, "Entität", "Text &xxe; hier") + _page(3, "Kaputt", "ohne Ende") .replace("</page>", "")
+                    + _page(4, "Danach", "Noch ein Artikel.") + "</mediawiki>\n", encoding="utf-8")
+    xxe = tmp_path / "xxe.xml"
+    xxe.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
+                   + _site_header() + _page(1, "X", "&xxe;") + "</mediawiki>\n")
+    lol = "".join(f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY lol0 "lol">{lol}]>\n'
+                    + _site_header() + _page(1, "L", "&lol9;") + "</mediawiki>\n")
+    truncated = tmp_path / "truncated.xml.bz2"
+    data = open(DUMP, "rb").read()
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    not_xml = tmp_path / "garbage.xml"
+    not_xml.write_bytes(b"\x00\x01 this is not a dump")
+    out = str(tmp_path / "out")
+    stats = _run([str(good), str(xxe), str(bomb), str(truncated), str(not_xml)], out)
+    parse = stats["parse"]
+    with gzip.open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rt") as fh:
+        failed = [json.loads(line) for line in fh]
+    by_file = {}
+    for f in failed:
+        by_file.setdefault(os.path.basename(f["location"].split("@")[0]), []).append(f["error"])
+    assert parse["failed"] == len(failed)
+    assert any("&xxe;" in e for e in by_file["good.xml"])  # the undeclared entity in one page
+    assert any("no </page>" in e for e in by_file["good.xml"])  # the unclosed page
+    assert any("DTD" in e for e in by_file["xxe.xml"]) and any("DTD" in e for e in by_file["bomb.xml"])
+    assert any("truncated" in e or "ends early" in e for e in by_file["truncated.xml.bz2"])
+    assert any("siteinfo" in e for e in by_file["garbage.xml"])
+    docs = read_output(out)
+    titles = {d.metadata["title"] for d in docs}
+    assert {"Gut", "Danach"} <= titles and "Entität" not in titles
+    assert {d.metadata["language"] for d in docs if d.metadata["title"] in ("Gut", "Danach")} == {"de"}
+    # the articles of the truncated bz2 before the damage were read, the ones after it were lost
+    assert 0 < sum(1 for d in docs if d.metadata["language"] == "en") < len(re.findall(
+        rb"<ns>0</ns>\s*<id>\d+</id>\s*<revision>", bz2.open(DUMP).read()))
+    everything = b"".join(open(os.path.join(r, f), "rb").read() for r, _, fs in os.walk(out) for f in fs)
+    assert b"TOP-SECRET" not in everything and b"TOP-SECRET" not in gzip.decompress(
+        open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rb").read())
+    # The parser itself never resolves entities, even when handed a DTD directly.
+    from lxml import etree
+
+    root = etree.fromstring(xxe.read_bytes(), hardened_parser())
+    assert "TOP-SECRET" not in etree.tostring(root, encoding="unicode")
+
+
+@pytest.mark.slow
+def test_multiprocess_runner_gives_identical_bytes(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    run_wikipedia(WikipediaConfig([DUMP], a, split_mb=0.03, out=OutputOptions(a)))
+    run_wikipedia(WikipediaConfig([DUMP], b, split_mb=0.03, out=OutputOptions(b)),
+                  ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    files_a = sorted(os.path.relpath(os.path.join(r, f), a) for r, _, fs in os.walk(a) for f in fs)
+    files_b = sorted(os.path.relpath(os.path.join(r, f), b) for r, _, fs in os.walk(b) for f in fs)
+    assert files_a == files_b
+    for rel in files_a:
+        assert open(os.path.join(a, rel), "rb").read() == open(os.path.join(b, rel), "rb").read(), rel
