@@ -6,6 +6,10 @@
    (all of them, or all but the first by document id). Runners stream large groups.
 3. The removals are grouped per document id and joined back to the documents (``CoGroupByKey``),
    giving ``(doc, line indexes to remove)`` for the ``line_dedup`` step.
+
+The same shuffle serves any "keep one occurrence" rule: pass ``occurrences_fn(doc) -> (hash, (doc_id,
+index))`` pairs and ``choose_fn(occurrences, keep_mode) -> occurrences to remove`` (sentence spans and
+whole-document hashes in corpusmill.dedup.spans / corpusmill.dedup.exact; newest page per URL in C4).
 """
 
 from __future__ import annotations
@@ -18,22 +22,24 @@ from corpusmill.dedup.lines import line_occurrences, lines_to_remove
 class FindDuplicateLines(beam.PTransform):
     """Documents -> ``(doc, frozenset of line indexes to remove)`` for every document."""
 
-    def __init__(self, keep_mode: str = "none"):
+    def __init__(self, keep_mode: str = "none", occurrences_fn=line_occurrences, choose_fn=lines_to_remove):
         super().__init__()
         self.keep_mode = keep_mode
+        self.occurrences_fn = occurrences_fn
+        self.choose_fn = choose_fn
 
     def expand(self, docs):
-        keep_mode = self.keep_mode
+        keep_mode, choose_fn = self.keep_mode, self.choose_fn
 
         def removals(item):
             _hash, occurrences = item
-            for doc_id, index in lines_to_remove(occurrences, keep_mode):
+            for doc_id, index in choose_fn(occurrences, keep_mode):
                 yield doc_id, index
 
         by_id = docs | "KeyById" >> beam.Map(lambda d: (d.id, d))
         remove = (
             docs
-            | "LineHashes" >> beam.FlatMap(line_occurrences)
+            | "LineHashes" >> beam.FlatMap(self.occurrences_fn)
             | "GroupByLine" >> beam.GroupByKey()
             | "Removals" >> beam.FlatMap(removals)
         )
