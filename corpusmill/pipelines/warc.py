@@ -241,9 +241,10 @@ class ExtractWarcRecord(Filter):
 
     name = "extract"
 
-    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20):
+    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False):
         self.source = source
         self.max_bytes = max_bytes
+        self.fast = fast
         self._handle = None
         self._handle_path = None
 
@@ -254,7 +255,7 @@ class ExtractWarcRecord(Filter):
         return state
 
     def __deepcopy__(self, memo):
-        return ExtractWarcRecord(self.source, self.max_bytes)
+        return ExtractWarcRecord(self.source, self.max_bytes, self.fast)
 
     def _open(self, path: str):
         if self._handle_path != path:
@@ -304,7 +305,7 @@ class ExtractWarcRecord(Filter):
         if len(body) > self.max_bytes:
             return drop("too_large")
         page, charset = html_text.decode_html(body, content_type)
-        text = html_text.extract_main_text(page, uri)
+        text = html_text.extract_main_text(page, uri, fast=self.fast)
         if text is None:
             return drop("no_main_text")
         meta["charset"] = charset
