@@ -10,6 +10,8 @@ import importlib
 
 SOURCE_MODULES: list = [
     "corpusmill.pipelines.wikipedia",
+    "corpusmill.pipelines.books",
+    "corpusmill.pipelines.c4",
 ]
 
 

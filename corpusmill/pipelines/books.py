@@ -1,0 +1,317 @@
+"""``corpusmill source books``: Gutenberg / Books3 books -> header-stripped, deduplicated books.
+
+Steps: ``read`` (:class:`~corpusmill.filters.gutenberg.ReadBook`) -> ``gutenberg`` (strip PG header and
+footer) -> ``exact_dedup`` (content hash) -> ``near_dedup`` (MinHash LSH candidates, exact overlap) ->
+``OUT/part-*``.
+
+Inputs: text files (``.txt``, ``.txt.gz``, ``.txt.bz2``: one book each) and JSONL (``.jsonl``,
+``.jsonl.gz``, ``.json``: one book per line, Gutenberg- or Books3-style). Files are listed, reshuffled and
+read where they land; a text file over ``--max-book-mb`` is dropped from its size without being read, a
+JSONL line is read with the same cap (a longer line is skipped to its end, never held in memory).
+
+Dedup on Beam (no worker holds every hash or signature):
+
+- exact: ``(content hash, id)`` -> GroupByKey -> all but the smallest id are dropped
+  (``exact_duplicate_book``), joined back to the books by id with CoGroupByKey;
+- near: each book's shingle hashes and MinHash signature are computed once; ``(band key, id)`` ->
+  GroupByKey -> candidate pairs (distinct); each pair is sent to both members, CoGroupByKey with the
+  books' shingle sets by id, then GroupByKey on the pair brings the two sets together and the exact
+  overlap is computed; pairs at or above ``--overlap`` give ``(larger id, (smaller id, overlap))``,
+  grouped per id and joined back to the books (``near_duplicate_book``, see
+  :mod:`corpusmill.dedup.minhash` for the rule on chains).
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import dataclasses
+import gzip
+import os
+from typing import Iterator, List, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.dedup import minhash
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.gutenberg import BookRecord, ReadBook, StripGutenberg
+from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
+
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2")
+JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".jsonl.bz2")
+_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def open_decompressed(path: str):
+    """A binary file object over ``path`` (local or gs://), decompressed by its suffix, whose
+    ``read(n)`` / ``readline(limit)`` never hold more than asked."""
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    low = path.lower()
+    try:
+        if low.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+                yield fh
+        elif low.endswith(".bz2"):
+            with bz2.BZ2File(raw, mode="rb") as fh:
+                yield fh
+        else:
+            yield raw
+    finally:
+        raw.close()
+
+
+def book_keys(files: Sequence[str]) -> List[tuple]:
+    """``(path, key)``: a book's key is its path relative to the inputs' common directory, so ids do not
+    depend on where the collection sits (only on its layout)."""
+    if not files:
+        return []
+    local = ["://" not in f for f in files]
+    root = os.path.commonpath([os.path.dirname(f) for f in files]) if all(local) else ""
+    out = []
+    for f in files:
+        key = os.path.relpath(f, root) if root else f.split("://", 1)[-1]
+        out.append((f, key.replace(os.sep, "/")))
+    return out
+
+
+def _read_capped(handle, limit: int) -> tuple:
+    """Read up to ``limit`` bytes; returns (data, too_large)."""
+    data = handle.read(limit + 1)
+    return (data[:limit], True) if len(data) > limit else (data, False)
+
+
+def read_book_file(item: tuple, max_bytes: int) -> Iterator[BookRecord]:
+    """One file -> its book records (runs after the Reshuffle, on the worker that reads the file)."""
+    path, key = item
+    low = path.lower()
+    try:
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if low.endswith(TEXT_SUFFIXES):
+            if size > max_bytes:  # decided from the size: the file is never opened
+                yield BookRecord("txt", path, key, path, size, None, "", True)
+                return
+            with open_decompressed(path) as fh:
+                data, too_large = _read_capped(fh, max_bytes)
+            yield BookRecord("txt", path, key, path, size if too_large else len(data), None if too_large else data,
+                             "", too_large)
+            return
+        yield from _read_json_lines(path, key, max_bytes)
+    except Exception as exc:  # noqa: BLE001 - unreadable file: a dead letter naming it
+        yield BookRecord("txt", path, key, path, 0, None, f"{type(exc).__name__}: {exc}"[:1000])
+
+
+def _read_json_lines(path: str, key: str, max_bytes: int) -> Iterator[BookRecord]:
+    lineno = 0
+    with open_decompressed(path) as fh:
+        while True:
+            lineno += 1
+            line = fh.readline(max_bytes + 1)
+            if not line:
+                return
+            where = f"{path}:{lineno}"
+            if len(line) > max_bytes and not line.endswith(b"\n"):
+                size = len(line)
+                while True:  # skip the rest of the line without holding it
+                    chunk = fh.readline(_CHUNK)
+                    size += len(chunk)
+                    if not chunk or chunk.endswith(b"\n"):
+                        break
+                yield BookRecord("json", path, f"{key}:{lineno}", where, size, None, "", True)
+                continue
+            if not line.strip():
+                continue
+            yield BookRecord("json", path, f"{key}:{lineno}", where, len(line), line)
+
+
+class ReadBooks(beam.PTransform):
+    def __init__(self, files: Sequence[str], max_bytes: int):
+        super().__init__()
+        self.items = book_keys(files)
+        self.max_bytes = max_bytes
+
+    def expand(self, pbegin):
+        cap = self.max_bytes
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.items)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFiles" >> beam.FlatMap(lambda item: read_book_file(item, cap))
+        )
+
+
+def _join_verdicts(docs, verdicts, label: str):
+    """``(doc, verdict or None)`` for every doc, joining ``(id, verdict)`` pairs by id."""
+
+    def attach(item):
+        _id, grouped = item
+        found = sorted(grouped["verdict"])
+        for doc in grouped["doc"]:
+            yield doc, (found[0] if found else None)
+
+    return (
+        {"doc": docs | f"{label}KeyDocs" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
+        | f"{label}Join" >> beam.CoGroupByKey()
+        | f"{label}Attach" >> beam.FlatMap(attach)
+    )
+
+
+class FindExactDuplicates(beam.PTransform):
+    """Books -> ``(doc, None | (kept id, 1.0))``."""
+
+    def expand(self, docs):
+        dups = (
+            docs
+            | "ContentHash" >> beam.Map(lambda d: (minhash.content_hash(d.text), d.id))
+            | "GroupByHash" >> beam.GroupByKey()
+            | "Duplicates" >> beam.FlatMap(lambda kv: minhash.exact_duplicates(list(kv[1])))
+        )
+        return _join_verdicts(docs, dups, "Exact")
+
+
+@dataclasses.dataclass(frozen=True)
+class NearDupParams:
+    shingle: int = 5
+    num_perm: int = 128
+    lsh_threshold: float = 0.5
+    overlap: float = 0.9
+    max_bucket: int = 1000
+    seed: int = 1
+
+
+class FindNearDuplicates(beam.PTransform):
+    """Books -> ``(doc, None | (kept id, overlap))`` (see the module docstring)."""
+
+    def __init__(self, params: NearDupParams):
+        super().__init__()
+        self.params = params
+
+    def expand(self, docs):
+        prm = self.params
+        bands, rows = minhash.lsh_params(prm.lsh_threshold, prm.num_perm)
+
+        def features(doc):
+            hashes = minhash.shingle_hashes(doc.text, prm.shingle)
+            return doc.id, hashes, minhash.band_keys(minhash.signature(hashes, prm.num_perm, prm.seed), bands, rows)
+
+        feats = docs | "Shingles" >> beam.Map(features)
+        pairs = (
+            feats
+            | "BandKeys" >> beam.FlatMap(lambda f: [(key, f[0]) for key in f[2]])
+            | "GroupByBand" >> beam.GroupByKey()
+            | "BucketPairs" >> beam.FlatMap(lambda kv: minhash.candidate_pairs(kv[1], prm.max_bucket))
+            | "DistinctPairs" >> beam.Distinct()
+        )
+        members = pairs | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)])
+        shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
+
+        def to_pairs(item):
+            book_id, grouped = item
+            for hashes in grouped["shingles"]:
+                for pair in grouped["pairs"]:
+                    yield pair, (book_id, hashes)
+
+        def score(item):
+            (a, b), sides = item
+            sets = dict(sides)
+            share = minhash.overlap(sets[a], sets[b])
+            if share >= prm.overlap:
+                yield b, (a, share)  # the larger id is the one dropped
+
+        dups = (
+            {"pairs": members, "shingles": shingles}
+            | "JoinShingles" >> beam.CoGroupByKey()
+            | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
+            | "GroupByPair" >> beam.GroupByKey()
+            | "Overlap" >> beam.FlatMap(score)
+            | "GroupByDropped" >> beam.GroupByKey()
+            | "KeptBook" >> beam.Map(lambda kv: (kv[0], minhash.near_duplicate_of(kv[1])))
+        )
+        return _join_verdicts(docs, dups, "Near")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the stage
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class BooksConfig:
+    inputs: List[str]
+    output: str
+    max_book_mb: float = 64.0
+    near: NearDupParams = NearDupParams()
+    out: Optional[OutputOptions] = None
+
+    def validate(self) -> None:
+        if not 0 < self.near.overlap <= 1:
+            raise CorpusmillError(f"--overlap {self.near.overlap}: give a share between 0 and 1, e.g. 0.9")
+        if not 0 < self.near.lsh_threshold < 1:
+            raise CorpusmillError(f"--lsh-threshold {self.near.lsh_threshold}: give a Jaccard value in (0, 1)")
+        if self.near.shingle < 1 or self.near.num_perm < 2:
+            raise CorpusmillError("--shingle must be >= 1 and --num-perm >= 2")
+        if self.max_book_mb <= 0:
+            raise CorpusmillError("--max-book-mb must be positive")
+
+
+def check_book_files(files: Sequence[str]) -> None:
+    for f in files:
+        if not f.lower().endswith(TEXT_SUFFIXES + JSON_SUFFIXES):
+            raise CorpusmillError(f"input {f}: unknown book file type; the Books source reads "
+                                  f"{', '.join(TEXT_SUFFIXES)} (one book per file) and {', '.join(JSON_SUFFIXES)} "
+                                  f"(one book per line, with a 'text' field)")
+
+
+def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
+    max_bytes = int(cfg.max_book_mb * (1 << 20))
+    records = p | "ReadBooks" >> ReadBooks(files, max_bytes)
+    books = run.step(records, "read", ReadBook(max_bytes))
+    books = run.step(books, "gutenberg", StripGutenberg())
+    books = run.step(books | "FindExactDuplicates" >> FindExactDuplicates(), "exact_dedup",
+                     minhash.DuplicateBook("exact_dedup", "exact_duplicate_book"))
+    books = run.step(books | "FindNearDuplicates" >> FindNearDuplicates(cfg.near), "near_dedup",
+                     minhash.DuplicateBook("near_dedup", "near_duplicate_book"))
+    run.write(books)
+
+
+def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    cfg.validate()
+    files = expand_inputs(cfg.inputs)
+    check_book_files(files)
+    out = cfg.out or OutputOptions(cfg.output)
+    return run_stage(out, beam_args, lambda p, run: build_books(p, run, cfg, files))
+
+
+def register_source(sources) -> None:
+    parser = sources.add_parser(
+        "books", help="Gutenberg / Books3 books: strip PG headers, drop exact and near-duplicate books",
+        description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg "
+                    "headers and footers, drop exact duplicates and books whose overlap with a book of "
+                    "smaller id is at least --overlap (MinHash LSH finds candidates, the overlap is then "
+                    "computed exactly), and write OUT/part-NNNNN.<ext> plus stats.json. Unrecognized "
+                    "options go to Beam.")
+    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
+                        help="book files or directories (repeat for more)")
+    add_output_options(parser)
+    parser.add_argument("--max-book-mb", type=float, default=64.0,
+                        help="books larger than this are dropped as too_large, unread (default: 64)")
+    parser.add_argument("--overlap", type=float, default=0.9,
+                        help="near-duplicate when this share of the smaller book's shingles is in the other "
+                             "(default: 0.9, LLaMA's 90%%)")
+    parser.add_argument("--shingle", type=int, default=5, help="words per shingle (default: 5)")
+    parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
+    parser.add_argument("--lsh-threshold", type=float, default=0.5,
+                        help="Jaccard threshold the LSH bands are tuned for; lower finds more candidate pairs "
+                             "(default: 0.5)")
+    parser.add_argument("--max-bucket", type=int, default=1000,
+                        help="books per LSH bucket paired at most (smallest ids; 0 = no cap; default: 1000)")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    near = NearDupParams(args.shingle, args.num_perm, args.lsh_threshold, args.overlap, args.max_bucket)
+    cfg = BooksConfig(args.input, args.output, args.max_book_mb, near, OutputOptions.from_args(args))
+    print(format_stats(run_books(cfg, beam_args)))
+    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
+    return 0
