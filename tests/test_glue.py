@@ -1,0 +1,101 @@
+"""The generic filter glue: routing, Beam Metrics per reason, dead letters, dropped samples."""
+
+import gzip
+import json
+import os
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+
+from conftest import DATA
+from corpusmill.document import Document
+from corpusmill.filters.base import Filter, drop, keep
+from corpusmill.pipelines import beam_options
+from corpusmill.pipelines.glue import build_stats, check_accounting
+from corpusmill.pipelines.run import Run
+
+
+class ByScript(Filter):
+    """Keeps Latin-script texts, drops the others by script, raises on Greek (to test dead letters)."""
+
+    name = "by_script"
+
+    def __call__(self, doc):
+        first = next(ch for ch in doc.text if ch.isalpha())
+        if "\u0370" <= first <= "\u03ff":
+            raise ValueError("Greek is not handled")
+        if first.isascii() or "\u00c0" <= first <= "\u024f":
+            return keep(doc.annotate(script="Latn"))
+        return drop("cyrillic" if "\u0400" <= first <= "\u04ff" else "other_script")
+
+
+def udhr_docs():
+    rows = [json.loads(l) for l in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8")]
+    return [Document(f"udhr-{r['lang']}", r["text"], "udhr", location=f"udhr.jsonl:{i + 1}")
+            for i, r in enumerate(rows)]
+
+
+def run_filter(out_dir, write_dropped=False, sample=100):
+    docs = udhr_docs()
+    p = beam.Pipeline(options=beam_options([]))
+    run = Run(p, str(out_dir), write_dropped=write_dropped, dropped_sample=sample)
+    kept = run.step(p | beam.Create(docs), "by_script", ByScript())
+    run.write(kept)
+    run.finish()
+    result = p.run()
+    result.wait_until_finish()
+    return docs, result
+
+
+def counters(result):
+    found = result.metrics().query(MetricsFilter().with_namespace("corpusmill.by_script"))["counters"]
+    return {c.key.metric.name: c.committed for c in found}
+
+
+def test_routing_metrics_and_stats_agree(tmp_path):
+    docs, result = run_filter(tmp_path)
+    expected = {"kept": 0, "failed": 0}
+    for doc in docs:
+        try:
+            verdict = ByScript()(doc)
+        except ValueError:
+            expected["failed"] += 1
+            continue
+        key = "kept" if verdict.kept else f"dropped.{verdict.reason}"
+        expected[key] = expected.get(key, 0) + 1
+    assert expected["failed"] == 1 and expected["dropped.cyrillic"] >= 8
+    assert counters(result) == expected
+    stats = json.load(open(tmp_path / "stats.json"))
+    assert check_accounting(stats) == []
+    step = stats[0]
+    assert step["read"] == len(docs) and step["kept"] == expected["kept"]
+    assert step["dropped"] == {k[len("dropped."):]: v for k, v in expected.items() if k.startswith("dropped.")}
+    assert step["bytes_read"] == sum(d.nbytes for d in docs)
+    failed = [json.loads(l) for l in gzip.open(tmp_path / "_failed" / "failed.jsonl.gz", "rt")]
+    assert failed[0]["location"] == "udhr.jsonl:" + str(1 + [d.id for d in docs].index("udhr-el"))
+    assert "Greek is not handled" in failed[0]["error"] and failed[0]["doc_id"] == "udhr-el"
+
+
+def test_dropped_sample_is_capped_and_deterministic(tmp_path):
+    run_filter(tmp_path / "a", sample=3)
+    run_filter(tmp_path / "b", sample=3)
+    a = gzip.open(tmp_path / "a" / "_dropped" / "by_script" / "cyrillic.jsonl.gz").read()
+    b = gzip.open(tmp_path / "b" / "_dropped" / "by_script" / "cyrillic.jsonl.gz").read()
+    assert a == b and len(a.splitlines()) == 3
+
+
+def test_write_dropped_keeps_every_dropped_document(tmp_path):
+    docs, result = run_filter(tmp_path, write_dropped=True, sample=3)
+    lines = gzip.open(tmp_path / "_dropped" / "by_script" / "cyrillic.jsonl.gz").read().splitlines()
+    assert len(lines) == counters(result)["dropped.cyrillic"]
+    assert all(json.loads(l)["document"]["text"] for l in lines)
+
+
+def test_build_stats_orders_steps_and_flags_broken_accounting():
+    rows = [(("b", "kept", ""), (2, 20, 18)), (("a", "dropped", "x"), (1, 5, 0)), (("a", "kept", ""), (2, 9, 9))]
+    stats = build_stats(rows, ["a", "b"])
+    assert [s["step"] for s in stats] == ["a", "b"]
+    assert stats[0] == {"step": "a", "read": 3, "kept": 2, "dropped": {"x": 1}, "failed": 0,
+                        "bytes_read": 14, "bytes_kept": 9}
+    stats[1]["read"] = 3
+    assert check_accounting(stats) == ["step b: read 3 != kept 2 + dropped 0 + failed 0"]
