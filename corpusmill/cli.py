@@ -19,6 +19,8 @@ from corpusmill.errors import CorpusmillError
 COMMAND_MODULES = [
     "corpusmill.pipelines.ccnet",
     "corpusmill.pipelines.sources",
+    "corpusmill.pipelines.tokenizer",
+    "corpusmill.pipelines.recipe",
     "corpusmill.demo",
 ]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import apache_beam as beam
 
@@ -51,11 +51,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
 
 
-def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None]) -> List[dict]:
+def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None],
+              before_done: Optional[Callable[[], None]] = None) -> List[dict]:
     """Prepare the output directory, run ``build(pipeline, run)`` to completion, return stats.json.
 
     ``build`` adds steps with ``run.step(...)``, writes with ``run.write(...)``; ``run.finish()`` is
-    called here. ``_SUCCESS`` is written last, only when the pipeline succeeded.
+    called here. ``before_done()``, if given, runs after the pipeline (work that needs its output, e.g.
+    training a model on a sample it wrote). ``_SUCCESS`` is written last, only when all succeeded.
     """
     prepare_output_dir(out.output, out.overwrite)
     with beam.Pipeline(options=beam_options(beam_args)) as p:
@@ -63,6 +65,8 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
                   fmt=out.fmt, docs_per_shard=out.docs_per_shard)
         build(p, run)
         run.finish()
+    if before_done is not None:
+        before_done()
     mark_done(out.output)
     return read_stats(out.output)
 

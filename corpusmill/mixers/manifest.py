@@ -1,0 +1,290 @@
+"""The mixing manifest: a YAML file that says what goes into the training data, and in what proportion.
+
+See docs/mixing.md for the format. Everything that can be checked without reading the data is checked
+when the file is loaded (unknown keys, weights that do not sum to 1, a missing documents directory, a
+bad number); every error names the file and the field (``sources.wikipedia.weight``) and the fix.
+What needs token counts (a budget a source cannot fill within its epoch cap) is checked by
+:func:`corpusmill.mixers.plan.plan_mixture` after counting, before anything is sampled or written.
+
+Relative paths are resolved against the manifest file's directory, so a manifest works from any
+working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+import importlib.util
+import math
+import os
+import re
+from typing import Any, Dict, List, Optional, Union
+
+from corpusmill.errors import CorpusmillError
+
+WEIGHT_TOLERANCE = 1e-6
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources"}
+TOKENIZER_KEYS = {"model", "vocab_size", "sample_chars", "threads"}
+SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
+SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups"}
+
+
+@dataclasses.dataclass
+class TokenizerSpec:
+    model: Optional[str] = None          # an existing SentencePiece model; trained when None
+    vocab_size: int = 32000
+    sample_chars: int = 100_000_000      # characters in the training sample, split by mixture weight
+    threads: int = 8
+
+
+@dataclasses.dataclass
+class ShardSpec:
+    rows_per_shard: int = 32768
+    batch_rows: int = 1024
+    pack_group_tokens: int = 16_000_000  # tokens packed together in one worker (each drops < one row)
+
+
+@dataclasses.dataclass
+class SourceSpec:
+    name: str
+    weight: Optional[float] = None       # share of the budget (weights mode)
+    epochs: Optional[float] = None       # with a weight: the cap on passes; alone: the exact passes
+    documents: Optional[str] = None      # an existing directory (or glob) of corpusmill documents
+    processor: Optional[str] = None      # or: a stage that makes them (module corpusmill.pipelines.<name>)
+    inputs: List[str] = dataclasses.field(default_factory=list)
+    options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
+
+    def field(self, key: str) -> str:
+        return f"sources.{self.name}.{key}"
+
+
+@dataclasses.dataclass
+class MixManifest:
+    path: str
+    name: str
+    output: str
+    seed: int
+    seq_len: int
+    budget_tokens: Union[int, str, None]  # an int, "max", or None (epochs mode: the sum of the sources)
+    tokenizer: TokenizerSpec
+    shards: ShardSpec
+    sources: List[SourceSpec]
+    skipped: Dict[str, str] = dataclasses.field(default_factory=dict)  # source -> why it was left out
+
+    @property
+    def mode(self) -> str:
+        """``weights`` (every source has a weight) or ``epochs`` (none has: each gives its passes)."""
+        return "weights" if self.sources and self.sources[0].weight is not None else "epochs"
+
+    def source(self, name: str) -> SourceSpec:
+        for spec in self.sources:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def without(self, reasons: Dict[str, str]) -> "MixManifest":
+        """The manifest less some sources (a processor that is not built); weights renormalized to 1."""
+        kept = [s for s in self.sources if s.name not in reasons]
+        if not kept:
+            raise CorpusmillError(f"{self.path}: every source was left out ("
+                                  + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")")
+        if self.mode == "weights":
+            total = sum(s.weight for s in kept)
+            kept = [dataclasses.replace(s, weight=s.weight / total) for s in kept]
+        return dataclasses.replace(self, sources=kept, skipped={**self.skipped, **reasons})
+
+
+# ---------------------------------------------------------------------------------------------------
+# loading and validation
+# ---------------------------------------------------------------------------------------------------
+def _err(path: str, field: str, msg: str) -> CorpusmillError:
+    return CorpusmillError(f"{path}: {field}: {msg}")
+
+
+def _check_keys(path: str, where: str, data: dict, allowed: set) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _err(path, f"{where}{unknown[0]}" if where else unknown[0],
+                   f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+
+
+def _int(path: str, field: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _err(path, field, f"expected a whole number, got {value!r}")
+    if value < minimum:
+        raise _err(path, field, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _positive(path: str, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise _err(path, field, f"expected a number above 0, got {value!r}")
+    return float(value)
+
+
+def _resolve(base: str, value: str) -> str:
+    if "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+def processor_module(processor: str) -> str:
+    return f"corpusmill.pipelines.{processor}"
+
+
+def processor_available(processor: str) -> bool:
+    """Whether the processor's module exists (it is not imported here)."""
+    try:
+        return importlib.util.find_spec(processor_module(processor)) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def load_manifest(path: str, *, output: Optional[str] = None) -> MixManifest:
+    """Read and validate a manifest; ``output`` overrides its ``output`` field."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise CorpusmillError(f"manifest {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise CorpusmillError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise CorpusmillError(f"{path}: expected a mapping of fields (name, output, seed, seq_len, budget_tokens, "
+                              f"tokenizer, shards, sources); see docs/mixing.md")
+    return parse_manifest(data, path, output=output)
+
+
+def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> MixManifest:
+    base = os.path.dirname(os.path.abspath(path))
+    _check_keys(path, "", data, TOP_KEYS)
+    name = str(data.get("name") or os.path.splitext(os.path.basename(path))[0])
+    if output is None:
+        if not data.get("output"):
+            raise _err(path, "output", "missing: the run's output directory (or pass --output)")
+        output = _resolve(base, str(data["output"]))
+    seed = _int(path, "seed", data.get("seed", 0), minimum=0)
+    seq_len = _int(path, "seq_len", data.get("seq_len", 2048))
+
+    tok_data = data.get("tokenizer") or {}
+    if not isinstance(tok_data, dict):
+        raise _err(path, "tokenizer", "expected a mapping (model, vocab_size, sample_chars, threads)")
+    _check_keys(path, "tokenizer.", tok_data, TOKENIZER_KEYS)
+    tokenizer = TokenizerSpec(
+        model=_resolve(base, str(tok_data["model"])) if tok_data.get("model") else None,
+        vocab_size=_int(path, "tokenizer.vocab_size", tok_data.get("vocab_size", 32000), minimum=260),
+        sample_chars=_int(path, "tokenizer.sample_chars", tok_data.get("sample_chars", 100_000_000)),
+        threads=_int(path, "tokenizer.threads", tok_data.get("threads", 8)))
+    if tokenizer.model and "://" not in tokenizer.model and not os.path.isfile(tokenizer.model):
+        raise _err(path, "tokenizer.model", f"{tokenizer.model} does not exist; remove the field to train one")
+
+    shard_data = data.get("shards") or {}
+    if not isinstance(shard_data, dict):
+        raise _err(path, "shards", "expected a mapping (rows_per_shard, batch_rows, pack_group_tokens)")
+    _check_keys(path, "shards.", shard_data, SHARD_KEYS)
+    shards = ShardSpec(
+        rows_per_shard=_int(path, "shards.rows_per_shard", shard_data.get("rows_per_shard", 32768)),
+        batch_rows=_int(path, "shards.batch_rows", shard_data.get("batch_rows", 1024)),
+        pack_group_tokens=_int(path, "shards.pack_group_tokens", shard_data.get("pack_group_tokens", 16_000_000)))
+
+    src_data = data.get("sources")
+    if not isinstance(src_data, dict) or not src_data:
+        raise _err(path, "sources", "expected a mapping of source name -> {weight, epochs, documents | processor}")
+    sources = [_parse_source(path, base, str(key), value) for key, value in src_data.items()]
+
+    with_weight = [s for s in sources if s.weight is not None]
+    budget = data.get("budget_tokens")
+    if with_weight and len(with_weight) != len(sources):
+        missing = next(s for s in sources if s.weight is None)
+        raise _err(path, missing.field("weight"),
+                   "missing: give every source a weight (shares of budget_tokens), or none (each source's "
+                   "epochs then fix its tokens)")
+    if with_weight:
+        total = sum(s.weight for s in sources)
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            raise _err(path, "sources.*.weight",
+                       f"the weights sum to {total:.6g}, not 1 ("
+                       + ", ".join(f"{s.name}={s.weight:g}" for s in sources) + ")")
+        if budget is None:
+            raise _err(path, "budget_tokens", "missing: the number of tokens to write, or 'max' (the most that every "
+                                              "source can fill within its epochs cap)")
+        if isinstance(budget, str):
+            if budget.strip().lower() != "max":
+                raise _err(path, "budget_tokens", f"expected a number of tokens or 'max', got {budget!r}")
+            budget = "max"
+            if not any(s.epochs is not None for s in sources):
+                raise _err(path, "budget_tokens", "'max' needs an epochs cap on at least one source")
+        else:
+            budget = _int(path, "budget_tokens", budget, minimum=seq_len + 1)
+    else:
+        no_epochs = [s for s in sources if s.epochs is None]
+        if no_epochs:
+            raise _err(path, no_epochs[0].field("epochs"),
+                       "missing: without weights every source needs its epochs (passes over its documents)")
+        if budget is not None:
+            raise _err(path, "budget_tokens", "remove it, or give every source a weight: without weights the budget "
+                                              "is the sum of epochs x tokens over the sources")
+    return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
+                       tokenizer=tokenizer, shards=shards, sources=sources)
+
+
+def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
+    field = f"sources.{name}"
+    if not _NAME.match(name):
+        raise _err(path, field, "a source name is lower-case letters, digits and _, starting with a letter")
+    if not isinstance(value, dict):
+        raise _err(path, field, "expected a mapping: {weight, epochs, documents | processor + input}")
+    _check_keys(path, f"{field}.", value, SOURCE_KEYS)
+    spec = SourceSpec(name=name)
+    if value.get("weight") is not None:
+        spec.weight = _positive(path, f"{field}.weight", value["weight"])
+    if value.get("epochs") is not None:
+        spec.epochs = _positive(path, f"{field}.epochs", value["epochs"])
+    has_docs, has_proc = value.get("documents") is not None, value.get("processor") is not None
+    if has_docs == has_proc:
+        raise _err(path, field, "give exactly one of 'documents' (an existing directory of documents) and "
+                                "'processor' (+ 'input': a stage that makes them)")
+    groups = value.get("groups")
+    if groups is not None:
+        if isinstance(groups, str):
+            groups = [groups]
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g for g in groups):
+            raise _err(path, f"{field}.groups", "expected a list of sub-directory names or globs, e.g. [en]")
+        spec.groups = list(groups)
+    if has_docs:
+        if value.get("input") is not None or value.get("options"):
+            raise _err(path, f"{field}.input", "'input' and 'options' belong to a processor source, not 'documents'")
+        spec.documents = _resolve(base, str(value["documents"]))
+        if "://" not in spec.documents and not (os.path.isdir(spec.documents) or glob.glob(spec.documents)):
+            raise _err(path, f"{field}.documents", f"{spec.documents} does not exist")
+    else:
+        spec.processor = str(value["processor"])
+        if not _NAME.match(spec.processor):
+            raise _err(path, f"{field}.processor", f"{spec.processor!r} is not a module name")
+        inputs = value.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs:
+            raise _err(path, f"{field}.input", "missing: the processor's input files or globs")
+        spec.inputs = [_resolve(base, str(i)) for i in inputs]
+        options = value.get("options") or {}
+        if not isinstance(options, dict):
+            raise _err(path, f"{field}.options", "expected a mapping of the processor's config fields")
+        spec.options = dict(options)
+    return spec
+
+
+def matches_groups(rel_path: str, groups: Optional[List[str]]) -> bool:
+    """Whether a document file (path relative to its output directory) is in one of ``groups``."""
+    if groups is None:
+        return True
+    parts = rel_path.replace(os.sep, "/").split("/")
+    return len(parts) > 1 and any(fnmatch.fnmatchcase(parts[0], g) for g in groups)

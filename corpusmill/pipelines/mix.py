@@ -1,0 +1,303 @@
+"""Token counts, the mixer and the shard writer on Beam.
+
+Two stages, each a Beam pipeline with its own output directory, stats.json and ``_SUCCESS``:
+
+- :func:`count_tokens`: read every source's documents, tokenize them (``tokenize`` step, the model
+  loaded once per worker) and write ``counts.json`` (documents, tokens with BOS/EOS, bytes per source).
+  :func:`corpusmill.mixers.plan.plan_mixture` turns the counts into the plan (and checks the budget).
+- :func:`write_mixed_shards`: tokenize again, draw every source's passes (whole passes plus an exact
+  fraction, chosen by a hash of (seed, document id, pass)), assign each copy to a packing group by
+  that hash, sort and pack each group into rows of ``seq_len + 1`` with document starts, number the
+  rows, permute them with a keyed bijection and write shards of ``rows_per_shard`` rows with
+  :func:`corpusmill.tokenize.shards.write_shard`; ``manifest.json`` records the shards, their sha256,
+  the tokenizer's sha256 and the achieved mixture next to the target.
+
+Nothing depends on bundle order: same documents, tokenizer and manifest give byte-identical shards on
+any runner. The text is tokenized twice (once to count, once to write) rather than stored in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Dict, List, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.mixers.manifest import matches_groups
+from corpusmill.mixers.plan import (MixPlan, bucket_of, cut_in_bucket, doc_hash, find_boundaries, in_fraction,
+                                    row_layout, row_positions)
+from corpusmill.pipelines.io import (ParseDocument, ReadRawRecords, expand_inputs, join, list_output_files,
+                                     write_text_atomic)
+from corpusmill.pipelines.run import Run
+from corpusmill.pipelines.stage import OutputOptions, run_stage
+from corpusmill.tokenize.shards import pack_documents, write_manifest, write_shard
+from corpusmill.tokenize.tokenizer import MODEL_FILE, Tokenize, describe_model, sha256_file
+
+COUNTS_FILE = "counts.json"
+
+
+# ---------------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------------
+def source_files(name: str, location: str, groups=None) -> List[str]:
+    """The document files of one source: a corpusmill output directory (``part-*`` files, optionally
+    only some group sub-directories) or a glob of document files."""
+    if os.path.isdir(location):
+        files = [f for f in list_output_files(location) if matches_groups(os.path.relpath(f, location), groups)]
+        if not files:
+            where = f" in groups {', '.join(groups)}" if groups else ""
+            raise CorpusmillError(f"sources.{name}: no document files (part-*){where} under {location}")
+        return files
+    try:
+        return expand_inputs([location])
+    except CorpusmillError:
+        raise CorpusmillError(f"sources.{name}: {location} matches no document files") from None
+
+
+def read_sources(p: beam.Pipeline, run: Run, files: Dict[str, List[str]]) -> beam.PCollection:
+    """``(Document, source name)`` for every document of every source; one ``read_<source>`` step each."""
+    parts = []
+    for name in sorted(files):
+        raw = p | f"Read_{name}" >> ReadRawRecords(files[name])
+        docs = run.step(raw, f"read_{name}", ParseDocument(name))
+        parts.append(docs | f"Name_{name}" >> beam.Map(lambda d, n=name: (d, n)))
+    return parts[0] if len(parts) == 1 else tuple(parts) | "AllSources" >> beam.Flatten()
+
+
+def _sum_tuples():
+    return beam.combiners.TupleCombineFn(sum, sum, sum)
+
+
+# ---------------------------------------------------------------------------------------------------
+# stage 1: token counts
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class CountConfig:
+    files: Dict[str, List[str]]
+    tokenizer: str
+    output: str
+    overwrite: bool = False
+
+
+def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
+    """Run the count stage; returns counts.json's content."""
+    tok = describe_model(cfg.tokenizer)
+    names = sorted(cfg.files)
+
+    def write_counts(rows):
+        got = dict(rows)
+        sources = {}
+        for name in names:
+            docs, tokens, nbytes = got.get(name, (0, 0, 0))
+            sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes, "files": len(cfg.files[name])}
+        write_text_atomic(join(cfg.output, COUNTS_FILE), json.dumps(
+            {"tokenizer_sha256": tok["sha256"], "tokens_include": "BOS + ids + EOS per document",
+             "sources": sources}, indent=2, sort_keys=True) + "\n")
+
+    def build(p, run):
+        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        (toks
+         | "PerSource" >> beam.Map(lambda t: (t.source, (1, t.n_tokens, t.nbytes)))
+         | "SumPerSource" >> beam.CombinePerKey(_sum_tuples())
+         | "AllCounts" >> beam.combiners.ToList()
+         | "WriteCounts" >> beam.Map(write_counts))
+
+    run_stage(OutputOptions(cfg.output, overwrite=cfg.overwrite), beam_args, build)
+    return read_counts(cfg.output)
+
+
+def read_counts(out_dir: str) -> dict:
+    with open(join(out_dir, COUNTS_FILE), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+# ---------------------------------------------------------------------------------------------------
+# stage 2: draw, pack, shuffle, write
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ShardConfig:
+    files: Dict[str, List[str]]
+    tokenizer: str
+    output: str
+    plan: MixPlan
+    rows_per_shard: int = 32768
+    batch_rows: int = 1024
+    extra: dict = dataclasses.field(default_factory=dict)  # merged into manifest.json (recipe name, skipped)
+    overwrite: bool = False
+
+
+def _copies(item, seed, full, groups, boundaries, cuts):
+    """Every copy of a document: passes 0..full-1, plus the fractional pass if drawn. Keyed by group."""
+    t, h_frac = item
+    for p in range(full[t.source]):
+        h = doc_hash(seed, t.id, p)
+        yield h % groups, (h, t.id, p, t.source, t.tokens)
+    if h_frac is not None and in_fraction(h_frac, t.id, boundaries.get(t.source), cuts.get(t.source)):
+        yield h_frac % groups, (h_frac, t.id, full[t.source], t.source, t.tokens)
+
+
+class _PackGroup(beam.DoFn):
+    """One packing group -> its rows, each keyed by the shard its shuffled position falls in."""
+
+    def __init__(self, seq_len: int, bos: int, eos: int, vocab_size: int, seed: int):
+        self.seq_len, self.bos, self.eos, self.vocab_size, self.seed = seq_len, bos, eos, vocab_size, seed
+
+    def process(self, item, layout):
+        group, copies = item
+        ordered = sorted(copies, key=lambda c: (c[0], c[1], c[2]))
+        rows, bounds = pack_documents([c[4] for c in ordered], self.seq_len, self.bos, self.eos,
+                                      vocab_size=self.vocab_size)
+        n = rows.shape[0]
+        if n != layout.group_rows.get(group, 0):
+            raise RuntimeError(f"packing group {group}: {n} rows, the layout expected {layout.group_rows.get(group)}")
+        kept, start = n * layout.width, 0
+        per_source: Dict[str, List[int]] = {}
+        for c in ordered:
+            length = int(c[4].size) + 2
+            written = min(max(kept - start, 0), length)
+            start += length
+            acc = per_source.setdefault(c[3], [0, 0, 0])
+            acc[0] += written
+            acc[1] += 1 if written else 0
+            acc[2] += 1 if written == length else 0
+        for source, (tokens, docs, complete) in sorted(per_source.items()):
+            yield beam.pvalue.TaggedOutput("stats", (source, (tokens, docs, complete)))
+        yield beam.pvalue.TaggedOutput("stats", ("", (start - kept, 0, 0)))  # tail tokens dropped
+        if n:
+            positions = row_positions(layout.offsets[group], n, layout.total_rows, self.seed)
+            for r in range(n):
+                pos = int(positions[r])
+                yield pos // layout.rows_per_shard, (pos, rows[r], bounds[r])
+
+
+def _write_one_shard(item, out_dir, batch_rows, layout):
+    shard, entries = item
+    entries = sorted(entries, key=lambda e: e[0])
+    first = shard * layout.rows_per_shard
+    expected = min(layout.rows_per_shard, layout.total_rows - first)
+    if len(entries) != expected or entries[0][0] != first:
+        raise RuntimeError(f"shard {shard}: {len(entries)} rows from position {entries[0][0]}, expected {expected} "
+                           f"from {first}")
+    rows = np.stack([e[1] for e in entries])
+    info = write_shard(join(out_dir, layout.shard_name(shard)), rows, [e[2] for e in entries],
+                       batch_rows=batch_rows)
+    info["index"] = int(shard)
+    return info
+
+
+def _mixture(plan: MixPlan, stats: Dict[str, tuple]) -> Dict[str, dict]:
+    written_total = sum(stats.get(s, (0, 0, 0))[0] for s in plan.sources) or 1
+    out = {}
+    for name, sp in sorted(plan.sources.items()):
+        tokens, docs, complete = stats.get(name, (0, 0, 0))
+        out[name] = {
+            "weight": round(sp.weight, 10), "share": round(tokens / written_total, 10),
+            "target_tokens": sp.target_tokens, "tokens": int(tokens),
+            "epochs_target": round(sp.epochs, 10), "epochs_cap": sp.epochs_cap,
+            "epochs": round(tokens / sp.source_tokens, 10),
+            "documents": int(docs), "documents_complete": int(complete),
+            "source_documents": sp.source_documents, "source_tokens": sp.source_tokens,
+            "full_passes": sp.full_passes, "fraction_tokens": sp.fraction_tokens,
+        }
+    return out
+
+
+def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
+    """Run the shard stage; returns manifest.json's content."""
+    if "://" in cfg.output:
+        raise CorpusmillError(f"shards output {cfg.output}: shards are written to a local (or mounted) directory; "
+                              f"copy them to object storage afterwards")
+    plan = cfg.plan
+    tok = describe_model(cfg.tokenizer)
+    seed, seq_len, groups = plan.seed, plan.seq_len, plan.pack_groups
+    width = seq_len + 1
+    unknown = sorted(set(plan.sources) - set(cfg.files))
+    if unknown:
+        raise CorpusmillError(f"the plan names source(s) {', '.join(unknown)} that have no document files")
+    full = {s: sp.full_passes for s, sp in plan.sources.items()}
+    fractions = {s: sp.fraction_tokens for s, sp in plan.sources.items()}
+    out_dir, rows_per_shard, batch_rows = cfg.output, cfg.rows_per_shard, cfg.batch_rows
+
+    def write_manifest_file(infos, source_stats, layout):
+        stats = dict(source_stats)
+        mixture = _mixture(plan, stats)
+        extra = dict(cfg.extra)
+        extra.update({
+            "budget_tokens": plan.budget_tokens,
+            "mixing_mode": plan.mode,
+            "mixture": mixture,
+            "tokens_per_source": {k: v["tokens"] for k, v in mixture.items()},
+            "rows_per_shard": rows_per_shard,
+            "batch_rows": batch_rows,
+            "packing": {"groups": groups, "tail_tokens_dropped": int(stats.get("", (0,))[0]),
+                        "order": "documents sorted by hash(seed, id, pass) within a group; BOS doc EOS"},
+            "shuffle": {"method": "feistel", "rows": layout.total_rows,
+                        "inverse": "corpusmill.mixers.plan.original_row_order(rows, seed)"},
+            "tokenizer": {"file": MODEL_FILE, **tok},
+        })
+        write_manifest(out_dir, sorted(infos, key=lambda i: i["index"]), seq_len=seq_len,
+                       vocab_size=tok["vocab_size"], tokenizer_sha256=tok["sha256"], seed=seed, extra=extra)
+
+    def build(p, run):
+        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        hashed = toks | "HashFraction" >> beam.Map(
+            lambda t: (t, doc_hash(seed, t.id, full[t.source]) if fractions[t.source] > 0 else None))
+
+        # the fractional pass: token histogram over hash buckets -> boundary bucket -> exact cut in it
+        boundaries = (
+            hashed
+            | "FractionTokens" >> beam.FlatMap(
+                lambda th: [((th[0].source, bucket_of(th[1])), th[0].n_tokens)] if th[1] is not None else [])
+            | "SumBuckets" >> beam.CombinePerKey(sum)
+            | "Histogram" >> beam.combiners.ToList()
+            | "Boundaries" >> beam.Map(find_boundaries, fractions))
+        bview = beam.pvalue.AsSingleton(boundaries)
+        cuts = (
+            hashed
+            | "BoundaryDocs" >> beam.FlatMap(
+                lambda th, b: [(th[0].source, (th[1], th[0].id, th[0].n_tokens))]
+                if th[1] is not None and th[0].source in b and bucket_of(th[1]) == b[th[0].source][0] else [],
+                bview)
+            | "GroupBoundary" >> beam.GroupByKey()
+            | "Cut" >> beam.Map(lambda kv, b: (kv[0], cut_in_bucket(kv[1], b[kv[0]][1])), bview))
+        copies = hashed | "Copies" >> beam.FlatMap(_copies, seed, full, groups, bview, beam.pvalue.AsDict(cuts))
+
+        # rows per group -> global numbering
+        layout = (
+            copies
+            | "CopyTokens" >> beam.Map(lambda kv: (kv[0], int(kv[1][4].size) + 2))
+            | "SumGroups" >> beam.CombinePerKey(sum)
+            | "GroupTokens" >> beam.combiners.ToList()
+            | "Layout" >> beam.Map(lambda rows: row_layout(dict(rows), width, rows_per_shard)))
+        lview = beam.pvalue.AsSingleton(layout)
+        packed = (
+            copies
+            | "GroupCopies" >> beam.GroupByKey()
+            | "Pack" >> beam.ParDo(_PackGroup(seq_len, tok["bos_id"], tok["eos_id"], tok["vocab_size"], seed),
+                                   lview).with_outputs("stats", main="rows"))
+        infos = (
+            packed.rows
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShards" >> beam.Map(_write_one_shard, out_dir, batch_rows, lview)
+            | "AllShards" >> beam.combiners.ToList())
+        source_stats = (
+            packed.stats
+            | "SumWritten" >> beam.CombinePerKey(_sum_tuples())
+            | "AllWritten" >> beam.combiners.ToList())
+        infos | "WriteManifest" >> beam.Map(write_manifest_file, beam.pvalue.AsSingleton(source_stats), lview)
+
+    def copy_tokenizer():
+        dst = join(out_dir, MODEL_FILE)
+        shutil.copyfile(cfg.tokenizer, dst + ".tmp")
+        os.replace(dst + ".tmp", dst)
+        if sha256_file(dst) != tok["sha256"]:
+            raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
+
+    run_stage(OutputOptions(out_dir, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
+    with open(join(out_dir, "manifest.json"), encoding="utf-8") as fh:
+        return json.load(fh)

@@ -1,0 +1,258 @@
+"""``corpusmill run MANIFEST``: the whole recipe, from raw inputs to training shards, resumable.
+
+Stages, each with its own output directory under the manifest's ``output``::
+
+    sources/<name>/   one per source with a ``processor`` (the CCNet stage, the source processors)
+    tokenizer/        unless the manifest names a model: trained on a sample in mixture proportion
+    counts/           tokens per source (the plan is computed from it; the budget is checked here)
+    shards/           the mixed, packed, shuffled Arrow shards and manifest.json
+
+A stage is skipped when its directory holds ``_SUCCESS`` (written last) and a ``_STAGE.json`` whose
+configuration equals this run's; otherwise it is (re)built from scratch. So a killed run resumes at the
+first unfinished stage, and a changed manifest rebuilds only what it changes.
+
+A processor source runs ``corpusmill.pipelines.<processor>.run_<processor>(config, beam_args)``, the
+config being the dataclass its first parameter is annotated with, built from ``inputs``, ``output``,
+``overwrite=True`` and the manifest's ``options``. A processor whose module does not exist yet is
+skipped with a line saying so, and its source is left out of the mixture (the other weights are
+renormalized and manifest.json lists it under ``skipped_sources``); nothing is faked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import shutil
+import typing
+from typing import Callable, Dict, List, Optional, Sequence
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.mixers.manifest import MixManifest, load_manifest, processor_available, processor_module
+from corpusmill.mixers.plan import MixPlan, plan_mixture
+from corpusmill.pipelines.io import expand_inputs, join, write_text_atomic
+from corpusmill.pipelines.run import DONE_FILE, mark_done
+
+STAGE_FILE = "_STAGE.json"
+
+
+def _fingerprint(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def stage_done(out_dir: str, config: dict) -> bool:
+    """Whether ``out_dir`` holds a finished stage made with ``config``."""
+    try:
+        with open(join(out_dir, STAGE_FILE), encoding="utf-8") as fh:
+            recorded = json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return os.path.exists(join(out_dir, DONE_FILE)) and recorded.get("fingerprint") == _fingerprint(config)
+
+
+def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], object], log=print) -> bool:
+    """Run ``fn`` unless ``out_dir`` is already done with ``config``; returns True when it ran."""
+    if stage_done(out_dir, config):
+        log(f"[run] {label}: done already ({out_dir}), skipped")
+        return False
+    if os.path.exists(join(out_dir, DONE_FILE)):
+        log(f"[run] {label}: {out_dir} was made with another configuration; rebuilding")
+    elif os.path.isdir(out_dir) and os.listdir(out_dir):
+        log(f"[run] {label}: {out_dir} is incomplete (no {DONE_FILE}); rebuilding")
+    else:
+        log(f"[run] {label} -> {out_dir}")
+    if "://" not in out_dir and os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)  # an unfinished or outdated stage output: start it from scratch
+    fn()
+    if not os.path.exists(join(out_dir, DONE_FILE)):
+        mark_done(out_dir)
+    write_text_atomic(join(out_dir, STAGE_FILE),
+                      json.dumps({"fingerprint": _fingerprint(config), "config": config}, indent=2, sort_keys=True,
+                                 default=str) + "\n")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# processors
+# ---------------------------------------------------------------------------------------------------
+def processor_config_class(processor: str):
+    """The module's ``run_<processor>`` function and its config dataclass."""
+    module = importlib.import_module(processor_module(processor))
+    fn = getattr(module, f"run_{processor}", None)
+    if fn is None:
+        raise CorpusmillError(f"{module.__name__} has no run_{processor}(config, beam_args) entry point; "
+                              f"`corpusmill run` calls it for processor '{processor}'")
+    params = list(inspect.signature(fn).parameters)
+    hints = typing.get_type_hints(fn)
+    cls = hints.get(params[0]) if params else None
+    if cls is None or not dataclasses.is_dataclass(cls):
+        raise CorpusmillError(f"{module.__name__}.run_{processor}: its first parameter must be annotated with a "
+                              f"config dataclass (inputs, output, ...)")
+    return fn, cls
+
+
+def run_processor(spec, out_dir: str, beam_args: Sequence[str], manifest_path: str) -> None:
+    fn, cls = processor_config_class(spec.processor)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for required in ("inputs", "output"):
+        if required not in fields:
+            raise CorpusmillError(f"{cls.__name__} has no '{required}' field; `corpusmill run` cannot drive "
+                                  f"processor '{spec.processor}'")
+    unknown = sorted(set(spec.options) - fields)
+    if unknown:
+        raise CorpusmillError(f"{manifest_path}: sources.{spec.name}.options.{unknown[0]}: not a field of "
+                              f"{cls.__name__}; allowed: {', '.join(sorted(fields - {'inputs', 'output'}))}")
+    kwargs = dict(spec.options, inputs=list(spec.inputs), output=out_dir)
+    if "overwrite" in fields:
+        kwargs["overwrite"] = True
+    try:
+        cfg = cls(**kwargs)
+    except TypeError as exc:
+        raise CorpusmillError(f"{manifest_path}: sources.{spec.name}.options: {exc}") from None
+    fn(cfg, list(beam_args))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the recipe
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RecipeResult:
+    manifest: MixManifest
+    plan: MixPlan
+    shards_dir: str
+    shards_manifest: dict
+    ran: List[str]      # stages that ran (the others were done already)
+    skipped: Dict[str, str]
+
+
+def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: Sequence[str] = (),
+               log=print) -> RecipeResult:
+    """Run every stage of the manifest that is not done yet; returns where the shards are."""
+    from corpusmill.pipelines.mix import (CountConfig, ShardConfig, count_tokens, read_counts, source_files,
+                                          write_mixed_shards)
+    from corpusmill.pipelines.tokenizer import TokenizerConfig, train_tokenizer
+    from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
+
+    m = load_manifest(manifest_path, output=output)
+    root = m.output
+    beam_args = list(beam_args)
+    ran: List[str] = []
+
+    # 1. sources made by a processor (inputs checked for all of them before the first one runs)
+    skipped: Dict[str, str] = {}
+    for spec in m.sources:
+        if not spec.processor:
+            continue
+        if not processor_available(spec.processor):
+            skipped[spec.name] = f"processor '{spec.processor}' is not built yet " \
+                                 f"(no module {processor_module(spec.processor)})"
+            log(f"[run] skipped source {spec.name}: {skipped[spec.name]}; it is left out of the mixture")
+            continue
+        for pattern in spec.inputs:
+            try:
+                expand_inputs([pattern])
+            except CorpusmillError:
+                raise CorpusmillError(f"{m.path}: sources.{spec.name}.input: {pattern} matches no files") from None
+    locations: Dict[str, str] = {}
+    for spec in m.sources:
+        if not spec.processor:
+            locations[spec.name] = spec.documents
+            continue
+        if spec.name in skipped:
+            continue
+        out = join(root, "sources", spec.name)
+        config = {"processor": spec.processor, "inputs": spec.inputs, "options": spec.options}
+        if run_stage_once(f"source {spec.name} ({spec.processor})", out, config,
+                          lambda spec=spec, out=out: run_processor(spec, out, beam_args, m.path), log):
+            ran.append(f"sources/{spec.name}")
+        locations[spec.name] = out
+    if skipped:
+        m = m.without(skipped)
+        if m.mode == "weights":
+            log("[run] weights renormalized over the remaining sources: "
+                + ", ".join(f"{s.name}={s.weight:.4g}" for s in m.sources))
+    files = {s.name: source_files(s.name, locations[s.name], s.groups) for s in m.sources}
+
+    # 2. tokenizer
+    if m.tokenizer.model:
+        model = m.tokenizer.model
+        log(f"[run] tokenizer: {model} (given)")
+    else:
+        tok_dir = join(root, "tokenizer")
+        tcfg = TokenizerConfig(
+            files=files, output=tok_dir, overwrite=True, vocab_size=m.tokenizer.vocab_size,
+            sample_chars=m.tokenizer.sample_chars, seed=m.seed, threads=m.tokenizer.threads,
+            weights={s.name: s.weight for s in m.sources} if m.mode == "weights" else None,
+            epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" else None)
+        config = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in ("output", "overwrite")}
+        if run_stage_once("tokenizer", tok_dir, config, lambda: train_tokenizer(tcfg, beam_args), log):
+            ran.append("tokenizer")
+        model = join(tok_dir, MODEL_FILE)
+    tok = describe_model(model)
+
+    # 3. token counts, then the plan (the budget is checked here, before anything is drawn)
+    counts_dir = join(root, "counts")
+    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True)
+    if run_stage_once("token counts", counts_dir, {"files": files, "tokenizer_sha256": tok["sha256"]},
+                      lambda: count_tokens(ccfg, beam_args), log):
+        ran.append("counts")
+    counts = read_counts(counts_dir)
+    plan = plan_mixture(m, counts["sources"])
+    log(format_plan(plan))
+
+    # 4. shards
+    shards_dir = join(root, "shards")
+    scfg = ShardConfig(files=files, tokenizer=model, output=shards_dir, plan=plan,
+                       rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows, overwrite=True,
+                       extra={"recipe": m.name, "skipped_sources": dict(sorted(m.skipped.items()))})
+    config = {"files": files, "tokenizer_sha256": tok["sha256"], "plan": plan.to_dict(),
+              "rows_per_shard": scfg.rows_per_shard, "batch_rows": scfg.batch_rows, "extra": scfg.extra}
+    if run_stage_once("shards", shards_dir, config, lambda: write_mixed_shards(scfg, beam_args), log):
+        ran.append("shards")
+    with open(join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
+        shards_manifest = json.load(fh)
+    return RecipeResult(m, plan, shards_dir, shards_manifest, ran, dict(m.skipped))
+
+
+def format_plan(plan: MixPlan) -> str:
+    lines = [f"[run] plan ({plan.mode}): budget {plan.budget_tokens:,} tokens, seq_len {plan.seq_len}, "
+             f"{plan.pack_groups} packing group(s)",
+             f"      {'source':<16} {'weight':>7} {'tokens':>15} {'epochs':>7} {'source tokens':>15}"]
+    for name, sp in sorted(plan.sources.items()):
+        lines.append(f"      {name:<16} {sp.weight:>7.4f} {sp.target_tokens:>15,} {sp.epochs:>7.3f} "
+                     f"{sp.source_tokens:>15,}")
+    return "\n".join(lines)
+
+
+def format_mixture(shards_manifest: dict) -> str:
+    lines = [f"{'source':<16} {'target':>7} {'share':>7} {'tokens':>15} {'epochs':>7} {'target ep':>9} "
+             f"{'documents':>10}"]
+    for name, s in sorted(shards_manifest["mixture"].items()):
+        lines.append(f"{name:<16} {s['weight']:>7.4f} {s['share']:>7.4f} {s['tokens']:>15,} {s['epochs']:>7.3f} "
+                     f"{s['epochs_target']:>9.3f} {s['documents']:>10,}")
+    return "\n".join(lines)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "run", help="run the whole recipe of a manifest: source processors, tokenizer, mixer, shards (resumable)",
+        description="Run every stage of a mixing manifest (see manifests/llama1.yaml and docs/mixing.md): each "
+                    "source's processor, tokenizer training if the manifest names no model, token counts, and "
+                    "the mixed Arrow shards. A stage whose output is complete (_SUCCESS, same configuration) "
+                    "is skipped, so a killed run resumes. Unrecognized options go to Beam.")
+    parser.add_argument("manifest", help="the YAML manifest")
+    parser.add_argument("--output", default=None, help="output directory (default: the manifest's 'output')")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    result = run_recipe(args.manifest, output=args.output, beam_args=beam_args)
+    print(format_mixture(result.shards_manifest))
+    sm = result.shards_manifest
+    print(f"shards: {result.shards_dir}  ({len(sm['shards'])} shards, {sm['rows']:,} rows of {sm['seq_len'] + 1} "
+          f"tokens, tokenizer sha256 {sm['tokenizer_sha256'][:12]}...)")
+    return 0

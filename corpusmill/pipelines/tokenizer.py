@@ -1,0 +1,262 @@
+"""``corpusmill train-tokenizer``: a LLaMA-style SentencePiece BPE model from a sample of the sources.
+
+The sample is drawn on Beam, deterministically and in mixture proportion: source ``s`` gets about
+``weight_s * sample_chars`` characters, drawn line by line (SentencePiece trains on lines): the
+non-empty lines whose ``hash(seed, document id, line number)`` falls under ``quota_s / chars_s`` (a
+source smaller than its quota gives all of it; ``sample.json`` says so). Drawing lines rather than
+documents keeps the proportions close even for a source of a few long documents. The sample is
+written under ``OUT/sample/<source>/part-NNNNN.txt.gz`` in hash order, then SentencePiece trains on it
+in that order with :data:`LLAMA_TRAINER_OPTIONS`. Outputs:
+``tokenizer.model``, ``tokenizer.vocab`` (piece and score per line), ``tokenizer.json`` (sha256,
+vocabulary size, special ids, options, the sample per source), stats.json and ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import math
+import os
+import re
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import apache_beam as beam
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.pipelines.glue import stable_hash
+from corpusmill.pipelines.io import _open_lines, atomic_write, join, write_text_atomic
+from corpusmill.pipelines.mix import read_sources, source_files
+from corpusmill.pipelines.run import Run
+from corpusmill.pipelines.stage import OutputOptions, run_stage
+from corpusmill.tokenize.tokenizer import LLAMA_TRAINER_OPTIONS, MODEL_FILE, describe_model, train_sentencepiece
+
+SAMPLE_DIR = "sample"
+SAMPLE_INDEX = "sample.json"
+INFO_FILE = "tokenizer.json"
+PART_CHARS = 16_000_000  # characters per sample file (one file is written by one worker)
+
+
+@dataclasses.dataclass
+class TokenizerConfig:
+    files: Dict[str, List[str]]                 # source name -> document files
+    output: str
+    weights: Optional[Dict[str, float]] = None  # sample shares; None: each source in proportion to its size
+    epochs: Optional[Dict[str, float]] = None   # or: shares proportional to epochs x characters
+    vocab_size: int = 32000
+    sample_chars: int = 100_000_000
+    seed: int = 0
+    threads: int = 8
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if not self.files:
+            raise CorpusmillError("train-tokenizer: no inputs; give --input DIR (repeat for each source)")
+        for mapping, what in ((self.weights, "--weights"), (self.epochs, "epochs")):
+            if mapping is None:
+                continue
+            if set(mapping) != set(self.files):
+                raise CorpusmillError(f"{what}: names {sorted(mapping)} do not match the inputs {sorted(self.files)}")
+            if any(v <= 0 for v in mapping.values()):
+                raise CorpusmillError(f"{what}: every value must be above 0, got {mapping}")
+        if self.vocab_size < 260:
+            raise CorpusmillError(f"--vocab-size {self.vocab_size}: byte fallback needs at least 260 pieces")
+        if self.sample_chars < 1:
+            raise CorpusmillError("--sample-chars must be at least 1")
+
+
+def _rates(chars_rows, cfg_weights, cfg_epochs, sample_chars) -> Dict[str, float]:
+    """Per source: the share of its documents to draw (by hash), from its characters and its weight."""
+    chars = {name: c for name, c in chars_rows if c > 0}
+    if not chars:
+        return {}
+    if cfg_weights is not None:
+        total_w = sum(cfg_weights[n] for n in chars)
+        quota = {n: sample_chars * cfg_weights[n] / total_w for n in chars}
+    elif cfg_epochs is not None:
+        total = sum(cfg_epochs[n] * chars[n] for n in chars)
+        quota = {n: sample_chars * cfg_epochs[n] * chars[n] / total for n in chars}
+    else:
+        total = sum(chars.values())
+        quota = {n: sample_chars * chars[n] / total for n in chars}
+    return {n: min(1.0, quota[n] / chars[n]) for n in chars}
+
+
+def _lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            yield line
+
+
+def _draw(pair, seed, parts, rates):
+    doc, name = pair
+    rate = rates.get(name, 0.0)
+    for i, line in enumerate(_lines(doc.text)):
+        h = stable_hash(f"{seed}\x00{doc.id}\x00{i}")
+        if h < rate * 2.0 ** 64:
+            yield (name, h % parts), (h, doc.id, i, line)
+
+
+def _write_part(item, out_dir):
+    (name, part), lines = item
+    lines = sorted(lines)
+    rel = f"{SAMPLE_DIR}/{name}/part-{part:05d}.txt.gz"
+    chars = 0
+    with atomic_write(join(out_dir, *rel.split("/"))) as handle:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6) as gz:
+            for _, _, _, line in lines:
+                gz.write(line.encode("utf-8", "surrogatepass") + b"\n")
+                chars += len(line)
+    return {"source": name, "file": rel, "documents": len({doc_id for _, doc_id, _, _ in lines}),
+            "lines": len(lines), "chars": chars}
+
+
+def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
+    pairs = read_sources(p, run, cfg.files)
+    chars = (pairs
+             | "Chars" >> beam.Map(lambda dn: (dn[1], sum(len(line) for line in _lines(dn[0].text))))
+             | "SumChars" >> beam.CombinePerKey(sum)
+             | "AllChars" >> beam.combiners.ToList())
+    rates = chars | "Rates" >> beam.Map(_rates, cfg.weights, cfg.epochs, cfg.sample_chars)
+    parts = max(1, math.ceil(cfg.sample_chars / PART_CHARS))
+    out_dir = cfg.output
+
+    def write_index(written, chars_rows, rate_map):
+        totals = dict(chars_rows)
+        per: Dict[str, dict] = {}
+        for w in sorted(written, key=lambda w: w["file"]):
+            entry = per.setdefault(w["source"], {"documents": 0, "lines": 0, "chars": 0, "files": []})
+            entry["documents"] += w["documents"]
+            entry["lines"] += w["lines"]
+            entry["chars"] += w["chars"]
+            entry["files"].append(w["file"])
+        for name in cfg.files:
+            entry = per.setdefault(name, {"documents": 0, "lines": 0, "chars": 0, "files": []})
+            entry["source_chars"] = int(totals.get(name, 0))
+            entry["rate"] = round(rate_map.get(name, 0.0), 12)
+            entry["whole_source"] = rate_map.get(name, 0.0) >= 1.0
+        write_text_atomic(join(out_dir, SAMPLE_INDEX), json.dumps(
+            {"seed": cfg.seed, "sample_chars": cfg.sample_chars, "sources": per}, indent=2, sort_keys=True) + "\n")
+
+    (pairs
+     | "Draw" >> beam.FlatMap(_draw, cfg.seed, parts, beam.pvalue.AsSingleton(rates))
+     | "GroupParts" >> beam.GroupByKey()
+     | "WritePart" >> beam.Map(_write_part, out_dir)
+     | "AllParts" >> beam.combiners.ToList()
+     | "WriteIndex" >> beam.Map(write_index, beam.pvalue.AsSingleton(chars), beam.pvalue.AsSingleton(rates)))
+
+
+def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
+    for name in sorted(index["sources"]):
+        for rel in index["sources"][name]["files"]:
+            with _open_lines(join(out_dir, *rel.split("/"))) as lines:
+                for line in lines:
+                    yield line.rstrip("\n")
+
+
+def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
+    """Draw the sample on Beam, train the model; returns tokenizer.json's content."""
+    cfg.validate()
+    out_dir = cfg.output
+
+    def train():
+        with open(join(out_dir, SAMPLE_INDEX), encoding="utf-8") as fh:
+            index = json.load(fh)
+        chars = sum(s["chars"] for s in index["sources"].values())
+        docs = sum(s["documents"] for s in index["sources"].values())
+        note = f" ({chars:,} characters from {docs:,} documents)"
+        model = train_sentencepiece(_sample_lines(out_dir, index), cfg.vocab_size, threads=cfg.threads,
+                                    sample_note=note)
+        path = join(out_dir, MODEL_FILE)
+        with atomic_write(path) as handle:
+            handle.write(model)
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_proto=model)
+        write_text_atomic(join(out_dir, "tokenizer.vocab"),
+                          "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())))
+        info = describe_model(path)
+        info.update({"options": {**LLAMA_TRAINER_OPTIONS, "vocab_size": cfg.vocab_size, "num_threads": cfg.threads},
+                     "sample": index})
+        write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+    run_stage(OutputOptions(out_dir, overwrite=cfg.overwrite), beam_args, lambda p, run: build_sample(p, run, cfg),
+              before_done=train)
+    with open(join(out_dir, INFO_FILE), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+_NAME_RE = re.compile(r"[^a-z0-9_]+")
+
+
+def parse_inputs(specs: Sequence[str], groups: Optional[List[str]] = None) -> Dict[str, List[str]]:
+    """``NAME=PATH`` or ``PATH`` (named after its last directory) -> {name: document files}."""
+    out: Dict[str, List[str]] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or "/" in name:
+            path = spec
+            name = _NAME_RE.sub("_", os.path.basename(os.path.normpath(spec)).lower()).strip("_") or "source"
+        if name in out:
+            raise CorpusmillError(f"--input {spec}: two inputs are named {name!r}; write NAME=PATH to tell them apart")
+        out[name] = source_files(name, path, groups)
+    return out
+
+
+def parse_weights(text: Optional[str], names: List[str]) -> Optional[Dict[str, float]]:
+    """``--weights 0.7,0.3`` (in --input order) or ``--weights wiki=0.7,code=0.3``."""
+    if not text:
+        return None
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        if all("=" in x for x in items):
+            weights = {k.strip(): float(v) for k, v in (x.split("=", 1) for x in items)}
+        else:
+            if len(items) != len(names):
+                raise CorpusmillError(f"--weights {text}: {len(items)} values for {len(names)} inputs ({', '.join(names)})")
+            weights = dict(zip(names, map(float, items)))
+    except ValueError:
+        raise CorpusmillError(f"--weights {text}: expected numbers, e.g. 0.7,0.3 or wiki=0.7,code=0.3") from None
+    return weights
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "train-tokenizer", help="train a LLaMA-style SentencePiece BPE tokenizer on a sample of document directories",
+        description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
+                    "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
+                    "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
+                    "Unrecognized options go to Beam.")
+    parser.add_argument("--input", nargs="+", action="extend", required=True, metavar="[NAME=]DOCS",
+                        help="a corpusmill document directory (or glob of document files), one per source; "
+                             "the name defaults to the directory's name")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--weights", default=None, metavar="W,...",
+                        help="sample shares in --input order (0.67,0.15,...) or by name (cc=0.67,...); "
+                             "default: in proportion to each source's size")
+    parser.add_argument("--groups", default=None, metavar="G,...",
+                        help="only these sub-directories of each input (e.g. en); default: all")
+    parser.add_argument("--vocab-size", type=int, default=32000, help="vocabulary size (default: 32000, LLaMA's)")
+    parser.add_argument("--sample-chars", type=int, default=100_000_000,
+                        help="characters in the training sample (default: 100000000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="SentencePiece training threads; recorded in the model, so fixed (default: 8)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    files = parse_inputs(args.input, groups)
+    cfg = TokenizerConfig(files=files, output=args.output, weights=parse_weights(args.weights, list(files)),
+                          vocab_size=args.vocab_size, sample_chars=args.sample_chars, seed=args.seed,
+                          threads=args.threads, overwrite=args.overwrite)
+    info = train_tokenizer(cfg, beam_args)
+    for name, s in sorted(info["sample"]["sources"].items()):
+        whole = " (the whole source)" if s["whole_source"] else ""
+        print(f"sample {name:<16} {s['documents']:>9,} documents {s['chars']:>14,} characters{whole}")
+    print(f"tokenizer: {os.path.join(args.output, MODEL_FILE)}  vocab {info['vocab_size']}  sha256 {info['sha256']}")
+    return 0

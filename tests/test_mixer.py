@@ -1,0 +1,268 @@
+"""The mixer and the shard writer on real documents: achieved mixture, epochs, packing, determinism."""
+
+from __future__ import annotations
+
+import collections
+import filecmp
+import os
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sentencepiece as spm
+import yaml
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.mixers.manifest import load_manifest
+from corpusmill.mixers.plan import (bucket_of, cut_in_bucket, doc_hash, find_boundaries, in_fraction,
+                                    original_row_order, plan_mixture)
+from corpusmill.pipelines.io import read_output
+from corpusmill.pipelines.mix import ShardConfig, read_counts, source_files, write_mixed_shards
+from corpusmill.pipelines.recipe import run_recipe
+from corpusmill.tokenize import ShardDataset, unpack
+from corpusmill.tokenize.tokenizer import sha256_file
+
+MIX = os.path.join(os.path.dirname(__file__), "data", "mixing")
+SEQ_LEN = 128
+
+MANIFEST = {
+    "name": "mixtest", "seed": 7, "seq_len": SEQ_LEN,
+    # the largest budget wiki_fr can fill within 2.45 passes: about 1.7M tokens
+    "budget_tokens": "max",
+    "tokenizer": {"vocab_size": 1000, "sample_chars": 300_000},
+    "shards": {"rows_per_shard": 1000, "batch_rows": 64, "pack_group_tokens": 200_000},
+    "sources": {
+        "wiki_en": {"weight": 0.6, "documents": os.path.join(MIX, "wiki_en")},
+        "wiki_fr": {"weight": 0.15, "epochs": 2.45, "documents": os.path.join(MIX, "wiki_fr")},
+        "code": {"weight": 0.25, "documents": os.path.join(MIX, "code")},
+    },
+}
+
+
+def write_manifest_yaml(tmp_path, data, name="m.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mix")
+    data = dict(MANIFEST, output=str(tmp / "out"))
+    result = run_recipe(write_manifest_yaml(tmp, data), log=lambda *_: None)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(result.shards_dir, "tokenizer.model"))
+    return result, sp
+
+
+@pytest.fixture(scope="module")
+def documents(mixed):
+    """Every document recovered from the shards (rows put back in packing order, then unpacked)."""
+    result, _ = mixed
+    ds = ShardDataset(result.shards_dir)
+    order = original_row_order(len(ds), ds.manifest["seed"])
+    rows = np.stack([ds[int(p)][0] for p in order])
+    bounds = [ds[int(p)][1] for p in order]
+    return unpack(rows, bounds, bos_id=1, eos_id=2), rows, bounds
+
+
+@pytest.fixture(scope="module")
+def source_docs(mixed):
+    _, sp = mixed
+    return {name: {d.id: tuple(sp.encode(d.text)) for d in read_output(os.path.join(MIX, name))}
+            for name in MANIFEST["sources"]}
+
+
+def appearances(documents, source_docs):
+    by_tokens = {toks: (name, doc_id) for name, docs in source_docs.items() for doc_id, toks in docs.items()}
+    counts = collections.Counter()
+    unknown = 0
+    for doc in documents[0]:
+        key = by_tokens.get(tuple(doc.tolist()))
+        if key is None:
+            unknown += 1
+        else:
+            counts[key] += 1
+    return counts, unknown
+
+
+# ---------------------------------------------------------------------------------------------------
+# the mixture
+# ---------------------------------------------------------------------------------------------------
+def test_achieved_mixture_within_half_a_point(mixed):
+    result, _ = mixed
+    man = result.shards_manifest
+    assert man["budget_tokens"] >= 1_000_000
+    mixture = man["mixture"]
+    for name, spec in MANIFEST["sources"].items():
+        assert abs(mixture[name]["share"] - spec["weight"]) < 0.005, (name, mixture[name])
+        assert abs(mixture[name]["tokens"] - mixture[name]["target_tokens"]) < 0.005 * man["budget_tokens"]
+    # every token of every row belongs to exactly one source
+    assert sum(man["tokens_per_source"].values()) == man["rows"] * (SEQ_LEN + 1) == man["tokens"]
+    assert man["tokenizer_sha256"] == man["tokenizer"]["sha256"]
+    assert man["tokenizer_sha256"] == sha256_file(os.path.join(result.shards_dir, "tokenizer.model"))
+    assert man["tokenizer_sha256"] == sha256_file(os.path.join(result.manifest.output, "tokenizer", "tokenizer.model"))
+
+
+def test_epochs_repeat_whole_passes_plus_a_fraction(mixed, documents, source_docs):
+    result, _ = mixed
+    mixture = result.shards_manifest["mixture"]
+    # wiki_fr is the source that bounds the budget: exactly its cap of 2.45 passes
+    assert mixture["wiki_fr"]["epochs_target"] == pytest.approx(2.45, abs=1e-6)
+    assert mixture["wiki_fr"]["epochs"] == pytest.approx(2.45, abs=0.01)
+    counts, unknown = appearances(documents, source_docs)
+    assert unknown <= result.plan.pack_groups  # only documents cut by a group's dropped tail
+    for name, docs in source_docs.items():
+        sp = result.plan.sources[name]
+        seen = [counts[(name, doc_id)] for doc_id in docs]
+        # every document is in every whole pass, some also in the fractional one (a cut one may miss one)
+        assert min(seen) >= sp.full_passes - 1 and max(seen) <= sp.full_passes + 1, name
+        assert sum(s >= sp.full_passes for s in seen) >= len(seen) - unknown
+        tokens = sum(counts[(name, d)] * (len(t) + 2) for d, t in docs.items())
+        assert tokens / sp.source_tokens == pytest.approx(sp.epochs, abs=0.03), name
+    fr = [counts[("wiki_fr", d)] for d in source_docs["wiki_fr"]]
+    assert sum(fr) / len(fr) == pytest.approx(2.45, abs=0.05)  # "appears about 2.45 times"
+
+
+def test_fraction_is_the_exact_hash_prefix(mixed, documents, source_docs):
+    """Beam's histogram + boundary-bucket selection equals the brute-force definition: sort every
+    document by hash(seed, id, pass), take the prefix whose tokens are closest to the target."""
+    result, _ = mixed
+    counts, _ = appearances(documents, source_docs)
+    seed = result.plan.seed
+    for name, docs in source_docs.items():
+        sp = result.plan.sources[name]
+        entries = sorted((doc_hash(seed, d, sp.full_passes), d, len(t) + 2) for d, t in docs.items())
+        cum, best, best_k = 0, sp.fraction_tokens, 0
+        for k, (_, _, n) in enumerate(entries, 1):
+            cum += n
+            if abs(cum - sp.fraction_tokens) < best:
+                best, best_k = abs(cum - sp.fraction_tokens), k
+        expected = {d for _, d, _ in entries[:best_k]}
+        got = {d for d in docs if counts[(name, d)] == sp.full_passes + 1}
+        assert len(got ^ expected) <= result.plan.pack_groups, name  # cut tails aside, the same documents
+        assert len(expected) > 10
+        # the two-level search (histogram, then one bucket) finds that same prefix
+        hist = collections.Counter()
+        for h, _, n in entries:
+            hist[(name, bucket_of(h))] += n
+        bucket, need = find_boundaries(hist.items(), {name: sp.fraction_tokens})[name]
+        cut = cut_in_bucket([e for e in entries if bucket_of(e[0]) == bucket], need)
+        chosen = {d for h, d, _ in entries if in_fraction(h, d, (bucket, need), cut)}
+        assert chosen == expected
+
+
+# ---------------------------------------------------------------------------------------------------
+# packing
+# ---------------------------------------------------------------------------------------------------
+def test_pack_unpack_round_trip(mixed, documents, source_docs):
+    result, _ = mixed
+    docs, rows, bounds = documents
+    all_tokens = {toks for per in source_docs.values() for toks in per.values()}
+    complete = [d for d in docs if tuple(d.tolist()) in all_tokens]
+    man = result.shards_manifest
+    assert len(complete) == sum(s["documents_complete"] for s in man["mixture"].values())
+    for r, starts in enumerate(bounds):
+        assert (rows[r][starts] == 1).all()  # every recorded start is a BOS
+    assert int((rows == 1).sum()) == sum(len(b) for b in bounds)
+    # fixed rows per shard, and the shards open with plain pyarrow
+    assert [s["rows"] for s in man["shards"][:-1]] == [1000] * (len(man["shards"]) - 1)
+    first = os.path.join(result.shards_dir, man["shards"][0]["file"])
+    table = pa.ipc.open_file(pa.memory_map(first)).read_all()
+    assert table.num_rows == 1000 and table.schema.field("tokens").type == pa.list_(pa.uint16(), SEQ_LEN + 1)
+
+
+def test_multiprocessing_runner_gives_identical_shards(mixed, tmp_path):
+    result, _ = mixed
+    m = result.manifest
+    files = {s.name: source_files(s.name, s.documents) for s in m.sources}
+    out = str(tmp_path / "mp")
+    write_mixed_shards(ShardConfig(files=files, tokenizer=os.path.join(m.output, "tokenizer", "tokenizer.model"),
+                                   output=out, plan=result.plan, rows_per_shard=m.shards.rows_per_shard,
+                                   batch_rows=m.shards.batch_rows,
+                                   extra={"recipe": m.name, "skipped_sources": {}}),
+                       ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    names = sorted(f for f in os.listdir(result.shards_dir) if f.endswith(".arrow") or f == "manifest.json")
+    assert len(names) > 5
+    match, mismatch, errors = filecmp.cmpfiles(result.shards_dir, out, names, shallow=False)
+    assert mismatch == [] and errors == [] and match == names
+
+
+def test_checksum_mismatch_is_detected(mixed, tmp_path):
+    result, _ = mixed
+    copy = tmp_path / "shards"
+    shutil.copytree(result.shards_dir, copy)
+    victim = copy / result.shards_manifest["shards"][3]["file"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, inside the token data
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CorpusmillError, match="sha256 .* does not match"):
+        ShardDataset(str(copy))
+    assert len(ShardDataset(str(copy), verify=False)) == result.shards_manifest["rows"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the manifest and the plan
+# ---------------------------------------------------------------------------------------------------
+def _with(tmp_path, **changes):
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MANIFEST.items()}
+    data["sources"] = {k: dict(v) for k, v in MANIFEST["sources"].items()}
+    data["output"] = str(tmp_path / "out")
+    for key, value in changes.items():
+        if "." in key:
+            src, field = key.split(".")
+            if value is None:
+                data["sources"][src].pop(field, None)
+            else:
+                data["sources"][src][field] = value
+        else:
+            data[key] = value
+    return write_manifest_yaml(tmp_path, data)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"wiki_en.weight": 0.5}, "sources.*.weight: the weights sum to 0.9"),
+    ({"code.documents": "/nonexistent/corpus"}, "sources.code.documents: /nonexistent/corpus does not exist"),
+    ({"wiki_en.wieght": 0.6}, "sources.wiki_en.wieght: unknown key"),
+    ({"code.weight": None}, "sources.code.weight: missing"),
+    ({"code.processor": "ccnet"}, "sources.code: give exactly one of 'documents'"),
+    ({"budget_tokens": "lots"}, "budget_tokens: expected a number of tokens or 'max'"),
+    ({"seq_len": 0}, "seq_len: must be at least 1"),
+])
+def test_manifest_errors_name_the_field(tmp_path, changes, field):
+    with pytest.raises(CorpusmillError) as err:
+        load_manifest(_with(tmp_path, **changes))
+    assert field in str(err.value)
+
+
+def test_budget_a_source_cannot_fill(mixed, tmp_path):
+    result, _ = mixed
+    counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
+    m = load_manifest(_with(tmp_path, budget_tokens=5_000_000))
+    with pytest.raises(CorpusmillError) as err:
+        plan_mixture(m, counts)
+    msg = str(err.value)
+    assert "sources.wiki_fr.epochs" in msg and "above its cap of 2.45" in msg
+    # the message's suggested budget is the one 'max' picks, and that one plans
+    assert f"at most {result.plan.budget_tokens:,}" in msg
+    ok = plan_mixture(load_manifest(_with(tmp_path, budget_tokens=result.plan.budget_tokens)), counts)
+    assert ok.sources["wiki_fr"].epochs == pytest.approx(2.45, abs=1e-5)
+
+
+def test_epochs_only_manifest(mixed, tmp_path):
+    result, _ = mixed
+    counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
+    path = _with(tmp_path, budget_tokens=None, **{"wiki_en.weight": None, "wiki_fr.weight": None,
+                                                  "code.weight": None, "wiki_en.epochs": 1.1,
+                                                  "wiki_fr.epochs": 2.45, "code.epochs": 0.64})
+    data = yaml.safe_load(open(path, encoding="utf-8"))
+    data.pop("budget_tokens")
+    path = write_manifest_yaml(tmp_path, data, "epochs.yaml")
+    plan = plan_mixture(load_manifest(path), counts)
+    assert plan.mode == "epochs"
+    for name, epochs in (("wiki_en", 1.1), ("wiki_fr", 2.45), ("code", 0.64)):
+        sp = plan.sources[name]
+        assert sp.target_tokens == round(epochs * counts[name]["tokens"])
+        assert sp.full_passes == int(epochs) and sp.fraction_tokens == sp.target_tokens - int(epochs) * sp.source_tokens
+    assert plan.budget_tokens == sum(s.target_tokens for s in plan.sources.values())
+    assert sum(s.weight for s in plan.sources.values()) == pytest.approx(1.0)

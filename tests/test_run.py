@@ -1,0 +1,130 @@
+"""``corpusmill run``: the CCNet stage, tokenizer, counts and shards from one manifest; resume."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+
+from corpusmill.cli import main
+from corpusmill.errors import CorpusmillError
+from corpusmill.pipelines.io import read_output
+from corpusmill.pipelines.recipe import run_recipe
+from corpusmill.tokenize import ShardDataset
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+MANIFEST = {
+    "name": "runtest", "seed": 11, "seq_len": 256,
+    "budget_tokens": "max",
+    "tokenizer": {"vocab_size": 800, "sample_chars": 200_000},
+    "shards": {"rows_per_shard": 200, "batch_rows": 32, "pack_group_tokens": 100_000},
+    "sources": {
+        # the CCNet stage on the bundled real crawls (English only, as LLaMA)
+        "cc": {"weight": 0.7, "epochs": 1.1, "processor": "ccnet",
+               "input": [os.path.join(DATA, "warc", "iana.warc.gz"), os.path.join(DATA, "warc", "pydocs.warc.gz")],
+               "options": {"languages": ["en"]}, "groups": ["en*"]},
+        "wikipedia": {"weight": 0.2, "epochs": 2.45, "documents": os.path.join(DATA, "mixing", "wiki_en")},
+        # a processor that does not exist: skipped with a line, left out of the mixture
+        "private_books": {"weight": 0.1, "processor": "no_such_processor", "input": ["/nowhere/*.txt"]},
+    },
+}
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    path = write_yaml(tmp / "recipe.yaml", dict(MANIFEST, output=str(tmp / "out")))
+    lines = []
+    result = run_recipe(path, log=lines.append)
+    return path, result, lines
+
+
+def _shard_files(shards_dir):
+    return sorted(f for f in os.listdir(shards_dir) if f.endswith(".arrow")) + ["manifest.json", "tokenizer.model"]
+
+
+def test_whole_recipe(first_run):
+    path, result, lines = first_run
+    out = result.manifest.output
+    assert result.ran == ["sources/cc", "tokenizer", "counts", "shards"]
+    text = "\n".join(lines)
+    assert "skipped source private_books: processor 'no_such_processor' is not built yet" in text
+    assert "weights renormalized" in text
+    # the CCNet stage really ran: its documents are English pages of the bundled crawls
+    cc_docs = read_output(os.path.join(out, "sources", "cc"))
+    assert cc_docs and {d.metadata["language"] for d in cc_docs} == {"en"}
+    with open(os.path.join(out, "counts", "counts.json"), encoding="utf-8") as fh:
+        counts = json.load(fh)["sources"]
+    assert counts["cc"]["documents"] == len(cc_docs)
+    man = result.shards_manifest
+    assert man["skipped_sources"] == {"private_books": result.skipped["private_books"]}
+    assert set(man["mixture"]) == {"cc", "wikipedia"}
+    # weights renormalized: 0.7 / 0.9 and 0.2 / 0.9
+    assert man["mixture"]["cc"]["weight"] == pytest.approx(0.7 / 0.9)
+    assert man["mixture"]["cc"]["epochs_target"] <= 1.1 + 1e-9
+    assert man["mixture"]["wikipedia"]["epochs_target"] <= 2.45 + 1e-9
+    ds = ShardDataset(result.shards_dir)
+    assert len(ds) == man["rows"] > 0 and ds.seq_len == 256
+    with open(os.path.join(out, "tokenizer", "tokenizer.json"), encoding="utf-8") as fh:
+        assert json.load(fh)["sha256"] == man["tokenizer_sha256"]
+
+
+def test_resume_skips_done_stages_and_rebuilds_deleted_ones(first_run, tmp_path, capsys):
+    path, result, _ = first_run
+    out, shards = result.manifest.output, result.shards_dir
+    keep = tmp_path / "before"
+    shutil.copytree(shards, keep)
+    cc_mtime = os.path.getmtime(os.path.join(out, "sources", "cc", "stats.json"))
+
+    # nothing to do: every stage is complete (and the CLI prints the mixture)
+    assert main(["run", path]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done already") == 4 and "shards:" in printed
+
+    # a killed shard stage (output deleted): only it runs again, with the same bytes
+    shutil.rmtree(shards)
+    again = run_recipe(path, log=lambda *_: None)
+    assert again.ran == ["shards"]
+    names = _shard_files(keep)
+    assert filecmp.cmpfiles(keep, shards, names, shallow=False)[0] == names
+
+    # a stage killed before its marker: rebuilt; the same model, so counts and shards stay valid
+    os.remove(os.path.join(out, "tokenizer", "_SUCCESS"))
+    lines = []
+    again = run_recipe(path, log=lines.append)
+    assert again.ran == ["tokenizer"]
+    assert any("incomplete" in line for line in lines)
+    assert os.path.getmtime(os.path.join(out, "sources", "cc", "stats.json")) == cc_mtime
+
+    # a changed manifest rebuilds what it changes: another seed draws other documents
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    data["tokenizer"]["model"] = os.path.join(out, "tokenizer", "tokenizer.model")
+    data["seed"] = 12
+    changed = run_recipe(write_yaml(tmp_path / "seed12.yaml", data), log=lambda *_: None)
+    assert changed.ran == ["shards"]
+    assert changed.shards_manifest["seed"] == 12
+    assert changed.shards_manifest["shards"][0]["sha256"] != result.shards_manifest["shards"][0]["sha256"]
+
+
+def test_processor_input_and_options_are_checked(tmp_path):
+    data = json.loads(json.dumps(MANIFEST))
+    data["output"] = str(tmp_path / "out")
+    data["sources"]["cc"]["input"] = [str(tmp_path / "missing" / "*.warc.gz")]
+    with pytest.raises(CorpusmillError, match="sources.cc.input: .* matches no files"):
+        run_recipe(write_yaml(tmp_path / "a.yaml", data), log=lambda *_: None)
+    data = json.loads(json.dumps(MANIFEST))
+    data["output"] = str(tmp_path / "out2")
+    data["sources"]["cc"]["options"] = {"langauges": ["en"]}
+    with pytest.raises(CorpusmillError, match="sources.cc.options.langauges: not a field of CCNetConfig"):
+        run_recipe(write_yaml(tmp_path / "b.yaml", data), log=lambda *_: None)
