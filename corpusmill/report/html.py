@@ -1,0 +1,259 @@
+"""Render a run as one self-contained HTML file (inline CSS and SVG plots, no scripts, no network)."""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from typing import Dict, List, Sequence
+
+from corpusmill.report.collect import RunData, StageData
+
+SAMPLES_PER_REASON = 5
+EXCERPT_CHARS = 600
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}h3{margin-top:1.5em}
+table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;vertical-align:top}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.pass{color:#fff;background:#2e7d32;padding:.1em .5em;border-radius:3px;font-weight:bold}
+.fail{color:#fff;background:#c62828;padding:.1em .5em;border-radius:3px;font-weight:bold}
+.sample{border:1px solid #ddd;border-left:4px solid #c62828;margin:.4em 0;padding:.3em .6em;background:#fafafa}
+.sample pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;font-size:.85em;max-height:12em;overflow:auto}
+.meta{color:#666;font-size:.85em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
+details>summary{cursor:pointer;font-weight:bold;margin:.3em 0}
+nav a{margin-right:1em}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width=6.0, height=3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "corpusmill"  # stable element ids
+    return plt.subplots(figsize=(width, height))
+
+
+def funnel_plot(stage: StageData) -> str:
+    fig, ax = _figure(6.5, 0.5 + 0.45 * len(stage.stats))
+    steps = [s["step"] for s in stage.stats][::-1]
+    read = [s["read"] for s in stage.stats][::-1]
+    kept = [s["kept"] for s in stage.stats][::-1]
+    ax.barh(steps, read, color="#ddd", label="read")
+    ax.barh(steps, kept, color="#1976d2", label="kept")
+    ax.set_xlabel("documents")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{stage.name}: documents per step", fontsize=10)
+    return _svg(fig)
+
+
+def bar_plot(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> str:
+    fig, ax = _figure(6.5, 0.6 + 0.3 * len(labels))
+    ax.barh(list(labels)[::-1], list(values)[::-1], color="#1976d2")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    return _svg(fig)
+
+
+def histogram(series: Dict[str, List[float]], title: str, xlabel: str, log_x: bool = False) -> str:
+    fig, ax = _figure()
+    top = sorted(series.items(), key=lambda kv: -len(kv[1]))[:6]
+    values = [v for _, vs in top for v in vs if (v > 0 or not log_x)]
+    if values:
+        lo, hi = min(values), max(values)
+        if log_x:
+            bins = [10 ** (math.log10(lo) + i * (math.log10(hi) - math.log10(lo) + 1e-9) / 30) for i in range(31)]
+            ax.set_xscale("log")
+        else:
+            bins = 30 if hi > lo else 1
+        for group, vs in top:
+            vs = [v for v in vs if (v > 0 or not log_x)]
+            ax.hist(vs, bins=bins, alpha=0.55, label=f"{group} ({len(vs)})")
+        ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("documents")
+    return _svg(fig)
+
+
+def mixture_plot(mixture: Dict[str, dict]) -> str:
+    fig, ax = _figure(6.5, 3.2)
+    names = list(mixture)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [100 * mixture[n].get("weight", 0) for n in names], width=0.4, label="target", color="#bbb")
+    ax.bar([x + 0.2 for x in xs], [100 * mixture[n].get("share", 0) for n in names], width=0.4, label="achieved",
+           color="#1976d2")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("% of tokens")
+    ax.legend(fontsize=8)
+    ax.set_title("mixture: target vs achieved share", fontsize=10)
+    return _svg(fig)
+
+
+def _stats_table(stage: StageData) -> str:
+    rows = []
+    for s in stage.stats:
+        total = s["kept"] + sum(s["dropped"].values()) + s["failed"]
+        ok = total == s["read"]
+        detail = "" if ok else f" read {s['read']} != {total}"
+        reasons = "<br>".join(
+            f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-reason="{_e(r)}">{_e(r)}: {n}</span>'
+            for r, n in s["dropped"].items()) or "&ndash;"
+        cells = "".join(
+            f'<td data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-field="{f}">{s[f]}</td>'
+            for f in ("read", "kept"))
+        rows.append(
+            f'<tr><td class="l">{_e(s["step"])}</td>{cells}'
+            f'<td>{sum(s["dropped"].values())}</td><td class="l">{reasons}</td>'
+            f'<td data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-field="failed">{s["failed"]}</td>'
+            f'<td>{s["bytes_read"] / 1e6:.2f}</td><td>{s["bytes_kept"] / 1e6:.2f}</td>'
+            f'<td class="l"><span class="{"pass" if ok else "fail"}" data-check="{_e(stage.name)}/{_e(s["step"])}">'
+            f'{"pass" if ok else "FAIL"}</span>'
+            f"{detail}</td></tr>")
+    head = ('<tr><th class="l">step</th><th>read</th><th>kept</th><th>dropped</th><th class="l">by reason</th>'
+            '<th>failed</th><th>MB read</th><th>MB kept</th><th class="l">read = kept + dropped + failed</th></tr>')
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _doc_excerpt(record: dict) -> str:
+    doc = record.get("document") or {}
+    text = doc.get("text") or ""
+    meta = doc.get("metadata") or {}
+    extra = ", ".join(f"{k}={meta[k]}" for k in ("language", "language_score", "perplexity", "bucket", "wiki_prob",
+                                                  "title", "kept_book") if k in meta)
+    where = doc.get("url") or record.get("location") or doc.get("location") or ""
+    more = "…" if len(text) > EXCERPT_CHARS else ""
+    body = f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>" if text else '<p class="meta">(no text: not a document record)</p>'
+    return (f'<div class="sample"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
+            f'{" — " + _e(extra) if extra else ""}</div>{body}</div>')
+
+
+def _dropped_section(stage: StageData) -> str:
+    if not stage.dropped:
+        return "<p>No documents were dropped.</p>"
+    parts = []
+    for step, reasons in stage.dropped.items():
+        for reason, records in reasons.items():
+            parts.append(f"<details><summary>{_e(step)} / {_e(reason)} ({len(records)} sampled)</summary>"
+                         + "".join(_doc_excerpt(r) for r in records[:SAMPLES_PER_REASON]) + "</details>")
+    return "".join(parts)
+
+
+def _failed_section(stage: StageData) -> str:
+    if not stage.failed:
+        return "<p>No dead letters.</p>"
+    rows = "".join(f'<tr><td class="l">{_e(f.get("step"))}</td><td class="l">{_e(f.get("location"))}</td>'
+                   f'<td class="l">{_e(f.get("error"))}</td></tr>' for f in stage.failed[:200])
+    more = f"<p>… and {len(stage.failed) - 200} more in _failed/failed.jsonl.gz</p>" if len(stage.failed) > 200 else ""
+    return (f'<table><tr><th class="l">step</th><th class="l">input location</th><th class="l">error</th></tr>'
+            f"{rows}</table>{more}")
+
+
+def _groups_section(stage: StageData) -> str:
+    if not stage.groups:
+        return "<p>No documents were written.</p>"
+    total = sum(stage.groups.values()) or 1
+    rows = "".join(f'<tr><td class="l">{_e(g)}</td><td data-stage="{_e(stage.name)}" data-group="{_e(g)}">{n}</td>'
+                   f"<td>{100 * n / total:.1f}%</td></tr>" for g, n in stage.groups.items())
+    note = "" if stage.groups_complete else '<p class="meta">Counted over the sampled documents only.</p>'
+    plots = [bar_plot(list(stage.groups)[:25], list(stage.groups.values())[:25], "documents per output group", "documents")]
+    labels = {"language_score": ("language score", False), "perplexity": ("perplexity", True),
+              "wiki_prob": ("Wikipedia-classifier probability", False)}
+    for key, series in stage.values.items():
+        title, log_x = labels.get(key, (key, False))
+        plots.append(histogram(series, f"{title} by group", title, log_x))
+    plots.append(histogram({g: [float(x) for x in v] for g, v in stage.lengths.items()},
+                           "document length by group", "characters (log scale)", log_x=True))
+    figures = "".join(f"<figure>{p}</figure>" for p in plots)
+    return (f'<table><tr><th class="l">group</th><th>documents</th><th>share</th></tr>{rows}</table>{note}'
+            f'<div class="plots">{figures}</div>')
+
+
+def _mixture_section(data: RunData) -> str:
+    if not data.mixtures:
+        return "<p>No mixer output (manifest.json) in this run.</p>"
+    parts = []
+    for manifest in data.mixtures:
+        mixture = manifest["mixture"]
+        rows = "".join(
+            f'<tr><td class="l">{_e(name)}</td><td>{100 * m.get("weight", 0):.2f}%</td>'
+            f'<td data-mixture="{_e(name)}" data-field="share">{100 * m.get("share", 0):.2f}%</td>'
+            f'<td>{m.get("target_tokens", "")}</td><td data-mixture="{_e(name)}" data-field="tokens">{m.get("tokens", "")}</td>'
+            f'<td>{m.get("epochs_target", "")}</td><td>{m.get("epochs", 0):.3f}</td><td>{m.get("documents", "")}</td></tr>'
+            for name, m in mixture.items())
+        shards = manifest.get("shards") or []
+        seq = int(manifest.get("seq_len", 0)) + 1
+        shard_plot = bar_plot([s.get("file", str(i)) for i, s in enumerate(shards)][:40],
+                              [int(s.get("rows", 0)) * seq for s in shards][:40], "tokens per shard", "tokens") if shards else ""
+        parts.append(
+            f"<h3>{_e(manifest['_path'])}</h3>"
+            f"<p>{manifest.get('rows', 0)} rows of {seq} tokens in {len(shards)} shards; "
+            f"tokenizer sha256 <code>{_e(str(manifest.get('tokenizer_sha256', ''))[:16])}…</code>; seed {_e(manifest.get('seed'))}</p>"
+            '<table><tr><th class="l">source</th><th>target share</th><th>achieved share</th><th>target tokens</th>'
+            f"<th>tokens</th><th>target epochs</th><th>epochs</th><th>documents</th></tr>{rows}</table>"
+            f'<div class="plots"><figure>{mixture_plot(mixture)}</figure><figure>{shard_plot}</figure></div>')
+    return "".join(parts)
+
+
+def render(data: RunData) -> str:
+    all_ok = not any(stage.problems for stage in data.stages)
+    nav = "".join(f'<a href="#stage-{i}">{_e(s.name)}</a>' for i, s in enumerate(data.stages))
+    summary_rows = "".join(
+        f'<tr><td class="l"><a href="#stage-{i}">{_e(s.name)}</a></td><td>{s.stats[0]["read"] if s.stats else 0}</td>'
+        f'<td>{s.stats[-1]["kept"] if s.stats else 0}</td><td>{sum(x["failed"] for x in s.stats)}</td>'
+        f'<td class="l"><span class="{"fail" if s.problems else "pass"}">{"FAIL" if s.problems else "pass"}</span></td></tr>'
+        for i, s in enumerate(data.stages))
+    stages = []
+    for i, stage in enumerate(data.stages):
+        stages.append(
+            f'<h2 id="stage-{i}">{_e(stage.name)}</h2>'
+            f"<h3>Funnel</h3>{_stats_table(stage)}<div class='plots'><figure>{funnel_plot(stage)}</figure></div>"
+            f"<h3>Output groups, scores and lengths</h3>{_groups_section(stage)}"
+            f"<h3>Dropped documents, by reason</h3>{_dropped_section(stage)}"
+            f"<h3>Dead letters</h3>{_failed_section(stage)}")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
+        f"<h1>corpusmill report</h1><p class='meta'>run directory: {_e(data.root)}</p>"
+        f"<p>Accounting across all stages: <span class='{'pass' if all_ok else 'fail'}' id='accounting'>"
+        f"{'pass' if all_ok else 'FAIL'}</span></p><nav>{nav}<a href='#mixture'>mixture</a></nav>"
+        '<h2>Stages</h2><table><tr><th class="l">stage</th><th>read</th><th>written</th><th>failed</th>'
+        f'<th class="l">accounting</th></tr>{summary_rows}</table>'
+        + "".join(stages)
+        + f"<h2 id='mixture'>Mixture and shards</h2>{_mixture_section(data)}</body></html>\n")
+
+
+def terminal_summary(data: RunData) -> str:
+    from corpusmill.pipelines.stage import format_stats
+
+    lines = []
+    for stage in data.stages:
+        lines.append(f"== {stage.name}  [{'FAIL' if stage.problems else 'accounting ok'}]")
+        lines.append(format_stats(stage.stats))
+        lines.extend(f"   !! {p}" for p in stage.problems)
+        if stage.failed:
+            lines.append(f"   {len(stage.failed)} dead letters in {stage.name}/_failed/failed.jsonl.gz")
+    for manifest in data.mixtures:
+        lines.append(f"== mixture {manifest['_path']}")
+        for name, m in manifest["mixture"].items():
+            lines.append(f"   {name:<16} target {100 * m.get('weight', 0):6.2f}%  achieved {100 * m.get('share', 0):6.2f}%"
+                         f"  epochs {m.get('epochs', 0):.3f} (target {m.get('epochs_target', '')})")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""The HTML report, checked as a person would see it: rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from lxml import html as lxml_html
+
+from conftest import warc
+from warc_faults import with_broken_http_record
+from corpusmill.cli import main as cli_main
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+from corpusmill.report.cli import make_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    broken = str(root / "broken.warc.gz")
+    with_broken_http_record(warc("pydocs.warc.gz"), broken)
+    run_ccnet(CCNetConfig(inputs=[broken, warc("iana.warc.gz")], output=str(root / "cc"), docs_per_shard=5))
+    return root
+
+
+def chromium(args, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    proc = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+                          capture_output=True, text=True, timeout=120)
+    return proc
+
+
+def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
+    path, _ = make_report(str(run_dir), quiet=True)
+    page = open(path, encoding="utf-8").read()
+    # self-contained: nothing to fetch
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    proc = chromium(["--dump-dom", f"file://{path}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [l for l in proc.stderr.splitlines() if ":CONSOLE" in l]
+    assert console == []
+    dom = lxml_html.fromstring(proc.stdout)
+    stats = json.load(open(run_dir / "cc" / "stats.json"))
+    for entry in stats:
+        for field in ("read", "kept", "failed"):
+            cell = dom.xpath(f'//td[@data-stage="cc"][@data-step="{entry["step"]}"][@data-field="{field}"]')
+            assert len(cell) == 1 and int(cell[0].text_content()) == entry[field], (entry["step"], field)
+        for reason, n in entry["dropped"].items():
+            span = dom.xpath(f'//span[@data-stage="cc"][@data-step="{entry["step"]}"][@data-reason="{reason}"]')
+            assert span and span[0].text_content() == f"{reason}: {n}"
+        check = dom.xpath(f'//span[@data-check="cc/{entry["step"]}"]')
+        assert check[0].get("class") == "pass"
+    assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "pass"
+    # the dead letter and the dropped samples are there for a person to read
+    assert "broken HTTP header" in dom.text_content()
+    assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
+    assert len(dom.xpath("//svg")) >= 4  # funnel, groups, language score, lengths
+    # the document counts per language match the files
+    en = dom.xpath('//td[@data-stage="cc"][@data-group="en"]')
+    assert int(en[0].text_content()) == stats[-1]["kept"]  # every kept page of these crawls is English
+    shot = tmp_path / "report.png"
+    proc = chromium([f"--screenshot={shot}", "--window-size=1280,2000", f"file://{path}"], tmp_path)
+    assert proc.returncode == 0 and shot.stat().st_size > 50_000
+
+
+def test_broken_accounting_is_shown_in_red(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    stats = json.load(open(copy / "cc" / "stats.json"))
+    stats[1]["read"] += 3  # three documents vanished between extract and normalize
+    json.dump(stats, open(copy / "cc" / "stats.json", "w"))
+    path, data = make_report(str(copy), quiet=True)
+    dom = lxml_html.fromstring(open(path, encoding="utf-8").read())
+    check = dom.xpath(f'//span[@data-check="cc/{stats[1]["step"]}"]')[0]
+    assert check.get("class") == "fail"
+    assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "FAIL"
+
+
+def test_report_command_prints_a_summary(run_dir, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert cli_main(["report", str(run_dir), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accounting ok" in printed and "dead letters" in printed and out.exists()
+    assert cli_main(["report", str(tmp_path / "nope")]) == 2
