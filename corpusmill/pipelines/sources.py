@@ -11,6 +11,7 @@ import importlib
 SOURCE_MODULES: list = [
     "corpusmill.pipelines.wikipedia",
     "corpusmill.pipelines.books",
+    "corpusmill.pipelines.arxiv",
     "corpusmill.pipelines.c4",
 ]
 

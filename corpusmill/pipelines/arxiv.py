@@ -1,0 +1,255 @@
+"""``corpusmill source arxiv``: arXiv LaTeX sources -> LLaMA-cleaned paper text.
+
+Inputs (``--input``, repeatable):
+
+- a bulk tar as arXiv ships them (``arXiv_src_YYMM_NNN.tar``: one ``.gz`` per paper);
+- a paper file: ``<id>.gz`` (gzipped tar or gzipped ``.tex``), ``.tar.gz``/``.tgz``, or a bare ``.tex``;
+- a directory: each sub-directory is one paper (its files), each paper file in it is one paper.
+
+Reading follows the WARC pattern: ``Scan`` lists the papers (for a bulk tar: each member's name, type,
+data offset and size, read from the tar headers without reading the data), a Reshuffle spreads them, and
+``ReadPapers`` reads each paper's bytes where it lands, never more than ``--max-paper-mb`` (a bigger
+member is dropped from its declared size, unread). Links and special members of the bulk tar, and member
+names that leave it, are rejected there. Steps ``extract``
+(:class:`~corpusmill.filters.arxiv_archive.ExtractPaper`: safe unpacking, main file, comments, inputs)
+and ``latex`` (:class:`~corpusmill.filters.latex.CleanLatex`: macros, LLaMA's cuts) follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tarfile
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.arxiv_archive import PaperRecord, Rejected, arxiv_id, check_member_name, ExtractPaper
+from corpusmill.filters.latex import CleanLatex
+from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
+
+PAPER_SUFFIXES = (".gz", ".tgz", ".tex")
+BULK_SUFFIXES = (".tar",)
+
+
+@dataclasses.dataclass(slots=True)
+class PaperRef:
+    """Where one paper is: a member of a bulk tar, a paper file, or a paper folder."""
+
+    kind: str  # "member", "file", "dir", "error"
+    path: str
+    name: str = ""
+    offset: int = 0
+    size: int = 0
+    reject: Optional[tuple] = None
+    error: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}#{self.name}" if self.kind == "member" else self.path
+
+
+def scan_bulk_tar(path: str) -> Iterator[PaperRef]:
+    """One ref per member of a bulk tar, from the headers only (member data is skipped by seeking)."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
+                tarfile.open(fileobj=raw, mode="r:") as tar:
+            for member in tar:
+                if member.isdir():
+                    continue
+                reject = None
+                try:
+                    check_member_name(member.name)
+                except Rejected as rej:
+                    reject = (rej.reason, rej.detail)
+                if reject is None and (member.issym() or member.islnk()):
+                    reject = ("link_member", f"bulk tar member {member.name!r} is a link to {member.linkname!r}")
+                elif reject is None and not member.isfile():
+                    reject = ("special_member", f"bulk tar member {member.name!r} is not a regular file")
+                yield PaperRef("member", path, member.name, member.offset_data, member.size, reject)
+    except Exception as exc:  # noqa: BLE001 - a damaged tar: what was listed stands, the rest is one dead letter
+        yield PaperRef("error", path, "", 0, 0, None, f"unreadable tar {path}: {type(exc).__name__}: {exc}"[:1000])
+
+
+def list_papers(inputs: Sequence[str]) -> List[PaperRef]:
+    """Expand ``--input`` arguments into bulk tars, paper files and paper folders (sorted)."""
+    refs: List[PaperRef] = []
+    for arg in inputs:
+        if os.path.isdir(arg):
+            for entry in sorted(os.listdir(arg)):
+                full = os.path.join(arg, entry)
+                if entry.startswith("."):
+                    continue
+                if os.path.isdir(full) and not os.path.islink(full):
+                    refs.append(PaperRef("dir", full, entry))
+                elif entry.lower().endswith(BULK_SUFFIXES):
+                    refs.append(PaperRef("bulk", full, entry))
+                elif entry.lower().endswith(PAPER_SUFFIXES) or entry.lower().endswith(".tar.gz"):
+                    refs.append(PaperRef("file", full, entry))
+            continue
+        for f in expand_inputs([arg]):
+            low = f.lower()
+            if low.endswith(BULK_SUFFIXES):
+                refs.append(PaperRef("bulk", f, os.path.basename(f)))
+            elif low.endswith(PAPER_SUFFIXES):
+                refs.append(PaperRef("file", f, os.path.basename(f)))
+            else:
+                raise CorpusmillError(f"input {f}: the ArXiv source reads bulk .tar files, per-paper .gz/.tar.gz/"
+                                      f".tgz/.tex files and directories of paper folders")
+    return sorted(refs, key=lambda r: (r.path, r.name))
+
+
+def scan(ref: PaperRef) -> Iterator[PaperRef]:
+    if ref.kind == "bulk":
+        yield from scan_bulk_tar(ref.path)
+    else:
+        yield ref
+
+
+def _read_folder(folder: str, max_file: int, max_total: int) -> PaperRecord:
+    name = os.path.basename(folder.rstrip("/"))
+    files: Dict[str, bytes] = {}
+    total = 0
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for sub in list(dirs):
+            if os.path.islink(os.path.join(root, sub)):
+                return PaperRecord(name, folder, 0, reject=("link_member", f"{os.path.join(root, sub)} is a link"))
+        for n in sorted(names):
+            full = os.path.join(root, n)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            if os.path.islink(full):
+                return PaperRecord(name, folder, total, reject=("link_member", f"{rel} is a link"))
+            size = os.path.getsize(full)
+            total += size
+            if size > max_file or total > max_total:
+                return PaperRecord(name, folder, total, reject=("too_large", f"{rel}: {size} bytes; caps "
+                                                                             f"{max_file} per file, {max_total} per paper"))
+            if rel.lower().endswith((".tex", ".ltx", ".latex")):
+                with open(full, "rb") as fh:
+                    files[rel] = fh.read(max_file + 1)
+            elif rel.lower().endswith(".tex.gz"):  # Debian-style gzipped sources
+                import gzip
+
+                with gzip.open(full) as fh:
+                    files[rel[:-3]] = fh.read(max_file + 1)
+    return PaperRecord(name, folder, total, files=files)
+
+
+def read_paper(ref: PaperRef, max_paper: int, max_file: int, max_total: int) -> Iterator[PaperRecord]:
+    """One ref -> one :class:`PaperRecord` (bytes read under the caps)."""
+    if ref.kind == "error":
+        yield PaperRecord(ref.path, ref.path, 0, error=ref.error)
+        return
+    paper = arxiv_id(ref.name)
+    if ref.kind == "dir":
+        try:
+            yield _read_folder(ref.path, max_file, max_total)
+        except OSError as exc:
+            yield PaperRecord(paper, ref.path, 0, error=f"{type(exc).__name__}: {exc}")
+        return
+    if ref.reject:
+        yield PaperRecord(paper, ref.location, ref.size, reject=ref.reject)
+        return
+    try:
+        size = ref.size if ref.kind == "member" else FileSystems.match([ref.path])[0].metadata_list[0].size_in_bytes
+        if size > max_paper:
+            yield PaperRecord(paper, ref.location, size,
+                              reject=("too_large", f"{ref.location} is {size} bytes (cap {max_paper}); not read"))
+            return
+        with FileSystems.open(ref.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            fh.seek(ref.offset)
+            data = fh.read(size)
+        if len(data) < size:
+            raise IOError(f"{ref.location}: the file ends after {len(data)} of {size} bytes (truncated)")
+        yield PaperRecord(paper, ref.location, size, payload=data)
+    except Exception as exc:  # noqa: BLE001
+        yield PaperRecord(paper, ref.location, 0, error=f"{type(exc).__name__}: {exc}"[:1000])
+
+
+class ReadPapers(beam.PTransform):
+    def __init__(self, refs: Sequence[PaperRef], max_paper: int, max_file: int, max_total: int):
+        super().__init__()
+        self.refs = list(refs)
+        self.caps = (max_paper, max_file, max_total)
+
+    def expand(self, pbegin):
+        caps = self.caps
+        return (
+            pbegin
+            | "Inputs" >> beam.Create(self.refs)
+            | "SpreadInputs" >> beam.Reshuffle()
+            | "Scan" >> beam.FlatMap(lambda ref: scan(ref))
+            | "SpreadPapers" >> beam.Reshuffle()
+            | "ReadPapers" >> beam.FlatMap(lambda ref: read_paper(ref, *caps))
+        )
+
+
+@dataclasses.dataclass
+class ArxivConfig:
+    inputs: List[str]
+    output: str
+    max_paper_mb: float = 64.0
+    max_unpacked_mb: float = 256.0
+    max_file_mb: float = 32.0
+    max_macro_depth: int = 32
+    max_macro_growth: float = 10.0
+    out: Optional[OutputOptions] = None
+
+    def validate(self) -> None:
+        if min(self.max_paper_mb, self.max_unpacked_mb, self.max_file_mb) <= 0:
+            raise CorpusmillError("--max-paper-mb, --max-unpacked-mb and --max-file-mb must be positive")
+        if self.max_macro_depth < 1 or self.max_macro_growth < 1:
+            raise CorpusmillError("--max-macro-depth must be >= 1 and --max-macro-growth >= 1")
+
+
+def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence[PaperRef]) -> None:
+    mb = 1 << 20
+    records = p | "ReadArxiv" >> ReadPapers(refs, int(cfg.max_paper_mb * mb), int(cfg.max_file_mb * mb),
+                                            int(cfg.max_unpacked_mb * mb))
+    docs = run.step(records, "extract", ExtractPaper(int(cfg.max_unpacked_mb * mb), int(cfg.max_file_mb * mb)))
+    docs = run.step(docs, "latex", CleanLatex(cfg.max_macro_depth, cfg.max_macro_growth))
+    run.write(docs)
+
+
+def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    cfg.validate()
+    refs = list_papers(cfg.inputs)
+    if not refs:
+        raise CorpusmillError(f"--input {cfg.inputs}: no papers found (bulk .tar, paper .gz files or paper folders)")
+    out = cfg.out or OutputOptions(cfg.output)
+    return run_stage(out, beam_args, lambda p, run: build_arxiv(p, run, cfg, refs))
+
+
+def register_source(sources) -> None:
+    parser = sources.add_parser(
+        "arxiv", help="arXiv LaTeX sources -> text (macros expanded, preamble/bibliography/comments removed)",
+        description="Read arXiv sources (bulk .tar of per-paper .gz, per-paper .gz/.tar.gz files, or a "
+                    "directory of paper folders), unpack them safely, find the main .tex, inline \\input, remove "
+                    "comments, expand user macros, cut before the first section and from the bibliography/"
+                    "appendix on, and write OUT/part-NNNNN.<ext> plus stats.json. Unrecognized options go to Beam.")
+    parser.add_argument("--input", action="append", required=True, metavar="PATH",
+                        help="bulk tar, paper file, glob or directory (repeat for more)")
+    add_output_options(parser)
+    parser.add_argument("--max-paper-mb", type=float, default=64.0, help="cap on a paper's .gz (default: 64)")
+    parser.add_argument("--max-unpacked-mb", type=float, default=256.0,
+                        help="cap on a paper's unpacked size (default: 256)")
+    parser.add_argument("--max-file-mb", type=float, default=32.0, help="cap on one file of a paper (default: 32)")
+    parser.add_argument("--max-macro-depth", type=int, default=32,
+                        help="macro expansion nesting limit; deeper fails the paper (default: 32)")
+    parser.add_argument("--max-macro-growth", type=float, default=10.0,
+                        help="expanded text may be this many times the input (+1 MB); more fails the paper "
+                             "(default: 10)")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    cfg = ArxivConfig(args.input, args.output, args.max_paper_mb, args.max_unpacked_mb, args.max_file_mb,
+                      args.max_macro_depth, args.max_macro_growth, OutputOptions.from_args(args))
+    print(format_stats(run_arxiv(cfg, beam_args)))
+    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
+    return 0
