@@ -18,6 +18,7 @@ from corpusmill.errors import CorpusmillError
 
 COMMAND_MODULES = [
     "corpusmill.pipelines.ccnet",
+    "corpusmill.pipelines.quality",
     "corpusmill.pipelines.sources",
     "corpusmill.pipelines.tokenizer",
     "corpusmill.pipelines.recipe",

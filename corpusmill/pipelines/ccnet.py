@@ -18,6 +18,8 @@ from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import Normalize
 from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs
 from corpusmill.pipelines.line_dedup import FindDuplicateLines
+from corpusmill.pipelines.quality import (add_quality_options, add_quality_steps, output_group_fn,
+                                          quality_config_from_args, validate_quality)
 from corpusmill.pipelines.run import Run
 from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
 from corpusmill.pipelines.warc import ExtractWarcRecord, ReadWarcRecords
@@ -40,8 +42,15 @@ class CCNetConfig:
     dropped_sample: int = 100
     docs_per_shard: int = 10_000
     max_page_bytes: int = 5 << 20
+    fast_extraction: bool = False
     source: str = "cc"
     overwrite: bool = False
+    # quality (corpusmill.pipelines.quality): perplexity buckets and the Wikipedia-reference classifier
+    lm_dir: Optional[str] = None
+    cutoffs: Optional[str] = None  # default: <lm_dir>/cutoffs.csv
+    keep_buckets: Optional[List[str]] = None  # default: head, middle, all
+    classifier: Optional[str] = None
+    wiki_threshold: float = 0.25
 
     def validate(self) -> None:
         if self.fmt not in FORMATS:
@@ -54,6 +63,7 @@ class CCNetConfig:
             raise CorpusmillError("--min-length must be 0 or more")
         # Load the model once here, so a missing or corrupt file fails before any work starts.
         load_fasttext(self.lid_model or default_lid_model())
+        validate_quality(self)
 
 
 def split_inputs(files: Sequence[str]):
@@ -77,7 +87,7 @@ def build_ccnet(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[st
     inputs = []
     if warcs:
         refs = p | "ReadWarc" >> ReadWarcRecords(warcs)
-        inputs.append(run.step(refs, "extract", ExtractWarcRecord(cfg.source, cfg.max_page_bytes)))
+        inputs.append(run.step(refs, "extract", ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction)))
     if doc_files:
         raw = p | "ReadDocs" >> ReadRawRecords(doc_files)
         inputs.append(run.step(raw, "read", ParseDocument(cfg.source)))
@@ -87,7 +97,8 @@ def build_ccnet(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[st
     with_removals = docs | "FindDuplicateLines" >> FindDuplicateLines(cfg.dedup_keep)
     docs = run.step(with_removals, "line_dedup", RemoveDuplicateLines(cfg.min_length))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
-    run.write(docs, group_fn=lambda d: d.metadata["language"])
+    docs = add_quality_steps(run, docs, cfg)
+    run.write(docs, group_fn=output_group_fn(cfg))
 
 
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -125,6 +136,9 @@ def register(sub) -> None:
                         help="keep only these languages, e.g. 'en' as LLaMA did (default: all)")
     parser.add_argument("--max-page-bytes", type=int, default=5 << 20,
                         help="pages with a larger HTTP payload are dropped as too_large (default: 5 MiB)")
+    add_quality_options(parser)
+    parser.add_argument("--fast-extraction", action="store_true",
+                        help="skip trafilatura's fallback comparison: faster, a little more boilerplate")
     parser.set_defaults(func=_main, accepts_beam_args=True)
 
 
@@ -134,7 +148,8 @@ def config_from_args(args) -> CCNetConfig:
         dedup_keep=args.dedup_keep, lid_model=args.lid_model, lang_threshold=args.lang_threshold,
         languages=[x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None,
         write_dropped=args.write_dropped, dropped_sample=args.dropped_sample,
-        docs_per_shard=args.docs_per_shard, max_page_bytes=args.max_page_bytes, overwrite=args.overwrite)
+        docs_per_shard=args.docs_per_shard, max_page_bytes=args.max_page_bytes, overwrite=args.overwrite,
+        **quality_config_from_args(args))
 
 
 def _main(args, beam_args) -> int:

@@ -1,0 +1,140 @@
+"""``corpusmill train-classifier``: the Wikipedia-reference classifier (fastText supervised).
+
+Positives (``__label__wiki``) are reference pages, negatives (``__label__cc``) random crawl pages.
+RedPajama used pages cited by English Wikipedia (under 1000 characters dropped) against an equal
+number of random CC head/middle pages, with fastText's default settings. Here: the larger class is
+cut down to the size of the smaller one (``balance``), a deterministic 10% of each class (by a hash of
+the document key) is held out, and precision, recall and ROC AUC on the held-out part are reported.
+Training uses one thread and a fixed seed, so the same input gives the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Sequence, Tuple
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.wiki_classifier import (NEGATIVE, POSITIVE, classifier_text, load_classifier,
+                                                wiki_probability)
+from corpusmill.pipelines.glue import stable_hash
+from corpusmill.quality.texts import read_texts
+
+
+def roc_auc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """P(score of a random positive > score of a random negative), ties count half (Mann-Whitney U / n1 n2)."""
+    if not positive_scores or not negative_scores:
+        raise ValueError("AUC needs at least one positive and one negative score")
+    labelled = sorted([(s, 1) for s in positive_scores] + [(s, 0) for s in negative_scores])
+    rank_sum, i = 0.0, 0
+    while i < len(labelled):  # average ranks over ties
+        j = i
+        while j < len(labelled) and labelled[j][0] == labelled[i][0]:
+            j += 1
+        avg_rank = (i + 1 + j) / 2.0
+        rank_sum += avg_rank * sum(1 for k in range(i, j) if labelled[k][1] == 1)
+        i = j
+    n1, n0 = len(positive_scores), len(negative_scores)
+    return (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+def _held_out(key: str, holdout: float) -> bool:
+    return stable_hash("holdout:" + key) % 10_000 < holdout * 10_000
+
+
+def _balance(items: List[Tuple[str, str]], n: int) -> List[Tuple[str, str]]:
+    if len(items) <= n:
+        return items
+    return sorted(items, key=lambda kv: stable_hash("balance:" + kv[0]))[:n]
+
+
+_TRAIN_SCRIPT = """
+import json, os, sys
+import fasttext
+params, output = json.loads(sys.argv[1]), sys.argv[2]
+model = fasttext.train_supervised(**params)
+model.save_model(output + ".tmp")
+os.replace(output + ".tmp", output)
+"""
+
+
+def _train_fasttext(params: dict, output: str) -> None:
+    """Train in a fresh Python process: fastText-numpy2 0.10.4 gives 'Encountered NaN' or a different model
+    when a process trains a second time, and a native crash must not take the caller down."""
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(params), output],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise CorpusmillError("fastText training failed (exit %d): %s; a lower --lr often helps"
+                              % (proc.returncode, " | ".join(tail)))
+
+
+def binary_metrics(pos_probs: Sequence[float], neg_probs: Sequence[float], threshold: float) -> Dict[str, float]:
+    tp = sum(p >= threshold for p in pos_probs)
+    fp = sum(p >= threshold for p in neg_probs)
+    fn = len(pos_probs) - tp
+    return {"threshold": threshold,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
+
+
+def train_classifier(positive: Sequence[str], negative: Sequence[str], output: str, *, holdout: float = 0.1,
+                     balance: bool = True, min_chars: int = 0, epoch: int = 5, lr: float = 0.1, dim: int = 100,
+                     word_ngrams: int = 1, bucket: int = 1 << 18, threads: int = 1, seed: int = 0,
+                     threshold: float = 0.25, log=print) -> dict:
+    """Train the classifier to ``output`` (a fastText .bin); returns the held-out metrics, also written
+    to ``<output>.json``."""
+    if not 0.0 <= holdout < 1.0:
+        raise CorpusmillError(f"--holdout {holdout}: must be at least 0 and below 1")
+    pos = [(k, t) for k, t in read_texts(positive) if len(t) >= min_chars]
+    neg = [(k, t) for k, t in read_texts(negative) if len(t) >= min_chars]
+    if not pos or not neg:
+        raise CorpusmillError(f"need both positive and negative documents of at least {min_chars} characters; "
+                              f"found {len(pos)} positive, {len(neg)} negative")
+    if balance:
+        n = min(len(pos), len(neg))
+        pos, neg = _balance(pos, n), _balance(neg, n)
+    splits = {"train": [], "test": []}
+    for label, items in ((POSITIVE, pos), (NEGATIVE, neg)):
+        for key, text in items:
+            splits["test" if holdout and _held_out(key, holdout) else "train"].append((key, label, text))
+    train = sorted(splits["train"], key=lambda x: stable_hash("order:" + x[0]))  # mixed, reproducible order
+    if not any(label == POSITIVE for _, label, _ in train) or not any(label == NEGATIVE for _, label, _ in train):
+        raise CorpusmillError("the training split lacks one of the classes; give more documents")
+    log(f"[train-classifier] {len(pos)} positive, {len(neg)} negative documents; "
+        f"{len(train)} for training, {len(splits['test'])} held out")
+    out_dir = os.path.dirname(os.path.abspath(output))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, train_path = tempfile.mkstemp(prefix=".train-classifier-", suffix=".txt", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for _, label, text in train:
+                fh.write(f"{label} {classifier_text(text)}\n")
+        # fastText's CLI turns buckets off when no n-grams need them; the Python binding does not.
+        params = {"input": train_path, "epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
+                  "bucket": bucket if word_ngrams > 1 else 0, "thread": max(1, threads), "seed": seed, "verbose": 0}
+        _train_fasttext(params, output)
+    finally:
+        os.unlink(train_path)
+    model = load_classifier(output)
+
+    metrics = {"positive": len(pos), "negative": len(neg), "train": len(train), "held_out": len(splits["test"])}
+    test_pos = [wiki_probability(model, t) for _, label, t in splits["test"] if label == POSITIVE]
+    test_neg = [wiki_probability(model, t) for _, label, t in splits["test"] if label == NEGATIVE]
+    if test_pos and test_neg:
+        metrics["auc"] = round(roc_auc(test_pos, test_neg), 4)
+        metrics["at_0.5"] = binary_metrics(test_pos, test_neg, 0.5)
+        metrics[f"at_{threshold}"] = binary_metrics(test_pos, test_neg, threshold)
+        log(f"[train-classifier] held out: AUC {metrics['auc']:.3f}; at 0.5 precision "
+            f"{metrics['at_0.5']['precision']:.3f} recall {metrics['at_0.5']['recall']:.3f}; at {threshold} "
+            f"precision {metrics[f'at_{threshold}']['precision']:.3f} recall {metrics[f'at_{threshold}']['recall']:.3f}")
+    else:
+        log("[train-classifier] nothing held out: no metrics (use --holdout above 0)")
+    with open(output + ".json", "w", encoding="utf-8") as fh:
+        json.dump(metrics, fh, indent=2)
+        fh.write("\n")
+    log(f"[train-classifier] model: {output} ({os.path.getsize(output) / 1e6:.1f} MB)")
+    return metrics

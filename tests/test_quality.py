@@ -1,0 +1,380 @@
+"""CCNet quality on real text: SentencePiece + KenLM perplexity, head/middle/tail buckets, the
+Wikipedia-reference classifier, and the three steps inside the CCNet stage.
+
+Reference side: Wikipedia lead extracts; low-quality side: Python documentation index pages (link
+lists), 1993 Usenet posts and trafilatura's spam/boilerplate test pages (tests/data/quality/, see
+PROVENANCE.md). Models are trained here, small (vocabulary 4000), in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from conftest import DATA, tree_digest, warc
+from corpusmill.cli import main as cli_main
+from corpusmill.document import Document
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters.lid import default_lid_model
+from corpusmill.filters.perplexity import (LanguageModel, Perplexity, PerplexityBucket, find_kenlm_binary,
+                                           model_paths, normalize_for_lm, read_cutoffs, validate_lm_dir)
+from corpusmill.filters.wiki_classifier import WikiClassifier, load_classifier
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.glue import check_accounting, stable_hash
+from corpusmill.pipelines.io import encode_jsonl_gz, read_documents_file, read_output
+from corpusmill.pipelines.quality import CutoffsConfig, run_cutoffs, train_demo_models
+from corpusmill.quality.classifier import roc_auc, train_classifier
+from corpusmill.quality.lm import train_lm
+
+Q = os.path.join(DATA, "quality")
+WIKI_EN, WIKI_FR, LOWQ = (os.path.join(Q, n) for n in ("wiki_en.jsonl.gz", "wiki_fr.jsonl.gz", "lowq_en.jsonl.gz"))
+
+
+def p_head_tail(cutoffs_csv, lang):
+    """p30 and p60 read straight from the CSV (not through read_cutoffs)."""
+    with open(cutoffs_csv, newline="") as fh:
+        rows = list(csv.reader(fh))
+    col = rows[0].index(lang)
+    by_pct = {int(r[0]): float(r[col]) for r in rows[1:]}
+    return by_pct[30], by_pct[60]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """LM on 90% of the Wikipedia sample; cutoffs over the other 10% and the low-quality pages; classifier."""
+    out = tmp_path_factory.mktemp("quality")
+    return train_demo_models(WIKI_EN, [LOWQ], str(out), vocab_size=4000, log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def lm(models):
+    return LanguageModel(*model_paths(models["lm_dir"], "en"))
+
+
+@pytest.fixture(scope="module")
+def heldout_wiki(models):
+    return list(read_documents_file(models["ref_heldout"]))
+
+
+@pytest.fixture(scope="module")
+def lowq():
+    return list(read_documents_file(LOWQ))
+
+
+# -- perplexity ---------------------------------------------------------------------------------------
+def test_normalize_for_lm_is_cc_nets():
+    assert normalize_for_lm("  Ça coûte 12,50 — «très» cher…  ") == 'ca coute 00,00  -  "tres" cher...'
+    assert normalize_for_lm("Ｆｕｌｌ：ｗｉｄｔｈ？") == "ｆｕｌｌ:ｗｉｄｔｈ?"
+    assert normalize_for_lm("tab\there\x85") == "tabhere"
+    assert normalize_for_lm("   ") == ""
+
+
+def test_heldout_wikipedia_scores_lower_than_link_lists_and_boilerplate(models, lm, heldout_wiki, lowq):
+    train_ids = {d.id for d in read_documents_file(models["ref_train"])}
+    assert heldout_wiki and not train_ids & {d.id for d in heldout_wiki}  # truly held out
+    wiki = [lm.perplexity(d.text) for d in heldout_wiki]
+    by_kind = {}
+    for d in lowq:
+        by_kind.setdefault(d.metadata["kind"], []).append(lm.perplexity(d.text))
+    assert set(by_kind) >= {"link_list", "usenet", "spam", "boilerplate"}
+    for kind, values in by_kind.items():
+        assert statistics.median(wiki) < statistics.median(values), kind
+    # rank statistic: P(a held-out Wikipedia paragraph scores lower than a low-quality page)
+    negatives = [v for values in by_kind.values() for v in values]
+    assert roc_auc([-x for x in wiki], [-x for x in negatives]) >= 0.95
+    for kind in ("link_list", "usenet"):
+        assert roc_auc([-x for x in wiki], [-x for x in by_kind[kind]]) >= 0.95, kind
+
+
+def test_perplexity_is_cc_nets_formula_over_lines(models, lm, heldout_wiki):
+    text = heldout_wiki[0].text + "\n" + heldout_wiki[1].text
+    total, count = 0.0, 0
+    for line in text.split("\n"):
+        pieces = lm.sp.EncodeAsPieces(normalize_for_lm(line))
+        # the sum of the per-piece scores KenLM reports, end of sentence included
+        total += sum(prob for prob, _, _ in lm.lm.full_scores(" ".join(pieces)))
+        count += len(pieces) + 1
+    assert lm.perplexity(text) == round(10 ** (-total / count), 1)
+    doc = Document(id="x", text=text, metadata={"language": "en"})
+    verdict = Perplexity(models["lm_dir"])(doc)
+    assert verdict.kept and verdict.doc.metadata["perplexity"] == lm.perplexity(text)
+
+
+def test_bad_documents_get_a_finite_perplexity(models, lm, heldout_wiki):
+    filt = Perplexity(models["lm_dir"])
+    wiki_median = statistics.median(lm.perplexity(d.text) for d in heldout_wiki)
+    for text in ("", "\n\n", "!!! ... ??? --- ,,, ;;; ((( )))", "1234567890 2024 1999 42 7 3.14159"):
+        verdict = filt(Document(id="bad", text=text, metadata={"language": "en"}))
+        ppl = verdict.doc.metadata["perplexity"]
+        assert verdict.kept and math.isfinite(ppl) and ppl > wiki_median, text
+
+
+def test_language_without_model_is_bucket_all(models):
+    doc = Document(id="fr", text="Le chat dort sur le tapis.", metadata={"language": "fr"})
+    verdict = Perplexity(models["lm_dir"])(doc)
+    assert verdict.kept and "perplexity" not in verdict.doc.metadata
+    keep_all = PerplexityBucket(models["cutoffs"])(verdict.doc)
+    assert keep_all.kept and keep_all.doc.metadata["bucket"] == "all"
+    strict = PerplexityBucket(models["cutoffs"], ["head", "middle"])(verdict.doc)
+    assert not strict.kept and strict.reason == "bucket_all"
+    assert Perplexity(models["lm_dir"], require_model=True)(doc).reason == "no_model"
+    unlabeled = Document(id="u", text="The cat sat on the mat.")  # no language at all
+    assert PerplexityBucket(models["cutoffs"])(Perplexity(models["lm_dir"])(unlabeled).doc).doc.metadata["bucket"] == "all"
+
+
+def test_a_50_mb_line(models, lm, heldout_wiki):
+    para = " ".join(d.text.replace("\n", " ") for d in heldout_wiki)
+    line = ((para + " ") * (50_000_000 // len(para) + 1))[:50_000_000]
+    doc = Document(id="huge", text=line, metadata={"language": "en"})
+    filt = Perplexity(models["lm_dir"])
+    filt.setup()
+    start = time.time()
+    verdict = filt(doc)
+    elapsed = time.time() - start
+    ppl = verdict.doc.metadata["perplexity"]
+    # scored in parts of 100k characters: the same as scoring the 1 MB prefix whole, within 1%
+    prefix = line[:1_000_000]
+    whole_score, whole_n = lm.line_score(prefix, chunk_chars=10 ** 9)
+    assert lm.line_score(prefix)[1] == whole_n  # same pieces
+    assert abs(ppl - 10 ** (-whole_score / whole_n)) / ppl < 0.01
+    assert elapsed < 120
+    wiki = WikiClassifier(models["classifier"])(doc)  # the classifier reads the first 100k characters
+    assert 0.0 <= wiki.doc.metadata["wiki_prob"] <= 1.0
+
+
+# -- cutoffs and buckets ------------------------------------------------------------------------------
+def test_cutoffs_are_the_percentiles_of_the_sample(models, lm, heldout_wiki, lowq):
+    sample = [lm.perplexity(d.text) for d in heldout_wiki + lowq]
+    p30, p60 = p_head_tail(models["cutoffs"], "en")
+    assert p30 == round(float(np.percentile(sample, 30)), 1)
+    assert p60 == round(float(np.percentile(sample, 60)), 1)
+    table = read_cutoffs(models["cutoffs"])
+    assert list(table) == ["en"] and len(table["en"]) == 101 and table["en"] == sorted(table["en"])
+
+
+def test_buckets_follow_the_cutoffs(models, heldout_wiki, lowq):
+    p30, p60 = p_head_tail(models["cutoffs"], "en")
+    scorer = Perplexity(models["lm_dir"], default_language="en")
+    bucket = PerplexityBucket(models["cutoffs"], ["head", "middle", "tail", "all"])
+    drop_tail = PerplexityBucket(models["cutoffs"])
+    counts = {"head": 0, "middle": 0, "tail": 0}
+    for doc in heldout_wiki + lowq:
+        scored = scorer(doc).doc
+        ppl = scored.metadata["perplexity"]
+        got = bucket(scored).doc.metadata["bucket"]
+        assert got == ("head" if ppl < p30 else "middle" if ppl < p60 else "tail")
+        counts[got] += 1
+        dropped = drop_tail(scored)
+        assert dropped.kept == (got != "tail") and (dropped.kept or dropped.reason == "bucket_tail")
+    n = sum(counts.values())  # the cutoffs were computed on exactly these documents
+    assert abs(counts["head"] / n - 0.3) < 0.02 and abs(counts["middle"] / n - 0.3) < 0.02
+    # and the buckets sort by quality: Wikipedia lands in head far more often than low-quality pages
+    wiki_head = sum(bucket(scorer(d).doc).doc.metadata["bucket"] == "head" for d in heldout_wiki) / len(heldout_wiki)
+    lowq_head = sum(bucket(scorer(d).doc).doc.metadata["bucket"] == "head" for d in lowq) / len(lowq)
+    assert wiki_head > 0.8 and lowq_head < 0.2
+
+
+def test_cutoffs_file_errors(tmp_path, models):
+    with pytest.raises(CorpusmillError, match="does not exist"):
+        read_cutoffs(str(tmp_path / "none.csv"))
+    bad = tmp_path / "bad.csv"
+    lines = open(models["cutoffs"]).read().splitlines()
+    bad.write_text("\n".join(lines[:10] + ["9,abc"] + lines[11:]) + "\n")
+    with pytest.raises(CorpusmillError, match=r"bad.csv:11: malformed row"):
+        read_cutoffs(str(bad))
+    bad.write_text("lang,en\n0,1\n")
+    with pytest.raises(CorpusmillError, match="not a cutoffs file"):
+        read_cutoffs(str(bad))
+
+
+def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models):
+    docs = tmp_path / "mixed.jsonl.gz"
+    fr = list(read_documents_file(WIKI_FR))[:5]
+    en = list(read_documents_file(models["ref_heldout"]))[:30]
+    with open(docs, "wb") as fh:
+        encode_jsonl_gz([d.to_dict() for d in fr + en], fh)
+    out = tmp_path / "c.csv"
+    table = run_cutoffs(CutoffsConfig([str(docs)], models["lm_dir"], str(out), sample=20))
+    assert list(table) == ["en"]
+    stats = {s["step"]: s for s in __import__("json").load(open(str(out) + ".run/stats.json"))}
+    assert stats["perplexity"]["dropped"] == {"no_model": 5} and stats["perplexity"]["kept"] == 30
+    # only fr documents: nothing to compute, a clear error
+    with open(docs, "wb") as fh:
+        encode_jsonl_gz([d.to_dict() for d in fr], fh)
+    with pytest.raises(CorpusmillError, match="no document could be scored"):
+        run_cutoffs(CutoffsConfig([str(docs)], models["lm_dir"], str(out)))
+
+
+# -- model files: clear errors before any work --------------------------------------------------------
+def test_missing_and_corrupt_models(tmp_path, models):
+    with pytest.raises(CorpusmillError, match="no such directory"):
+        validate_lm_dir(str(tmp_path / "nowhere"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CorpusmillError, match="holds no language model"):
+        validate_lm_dir(str(empty))
+    sp, arpa = model_paths(models["lm_dir"], "en")
+    only_sp = tmp_path / "only_sp"
+    only_sp.mkdir()
+    shutil.copy(sp, only_sp)
+    with pytest.raises(CorpusmillError, match=r"en.arpa.bin does not exist"):
+        validate_lm_dir(str(only_sp))
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    shutil.copy(sp, truncated)
+    with open(arpa, "rb") as src, open(truncated / "en.arpa.bin", "wb") as dst:
+        dst.write(src.read(os.path.getsize(arpa) // 3))
+    with pytest.raises(CorpusmillError, match=r"en.arpa.bin.*damaged or truncated"):
+        validate_lm_dir(str(truncated))
+    garbage_sp = tmp_path / "garbage_sp"
+    garbage_sp.mkdir()
+    (garbage_sp / "en.sp.model").write_bytes(b"not a sentencepiece model" * 10)
+    shutil.copy(arpa, garbage_sp)
+    with pytest.raises(CorpusmillError, match=r"cannot load SentencePiece model .*en.sp.model"):
+        validate_lm_dir(str(garbage_sp))
+    not_kenlm = tmp_path / "not_kenlm"
+    not_kenlm.mkdir()
+    shutil.copy(sp, not_kenlm)
+    (not_kenlm / "en.arpa.bin").write_bytes(b"\x00" * 4096)
+    with pytest.raises(CorpusmillError, match="is not a KenLM model"):
+        validate_lm_dir(str(not_kenlm))
+    # classifiers: a fastText model with other labels, and garbage
+    with pytest.raises(CorpusmillError, match="not a Wikipedia-reference classifier"):
+        load_classifier(default_lid_model())
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x01\x02" * 1000)
+    with pytest.raises(CorpusmillError, match="cannot load fastText model"):
+        load_classifier(str(garbage))
+
+
+def test_stage_refuses_bad_models_before_any_work(tmp_path, models):
+    out = tmp_path / "out"
+    cases = [dict(lm_dir=str(tmp_path / "nowhere")),
+             dict(lm_dir=models["lm_dir"], cutoffs=str(tmp_path / "none.csv")),
+             dict(lm_dir=models["lm_dir"], keep_buckets=["head", "best"]),
+             dict(classifier=str(tmp_path / "none.bin")),
+             dict(classifier=models["classifier"], wiki_threshold=1.5),
+             dict(cutoffs=models["cutoffs"])]
+    for kw in cases:
+        with pytest.raises(CorpusmillError):
+            run_ccnet(CCNetConfig(inputs=[warc("pydocs.warc.gz")], output=str(out), **kw))
+        assert not out.exists(), kw
+    rc = cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(out), "--lm-dir", str(tmp_path)])
+    assert rc == 2 and not out.exists()
+
+
+def test_train_lm_errors(tmp_path):
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("The cat sat on the mat.\nA dog barked at night.\n")
+    with pytest.raises(CorpusmillError, match=r"--vocab-size 5000 is too large"):
+        train_lm("en", [str(tiny)], str(tmp_path / "lm"), vocab_size=5000, log=lambda *a: None)
+    assert not any(n.endswith((".sp.model", ".arpa.bin")) for n in os.listdir(tmp_path / "lm"))
+    with pytest.raises(CorpusmillError, match="make kenlm-bin"):
+        find_kenlm_binary("lmplz-that-does-not-exist")
+    with pytest.raises(CorpusmillError, match="unknown file type"):
+        train_lm("en", [str(tmp_path / "tiny.txt"), warc("pydocs.warc.gz")], str(tmp_path / "lm2"),
+                 vocab_size=20, log=lambda *a: None)
+
+
+# -- the classifier -----------------------------------------------------------------------------------
+def test_classifier_separates_wikipedia_from_crawl_junk_on_held_out_pages(tmp_path, lowq):
+    """Trained on 80% of each side, judged on the other 20% (documents the training never saw)."""
+    wiki = list(read_documents_file(WIKI_EN))
+
+    def split(docs):
+        test = [d for d in docs if stable_hash("t:" + d.id) % 5 == 0]
+        return [d for d in docs if stable_hash("t:" + d.id) % 5 != 0], test
+
+    (wiki_train, wiki_test), (lowq_train, lowq_test) = split(wiki), split(lowq)
+    paths = {}
+    for name, docs in (("pos", wiki_train), ("neg", lowq_train)):
+        paths[name] = str(tmp_path / f"{name}.jsonl.gz")
+        with open(paths[name], "wb") as fh:
+            encode_jsonl_gz([d.to_dict() for d in docs], fh)
+    model = str(tmp_path / "wiki.bin")
+    metrics = train_classifier([paths["pos"]], [paths["neg"]], model, log=lambda *a: None)
+    assert metrics["auc"] >= 0.9 and os.path.exists(model + ".json")
+    clf = WikiClassifier(model)
+    pos = [clf.probability(d.text) for d in wiki_test]
+    neg = [clf.probability(d.text) for d in lowq_test]
+    assert roc_auc(pos, neg) >= 0.9
+    assert statistics.median(pos) >= 0.25 > statistics.median(neg)
+    # the same input gives the same model, byte for byte
+    again = str(tmp_path / "again.bin")
+    train_classifier([paths["pos"]], [paths["neg"]], again, log=lambda *a: None)
+    assert open(model, "rb").read() == open(again, "rb").read()
+
+
+def test_roc_auc_counts_ties_as_half():
+    assert roc_auc([3, 2], [1, 0]) == 1.0
+    assert roc_auc([0], [1]) == 0.0
+    assert roc_auc([1, 1], [1, 1]) == 0.5
+    assert roc_auc([2, 1], [1, 0]) == 0.875  # 3 wins + 1 tie of 4 pairs
+
+
+# -- in the CCNet stage -------------------------------------------------------------------------------
+def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
+    inputs = [warc("pydocs.warc.gz"), warc("iana.warc.gz"), models["ref_heldout"], WIKI_FR, LOWQ]
+    cfg = dict(inputs=inputs, lm_dir=models["lm_dir"], classifier=models["classifier"], docs_per_shard=20)
+    out = tmp_path / "mp"
+    stats = run_ccnet(CCNetConfig(output=str(out), **cfg),
+                      ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    steps = [s["step"] for s in stats]
+    assert steps[steps.index("lid"):] == ["lid", "perplexity", "bucket", "wiki_classifier"]
+    assert check_accounting(stats) == []
+    by = {s["step"]: s for s in stats}
+    assert by["perplexity"]["read"] == by["lid"]["kept"] and by["bucket"]["read"] == by["perplexity"]["kept"]
+    assert by["wiki_classifier"]["read"] == by["bucket"]["kept"]
+    assert set(by["bucket"]["dropped"]) == {"bucket_tail"} and by["bucket"]["dropped"]["bucket_tail"] > 0
+    assert by["wiki_classifier"]["dropped"].get("not_wiki_like", 0) > 0
+
+    p30, p60 = p_head_tail(models["cutoffs"], "en")
+    groups = sorted(d for d in os.listdir(out) if not d.startswith("_") and os.path.isdir(out / d))
+    assert "en_head" in groups and "en_middle" in groups and "fr_all" in groups
+    docs = read_output(str(out))
+    assert len(docs) == by["wiki_classifier"]["kept"]
+    for doc in docs:
+        meta = doc.metadata
+        assert meta["wiki_prob"] >= 0.25
+        if meta["language"] == "en":
+            # the model that was pickled into the workers scores as the one loaded here
+            assert meta["perplexity"] == lm.perplexity(doc.text)
+            assert meta["bucket"] == ("head" if meta["perplexity"] < p30 else "middle")
+        else:
+            assert "perplexity" not in meta and meta["bucket"] == "all"
+    for group in groups:
+        lang, bucket = group.rsplit("_", 1)
+        for doc in read_output(str(out / group)):
+            assert (doc.metadata["language"], doc.metadata["bucket"]) == (lang, bucket)
+    # Wikipedia paragraphs survive far more often than link lists and Usenet posts
+    kept_urls = {d.url for d in docs}
+    heldout = list(read_documents_file(models["ref_heldout"]))
+    wiki_kept = sum(d.url in kept_urls for d in heldout) / len(heldout)
+    lowq_kept = sum(d.url in kept_urls for d in read_documents_file(LOWQ)) / 358
+    assert wiki_kept > 0.5 > 0.1 > lowq_kept
+
+    # and the in-memory runner writes the same bytes
+    mem = tmp_path / "mem"
+    run_ccnet(CCNetConfig(output=str(mem), **cfg))
+    assert tree_digest(str(mem)) == tree_digest(str(out))
+
+
+def test_cli_train_lm_cutoffs_train_classifier(tmp_path, capsys):
+    lm_dir, clf = tmp_path / "lm", tmp_path / "wiki.bin"
+    assert cli_main(["train-lm", "--lang", "en", "--input", WIKI_EN, "--output", str(lm_dir), "--vocab-size", "2000",
+                     "--max-docs", "400", "--lm-type", "trie"]) == 0
+    assert sorted(os.listdir(lm_dir)) == ["en.arpa.bin", "en.lm.json", "en.sp.model"]
+    assert cli_main(["cutoffs", "--input", LOWQ, "--lm-dir", str(lm_dir), "--output", str(lm_dir / "cutoffs.csv"),
+                     "--lang", "en"]) == 0
+    assert cli_main(["train-classifier", "--positive", WIKI_EN, "--negative", LOWQ, "--output", str(clf)]) == 0
+    out = capsys.readouterr().out
+    assert "en: p30 = " in out and "held out: AUC" in out
+    assert validate_lm_dir(str(lm_dir)) == ["en"] and load_classifier(str(clf)) is not None
+    assert cli_main(["train-lm", "--lang", "en", "--input", str(tmp_path / "nothing*.txt"), "--output", str(lm_dir)]) == 2
