@@ -1,0 +1,39 @@
+"""Exact deduplication of whole documents, the pure part (the shuffle is
+:class:`corpusmill.pipelines.line_dedup.FindDuplicateLines` with :func:`content_occurrence`).
+
+Every document emits one ``(hash of its text, (doc id, 0))``; of the documents sharing a hash, the one
+with the smallest id stays and the others get a non-empty removal set, which :class:`DropDuplicates`
+turns into a drop. The same filter serves any "one per key" rule whose shuffle marks the losers (the
+C4 stage uses it for the newest page per URL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import AbstractSet, Iterable, Optional, Tuple
+
+from corpusmill.document import Document
+from corpusmill.filters.base import Filter, Verdict, drop, keep
+
+
+def content_hash(text: str) -> int:
+    """First 8 bytes of SHA-1 of the exact UTF-8 text, as an int."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, int]]]:
+    yield content_hash(doc.text), (doc.id, 0)
+
+
+class DropDuplicates(Filter):
+    """Takes ``(doc, removal set)``: drops ``reason`` when the set is non-empty (a better copy exists)."""
+
+    def __init__(self, name: str = "exact_dedup", reason: str = "duplicate_content"):
+        self.name = name
+        self.reason = reason
+
+    def __call__(self, item: Tuple[Document, Optional[AbstractSet]]) -> Verdict:
+        doc, marks = item
+        if marks:
+            return drop(self.reason, doc)
+        return keep(doc)

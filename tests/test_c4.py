@@ -1,0 +1,211 @@
+"""C4 source: the builder's rules, URL and span dedup, bad words, released-C4 heuristics, on real pages
+(Python docs as WARC / WET, tests/data/c4 and tests/data/warc; see PROVENANCE.md)."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from corpusmill.dedup.spans import span_hashes
+from corpusmill.document import Document
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters import c4 as rules
+from corpusmill.pipelines.c4 import C4Config, run_c4
+from corpusmill.pipelines.glue import check_accounting
+from corpusmill.pipelines.io import list_output_files, read_output
+from corpusmill.pipelines.stage import OutputOptions
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+PYDOCS = os.path.join(DATA, "warc", "pydocs.warc.gz")
+RECRAWL = os.path.join(DATA, "c4", "recrawl.warc.gz")
+WET = os.path.join(DATA, "c4", "sample.wet.gz")
+RELEASED = os.path.join(DATA, "c4", "c4-released-sample.json.gz")
+
+
+def _records(path, types=("response", "conversion")):
+    with open(path, "rb") as fh:
+        for rec in ArchiveIterator(fh):
+            if rec.rec_type in types:
+                yield rec.rec_headers.get_header("WARC-Target-URI"), rec.rec_headers.get_header("WARC-Date"), \
+                    rec.content_stream().read()
+
+
+def _wet_text(url_suffix):
+    for url, _date, body in _records(WET):
+        if url.endswith(url_suffix):
+            return body.decode("utf-8")
+    raise AssertionError(url_suffix)
+
+
+def _dropped(out, step, reason):
+    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
+    if not os.path.exists(path):
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+# -- the rules on real text --------------------------------------------------------------------------
+def test_clean_page_keeps_only_sentence_lines_of_a_real_wet_page():
+    text = _wet_text("howto/sorting.html")
+    verdict = rules.CleanPage()(Document("d", text))
+    assert verdict.kept
+    kept = verdict.doc.text.split("\n")
+    assert 0 < len(kept) < len([line for line in text.split("\n") if line.strip()])
+    for line in kept:  # every surviving line obeys the builder's line rules
+        assert rules.ends_in_terminal_punct(line) and len(line.split()) >= 5
+        assert "javascript" not in line.lower() and "{" not in line
+    # navigation lines of the real page (no end mark) were removed and counted
+    assert verdict.doc.metadata["c4_lines_removed"]["no_endmark"] > 0
+
+
+def test_clean_page_page_and_line_rules():
+    real = _wet_text("library/textwrap.html")
+    base = rules.CleanPage()(Document("d", real))
+    assert base.kept
+    lorem = real + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit."
+    assert rules.CleanPage()(Document("d", lorem)).reason == "lorem_ipsum"
+    brace = real + "\nThe value is written as {x} in the format string here."
+    assert rules.CleanPage()(Document("d", brace)).reason == "curly_brace"
+    # a brace on a line that fails the end-mark rule first does not drop the page (the builder's order)
+    assert rules.CleanPage()(Document("d", real + "\nd = {1: 2}")).kept
+    policy = real + "\nThis site uses cookies to improve your experience with us."
+    cleaned = rules.CleanPage()(Document("d", policy))
+    assert cleaned.kept and "uses cookies" not in cleaned.doc.text
+    cited = rules.CleanPage()(Document("d", real + "\nThis claim is backed by a long citation list[1][citation needed]."))
+    assert "This claim is backed by a long citation list." in cited.doc.text
+    assert rules.CleanPage(max_page_chars=100)(Document("d", real)).reason == "too_long"
+    assert rules.CleanPage()(Document("d", "One sentence only, with enough words.")).reason == "too_few_sentences"
+
+
+def test_sentence_splitter_and_url_normalization():
+    spans = rules.sentence_spans("Use e.g. the J. R. R. Tolkien books. Is it? Yes! Done at 3 p.m. today.")
+    assert len(spans) == 4
+    assert rules.normalize_url("https://www.Docs.python.org/3/a/?utm_source=x&id=3#top") == "docs.python.org/3/a?id=3"
+    assert rules.normalize_url("http://docs.python.org/3/a/") == rules.normalize_url("https://docs.python.org/3/a")
+    occ = [("b", -200.0), ("a", -100.0), ("c", -200.0)]
+    assert sorted(rules.older_pages(occ)) == [("a", -100.0), ("c", -200.0)]  # newest kept, tie -> smaller id
+
+
+def test_badwords_list_is_packaged_with_its_license_and_matches_on_word_boundaries():
+    path = rules.default_badwords_path()
+    folder = os.path.dirname(path)
+    assert os.path.exists(os.path.join(folder, "LICENSE-CC-BY-4.0.txt"))
+    words = rules.load_badwords(path)
+    assert len(words) > 300
+    filt = rules.BadWords()
+    assert filt(Document("d", _wet_text("howto/sockets.html"))).reason == "badword"
+    assert filt(Document("d", _wet_text("howto/sorting.html"))).kept
+    some = sorted(w for w in words if w.isalpha() and len(w) > 4)[0]
+    assert filt(Document("d", f"Text with {some.upper()}.")).reason == "badword"
+    assert filt(Document("d", f"Text with x{some}y glued.")).kept  # not on a word boundary
+
+
+# -- the crawl pipeline ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def crawl_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("c4") / "out")
+    cfg = C4Config([PYDOCS, RECRAWL, WET], out, "crawl", OutputOptions(out, write_dropped=True))
+    return out, run_c4(cfg)
+
+
+def test_crawl_accounts_for_every_record(crawl_run):
+    out, stats = crawl_run
+    assert check_accounting(stats) == []
+    steps = [s["step"] for s in stats]
+    assert steps == ["extract", "url_dedup", "clean_page", "span_dedup", "lid", "badwords"]
+    for a, b in zip(stats, stats[1:]):
+        assert b["read"] == a["kept"]
+    assert stats[-1]["kept"] == len(read_output(out)) > 0
+
+
+def test_crawl_keeps_the_newest_page_per_normalized_url(crawl_run):
+    out, _ = crawl_run
+    pages = collections.defaultdict(list)
+    for path in (PYDOCS, RECRAWL, WET):
+        for url, date, _ in _records(path):
+            pages[rules.normalize_url(url)].append((rules.timestamp_seconds(date), url))
+    expected_losers = set()
+    for versions in pages.values():
+        if len(versions) > 1:
+            newest = max(v[0] for v in versions)
+            expected_losers |= {url for t, url in versions if t < newest}
+    assert expected_losers  # the sample has re-crawls
+    dropped = {r["document"]["url"] for r in _dropped(out, "url_dedup", "older_page_same_url")}
+    assert dropped == expected_losers
+
+
+def test_crawl_removes_repeated_three_sentence_spans_across_files(crawl_run):
+    out, _ = crawl_run
+    docs = read_output(out)
+    seen = collections.Counter(h for d in docs for h in span_hashes(d.text, 3) if h is not None)
+    assert seen and max(seen.values()) == 1  # no 3-sentence span occurs twice in the output
+    # tutorial/classes.html is in pydocs.warc.gz and again from a mirror in recrawl.warc.gz
+    lost = [r["document"]["url"] for r in _dropped(out, "span_dedup", "too_few_sentences")]
+    kept = [d.url for d in docs]
+    copies = [u for u in lost + kept if u.endswith("tutorial/classes.html")]
+    assert len(copies) == 2 and sum(u.endswith("tutorial/classes.html") for u in lost) == 1
+
+
+def test_crawl_output_obeys_c4_rules_and_drops_bad_words(crawl_run):
+    out, _ = crawl_run
+    for doc in read_output(out):
+        assert doc.source == "c4" and doc.metadata["language"] == "en"
+        for line in doc.text.split("\n"):
+            assert rules.ends_in_terminal_punct(line) and len(line.split()) >= 5
+    assert [r["document"]["url"] for r in _dropped(out, "badwords", "badword")] == \
+        ["https://docs.python.org/3.11/howto/sockets.html"]
+
+
+def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path):
+    out, _ = crawl_run
+    out2 = str(tmp_path / "mp")
+    cfg = C4Config([PYDOCS, RECRAWL, WET], out2, "crawl", OutputOptions(out2, write_dropped=True))
+    run_c4(cfg, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    files = [os.path.relpath(p, out) for p in list_output_files(out)]
+    assert files == [os.path.relpath(p, out2) for p in list_output_files(out2)]
+    for rel in files:
+        with open(os.path.join(out, rel), "rb") as a, open(os.path.join(out2, rel), "rb") as b:
+            assert a.read() == b.read()
+
+
+# -- released C4 -------------------------------------------------------------------------------------
+def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
+    out = str(tmp_path / "rel")
+    stats = run_c4(C4Config([RELEASED], out, "released", OutputOptions(out, write_dropped=True)))
+    assert check_accounting(stats) == []
+    with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
+        n = sum(1 for _ in fh)
+    assert stats[0]["read"] == n
+    docs = read_output(out)
+    assert docs and all(d.url.startswith("https://docs.python.org/") and d.timestamp for d in docs)
+    for d in docs:
+        assert d.metadata["terminal_punct_share"] >= 0.5 and d.metadata["words"] >= 50
+        assert d.metadata["sentences"] >= 3
+    punct = _dropped(out, "terminal_punct", "low_terminal_punct_share")
+    assert punct and all(r["document"]["metadata"]["terminal_punct_share"] < 0.5 for r in punct)
+
+
+def test_bad_input_is_explained(tmp_path):
+    with pytest.raises(CorpusmillError, match="--from crawl reads WARC"):
+        run_c4(C4Config([RELEASED], str(tmp_path / "a"), "crawl"))
+    with pytest.raises(CorpusmillError, match="bad-words list"):
+        run_c4(C4Config([PYDOCS], str(tmp_path / "b"), "crawl", badwords=str(tmp_path / "missing.txt")))
+    # a broken line in a released file is a dead letter naming the file and line; the others go on
+    with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
+        good = [next(fh) for _ in range(3)]
+    bad = tmp_path / "c4-broken.json"
+    bad.write_text(good[0] + '{"text": "cut off\n' + good[1] + '{"url": "no text"}\n' + good[2], encoding="utf-8")
+    out = str(tmp_path / "c")
+    stats = run_c4(C4Config([str(bad)], out, "released", OutputOptions(out), min_words=0, min_sentences=0,
+                            min_punct_share=0.0))
+    assert stats[0]["read"] == 5 and stats[0]["failed"] == 2 and stats[0]["kept"] == 3
+    with gzip.open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rt") as fh:
+        failures = [json.loads(line) for line in fh]
+    assert all("c4-broken.json@" in f["location"] for f in failures)
+    assert any("not valid JSON" in f["error"] for f in failures)
