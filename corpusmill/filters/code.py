@@ -1,0 +1,312 @@
+"""Source code files (the GitHub source, RedPajama v1's rules), the pure part; Beam is in
+corpusmill.pipelines.github.
+
+Steps, each a filter with its own drop reason:
+
+- ``parse`` (:class:`ParseCodeRow`): a JSON line exported from BigQuery -> Document (``no_content``);
+- ``extension`` (:class:`ExtensionAllowList`): the RECIPE.md allow-list (``extension_not_allowed``);
+- ``size`` (:class:`SizeCap`): files over the cap (``too_large``), decided from the file size, so a
+  huge file is never read;
+- ``read`` (:class:`ReadCodeFile`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
+- ``max_line_length`` (> 1000), ``mean_line_length`` (> 100), ``alnum_share`` (< 0.25),
+  ``alpha_per_token`` (< 1.5): :class:`MaxLineLength`, :class:`MeanLineLength`, :class:`AlnumShare`,
+  :class:`AlphaPerToken`;
+- ``header`` (:class:`StripLicenseHeader`): removes a license/copyright header.
+
+Tokens for ``alpha_per_token`` are words and single punctuation marks (``\\w+|[^\\w\\s]``); RedPajama
+counted tokens of the Pythia (GPT-NeoX) tokenizer, a model file corpusmill does not download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import posixpath
+import re
+from typing import Optional
+
+from corpusmill.document import Document, make_id
+from corpusmill.filters.base import Filter, Verdict, drop, keep
+
+SOURCE = "github"
+
+# RECIPE.md / RedPajama v1, matched case-sensitively (".C" and ".H" are C++ there).
+ALLOWED_EXTENSIONS = frozenset(
+    ".asm .bat .cmd .c .h .cs .cpp .hpp .c++ .h++ .cc .hh .C .H .cmake .css .dockerfile .f90 .f .f03 .f08 "
+    ".f77 .f95 .for .fpp .go .hs .html .java .js .jl .lua .md .markdown .php .php3 .php4 .php5 .phps .phpt "
+    ".pl .pm .pod .perl .ps1 .psd1 .psm1 .py .rb .rs .sql .scala .sh .bash .command .zsh .ts .tsx .tex .vb "
+    ".xml .rst .m .smali".split())
+ALLOWED_NAMES = frozenset({"Dockerfile", "Makefile"})
+DEFAULT_MAX_BYTES = 1 << 20  # the BigQuery contents table holds files under 1 MiB
+BINARY_SNIFF = 8192
+EXPORT_ERROR_KEY = "__corpusmill_error__"  # an error line in a BigQuery export (corpusmill.pipelines.bigquery)
+
+
+def extension_of(path: str) -> str:
+    name = posixpath.basename(path.replace("\\", "/"))
+    if name in ALLOWED_NAMES:
+        return name
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 else ""
+
+
+def is_allowed(path: str) -> bool:
+    ext = extension_of(path)
+    return ext in ALLOWED_NAMES or ext in ALLOWED_EXTENSIONS
+
+
+@dataclasses.dataclass(slots=True)
+class CodeFile:
+    """One file of a local repository checkout, not yet read."""
+
+    path: str   # where it is (absolute or a URL)
+    repo: str   # the top directory under the input directory
+    relpath: str  # path inside the repository, with /
+    size: int
+
+    @property
+    def location(self) -> str:
+        return self.path
+
+    @property
+    def nbytes(self) -> int:
+        return self.size
+
+
+def _path_of(element) -> str:
+    if isinstance(element, CodeFile):
+        return element.relpath
+    return str(element.metadata.get("path") or "")
+
+
+class ExtensionAllowList(Filter):
+    """``extension``: keeps allow-listed extensions and the names Dockerfile / Makefile."""
+
+    name = "extension"
+
+    def __call__(self, element) -> Verdict:
+        if not is_allowed(_path_of(element)):
+            return drop("extension_not_allowed", element if isinstance(element, Document) else None)
+        return keep(element)
+
+
+class SizeCap(Filter):
+    """``size``: drops ``too_large`` over ``max_bytes`` (a file's size on disk, or the UTF-8 text)."""
+
+    name = "size"
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+
+    def __call__(self, element) -> Verdict:
+        if element.nbytes > self.max_bytes:
+            return drop("too_large", element if isinstance(element, Document) else None)
+        return keep(element)
+
+
+def code_document(repo: str, path: str, text: str, location: str, ref: str = "", url: str = "",
+                  **meta) -> Document:
+    """The Document of one file; its id derives from repository, ref and path."""
+    key = f"{repo}@{ref}/{path}" if ref else f"{repo}/{path}"
+    metadata = {"repo_name": repo, "path": path, "extension": extension_of(path)}
+    metadata.update({k: v for k, v in meta.items() if v not in (None, "")})
+    return Document(make_id(SOURCE, key), text, SOURCE, url, "", location, metadata)
+
+
+class ReadCodeFile(Filter):
+    """``read``: a :class:`CodeFile` -> Document. Drops ``binary`` (a NUL byte in the first 8 KiB, or
+    anywhere in a document's text) and ``not_utf8``; Documents (from BigQuery) only get the NUL check.
+    Reads at most ``max_bytes + 1`` bytes, whatever the file claims its size is."""
+
+    name = "read"
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+
+    def __call__(self, element) -> Verdict:
+        if isinstance(element, Document):
+            if "\x00" in element.text:
+                return drop("binary", element)
+            return keep(element)
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(element.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            data = fh.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            return drop("too_large")
+        if b"\x00" in data[:BINARY_SNIFF]:
+            return drop("binary")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return drop("not_utf8")
+        return keep(code_document(element.repo, element.relpath, text, element.path, size=len(data)))
+
+
+class ParseCodeRow(Filter):
+    """``parse``: one JSON line of a BigQuery export (``repo_name``, ``path``, ``content``, optional
+    ``ref``, ``license``, ``id``, ``size``) -> Document. Drops ``no_content`` (null content); a line that
+    is not such an object, or a paging error recorded by the BigQuery reader, is a dead letter."""
+
+    name = "parse"
+
+    def __call__(self, record) -> Verdict:
+        if record.error:
+            raise IOError(record.error)
+        try:
+            row = json.loads(record.payload)
+        except ValueError as exc:
+            raise ValueError(f"{record.location}: not valid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{record.location}: expected a JSON object per line, got {type(row).__name__}")
+        if EXPORT_ERROR_KEY in row:
+            raise IOError(str(row[EXPORT_ERROR_KEY]))
+        missing = [k for k in ("repo_name", "path") if not row.get(k)]
+        if missing:
+            raise ValueError(f"{record.location}: missing {', '.join(missing)}; a GitHub row needs repo_name, "
+                             f"path and content (the columns of the RedPajama query)")
+        content = row.get("content")
+        if content is None:
+            return drop("no_content")
+        if not isinstance(content, str):
+            raise ValueError(f"{record.location}: 'content' must be a string, got {type(content).__name__}")
+        repo, path, ref = str(row["repo_name"]), str(row["path"]), str(row.get("ref") or "")
+        branch = ref.rsplit("refs/heads/", 1)[-1] if ref else "HEAD"
+        url = f"https://github.com/{repo}/blob/{branch}/{path}"
+        return keep(code_document(repo, path, content, record.location, ref, url,
+                                  license=row.get("license"), blob_id=row.get("id"), size=row.get("size")))
+
+
+# -- quality: RedPajama's thresholds -----------------------------------------------------------------
+class MaxLineLength(Filter):
+    name = "max_line_length"
+
+    def __init__(self, limit: int = 1000):
+        self.limit = limit
+
+    def __call__(self, doc: Document) -> Verdict:
+        longest = max(map(len, doc.text.splitlines()), default=0)
+        if longest > self.limit:
+            return drop("max_line_length", doc.annotate(max_line_length=longest))
+        return keep(doc)
+
+
+class MeanLineLength(Filter):
+    name = "mean_line_length"
+
+    def __init__(self, limit: float = 100.0):
+        self.limit = limit
+
+    def __call__(self, doc: Document) -> Verdict:
+        lines = doc.text.splitlines()
+        mean = sum(map(len, lines)) / len(lines) if lines else 0.0
+        if mean > self.limit:
+            return drop("mean_line_length", doc.annotate(mean_line_length=round(mean, 2)))
+        return keep(doc)
+
+
+class AlnumShare(Filter):
+    name = "alnum_share"
+
+    def __init__(self, minimum: float = 0.25):
+        self.minimum = minimum
+
+    def __call__(self, doc: Document) -> Verdict:
+        text = doc.text
+        share = sum(map(str.isalnum, text)) / len(text) if text else 0.0
+        if share < self.minimum:
+            return drop("alnum_share", doc.annotate(alnum_share=round(share, 4)))
+        return keep(doc)
+
+
+_TOKENS = re.compile(r"\w+|[^\w\s]")
+
+
+class AlphaPerToken(Filter):
+    name = "alpha_per_token"
+
+    def __init__(self, minimum: float = 1.5):
+        self.minimum = minimum
+
+    def __call__(self, doc: Document) -> Verdict:
+        text = doc.text
+        tokens = sum(1 for _ in _TOKENS.finditer(text))
+        ratio = sum(map(str.isalpha, text)) / tokens if tokens else 0.0
+        if ratio < self.minimum:
+            return drop("alpha_per_token", doc.annotate(alpha_per_token=round(ratio, 4)))
+        return keep(doc)
+
+
+# -- license / copyright headers ---------------------------------------------------------------------
+_BLOCK_HEADER = re.compile(r"\A\s*/\*.*?\*/[ \t]*\n?", re.S)
+_MENTIONS = re.compile(r"copyright|license|licence|\(c\)|©", re.I)
+_HASH_LANGS = frozenset(".py .sh .bash .zsh .command .rb .pl .pm .perl .pod .cmake .ps1 .psd1 .psm1 .jl "
+                        "Dockerfile Makefile .dockerfile".split())
+_DASH_LANGS = frozenset(".sql .hs .lua".split())
+_SLASH_LANGS = frozenset(".c .h .cs .cpp .hpp .c++ .h++ .cc .hh .C .H .go .java .js .php .php3 .php4 .php5 "
+                         ".phps .phpt .rs .scala .ts .tsx .m .css .smali .f90".split())
+
+
+def _line_comment_prefixes(ext: str):
+    if ext in _HASH_LANGS:
+        return ("#",)
+    if ext in _DASH_LANGS:
+        return ("--",)
+    if ext in _SLASH_LANGS:
+        return ("//",)
+    return ("//", "#", "--")
+
+
+def strip_license_header(text: str, ext: str = "") -> str:
+    """Remove the license/copyright header of a source file.
+
+    The first ``/* ... */`` block at the top of the file if it mentions copyright or a license; else the
+    run of line comments (``//``, ``#`` or ``--``, by language) at the top (after a ``#!`` line) if it
+    does. A header that mentions neither is an ordinary comment and stays.
+    """
+    m = _BLOCK_HEADER.match(text)
+    if m and _MENTIONS.search(m.group()):
+        return text[m.end():].lstrip("\n")
+    lines = text.split("\n")
+    start = 1 if lines and lines[0].startswith("#!") else 0
+    prefixes = _line_comment_prefixes(ext)
+    end = start
+    while end < len(lines) and lines[end].lstrip().startswith(prefixes) and not lines[end].startswith("#!"):
+        end += 1
+    if end > start and _MENTIONS.search("\n".join(lines[start:end])):
+        rest = lines[:start] + lines[end:]
+        while len(rest) > start and not rest[start].strip():
+            del rest[start]
+        return "\n".join(rest)
+    return text
+
+
+class StripLicenseHeader(Filter):
+    """``header``: removes the license header (:func:`strip_license_header`); drops ``empty`` when
+    nothing but the header was in the file. Records ``header_removed`` (characters)."""
+
+    name = "header"
+
+    def __call__(self, doc: Document) -> Verdict:
+        text = strip_license_header(doc.text, str(doc.metadata.get("extension") or extension_of(
+            str(doc.metadata.get("path") or ""))))
+        if text == doc.text:
+            return keep(doc)
+        doc = doc.replace(text=text).annotate(header_removed=len(doc.text) - len(text))
+        if not text.strip():
+            return drop("empty", doc)
+        return keep(doc)
+
+
+def repo_and_path(root: str, path: str) -> Optional[tuple]:
+    """(repository, path inside it) of a file under an input directory: the repository is the top
+    directory; a file directly in the input directory belongs to a repository named after the directory."""
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    if rel.startswith("../"):
+        return None
+    if "/" in rel:
+        repo, inner = rel.split("/", 1)
+        return repo, inner
+    return os.path.basename(os.path.normpath(root)), rel

@@ -1,0 +1,361 @@
+"""GitHub source: filters, header removal and exact dedup on real files (CPython stdlib and headers,
+Debian JavaScript; tests/data/github), local JSONL exports, and the BigQuery path through the real
+google-cloud-bigquery client talking to a loopback HTTP server that speaks the BigQuery REST API."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import os
+import shutil
+import threading
+import tracemalloc
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters import code as rules
+from corpusmill.pipelines.bigquery import BigQueryOptions
+from corpusmill.pipelines.github import GitHubConfig, run_github
+from corpusmill.pipelines.glue import check_accounting
+from corpusmill.pipelines.io import list_output_files, read_output
+from corpusmill.pipelines.stage import OutputOptions
+
+REPOS = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
+
+
+def _stats(stats, step):
+    return next(s for s in stats if s["step"] == step)
+
+
+def _dropped(out, step, reason):
+    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
+    if not os.path.exists(path):
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _failures(out):
+    path = os.path.join(out, "_failed", "failed.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _real(rel):
+    with open(os.path.join(REPOS, rel), encoding="utf-8") as fh:
+        return fh.read()
+
+
+# -- pure filters ------------------------------------------------------------------------------------
+def test_license_headers_are_removed_from_real_files():
+    py = _real("cpython-email/email/base64mime.py")
+    stripped = rules.strip_license_header(py, ".py")
+    assert py.startswith("# Copyright") and stripped.startswith('"""Base64 content transfer encoding')
+    assert py.endswith(stripped)
+    h = _real("cpython-misc/Include/dynamic_annotations.h")
+    stripped_h = rules.strip_license_header(h, ".h")
+    assert h.startswith("/* Copyright") and "Copyright" not in stripped_h[:2000]
+    assert stripped_h.startswith("/* This file defines dynamic annotations")
+    scanner = _real("cpython-json/json/scanner.py")  # a docstring, no license header: unchanged
+    assert rules.strip_license_header(scanner, ".py") == scanner
+    assert rules.strip_license_header("#!/bin/sh\n# Copyright 2020 X\n# MIT License\n\necho hi\n", ".sh") == \
+        "#!/bin/sh\necho hi\n"
+
+
+def test_extension_allow_list_is_case_sensitive_and_knows_names():
+    assert rules.is_allowed("src/a.py") and rules.is_allowed("x/Makefile") and rules.is_allowed("a.C")
+    assert not rules.is_allowed("README.txt") and not rules.is_allowed("a.PY") and not rules.is_allowed("noext")
+
+
+def test_a_100mb_file_is_rejected_without_being_read(tmp_path):
+    huge = tmp_path / "huge.py"
+    chunk = ("x = 1  # generated line\n" * 43690).encode()  # ~1 MiB
+    with open(huge, "wb") as fh:
+        for _ in range(100):
+            fh.write(chunk)
+    size = os.path.getsize(huge)
+    assert size >= 100 * 10**6
+    ref = rules.CodeFile(str(huge), "gen", "huge.py", size)
+    assert rules.SizeCap()(ref).reason == "too_large"
+    tracemalloc.start()
+    verdict = rules.ReadCodeFile(max_bytes=1 << 20)(ref)  # even if asked to read, it reads cap + 1 bytes
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert verdict.reason == "too_large" and peak < 8 << 20
+
+
+# -- local repositories ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_input(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repos")
+    shutil.copytree(REPOS, root, dirs_exist_ok=True)
+    gif = os.path.join(REPOS, "cpython-misc", "Lib", "idlelib", "Icons", "python.gif")
+    os.makedirs(root / "generated", exist_ok=True)
+    shutil.copyfile(gif, root / "generated" / "logo_data.c")  # binary bytes under a code extension
+    with open(root / "generated" / "huge.py", "wb") as fh:   # a 100 MB generated file
+        line = b"VALUE = 'generated'\n" * 52429
+        for _ in range(100):
+            fh.write(line)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def local_run(local_input, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("gh") / "out")
+    stats = run_github(GitHubConfig(out, "local", [local_input], OutputOptions(out, write_dropped=True)))
+    return local_input, out, stats
+
+
+def test_local_run_accounts_for_every_file(local_run):
+    root, out, stats = local_run
+    assert check_accounting(stats) == []
+    n_files = sum(len(files) for _, _, files in os.walk(root))
+    assert _stats(stats, "extension")["read"] == n_files
+    assert [s["step"] for s in stats] == ["extension", "size", "read", "max_line_length", "mean_line_length",
+                                          "alnum_share", "alpha_per_token", "header", "exact_dedup"]
+    assert stats[-1]["kept"] == len(read_output(out))
+
+
+def test_each_bad_file_is_dropped_for_its_reason(local_run):
+    root, out, _ = local_run
+
+    def names(step, reason):
+        return sorted(os.path.relpath(r["location"], root) for r in _dropped(out, step, reason))
+
+    assert names("extension", "extension_not_allowed") == ["cpython-email/README.txt",
+                                                           "cpython-misc/Lib/idlelib/Icons/python.gif"]
+    assert names("size", "too_large") == ["generated/huge.py"]
+    assert names("read", "binary") == ["generated/logo_data.c"]
+    assert names("read", "not_utf8") == ["cpython-misc/Lib/test/encoded_modules/module_iso_8859_1.py"]
+    minified = names("max_line_length", "max_line_length")
+    assert minified == ["sphinx-static/_static/underscore.min.js", "sphinx-static/searchindex.js"]
+    for rel in minified:  # they really have a line over 1000 characters
+        assert max(map(len, _real(rel).splitlines())) > 1000
+    assert names("mean_line_length", "mean_line_length") == ["cpython-misc/Lib/test/xmltestdata/expat224_utf8_bug.xml"]
+    assert names("alnum_share", "alnum_share") == ["cpython-email/email/mime/__init__.py"]  # empty file
+    assert "cpython-misc/Lib/colorsys.py" in names("alpha_per_token", "alpha_per_token")
+
+
+def test_duplicates_across_repositories_keep_the_smallest_id(local_run):
+    _, out, _ = local_run
+    docs = read_output(out)
+    texts = [d.text for d in docs]
+    assert len(texts) == len(set(texts))
+    dups = _dropped(out, "exact_dedup", "duplicate_content")
+    assert sorted(r["document"]["metadata"]["path"] for r in dups) == ["third_party/json/scanner.py",
+                                                                       "third_party/json/tool.py"]
+    by_text = {d.text: d for d in docs}
+    for r in dups:
+        original = by_text[r["document"]["text"]]
+        assert original.metadata["repo_name"] == "cpython-json" and original.id < r["document"]["id"]
+
+
+def test_headers_are_stripped_in_the_output(local_run):
+    _, out, _ = local_run
+    docs = {d.metadata["path"]: d for d in read_output(out)}
+    assert docs["email/base64mime.py"].metadata["header_removed"] > 0
+    assert not docs["email/base64mime.py"].text.startswith("#")
+    assert docs["Include/dynamic_annotations.h"].text.startswith("/* This file defines")
+    assert "header_removed" not in docs["json/scanner.py"].metadata
+
+
+def test_multiprocess_runner_gives_the_same_bytes(local_run, tmp_path):
+    root, out, _ = local_run
+    out2 = str(tmp_path / "mp")
+    run_github(GitHubConfig(out2, "local", [root], OutputOptions(out2, write_dropped=True)),
+               ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    files = [os.path.relpath(p, out) for p in list_output_files(out)]
+    assert files == [os.path.relpath(p, out2) for p in list_output_files(out2)]
+    for rel in files:
+        with open(os.path.join(out, rel), "rb") as a, open(os.path.join(out2, rel), "rb") as b:
+            assert a.read() == b.read()
+
+
+# -- JSONL exported from BigQuery --------------------------------------------------------------------
+def _rows_from_repos():
+    rows = []
+    for repo in sorted(os.listdir(REPOS)):
+        for dirpath, _, files in sorted(os.walk(os.path.join(REPOS, repo))):
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                try:
+                    content = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue  # BigQuery's contents table has no undecodable text either
+                rel = os.path.relpath(path, os.path.join(REPOS, repo)).replace(os.sep, "/")
+                rows.append({"id": f"blob{len(rows)}", "repo_name": f"example/{repo}", "ref": "refs/heads/main",
+                             "path": rel, "content": content, "size": len(data), "license": "mit"})
+    return rows
+
+
+def test_local_jsonl_export_with_a_null_row_and_a_broken_line(local_run, tmp_path):
+    _, dir_out, _ = local_run
+    rows = _rows_from_repos()
+    export = tmp_path / "github-export.jsonl"
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(3, json.dumps({"repo_name": "example/x", "path": "a.py", "content": None}))
+    lines.insert(5, '{"repo_name": "example/x", "path": "b.py", "content": "cut')
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = str(tmp_path / "out")
+    stats = run_github(GitHubConfig(out, "local", [str(export)], OutputOptions(out)))
+    parse = _stats(stats, "parse")
+    assert parse["read"] == len(rows) + 2 and parse["dropped"] == {"no_content": 1} and parse["failed"] == 1
+    failure = _failures(out)[0]
+    assert failure["step"] == "parse" and "github-export.jsonl@" in failure["location"]
+    docs = read_output(out)
+    assert all(d.url.startswith("https://github.com/example/") and d.metadata["license"] == "mit" for d in docs)
+    # the same files give the same texts whichever way they come in
+    assert sorted(d.text for d in docs) == sorted(d.text for d in read_output(dir_out))
+
+
+# -- BigQuery through the real client, against a loopback server --------------------------------------
+SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in
+                     (("id", "STRING"), ("repo_name", "STRING"), ("ref", "STRING"), ("path", "STRING"),
+                      ("content", "STRING"), ("size", "INTEGER"), ("license", "STRING"))]}
+
+
+class FakeBigQuery:
+    """Speaks jobs.insert, jobs.get and jobs.getQueryResults (pageToken paging) over HTTP."""
+
+    def __init__(self, rows, page_sizes=None, fail_insert=False, fail_page=None, stop_after=None):
+        self.rows = rows
+        self.page_sizes = list(page_sizes or [])  # serve pages of these sizes first (partial pages)
+        self.fail_insert = fail_insert
+        self.fail_page = fail_page      # index of the results page that answers 404
+        self.stop_after = stop_after    # serve only this many rows, with no page token after them
+        self.queries = []
+        self.requests = []
+        self.pages_served = 0
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.requests.append(("POST", self.path, dict(self.headers)))
+                if fake.fail_insert:
+                    return self._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
+                                                      "message": "Access Denied: Project p: User does not have "
+                                                                 "bigquery.jobs.create permission",
+                                                      "errors": [{"reason": "accessDenied", "message": "denied"}]}})
+                fake.queries.append(body["configuration"]["query"]["query"])
+                ref = body["jobReference"]
+                return self._send(200, {"jobReference": ref, "status": {"state": "DONE"},
+                                        "configuration": body["configuration"]})
+
+            def do_GET(self):  # noqa: N802
+                url = urlparse(self.path)
+                q = parse_qs(url.query)
+                fake.requests.append(("GET", self.path, dict(self.headers)))
+                job_id = url.path.rsplit("/", 1)[-1]
+                ref = {"projectId": "p", "jobId": job_id, "location": "US"}
+                if "/jobs/" in url.path:
+                    return self._send(200, {"jobReference": ref, "status": {"state": "DONE"}})
+                start = int(q.get("pageToken", ["o0"])[0][1:])
+                asked = int(q.get("maxResults", ["1000"])[0])
+                if asked == 0:
+                    return self._send(200, {"jobReference": ref, "jobComplete": True, "schema": SCHEMA,
+                                            "totalRows": str(len(fake.rows))})
+                if fake.fail_page is not None and fake.pages_served == fake.fail_page:
+                    return self._send(404, {"error": {"code": 404, "message": f"Not found: Job p:US.{job_id}",
+                                                      "errors": [{"reason": "notFound"}]}})
+                size = fake.page_sizes.pop(0) if fake.page_sizes else asked
+                end = min(start + min(size, asked), len(fake.rows))
+                if fake.stop_after is not None:
+                    end = min(end, fake.stop_after)
+                fake.pages_served += 1
+                page = {"jobReference": ref, "jobComplete": True, "schema": SCHEMA, "totalRows": str(len(fake.rows)),
+                        "rows": [{"f": [{"v": None if r[f["name"]] is None else str(r[f["name"]])}
+                                        for f in SCHEMA["fields"]]} for r in fake.rows[start:end]]}
+                more = end < len(fake.rows) and (fake.stop_after is None or end < fake.stop_after)
+                if more:
+                    page["pageToken"] = f"o{end}"
+                return self._send(200, page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _bq_rows():
+    rows = [r for r in _rows_from_repos() if r["repo_name"] in ("example/cpython-json", "example/vendored-json",
+                                                                 "example/sphinx-static", "example/cpython-email")]
+    rows.append({"id": "blobnull", "repo_name": "example/nulls", "ref": "refs/heads/main", "path": "gone.py",
+                 "content": None, "size": 0, "license": "apache-2.0"})
+    return rows
+
+
+def _bq_config(out, endpoint, **kw):
+    return GitHubConfig(out, "bigquery", [], OutputOptions(out),
+                        bigquery=BigQueryOptions(project="p", location="US", page_size=4, endpoint=endpoint,
+                                                 anonymous=True, retry_deadline=2.0, **kw))
+
+
+def test_bigquery_rows_arrive_through_the_real_client_with_partial_pages(tmp_path):
+    rows = _bq_rows()
+    with FakeBigQuery(rows, page_sizes=[2, 1, 3]) as fake:
+        out = str(tmp_path / "bq")
+        stats = run_github(_bq_config(out, fake.endpoint))
+    sql = fake.queries[0]
+    assert "`bigquery-public-data.github_repos.contents`" in sql and "l.license LIKE 'mit%'" in sql
+    assert "l.license LIKE 'apache%'" in sql and "c.content IS NOT NULL" in sql
+    assert fake.pages_served > len(rows) // 4  # several pages, some partial
+    assert all("authorization" not in {k.lower() for k in h} for _, _, h in fake.requests)
+    parse = _stats(stats, "parse")
+    assert parse["read"] == len(rows) and parse["failed"] == 0 and parse["dropped"] == {"no_content": 1}
+    assert check_accounting(stats) == []
+    docs = read_output(out)
+    served = {(r["repo_name"], r["path"]) for r in rows if r["content"] is not None}
+    assert {(d.metadata["repo_name"], d.metadata["path"]) for d in docs} <= served
+    assert "json/scanner.py" in {d.metadata["path"] for d in docs}
+    assert _stats(stats, "exact_dedup")["dropped"] == {"duplicate_content": 2}
+
+
+def test_bigquery_error_response_is_a_clear_error(tmp_path):
+    with FakeBigQuery(_bq_rows(), fail_insert=True) as fake:
+        with pytest.raises(CorpusmillError, match="bigquery.jobs.create permission"):
+            run_github(_bq_config(str(tmp_path / "err"), fake.endpoint))
+
+
+def test_bigquery_short_result_and_paging_error_keep_the_rows_received(tmp_path):
+    rows = _bq_rows()
+    with FakeBigQuery(rows, stop_after=5) as fake:
+        out = str(tmp_path / "short")
+        stats = run_github(_bq_config(out, fake.endpoint))
+    parse = _stats(stats, "parse")
+    assert parse["read"] == 6 and parse["failed"] == 1
+    assert f"returned 5 of {len(rows)} rows" in _failures(out)[0]["error"]
+
+    with FakeBigQuery(rows, fail_page=1) as fake:
+        out = str(tmp_path / "fail")
+        stats = run_github(_bq_config(out, fake.endpoint))
+    parse = _stats(stats, "parse")
+    assert parse["read"] == 4 + 1 and parse["failed"] == 1  # the first page, then the error record
+    error = _failures(out)[0]["error"]
+    assert f"after 4 of {len(rows)} rows" in error and "NotFound" in error
