@@ -8,8 +8,9 @@
 - :func:`extract_macros` finds ``\\newcommand``, ``\\renewcommand``, ``\\providecommand`` (starred too),
   ``\\def``/``\\gdef``/``\\edef``/``\\xdef`` and ``\\DeclareMathOperator`` definitions anywhere in the text,
   with or without arguments (``[n]`` up to 9, an optional first argument with its default), bodies over
-  several lines; it removes them from the text. ``\\def`` with delimited parameters (``\\def\\a#1.{}``) is
-  removed but not expanded.
+  several lines; it removes them from the text. ``\\def`` with delimited parameters (``\\def\\a#1.{}``)
+  and definitions of control symbols (``\\def\\\\{...}``, always local to a group) are removed but not
+  expanded.
 - :func:`expand_macros` replaces each use by its body with the arguments substituted and expands the
   result again; depth (``max_depth``) and output growth (``max_growth`` x the input + 1 MB) are bounded:
   a self-referencing or exponential macro raises :class:`MacroExpansionError`, which fails that paper.
@@ -206,6 +207,8 @@ def extract_macros(text: str) -> Tuple[str, Dict[str, Macro], int]:
         out.append(text[pos:m.start()])
         pos = end
         removed += 1
+        if macro is not None and not macro.name[:1].isalpha() and macro.name[:1] != "@":
+            continue  # control symbols (\\, \{): defined locally in groups, never expanded
         if macro is not None and not (m.group(1) == "providecommand" and macro.name in macros):
             macros[macro.name] = macro
     out.append(text[pos:])
@@ -226,6 +229,7 @@ def _read_arg(text: str, i: int) -> Tuple[Optional[str], int]:
 
 
 _PARAM = re.compile(r"##|#([1-9])")
+_NOT_EXPANDED_AFTER = re.compile(r"(?:\\(?:[gex]?def|let|noexpand|providecommand\*?|(?:re)?newcommand\*?)\s*\{?\s*)\Z")
 
 
 def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_growth: float = 10.0) -> str:
@@ -248,6 +252,10 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
                 break
             macro = macros[m.group(1)]
             out.append(s[pos:m.start()])
+            if _NOT_EXPANDED_AFTER.search(s, max(0, m.start() - 40), m.start()):
+                out.append(m.group(0))  # the name being (re)defined or \noexpand'ed: TeX does not expand it
+                pos = m.end()
+                continue
             i = m.end()
             args: List[str] = []
             if macro.nargs:
