@@ -66,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-decay-embeddings", action="store_true", default=None,
                    help="exclude the token embedding from weight decay")
     p.add_argument("--no-verify", action="store_true", help="skip the shards' sha256 check on open")
+    p.add_argument("--meta-init", action="store_true", default=None,
+                   help="build the model on the meta device and initialise it after sharding (automatic "
+                        "above 2B parameters)")
     for flag, _section, _field, typ, text in OVERRIDES:
         p.add_argument(flag, type=typ, default=None, help=text)
 
@@ -91,6 +94,7 @@ def resolve(args: argparse.Namespace):
     for name, section, field, value in (("compile", "train", "compile", True),
                                         ("activation_checkpointing", "train", "activation_checkpointing", True),
                                         ("doc_mask", "model", "doc_mask", True),
+                                        ("meta_init", "train", "meta_init", True),
                                         ("no_decay_embeddings", "train", "decay_embeddings", False)):
         if getattr(args, name):
             changes[section][field] = value

@@ -105,6 +105,9 @@ class TrainConfig:
     eval_rows: int = 256
     eval_holdout_shards: int = 0  # the last K shards of --data are held out for evaluation
     peak_flops: float = 0.0  # per device; 0: look up from the device name
+    # build on the meta device and initialise after sharding (FSDP2: each rank only its shards).
+    # None: when the model has more than 2B parameters. The random numbers then differ from a full init.
+    meta_init: Optional[bool] = None
 
     def total_steps(self) -> int:
         if self.steps:

@@ -302,7 +302,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     if train_cfg.precision not in ("auto", "bf16", "fp32"):
         raise CorpusmillError(f"--precision {train_cfg.precision!r}: choose auto, bf16 or fp32")
     torch.manual_seed(train_cfg.seed)
-    big = model_cfg.num_params() > 2e9  # do not materialise a large model on every rank's host memory
+    # a large model is not materialised in full on every rank's host memory
+    big = train_cfg.meta_init if train_cfg.meta_init is not None else model_cfg.num_params() > 2e9
     if big:
         with torch.device("meta"):
             model = Transformer(model_cfg)
@@ -324,12 +325,15 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
             model.init_weights(train_cfg.init_std)
         wrapped = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     elif info.mode == "fsdp":
-        from torch.distributed.fsdp import fully_shard  # noqa: PLC0415
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # noqa: PLC0415
 
         mesh = torch.distributed.device_mesh.init_device_mesh(dev.type, (world,))
+        # bf16: all-gather bf16 parameters (half the traffic), reduce-scatter gradients in float32
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 \
+            else MixedPrecisionPolicy()
         for layer in model.layers:
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(layer, mesh=mesh, mp_policy=mp)
+        fully_shard(model, mesh=mesh, mp_policy=mp)
         if big:  # shard first, then allocate and initialise only this rank's shards
             model.to_empty(device=dev)
             model.init_weights(train_cfg.init_std)
