@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import shutil
 import statistics
 import time
 
@@ -221,30 +220,24 @@ def test_missing_and_corrupt_models(tmp_path, models):
     with pytest.raises(CorpusmillError, match="holds no language model"):
         validate_lm_dir(str(empty))
     sp, arpa = model_paths(models["lm_dir"], "en")
-    only_sp = tmp_path / "only_sp"
-    only_sp.mkdir()
-    shutil.copy(sp, only_sp)
-    with pytest.raises(CorpusmillError, match=r"en.arpa.bin does not exist"):
-        validate_lm_dir(str(only_sp))
-    truncated = tmp_path / "truncated"
-    truncated.mkdir()
-    shutil.copy(sp, truncated)
-    with open(arpa, "rb") as src, open(truncated / "en.arpa.bin", "wb") as dst:
-        dst.write(src.read(os.path.getsize(arpa) // 3))
-    with pytest.raises(CorpusmillError, match=r"en.arpa.bin.*damaged or truncated"):
-        validate_lm_dir(str(truncated))
-    garbage_sp = tmp_path / "garbage_sp"
-    garbage_sp.mkdir()
-    (garbage_sp / "en.sp.model").write_bytes(b"not a sentencepiece model" * 10)
-    shutil.copy(arpa, garbage_sp)
-    with pytest.raises(CorpusmillError, match=r"cannot load SentencePiece model .*en.sp.model"):
-        validate_lm_dir(str(garbage_sp))
-    not_kenlm = tmp_path / "not_kenlm"
-    not_kenlm.mkdir()
-    shutil.copy(sp, not_kenlm)
-    (not_kenlm / "en.arpa.bin").write_bytes(b"\x00" * 4096)
-    with pytest.raises(CorpusmillError, match="is not a KenLM model"):
-        validate_lm_dir(str(not_kenlm))
+    with open(sp, "rb") as fh:
+        good_sp = fh.read()
+    with open(arpa, "rb") as fh:
+        good_arpa = fh.read()
+    cases = [  # (name, en.sp.model bytes, en.arpa.bin bytes or None, expected message)
+        ("only_sp", good_sp, None, r"en.arpa.bin does not exist"),
+        ("truncated", good_sp, good_arpa[: len(good_arpa) // 3], r"en.arpa.bin.*damaged or truncated"),
+        ("garbage_sp", b"not a sentencepiece model" * 10, good_arpa, r"cannot load SentencePiece model .*en.sp.model"),
+        ("not_kenlm", good_sp, b"\x00" * 4096, "is not a KenLM model"),
+    ]
+    for name, sp_bytes, arpa_bytes, message in cases:
+        lm_dir = tmp_path / name
+        lm_dir.mkdir()
+        (lm_dir / "en.sp.model").write_bytes(sp_bytes)
+        if arpa_bytes is not None:
+            (lm_dir / "en.arpa.bin").write_bytes(arpa_bytes)
+        with pytest.raises(CorpusmillError, match=message):
+            validate_lm_dir(str(lm_dir))
     # classifiers: a fastText model with other labels, and garbage
     with pytest.raises(CorpusmillError, match="not a Wikipedia-reference classifier"):
         load_classifier(default_lid_model())
@@ -354,10 +347,12 @@ def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
         for doc in read_output(str(out / group)):
             assert (doc.metadata["language"], doc.metadata["bucket"]) == (lang, bucket)
     # Wikipedia paragraphs survive far more often than link lists and Usenet posts
-    kept_urls = {d.url for d in docs}
+    kept_ids = {d.id for d in docs}  # documents read from JSONL keep their ids
     heldout = list(read_documents_file(models["ref_heldout"]))
-    wiki_kept = sum(d.url in kept_urls for d in heldout) / len(heldout)
-    lowq_kept = sum(d.url in kept_urls for d in read_documents_file(LOWQ)) / 358
+    wiki_kept = sum(d.id in kept_ids for d in heldout) / len(heldout)
+    lowq_docs = list(read_documents_file(LOWQ))
+    lowq_kept = sum(d.id in kept_ids for d in lowq_docs) / len(lowq_docs)
+    print(f"kept: {wiki_kept:.2f} of held-out Wikipedia, {lowq_kept:.2f} of low-quality pages")
     assert wiki_kept > 0.5 > 0.1 > lowq_kept
 
     # and the in-memory runner writes the same bytes

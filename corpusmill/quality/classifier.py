@@ -113,7 +113,7 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for _, label, text in train:
                 fh.write(f"{label} {classifier_text(text)}\n")
-        # fastText's CLI turns buckets off when no n-grams need them; the Python binding does not.
+        # hash buckets hold word n-grams only: none without them, 2**18 (not fastText's 2M) with them
         params = {"input": train_path, "epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
                   "bucket": bucket if word_ngrams > 1 else 0, "thread": max(1, threads), "seed": seed, "verbose": 0}
         _train_fasttext(params, output)
