@@ -266,3 +266,20 @@ def test_epochs_only_manifest(mixed, tmp_path):
         assert sp.full_passes == int(epochs) and sp.fraction_tokens == sp.target_tokens - int(epochs) * sp.source_tokens
     assert plan.budget_tokens == sum(s.target_tokens for s in plan.sources.values())
     assert sum(s.weight for s in plan.sources.values()) == pytest.approx(1.0)
+
+
+def test_llama1_manifest_carries_the_paper_numbers():
+    root = os.path.join(os.path.dirname(__file__), "..", "manifests")
+    m = load_manifest(os.path.join(root, "llama1.yaml"))
+    got = {s.name: (s.weight, s.epochs) for s in m.sources}
+    assert got == {"cc": (0.67, 1.10), "c4": (0.15, 1.06), "github": (0.045, 0.64), "wikipedia": (0.045, 2.45),
+                   "books": (0.045, 2.23), "arxiv": (0.025, 1.06), "stackexchange": (0.02, 1.03)}
+    assert (m.budget_tokens, m.seq_len, m.tokenizer.vocab_size) == (1_400_000_000_000, 2048, 32000)
+    # with RedPajama v1's token counts (RECIPE.md) C4 cannot give 15% of 1.4T within 1.06 passes;
+    # the largest budget that fits every cap is GitHub's: 0.64 x 59B / 0.045
+    redpajama = {"cc": 878, "c4": 175, "github": 59, "books": 26, "arxiv": 28, "wikipedia": 24, "stackexchange": 20}
+    counts = {k: {"tokens": v * 10 ** 9, "documents": 1} for k, v in redpajama.items()}
+    with pytest.raises(CorpusmillError, match=r"sources\.c4\.epochs: .* above its cap of 1\.06; lower budget_tokens "
+                                              r"to at most 839,111,111,111"):
+        plan_mixture(m, counts)
+    assert load_manifest(os.path.join(root, "demo.yaml")).mode == "weights"

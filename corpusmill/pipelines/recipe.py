@@ -21,6 +21,7 @@ renormalized and manifest.json lists it under ``skipped_sources``); nothing is f
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import importlib
 import inspect
@@ -78,6 +79,16 @@ def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], obje
 # ---------------------------------------------------------------------------------------------------
 # processors
 # ---------------------------------------------------------------------------------------------------
+def _matches_something(pattern: str) -> bool:
+    """Whether a processor input (file, directory or glob; local or object store) exists."""
+    if "://" not in pattern:
+        return bool(glob.glob(pattern, recursive=True))
+    try:
+        return bool(expand_inputs([pattern]))
+    except CorpusmillError:
+        return False
+
+
 def processor_config_class(processor: str):
     """The module's ``run_<processor>`` function and its config dataclass."""
     module = importlib.import_module(processor_module(processor))
@@ -152,10 +163,8 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
             log(f"[run] skipped source {spec.name}: {skipped[spec.name]}; it is left out of the mixture")
             continue
         for pattern in spec.inputs:
-            try:
-                expand_inputs([pattern])
-            except CorpusmillError:
-                raise CorpusmillError(f"{m.path}: sources.{spec.name}.input: {pattern} matches no files") from None
+            if not _matches_something(pattern):
+                raise CorpusmillError(f"{m.path}: sources.{spec.name}.input: {pattern} matches no files")
     locations: Dict[str, str] = {}
     for spec in m.sources:
         if not spec.processor:
