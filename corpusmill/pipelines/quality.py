@@ -142,11 +142,9 @@ def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, 
     validate_lm_dir(cfg.lm_dir)
     files = expand_inputs(cfg.inputs)
     run_dir = cfg.output + ".run"
-    if os.path.exists(cfg.output):
-        os.remove(cfg.output)
     stats = run_stage(OutputOptions(run_dir, overwrite=True), beam_args,
                       lambda p, run: build_cutoffs(p, run, cfg, files))
-    if not os.path.isfile(cfg.output):
+    if next(s["kept"] for s in stats if s["step"] == "perplexity") == 0:  # nothing written, an old file is left
         raise CorpusmillError(
             f"no document could be scored, so no cutoffs were written:\n{format_stats(stats)}\n"
             f"documents need metadata.language with a model in {cfg.lm_dir} (pass --lang xx for documents without "
