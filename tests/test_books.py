@@ -15,7 +15,7 @@ import pytest
 from corpusmill.dedup import minhash
 from corpusmill.document import make_id
 from corpusmill.filters.gutenberg import strip_gutenberg
-from corpusmill.pipelines.books import BooksConfig, NearDupParams, book_keys, read_book_file, run_books
+from corpusmill.pipelines.books import BooksConfig, book_keys, read_book_file, run_books
 from corpusmill.pipelines.io import read_output
 from corpusmill.pipelines.stage import OutputOptions
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from corpusmill.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
