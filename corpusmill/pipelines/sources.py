@@ -13,6 +13,8 @@ SOURCE_MODULES: list = [
     "corpusmill.pipelines.books",
     "corpusmill.pipelines.arxiv",
     "corpusmill.pipelines.c4",
+    "corpusmill.pipelines.github",
+    "corpusmill.pipelines.stackexchange",
 ]
 
 

@@ -1,0 +1,500 @@
+"""The StackExchange source: ``corpusmill source stackexchange --input DUMP --output DIR``.
+
+    read Posts.xml -> parse -> top_sites -> group by question -> format -> OUT/<site>/part-NNNNN
+
+Reading the dump as published (one Posts.xml per site: plain, ``.bz2``, or inside the site's ``.7z``):
+every file is streamed line by line (a Posts.xml has one ``<row .../>`` per line); a plain file is
+split into byte ranges read by different workers, a compressed one is read by one worker as a stream
+(``.7z`` members are streamed by py7zr into a bounded queue, never extracted to disk or memory). Each
+row travels alone and is parsed alone by the ``parse`` step, with a hardened parser; a malformed row, a
+DOCTYPE / ENTITY declaration or other stray content becomes a dead-letter record with its file and
+position, and the rest of the file is read. Rows spread over several lines are joined (up to
+``max_row_bytes``).
+
+Sites are ranked by their number of question and answer posts (a count per site, combined across
+workers) and the top N kept; questions and answers meet in a GroupByKey on (site, question id), so no
+worker holds more than one thread.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import io
+import os
+import queue
+import threading
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.errors import CorpusmillError
+from corpusmill.filters import stackexchange as se
+from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.run import Run
+from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
+
+SPLIT_BYTES = 64 << 20
+MAX_ROW_BYTES = 16 << 20
+_ROW = b"<row"
+_STRUCTURE = (b"<?xml", b"<posts", b"</posts")
+# Other tables of a site's dump: never read, silently skipped when a directory is given.
+_OTHER_TABLES = ("badges", "comments", "posthistory", "postlinks", "tags", "users", "votes")
+
+
+# -- which files, which site -------------------------------------------------------------------------
+def posts_kind(path: str) -> Optional[str]:
+    """``plain``, ``bz2`` or ``7z`` for a Posts file of a dump; None for another table's file."""
+    name = os.path.basename(path).lower()
+    if name.endswith(".7z"):
+        stem = name[:-3]
+        if any(stem.endswith(f"-{t}") for t in _OTHER_TABLES):
+            return None
+        return "7z"
+    for suffix, kind in ((".xml.bz2", "bz2"), (".xml", "plain")):
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            if stem == "posts" or stem.endswith("-posts"):
+                return kind
+            return None
+    return None
+
+
+def site_of(path: str) -> str:
+    """``math.stackexchange.com.7z`` / ``stackoverflow.com-Posts.7z`` / ``<site>/Posts.xml[.bz2]`` -> site."""
+    name = os.path.basename(path)
+    lower = name.lower()
+    for suffix in (".7z", ".xml.bz2", ".xml"):
+        if lower.endswith(suffix):
+            name, lower = name[: -len(suffix)], lower[: -len(suffix)]
+            break
+    if lower == "posts":
+        return os.path.basename(os.path.dirname(os.path.abspath(path))) if "://" not in path \
+            else path.rstrip("/").split("/")[-2]
+    if lower.endswith("-posts"):
+        return name[: -len("-posts")]
+    return name
+
+
+def select_posts_files(files: Sequence[str]) -> List[Tuple[str, str, str]]:
+    """``(path, site, kind)`` of every Posts file; errors for no file or a site given twice."""
+    chosen, seen = [], {}
+    for f in files:
+        kind = posts_kind(f)
+        if kind is None:
+            if "posts" in os.path.basename(f).lower():
+                raise CorpusmillError(f"input {f}: a Posts file must be Posts.xml, Posts.xml.bz2 or a .7z "
+                                      f"archive (as the StackExchange dump publishes them)")
+            continue
+        site = site_of(f)
+        if site in seen:
+            raise CorpusmillError(f"site {site} is given twice ({seen[site]} and {f}); pass each site once")
+        seen[site] = f
+        chosen.append((f, site, kind))
+    if not chosen:
+        raise CorpusmillError("no Posts.xml, Posts.xml.bz2 or .7z site archive among the inputs; point --input "
+                              "at a StackExchange dump (a directory of <site>.7z files or <site>/Posts.xml)")
+    return chosen
+
+
+# -- reading -----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Range:
+    path: str
+    site: str
+    kind: str
+    start: int
+    end: int  # -1: to the end (compressed files are read whole)
+
+
+def split_posts_file(item: Tuple[str, str, str], split_bytes: int = SPLIT_BYTES) -> Iterator[_Range]:
+    path, site, kind = item
+    if kind != "plain":
+        yield _Range(path, site, kind, 0, -1)
+        return
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    for start in range(0, max(size, 1), split_bytes):
+        yield _Range(path, site, kind, start, min(start + split_bytes, size))
+
+
+def _read_line(handle, limit: int) -> Tuple[bytes, bool]:
+    """One line (at most ``limit`` bytes kept); True when it was longer (the rest is skipped)."""
+    line = handle.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, False
+    while True:  # skip the rest of an overlong line without keeping it
+        more = handle.readline(1 << 20)
+        if not more or more.endswith(b"\n"):
+            return line[:limit], True
+
+
+def _plain_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes]]]:
+    """Lines of one byte range. A range owns the lines from its first row start up to the first row
+    start at or after its end (the first range also owns the file's header), so every line is read by
+    exactly one range and a row spread over several lines is never cut."""
+    with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        if rng.start > 0:
+            handle.seek(rng.start - 1)
+            if handle.read(1) != b"\n":
+                _read_line(handle, limit)  # the rest of a line that started in the previous range
+        pos = handle.tell()
+        seeking = rng.start > 0
+        while True:
+            line, overlong = _read_line(handle, limit)
+            if not line:
+                return
+            at_row = line.lstrip().startswith(_ROW)
+            if seeking:
+                if not at_row:  # still the previous range's row or trailer
+                    pos = handle.tell()
+                    continue
+                if pos >= rng.end:  # no row starts in this range
+                    return
+                seeking = False
+            elif pos >= rng.end and at_row:
+                return
+            yield f"{rng.path}@{pos}", (None if overlong else line)
+            pos = handle.tell()
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (lets a push decompressor feed readline)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+_END = object()
+
+
+SEVENZIP_CHUNK = 8 << 20
+
+
+def _is_posts_member(name: str) -> bool:
+    return os.path.basename(name).lower() == "posts.xml"
+
+
+def iter_7z_member(path: str, want=_is_posts_member, max_queue: int = 2) -> Iterator[bytes]:
+    """Stream one member of a .7z archive as decompressed chunks of at most 8 MiB, holding at most
+    ``max_queue`` chunks (plus one being decompressed) in memory.
+
+    py7zr decompresses in a background thread into a writer object whose ``write`` puts each chunk on
+    a bounded queue; this generator takes them off. Closing the generator stops the extraction.
+    py7zr sizes its chunks by ``get_memory_limit()`` (up to 128 MB); corpusmill caps that at 8 MiB."""
+    try:
+        import py7zr
+        import py7zr.py7zr as py7zr_impl
+        from py7zr.io import Py7zIO, WriterFactory
+    except ImportError:
+        raise CorpusmillError("reading .7z archives needs the py7zr package: pip install py7zr") from None
+    if hasattr(py7zr_impl, "get_memory_limit") and getattr(py7zr_impl.get_memory_limit, "__name__", "") \
+            != "_capped_chunk":
+        original = py7zr_impl.get_memory_limit
+
+        def _capped_chunk():
+            return min(original(), SEVENZIP_CHUNK)
+
+        py7zr_impl.get_memory_limit = _capped_chunk
+
+    chunks: "queue.Queue" = queue.Queue(maxsize=max_queue)
+    stop = threading.Event()
+
+    class _Stopped(Exception):
+        pass
+
+    class Sink(Py7zIO):
+        def __init__(self):
+            self._size = 0
+
+        def write(self, s) -> int:
+            data = bytes(s)
+            while True:
+                if stop.is_set():
+                    raise _Stopped()
+                try:
+                    chunks.put(data, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            self._size += len(data)
+            return len(data)
+
+        def read(self, size=None) -> bytes:
+            return b""
+
+        def seek(self, offset, whence=0) -> int:
+            return 0
+
+        def flush(self) -> None:
+            pass
+
+        def size(self) -> int:
+            return self._size
+
+    class Factory(WriterFactory):
+        def create(self, filename):
+            return Sink()
+
+    def work():
+        try:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
+                    py7zr.SevenZipFile(raw, mode="r") as archive:
+                names = [n for n in archive.getnames() if want(n)]
+                if not names:
+                    raise ValueError(f"{path}: the archive has no Posts.xml (members: "
+                                     f"{', '.join(archive.getnames()[:10])})")
+                archive.extract(targets=[names[0]], factory=Factory())
+            result = _END
+        except _Stopped:
+            result = _END
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading side
+            result = exc
+        while not stop.is_set():
+            try:
+                chunks.put(result, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=work, name=f"7z:{os.path.basename(path)}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                chunks.get(timeout=0.2)
+            except queue.Empty:
+                pass
+
+
+def _stream_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes]]]:
+    """Lines of a compressed Posts.xml, numbered from 1 (the location names the line)."""
+    if rng.kind == "bz2":
+        raw = FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED)
+        handle = bz2.BZ2File(raw)
+        where = rng.path
+    else:
+        handle = io.BufferedReader(_ChunkReader(iter_7z_member(rng.path)), 1 << 20)
+        raw = None
+        where = f"{rng.path}!Posts.xml"
+    try:
+        lineno = 0
+        while True:
+            line, overlong = _read_line(handle, limit)
+            if not line:
+                return
+            lineno += 1
+            yield f"{where}:{lineno}", (None if overlong else line)
+    finally:
+        handle.close()
+        if raw is not None:
+            raw.close()
+
+
+def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: int = MAX_ROW_BYTES,
+               ) -> Iterator[se.PostLine]:
+    """Lines -> one :class:`PostLine` per row; stray content and read errors -> error records."""
+    row: List[bytes] = []
+    row_at = ""
+    junk_at, junk_first, junk_n = "", b"", 0
+
+    def junk_record():
+        return se.PostLine(site, junk_at, error=(
+            f"{junk_at}: {junk_n} line(s) that are not <row .../> elements, starting with "
+            f"{junk_first[:120]!r}; a Posts.xml holds only <row/> lines (a DOCTYPE or ENTITY declaration is "
+            f"refused: entities are never expanded)"))
+
+    lines = iter(lines)
+    while True:
+        try:
+            item = next(lines)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 - corrupt compressed stream, archive error
+            if row:
+                yield se.PostLine(site, row_at, error=f"{row_at}: the row is cut off by a read error")
+            where = row_at or junk_at or site
+            yield se.PostLine(site, where, error=f"reading {where} failed after this point "
+                                                 f"({type(exc).__name__}: {str(exc)[:300]}); the rest of the file "
+                                                 f"is unreadable, the rows before it were kept")
+            return
+        where, line = item
+        if line is None:
+            if row:
+                yield se.PostLine(site, row_at, error=f"{row_at}: row longer than {limit} bytes; skipped")
+                row = []
+            yield se.PostLine(site, where, error=f"{where}: a line longer than {limit} bytes; skipped")
+            continue
+        stripped = line.strip()
+        if row and stripped.startswith(_ROW):  # the open row never closed: report it, start the new one
+            yield se.PostLine(site, row_at, error=f"{row_at}: the row is not closed (no '/>') before the next row")
+            row = []
+        if row:
+            row.append(line)
+            if sum(map(len, row)) > limit:
+                yield se.PostLine(site, row_at, error=f"{row_at}: row longer than {limit} bytes; skipped")
+                row = []
+            elif stripped.endswith(b"/>"):
+                yield se.PostLine(site, row_at, b"".join(row))
+                row = []
+            continue
+        if stripped.startswith(_ROW) or not stripped or stripped.startswith(_STRUCTURE):
+            if junk_n:
+                yield junk_record()
+                junk_n = 0
+            if stripped.startswith(_ROW):
+                if stripped.endswith(b"/>"):
+                    yield se.PostLine(site, where, stripped)
+                else:
+                    row, row_at = [line], where
+            continue
+        if not junk_n:
+            junk_at, junk_first = where, stripped
+        junk_n += 1
+    if row:
+        yield se.PostLine(site, row_at, error=f"{row_at}: the row is not closed before the end of the file "
+                                              f"(truncated file?)")
+    if junk_n:
+        yield junk_record()
+
+
+def read_posts_range(rng: _Range, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[se.PostLine]:
+    lines = _plain_lines(rng, max_row_bytes) if rng.kind == "plain" else _stream_lines(rng, max_row_bytes)
+    return group_rows(rng.site, lines, max_row_bytes)
+
+
+class ReadPostsXml(beam.PTransform):
+    """``(path, site, kind)`` -> :class:`PostLine` per row, spread over workers."""
+
+    def __init__(self, files: Sequence[Tuple[str, str, str]], split_bytes: int = SPLIT_BYTES,
+                 max_row_bytes: int = MAX_ROW_BYTES):
+        super().__init__()
+        self.files = list(files)
+        self.split_bytes = split_bytes
+        self.max_row_bytes = max_row_bytes
+
+    def expand(self, pbegin):
+        split_bytes, max_row = self.split_bytes, self.max_row_bytes
+        return (
+            pbegin
+            | "Files" >> beam.Create(self.files)
+            | "Split" >> beam.FlatMap(split_posts_file, split_bytes)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadRows" >> beam.FlatMap(read_posts_range, max_row)
+            | "SpreadRows" >> beam.Reshuffle()
+        )
+
+
+# -- the stage ---------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class StackExchangeConfig:
+    inputs: List[str]
+    output: str
+    out: Optional[OutputOptions] = None
+    top_sites: int = 28
+    sites: Optional[List[str]] = None
+    text_format: str = "qa"
+    min_answers: int = 0
+    split_mb: float = 64.0
+    max_row_bytes: int = MAX_ROW_BYTES
+
+    def validate(self) -> None:
+        if self.top_sites < 1:
+            raise CorpusmillError("--top-sites must be at least 1")
+        if self.text_format not in se.FORMATS:
+            raise CorpusmillError(f"--text-format {self.text_format!r}: use one of {', '.join(se.FORMATS)}")
+        if self.min_answers < 0:
+            raise CorpusmillError("--min-answers must be 0 or more")
+        if self.split_mb <= 0:
+            raise CorpusmillError("--split-mb must be positive")
+
+
+def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
+                        files: Sequence[Tuple[str, str, str]]) -> None:
+    lines = p | "ReadPosts" >> ReadPostsXml(files, int(cfg.split_mb * (1 << 20)), cfg.max_row_bytes)
+    posts = run.step(lines, "parse", se.ParsePostRow())
+    top, only = cfg.top_sites, list(cfg.sites) if cfg.sites else None
+    ranks = (
+        posts
+        | "SiteOfPost" >> beam.Map(lambda d: d.metadata["site"])
+        | "PostsPerSite" >> beam.combiners.Count.PerElement()
+        | "AllSites" >> beam.combiners.ToList()
+        | "RankSites" >> beam.Map(se.rank_sites, top, only)
+    )
+    ranked = posts | "AttachRank" >> beam.Map(lambda d, r: (d, r.get(d.metadata["site"])),
+                                              r=beam.pvalue.AsSingleton(ranks))
+    posts = run.step(ranked, "top_sites", se.KeepTopSites())
+    threads = (
+        posts
+        | "KeyByQuestion" >> beam.Map(lambda d: (se.question_key(d), d))
+        | "GroupThreads" >> beam.GroupByKey()
+        | "Thread" >> beam.MapTuple(lambda key, group: se.Thread(key, list(group)))
+    )
+    docs = run.step(threads, "format", se.FormatThread(cfg.text_format, cfg.min_answers))
+    run.write(docs, group_fn=lambda d: d.metadata["site"])
+
+
+def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    """Run the StackExchange source to completion; returns stats.json's content."""
+    cfg.validate()
+    files = select_posts_files(expand_inputs(cfg.inputs))
+    out = cfg.out or OutputOptions(cfg.output)
+    return run_stage(out, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files))
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def register_source(sources) -> None:
+    parser = sources.add_parser(
+        "stackexchange", help="StackExchange dump: top sites by posts, Q&A threads, answers by score",
+        description="Read a StackExchange data dump (per-site Posts.xml, Posts.xml.bz2 or the .7z archives), "
+                    "keep the N sites with the most posts, group answers under their questions, turn post HTML "
+                    "into text (code blocks and lists kept), sort answers by score (highest first) and write "
+                    "OUT/<site>/part-NNNNN.<ext> plus stats.json. Unrecognized options go to Beam.")
+    parser.add_argument("--input", action="append", required=True, metavar="PATH",
+                        help="dump files or directories (other tables such as Users.xml are skipped); repeatable")
+    add_output_options(parser)
+    parser.add_argument("--top-sites", type=int, default=28, help="keep the N sites with most posts (default: 28)")
+    parser.add_argument("--sites", default=None, metavar="A,B",
+                        help="keep exactly these sites instead of the top N")
+    parser.add_argument("--text-format", choices=se.FORMATS, default="qa",
+                        help="qa: 'Q: title' + body, then 'A: ...' blocks separated by blank lines; "
+                             "redpajama: 'Q: title body\\nA: ...' (default: qa)")
+    parser.add_argument("--min-answers", type=int, default=0, help="drop questions with fewer answers (default: 0)")
+    parser.add_argument("--split-mb", type=float, default=64.0,
+                        help="plain Posts.xml files are read in chunks of this many MB in parallel (default: 64)")
+    parser.set_defaults(func=_main, accepts_beam_args=True)
+
+
+def _main(args, beam_args) -> int:
+    cfg = StackExchangeConfig(
+        inputs=args.input, output=args.output, out=OutputOptions.from_args(args), top_sites=args.top_sites,
+        sites=[s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None,
+        text_format=args.text_format, min_answers=args.min_answers, split_mb=args.split_mb)
+    print(format_stats(run_stackexchange(cfg, beam_args)))
+    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
+    return 0
