@@ -53,8 +53,11 @@ $(KENLM_BIN): | $(VENV)/.installed
 	  cmake .. -DCMAKE_BUILD_TYPE=Release >/dev/null && $(MAKE) -j2 lmplz build_binary >/dev/null
 	cp build/kenlm/kenlm-$(KENLM_VERSION)/build/bin/lmplz build/kenlm/kenlm-$(KENLM_VERSION)/build/bin/build_binary $(VENV)/bin/
 
+# Benchmarks (run by hand; results are recorded in docs/).
 bench: setup
 	$(PY) bench/ccnet_stage.py
+	$(PY) bench/perplexity.py
+	$(PY) bench/tokenize_shards.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
