@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import collections
 import gzip
-import json
 import os
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
+
+from conftest import tree_digest
+from source_outputs import dropped_records, failed_records
 
 from corpusmill.dedup.spans import span_hashes
 from corpusmill.document import Document
@@ -40,14 +42,6 @@ def _wet_text(url_suffix):
         if url.endswith(url_suffix):
             return body.decode("utf-8")
     raise AssertionError(url_suffix)
-
-
-def _dropped(out, step, reason):
-    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
 
 
 # -- the rules on real text --------------------------------------------------------------------------
@@ -136,7 +130,7 @@ def test_crawl_keeps_the_newest_page_per_normalized_url(crawl_run):
             newest = max(v[0] for v in versions)
             expected_losers |= {url for t, url in versions if t < newest}
     assert expected_losers  # the sample has re-crawls
-    dropped = {r["document"]["url"] for r in _dropped(out, "url_dedup", "older_page_same_url")}
+    dropped = {r["document"]["url"] for r in dropped_records(out, "url_dedup", "older_page_same_url")}
     assert dropped == expected_losers
 
 
@@ -146,7 +140,7 @@ def test_crawl_removes_repeated_three_sentence_spans_across_files(crawl_run):
     seen = collections.Counter(h for d in docs for h in span_hashes(d.text, 3) if h is not None)
     assert seen and max(seen.values()) == 1  # no 3-sentence span occurs twice in the output
     # tutorial/classes.html is in pydocs.warc.gz and again from a mirror in recrawl.warc.gz
-    lost = [r["document"]["url"] for r in _dropped(out, "span_dedup", "too_few_sentences")]
+    lost = [r["document"]["url"] for r in dropped_records(out, "span_dedup", "too_few_sentences")]
     kept = [d.url for d in docs]
     copies = [u for u in lost + kept if u.endswith("tutorial/classes.html")]
     assert len(copies) == 2 and sum(u.endswith("tutorial/classes.html") for u in lost) == 1
@@ -158,7 +152,7 @@ def test_crawl_output_obeys_c4_rules_and_drops_bad_words(crawl_run):
         assert doc.source == "c4" and doc.metadata["language"] == "en"
         for line in doc.text.split("\n"):
             assert rules.ends_in_terminal_punct(line) and len(line.split()) >= 5
-    assert [r["document"]["url"] for r in _dropped(out, "badwords", "badword")] == \
+    assert [r["document"]["url"] for r in dropped_records(out, "badwords", "badword")] == \
         ["https://docs.python.org/3.11/howto/sockets.html"]
 
 
@@ -167,11 +161,7 @@ def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path)
     out2 = str(tmp_path / "mp")
     cfg = C4Config([PYDOCS, RECRAWL, WET], out2, "crawl", OutputOptions(out2, write_dropped=True))
     run_c4(cfg, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-    files = [os.path.relpath(p, out) for p in list_output_files(out)]
-    assert files == [os.path.relpath(p, out2) for p in list_output_files(out2)]
-    for rel in files:
-        with open(os.path.join(out, rel), "rb") as a, open(os.path.join(out2, rel), "rb") as b:
-            assert a.read() == b.read()
+    assert list_output_files(out) and tree_digest(out2) == tree_digest(out)
 
 
 # -- released C4 -------------------------------------------------------------------------------------
@@ -187,7 +177,7 @@ def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
     for d in docs:
         assert d.metadata["terminal_punct_share"] >= 0.5 and d.metadata["words"] >= 50
         assert d.metadata["sentences"] >= 3
-    punct = _dropped(out, "terminal_punct", "low_terminal_punct_share")
+    punct = dropped_records(out, "terminal_punct", "low_terminal_punct_share")
     assert punct and all(r["document"]["metadata"]["terminal_punct_share"] < 0.5 for r in punct)
 
 
@@ -205,7 +195,6 @@ def test_bad_input_is_explained(tmp_path):
     stats = run_c4(C4Config([str(bad)], out, "released", OutputOptions(out), min_words=0, min_sentences=0,
                             min_punct_share=0.0))
     assert stats[0]["read"] == 5 and stats[0]["failed"] == 2 and stats[0]["kept"] == 3
-    with gzip.open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rt") as fh:
-        failures = [json.loads(line) for line in fh]
+    failures = failed_records(out)
     assert all("c4-broken.json@" in f["location"] for f in failures)
     assert any("not valid JSON" in f["error"] for f in failures)

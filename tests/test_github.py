@@ -4,7 +4,6 @@ google-cloud-bigquery client talking to a loopback HTTP server that speaks the B
 
 from __future__ import annotations
 
-import gzip
 import http.server
 import json
 import os
@@ -14,6 +13,8 @@ import tracemalloc
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from conftest import tree_digest
+from source_outputs import dropped_records, failed_records, step_stats
 
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters import code as rules
@@ -24,24 +25,6 @@ from corpusmill.pipelines.io import list_output_files, read_output
 from corpusmill.pipelines.stage import OutputOptions
 
 REPOS = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
-
-
-def _stats(stats, step):
-    return next(s for s in stats if s["step"] == step)
-
-
-def _dropped(out, step, reason):
-    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
-def _failures(out):
-    path = os.path.join(out, "_failed", "failed.jsonl.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
 
 
 def _real(rel):
@@ -113,7 +96,7 @@ def test_local_run_accounts_for_every_file(local_run):
     root, out, stats = local_run
     assert check_accounting(stats) == []
     n_files = sum(len(files) for _, _, files in os.walk(root))
-    assert _stats(stats, "extension")["read"] == n_files
+    assert step_stats(stats, "extension")["read"] == n_files
     assert [s["step"] for s in stats] == ["extension", "size", "read", "max_line_length", "mean_line_length",
                                           "alnum_share", "alpha_per_token", "header", "exact_dedup"]
     assert stats[-1]["kept"] == len(read_output(out))
@@ -123,7 +106,7 @@ def test_each_bad_file_is_dropped_for_its_reason(local_run):
     root, out, _ = local_run
 
     def names(step, reason):
-        return sorted(os.path.relpath(r["location"], root) for r in _dropped(out, step, reason))
+        return sorted(os.path.relpath(r["location"], root) for r in dropped_records(out, step, reason))
 
     assert names("extension", "extension_not_allowed") == ["cpython-email/README.txt",
                                                            "cpython-misc/Lib/idlelib/Icons/python.gif"]
@@ -144,7 +127,7 @@ def test_duplicates_across_repositories_keep_the_smallest_id(local_run):
     docs = read_output(out)
     texts = [d.text for d in docs]
     assert len(texts) == len(set(texts))
-    dups = _dropped(out, "exact_dedup", "duplicate_content")
+    dups = dropped_records(out, "exact_dedup", "duplicate_content")
     assert sorted(r["document"]["metadata"]["path"] for r in dups) == ["third_party/json/scanner.py",
                                                                        "third_party/json/tool.py"]
     by_text = {d.text: d for d in docs}
@@ -167,11 +150,7 @@ def test_multiprocess_runner_gives_the_same_bytes(local_run, tmp_path):
     out2 = str(tmp_path / "mp")
     run_github(GitHubConfig(out2, "local", [root], OutputOptions(out2, write_dropped=True)),
                ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
-    files = [os.path.relpath(p, out) for p in list_output_files(out)]
-    assert files == [os.path.relpath(p, out2) for p in list_output_files(out2)]
-    for rel in files:
-        with open(os.path.join(out, rel), "rb") as a, open(os.path.join(out2, rel), "rb") as b:
-            assert a.read() == b.read()
+    assert list_output_files(out) and tree_digest(out2) == tree_digest(out)
 
 
 # -- JSONL exported from BigQuery --------------------------------------------------------------------
@@ -203,9 +182,9 @@ def test_local_jsonl_export_with_a_null_row_and_a_broken_line(local_run, tmp_pat
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
     stats = run_github(GitHubConfig(out, "local", [str(export)], OutputOptions(out)))
-    parse = _stats(stats, "parse")
+    parse = step_stats(stats, "parse")
     assert parse["read"] == len(rows) + 2 and parse["dropped"] == {"no_content": 1} and parse["failed"] == 1
-    failure = _failures(out)[0]
+    failure = failed_records(out)[0]
     assert failure["step"] == "parse" and "github-export.jsonl@" in failure["location"]
     docs = read_output(out)
     assert all(d.url.startswith("https://github.com/example/") and d.metadata["license"] == "mit" for d in docs)
@@ -327,14 +306,14 @@ def test_bigquery_rows_arrive_through_the_real_client_with_partial_pages(tmp_pat
     assert "l.license LIKE 'apache%'" in sql and "c.content IS NOT NULL" in sql
     assert fake.pages_served > len(rows) // 4  # several pages, some partial
     assert all("authorization" not in {k.lower() for k in h} for _, _, h in fake.requests)
-    parse = _stats(stats, "parse")
+    parse = step_stats(stats, "parse")
     assert parse["read"] == len(rows) and parse["failed"] == 0 and parse["dropped"] == {"no_content": 1}
     assert check_accounting(stats) == []
     docs = read_output(out)
     served = {(r["repo_name"], r["path"]) for r in rows if r["content"] is not None}
     assert {(d.metadata["repo_name"], d.metadata["path"]) for d in docs} <= served
     assert "json/scanner.py" in {d.metadata["path"] for d in docs}
-    assert _stats(stats, "exact_dedup")["dropped"] == {"duplicate_content": 2}
+    assert step_stats(stats, "exact_dedup")["dropped"] == {"duplicate_content": 2}
 
 
 def test_bigquery_error_response_is_a_clear_error(tmp_path):
@@ -348,14 +327,14 @@ def test_bigquery_short_result_and_paging_error_keep_the_rows_received(tmp_path)
     with FakeBigQuery(rows, stop_after=5) as fake:
         out = str(tmp_path / "short")
         stats = run_github(_bq_config(out, fake.endpoint))
-    parse = _stats(stats, "parse")
+    parse = step_stats(stats, "parse")
     assert parse["read"] == 6 and parse["failed"] == 1
-    assert f"returned 5 of {len(rows)} rows" in _failures(out)[0]["error"]
+    assert f"returned 5 of {len(rows)} rows" in failed_records(out)[0]["error"]
 
     with FakeBigQuery(rows, fail_page=1) as fake:
         out = str(tmp_path / "fail")
         stats = run_github(_bq_config(out, fake.endpoint))
-    parse = _stats(stats, "parse")
+    parse = step_stats(stats, "parse")
     assert parse["read"] == 4 + 1 and parse["failed"] == 1  # the first page, then the error record
-    error = _failures(out)[0]["error"]
+    error = failed_records(out)[0]["error"]
     assert f"after 4 of {len(rows)} rows" in error and "NotFound" in error

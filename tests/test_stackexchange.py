@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import bz2
 import collections
-import gzip
-import json
 import os
 import re
 import shutil
@@ -14,12 +12,14 @@ import time
 
 import py7zr
 import pytest
+from conftest import tree_digest
 from lxml import etree
+from source_outputs import failed_records, step_stats
 
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters.stackexchange_html import html_to_text
 from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import list_output_files, read_output
+from corpusmill.pipelines.io import read_output
 from corpusmill.pipelines.stackexchange import (StackExchangeConfig, iter_7z_member, run_stackexchange,
                                                 select_posts_files)
 from corpusmill.pipelines.stage import OutputOptions
@@ -49,18 +49,6 @@ def _site_xml():
 
 def _rows(xml):
     return [dict(el.attrib) for el in etree.fromstring(xml).iter("row")]
-
-
-def _stats(stats, step):
-    return next(s for s in stats if s["step"] == step)
-
-
-def _failures(out):
-    path = os.path.join(out, "_failed", "failed.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
 
 
 def test_html_to_text_keeps_code_blocks_and_lists_of_real_answers():
@@ -97,8 +85,8 @@ def test_top_sites_by_post_count(dump_run):
     docs = read_output(out)
     assert sorted({d.metadata["site"] for d in docs}) == sorted(expected)
     assert {d.metadata["site"]: d.metadata["site_rank"] for d in docs} == {s: i + 1 for i, s in enumerate(expected)}
-    assert _stats(stats, "parse")["read"] == sum(len(_rows(x)) for x in _site_xml().values())
-    assert _stats(stats, "top_sites")["dropped"]["site_not_in_top"] == sum(
+    assert step_stats(stats, "parse")["read"] == sum(len(_rows(x)) for x in _site_xml().values())
+    assert step_stats(stats, "top_sites")["dropped"]["site_not_in_top"] == sum(
         c for s, c in counts.items() if s not in expected)
     # all three layouts were read: .bz2 (programming), .7z (design), plain (the others)
     assert "programming.python-faq.example" in expected and "design.python-faq.example" in counts
@@ -152,8 +140,8 @@ def test_hostile_and_broken_xml_is_refused_row_by_row(tmp_path):
     start = time.monotonic()
     stats = run_stackexchange(StackExchangeConfig([str(tmp_path)], out, OutputOptions(out, write_dropped=True)))
     assert time.monotonic() - start < 60  # no entity expansion
-    parse = _stats(stats, "parse")
-    failures = {f["location"].rsplit("@", 1)[-1]: f["error"] for f in _failures(out)}
+    parse = step_stats(stats, "parse")
+    failures = {f["location"].rsplit("@", 1)[-1]: f["error"] for f in failed_records(out)}
     assert parse["failed"] == 5 == len(failures)
     errors = "\n".join(failures.values())
     assert "DOCTYPE" in errors and "Entity 'xxe' not defined" in errors and "Entity 'lol9' not defined" in errors
@@ -181,12 +169,9 @@ def test_plain_file_split_in_small_ranges_reads_every_row_once(tmp_path):
     for split_mb in (64.0, 0.004):  # one range, and ranges of about 4 KB
         out = str(tmp_path / f"out{split_mb}")
         stats = run_stackexchange(StackExchangeConfig([str(site)], out, OutputOptions(out), split_mb=split_mb))
-        assert _stats(stats, "parse")["read"] == len(_rows(xml)) and _stats(stats, "parse")["failed"] == 0
+        assert step_stats(stats, "parse")["read"] == len(_rows(xml)) and step_stats(stats, "parse")["failed"] == 0
         outs.append(out)
-    files = [os.path.relpath(p, outs[0]) for p in list_output_files(outs[0])]
-    for rel in files:
-        with open(os.path.join(outs[0], rel), "rb") as a, open(os.path.join(outs[1], rel), "rb") as b:
-            assert a.read() == b.read()
+    assert tree_digest(outs[1]) == tree_digest(outs[0])
 
 
 def test_7z_member_is_streamed_in_bounded_chunks(tmp_path):
@@ -210,9 +195,9 @@ def test_truncated_bz2_keeps_the_rows_before_the_damage(tmp_path):
     (site / "Posts.xml.bz2").write_bytes(blob[: len(blob) * 2 // 3])
     out = str(tmp_path / "out")
     stats = run_stackexchange(StackExchangeConfig([str(tmp_path)], out, OutputOptions(out)))
-    parse = _stats(stats, "parse")
+    parse = step_stats(stats, "parse")
     assert 0 < parse["kept"] < len(_rows(xml)) and parse["failed"] >= 1
-    assert any("unreadable" in f["error"] or "cut off" in f["error"] for f in _failures(out))
+    assert any("unreadable" in f["error"] or "cut off" in f["error"] for f in failed_records(out))
 
 
 def test_bad_inputs_are_explained(tmp_path):

@@ -223,6 +223,9 @@ def load_badwords(path: str) -> List[str]:
     return sorted(set(words))
 
 
+_WORD = re.compile(r"\w+")
+
+
 def badwords_regex(words: Sequence[str]):
     # Longest first, so a phrase wins over its prefix; matched on the lowercased page as the builder does.
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
@@ -230,27 +233,36 @@ def badwords_regex(words: Sequence[str]):
 
 
 class BadWords(Filter):
-    """The ``badwords`` step: drops ``badword`` for a page containing any listed word (word boundaries)."""
+    """The ``badwords`` step: drops ``badword`` for a page containing any listed word (word boundaries).
+
+    Same result as the builder's one regex ``(?:\\W|^)(word|...)(?:\\W|$)`` on the lowercased page, but
+    faster: an entry made only of word characters matches exactly when it is one of the page's
+    ``\\w+`` tokens (a set lookup); only the entries with spaces or punctuation go through a regex."""
 
     name = "badwords"
 
     def __init__(self, path: Optional[str] = None):
         self.path = path or default_badwords_path()
+        self._words = None
         self._regex = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_regex"] = None
+        state["_words"] = state["_regex"] = None
         return state
 
     def setup(self) -> None:
-        if self._regex is None:
-            self._regex = badwords_regex(load_badwords(self.path))
+        if self._words is None:
+            words = load_badwords(self.path)
+            self._words = frozenset(w for w in words if _WORD.fullmatch(w))
+            rest = [w for w in words if not _WORD.fullmatch(w)]
+            self._regex = badwords_regex(rest) if rest else None
 
     def __call__(self, doc: Document) -> Verdict:
-        if self._regex is None:
+        if self._words is None:
             self.setup()
-        if self._regex.search(doc.text.lower()):
+        lower = doc.text.lower()
+        if not self._words.isdisjoint(_WORD.findall(lower)) or (self._regex and self._regex.search(lower)):
             return drop("badword", doc)
         return keep(doc)
 

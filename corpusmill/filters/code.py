@@ -180,63 +180,73 @@ class ParseCodeRow(Filter):
 
 
 # -- quality: RedPajama's thresholds -----------------------------------------------------------------
-class MaxLineLength(Filter):
-    name = "max_line_length"
-
-    def __init__(self, limit: int = 1000):
-        self.limit = limit
-
-    def __call__(self, doc: Document) -> Verdict:
-        longest = max(map(len, doc.text.splitlines()), default=0)
-        if longest > self.limit:
-            return drop("max_line_length", doc.annotate(max_line_length=longest))
-        return keep(doc)
-
-
-class MeanLineLength(Filter):
-    name = "mean_line_length"
-
-    def __init__(self, limit: float = 100.0):
-        self.limit = limit
-
-    def __call__(self, doc: Document) -> Verdict:
-        lines = doc.text.splitlines()
-        mean = sum(map(len, lines)) / len(lines) if lines else 0.0
-        if mean > self.limit:
-            return drop("mean_line_length", doc.annotate(mean_line_length=round(mean, 2)))
-        return keep(doc)
-
-
-class AlnumShare(Filter):
-    name = "alnum_share"
-
-    def __init__(self, minimum: float = 0.25):
-        self.minimum = minimum
-
-    def __call__(self, doc: Document) -> Verdict:
-        text = doc.text
-        share = sum(map(str.isalnum, text)) / len(text) if text else 0.0
-        if share < self.minimum:
-            return drop("alnum_share", doc.annotate(alnum_share=round(share, 4)))
-        return keep(doc)
-
-
 _TOKENS = re.compile(r"\w+|[^\w\s]")
 
 
-class AlphaPerToken(Filter):
-    name = "alpha_per_token"
+def max_line_length(text: str) -> float:
+    return max(map(len, text.splitlines()), default=0)
 
-    def __init__(self, minimum: float = 1.5):
-        self.minimum = minimum
+
+def mean_line_length(text: str) -> float:
+    lines = text.splitlines()
+    return sum(map(len, lines)) / len(lines) if lines else 0.0
+
+
+def alnum_share(text: str) -> float:
+    return sum(map(str.isalnum, text)) / len(text) if text else 0.0
+
+
+def alpha_per_token(text: str) -> float:
+    tokens = sum(1 for _ in _TOKENS.finditer(text))
+    return sum(map(str.isalpha, text)) / tokens if tokens else 0.0
+
+
+class _Threshold(Filter):
+    """Drops ``<name>`` (annotating the measured value) when ``measure(text)`` is above ``limit``
+    (``upper`` limits) or below it (lower limits)."""
+
+    upper = True
+
+    def __init__(self, limit: float):
+        self.limit = limit
+
+    @staticmethod
+    def measure(text: str) -> float:  # pragma: no cover - set by each subclass
+        raise NotImplementedError
 
     def __call__(self, doc: Document) -> Verdict:
-        text = doc.text
-        tokens = sum(1 for _ in _TOKENS.finditer(text))
-        ratio = sum(map(str.isalpha, text)) / tokens if tokens else 0.0
-        if ratio < self.minimum:
-            return drop("alpha_per_token", doc.annotate(alpha_per_token=round(ratio, 4)))
+        value = self.measure(doc.text)
+        if (value > self.limit) if self.upper else (value < self.limit):
+            return drop(self.name, doc.annotate(**{self.name: round(value, 4)}))
         return keep(doc)
+
+
+class MaxLineLength(_Threshold):
+    name, measure = "max_line_length", staticmethod(max_line_length)
+
+    def __init__(self, limit: int = 1000):
+        super().__init__(limit)
+
+
+class MeanLineLength(_Threshold):
+    name, measure = "mean_line_length", staticmethod(mean_line_length)
+
+    def __init__(self, limit: float = 100.0):
+        super().__init__(limit)
+
+
+class AlnumShare(_Threshold):
+    name, measure, upper = "alnum_share", staticmethod(alnum_share), False
+
+    def __init__(self, minimum: float = 0.25):
+        super().__init__(minimum)
+
+
+class AlphaPerToken(_Threshold):
+    name, measure, upper = "alpha_per_token", staticmethod(alpha_per_token), False
+
+    def __init__(self, minimum: float = 1.5):
+        super().__init__(minimum)
 
 
 # -- license / copyright headers ---------------------------------------------------------------------
