@@ -288,10 +288,11 @@ class _Shard:
         toks, docs = rb.column(0), rb.column(1)
         if toks.null_count or docs.null_count:
             raise CorpusmillError(f"{self.path}: null rows in record batch {b}; re-run the shard writer")
-        values = toks.values  # honours the list array's offset
-        buf = values.buffers()[1]
-        flat = np.frombuffer(buf, dtype=self.dtype, count=len(values) + values.offset)[values.offset:]
-        tokens = flat.reshape(-1, self.width)
+        values = toks.values  # the child array, not sliced by the list array's own offset
+        flat = np.frombuffer(values.buffers()[1], dtype=self.dtype,
+                             count=values.offset + len(values))[values.offset:]
+        first = toks.offset * self.width
+        tokens = flat[first:first + len(toks) * self.width].reshape(-1, self.width)
         off_buf = docs.buffers()[1]
         offsets = np.frombuffer(off_buf, dtype=np.int32, count=len(docs) + 1 + docs.offset)[docs.offset:]
         dvals = docs.values

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -161,12 +162,16 @@ def read_meta(ckpt_dir: str) -> Dict[str, Any]:
 def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any) -> None:
     """Collective. Loads the full state into the (possibly DDP/FSDP-wrapped) model and optimizer."""
+    # Every rank reads the full state memory-mapped: processes on a node share the page cache, and
+    # under FSDP2 each rank copies out only its own shards. (broadcast_from_rank0 hung under gloo with
+    # torch 2.13 in our tests, for DDP and for FSDP2.)
     try:
-        model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True)
-        rest = torch.load(os.path.join(ckpt_dir, "optim.pt"), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CorpusmillError(f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from "
-                              f"an older one") from None
+        model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True,
+                              mmap=True)
+        rest = torch.load(os.path.join(ckpt_dir, "optim.pt"), map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise CorpusmillError(f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from an "
+                              f"older one") from None
     try:
         set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=rest["optimizer"],
                        options=StateDictOptions(full_state_dict=True, strict=True))

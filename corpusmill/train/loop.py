@@ -91,8 +91,13 @@ def setup_distributed(mode: str, device: Optional[str]) -> DistInfo:
     info = DistInfo(rank=rank, world=world, local_rank=local_rank, device=dev, mode=mode)
     if (world > 1 or mode == "fsdp") and not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:  # fsdp in a single plain process
+            import socket  # noqa: PLC0415
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-            os.environ.setdefault("MASTER_PORT", "29511")
+            os.environ.setdefault("MASTER_PORT", str(port))
             os.environ.setdefault("RANK", "0")
             os.environ.setdefault("WORLD_SIZE", "1")
         backend = "nccl" if dev.type == "cuda" else "gloo"
@@ -233,9 +238,13 @@ def check_compat(model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str,
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, *,
           resume: bool = False, eval_data: Optional[str] = None, stop_at: Optional[int] = None,
-          device: Optional[str] = None, stream: Optional[TextIO] = sys.stderr,
+          device: Optional[str] = None, stream: Any = "stderr",
           verify_data: bool = True) -> Dict[str, Any]:
-    """Train; returns a summary (final step, last loss, tokens/s). Collective under torchrun."""
+    """Train; returns a summary (final step, last loss, tokens/s). Collective under torchrun.
+
+    ``stream``: where progress lines go ("stderr": sys.stderr at call time; None: nowhere)."""
+    if stream == "stderr":
+        stream = sys.stderr
     info = setup_distributed(train_cfg.dist, device)
     try:
         return _train(model_cfg, train_cfg, data_dir, out_dir, info, resume=resume, eval_data=eval_data,
@@ -366,6 +375,9 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
             json.dump(dict(to_dict(model_cfg, train_cfg), data=data_meta, world_size=world, dist=info.mode),
                       fh, sort_keys=True, indent=2)
 
+    if train_cfg.eval_every and eval_ds is None:
+        log.say(f"--eval-every {train_cfg.eval_every} but no held-out data: give --eval-holdout K or "
+                f"--eval-data DIR; evaluation is off")
     order = DataOrder(len(train_ds), train_cfg.seed)
     lo, hi = rank_slice(global_rows, rank, world)
     flops_tok = model_cfg.flops_per_token(seq_len)
