@@ -1,18 +1,29 @@
-"""``corpusmill demo``: the main job on bundled real data.
+"""``corpusmill demo``: the whole recipe on bundled real data, on one machine.
 
-For now it runs the CCNet stage on the bundled real WARC samples (a 2014 iana.org crawl from pywb's
-test data and Python documentation pages written as a crawl) and prints the stats. Later stages are
-added here as they land; a stage that is not built yet is listed as skipped, never faked.
+1. trains the CCNet quality models (SentencePiece + 5-gram KenLM, perplexity cutoffs, and the
+   Wikipedia-reference fastText classifier) on the bundled Wikipedia extracts and low-quality pages;
+2. runs ``manifests/demo.yaml`` with ``corpusmill run``: the CCNet stage (with those models) over the
+   bundled WARCs and every source processor over its bundled sample, the tokenizer, the mixer with the
+   LLaMA weights, and the Arrow shard writer;
+3. trains a tiny LLaMA on the shards for a few hundred CPU steps;
+4. writes the HTML report of the whole run.
+
+A source whose processor is not built is skipped with a line saying so (``corpusmill run`` does that),
+never faked. ``--small`` is the reduced size the tests run (fewer training steps).
 """
 
 from __future__ import annotations
 
 import os
+import time
+
+import yaml
 
 from corpusmill.errors import CorpusmillError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO_ROOT, "tests", "data")
+MANIFEST = os.path.join(REPO_ROOT, "manifests", "demo.yaml")
 
 
 def sample_path(*parts: str) -> str:
@@ -22,24 +33,82 @@ def sample_path(*parts: str) -> str:
     return path
 
 
+def demo_manifest(out: str, models: dict) -> str:
+    """manifests/demo.yaml with absolute paths, the quality models on the CC source, written to OUT."""
+    with open(MANIFEST, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    base = os.path.dirname(MANIFEST)
+    for spec in data["sources"].values():
+        if "input" in spec:
+            spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
+    cc = data["sources"]["cc"].setdefault("options", {})
+    cc.update(lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=models["classifier"])
+    data["sources"]["cc"]["groups"] = ["en_*"]
+    data["output"] = os.path.join(out, "recipe")
+    path = os.path.join(out, "demo.yaml")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("# written by `corpusmill demo` from manifests/demo.yaml\n")
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print) -> dict:
+    """Run every step; returns the paths of what it wrote."""
+    from corpusmill.pipelines.quality import train_demo_models
+    from corpusmill.pipelines.recipe import run_recipe
+    from corpusmill.report.cli import make_report
+
+    out = os.path.abspath(output)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+
+    log("[demo] 1/4 quality models: SentencePiece + KenLM 5-gram, perplexity cutoffs, Wikipedia classifier")
+    models = train_demo_models(sample_path("quality", "wiki_en.jsonl.gz"), [sample_path("quality", "lowq_en.jsonl.gz")],
+                               os.path.join(out, "models"), beam_args=list(beam_args), log=log)
+
+    log("[demo] 2/4 sources, CCNet stage, tokenizer, mixer and shards (corpusmill run)")
+    recipe = run_recipe(demo_manifest(out, models), output=os.path.join(out, "recipe"),
+                        beam_args=list(beam_args), log=log)
+
+    steps = train_steps or (60 if small else 300)
+    log(f"[demo] 3/4 a tiny LLaMA, {steps} CPU steps on the shards")
+    train_dir = os.path.join(out, "train")
+    train_tiny(recipe.shards_dir, train_dir, steps)
+
+    log("[demo] 4/4 report")
+    report, data = make_report(out, quiet=True)
+    log(f"[demo] done in {time.perf_counter() - t0:.0f} s")
+    log(f"[demo] report: {report}")
+    log(f"[demo] shards: {recipe.shards_dir} (manifest.json, *.arrow; open with corpusmill.tokenize.ShardDataset)")
+    log(f"[demo] training log: {os.path.join(train_dir, 'train_log.jsonl')}")
+    return {"report": report, "shards": recipe.shards_dir, "train": train_dir, "models": models,
+            "skipped": dict(getattr(recipe, "skipped", {}) or {})}
+
+
+def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
+    import json
+
+    from corpusmill.train.cli import main as train_main
+
+    with open(os.path.join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
+        seq_len = int(json.load(fh)["seq_len"])
+    code = train_main(["--config", "tiny", "--data", shards_dir, "--out", out_dir, "--steps", str(steps),
+                       "--seq-len", str(seq_len), "--batch-tokens", str(8 * seq_len), "--warmup", str(max(1, steps // 10)),
+                       "--eval-every", str(max(1, steps // 4)), "--ckpt-every", str(steps), "--eval-holdout", "1",
+                       "--log-every", str(max(1, steps // 10)), "--resume"])
+    if code:
+        raise CorpusmillError(f"training the demo model failed (exit status {code})")
+
+
 def register(sub) -> None:
-    parser = sub.add_parser("demo", help="run the recipe on bundled real samples and print where the results are")
-    parser.add_argument("--output", default="demo-out", help="output directory (default: ./demo-out, replaced)")
+    parser = sub.add_parser("demo", help="run the whole recipe on bundled real samples and write a report")
+    parser.add_argument("--output", default="demo-out", help="output directory (default: ./demo-out; "
+                                                            "finished stages are reused)")
+    parser.add_argument("--small", action="store_true", help="a reduced size (what the tests run)")
+    parser.add_argument("--train-steps", type=int, default=0, help="tiny-LLaMA steps (default: 300, 60 with --small)")
     parser.set_defaults(func=_main, accepts_beam_args=True)
 
 
 def _main(args, beam_args) -> int:
-    from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
-    from corpusmill.pipelines.stage import format_stats
-
-    out = os.path.abspath(args.output)
-    cc_out = os.path.join(out, "cc")
-    print(f"[demo] CCNet stage on {sample_path('warc')}/{{iana,pydocs}}.warc.gz -> {cc_out}")
-    stats = run_ccnet(CCNetConfig(inputs=[sample_path("warc", "iana.warc.gz"), sample_path("warc", "pydocs.warc.gz")],
-                                  output=cc_out, overwrite=True), beam_args)
-    print(format_stats(stats))
-    for stage in ("perplexity buckets + Wikipedia classifier", "source processors", "tokenizer + mixer + shards",
-                  "trainer", "report"):
-        print(f"[demo] skipped: {stage} (not built yet)")
-    print(f"[demo] documents: {cc_out}/<lang>/part-*.jsonl.gz, stats: {cc_out}/stats.json")
+    run_demo(args.output, beam_args, small=args.small, train_steps=args.train_steps)
     return 0

@@ -346,7 +346,7 @@ def list_output_files(out_dir: str) -> List[str]:
     for root, dirs, files in os.walk(out_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("_") and not d.startswith("."))
         for name in sorted(files):
-            if name.startswith("part-"):
+            if name.startswith("part-") and name.endswith((".jsonl.gz", ".jsonl", ".parquet")):
                 out.append(os.path.join(root, name))
     return sorted(out)
 

@@ -39,10 +39,21 @@ class StageData:
 
 
 @dataclasses.dataclass
+class TrainingLog:
+    name: str  # the run directory, relative to the report's root
+    steps: List[int]
+    loss: List[float]
+    eval_steps: List[int]
+    eval_loss: List[float]
+    tokens_per_s: List[float]
+
+
+@dataclasses.dataclass
 class RunData:
     root: str
     stages: List[StageData]
     mixtures: List[dict]  # manifest.json contents that carry a mixture
+    training: List[TrainingLog] = dataclasses.field(default_factory=list)
 
 
 def _progress(message: str, quiet: bool) -> None:
@@ -136,7 +147,29 @@ def collect(root: str, max_docs: int = 20_000, quiet: bool = False) -> RunData:
         if isinstance(manifest, dict) and "mixture" in manifest:
             manifest["_path"] = os.path.relpath(path, root)
             mixtures.append(manifest)
-    return RunData(root=root, stages=stages, mixtures=mixtures)
+    return RunData(root=root, stages=stages, mixtures=mixtures, training=read_training_logs(root))
+
+
+def read_training_logs(root: str) -> List[TrainingLog]:
+    """Every train_log.jsonl (the trainer's per-step log) under the run directory."""
+    logs = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        if "train_log.jsonl" not in files:
+            continue
+        log = TrainingLog(os.path.relpath(dirpath, root), [], [], [], [], [])
+        with open(os.path.join(dirpath, "train_log.jsonl"), encoding="utf-8") as fh:
+            for line in fh:
+                entry = json.loads(line)
+                if "eval_loss" in entry:
+                    log.eval_steps.append(entry["step"])
+                    log.eval_loss.append(entry["eval_loss"])
+                elif "loss" in entry:
+                    log.steps.append(entry["step"])
+                    log.loss.append(entry["loss"])
+                    log.tokens_per_s.append(entry.get("tokens_per_s") or 0.0)
+        logs.append(log)
+    return logs
 
 
 def first_failure(data: RunData) -> Optional[str]:

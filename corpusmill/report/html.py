@@ -213,6 +213,32 @@ def _mixture_section(data: RunData) -> str:
     return "".join(parts)
 
 
+def loss_plot(log) -> str:
+    fig, ax = _figure(6.5, 3.2)
+    ax.plot(log.steps, log.loss, label="training loss", color="#1976d2", linewidth=1)
+    if log.eval_steps:
+        ax.plot(log.eval_steps, log.eval_loss, "o-", label="held-out loss", color="#c62828")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{log.name}: loss", fontsize=10)
+    return _svg(fig)
+
+
+def _training_section(data: RunData) -> str:
+    if not data.training:
+        return "<p>No training run (train_log.jsonl) in this run directory.</p>"
+    parts = []
+    for log in data.training:
+        if not log.steps:
+            continue
+        speed = sorted(log.tokens_per_s)[len(log.tokens_per_s) // 2]
+        last_eval = f", held-out loss {log.eval_loss[-1]:.3f} at step {log.eval_steps[-1]}" if log.eval_loss else ""
+        parts.append(f"<h3>{_e(log.name)}</h3><p>{len(log.steps)} steps, loss {log.loss[0]:.3f} → {log.loss[-1]:.3f}"
+                     f"{last_eval}; median {speed:,.0f} tokens/s</p><div class='plots'><figure>{loss_plot(log)}</figure></div>")
+    return "".join(parts)
+
+
 def render(data: RunData) -> str:
     all_ok = not any(stage.problems for stage in data.stages)
     nav = "".join(f'<a href="#stage-{i}">{_e(s.name)}</a>' for i, s in enumerate(data.stages))
@@ -234,11 +260,12 @@ def render(data: RunData) -> str:
         f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
         f"<h1>corpusmill report</h1><p class='meta'>run directory: {_e(data.root)}</p>"
         f"<p>Accounting across all stages: <span class='{'pass' if all_ok else 'fail'}' id='accounting'>"
-        f"{'pass' if all_ok else 'FAIL'}</span></p><nav>{nav}<a href='#mixture'>mixture</a></nav>"
+        f"{'pass' if all_ok else 'FAIL'}</span></p><nav>{nav}<a href='#mixture'>mixture</a><a href='#training'>training</a></nav>"
         '<h2>Stages</h2><table><tr><th class="l">stage</th><th>read</th><th>written</th><th>failed</th>'
         f'<th class="l">accounting</th></tr>{summary_rows}</table>'
         + "".join(stages)
-        + f"<h2 id='mixture'>Mixture and shards</h2>{_mixture_section(data)}</body></html>\n")
+        + f"<h2 id='mixture'>Mixture and shards</h2>{_mixture_section(data)}"
+        + f"<h2 id='training'>Training</h2>{_training_section(data)}</body></html>\n")
 
 
 def terminal_summary(data: RunData) -> str:

@@ -1,0 +1,43 @@
+"""`corpusmill demo` at reduced size: every stage runs on the bundled data and the report checks out in a browser."""
+
+import json
+import os
+
+from lxml import html as lxml_html
+
+from test_report import chromium
+from corpusmill.demo import run_demo
+from corpusmill.report.collect import find_stage_dirs
+from corpusmill.tokenize import ShardDataset
+
+
+def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
+    result = run_demo(str(tmp_path / "demo"), small=True, log=lambda *_: None)
+    assert result["skipped"] == {}  # all seven sources are built: none may be skipped
+    stages = {os.path.relpath(d, tmp_path / "demo") for d in find_stage_dirs(str(tmp_path / "demo"))}
+    for source in ("cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"):
+        assert f"recipe/sources/{source}" in stages
+    # CC documents were bucketed by the trained perplexity model
+    cc_groups = os.listdir(tmp_path / "demo" / "recipe" / "sources" / "cc")
+    assert any(g.startswith("en_head") for g in cc_groups)
+    shards = ShardDataset(result["shards"])
+    mixture = shards.manifest["mixture"]
+    assert set(mixture) == {"cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"}
+    assert abs(mixture["cc"]["share"] - 0.67) < 0.02
+    losses = [json.loads(l) for l in open(os.path.join(result["train"], "train_log.jsonl"))]
+    train_loss = [e["loss"] for e in losses if "loss" in e]
+    assert sum(train_loss[-10:]) / 10 < sum(train_loss[:10]) / 10 - 1.0  # it learned something
+
+    proc = chromium(["--dump-dom", f"file://{result['report']}"], tmp_path)
+    assert proc.returncode == 0
+    assert [l for l in proc.stderr.splitlines() if ":CONSOLE" in l] == []
+    dom = lxml_html.fromstring(proc.stdout)
+    assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "pass"
+    for stage in stages:
+        for entry in json.load(open(tmp_path / "demo" / stage / "stats.json")):
+            cell = dom.xpath(f'//td[@data-stage="{stage}"][@data-step="{entry["step"]}"][@data-field="kept"]')
+            assert int(cell[0].text_content()) == entry["kept"], (stage, entry["step"])
+    for name, m in mixture.items():
+        cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-field="tokens"]')
+        assert int(cell[0].text_content()) == m["tokens"]
+    assert "held-out loss" in dom.text_content()
