@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "corpusmill.pipelines.sources",
     "corpusmill.pipelines.tokenizer",
     "corpusmill.pipelines.recipe",
+    "corpusmill.train.cli",
     "corpusmill.report.cli",
     "corpusmill.demo",
 ]
