@@ -19,7 +19,7 @@ from source_outputs import dropped_records, failed_records, step_stats
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters import code as rules
 from corpusmill.pipelines.bigquery import BigQueryOptions
-from corpusmill.pipelines.github import GitHubConfig, run_github
+from corpusmill.pipelines.github import GitHubConfig, ReadCodeFile, run_github
 from corpusmill.pipelines.glue import check_accounting
 from corpusmill.pipelines.io import list_output_files, read_output
 from corpusmill.pipelines.stage import OutputOptions
@@ -64,7 +64,7 @@ def test_a_100mb_file_is_rejected_without_being_read(tmp_path):
     ref = rules.CodeFile(str(huge), "gen", "huge.py", size)
     assert rules.SizeCap()(ref).reason == "too_large"
     tracemalloc.start()
-    verdict = rules.ReadCodeFile(max_bytes=1 << 20)(ref)  # even if asked to read, it reads cap + 1 bytes
+    verdict = ReadCodeFile(max_bytes=1 << 20)(ref)  # even if asked to read, it reads cap + 1 bytes
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert verdict.reason == "too_large" and peak < 8 << 20

@@ -45,9 +45,20 @@ def drop(reason: str, doc: Optional[Document] = None) -> Verdict:
 
 
 class Filter:
-    """Base class for filters. Subclasses set ``name`` and implement ``__call__``."""
+    """Base class for filters. Subclasses set ``name`` and implement ``__call__``.
+
+    Attributes named in ``transient`` (loaded models, open files) are not pickled: they are set to
+    None in the copy, and ``setup()`` loads them again where the copy lands (a Beam worker).
+    """
 
     name: str = "filter"
+    transient: tuple = ()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for attr in self.transient:
+            state[attr] = None
+        return state
 
     def setup(self) -> None:
         """Load models or other per-worker state. Called once per worker, never per element."""

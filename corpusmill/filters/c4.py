@@ -240,16 +240,12 @@ class BadWords(Filter):
     ``\\w+`` tokens (a set lookup); only the entries with spaces or punctuation go through a regex."""
 
     name = "badwords"
+    transient = ("_words", "_regex")
 
     def __init__(self, path: Optional[str] = None):
         self.path = path or default_badwords_path()
         self._words = None
         self._regex = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_words"] = state["_regex"] = None
-        return state
 
     def setup(self) -> None:
         if self._words is None:

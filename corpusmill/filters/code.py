@@ -7,7 +7,7 @@ Steps, each a filter with its own drop reason:
 - ``extension`` (:class:`ExtensionAllowList`): the RECIPE.md allow-list (``extension_not_allowed``);
 - ``size`` (:class:`SizeCap`): files over the cap (``too_large``), decided from the file size, so a
   huge file is never read;
-- ``read`` (:class:`ReadCodeFile`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
+- ``read`` (:class:`corpusmill.pipelines.github.ReadCodeFile`, rules in :func:`code_file_verdict`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
 - ``max_line_length`` (> 1000), ``mean_line_length`` (> 100), ``alnum_share`` (< 0.25),
   ``alpha_per_token`` (< 1.5): :class:`MaxLineLength`, :class:`MeanLineLength`, :class:`AlnumShare`,
   :class:`AlphaPerToken`;
@@ -114,35 +114,18 @@ def code_document(repo: str, path: str, text: str, location: str, ref: str = "",
     return Document(make_id(SOURCE, key), text, SOURCE, url, "", location, metadata)
 
 
-class ReadCodeFile(Filter):
-    """``read``: a :class:`CodeFile` -> Document. Drops ``binary`` (a NUL byte in the first 8 KiB, or
-    anywhere in a document's text) and ``not_utf8``; Documents (from BigQuery) only get the NUL check.
-    Reads at most ``max_bytes + 1`` bytes, whatever the file claims its size is."""
-
-    name = "read"
-
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.max_bytes = max_bytes
-
-    def __call__(self, element) -> Verdict:
-        if isinstance(element, Document):
-            if "\x00" in element.text:
-                return drop("binary", element)
-            return keep(element)
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        with FileSystems.open(element.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            data = fh.read(self.max_bytes + 1)
-        if len(data) > self.max_bytes:
-            return drop("too_large")
-        if b"\x00" in data[:BINARY_SNIFF]:
-            return drop("binary")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return drop("not_utf8")
-        return keep(code_document(element.repo, element.relpath, text, element.path, size=len(data)))
+def code_file_verdict(repo: str, relpath: str, path: str, data: bytes, max_bytes: int) -> Verdict:
+    """The ``read`` rules for the first ``max_bytes + 1`` bytes of a file: ``too_large``, ``binary``
+    (a NUL byte in the first 8 KiB), ``not_utf8``; else its Document."""
+    if len(data) > max_bytes:
+        return drop("too_large")
+    if b"\x00" in data[:BINARY_SNIFF]:
+        return drop("binary")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return drop("not_utf8")
+    return keep(code_document(repo, relpath, text, path, size=len(data)))
 
 
 class ParseCodeRow(Filter):

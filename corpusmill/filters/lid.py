@@ -49,6 +49,7 @@ class LanguageId(Filter):
     """
 
     name = "lid"
+    transient = ("_model",)
 
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  languages: Optional[Sequence[str]] = None):
@@ -56,11 +57,6 @@ class LanguageId(Filter):
         self.threshold = threshold
         self.languages = frozenset(languages) if languages else None
         self._model = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_model"] = None
-        return state
 
     def setup(self) -> None:
         if self._model is None:

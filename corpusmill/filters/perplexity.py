@@ -236,6 +236,7 @@ class Perplexity(Filter):
     """
 
     name = "perplexity"
+    transient = ("_models",)
 
     def __init__(self, lm_dir: str, languages: Optional[Sequence[str]] = None, require_model: bool = False,
                  default_language: Optional[str] = None):
@@ -244,11 +245,6 @@ class Perplexity(Filter):
         self.require_model = require_model
         self.default_language = default_language
         self._models: Optional[Dict[str, LanguageModel]] = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_models"] = None
-        return state
 
     def setup(self) -> None:
         if self._models is None:

@@ -56,16 +56,12 @@ class WikiClassifier(Filter):
     """The ``wiki_classifier`` step: annotates ``wiki_prob``; drops ``not_wiki_like`` below ``threshold``."""
 
     name = "wiki_classifier"
+    transient = ("_model",)
 
     def __init__(self, model_path: str, threshold: float = DEFAULT_THRESHOLD):
         self.model_path = model_path
         self.threshold = threshold
         self._model = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_model"] = None
-        return state
 
     def setup(self) -> None:
         if self._model is None:

@@ -22,10 +22,14 @@ import re
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
+from corpusmill.document import Document
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters import code as rules
+from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.pipelines.bigquery import BigQueryOptions, export_query, make_client
 from corpusmill.pipelines.io import ReadRawRecords, expand_inputs, join
 from corpusmill.pipelines.line_dedup import FindDuplicateLines
@@ -71,6 +75,26 @@ class GitHubConfig:
             raise CorpusmillError("--max-bytes must be positive")
         if self.limit is not None and self.limit <= 0:
             raise CorpusmillError("--bq-limit must be positive")
+
+
+class ReadCodeFile(Filter):
+    """``read``: a :class:`CodeFile` -> Document. Drops ``binary`` (a NUL byte in the first 8 KiB, or
+    anywhere in a document's text) and ``not_utf8``; Documents (from BigQuery) only get the NUL check.
+    Reads at most ``max_bytes + 1`` bytes, whatever the file claims its size is (local or gs://)."""
+
+    name = "read"
+
+    def __init__(self, max_bytes: int = rules.DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+
+    def __call__(self, element) -> Verdict:
+        if isinstance(element, Document):
+            if "\x00" in element.text:
+                return drop("binary", element)
+            return keep(element)
+        with FileSystems.open(element.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            data = fh.read(self.max_bytes + 1)
+        return rules.code_file_verdict(element.repo, element.relpath, element.path, data, self.max_bytes)
 
 
 def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_MAX_BYTES,
@@ -174,7 +198,7 @@ def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[
     items = streams[0] if len(streams) == 1 else tuple(streams) | "AllInputs" >> beam.Flatten()
     items = run.step(items, "extension", rules.ExtensionAllowList())
     items = run.step(items, "size", rules.SizeCap(cfg.max_bytes))
-    docs = run.step(items, "read", rules.ReadCodeFile(cfg.max_bytes))
+    docs = run.step(items, "read", ReadCodeFile(cfg.max_bytes))
     docs = run.step(docs, "max_line_length", rules.MaxLineLength(cfg.max_line_length))
     docs = run.step(docs, "mean_line_length", rules.MeanLineLength(cfg.max_mean_line_length))
     docs = run.step(docs, "alnum_share", rules.AlnumShare(cfg.min_alnum_share))

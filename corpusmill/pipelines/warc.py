@@ -240,6 +240,7 @@ class ExtractWarcRecord(Filter):
     """
 
     name = "extract"
+    transient = ("_handle", "_handle_path")
 
     def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False):
         self.source = source
@@ -247,12 +248,6 @@ class ExtractWarcRecord(Filter):
         self.fast = fast
         self._handle = None
         self._handle_path = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_handle"] = None
-        state["_handle_path"] = None
-        return state
 
     def __deepcopy__(self, memo):
         return ExtractWarcRecord(self.source, self.max_bytes, self.fast)
