@@ -187,12 +187,18 @@ def test_parquet_output_holds_the_same_documents(baseline, tmp_path):
     assert {d.id: d for d in read_output(tmp_path / "pq")} == by_id
 
 
-def test_jsonl_documents_in_and_out(baseline, tmp_path):
-    """A corpusmill output is a valid input: running the stage again keeps every document."""
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_documents_in_and_out(baseline, tmp_path, fmt):
+    """A corpusmill output (JSONL.gz or Parquet) is a valid input: every document is read back."""
     out, _ = baseline
-    stats = run(tmp_path / "again", inputs=[str(out / "en")], dedup_keep="none")
+    source = out / "en"
+    if fmt == "parquet":
+        run(tmp_path / "pq", fmt="parquet")
+        source = tmp_path / "pq" / "en"
+    stats = run(tmp_path / "again", inputs=[str(source)], dedup_keep="none")
     assert stats[0]["step"] == "read" and stats[0]["failed"] == 0
-    assert stats[0]["read"] == len(read_output(out / "en"))
+    assert stats[0]["read"] == stats[0]["kept"] == len(read_output(out / "en"))
+    assert {d.id for d in read_output(tmp_path / "again")} <= {d.id for d in read_output(out / "en")}
 
 
 def test_bad_jsonl_lines_are_dead_letters(tmp_path):

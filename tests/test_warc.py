@@ -144,3 +144,18 @@ def test_wet_conversion_records(tmp_path):
             warc_headers_dict={"Content-Type": "text/plain"}))
     result, docs, _ = outcomes(path)
     assert result == {"kept": 1} and docs[0].text == text
+
+
+def test_broken_warc_header_is_one_dead_letter_and_the_next_record_is_read(tmp_path):
+    # a well-formed gzip member whose content is not a WARC record, between two real records
+    data = open(warc("pydocs.warc.gz"), "rb").read()
+    refs = list(scan_records(warc("pydocs.warc.gz")))
+    cut = refs[3].offset
+    garbage = gzip.compress(b"WARC/9.9 what is this\r\nno-colon-here\r\n\r\nnot a record\r\n\r\n", mtime=0)
+    dst = tmp_path / "bad-header.warc.gz"
+    dst.write_bytes(data[:cut] + garbage + data[cut:])
+    new_refs = list(scan_records(str(dst)))
+    bad = [r for r in new_refs if r.error]
+    assert len(bad) == 1 and bad[0].offset == cut and bad[0].length == len(garbage)
+    assert len(new_refs) == len(refs) + 1
+    assert [r.uri for r in new_refs if not r.error] == [r.uri for r in refs]
