@@ -189,3 +189,21 @@ def test_export_stream_opens_in_hf_datasets(tmp_path):
     hf.set_format("numpy")
     np.testing.assert_array_equal(np.stack(list(hf[:]["tokens"])), rows)
     assert [list(x) for x in hf["doc_starts"]] == bounds
+
+
+def test_uint32_shards_for_large_vocabularies(tmp_path):
+    """A vocabulary over 65536 (Llama 3: 128256) is stored as uint32 and read back unchanged."""
+    vocab = 128256
+    docs = _docs(40, vocab, seed=10)
+    assert max(max(d) for d in docs if d) >= 65536  # ids that do not fit uint16
+    rows, bounds, infos = _build(tmp_path, docs, vocab=vocab)
+    assert rows.dtype == np.uint32
+    ds = ShardDataset(str(tmp_path))
+    assert ds.manifest["token_dtype"] == "uint32"
+    reader = pa.ipc.open_file(pa.memory_map(str(tmp_path / infos[0]["file"])))
+    assert reader.schema.field("tokens").type == pa.list_(pa.uint32(), 65)
+    for i in range(len(ds)):
+        tokens, starts = ds[i]
+        assert tokens.dtype == np.uint32
+        np.testing.assert_array_equal(tokens, rows[i])
+        assert starts.tolist() == bounds[i]
