@@ -9,6 +9,7 @@ PROVENANCE.md). Models are trained here, small (vocabulary 4000), in seconds.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import statistics
@@ -22,6 +23,7 @@ from corpusmill.cli import main as cli_main
 from corpusmill.document import Document
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters.lid import default_lid_model
+import corpusmill.filters.perplexity as perplexity_module
 from corpusmill.filters.perplexity import (LanguageModel, Perplexity, PerplexityBucket, find_kenlm_binary,
                                            model_paths, normalize_for_lm, read_cutoffs, validate_lm_dir)
 from corpusmill.filters.wiki_classifier import WikiClassifier, load_classifier
@@ -193,14 +195,19 @@ def test_cutoffs_file_errors(tmp_path, models):
         read_cutoffs(str(bad))
 
 
-def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models):
+def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models, monkeypatch):
     docs = tmp_path / "mixed.jsonl.gz"
     fr = list(read_documents_file(WIKI_FR))[:5]
     en = list(read_documents_file(models["ref_heldout"]))[:30]
     with open(docs, "wb") as fh:
         encode_jsonl_gz([d.to_dict() for d in fr + en], fh)
     out = tmp_path / "c.csv"
+    # the KenLM model is loaded once per worker (the in-memory runner: this process), not per document
+    loads = []
+    real_load = perplexity_module.load_kenlm
+    monkeypatch.setattr(perplexity_module, "load_kenlm", lambda path: loads.append(path) or real_load(path))
     table = run_cutoffs(CutoffsConfig([str(docs)], models["lm_dir"], str(out), sample=20))
+    assert loads == [model_paths(models["lm_dir"], "en")[1]]
     assert list(table) == ["en"]
     stats = {s["step"]: s for s in __import__("json").load(open(str(out) + ".run/stats.json"))}
     assert stats["perplexity"]["dropped"] == {"no_model": 5} and stats["perplexity"]["kept"] == 30
@@ -371,5 +378,12 @@ def test_cli_train_lm_cutoffs_train_classifier(tmp_path, capsys):
     assert cli_main(["train-classifier", "--positive", WIKI_EN, "--negative", LOWQ, "--output", str(clf)]) == 0
     out = capsys.readouterr().out
     assert "en: p30 = " in out and "held out: AUC" in out
+    # precision and recall on the held-out 10% are printed too, and written next to the model
+    assert "at 0.5 precision" in out and "at 0.25 precision" in out and out.count("recall") >= 2
+    with open(str(clf) + ".json", encoding="utf-8") as fh:
+        metrics = json.load(fh)
+    assert abs(metrics["held_out"] / (metrics["train"] + metrics["held_out"]) - 0.1) < 0.04  # 10% held out
+    assert 0.0 <= metrics["auc"] <= 1.0
+    assert set(metrics["at_0.5"]) == set(metrics["at_0.25"]) == {"threshold", "precision", "recall"}
     assert validate_lm_dir(str(lm_dir)) == ["en"] and load_classifier(str(clf)) is not None
     assert cli_main(["train-lm", "--lang", "en", "--input", str(tmp_path / "nothing*.txt"), "--output", str(lm_dir)]) == 2
