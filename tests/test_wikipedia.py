@@ -10,10 +10,12 @@ import re
 
 import pytest
 
-from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText, hardened_parser, wikitext_to_text
+from corpusmill.document import Document
+from corpusmill.filters.wikitext import (BOILERPLATE_SECTIONS, ParseWikiPage, WikitextToText, hardened_parser,
+                                         wikitext_to_text)
 from corpusmill.pipelines.io import read_output
 from corpusmill.pipelines.stage import OutputOptions
-from corpusmill.pipelines.wikipedia import WikipediaConfig, read_chunk, run_wikipedia, scan_dump
+from corpusmill.pipelines.wikipedia import WikipediaConfig, read_chunk, read_site_info, run_wikipedia, scan_dump
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "wikipedia")
 DUMP = os.path.join(DATA, "enwiki-sample-multistream.xml.bz2")
@@ -137,6 +139,35 @@ def test_wikitext_rules_local_namespaces_and_languages():
     assert ru == "Текст."
 
 
+def test_boilerplate_section_names_are_those_of_the_page_language():
+    assert set(BOILERPLATE_SECTIONS) == set("bg ca cs da de en es fr hr hu it nl pl pt ro ru sl sr sv uk".split())
+    step = WikitextToText()
+
+    def text(wikitext, lang):
+        return step(Document("d", wikitext, "wikipedia", metadata={"language": lang})).doc.text
+
+    # "Literatura" is a bibliography in Czech (dropped) but a section on literature in Portuguese (kept).
+    pt = "O Brasil tem muitos escritores.\n== Literatura ==\nMachado de Assis escreveu romances.\n" \
+         "== Referências ==\n* Fonte\n"
+    kept = text(pt, "pt")
+    assert "Literatura" in kept.split("\n") and "Machado de Assis escreveu romances." in kept
+    assert "Fonte" not in kept and "Referências" not in kept
+    cs = "Praha je město.\n== Literatura ==\n* Kniha o Praze\n"
+    assert text(cs, "cs") == "Praha je město."
+    # A language outside the 20: every listed name counts.
+    assert text(pt, "xx") == "O Brasil tem muitos escritores."
+
+
+def test_language_comes_from_xml_lang_else_the_dbname(tmp_path):
+    dump = tmp_path / "frwiki.xml"
+    dump.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><dbname>frwiki</dbname>'
+                    "<base>https://fr.wikipedia.org/wiki/Accueil</base></siteinfo>\n"
+                    + _page(1, "Paris", "Paris est une ville.") + "</mediawiki>\n", encoding="utf-8")
+    site = read_site_info(str(dump), "xml")
+    assert site.language == "fr" and site.dbname == "frwiki"
+    assert read_site_info(DUMP, "bz2").language == "en"
+
+
 def _site_header(extra=""):
     return ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="de">' + extra +
             "<siteinfo><sitename>Wikipedia</sitename><dbname>dewiki</dbname>"
@@ -165,10 +196,13 @@ def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
     truncated = tmp_path / "truncated.xml.bz2"
     data = open(DUMP, "rb").read()
     truncated.write_bytes(data[: len(data) * 2 // 3])
+    truncated_gz = tmp_path / "truncated.xml.gz"
+    packed = gzip.compress(raw_xml)
+    truncated_gz.write_bytes(packed[: len(packed) // 2])
     not_xml = tmp_path / "garbage.xml"
     not_xml.write_bytes(b"\x00\x01 this is not a dump")
     out = str(tmp_path / "out")
-    stats = _run([str(good), str(xxe), str(bomb), str(truncated), str(not_xml)], out)
+    stats = _run([str(good), str(xxe), str(bomb), str(truncated), str(truncated_gz), str(not_xml)], out)
     parse = stats["parse"]
     with gzip.open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rt") as fh:
         failed = [json.loads(line) for line in fh]
@@ -180,14 +214,16 @@ def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
     assert any("no </page>" in e for e in by_file["good.xml"])  # the unclosed page
     assert any("DTD" in e for e in by_file["xxe.xml"]) and any("DTD" in e for e in by_file["bomb.xml"])
     assert any("truncated" in e or "ends early" in e for e in by_file["truncated.xml.bz2"])
+    assert any("gzip stream ends early" in e for e in by_file["truncated.xml.gz"])
     assert any("siteinfo" in e for e in by_file["garbage.xml"])
     docs = read_output(out)
     titles = {d.metadata["title"] for d in docs}
     assert {"Gut", "Danach"} <= titles and "Entität" not in titles
     assert {d.metadata["language"] for d in docs if d.metadata["title"] in ("Gut", "Danach")} == {"de"}
-    # the articles of the truncated bz2 before the damage were read, the ones after it were lost
-    assert 0 < sum(1 for d in docs if d.metadata["language"] == "en") < len(re.findall(
-        rb"<ns>0</ns>\s*<id>\d+</id>\s*<revision>", bz2.open(DUMP).read()))
+    # the articles of a truncated bz2 / gzip before the damage were read, the ones after it were lost
+    articles = len(re.findall(rb"<ns>0</ns>\s*<id>\d+</id>\s*<revision>", raw_xml))
+    for cut in (truncated, truncated_gz):
+        assert 0 < sum(1 for d in docs if d.location.startswith(f"{cut}@")) < articles, cut
     everything = b"".join(open(os.path.join(r, f), "rb").read() for r, _, fs in os.walk(out) for f in fs)
     assert b"TOP-SECRET" not in everything and b"TOP-SECRET" not in gzip.decompress(
         open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rb").read())

@@ -11,7 +11,8 @@ Two filters:
 - :class:`WikitextToText` (step ``wikitext``): wikitext -> plain text with mwparserfromhell. Templates,
   ``<ref>``, comments, tables, files/images, categories, interlanguage links, magic words and bare URLs
   are removed; links become their anchor text; headings are kept as lines of text; boilerplate sections
-  (References, External links, See also, ... in the 20 LLaMA languages) are dropped with their content.
+  (References, External links, See also, ... in the page's language, one of the 20 LLaMA languages) are
+  dropped with their content.
   Drops ``empty`` when nothing is left.
 """
 
@@ -97,6 +98,15 @@ def boilerplate_titles(languages: Optional[Iterable[str]] = None) -> FrozenSet[s
 
 
 _ALL_BOILERPLATE = boilerplate_titles()
+_BOILERPLATE_BY_LANGUAGE = {lang: boilerplate_titles([lang]) for lang in BOILERPLATE_SECTIONS}
+
+
+def boilerplate_for(language: str) -> FrozenSet[str]:
+    """The boilerplate titles of a page's language (``pt``, ``sr-ec`` -> ``sr``); all 20 languages' titles
+    for another language. Per language, because one language's boilerplate is another's content
+    ("Literatura" is a bibliography in Czech or Polish, a section on literature in Portuguese or Spanish)."""
+    lang = (language or "").lower().split("-", 1)[0]
+    return _BOILERPLATE_BY_LANGUAGE.get(lang, _ALL_BOILERPLATE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,7 +322,7 @@ class WikitextToText(Filter):
     def __call__(self, doc: Document) -> Verdict:
         meta = dict(doc.metadata)
         no_text = meta.pop(_NS_KEY, ())  # the dump's local File/Category names, passed on by ``parse``
-        text = wikitext_to_text(doc.text, no_text)
+        text = wikitext_to_text(doc.text, no_text, boilerplate_for(meta.get("language", "")))
         doc = doc.replace(text=text, metadata=meta)
         if len(text) < self.min_chars:
             return drop("empty", doc)
