@@ -13,6 +13,7 @@ import tarfile
 
 import pytest
 
+from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
 from corpusmill.filters.latex import MacroExpansionError, clean_latex, expand_macros, extract_macros, strip_comments
 from corpusmill.pipelines.arxiv import ArxivConfig, run_arxiv
 from corpusmill.pipelines.io import read_output
@@ -132,6 +133,9 @@ def test_hostile_archives_are_dropped_with_reasons(arxiv_run):
         failed = {f["location"].split("#")[-1]: f["error"] for f in map(json.loads, fh)}
     assert "grew the text" in failed["2301/2301.00013.gz"]  # exponential macro bomb
     assert "deeper than" in failed["2301/2301.00014.gz"]  # self-referencing macro
+    # the errors name the macro and the option that lets a sound paper through
+    assert "--max-macro-growth" in failed["2301/2301.00013.gz"]
+    assert "\\loop" in failed["2301/2301.00014.gz"] and "--max-macro-depth" in failed["2301/2301.00014.gz"]
     s = arxiv_run["stats"]
     assert s["latex"]["failed"] == 2
     docs = {d.metadata["paper"]: d for d in read_output(out)}
@@ -217,6 +221,25 @@ def test_macro_expansion_rules():
         expand_macros(r"\a", extract_macros(r"\def\a{\b}\def\b{\a}")[1])
     assert strip_comments("a % c\n% whole line\nb \\% kept \\\\% gone\nc") == "a\nb \\% kept \\\\\nc"
     assert clean_latex(r"\documentclass{x}\begin{document}no sections\end{document}").text is None
+
+
+def test_gzip_bomb_special_member_and_appendix():
+    # A paper whose .gz unpacks past --max-unpacked-mb stops there (the cap, not the whole bomb, is held).
+    bomb = _gz(_tex("x").encode() + b" " * (4 << 20))
+    assert len(bomb) < 8192
+    verdict = ExtractPaper(max_unpacked_bytes=1 << 20)(PaperRecord("2301.00020", "bulk.tar#b.gz", len(bomb),
+                                                                   payload=bomb))
+    assert verdict.reason == "too_large" and "unpacks to more than 1048576" in verdict.doc.metadata["reject_detail"]
+    assert ExtractPaper()(PaperRecord("2301.00020", "bulk.tar#b.gz", len(bomb), payload=bomb)).kept
+    # A FIFO (or device) member inside a paper's tar.
+    fifo = tarfile.TarInfo("pipe")
+    fifo.type = tarfile.FIFOTYPE
+    paper = _gz(_tar([_file("paper.tex", _tex("ok").encode()), (fifo, None)]))
+    verdict = ExtractPaper()(PaperRecord("2301.00021", "bulk.tar#f.gz", len(paper), payload=paper))
+    assert verdict.reason == "special_member" and "'pipe'" in verdict.doc.metadata["reject_detail"]
+    # Everything from \appendix on goes, like the bibliography.
+    cleaned = clean_latex(r"\section{A} Body text. \appendix \section{Proofs} Appendix text.")
+    assert cleaned.text == r"\section{A} Body text." and cleaned.chars_after_tail > 0
 
 
 @pytest.mark.slow

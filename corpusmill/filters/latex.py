@@ -242,8 +242,6 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
     total = [0]
 
     def expand(s: str, depth: int) -> str:
-        if depth > max_depth:
-            raise MacroExpansionError(f"macro expansion deeper than {max_depth} levels (a self-referencing macro?)")
         out: List[str] = []
         pos = 0
         while True:
@@ -280,7 +278,11 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
             total[0] += len(body)
             if total[0] > limit:
                 raise MacroExpansionError(f"macro expansion grew the text past {limit} characters "
-                                          f"(\\{macro.name}: a macro bomb?)")
+                                          f"(\\{macro.name}: a macro bomb?); if the paper is sound, raise "
+                                          f"--max-macro-growth")
+            if depth + 1 > max_depth:
+                raise MacroExpansionError(f"macro expansion deeper than {max_depth} levels (\\{macro.name}: a "
+                                          f"self-referencing macro?); if the paper is sound, raise --max-macro-depth")
             out.append(expand(body, depth + 1))
             pos = i
         out.append(s[pos:])
