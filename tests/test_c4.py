@@ -77,6 +77,51 @@ def test_clean_page_page_and_line_rules():
     assert rules.CleanPage()(Document("d", "One sentence only, with enough words.")).reason == "too_few_sentences"
 
 
+def test_clean_page_line_rules_each_remove_their_line():
+    real = _wet_text("library/textwrap.html")
+    base = rules.CleanPage()(Document("d", real)).doc
+    added = {
+        "javascript": "Please enable JavaScript to see the comments on this page.",
+        "no_endmark": "And the story goes on and on and on from here...",  # an ellipsis is no end mark
+        "too_short": "Four words end here.",
+        "too_long_word": "A line with a word of " + "x" * 1001 + " characters.",
+    }
+    for reason, line in added.items():
+        verdict = rules.CleanPage()(Document("d", real + "\n" + line))
+        assert verdict.kept and line not in verdict.doc.text, reason
+        removed = verdict.doc.metadata["c4_lines_removed"]
+        assert removed[reason] == base.metadata["c4_lines_removed"].get(reason, 0) + 1, reason
+    # the thresholds are options
+    assert "Four words end here." in rules.CleanPage(min_words_per_line=4)(
+        Document("d", real + "\nFour words end here.")).doc.text
+
+
+def test_released_heuristics_are_configurable_filters():
+    text = "\n".join(f"Line number {i} ends with a full stop." for i in range(12)) + "\nno end mark"
+    doc = Document("d", text)
+    assert rules.TerminalPunctShare(0.5)(doc).kept
+    assert rules.TerminalPunctShare(0.95)(doc).reason == "low_terminal_punct_share"
+    words = len(text.split())
+    assert rules.WordCount(words, words)(doc).kept
+    assert rules.WordCount(words + 1)(doc).reason == "too_few_words"
+    assert rules.WordCount(1, words - 1)(doc).reason == "too_many_words"
+    assert rules.WordCount(1, 0)(doc).kept  # 0: no maximum
+    assert rules.SentenceCount(12)(doc).kept and rules.SentenceCount(14)(doc).reason == "too_few_sentences"
+    assert rules.SentenceCount(12)(doc).doc.metadata["sentences"] == 13
+
+
+def test_badwords_list_is_configurable(tmp_path):
+    custom = tmp_path / "words.txt"
+    custom.write_text("# our list\n\nsorting\nkey function\n", encoding="utf-8")
+    filt = rules.BadWords(str(custom))
+    assert filt(Document("d", _wet_text("howto/sorting.html"))).reason == "badword"
+    assert filt(Document("d", "A page about the KEY   function.")).kept  # a phrase matches as written
+    assert filt(Document("d", "Use a key function here.")).reason == "badword"
+    other = _wet_text("library/textwrap.html")
+    assert "sorting" not in other.lower() and "key function" not in other.lower()
+    assert filt(Document("d", other)).kept
+
+
 def test_sentence_splitter_and_url_normalization():
     spans = rules.sentence_spans("Use e.g. the J. R. R. Tolkien books. Is it? Yes! Done at 3 p.m. today.")
     assert len(spans) == 4
