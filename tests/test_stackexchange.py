@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bz2
 import collections
+import html
 import os
 import re
 import shutil
@@ -53,12 +54,15 @@ def _rows(xml):
 
 def test_html_to_text_keeps_code_blocks_and_lists_of_real_answers():
     rows = _rows(_site_xml()["programming.python-faq.example"])
-    pre = next(r for r in rows if "<pre>" in r["Body"] and r["PostTypeId"] == "2")
-    text = html_to_text(pre["Body"])
-    raw_code = re.search(r"<pre>(.*?)</pre>", pre["Body"], re.S).group(1)
-    first_code_line = re.sub(r"<[^>]+>", "", raw_code).split("\n")[0]
-    first_code_line = etree.fromstring(f"<x>{first_code_line}</x>".replace("&", "&amp;")).text or ""
-    assert "```" in text
+    # every <pre> block of the real posts appears verbatim (tags removed, entities decoded) between fences
+    blocks = 0
+    for r in rows:
+        text = html_to_text(r["Body"])
+        for raw_code in re.findall(r"<pre[^>]*>(.*?)</pre>", r["Body"], re.S):
+            code = html.unescape(re.sub(r"<[^>]+>", "", raw_code)).strip("\n")
+            assert "```\n" + "\n".join(line.rstrip() for line in code.split("\n")) + "\n```" in text, r["Id"]
+            blocks += 1
+    assert blocks >= 10
     lists = next(r for r in rows if "<ul" in r["Body"] and r["PostTypeId"] == "2")
     items = [line for line in html_to_text(lists["Body"]).split("\n") if line.startswith("- ")]
     assert len(items) == lists["Body"].count("<li")
