@@ -158,3 +158,44 @@ def test_cli_options_logs_and_doc_mask(shards, tmp_path):
                               "--micro-batch", "3"])
     with pytest.raises(CorpusmillError, match="--micro-batch 3 does not divide"):
         args.func(args, [])
+
+
+def test_bf16_autocast_mfu_and_progress_lines(shards, tmp_path):
+    model, tr = _cfg(steps=3, warmup_steps=1, eval_every=3, eval_holdout_shards=1, eval_rows=16, log_every=1,
+                     peak_flops=1e12)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        stream = io.StringIO()
+        out = str(tmp_path / precision)
+        train(model, dataclasses.replace(tr, precision=precision), shards, out, stream=stream, verify_data=False)
+        runs[precision] = ([r for r in _log(out) if "loss" in r], stream.getvalue())
+    fp32, text = runs["fp32"]
+    # a progress line per step (loss, lr, grad norm, tokens/s, MFU) and one per evaluation
+    for r in fp32:
+        assert f"step {r['step']}/3 | loss {r['loss']:.4f} | lr {r['lr']:.2e} | gnorm " in text
+    assert text.count(" tok/s | mfu ") == 3 and "step 3 | eval loss " in text
+    # MFU when the peak is known (--peak-flops): (6 N + 12 L d T) x tokens/s / peak
+    model_cfg = dataclasses.replace(model, vocab_size=1024)
+    for r in fp32:
+        assert r["mfu"] == pytest.approx(model_cfg.flops_per_token(64) * r["tokens_per_s"] / 1e12, rel=1e-9)
+    # --precision bf16 autocasts the forward pass (here on the CPU): close to fp32, not bit-equal
+    bf16, text16 = runs["bf16"]
+    assert "| bf16 |" in text16 and "| fp32 |" in text
+    diffs = [abs(a["loss"] - b["loss"]) for a, b in zip(fp32, bf16)]
+    assert max(diffs) < 0.05 and max(diffs) > 0, diffs
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compile_gives_the_eager_losses(shards, tmp_path):
+    model, tr = _cfg(steps=2, warmup_steps=1)
+    train(model, tr, shards, str(tmp_path / "eager"), stream=None, verify_data=False)
+    from torch._dynamo.utils import counters  # noqa: PLC0415
+
+    counters.clear()
+    train(model, dataclasses.replace(tr, compile=True), shards, str(tmp_path / "compiled"), stream=None,
+          verify_data=False)
+    assert counters["stats"]["unique_graphs"] > 0  # the blocks really went through torch.compile
+    assert json.load(open(tmp_path / "compiled" / "config.json"))["train"]["compile"] is True
+    eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
+    assert len(compiled) == 2 and compiled == pytest.approx(eager, rel=1e-4, abs=1e-4)
