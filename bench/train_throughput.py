@@ -9,7 +9,7 @@
 Steady-state tokens/s = median over the steps after the first ``--warmup`` of each run; the three
 run in turns, ``--rounds`` times, so load from other jobs on the machine hits them alike. Usage::
 
-    .venv/bin/python bench/train_step.py [--config small] [--steps 12] [--rounds 3] [--threads 1] [--json OUT]
+    .venv/bin/python bench/train_throughput.py [--config small] [--steps 12] [--rounds 3] [--threads 1] [--json OUT]
 """
 
 from __future__ import annotations
