@@ -208,6 +208,7 @@ class FakeBigQuery:
         self.fail_page = fail_page      # index of the results page that answers 404
         self.stop_after = stop_after    # serve only this many rows, with no page token after them
         self.queries = []
+        self.inserted = []  # jobs.insert request bodies
         self.requests = []
         self.pages_served = 0
         fake = self
@@ -224,6 +225,7 @@ class FakeBigQuery:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append(("POST", self.path, dict(self.headers)))
+                fake.inserted.append(body)
                 if fake.fail_insert:
                     return self._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
                                                       "message": "Access Denied: Project p: User does not have "
@@ -320,6 +322,25 @@ def test_bigquery_error_response_is_a_clear_error(tmp_path):
     with FakeBigQuery(_bq_rows(), fail_insert=True) as fake:
         with pytest.raises(CorpusmillError, match="bigquery.jobs.create permission"):
             run_github(_bq_config(str(tmp_path / "err"), fake.endpoint))
+
+
+def test_bigquery_project_location_and_dataset_options_reach_the_api(tmp_path):
+    with pytest.raises(CorpusmillError, match="--bq-billing-project needs credentials"):
+        run_github(_bq_config(str(tmp_path / "billing"), "http://127.0.0.1:9", billing_project="billing-q"))
+    cfg = _bq_config(str(tmp_path / "opts"), None)
+    cfg.dataset, cfg.limit = "mirror-project.gh_copy", 7
+    cfg.bigquery.location = "EU"
+    with FakeBigQuery(_bq_rows(), fail_insert=True) as fake:
+        cfg.bigquery.endpoint = fake.endpoint
+        with pytest.raises(CorpusmillError, match="location EU"):
+            run_github(cfg)
+    method, path, headers = fake.requests[0]
+    assert method == "POST" and path.startswith("/bigquery/v2/projects/p/jobs")
+    job = fake.inserted[0]
+    assert job["jobReference"]["projectId"] == "p" and job["jobReference"]["location"] == "EU"
+    sql = job["configuration"]["query"]["query"]
+    assert "`mirror-project.gh_copy.files`" in sql and "`mirror-project.gh_copy.licenses`" in sql
+    assert sql.rstrip().endswith("LIMIT 7") and "bigquery-public-data" not in sql
 
 
 def test_bigquery_short_result_and_paging_error_keep_the_rows_received(tmp_path):

@@ -54,6 +54,9 @@ def make_client(opts: BigQueryOptions):
     never printed or logged."""
     from google.cloud import bigquery
 
+    if opts.anonymous and opts.billing_project:
+        raise CorpusmillError("--bq-billing-project needs credentials (the quota project is set on them); "
+                              "drop --bq-anonymous or --bq-billing-project")
     client_options = {}
     if opts.endpoint:
         client_options["api_endpoint"] = opts.endpoint
