@@ -37,6 +37,7 @@ def test_model_and_info(trained):
     assert info["sha256"] == sha256_file(os.path.join(out, MODEL_FILE))
     assert (sp.unk_id(), sp.bos_id(), sp.eos_id()) == (0, 1, 2)
     assert info["options"]["model_type"] == "bpe"
+    assert info["options"]["split_digits"] is True and info["options"]["byte_fallback"] is True
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
     for name in WEIGHTS:  # every input document is accounted for by its read step
@@ -52,7 +53,7 @@ def test_sample_follows_the_weights(trained):
         if s["whole_source"]:  # smaller than its quota: all of it
             assert s["chars"] <= weight * SAMPLE_CHARS
             continue
-        # drawn document by document: within a few documents of the quota
+        # drawn line by line (a hash of seed, id and line number decides): within sampling noise of the quota
         assert s["chars"] == pytest.approx(weight * SAMPLE_CHARS, rel=0.2), name
     assert not sources["wiki_en"]["whole_source"] and not sources["wiki_fr"]["whole_source"]
     en_fr = sources["wiki_en"]["chars"] / sources["wiki_fr"]["chars"]
@@ -118,3 +119,14 @@ def test_bad_inputs_are_clear(tmp_path):
         train_sentencepiece(iter(["a b c"]), 100)
     with pytest.raises(CorpusmillError, match="empty"):
         train_sentencepiece(iter([]), 1000)
+
+
+def test_llama_vocabulary_is_the_default():
+    import argparse
+
+    from corpusmill.pipelines.tokenizer import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train-tokenizer", "--input", os.path.join(MIX, "code"), "--output", "x"])
+    assert args.vocab_size == 32000 == TokenizerConfig(files={}, output="x").vocab_size
