@@ -64,7 +64,10 @@ def test_whole_recipe(first_run):
     cc_docs = read_output(os.path.join(out, "sources", "cc"))
     assert cc_docs and {d.metadata["language"] for d in cc_docs} == {"en"}
     with open(os.path.join(out, "counts", "counts.json"), encoding="utf-8") as fh:
-        counts = json.load(fh)["sources"]
+        counts_file = json.load(fh)
+    counts = counts_file["sources"]
+    # the tokenizer's sha256 is in every manifest that uses it: counts.json and the shards' manifest.json
+    assert counts_file["tokenizer_sha256"] == result.shards_manifest["tokenizer_sha256"]
     assert counts["cc"]["documents"] == len(cc_docs)
     man = result.shards_manifest
     assert man["skipped_sources"] == {"private_books": result.skipped["private_books"]}
