@@ -13,6 +13,7 @@ import tarfile
 
 import pytest
 
+from corpusmill.cli import main as cli_main
 from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
 from corpusmill.filters.latex import MacroExpansionError, clean_latex, expand_macros, extract_macros, strip_comments
 from corpusmill.pipelines.arxiv import ArxivConfig, run_arxiv
@@ -240,6 +241,17 @@ def test_gzip_bomb_special_member_and_appendix():
     # Everything from \appendix on goes, like the bibliography.
     cleaned = clean_latex(r"\section{A} Body text. \appendix \section{Proofs} Appendix text.")
     assert cleaned.text == r"\section{A} Body text." and cleaned.chars_after_tail > 0
+
+
+def test_cli_options_reach_the_stage(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(out),
+                     "--format", "parquet", "--max-paper-mb", "1"]) == 0
+    assert sorted(os.listdir(out)) == ["_SUCCESS", "part-00000.parquet", "stats.json"]
+    assert len(read_output(str(out))) == len(PAPERS)
+    assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(tmp_path / "x"),
+                     "--max-macro-depth", "0"]) == 2
+    assert "--max-macro-depth must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
+from corpusmill.cli import main as cli_main
 from corpusmill.dedup import minhash
 from corpusmill.document import make_id
 from corpusmill.filters.gutenberg import strip_gutenberg
@@ -213,6 +214,21 @@ def test_signature_is_datasketch_minhash_and_jsonl_line_cap(tmp_path):
     recs = list(read_book_file((str(path), "b.jsonl"), 1000))
     assert [r.too_large for r in recs] == [True, False] and recs[0].payload is None and recs[0].size > 5000
     assert book_keys(["/a/b/c.txt", "/a/d.txt"]) == [("/a/b/c.txt", "b/c.txt"), ("/a/d.txt", "d.txt")]
+
+
+def test_cli_options_reach_the_stage(tmp_path, capsys):
+    cap_mb = 0.09
+    files = sorted(glob.glob(os.path.join(DATA, "milton", "*.gz")))
+    too_large = sum(len(gzip.open(f).read()) > cap_mb * (1 << 20) for f in files)
+    assert 0 < too_large < len(files)
+    out = tmp_path / "cli"
+    assert cli_main(["source", "books", "--input", os.path.join(DATA, "milton"), "--output", str(out),
+                     "--max-book-mb", str(cap_mb), "--overlap", "0.95", "--num-perm", "64"]) == 0
+    read = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["read"]
+    assert read["read"] == len(files) and read["dropped"] == {"too_large": too_large}
+    assert cli_main(["source", "books", "--input", os.path.join(DATA, "milton"), "--output", str(tmp_path / "x"),
+                     "--overlap", "90"]) == 2
+    assert "--overlap 90.0: give a share between 0 and 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

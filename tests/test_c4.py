@@ -243,3 +243,20 @@ def test_bad_input_is_explained(tmp_path):
     failures = failed_records(out)
     assert all("c4-broken.json@" in f["location"] for f in failures)
     assert any("not valid JSON" in f["error"] for f in failures)
+
+
+def test_cli_options_reach_the_stage(tmp_path, capsys):
+    import json
+
+    from corpusmill.cli import main as cli_main
+
+    with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
+        n = sum(1 for line in fh if line.strip())
+    out = tmp_path / "cli"
+    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(out),
+                     "--min-punct-share", "0", "--min-words", "0", "--max-words", "0", "--min-sentences", "0"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert [s["step"] for s in stats] == ["read", "terminal_punct", "word_count", "sentence_count"]
+    assert all(s["read"] == s["kept"] == n for s in stats)  # every threshold off: nothing dropped
+    assert cli_main(["source", "c4", "--from", "crawl", "--input", RELEASED, "--output", str(tmp_path / "x")]) == 2
+    assert "--from crawl reads WARC/WET files" in capsys.readouterr().err

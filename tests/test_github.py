@@ -359,3 +359,20 @@ def test_bigquery_short_result_and_paging_error_keep_the_rows_received(tmp_path)
     assert parse["read"] == 4 + 1 and parse["failed"] == 1  # the first page, then the error record
     error = failed_records(out)[0]["error"]
     assert f"after 4 of {len(rows)} rows" in error and "NotFound" in error
+
+
+def test_cli_options_reach_the_stage(tmp_path, capsys):
+    from corpusmill.cli import main as cli_main
+
+    cap = 2000
+    big = sum(rules.is_allowed(name) and os.path.getsize(os.path.join(d, name)) > cap
+              for d, _, names in os.walk(REPOS) for name in names)
+    assert big > 0
+    out = tmp_path / "cli"
+    assert cli_main(["source", "github", "--from", "local", "--input", REPOS, "--output", str(out),
+                     "--max-bytes", str(cap), "--keep-headers"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert "header" not in [s["step"] for s in stats]
+    assert step_stats(stats, "size")["dropped"] == {"too_large": big}
+    assert cli_main(["source", "github", "--from", "bigquery", "--bq-anonymous", "--output", str(tmp_path / "x")]) == 2
+    assert "--bq-anonymous only works with --bq-endpoint" in capsys.readouterr().err

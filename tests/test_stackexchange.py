@@ -226,3 +226,27 @@ def test_multiprocess_runner_and_redpajama_format(tmp_path):
     assert docs and all(len(d.metadata["answer_ids"]) >= 2 for d in docs)
     assert all(re.match(r"Q: .+\nA: ", d.text, re.S) and "\n\nA: " not in d.text for d in docs)
     assert collections.Counter(d.metadata["site_rank"] for d in docs).keys() <= {1, 2}
+
+
+def test_cli_options_reach_the_stage(tmp_path, capsys):
+    import json
+
+    from corpusmill.cli import main as cli_main
+
+    sites = ["gui.python-faq.example", "library.python-faq.example"]
+    xml = _site_xml()
+    answers = collections.Counter((s, r["ParentId"]) for s in sites for r in _rows(xml[s]) if r["PostTypeId"] == "2")
+    questions = [(s, r["Id"]) for s in sites for r in _rows(xml[s]) if r["PostTypeId"] == "1"]
+    few = sum(answers[q] < 2 for q in questions)
+    assert 0 < few < len(questions)
+    out = tmp_path / "cli"
+    assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(out), "--sites", ",".join(sites),
+                     "--text-format", "redpajama", "--min-answers", "2", "--split-mb", "0.01"]) == 0
+    docs = read_output(str(out))
+    assert sorted({d.metadata["site"] for d in docs}) == sites and len(docs) == len(questions) - few
+    assert all(re.match(r"Q: .+\nA: .+\nA: ", d.text, re.S) and "\n\nA: " not in d.text for d in docs)
+    stats = json.loads((out / "stats.json").read_text())
+    assert step_stats(stats, "format")["dropped"] == {"too_few_answers": few}
+    assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"),
+                     "--top-sites", "0"]) == 2
+    assert "--top-sites must be at least 1" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from corpusmill.cli import main as cli_main
 from corpusmill.document import Document
 from corpusmill.filters.wikitext import (BOILERPLATE_SECTIONS, ParseWikiPage, WikitextToText, hardened_parser,
                                          wikitext_to_text)
@@ -232,6 +233,18 @@ def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
 
     root = etree.fromstring(xxe.read_bytes(), hardened_parser())
     assert "TOP-SECRET" not in etree.tostring(root, encoding="unicode")
+
+
+def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
+    out = tmp_path / "cli"
+    assert cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(out), "--namespaces", "0,4",
+                     "--split-mb", "0.03"]) == 0
+    parse = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["parse"]
+    # namespace 4 is kept too, so its redirect page is dropped as a redirect, not for its namespace
+    assert parse["dropped"] == {"redirect": truth["redirects"]} and parse["kept"] == truth["articles"]
+    assert cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(tmp_path / "x"),
+                     "--namespaces", "main"]) == 2
+    assert "--namespaces 'main': give numbers" in capsys.readouterr().err
 
 
 @pytest.mark.slow
