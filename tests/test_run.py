@@ -131,3 +131,18 @@ def test_processor_input_and_options_are_checked(tmp_path):
     data["sources"]["cc"]["options"] = {"langauges": ["en"]}
     with pytest.raises(CorpusmillError, match="sources.cc.options.langauges: not a field of CCNetConfig"):
         run_recipe(write_yaml(tmp_path / "b.yaml", data), log=lambda *_: None)
+
+
+def test_groups_that_match_nothing_name_the_manifest_field(first_run, tmp_path):
+    path, result, _ = first_run
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    data["sources"]["cc"]["groups"] = ["de*"]  # the CCNet stage wrote only English
+    bad = write_yaml(tmp_path / "de.yaml", data)
+    with pytest.raises(CorpusmillError) as err:
+        run_recipe(bad, log=lambda *_: None)
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: sources.cc.groups: de* match no sub-directory")
+    subdirs = sorted(d for d in os.listdir(os.path.join(result.manifest.output, "sources", "cc"))
+                     if not d.startswith("_") and os.path.isdir(os.path.join(result.manifest.output, "sources", "cc", d)))
+    assert subdirs and msg.endswith(f"its sub-directories: {', '.join(subdirs)}")

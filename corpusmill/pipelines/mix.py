@@ -49,9 +49,14 @@ def source_files(name: str, location: str, groups=None) -> List[str]:
     only some group sub-directories) or a glob of document files."""
     if os.path.isdir(location):
         files = [f for f in list_output_files(location) if matches_groups(os.path.relpath(f, location), groups)]
+        if not files and groups:
+            subdirs = sorted(d for d in os.listdir(location)
+                             if os.path.isdir(os.path.join(location, d)) and not d.startswith(("_", ".")))
+            raise CorpusmillError(f"sources.{name}.groups: {', '.join(groups)} match no sub-directory with document "
+                                  f"files (part-*) under {location}; its sub-directories: "
+                                  f"{', '.join(subdirs) or 'none (remove groups)'}")
         if not files:
-            where = f" in groups {', '.join(groups)}" if groups else ""
-            raise CorpusmillError(f"sources.{name}: no document files (part-*){where} under {location}")
+            raise CorpusmillError(f"sources.{name}: no document files (part-*) under {location}")
         return files
     try:
         return expand_inputs([location])

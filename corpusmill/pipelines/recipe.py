@@ -183,7 +183,10 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         if m.mode == "weights":
             log("[run] weights renormalized over the remaining sources: "
                 + ", ".join(f"{s.name}={s.weight:.4g}" for s in m.sources))
-    files = {s.name: source_files(s.name, locations[s.name], s.groups) for s in m.sources}
+    try:
+        files = {s.name: source_files(s.name, locations[s.name], s.groups) for s in m.sources}
+    except CorpusmillError as exc:
+        raise CorpusmillError(f"{m.path}: {exc}") from None
 
     # 2. tokenizer
     if m.tokenizer.model:
