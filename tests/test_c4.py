@@ -189,6 +189,11 @@ def test_crawl_removes_repeated_three_sentence_spans_across_files(crawl_run):
     kept = [d.url for d in docs]
     copies = [u for u in lost + kept if u.endswith("tutorial/classes.html")]
     assert len(copies) == 2 and sum(u.endswith("tutorial/classes.html") for u in lost) == 1
+    # the first occurrence by document id keeps the shared spans: the copy that lost them has the larger id
+    lost_id = next(r["document"]["id"] for r in dropped_records(out, "span_dedup", "too_few_sentences")
+                   if r["document"]["url"].endswith("tutorial/classes.html"))
+    kept_id = next(d.id for d in docs if d.url.endswith("tutorial/classes.html"))
+    assert kept_id < lost_id
 
 
 def test_crawl_output_obeys_c4_rules_and_drops_bad_words(crawl_run):
