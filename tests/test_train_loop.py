@@ -125,6 +125,15 @@ def test_bad_input_is_caught_before_training(shards, tmp_path):
         train(model, tr, shards, run, stream=None)
     with pytest.raises(CorpusmillError, match="seed"):
         train(model, dataclasses.replace(tr, seed=1), shards, run, resume=True, stream=None)
+    # resuming on shards of another tokenizer with the same vocabulary size: caught by its sha256
+    other = tmp_path / "other_tokenizer"
+    shutil.copytree(shards, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["tokenizer_sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorpusmillError, match=r"trained on data with tokenizer_sha256=.*--data has '0000"):
+        train(model, tr, str(other), run, resume=True, stream=None)
+    assert [r["step"] for r in _log(run) if "loss" in r] == [1, 2]  # nothing trained by the refused runs
 
 
 def test_cli_options_logs_and_doc_mask(shards, tmp_path):
