@@ -16,7 +16,7 @@ import pytest
 from corpusmill.cli import main as cli_main
 from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
 from corpusmill.filters.latex import MacroExpansionError, clean_latex, expand_macros, extract_macros, strip_comments
-from corpusmill.pipelines.arxiv import ArxivConfig, run_arxiv
+from corpusmill.pipelines.arxiv import ArxivConfig, _read_folder, run_arxiv
 from corpusmill.pipelines.io import read_output
 from corpusmill.pipelines.stage import OutputOptions
 
@@ -224,7 +224,7 @@ def test_macro_expansion_rules():
     assert clean_latex(r"\documentclass{x}\begin{document}no sections\end{document}").text is None
 
 
-def test_gzip_bomb_special_member_and_appendix():
+def test_gzip_bomb_special_member_and_appendix(tmp_path):
     # A paper whose .gz unpacks past --max-unpacked-mb stops there (the cap, not the whole bomb, is held).
     bomb = _gz(_tex("x").encode() + b" " * (4 << 20))
     assert len(bomb) < 8192
@@ -238,6 +238,13 @@ def test_gzip_bomb_special_member_and_appendix():
     paper = _gz(_tar([_file("paper.tex", _tex("ok").encode()), (fifo, None)]))
     verdict = ExtractPaper()(PaperRecord("2301.00021", "bulk.tar#f.gz", len(paper), payload=paper))
     assert verdict.reason == "special_member" and "'pipe'" in verdict.doc.metadata["reject_detail"]
+    # A gzipped .tex in a paper folder is capped by what it unpacks to, not by its compressed size.
+    folder = tmp_path / "gzpaper"
+    folder.mkdir()
+    (folder / "main.tex.gz").write_bytes(bomb)
+    rec = _read_folder(str(folder), 1 << 20, 256 << 20)
+    assert rec.reject[0] == "too_large" and "main.tex.gz unpacks to" in rec.reject[1]
+    assert _read_folder(str(folder), 8 << 20, 256 << 20).files["main.tex"].startswith(b"\\documentclass")
     # Everything from \appendix on goes, like the bibliography.
     cleaned = clean_latex(r"\section{A} Body text. \appendix \section{Proofs} Appendix text.")
     assert cleaned.text == r"\section{A} Body text." and cleaned.chars_after_tail > 0

@@ -136,7 +136,13 @@ def _read_folder(folder: str, max_file: int, max_total: int) -> PaperRecord:
                 import gzip
 
                 with gzip.open(full) as fh:
-                    files[rel[:-3]] = fh.read(max_file + 1)
+                    data = fh.read(max_file + 1)
+                total += len(data) - size  # what it unpacks to counts, not its compressed size
+                if len(data) > max_file or total > max_total:
+                    return PaperRecord(name, folder, total, reject=("too_large", f"{rel} unpacks to {len(data)}+ "
+                                                                                 f"bytes; caps {max_file} per file, "
+                                                                                 f"{max_total} per paper"))
+                files[rel[:-3]] = data
     return PaperRecord(name, folder, total, files=files)
 
 
