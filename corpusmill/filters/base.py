@@ -16,7 +16,7 @@ processes, and the model is not loaded per document).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 from corpusmill.document import Document
 
@@ -27,21 +27,24 @@ class Verdict:
 
     doc: Optional[Document]
     reason: Optional[str] = None  # None when kept
+    counts: Optional[Dict[str, int]] = None  # extra per-step totals for stats.json ("counters")
 
     @property
     def kept(self) -> bool:
         return self.reason is None
 
 
-def keep(doc: Document) -> Verdict:
-    return Verdict(doc, None)
+def keep(doc: Document, counts: Optional[Dict[str, int]] = None) -> Verdict:
+    """Keep ``doc``. ``counts`` (e.g. ``{"header_lines_stripped": 27}``) are summed over the step and
+    reported in its stats.json entry under ``counters``."""
+    return Verdict(doc, None, counts)
 
 
-def drop(reason: str, doc: Optional[Document] = None) -> Verdict:
+def drop(reason: str, doc: Optional[Document] = None, counts: Optional[Dict[str, int]] = None) -> Verdict:
     """Drop with a reason (a short snake_case word: it becomes a counter and a file name)."""
     if not reason or not reason.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"drop reason must be a short snake_case word, got {reason!r}")
-    return Verdict(doc, reason)
+    return Verdict(doc, reason, counts)
 
 
 class Filter:

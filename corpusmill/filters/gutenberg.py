@@ -77,9 +77,10 @@ class StripGutenberg(Filter):
     def __call__(self, doc: Document) -> Verdict:
         body, head, foot = strip_gutenberg(doc.text)
         doc = doc.replace(text=body).annotate(gutenberg_header_lines=head, gutenberg_footer_lines=foot)
+        counts = {"header_lines_stripped": head, "footer_lines_stripped": foot}
         if not body.strip():
-            return drop("empty_after_strip", doc)
-        return keep(doc)
+            return drop("empty_after_strip", doc, counts)
+        return keep(doc, counts)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ four PCollections:
 - ``failed``:  :class:`Failure` records (step, error, input location) for every element that raised;
 - ``stats``:   ``((step, outcome, reason), (count, bytes_in, bytes_out))`` partial sums.
 
+A filter may also return extra totals with its verdict (``keep(doc, counts={...})``); they are summed
+per step into stats.json's optional ``counters`` (lines stripped, bytes removed, ...).
+
 Every element lands in exactly one of kept / dropped / failed, so for every step
 ``read = kept + sum(dropped) + failed`` holds by construction; :class:`Run` turns the stats into
 stats.json (built from the outputs themselves, so it survives any runner) and also keeps a Beam
@@ -39,6 +42,7 @@ from corpusmill.document import Document
 from corpusmill.filters.base import Filter, Verdict
 
 KEPT, DROPPED, FAILED, STATS = "kept", "dropped", "failed", "stats"
+COUNTER = "counter"  # a stats row that is not a document outcome: a filter's extra total
 
 
 @dataclasses.dataclass(slots=True)
@@ -151,6 +155,8 @@ class _FilterDoFn(beam.DoFn):
             ))
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, size_in, 0)))
             return
+        for name, value in (verdict.counts or {}).items():
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, name), (int(value), 0, 0)))
         if verdict.kept:
             self._counter("kept").inc()
             yield verdict.doc
@@ -202,6 +208,9 @@ def build_stats(rows: List[Tuple[Tuple[str, str, str], Tuple[int, int, int]]], s
     for (step, outcome, reason), (n, b_in, b_out) in rows:
         entry = by_step.setdefault(step, {"step": step, "read": 0, "kept": 0, "dropped": {}, "failed": 0,
                                           "bytes_read": 0, "bytes_kept": 0})
+        if outcome == COUNTER:
+            entry.setdefault("counters", {})[reason] = entry.get("counters", {}).get(reason, 0) + n
+            continue
         entry["read"] += n
         entry["bytes_read"] += b_in
         if outcome == KEPT:
@@ -214,6 +223,8 @@ def build_stats(rows: List[Tuple[Tuple[str, str, str], Tuple[int, int, int]]], s
     ordered = [by_step[s] for s in step_order] + [v for k, v in sorted(by_step.items()) if k not in step_order]
     for entry in ordered:
         entry["dropped"] = dict(sorted(entry["dropped"].items()))
+        if "counters" in entry:
+            entry["counters"] = dict(sorted(entry.pop("counters").items()))
     return ordered
 
 

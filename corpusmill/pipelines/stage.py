@@ -85,4 +85,6 @@ def format_stats(stats: List[dict]) -> str:
         reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
         lines.append(f"{s['step']:<{width}} {s['read']:>8} {s['kept']:>8} {sum(s['dropped'].values()):>8} "
                      f"{s['failed']:>7} {s['bytes_read'] / 1e6:>9.2f} {s['bytes_kept'] / 1e6:>9.2f}  {reasons}")
+        if s.get("counters"):
+            lines.append(f"{'':<{width}}   totals: " + ", ".join(f"{k}={v}" for k, v in s["counters"].items()))
     return "\n".join(lines)

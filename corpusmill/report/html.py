@@ -130,7 +130,13 @@ def _stats_table(stage: StageData) -> str:
             f"{detail}</td></tr>")
     head = ('<tr><th class="l">step</th><th>read</th><th>kept</th><th>dropped</th><th class="l">by reason</th>'
             '<th>failed</th><th>MB read</th><th>MB kept</th><th class="l">read = kept + dropped + failed</th></tr>')
-    return f"<table>{head}{''.join(rows)}</table>"
+    counters = "".join(
+        f'<li>{_e(s["step"])}: ' + ", ".join(
+            f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-counter="{_e(k)}">{_e(k)} {v}</span>'
+            for k, v in s["counters"].items()) + "</li>"
+        for s in stage.stats if s.get("counters"))
+    extra = f"<p>Step totals:</p><ul>{counters}</ul>" if counters else ""
+    return f"<table>{head}{''.join(rows)}</table>{extra}"
 
 
 def _doc_excerpt(record: dict) -> str:
