@@ -56,6 +56,9 @@ class Filter:
 
     name: str = "filter"
     transient: tuple = ()
+    # Attributes holding model file/directory paths. A path on gs:// (any Beam file system) is copied
+    # to the worker's local disk before setup() (corpusmill.pipelines.glue), so filters open local files.
+    model_files: tuple = ()
 
     def __getstate__(self):
         state = dict(self.__dict__)

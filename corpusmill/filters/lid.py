@@ -50,6 +50,7 @@ class LanguageId(Filter):
 
     name = "lid"
     transient = ("_model",)
+    model_files = ("model_path",)
 
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  languages: Optional[Sequence[str]] = None):

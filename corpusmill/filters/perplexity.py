@@ -237,6 +237,7 @@ class Perplexity(Filter):
 
     name = "perplexity"
     transient = ("_models",)
+    model_files = ("lm_dir",)
 
     def __init__(self, lm_dir: str, languages: Optional[Sequence[str]] = None, require_model: bool = False,
                  default_language: Optional[str] = None):

@@ -57,6 +57,7 @@ class WikiClassifier(Filter):
 
     name = "wiki_classifier"
     transient = ("_model",)
+    model_files = ("model_path",)
 
     def __init__(self, model_path: str, threshold: float = DEFAULT_THRESHOLD):
         self.model_path = model_path

@@ -16,7 +16,7 @@ from corpusmill.dedup.lines import KEEP_MODES, RemoveDuplicateLines
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import Normalize
-from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs
+from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs, localize
 from corpusmill.pipelines.line_dedup import FindDuplicateLines
 from corpusmill.pipelines.quality import (add_quality_options, add_quality_steps, output_group_fn,
                                           quality_config_from_args, validate_quality)
@@ -62,7 +62,7 @@ class CCNetConfig:
         if self.min_length < 0:
             raise CorpusmillError("--min-length must be 0 or more")
         # Load the model once here, so a missing or corrupt file fails before any work starts.
-        load_fasttext(self.lid_model or default_lid_model())
+        load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
 
 

@@ -127,8 +127,12 @@ class _FilterDoFn(beam.DoFn):
         return counter
 
     def setup(self):
+        from corpusmill.pipelines.io import localize  # io imports this module
+
         def load() -> _Loaded:
             filt = copy.deepcopy(self._filter)
+            for attr in filt.model_files:  # gs://... models: a local copy on this worker
+                setattr(filt, attr, localize(getattr(filt, attr)))
             filt.setup()
             return _Loaded(filt)
 

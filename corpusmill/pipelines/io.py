@@ -67,6 +67,51 @@ def expand_inputs(patterns: Iterable[str]) -> List[str]:
     return sorted(set(files))
 
 
+MODEL_CACHE_ENV = "CORPUSMILL_MODEL_CACHE"
+
+
+def _model_cache() -> str:
+    import tempfile
+
+    return os.environ.get(MODEL_CACHE_ENV) or os.path.join(tempfile.gettempdir(), "corpusmill-models")
+
+
+def localize(path: Optional[str]) -> Optional[str]:
+    """A local copy of a model file or directory that may live on gs:// (or any Beam file system).
+
+    Local paths come back unchanged. A remote one is copied once per machine into the model cache
+    (``$CORPUSMILL_MODEL_CACHE``, else ``<tmp>/corpusmill-models``), under a name derived from the URL,
+    and the local path is returned; a directory is copied with everything below it.
+    """
+    if not path or "://" not in path:
+        return path
+    import hashlib
+    import shutil
+
+    root = os.path.join(_model_cache(), hashlib.sha1(path.encode("utf-8")).hexdigest()[:16])
+    base = path.rstrip("/")
+    name = base.rsplit("/", 1)[-1]
+    below = [m.path for r in FileSystems.match([base + "/**"]) for m in r.metadata_list]
+    if below:  # a directory (object stores: a prefix)
+        files = [(p, os.path.join(name, p[len(base) + 1:])) for p in sorted(below)]
+    else:
+        exact = [m for r in FileSystems.match([base]) for m in r.metadata_list if m.path.rstrip("/") == base]
+        if not exact:
+            raise CorpusmillError(f"model path {path} matches no file or directory; check the URL and that "
+                                  f"this machine can read it")
+        files = [(exact[0].path, name)]
+    for remote, rel in files:
+        local = os.path.join(root, rel)
+        if os.path.exists(local):
+            continue
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.tmp-{os.getpid()}"
+        with FileSystems.open(remote, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, local)
+    return os.path.join(root, name)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str):
     """Open ``path`` for writing through a temporary name; rename into place only on success."""

@@ -24,7 +24,7 @@ from corpusmill.filters.perplexity import (BUCKETS, DEFAULT_KEEP_BUCKETS, Perple
                                            validate_lm_dir)
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD, WikiClassifier, check_threshold, load_classifier
 from corpusmill.pipelines.glue import stable_hash
-from corpusmill.pipelines.io import ParseDocument, ReadRawRecords, expand_inputs, write_text_atomic
+from corpusmill.pipelines.io import ParseDocument, ReadRawRecords, expand_inputs, localize, write_text_atomic
 from corpusmill.pipelines.run import Run
 from corpusmill.pipelines.stage import OutputOptions, format_stats, run_stage
 
@@ -47,8 +47,8 @@ def validate_quality(cfg) -> None:
     if (cfg.cutoffs or cfg.keep_buckets) and not cfg.lm_dir:
         raise CorpusmillError("--cutoffs and --keep-buckets need --lm-dir (the perplexity models)")
     if cfg.lm_dir:
-        validate_lm_dir(cfg.lm_dir)
-        path = cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)
+        validate_lm_dir(localize(cfg.lm_dir))  # models on gs:// are checked on a local copy
+        path = localize(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs))
         if not os.path.isfile(path):
             raise CorpusmillError(
                 f"no perplexity cutoffs: {path} does not exist; compute them with `corpusmill cutoffs --input DOCS "
@@ -57,14 +57,14 @@ def validate_quality(cfg) -> None:
         parse_buckets(cfg.keep_buckets)
     check_threshold(cfg.wiki_threshold)
     if cfg.classifier:
-        load_classifier(cfg.classifier)
+        load_classifier(localize(cfg.classifier))
 
 
 def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
     """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``."""
     if cfg.lm_dir:
         docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir))
-        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs),
+        docs = run.step(docs, "bucket", PerplexityBucket(localize(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)),
                                                          parse_buckets(cfg.keep_buckets)))
     if cfg.classifier:
         docs = run.step(docs, "wiki_classifier", WikiClassifier(cfg.classifier, check_threshold(cfg.wiki_threshold)))
