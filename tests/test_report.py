@@ -34,6 +34,8 @@ def run_dir(tmp_path_factory):
 
 def chromium(args, tmp_path):
     if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing in CI: `make test` installs it (target `browser`)")
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     proc = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
                           capture_output=True, text=True, timeout=120)
