@@ -36,6 +36,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models train faster with one intra-op thread, and CI machines are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def portable_job_service():
     """Beam's Python local job service on a free port; yields the PortableRunner options."""

@@ -34,13 +34,7 @@ def shards(tmp_path_factory):
     return str(out)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: one intra-op thread is faster, and CI machines are shared
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _cfg(**train_kw):

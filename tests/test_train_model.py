@@ -18,12 +18,7 @@ from corpusmill.train.model import (RMSNorm, Transformer, apply_rope, build_on_m
                                     rope_tables)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _tiny(**kw):
