@@ -104,3 +104,35 @@ def test_build_stats_orders_steps_and_flags_broken_accounting():
     stats = build_stats(rows, ["a", "b"])
     assert stats[0]["counters"] == {"lines_stripped": 41} and stats[0]["read"] == 3
     assert "counters" not in stats[1] and check_accounting(stats) == []
+
+
+LOADS = []
+
+
+class CountsLoads(Filter):
+    """Records every setup() (a model load) in this process."""
+
+    name = "counts_loads"
+
+    def setup(self):
+        import gc
+
+        LOADS.append(1)
+        gc.collect()  # a loaded model nobody holds would be freed here, and loaded again
+
+    def __call__(self, doc):
+        return keep(doc)
+
+
+def test_a_filter_is_loaded_once_per_worker_process_across_threads(tmp_path):
+    LOADS.clear()
+    docs = udhr_docs() * 20
+    docs = [Document(f"{d.id}-{i}", d.text) for i, d in enumerate(docs)]
+    p = beam.Pipeline(options=beam_options(["--direct_running_mode=multi_threading", "--direct_num_workers=4"]))
+    run = Run(p, str(tmp_path))
+    kept = run.step(p | beam.Create(docs, reshuffle=True) | beam.Reshuffle(), "counts_loads", CountsLoads())
+    run.write(kept)
+    run.finish()
+    p.run().wait_until_finish()
+    assert json.load(open(tmp_path / "stats.json"))[0]["kept"] == len(docs)
+    assert len(LOADS) == 1

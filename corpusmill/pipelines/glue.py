@@ -117,6 +117,7 @@ class _FilterDoFn(beam.DoFn):
         self._step = step
         self._filter = filt
         self._handle = handle
+        self._holder: Optional[_Loaded] = None
         self._live: Optional[Filter] = None
         self._counters: Dict[str, Any] = {}
 
@@ -136,8 +137,10 @@ class _FilterDoFn(beam.DoFn):
             filt.setup()
             return _Loaded(filt)
 
-        # One loaded filter (and model) per worker process, shared by its threads.
-        self._live = self._handle.acquire(load, tag=f"{self._step}:{id(type(self._filter))}").filter
+        # One loaded filter (and model) per worker process, shared by its threads. Shared keeps it only
+        # while someone holds the holder, so every DoFn instance keeps a reference to it.
+        self._holder = self._handle.acquire(load, tag=f"{self._step}:{type(self._filter).__qualname__}")
+        self._live = self._holder.filter
 
     def process(self, element):
         size_in = size_of(element)
