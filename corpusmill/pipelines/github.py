@@ -31,7 +31,7 @@ from corpusmill.errors import CorpusmillError
 from corpusmill.filters import code as rules
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.pipelines.bigquery import BigQueryOptions, export_query, make_client
-from corpusmill.pipelines.io import ReadRawRecords, expand_inputs, join
+from corpusmill.pipelines.io import ReadRawRecords, SplitAndRead, expand_inputs, join
 from corpusmill.pipelines.line_dedup import FindDuplicateLines
 from corpusmill.pipelines.run import Run
 from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
@@ -153,22 +153,11 @@ def walk_repository(item: Tuple[str, str]) -> Iterator[rules.CodeFile]:
             yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
 
 
-class ListCodeFiles(beam.PTransform):
+class ListCodeFiles(SplitAndRead):
     """Input directories -> :class:`CodeFile` refs, listed per repository on the workers."""
 
     def __init__(self, roots: Sequence[str]):
-        super().__init__()
-        self.roots = list(roots)
-
-    def expand(self, pbegin):
-        return (
-            pbegin
-            | "Roots" >> beam.Create(self.roots)
-            | "Repositories" >> beam.FlatMap(list_repositories)
-            | "SpreadRepos" >> beam.Reshuffle()
-            | "Walk" >> beam.FlatMap(walk_repository)
-            | "SpreadFiles" >> beam.Reshuffle()
-        )
+        super().__init__(roots, list_repositories, walk_repository, spread_records=True)
 
 
 def split_local_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:

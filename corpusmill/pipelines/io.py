@@ -27,7 +27,7 @@ import json
 import math
 import os
 import posixpath
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -317,21 +317,39 @@ class ParseDocument(Filter):
         return keep(doc)
 
 
-class ReadRawRecords(beam.PTransform):
+class SplitAndRead(beam.PTransform):
+    """How every reader spreads its input: ``items`` (files, directories) -> ``split_fn(item)`` yields
+    small read tasks (byte ranges, record offsets, repositories) -> the tasks are reshuffled over
+    workers -> ``read_fn(task)`` yields records. With ``spread_records`` the records are reshuffled
+    too (when reading a task is cheap but processing each record is not, e.g. WARC records).
+    Both functions must be picklable (module-level functions or ``functools.partial`` of them)."""
+
+    def __init__(self, items: Sequence[Any], split_fn: Callable[[Any], Iterable[Any]],
+                 read_fn: Callable[[Any], Iterable[Any]], spread_records: bool = False):
+        super().__init__()
+        self.items = list(items)
+        self.split_fn = split_fn
+        self.read_fn = read_fn
+        self.spread_records = spread_records
+
+    def expand(self, pbegin):
+        records = (
+            pbegin
+            | "Items" >> beam.Create(self.items)
+            | "Split" >> beam.FlatMap(self.split_fn)
+            | "SpreadTasks" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(self.read_fn)
+        )
+        if self.spread_records:
+            records = records | "SpreadRecords" >> beam.Reshuffle()
+        return records
+
+
+class ReadRawRecords(SplitAndRead):
     """Files -> :class:`RawRecord` (one per JSON line / Parquet row), split and spread over workers."""
 
     def __init__(self, files: List[str]):
-        super().__init__()
-        self.files = list(files)
-
-    def expand(self, pbegin):
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "Split" >> beam.FlatMap(_split_document_file)
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.FlatMap(_read_range)
-        )
+        super().__init__(files, _split_document_file, _read_range)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ class Run:
 
     def finish(self) -> None:
         """Write stats.json, the dropped sample and the dead letters."""
-        p, out_dir, steps = self.pipeline, self.out_dir, list(self.steps)
+        out_dir, steps = self.out_dir, list(self.steps)
 
         def write_stats(rows):
             write_text_atomic(join(out_dir, STATS_FILE), stats_json(build_stats(rows, steps)))

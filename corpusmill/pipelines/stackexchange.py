@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import functools
 import io
 import os
 import queue
@@ -32,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters import stackexchange as se
-from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.io import SplitAndRead, expand_inputs
 from corpusmill.pipelines.run import Run
 from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
 
@@ -388,26 +389,13 @@ def read_posts_range(rng: _Range, max_row_bytes: int = MAX_ROW_BYTES) -> Iterato
     return group_rows(rng.site, lines, max_row_bytes)
 
 
-class ReadPostsXml(beam.PTransform):
+class ReadPostsXml(SplitAndRead):
     """``(path, site, kind)`` -> :class:`PostLine` per row, spread over workers."""
 
     def __init__(self, files: Sequence[Tuple[str, str, str]], split_bytes: int = SPLIT_BYTES,
                  max_row_bytes: int = MAX_ROW_BYTES):
-        super().__init__()
-        self.files = list(files)
-        self.split_bytes = split_bytes
-        self.max_row_bytes = max_row_bytes
-
-    def expand(self, pbegin):
-        split_bytes, max_row = self.split_bytes, self.max_row_bytes
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "Split" >> beam.FlatMap(split_posts_file, split_bytes)
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRows" >> beam.FlatMap(read_posts_range, max_row)
-            | "SpreadRows" >> beam.Reshuffle()
-        )
+        super().__init__(files, functools.partial(split_posts_file, split_bytes=split_bytes),
+                         functools.partial(read_posts_range, max_row_bytes=max_row_bytes), spread_records=True)
 
 
 # -- the stage ---------------------------------------------------------------------------------------

@@ -20,13 +20,13 @@ import re
 import zlib
 from typing import Iterator, Optional
 
-import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.document import Document, make_id
 from corpusmill.filters import html as html_text
 from corpusmill.filters.base import Filter, Verdict, drop, keep
+from corpusmill.pipelines.io import SplitAndRead
 
 # WARC record types that never carry a document.
 _NON_DOCUMENT_TYPES = {"request", "metadata", "warcinfo", "revisit", "continuation"}
@@ -201,21 +201,15 @@ def _file_size(handle) -> int:
     return handle.tell()
 
 
-class ReadWarcRecords(beam.PTransform):
-    """Files -> RecordRefs, spread over workers."""
+def _whole_file(path: str):
+    return [path]
+
+
+class ReadWarcRecords(SplitAndRead):
+    """Files -> RecordRefs: one scan task per file, then the records spread over workers."""
 
     def __init__(self, files):
-        super().__init__()
-        self.files = list(files)
-
-    def expand(self, pbegin):
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ScanOffsets" >> beam.FlatMap(scan_records)
-            | "SpreadRecords" >> beam.Reshuffle()
-        )
+        super().__init__(files, _whole_file, scan_records, spread_records=True)
 
 
 _STATUS_CODE = re.compile(r"^[1-5][0-9][0-9]$")

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import functools
 import os
 import re
 import zlib
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.errors import CorpusmillError
 from corpusmill.filters.wikitext import PageRecord, ParseWikiPage, SiteInfo, WikitextToText, hardened_parser
-from corpusmill.pipelines.io import expand_inputs
+from corpusmill.pipelines.io import SplitAndRead, expand_inputs
 from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
 
 SUFFIXES = (".xml", ".xml.bz2", ".xml.gz", ".bz2", ".gz")
@@ -360,24 +360,11 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
         buf += data
 
 
-class ReadWikiPages(beam.PTransform):
+class ReadWikiPages(SplitAndRead):
     """Dump files -> :class:`PageRecord` (one per ``<page>``), spread over workers by chunk."""
 
     def __init__(self, files: Sequence[str], split_bytes: int = 64 << 20):
-        super().__init__()
-        self.files = list(files)
-        self.split_bytes = int(split_bytes)
-
-    def expand(self, pbegin):
-        split = self.split_bytes
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Scan" >> beam.FlatMap(lambda path: scan_dump(path, split))
-            | "SpreadChunks" >> beam.Reshuffle()
-            | "ReadPages" >> beam.FlatMap(lambda ref: read_chunk(ref))
-        )
+        super().__init__(files, functools.partial(scan_dump, split_bytes=int(split_bytes)), read_chunk)
 
 
 # ---------------------------------------------------------------------------------------------------
