@@ -17,9 +17,9 @@ import tempfile
 import time
 
 from corpusmill.dedup.exact import content_hash
+from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters import code as rules
-from corpusmill.pipelines.github import GitHubConfig, run_github
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.stages.github import GitHubConfig, run_github
 
 
 def main() -> None:

@@ -30,12 +30,21 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from corpusmill.document import Document  # noqa: E402
+from corpusmill.core.document import Document  # noqa: E402
+from corpusmill.core.files import (
+    encode_jsonl_gz,
+    read_documents_file,  # noqa: E402
+)
+from corpusmill.engine.stage import OutputOptions, run_stage  # noqa: E402
 from corpusmill.filters.base import Filter, keep  # noqa: E402
-from corpusmill.filters.perplexity import LanguageModel, Perplexity, model_paths, normalize_for_lm  # noqa: E402
-from corpusmill.pipelines.io import ParseDocument, ReadRawRecords, encode_jsonl_gz, read_documents_file  # noqa: E402
-from corpusmill.pipelines.quality import train_demo_models  # noqa: E402
-from corpusmill.pipelines.stage import OutputOptions, run_stage  # noqa: E402
+from corpusmill.filters.perplexity import (  # noqa: E402
+    LanguageModel,
+    Perplexity,
+    model_paths,
+    normalize_for_lm,
+)
+from corpusmill.io.documents import ParseDocument, ReadRawRecords  # noqa: E402
+from corpusmill.stages.quality import train_demo_models  # noqa: E402
 
 Q = os.path.join(HERE, "..", "tests", "data", "quality")
 

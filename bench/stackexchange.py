@@ -15,9 +15,9 @@ import re
 import tempfile
 import time
 
+from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.stackexchange import ParsePostRow, PostLine
-from corpusmill.pipelines.stackexchange import StackExchangeConfig, run_stackexchange
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "stackexchange")
 

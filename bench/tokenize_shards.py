@@ -27,11 +27,12 @@ import time
 
 import numpy as np
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
+from corpusmill.core.files import read_output
+from corpusmill.io.documents import write_documents_file
 from corpusmill.mixers.manifest import parse_manifest
 from corpusmill.mixers.plan import plan_mixture
-from corpusmill.pipelines.io import read_output, write_documents_file
-from corpusmill.pipelines.mix import CountConfig, ShardConfig, count_tokens, source_files, write_mixed_shards
+from corpusmill.stages.mix import CountConfig, ShardConfig, count_tokens, source_files, write_mixed_shards
 from corpusmill.tokenize import ShardDataset
 from corpusmill.tokenize.tokenizer import train_sentencepiece
 

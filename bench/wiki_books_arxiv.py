@@ -23,9 +23,10 @@ import time
 
 
 def bench_wikipedia(path: str, out: str) -> None:
+    from corpusmill.engine.stage import OutputOptions
     from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText
-    from corpusmill.pipelines.stage import OutputOptions
-    from corpusmill.pipelines.wikipedia import WikipediaConfig, read_chunk, run_wikipedia, scan_dump
+    from corpusmill.io.mediawiki import read_chunk, scan_dump
+    from corpusmill.stages.wikipedia import WikipediaConfig, run_wikipedia
 
     parse, text = ParseWikiPage(), WikitextToText()
     t = time.perf_counter()
@@ -61,8 +62,8 @@ def bench_books(sdist: str, out: str) -> None:
     from datasketch import MinHash
 
     from corpusmill.dedup import minhash
-    from corpusmill.pipelines.books import BooksConfig, run_books
-    from corpusmill.pipelines.stage import OutputOptions
+    from corpusmill.engine.stage import OutputOptions
+    from corpusmill.stages.books import BooksConfig, run_books
 
     texts = _texts(sdist)
     mb = sum(len(t) for t in texts.values()) / 1e6

@@ -14,11 +14,18 @@ import tarfile
 import pytest
 
 from corpusmill.cli import main as cli_main
+from corpusmill.core.files import read_output
+from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
-from corpusmill.filters.latex import MacroExpansionError, clean_latex, expand_macros, extract_macros, strip_comments
-from corpusmill.pipelines.arxiv import ArxivConfig, _read_folder, run_arxiv
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.filters.latex import (
+    MacroExpansionError,
+    clean_latex,
+    expand_macros,
+    extract_macros,
+    strip_comments,
+)
+from corpusmill.io.papers import _read_folder
+from corpusmill.stages.arxiv import ArxivConfig, run_arxiv
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "arxiv")
 PAPERS = sorted(os.listdir(os.path.join(DATA, "papers")))

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from corpusmill.cli import main as cli_main
+from corpusmill.core.document import make_id
+from corpusmill.core.files import read_output
 from corpusmill.dedup import minhash
-from corpusmill.document import make_id
+from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.gutenberg import strip_gutenberg
-from corpusmill.pipelines.books import BooksConfig, book_keys, read_book_file, run_books
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.io.books import book_keys, read_book_file
+from corpusmill.stages.books import BooksConfig, run_books
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "books")
 

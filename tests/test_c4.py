@@ -8,19 +8,18 @@ import gzip
 import os
 
 import pytest
-from warcio.archiveiterator import ArchiveIterator
-
 from conftest import tree_digest
 from source_outputs import dropped_records, failed_records
+from warcio.archiveiterator import ArchiveIterator
 
+from corpusmill.core.document import Document
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import list_output_files, read_output
 from corpusmill.dedup.spans import span_hashes
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
+from corpusmill.engine.stage import OutputOptions
+from corpusmill.engine.step import check_accounting
 from corpusmill.filters import c4 as rules
-from corpusmill.pipelines.c4 import C4Config, run_c4
-from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import list_output_files, read_output
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.stages.c4 import C4Config, run_c4
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 PYDOCS = os.path.join(DATA, "warc", "pydocs.warc.gz")

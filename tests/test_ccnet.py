@@ -6,20 +6,18 @@ import collections
 import gzip
 import json
 import os
-import shutil
 
 import pytest
-
 from conftest import DATA, tree_digest, warc
 from warc_faults import truncated, with_broken_http_record
+
 from corpusmill.cli import main as cli_main
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.document import Document
+from corpusmill.core.files import list_output_files, read_output
+from corpusmill.engine.step import check_accounting
 from corpusmill.filters.normalize import Normalize, line_hash
-from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
-from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import list_output_files, read_output
-from corpusmill.pipelines.warc import ExtractWarcRecord, scan_records
+from corpusmill.io.warc import ExtractWarcRecord, scan_records
+from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
 
 CRAWLS = [warc("iana.warc.gz"), warc("pydocs.warc.gz")]
 # Small shards, so documents that share lines land in different shards and bundles.

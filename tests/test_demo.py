@@ -4,10 +4,10 @@ import json
 import os
 
 from lxml import html as lxml_html
-
 from test_report import chromium
-from corpusmill.demo import run_demo
+
 from corpusmill.report.collect import find_stage_dirs
+from corpusmill.stages.demo import run_demo
 from corpusmill.tokenize import ShardDataset
 
 

@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 
 
 def test_ids_are_stable_and_depend_on_source_and_location():

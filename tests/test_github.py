@@ -16,13 +16,14 @@ import pytest
 from conftest import tree_digest
 from source_outputs import dropped_records, failed_records, step_stats
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import list_output_files, read_output
+from corpusmill.engine.stage import OutputOptions
+from corpusmill.engine.step import check_accounting
 from corpusmill.filters import code as rules
-from corpusmill.pipelines.bigquery import BigQueryOptions
-from corpusmill.pipelines.github import GitHubConfig, ReadCodeFile, run_github
-from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import list_output_files, read_output
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.io.bigquery import BigQueryOptions
+from corpusmill.io.code import ReadCodeFile
+from corpusmill.stages.github import GitHubConfig, run_github
 
 REPOS = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
 

@@ -6,13 +6,13 @@ import os
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-
 from conftest import DATA
-from corpusmill.document import Document
+
+from corpusmill.core.document import Document
+from corpusmill.engine.options import beam_options
+from corpusmill.engine.run import Run
+from corpusmill.engine.step import build_stats, check_accounting
 from corpusmill.filters.base import Filter, drop, keep
-from corpusmill.pipelines import beam_options
-from corpusmill.pipelines.glue import build_stats, check_accounting
-from corpusmill.pipelines.run import Run
 
 
 class ByScript(Filter):

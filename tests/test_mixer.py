@@ -13,13 +13,20 @@ import pytest
 import sentencepiece as spm
 import yaml
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import read_output
 from corpusmill.mixers.manifest import load_manifest
-from corpusmill.mixers.plan import (bucket_of, cut_in_bucket, doc_hash, find_boundaries, in_fraction,
-                                    original_row_order, plan_mixture)
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.mix import ShardConfig, read_counts, source_files, write_mixed_shards
-from corpusmill.pipelines.recipe import run_recipe
+from corpusmill.mixers.plan import (
+    bucket_of,
+    cut_in_bucket,
+    doc_hash,
+    find_boundaries,
+    in_fraction,
+    original_row_order,
+    plan_mixture,
+)
+from corpusmill.stages.mix import ShardConfig, read_counts, source_files, write_mixed_shards
+from corpusmill.stages.recipe import run_recipe
 from corpusmill.tokenize import ShardDataset, unpack
 from corpusmill.tokenize.tokenizer import sha256_file
 

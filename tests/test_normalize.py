@@ -1,6 +1,11 @@
+from corpusmill.core.document import Document
 from corpusmill.dedup.lines import RemoveDuplicateLines, lines_to_remove, remove_lines
-from corpusmill.document import Document
-from corpusmill.filters.normalize import Normalize, line_hash, normalize_for_dedup, normalize_text
+from corpusmill.filters.normalize import (
+    Normalize,
+    line_hash,
+    normalize_for_dedup,
+    normalize_text,
+)
 
 
 def test_normalize_text_nfc_whitespace_and_control_characters():

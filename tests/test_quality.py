@@ -17,22 +17,30 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import DATA, tree_digest, warc
-from corpusmill.cli import main as cli_main
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
-from corpusmill.filters.lid import default_lid_model
+
 import corpusmill.filters.perplexity as perplexity_module
-from corpusmill.filters.perplexity import (LanguageModel, Perplexity, PerplexityBucket, find_kenlm_binary,
-                                           model_paths, normalize_for_lm, read_cutoffs, validate_lm_dir)
+from corpusmill.cli import main as cli_main
+from corpusmill.core.document import Document
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import encode_jsonl_gz, read_documents_file, read_output
+from corpusmill.engine.step import check_accounting, stable_hash
+from corpusmill.filters.lid import default_lid_model
+from corpusmill.filters.perplexity import (
+    LanguageModel,
+    Perplexity,
+    PerplexityBucket,
+    find_kenlm_binary,
+    model_paths,
+    normalize_for_lm,
+    read_cutoffs,
+    validate_lm_dir,
+)
 from corpusmill.filters.wiki_classifier import WikiClassifier, load_classifier
-from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
-from corpusmill.pipelines.glue import check_accounting, stable_hash
-from corpusmill.pipelines.io import encode_jsonl_gz, read_documents_file, read_output
-from corpusmill.pipelines.quality import CutoffsConfig, run_cutoffs, train_demo_models
 from corpusmill.quality.classifier import roc_auc, train_classifier
 from corpusmill.quality.lm import train_lm
+from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.stages.quality import CutoffsConfig, run_cutoffs, train_demo_models
 
 Q = os.path.join(DATA, "quality")
 WIKI_EN, WIKI_FR, LOWQ = (os.path.join(Q, n) for n in ("wiki_en.jsonl.gz", "wiki_fr.jsonl.gz", "lowq_en.jsonl.gz"))

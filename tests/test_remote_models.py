@@ -4,12 +4,12 @@ import os
 import shutil
 
 import pytest
-
 import remote_fs
 from conftest import warc
+
+from corpusmill.core.files import read_output
 from corpusmill.filters.lid import default_lid_model
-from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
-from corpusmill.pipelines.io import read_output
+from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
 
 
 @pytest.fixture()
@@ -22,7 +22,7 @@ def remote_root(tmp_path, monkeypatch):
 
 
 def test_localize_copies_files_and_directories_once(remote_root, tmp_path):
-    from corpusmill.pipelines.io import localize
+    from corpusmill.io.files import localize
 
     (remote_root / "models" / "lm" / "en").mkdir(parents=True)
     (remote_root / "models" / "lm" / "en" / "a.bin").write_bytes(b"x" * 100)
@@ -51,7 +51,8 @@ def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
 
 def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_path):
     from conftest import DATA
-    from corpusmill.pipelines.quality import train_demo_models
+
+    from corpusmill.stages.quality import train_demo_models
 
     models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
                                [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),

@@ -9,13 +9,13 @@ import shutil
 import subprocess
 
 import pytest
-from lxml import html as lxml_html
-
 from conftest import warc
+from lxml import html as lxml_html
 from warc_faults import with_broken_http_record
+
 from corpusmill.cli import main as cli_main
-from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
-from corpusmill.report.cli import make_report
+from corpusmill.report.make import make_report
+from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

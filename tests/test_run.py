@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from corpusmill.cli import main
-from corpusmill.errors import CorpusmillError
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.recipe import run_recipe
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import read_output
+from corpusmill.stages.recipe import run_recipe
 from corpusmill.tokenize import ShardDataset
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

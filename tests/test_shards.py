@@ -10,10 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize import ShardDataset
-from corpusmill.tokenize.shards import (pack_documents, token_dtype, unpack, write_manifest,
-                                        write_shard)
+from corpusmill.tokenize.shards import (
+    pack_documents,
+    token_dtype,
+    unpack,
+    write_manifest,
+    write_shard,
+)
 
 BOS, EOS = 1, 2
 

@@ -17,13 +17,13 @@ from conftest import tree_digest
 from lxml import etree
 from source_outputs import failed_records, step_stats
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import read_output
+from corpusmill.engine.stage import OutputOptions
+from corpusmill.engine.step import check_accounting
 from corpusmill.filters.stackexchange_html import html_to_text
-from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.stackexchange import (StackExchangeConfig, iter_7z_member, run_stackexchange,
-                                                select_posts_files)
-from corpusmill.pipelines.stage import OutputOptions
+from corpusmill.io.posts import iter_7z_member, select_posts_files
+from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
 
 DUMP = os.path.join(os.path.dirname(__file__), "data", "stackexchange")
 

@@ -11,9 +11,9 @@ import pytest
 import sentencepiece as spm
 
 from corpusmill.cli import main
-from corpusmill.errors import CorpusmillError
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.tokenizer import TokenizerConfig, parse_inputs, train_tokenizer
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import read_output
+from corpusmill.stages.tokenizer import TokenizerConfig, parse_inputs, train_tokenizer
 from corpusmill.tokenize.tokenizer import MODEL_FILE, sha256_file, train_sentencepiece
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -124,7 +124,7 @@ def test_bad_inputs_are_clear(tmp_path):
 def test_llama_vocabulary_is_the_default():
     import argparse
 
-    from corpusmill.pipelines.tokenizer import register
+    from corpusmill.stages.tokenizer import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

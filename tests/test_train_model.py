@@ -10,13 +10,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from corpusmill.errors import CorpusmillError  # noqa: E402
+from corpusmill.core.errors import CorpusmillError  # noqa: E402
 from corpusmill.train.configs import NAMED, ModelConfig, load_config  # noqa: E402
 from corpusmill.train.data import DataOrder, FeistelPermutation, rank_slice  # noqa: E402
 from corpusmill.train.loop import lr_factor, param_groups  # noqa: E402
-from corpusmill.train.model import (RMSNorm, Transformer, apply_rope, build_on_meta, count_params,  # noqa: E402
-                                    rope_tables)
-
+from corpusmill.train.model import (  # noqa: E402
+    RMSNorm,
+    Transformer,
+    apply_rope,
+    build_on_meta,
+    count_params,
+    rope_tables,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -3,16 +3,18 @@
 import collections
 import gzip
 import io
-import os
 
-import pytest
+from conftest import warc
+from warc_faults import (
+    truncated,
+    with_broken_http_record,
+    with_corrupt_member,
+)
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from conftest import warc
-from warc_faults import raw_warc_record, truncated, with_broken_http_record, with_corrupt_member
 from corpusmill.filters.html import decode_html, detect_charset
-from corpusmill.pipelines.warc import ExtractWarcRecord, scan_records
+from corpusmill.io.warc import ExtractWarcRecord, scan_records
 
 
 def outcomes(path, max_bytes=5 << 20):

@@ -11,12 +11,18 @@ import re
 import pytest
 
 from corpusmill.cli import main as cli_main
-from corpusmill.document import Document
-from corpusmill.filters.wikitext import (BOILERPLATE_SECTIONS, ParseWikiPage, WikitextToText, hardened_parser,
-                                         wikitext_to_text)
-from corpusmill.pipelines.io import read_output
-from corpusmill.pipelines.stage import OutputOptions
-from corpusmill.pipelines.wikipedia import WikipediaConfig, read_chunk, read_site_info, run_wikipedia, scan_dump
+from corpusmill.core.document import Document
+from corpusmill.core.files import read_output
+from corpusmill.engine.stage import OutputOptions
+from corpusmill.filters.wikitext import (
+    BOILERPLATE_SECTIONS,
+    ParseWikiPage,
+    WikitextToText,
+    hardened_parser,
+    wikitext_to_text,
+)
+from corpusmill.io.mediawiki import read_chunk, read_site_info, scan_dump
+from corpusmill.stages.wikipedia import WikipediaConfig, run_wikipedia
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "wikipedia")
 DUMP = os.path.join(DATA, "enwiki-sample-multistream.xml.bz2")

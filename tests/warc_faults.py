@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import uuid
 
-from corpusmill.pipelines.warc import scan_records
+from corpusmill.io.warc import scan_records
 
 
 def raw_warc_record(uri: str, http_block: bytes) -> bytes:

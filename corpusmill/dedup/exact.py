@@ -1,5 +1,5 @@
 """Exact deduplication of whole documents, the pure part (the shuffle is
-:class:`corpusmill.pipelines.line_dedup.FindDuplicateLines` with :func:`content_occurrence`).
+:class:`corpusmill.engine.line_dedup.FindDuplicateLines` with :func:`content_occurrence`).
 
 Every document emits one ``(hash of its text, (doc id, 0))``; of the documents sharing a hash, the one
 with the smallest id stays and the others get a non-empty removal set, which :class:`DropDuplicates`
@@ -9,16 +9,16 @@ C4 stage uses it for the newest page per URL).
 
 from __future__ import annotations
 
-import hashlib
 from typing import AbstractSet, Iterable, Optional, Tuple
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
+from corpusmill.core.hashing import stable_hash
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 
 def content_hash(text: str) -> int:
-    """First 8 bytes of SHA-1 of the exact UTF-8 text, as an int."""
-    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+    """The stable hash of the exact text."""
+    return stable_hash(text)
 
 
 def content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, int]]]:

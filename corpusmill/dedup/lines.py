@@ -1,4 +1,4 @@
-"""Line-level deduplication, the pure part (the Beam part is corpusmill.pipelines.line_dedup).
+"""Line-level deduplication, the pure part (the Beam part is corpusmill.engine.line_dedup).
 
 CCNet removes every line (paragraph) whose normalized hash occurs more than once in the corpus: that
 strips navigation, cookie banners, footers and other boilerplate that survives HTML extraction.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Iterable, List, Optional, Tuple
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.normalize import line_hashes
 

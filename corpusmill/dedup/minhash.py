@@ -1,4 +1,4 @@
-"""Book-level exact and near-duplicate detection, the pure part (Beam: corpusmill.pipelines.books).
+"""Book-level exact and near-duplicate detection, the pure part (Beam: corpusmill.stages.books).
 
 LLaMA removed books with more than 90% content overlap. corpusmill measures the overlap of a pair of
 books as the share of the smaller book's word shingles that also occur in the larger one
@@ -34,7 +34,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 _WORD = re.compile(r"\w+", re.UNICODE)

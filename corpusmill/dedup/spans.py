@@ -1,6 +1,6 @@
 """Three-sentence-span deduplication across the corpus (the C4 paper's rule; datatrove's SentenceDedup
 with ``n_sentences=3``), the pure part. The Beam part is the shared shuffle in
-:class:`corpusmill.pipelines.line_dedup.FindDuplicateLines` with :func:`span_occurrences`.
+:class:`corpusmill.engine.line_dedup.FindDuplicateLines` with :func:`span_occurrences`.
 
 A document's sentences (:func:`corpusmill.filters.c4.sentence_spans`, line by line) are hashed in every
 window of ``n`` consecutive sentences (each sentence normalized as for line dedup: lowercase, digits ->
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import AbstractSet, Iterable, List, Optional, Tuple
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.c4 import sentence_spans
 from corpusmill.filters.normalize import normalize_for_dedup

@@ -1,7 +1,7 @@
 """What a filter is.
 
 A filter is a small, pure, picklable object with a ``name`` and a ``__call__(element) -> Verdict``.
-It never imports Beam: :class:`corpusmill.pipelines.glue.ApplyFilter` runs any filter on Beam,
+It never imports Beam: :class:`corpusmill.engine.step.ApplyFilter` runs any filter on Beam,
 counts every verdict by reason and routes dropped and failed elements.
 
 - keep(doc)            the (possibly changed or annotated) document goes on;
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class Filter:
     name: str = "filter"
     transient: tuple = ()
     # Attributes holding model file/directory paths. A path on gs:// (any Beam file system) is copied
-    # to the worker's local disk before setup() (corpusmill.pipelines.glue), so filters open local files.
+    # to the worker's local disk before setup() (corpusmill.engine.step), so filters open local files.
     model_files: tuple = ()
 
     def __getstate__(self):

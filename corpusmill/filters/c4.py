@@ -1,5 +1,5 @@
 """C4: the T5 builder's page cleaning, URL normalization, the bad-words filter, and LLaMA's extra
-heuristics for the released C4. Pure functions and filters; the Beam part is corpusmill.pipelines.c4.
+heuristics for the released C4. Pure functions and filters; the Beam part is corpusmill.stages.c4.
 
 The rules follow ``tensorflow_datasets`` ``c4_utils`` (the builder that made C4):
 
@@ -29,8 +29,8 @@ import os
 import re
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from corpusmill.document import Document, make_id
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.document import Document, make_id
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 SOURCE = "c4"

@@ -1,5 +1,5 @@
 """Source code files (the GitHub source, RedPajama v1's rules), the pure part; Beam is in
-corpusmill.pipelines.github.
+corpusmill.stages.github.
 
 Steps, each a filter with its own drop reason:
 
@@ -7,7 +7,7 @@ Steps, each a filter with its own drop reason:
 - ``extension`` (:class:`ExtensionAllowList`): the RECIPE.md allow-list (``extension_not_allowed``);
 - ``size`` (:class:`SizeCap`): files over the cap (``too_large``), decided from the file size, so a
   huge file is never read;
-- ``read`` (:class:`corpusmill.pipelines.github.ReadCodeFile`, rules in :func:`code_file_verdict`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
+- ``read`` (:class:`corpusmill.stages.github.ReadCodeFile`, rules in :func:`code_file_verdict`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
 - ``max_line_length`` (> 1000), ``mean_line_length`` (> 100), ``alnum_share`` (< 0.25),
   ``alpha_per_token`` (< 1.5): :class:`MaxLineLength`, :class:`MeanLineLength`, :class:`AlnumShare`,
   :class:`AlphaPerToken`;
@@ -26,7 +26,7 @@ import posixpath
 import re
 from typing import Optional
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 SOURCE = "github"
@@ -40,7 +40,7 @@ ALLOWED_EXTENSIONS = frozenset(
 ALLOWED_NAMES = frozenset({"Dockerfile", "Makefile"})
 DEFAULT_MAX_BYTES = 1 << 20  # the BigQuery contents table holds files under 1 MiB
 BINARY_SNIFF = 8192
-EXPORT_ERROR_KEY = "__corpusmill_error__"  # an error line in a BigQuery export (corpusmill.pipelines.bigquery)
+EXPORT_ERROR_KEY = "__corpusmill_error__"  # an error line in a BigQuery export (corpusmill.io.bigquery)
 
 
 def extension_of(path: str) -> str:

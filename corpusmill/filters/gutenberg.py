@@ -1,5 +1,5 @@
 """Books: reading one book record and removing Project Gutenberg's header and footer (pure part of the
-Books source; the Beam part is corpusmill.pipelines.books).
+Books source; the Beam part is corpusmill.stages.books).
 
 - :class:`ReadBook` (step ``read``): a :class:`BookRecord` (a ``.txt`` file, or one line of Gutenberg- or
   Books3-style JSONL) -> Document. Drops ``too_large`` (over ``max_bytes``, decided from the file size
@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any, Optional, Tuple
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 SOURCE = "books"

@@ -1,4 +1,4 @@
-"""LaTeX sources -> the text LLaMA trained on (pure part of the ArXiv source; Beam: corpusmill.pipelines.arxiv).
+"""LaTeX sources -> the text LLaMA trained on (pure part of the ArXiv source; Beam: corpusmill.stages.arxiv).
 
 - :func:`strip_comments`: an unescaped ``%`` to the end of the line is removed; a line that was only a
   comment disappears with its newline (``\\%`` stays; verbatim environments are not special-cased).
@@ -27,7 +27,7 @@ import dataclasses
 import re
 from typing import Callable, Dict, List, Optional, Tuple
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from typing import Iterable, Optional, Sequence, Tuple
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 _LABEL = "__label__"

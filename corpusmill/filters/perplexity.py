@@ -29,7 +29,7 @@ import sys
 import unicodedata
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 SP_SUFFIX = ".sp.model"

@@ -1,5 +1,5 @@
 """StackExchange Posts.xml rows -> question-and-answer documents, the pure part (Beam is in
-corpusmill.pipelines.stackexchange).
+corpusmill.stages.stackexchange).
 
 - :class:`ParsePostRow` (step ``parse``): one ``<row .../>`` of a Posts.xml -> a post Document
   (question or answer; body HTML turned into text by corpusmill.filters.stackexchange_html). The row
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.stackexchange_html import html_to_text
 

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Optional
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.perplexity import normalize_for_lm
 

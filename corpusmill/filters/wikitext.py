@@ -1,5 +1,5 @@
 """MediaWiki dump pages -> plain text (the pure part of the Wikipedia source; Beam is in
-corpusmill.pipelines.wikipedia).
+corpusmill.stages.wikipedia).
 
 Two filters:
 
@@ -24,7 +24,7 @@ import unicodedata
 import urllib.parse
 from typing import FrozenSet, Iterable, List, Optional, Sequence
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 SOURCE = "wikipedia"

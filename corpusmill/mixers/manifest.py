@@ -21,7 +21,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Union
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -135,7 +135,7 @@ def _resolve(base: str, value: str) -> str:
 
 
 def processor_module(processor: str) -> str:
-    return f"corpusmill.pipelines.{processor}"
+    return f"corpusmill.stages.{processor}"
 
 
 def processor_available(processor: str) -> bool:

@@ -1,6 +1,6 @@
 """How many tokens each source gives, which documents make them up, and where every row lands.
 
-No Beam here: these are the pure decisions the mix pipeline (:mod:`corpusmill.pipelines.mix`) applies.
+No Beam here: these are the pure decisions the mix pipeline (:mod:`corpusmill.stages.mix`) applies.
 
 **Targets.** With weights, source ``s`` gets ``T_s = weight_s * budget`` tokens; its ``epochs`` field, if
 given, caps ``T_s / S_s`` (``S_s``: the source's tokens, BOS and EOS included). ``budget_tokens: max``
@@ -25,26 +25,22 @@ and :func:`original_row_order` recovers the packing order (to unpack documents a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.train.data import FeistelPermutation
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.hashing import stable_hash
+from corpusmill.core.shuffle import FeistelPermutation
 
 BUCKET_BITS = 16
 _BUCKET_SHIFT = 64 - BUCKET_BITS
 
 
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
-
-
 def doc_hash(seed: int, doc_id: str, pass_: int) -> int:
     """The 64-bit hash that orders documents within a pass (and copies within a packing group)."""
-    return _hash64(f"{seed}\x00{doc_id}\x00{pass_}")
+    return stable_hash(f"{seed}\x00{doc_id}\x00{pass_}")
 
 
 def bucket_of(h: int) -> int:
@@ -207,7 +203,7 @@ def in_fraction(h: int, doc_id: str, boundary: Optional[Boundary], cut: Optional
 # rows: groups -> global numbering -> permuted positions -> shards
 # ---------------------------------------------------------------------------------------------------
 def shuffle_key(seed: int) -> int:
-    return _hash64(f"{seed}\x00rows")
+    return stable_hash(f"{seed}\x00rows")
 
 
 @dataclasses.dataclass

@@ -17,10 +17,15 @@ import sys
 import tempfile
 from typing import Dict, List, Sequence, Tuple
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.filters.wiki_classifier import (NEGATIVE, POSITIVE, classifier_text, load_classifier,
-                                                wiki_probability)
-from corpusmill.pipelines.glue import stable_hash
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.hashing import stable_hash
+from corpusmill.filters.wiki_classifier import (
+    NEGATIVE,
+    POSITIVE,
+    classifier_text,
+    load_classifier,
+    wiki_probability,
+)
 from corpusmill.quality.texts import read_texts
 
 

@@ -16,9 +16,15 @@ import subprocess
 import tempfile
 from typing import Optional, Sequence
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.filters.perplexity import (LM_SUFFIX, SP_SUFFIX, find_kenlm_binary, load_kenlm,
-                                           load_sentencepiece, normalize_for_lm)
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.filters.perplexity import (
+    LM_SUFFIX,
+    SP_SUFFIX,
+    find_kenlm_binary,
+    load_kenlm,
+    load_sentencepiece,
+    normalize_for_lm,
+)
 from corpusmill.quality.texts import iter_texts
 
 LM_TYPES = ("probing", "trie")

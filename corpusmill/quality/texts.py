@@ -6,8 +6,9 @@ import gzip
 import io
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.pipelines.io import expand_inputs, read_documents_file
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import expand_local as expand_inputs
+from corpusmill.core.files import read_documents_file
 
 TEXT_SUFFIXES = (".txt", ".txt.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")

@@ -18,8 +18,8 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from corpusmill.pipelines.glue import check_accounting
-from corpusmill.pipelines.io import list_output_files, read_documents_file
+from corpusmill.core.files import list_output_files, read_documents_file
+from corpusmill.core.stats import check_accounting
 
 ANNOTATIONS = ("language_score", "perplexity", "wiki_prob")
 
@@ -132,7 +132,7 @@ def read_stage(root: str, stage_dir: str, max_docs: int, quiet: bool = True) -> 
 
 def collect(root: str, max_docs: int = 20_000, quiet: bool = False) -> RunData:
     if not os.path.isdir(root):
-        from corpusmill.errors import CorpusmillError
+        from corpusmill.core.errors import CorpusmillError
 
         raise CorpusmillError(f"run directory {root} does not exist")
     stage_dirs = find_stage_dirs(root)

@@ -275,7 +275,7 @@ def render(data: RunData) -> str:
 
 
 def terminal_summary(data: RunData) -> str:
-    from corpusmill.pipelines.stage import format_stats
+    from corpusmill.core.stats import format_stats
 
     lines = []
     for stage in data.stages:

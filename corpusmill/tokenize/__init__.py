@@ -4,6 +4,13 @@
 (numpy and pyarrow only: cheap to import).
 """
 
-from corpusmill.tokenize.shards import ShardDataset, pack_documents, token_dtype, unpack, write_manifest, write_shard
+from corpusmill.tokenize.shards import (
+    ShardDataset,
+    pack_documents,
+    token_dtype,
+    unpack,
+    write_manifest,
+    write_shard,
+)
 
 __all__ = ["ShardDataset", "pack_documents", "token_dtype", "unpack", "write_manifest", "write_shard"]

@@ -38,7 +38,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 FORMAT_NAME = "corpusmill-shards"
 FORMAT_VERSION = 1

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.tokenize.shards import _sha256_file, token_dtype
 

@@ -28,10 +28,13 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict,
-                                                     set_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_state_dict,
+    set_state_dict,
+)
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 

@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 LLAMA_VOCAB = 32000
 LLAMA_BATCH_TOKENS = 4 * 1024 * 1024  # "4M tokens": 2048 sequences of 2048

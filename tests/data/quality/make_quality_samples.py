@@ -32,10 +32,10 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 
-from corpusmill.document import Document, make_id  # noqa: E402
+from corpusmill.core.document import Document, make_id  # noqa: E402
+from corpusmill.core.files import encode_jsonl_gz  # noqa: E402
 from corpusmill.filters.html import decode_html, extract_main_text  # noqa: E402
 from corpusmill.filters.normalize import normalize_text  # noqa: E402
-from corpusmill.pipelines.io import encode_jsonl_gz  # noqa: E402
 
 PYDOCS = "/usr/share/doc/python3.11/html"
 N_WIKI_EN = 1200

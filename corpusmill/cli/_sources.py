@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 
 SOURCE_MODULES: list = [
-    "corpusmill.pipelines.wikipedia",
-    "corpusmill.pipelines.books",
-    "corpusmill.pipelines.arxiv",
-    "corpusmill.pipelines.c4",
-    "corpusmill.pipelines.github",
-    "corpusmill.pipelines.stackexchange",
+    "corpusmill.stages.wikipedia",
+    "corpusmill.stages.books",
+    "corpusmill.stages.arxiv",
+    "corpusmill.stages.c4",
+    "corpusmill.stages.github",
+    "corpusmill.stages.stackexchange",
 ]
 
 

@@ -27,16 +27,30 @@ from typing import Dict, List, Sequence
 import apache_beam as beam
 import numpy as np
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join, list_output_files
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import OutputOptions, run_stage
+from corpusmill.io.documents import ParseDocument, ReadRawRecords
+from corpusmill.io.files import expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import matches_groups
-from corpusmill.mixers.plan import (MixPlan, bucket_of, cut_in_bucket, doc_hash, find_boundaries, in_fraction,
-                                    row_layout, row_positions)
-from corpusmill.pipelines.io import (ParseDocument, ReadRawRecords, expand_inputs, join, list_output_files,
-                                     write_text_atomic)
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, run_stage
+from corpusmill.mixers.plan import (
+    MixPlan,
+    bucket_of,
+    cut_in_bucket,
+    doc_hash,
+    find_boundaries,
+    in_fraction,
+    row_layout,
+    row_positions,
+)
 from corpusmill.tokenize.shards import pack_documents, write_manifest, write_shard
-from corpusmill.tokenize.tokenizer import MODEL_FILE, Tokenize, describe_model, sha256_file
+from corpusmill.tokenize.tokenizer import (
+    MODEL_FILE,
+    Tokenize,
+    describe_model,
+    sha256_file,
+)
 
 COUNTS_FILE = "counts.json"
 

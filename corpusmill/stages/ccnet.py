@@ -1,7 +1,7 @@
 """The CCNet stage over Common Crawl: read -> extract -> normalize -> line dedup -> LID -> write.
 
 ``corpusmill ccnet --input 'crawl/*.warc.gz' --output out/cc`` gives ``out/cc/<lang>/part-NNNNN.jsonl.gz``
-plus stats.json, ``_dropped/`` and ``_failed/`` (see :mod:`corpusmill.pipelines.run`).
+plus stats.json, ``_dropped/`` and ``_failed/`` (see :mod:`corpusmill.engine.run`).
 """
 
 from __future__ import annotations
@@ -12,17 +12,28 @@ from typing import List, Optional, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.dedup.lines import KEEP_MODES, RemoveDuplicateLines
-from corpusmill.errors import CorpusmillError
+from corpusmill.engine.line_dedup import FindDuplicateLines
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import (
+    OutputOptions,
+    add_output_options,
+    format_stats,
+    run_stage,
+)
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import Normalize
-from corpusmill.pipelines.io import FORMATS, ParseDocument, ReadRawRecords, expand_inputs, localize
-from corpusmill.pipelines.line_dedup import FindDuplicateLines
-from corpusmill.pipelines.quality import (add_quality_options, add_quality_steps, output_group_fn,
-                                          quality_config_from_args, validate_quality)
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
-from corpusmill.pipelines.warc import ExtractWarcRecord, ReadWarcRecords
+from corpusmill.io.documents import FORMATS, ParseDocument, ReadRawRecords
+from corpusmill.io.files import expand_inputs, localize
+from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
+from corpusmill.stages.quality import (
+    add_quality_options,
+    add_quality_steps,
+    output_group_fn,
+    quality_config_from_args,
+    validate_quality,
+)
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
@@ -45,7 +56,7 @@ class CCNetConfig:
     fast_extraction: bool = False
     source: str = "cc"
     overwrite: bool = False
-    # quality (corpusmill.pipelines.quality): perplexity buckets and the Wikipedia-reference classifier
+    # quality (corpusmill.stages.quality): perplexity buckets and the Wikipedia-reference classifier
     lm_dir: Optional[str] = None
     cutoffs: Optional[str] = None  # default: <lm_dir>/cutoffs.csv
     keep_buckets: Optional[List[str]] = None  # default: head, middle, all

@@ -29,20 +29,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from corpusmill.document import Document
+from corpusmill.core.document import Document
+from corpusmill.core.hashing import stable_hash  # noqa: F401 (re-exported for stages)
+from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT, build_stats, check_accounting, stats_json  # noqa: F401  # noqa: E402
 from corpusmill.filters.base import Filter, Verdict
 
-KEPT, DROPPED, FAILED, STATS = "kept", "dropped", "failed", "stats"
-COUNTER = "counter"  # a stats row that is not a document outcome: a filter's extra total
+STATS = "stats"
 
 
 @dataclasses.dataclass(slots=True)
@@ -128,7 +127,7 @@ class _FilterDoFn(beam.DoFn):
         return counter
 
     def setup(self):
-        from corpusmill.pipelines.io import localize  # io imports this module
+        from corpusmill.io.files import localize
 
         def load() -> _Loaded:
             filt = copy.deepcopy(self._filter)
@@ -208,48 +207,3 @@ class ApplyFilter(beam.PTransform):
 
 
 # -- stats.json -------------------------------------------------------------------------------------
-def build_stats(rows: List[Tuple[Tuple[str, str, str], Tuple[int, int, int]]], step_order: List[str]) -> List[dict]:
-    """Turn the combined ``((step, outcome, reason), (n, bytes_in, bytes_out))`` rows into stats.json."""
-    by_step: Dict[str, dict] = {s: {"step": s, "read": 0, "kept": 0, "dropped": {}, "failed": 0,
-                                    "bytes_read": 0, "bytes_kept": 0} for s in step_order}
-    for (step, outcome, reason), (n, b_in, b_out) in rows:
-        entry = by_step.setdefault(step, {"step": step, "read": 0, "kept": 0, "dropped": {}, "failed": 0,
-                                          "bytes_read": 0, "bytes_kept": 0})
-        if outcome == COUNTER:
-            entry.setdefault("counters", {})[reason] = entry.get("counters", {}).get(reason, 0) + n
-            continue
-        entry["read"] += n
-        entry["bytes_read"] += b_in
-        if outcome == KEPT:
-            entry["kept"] += n
-            entry["bytes_kept"] += b_out
-        elif outcome == DROPPED:
-            entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
-        else:
-            entry["failed"] += n
-    ordered = [by_step[s] for s in step_order] + [v for k, v in sorted(by_step.items()) if k not in step_order]
-    for entry in ordered:
-        entry["dropped"] = dict(sorted(entry["dropped"].items()))
-        if "counters" in entry:
-            entry["counters"] = dict(sorted(entry.pop("counters").items()))
-    return ordered
-
-
-def check_accounting(stats: List[dict]) -> List[str]:
-    """Problems with the accounting identity (empty when every document is accounted for)."""
-    problems = []
-    for entry in stats:
-        total = entry["kept"] + sum(entry["dropped"].values()) + entry["failed"]
-        if total != entry["read"]:
-            problems.append(f"step {entry['step']}: read {entry['read']} != kept {entry['kept']} + "
-                            f"dropped {sum(entry['dropped'].values())} + failed {entry['failed']}")
-    return problems
-
-
-def stable_hash(text: str) -> int:
-    """A 64-bit hash that is the same in every process and on every run (unlike ``hash()``)."""
-    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
-
-
-def stats_json(stats: List[dict]) -> str:
-    return json.dumps(stats, indent=2, sort_keys=False) + "\n"

@@ -19,9 +19,9 @@ import time
 
 import yaml
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(REPO_ROOT, "tests", "data")
 MANIFEST = os.path.join(REPO_ROOT, "manifests", "demo.yaml")
 
@@ -54,9 +54,9 @@ def demo_manifest(out: str, models: dict) -> str:
 
 def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print) -> dict:
     """Run every step; returns the paths of what it wrote."""
-    from corpusmill.pipelines.quality import train_demo_models
-    from corpusmill.pipelines.recipe import run_recipe
-    from corpusmill.report.cli import make_report
+    from corpusmill.report.make import make_report
+    from corpusmill.stages.quality import train_demo_models
+    from corpusmill.stages.recipe import run_recipe
 
     out = os.path.abspath(output)
     os.makedirs(out, exist_ok=True)
@@ -88,7 +88,7 @@ def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 
 def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
     import json
 
-    from corpusmill.train.cli import main as train_main
+    from corpusmill.cli.train import main as train_main
 
     with open(os.path.join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
         seq_len = int(json.load(fh)["seq_len"])

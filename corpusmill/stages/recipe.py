@@ -31,11 +31,17 @@ import shutil
 import typing
 from typing import Callable, Dict, List, Optional, Sequence
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.mixers.manifest import MixManifest, load_manifest, processor_available, processor_module
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
+from corpusmill.engine.run import DONE_FILE, mark_done
+from corpusmill.io.files import expand_inputs, write_text_atomic
+from corpusmill.mixers.manifest import (
+    MixManifest,
+    load_manifest,
+    processor_available,
+    processor_module,
+)
 from corpusmill.mixers.plan import MixPlan, plan_mixture
-from corpusmill.pipelines.io import expand_inputs, join, write_text_atomic
-from corpusmill.pipelines.run import DONE_FILE, mark_done
 
 STAGE_FILE = "_STAGE.json"
 
@@ -142,9 +148,15 @@ class RecipeResult:
 def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: Sequence[str] = (),
                log=print) -> RecipeResult:
     """Run every stage of the manifest that is not done yet; returns where the shards are."""
-    from corpusmill.pipelines.mix import (CountConfig, ShardConfig, count_tokens, read_counts, source_files,
-                                          write_mixed_shards)
-    from corpusmill.pipelines.tokenizer import TokenizerConfig, train_tokenizer
+    from corpusmill.stages.mix import (
+        CountConfig,
+        ShardConfig,
+        count_tokens,
+        read_counts,
+        source_files,
+        write_mixed_shards,
+    )
+    from corpusmill.stages.tokenizer import TokenizerConfig, train_tokenizer
     from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
 
     m = load_manifest(manifest_path, output=output)

@@ -9,7 +9,7 @@
 - ``--from bigquery``: the RedPajama query (files JOIN contents JOIN licenses; MIT, BSD and Apache
   licenses; non-null, non-binary content) runs on the launcher with google-cloud-bigquery and its rows
   are paged into JSONL files under ``--bq-staging`` (default OUT/_bigquery), which the pipeline then
-  reads like a local export (see corpusmill.pipelines.bigquery for why).
+  reads like a local export (see corpusmill.io.bigquery for why).
 - ``exact_dedup``: a shuffle on the hash of the file content (after header removal) across the whole
   input; the file with the smallest document id stays.
 """
@@ -19,25 +19,27 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
+from corpusmill.engine.line_dedup import FindDuplicateLines
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import (
+    OutputOptions,
+    add_output_options,
+    format_stats,
+    run_stage,
+)
 from corpusmill.filters import code as rules
-from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.pipelines.bigquery import BigQueryOptions, export_query, make_client
-from corpusmill.pipelines.io import ReadRawRecords, SplitAndRead, expand_inputs, join
-from corpusmill.pipelines.line_dedup import FindDuplicateLines
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
+from corpusmill.io.bigquery import BigQueryOptions, export_query, make_client
+from corpusmill.io.code import ListCodeFiles, ReadCodeFile, split_local_inputs
+from corpusmill.io.documents import ReadRawRecords
 
 MODES = ("local", "bigquery")
-EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 DEFAULT_DATASET = "bigquery-public-data.github_repos"
 LICENSE_PATTERNS = ("mit%", "bsd%", "apache%")
 _DATASET = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+$")
@@ -77,26 +79,6 @@ class GitHubConfig:
             raise CorpusmillError("--bq-limit must be positive")
 
 
-class ReadCodeFile(Filter):
-    """``read``: a :class:`CodeFile` -> Document. Drops ``binary`` (a NUL byte in the first 8 KiB, or
-    anywhere in a document's text) and ``not_utf8``; Documents (from BigQuery) only get the NUL check.
-    Reads at most ``max_bytes + 1`` bytes, whatever the file claims its size is (local or gs://)."""
-
-    name = "read"
-
-    def __init__(self, max_bytes: int = rules.DEFAULT_MAX_BYTES):
-        self.max_bytes = max_bytes
-
-    def __call__(self, element) -> Verdict:
-        if isinstance(element, Document):
-            if "\x00" in element.text:
-                return drop("binary", element)
-            return keep(element)
-        with FileSystems.open(element.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            data = fh.read(self.max_bytes + 1)
-        return rules.code_file_verdict(element.repo, element.relpath, element.path, data, self.max_bytes)
-
-
 def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_MAX_BYTES,
                  limit: Optional[int] = None) -> str:
     """RedPajama v1's query: contents JOIN files JOIN licenses, MIT/BSD/Apache, non-null text content.
@@ -120,59 +102,6 @@ def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_
     if limit:
         sql += f"\nLIMIT {int(limit)}"
     return sql
-
-
-# -- local repositories ------------------------------------------------------------------------------
-def list_repositories(root: str) -> Iterator[Tuple[str, str]]:
-    """``(root, repository directory)`` for each top directory; ``(root, root)`` for loose files."""
-    entries = sorted(os.listdir(root))
-    if any(os.path.isfile(os.path.join(root, e)) and not e.startswith(".") for e in entries):
-        yield root, root
-    for entry in entries:
-        if not entry.startswith(".") and os.path.isdir(os.path.join(root, entry)):
-            yield root, os.path.join(root, entry)
-
-
-def walk_repository(item: Tuple[str, str]) -> Iterator[rules.CodeFile]:
-    """Every file of one repository (hidden files and directories such as .git skipped)."""
-    root, repo_dir = item
-    if repo_dir == root:  # loose files directly in the input directory
-        for name in sorted(os.listdir(root)):
-            path = os.path.join(root, name)
-            if not name.startswith(".") and os.path.isfile(path):
-                repo, rel = rules.repo_and_path(root, path)
-                yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
-        return
-    for dirpath, dirs, files in os.walk(repo_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
-            if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
-                continue
-            repo, rel = rules.repo_and_path(root, path)
-            yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
-
-
-class ListCodeFiles(SplitAndRead):
-    """Input directories -> :class:`CodeFile` refs, listed per repository on the workers."""
-
-    def __init__(self, roots: Sequence[str]):
-        super().__init__(roots, list_repositories, walk_repository, spread_records=True)
-
-
-def split_local_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
-    roots, exports = [], []
-    for item in inputs:
-        if os.path.isdir(item):
-            roots.append(os.path.abspath(item))
-            continue
-        for f in expand_inputs([item]):
-            if not f.lower().endswith(EXPORT_SUFFIXES):
-                raise CorpusmillError(
-                    f"input {f}: a file input must be JSONL exported from BigQuery ({', '.join(EXPORT_SUFFIXES)});"
-                    f" pass a directory of repositories for source files")
-            exports.append(f)
-    return sorted(set(roots)), sorted(set(exports))
 
 
 # -- the stage ---------------------------------------------------------------------------------------

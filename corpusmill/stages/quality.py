@@ -18,15 +18,29 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import apache_beam as beam
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.filters.perplexity import (BUCKETS, DEFAULT_KEEP_BUCKETS, Perplexity, PerplexityBucket,
-                                           cutoffs_csv, parse_buckets, percentile_table, read_cutoffs,
-                                           validate_lm_dir)
-from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD, WikiClassifier, check_threshold, load_classifier
-from corpusmill.pipelines.glue import stable_hash
-from corpusmill.pipelines.io import ParseDocument, ReadRawRecords, expand_inputs, localize, write_text_atomic
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, format_stats, run_stage
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.hashing import stable_hash
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import OutputOptions, format_stats, run_stage
+from corpusmill.filters.perplexity import (
+    BUCKETS,
+    DEFAULT_KEEP_BUCKETS,
+    Perplexity,
+    PerplexityBucket,
+    cutoffs_csv,
+    parse_buckets,
+    percentile_table,
+    read_cutoffs,
+    validate_lm_dir,
+)
+from corpusmill.filters.wiki_classifier import (
+    DEFAULT_THRESHOLD,
+    WikiClassifier,
+    check_threshold,
+    load_classifier,
+)
+from corpusmill.io.documents import ParseDocument, ReadRawRecords
+from corpusmill.io.files import expand_inputs, localize, write_text_atomic
 
 CUTOFFS_FILE = "cutoffs.csv"
 
@@ -167,9 +181,9 @@ def train_demo_models(ref_jsonl: str, negatives: Sequence[str], out_dir: str, *,
     Writes ``out_dir/lm/{lang}.sp.model``, ``{lang}.arpa.bin``, ``cutoffs.csv``, ``out_dir/wiki_classifier.bin``
     and ``out_dir/ref_{train,heldout}.jsonl.gz``. Returns ``{"lm_dir", "cutoffs", "classifier",
     "classifier_metrics", "ref_train", "ref_heldout"}``; pass ``lm_dir``, ``cutoffs`` and ``classifier``
-    to :class:`corpusmill.pipelines.ccnet.CCNetConfig`.
+    to :class:`corpusmill.stages.ccnet.CCNetConfig`.
     """
-    from corpusmill.pipelines.io import encode_jsonl_gz, read_documents_file
+    from corpusmill.core.files import encode_jsonl_gz, read_documents_file
     from corpusmill.quality.classifier import train_classifier
     from corpusmill.quality.lm import train_lm
 

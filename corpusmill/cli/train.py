@@ -4,7 +4,7 @@ Cheap to import (no torch): the handler imports the trainer. Under torchrun::
 
     torchrun --nproc_per_node 8 -m corpusmill.cli train --config 7B --data SHARDS --out RUN --dist fsdp
 
-``python -m corpusmill.train.cli ...`` takes the same options as ``corpusmill train``.
+``python -m corpusmill.cli.train ...`` takes the same options as ``corpusmill train``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from typing import List, Optional
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 # CLI option -> (section, field, type)
 OVERRIDES = [

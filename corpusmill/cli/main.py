@@ -14,17 +14,17 @@ import importlib
 import sys
 from typing import List, Optional
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
 
 COMMAND_MODULES = [
-    "corpusmill.pipelines.ccnet",
-    "corpusmill.pipelines.quality",
-    "corpusmill.pipelines.sources",
-    "corpusmill.pipelines.tokenizer",
-    "corpusmill.pipelines.recipe",
-    "corpusmill.train.cli",
-    "corpusmill.report.cli",
-    "corpusmill.demo",
+    "corpusmill.stages.ccnet",
+    "corpusmill.stages.quality",
+    "corpusmill.cli._sources",
+    "corpusmill.stages.tokenizer",
+    "corpusmill.stages.recipe",
+    "corpusmill.cli.train",
+    "corpusmill.report.make",
+    "corpusmill.stages.demo",
 ]
 
 

@@ -19,130 +19,29 @@ temporary file that is renamed when complete. Same input and options, same bytes
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
 import io
 import json
 import math
-import os
-import posixpath
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.document import Document
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import (
+    encode_jsonl_gz,
+    join,
+)
+from corpusmill.core.hashing import stable_hash
 from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.pipelines.glue import stable_hash
+from corpusmill.io.files import atomic_write
 
 FORMATS = ("jsonl", "parquet")
 EXTENSIONS = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
-
-
-# ---------------------------------------------------------------------------------------------------
-# files
-# ---------------------------------------------------------------------------------------------------
-def join(*parts: str) -> str:
-    """Join path parts for local paths and gs:// URLs alike."""
-    first = parts[0]
-    if "://" in first:
-        return posixpath.join(*parts)
-    return os.path.join(*parts)
-
-
-def expand_inputs(patterns: Iterable[str]) -> List[str]:
-    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error."""
-    files: List[str] = []
-    for pattern in patterns:
-        if os.path.isdir(pattern):
-            pattern = os.path.join(pattern, "**")
-        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        matched = [p for p in matched if not os.path.basename(p).startswith(".") and not os.path.isdir(p)]
-        if not matched:
-            raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
-        files.extend(matched)
-    return sorted(set(files))
-
-
-MODEL_CACHE_ENV = "CORPUSMILL_MODEL_CACHE"
-
-
-def _model_cache() -> str:
-    import tempfile
-
-    return os.environ.get(MODEL_CACHE_ENV) or os.path.join(tempfile.gettempdir(), "corpusmill-models")
-
-
-def localize(path: Optional[str]) -> Optional[str]:
-    """A local copy of a model file or directory that may live on gs:// (or any Beam file system).
-
-    Local paths come back unchanged. A remote one is copied once per machine into the model cache
-    (``$CORPUSMILL_MODEL_CACHE``, else ``<tmp>/corpusmill-models``), under a name derived from the URL,
-    and the local path is returned; a directory is copied with everything below it.
-    """
-    if not path or "://" not in path:
-        return path
-    import hashlib
-    import shutil
-
-    root = os.path.join(_model_cache(), hashlib.sha1(path.encode("utf-8")).hexdigest()[:16])
-    base = path.rstrip("/")
-    name = base.rsplit("/", 1)[-1]
-    below = [m.path for r in FileSystems.match([base + "/**"]) for m in r.metadata_list]
-    if below:  # a directory (object stores: a prefix)
-        files = [(p, os.path.join(name, p[len(base) + 1:])) for p in sorted(below)]
-    else:
-        exact = [m for r in FileSystems.match([base]) for m in r.metadata_list if m.path.rstrip("/") == base]
-        if not exact:
-            raise CorpusmillError(f"model path {path} matches no file or directory; check the URL and that "
-                                  f"this machine can read it")
-        files = [(exact[0].path, name)]
-    for remote, rel in files:
-        local = os.path.join(root, rel)
-        if os.path.exists(local):
-            continue
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.tmp-{os.getpid()}"
-        with FileSystems.open(remote, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, local)
-    return os.path.join(root, name)
-
-
-@contextlib.contextmanager
-def atomic_write(path: str):
-    """Open ``path`` for writing through a temporary name; rename into place only on success."""
-    directory, name = path.rsplit("/", 1) if "://" in path else os.path.split(path)
-    tmp = join(directory, f".tmp-{name}")
-    if "://" not in path:
-        os.makedirs(directory or ".", exist_ok=True)
-    handle = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
-    try:
-        yield handle
-        handle.close()
-    except BaseException:
-        handle.close()
-        FileSystems.delete([tmp])
-        raise
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    with atomic_write(path) as handle:
-        handle.write(text.encode("utf-8"))
-
-
-def encode_jsonl_gz(records: Iterable[dict], handle) -> None:
-    """gzip-compressed JSON lines with a fixed header (mtime 0, no name): same records, same bytes."""
-    with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6) as gz:
-        for record in records:
-            gz.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-            gz.write(b"\n")
 
 
 def _parquet_table(docs: List[Document]):
@@ -175,29 +74,6 @@ def write_documents_file(path: str, docs: List[Document], fmt: str) -> int:
         else:
             raise CorpusmillError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return len(docs)
-
-
-def read_documents_file(path: str) -> Iterator[Document]:
-    """Read every document of one corpusmill output file (JSONL, JSONL.gz or Parquet), in order."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            table = pq.read_table(handle)
-        for i, row in enumerate(table.to_pylist()):
-            yield Document.from_dict(row, where=f"{path} row {i}")
-        return
-    with _open_lines(path) as lines:
-        for lineno, line in enumerate(lines, 1):
-            if line.strip():
-                yield Document.from_json(line, where=f"{path}:{lineno}")
-
-
-@contextlib.contextmanager
-def _open_lines(path: str):
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
-        yield io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -403,26 +279,3 @@ class WriteDocuments(beam.PTransform):
         )
 
 
-def list_output_files(out_dir: str) -> List[str]:
-    """The document files under an output directory (not _dropped/_failed), sorted."""
-    out = []
-    for root, dirs, files in os.walk(out_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("_") and not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("part-") and name.endswith((".jsonl.gz", ".jsonl", ".parquet")):
-                out.append(os.path.join(root, name))
-    return sorted(out)
-
-
-def read_output(out_dir: str) -> List[Document]:
-    """Every document of a corpusmill output directory (local), in file then line order."""
-    docs: List[Document] = []
-    for path in list_output_files(out_dir):
-        docs.extend(read_documents_file(path))
-    return docs
-
-
-def document_group_dirs(out_dir: str) -> List[Tuple[str, str]]:
-    """(group name, path) for the sub-directories that hold documents."""
-    return [(name, os.path.join(out_dir, name)) for name in sorted(os.listdir(out_dir))
-            if os.path.isdir(os.path.join(out_dir, name)) and not name.startswith(("_", "."))]

@@ -23,13 +23,20 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import apache_beam as beam
 
-from corpusmill.errors import CorpusmillError
-from corpusmill.pipelines.glue import stable_hash
-from corpusmill.pipelines.io import _open_lines, atomic_write, join, write_text_atomic
-from corpusmill.pipelines.mix import read_sources, source_files
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, run_stage
-from corpusmill.tokenize.tokenizer import LLAMA_TRAINER_OPTIONS, MODEL_FILE, describe_model, train_sentencepiece
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
+from corpusmill.core.hashing import stable_hash
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import OutputOptions, run_stage
+from corpusmill.io.files import atomic_write, write_text_atomic
+from corpusmill.io.files import open_text_lines as _open_lines
+from corpusmill.stages.mix import read_sources, source_files
+from corpusmill.tokenize.tokenizer import (
+    LLAMA_TRAINER_OPTIONS,
+    MODEL_FILE,
+    describe_model,
+    train_sentencepiece,
+)
 
 SAMPLE_DIR = "sample"
 SAMPLE_INDEX = "sample.json"

@@ -24,11 +24,20 @@ from typing import Callable, List, Optional
 
 import apache_beam as beam
 
-from corpusmill.document import Document
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.document import Document
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import encode_jsonl_gz, join
+from corpusmill.engine.step import (
+    ApplyFilter,
+    Dropped,
+    Failure,
+    build_stats,
+    stable_hash,
+    stats_json,
+)
 from corpusmill.filters.base import Filter
-from corpusmill.pipelines.glue import ApplyFilter, Dropped, Failure, build_stats, stable_hash, stats_json
-from corpusmill.pipelines.io import WriteDocuments, atomic_write, encode_jsonl_gz, join, write_text_atomic
+from corpusmill.io.documents import WriteDocuments
+from corpusmill.io.files import atomic_write, write_text_atomic
 
 STATS_FILE = "stats.json"
 DONE_FILE = "_SUCCESS"

@@ -16,9 +16,11 @@ from typing import Callable, List, Optional, Sequence
 
 import apache_beam as beam
 
-from corpusmill.pipelines import beam_options
-from corpusmill.pipelines.io import FORMATS, join
-from corpusmill.pipelines.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.core.files import join
+from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
+from corpusmill.engine.options import beam_options
+from corpusmill.engine.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.io.documents import FORMATS
 
 
 @dataclasses.dataclass
@@ -74,17 +76,3 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
 def read_stats(out_dir: str) -> List[dict]:
     with open(join(out_dir, STATS_FILE), encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def format_stats(stats: List[dict]) -> str:
-    """stats.json as a table for the terminal."""
-    width = max([12] + [len(s["step"]) for s in stats])
-    lines = [f"{'step':<{width}} {'read':>8} {'kept':>8} {'dropped':>8} {'failed':>7} {'MB read':>9} "
-             f"{'MB kept':>9}  drop reasons"]
-    for s in stats:
-        reasons = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
-        lines.append(f"{s['step']:<{width}} {s['read']:>8} {s['kept']:>8} {sum(s['dropped'].values()):>8} "
-                     f"{s['failed']:>7} {s['bytes_read'] / 1e6:>9.2f} {s['bytes_kept'] / 1e6:>9.2f}  {reasons}")
-        if s.get("counters"):
-            lines.append(f"{'':<{width}}   totals: " + ", ".join(f"{k}={v}" for k, v in s["counters"].items()))
-    return "\n".join(lines)

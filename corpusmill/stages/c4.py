@@ -28,17 +28,23 @@ from typing import List, Optional, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.spans import RemoveDuplicateSpans, span_occurrences
-from corpusmill.errors import CorpusmillError
+from corpusmill.engine.line_dedup import FindDuplicateLines
+from corpusmill.engine.run import Run
+from corpusmill.engine.stage import (
+    OutputOptions,
+    add_output_options,
+    format_stats,
+    run_stage,
+)
 from corpusmill.filters import c4 as rules
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
-from corpusmill.pipelines.ccnet import WARC_SUFFIXES
-from corpusmill.pipelines.io import ReadRawRecords, expand_inputs
-from corpusmill.pipelines.line_dedup import FindDuplicateLines
-from corpusmill.pipelines.run import Run
-from corpusmill.pipelines.stage import OutputOptions, add_output_options, format_stats, run_stage
-from corpusmill.pipelines.warc import ExtractWarcRecord, ReadWarcRecords
+from corpusmill.io.documents import ReadRawRecords
+from corpusmill.io.files import expand_inputs
+from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
+from corpusmill.stages.ccnet import WARC_SUFFIXES
 
 MODES = ("crawl", "released")
 RELEASED_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")

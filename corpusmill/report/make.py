@@ -7,7 +7,7 @@ import os
 
 def make_report(run_dir: str, output: str = "", max_docs: int = 20_000, quiet: bool = False):
     """Write the report for ``run_dir``; returns (the HTML file's path, the collected RunData)."""
-    from corpusmill.pipelines.io import write_text_atomic
+    from corpusmill.core.files import write_text_local as write_text_atomic
     from corpusmill.report.collect import collect
     from corpusmill.report.html import render
 

@@ -22,9 +22,10 @@ import gzip
 import json
 from typing import Any, List, Optional
 
-from corpusmill.errors import CorpusmillError
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
 from corpusmill.filters.code import EXPORT_ERROR_KEY as ERROR_KEY
-from corpusmill.pipelines.io import atomic_write, join
+from corpusmill.io.files import atomic_write
 
 
 @dataclasses.dataclass

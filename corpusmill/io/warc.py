@@ -23,10 +23,10 @@ from typing import Iterator, Optional
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpusmill.document import Document, make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.filters import html as html_text
 from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.pipelines.io import SplitAndRead
+from corpusmill.io.documents import SplitAndRead
 
 # WARC record types that never carry a document.
 _NON_DOCUMENT_TYPES = {"request", "metadata", "warcinfo", "revisit", "continuation"}

@@ -1,0 +1,109 @@
+"""Files on any Beam file system (local, gs://, s3://): globbing inputs, copying models to a worker's
+disk, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterable, List, Optional
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
+
+
+def expand_inputs(patterns: Iterable[str]) -> List[str]:
+    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error."""
+    files: List[str] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            pattern = os.path.join(pattern, "**")
+        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+        matched = [p for p in matched if not os.path.basename(p).startswith(".") and not os.path.isdir(p)]
+        if not matched:
+            raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
+        files.extend(matched)
+    return sorted(set(files))
+
+
+MODEL_CACHE_ENV = "CORPUSMILL_MODEL_CACHE"
+
+
+def _model_cache() -> str:
+    import tempfile
+
+    return os.environ.get(MODEL_CACHE_ENV) or os.path.join(tempfile.gettempdir(), "corpusmill-models")
+
+
+def localize(path: Optional[str]) -> Optional[str]:
+    """A local copy of a model file or directory that may live on gs:// (or any Beam file system).
+
+    Local paths come back unchanged. A remote one is copied once per machine into the model cache
+    (``$CORPUSMILL_MODEL_CACHE``, else ``<tmp>/corpusmill-models``), under a name derived from the URL,
+    and the local path is returned; a directory is copied with everything below it.
+    """
+    if not path or "://" not in path:
+        return path
+    import hashlib
+    import shutil
+
+    root = os.path.join(_model_cache(), hashlib.sha1(path.encode("utf-8")).hexdigest()[:16])
+    base = path.rstrip("/")
+    name = base.rsplit("/", 1)[-1]
+    below = [m.path for r in FileSystems.match([base + "/**"]) for m in r.metadata_list]
+    if below:  # a directory (object stores: a prefix)
+        files = [(p, os.path.join(name, p[len(base) + 1:])) for p in sorted(below)]
+    else:
+        exact = [m for r in FileSystems.match([base]) for m in r.metadata_list if m.path.rstrip("/") == base]
+        if not exact:
+            raise CorpusmillError(f"model path {path} matches no file or directory; check the URL and that "
+                                  f"this machine can read it")
+        files = [(exact[0].path, name)]
+    for remote, rel in files:
+        local = os.path.join(root, rel)
+        if os.path.exists(local):
+            continue
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.tmp-{os.getpid()}"
+        with FileSystems.open(remote, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, local)
+    return os.path.join(root, name)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str):
+    """Open ``path`` for writing through a temporary name; rename into place only on success."""
+    directory, name = path.rsplit("/", 1) if "://" in path else os.path.split(path)
+    tmp = join(directory, f".tmp-{name}")
+    if "://" not in path:
+        os.makedirs(directory or ".", exist_ok=True)
+    handle = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        yield handle
+        handle.close()
+    except BaseException:
+        handle.close()
+        FileSystems.delete([tmp])
+        raise
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def open_text_lines(path: str):
+    """A text stream of a (possibly gzipped) UTF-8 file on any Beam file system."""
+    import gzip
+    import io
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        yield io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
