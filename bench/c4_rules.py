@@ -22,7 +22,6 @@ from warcio.warcwriter import WARCWriter
 
 from corpusmill.core.document import Document
 from corpusmill.dedup.spans import span_hashes
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.c4 import BadWords, CleanPage
 from corpusmill.stages.c4 import C4Config, run_c4
 
@@ -70,7 +69,7 @@ def main() -> None:
                                                               http_headers=http))
         out_dir = os.path.join(tmp, "out")
         start = time.perf_counter()
-        stats = run_c4(C4Config([warc], out_dir, "crawl", OutputOptions(out_dir)), beam_args)
+        stats = run_c4(C4Config(input=[warc], output=out_dir, mode="crawl"), beam_args)
         took = time.perf_counter() - start
         print(f"C4 stage (--from crawl, {' '.join(beam_args) or 'in-memory DirectRunner'}): {len(pages)} pages in "
               f"{took:.1f}s = {len(pages) / took:.1f} pages/s; kept {stats[-1]['kept']}")

@@ -54,7 +54,7 @@ def main() -> None:
             print("input: bundled samples (install python3.11-doc for the larger crawl)")
         out = os.path.join(tmp, "out")
         t0 = time.perf_counter()
-        stats = run_ccnet(CCNetConfig(inputs=inputs, output=out), beam_args)
+        stats = run_ccnet(CCNetConfig(input=inputs, output=out), beam_args)
         wall = time.perf_counter() - t0
         extract = stats[0]
         print(f"stage: {extract['read']} records, {extract['kept']} pages with text, "

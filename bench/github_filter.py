@@ -17,7 +17,6 @@ import tempfile
 import time
 
 from corpusmill.dedup.exact import content_hash
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters import code as rules
 from corpusmill.stages.github import GitHubConfig, run_github
 
@@ -66,7 +65,7 @@ def main() -> None:
             return
         out = os.path.join(tmp, "out")
         start = time.perf_counter()
-        stats = run_github(GitHubConfig(out, "local", [roots], OutputOptions(out)), beam_args)
+        stats = run_github(GitHubConfig(output=out, mode="local", input=[roots]), beam_args)
         took = time.perf_counter() - start
         print(f"GitHub stage (--from local, {' '.join(beam_args) or 'in-memory DirectRunner'}): {n} files in "
               f"{took:.1f}s = {n / took:.0f} files/s; kept {stats[-1]['kept']}, "

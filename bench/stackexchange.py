@@ -15,7 +15,6 @@ import re
 import tempfile
 import time
 
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.stackexchange import ParsePostRow, PostLine
 from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
 
@@ -64,7 +63,7 @@ def main() -> None:
             fh.write(b"\n".join(out_rows) + b"\n</posts>\n")
         out = os.path.join(tmp, "out")
         start = time.perf_counter()
-        stats = run_stackexchange(StackExchangeConfig([tmp], out, OutputOptions(out), split_mb=4), beam_args)
+        stats = run_stackexchange(StackExchangeConfig(input=[tmp], output=out, split_mb=4), beam_args)
         took = time.perf_counter() - start
         print(f"StackExchange stage ({' '.join(beam_args) or 'in-memory DirectRunner'}): {len(out_rows)} posts in "
               f"{took:.1f}s = {len(out_rows) / took:.0f} posts/s; {stats[-1]['kept']} threads")

@@ -23,7 +23,6 @@ import time
 
 
 def bench_wikipedia(path: str, out: str) -> None:
-    from corpusmill.engine.stage import OutputOptions
     from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText
     from corpusmill.io.mediawiki import read_chunk, scan_dump
     from corpusmill.stages.wikipedia import WikipediaConfig, run_wikipedia
@@ -41,7 +40,7 @@ def bench_wikipedia(path: str, out: str) -> None:
     print(f"wikipedia in-process: {pages} pages ({kept} articles kept) in {dt:.2f}s = {pages / dt:.1f} pages/s, "
           f"{kept / dt:.1f} articles/s")
     t = time.perf_counter()
-    stats = run_wikipedia(WikipediaConfig([path], out, out=OutputOptions(out, overwrite=True)))
+    stats = run_wikipedia(WikipediaConfig(input=[path], output=out, overwrite=True))
     dt = time.perf_counter() - t
     s = {e["step"]: e for e in stats}
     print(f"wikipedia Beam stage (DirectRunner): {s['parse']['read']} pages in {dt:.2f}s = "
@@ -62,7 +61,6 @@ def bench_books(sdist: str, out: str) -> None:
     from datasketch import MinHash
 
     from corpusmill.dedup import minhash
-    from corpusmill.engine.stage import OutputOptions
     from corpusmill.stages.books import BooksConfig, run_books
 
     texts = _texts(sdist)
@@ -102,8 +100,7 @@ def bench_books(sdist: str, out: str) -> None:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copyfile(path, dst)
     t = time.perf_counter()
-    stats = run_books(BooksConfig([src], os.path.join(out, "books"), out=OutputOptions(os.path.join(out, "books"),
-                                                                                         overwrite=True)))
+    stats = run_books(BooksConfig(input=[src], output=os.path.join(out, "books"), overwrite=True))
     dt = time.perf_counter() - t
     s = {e["step"]: e for e in stats}
     print(f"books Beam stage (DirectRunner): {s['read']['read']} books in {dt:.2f}s = {s['read']['read'] / dt:.1f} "

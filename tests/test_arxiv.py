@@ -15,7 +15,6 @@ import pytest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.files import read_output
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
 from corpusmill.filters.latex import (
     MacroExpansionError,
@@ -111,7 +110,7 @@ def arxiv_run(tmp_path_factory):
     bulk2.write_bytes(small_info.tobuf(tarfile.GNU_FORMAT) + small + b"\0" * (-len(small) % 512)
                       + big.tobuf(tarfile.GNU_FORMAT) + b"\x1f\x8b" * 100)
     out = str(tmp / "out")
-    stats = run_arxiv(ArxivConfig([str(bulk), str(bulk2)], out, out=OutputOptions(out, write_dropped=True)))
+    stats = run_arxiv(ArxivConfig(input=[str(bulk), str(bulk2)], output=out, write_dropped=True))
     return {"out": out, "stats": {s["step"]: s for s in stats}, "expect": expect}
 
 
@@ -208,7 +207,7 @@ def test_directory_of_paper_folders(tmp_path):
     (tmp_path / "papers" / "bad").mkdir()
     (tmp_path / "papers" / "bad" / "x.tex").write_bytes(b"")
     out = str(tmp_path / "out")
-    stats = {s["step"]: s for s in run_arxiv(ArxivConfig([str(tmp_path / "papers")], out))}
+    stats = {s["step"]: s for s in run_arxiv(ArxivConfig(input=[str(tmp_path / "papers")], output=out))}
     assert stats["extract"]["read"] == 2
     assert stats["extract"]["dropped"] == {"link_member": 1, "no_main_tex": 1}
 
@@ -272,8 +271,8 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
 def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     inputs = [os.path.join(DATA, "papers"), os.path.join(DATA, "folders")]
-    run_arxiv(ArxivConfig(inputs, a))
-    run_arxiv(ArxivConfig(inputs, b), ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    run_arxiv(ArxivConfig(input=inputs, output=a))
+    run_arxiv(ArxivConfig(input=inputs, output=b), ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     rel = lambda root: sorted(os.path.relpath(os.path.join(r, f), root) for r, _, fs in os.walk(root) for f in fs)  # noqa: E731
     assert rel(a) == rel(b) and len(read_output(a)) == len(PAPERS) + 1
     for name in rel(a):

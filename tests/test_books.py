@@ -16,7 +16,6 @@ from corpusmill.cli import main as cli_main
 from corpusmill.core.document import make_id
 from corpusmill.core.files import read_output
 from corpusmill.dedup import minhash
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.gutenberg import strip_gutenberg
 from corpusmill.io.books import book_keys, read_book_file
 from corpusmill.stages.books import BooksConfig, run_books
@@ -44,7 +43,7 @@ def _text(path):
 
 
 def _run(inputs, out, beam_args=(), **kw):
-    cfg = BooksConfig(inputs, out, out=OutputOptions(out, write_dropped=True), **kw)
+    cfg = BooksConfig(input=inputs, output=out, write_dropped=True, **kw)
     return {s["step"]: s for s in run_books(cfg, beam_args)}
 
 

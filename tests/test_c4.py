@@ -16,7 +16,6 @@ from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import list_output_files, read_output
 from corpusmill.dedup.spans import span_hashes
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters import c4 as rules
 from corpusmill.stages.c4 import C4Config, run_c4
@@ -148,7 +147,7 @@ def test_badwords_list_is_packaged_with_its_license_and_matches_on_word_boundari
 @pytest.fixture(scope="module")
 def crawl_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("c4") / "out")
-    cfg = C4Config([PYDOCS, RECRAWL, WET], out, "crawl", OutputOptions(out, write_dropped=True))
+    cfg = C4Config(input=[PYDOCS, RECRAWL, WET], output=out, mode="crawl", write_dropped=True)
     return out, run_c4(cfg)
 
 
@@ -208,7 +207,7 @@ def test_crawl_output_obeys_c4_rules_and_drops_bad_words(crawl_run):
 def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path):
     out, _ = crawl_run
     out2 = str(tmp_path / "mp")
-    cfg = C4Config([PYDOCS, RECRAWL, WET], out2, "crawl", OutputOptions(out2, write_dropped=True))
+    cfg = C4Config(input=[PYDOCS, RECRAWL, WET], output=out2, mode="crawl", write_dropped=True)
     run_c4(cfg, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert list_output_files(out) and tree_digest(out2) == tree_digest(out)
 
@@ -216,7 +215,7 @@ def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path)
 # -- released C4 -------------------------------------------------------------------------------------
 def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
     out = str(tmp_path / "rel")
-    stats = run_c4(C4Config([RELEASED], out, "released", OutputOptions(out, write_dropped=True)))
+    stats = run_c4(C4Config(input=[RELEASED], output=out, mode="released", write_dropped=True))
     assert check_accounting(stats) == []
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         n = sum(1 for _ in fh)
@@ -232,16 +231,16 @@ def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
 
 def test_bad_input_is_explained(tmp_path):
     with pytest.raises(CorpusmillError, match="--from crawl reads WARC"):
-        run_c4(C4Config([RELEASED], str(tmp_path / "a"), "crawl"))
+        run_c4(C4Config(input=[RELEASED], output=str(tmp_path / "a"), mode="crawl"))
     with pytest.raises(CorpusmillError, match="bad-words list"):
-        run_c4(C4Config([PYDOCS], str(tmp_path / "b"), "crawl", badwords=str(tmp_path / "missing.txt")))
+        run_c4(C4Config(input=[PYDOCS], output=str(tmp_path / "b"), mode="crawl", badwords=str(tmp_path / "missing.txt")))
     # a broken line in a released file is a dead letter naming the file and line; the others go on
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         good = [next(fh) for _ in range(3)]
     bad = tmp_path / "c4-broken.json"
     bad.write_text(good[0] + '{"text": "cut off\n' + good[1] + '{"url": "no text"}\n' + good[2], encoding="utf-8")
     out = str(tmp_path / "c")
-    stats = run_c4(C4Config([str(bad)], out, "released", OutputOptions(out), min_words=0, min_sentences=0,
+    stats = run_c4(C4Config(input=[str(bad)], output=out, mode="released", min_words=0, min_sentences=0,
                             min_punct_share=0.0))
     assert stats[0]["read"] == 5 and stats[0]["failed"] == 2 and stats[0]["kept"] == 3
     failures = failed_records(out)

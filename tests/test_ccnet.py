@@ -25,7 +25,7 @@ SMALL = dict(docs_per_shard=4)
 
 
 def run(out, inputs=CRAWLS, beam_args=(), **kw):
-    cfg = CCNetConfig(inputs=list(inputs), output=str(out), **{**SMALL, **kw})
+    cfg = CCNetConfig(input=list(inputs), output=str(out), **{**SMALL, **kw})
     return run_ccnet(cfg, list(beam_args))
 
 

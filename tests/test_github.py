@@ -18,10 +18,8 @@ from source_outputs import dropped_records, failed_records, step_stats
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import list_output_files, read_output
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters import code as rules
-from corpusmill.io.bigquery import BigQueryOptions
 from corpusmill.io.code import ReadCodeFile
 from corpusmill.stages.github import GitHubConfig, run_github
 
@@ -89,7 +87,7 @@ def local_input(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_run(local_input, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("gh") / "out")
-    stats = run_github(GitHubConfig(out, "local", [local_input], OutputOptions(out, write_dropped=True)))
+    stats = run_github(GitHubConfig(output=out, mode="local", input=[local_input], write_dropped=True))
     return local_input, out, stats
 
 
@@ -149,7 +147,7 @@ def test_headers_are_stripped_in_the_output(local_run):
 def test_multiprocess_runner_gives_the_same_bytes(local_run, tmp_path):
     root, out, _ = local_run
     out2 = str(tmp_path / "mp")
-    run_github(GitHubConfig(out2, "local", [root], OutputOptions(out2, write_dropped=True)),
+    run_github(GitHubConfig(output=out2, mode="local", input=[root], write_dropped=True),
                ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert list_output_files(out) and tree_digest(out2) == tree_digest(out)
 
@@ -182,7 +180,7 @@ def test_local_jsonl_export_with_a_null_row_and_a_broken_line(local_run, tmp_pat
     lines.insert(5, '{"repo_name": "example/x", "path": "b.py", "content": "cut')
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
-    stats = run_github(GitHubConfig(out, "local", [str(export)], OutputOptions(out)))
+    stats = run_github(GitHubConfig(output=out, mode="local", input=[str(export)]))
     parse = step_stats(stats, "parse")
     assert parse["read"] == len(rows) + 2 and parse["dropped"] == {"no_content": 1} and parse["failed"] == 1
     failure = failed_records(out)[0]
@@ -294,9 +292,9 @@ def _bq_rows():
 
 
 def _bq_config(out, endpoint, **kw):
-    return GitHubConfig(out, "bigquery", [], OutputOptions(out),
-                        bigquery=BigQueryOptions(project="p", location="US", page_size=4, endpoint=endpoint,
-                                                 anonymous=True, retry_deadline=2.0, **kw))
+    kw = {f"bq_{k}": v for k, v in kw.items()}
+    return GitHubConfig(output=out, mode="bigquery", input=[], bq_project="p", bq_location="US", bq_page_size=4,
+                        bq_endpoint=endpoint, bq_anonymous=endpoint is not None, bq_retry_deadline=2.0, **kw)
 
 
 def test_bigquery_rows_arrive_through_the_real_client_with_partial_pages(tmp_path):
@@ -329,10 +327,10 @@ def test_bigquery_project_location_and_dataset_options_reach_the_api(tmp_path):
     with pytest.raises(CorpusmillError, match="--bq-billing-project needs credentials"):
         run_github(_bq_config(str(tmp_path / "billing"), "http://127.0.0.1:9", billing_project="billing-q"))
     cfg = _bq_config(str(tmp_path / "opts"), None)
-    cfg.dataset, cfg.limit = "mirror-project.gh_copy", 7
-    cfg.bigquery.location = "EU"
+    cfg.bq_dataset, cfg.bq_limit = "mirror-project.gh_copy", 7
+    cfg.bq_location = "EU"
     with FakeBigQuery(_bq_rows(), fail_insert=True) as fake:
-        cfg.bigquery.endpoint = fake.endpoint
+        cfg.bq_endpoint, cfg.bq_anonymous = fake.endpoint, True
         with pytest.raises(CorpusmillError, match="location EU"):
             run_github(cfg)
     method, path, headers = fake.requests[0]

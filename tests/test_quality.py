@@ -214,7 +214,7 @@ def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models, monke
     loads = []
     real_load = perplexity_module.load_kenlm
     monkeypatch.setattr(perplexity_module, "load_kenlm", lambda path: loads.append(path) or real_load(path))
-    table = run_cutoffs(CutoffsConfig([str(docs)], models["lm_dir"], str(out), sample=20))
+    table = run_cutoffs(CutoffsConfig(input=[str(docs)], lm_dir=models["lm_dir"], output=str(out), sample=20))
     assert loads == [model_paths(models["lm_dir"], "en")[1]]
     assert list(table) == ["en"]
     stats = {s["step"]: s for s in __import__("json").load(open(str(out) + ".run/stats.json"))}
@@ -223,7 +223,7 @@ def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models, monke
     with open(docs, "wb") as fh:
         encode_jsonl_gz([d.to_dict() for d in fr], fh)
     with pytest.raises(CorpusmillError, match="no document could be scored"):
-        run_cutoffs(CutoffsConfig([str(docs)], models["lm_dir"], str(out)))
+        run_cutoffs(CutoffsConfig(input=[str(docs)], lm_dir=models["lm_dir"], output=str(out)))
 
 
 # -- model files: clear errors before any work --------------------------------------------------------
@@ -272,7 +272,7 @@ def test_stage_refuses_bad_models_before_any_work(tmp_path, models):
              dict(cutoffs=models["cutoffs"])]
     for kw in cases:
         with pytest.raises(CorpusmillError):
-            run_ccnet(CCNetConfig(inputs=[warc("pydocs.warc.gz")], output=str(out), **kw))
+            run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out), **kw))
         assert not out.exists(), kw
     rc = cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(out), "--lm-dir", str(tmp_path)])
     assert rc == 2 and not out.exists()
@@ -330,7 +330,7 @@ def test_roc_auc_counts_ties_as_half():
 # -- in the CCNet stage -------------------------------------------------------------------------------
 def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
     inputs = [warc("pydocs.warc.gz"), warc("iana.warc.gz"), models["ref_heldout"], WIKI_FR, LOWQ]
-    cfg = dict(inputs=inputs, lm_dir=models["lm_dir"], classifier=models["classifier"], docs_per_shard=20)
+    cfg = dict(input=inputs, lm_dir=models["lm_dir"], classifier=models["classifier"], docs_per_shard=20)
     out = tmp_path / "mp"
     stats = run_ccnet(CCNetConfig(output=str(out), **cfg),
                       ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])

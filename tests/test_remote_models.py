@@ -42,7 +42,7 @@ def test_localize_copies_files_and_directories_once(remote_root, tmp_path):
 def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
     shutil.copy(default_lid_model(), remote_root / "lid.176.ftz")
     out = tmp_path / "out"
-    stats = run_ccnet(CCNetConfig(inputs=[warc("pydocs.warc.gz")], output=str(out),
+    stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out),
                                   lid_model="cmtest://lid.176.ftz"))
     assert stats[-1]["step"] == "lid" and stats[-1]["failed"] == 0 and stats[-1]["kept"] > 20
     assert {d.metadata["language"] for d in read_output(out)} == {"en"}
@@ -63,8 +63,8 @@ def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_pat
     if os.path.dirname(models["cutoffs"]) != models["lm_dir"]:
         shutil.copy(models["cutoffs"], remote_root / "cutoffs.csv")
         remote["cutoffs"] = "cmtest://cutoffs.csv"
-    local = run_ccnet(CCNetConfig(inputs=[warc("pydocs.warc.gz")], output=str(tmp_path / "local"),
+    local = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "local"),
                                   lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=models["classifier"]))
-    stats = run_ccnet(CCNetConfig(inputs=[warc("pydocs.warc.gz")], output=str(tmp_path / "remote"), **remote))
+    stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "remote"), **remote))
     assert [s["step"] for s in stats][-3:] == ["perplexity", "bucket", "wiki_classifier"]
     assert stats == local  # the same models, wherever they are read from

@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     broken = str(root / "broken.warc.gz")
     with_broken_http_record(warc("pydocs.warc.gz"), broken)
-    run_ccnet(CCNetConfig(inputs=[broken, warc("iana.warc.gz")], output=str(root / "cc"), docs_per_shard=5))
+    run_ccnet(CCNetConfig(input=[broken, warc("iana.warc.gz")], output=str(root / "cc"), docs_per_shard=5))
     return root
 
 

@@ -19,7 +19,6 @@ from source_outputs import failed_records, step_stats
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_output
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters.stackexchange_html import html_to_text
 from corpusmill.io.posts import iter_7z_member, select_posts_files
@@ -77,7 +76,7 @@ def test_html_to_text_keeps_code_blocks_and_lists_of_real_answers():
 @pytest.fixture(scope="module")
 def dump_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("se") / "out")
-    stats = run_stackexchange(StackExchangeConfig([DUMP], out, OutputOptions(out, write_dropped=True), top_sites=3))
+    stats = run_stackexchange(StackExchangeConfig(input=[DUMP], output=out, write_dropped=True, top_sites=3))
     return out, stats
 
 
@@ -142,7 +141,7 @@ def test_hostile_and_broken_xml_is_refused_row_by_row(tmp_path):
     (site / "Posts.xml").write_text("\n".join(hostile) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
     start = time.monotonic()
-    stats = run_stackexchange(StackExchangeConfig([str(tmp_path)], out, OutputOptions(out, write_dropped=True)))
+    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path)], output=out, write_dropped=True))
     assert time.monotonic() - start < 60  # no entity expansion
     parse = step_stats(stats, "parse")
     failures = {f["location"].rsplit("@", 1)[-1]: f["error"] for f in failed_records(out)}
@@ -172,7 +171,7 @@ def test_plain_file_split_in_small_ranges_reads_every_row_once(tmp_path):
     outs = []
     for split_mb in (64.0, 0.004):  # one range, and ranges of about 4 KB
         out = str(tmp_path / f"out{split_mb}")
-        stats = run_stackexchange(StackExchangeConfig([str(site)], out, OutputOptions(out), split_mb=split_mb))
+        stats = run_stackexchange(StackExchangeConfig(input=[str(site)], output=out, split_mb=split_mb))
         assert step_stats(stats, "parse")["read"] == len(_rows(xml)) and step_stats(stats, "parse")["failed"] == 0
         outs.append(out)
     assert tree_digest(outs[1]) == tree_digest(outs[0])
@@ -198,7 +197,7 @@ def test_truncated_bz2_keeps_the_rows_before_the_damage(tmp_path):
     site.mkdir()
     (site / "Posts.xml.bz2").write_bytes(blob[: len(blob) * 2 // 3])
     out = str(tmp_path / "out")
-    stats = run_stackexchange(StackExchangeConfig([str(tmp_path)], out, OutputOptions(out)))
+    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path)], output=out))
     parse = step_stats(stats, "parse")
     assert 0 < parse["kept"] < len(_rows(xml)) and parse["failed"] >= 1
     assert any("unreadable" in f["error"] or "cut off" in f["error"] for f in failed_records(out))
@@ -218,7 +217,7 @@ def test_bad_inputs_are_explained(tmp_path):
 
 def test_multiprocess_runner_and_redpajama_format(tmp_path):
     out = str(tmp_path / "mp")
-    stats = run_stackexchange(StackExchangeConfig([DUMP], out, OutputOptions(out), top_sites=2,
+    stats = run_stackexchange(StackExchangeConfig(input=[DUMP], output=out, top_sites=2,
                                                   text_format="redpajama", min_answers=2),
                               ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert check_accounting(stats) == []

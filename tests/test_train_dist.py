@@ -57,7 +57,7 @@ def _log(out_dir):
 
 def _torchrun(shards, out, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "corpusmill.cli.train", "--data", shards, "--out", out, *ARGS, *extra]
+           "-m", "corpusmill.cli.train", "--data", shards, "--output", out, *ARGS, *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -134,7 +134,7 @@ def test_cli_options_logs_and_doc_mask(shards, tmp_path):
     parser = argparse.ArgumentParser(prog="corpusmill")
     train_cli.register(parser.add_subparsers(dest="command"))
     out = str(tmp_path / "run")
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", out, "--steps", "3",
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", out, "--steps", "3",
                               "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--eval-every", "3",
                               "--eval-holdout", "1", "--eval-rows", "8", "--lr", "1e-3", "--warmup", "1",
                               "--no-verify"])
@@ -152,12 +152,12 @@ def test_cli_options_logs_and_doc_mask(shards, tmp_path):
     assert config["data"]["num_rows"] == len(ShardDataset(shards, verify=False)) - held_out
     assert open(os.path.join(out, "checkpoints", "latest")).read().strip() == "step_00000003"
     # --resume on a finished run: nothing left to do, no error
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", out, "--steps", "3",
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", out, "--steps", "3",
                               "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--resume",
                               "--no-verify", "--eval-holdout", "1"])
     assert args.func(args, []) == 0
     # the global batch must split into micro-batches
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--out", str(tmp_path / "x"),
+    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", str(tmp_path / "x"),
                               "--micro-batch", "3"])
     with pytest.raises(CorpusmillError, match="--micro-batch 3 does not divide"):
         args.func(args, [])

@@ -13,7 +13,6 @@ import pytest
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document
 from corpusmill.core.files import read_output
-from corpusmill.engine.stage import OutputOptions
 from corpusmill.filters.wikitext import (
     BOILERPLATE_SECTIONS,
     ParseWikiPage,
@@ -49,7 +48,7 @@ def _payloads(path, split):
 
 
 def _run(inputs, out, beam_args=(), **kw):
-    stats = run_wikipedia(WikipediaConfig(inputs, out, out=OutputOptions(out, dropped_sample=5), **kw), beam_args)
+    stats = run_wikipedia(WikipediaConfig(input=inputs, output=out, dropped_sample=5, **kw), beam_args)
     return {s["step"]: s for s in stats}
 
 
@@ -256,8 +255,8 @@ def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
 @pytest.mark.slow
 def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    run_wikipedia(WikipediaConfig([DUMP], a, split_mb=0.03, out=OutputOptions(a)))
-    run_wikipedia(WikipediaConfig([DUMP], b, split_mb=0.03, out=OutputOptions(b)),
+    run_wikipedia(WikipediaConfig(input=[DUMP], output=a, split_mb=0.03))
+    run_wikipedia(WikipediaConfig(input=[DUMP], output=b, split_mb=0.03),
                   ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     files_a = sorted(os.path.relpath(os.path.join(r, f), a) for r, _, fs in os.walk(a) for f in fs)
     files_b = sorted(os.path.relpath(os.path.join(r, f), b) for r, _, fs in os.walk(b) for f in fs)

@@ -2,7 +2,7 @@
 
 Cheap to import (no torch): the handler imports the trainer. Under torchrun::
 
-    torchrun --nproc_per_node 8 -m corpusmill.cli train --config 7B --data SHARDS --out RUN --dist fsdp
+    torchrun --nproc_per_node 8 -m corpusmill.cli train --config 7B --data SHARDS --output RUN --dist fsdp
 
 ``python -m corpusmill.cli.train ...`` takes the same options as ``corpusmill train``.
 """
@@ -14,7 +14,9 @@ import dataclasses
 import sys
 from typing import List, Optional
 
+from corpusmill.core.config import close_matches
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
 
 # CLI option -> (section, field, type)
 OVERRIDES = [
@@ -51,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a named config (7B, 13B, 33B, 65B, tiny, small, 125M) or a JSON/YAML file "
                         "{base, model: {...}, train: {...}}")
     p.add_argument("--data", required=True, help="shard directory (manifest.json + *.arrow)")
-    p.add_argument("--out", required=True, help="run directory: checkpoints, train_log.jsonl, config.json")
+    p.add_argument("--output", required=True, help="run directory: checkpoints, train_log.jsonl, config.json")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in --out (start fresh if there is none)")
     p.add_argument("--eval-data", default=None, help="a separate shard directory for the held-out loss")
@@ -109,7 +111,7 @@ def handler(args: argparse.Namespace, beam_args: Optional[List[str]] = None) -> 
     model_cfg, train_cfg = resolve(args)
     from corpusmill.train.loop import train  # noqa: PLC0415 - torch only when training
 
-    summary = train(model_cfg, train_cfg, args.data, args.out, resume=args.resume, eval_data=args.eval_data,
+    summary = train(model_cfg, train_cfg, args.data, args.output, resume=args.resume, eval_data=args.eval_data,
                     stop_at=args.stop_at, device=args.device, verify_data=not args.no_verify)
     if summary.get("rank", 0) == 0:
         print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, "
@@ -117,15 +119,38 @@ def handler(args: argparse.Namespace, beam_args: Optional[List[str]] = None) -> 
     return 0
 
 
+def _deprecated_out(argv: List[str]) -> List[str]:
+    """``--out`` is the old name of ``--output``: still accepted, with a line saying so."""
+    out = []
+    for arg in argv:
+        if arg == "--out" or arg.startswith("--out="):
+            print("corpusmill train: --out is deprecated; use --output", file=sys.stderr)
+            arg = "--output" + arg[len("--out"):]
+        out.append(arg)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="corpusmill train", description=__doc__.split("\n\n")[0])
+    from corpusmill.cli.main import StrictParser, UsageError
+
+    parser = StrictParser(prog="corpusmill train", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    argv = _deprecated_out(list(sys.argv[1:] if argv is None else argv))
     try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            flags = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
+            word = extra[0].split("=", 1)[0]
+            raise UsageError(f"unknown option {word}{close_matches(word, flags)}" if word.startswith("-")
+                             else f"unexpected argument {word!r}")
         return handler(args, [])
     except CorpusmillError as exc:
         print(f"corpusmill train: error: {exc}", file=sys.stderr)
         return 2
+
+
+STAGE = Stage(name="train", config=None, run=None, main=main, beam=False,
+              summary="train a LLaMA model on corpusmill shards (PyTorch; torchrun for DDP / FSDP2)")
 
 
 if __name__ == "__main__":  # pragma: no cover

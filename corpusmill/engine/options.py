@@ -1,9 +1,22 @@
-"""Beam lives only in this package: IO, the generic filter glue, and one module per stage/source."""
+"""Beam pipeline options: the ones a stage command does not define itself, checked strictly.
+
+Beam's own parser only logs "Discarding unparseable args" for a flag it does not know, so a mistyped
+``--direct_num_worker=2`` would run with one worker. :func:`check_beam_args` parses them with every
+option Beam defines (all ``PipelineOptions`` classes, as Beam does) and refuses the rest, with close
+matches among corpusmill's and Beam's flags; an unknown ``--runner`` is refused too.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
-from typing import Sequence
+from typing import Iterable, List, Sequence
+
+from corpusmill.core.config import close_matches
+from corpusmill.core.errors import CorpusmillError
+
+# Runners that work here (see the README); Beam knows more, which are accepted too.
+DEFAULT_RUNNER = "DirectRunner"
 
 
 def beam_options(beam_args: Sequence[str] = ()):
@@ -12,8 +25,57 @@ def beam_options(beam_args: Sequence[str] = ()):
 
     options = PipelineOptions(list(beam_args))
     if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = "DirectRunner"
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     return options
+
+
+def _beam_parser():
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message):
+            raise CorpusmillError(f"Beam option: {message}")
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    subset = {}
+    for cls in PipelineOptions.__subclasses__():
+        subset.setdefault(str(cls), cls)
+    for cls in subset.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 (what PipelineOptions.get_all_options does)
+    return parser
+
+
+def _flags(parser: argparse.ArgumentParser) -> List[str]:
+    return [s for action in parser._actions for s in action.option_strings]  # noqa: SLF001
+
+
+def check_beam_args(args: Sequence[str], own_flags: Iterable[str] = ()) -> List[str]:
+    """``args`` if Beam knows every one of them; else a :class:`CorpusmillError` naming the first
+    unknown flag (or stray value) with close matches among ``own_flags`` and Beam's flags."""
+    from apache_beam.runners.runner import _RUNNER_MAP
+
+    args = list(args)
+    if not args:
+        return args
+    parser = _beam_parser()
+    known, unknown = parser.parse_known_args(args)
+    if unknown:
+        first = unknown[0]
+        if not first.startswith("-"):
+            raise CorpusmillError(f"unexpected argument {first!r}: every value belongs to a flag (to read several "
+                                  f"inputs, give them all after one --input)")
+        name = first.split("=", 1)[0]
+        candidates = list(own_flags) + _flags(parser)
+        raise CorpusmillError(f"unknown option {name}{close_matches(name, candidates)} "
+                              f"(this command's options: --help; the rest must be Beam pipeline options)")
+    runner = known.runner
+    if runner:
+        lower = runner.lower()
+        if "." not in runner and lower not in _RUNNER_MAP and lower + "runner" not in _RUNNER_MAP:
+            names = sorted({v.rsplit(".", 1)[-1] for v in _RUNNER_MAP.values()})
+            raise CorpusmillError(f"--runner {runner}: not a Beam runner{close_matches(runner, names)} "
+                                  f"(known: {', '.join(names)})")
+    return args
 
 
 # Beam logs a warning about optional GCP modules at import; it is noise for local runs.

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
+from corpusmill.core.config import close_matches
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import encode_jsonl_gz, join
@@ -44,20 +45,32 @@ DONE_FILE = "_SUCCESS"
 
 
 def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuse to mix a new run into an old one, unless asked to replace it."""
+    """Refuse to mix a new run into an old one, unless asked to replace it; refuse an output that is a
+    file or cannot be created, naming it."""
     if "://" in out_dir:
         return  # object stores: files are replaced by name
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CorpusmillError(f"--output {out_dir}: is a file, not a directory; choose a directory")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise CorpusmillError(
                 f"output directory {out_dir} is not empty; choose a new --output or pass --overwrite to replace it")
         shutil.rmtree(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".corpusmill-write-test")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise CorpusmillError(f"--output {out_dir}: cannot be written ({exc.strerror or exc}); choose a directory "
+                              f"you can write to") from None
 
 
 class Run:
     def __init__(self, pipeline: beam.Pipeline, out_dir: str, *, write_dropped: bool = False,
-                 dropped_sample: int = 100, fmt: str = "jsonl", docs_per_shard: int = 10_000):
+                 dropped_sample: int = 100, fmt: str = "jsonl", docs_per_shard: int = 10_000,
+                 extra_filters: Sequence[Tuple[Filter, Optional[str]]] = ()):
         self.pipeline = pipeline
         self.out_dir = out_dir
         self.write_dropped = write_dropped
@@ -65,14 +78,26 @@ class Run:
         self.fmt = fmt
         self.docs_per_shard = docs_per_shard
         self.steps: List[str] = []
+        # a user's filters (--add-filter): (filter, the step it runs after; None: before the write)
+        self._extra = list(extra_filters)
+        self._extra_done: List[int] = []
         self._stats: List[beam.PCollection] = []
         self._dropped: List[beam.PCollection] = []
         self._failed: List[beam.PCollection] = []
 
     def step(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
-        """Apply ``filt`` as step ``name``; returns the kept documents."""
+        """Apply ``filt`` as step ``name``; returns the kept documents (then any user filter after it)."""
+        kept = self._apply(pcoll, name, filt)
+        for i, (extra, after) in enumerate(self._extra):
+            if after == name and i not in self._extra_done:
+                self._extra_done.append(i)
+                kept = self._apply(kept, extra.name, extra)
+        return kept
+
+    def _apply(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
         if name in self.steps:
-            raise ValueError(f"step name {name!r} used twice")
+            raise CorpusmillError(f"step name {name!r} is used twice in this stage (steps: {', '.join(self.steps)}); "
+                                  f"give your filter another name")
         self.steps.append(name)
         out = pcoll | ApplyFilter(name, filt)
         self._stats.append(out.stats)
@@ -82,10 +107,18 @@ class Run:
 
     def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
               label: str = "WriteDocuments"):
+        for i, (extra, after) in enumerate(self._extra):
+            if after is None and i not in self._extra_done:
+                self._extra_done.append(i)
+                docs = self._apply(docs, extra.name, extra)
         return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard)
 
     def finish(self) -> None:
         """Write stats.json, the dropped sample and the dead letters."""
+        for i, (extra, after) in enumerate(self._extra):
+            if i not in self._extra_done:
+                raise CorpusmillError(f"--after {after}: this stage has no step {after!r}"
+                                      f"{close_matches(after or '', self.steps)}; its steps: {', '.join(self.steps)}")
         out_dir, steps = self.out_dir, list(self.steps)
 
         def write_stats(rows):

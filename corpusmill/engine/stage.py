@@ -9,48 +9,44 @@ A stage module (ccnet, each source processor) does three things:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-from typing import Callable, List, Optional, Sequence
+import os
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
+from corpusmill.core.config import option
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
+from corpusmill.core.plugins import import_object
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.filters.base import Filter
 from corpusmill.io.documents import FORMATS
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class OutputOptions:
-    output: str
-    fmt: str = "jsonl"
-    write_dropped: bool = False
-    dropped_sample: int = 100
-    docs_per_shard: int = 10_000
-    overwrite: bool = False
+    """The output options every stage that writes documents shares; its config inherits them."""
 
-    @classmethod
-    def from_args(cls, args) -> "OutputOptions":
-        return cls(args.output, args.fmt, args.write_dropped, args.dropped_sample, args.docs_per_shard,
-                   args.overwrite)
+    output: str = option(required=True, metavar="DIR", help="output directory (local path or gs://...)")
+    format: str = option("jsonl", choices=FORMATS, help="document file format: jsonl (.jsonl.gz) or parquet")
+    write_dropped: bool = option(False, help="write every dropped document under OUT/_dropped/ "
+                                             "(otherwise a sample per reason)")
+    dropped_sample: int = option(100, min=0, metavar="N", help="dropped documents kept per step and reason")
+    docs_per_shard: int = option(10_000, min=1, metavar="N",
+                                 help="documents per output file; a group of n documents gets ceil(n/N) files")
+    overwrite: bool = option(False, help="replace a non-empty output directory")
+    add_filter: List[str] = option(default_factory=list, metavar="MODULE:CLASS[@STEP]",
+                                   help="run a Filter of yours (by import path) as an extra step after STEP, or "
+                                        "after --after, or after the last step")
+    after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
 
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Options every stage that writes documents shares."""
-    parser.add_argument("--output", required=True, help="output directory (local path or gs://...)")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="jsonl",
-                        help="document file format: jsonl (.jsonl.gz) or parquet (default: jsonl)")
-    parser.add_argument("--write-dropped", action="store_true",
-                        help="write every dropped document under OUT/_dropped/ (default: a sample per reason)")
-    parser.add_argument("--dropped-sample", type=int, default=100, metavar="N",
-                        help="dropped documents kept per step and reason for the report (default: 100)")
-    parser.add_argument("--docs-per-shard", type=int, default=10_000, metavar="N",
-                        help="documents per output file; a group of n documents gets ceil(n/N) files "
-                             "(default: 10000)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    @property
+    def output_options(self) -> "OutputOptions":
+        return self
 
 
 def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None],
@@ -64,7 +60,8 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     prepare_output_dir(out.output, out.overwrite)
     with beam.Pipeline(options=beam_options(beam_args)) as p:
         run = Run(p, out.output, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
-                  fmt=out.fmt, docs_per_shard=out.docs_per_shard)
+                  fmt=out.format, docs_per_shard=out.docs_per_shard,
+                  extra_filters=load_extra_filters(out.add_filter, out.after))
         build(p, run)
         run.finish()
     if before_done is not None:
@@ -76,3 +73,33 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
 def read_stats(out_dir: str) -> List[dict]:
     with open(join(out_dir, STATS_FILE), encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def load_extra_filters(specs: Sequence[str], after: Optional[str]) -> List[Tuple[Filter, Optional[str]]]:
+    """``--add-filter MODULE:CLASS[@STEP]``: the user's Filter objects and the step each runs after."""
+    out = []
+    for spec in specs:
+        path, _, step = spec.partition("@")
+        obj = import_object(path, "--add-filter")
+        if isinstance(obj, type):
+            if not issubclass(obj, Filter):
+                raise CorpusmillError(f"--add-filter {path}: {obj.__name__} is not a corpusmill.filters.base.Filter "
+                                      f"subclass (see docs/extending.md)")
+            try:
+                obj = obj()
+            except TypeError as exc:
+                raise CorpusmillError(f"--add-filter {path}: cannot create it without arguments ({exc}); "
+                                      f"give defaults to its __init__ parameters") from None
+        if not isinstance(obj, Filter):
+            raise CorpusmillError(f"--add-filter {path}: expected a Filter class or instance, got "
+                                  f"{type(obj).__name__}")
+        if not getattr(obj, "name", ""):
+            raise CorpusmillError(f"--add-filter {path}: the filter has no name (set a class attribute name = ...)")
+        out.append((obj, step or after))
+    return out
+
+
+def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:
+    """What a document stage prints when it is done: the stats table and where the documents are."""
+    print(format_stats(stats))
+    print(f"documents: {os.path.abspath(cfg.output) if '://' not in cfg.output else cfg.output}")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import glob
-import importlib.util
 import math
 import os
 import re
 from typing import Any, Dict, List, Optional, Union
 
+from corpusmill.core.config import load_yaml
 from corpusmill.core.errors import CorpusmillError
 
 WEIGHT_TOLERANCE = 1e-6
@@ -53,7 +53,7 @@ class SourceSpec:
     weight: Optional[float] = None       # share of the budget (weights mode)
     epochs: Optional[float] = None       # with a weight: the cap on passes; alone: the exact passes
     documents: Optional[str] = None      # an existing directory (or glob) of corpusmill documents
-    processor: Optional[str] = None      # or: a stage that makes them (module corpusmill.pipelines.<name>)
+    processor: Optional[str] = None      # or: a registered stage that makes them, or module:STAGE
     inputs: List[str] = dataclasses.field(default_factory=list)
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
@@ -134,29 +134,11 @@ def _resolve(base: str, value: str) -> str:
     return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
 
 
-def processor_module(processor: str) -> str:
-    return f"corpusmill.stages.{processor}"
-
-
-def processor_available(processor: str) -> bool:
-    """Whether the processor's module exists (it is not imported here)."""
-    try:
-        return importlib.util.find_spec(processor_module(processor)) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def load_manifest(path: str, *, output: Optional[str] = None) -> MixManifest:
     """Read and validate a manifest; ``output`` overrides its ``output`` field."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise CorpusmillError(f"manifest {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise CorpusmillError(f"{path}: not valid YAML: {exc}") from None
+    if not os.path.exists(path):
+        raise CorpusmillError(f"manifest {path} does not exist")
+    data = load_yaml(path)  # a key given twice is an error
     if not isinstance(data, dict):
         raise CorpusmillError(f"{path}: expected a mapping of fields (name, output, seed, seq_len, budget_tokens, "
                               f"tokenizer, shards, sources); see docs/mixing.md")
@@ -266,9 +248,9 @@ def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
         if "://" not in spec.documents and not (os.path.isdir(spec.documents) or glob.glob(spec.documents)):
             raise _err(path, f"{field}.documents", f"{spec.documents} does not exist")
     else:
-        spec.processor = str(value["processor"])
-        if not _NAME.match(spec.processor):
-            raise _err(path, f"{field}.processor", f"{spec.processor!r} is not a module name")
+        if not isinstance(value["processor"], str):
+            raise _err(path, f"{field}.processor", f"expected a processor name, got {value['processor']!r}")
+        spec.processor = value["processor"]
         inputs = value.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+
+from corpusmill.core.config import option
+from corpusmill.core.stage import Stage
 
 
 def make_report(run_dir: str, output: str = "", max_docs: int = 20_000, quiet: bool = False):
@@ -17,21 +21,26 @@ def make_report(run_dir: str, output: str = "", max_docs: int = 20_000, quiet: b
     return path, data
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("report", help="write an HTML report of a run (funnels, languages, scores, samples, mixture)",
-                            description="Read every stats.json, the dropped samples, dead letters and the mixing "
-                                        "manifest under RUN_DIR; write one self-contained HTML file and print a summary.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (stage outputs at any depth)")
-    parser.add_argument("--output", default="", help="HTML file to write (default: RUN_DIR/report.html)")
-    parser.add_argument("--max-docs", type=int, default=20_000,
-                        help="documents read per stage for the histograms (default: 20000)")
-    parser.set_defaults(func=_main)
+@dataclasses.dataclass(kw_only=True)
+class ReportConfig:
+    run_dir: str = option(required=True, metavar="RUN_DIR", help="a run directory (stage outputs at any depth)")
+    output: str = option("", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    max_docs: int = option(20_000, min=1, help="documents read per stage for the histograms")
 
 
-def _main(args, _beam_args) -> int:
+def _run(cfg: ReportConfig, _beam_args=()):
+    return make_report(cfg.run_dir, cfg.output, cfg.max_docs)
+
+
+def _show(_cfg: ReportConfig, result) -> None:
     from corpusmill.report.html import terminal_summary
 
-    path, data = make_report(args.run_dir, args.output, args.max_docs)
+    path, data = result
     print(terminal_summary(data))
     print(f"report: {os.path.abspath(path)}")
-    return 0
+
+
+STAGE = Stage(name="report", config=ReportConfig, run=_run, show=_show, beam=False, positional=("run_dir",),
+              summary="write an HTML report of a run (funnels, languages, scores, samples, mixture)",
+              description="Read every stats.json, the dropped samples, dead letters and the mixing manifest under "
+                          "RUN_DIR; write one self-contained HTML file and print a summary.")

@@ -24,18 +24,18 @@ Dedup on Beam (no worker holds every hash or signature):
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
 from corpusmill.dedup import minhash
 from corpusmill.engine.stage import (
     OutputOptions,
-    add_output_options,
-    format_stats,
     run_stage,
+    show_documents,
 )
 from corpusmill.filters.gutenberg import ReadBook, StripGutenberg
 from corpusmill.io.books import JSON_SUFFIXES, TEXT_SUFFIXES, ReadBooks
@@ -135,23 +135,23 @@ class FindNearDuplicates(beam.PTransform):
 # ---------------------------------------------------------------------------------------------------
 # the stage
 # ---------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class BooksConfig:
-    inputs: List[str]
-    output: str
-    max_book_mb: float = 64.0
-    near: NearDupParams = NearDupParams()
-    out: Optional[OutputOptions] = None
+@dataclasses.dataclass(kw_only=True)
+class BooksConfig(OutputOptions):
+    input: List[str] = option(required=True, metavar="GLOB", help="book files or directories")
+    max_book_mb: float = option(64.0, above=0.0, help="books larger than this are dropped as too_large, unread")
+    overlap: float = option(0.9, above=0.0, max=1.0,
+                            help="near-duplicate when this share of the smaller book's shingles is in the other "
+                                 "(LLaMA's 90%)")
+    shingle: int = option(5, min=1, help="words per shingle")
+    num_perm: int = option(128, min=2, help="MinHash permutations")
+    lsh_threshold: float = option(0.5, above=0.0, below=1.0,
+                                  help="Jaccard threshold the LSH bands are tuned for; lower finds more candidates")
+    max_bucket: int = option(1000, min=0, help="books per LSH bucket paired at most (smallest ids; 0 = no cap)")
+    seed: int = option(1, min=0, help="MinHash seed")
 
-    def validate(self) -> None:
-        if not 0 < self.near.overlap <= 1:
-            raise CorpusmillError(f"--overlap {self.near.overlap}: give a share between 0 and 1, e.g. 0.9")
-        if not 0 < self.near.lsh_threshold < 1:
-            raise CorpusmillError(f"--lsh-threshold {self.near.lsh_threshold}: give a Jaccard value in (0, 1)")
-        if self.near.shingle < 1 or self.near.num_perm < 2:
-            raise CorpusmillError("--shingle must be >= 1 and --num-perm >= 2")
-        if self.max_book_mb <= 0:
-            raise CorpusmillError("--max-book-mb must be positive")
+    @property
+    def near(self) -> NearDupParams:
+        return NearDupParams(self.shingle, self.num_perm, self.lsh_threshold, self.overlap, self.max_bucket, self.seed)
 
 
 def check_book_files(files: Sequence[str]) -> None:
@@ -175,42 +175,15 @@ def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
 
 
 def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
-    cfg.validate()
-    files = expand_inputs(cfg.inputs)
+    files = expand_inputs(cfg.input)
     check_book_files(files)
-    out = cfg.out or OutputOptions(cfg.output)
-    return run_stage(out, beam_args, lambda p, run: build_books(p, run, cfg, files))
+    return run_stage(cfg, beam_args, lambda p, run: build_books(p, run, cfg, files))
 
 
-def register_source(sources) -> None:
-    parser = sources.add_parser(
-        "books", help="Gutenberg / Books3 books: strip PG headers, drop exact and near-duplicate books",
-        description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg "
-                    "headers and footers, drop exact duplicates and books whose overlap with a book of "
-                    "smaller id is at least --overlap (MinHash LSH finds candidates, the overlap is then "
-                    "computed exactly), and write OUT/part-NNNNN.<ext> plus stats.json. Unrecognized "
-                    "options go to Beam.")
-    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
-                        help="book files or directories (repeat for more)")
-    add_output_options(parser)
-    parser.add_argument("--max-book-mb", type=float, default=64.0,
-                        help="books larger than this are dropped as too_large, unread (default: 64)")
-    parser.add_argument("--overlap", type=float, default=0.9,
-                        help="near-duplicate when this share of the smaller book's shingles is in the other "
-                             "(default: 0.9, LLaMA's 90%%)")
-    parser.add_argument("--shingle", type=int, default=5, help="words per shingle (default: 5)")
-    parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
-    parser.add_argument("--lsh-threshold", type=float, default=0.5,
-                        help="Jaccard threshold the LSH bands are tuned for; lower finds more candidate pairs "
-                             "(default: 0.5)")
-    parser.add_argument("--max-bucket", type=int, default=1000,
-                        help="books per LSH bucket paired at most (smallest ids; 0 = no cap; default: 1000)")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
-
-
-def _main(args, beam_args) -> int:
-    near = NearDupParams(args.shingle, args.num_perm, args.lsh_threshold, args.overlap, args.max_bucket)
-    cfg = BooksConfig(args.input, args.output, args.max_book_mb, near, OutputOptions.from_args(args))
-    print(format_stats(run_books(cfg, beam_args)))
-    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
-    return 0
+STAGE = Stage(
+    name="books", config=BooksConfig, run=run_books, show=show_documents, documents=True,
+    summary="Gutenberg / Books3 books: strip PG headers, drop exact and near-duplicate books",
+    description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg headers and "
+                "footers, drop exact duplicates and books whose overlap with a book of smaller id is at least "
+                "--overlap (MinHash LSH finds candidates, the overlap is then computed exactly), and write "
+                "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")

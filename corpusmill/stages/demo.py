@@ -14,12 +14,16 @@ never faked. ``--small`` is the reduced size the tests run (fewer training steps
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import time
 
 import yaml
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(REPO_ROOT, "tests", "data")
@@ -86,29 +90,35 @@ def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 
 
 
 def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
+    import dataclasses
     import json
 
-    from corpusmill.cli.train import main as train_main
+    from corpusmill.train.configs import load_config
+    from corpusmill.train.loop import train
 
     with open(os.path.join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
         seq_len = int(json.load(fh)["seq_len"])
-    code = train_main(["--config", "tiny", "--data", shards_dir, "--out", out_dir, "--steps", str(steps),
-                       "--seq-len", str(seq_len), "--batch-tokens", str(8 * seq_len), "--warmup", str(max(1, steps // 10)),
-                       "--eval-every", str(max(1, steps // 4)), "--ckpt-every", str(steps), "--eval-holdout", "1",
-                       "--log-every", str(max(1, steps // 10)), "--resume"])
-    if code:
-        raise CorpusmillError(f"training the demo model failed (exit status {code})")
+    model, tcfg = load_config("tiny")
+    model = dataclasses.replace(model, max_seq_len=max(model.max_seq_len, seq_len))
+    tcfg = dataclasses.replace(tcfg, steps=steps, seq_len=seq_len, batch_tokens=8 * seq_len,
+                               warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 4), ckpt_every=steps,
+                               eval_holdout_shards=1, log_every=max(1, steps // 10))
+    summary = train(model, tcfg, shards_dir, out_dir, resume=True, device="auto")
+    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, "
+          f"{summary['tokens_per_s']:.0f} tokens/s (median)", file=sys.stderr)
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("demo", help="run the whole recipe on bundled real samples and write a report")
-    parser.add_argument("--output", default="demo-out", help="output directory (default: ./demo-out; "
-                                                            "finished stages are reused)")
-    parser.add_argument("--small", action="store_true", help="a reduced size (what the tests run)")
-    parser.add_argument("--train-steps", type=int, default=0, help="tiny-LLaMA steps (default: 300, 60 with --small)")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
+@dataclasses.dataclass(kw_only=True)
+class DemoConfig:
+    output: str = option("demo-out", metavar="DIR", help="output directory (finished stages are reused)")
+    small: bool = option(False, help="a reduced size (what the tests run)")
+    train_steps: int = option(0, min=0, help="tiny-LLaMA steps (0: 300, 60 with --small)")
 
 
-def _main(args, beam_args) -> int:
-    run_demo(args.output, beam_args, small=args.small, train_steps=args.train_steps)
-    return 0
+def _run(cfg: DemoConfig, beam_args=()) -> dict:
+    return run_demo(cfg.output, beam_args, small=cfg.small, train_steps=cfg.train_steps)
+
+
+STAGE = Stage(name="demo", config=DemoConfig, run=_run,
+              summary="run the whole recipe on bundled real samples and write a report",
+              description=__doc__.split("\n\n")[0])

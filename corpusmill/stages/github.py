@@ -17,22 +17,22 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import List, Optional, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
+from corpusmill.core.stage import Stage
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
 from corpusmill.engine.line_dedup import FindDuplicateLines
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
-    add_output_options,
-    format_stats,
     run_stage,
+    show_documents,
 )
 from corpusmill.filters import code as rules
 from corpusmill.io.bigquery import BigQueryOptions, export_query, make_client
@@ -45,38 +45,52 @@ LICENSE_PATTERNS = ("mit%", "bsd%", "apache%")
 _DATASET = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+$")
 
 
-@dataclasses.dataclass
-class GitHubConfig:
-    output: str
-    mode: str = "local"
-    inputs: List[str] = dataclasses.field(default_factory=list)
-    out: Optional[OutputOptions] = None
-    max_bytes: int = rules.DEFAULT_MAX_BYTES
-    max_line_length: int = 1000
-    max_mean_line_length: float = 100.0
-    min_alnum_share: float = 0.25
-    min_alpha_per_token: float = 1.5
-    strip_headers: bool = True
-    # --from bigquery
-    dataset: str = DEFAULT_DATASET
-    limit: Optional[int] = None
-    staging: Optional[str] = None
-    bigquery: BigQueryOptions = dataclasses.field(default_factory=BigQueryOptions)
+@dataclasses.dataclass(kw_only=True)
+class GitHubConfig(OutputOptions):
+    mode: str = option(required=True, choices=MODES, aliases=("--from",),
+                       help="local: directories of repositories and/or JSONL exported from BigQuery; bigquery: "
+                            "RedPajama's query over bigquery-public-data.github_repos")
+    input: List[str] = option(default_factory=list, metavar="PATH", help="local: repository directories or JSONL")
+    max_bytes: int = option(rules.DEFAULT_MAX_BYTES, min=1, help="files larger than this are dropped")
+    max_line_length: int = option(1000, min=1, help="files with a longer line are dropped")
+    max_mean_line_length: float = option(100.0, above=0.0, help="files with a longer mean line are dropped")
+    min_alnum_share: float = option(0.25, min=0.0, max=1.0, help="minimum share of alphanumeric characters")
+    min_alpha_per_token: float = option(1.5, min=0.0, help="minimum alphabetic characters per token")
+    strip_headers: bool = option(True, help="remove licence/copyright header comments (--no-strip-headers keeps them)",
+                                 aliases=())
+    # mode bigquery
+    bq_project: Optional[str] = option(None, help="bigquery: project the query job runs in (default: the "
+                                                  "credentials')")
+    bq_billing_project: Optional[str] = option(None, help="bigquery: quota/billing project for the API calls")
+    bq_dataset: str = option(DEFAULT_DATASET, help="bigquery: PROJECT.DATASET of the GitHub tables")
+    bq_location: str = option("US", help="bigquery: job location (the public dataset is in US)")
+    bq_limit: Optional[int] = option(None, min=1, help="bigquery: LIMIT rows (for a sample)")
+    bq_page_size: int = option(10_000, min=1, help="bigquery: rows per results page")
+    bq_staging: Optional[str] = option(None, metavar="DIR", help="bigquery: where the rows are staged as JSONL "
+                                                               "(default: OUT/_bigquery)")
+    bq_endpoint: Optional[str] = option(None, help="bigquery: API endpoint (an emulator or test server)")
+    bq_anonymous: bool = option(False, help="bigquery: send no credentials (only with --bq-endpoint)")
+    bq_retry_deadline: float = option(600.0, above=0.0, help="bigquery: seconds of retries for a transient error "
+                                                             "while paging")
+    bq_rows_per_file: int = option(100_000, min=1, help="bigquery: rows per staged JSONL file")
+
+    @property
+    def bigquery(self) -> BigQueryOptions:
+        return BigQueryOptions(project=self.bq_project, billing_project=self.bq_billing_project,
+                               location=self.bq_location, page_size=self.bq_page_size, endpoint=self.bq_endpoint,
+                               anonymous=self.bq_anonymous, retry_deadline=self.bq_retry_deadline,
+                               rows_per_file=self.bq_rows_per_file)
 
     def validate(self) -> None:
-        if self.mode not in MODES:
-            raise CorpusmillError(f"--from {self.mode!r}: use one of {', '.join(MODES)}")
-        if self.mode == "local" and not self.inputs:
+        if self.bq_anonymous and not self.bq_endpoint:
+            raise CorpusmillError("--bq-anonymous only works with --bq-endpoint (BigQuery itself needs credentials)")
+        if self.mode == "local" and not self.input:
             raise CorpusmillError("--from local needs --input (a directory of repositories or BigQuery JSONL)")
-        if self.mode == "bigquery" and self.inputs:
+        if self.mode == "bigquery" and self.input:
             raise CorpusmillError("--from bigquery takes no --input (the rows come from the query); "
                                   "use --from local for exported JSONL")
-        if not _DATASET.match(self.dataset):
-            raise CorpusmillError(f"--bq-dataset {self.dataset!r}: give PROJECT.DATASET, e.g. {DEFAULT_DATASET}")
-        if self.max_bytes <= 0:
-            raise CorpusmillError("--max-bytes must be positive")
-        if self.limit is not None and self.limit <= 0:
-            raise CorpusmillError("--bq-limit must be positive")
+        if not _DATASET.match(self.bq_dataset):
+            raise CorpusmillError(f"--bq-dataset {self.bq_dataset!r}: give PROJECT.DATASET, e.g. {DEFAULT_DATASET}")
 
 
 def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_MAX_BYTES,
@@ -133,15 +147,14 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
 
     ``client``: a google-cloud-bigquery client to use instead of one built from ``cfg.bigquery``."""
     cfg.validate()
-    out = cfg.out or OutputOptions(cfg.output)
-    roots, exports = split_local_inputs(cfg.inputs) if cfg.mode == "local" else ([], [])
+    roots, exports = split_local_inputs(cfg.input) if cfg.mode == "local" else ([], [])
 
     def build(p, run):
         files = list(exports)
         if cfg.mode == "bigquery":
             bq = client or make_client(cfg.bigquery)
-            staging = cfg.staging or join(cfg.output, "_bigquery")
-            result = export_query(bq, github_query(cfg.dataset, cfg.max_bytes, cfg.limit), staging, cfg.bigquery,
+            staging = cfg.bq_staging or join(cfg.output, "_bigquery")
+            result = export_query(bq, github_query(cfg.bq_dataset, cfg.max_bytes, cfg.bq_limit), staging, cfg.bigquery,
                                   job_id_prefix="corpusmill_github_")
             print(f"BigQuery job {result.job_id}: {result.rows_written} of {result.total_rows} rows -> {staging}"
                   + (f" (INCOMPLETE: {result.error})" if result.error else ""))
@@ -150,58 +163,15 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
             raise CorpusmillError("the BigQuery query returned no rows; nothing to process")
         build_github(p, run, cfg, roots, files)
 
-    return run_stage(out, beam_args, build)
+    return run_stage(cfg, beam_args, build)
 
 
-# -- CLI ---------------------------------------------------------------------------------------------
-def register_source(sources) -> None:
-    parser = sources.add_parser(
-        "github", help="GitHub code: RedPajama's BigQuery query or local repositories, quality filters, exact dedup",
-        description="--from bigquery: run RedPajama's query over bigquery-public-data.github_repos (MIT/BSD/"
-                    "Apache licenses) with google-cloud-bigquery (credentials from the usual Google "
-                    "environment). --from local: directories of repositories and/or JSONL exported from "
-                    "BigQuery. Then the extension allow-list, size cap, binary/UTF-8 check, line-length "
-                    "and character-share filters, license-header removal and exact dedup of file contents. "
-                    "Writes OUT/part-NNNNN.<ext> plus stats.json. Unrecognized options go to Beam.")
-    parser.add_argument("--from", dest="mode", choices=MODES, required=True)
-    parser.add_argument("--input", action="append", default=[], metavar="PATH",
-                        help="--from local: a directory of repositories, or BigQuery JSONL(.gz) files; repeatable")
-    add_output_options(parser)
-    parser.add_argument("--max-bytes", type=int, default=rules.DEFAULT_MAX_BYTES,
-                        help="files over this size are dropped unread (default: 1 MiB)")
-    parser.add_argument("--max-line-length", type=int, default=1000, help="(default: 1000)")
-    parser.add_argument("--max-mean-line-length", type=float, default=100.0, help="(default: 100)")
-    parser.add_argument("--min-alnum-share", type=float, default=0.25, help="(default: 0.25)")
-    parser.add_argument("--min-alpha-per-token", type=float, default=1.5, help="(default: 1.5)")
-    parser.add_argument("--keep-headers", dest="strip_headers", action="store_false",
-                        help="do not remove license/copyright headers")
-    bq = parser.add_argument_group("--from bigquery")
-    bq.add_argument("--bq-project", default=None, help="project the query job runs in (default: the credentials')")
-    bq.add_argument("--bq-billing-project", default=None, help="quota/billing project for the API calls")
-    bq.add_argument("--bq-dataset", default=DEFAULT_DATASET, help=f"(default: {DEFAULT_DATASET})")
-    bq.add_argument("--bq-location", default="US", help="job location (default: US, where the dataset is)")
-    bq.add_argument("--bq-limit", type=int, default=None, help="LIMIT rows (for a sample)")
-    bq.add_argument("--bq-page-size", type=int, default=10_000, help="rows per results page (default: 10000)")
-    bq.add_argument("--bq-staging", default=None, metavar="DIR",
-                    help="where the rows are written as JSONL before the pipeline reads them; must be "
-                         "readable by the workers, e.g. gs://... on Dataflow (default: OUT/_bigquery)")
-    bq.add_argument("--bq-endpoint", default=None, help="BigQuery API endpoint (an emulator or test server)")
-    bq.add_argument("--bq-anonymous", action="store_true", help="send no credentials (only with --bq-endpoint)")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
-
-
-def _main(args, beam_args) -> int:
-    if args.bq_anonymous and not args.bq_endpoint:
-        raise CorpusmillError("--bq-anonymous only works with --bq-endpoint (BigQuery itself needs credentials)")
-    cfg = GitHubConfig(
-        output=args.output, mode=args.mode, inputs=args.input, out=OutputOptions.from_args(args),
-        max_bytes=args.max_bytes, max_line_length=args.max_line_length,
-        max_mean_line_length=args.max_mean_line_length, min_alnum_share=args.min_alnum_share,
-        min_alpha_per_token=args.min_alpha_per_token, strip_headers=args.strip_headers,
-        dataset=args.bq_dataset, limit=args.bq_limit, staging=args.bq_staging,
-        bigquery=BigQueryOptions(project=args.bq_project, billing_project=args.bq_billing_project,
-                                 location=args.bq_location, page_size=args.bq_page_size,
-                                 endpoint=args.bq_endpoint, anonymous=args.bq_anonymous))
-    print(format_stats(run_github(cfg, beam_args)))
-    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
-    return 0
+STAGE = Stage(
+    name="github", config=GitHubConfig, run=run_github, show=show_documents, documents=True,
+    summary="GitHub code: RedPajama's BigQuery query or local repositories, quality filters, exact dedup",
+    description="--mode bigquery (or --from bigquery): run RedPajama's query over bigquery-public-data.github_repos "
+                "(MIT/BSD/Apache licenses) with google-cloud-bigquery (credentials from the usual Google "
+                "environment). --mode local: directories of repositories and/or JSONL exported from BigQuery. Then "
+                "the extension allow-list, size cap, binary/UTF-8 check, line-length and character-share filters, "
+                "license-header removal and exact dedup of file contents. Writes OUT/part-NNNNN.<ext> plus "
+                "stats.json. Other options must be Beam pipeline options.")

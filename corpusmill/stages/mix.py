@@ -126,7 +126,7 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
          | "AllCounts" >> beam.combiners.ToList()
          | "WriteCounts" >> beam.Map(write_counts))
 
-    run_stage(OutputOptions(cfg.output, overwrite=cfg.overwrite), beam_args, build)
+    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_counts(cfg.output)
 
 
@@ -317,6 +317,6 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         if sha256_file(dst) != tok["sha256"]:
             raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
 
-    run_stage(OutputOptions(out_dir, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
+    run_stage(OutputOptions(output=out_dir, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(out_dir, "manifest.json"), encoding="utf-8") as fh:
         return json.load(fh)

@@ -18,13 +18,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, format_stats, run_stage
 from corpusmill.filters.perplexity import (
-    BUCKETS,
-    DEFAULT_KEEP_BUCKETS,
     Perplexity,
     PerplexityBucket,
     cutoffs_csv,
@@ -92,38 +92,14 @@ def output_group_fn(cfg) -> Callable:
     return lambda d: d.metadata["language"]
 
 
-def add_quality_options(parser) -> None:
-    group = parser.add_argument_group("quality (perplexity buckets and Wikipedia-reference classifier)")
-    group.add_argument("--lm-dir", default=None, metavar="DIR",
-                       help="perplexity models (<lang>.sp.model + <lang>.arpa.bin from `corpusmill train-lm`); "
-                            "adds the perplexity and bucket steps and writes OUT/<lang>_<bucket>/")
-    group.add_argument("--cutoffs", default=None, metavar="FILE",
-                       help="per-language perplexity percentiles from `corpusmill cutoffs` "
-                            "(default: <lm-dir>/cutoffs.csv)")
-    group.add_argument("--keep-buckets", default=None, metavar="B,B",
-                       help=f"buckets to keep, from {','.join(BUCKETS)} (default: {','.join(DEFAULT_KEEP_BUCKETS)}; "
-                            f"'all' is a language with no model)")
-    group.add_argument("--classifier", default=None, metavar="MODEL",
-                       help="Wikipedia-reference classifier from `corpusmill train-classifier`; adds the "
-                            "wiki_classifier step")
-    group.add_argument("--wiki-threshold", type=float, default=DEFAULT_THRESHOLD,
-                       help=f"drop documents with wiki_prob below this as not_wiki_like (default: {DEFAULT_THRESHOLD})")
-
-
-def quality_config_from_args(args) -> dict:
-    return {"lm_dir": args.lm_dir, "cutoffs": args.cutoffs,
-            "keep_buckets": list(parse_buckets(args.keep_buckets)) if args.keep_buckets else None,
-            "classifier": args.classifier, "wiki_threshold": args.wiki_threshold}
-
-
 # -- corpusmill cutoffs -----------------------------------------------------------------------------
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class CutoffsConfig:
-    inputs: List[str]
-    lm_dir: str
-    output: str
-    sample: int = 100_000
-    default_language: Optional[str] = None
+    input: List[str] = option(required=True, metavar="GLOB", help="corpusmill documents (.jsonl(.gz), .parquet)")
+    lm_dir: str = option(required=True, metavar="DIR", help="models from `corpusmill train-lm`")
+    output: str = option(required=True, metavar="CSV", help="cutoffs file, e.g. LM_DIR/cutoffs.csv")
+    sample: int = option(100_000, min=1, help="documents per language the percentiles are computed from")
+    lang: Optional[str] = option(None, help="language of documents without metadata.language (default: skip them)")
 
 
 def _write_cutoffs(rows, output: str) -> None:
@@ -136,7 +112,7 @@ def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequenc
     raw = p | "ReadDocs" >> ReadRawRecords(files)
     docs = run.step(raw, "read", ParseDocument())
     scored = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, require_model=True,
-                                                     default_language=cfg.default_language))
+                                                     default_language=cfg.lang))
     n, output = cfg.sample, cfg.output
     (
         scored
@@ -151,12 +127,10 @@ def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequenc
 
 def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, List[float]]:
     """Compute and write the cutoffs table; returns it."""
-    if cfg.sample < 1:
-        raise CorpusmillError("--sample must be 1 or more")
     validate_lm_dir(cfg.lm_dir)
-    files = expand_inputs(cfg.inputs)
+    files = expand_inputs(cfg.input)
     run_dir = cfg.output + ".run"
-    stats = run_stage(OutputOptions(run_dir, overwrite=True), beam_args,
+    stats = run_stage(OutputOptions(output=run_dir, overwrite=True), beam_args,
                       lambda p, run: build_cutoffs(p, run, cfg, files))
     if next(s["kept"] for s in stats if s["step"] == "perplexity") == 0:  # nothing written, an old file is left
         raise CorpusmillError(
@@ -203,99 +177,100 @@ def train_demo_models(ref_jsonl: str, negatives: Sequence[str], out_dir: str, *,
     lm_dir = os.path.join(out_dir, "lm")
     train_lm(lang, [paths["train"]], lm_dir, vocab_size=vocab_size, log=log)
     cutoffs = os.path.join(lm_dir, CUTOFFS_FILE)
-    run_cutoffs(CutoffsConfig([paths["heldout"], *negatives], lm_dir, cutoffs, default_language=lang), beam_args)
+    run_cutoffs(CutoffsConfig(input=[paths["heldout"], *negatives], lm_dir=lm_dir, output=cutoffs, lang=lang),
+                beam_args)
     classifier = os.path.join(out_dir, "wiki_classifier.bin")
     metrics = train_classifier([ref_jsonl], list(negatives), classifier, log=log)
     return {"lm_dir": lm_dir, "cutoffs": cutoffs, "classifier": classifier, "classifier_metrics": metrics,
             "ref_train": paths["train"], "ref_heldout": paths["heldout"]}
 
 
-# -- CLI ----------------------------------------------------------------------------------------------
-def register(sub) -> None:
-    p = sub.add_parser(
-        "train-lm", help="train a SentencePiece + KenLM perplexity model for one language from reference text",
-        description="Train <lang>.sp.model (SentencePiece unigram) and <lang>.arpa.bin (KenLM n-gram over its "
-                    "pieces, estimated with lmplz, converted with build_binary) in OUTPUT, as cc_net did from "
-                    "Wikipedia. Inputs: corpusmill documents (.jsonl(.gz), .parquet) or .txt(.gz) with one "
-                    "document per line. lmplz and build_binary come from `make kenlm-bin`.")
-    p.add_argument("--lang", required=True, help="language code, e.g. en (must match lid's labels)")
-    p.add_argument("--input", action="append", required=True, metavar="GLOB", help="reference text; repeat for more")
-    p.add_argument("--output", required=True, metavar="DIR", help="model directory (the --lm-dir of ccnet)")
-    p.add_argument("--vocab-size", type=int, default=65536, help="SentencePiece vocabulary (default: 65536, cc_net's)")
-    p.add_argument("--order", type=int, default=5, help="n-gram order (default: 5)")
-    p.add_argument("--max-docs", type=int, default=None, help="read at most this many documents (cc_net: 1M)")
-    p.add_argument("--sp-sentences", type=int, default=1_000_000,
-                   help="lines sampled to train SentencePiece (default: 1000000)")
-    p.add_argument("--memory", default="20%", help="lmplz -S memory budget, e.g. 4G or 50%% (default: 20%%)")
-    p.add_argument("--threads", type=int, default=1, help="SentencePiece training threads (default: 1)")
-    p.add_argument("--lm-type", choices=("probing", "trie"), default="probing",
-                   help="KenLM binary structure: probing (fast) or trie (small) (default: probing)")
-    p.add_argument("--keep-arpa", action="store_true", help="also keep the ARPA text model")
-    p.set_defaults(func=_train_lm_main)
-
-    p = sub.add_parser(
-        "cutoffs", help="per-language perplexity percentiles (0..100) for the head/middle/tail buckets",
-        description="Score a sample of documents with the models in --lm-dir and write the per-language "
-                    "percentile table the bucket step reads (head < p30 <= middle < p60 <= tail). Documents "
-                    "need metadata.language (the output of `corpusmill ccnet` has it). Unrecognized options "
-                    "go to Beam.")
-    p.add_argument("--input", action="append", required=True, metavar="GLOB",
-                   help="corpusmill documents (.jsonl(.gz), .parquet); repeat for more")
-    p.add_argument("--lm-dir", required=True, metavar="DIR", help="models from `corpusmill train-lm`")
-    p.add_argument("--output", required=True, metavar="CSV", help="cutoffs file, e.g. LM_DIR/cutoffs.csv")
-    p.add_argument("--sample", type=int, default=100_000,
-                   help="documents per language the percentiles are computed from (default: 100000)")
-    p.add_argument("--lang", default=None, help="language of documents without metadata.language (default: skip them)")
-    p.set_defaults(func=_cutoffs_main, accepts_beam_args=True)
-
-    p = sub.add_parser(
-        "train-classifier", help="train the Wikipedia-reference fastText classifier",
-        description="Train a fastText supervised model: --positive reference pages (__label__wiki) against "
-                    "--negative crawl pages (__label__cc). Holds out a deterministic share of each class and "
-                    "prints precision, recall and ROC AUC on it (also written to MODEL.json).")
-    p.add_argument("--positive", action="append", required=True, metavar="GLOB", help="reference documents")
-    p.add_argument("--negative", action="append", required=True, metavar="GLOB", help="crawl documents")
-    p.add_argument("--output", required=True, metavar="MODEL", help="model file (.bin)")
-    p.add_argument("--holdout", type=float, default=0.1, help="share held out for evaluation (default: 0.1)")
-    p.add_argument("--no-balance", dest="balance", action="store_false",
-                   help="keep all documents (default: cut the larger class to the size of the smaller)")
-    p.add_argument("--min-chars", type=int, default=0,
-                   help="skip documents shorter than this (RedPajama dropped reference pages under 1000)")
-    p.add_argument("--epoch", type=int, default=5, help="fastText epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=0.1, help="fastText learning rate (default: 0.1)")
-    p.add_argument("--word-ngrams", type=int, default=1, help="fastText word n-grams (default: 1)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="fastText threads (default: 1, which makes the model reproducible)")
-    p.add_argument("--wiki-threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="threshold the held-out precision and recall are also reported at (default: 0.25)")
-    p.set_defaults(func=_train_classifier_main)
+# -- train-lm, train-classifier ----------------------------------------------------------------------
+def local_files(patterns: Sequence[str]) -> List[str]:
+    """The files of ``patterns`` on this machine: remote ones (gs://, s3://) copied to the local cache once."""
+    return [localize(f) for f in expand_inputs(patterns)]
 
 
-def _train_lm_main(args, beam_args) -> int:
+@dataclasses.dataclass(kw_only=True)
+class TrainLMConfig:
+    lang: str = option(required=True, help="language code, e.g. en (must match lid's labels)")
+    input: List[str] = option(required=True, metavar="GLOB", help="reference text: corpusmill documents or "
+                                                                  ".txt(.gz) with one document per line")
+    output: str = option(required=True, metavar="DIR", help="model directory (the --lm-dir of ccnet)")
+    vocab_size: int = option(65536, min=16, help="SentencePiece vocabulary (cc_net's: 65536)")
+    order: int = option(5, min=1, max=10, help="n-gram order")
+    max_docs: Optional[int] = option(None, min=1, help="read at most this many documents (cc_net: 1M)")
+    sp_sentences: int = option(1_000_000, min=1, help="lines sampled to train SentencePiece")
+    memory: str = option("20%", help="lmplz -S memory budget, e.g. 4G or 50%")
+    threads: int = option(1, min=1, help="SentencePiece training threads")
+    lm_type: str = option("probing", choices=("probing", "trie"),
+                          help="KenLM binary structure: probing (fast) or trie (small)")
+    keep_arpa: bool = option(False, help="also keep the ARPA text model")
+
+
+def run_train_lm(cfg: TrainLMConfig, beam_args: Sequence[str] = ()) -> dict:
     from corpusmill.quality.lm import train_lm
 
-    train_lm(args.lang, args.input, args.output, vocab_size=args.vocab_size, order=args.order,
-             max_docs=args.max_docs, sp_sentences=args.sp_sentences, memory=args.memory, threads=args.threads,
-             lm_type=args.lm_type, keep_arpa=args.keep_arpa)
-    print(f"models: {os.path.abspath(args.output)}/{args.lang}.sp.model, {args.lang}.arpa.bin")
-    return 0
+    return train_lm(cfg.lang, local_files(cfg.input), cfg.output, vocab_size=cfg.vocab_size, order=cfg.order,
+                    max_docs=cfg.max_docs, sp_sentences=cfg.sp_sentences, memory=cfg.memory, threads=cfg.threads,
+                    lm_type=cfg.lm_type, keep_arpa=cfg.keep_arpa)
 
 
-def _cutoffs_main(args, beam_args) -> int:
+def _show_train_lm(cfg: TrainLMConfig, _result) -> None:
+    print(f"models: {os.path.abspath(cfg.output)}/{cfg.lang}.sp.model, {cfg.lang}.arpa.bin")
+
+
+def _show_cutoffs(cfg: CutoffsConfig, table) -> None:
     from corpusmill.filters.perplexity import HEAD_PERCENTILE, TAIL_PERCENTILE
 
-    table = run_cutoffs(CutoffsConfig(args.input, args.lm_dir, args.output, args.sample, args.lang), beam_args)
     for lang, values in sorted(table.items()):
         print(f"{lang}: p{HEAD_PERCENTILE} = {values[HEAD_PERCENTILE]}, p{TAIL_PERCENTILE} = {values[TAIL_PERCENTILE]}, "
               f"median = {values[50]}")
-    print(f"cutoffs: {os.path.abspath(args.output)}")
-    return 0
+    print(f"cutoffs: {os.path.abspath(cfg.output)}")
 
 
-def _train_classifier_main(args, beam_args) -> int:
+@dataclasses.dataclass(kw_only=True)
+class TrainClassifierConfig:
+    positive: List[str] = option(required=True, metavar="GLOB", help="reference documents")
+    negative: List[str] = option(required=True, metavar="GLOB", help="crawl documents")
+    output: str = option(required=True, metavar="MODEL", help="model file (.bin)")
+    holdout: float = option(0.1, min=0.0, below=1.0, help="share held out for evaluation")
+    balance: bool = option(True, help="cut the larger class to the size of the smaller (--no-balance keeps all)")
+    min_chars: int = option(0, min=0, help="skip documents shorter than this (RedPajama dropped reference pages "
+                                           "under 1000)")
+    epoch: int = option(5, min=1, help="fastText epochs")
+    lr: float = option(0.1, above=0.0, help="fastText learning rate")
+    word_ngrams: int = option(1, min=1, help="fastText word n-grams")
+    threads: int = option(1, min=1, help="fastText threads (1 makes the model reproducible)")
+    wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
+                                   help="threshold the held-out precision and recall are also reported at")
+
+
+def run_train_classifier(cfg: TrainClassifierConfig, beam_args: Sequence[str] = ()) -> dict:
     from corpusmill.quality.classifier import train_classifier
 
-    train_classifier(args.positive, args.negative, args.output, holdout=args.holdout, balance=args.balance,
-                     min_chars=args.min_chars, epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams,
-                     threads=args.threads, threshold=check_threshold(args.wiki_threshold))
-    return 0
+    return train_classifier(local_files(cfg.positive), local_files(cfg.negative), cfg.output, holdout=cfg.holdout,
+                            balance=cfg.balance, min_chars=cfg.min_chars, epoch=cfg.epoch, lr=cfg.lr,
+                            word_ngrams=cfg.word_ngrams, threads=cfg.threads,
+                            threshold=check_threshold(cfg.wiki_threshold))
+
+
+TRAIN_LM = Stage(
+    name="train-lm", config=TrainLMConfig, run=run_train_lm, show=_show_train_lm, beam=False,
+    summary="train a SentencePiece + KenLM perplexity model for one language from reference text",
+    description="Train <lang>.sp.model (SentencePiece unigram) and <lang>.arpa.bin (KenLM n-gram over its pieces, "
+                "estimated with lmplz, converted with build_binary) in OUTPUT, as cc_net did from Wikipedia. "
+                "Inputs: corpusmill documents (.jsonl(.gz), .parquet) or .txt(.gz) with one document per line. "
+                "lmplz and build_binary come from `make kenlm-bin`.")
+CUTOFFS = Stage(
+    name="cutoffs", config=CutoffsConfig, run=run_cutoffs, show=_show_cutoffs,
+    summary="per-language perplexity percentiles (0..100) for the head/middle/tail buckets",
+    description="Score a sample of documents with the models in --lm-dir and write the per-language percentile "
+                "table the bucket step reads (head < p30 <= middle < p60 <= tail). Documents need "
+                "metadata.language (the output of `corpusmill ccnet` has it). Other options must be Beam's.")
+TRAIN_CLASSIFIER = Stage(
+    name="train-classifier", config=TrainClassifierConfig, run=run_train_classifier, beam=False,
+    summary="train the Wikipedia-reference fastText classifier",
+    description="Train a fastText supervised model: --positive reference pages (__label__wiki) against --negative "
+                "crawl pages (__label__cc). Holds out a deterministic share of each class and prints precision, "
+                "recall and ROC AUC on it (also written to MODEL.json).")

@@ -23,25 +23,23 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
-import importlib
-import inspect
 import json
 import os
 import shutil
-import typing
 from typing import Callable, Dict, List, Optional, Sequence
 
+from corpusmill.core.config import config_fields, from_mapping, option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
+from corpusmill.core.stage import Stage
 from corpusmill.engine.run import DONE_FILE, mark_done
 from corpusmill.io.files import expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import (
     MixManifest,
     load_manifest,
-    processor_available,
-    processor_module,
 )
 from corpusmill.mixers.plan import MixPlan, plan_mixture
+from corpusmill.stages.registry import load_processor
 
 STAGE_FILE = "_STAGE.json"
 
@@ -95,41 +93,30 @@ def _matches_something(pattern: str) -> bool:
         return False
 
 
-def processor_config_class(processor: str):
-    """The module's ``run_<processor>`` function and its config dataclass."""
-    module = importlib.import_module(processor_module(processor))
-    fn = getattr(module, f"run_{processor}", None)
-    if fn is None:
-        raise CorpusmillError(f"{module.__name__} has no run_{processor}(config, beam_args) entry point; "
-                              f"`corpusmill run` calls it for processor '{processor}'")
-    params = list(inspect.signature(fn).parameters)
-    hints = typing.get_type_hints(fn)
-    cls = hints.get(params[0]) if params else None
-    if cls is None or not dataclasses.is_dataclass(cls):
-        raise CorpusmillError(f"{module.__name__}.run_{processor}: its first parameter must be annotated with a "
-                              f"config dataclass (inputs, output, ...)")
-    return fn, cls
+def processor_config(spec, out_dir: str, manifest_path: str):
+    """The processor's Stage and its config from the manifest's ``input`` and ``options`` (strictly typed)."""
+    where = f"{manifest_path}: sources.{spec.name}"
+    stage = load_processor(spec.processor, f"{where}.processor")
+    fields = config_fields(stage.config)
+    for required in ("input", "output"):
+        if required not in fields:
+            raise CorpusmillError(f"{where}.processor: {stage.config.__name__} has no '{required}' field; "
+                                  f"`corpusmill run` cannot drive it")
+    for key in ("input", "output"):
+        if key in spec.options:
+            raise CorpusmillError(f"{where}.options.{key}: set by the manifest (sources.{spec.name}.input and the "
+                                  f"run's output), not an option")
+    data = dict(spec.options, input=list(spec.inputs), output=out_dir)
+    if "overwrite" in fields:
+        data["overwrite"] = True
+    cfg = from_mapping(stage.config, data, lambda key: f"{where}.options.{key}",
+                       context=f"processor {spec.processor}")
+    return stage, cfg
 
 
 def run_processor(spec, out_dir: str, beam_args: Sequence[str], manifest_path: str) -> None:
-    fn, cls = processor_config_class(spec.processor)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    for required in ("inputs", "output"):
-        if required not in fields:
-            raise CorpusmillError(f"{cls.__name__} has no '{required}' field; `corpusmill run` cannot drive "
-                                  f"processor '{spec.processor}'")
-    unknown = sorted(set(spec.options) - fields)
-    if unknown:
-        raise CorpusmillError(f"{manifest_path}: sources.{spec.name}.options.{unknown[0]}: not a field of "
-                              f"{cls.__name__}; allowed: {', '.join(sorted(fields - {'inputs', 'output'}))}")
-    kwargs = dict(spec.options, inputs=list(spec.inputs), output=out_dir)
-    if "overwrite" in fields:
-        kwargs["overwrite"] = True
-    try:
-        cfg = cls(**kwargs)
-    except TypeError as exc:
-        raise CorpusmillError(f"{manifest_path}: sources.{spec.name}.options: {exc}") from None
-    fn(cfg, list(beam_args))
+    stage, cfg = processor_config(spec, out_dir, manifest_path)
+    stage.run(cfg, list(beam_args))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -169,11 +156,7 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     for spec in m.sources:
         if not spec.processor:
             continue
-        if not processor_available(spec.processor):
-            skipped[spec.name] = f"processor '{spec.processor}' is not built yet " \
-                                 f"(no module {processor_module(spec.processor)})"
-            log(f"[run] skipped source {spec.name}: {skipped[spec.name]}; it is left out of the mixture")
-            continue
+        processor_config(spec, join(root, "sources", spec.name), m.path)  # every option checked before any runs
         for pattern in spec.inputs:
             if not _matches_something(pattern):
                 raise CorpusmillError(f"{m.path}: sources.{spec.name}.input: {pattern} matches no files")
@@ -260,23 +243,28 @@ def format_mixture(shards_manifest: dict) -> str:
     return "\n".join(lines)
 
 
-# -- CLI ---------------------------------------------------------------------------------------------
-def register(sub) -> None:
-    parser = sub.add_parser(
-        "run", help="run the whole recipe of a manifest: source processors, tokenizer, mixer, shards (resumable)",
-        description="Run every stage of a mixing manifest (see manifests/llama1.yaml and docs/mixing.md): each "
-                    "source's processor, tokenizer training if the manifest names no model, token counts, and "
-                    "the mixed Arrow shards. A stage whose output is complete (_SUCCESS, same configuration) "
-                    "is skipped, so a killed run resumes. Unrecognized options go to Beam.")
-    parser.add_argument("manifest", help="the YAML manifest")
-    parser.add_argument("--output", default=None, help="output directory (default: the manifest's 'output')")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
+# -- the command ------------------------------------------------------------------------------------
+@dataclasses.dataclass(kw_only=True)
+class RunConfig:
+    manifest: str = option(required=True, metavar="MANIFEST", help="the YAML manifest")
+    output: Optional[str] = option(None, metavar="DIR", help="output directory (default: the manifest's 'output')")
 
 
-def _main(args, beam_args) -> int:
-    result = run_recipe(args.manifest, output=args.output, beam_args=beam_args)
+def _run(cfg: RunConfig, beam_args: Sequence[str] = ()) -> RecipeResult:
+    return run_recipe(cfg.manifest, output=cfg.output, beam_args=beam_args)
+
+
+def _show(cfg: RunConfig, result: RecipeResult) -> None:
     print(format_mixture(result.shards_manifest))
     sm = result.shards_manifest
     print(f"shards: {result.shards_dir}  ({len(sm['shards'])} shards, {sm['rows']:,} rows of {sm['seq_len'] + 1} "
           f"tokens, tokenizer sha256 {sm['tokenizer_sha256'][:12]}...)")
-    return 0
+
+
+STAGE = Stage(
+    name="run", config=RunConfig, run=_run, show=_show, positional=("manifest",),
+    summary="run the whole recipe of a manifest: source processors, tokenizer, mixer, shards (resumable)",
+    description="Run every stage of a mixing manifest (see manifests/llama1.yaml and docs/mixing.md): each source's "
+                "processor, tokenizer training if the manifest names no model, token counts, and the mixed Arrow "
+                "shards. A stage whose output is complete (_SUCCESS, same configuration) is skipped, so a killed run "
+                "resumes. Other options must be Beam pipeline options.")

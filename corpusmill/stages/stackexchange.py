@@ -19,18 +19,17 @@ worker holds more than one thread.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.config import option
+from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
-    add_output_options,
-    format_stats,
     run_stage,
+    show_documents,
 )
 from corpusmill.filters import stackexchange as se
 from corpusmill.io.files import expand_inputs
@@ -38,27 +37,17 @@ from corpusmill.io.posts import MAX_ROW_BYTES, ReadPostsXml, select_posts_files
 
 
 # -- the stage ---------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class StackExchangeConfig:
-    inputs: List[str]
-    output: str
-    out: Optional[OutputOptions] = None
-    top_sites: int = 28
-    sites: Optional[List[str]] = None
-    text_format: str = "qa"
-    min_answers: int = 0
-    split_mb: float = 64.0
-    max_row_bytes: int = MAX_ROW_BYTES
-
-    def validate(self) -> None:
-        if self.top_sites < 1:
-            raise CorpusmillError("--top-sites must be at least 1")
-        if self.text_format not in se.FORMATS:
-            raise CorpusmillError(f"--text-format {self.text_format!r}: use one of {', '.join(se.FORMATS)}")
-        if self.min_answers < 0:
-            raise CorpusmillError("--min-answers must be 0 or more")
-        if self.split_mb <= 0:
-            raise CorpusmillError("--split-mb must be positive")
+@dataclasses.dataclass(kw_only=True)
+class StackExchangeConfig(OutputOptions):
+    input: List[str] = option(required=True, metavar="PATH", help="Posts.xml files (plain, .bz2, .7z), site "
+                                                                  "archives or dump directories")
+    top_sites: int = option(28, min=1, help="keep the N sites with most posts (LLaMA: 28)")
+    sites: Optional[List[str]] = option(None, sep=",", metavar="SITE", help="keep these sites only (default: the "
+                                                                         "top sites)")
+    text_format: str = option("qa", choices=se.FORMATS, help="how a question and its answers become text")
+    min_answers: int = option(0, min=0, help="drop questions with fewer answers")
+    split_mb: float = option(64.0, above=0.0, help="target byte range per worker task, in MB of plain XML")
+    max_row_bytes: int = option(MAX_ROW_BYTES, min=1, help="a <row/> longer than this is a dead letter")
 
 
 def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
@@ -88,40 +77,13 @@ def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
 
 def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the StackExchange source to completion; returns stats.json's content."""
-    cfg.validate()
-    files = select_posts_files(expand_inputs(cfg.inputs))
-    out = cfg.out or OutputOptions(cfg.output)
-    return run_stage(out, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files))
+    files = select_posts_files(expand_inputs(cfg.input))
+    return run_stage(cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files))
 
 
-# -- CLI ---------------------------------------------------------------------------------------------
-def register_source(sources) -> None:
-    parser = sources.add_parser(
-        "stackexchange", help="StackExchange dump: top sites by posts, Q&A threads, answers by score",
-        description="Read a StackExchange data dump (per-site Posts.xml, Posts.xml.bz2 or the .7z archives), "
-                    "keep the N sites with the most posts, group answers under their questions, turn post HTML "
-                    "into text (code blocks and lists kept), sort answers by score (highest first) and write "
-                    "OUT/<site>/part-NNNNN.<ext> plus stats.json. Unrecognized options go to Beam.")
-    parser.add_argument("--input", action="append", required=True, metavar="PATH",
-                        help="dump files or directories (other tables such as Users.xml are skipped); repeatable")
-    add_output_options(parser)
-    parser.add_argument("--top-sites", type=int, default=28, help="keep the N sites with most posts (default: 28)")
-    parser.add_argument("--sites", default=None, metavar="A,B",
-                        help="keep exactly these sites instead of the top N")
-    parser.add_argument("--text-format", choices=se.FORMATS, default="qa",
-                        help="qa: 'Q: title' + body, then 'A: ...' blocks separated by blank lines; "
-                             "redpajama: 'Q: title body\\nA: ...' (default: qa)")
-    parser.add_argument("--min-answers", type=int, default=0, help="drop questions with fewer answers (default: 0)")
-    parser.add_argument("--split-mb", type=float, default=64.0,
-                        help="plain Posts.xml files are read in chunks of this many MB in parallel (default: 64)")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
-
-
-def _main(args, beam_args) -> int:
-    cfg = StackExchangeConfig(
-        inputs=args.input, output=args.output, out=OutputOptions.from_args(args), top_sites=args.top_sites,
-        sites=[s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None,
-        text_format=args.text_format, min_answers=args.min_answers, split_mb=args.split_mb)
-    print(format_stats(run_stackexchange(cfg, beam_args)))
-    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
-    return 0
+STAGE = Stage(
+    name="stackexchange", config=StackExchangeConfig, run=run_stackexchange, show=show_documents, documents=True,
+    summary="StackExchange dumps: the top sites' questions with their answers sorted by score",
+    description="Read StackExchange Posts.xml (plain, .bz2 or .7z; a dump directory or site archives), keep the "
+                "top --top-sites sites, join each question with its answers sorted by score, turn the HTML into "
+                "text and write OUT/<site>/part-NNNNN.<ext> plus stats.json. Other options must be Beam's.")

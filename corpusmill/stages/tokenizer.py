@@ -23,9 +23,11 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import apache_beam as beam
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, run_stage
 from corpusmill.io.files import atomic_write, write_text_atomic
@@ -188,7 +190,7 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
                      "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-    run_stage(OutputOptions(out_dir, overwrite=cfg.overwrite), beam_args, lambda p, run: build_sample(p, run, cfg),
+    run_stage(OutputOptions(output=out_dir, overwrite=cfg.overwrite), beam_args, lambda p, run: build_sample(p, run, cfg),
               before_done=train)
     with open(join(out_dir, INFO_FILE), encoding="utf-8") as fh:
         return json.load(fh)
@@ -229,41 +231,46 @@ def parse_weights(text: Optional[str], names: List[str]) -> Optional[Dict[str, f
     return weights
 
 
-def register(sub) -> None:
-    parser = sub.add_parser(
-        "train-tokenizer", help="train a LLaMA-style SentencePiece BPE tokenizer on a sample of document directories",
-        description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
-                    "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
-                    "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
-                    "Unrecognized options go to Beam.")
-    parser.add_argument("--input", nargs="+", action="extend", required=True, metavar="[NAME=]DOCS",
-                        help="a corpusmill document directory (or glob of document files), one per source; "
-                             "the name defaults to the directory's name")
-    parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--weights", default=None, metavar="W,...",
-                        help="sample shares in --input order (0.67,0.15,...) or by name (cc=0.67,...); "
-                             "default: in proportion to each source's size")
-    parser.add_argument("--groups", default=None, metavar="G,...",
-                        help="only these sub-directories of each input (e.g. en); default: all")
-    parser.add_argument("--vocab-size", type=int, default=32000, help="vocabulary size (default: 32000, LLaMA's)")
-    parser.add_argument("--sample-chars", type=int, default=100_000_000,
-                        help="characters in the training sample (default: 100000000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
-    parser.add_argument("--threads", type=int, default=8,
-                        help="SentencePiece training threads; recorded in the model, so fixed (default: 8)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
+@dataclasses.dataclass(kw_only=True)
+class TrainTokenizerConfig:
+    """``corpusmill train-tokenizer``: the command's config (the stage itself runs a :class:`TokenizerConfig`)."""
+
+    input: List[str] = option(required=True, metavar="[NAME=]DOCS",
+                              help="a corpusmill document directory (or glob of document files), one per source; "
+                                   "the name defaults to the directory's name")
+    output: str = option(required=True, metavar="DIR", help="output directory")
+    weights: Optional[List[str]] = option(None, sep=",", metavar="W",
+                                          help="sample shares in --input order (0.67,0.15,...) or by name "
+                                               "(cc=0.67,...); default: in proportion to each source's size")
+    groups: Optional[List[str]] = option(None, sep=",", metavar="G",
+                                         help="only these sub-directories of each input (e.g. en); default: all")
+    vocab_size: int = option(32000, min=260, help="vocabulary size (LLaMA's: 32000)")
+    sample_chars: int = option(100_000_000, min=1, help="characters in the training sample")
+    seed: int = option(0, min=0, help="seed of the sample draw")
+    threads: int = option(8, min=1, help="SentencePiece training threads; recorded in the model, so fixed")
+    overwrite: bool = option(False, help="replace a non-empty output directory")
 
 
-def _main(args, beam_args) -> int:
-    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
-    files = parse_inputs(args.input, groups)
-    cfg = TokenizerConfig(files=files, output=args.output, weights=parse_weights(args.weights, list(files)),
-                          vocab_size=args.vocab_size, sample_chars=args.sample_chars, seed=args.seed,
-                          threads=args.threads, overwrite=args.overwrite)
-    info = train_tokenizer(cfg, beam_args)
+def run_train_tokenizer(cfg: TrainTokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
+    files = parse_inputs(cfg.input, cfg.groups)
+    tcfg = TokenizerConfig(files=files, output=cfg.output,
+                           weights=parse_weights(",".join(cfg.weights) if cfg.weights else None, list(files)),
+                           vocab_size=cfg.vocab_size, sample_chars=cfg.sample_chars, seed=cfg.seed,
+                           threads=cfg.threads, overwrite=cfg.overwrite)
+    return train_tokenizer(tcfg, beam_args)
+
+
+def _show(cfg: TrainTokenizerConfig, info: dict) -> None:
     for name, s in sorted(info["sample"]["sources"].items()):
         whole = " (the whole source)" if s["whole_source"] else ""
         print(f"sample {name:<16} {s['documents']:>9,} documents {s['chars']:>14,} characters{whole}")
-    print(f"tokenizer: {os.path.join(args.output, MODEL_FILE)}  vocab {info['vocab_size']}  sha256 {info['sha256']}")
-    return 0
+    print(f"tokenizer: {os.path.join(cfg.output, MODEL_FILE)}  vocab {info['vocab_size']}  sha256 {info['sha256']}")
+
+
+STAGE = Stage(
+    name="train-tokenizer", config=TrainTokenizerConfig, run=run_train_tokenizer, show=_show,
+    summary="train a LLaMA-style SentencePiece BPE tokenizer on a sample of document directories",
+    description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
+                "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
+                "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
+                "Other options must be Beam pipeline options.")

@@ -20,15 +20,15 @@ the work happens where they land):
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
 from corpusmill.engine.stage import (
     OutputOptions,
-    add_output_options,
-    format_stats,
     run_stage,
+    show_documents,
 )
 from corpusmill.filters.wikitext import (
     ParseWikiPage,
@@ -41,18 +41,16 @@ from corpusmill.io.mediawiki import SUFFIXES, ReadWikiPages
 # ---------------------------------------------------------------------------------------------------
 # the stage
 # ---------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class WikipediaConfig:
-    inputs: List[str]
-    output: str
-    split_mb: float = 64.0
-    namespaces: Tuple[int, ...] = (0,)
-    min_chars: int = 1
-    out: Optional[OutputOptions] = None
+@dataclasses.dataclass(kw_only=True)
+class WikipediaConfig(OutputOptions):
+    input: List[str] = option(required=True, metavar="GLOB", help="dump files (.xml, .xml.bz2 incl. multistream, "
+                                                                  ".xml.gz); globs or directories")
+    split_mb: float = option(64.0, above=0.0, help="target chunk size in MB of (compressed) input per worker task")
+    namespaces: Tuple[int, ...] = option((0,), sep=",", metavar="N", help="namespaces to keep (0: the articles)")
+    min_chars: int = option(1, min=0, help="drop articles with fewer characters of text left")
 
     def validate(self) -> None:
-        if self.split_mb <= 0:
-            raise CorpusmillError("--split-mb must be positive")
+        pass
 
 
 def build_wikipedia(p, run, cfg: WikipediaConfig, files: Sequence[str]) -> None:
@@ -71,38 +69,14 @@ def check_dump_files(files: Sequence[str]) -> None:
 
 def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     cfg.validate()
-    files = expand_inputs(cfg.inputs)
+    files = expand_inputs(cfg.input)
     check_dump_files(files)
-    out = cfg.out or OutputOptions(cfg.output)
-    return run_stage(out, beam_args, lambda p, run: build_wikipedia(p, run, cfg, files))
+    return run_stage(cfg, beam_args, lambda p, run: build_wikipedia(p, run, cfg, files))
 
 
-def register_source(sources) -> None:
-    parser = sources.add_parser(
-        "wikipedia", help="MediaWiki XML dumps -> plain-text articles (namespace 0, no redirects)",
-        description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep "
-                    "namespace-0 articles that are not redirects, turn wikitext into plain text "
-                    "(mwparserfromhell) and write OUT/<lang>/part-NNNNN.<ext> plus stats.json. "
-                    "Unrecognized options go to Beam.")
-    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
-                        help="dump files (a glob or directory; repeat for more)")
-    add_output_options(parser)
-    parser.add_argument("--split-mb", type=float, default=64.0,
-                        help="target chunk size in MB of (compressed) input per worker task (default: 64)")
-    parser.add_argument("--namespaces", default="0", metavar="N,M",
-                        help="namespaces to keep (default: 0, the articles)")
-    parser.add_argument("--min-chars", type=int, default=1,
-                        help="drop articles with fewer characters of text left (default: 1)")
-    parser.set_defaults(func=_main, accepts_beam_args=True)
-
-
-def _main(args, beam_args) -> int:
-    try:
-        namespaces = tuple(int(x) for x in args.namespaces.split(",") if x.strip())
-    except ValueError:
-        raise CorpusmillError(f"--namespaces {args.namespaces!r}: give numbers, e.g. 0 or 0,14") from None
-    cfg = WikipediaConfig(args.input, args.output, args.split_mb, namespaces, args.min_chars,
-                          OutputOptions.from_args(args))
-    print(format_stats(run_wikipedia(cfg, beam_args)))
-    print(f"documents: {os.path.abspath(args.output) if '://' not in args.output else args.output}")
-    return 0
+STAGE = Stage(
+    name="wikipedia", config=WikipediaConfig, run=run_wikipedia, show=show_documents, documents=True,
+    summary="MediaWiki XML dumps -> plain-text articles (namespace 0, no redirects)",
+    description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep namespace-0 "
+                "articles that are not redirects, turn wikitext into plain text (mwparserfromhell) and write "
+                "OUT/<lang>/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")

@@ -1,0 +1,139 @@
+"""docs/extending.md, run exactly: a user's 10-line filter inside the CCNet stage, a user's source as a
+manifest processor, and the Python API; plus the layout rules the brief sets (no Beam outside engine/,
+io/, stages/; nothing imports upward)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pathlib
+
+import pytest
+
+import corpusmill
+from corpusmill.cli import main as cli_main
+from corpusmill.core.files import read_output
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WARC = os.path.join(HERE, "data", "warc", "pydocs.warc.gz")
+BOOKS = os.path.join(HERE, "data", "books", "milton")
+
+
+@pytest.fixture(autouse=True)
+def example_package(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "docs", "examples"))
+
+
+def _stats(out):
+    return {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+
+
+def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
+    out = tmp_path / "cc"
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
+                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "lid"]) == 0
+    stats = _stats(out)
+    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "max_digit_share"]
+    step = stats["max_digit_share"]
+    assert step["read"] == stats["lid"]["kept"]
+    assert step["read"] == step["kept"] + sum(step["dropped"].values()) + step["failed"]
+    # the filter really ran: what it kept has at most 20% digits, and the same pages without it differ
+    from mypkg.filters import MaxDigitShare
+
+    kept = read_output(str(out))
+    assert kept and all(MaxDigitShare()(d).kept for d in kept)
+    plain = tmp_path / "plain"
+    corpusmill.run_stage("ccnet", input=[WARC], output=str(plain), min_length=0)
+    assert _stats(plain)["lid"]["kept"] == stats["lid"]["kept"]
+    assert len(read_output(str(plain))) == step["read"]
+
+
+def test_a_users_source_is_a_manifest_processor(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(f"""\
+name: custom
+output: {tmp_path / "run"}
+seq_len: 64
+budget_tokens: 3000
+tokenizer: {{vocab_size: 300, sample_chars: 200000, threads: 1}}
+shards: {{rows_per_shard: 64, batch_rows: 16}}
+sources:
+  mine:
+    weight: 1.0
+    processor: mypkg.sources:TEXT_FILES
+    input: [{BOOKS}/*.txt.gz]
+    options: {{min_chars: 10}}
+""")
+    # the example reads plain text files: give it some
+    import gzip
+    import shutil
+
+    src = tmp_path / "books"
+    src.mkdir()
+    for name in sorted(os.listdir(BOOKS))[:3]:
+        with gzip.open(os.path.join(BOOKS, name), "rb") as fh, open(src / name.replace(".gz", ""), "wb") as dst:
+            shutil.copyfileobj(fh, dst)
+    manifest.write_text(manifest.read_text().replace(f"{BOOKS}/*.txt.gz", f"{src}/*.txt"))
+    assert cli_main(["run", str(manifest)]) == 0
+    stats = _stats(tmp_path / "run" / "sources" / "mine")
+    assert stats["read"]["read"] == 3 and stats["read"]["kept"] == 3
+    shards = json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())
+    assert shards["mixture"]["mine"]["tokens"] > 0
+
+
+def test_python_api_takes_the_same_config_and_checks(tmp_path):
+    cfg = corpusmill.stage_config("ccnet", input=[WARC], output=str(tmp_path / "x"), languages=["en"])
+    assert cfg.languages == ["en"] and cfg.min_length == 300
+    from corpusmill.core.errors import CorpusmillError
+
+    with pytest.raises(CorpusmillError, match="languages: expected a list of strings or null, got 'en'"):
+        corpusmill.stage_config("ccnet", input=[WARC], output="x", languages="en")
+    with pytest.raises(CorpusmillError, match="langauges: unknown option; did you mean languages"):
+        corpusmill.run_stage("ccnet", input=[WARC], output="x", langauges=["en"])
+    stats = corpusmill.run_stage("books", input=[BOOKS], output=str(tmp_path / "books"))
+    assert stats[0]["read"] == len(os.listdir(BOOKS))
+
+
+# -- layout -------------------------------------------------------------------------------------------
+ALLOWED = {  # package -> corpusmill packages it may import (besides itself); nothing imports upward
+    "core": set(),
+    "filters": {"core"},
+    "dedup": {"core", "filters"},
+    "tokenize": {"core", "filters"},
+    "mixers": {"core"},
+    "quality": {"core", "filters"},
+    "report": {"core"},
+    "train": {"core", "tokenize"},
+    "io": {"core", "filters"},
+    "engine": {"core", "filters", "dedup", "io"},
+    "stages": {"core", "filters", "dedup", "io", "engine", "mixers", "quality", "report", "tokenize", "train"},
+    "cli": {"core", "stages", "engine", "train"},
+}
+BEAM_PACKAGES = {"engine", "io", "stages"}
+
+
+def _imports():
+    for path in pathlib.Path(ROOT, "corpusmill").rglob("*.py"):
+        parts = path.relative_to(pathlib.Path(ROOT, "corpusmill")).parts
+        package = parts[0] if len(parts) > 1 else None
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            for name in names:
+                yield path, package, name
+
+
+def test_layout_beam_only_in_engine_io_stages_and_nothing_imports_upward():
+    bad = []
+    for path, package, name in _imports():
+        if package is None:
+            continue
+        if name.split(".")[0] == "apache_beam" and package not in BEAM_PACKAGES:
+            bad.append(f"{path}: imports {name} (Beam lives in engine/, io/, stages/)")
+        if name.startswith("corpusmill."):
+            target = name.split(".")[1]
+            if target != package and target not in ALLOWED[package]:
+                bad.append(f"{path}: {package}/ imports {name}")
+    assert not bad, "\n".join(bad)
