@@ -264,7 +264,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert len(read_output(str(out))) == len(PAPERS)
     assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(tmp_path / "x"),
                      "--max-macro-depth", "0"]) == 2
-    assert "--max-macro-depth must be >= 1" in capsys.readouterr().err
+    assert "--max-macro-depth: expected a value at least 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

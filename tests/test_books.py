@@ -234,7 +234,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert read["read"] == len(files) and read["dropped"] == {"too_large": too_large}
     assert cli_main(["source", "books", "--input", os.path.join(DATA, "milton"), "--output", str(tmp_path / "x"),
                      "--overlap", "90"]) == 2
-    assert "--overlap 90.0: give a share between 0 and 1" in capsys.readouterr().err
+    assert "--overlap: expected a value at most 1, got 90.0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -178,7 +178,7 @@ def test_languages_option_and_threshold(tmp_path):
 
 def test_parquet_output_holds_the_same_documents(baseline, tmp_path):
     out, _ = baseline
-    run(tmp_path / "pq", fmt="parquet")
+    run(tmp_path / "pq", format="parquet")
     files = list_output_files(tmp_path / "pq")
     assert files and all(f.endswith(".parquet") for f in files)
     by_id = {d.id: d for d in read_output(out)}
@@ -191,7 +191,7 @@ def test_documents_in_and_out(baseline, tmp_path, fmt):
     out, _ = baseline
     source = out / "en"
     if fmt == "parquet":
-        run(tmp_path / "pq", fmt="parquet")
+        run(tmp_path / "pq", format="parquet")
         source = tmp_path / "pq" / "en"
     stats = run(tmp_path / "again", inputs=[str(source)], dedup_keep="none")
     assert stats[0]["step"] == "read" and stats[0]["failed"] == 0

@@ -369,7 +369,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert big > 0
     out = tmp_path / "cli"
     assert cli_main(["source", "github", "--from", "local", "--input", REPOS, "--output", str(out),
-                     "--max-bytes", str(cap), "--keep-headers"]) == 0
+                     "--max-bytes", str(cap), "--no-strip-headers"]) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert "header" not in [s["step"] for s in stats]
     assert step_stats(stats, "size")["dropped"] == {"too_large": big}

@@ -25,12 +25,10 @@ MANIFEST = {
     "shards": {"rows_per_shard": 200, "batch_rows": 32, "pack_group_tokens": 100_000},
     "sources": {
         # the CCNet stage on the bundled real crawls (English only, as LLaMA)
-        "cc": {"weight": 0.7, "epochs": 1.1, "processor": "ccnet",
+        "cc": {"weight": 0.78, "epochs": 1.1, "processor": "ccnet",
                "input": [os.path.join(DATA, "warc", "iana.warc.gz"), os.path.join(DATA, "warc", "pydocs.warc.gz")],
                "options": {"languages": ["en"]}, "groups": ["en*"]},
-        "wikipedia": {"weight": 0.2, "epochs": 2.45, "documents": os.path.join(DATA, "mixing", "wiki_en")},
-        # a processor that does not exist: skipped with a line, left out of the mixture
-        "private_books": {"weight": 0.1, "processor": "no_such_processor", "input": ["/nowhere/*.txt"]},
+        "wikipedia": {"weight": 0.22, "epochs": 2.45, "documents": os.path.join(DATA, "mixing", "wiki_en")},
     },
 }
 
@@ -58,8 +56,7 @@ def test_whole_recipe(first_run):
     out = result.manifest.output
     assert result.ran == ["sources/cc", "tokenizer", "counts", "shards"]
     text = "\n".join(lines)
-    assert "skipped source private_books: processor 'no_such_processor' is not built yet" in text
-    assert "weights renormalized" in text
+    assert "skipped source" not in text  # an unknown processor is an error now (tests/test_cli_strict.py)
     # the CCNet stage really ran: its documents are English pages of the bundled crawls
     cc_docs = read_output(os.path.join(out, "sources", "cc"))
     assert cc_docs and {d.metadata["language"] for d in cc_docs} == {"en"}
@@ -70,10 +67,9 @@ def test_whole_recipe(first_run):
     assert counts_file["tokenizer_sha256"] == result.shards_manifest["tokenizer_sha256"]
     assert counts["cc"]["documents"] == len(cc_docs)
     man = result.shards_manifest
-    assert man["skipped_sources"] == {"private_books": result.skipped["private_books"]}
+    assert man["skipped_sources"] == {}
     assert set(man["mixture"]) == {"cc", "wikipedia"}
-    # weights renormalized: 0.7 / 0.9 and 0.2 / 0.9
-    assert man["mixture"]["cc"]["weight"] == pytest.approx(0.7 / 0.9)
+    assert man["mixture"]["cc"]["weight"] == pytest.approx(0.78)
     assert man["mixture"]["cc"]["epochs_target"] <= 1.1 + 1e-9
     assert man["mixture"]["wikipedia"]["epochs_target"] <= 2.45 + 1e-9
     ds = ShardDataset(result.shards_dir)
@@ -129,7 +125,7 @@ def test_processor_input_and_options_are_checked(tmp_path):
     data = json.loads(json.dumps(MANIFEST))
     data["output"] = str(tmp_path / "out2")
     data["sources"]["cc"]["options"] = {"langauges": ["en"]}
-    with pytest.raises(CorpusmillError, match="sources.cc.options.langauges: not a field of CCNetConfig"):
+    with pytest.raises(CorpusmillError, match="sources.cc.options.langauges: unknown option; did you mean languages"):
         run_recipe(write_yaml(tmp_path / "b.yaml", data), log=lambda *_: None)
 
 

@@ -248,4 +248,4 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert step_stats(stats, "format")["dropped"] == {"too_few_answers": few}
     assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"),
                      "--top-sites", "0"]) == 2
-    assert "--top-sites must be at least 1" in capsys.readouterr().err
+    assert "--top-sites: expected a value at least 1, got 0" in capsys.readouterr().err

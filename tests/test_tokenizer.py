@@ -122,11 +122,7 @@ def test_bad_inputs_are_clear(tmp_path):
 
 
 def test_llama_vocabulary_is_the_default():
-    import argparse
+    import corpusmill
 
-    from corpusmill.stages.tokenizer import register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train-tokenizer", "--input", os.path.join(MIX, "code"), "--output", "x"])
-    assert args.vocab_size == 32000 == TokenizerConfig(files={}, output="x").vocab_size
+    cfg = corpusmill.stage_config("train-tokenizer", input=[os.path.join(MIX, "code")], output="x")
+    assert cfg.vocab_size == 32000 == TokenizerConfig(files={}, output="x").vocab_size

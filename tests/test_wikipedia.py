@@ -249,7 +249,7 @@ def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
     assert parse["dropped"] == {"redirect": truth["redirects"]} and parse["kept"] == truth["articles"]
     assert cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(tmp_path / "x"),
                      "--namespaces", "main"]) == 2
-    assert "--namespaces 'main': give numbers" in capsys.readouterr().err
+    assert "--namespaces: expected a whole number, got 'main'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

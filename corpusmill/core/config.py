@@ -66,7 +66,8 @@ def _describe(tp: Any) -> str:
         inner = [a for a in args if a is not type(None)]
         return f"{_describe(inner[0])} or null" if len(inner) == 1 else " or ".join(map(_describe, inner))
     if origin in (list, List, tuple, Tuple):
-        return f"a list of {_describe(args[0])}s" if args else "a list"
+        plural = {bool: "true/false values", int: "whole numbers", float: "numbers", str: "strings"}
+        return f"a list of {plural.get(args[0], _describe(args[0]))}" if args else "a list"
     if origin in (dict, Dict):
         return f"a mapping of {_describe(args[0])} to {_describe(args[1])}"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(tp, str(tp))

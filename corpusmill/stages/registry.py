@@ -78,7 +78,10 @@ def check_processor(name: str, where: str) -> None:
 
 def load_processor(name: str, where: str) -> Stage:
     check_processor(name, where)
-    stage = load_stage(PROCESSORS.get(name, name))
+    try:
+        stage = load_stage(PROCESSORS.get(name, name))
+    except CorpusmillError as exc:
+        raise CorpusmillError(f"{where}: {exc}") from None
     if not stage.documents:
         raise CorpusmillError(f"{where}: stage {name!r} does not write documents, so it cannot be a processor")
     return stage
