@@ -79,8 +79,9 @@ sources:
     assert cli_main(["run", str(manifest)]) == 0
     stats = _stats(tmp_path / "run" / "sources" / "mine")
     assert stats["read"]["read"] == 3 and stats["read"]["kept"] == 3
-    shards = json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())
-    assert "mine" in shards["mixture"] and shards["rows"] > 0
+    counts = json.loads((tmp_path / "run" / "counts" / "counts.json").read_text())
+    assert counts["sources"]["mine"]["documents"] == 3 and counts["sources"]["mine"]["tokens"] > 0
+    assert "mine" in json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())["mixture"]
 
 
 def test_python_api_takes_the_same_config_and_checks(tmp_path):
