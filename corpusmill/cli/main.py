@@ -64,6 +64,15 @@ def _command(argv: List[str]):
     return first, argv[1:]
 
 
+def refuse_extra(parser: argparse.ArgumentParser, extra: List[str]) -> None:
+    """Arguments a command without Beam options did not take: an error naming the first, with close matches."""
+    if extra:
+        flags = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
+        word = extra[0].split("=", 1)[0]
+        raise UsageError(f"unknown option {word}{close_matches(word, flags)}" if word.startswith("-")
+                         else f"unexpected argument {word!r}")
+
+
 def stage_parser(name: str, stage) -> StrictParser:
     parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or stage.summary)
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
@@ -83,11 +92,7 @@ def run_command(name: str, args: List[str]) -> int:
         namespace, extra = parser.parse_known_args(args)
     else:
         namespace, extra = parser.parse_known_args(args)
-        if extra:
-            flags = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
-            word = extra[0].split("=", 1)[0]
-            raise UsageError(f"unknown option {word}{close_matches(word, flags)}" if word.startswith("-")
-                             else f"unexpected argument {word!r}")
+        refuse_extra(parser, extra)
     cfg = build(stage.config, cli=cli_values(stage.config, namespace), config_file=namespace.config)
     beam_args: List[str] = []
     if stage.beam:

@@ -14,7 +14,6 @@ import dataclasses
 import sys
 from typing import List, Optional
 
-from corpusmill.core.config import close_matches
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
 
@@ -131,18 +130,14 @@ def _deprecated_out(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from corpusmill.cli.main import StrictParser, UsageError
+    from corpusmill.cli.main import StrictParser, refuse_extra
 
     parser = StrictParser(prog="corpusmill train", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     argv = _deprecated_out(list(sys.argv[1:] if argv is None else argv))
     try:
         args, extra = parser.parse_known_args(argv)
-        if extra:
-            flags = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
-            word = extra[0].split("=", 1)[0]
-            raise UsageError(f"unknown option {word}{close_matches(word, flags)}" if word.startswith("-")
-                             else f"unexpected argument {word!r}")
+        refuse_extra(parser, extra)
         return handler(args, [])
     except CorpusmillError as exc:
         print(f"corpusmill train: error: {exc}", file=sys.stderr)
