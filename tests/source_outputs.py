@@ -22,9 +22,7 @@ def dropped_records(out: str, step: str, reason: str) -> List[dict]:
 
 
 def failed_records(out: str) -> List[dict]:
-    """The dead letters of ``OUT/_failed/failed.jsonl.gz`` ([] when there were none)."""
-    path = os.path.join(out, "_failed", "failed.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    """The dead letters of ``OUT/_failed/`` ([] when there were none)."""
+    from corpusmill.core.files import read_failed
+
+    return read_failed(out)

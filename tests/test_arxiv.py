@@ -14,7 +14,7 @@ import tarfile
 import pytest
 
 from corpusmill.cli import main as cli_main
-from corpusmill.core.files import read_output
+from corpusmill.core.files import read_failed, read_output
 from corpusmill.filters.arxiv_archive import ExtractPaper, PaperRecord
 from corpusmill.filters.latex import (
     MacroExpansionError,
@@ -136,8 +136,7 @@ def test_hostile_archives_are_dropped_with_reasons(arxiv_run):
     assert dropped["escape"][0] == "unsafe_path" and dropped["2301.00016"][0] == "link_member"
     assert dropped["2301.00011"][0] == "not_utf8"
     assert dropped["2301.00015"][0] == "not_latex"
-    with gzip.open(os.path.join(out, "_failed", "failed.jsonl.gz"), "rt") as fh:
-        failed = {f["location"].split("#")[-1]: f["error"] for f in map(json.loads, fh)}
+    failed = {f["location"].split("#")[-1]: f["error"] for f in read_failed(out)}
     assert "grew the text" in failed["2301/2301.00013.gz"]  # exponential macro bomb
     assert "deeper than" in failed["2301/2301.00014.gz"]  # self-referencing macro
     # the errors name the macro and the option that lets a sound paper through

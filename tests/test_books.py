@@ -14,7 +14,7 @@ import pytest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import make_id
-from corpusmill.core.files import read_output
+from corpusmill.core.files import read_failed, read_output
 from corpusmill.dedup import minhash
 from corpusmill.filters.gutenberg import strip_gutenberg
 from corpusmill.io.books import book_keys, read_book_file
@@ -93,8 +93,7 @@ def test_reading_and_size_caps(books_run):
     assert s["read"]["read"] == n_files - 2 + n_json_lines  # two JSONL files become their lines
     assert s["read"]["dropped"] == {"empty": 1, "too_large": 1}
     assert s["read"]["failed"] == 1  # the broken JSON line, a dead letter naming file and line
-    with gzip.open(os.path.join(books_run["out"], "_failed", "failed.jsonl.gz"), "rt") as fh:
-        failed = [json.loads(line) for line in fh]
+    failed = read_failed(books_run["out"])
     assert failed[0]["location"].endswith("books3.jsonl.gz:2") and "JSON" in failed[0]["error"]
     huge = _dropped(books_run["out"], "read", "too_large")[0]
     assert huge["metadata"]["bytes"] == 200 << 20

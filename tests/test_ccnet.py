@@ -13,7 +13,7 @@ from warc_faults import truncated, with_broken_http_record
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document
-from corpusmill.core.files import list_output_files, read_output
+from corpusmill.core.files import list_output_files, read_failed, read_output
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters.normalize import Normalize, line_hash
 from corpusmill.io.warc import ExtractWarcRecord, scan_records
@@ -129,7 +129,7 @@ def test_corrupt_records_go_to_the_dead_letter_output_and_the_rest_is_processed(
     stats = run(tmp_path / "out", inputs=[broken, cut])
     assert check_accounting(stats) == []
     assert stats[0]["failed"] == 2
-    failures = [json.loads(l) for l in gzip.open(tmp_path / "out" / "_failed" / "failed.jsonl.gz", "rt")]
+    failures = read_failed(str(tmp_path / "out"))
     locations = {f["location"] for f in failures}
     assert f"{broken}@{offset}" in locations
     assert any(loc.startswith(cut + "@") for loc in locations)
@@ -205,7 +205,7 @@ def test_bad_jsonl_lines_are_dead_letters(tmp_path):
     path.write_bytes(good.to_json().encode() + b"\n{not json\n" + b'{"id": "x", "text": "\xff\xfe"}\n')
     stats = run(tmp_path / "out", inputs=[str(path)], min_length=0)
     assert stats[0]["read"] == 3 and stats[0]["kept"] == 1 and stats[0]["failed"] == 2
-    failures = [json.loads(l) for l in gzip.open(tmp_path / "out" / "_failed" / "failed.jsonl.gz", "rt")]
+    failures = read_failed(str(tmp_path / "out"))
     assert {f["location"].rsplit("@", 1)[1] for f in failures} == {str(len(good.to_json()) + 1),
                                                                   str(len(good.to_json()) + 1 + 10)}
     assert any("not UTF-8" in f["error"] for f in failures)

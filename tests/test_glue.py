@@ -9,6 +9,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from conftest import DATA
 
 from corpusmill.core.document import Document
+from corpusmill.core.files import read_failed
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import Run
 from corpusmill.engine.step import build_stats, check_accounting
@@ -71,7 +72,7 @@ def test_routing_metrics_and_stats_agree(tmp_path):
     assert step["read"] == len(docs) and step["kept"] == expected["kept"]
     assert step["dropped"] == {k[len("dropped."):]: v for k, v in expected.items() if k.startswith("dropped.")}
     assert step["bytes_read"] == sum(d.nbytes for d in docs)
-    failed = [json.loads(l) for l in gzip.open(tmp_path / "_failed" / "failed.jsonl.gz", "rt")]
+    failed = read_failed(str(tmp_path))
     assert failed[0]["location"] == "udhr.jsonl:" + str(1 + [d.id for d in docs].index("udhr-el"))
     assert "Greek is not handled" in failed[0]["error"] and failed[0]["doc_id"] == "udhr-el"
 

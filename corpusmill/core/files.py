@@ -12,7 +12,7 @@ import io
 import json
 import os
 import posixpath
-from typing import Iterable, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 from corpusmill.core.document import Document
 
@@ -99,6 +99,42 @@ def read_output(out_dir: str) -> List[Document]:
     for path in list_output_files(out_dir):
         docs.extend(read_documents_file(path))
     return docs
+
+
+def _jsonl_gz_records(paths: Iterable[str]) -> List[dict]:
+    import gzip
+    import json
+
+    out: List[dict] = []
+    for path in paths:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            out.extend(json.loads(line) for line in fh if line.strip())
+    return out
+
+
+def read_failed(out_dir: str) -> List[dict]:
+    """Every dead-letter record of a local output directory (``_failed/failed-NNNNN.jsonl.gz``)."""
+    folder = os.path.join(out_dir, "_failed")
+    if not os.path.isdir(folder):
+        return []
+    return _jsonl_gz_records(os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".jsonl.gz"))
+
+
+def read_dropped(out_dir: str) -> Dict[str, Dict[str, List[dict]]]:
+    """``{step: {reason: records}}`` of ``_dropped/`` (the sample, or every file of ``--write-dropped``)."""
+    import re
+
+    folder = os.path.join(out_dir, "_dropped")
+    out: Dict[str, Dict[str, List[dict]]] = {}
+    if not os.path.isdir(folder):
+        return out
+    for step in sorted(os.listdir(folder)):
+        for name in sorted(os.listdir(os.path.join(folder, step))):
+            if name.endswith(".jsonl.gz"):
+                reason = re.sub(r"-\d{5}$", "", name[: -len(".jsonl.gz")])
+                out.setdefault(step, {}).setdefault(reason, []).extend(
+                    _jsonl_gz_records([os.path.join(folder, step, name)]))
+    return out
 
 
 def document_group_dirs(out_dir: str) -> List[Tuple[str, str]]:

@@ -9,6 +9,7 @@ C4 stage uses it for the newest page per URL).
 
 from __future__ import annotations
 
+import math
 from typing import AbstractSet, Iterable, Optional, Tuple
 
 from corpusmill.core.document import Document
@@ -23,6 +24,15 @@ def content_hash(text: str) -> int:
 
 def content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, int]]]:
     yield content_hash(doc.text), (doc.id, 0)
+
+
+def newest_content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, float]]]:
+    """``(hash of the text, (doc id, rank))`` where a smaller rank is a newer crawl (the CCNet stage's
+    cross-dump dedup keeps the newest copy of a text; ties: the smallest id)."""
+    from corpusmill.filters.c4 import timestamp_seconds
+
+    seconds = timestamp_seconds(doc.timestamp)
+    yield content_hash(doc.text), (doc.id, -seconds if seconds is not None else math.inf)
 
 
 class DropDuplicates(Filter):

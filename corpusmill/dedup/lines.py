@@ -1,54 +1,86 @@
-"""Line-level deduplication, the pure part (the Beam part is corpusmill.engine.line_dedup).
+"""Line-level deduplication as cc_net does it, the pure part (the shuffle is corpusmill.engine.line_dedup).
 
-CCNet removes every line (paragraph) whose normalized hash occurs more than once in the corpus: that
-strips navigation, cookie banners, footers and other boilerplate that survives HTML extraction.
-corpusmill counts hashes across the whole run with a shuffle, then each document gets the indexes of
-its lines to remove and :class:`RemoveDuplicateLines` rebuilds its text.
+cc_net's rule, within one *scope* (a group of shards of one snapshot by default):
+
+- every line (paragraph) is hashed in its dedup-normalized form (:func:`line_hashes`);
+- a hash that occurs in two or more different documents of the scope is removed from all of them
+  (navigation, cookie banners, footers: boilerplate that survives extraction);
+- inside one document, a line repeated only there keeps its first copy (cc_net's ``finalize_doc``).
+
+``--dedup-keep first`` is corpusmill's variant: of a repeated line, the document with the smallest id
+keeps its copy. The shuffle gives each document the set of its line hashes to remove; :class:`RemoveDuplicateLines`
+rebuilds the text.
 """
 
 from __future__ import annotations
 
-from typing import AbstractSet, Iterable, List, Optional, Tuple
+from typing import AbstractSet, Callable, Hashable, Iterable, Iterator, List, Optional, Tuple
 
 from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.filters.normalize import line_hashes
+from corpusmill.filters.normalize import DEDUP_NORMALIZERS, line_hashes
 
 KEEP_MODES = ("none", "first")
+SCOPES = ("group", "snapshot", "run")
 
 
-def line_occurrences(doc: Document) -> Iterable[Tuple[int, Tuple[str, int]]]:
-    """``(hash, (doc_id, line_index))`` for every line with content."""
-    for index, h in enumerate(line_hashes(doc.text)):
-        if h is not None:
-            yield h, (doc.id, index)
+def scope_of(doc: Document, scope: str, group_size: int) -> str:
+    """The dedup scope a document belongs to: its snapshot and shard group, its snapshot, or the run."""
+    if scope == "run":
+        return ""
+    dump = doc.metadata.get("dump", "")
+    if scope == "snapshot":
+        return dump
+    return f"{dump}/{int(doc.metadata.get('shard', 0)) // group_size}"
 
 
-def lines_to_remove(occurrences: Iterable[Tuple[str, int]], keep_mode: str) -> List[Tuple[str, int]]:
-    """Given every (doc_id, line_index) sharing one hash, the ones to remove.
+def line_occurrences(doc: Document, scope: str = "", normalize: str = "ccnet"
+                     ) -> Iterator[Tuple[Tuple[str, int], Tuple[str, int]]]:
+    """``((scope, hash), (doc_id, hash))`` once per distinct line hash of the document."""
+    for h in dict.fromkeys(line_hashes(doc.text, normalize)):
+        yield (scope, h), (doc.id, h)
 
-    ``none``: all of them when there is more than one (cc_net's behaviour).
-    ``first``: all but the smallest (doc_id, line_index), so one copy survives, always the same one.
+
+def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashable], Hashable] = lambda v: v
+                         ) -> Iterator[Hashable]:
+    """Every value of one key, streamed, once two distinct ones were seen; nothing for a key seen once.
+
+    Memory is O(1) whatever the number of values: the first value is held until a second distinct one
+    arrives, then everything is passed through. This is how a line in a million documents is handled.
     """
-    occ = list(occurrences)
-    if len(occ) < 2:
-        return []
-    if keep_mode == "none":
-        return occ
-    if keep_mode == "first":
-        first = min(occ)
-        return [o for o in occ if o != first]
-    raise ValueError(f"unknown dedup keep mode {keep_mode!r}; use one of {', '.join(KEEP_MODES)}")
+    first = None
+    first_key = None
+    released = False
+    for value in values:
+        if released:
+            yield value
+            continue
+        key = distinct(value)
+        if first is None:
+            first, first_key = value, key
+        elif key != first_key:
+            released = True
+            yield first
+            yield value
+        else:  # the same occurrence again (a duplicated id): held with the first
+            continue
 
 
-def remove_lines(text: str, indexes: AbstractSet[int]) -> str:
-    if not indexes:
-        return text
-    return "\n".join(line for i, line in enumerate(text.split("\n")) if i not in indexes)
+def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") -> str:
+    """cc_net's ``finalize_doc``: drop every line whose hash is in ``remove``, and every later copy of a
+    line already kept in this document."""
+    lines = text.split("\n")
+    seen = set()
+    kept: List[str] = []
+    for line, h in zip(lines, line_hashes(text, normalize)):
+        if h not in seen and h not in remove:
+            kept.append(line)
+        seen.add(h)
+    return "\n".join(kept)
 
 
 class RemoveDuplicateLines(Filter):
-    """The ``line_dedup`` step: takes ``(doc, line indexes to remove)``; drops ``too_short`` docs.
+    """The ``line_dedup`` step: takes ``(doc, line hashes to remove)``; drops ``too_short`` docs.
 
     Records ``original_nlines``/``original_length`` (before dedup) and ``nlines``/``length`` after, as
     cc_net does.
@@ -56,16 +88,19 @@ class RemoveDuplicateLines(Filter):
 
     name = "line_dedup"
 
-    def __init__(self, min_length: int = 300):
+    def __init__(self, min_length: int = 300, normalize: str = "ccnet"):
+        if normalize not in DEDUP_NORMALIZERS:
+            raise ValueError(f"unknown dedup normalization {normalize!r}; use one of {', '.join(DEDUP_NORMALIZERS)}")
         self.min_length = min_length
+        self.normalize = normalize
 
     def __call__(self, item: Tuple[Document, Optional[AbstractSet[int]]]) -> Verdict:
-        doc, indexes = item
-        text = remove_lines(doc.text, indexes or frozenset())
+        doc, remove = item
+        text = remove_lines(doc.text, remove or frozenset(), self.normalize)
         nlines = text.count("\n") + 1 if text else 0
         doc = doc.replace(text=text).annotate(
             original_nlines=doc.text.count("\n") + 1, original_length=len(doc.text),
             nlines=nlines, length=len(text))
-        if len(text) < self.min_length:
+        if not text or len(text) < self.min_length:  # cc_net drops a document left with no line
             return drop("too_short", doc)
         return keep(doc)

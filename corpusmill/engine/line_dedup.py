@@ -1,57 +1,114 @@
-"""Line dedup across the whole run, by shuffle (no worker holds every hash).
+"""Marking duplicates by shuffle, with memory bounded per key (no group of occurrences is ever held).
 
-1. Every document emits ``(line_hash, (doc_id, line_index))`` for its lines.
-2. ``GroupByKey`` on the hash: each group is every occurrence of one normalized line, anywhere in the
-   run. A group of one is unique; otherwise :func:`lines_to_remove` picks the occurrences to delete
-   (all of them, or all but the first by document id). Runners stream large groups.
-3. The removals are grouped per document id and joined back to the documents (``CoGroupByKey``),
-   giving ``(doc, line indexes to remove)`` for the ``line_dedup`` step.
+``MarkDuplicates(occurrences_fn, keep=...)`` turns documents into ``(doc, marks)`` pairs:
 
-The same shuffle serves any "keep one occurrence" rule: pass ``occurrences_fn(doc) -> (hash, (doc_id,
-index))`` pairs and ``choose_fn(occurrences, keep_mode) -> occurrences to remove`` (sentence spans and
-whole-document hashes in corpusmill.dedup.spans / corpusmill.dedup.exact; newest page per URL in C4).
+1. Every document emits ``(key, (doc_id, mark))`` occurrences (``occurrences_fn``): a line hash in a
+   scope, a sentence span, a URL, a content hash.
+2. ``GroupByKey`` on the key, and the values are *streamed* through
+   :func:`corpusmill.dedup.lines.repeated_occurrences`: a key seen in one distinct occurrence emits
+   nothing; otherwise every occurrence becomes a mark ``(doc_id, mark)``. It holds one value, so a line in
+   a million documents costs no more worker memory than a line in two (runners page large groups).
+3. With ``keep=rank`` one occurrence per repeated key is spared: a combiner (O(1) state per key) finds the
+   occurrence of smallest ``rank(value)`` and emits it as an *unmark*.
+4. Marks and unmarks are joined to the documents by id (``CoGroupByKey``; a document's marks are bounded
+   by its own size), giving ``(doc, frozenset of marks)``.
+
+Users: the CCNet line dedup (marks are line hashes; ``distinct`` is the document id, so a line repeated
+inside one document only is not a duplicate), C4's sentence spans and newest page per URL, GitHub's
+exact file dedup, the CCNet cross-dump document dedup.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Hashable, Optional
+
 import apache_beam as beam
 
-from corpusmill.dedup.lines import line_occurrences, lines_to_remove
+from corpusmill.dedup.lines import repeated_occurrences
 
 
-class FindDuplicateLines(beam.PTransform):
-    """Documents -> ``(doc, frozenset of line indexes to remove)`` for every document."""
+def _whole(value):
+    return value
 
-    def __init__(self, keep_mode: str = "none", occurrences_fn=line_occurrences, choose_fn=lines_to_remove):
+
+def by_value(value):
+    """``keep=by_value``: spare the smallest ``(doc_id, mark)``: the first copy by document id."""
+    return value
+
+
+class _Smallest(beam.CombineFn):
+    """Per key: the value of smallest rank, and whether a second distinct value exists. O(1) state."""
+
+    def __init__(self, rank: Callable, distinct: Callable):
+        self.rank = rank
+        self.distinct = distinct
+
+    def create_accumulator(self):
+        return None, None, False  # (best value, one distinct key seen, a second distinct key seen)
+
+    def add_input(self, acc, value):
+        return self.merge_accumulators([acc, (value, self.distinct(value), False)])
+
+    def merge_accumulators(self, accumulators):
+        best, key, many = None, None, False
+        for b, k, m in accumulators:
+            if b is None:
+                continue
+            many = many or m or (key is not None and k != key)
+            if key is None:
+                key = k
+            if best is None or self.rank(b) < self.rank(best):
+                best = b
+        return best, key, many
+
+    def extract_output(self, acc):
+        return acc
+
+
+class MarkDuplicates(beam.PTransform):
+    """Documents -> ``(doc, frozenset of marks)`` for every document (see the module docstring).
+
+    ``keep``: None marks every occurrence of a repeated key; a function ``rank(value)`` spares the
+    occurrence of smallest rank. ``distinct(value)``: what makes two occurrences different (default the
+    whole ``(doc_id, mark)`` value).
+    """
+
+    def __init__(self, occurrences_fn: Callable, keep: Optional[Callable] = None,
+                 distinct: Callable[[Hashable], Hashable] = _whole):
         super().__init__()
-        self.keep_mode = keep_mode
         self.occurrences_fn = occurrences_fn
-        self.choose_fn = choose_fn
+        self.keep = keep
+        self.distinct = distinct
 
     def expand(self, docs):
-        keep_mode, choose_fn = self.keep_mode, self.choose_fn
+        distinct = self.distinct
 
-        def removals(item):
-            _hash, occurrences = item
-            for doc_id, index in choose_fn(occurrences, keep_mode):
-                yield doc_id, index
+        def marks(item):
+            _key, values = item
+            for doc_id, mark in repeated_occurrences(values, distinct):
+                yield doc_id, mark
 
-        by_id = docs | "KeyById" >> beam.Map(lambda d: (d.id, d))
-        remove = (
-            docs
-            | "LineHashes" >> beam.FlatMap(self.occurrences_fn)
-            | "GroupByLine" >> beam.GroupByKey()
-            | "Removals" >> beam.FlatMap(removals)
-        )
+        occurrences = docs | "Occurrences" >> beam.FlatMap(self.occurrences_fn)
+        tagged = {
+            "doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)),
+            "mark": occurrences | "GroupByKey" >> beam.GroupByKey() | "Marks" >> beam.FlatMap(marks),
+        }
+        if self.keep is not None:
+            def unmark(item):
+                _key, (best, _k, many) = item
+                if many:
+                    yield best
+
+            tagged["unmark"] = (
+                occurrences
+                | "Keeper" >> beam.CombinePerKey(_Smallest(self.keep, distinct))
+                | "Unmarks" >> beam.FlatMap(unmark)
+            )
 
         def join(item):
             _doc_id, grouped = item
-            indexes = frozenset(grouped["remove"])
+            found = frozenset(grouped["mark"]) - frozenset(grouped.get("unmark", ()))
             for doc in grouped["doc"]:
-                yield doc, indexes
+                yield doc, found
 
-        return (
-            {"doc": by_id, "remove": remove}
-            | "JoinRemovals" >> beam.CoGroupByKey()
-            | "AttachRemovals" >> beam.FlatMap(join)
-        )
+        return tagged | "JoinMarks" >> beam.CoGroupByKey() | "AttachMarks" >> beam.FlatMap(join)

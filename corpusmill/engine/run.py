@@ -11,9 +11,10 @@ Every run writes, in its output directory:
 
 - ``stats.json``: one entry per step in pipeline order (read, kept, dropped by reason, failed, bytes);
 - ``_dropped/<step>/<reason>.jsonl.gz``: a deterministic sample of up to ``dropped_sample`` dropped
-  documents per reason (the smallest ids by a stable hash), or every dropped document with
-  ``write_dropped=True``;
-- ``_failed/failed.jsonl.gz``: every dead-letter record (step, error, input file and offset).
+  documents per reason (the smallest ids by a stable hash); with ``write_dropped=True`` every dropped
+  document, in ``_dropped/<step>/<reason>-NNNNN.jsonl.gz`` files of about ``docs_per_shard`` each;
+- ``_failed/failed-NNNNN.jsonl.gz``: every dead-letter record (step, error, input file and offset),
+  sharded the same way (no file when nothing failed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from corpusmill.core.config import close_matches
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import encode_jsonl_gz, join
+from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT
 from corpusmill.engine.step import (
     ApplyFilter,
     Dropped,
@@ -134,31 +136,70 @@ class Run:
         keyed = dropped | "KeyDropped" >> beam.Map(lambda d: ((d.step, d.reason), d))
         if not self.write_dropped:
             n = self.dropped_sample
-            keyed = keyed | "SampleDropped" >> beam.combiners.Top.PerKey(
-                n, key=lambda d: -stable_hash(d.sort_key))
-        else:
-            keyed = keyed | "GroupDropped" >> beam.GroupByKey()
+            sample = keyed | "SampleDropped" >> beam.combiners.Top.PerKey(n, key=lambda d: -stable_hash(d.sort_key))
 
-        def write_dropped(item):
-            (step, reason), records = item
-            records = sorted(records, key=lambda d: d.sort_key)
-            with atomic_write(join(out_dir, "_dropped", step, f"{reason}.jsonl.gz")) as handle:
-                encode_jsonl_gz((r.to_dict() for r in records), handle)
+            def write_sample(item):
+                (step, reason), records = item
+                records = sorted(records, key=lambda d: d.sort_key)
+                with atomic_write(join(out_dir, "_dropped", step, f"{reason}.jsonl.gz")) as handle:
+                    encode_jsonl_gz((r.to_dict() for r in records), handle)
 
-        keyed | "WriteDropped" >> beam.Map(write_dropped)
+            sample | "WriteDropped" >> beam.Map(write_sample)
+        else:  # every dropped document: sharded like the documents, never gathered in one worker
+            write_sharded(keyed, out_dir, lambda key: join("_dropped", key[0], key[1]), self.docs_per_shard,
+                          sort_key=lambda d: (d.sort_key, d.location), label="WriteDropped")
 
-        def write_failed(records):
-            if not records:
-                return
-            records = sorted(records, key=lambda f: (f.step, f.location, f.doc_id))
-            with atomic_write(join(out_dir, "_failed", "failed.jsonl.gz")) as handle:
-                encode_jsonl_gz((r.to_dict() for r in records), handle)
+        failed = tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
+        write_sharded(failed | "KeyFailed" >> beam.Map(lambda f: ("", f)), out_dir, lambda _key: join("_failed", "failed"),
+                      self.docs_per_shard, sort_key=lambda f: (f.step, f.location, f.doc_id), label="WriteFailed")
 
-        (
-            tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
-            | "AllFailed" >> beam.combiners.ToList()
-            | "WriteFailed" >> beam.Map(write_failed)
-        )
+    def include(self, steps: Sequence[str], stats: Sequence[dict], records: beam.PCollection) -> None:
+        """Take in the accounting of earlier runs (the CCNet stage's shard groups): their steps come
+        first in stats.json, their stats are added, and ``records`` (:class:`Dropped` and
+        :class:`Failure` objects) join this run's dropped and failed outputs."""
+        self.steps[:0] = [s for s in steps if s not in self.steps]
+        self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(stats_rows(stats)))
+        split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(
+            lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
+        self._dropped.append(split[0])
+        self._failed.append(split[1])
+
+
+def stats_rows(stats: Sequence[dict]) -> List[tuple]:
+    """stats.json entries back into the rows :func:`build_stats` sums (so stats of several runs add up)."""
+    rows = []
+    for e in stats:
+        rows.append(((e["step"], KEPT, ""), (e["kept"], e["bytes_read"], e["bytes_kept"])))
+        rows.extend(((e["step"], DROPPED, r), (n, 0, 0)) for r, n in e["dropped"].items())
+        if e["failed"]:
+            rows.append(((e["step"], FAILED, ""), (e["failed"], 0, 0)))
+        rows.extend(((e["step"], COUNTER, k), (n, 0, 0)) for k, n in e.get("counters", {}).items())
+    return rows
+
+
+def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, per_file: int, sort_key: Callable,
+                  label: str) -> None:
+    """Write ``(key, record)`` pairs to ``OUT/<prefix_fn(key)>-NNNNN.jsonl.gz``: ``ceil(n / per_file)``
+    files per key, a record's file chosen by a stable hash, each file sorted; nothing for no records."""
+    counts = keyed | f"{label}Count" >> beam.combiners.Count.PerKey()
+
+    def assign(item, counts):
+        key, record = item
+        files = max(1, -(-counts[key] // per_file))
+        return (key, stable_hash(str(sort_key(record))) % files), record
+
+    def write(item):
+        (key, index), records = item
+        records = sorted(records, key=sort_key)
+        with atomic_write(join(out_dir, f"{prefix_fn(key)}-{index:05d}.jsonl.gz")) as handle:
+            encode_jsonl_gz((r.to_dict() for r in records), handle)
+
+    (
+        keyed
+        | f"{label}Assign" >> beam.Map(assign, counts=beam.pvalue.AsDict(counts))
+        | f"{label}Group" >> beam.GroupByKey()
+        | f"{label}Write" >> beam.Map(write)
+    )
 
 
 def mark_done(out_dir: str) -> None:

@@ -63,6 +63,11 @@ class Dropped:
             out["document"] = self.doc.to_dict()
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Dropped":
+        doc = Document.from_dict(d["document"]) if d.get("document") is not None else None
+        return cls(d["step"], d["reason"], doc, d.get("location", ""))
+
 
 @dataclasses.dataclass(slots=True)
 class Failure:
@@ -77,6 +82,10 @@ class Failure:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Failure":
+        return cls(**{f.name: d.get(f.name, "") for f in dataclasses.fields(cls)})
 
 
 # -- helpers that let a step take documents or other elements (raw records, (doc, extra) pairs) ------

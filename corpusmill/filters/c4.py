@@ -193,13 +193,10 @@ def url_occurrence(doc: Document) -> Iterable[Tuple[str, Tuple[str, float]]]:
         yield key, (doc.id, -seconds if seconds is not None else math.inf)
 
 
-def older_pages(occurrences: Iterable[Tuple[str, float]], keep_mode: str = "newest") -> List[Tuple[str, float]]:
-    """Of every page with one normalized URL, all but the newest (ties: the smallest document id)."""
-    occ = list(occurrences)
-    if len(occ) < 2:
-        return []
-    newest = min(occ, key=lambda o: (o[1], o[0]))
-    return [o for o in occ if o != newest]
+def newest_first(occurrence: Tuple[str, float]) -> Tuple[float, str]:
+    """The rank that keeps the newest page of a URL (ties: the smallest document id)."""
+    doc_id, rank = occurrence
+    return rank, doc_id
 
 
 # -- bad words ---------------------------------------------------------------------------------------

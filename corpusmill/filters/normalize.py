@@ -5,9 +5,10 @@ Two different normalizations:
 - :func:`normalize_text` cleans the text that is kept: Unicode NFC, control and format characters
   removed, runs of white space folded to one space, lines stripped, empty lines removed (a CCNet
   document is one paragraph per line).
-- :func:`normalize_for_dedup` is only for hashing lines: lowercase, every digit -> ``0``, punctuation
-  and non-printing characters removed, so that lines that differ only in case, numbers or punctuation
-  (dates in footers, counters, "Page 3 of 7") hash the same.
+- :func:`normalize_for_dedup_ccnet` is only for hashing lines, exactly as cc_net: lowercase, every
+  digit -> ``0``, cc_net's Unicode punctuation and the control characters removed, so that lines that
+  differ only in case or numbers (dates in footers, counters, "Page 3 of 7") hash the same.
+  :func:`normalize_for_dedup` is the wider option: all punctuation removed, white space folded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import List, Optional
+from typing import List
 
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
@@ -59,20 +60,54 @@ class Normalize(Filter):
 
 _DIGITS = re.compile(r"\d")
 
+# cc_net's dedup normalization (text_normalizer.normalize_for_dedup): the Unicode punctuation it maps in
+# its UNICODE_PUNCT table and the C0/C1 control characters are removed; ASCII punctuation and white space
+# stay. These 34 characters are cc_net's table, listed here as data.
+CCNET_UNICODE_PUNCT = "，。、„”“«»１」「《》´∶：？！（）；–—．～’…━〈〉【】％►"
+_CONTROL = "".join(chr(c) for c in list(range(0, 32)) + list(range(127, 160)))
+_CCNET_REMOVE = re.compile("[" + "".join(re.escape(ch) for ch in CCNET_UNICODE_PUNCT + _CONTROL) + "]")
+DEDUP_NORMALIZERS = ("ccnet", "wide")
+
+
+def normalize_for_dedup_ccnet(line: str) -> str:
+    """cc_net's form of a line for hashing: stripped, lowercased, digits -> 0, its Unicode punctuation
+    and control characters removed. A line may normalize to "" (``«``, ``—``): it is hashed like any."""
+    line = line.strip()
+    if not line:
+        return line
+    return _CCNET_REMOVE.sub("", _DIGITS.sub("0", line.lower()))
+
+
+_ASCII_PUNCT = str.maketrans("", "", "".join(chr(c) for c in range(128)
+                                              if unicodedata.category(chr(c)).startswith(("P", "C"))))
+_ANY_SPACE = re.compile(r"\s+")
+
 
 def normalize_for_dedup(line: str) -> str:
-    """The form a line is hashed in: lowercase, digits -> 0, punctuation/non-printing removed."""
+    """The wide form (``--dedup-normalize wide``, and C4's sentence spans): lowercased, digits -> 0, every
+    Unicode punctuation and non-printing character removed, then white space folded to one space, so
+    ``| x | |`` and ``| x | | | |`` hash the same."""
     line = _DIGITS.sub("0", line.strip().lower())
-    return "".join(ch for ch in line if not unicodedata.category(ch).startswith(("P", "C"))).strip()
+    if line.isascii():
+        line = line.translate(_ASCII_PUNCT)
+    else:
+        line = "".join(ch for ch in line if not unicodedata.category(ch).startswith(("P", "C")))
+    return _ANY_SPACE.sub(" ", line).strip()
 
 
-def line_hash(line: str) -> Optional[int]:
-    """First 8 bytes of SHA-1 of the dedup-normalized line, as an int; None for a line with no content."""
-    norm = normalize_for_dedup(line)
-    if not norm:
-        return None
-    return int.from_bytes(hashlib.sha1(norm.encode("utf-8")).digest()[:8], "big")
+def _sha1_64(text: str) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
 
 
-def line_hashes(text: str) -> List[Optional[int]]:
-    return [line_hash(line) for line in text.split("\n")]
+def line_hash(line: str, normalize: str = "ccnet") -> int:
+    """First 8 bytes of SHA-1 of the dedup-normalized line (cc_net's HASH_SIZE), as an int. Every line
+    has one, an empty normalized form included (cc_net hashes "" too)."""
+    norm = normalize_for_dedup_ccnet(line) if normalize == "ccnet" else normalize_for_dedup(line)
+    return _sha1_64(norm)
+
+
+def line_hashes(text: str, normalize: str = "ccnet") -> List[int]:
+    if normalize not in DEDUP_NORMALIZERS:
+        raise ValueError(f"unknown dedup normalization {normalize!r}; use one of {', '.join(DEDUP_NORMALIZERS)}")
+    norm = normalize_for_dedup_ccnet if normalize == "ccnet" else normalize_for_dedup
+    return [_sha1_64(norm(line)) for line in text.split("\n")]

@@ -14,10 +14,47 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 
 
+def open_input(path: str):
+    """A seekable binary stream over an input file: local, any Beam file system (gs://, s3://), or
+    http(s):// (corpusmill.io.http: retries, backoff, resumed downloads)."""
+    from corpusmill.io.http import is_http, open_http
+
+    if is_http(path):
+        return open_http(path)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_input(path) as handle:
+        return handle.read()
+
+
+def check_filesystem(path: str, flag: str = "--input") -> None:
+    """Refuse, before any work, a path whose file system is not installed (s3:// needs Beam's aws extra)."""
+    from corpusmill.io.http import is_http
+
+    if "://" not in path or is_http(path):
+        return
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError:
+        scheme = path.split("://", 1)[0]
+        extra = {"s3": "aws", "gs": "gcp", "azfs": "azure"}.get(scheme)
+        hint = f"; install it with pip install 'apache-beam[{extra}]'" if extra else ""
+        raise CorpusmillError(f"{flag} {path}: no file system for {scheme}:// is installed{hint}") from None
+
+
 def expand_inputs(patterns: Iterable[str]) -> List[str]:
-    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error."""
+    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error. ``http(s)://``
+    URLs are taken as they are (a missing one becomes a dead letter when read)."""
+    from corpusmill.io.http import is_http
+
     files: List[str] = []
     for pattern in patterns:
+        if is_http(pattern):
+            files.append(pattern)
+            continue
+        check_filesystem(pattern)
         if os.path.isdir(pattern):
             pattern = os.path.join(pattern, "**")
         matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]

@@ -20,13 +20,12 @@ import re
 import zlib
 from typing import Iterator, Optional
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 from corpusmill.core.document import Document, make_id
 from corpusmill.filters import html as html_text
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.io.documents import SplitAndRead
+from corpusmill.io.files import open_input
+from corpusmill.io.http import fetch_range, is_http
 
 # WARC record types that never carry a document.
 _NON_DOCUMENT_TYPES = {"request", "metadata", "warcinfo", "revisit", "continuation"}
@@ -59,7 +58,7 @@ class RecordRef:
 
 
 def _open_raw(path: str):
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return open_input(path)
 
 
 def _find_next_record(handle, start: int, gz: bool) -> Optional[int]:
@@ -84,11 +83,20 @@ def _find_next_record(handle, start: int, gz: bool) -> Optional[int]:
 
 
 def scan_records(path: str) -> Iterator[RecordRef]:
-    """Yield a RecordRef per record of one WARC/ARC/WET file; corrupt regions become error refs."""
-    with _open_raw(path) as handle:
-        gz = handle.read(3) == _GZIP_MAGIC
-        handle.seek(0)
-        yield from (_scan_gzip(path, handle) if gz else _scan_plain(path, handle))
+    """Yield a RecordRef per record of one WARC/ARC/WET file; corrupt regions become error refs, and a
+    file that cannot be read (a 404, a network that stays down) becomes one error ref from where the
+    reading stopped."""
+    last = 0
+    try:
+        with _open_raw(path) as handle:
+            gz = handle.read(3) == _GZIP_MAGIC
+            handle.seek(0)
+            for ref in (_scan_gzip(path, handle) if gz else _scan_plain(path, handle)):
+                last = ref.offset + ref.length
+                yield ref
+    except Exception as exc:  # noqa: BLE001 - the file (or the rest of it) cannot be read
+        yield RecordRef(path=path, offset=last, warc_type="corrupt",
+                        error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _ref_from_headers(path: str, offset: int, length: int, record) -> RecordRef:
@@ -263,8 +271,11 @@ class ExtractWarcRecord(Filter):
             return drop("warc_other")
         from warcio.archiveiterator import ArchiveIterator
 
-        handle = self._open(ref.path)
-        handle.seek(ref.offset)
+        if is_http(ref.path) and ref.length:  # one ranged GET per record, not a stream to the file's end
+            handle = io.BytesIO(fetch_range(ref.path, ref.offset, ref.offset + ref.length))
+        else:
+            handle = self._open(ref.path)
+            handle.seek(ref.offset)
         record = next(iter(ArchiveIterator(handle, arc2warc=True)))
         uri = ref.uri or record.rec_headers.get_header("WARC-Target-URI") or ""
         location = f"{ref.path}@{ref.offset}"

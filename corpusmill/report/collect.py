@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from corpusmill.core.files import list_output_files, read_documents_file
+from corpusmill.core.files import list_output_files, read_documents_file, read_dropped, read_failed
 from corpusmill.core.stats import check_accounting
 
 ANNOTATIONS = ("language_score", "perplexity", "wiki_prob")
@@ -114,16 +114,8 @@ def read_stage(root: str, stage_dir: str, max_docs: int, quiet: bool = True) -> 
             seen += 1
             if seen >= max_docs:
                 break
-    dropped: Dict[str, Dict[str, List[dict]]] = {}
-    dropped_dir = os.path.join(stage_dir, "_dropped")
-    if os.path.isdir(dropped_dir):
-        for step in sorted(os.listdir(dropped_dir)):
-            for name in sorted(os.listdir(os.path.join(dropped_dir, step))):
-                if name.endswith(".jsonl.gz"):
-                    records = _read_jsonl_gz(os.path.join(dropped_dir, step, name))
-                    dropped.setdefault(step, {})[name[: -len(".jsonl.gz")]] = records
-    failed_path = os.path.join(stage_dir, "_failed", "failed.jsonl.gz")
-    failed = _read_jsonl_gz(failed_path) if os.path.exists(failed_path) else []
+    dropped = read_dropped(stage_dir)
+    failed = read_failed(stage_dir)
     return StageData(
         name=os.path.relpath(stage_dir, root), path=stage_dir, stats=stats, problems=check_accounting(stats),
         groups=dict(sorted(groups.items())), groups_complete=complete,

@@ -168,7 +168,7 @@ def _failed_section(stage: StageData) -> str:
         return "<p>No dead letters.</p>"
     rows = "".join(f'<tr><td class="l">{_e(f.get("step"))}</td><td class="l">{_e(f.get("location"))}</td>'
                    f'<td class="l">{_e(f.get("error"))}</td></tr>' for f in stage.failed[:200])
-    more = f"<p>… and {len(stage.failed) - 200} more in _failed/failed.jsonl.gz</p>" if len(stage.failed) > 200 else ""
+    more = f"<p>… and {len(stage.failed) - 200} more in _failed/</p>" if len(stage.failed) > 200 else ""
     return (f'<table><tr><th class="l">step</th><th class="l">input location</th><th class="l">error</th></tr>'
             f"{rows}</table>{more}")
 
@@ -283,7 +283,7 @@ def terminal_summary(data: RunData) -> str:
         lines.append(format_stats(stage.stats))
         lines.extend(f"   !! {p}" for p in stage.problems)
         if stage.failed:
-            lines.append(f"   {len(stage.failed)} dead letters in {stage.name}/_failed/failed.jsonl.gz")
+            lines.append(f"   {len(stage.failed)} dead letters in {stage.name}/_failed/")
     for manifest in data.mixtures:
         lines.append(f"== mixture {manifest['_path']}")
         for name, m in manifest["mixture"].items():

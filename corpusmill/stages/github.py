@@ -27,7 +27,7 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.stage import Stage
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
-from corpusmill.engine.line_dedup import FindDuplicateLines
+from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
@@ -137,7 +137,7 @@ def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[
     docs = run.step(docs, "alpha_per_token", rules.AlphaPerToken(cfg.min_alpha_per_token))
     if cfg.strip_headers:
         docs = run.step(docs, "header", rules.StripLicenseHeader())
-    marked = docs | "FindDuplicateFiles" >> FindDuplicateLines("first", content_occurrence)
+    marked = docs | "FindDuplicateFiles" >> MarkDuplicates(content_occurrence, keep=by_value)
     docs = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "duplicate_content"))
     run.write(docs)
 
