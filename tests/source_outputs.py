@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
 from typing import List
 
 
@@ -13,12 +10,10 @@ def step_stats(stats: List[dict], step: str) -> dict:
 
 
 def dropped_records(out: str, step: str, reason: str) -> List[dict]:
-    """The records of ``OUT/_dropped/<step>/<reason>.jsonl.gz`` ([] when the file is not there)."""
-    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    """The records of ``OUT/_dropped/<step>/<reason>[-NNNNN].jsonl.gz`` ([] when there are none)."""
+    from corpusmill.core.files import read_dropped
+
+    return read_dropped(out).get(step, {}).get(reason, [])
 
 
 def failed_records(out: str) -> List[dict]:

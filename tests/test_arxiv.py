@@ -121,7 +121,8 @@ def _dropped(out, step):
         with gzip.open(os.path.join(base, name), "rt") as fh:
             for line in fh:
                 d = json.loads(line)["document"]
-                found[d["metadata"]["paper"]] = (name[: -len(".jsonl.gz")], d["metadata"].get("reject_detail", ""))
+                reason = re.sub(r"-\d{5}$", "", name[: -len(".jsonl.gz")])  # --write-dropped files are sharded
+                found[d["metadata"]["paper"]] = (reason, d["metadata"].get("reject_detail", ""))
     return found
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import make_id
-from corpusmill.core.files import read_failed, read_output
+from corpusmill.core.files import read_dropped, read_failed, read_output
 from corpusmill.dedup import minhash
 from corpusmill.filters.gutenberg import strip_gutenberg
 from corpusmill.io.books import book_keys, read_book_file
@@ -48,11 +48,7 @@ def _run(inputs, out, beam_args=(), **kw):
 
 
 def _dropped(out, step, reason):
-    path = os.path.join(out, "_dropped", step, f"{reason}.jsonl.gz")
-    if not os.path.exists(path):
-        return []
-    with gzip.open(path, "rt") as fh:
-        return [json.loads(line)["document"] for line in fh]
+    return [r["document"] for r in read_dropped(out).get(step, {}).get(reason, [])]
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def test_sentence_splitter_and_url_normalization():
     assert rules.normalize_url("https://www.Docs.python.org/3/a/?utm_source=x&id=3#top") == "docs.python.org/3/a?id=3"
     assert rules.normalize_url("http://docs.python.org/3/a/") == rules.normalize_url("https://docs.python.org/3/a")
     occ = [("b", -200.0), ("a", -100.0), ("c", -200.0)]
-    assert sorted(rules.older_pages(occ)) == [("a", -100.0), ("c", -200.0)]  # newest kept, tie -> smaller id
+    assert min(occ, key=rules.newest_first) == ("b", -200.0)  # the newest is kept, a tie goes to the smaller id
 
 
 def test_badwords_list_is_packaged_with_its_license_and_matches_on_word_boundaries():

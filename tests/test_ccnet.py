@@ -52,7 +52,8 @@ def extracted_docs(paths):
 
 def test_accounting_every_step_and_between_steps(baseline):
     out, stats = baseline
-    assert [s["step"] for s in stats] == ["extract", "normalize", "line_dedup", "lid"]
+    assert [s["step"] for s in stats] == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup",
+                                          "content_dedup"]
     assert check_accounting(stats) == []
     by = {s["step"]: s for s in stats}
     total_records = sum(1 for p in CRAWLS for _ in scan_records(p))
@@ -60,9 +61,11 @@ def test_accounting_every_step_and_between_steps(baseline):
     assert by["normalize"]["read"] == by["extract"]["kept"]
     assert by["line_dedup"]["read"] == by["normalize"]["kept"]
     assert by["lid"]["read"] == by["line_dedup"]["kept"]
+    assert by["collect"]["read"] == by["lid"]["kept"]  # every shard's documents, read back once
+    assert by["url_dedup"]["read"] == by["collect"]["kept"]
     docs = read_output(out)
-    assert len(docs) == by["lid"]["kept"] > 20
-    assert sum(d.nbytes for d in docs) == by["lid"]["bytes_kept"]
+    assert len(docs) == by["content_dedup"]["kept"] > 20
+    assert sum(d.nbytes for d in docs) == by["content_dedup"]["bytes_kept"] == by["lid"]["bytes_kept"]
     # stats.json on disk is what run_ccnet returned
     assert json.load(open(out / "stats.json")) == stats
 

@@ -181,7 +181,10 @@ def test_config_file_and_flags_agree_and_flags_win(tmp_path, capsys):
     alone_read = next(s for s in json.loads((alone / "stats.json").read_text()) if s["step"] == "extract")["read"]
     assert extract["read"] > alone_read  # both inputs were read
     assert sorted(p for p in os.listdir(out) if not p.startswith(("_", "stats"))) == ["en"]  # the flag won
-    assert next(s for s in stats if s["step"] == "line_dedup")["dropped"].get("too_short", 0) == 0  # the file's 0
+    flags = tmp_path / "flags"  # the file's min_length 0 and docs_per_shard 7 took effect: flags alone agree
+    assert cli_main(["ccnet", "--input", WARC, pydocs, "--output", str(flags), "--languages", "en",
+                     "--min-length", "0", "--docs-per-shard", "7"]) == 0
+    assert json.loads((flags / "stats.json").read_text()) == stats
 
 
 def test_help_and_version(capsys):

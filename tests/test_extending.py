@@ -35,7 +35,8 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
                      "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "lid"]) == 0
     stats = _stats(out)
-    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "max_digit_share"]
+    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "max_digit_share", "collect", "url_dedup",
+                           "content_dedup"]
     step = stats["max_digit_share"]
     assert step["read"] == stats["lid"]["kept"]
     assert step["read"] == step["kept"] + sum(step["dropped"].values()) + step["failed"]

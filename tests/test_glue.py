@@ -9,7 +9,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from conftest import DATA
 
 from corpusmill.core.document import Document
-from corpusmill.core.files import read_failed
+from corpusmill.core.files import read_dropped, read_failed
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import Run
 from corpusmill.engine.step import build_stats, check_accounting
@@ -87,9 +87,10 @@ def test_dropped_sample_is_capped_and_deterministic(tmp_path):
 
 def test_write_dropped_keeps_every_dropped_document(tmp_path):
     docs, result = run_filter(tmp_path, write_dropped=True, sample=3)
-    lines = gzip.open(tmp_path / "_dropped" / "by_script" / "cyrillic.jsonl.gz").read().splitlines()
-    assert len(lines) == counters(result)["dropped.cyrillic"]
-    assert all(json.loads(l)["document"]["text"] for l in lines)
+    records = read_dropped(str(tmp_path))["by_script"]["cyrillic"]
+    assert len(records) == counters(result)["dropped.cyrillic"]
+    assert all(r["document"]["text"] for r in records)
+    assert "cyrillic-00000.jsonl.gz" in os.listdir(tmp_path / "_dropped" / "by_script")  # sharded file names
 
 
 def test_build_stats_orders_steps_and_flags_broken_accounting():

@@ -320,6 +320,57 @@ def test_classifier_separates_wikipedia_from_crawl_junk_on_held_out_pages(tmp_pa
     assert open(model, "rb").read() == open(again, "rb").read()
 
 
+def test_a_classifier_that_does_not_separate_is_refused(tmp_path, lowq):
+    wiki = list(read_documents_file(WIKI_EN))[:60]
+    paths = {}
+    for name, docs in (("pos", wiki), ("neg", lowq[:60])):
+        paths[name] = str(tmp_path / f"{name}.jsonl.gz")
+        with open(paths[name], "wb") as fh:
+            encode_jsonl_gz([d.to_dict() for d in docs], fh)
+    model = str(tmp_path / "flat.bin")
+    with pytest.raises(CorpusmillError, match=r"does not separate the held-out classes.*--epoch"):
+        train_classifier([paths["pos"]], [paths["neg"]], model, epoch=1, lr=0.0001, holdout=0.3, log=lambda *a: None)
+    assert not os.path.exists(model) and os.path.exists(model + ".rejected")
+    spread = json.load(open(model + ".json"))["spread"]
+    assert spread["max"] - spread["min"] < 0.05  # every probability near 0.5, as in the issue
+
+
+def test_classifiers_per_language(models):
+    en = Document("e", "The city is the capital of the region and has a population of about two million people.",
+                  metadata={"language": "en"})
+    fr = Document("f", "La ville est la capitale de la région et compte environ deux millions d'habitants.",
+                  metadata={"language": "fr"})
+    clf = WikiClassifier({"en": models["classifier"]})
+    assert "wiki_prob" in clf(en).doc.metadata
+    verdict = clf(fr)
+    assert verdict.kept and verdict.counts == {"no_classifier": 1} and "wiki_prob" not in verdict.doc.metadata
+    both = WikiClassifier({"en": models["classifier"], "fr": models["classifier"]})
+    assert "wiki_prob" in both(fr).doc.metadata
+    from corpusmill.filters.wiki_classifier import parse_classifiers
+
+    assert parse_classifiers(["en=a.bin", "fr=b.bin"]) == {"en": "a.bin", "fr": "b.bin"}
+    assert parse_classifiers(["a.bin"]) == {"en": "a.bin"}
+    with pytest.raises(CorpusmillError, match="two models for 'en'"):
+        parse_classifiers(["a.bin", "en=b.bin"])
+
+
+def test_a_language_with_a_model_but_no_cutoffs_is_refused_and_cc_nets_file_is_read(tmp_path, models):
+    rows = list(csv.reader(open(models["cutoffs"], newline="")))
+    other = tmp_path / "de_only.csv"
+    other.write_text("\n".join(",".join(["percentile", "de"] if i == 0 else r) for i, r in enumerate(rows)) + "\n")
+    with pytest.raises(CorpusmillError, match="no column for en"):
+        run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "o"), lm_dir=models["lm_dir"],
+                              cutoffs=str(other)))
+    assert not (tmp_path / "o").exists()
+    # cc_net's data/cutoff.csv: an empty first header cell, then one column per language
+    ccnet_style = tmp_path / "cutoff.csv"
+    ccnet_style.write_text("\n".join(",".join([""] + r[1:] if i == 0 else r) for i, r in enumerate(rows)) + "\n")
+    assert read_cutoffs(str(ccnet_style)) == read_cutoffs(models["cutoffs"])
+    # only the models of --languages are used (and copied from a remote directory)
+    assert Perplexity(models["lm_dir"], ["fr"]).model_subset("lm_dir") == ["fr.sp.model", "fr.arpa.bin"]
+    assert Perplexity(models["lm_dir"]).model_subset("lm_dir") is None
+
+
 def test_roc_auc_counts_ties_as_half():
     assert roc_auc([3, 2], [1, 0]) == 1.0
     assert roc_auc([0], [1]) == 0.0
@@ -348,9 +399,12 @@ def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
     assert "en_head" in groups and "en_middle" in groups and "fr_all" in groups
     docs = read_output(str(out))
     assert len(docs) == by["wiki_classifier"]["kept"]
+    # one classifier, English: French pages are not judged by it, and counted
+    assert by["wiki_classifier"]["counters"]["no_classifier"] == sum(
+        d.metadata["language"] != "en" for d in docs) > 0
     for doc in docs:
         meta = doc.metadata
-        assert meta["wiki_prob"] >= 0.25
+        assert meta["wiki_prob"] >= 0.25 if meta["language"] == "en" else "wiki_prob" not in meta
         if meta["language"] == "en":
             # the model that was pickled into the workers scores as the one loaded here
             assert meta["perplexity"] == lm.perplexity(doc.text)

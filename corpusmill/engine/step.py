@@ -140,8 +140,12 @@ class _FilterDoFn(beam.DoFn):
 
         def load() -> _Loaded:
             filt = copy.deepcopy(self._filter)
-            for attr in filt.model_files:  # gs://... models: a local copy on this worker
-                setattr(filt, attr, localize(getattr(filt, attr)))
+            for attr in filt.model_files:  # gs://... models: a local copy on this worker (only what it uses)
+                value = getattr(filt, attr)
+                if isinstance(value, dict):
+                    setattr(filt, attr, {k: localize(v) for k, v in value.items()})
+                else:
+                    setattr(filt, attr, localize(value, only=filt.model_subset(attr)))
             filt.setup()
             return _Loaded(filt)
 

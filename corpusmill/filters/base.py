@@ -66,6 +66,11 @@ class Filter:
             state[attr] = None
         return state
 
+    def model_subset(self, attr: str):
+        """The file names inside the model directory ``attr`` this filter needs (None: all of them), so a
+        worker copies only those from a remote directory."""
+        return None
+
     def setup(self) -> None:
         """Load models or other per-worker state. Called once per worker, never per element."""
 

@@ -247,6 +247,11 @@ class Perplexity(Filter):
         self.default_language = default_language
         self._models: Optional[Dict[str, LanguageModel]] = None
 
+    def model_subset(self, attr: str):
+        if self.languages is None:
+            return None
+        return [name for lang in self.languages for name in (lang + SP_SUFFIX, lang + LM_SUFFIX)]
+
     def setup(self) -> None:
         if self._models is None:
             langs = lm_languages(self.lm_dir)
@@ -299,8 +304,9 @@ def read_cutoffs(path: str) -> Cutoffs:
         raise CorpusmillError(f"cutoffs file {path} does not exist; make one with `corpusmill cutoffs`")
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    if not rows or not rows[0] or rows[0][0] != "percentile" or len(rows[0]) < 2:
-        raise CorpusmillError(f"{path}: not a cutoffs file (the header must be 'percentile,<lang>,...'); "
+    if not rows or not rows[0] or rows[0][0] not in ("percentile", "") or len(rows[0]) < 2:  # "": cc_net's file
+        raise CorpusmillError(f"{path}: not a cutoffs file (the header must be 'percentile,<lang>,...' or cc_net's "
+                              f"',<lang>,...'); "
                               f"make one with `corpusmill cutoffs`")
     langs = rows[0][1:]
     table: Cutoffs = {lang: [] for lang in langs}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
+from typing import Dict, Optional, Union
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
@@ -52,29 +52,52 @@ def wiki_probability(model, text: str) -> float:
     return 0.0
 
 
+def parse_classifiers(specs) -> Dict[str, str]:
+    """``--classifier en=en.bin,fr=fr.bin`` as ``{lang: path}``; a bare path is the English model."""
+    if isinstance(specs, str):
+        specs = [specs]
+    models: Dict[str, str] = {}
+    for spec in specs or ():
+        lang, sep, path = spec.partition("=")
+        if not sep:
+            lang, path = "en", spec
+        lang, path = lang.strip(), path.strip()
+        if not lang or not path or "/" in lang or ":" in lang:
+            raise CorpusmillError(f"--classifier {spec!r}: expected LANG=MODEL (e.g. en=models/en.bin) or a path")
+        if lang in models:
+            raise CorpusmillError(f"--classifier names two models for {lang!r}; give one per language")
+        models[lang] = path
+    return models
+
+
 class WikiClassifier(Filter):
-    """The ``wiki_classifier`` step: annotates ``wiki_prob``; drops ``not_wiki_like`` below ``threshold``."""
+    """The ``wiki_classifier`` step, one model per language: annotates ``wiki_prob``; drops
+    ``not_wiki_like`` below ``threshold``. A document in a language without a model passes unchanged and
+    is counted as ``no_classifier`` (the step's counters), never judged by another language's model."""
 
     name = "wiki_classifier"
-    transient = ("_model",)
-    model_files = ("model_path",)
+    transient = ("_models",)
+    model_files = ("models",)
 
-    def __init__(self, model_path: str, threshold: float = DEFAULT_THRESHOLD):
-        self.model_path = model_path
+    def __init__(self, models: Union[str, Dict[str, str]], threshold: float = DEFAULT_THRESHOLD):
+        self.models = parse_classifiers(models) if isinstance(models, str) else dict(models)
         self.threshold = threshold
-        self._model = None
+        self._models = None
 
     def setup(self) -> None:
-        if self._model is None:
-            self._model = load_classifier(self.model_path)
+        if self._models is None:
+            self._models = {lang: load_classifier(path) for lang, path in self.models.items()}
 
-    def probability(self, text: str) -> float:
-        if self._model is None:
+    def probability(self, text: str, lang: str = "en") -> Optional[float]:
+        if self._models is None:
             self.setup()
-        return wiki_probability(self._model, text)
+        model = self._models.get(lang)
+        return None if model is None else wiki_probability(model, text)
 
     def __call__(self, doc) -> Verdict:
-        prob = self.probability(doc.text)
+        prob = self.probability(doc.text, doc.metadata.get("language", ""))
+        if prob is None:
+            return keep(doc, {"no_classifier": 1})
         doc = doc.annotate(wiki_prob=prob)
         if prob < self.threshold:
             return drop("not_wiki_like", doc)

@@ -86,6 +86,7 @@ class RawRecord:
     location: str
     payload: Any = None
     error: str = ""
+    path: str = ""  # the input file
 
     @property
     def nbytes(self) -> int:
@@ -132,19 +133,19 @@ def _read_range(rng: _Range) -> Iterator[RawRecord]:
             with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                 table = pq.ParquetFile(handle).read_row_group(rng.start)
             for i, row in enumerate(table.to_pylist()):  # rows are numbered within the row group
-                yield RawRecord(f"{rng.path}#rowgroup{rng.start}:{i}", row)
+                yield RawRecord(f"{rng.path}#rowgroup{rng.start}:{i}", row, path=rng.path)
         except Exception as exc:  # noqa: BLE001
-            yield RawRecord(f"{rng.path}#rowgroup{rng.start}", None, f"{type(exc).__name__}: {exc}")
+            yield RawRecord(f"{rng.path}#rowgroup{rng.start}", None, f"{type(exc).__name__}: {exc}", rng.path)
         return
     if rng.kind == "jsonl_gz":
         lineno = 0
         try:
             with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
                 for lineno, raw in enumerate(gzip.GzipFile(fileobj=handle, mode="rb"), 1):
-                    yield RawRecord(f"{rng.path}:{lineno}", raw)
+                    yield RawRecord(f"{rng.path}:{lineno}", raw, path=rng.path)
         except Exception as exc:  # noqa: BLE001 - truncated gzip, bad CRC, ...
             yield RawRecord(f"{rng.path}:{lineno + 1}", None,
-                            f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)")
+                            f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)", rng.path)
         return
     # plain JSONL byte range: a line belongs to the range its first byte is in
     with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
@@ -160,7 +161,7 @@ def _read_range(rng: _Range) -> Iterator[RawRecord]:
             raw = handle.readline()
             if not raw:
                 break
-            yield RawRecord(f"{rng.path}@{pos}", raw)
+            yield RawRecord(f"{rng.path}@{pos}", raw, path=rng.path)
             pos += len(raw)
 
 

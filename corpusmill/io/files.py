@@ -74,12 +74,13 @@ def _model_cache() -> str:
     return os.environ.get(MODEL_CACHE_ENV) or os.path.join(tempfile.gettempdir(), "corpusmill-models")
 
 
-def localize(path: Optional[str]) -> Optional[str]:
+def localize(path: Optional[str], only: Optional[Iterable[str]] = None) -> Optional[str]:
     """A local copy of a model file or directory that may live on gs:// (or any Beam file system).
 
     Local paths come back unchanged. A remote one is copied once per machine into the model cache
     (``$CORPUSMILL_MODEL_CACHE``, else ``<tmp>/corpusmill-models``), under a name derived from the URL,
-    and the local path is returned; a directory is copied with everything below it.
+    and the local path is returned; a directory is copied with everything below it, or with only the
+    files named in ``only`` (names relative to it: the models of the languages a run uses).
     """
     if not path or "://" not in path:
         return path
@@ -92,6 +93,9 @@ def localize(path: Optional[str]) -> Optional[str]:
     below = [m.path for r in FileSystems.match([base + "/**"]) for m in r.metadata_list]
     if below:  # a directory (object stores: a prefix)
         files = [(p, os.path.join(name, p[len(base) + 1:])) for p in sorted(below)]
+        if only is not None:
+            wanted = set(only)
+            files = [(p, rel) for p, rel in files if p[len(base) + 1:] in wanted]
     else:
         exact = [m for r in FileSystems.match([base]) for m in r.metadata_list if m.path.rstrip("/") == base]
         if not exact:

@@ -254,8 +254,12 @@ def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
         inputs = value.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]
-        if not isinstance(inputs, list) or not inputs:
-            raise _err(path, f"{field}.input", "missing: the processor's input files or globs")
+        listed = isinstance(value.get("options"), dict) and any(value["options"].get(k) for k in ("dump", "input_list"))
+        if inputs is None and listed:  # the CCNet stage names its files by snapshot or listing
+            inputs = []
+        elif not isinstance(inputs, list) or not inputs:
+            raise _err(path, f"{field}.input", "missing: the processor's input files or globs (or, for ccnet, "
+                                               "options.dump / options.input_list)")
         spec.inputs = [_resolve(base, str(i)) for i in inputs]
         options = value.get("options") or {}
         if not isinstance(options, dict):

@@ -86,6 +86,24 @@ def binary_metrics(pos_probs: Sequence[float], neg_probs: Sequence[float], thres
             "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
 
 
+MIN_SEPARATION = 0.2  # kept positives minus kept negatives at the threshold, on held-out documents
+
+
+def check_separation(test_pos, test_neg, threshold: float, output: str, epoch: int, lr: float) -> None:
+    """Refuse a model whose threshold keeps about the same share of held-out references and crawl pages
+    (e.g. every probability between 0.4977 and 0.5006: it would filter nothing, or everything)."""
+    kept_pos = sum(p >= threshold for p in test_pos) / len(test_pos)
+    kept_neg = sum(p >= threshold for p in test_neg) / len(test_neg)
+    if kept_pos - kept_neg < MIN_SEPARATION:
+        lo, hi = min(test_pos + test_neg), max(test_pos + test_neg)
+        os.replace(output, output + ".rejected")
+        raise CorpusmillError(
+            f"train-classifier: the model does not separate the held-out classes at --wiki-threshold {threshold}: it "
+            f"keeps {kept_pos:.0%} of references and {kept_neg:.0%} of crawl pages (probabilities {lo:.4f}..{hi:.4f}); "
+            f"train longer or faster (now --epoch {epoch} --lr {lr}; try --epoch {epoch * 4} --lr {min(1.0, lr * 5):g}) "
+            f"or give more documents. The model was moved to {output}.rejected")
+
+
 def train_classifier(positive: Sequence[str], negative: Sequence[str], output: str, *, holdout: float = 0.1,
                      balance: bool = True, min_chars: int = 0, epoch: int = 5, lr: float = 0.1, dim: int = 100,
                      word_ngrams: int = 1, bucket: int = 1 << 18, threads: int = 1, seed: int = 0,
@@ -136,10 +154,17 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
         log(f"[train-classifier] held out: AUC {metrics['auc']:.3f}; at 0.5 precision "
             f"{metrics['at_0.5']['precision']:.3f} recall {metrics['at_0.5']['recall']:.3f}; at {threshold} "
             f"precision {metrics[f'at_{threshold}']['precision']:.3f} recall {metrics[f'at_{threshold}']['recall']:.3f}")
+        every = sorted(test_pos + test_neg)
+        metrics["spread"] = {"min": every[0], "p10": every[len(every) // 10], "median": every[len(every) // 2],
+                             "p90": every[(9 * len(every)) // 10], "max": every[-1]}
+        log(f"[train-classifier] held-out wiki_prob spread: min {every[0]:.4f}, median "
+            f"{metrics['spread']['median']:.4f}, max {every[-1]:.4f}")
     else:
         log("[train-classifier] nothing held out: no metrics (use --holdout above 0)")
     with open(output + ".json", "w", encoding="utf-8") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
+    if test_pos and test_neg:
+        check_separation(test_pos, test_neg, threshold, output, epoch, lr)
     log(f"[train-classifier] model: {output} ({os.path.getsize(output) / 1e6:.1f} MB)")
     return metrics

@@ -200,6 +200,25 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}")
 
 
+def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
+    """The names of the per-shard steps, in order (what --after may name)."""
+    steps = (["extract"] if any(f.lower().endswith(WARC_SUFFIXES) for f in files) else []) + (
+        ["read"] if any(f.lower().endswith(DOC_SUFFIXES) for f in files) else [])
+    steps += ["normalize", "line_dedup", "lid"]
+    steps += ["perplexity", "bucket"] if cfg.lm_dir else []
+    return steps + (["wiki_classifier"] if cfg.classifier else [])
+
+
+def check_after(extra, steps: Sequence[str]) -> None:
+    """Refuse, before any work, a user filter placed after a step this stage does not have."""
+    from corpusmill.core.config import close_matches
+
+    for _filt, after in extra:
+        if after is not None and after not in steps:
+            raise CorpusmillError(f"--after {after}: this stage has no step {after!r}{close_matches(after, steps)}; "
+                                  f"its steps: {', '.join(steps)}")
+
+
 def _line_occurrences(doc, scope: str, group_size: int, normalize: str):
     return line_occurrences(doc, scope_of(doc, scope, group_size), normalize)
 
@@ -255,13 +274,15 @@ def _say(message: str) -> None:
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the stage to completion (or finish an interrupted run); returns stats.json's content."""
     cfg.validate()
+    extra = load_extra_filters(cfg.add_filter, cfg.after)
     files = input_files(cfg)
+    check_after(extra, unit_steps(cfg, files))
     shards = cut(files, cfg.num_shards)
     fp = fingerprint(_options_of(cfg), shards)
     out = cfg.output
     state = ShardState(out)
     previous = state.plan() if FileSystems.exists(join(out, SHARDS_DIR)) else None
-    if previous is not None and previous.get("fingerprint") == fp and not cfg.overwrite:
+    if previous is not None and previous.get("fingerprint") == fp:  # the same run: finish it, never wipe it
         if FileSystems.exists(join(out, DONE_FILE)):
             _say(f"{out} is complete ({len(shards)} shards done); nothing to do")
             return read_stats(out)
@@ -280,7 +301,6 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     pending = [u for u, ss in sorted(units.items()) if not all(s in done for s in ss)]
     _say(f"{len(shards)} shards: {len(done)} done, {len(shards) - len(done)} pending "
          f"({len(pending)} of {len(units)} units to run)")
-    extra = load_extra_filters(cfg.add_filter, cfg.after)
     for n, unit in enumerate(pending, 1):
         unit_dir = state.unit_dir(unit)
         _clear(unit_dir)

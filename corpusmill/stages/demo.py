@@ -46,7 +46,7 @@ def demo_manifest(out: str, models: dict) -> str:
         if "input" in spec:
             spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
     cc = data["sources"]["cc"].setdefault("options", {})
-    cc.update(lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=models["classifier"])
+    cc.update(lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=[f"en={models['classifier']}"])
     data["sources"]["cc"]["groups"] = ["en_*"]
     data["output"] = os.path.join(out, "recipe")
     path = os.path.join(out, "demo.yaml")

@@ -38,6 +38,7 @@ from corpusmill.filters.wiki_classifier import (
     WikiClassifier,
     check_threshold,
     load_classifier,
+    parse_classifiers,
 )
 from corpusmill.io.documents import ParseDocument, ReadRawRecords
 from corpusmill.io.files import expand_inputs, localize, write_text_atomic
@@ -56,32 +57,55 @@ def cutoffs_path_for(lm_dir: Optional[str], cutoffs: Optional[str]) -> Optional[
 def validate_quality(cfg) -> None:
     """Check the quality options and load/check every model file, before any work starts.
 
-    ``cfg`` has ``lm_dir``, ``cutoffs``, ``keep_buckets``, ``classifier``, ``wiki_threshold``.
+    ``cfg`` has ``lm_dir``, ``cutoffs``, ``keep_buckets``, ``classifier`` (``[LANG=]MODEL`` items),
+    ``wiki_threshold`` and ``languages``. Only the models of ``languages`` (when given) are checked and
+    later loaded; a language with a model but no cutoffs column is refused here.
     """
+    languages = getattr(cfg, "languages", None)
     if (cfg.cutoffs or cfg.keep_buckets) and not cfg.lm_dir:
         raise CorpusmillError("--cutoffs and --keep-buckets need --lm-dir (the perplexity models)")
     if cfg.lm_dir:
-        validate_lm_dir(localize(cfg.lm_dir))  # models on gs:// are checked on a local copy
+        local = localize(cfg.lm_dir, only=_lm_files(cfg.lm_dir, languages))  # remote models: a local copy
+        langs = validate_lm_dir(local, languages)
         path = localize(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs))
         if not os.path.isfile(path):
             raise CorpusmillError(
                 f"no perplexity cutoffs: {path} does not exist; compute them with `corpusmill cutoffs --input DOCS "
                 f"--lm-dir {cfg.lm_dir} --output {os.path.join(cfg.lm_dir, CUTOFFS_FILE)}` or pass --cutoffs FILE")
-        read_cutoffs(path)
+        table = read_cutoffs(path)
+        missing = [lang for lang in langs if lang not in table]
+        if missing:
+            raise CorpusmillError(
+                f"--cutoffs {path}: no column for {', '.join(missing)}, which --lm-dir has a model for; its documents "
+                f"would pass unbucketed. Compute the cutoffs for them with `corpusmill cutoffs`, or leave them out "
+                f"with --languages")
         parse_buckets(cfg.keep_buckets)
     check_threshold(cfg.wiki_threshold)
-    if cfg.classifier:
-        load_classifier(localize(cfg.classifier))
+    for lang, model in parse_classifiers(cfg.classifier).items():
+        if languages and lang not in languages:
+            raise CorpusmillError(f"--classifier {lang}={model}: {lang} is not in --languages "
+                                  f"({','.join(languages)})")
+        load_classifier(localize(model))
+
+
+def _lm_files(lm_dir: str, languages) -> Optional[List[str]]:
+    """The files of ``lm_dir`` a run with ``languages`` needs (None: every language's)."""
+    if not languages:
+        return None
+    from corpusmill.filters.perplexity import LM_SUFFIX, SP_SUFFIX
+
+    return [lang + suffix for lang in languages for suffix in (SP_SUFFIX, LM_SUFFIX)]
 
 
 def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
     """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``."""
     if cfg.lm_dir:
-        docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir))
+        docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, getattr(cfg, "languages", None)))
         docs = run.step(docs, "bucket", PerplexityBucket(localize(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)),
                                                          parse_buckets(cfg.keep_buckets)))
     if cfg.classifier:
-        docs = run.step(docs, "wiki_classifier", WikiClassifier(cfg.classifier, check_threshold(cfg.wiki_threshold)))
+        docs = run.step(docs, "wiki_classifier", WikiClassifier(parse_classifiers(cfg.classifier),
+                                                                check_threshold(cfg.wiki_threshold)))
     return docs
 
 
