@@ -44,7 +44,8 @@ def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
     out = tmp_path / "out"
     stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out),
                                   lid_model="cmtest://lid.176.ftz"))
-    assert stats[-1]["step"] == "lid" and stats[-1]["failed"] == 0 and stats[-1]["kept"] > 20
+    lid = next(s for s in stats if s["step"] == "lid")
+    assert lid["failed"] == 0 and lid["kept"] > 20
     assert {d.metadata["language"] for d in read_output(out)} == {"en"}
     assert os.path.exists(tmp_path / "cache")
 
@@ -66,5 +67,5 @@ def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_pat
     local = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "local"),
                                   lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=models["classifier"]))
     stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "remote"), **remote))
-    assert [s["step"] for s in stats][-3:] == ["perplexity", "bucket", "wiki_classifier"]
+    assert [s["step"] for s in stats][-6:-3] == ["perplexity", "bucket", "wiki_classifier"]
     assert stats == local  # the same models, wherever they are read from

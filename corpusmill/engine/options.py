@@ -26,7 +26,22 @@ def beam_options(beam_args: Sequence[str] = ()):
     options = PipelineOptions(list(beam_args))
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    check_worker_packaging(options)
     return options
+
+
+def check_worker_packaging(options) -> None:
+    """Dataflow workers need corpusmill installed: refuse a Dataflow job that does not ship it."""
+    from apache_beam.options.pipeline_options import SetupOptions, StandardOptions, WorkerOptions
+
+    if "dataflow" not in str(options.view_as(StandardOptions).runner or "").lower():
+        return
+    setup = options.view_as(SetupOptions)
+    image = options.view_as(WorkerOptions).sdk_container_image
+    if not (setup.setup_file or setup.extra_packages or image):
+        raise CorpusmillError("--runner DataflowRunner: the workers need corpusmill and its native dependencies; "
+                              "pass --setup_file ./setup.py (from a corpusmill checkout) or --sdk_container_image "
+                              "IMAGE (see docs/ccnet.md, Dataflow)")
 
 
 def _beam_parser():

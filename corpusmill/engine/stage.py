@@ -57,8 +57,9 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     called here. ``before_done()``, if given, runs after the pipeline (work that needs its output, e.g.
     training a model on a sample it wrote). ``_SUCCESS`` is written last, only when all succeeded.
     """
+    options = beam_options(beam_args)  # refused options fail before the output is touched
     prepare_output_dir(out.output, out.overwrite)
-    with beam.Pipeline(options=beam_options(beam_args)) as p:
+    with beam.Pipeline(options=options) as p:
         run = Run(p, out.output, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
                   fmt=out.format, docs_per_shard=out.docs_per_shard,
                   extra_filters=load_extra_filters(out.add_filter, out.after))

@@ -358,9 +358,10 @@ class PerplexityBucket(Filter):
 
     name = "bucket"
 
-    def __init__(self, cutoffs_path: str, keep: Sequence[str] = DEFAULT_KEEP_BUCKETS):
-        self.cutoffs_path = cutoffs_path
-        self.cutoffs = read_cutoffs(cutoffs_path)
+    def __init__(self, cutoffs_path: str, keep: Sequence[str] = DEFAULT_KEEP_BUCKETS,
+                 cutoffs: Optional[Cutoffs] = None):
+        self.cutoffs_path = cutoffs_path  # where the table came from (a remote path stays remote)
+        self.cutoffs = cutoffs if cutoffs is not None else read_cutoffs(cutoffs_path)
         self.keep = frozenset(parse_buckets(keep))
 
     def __call__(self, doc) -> Verdict:

@@ -274,6 +274,7 @@ def _say(message: str) -> None:
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the stage to completion (or finish an interrupted run); returns stats.json's content."""
     cfg.validate()
+    beam_options(beam_args)  # refused options fail before the output is touched
     extra = load_extra_filters(cfg.add_filter, cfg.after)
     files = input_files(cfg)
     check_after(extra, unit_steps(cfg, files))

@@ -101,8 +101,9 @@ def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection
     """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``."""
     if cfg.lm_dir:
         docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, getattr(cfg, "languages", None)))
-        docs = run.step(docs, "bucket", PerplexityBucket(localize(cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)),
-                                                         parse_buckets(cfg.keep_buckets)))
+        cutoffs = cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)
+        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets),
+                                                         read_cutoffs(localize(cutoffs))))
     if cfg.classifier:
         docs = run.step(docs, "wiki_classifier", WikiClassifier(parse_classifiers(cfg.classifier),
                                                                 check_threshold(cfg.wiki_threshold)))
