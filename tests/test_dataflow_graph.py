@@ -135,3 +135,15 @@ def test_a_dataflow_job_without_worker_packaging_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--setup_file" in err and "--sdk_container_image" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cutoffs_job(capture, remote, tmp_path):
+    from corpusmill.stages.quality import train_demo_models
+
+    models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
+                               [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),
+                               vocab_size=1000, log=lambda *_: None)
+    lm = remote(models["lm_dir"], "lm")
+    docs = remote(os.path.join(DATA, "quality", "lowq_en.jsonl.gz"), "lowq_en.jsonl.gz")
+    job = build_job("cutoffs", input=[docs], lm_dir=lm, output="cmtest://out/cutoffs.csv", lang="en")
+    check(job, [docs, lm], [DATA, str(tmp_path), "corpusmill-models"])

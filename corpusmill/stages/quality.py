@@ -152,7 +152,7 @@ def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequenc
 
 def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, List[float]]:
     """Compute and write the cutoffs table; returns it."""
-    validate_lm_dir(cfg.lm_dir)
+    validate_lm_dir(localize(cfg.lm_dir))  # a remote directory is checked on a local copy
     files = expand_inputs(cfg.input)
     run_dir = cfg.output + ".run"
     stats = run_stage(OutputOptions(output=run_dir, overwrite=True), beam_args,
@@ -162,7 +162,17 @@ def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, 
             f"no document could be scored, so no cutoffs were written:\n{format_stats(stats)}\n"
             f"documents need metadata.language with a model in {cfg.lm_dir} (pass --lang xx for documents without "
             f"one); details in {run_dir}")
-    return read_cutoffs(cfg.output)
+    if "://" not in cfg.output:
+        return read_cutoffs(cfg.output)
+    import tempfile
+
+    from corpusmill.io.files import read_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:  # a remote table, read back fresh (not from the model cache)
+        local = os.path.join(tmp, "cutoffs.csv")
+        with open(local, "wb") as fh:
+            fh.write(read_bytes(cfg.output))
+        return read_cutoffs(local)
 
 
 # -- demo ---------------------------------------------------------------------------------------------
