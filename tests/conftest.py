@@ -70,3 +70,15 @@ def portable_job_service():
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def remote_root(tmp_path, monkeypatch):
+    """A folder behind the ``cmtest://`` Beam file system (tests/remote_fs.py), standing for a bucket."""
+    import remote_fs
+
+    root = tmp_path / "bucket"
+    root.mkdir()
+    monkeypatch.setattr(remote_fs, "ROOT", str(root))
+    monkeypatch.setenv("CORPUSMILL_MODEL_CACHE", str(tmp_path / "cache"))
+    return root

@@ -79,17 +79,6 @@ def check(job, remote_paths, local_roots):
 
 
 @pytest.fixture
-def remote_root(tmp_path, monkeypatch):
-    import remote_fs
-
-    root = tmp_path / "bucket"
-    root.mkdir()
-    monkeypatch.setattr(remote_fs, "ROOT", str(root))
-    monkeypatch.setenv("CORPUSMILL_MODEL_CACHE", str(tmp_path / "cache"))
-    return root
-
-
-@pytest.fixture
 def remote(remote_root):
     def put(src, name):
         dst = remote_root / name

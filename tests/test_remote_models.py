@@ -4,21 +4,11 @@ import os
 import shutil
 
 import pytest
-import remote_fs
 from conftest import warc
 
 from corpusmill.core.files import read_output
 from corpusmill.filters.lid import default_lid_model
 from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
-
-
-@pytest.fixture()
-def remote_root(tmp_path, monkeypatch):
-    root = tmp_path / "bucket"
-    root.mkdir()
-    monkeypatch.setattr(remote_fs, "ROOT", str(root))
-    monkeypatch.setenv("CORPUSMILL_MODEL_CACHE", str(tmp_path / "cache"))
-    return root
 
 
 def test_localize_copies_files_and_directories_once(remote_root, tmp_path):
