@@ -126,16 +126,19 @@ def ccnet_reference(texts):
 
 def test_line_dedup_keeps_what_cc_nets_algorithm_keeps(crawl, tmp_path):
     root, pages = crawl
-    inputs = [wet_glob(root, d) for d in DUMPS]
-    stats = run(tmp_path / "out", input=inputs, dedup_scope="run", min_length=1, lang_threshold=0.0,
+    stats = run(tmp_path / "out", input=[wet_glob(root, DUMPS[0])], min_length=1, lang_threshold=0.0,
                 doc_dedup=False)
-    texts = [normalize_text(p["text"]) for p in pages]
-    texts += [normalize_text(p["text"].replace("3.11", "3.12")) for p in pages]
-    expected = sum(len(t) for t in ccnet_reference(texts) if t)
-    got = sum(len(d.text) for d in read_output(tmp_path / "out"))
-    total = sum(len(t) for t in texts)
-    assert got == expected, (got, expected, total)  # within 0.5% is the requirement; it is exact
-    assert stats["line_dedup"]["dropped"]["too_short"] > 25  # across dumps, the recrawl wipes both copies
+    by_url = {p["url"]: normalize_text(p["text"]) for p in pages}
+    expected = dict(zip(by_url, ccnet_reference(list(by_url.values()))))
+    got = {d.url: d.text for d in read_output(tmp_path / "out")}
+    assert got == {url: text for url, text in expected.items() if text}  # document by document, exactly
+    kept, total = sum(map(len, got.values())), sum(map(len, by_url.values()))
+    assert 0.3 * total < kept < 0.98 * total  # lines were removed, and most text stayed
+    # the same texts in a second dump with a changed version string: digits fold to 0, so across dumps
+    # (--dedup-scope run) every line of the recrawl is a duplicate and both copies go
+    wide = run(tmp_path / "wide", input=[wet_glob(root, d) for d in DUMPS], dedup_scope="run", min_length=1,
+               lang_threshold=0.0, doc_dedup=False)
+    assert wide["line_dedup"]["kept"] < stats["line_dedup"]["kept"] // 4
 
 
 def test_recrawled_pages_survive_per_snapshot_dedup_and_come_out_once(crawl, tmp_path):
