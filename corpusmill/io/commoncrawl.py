@@ -66,7 +66,12 @@ def listed_files(listings: Sequence[str], base_url: str, max_files: Optional[int
     ``read_bytes(path) -> bytes`` reads a listing from wherever it is (local, http, gs, s3)."""
     files: List[str] = []
     for listing in listings:
-        files.extend(resolve(e, base_url) for e in parse_listing(read_bytes(listing), listing))
+        try:
+            data = read_bytes(listing)
+        except OSError as exc:  # a 404, a network that stays down, a missing local file
+            raise CorpusmillError(f"listing {listing}: cannot be read ({exc}); check --dump / --input-list and "
+                                  f"--base-url") from None
+        files.extend(resolve(e, base_url) for e in parse_listing(data, listing))
     seen = set()
     for f in files:
         if f in seen:
