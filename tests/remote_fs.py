@@ -46,3 +46,18 @@ class LocalBackedTestFileSystem(LocalFileSystem):
 
     def metadata(self, path):
         return super().metadata(self.to_local(path))
+
+    def create(self, path, *args, **kwargs):
+        return super().create(self.to_local(path), *args, **kwargs)
+
+    def mkdirs(self, path):
+        return super().mkdirs(self.to_local(path))
+
+    def rename(self, sources, destinations):
+        return super().rename([self.to_local(s) for s in sources], [self.to_local(d) for d in destinations])
+
+    def delete(self, paths):
+        return super().delete([self.to_local(p) for p in paths])
+
+    def size(self, path):
+        return super().size(self.to_local(path))
