@@ -4,7 +4,7 @@ stage adds after language ID (``perplexity``, ``bucket``, ``wiki_classifier``).
     corpusmill train-lm --lang en --input wiki_en.jsonl.gz --output lm/
     corpusmill cutoffs --input 'cc/en/*.jsonl.gz' --lm-dir lm/ --output lm/cutoffs.csv
     corpusmill train-classifier --positive refs.jsonl.gz --negative 'cc/en_head/*.jsonl.gz' --output lm/wiki.bin
-    corpusmill ccnet --input 'crawl/*.warc.gz' --output out/cc --lm-dir lm/ --classifier lm/wiki.bin
+    corpusmill ccnet --input 'crawl/*.warc.gz' --output out/cc --lm-dir lm/ --classifier en=lm/wiki.bin
 
 The cutoffs command is a Beam pipeline (scoring is the costly part and runs on every worker); its
 accounting (stats.json, _failed/) goes to ``<output>.run/``.
