@@ -214,6 +214,14 @@ def test_bad_jsonl_lines_are_dead_letters(tmp_path):
     assert any("not UTF-8" in f["error"] for f in failures)
 
 
+def test_multithreaded_runner_gives_the_same_bytes(baseline, tmp_path):
+    """Several bundles in one process at once, as on a Dataflow worker: no handle is shared (issue 13)."""
+    out, _ = baseline
+    for i in range(2):
+        run(tmp_path / f"mt{i}", beam_args=["--direct_running_mode=multi_threading", "--direct_num_workers=4"])
+        assert tree_digest(tmp_path / f"mt{i}") == tree_digest(out)
+
+
 @pytest.mark.slow
 def test_multiprocess_direct_runner_gives_the_same_bytes(baseline, tmp_path):
     out, _ = baseline

@@ -15,16 +15,20 @@ from typing import Iterable, List, Sequence
 from corpusmill.core.config import close_matches
 from corpusmill.core.errors import CorpusmillError
 
-# Runners that work here (see the README); Beam knows more, which are accepted too.
-DEFAULT_RUNNER = "DirectRunner"
+# The in-process runner without Beam's Prism download (corpusmill.engine.runner); Beam's other runners
+# are accepted when named.
+DEFAULT_RUNNER = "corpusmill.engine.runner.InProcessRunner"
 
 
 def beam_options(beam_args: Sequence[str] = ()):
     """Pipeline options from the command line's leftover arguments; DirectRunner by default."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    from corpusmill.engine.runner import ALIASES
+
     options = PipelineOptions(list(beam_args))
-    if not options.view_as(StandardOptions).runner:
+    runner = options.view_as(StandardOptions).runner
+    if not runner or (isinstance(runner, str) and runner.lower() in ALIASES):
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     check_worker_packaging(options)
     return options

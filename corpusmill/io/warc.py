@@ -242,25 +242,34 @@ class ExtractWarcRecord(Filter):
     """
 
     name = "extract"
-    transient = ("_handle", "_handle_path")
+    transient = ("_local",)
 
     def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False):
         self.source = source
         self.max_bytes = max_bytes
         self.fast = fast
-        self._handle = None
-        self._handle_path = None
+        self._local = None
 
     def __deepcopy__(self, memo):
         return ExtractWarcRecord(self.source, self.max_bytes, self.fast)
 
+    def setup(self) -> None:
+        import threading
+
+        if self._local is None:
+            self._local = threading.local()
+
     def _open(self, path: str):
-        if self._handle_path != path:
-            if self._handle is not None:
-                self._handle.close()
-            self._handle = _open_raw(path)
-            self._handle_path = path
-        return self._handle
+        """This thread's open handle on ``path``: the runner shares one filter between the threads of a
+        worker (Dataflow runs several bundles per process), so no handle is shared between threads."""
+        if self._local is None:  # used directly, without setup()
+            self.setup()
+        local = self._local
+        if getattr(local, "path", None) != path:
+            if getattr(local, "handle", None) is not None:
+                local.handle.close()
+            local.handle, local.path = _open_raw(path), path
+        return local.handle
 
     def __call__(self, ref: RecordRef) -> Verdict:
         if ref.error:
