@@ -138,3 +138,24 @@ def test_a_filter_is_loaded_once_per_worker_process_across_threads(tmp_path):
     p.run().wait_until_finish()
     assert json.load(open(tmp_path / "stats.json"))[0]["kept"] == len(docs)
     assert len(LOADS) == 1
+
+
+def test_documents_that_share_an_id_never_get_each_others_marks():
+    """Two inputs with the same id (issue 13): the span marks of one must not reach the other."""
+    from corpusmill.engine.line_dedup import MarkDuplicates, by_value
+
+    def occurrences(doc):  # index marks, as C4's sentence spans: line i of a document
+        for i, line in enumerate(doc.text.split("\n")):
+            yield line, (doc.id, i)
+
+    docs = [Document("dup", "shared\nonly in a", location="a.jsonl:1"),
+            Document("dup", "only in b\nmine too", location="b.jsonl:1"),
+            Document("c", "x\nshared", location="c.jsonl:1")]
+    with beam.Pipeline(options=beam_options([])) as p:
+        marked = (p | beam.Create(docs) | MarkDuplicates(occurrences, keep=by_value)
+                  | beam.Map(lambda item: (item[0].location, sorted(item[1]))))
+        from apache_beam.testing.util import assert_that, equal_to
+
+        # "shared" is line 0 of a (marked) and line 1 of c (kept: id "c" is the smallest); b, which shares
+        # a's id, gets nothing (keyed by id alone it got a's mark 0 and lost its own unique line)
+        assert_that(marked, equal_to([("a.jsonl:1", [0]), ("b.jsonl:1", []), ("c.jsonl:1", [])]))

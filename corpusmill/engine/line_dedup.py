@@ -10,8 +10,10 @@
    a million documents costs no more worker memory than a line in two (runners page large groups).
 3. With ``keep=rank`` one occurrence per repeated key is spared: a combiner (O(1) state per key) finds the
    occurrence of smallest ``rank(value)`` and emits it as an *unmark*.
-4. Marks and unmarks are joined to the documents by id (``CoGroupByKey``; a document's marks are bounded
-   by its own size), giving ``(doc, frozenset of marks)``.
+4. Marks and unmarks are joined to the documents (``CoGroupByKey``; a document's marks are bounded by its
+   own size), giving ``(doc, frozenset of marks)``. Documents are keyed by ``(id, location)``, not by id
+   alone, so two documents that share an id (two inputs with the same JSON id) never get each other's
+   marks; in the values ``doc_id`` stands for that key.
 
 Users: the CCNet line dedup (marks are line hashes; ``distinct`` is the document id, so a line repeated
 inside one document only is not a duplicate), C4's sentence spans and newest page per URL, GitHub's
@@ -88,9 +90,17 @@ class MarkDuplicates(beam.PTransform):
             for doc_id, mark in repeated_occurrences(values, distinct):
                 yield doc_id, mark
 
-        occurrences = docs | "Occurrences" >> beam.FlatMap(self.occurrences_fn)
+        occurrences_fn = self.occurrences_fn
+
+        def occurrences_of(item):  # the document's own key in place of its id (ids may repeat)
+            key, doc = item
+            for occ_key, (_doc_id, mark) in occurrences_fn(doc):
+                yield occ_key, (key, mark)
+
+        keyed = docs | "KeyByDocument" >> beam.Map(lambda d: ((d.id, d.location), d))
+        occurrences = keyed | "Occurrences" >> beam.FlatMap(occurrences_of)
         tagged = {
-            "doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)),
+            "doc": keyed,
             "mark": occurrences | "GroupByKey" >> beam.GroupByKey() | "Marks" >> beam.FlatMap(marks),
         }
         if self.keep is not None:

@@ -267,7 +267,7 @@ class WriteDocuments(beam.PTransform):
 
         def write(item):
             (group, shard), group_docs = item
-            ordered = sorted(group_docs, key=lambda d: d.id)
+            ordered = sorted(group_docs, key=lambda d: (d.id, d.location, d.text))  # ids may repeat
             rel = join(group, f"part-{shard:05d}{EXTENSIONS[fmt]}") if group else f"part-{shard:05d}{EXTENSIONS[fmt]}"
             write_documents_file(join(out_dir, rel), ordered, fmt)
             return rel, len(ordered)
