@@ -12,7 +12,7 @@ import io
 import json
 import os
 import posixpath
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from corpusmill.core.document import Document
 
@@ -154,11 +154,89 @@ def expand_local(patterns: Iterable[str]) -> List[str]:
 
     files: List[str] = []
     for pattern in patterns:
-        if os.path.isdir(pattern):
+        top = pattern if os.path.isdir(pattern) else None
+        if top is not None:
             pattern = os.path.join(pattern, "**")
         matched = [p for p in glob.glob(pattern, recursive=True)
-                   if not os.path.basename(p).startswith(".") and os.path.isfile(p)]
+                   if not os.path.basename(p).startswith(".") and os.path.isfile(p)
+                   and (top is None or not is_metadata(p, top))]
+        for root in sorted({r for r in (output_root(p) for p in matched) if r}):
+            check_complete(root)
         if not matched:
             raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
         files.extend(os.path.abspath(p) if not os.path.isabs(pattern) else p for p in matched)
     return sorted(set(files))
+
+
+# -- complete or absent -------------------------------------------------------------------------------
+DONE_NAME = "_SUCCESS"
+STATS_NAME = "stats.json"
+METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, "_STAGE.json"})
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def completion_record(out_dir: str) -> dict:
+    """What ``_SUCCESS`` holds: every file of a local output (but ``_shards/``, a run's own resume state,
+    and temporaries) with its size and sha256, sorted."""
+    files = []
+    for root, dirs, names in os.walk(out_dir):
+        rel_root = os.path.relpath(root, out_dir)
+        dirs[:] = sorted(d for d in dirs if not (rel_root == "." and d == "_shards") and not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or (rel_root == "." and name == DONE_NAME):
+                continue
+            path = os.path.join(root, name)
+            rel = os.path.normpath(os.path.join(rel_root, name)).replace(os.sep, "/")
+            files.append({"path": rel, "bytes": os.path.getsize(path), "sha256": _sha256(path)})
+    return {"files": sorted(files, key=lambda f: f["path"])}
+
+
+def output_root(path: str, levels: int = 3) -> Optional[str]:
+    """The corpusmill output directory ``path`` is in (itself or an ancestor with a stats.json), if any."""
+    current = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path))
+    for _ in range(levels + 1):
+        if os.path.isfile(os.path.join(current, STATS_NAME)):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+    return None
+
+
+def check_complete(root: str, flag: str = "--input") -> None:
+    """Refuse a corpusmill output without its completion marker, or whose listed files are missing or
+    changed in size, naming the directory and the fix."""
+    import json
+
+    from corpusmill.core.errors import CorpusmillError
+
+    marker = os.path.join(root, DONE_NAME)
+    if not os.path.isfile(marker):
+        raise CorpusmillError(f"{flag} {root}: an incomplete corpusmill output (no {DONE_NAME}: the run that writes "
+                              f"it did not finish); rerun that command to finish it, or point at a complete output")
+    with open(marker, encoding="utf-8") as fh:
+        text = fh.read()
+    if not text.strip():
+        return  # a marker from before file lists were recorded
+    for f in json.loads(text).get("files", []):
+        path = os.path.join(root, f["path"])
+        if not os.path.isfile(path) or os.path.getsize(path) != f["bytes"]:
+            raise CorpusmillError(f"{flag} {root}: {f['path']} is listed in {DONE_NAME} but is missing or changed; "
+                                  f"rerun the command that wrote {root}")
+
+
+def is_metadata(path: str, top: str) -> bool:
+    """Whether ``path`` (inside directory input ``top``) is a run's metadata rather than input data:
+    any ``_``- or ``.``-prefixed part (``_dropped/``, ``_failed/``, ``_shards/``, ``_SUCCESS``) or stats.json."""
+    rel = os.path.relpath(path, top).replace(os.sep, "/").split("/")
+    return any(part.startswith(("_", ".")) for part in rel) or rel[-1] in METADATA_NAMES

@@ -203,8 +203,23 @@ def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, pe
 
 
 def mark_done(out_dir: str) -> None:
-    """Written last, after the pipeline finished: a later run may skip a stage whose marker exists."""
-    write_text_atomic(join(out_dir, DONE_FILE), "")
+    """Written last, after the pipeline finished: the list of every file of the output with its size and
+    sha256 (local outputs; on an object store, sizes only). Consumers refuse an output without it."""
+    import json
+
+    from corpusmill.core.files import completion_record
+
+    if "://" in out_dir:
+        from apache_beam.io.filesystems import FileSystems
+
+        base = out_dir.rstrip("/") + "/"
+        found = [m for r in FileSystems.match([base + "**"]) for m in r.metadata_list]
+        files = sorted(({"path": m.path[len(base):], "bytes": m.size_in_bytes} for m in found
+                        if not m.path[len(base):].startswith(("_shards/", DONE_FILE))), key=lambda f: f["path"])
+        record = {"files": files}
+    else:
+        record = completion_record(out_dir)
+    write_text_atomic(join(out_dir, DONE_FILE), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 __all__ = ["Run", "prepare_output_dir", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]

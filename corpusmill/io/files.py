@@ -11,7 +11,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import join
+from corpusmill.core.files import check_complete, is_metadata, join, output_root
 
 
 def open_input(path: str):
@@ -44,6 +44,12 @@ def check_filesystem(path: str, flag: str = "--input") -> None:
         raise CorpusmillError(f"{flag} {path}: no file system for {scheme}:// is installed{hint}") from None
 
 
+def check_outputs_complete(files: Iterable[str]) -> None:
+    """Every local corpusmill output the files are in must be complete (``_SUCCESS`` and its file list)."""
+    for root in sorted({r for r in (output_root(f) for f in files if "://" not in f) if r}):
+        check_complete(root)
+
+
 def expand_inputs(patterns: Iterable[str]) -> List[str]:
     """Expand globs (local or gs://) to a sorted list of files; an empty match is an error. ``http(s)://``
     URLs are taken as they are (a missing one becomes a dead letter when read)."""
@@ -55,10 +61,14 @@ def expand_inputs(patterns: Iterable[str]) -> List[str]:
             files.append(pattern)
             continue
         check_filesystem(pattern)
+        top = pattern if os.path.isdir(pattern) else None
         if os.path.isdir(pattern):
             pattern = os.path.join(pattern, "**")
         matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
         matched = [p for p in matched if not os.path.basename(p).startswith(".") and not os.path.isdir(p)]
+        if top is not None:  # a directory input: its data files, not a run's metadata (_dropped/, stats.json, ...)
+            matched = [p for p in matched if not is_metadata(p, top)]
+        check_outputs_complete(matched)
         if not matched:
             raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
         files.extend(matched)

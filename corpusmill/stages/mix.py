@@ -32,7 +32,7 @@ from corpusmill.core.files import join, list_output_files
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, run_stage
 from corpusmill.io.documents import ParseDocument, ReadRawRecords
-from corpusmill.io.files import expand_inputs, write_text_atomic
+from corpusmill.io.files import check_outputs_complete, expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import matches_groups
 from corpusmill.mixers.plan import (
     MixPlan,
@@ -71,10 +71,16 @@ def source_files(name: str, location: str, groups=None) -> List[str]:
                                   f"{', '.join(subdirs) or 'none (remove groups)'}")
         if not files:
             raise CorpusmillError(f"sources.{name}: no document files (part-*) under {location}")
+        try:
+            check_outputs_complete(files)  # a half-written output is refused, never mixed
+        except CorpusmillError as exc:
+            raise CorpusmillError(f"sources.{name}: {exc}") from None
         return files
     try:
         return expand_inputs([location])
-    except CorpusmillError:
+    except CorpusmillError as exc:
+        if "matches no files" not in str(exc):
+            raise CorpusmillError(f"sources.{name}: {exc}") from None
         raise CorpusmillError(f"sources.{name}: {location} matches no document files") from None
 
 
