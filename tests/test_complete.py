@@ -59,3 +59,19 @@ def test_an_incomplete_or_changed_output_is_refused_by_every_consumer(done, tmp_
         fh.write(b"x")
     with pytest.raises(CorpusmillError, match="missing or changed"):
         source_files("cc", str(changed))
+
+
+def test_an_output_that_is_contains_or_lies_inside_an_input_is_refused(done, tmp_path):
+    import shutil
+
+    from corpusmill.cli import main as cli_main
+
+    data = tmp_path / "data"
+    shutil.copytree(done, data)
+    before = sorted(os.listdir(data))
+    for output in (data, data / "sub", tmp_path):  # is, lies inside, contains
+        assert cli_main(["ccnet", "--input", str(data), "--output", str(output), "--overwrite"]) == 2
+    assert sorted(os.listdir(data)) == before and (data / "_SUCCESS").exists()  # nothing was deleted
+    # a file input beside the output is fine
+    assert cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "beside"),
+                     "--lang-threshold", "0"]) == 0

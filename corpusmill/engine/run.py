@@ -46,6 +46,31 @@ STATS_FILE = "stats.json"
 DONE_FILE = "_SUCCESS"
 
 
+def check_output_apart(out_dir: str, inputs) -> None:
+    """Refuse an output that is or contains an input, or lies inside a directory input (``--overwrite``
+    would delete the input; a later run would read its own output), naming both."""
+    if "://" in out_dir:
+        return
+    out = os.path.realpath(out_dir)
+
+    def inside(child: str, parent: str) -> bool:
+        return child.startswith(parent.rstrip(os.sep) + os.sep)
+
+    for pattern in inputs or ():
+        pattern = str(pattern)
+        if "://" in pattern:
+            continue
+        base, recursive = pattern, os.path.isdir(pattern)
+        while any(ch in base for ch in "*?[") and base:  # a glob: its fixed directory part
+            recursive = recursive or "**" in os.path.basename(base)
+            base = os.path.dirname(base)
+        src = os.path.realpath(base or ".")
+        if out == src or inside(src, out) or (recursive and inside(out, src)):
+            where = "is" if out == src else ("contains" if inside(src, out) else "lies inside")
+            raise CorpusmillError(f"--output {out_dir} {where} the input {pattern}; choose an output apart from "
+                                  f"every input")
+
+
 def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
     """Refuse to mix a new run into an old one, unless asked to replace it; refuse an output that is a
     file or cannot be created, naming it."""

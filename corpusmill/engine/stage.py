@@ -22,7 +22,7 @@ from corpusmill.core.files import join
 from corpusmill.core.plugins import import_object
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
-from corpusmill.engine.run import STATS_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.engine.run import STATS_FILE, Run, check_output_apart, mark_done, prepare_output_dir
 from corpusmill.filters.base import Filter
 from corpusmill.io.documents import FORMATS
 
@@ -58,6 +58,8 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     training a model on a sample it wrote). ``_SUCCESS`` is written last, only when all succeeded.
     """
     options = beam_options(beam_args)  # refused options fail before the output is touched
+    inputs = getattr(out, "input", None)
+    check_output_apart(out.output, [inputs] if isinstance(inputs, str) else inputs)
     prepare_output_dir(out.output, out.overwrite)
     with beam.Pipeline(options=options) as p:
         run = Run(p, out.output, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,

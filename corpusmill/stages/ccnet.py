@@ -40,7 +40,7 @@ from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.options import beam_options
-from corpusmill.engine.run import DONE_FILE, Run, mark_done, prepare_output_dir
+from corpusmill.engine.run import DONE_FILE, Run, check_output_apart, mark_done, prepare_output_dir
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
 from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats
 from corpusmill.filters.base import Filter, keep
@@ -275,6 +275,7 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the stage to completion (or finish an interrupted run); returns stats.json's content."""
     cfg.validate()
     beam_options(beam_args)  # refused options fail before the output is touched
+    check_output_apart(cfg.output, list(cfg.input or ()) + list(cfg.input_list or ()))
     extra = load_extra_filters(cfg.add_filter, cfg.after)
     files = input_files(cfg)
     check_after(extra, unit_steps(cfg, files))
