@@ -136,12 +136,12 @@ def test_hostile_and_broken_xml_is_refused_row_by_row(tmp_path):
         '  <row Id="905" PostTypeId="2" ParentId="1" Score="x" Body="bad score" />',
         '  <row Id="906" PostTypeId="2" ParentId="1" Score="4" Body="&lt;p&gt;broken &lt;b&gt;html&lt;ul&gt;&lt;li&gt;a" />',
     ] + rows + ["</posts>"]
-    site = tmp_path / "hostile.example"
-    site.mkdir()
+    site = tmp_path / "dump" / "hostile.example"  # the output goes beside the dump, never inside it
+    site.mkdir(parents=True)
     (site / "Posts.xml").write_text("\n".join(hostile) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
     start = time.monotonic()
-    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path)], output=out, write_dropped=True))
+    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path / "dump")], output=out, write_dropped=True))
     assert time.monotonic() - start < 60  # no entity expansion
     parse = step_stats(stats, "parse")
     failures = {f["location"].rsplit("@", 1)[-1]: f["error"] for f in failed_records(out)}
@@ -193,11 +193,11 @@ def test_7z_member_is_streamed_in_bounded_chunks(tmp_path):
 def test_truncated_bz2_keeps_the_rows_before_the_damage(tmp_path):
     xml = _site_xml()["programming.python-faq.example"]
     blob = bz2.compress(xml, 1)  # 100 kB blocks: the blocks before the cut are readable
-    site = tmp_path / "cut.example"
-    site.mkdir()
+    site = tmp_path / "dump" / "cut.example"  # the output goes beside the dump, never inside it
+    site.mkdir(parents=True)
     (site / "Posts.xml.bz2").write_bytes(blob[: len(blob) * 2 // 3])
     out = str(tmp_path / "out")
-    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path)], output=out))
+    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path / "dump")], output=out))
     parse = step_stats(stats, "parse")
     assert 0 < parse["kept"] < len(_rows(xml)) and parse["failed"] >= 1
     assert any("unreadable" in f["error"] or "cut off" in f["error"] for f in failed_records(out))
