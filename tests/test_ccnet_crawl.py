@@ -87,6 +87,10 @@ def test_a_listing_or_dump_that_cannot_be_used_is_refused_before_any_work(crawl,
         run(tmp_path / "o", dump=[DUMPS[0]], base_url=root + "/", num_shards=4)
     with pytest.raises(CorpusmillError, match="needs input"):
         run(tmp_path / "o")
+    relative = tmp_path / "relative.paths"  # no --base-url: never resolved against Common Crawl silently
+    relative.write_text(f"crawl-data/{DUMPS[0]}/x.warc.wet.gz\n")
+    with pytest.raises(CorpusmillError, match="pass --base-url"):
+        run(tmp_path / "o", input_list=[str(relative)])
     with CrawlServer(root) as server, pytest.raises(CorpusmillError, match=r"listing .*CC-MAIN-2020-05.*404"):
         run(tmp_path / "o", dump=["CC-MAIN-2020-05"], base_url=server.url)
     assert not (tmp_path / "o" / "_shards").exists()

@@ -39,7 +39,8 @@ def resolve(entry: str, base_url: str) -> str:
     if "://" in entry or entry.startswith("/"):
         return entry
     if not base_url:
-        raise CorpusmillError(f"listing entry {entry!r} is relative and --base-url is empty")
+        raise CorpusmillError(f"listing entry {entry!r} is a relative path: pass --base-url to say where it is "
+                              f"(e.g. {DEFAULT_BASE_URL} for Common Crawl); nothing remote is read unless named")
     return base_url.rstrip("/") + "/" + entry.lstrip("/")
 
 

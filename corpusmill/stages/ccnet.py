@@ -70,9 +70,10 @@ class CCNetConfig(OutputOptions):
     input_list: Optional[List[str]] = option(None, metavar="FILE",
                                              help="listings (*.paths or *.paths.gz, local or remote) of files "
                                                   "relative to --base-url")
-    base_url: str = option(DEFAULT_BASE_URL, metavar="URL",
-                           help="where listed paths are resolved: Common Crawl over HTTPS by default; "
-                                "s3://commoncrawl/ needs apache-beam[aws]")
+    base_url: Optional[str] = option(None, metavar="URL",
+                                     help=f"where listed relative paths are resolved (with --dump, default "
+                                          f"{DEFAULT_BASE_URL}: Common Crawl over HTTPS; s3://commoncrawl/ needs "
+                                          f"apache-beam[aws]). A --input-list of relative paths needs it named")
     max_files: Optional[int] = option(None, min=1, metavar="N", help="only the first N files of each listing")
     snapshot: str = option("", metavar="NAME", help="the snapshot of files whose path does not follow Common "
                                                     "Crawl's crawl-data/CC-MAIN-YYYY-WW/ layout")
@@ -138,12 +139,15 @@ def check_file_types(files: Sequence[str]) -> None:
 
 def input_files(cfg: CCNetConfig) -> List[str]:
     """Every input file, in order: the listed files of each dump and listing, then ``--input``."""
-    listings = [listing_path(d, cfg.base_url) for d in cfg.dump or ()] + list(cfg.input_list or ())
-    for path in listings + [cfg.base_url]:
+    # Nothing remote is read unless the user named it: --dump names Common Crawl (its endpoint unless
+    # --base-url says otherwise); relative entries of a listing are resolved only against a named --base-url.
+    base_url = cfg.base_url or (DEFAULT_BASE_URL if cfg.dump else "")
+    listings = [listing_path(d, base_url) for d in cfg.dump or ()] + list(cfg.input_list or ())
+    for path in listings + ([base_url] if base_url else []):
         check_filesystem(path, "--input-list")
     files: List[str] = []
     for listing in listings:
-        files.extend(listed_files([listing], cfg.base_url, cfg.max_files, read_bytes))
+        files.extend(listed_files([listing], base_url, cfg.max_files, read_bytes))
     if cfg.input:
         files.extend(expand_inputs(cfg.input))
     seen = set()
