@@ -21,7 +21,8 @@ FIELDS = ("id", "source", "url", "timestamp", "location", "text", "metadata")
 
 def make_id(source: str, location: str) -> str:
     """A stable document id: ``<source>-<24 hex digits of SHA-1(source, location)>``."""
-    digest = hashlib.sha1(f"{source}\x00{location}".encode("utf-8")).hexdigest()[:24]
+    # surrogatepass: a location from a file name that is not UTF-8 still gives a stable id
+    digest = hashlib.sha1(f"{source}\x00{location}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
     return f"{source}-{digest}"
 
 
@@ -63,6 +64,25 @@ class Document:
     def nbytes(self) -> int:
         """UTF-8 size of the text (what stats.json counts as bytes)."""
         return len(self.text.encode("utf-8", "surrogatepass"))
+
+    def repaired(self) -> "tuple[Document, int]":
+        """This document made writable as UTF-8 (:mod:`corpusmill.core.text`): lone surrogates become
+        U+FFFD, a location's non-UTF-8 bytes ``\\xNN``; returns it (``self`` if nothing changed) and
+        how many characters were replaced."""
+        from corpusmill.core.text import clean_value, has_surrogates, printable, replace_surrogates
+
+        changes, total = {}, 0
+        for name in ("id", "text", "source", "url", "timestamp"):
+            value, n = replace_surrogates(getattr(self, name))
+            if n:
+                changes[name], total = value, total + n
+        if has_surrogates(self.location):
+            changes["location"], total = printable(self.location), total + 1
+        if self.metadata:
+            meta, n = clean_value(self.metadata)
+            if n:
+                changes["metadata"], total = meta, total + n
+        return (dataclasses.replace(self, **changes), total) if changes else (self, 0)
 
     # -- the one JSON form -------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -54,7 +54,9 @@ def encode_jsonl_gz(records: Iterable[dict], handle) -> None:
     """gzip-compressed JSON lines with a fixed header (mtime 0, no name): same records, same bytes."""
     with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6) as gz:
         for record in records:
-            gz.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            # backslashreplace: a dead letter naming a non-UTF-8 file is written, not a crash (documents
+            # were made writable by the glue, core.text)
+            gz.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace"))
             gz.write(b"\n")
 
 

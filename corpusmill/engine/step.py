@@ -38,7 +38,9 @@ from apache_beam.utils import shared
 
 from corpusmill.core.document import Document
 from corpusmill.core.hashing import stable_hash  # noqa: F401 (re-exported for stages)
+from corpusmill.core.inputs import Skipped
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT, build_stats, check_accounting, stats_json  # noqa: F401  # noqa: E402
+from corpusmill.core.text import printable
 from corpusmill.filters.base import Filter, Verdict
 
 STATS = "stats"
@@ -86,6 +88,23 @@ class Failure:
     @classmethod
     def from_dict(cls, d: dict) -> "Failure":
         return cls(**{f.name: d.get(f.name, "") for f in dataclasses.fields(cls)})
+
+
+# counted (``counters.surrogates_replaced``) for each document whose lone surrogates became U+FFFD
+SURROGATES = "surrogates_replaced"
+
+
+def failure(step: str, exc: BaseException, location: str, doc_id: str = "", text_head: str = "") -> Failure:
+    """The dead letter for ``exc``, with every string writable as UTF-8 (a non-UTF-8 file name in the
+    location is shown as ``\\xNN``)."""
+    from corpusmill.core.text import replace_surrogates
+
+    def clean(text: str) -> str:
+        return replace_surrogates(text)[0]
+
+    return Failure(step=step, error=clean(f"{type(exc).__name__}: {exc}"[:2000]), location=printable(location),
+                   doc_id=clean(doc_id), traceback=clean("".join(traceback.format_exception(exc))[-4000:]),
+                   text_head=clean(text_head))
 
 
 # -- helpers that let a step take documents or other elements (raw records, (doc, extra) pairs) ------
@@ -155,6 +174,9 @@ class _FilterDoFn(beam.DoFn):
         self._live = self._holder.filter
 
     def process(self, element):
+        if isinstance(element, Skipped):  # an input entry the reader did not read (a link, an unreadable file)
+            yield from self._skipped(element)
+            return
         size_in = size_of(element)
         try:
             verdict = self._live(element)
@@ -164,27 +186,38 @@ class _FilterDoFn(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
             doc = doc_of(element)
             self._counter("failed").inc()
-            yield beam.pvalue.TaggedOutput(FAILED, Failure(
-                step=self._step,
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-                location=location_of(element),
-                doc_id=doc.id if doc is not None else "",
-                traceback="".join(traceback.format_exception(exc))[-4000:],
-                text_head=doc.text[:500] if doc is not None else "",
-            ))
+            yield beam.pvalue.TaggedOutput(FAILED, failure(
+                self._step, exc, location_of(element), doc.id if doc is not None else "",
+                doc.text[:500] if doc is not None else ""))
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, size_in, 0)))
             return
         for name, value in (verdict.counts or {}).items():
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, name), (int(value), 0, 0)))
+        doc = verdict.doc if verdict.doc is not None else doc_of(element)
+        if doc is not None and doc is not element:  # a new or changed document: make it writable as UTF-8
+            doc, replaced = doc.repaired()
+            if replaced:
+                yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, SURROGATES), (1, 0, 0)))
         if verdict.kept:
             self._counter("kept").inc()
-            yield verdict.doc
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, KEPT, ""), (1, size_in, verdict.doc.nbytes)))
+            yield doc
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, KEPT, ""), (1, size_in, doc.nbytes)))
         else:
             self._counter(f"dropped.{verdict.reason}").inc()
-            doc = verdict.doc if verdict.doc is not None else doc_of(element)
-            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, location_of(element)))
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, verdict.reason), (1, size_in, 0)))
+
+
+    def _skipped(self, entry: Skipped):
+        if entry.is_failure:
+            self._counter("failed").inc()
+            yield beam.pvalue.TaggedOutput(FAILED, Failure(self._step, f"{entry.reason}: {entry.detail}",
+                                                           entry.location))
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, 0, 0)))
+        else:
+            self._counter(f"dropped.{entry.reason}").inc()
+            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, entry.reason, None, entry.location))
+            yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, entry.reason), (1, 0, 0)))
 
 
 @dataclasses.dataclass

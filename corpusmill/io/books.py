@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.filters.gutenberg import BookRecord
+from corpusmill.io.documents import create_items, with_skipped
 
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2")
 JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".jsonl.bz2")
@@ -106,13 +107,13 @@ class ReadBooks(beam.PTransform):
     def __init__(self, files: Sequence[str], max_bytes: int):
         super().__init__()
         self.items = book_keys(files)
+        self.skipped = list(getattr(files, "skipped", ()))  # links and unreadable entries: counted by ``read``
         self.max_bytes = max_bytes
 
     def expand(self, pbegin):
         cap = self.max_bytes
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.items)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.FlatMap(lambda item: read_book_file(item, cap))
+        records = (
+            create_items(pbegin, self.items, "Files", spread=True)
+            | "ReadFiles" >> beam.FlatMap(lambda box: read_book_file(box.value, cap))
         )
+        return with_skipped(pbegin, records, self.skipped)

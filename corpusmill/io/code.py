@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.inputs import Skipped, skipped_link, walk_files
 from corpusmill.filters import code as rules
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.io.documents import SplitAndRead
@@ -43,33 +44,39 @@ class ReadCodeFile(Filter):
 
 # -- local repositories ------------------------------------------------------------------------------
 def list_repositories(root: str) -> Iterator[Tuple[str, str]]:
-    """``(root, repository directory)`` for each top directory; ``(root, root)`` for loose files."""
+    """``(root, repository directory)`` for each top directory; ``(root, root)`` for loose files. A link
+    at the top is not a repository: it is listed as loose (and counted ``symlink`` there)."""
     entries = sorted(os.listdir(root))
-    if any(os.path.isfile(os.path.join(root, e)) and not e.startswith(".") for e in entries):
+    if any(not e.startswith(".") and (os.path.islink(os.path.join(root, e)) or not os.path.isdir(os.path.join(root, e)))
+           for e in entries):
         yield root, root
     for entry in entries:
-        if not entry.startswith(".") and os.path.isdir(os.path.join(root, entry)):
-            yield root, os.path.join(root, entry)
+        full = os.path.join(root, entry)
+        if not entry.startswith(".") and os.path.isdir(full) and not os.path.islink(full):
+            yield root, full
 
 
-def walk_repository(item: Tuple[str, str]) -> Iterator[rules.CodeFile]:
-    """Every file of one repository (hidden files and directories such as .git skipped)."""
+def walk_repository(item: Tuple[str, str]) -> Iterator[object]:
+    """Every file of one repository (hidden files and directories such as .git skipped), never
+    following a link: each link, and each unreadable entry, is a :class:`Skipped` the ``read`` step counts."""
     root, repo_dir = item
+    skipped: List[Skipped] = []
     if repo_dir == root:  # loose files directly in the input directory
         for name in sorted(os.listdir(root)):
             path = os.path.join(root, name)
-            if not name.startswith(".") and os.path.isfile(path):
+            if name.startswith("."):
+                continue
+            if os.path.islink(path):
+                skipped.append(skipped_link(path))
+            elif os.path.isfile(path):
                 repo, rel = rules.repo_and_path(root, path)
                 yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
+        yield from skipped
         return
-    for dirpath, dirs, files in os.walk(repo_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = os.path.join(dirpath, name)
-            if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
-                continue
-            repo, rel = rules.repo_and_path(root, path)
-            yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
+    for path in walk_files(repo_dir, skipped):
+        repo, rel = rules.repo_and_path(root, path)
+        yield rules.CodeFile(path, repo, rel, os.path.getsize(path))
+    yield from skipped
 
 
 class ListCodeFiles(SplitAndRead):

@@ -37,6 +37,7 @@ from corpusmill.core.files import (
     join,
 )
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.inputs import Skipped
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.io.files import atomic_write
 
@@ -62,6 +63,7 @@ def _parquet_table(docs: List[Document]):
 
 def write_documents_file(path: str, docs: List[Document], fmt: str) -> int:
     """Write ``docs`` (already in their final order) to one file; returns the number written."""
+    docs = [d.repaired()[0] for d in docs]  # the glue already did; a writer never fails on a surrogate
     with atomic_write(path) as handle:
         if fmt == "jsonl":
             encode_jsonl_gz((d.to_dict() for d in docs), handle)
@@ -202,31 +204,60 @@ class SplitAndRead(beam.PTransform):
     Both functions must be picklable (module-level functions or ``functools.partial`` of them)."""
 
     def __init__(self, items: Sequence[Any], split_fn: Callable[[Any], Iterable[Any]],
-                 read_fn: Callable[[Any], Iterable[Any]], spread_records: bool = False):
+                 read_fn: Callable[[Any], Iterable[Any]], spread_records: bool = False,
+                 skipped: Sequence[Skipped] = ()):
         super().__init__()
         self.items = list(items)
         self.split_fn = split_fn
         self.read_fn = read_fn
         self.spread_records = spread_records
+        # links and unreadable entries met while listing the input (expand_inputs' ``skipped``): the
+        # stage's first step counts each
+        self.skipped = list(skipped) if skipped else list(getattr(items, "skipped", ()))
 
     def expand(self, pbegin):
-        records = (
-            pbegin
-            | "Items" >> beam.Create(self.items)
-            | "Split" >> beam.FlatMap(self.split_fn)
+        split_fn, read_fn = self.split_fn, self.read_fn
+        records = (  # items and tasks travel boxed: a file name may not be UTF-8 (see _Boxed)
+            create_items(pbegin, self.items)
+            | "Split" >> beam.FlatMap(lambda box: (_Boxed(task) for task in split_fn(box.value)))
             | "SpreadTasks" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(self.read_fn)
+            | "Read" >> beam.FlatMap(lambda box: read_fn(box.value))
         )
         if self.spread_records:
             records = records | "SpreadRecords" >> beam.Reshuffle()
+        return with_skipped(pbegin, records, self.skipped)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Boxed:
+    """An item in a pickled box: Beam's string coder encodes strict UTF-8, so a file name that is
+    not UTF-8 (``os.listdir``'s surrogate escapes) would crash it."""
+
+    value: Any
+
+
+def create_items(pbegin, items: Sequence[Any], label: str = "Items", spread: bool = False):
+    """``beam.Create(items)`` of boxed items (then a Reshuffle with ``spread``): the next step takes
+    ``box.value``. Beam encodes bare strings as strict UTF-8, even to sample their size inside a fused
+    stage, so a non-UTF-8 file name must never travel unboxed."""
+    boxed = pbegin | label >> beam.Create([_Boxed(i) for i in items])
+    if spread:
+        boxed = boxed | f"Spread{label}" >> beam.Reshuffle()
+    return boxed
+
+
+def with_skipped(pbegin, records, skipped: Sequence[Skipped], label: str = "Skipped"):
+    """``records`` plus the :class:`Skipped` entries of the listing, for the first step to count."""
+    if not skipped:
         return records
+    return (records, pbegin | label >> beam.Create(list(skipped))) | f"With{label}" >> beam.Flatten()
 
 
 class ReadRawRecords(SplitAndRead):
     """Files -> :class:`RawRecord` (one per JSON line / Parquet row), split and spread over workers."""
 
-    def __init__(self, files: List[str]):
-        super().__init__(files, _split_document_file, _read_range)
+    def __init__(self, files: List[str], skipped=()):
+        super().__init__(files, _split_document_file, _read_range, skipped=skipped)
 
 
 # ---------------------------------------------------------------------------------------------------

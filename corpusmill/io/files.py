@@ -4,6 +4,7 @@ disk, atomic writes."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from typing import Iterable, List, Optional
 
@@ -12,6 +13,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import check_complete, is_metadata, join, output_root
+from corpusmill.core.inputs import InputFiles, Skipped, skipped_link, walk_files
+from corpusmill.core.text import printable
 
 
 def open_input(path: str):
@@ -50,29 +53,42 @@ def check_outputs_complete(files: Iterable[str]) -> None:
         check_complete(root)
 
 
-def expand_inputs(patterns: Iterable[str]) -> List[str]:
-    """Expand globs (local or gs://) to a sorted list of files; an empty match is an error. ``http(s)://``
-    URLs are taken as they are (a missing one becomes a dead letter when read)."""
+def expand_inputs(patterns: Iterable[str]) -> InputFiles:
+    """Expand directories and globs (local or gs://) to a sorted list of files; an empty match is an
+    error. ``http(s)://`` URLs are taken as they are (a missing one becomes a dead letter when read).
+
+    A local directory is walked without following links, at any level; a glob's matches that are
+    links are not read either. Each link and unreadable entry is in the result's ``skipped`` (the
+    stage's first step counts them, :mod:`corpusmill.core.inputs`)."""
     from corpusmill.io.http import is_http
 
     files: List[str] = []
+    skipped: List[Skipped] = []
     for pattern in patterns:
         if is_http(pattern):
             files.append(pattern)
             continue
         check_filesystem(pattern)
-        top = pattern if os.path.isdir(pattern) else None
-        if os.path.isdir(pattern):
-            pattern = os.path.join(pattern, "**")
-        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        matched = [p for p in matched if not os.path.basename(p).startswith(".") and not os.path.isdir(p)]
-        if top is not None:  # a directory input: its data files, not a run's metadata (_dropped/, stats.json, ...)
-            matched = [p for p in matched if not is_metadata(p, top)]
+        local = "://" not in pattern
+        if local and os.path.isdir(pattern):  # a directory input: its data files, not a run's metadata
+            matched = [p for p in walk_files(pattern, skipped) if not is_metadata(p, pattern)]
+        elif local:
+            matched = []
+            for p in sorted(glob.glob(pattern, recursive=True)):
+                if os.path.basename(p).startswith("."):
+                    continue
+                if os.path.islink(p) and any(ch in pattern for ch in "*?["):
+                    skipped.append(skipped_link(p))
+                elif os.path.isfile(p):
+                    matched.append(p)
+        else:  # an object store: a glob or a file
+            matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
+                       if not os.path.basename(m.path).startswith(".")]
         check_outputs_complete(matched)
-        if not matched:
+        if not matched and not any(s.location.startswith(printable(pattern)) for s in skipped):
             raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
         files.extend(matched)
-    return sorted(set(files))
+    return InputFiles(sorted(set(files)), sorted(set(skipped), key=lambda s: (s.location, s.reason)))
 
 
 MODEL_CACHE_ENV = "CORPUSMILL_MODEL_CACHE"

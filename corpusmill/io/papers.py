@@ -14,12 +14,14 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.inputs import InputFiles, Skipped, skipped_link
 from corpusmill.filters.arxiv_archive import (
     PaperRecord,
     Rejected,
     arxiv_id,
     check_member_name,
 )
+from corpusmill.io.documents import with_skipped
 from corpusmill.io.files import expand_inputs
 
 PAPER_SUFFIXES = (".gz", ".tgz", ".tex")
@@ -68,20 +70,25 @@ def scan_bulk_tar(path: str) -> Iterator[PaperRef]:
 def list_papers(inputs: Sequence[str]) -> List[PaperRef]:
     """Expand ``--input`` arguments into bulk tars, paper files and paper folders (sorted)."""
     refs: List[PaperRef] = []
+    skipped: List[Skipped] = []
     for arg in inputs:
         if os.path.isdir(arg):
             for entry in sorted(os.listdir(arg)):
                 full = os.path.join(arg, entry)
                 if entry.startswith("."):
                     continue
-                if os.path.isdir(full) and not os.path.islink(full):
+                if os.path.islink(full):  # never followed: counted ``symlink`` by the read step
+                    skipped.append(skipped_link(full))
+                elif os.path.isdir(full):
                     refs.append(PaperRef("dir", full, entry))
                 elif entry.lower().endswith(BULK_SUFFIXES):
                     refs.append(PaperRef("bulk", full, entry))
                 elif entry.lower().endswith(PAPER_SUFFIXES) or entry.lower().endswith(".tar.gz"):
                     refs.append(PaperRef("file", full, entry))
             continue
-        for f in expand_inputs([arg]):
+        files = expand_inputs([arg])
+        skipped.extend(files.skipped)
+        for f in files:
             low = f.lower()
             if low.endswith(BULK_SUFFIXES):
                 refs.append(PaperRef("bulk", f, os.path.basename(f)))
@@ -90,7 +97,7 @@ def list_papers(inputs: Sequence[str]) -> List[PaperRef]:
             else:
                 raise CorpusmillError(f"input {f}: the ArXiv source reads bulk .tar files, per-paper .gz/.tar.gz/"
                                       f".tgz/.tex files and directories of paper folders")
-    return sorted(refs, key=lambda r: (r.path, r.name))
+    return InputFiles(sorted(refs, key=lambda r: (r.path, r.name)), skipped)
 
 
 def scan(ref: PaperRef) -> Iterator[PaperRef]:
@@ -171,11 +178,12 @@ class ReadPapers(beam.PTransform):
     def __init__(self, refs: Sequence[PaperRef], max_paper: int, max_file: int, max_total: int):
         super().__init__()
         self.refs = list(refs)
+        self.skipped = list(getattr(refs, "skipped", ()))
         self.caps = (max_paper, max_file, max_total)
 
     def expand(self, pbegin):
         caps = self.caps
-        return (
+        records = (
             pbegin
             | "Inputs" >> beam.Create(self.refs)
             | "SpreadInputs" >> beam.Reshuffle()
@@ -183,3 +191,4 @@ class ReadPapers(beam.PTransform):
             | "SpreadPapers" >> beam.Reshuffle()
             | "ReadPapers" >> beam.FlatMap(lambda ref: read_paper(ref, *caps))
         )
+        return with_skipped(pbegin, records, self.skipped)

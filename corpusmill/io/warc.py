@@ -216,8 +216,8 @@ def _whole_file(path: str):
 class ReadWarcRecords(SplitAndRead):
     """Files -> RecordRefs: one scan task per file, then the records spread over workers."""
 
-    def __init__(self, files):
-        super().__init__(files, _whole_file, scan_records, spread_records=True)
+    def __init__(self, files, skipped=()):
+        super().__init__(files, _whole_file, scan_records, spread_records=True, skipped=skipped)
 
 
 _STATUS_CODE = re.compile(r"^[1-5][0-9][0-9]$")

@@ -34,6 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
+from corpusmill.core.inputs import InputFiles, Skipped
 from corpusmill.core.stage import Stage
 from corpusmill.core.stats import format_stats
 from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
@@ -145,11 +146,13 @@ def input_files(cfg: CCNetConfig) -> List[str]:
     listings = [listing_path(d, base_url) for d in cfg.dump or ()] + list(cfg.input_list or ())
     for path in listings + ([base_url] if base_url else []):
         check_filesystem(path, "--input-list")
-    files: List[str] = []
+    files = InputFiles()
     for listing in listings:
         files.extend(listed_files([listing], base_url, cfg.max_files, read_bytes))
     if cfg.input:
-        files.extend(expand_inputs(cfg.input))
+        named = expand_inputs(cfg.input)
+        files.extend(named)
+        files.skipped.extend(named.skipped)
     seen = set()
     for f in files:
         if f in seen:
@@ -178,17 +181,18 @@ class Placed(Filter):
 
 
 def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str],
-               placement: Dict[str, Dict[str, object]]) -> None:
-    """The per-shard steps for ``files`` (one unit of shards), written per shard."""
+               placement: Dict[str, Dict[str, object]], skipped: Sequence[Skipped] = ()) -> None:
+    """The per-shard steps for ``files`` (one unit of shards), written per shard; the first reader
+    also counts ``skipped`` (the input's links and unreadable entries: the first unit gets them)."""
     warcs = [f for f in files if f.lower().endswith(WARC_SUFFIXES)]
     doc_files = [f for f in files if f.lower().endswith(DOC_SUFFIXES)]
     inputs = []
     if warcs:
-        refs = p | "ReadWarc" >> ReadWarcRecords(warcs)
+        refs = p | "ReadWarc" >> ReadWarcRecords(warcs, skipped)
         extract = ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction)
         inputs.append(run.step(refs, "extract", Placed(extract, placement)))
     if doc_files:
-        raw = p | "ReadDocs" >> ReadRawRecords(doc_files)
+        raw = p | "ReadDocs" >> ReadRawRecords(doc_files, () if warcs else skipped)
         inputs.append(run.step(raw, "read", Placed(ParseDocument(cfg.source), placement)))
     docs = inputs[0] if len(inputs) == 1 else tuple(inputs) | "AllInputs" >> beam.Flatten()
 
@@ -312,8 +316,9 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
         _clear(unit_dir)
         unit_files = [f for s in units[unit] for f in shards[s]]
         unit_placement = {f: placement[f] for f in unit_files}
-        _run_pipeline(cfg, beam_args, unit_dir, lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement),
-                      extra)
+        skipped = files.skipped if unit == min(units) else ()
+        _run_pipeline(cfg, beam_args, unit_dir,
+                      lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement, skipped), extra)
         mark_done(unit_dir)
         for s in units[unit]:
             state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))

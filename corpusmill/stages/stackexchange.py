@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import apache_beam as beam
 
 from corpusmill.core.config import option
+from corpusmill.core.inputs import InputFiles
 from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
@@ -77,7 +78,8 @@ def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
 
 def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the StackExchange source to completion; returns stats.json's content."""
-    files = select_posts_files(expand_inputs(cfg.input))
+    listed = expand_inputs(cfg.input)
+    files = InputFiles(select_posts_files(listed), listed.skipped)
     return run_stage(cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files))
 
 
