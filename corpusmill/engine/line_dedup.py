@@ -13,7 +13,9 @@
 4. Marks and unmarks are joined to the documents (``CoGroupByKey``; a document's marks are bounded by its
    own size), giving ``(doc, frozenset of marks)``. Documents are keyed by ``(id, location)``, not by id
    alone, so two documents that share an id (two inputs with the same JSON id) never get each other's
-   marks; in the values ``doc_id`` stands for that key.
+   marks; in the values ``doc_id`` stands for that key. Two documents with the same id *and* location
+   (one record given twice) cannot be told apart: the first (by text) is kept, the others become
+   dead letters ``duplicate_id`` at the next step.
 
 Users: the CCNet line dedup (marks are line hashes; ``distinct`` is the document id, so a line repeated
 inside one document only is not a duplicate), C4's sentence spans and newest page per URL, GitHub's
@@ -26,7 +28,11 @@ from typing import Callable, Hashable, Optional
 
 import apache_beam as beam
 
+from corpusmill.core.inputs import Skipped
+from corpusmill.core.text import printable
 from corpusmill.dedup.lines import repeated_occurrences
+
+DUPLICATE_ID = "duplicate_id"
 
 
 def _whole(value):
@@ -118,7 +124,15 @@ class MarkDuplicates(beam.PTransform):
         def join(item):
             _doc_id, grouped = item
             found = frozenset(grouped["mark"]) - frozenset(grouped.get("unmark", ()))
-            for doc in grouped["doc"]:
-                yield doc, found
+            docs = list(grouped["doc"])
+            if not docs:
+                return
+            if len(docs) > 1:  # the same id at the same location: whose marks are these? neither's: the
+                docs.sort(key=lambda d: (d.text, d.to_json()))  # first copy keeps them, the others are dead letters
+                for other in docs[1:]:
+                    yield Skipped(printable(other.location), DUPLICATE_ID,
+                                  f"document id {other.id!r} at {other.location!r} is given twice; "
+                                  f"make ids (or locations) unique")
+            yield docs[0], found
 
         return tagged | "JoinMarks" >> beam.CoGroupByKey() | "AttachMarks" >> beam.FlatMap(join)

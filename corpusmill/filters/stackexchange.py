@@ -173,13 +173,22 @@ class FormatThread(Filter):
         self.min_answers = min_answers
 
     def __call__(self, thread: Thread) -> Verdict:
-        questions = sorted((p for p in thread.posts if p.metadata["post_type"] == "question"), key=lambda p: p.id)
-        answers = sorted((p for p in thread.posts if p.metadata["post_type"] == "answer"),
+        # a post id given twice (a damaged or concatenated dump): the first row by location counts once
+        posts, seen, repeated = [], set(), 0
+        for post in sorted(thread.posts, key=lambda p: (p.metadata["post_id"], p.location, p.text)):
+            if post.metadata["post_id"] in seen:
+                repeated += 1
+                continue
+            seen.add(post.metadata["post_id"])
+            posts.append(post)
+        counts = {"duplicate_post_id": repeated} if repeated else None
+        questions = [p for p in posts if p.metadata["post_type"] == "question"]
+        answers = sorted((p for p in posts if p.metadata["post_type"] == "answer"),
                          key=lambda p: (-p.metadata["score"], p.metadata["post_id"]))
         if not questions:
-            return drop("no_question")
+            return drop("no_question", counts=counts)
         if len(answers) < self.min_answers:
-            return drop("too_few_answers")
+            return drop("too_few_answers", counts=counts)
         q = questions[0]
         meta = q.metadata
         title = meta.get("title", "")
@@ -197,4 +206,4 @@ class FormatThread(Filter):
              "answer_ids": [a.metadata["post_id"] for a in answers],
              "answer_scores": [a.metadata["score"] for a in answers],
              "accepted_answer_id": meta.get("accepted_answer_id")})
-        return keep(out)
+        return keep(out, counts=counts)

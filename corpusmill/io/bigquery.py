@@ -36,6 +36,7 @@ class BigQueryOptions:
     page_size: int = 10_000
     rows_per_file: int = 100_000
     retry_deadline: float = 600.0          # seconds of retries for a transient error while paging
+    timeout: float = 60.0                  # seconds one request may take (a dead endpoint fails after this)
     endpoint: Optional[str] = None         # another API endpoint (an emulator, a test server)
     anonymous: bool = False                # no credentials (only for an endpoint that needs none)
 
@@ -123,6 +124,33 @@ def _api_message(exc: Exception) -> str:
     return f"{type(exc).__name__}: {message}"[:1000]
 
 
+class NoAnswer(TimeoutError):
+    pass
+
+
+def _bounded(fn, seconds: float, what: str):
+    """``fn()``, or :class:`NoAnswer` after ``seconds``: the client's own deadlines do not bound a
+    connection that is refused or never answers (it retries for minutes), so a watchdog does."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="corpusmill-bigquery", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise NoAnswer(f"{what}: no answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
                  job_id_prefix: str = "corpusmill_") -> ExportResult:
     """Run ``sql`` and write its rows to ``staging_dir/rows-NNNNN.jsonl.gz`` (see the module doc)."""
@@ -132,9 +160,16 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
 
     transport_errors = (api_exceptions.GoogleAPIError, http_exceptions.RequestException)
     retry = bigquery.DEFAULT_RETRY.with_deadline(opts.retry_deadline)
+    endpoint = opts.endpoint or "bigquery.googleapis.com"
     try:
-        job = client.query(sql, location=opts.location, job_id_prefix=job_id_prefix, retry=retry)
-        rows = job.result(page_size=opts.page_size, retry=retry)
+        job = _bounded(lambda: client.query(sql, location=opts.location, job_id_prefix=job_id_prefix, retry=retry,
+                                            timeout=opts.timeout), opts.timeout, "starting the query job")
+        rows = _bounded(lambda: job.result(page_size=opts.page_size, retry=retry, timeout=opts.retry_deadline),
+                        opts.retry_deadline + opts.timeout, f"waiting for job {job.job_id}")
+    except NoAnswer as exc:
+        raise CorpusmillError(f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s, "
+                              f"--bq-retry-deadline {opts.retry_deadline:g} s); check the network and "
+                              f"--bq-endpoint") from None
     except transport_errors as exc:
         raise CorpusmillError(
             f"BigQuery rejected the query (project {client.project}, location {opts.location}): "
@@ -143,12 +178,21 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
     total = rows.total_rows
     writer = _ChunkWriter(staging_dir, opts.rows_per_file)
     written, error = 0, ""
+    pages = iter(rows.pages)
+
+    def next_page():
+        page = next(pages, None)
+        return None if page is None else list(page)
+
     try:
-        for page in rows.pages:
+        while True:  # each page is one request: bounded like the others
+            page = _bounded(next_page, opts.retry_deadline + opts.timeout, f"reading the results of job {job.job_id}")
+            if page is None:
+                break
             for row in page:
                 writer.write(dict(row.items()))
                 written += 1
-    except transport_errors as exc:
+    except (NoAnswer, *transport_errors) as exc:
         error = (f"BigQuery job {job.job_id}: reading the results failed after {written} of {total} rows "
                  f"({_api_message(exc)}); the rows after that were not read. Rerun, or pass the rows "
                  f"exported so far ({staging_dir}) to --from local")

@@ -105,29 +105,36 @@ class _Range:
     kind: str  # "jsonl" (byte range of a plain file), "jsonl_gz" (whole file), "parquet" (row group)
     start: int
     end: int
+    error: str = ""  # the file could not be split (a 0-byte or truncated Parquet file): one dead letter
 
 
 SPLIT_BYTES = 64 << 20
 
 
 def _split_document_file(path: str) -> Iterator[_Range]:
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+    try:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
 
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            groups = pq.ParquetFile(handle).metadata.num_row_groups
-        for g in range(max(groups, 1)):
-            yield _Range(path, "parquet", g, g + 1)
-    elif path.endswith(".gz"):
-        yield _Range(path, "jsonl_gz", 0, -1)
-    else:
-        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-        for start in range(0, max(size, 1), SPLIT_BYTES):
-            yield _Range(path, "jsonl", start, min(start + SPLIT_BYTES, size))
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                groups = pq.ParquetFile(handle).metadata.num_row_groups
+            ranges = [_Range(path, "parquet", g, g + 1) for g in range(max(groups, 1))]
+        elif path.endswith(".gz"):
+            ranges = [_Range(path, "jsonl_gz", 0, -1)]
+        else:
+            size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+            ranges = [_Range(path, "jsonl", start, min(start + SPLIT_BYTES, size))
+                      for start in range(0, max(size, 1), SPLIT_BYTES)]
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is one dead letter, not a crashed run
+        ranges = [_Range(path, "error", 0, 0, f"unreadable file: {type(exc).__name__}: {exc}"[:1000])]
+    yield from ranges
 
 
 def _read_range(rng: _Range) -> Iterator[RawRecord]:
     """Yield the records of one range; a read error becomes a RawRecord with ``error`` set."""
+    if rng.error:
+        yield RawRecord(f"{rng.path}@{rng.start}", None, rng.error, rng.path)
+        return
     if rng.kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -150,6 +157,13 @@ def _read_range(rng: _Range) -> Iterator[RawRecord]:
                             f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)", rng.path)
         return
     # plain JSONL byte range: a line belongs to the range its first byte is in
+    try:
+        yield from _read_jsonl_range(rng)
+    except OSError as exc:  # the file went away or cannot be read: the rest of the range is one dead letter
+        yield RawRecord(f"{rng.path}@{rng.start}", None, f"{type(exc).__name__}: {exc}", rng.path)
+
+
+def _read_jsonl_range(rng: _Range) -> Iterator[RawRecord]:
     with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         pos = rng.start
         if rng.start > 0:
@@ -189,11 +203,19 @@ class ParseDocument(Filter):
             doc = Document.from_json(line, where=record.location)
         else:
             doc = Document.from_dict(payload, where=record.location)
+        if doc.metadata:  # what a writer could not encode fails here, as this record's dead letter
+            json.dumps(doc.metadata, default=_strict_json)
         if not doc.source and self.default_source:
             doc = doc.replace(source=self.default_source)
         if not doc.location:
             doc = doc.replace(location=record.location)
         return keep(doc)
+
+
+def _strict_json(value):
+    from corpusmill.core.document import _json_default
+
+    return _json_default(value)
 
 
 class SplitAndRead(beam.PTransform):

@@ -67,6 +67,31 @@ class TruncatedInput(IOError):
     pass
 
 
+class DamagedStream(IOError):
+    """A bz2 stream that does not decompress; ``start`` is its compressed offset."""
+
+    def __init__(self, start: int, cause: BaseException):
+        super().__init__(f"the bz2 stream starting at byte {start} is damaged ({type(cause).__name__}: {cause})")
+        self.start = start
+
+
+def next_bz2_stream(path: str, after: int) -> Optional[int]:
+    """The offset of the first bz2 stream header after byte ``after``, or None."""
+    with _open_raw(path) as fh:
+        fh.seek(after + 1)
+        pos, prev = after + 1, b""
+        while True:
+            data = fh.read(8 << 20)
+            if not data:
+                return None
+            buf = prev + data
+            m = _BZ2_STREAM.search(buf)
+            if m:
+                return pos - len(prev) + m.start()
+            prev = buf[-16:]
+            pos += len(data)
+
+
 def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[bytes, bool]]:
     """Yield ``(data, inside)`` pieces of the decompressed stream from ``start``.
 
@@ -111,7 +136,7 @@ def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[
         pos = start  # compressed offset of the current stream's start
         consumed = 0  # compressed bytes fed to the current decompressor
         dec = bz2.BZ2Decompressor()
-        inside = True
+        inside = start < end
         pending = b""
         while True:
             data = pending or fh.read(_READ)
@@ -120,7 +145,10 @@ def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[
                 if consumed and not dec.eof:
                     raise TruncatedInput(f"bz2 stream starting at byte {pos} ends early (truncated file)")
                 return
-            out = dec.decompress(data)
+            try:
+                out = dec.decompress(data)
+            except (OSError, EOFError, ValueError) as exc:  # a bad block: the reader goes on at the next stream
+                raise DamagedStream(pos, exc) from None
             consumed += len(data)
             if out:
                 yield out, inside
@@ -280,8 +308,10 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
     # stream boundary, which Wikipedia's multistream dumps put between pages).
     align = ref.start if ref.kind == "xml" else 0
 
+    stream_start = ref.start  # where decompression (re)started: a damaged bz2 stream is skipped
+
     def where(rel: int) -> str:
-        return f"{ref.path}@{ref.start + rel}" if ref.kind == "xml" else f"{ref.path}@{ref.kind}:{ref.start}+{rel}"
+        return f"{ref.path}@{ref.start + rel}" if ref.kind == "xml" else f"{ref.path}@{ref.kind}:{stream_start}+{rel}"
 
     buf = b""
     base = 0  # decompressed offset (from the chunk start) of buf[0]
@@ -334,6 +364,18 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
             data, inside = next(source)
         except StopIteration:
             exhausted = True
+            continue
+        except DamagedStream as exc:  # lose that stream only: go on at the next stream header
+            at = where(base + (page_start if page_start is not None else len(buf)))
+            resume = next_bz2_stream(ref.path, exc.start)
+            if exc.start < ref.end:  # the chunk that owns the stream reports it (once)
+                yield PageRecord(ref.path, at, site, b"",
+                                 f"unreadable dump data near {at}: {exc}; the pages of that stream are lost, "
+                                 f"reading goes on at " + (f"byte {resume}" if resume is not None else "the end"))
+            if resume is None or resume >= ref.end or exc.start >= ref.end:
+                return
+            stream_start, buf, base, page_start, search_from, inside_limit = resume, b"", 0, None, 0, None
+            source = _decompressed(ref.path, ref.kind, resume, ref.end)
             continue
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt compressed data
             at = where(base + (page_start if page_start is not None else len(buf)))

@@ -301,8 +301,10 @@ def _stream_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes
 
 
 def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: int = MAX_ROW_BYTES,
-               ) -> Iterator[se.PostLine]:
-    """Lines -> one :class:`PostLine` per row; stray content and read errors -> error records."""
+               path: str = "") -> Iterator[se.PostLine]:
+    """Lines -> one :class:`PostLine` per row; stray content and read errors -> error records, each
+    naming the file and line (``path`` names the file when nothing of it could be read)."""
+    last = f"{path}@0" if path else site  # the last line read: where a read error is reported
     row: List[bytes] = []
     row_at = ""
     junk_at, junk_first, junk_n = "", b"", 0
@@ -322,12 +324,13 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
         except Exception as exc:  # noqa: BLE001 - corrupt compressed stream, archive error
             if row:
                 yield se.PostLine(site, row_at, error=f"{row_at}: the row is cut off by a read error")
-            where = row_at or junk_at or site
+            where = row_at or junk_at or last
             yield se.PostLine(site, where, error=f"reading {where} failed after this point "
                                                  f"({type(exc).__name__}: {str(exc)[:300]}); the rest of the file "
                                                  f"is unreadable, the rows before it were kept")
             return
         where, line = item
+        last = where
         if line is None:
             if row:
                 yield se.PostLine(site, row_at, error=f"{row_at}: row longer than {limit} bytes; skipped")
@@ -369,7 +372,7 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
 
 def read_posts_range(rng: _Range, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[se.PostLine]:
     lines = _plain_lines(rng, max_row_bytes) if rng.kind == "plain" else _stream_lines(rng, max_row_bytes)
-    return group_rows(rng.site, lines, max_row_bytes)
+    return group_rows(rng.site, lines, max_row_bytes, rng.path)
 
 
 class ReadPostsXml(SplitAndRead):

@@ -73,13 +73,15 @@ class GitHubConfig(OutputOptions):
     bq_retry_deadline: float = option(600.0, above=0.0, help="bigquery: seconds of retries for a transient error "
                                                              "while paging")
     bq_rows_per_file: int = option(100_000, min=1, help="bigquery: rows per staged JSONL file")
+    bq_timeout: float = option(60.0, above=0.0, help="bigquery: seconds the query request may take before the run "
+                                                     "stops with a message (a dead endpoint)")
 
     @property
     def bigquery(self) -> BigQueryOptions:
         return BigQueryOptions(project=self.bq_project, billing_project=self.bq_billing_project,
                                location=self.bq_location, page_size=self.bq_page_size, endpoint=self.bq_endpoint,
                                anonymous=self.bq_anonymous, retry_deadline=self.bq_retry_deadline,
-                               rows_per_file=self.bq_rows_per_file)
+                               rows_per_file=self.bq_rows_per_file, timeout=self.bq_timeout)
 
     def validate(self) -> None:
         if self.bq_anonymous and not self.bq_endpoint:
