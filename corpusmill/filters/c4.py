@@ -32,6 +32,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 from corpusmill.core.document import Document, make_id
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
+from corpusmill.filters.charset import MAX_REPLACEMENT_SHARE, UNDECODABLE, replacement_share
 
 SOURCE = "c4"
 END_MARKS = (".", "?", "!", '"')
@@ -287,8 +288,11 @@ class ParseC4Json(Filter):
             raise ValueError(f'{record.location}: expected an object with a "text" string (C4 fields: text, url, '
                              f"timestamp), got {str(data)[:200]}")
         where = os.path.basename(record.location)
-        return keep(Document(make_id(SOURCE, where), data["text"], SOURCE, str(data.get("url") or ""),
-                             str(data.get("timestamp") or ""), record.location))
+        doc = Document(make_id(SOURCE, where), data["text"], SOURCE, str(data.get("url") or ""),
+                       str(data.get("timestamp") or ""), record.location)
+        if replacement_share(doc.text) > MAX_REPLACEMENT_SHARE:  # mojibake is never kept
+            return drop(UNDECODABLE, doc)
+        return keep(doc)
 
 
 class TerminalPunctShare(Filter):

@@ -20,7 +20,9 @@ import re
 from typing import Any, Optional, Tuple
 
 from corpusmill.core.document import Document, make_id
+from corpusmill.filters import charset
 from corpusmill.filters.base import Filter, Verdict, drop, keep
+from corpusmill.filters.charset import UNDECODABLE
 
 SOURCE = "books"
 
@@ -104,12 +106,12 @@ class BookRecord:
         return self.size
 
 
-def decode_text(data: bytes) -> Tuple[str, str]:
-    """UTF-8 (BOM removed), else Windows-1252 (old Gutenberg files); returns (text, encoding)."""
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
+def decode_text(data: bytes) -> Tuple[Optional[str], str]:
+    """``(text, encoding)`` by evidence (corpusmill.filters.charset): a BOM, UTF-8, else what
+    charset-normalizer finds, Windows-1252 first when it is a candidate (old Gutenberg files).
+    ``(None, "undecodable")`` when nothing decodes the bytes (binary data, a broken file)."""
+    text, codec = charset.decode(data, prefer=("cp1252",))
+    return text, ("utf-8" if codec == "utf-8-sig" else codec)
 
 
 def _first(record: dict, *names: str) -> Any:
@@ -175,6 +177,9 @@ class ReadBook(Filter):
         key = rec.key
         if rec.kind == "txt":
             text, meta["encoding"] = decode_text(rec.payload or b"")
+            if text is None:  # never stored as mojibake
+                return drop(UNDECODABLE, Document(make_id(SOURCE, key), "", SOURCE, "", "", rec.location,
+                                                  {"bytes": rec.size}))
         else:
             try:
                 record = json.loads(rec.payload)

@@ -5,9 +5,10 @@ Pure functions over bytes and strings; no Beam, no files.
 
 from __future__ import annotations
 
-import codecs
 import re
 from typing import Optional, Tuple
+
+from corpusmill.filters import charset
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
@@ -24,21 +25,12 @@ def is_html(content_type: Optional[str]) -> bool:
 
 
 def _valid_codec(name: Optional[str]) -> Optional[str]:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name.strip().strip("\"'")).name
-    except LookupError:
-        return None
+    return charset.codec_name(name)
 
 
-def detect_charset(body: bytes, content_type: Optional[str] = None) -> Tuple[str, str]:
-    """The charset of an HTML body and where it came from: ``header``, ``meta`` or ``detected``.
-
-    Order as browsers do it (minus BOM sniffing, which ``decode_html`` handles): the HTTP header's
-    charset, then a ``<meta charset>`` / ``http-equiv`` in the first 4 KB, then detection
-    (charset-normalizer). A declared charset that Python does not know is ignored.
-    """
+def declared_charset(body: bytes, content_type: Optional[str] = None) -> Tuple[Optional[str], str]:
+    """The charset a page declares and where: ``header`` (HTTP), ``meta`` (the first 4 KB), or
+    ``(None, "")``. A declared charset that Python does not know is ignored."""
     if content_type:
         m = _HEADER_CHARSET.search(content_type)
         codec = _valid_codec(m.group(1)) if m else None
@@ -48,24 +40,28 @@ def detect_charset(body: bytes, content_type: Optional[str] = None) -> Tuple[str
     codec = _valid_codec(m.group(1).decode("ascii", "ignore")) if m else None
     if codec:
         return codec, "meta"
-    try:
-        body.decode("utf-8")
-        return "utf-8", "detected"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(body[:200_000]).best()
-    return (best.encoding if best is not None else "utf-8"), "detected"
+    return None, ""
 
 
-def decode_html(body: bytes, content_type: Optional[str] = None) -> Tuple[str, str]:
-    """Decode an HTML body to text; returns (text, charset). Undecodable bytes become U+FFFD."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if body.startswith(bom):
-            return body.decode(codec, "replace").lstrip("\ufeff"), codec
-    charset, _ = detect_charset(body, content_type)
-    return body.decode(charset, "replace"), charset
+def detect_charset(body: bytes, content_type: Optional[str] = None) -> Tuple[str, str]:
+    """The charset of an HTML body and where it came from: ``header``, ``meta`` (a declaration that
+    decodes the page), or ``detected`` (corpusmill.filters.charset: UTF-8, else charset-normalizer)."""
+    declared, where = declared_charset(body, content_type)
+    text, codec = charset.decode(body, declared, prefer=("cp1252",))
+    if text is None:
+        return declared or "utf-8", where or "detected"
+    return codec, (where if codec == declared else "detected")
+
+
+def decode_html(body: bytes, content_type: Optional[str] = None) -> Tuple[Optional[str], str]:
+    """Decode an HTML body by evidence (corpusmill.filters.charset); returns ``(text, charset)``:
+    the declared charset when it decodes the page cleanly, else UTF-8, else what charset-normalizer
+    finds. ``(None, "undecodable")`` when nothing decodes it: never mojibake."""
+    declared, _ = declared_charset(body, content_type)
+    text, codec = charset.decode(body, declared, prefer=("cp1252",))
+    if text is None:
+        return None, codec
+    return text.lstrip("\ufeff"), codec
 
 
 def extract_main_text(html: str, url: str = "", fast: bool = False) -> Optional[str]:

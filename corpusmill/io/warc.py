@@ -23,6 +23,7 @@ from typing import Iterator, Optional
 from corpusmill.core.document import Document, make_id
 from corpusmill.filters import html as html_text
 from corpusmill.filters.base import Filter, Verdict, drop, keep
+from corpusmill.filters.charset import MAX_REPLACEMENT_SHARE, UNDECODABLE, replacement_share
 from corpusmill.io.documents import SplitAndRead
 from corpusmill.io.files import open_input
 from corpusmill.io.http import fetch_range, is_http
@@ -298,6 +299,8 @@ class ExtractWarcRecord(Filter):
             text = body.decode("utf-8", "replace")
             if not text.strip():
                 return drop("no_main_text")
+            if replacement_share(text) > MAX_REPLACEMENT_SHARE:  # not UTF-8 after all: never mojibake
+                return drop(UNDECODABLE)
             return keep(Document(doc_id, text, self.source, uri, ref.date, location, meta))
 
         if record.http_headers is not None and record.rec_type == "response":
@@ -314,8 +317,12 @@ class ExtractWarcRecord(Filter):
         if len(body) > self.max_bytes:
             return drop("too_large")
         page, charset = html_text.decode_html(body, content_type)
+        if page is None:
+            return drop(UNDECODABLE)
         text = html_text.extract_main_text(page, uri, fast=self.fast)
         if text is None:
             return drop("no_main_text")
+        if replacement_share(text) > MAX_REPLACEMENT_SHARE:
+            return drop(UNDECODABLE)
         meta["charset"] = charset
         return keep(Document(doc_id, text, self.source, uri, ref.date, location, meta))
