@@ -94,6 +94,43 @@ def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
                               f"you can write to") from None
 
 
+def _beside(out_dir: str, what: str) -> str:
+    parent, name = os.path.split(os.path.abspath(out_dir).rstrip(os.sep))
+    return os.path.join(parent, f".{name}.corpusmill-{what}")
+
+
+def begin_output(out_dir: str, overwrite: bool) -> str:
+    """Where a run builds its output: ``out_dir`` itself when it is absent or empty; with ``--overwrite``
+    over a non-empty one, a new directory beside it (``.NAME.corpusmill-new``), so the old output stays
+    whole until :func:`commit_output` swaps the new one in. A swap that was cut between its two renames
+    is undone first (the old output is put back). Object stores: files are replaced by name."""
+    if "://" in out_dir:
+        return out_dir
+    old = _beside(out_dir, "old")
+    if not os.path.exists(out_dir) and os.path.isdir(old):
+        os.rename(old, out_dir)  # a swap killed halfway: the old output is still the output
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and overwrite:
+        work = _beside(out_dir, "new")
+        if os.path.isdir(work):
+            shutil.rmtree(work)  # a killed earlier attempt at the new output
+        prepare_output_dir(work, False)
+        return work
+    prepare_output_dir(out_dir, overwrite)
+    return out_dir
+
+
+def commit_output(work: str, out_dir: str) -> None:
+    """Put the complete new output ``work`` in the place of ``out_dir`` (two renames), then remove the old."""
+    if work == out_dir:
+        return
+    old = _beside(out_dir, "old")
+    if os.path.isdir(old):
+        shutil.rmtree(old)
+    os.rename(out_dir, old)
+    os.rename(work, out_dir)
+    shutil.rmtree(old)
+
+
 class Run:
     def __init__(self, pipeline: beam.Pipeline, out_dir: str, *, write_dropped: bool = False,
                  dropped_sample: int = 100, fmt: str = "jsonl", docs_per_shard: int = 10_000,
@@ -247,4 +284,4 @@ def mark_done(out_dir: str) -> None:
     write_text_atomic(join(out_dir, DONE_FILE), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-__all__ = ["Run", "prepare_output_dir", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]
+__all__ = ["Run", "prepare_output_dir", "begin_output", "commit_output", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]

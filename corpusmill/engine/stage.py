@@ -22,7 +22,7 @@ from corpusmill.core.files import join
 from corpusmill.core.plugins import import_object
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
-from corpusmill.engine.run import STATS_FILE, Run, check_output_apart, mark_done, prepare_output_dir
+from corpusmill.engine.run import STATS_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
 from corpusmill.filters.base import Filter
 from corpusmill.io.documents import FORMATS
 
@@ -50,26 +50,29 @@ class OutputOptions:
 
 
 def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None],
-              before_done: Optional[Callable[[], None]] = None) -> List[dict]:
+              before_done: Optional[Callable[[str], None]] = None) -> List[dict]:
     """Prepare the output directory, run ``build(pipeline, run)`` to completion, return stats.json.
 
-    ``build`` adds steps with ``run.step(...)``, writes with ``run.write(...)``; ``run.finish()`` is
-    called here. ``before_done()``, if given, runs after the pipeline (work that needs its output, e.g.
-    training a model on a sample it wrote). ``_SUCCESS`` is written last, only when all succeeded.
+    ``build`` adds steps with ``run.step(...)``, writes with ``run.write(...)`` (and anything else under
+    ``run.out_dir``, never ``out.output``); ``run.finish()`` is called here. ``before_done(out_dir)``, if
+    given, runs after the pipeline (work that needs its output, e.g. training a model on a sample it
+    wrote). ``_SUCCESS`` is written last, only when all succeeded. With ``--overwrite`` the new output
+    is built beside the old one and replaces it only then (:func:`corpusmill.engine.run.begin_output`).
     """
     options = beam_options(beam_args)  # refused options fail before the output is touched
     inputs = getattr(out, "input", None)
     check_output_apart(out.output, [inputs] if isinstance(inputs, str) else inputs)
-    prepare_output_dir(out.output, out.overwrite)
+    work = begin_output(out.output, out.overwrite)
     with beam.Pipeline(options=options) as p:
-        run = Run(p, out.output, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
+        run = Run(p, work, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
                   fmt=out.format, docs_per_shard=out.docs_per_shard,
                   extra_filters=load_extra_filters(out.add_filter, out.after))
         build(p, run)
         run.finish()
     if before_done is not None:
-        before_done()
-    mark_done(out.output)
+        before_done(work)
+    mark_done(work)
+    commit_output(work, out.output)
     return read_stats(out.output)
 
 

@@ -194,7 +194,7 @@ class _FilterDoFn(beam.DoFn):
         for name, value in (verdict.counts or {}).items():
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, name), (int(value), 0, 0)))
         doc = verdict.doc if verdict.doc is not None else doc_of(element)
-        if doc is not None and doc is not element:  # a new or changed document: make it writable as UTF-8
+        if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
             doc, replaced = doc.repaired()
             if replaced:
                 yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, SURROGATES), (1, 0, 0)))

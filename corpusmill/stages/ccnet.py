@@ -41,7 +41,7 @@ from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.options import beam_options
-from corpusmill.engine.run import DONE_FILE, Run, check_output_apart, mark_done, prepare_output_dir
+from corpusmill.engine.run import DONE_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
 from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats
 from corpusmill.filters.base import Filter, keep
@@ -299,8 +299,9 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     elif previous is not None and not cfg.overwrite:
         raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options; rerun that "
                               f"command to finish it, choose a new --output, or pass --overwrite to replace it")
-    else:
-        prepare_output_dir(out, cfg.overwrite)
+    else:  # a new run; with --overwrite over an old output, built beside it and swapped in when complete
+        out = begin_output(out, cfg.overwrite)
+        state = ShardState(out)
     state.write_plan({"fingerprint": fp, "shards": shards})
 
     units: Dict[int, List[int]] = {}
@@ -329,7 +330,7 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
             units: Sequence[int]) -> List[dict]:
     """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
-    out = cfg.output
+    out = state.out_dir  # cfg.output, or the new output being built beside it (--overwrite)
     # an earlier, interrupted final pass: everything but _shards/ goes (all of it is made again from the shards)
     if "://" in out:
         stale = [p for p in _matching(join(out, "*")) if os.path.basename(p.rstrip("/")) != SHARDS_DIR]
@@ -354,7 +355,8 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
 
     _run_pipeline(cfg, beam_args, out, build)
     mark_done(out)
-    return read_stats(out)
+    commit_output(out, cfg.output)
+    return read_stats(cfg.output)
 
 
 def _side_records(path: str):

@@ -155,7 +155,7 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
         files = list(exports)
         if cfg.mode == "bigquery":
             bq = client or make_client(cfg.bigquery)
-            staging = cfg.bq_staging or join(cfg.output, "_bigquery")
+            staging = cfg.bq_staging or join(run.out_dir, "_bigquery")
             result = export_query(bq, github_query(cfg.bq_dataset, cfg.max_bytes, cfg.bq_limit), staging, cfg.bigquery,
                                   job_id_prefix="corpusmill_github_")
             print(f"BigQuery job {result.job_id}: {result.rows_written} of {result.total_rows} rows -> {staging}"

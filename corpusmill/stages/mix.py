@@ -114,13 +114,13 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
     tok = describe_model(cfg.tokenizer)
     names = sorted(cfg.files)
 
-    def write_counts(rows):
+    def write_counts(rows, out_dir):
         got = dict(rows)
         sources = {}
         for name in names:
             docs, tokens, nbytes = got.get(name, (0, 0, 0))
             sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes, "files": len(cfg.files[name])}
-        write_text_atomic(join(cfg.output, COUNTS_FILE), json.dumps(
+        write_text_atomic(join(out_dir, COUNTS_FILE), json.dumps(
             {"tokenizer_sha256": tok["sha256"], "tokens_include": "BOS + ids + EOS per document",
              "sources": sources}, indent=2, sort_keys=True) + "\n")
 
@@ -130,7 +130,7 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
          | "PerSource" >> beam.Map(lambda t: (t.source, (1, t.n_tokens, t.nbytes)))
          | "SumPerSource" >> beam.CombinePerKey(_sum_tuples())
          | "AllCounts" >> beam.combiners.ToList()
-         | "WriteCounts" >> beam.Map(write_counts))
+         | "WriteCounts" >> beam.Map(write_counts, run.out_dir))
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_counts(cfg.output)
@@ -246,9 +246,9 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         raise CorpusmillError(f"the plan names source(s) {', '.join(unknown)} that have no document files")
     full = {s: sp.full_passes for s, sp in plan.sources.items()}
     fractions = {s: sp.fraction_tokens for s, sp in plan.sources.items()}
-    out_dir, rows_per_shard, batch_rows = cfg.output, cfg.rows_per_shard, cfg.batch_rows
+    rows_per_shard, batch_rows = cfg.rows_per_shard, cfg.batch_rows
 
-    def write_manifest_file(infos, source_stats, layout):
+    def write_manifest_file(infos, source_stats, layout, out_dir):
         stats = dict(source_stats)
         mixture = _mixture(plan, stats)
         extra = dict(cfg.extra)
@@ -308,21 +308,22 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         infos = (
             packed.rows
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.Map(_write_one_shard, out_dir, batch_rows, lview)
+            | "WriteShards" >> beam.Map(_write_one_shard, run.out_dir, batch_rows, lview)
             | "AllShards" >> beam.combiners.ToList())
         source_stats = (
             packed.stats
             | "SumWritten" >> beam.CombinePerKey(_sum_tuples())
             | "AllWritten" >> beam.combiners.ToList())
-        infos | "WriteManifest" >> beam.Map(write_manifest_file, beam.pvalue.AsSingleton(source_stats), lview)
+        infos | "WriteManifest" >> beam.Map(write_manifest_file, beam.pvalue.AsSingleton(source_stats), lview,
+                                            run.out_dir)
 
-    def copy_tokenizer():
+    def copy_tokenizer(out_dir):
         dst = join(out_dir, MODEL_FILE)
         shutil.copyfile(cfg.tokenizer, dst + ".tmp")
         os.replace(dst + ".tmp", dst)
         if sha256_file(dst) != tok["sha256"]:
             raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
 
-    run_stage(OutputOptions(output=out_dir, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
-    with open(join(out_dir, "manifest.json"), encoding="utf-8") as fh:
+    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
+    with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:
         return json.load(fh)

@@ -69,8 +69,9 @@ def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], obje
         log(f"[run] {label}: {out_dir} is incomplete (no {DONE_FILE}); rebuilding")
     else:
         log(f"[run] {label} -> {out_dir}")
-    if "://" not in out_dir and os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)  # an unfinished or outdated stage output: start it from scratch
+    if "://" not in out_dir and os.path.isdir(out_dir) and not os.path.exists(join(out_dir, DONE_FILE)):
+        shutil.rmtree(out_dir)  # an unfinished stage output: start it from scratch
+    # an outdated complete one stays until the stage (run with overwrite) has built its replacement beside it
     fn()
     if not os.path.exists(join(out_dir, DONE_FILE)):
         mark_done(out_dir)

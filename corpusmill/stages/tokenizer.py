@@ -129,7 +129,7 @@ def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
              | "AllChars" >> beam.combiners.ToList())
     rates = chars | "Rates" >> beam.Map(_rates, cfg.weights, cfg.epochs, cfg.sample_chars)
     parts = max(1, math.ceil(cfg.sample_chars / PART_CHARS))
-    out_dir = cfg.output
+    out_dir = run.out_dir
 
     def write_index(written, chars_rows, rate_map):
         totals = dict(chars_rows)
@@ -167,9 +167,8 @@ def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
 def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
     """Draw the sample on Beam, train the model; returns tokenizer.json's content."""
     cfg.validate()
-    out_dir = cfg.output
 
-    def train():
+    def train(out_dir):
         with open(join(out_dir, SAMPLE_INDEX), encoding="utf-8") as fh:
             index = json.load(fh)
         chars = sum(s["chars"] for s in index["sources"].values())
@@ -190,9 +189,9 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
                      "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-    run_stage(OutputOptions(output=out_dir, overwrite=cfg.overwrite), beam_args, lambda p, run: build_sample(p, run, cfg),
-              before_done=train)
-    with open(join(out_dir, INFO_FILE), encoding="utf-8") as fh:
+    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args,
+              lambda p, run: build_sample(p, run, cfg), before_done=train)
+    with open(join(cfg.output, INFO_FILE), encoding="utf-8") as fh:
         return json.load(fh)
 
 
