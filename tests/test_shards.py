@@ -13,6 +13,7 @@ import pytest
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize import ShardDataset
 from corpusmill.tokenize.shards import (
+    mark_complete,
     pack_documents,
     token_dtype,
     unpack,
@@ -36,6 +37,7 @@ def _build(tmp_path, docs, *, seq_len=64, vocab=32000, per_shard=7, batch_rows=3
                                  bounds[a:a + per_shard], batch_rows=batch_rows))
     write_manifest(str(tmp_path), infos, seq_len=seq_len, vocab_size=vocab, tokenizer_sha256="ab" * 32,
                    seed=7, extra={"tokens_per_source": {"test": int(rows.size)}})
+    mark_complete(str(tmp_path))
     return rows, bounds, infos
 
 
@@ -152,17 +154,25 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path):
 def test_missing_shard_and_manifest(tmp_path):
     _, _, infos = _build(tmp_path, _docs(30, 32000, seed=6))
     os.remove(tmp_path / infos[2]["file"])
-    with pytest.raises(CorpusmillError, match=r"shard-00002.arrow.*missing.*re-run the shard writer"):
+    with pytest.raises(CorpusmillError, match=r"shard-00002.arrow is listed in _SUCCESS but is missing"):
         ShardDataset(str(tmp_path))
     with pytest.raises(CorpusmillError, match="no shard manifest"):
         ShardDataset(str(tmp_path / "nowhere"))
+
+
+def test_a_shard_directory_without_its_completion_marker_is_refused(tmp_path):
+    _build(tmp_path, _docs(30, 32000, seed=6))
+    assert len(ShardDataset(str(tmp_path))) > 0
+    os.remove(tmp_path / "_SUCCESS")  # what a killed shard stage leaves: shards and a manifest, no marker
+    with pytest.raises(CorpusmillError, match=r"incomplete corpusmill output \(no _SUCCESS"):
+        ShardDataset(str(tmp_path))
 
 
 def test_subset_pickle_and_no_temp_files(tmp_path):
     import pickle
 
     rows, _, infos = _build(tmp_path, _docs(40, 32000, seed=7))
-    assert sorted(os.listdir(tmp_path)) == sorted([i["file"] for i in infos] + ["manifest.json"])
+    assert sorted(os.listdir(tmp_path)) == sorted([i["file"] for i in infos] + ["manifest.json", "_SUCCESS"])
     last = ShardDataset(str(tmp_path), shards=[len(infos) - 1])
     assert len(last) == infos[-1]["rows"]
     np.testing.assert_array_equal(last[0][0], rows[sum(i["rows"] for i in infos[:-1])])

@@ -23,6 +23,7 @@ from corpusmill.core.errors import CorpusmillError  # noqa: E402
 from corpusmill.tokenize import ShardDataset  # noqa: E402
 from corpusmill.train.configs import load_config  # noqa: E402
 from corpusmill.train.loop import train  # noqa: E402
+from corpusmill.tokenize.shards import mark_complete  # noqa: E402
 from corpusmill.train.sample import build_sample_shards  # noqa: E402
 
 
@@ -125,6 +126,7 @@ def test_bad_input_is_caught_before_training(shards, tmp_path):
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["tokenizer_sha256"] = "0" * 64
     (other / "manifest.json").write_text(json.dumps(manifest))
+    mark_complete(str(other))  # a consistent directory, so the tokenizer check is what refuses it
     with pytest.raises(CorpusmillError, match=r"trained on data with tokenizer_sha256=.*--data has '0000"):
         train(model, tr, str(other), run, resume=True, stream=None)
     assert [r["step"] for r in _log(run) if "loss" in r] == [1, 2]  # nothing trained by the refused runs

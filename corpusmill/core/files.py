@@ -215,9 +215,10 @@ def output_root(path: str, levels: int = 3) -> Optional[str]:
     return None
 
 
-def check_complete(root: str, flag: str = "--input") -> None:
+def check_complete(root: str, flag: str = "--input", verify: bool = True) -> None:
     """Refuse a corpusmill output without its completion marker, or whose listed files are missing or
-    changed in size, naming the directory and the fix."""
+    changed (size, and with ``verify`` the sha256 too: this reads every listed file), naming the
+    directory and the fix."""
     import json
 
     from corpusmill.core.errors import CorpusmillError
@@ -232,7 +233,8 @@ def check_complete(root: str, flag: str = "--input") -> None:
         return  # a marker from before file lists were recorded
     for f in json.loads(text).get("files", []):
         path = os.path.join(root, f["path"])
-        if not os.path.isfile(path) or os.path.getsize(path) != f["bytes"]:
+        if (not os.path.isfile(path) or os.path.getsize(path) != f["bytes"]
+                or (verify and f.get("sha256") and _sha256(path) != f["sha256"])):
             raise CorpusmillError(f"{flag} {root}: {f['path']} is listed in {DONE_NAME} but is missing or changed; "
                                   f"rerun the command that wrote {root}")
 

@@ -9,8 +9,9 @@ from corpusmill.tokenize.shards import (
     pack_documents,
     token_dtype,
     unpack,
+    mark_complete,
     write_manifest,
     write_shard,
 )
 
-__all__ = ["ShardDataset", "pack_documents", "token_dtype", "unpack", "write_manifest", "write_shard"]
+__all__ = ["ShardDataset", "mark_complete", "pack_documents", "token_dtype", "unpack", "write_manifest", "write_shard"]

@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import DONE_NAME, check_complete, completion_record
 
 FORMAT_NAME = "corpusmill-shards"
 FORMAT_VERSION = 1
@@ -314,6 +315,14 @@ class _Shard:
         self.source.close()
 
 
+def mark_complete(out_dir: str) -> None:
+    """Write ``out_dir/_SUCCESS`` (every file with size and sha256) once its shards and manifest are all
+    written: :class:`ShardDataset` (the trainer) refuses a shard directory without it. The shard stage
+    does this itself; call it after writing shards by hand (write_shard + write_manifest)."""
+    record = completion_record(out_dir)
+    _atomic_write_bytes(os.path.join(out_dir, DONE_NAME), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+
+
 class ShardDataset:
     """Random access to the rows of a shard directory (see the module docstring for the format).
 
@@ -328,6 +337,8 @@ class ShardDataset:
     def __init__(self, out_dir: str, verify: bool = True, *, shards: Optional[Sequence[int]] = None):
         self.out_dir = os.fspath(out_dir)
         mpath = os.path.join(self.out_dir, MANIFEST)
+        if os.path.isfile(mpath):  # complete or absent: a shard directory a killed run left is refused
+            check_complete(self.out_dir, "shards", verify=False)  # (the shards' sha256 are checked below)
         try:
             with open(mpath, "r", encoding="utf-8") as fh:
                 self.manifest: Dict[str, Any] = json.load(fh)

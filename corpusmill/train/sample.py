@@ -18,7 +18,7 @@ import sys
 import sysconfig
 from typing import Dict, List, Optional
 
-from corpusmill.tokenize.shards import pack_documents, write_manifest, write_shard
+from corpusmill.tokenize.shards import mark_complete, pack_documents, write_manifest, write_shard
 
 BOS_ID, EOS_ID = 1, 2
 
@@ -87,6 +87,7 @@ def build_sample_shards(out_dir: str, *, seq_len: int = 64, vocab_size: int = 10
                    tokenizer_sha256=hashlib.sha256(model).hexdigest(), seed=seed,
                    extra={"source": f"python {sys.version.split()[0]} stdlib docstrings",
                           "documents": stats["documents"], "tokens_dropped": stats["tokens_dropped"]})
+    mark_complete(out_dir)
     return {"rows": int(len(rows)), "shards": len(infos), "documents": stats["documents"],
             "vocab_size": sp.get_piece_size()}
 
