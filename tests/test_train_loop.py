@@ -21,9 +21,9 @@ torch = pytest.importorskip("torch")
 from corpusmill.cli import train as train_cli  # noqa: E402
 from corpusmill.core.errors import CorpusmillError  # noqa: E402
 from corpusmill.tokenize import ShardDataset  # noqa: E402
+from corpusmill.tokenize.shards import mark_complete  # noqa: E402
 from corpusmill.train.configs import load_config  # noqa: E402
 from corpusmill.train.loop import train  # noqa: E402
-from corpusmill.tokenize.shards import mark_complete  # noqa: E402
 from corpusmill.train.sample import build_sample_shards  # noqa: E402
 
 

@@ -6,10 +6,10 @@
 
 from corpusmill.tokenize.shards import (
     ShardDataset,
+    mark_complete,
     pack_documents,
     token_dtype,
     unpack,
-    mark_complete,
     write_manifest,
     write_shard,
 )
