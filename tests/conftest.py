@@ -82,3 +82,35 @@ def remote_root(tmp_path, monkeypatch):
     monkeypatch.setattr(remote_fs, "ROOT", str(root))
     monkeypatch.setenv("CORPUSMILL_MODEL_CACHE", str(tmp_path / "cache"))
     return root
+
+
+def rewrite_warc_page(src: str, dst: str, text, encoding: str, content_type: str) -> None:
+    """Write ``dst``: one WARC response for the first HTML page's URL of ``src``, its body ``text`` as
+    HTML paragraphs encoded in ``encoding`` (``text=None``: high bytes that no charset decodes),
+    served with the HTTP header ``Content-Type: content_type`` (which may lie about the charset)."""
+    import io
+    import random
+
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(src, "rb") as fh:
+        uri = next(r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
+                   if r.rec_type == "response" and "html" in (r.http_headers.get_header("Content-Type") or ""))
+    if text is None:
+        rng = random.Random(13)
+        body = b"<html><body><p>" + bytes(rng.randrange(128, 256) for _ in range(4000)) + b"</p></body></html>"
+    else:
+        paragraphs = "".join(f"<p>{line}</p>" for line in text.split("\n"))
+        body = f"<html><head><title>page</title></head><body>{paragraphs}</body></html>".encode(encoding)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(dst, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        http = StatusAndHeaders("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+                                protocol="HTTP/1.1")
+        record = writer.create_warc_record(
+            uri + "?rewritten", "response", payload=io.BytesIO(body), http_headers=http,
+            warc_headers_dict={"WARC-Record-ID": "<urn:uuid:3f0c7a52-6a4e-4c1e-9d0b-" + hashlib.sha1(
+                dst.encode()).hexdigest()[:12] + ">", "WARC-Date": "2024-01-01T00:00:00Z"})
+        writer.write_record(record)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import dataclasses
 import functools
@@ -92,8 +93,10 @@ def next_bz2_stream(path: str, after: int) -> Optional[int]:
             pos += len(data)
 
 
-def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[bytes, bool]]:
+def _decompressed(path: str, kind: str, start: int, end: int, on_stream=None) -> Iterator[Tuple[bytes, bool]]:
     """Yield ``(data, inside)`` pieces of the decompressed stream from ``start``.
+
+    bz2: ``on_stream(offset)`` is called with each stream's compressed offset before its first data.
 
     ``inside`` is True while the data comes from the chunk's own range (plain: bytes before ``end``;
     bz2: streams that start before ``end``) and False afterwards, when the reader only finishes a page.
@@ -138,6 +141,8 @@ def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[
         dec = bz2.BZ2Decompressor()
         inside = start < end
         pending = b""
+        if on_stream is not None:
+            on_stream(pos)
         while True:
             data = pending or fh.read(_READ)
             pending = b""
@@ -160,6 +165,8 @@ def _decompressed(path: str, kind: str, start: int, end: int) -> Iterator[Tuple[
                 if pos >= end:
                     inside = False
                 pending = rest
+                if on_stream is not None:
+                    on_stream(pos)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -308,17 +315,27 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
     # stream boundary, which Wikipedia's multistream dumps put between pages).
     align = ref.start if ref.kind == "xml" else 0
 
-    stream_start = ref.start  # where decompression (re)started: a damaged bz2 stream is skipped
+    # bz2: where each stream's data begins (decompressed offset, compressed stream offset), so a page is
+    # named by its own stream (``path@bz2:STREAM+OFFSET``): stable whatever another stream holds
+    streams: List[Tuple[int, int]] = []
+
+    def stream_begins(pos: int) -> None:
+        streams.append((base + len(buf), pos))
 
     def where(rel: int) -> str:
-        return f"{ref.path}@{ref.start + rel}" if ref.kind == "xml" else f"{ref.path}@{ref.kind}:{stream_start}+{rel}"
+        if ref.kind == "xml":
+            return f"{ref.path}@{ref.start + rel}"
+        if ref.kind == "bz2" and streams:
+            i = max(bisect.bisect_right([s[0] for s in streams], rel) - 1, 0)
+            return f"{ref.path}@bz2:{streams[i][1]}+{rel - streams[i][0]}"
+        return f"{ref.path}@{ref.kind}:{ref.start}+{rel}"
 
     buf = b""
     base = 0  # decompressed offset (from the chunk start) of buf[0]
     inside_limit: Optional[int] = None  # decompressed offset where the chunk's own data ends
     page_start: Optional[int] = None  # offset in buf of the current page's <page>
     search_from = 0
-    source = _decompressed(ref.path, ref.kind, ref.start, ref.end)
+    source = _decompressed(ref.path, ref.kind, ref.start, ref.end, stream_begins)
     exhausted = False
     while True:
         if page_start is None:
@@ -374,8 +391,9 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
                                  f"reading goes on at " + (f"byte {resume}" if resume is not None else "the end"))
             if resume is None or resume >= ref.end or exc.start >= ref.end:
                 return
-            stream_start, buf, base, page_start, search_from, inside_limit = resume, b"", 0, None, 0, None
-            source = _decompressed(ref.path, ref.kind, resume, ref.end)
+            buf, base, page_start, search_from, inside_limit = b"", 0, None, 0, None
+            streams.clear()
+            source = _decompressed(ref.path, ref.kind, resume, ref.end, stream_begins)
             continue
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt compressed data
             at = where(base + (page_start if page_start is not None else len(buf)))
