@@ -153,15 +153,20 @@ def expand_local(patterns: Iterable[str]) -> List[str]:
     import glob
 
     from corpusmill.core.errors import CorpusmillError
+    from corpusmill.core.inputs import walk_files
 
     files: List[str] = []
     for pattern in patterns:
-        top = pattern if os.path.isdir(pattern) else None
-        if top is not None:
-            pattern = os.path.join(pattern, "**")
-        matched = [p for p in glob.glob(pattern, recursive=True)
-                   if not os.path.basename(p).startswith(".") and os.path.isfile(p)
-                   and (top is None or not is_metadata(p, top))]
+        if os.path.isdir(pattern):  # never following a link; a link or unreadable entry is refused here
+            skipped: list = []
+            matched = [p for p in walk_files(pattern, skipped) if not is_metadata(p, pattern)]
+            if skipped:
+                raise CorpusmillError(f"--input {pattern}: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
+                                      f"not read, e.g. {skipped[0].location} ({skipped[0].reason}: "
+                                      f"{skipped[0].detail}); links are never followed: remove it or name its target")
+        else:
+            matched = [p for p in glob.glob(pattern, recursive=True)
+                       if not os.path.basename(p).startswith(".") and os.path.isfile(p)]
         for root in sorted({r for r in (output_root(p) for p in matched) if r}):
             check_complete(root)
         if not matched:

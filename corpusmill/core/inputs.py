@@ -49,6 +49,20 @@ def skipped_link(path: str) -> Skipped:
     return Skipped(printable(path), SYMLINK, "a symbolic link; links are never followed")
 
 
+def _readable(path: str, skipped: List[Skipped], mode: int, regular: bool = False) -> bool:
+    """Whether to read ``path``: not a link (counted), a regular file when ``regular`` (FIFOs, sockets and
+    devices are not data), and readable (else counted)."""
+    if os.path.islink(path):
+        skipped.append(skipped_link(path))
+        return False
+    if regular and not os.path.isfile(path):
+        return False
+    if not os.access(path, mode):
+        skipped.append(Skipped(printable(path), UNREADABLE, "Permission denied"))
+        return False
+    return True
+
+
 def walk_files(top: str, skipped: List[Skipped], *, hidden: bool = False) -> Iterator[str]:
     """Every regular file under directory ``top`` (sorted by path), never following a link; links and
     unreadable entries are appended to ``skipped``. Hidden names are passed over unless ``hidden``."""
@@ -56,31 +70,13 @@ def walk_files(top: str, skipped: List[Skipped], *, hidden: bool = False) -> Ite
     def onerror(err: OSError) -> None:
         skipped.append(Skipped(printable(err.filename or top), UNREADABLE, err.strerror or str(err)))
 
-    if not os.access(top, os.R_OK | os.X_OK):
+    if not os.access(top, os.R_OK | os.X_OK):  # (``top`` itself may be a link: the user named it)
         onerror(PermissionError(13, "Permission denied", top))
         return
     for root, dirs, files in os.walk(top, onerror=onerror, followlinks=False):
-        keep = []
-        for name in sorted(dirs):
-            full = os.path.join(root, name)
-            if name.startswith(".") and not hidden:
-                continue
-            if os.path.islink(full):
-                skipped.append(skipped_link(full))
-            elif not os.access(full, os.R_OK | os.X_OK):
-                onerror(PermissionError(13, "Permission denied", full))
-            else:
-                keep.append(name)
-        dirs[:] = keep
+        dirs[:] = [name for name in sorted(dirs) if (hidden or not name.startswith("."))
+                   and _readable(os.path.join(root, name), skipped, os.R_OK | os.X_OK)]
         for name in sorted(files):
             full = os.path.join(root, name)
-            if name.startswith(".") and not hidden:
-                continue
-            if os.path.islink(full):
-                skipped.append(skipped_link(full))
-            elif not os.path.isfile(full):
-                continue  # a FIFO, socket or device: not data
-            elif not os.access(full, os.R_OK):
-                onerror(PermissionError(13, "Permission denied", full))
-            else:
+            if (hidden or not name.startswith(".")) and _readable(full, skipped, os.R_OK, regular=True):
                 yield full
