@@ -273,3 +273,43 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     text_file.write_text("hello")
     assert cli_main(["ccnet", "--input", str(text_file), "--output", str(tmp_path / "o3")]) == 2
     assert "unknown file type" in capsys.readouterr().err
+
+
+# -- extraction options (issue 14) --------------------------------------------------------------------
+def _extracted(out):
+    return {d.url: d.text for d in read_output(out)}
+
+
+def test_extractors_and_fast_extraction_change_the_text_and_keep_the_pages(baseline, tmp_path):
+    out, stats = baseline
+    base = _extracted(out)
+    extract = next(s for s in stats if s["step"] == "extract")
+    for kw in ({"fast_extraction": True}, {"extractor": "resiliparse"}):
+        other_stats = run(tmp_path / next(iter(kw)), **kw)
+        other = _extracted(tmp_path / next(iter(kw)))
+        assert other != base, f"{kw}: the same text as the default run"
+        changed = [u for u in base if u in other and other[u] != base[u]]
+        assert changed, kw
+        # the same records reach extraction, and each extractor keeps most pages
+        assert next(s for s in other_stats if s["step"] == "extract")["read"] == extract["read"]
+        assert len(set(other) & set(base)) >= 0.9 * len(base), kw
+
+
+def test_a_page_over_the_markup_cap_is_dropped_too_complex_the_same_way_every_time(tmp_path):
+    import statistics
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    from corpusmill.filters.html import decode_html, markup_size
+
+    sizes = []
+    with open(warc("pydocs.warc.gz"), "rb") as fh:
+        for rec in ArchiveIterator(fh):
+            if rec.rec_type == "response" and "html" in (rec.http_headers.get_header("Content-Type") or ""):
+                sizes.append(markup_size(decode_html(rec.content_stream().read(), None)[0] or ""))
+    cap = int(statistics.median(sizes))
+    over = sum(s > cap for s in sizes)
+    for name in ("a", "b"):
+        stats = run(tmp_path / name, inputs=[warc("pydocs.warc.gz")], max_page_tags=cap)
+        assert next(s for s in stats if s["step"] == "extract")["dropped"]["too_complex"] == over
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")

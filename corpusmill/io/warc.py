@@ -245,14 +245,19 @@ class ExtractWarcRecord(Filter):
     name = "extract"
     transient = ("_local",)
 
-    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False):
+    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False,
+                 extractor: str = "trafilatura", max_tags: int = html_text.MAX_PAGE_TAGS):
+        if extractor not in html_text.EXTRACTORS:
+            raise ValueError(f"unknown extractor {extractor!r}; use one of {', '.join(html_text.EXTRACTORS)}")
         self.source = source
         self.max_bytes = max_bytes
         self.fast = fast
+        self.extractor = extractor
+        self.max_tags = max_tags
         self._local = None
 
     def __deepcopy__(self, memo):
-        return ExtractWarcRecord(self.source, self.max_bytes, self.fast)
+        return ExtractWarcRecord(self.source, self.max_bytes, self.fast, self.extractor, self.max_tags)
 
     def setup(self) -> None:
         import threading
@@ -319,7 +324,9 @@ class ExtractWarcRecord(Filter):
         page, charset = html_text.decode_html(body, content_type)
         if page is None:
             return drop(UNDECODABLE)
-        text = html_text.extract_main_text(page, uri, fast=self.fast)
+        if self.max_tags and html_text.markup_size(page) > self.max_tags:  # deterministic, unlike a time limit
+            return drop("too_complex")
+        text = html_text.extract_main_text(page, uri, fast=self.fast, extractor=self.extractor)
         if text is None:
             return drop("no_main_text")
         if replacement_share(text) > MAX_REPLACEMENT_SHARE:

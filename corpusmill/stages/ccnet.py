@@ -46,6 +46,7 @@ from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
 from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats
 from corpusmill.filters.base import Filter, keep
 from corpusmill.filters.c4 import newest_first, url_occurrence
+from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
@@ -102,6 +103,12 @@ class CCNetConfig(OutputOptions):
     max_page_bytes: int = option(5 << 20, min=1, help="pages with a larger HTTP payload are dropped as too_large")
     fast_extraction: bool = option(False, help="skip trafilatura's fallback comparison: faster, a little more "
                                                "boilerplate")
+    extractor: str = option("trafilatura", choices=EXTRACTORS,
+                            help="HTML main-text extractor: trafilatura, or resiliparse (about 19x faster, a little "
+                                 "more navigation kept; docs/ccnet.md compares them)")
+    max_page_tags: int = option(MAX_PAGE_TAGS, min=0,
+                                help="pages with more markup ('<' characters) are dropped as too_complex before "
+                                     "extraction (0: no cap); a count, not a time, so reruns give the same bytes")
     source: str = option("cc", help="the documents' source field")
     # quality (corpusmill.stages.quality): perplexity buckets and the Wikipedia-reference classifier
     lm_dir: Optional[str] = option(None, metavar="DIR",
@@ -189,7 +196,8 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     inputs = []
     if warcs:
         refs = p | "ReadWarc" >> ReadWarcRecords(warcs, skipped)
-        extract = ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction)
+        extract = ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction, cfg.extractor,
+                                    cfg.max_page_tags)
         inputs.append(run.step(refs, "extract", Placed(extract, placement)))
     if doc_files:
         raw = p | "ReadDocs" >> ReadRawRecords(doc_files, () if warcs else skipped)
