@@ -12,6 +12,11 @@ import time
 import pytest
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+# The command line runs on every core by default (--workers); the tests run their many small pipelines
+# in one process, which is faster for them. tests/test_workers.py checks the default and that any number
+# of workers gives the same bytes.
+os.environ.setdefault("CORPUSMILL_WORKERS", "1")
 WARC_DIR = os.path.join(DATA, "warc")
 
 

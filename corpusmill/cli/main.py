@@ -11,6 +11,7 @@ an error. Every user error prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -77,8 +78,23 @@ def stage_parser(name: str, stage) -> StrictParser:
     parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or stage.summary)
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
                         help="options as a YAML mapping (the same names, with _); flags given here override it")
+    if stage.beam:  # how to run, not what to make: not part of the stage's config
+        parser.add_argument("--workers", type=_positive, metavar="N", default=None,
+                            help="worker processes of the local runner (default: this machine's cores, "
+                                 f"{os.cpu_count()} here); the output is the same with any number")
+        parser.add_argument("-v", "--verbose", action="store_true", help="show Beam's own INFO and WARNING lines")
     add_arguments(parser, stage.config, positional=stage.positional)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def run_command(name: str, args: List[str]) -> int:
@@ -96,10 +112,12 @@ def run_command(name: str, args: List[str]) -> int:
     cfg = build(stage.config, cli=cli_values(stage.config, namespace), config_file=namespace.config)
     beam_args: List[str] = []
     if stage.beam:
-        from corpusmill.engine.options import check_beam_args
+        from corpusmill.engine.options import check_beam_args, quiet_beam, worker_args
 
         own = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
         beam_args = check_beam_args(extra, own)
+        beam_args = worker_args(namespace.workers, beam_args) + beam_args
+        quiet_beam(namespace.verbose)
     result = stage.run(cfg, beam_args)
     if stage.show is not None:
         stage.show(cfg, result)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Iterable, List, Sequence
+import os
+from typing import Iterable, List, Optional, Sequence
 
 from corpusmill.core.config import close_matches
 from corpusmill.core.errors import CorpusmillError
@@ -18,6 +19,7 @@ from corpusmill.core.errors import CorpusmillError
 # The in-process runner without Beam's Prism download (corpusmill.engine.runner); Beam's other runners
 # are accepted when named.
 DEFAULT_RUNNER = "corpusmill.engine.runner.InProcessRunner"
+WORKERS_ENV = "CORPUSMILL_WORKERS"  # the default of --workers, where not the machine's cores
 
 
 def beam_options(beam_args: Sequence[str] = ()):
@@ -32,6 +34,33 @@ def beam_options(beam_args: Sequence[str] = ()):
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     check_worker_packaging(options)
     return options
+
+
+def worker_args(workers: Optional[int], beam_args: Sequence[str]) -> List[str]:
+    """The Beam options ``--workers N`` stands for: the in-memory runner in multi-process mode with N
+    worker processes (``None``: ``$CORPUSMILL_WORKERS``, else the machine's cores). Nothing when N is 1, when another runner is named
+    or when the user set the running mode or the number of workers themselves."""
+    from corpusmill.engine.runner import ALIASES
+
+    for arg in beam_args:
+        name, _, value = arg.partition("=")
+        if name in ("--direct_running_mode", "--direct_num_workers"):
+            return []
+    runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), None)
+    if runner is None and "--runner" in beam_args:
+        i = list(beam_args).index("--runner")
+        runner = beam_args[i + 1] if i + 1 < len(beam_args) else None
+    if runner is not None and runner.lower() not in ALIASES and runner != DEFAULT_RUNNER:
+        return []
+    n = workers if workers is not None else int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1)
+    if n <= 1:
+        return []
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={n}"]
+
+
+def quiet_beam(verbose: bool = False) -> None:
+    """Beam's INFO and WARNING lines (dozens per multi-process run) off, unless ``-v``."""
+    logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def check_worker_packaging(options) -> None:
