@@ -63,17 +63,36 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     inputs = getattr(out, "input", None)
     check_output_apart(out.output, [inputs] if isinstance(inputs, str) else inputs)
     work = begin_output(out.output, out.overwrite)
-    with beam.Pipeline(options=options) as p:
-        run = Run(p, work, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
-                  fmt=out.format, docs_per_shard=out.docs_per_shard,
-                  extra_filters=load_extra_filters(out.add_filter, out.after))
-        build(p, run)
-        run.finish()
+    run_pipeline(options, work, build, os.path.basename(out.output.rstrip("/")), out)
     if before_done is not None:
         before_done(work)
     mark_done(work)
     commit_output(work, out.output)
     return read_stats(out.output)
+
+
+def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], None], label: str,
+                 out: OutputOptions, extra_filters: Optional[Sequence[Tuple[Filter, Optional[str]]]] = None) -> None:
+    """One pipeline run to completion, writing under ``out_dir``, with a live progress line on the
+    local runner (corpusmill.core.progress)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from corpusmill.core.progress import Watcher
+    from corpusmill.engine.options import DEFAULT_RUNNER
+
+    runs: List[Run] = []
+    local = options.view_as(StandardOptions).runner == DEFAULT_RUNNER
+    watcher = Watcher(label, lambda: runs[0].steps if runs else [])
+    watcher.enabled = watcher.enabled and local
+    with watcher:
+        with beam.Pipeline(options=options) as p:
+            run = Run(p, out_dir, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
+                      fmt=out.format, docs_per_shard=out.docs_per_shard,
+                      extra_filters=load_extra_filters(out.add_filter, out.after) if extra_filters is None
+                      else extra_filters)
+            runs.append(run)
+            build(p, run)
+            run.finish()
 
 
 def read_stats(out_dir: str) -> List[dict]:

@@ -39,6 +39,7 @@ from apache_beam.utils import shared
 from corpusmill.core.document import Document
 from corpusmill.core.hashing import stable_hash  # noqa: F401 (re-exported for stages)
 from corpusmill.core.inputs import Skipped
+from corpusmill.core.progress import Tally
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT, build_stats, check_accounting, stats_json  # noqa: F401  # noqa: E402
 from corpusmill.core.text import printable
 from corpusmill.filters.base import Filter, Verdict
@@ -147,6 +148,7 @@ class _FilterDoFn(beam.DoFn):
         self._holder: Optional[_Loaded] = None
         self._live: Optional[Filter] = None
         self._counters: Dict[str, Any] = {}
+        self._tally: Optional[Tally] = None
 
     def _counter(self, name: str):
         counter = self._counters.get(name)
@@ -173,11 +175,22 @@ class _FilterDoFn(beam.DoFn):
         self._holder = self._handle.acquire(load, tag=f"{self._step}:{type(self._filter).__qualname__}")
         self._live = self._holder.filter
 
+    def start_bundle(self):
+        if self._tally is None:
+            self._tally = Tally(self._step)  # live progress (core/progress.py): a no-op without its directory
+
+    def finish_bundle(self):
+        if self._tally is not None:
+            self._tally.flush()
+
     def process(self, element):
         if isinstance(element, Skipped):  # an input entry the reader did not read (a link, an unreadable file)
             yield from self._skipped(element)
             return
         size_in = size_of(element)
+        tally = self._tally
+        if tally is not None:
+            tally.add(size_in, False)
         try:
             verdict = self._live(element)
             if not isinstance(verdict, Verdict):
@@ -200,6 +213,8 @@ class _FilterDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, SURROGATES), (1, 0, 0)))
         if verdict.kept:
             self._counter("kept").inc()
+            if tally is not None:
+                tally.kept += 1
             yield doc
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, KEPT, ""), (1, size_in, doc.nbytes)))
         else:

@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from corpusmill.core.progress import expect_input
 from corpusmill.filters.gutenberg import BookRecord
 from corpusmill.io.documents import create_items, with_skipped
 
@@ -108,6 +109,7 @@ class ReadBooks(beam.PTransform):
         super().__init__()
         self.items = book_keys(files)
         self.skipped = list(getattr(files, "skipped", ()))  # links and unreadable entries: counted by ``read``
+        expect_input(files)
         self.max_bytes = max_bytes
 
     def expand(self, pbegin):

@@ -38,6 +38,7 @@ from corpusmill.core.files import (
 )
 from corpusmill.core.hashing import stable_hash
 from corpusmill.core.inputs import Skipped
+from corpusmill.core.progress import expect_input
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.io.files import atomic_write
 
@@ -236,6 +237,7 @@ class SplitAndRead(beam.PTransform):
         # links and unreadable entries met while listing the input (expand_inputs' ``skipped``): the
         # stage's first step counts each
         self.skipped = list(skipped) if skipped else list(getattr(items, "skipped", ()))
+        expect_input(self.items)  # the input's size, for the live progress line
 
     def expand(self, pbegin):
         split_fn, read_fn = self.split_fn, self.read_fn

@@ -15,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.inputs import InputFiles, Skipped, skipped_link
+from corpusmill.core.progress import expect_input
 from corpusmill.filters.arxiv_archive import (
     PaperRecord,
     Rejected,
@@ -179,6 +180,7 @@ class ReadPapers(beam.PTransform):
         super().__init__()
         self.refs = list(refs)
         self.skipped = list(getattr(refs, "skipped", ()))
+        expect_input(r.path for r in self.refs if r.kind in ("bulk", "file"))
         self.caps = (max_paper, max_file, max_total)
 
     def expand(self, pbegin):

@@ -43,7 +43,7 @@ from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import DONE_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
-from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats
+from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats, run_pipeline
 from corpusmill.filters.base import Filter, keep
 from corpusmill.filters.c4 import newest_first, url_occurrence
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
@@ -267,12 +267,9 @@ def _clear(path: str) -> None:
         FileSystems.delete([path])
 
 
-def _run_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=()) -> None:
-    with beam.Pipeline(options=beam_options(beam_args)) as p:
-        run = Run(p, out_dir, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample, fmt=cfg.format,
-                  docs_per_shard=cfg.docs_per_shard, extra_filters=extra_filters)
-        build(p, run)
-        run.finish()
+def _run_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=(),
+                  label: str = "ccnet") -> None:
+    run_pipeline(beam_options(beam_args), out_dir, build, label, cfg, list(extra_filters))
 
 
 def _matching(pattern: str) -> List[str]:
@@ -327,7 +324,8 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
         unit_placement = {f: placement[f] for f in unit_files}
         skipped = files.skipped if unit == min(units) else ()
         _run_pipeline(cfg, beam_args, unit_dir,
-                      lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement, skipped), extra)
+                      lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement, skipped), extra,
+                      label=f"ccnet unit {unit}")
         mark_done(unit_dir)
         for s in units[unit]:
             state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))
@@ -361,7 +359,7 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
         run.include(steps, [e for stats in unit_stats for e in stats], records)
         build_final(p, run, cfg, shard_files)
 
-    _run_pipeline(cfg, beam_args, out, build)
+    _run_pipeline(cfg, beam_args, out, build, label="ccnet final")
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)
