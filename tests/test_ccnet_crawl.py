@@ -187,12 +187,12 @@ def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_byte
     real_pipeline, real_mark = ccnet._run_pipeline, ccnet.ShardState.mark
     calls = []
 
-    def pipeline(cfg, beam_args, out_dir, build, extra=()):
+    def pipeline(cfg, beam_args, out_dir, build, extra=(), **kw):
         calls.append(os.path.basename(out_dir))
         if where == "second unit" and len(calls) == 2 or where == "final pass" and "unit" not in calls[-1]:
-            real_pipeline(cfg, beam_args, out_dir, build, extra)  # the work is done, the process dies after
+            real_pipeline(cfg, beam_args, out_dir, build, extra, **kw)  # the work is done, the process dies after
             raise Killed
-        real_pipeline(cfg, beam_args, out_dir, build, extra)
+        real_pipeline(cfg, beam_args, out_dir, build, extra, **kw)
 
     def mark(self, shard, unit, files):
         if where == "a shard marker" and shard == 3:
@@ -204,7 +204,7 @@ def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_byte
     with pytest.raises(Killed):
         run(tmp_path / "out", **kw)
     assert not (tmp_path / "out" / "_SUCCESS").exists()
-    monkeypatch.setattr(ccnet, "_run_pipeline", lambda *a: (calls.append(os.path.basename(a[2])), real_pipeline(*a)))
+    monkeypatch.setattr(ccnet, "_run_pipeline", lambda *a, **kw: (calls.append(os.path.basename(a[2])), real_pipeline(*a, **kw)))
     monkeypatch.setattr(ccnet.ShardState, "mark", real_mark)
     calls.clear()
     again = run(tmp_path / "out", **kw)

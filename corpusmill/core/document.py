@@ -65,10 +65,11 @@ class Document:
         """UTF-8 size of the text (what stats.json counts as bytes)."""
         return len(self.text.encode("utf-8", "surrogatepass"))
 
-    def repaired(self) -> "tuple[Document, int]":
+    def repaired(self, metadata: bool = True) -> "tuple[Document, int]":
         """This document made writable as UTF-8 (:mod:`corpusmill.core.text`): lone surrogates become
         U+FFFD, a location's non-UTF-8 bytes ``\\xNN``; returns it (``self`` if nothing changed) and
-        how many characters were replaced."""
+        how many characters were replaced. ``metadata=False`` leaves metadata unchecked (the glue checks it
+        where documents are made from input records; later steps' filters set their own values)."""
         from corpusmill.core.text import clean_value, has_surrogates, printable, replace_surrogates
 
         changes, total = {}, 0
@@ -78,7 +79,7 @@ class Document:
                 changes[name], total = value, total + n
         if has_surrogates(self.location):
             changes["location"], total = printable(self.location), total + 1
-        if self.metadata:
+        if metadata and self.metadata:
             meta, n = clean_value(self.metadata)
             if n:
                 changes["metadata"], total = meta, total + n

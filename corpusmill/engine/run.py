@@ -170,12 +170,12 @@ class Run:
         return out.kept
 
     def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
-              label: str = "WriteDocuments"):
+              label: str = "WriteDocuments", level: int = 6):
         for i, (extra, after) in enumerate(self._extra):
             if after is None and i not in self._extra_done:
                 self._extra_done.append(i)
                 docs = self._apply(docs, extra.name, extra)
-        return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard)
+        return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard, level)
 
     def finish(self) -> None:
         """Write stats.json, the dropped sample and the dead letters."""

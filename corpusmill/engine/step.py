@@ -208,7 +208,7 @@ class _FilterDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, name), (int(value), 0, 0)))
         doc = verdict.doc if verdict.doc is not None else doc_of(element)
         if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
-            doc, replaced = doc.repaired()
+            doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
                 yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, SURROGATES), (1, 0, 0)))
         if verdict.kept:

@@ -62,12 +62,14 @@ def _parquet_table(docs: List[Document]):
     return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
 
 
-def write_documents_file(path: str, docs: List[Document], fmt: str) -> int:
-    """Write ``docs`` (already in their final order) to one file; returns the number written."""
-    docs = [d.repaired()[0] for d in docs]  # the glue already did; a writer never fails on a surrogate
+def write_documents_file(path: str, docs: List[Document], fmt: str, level: int = 6) -> int:
+    """Write ``docs`` (already in their final order) to one file; returns the number written.
+    ``level``: the gzip level of JSONL (1 for a run's own intermediate files)."""
+    # the glue already did; a writer never fails on a surrogate (JSONL writes metadata's as \udXXX)
+    docs = [d.repaired(metadata=fmt == "parquet")[0] for d in docs]
     with atomic_write(path) as handle:
         if fmt == "jsonl":
-            encode_jsonl_gz((d.to_dict() for d in docs), handle)
+            encode_jsonl_gz((d.to_dict() for d in docs), handle, level)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -301,7 +303,7 @@ class WriteDocuments(beam.PTransform):
     """
 
     def __init__(self, out_dir: str, fmt: str = "jsonl", group_fn: Optional[Callable[[Document], str]] = None,
-                 docs_per_shard: int = 10_000):
+                 docs_per_shard: int = 10_000, level: int = 6):
         super().__init__()
         if fmt not in FORMATS:
             raise CorpusmillError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
@@ -309,9 +311,10 @@ class WriteDocuments(beam.PTransform):
         self.fmt = fmt
         self.group_fn = group_fn or (lambda doc: "")
         self.docs_per_shard = max(1, int(docs_per_shard))
+        self.level = level
 
     def expand(self, docs):
-        group_fn, per_shard, out_dir, fmt = self.group_fn, self.docs_per_shard, self.out_dir, self.fmt
+        group_fn, per_shard, out_dir, fmt, level = self.group_fn, self.docs_per_shard, self.out_dir, self.fmt, self.level
         keyed = docs | "Group" >> beam.Map(lambda d: (group_fn(d), d))
         counts = keyed | "Count" >> beam.combiners.Count.PerKey()
 
@@ -324,7 +327,7 @@ class WriteDocuments(beam.PTransform):
             (group, shard), group_docs = item
             ordered = sorted(group_docs, key=lambda d: (d.id, d.location, d.text))  # ids may repeat
             rel = join(group, f"part-{shard:05d}{EXTENSIONS[fmt]}") if group else f"part-{shard:05d}{EXTENSIONS[fmt]}"
-            write_documents_file(join(out_dir, rel), ordered, fmt)
+            write_documents_file(join(out_dir, rel), ordered, fmt, level)
             return rel, len(ordered)
 
         return (

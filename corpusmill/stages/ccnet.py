@@ -213,7 +213,8 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
     docs = add_quality_steps(run, docs, cfg)
     group = output_group_fn(cfg)
-    run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}")
+    # the shards' documents are read back by the final pass: written fast (gzip level 1)
+    run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}", level=1)
 
 
 def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
