@@ -149,6 +149,8 @@ class _FilterDoFn(beam.DoFn):
         self._live: Optional[Filter] = None
         self._counters: Dict[str, Any] = {}
         self._tally: Optional[Tally] = None
+        self._batch = max(0, int(getattr(filt, "batch_size", 0) or 0))
+        self._buffer: list = []
 
     def _counter(self, name: str):
         counter = self._counters.get(name)
@@ -179,24 +181,61 @@ class _FilterDoFn(beam.DoFn):
         if self._tally is None:
             self._tally = Tally(self._step)  # live progress (core/progress.py): a no-op without its directory
 
-    def finish_bundle(self):
-        if self._tally is not None:
-            self._tally.flush()
-
     def process(self, element):
         if isinstance(element, Skipped):  # an input entry the reader did not read (a link, an unreadable file)
             yield from self._skipped(element)
             return
-        size_in = size_of(element)
-        tally = self._tally
-        if tally is not None:
-            tally.add(size_in, False)
+        if self._batch:  # a batch filter (Filter.batch_size): verdicts for many elements in one call
+            self._buffer.append(element)
+            if len(self._buffer) >= self._batch:
+                yield from self._flush()
+            return
+        yield from self._route(element, self._verdict(element))
+
+    def finish_bundle(self):
+        if self._tally is not None:
+            self._tally.flush()
+        if self._buffer:
+            from apache_beam.transforms.window import GlobalWindows
+
+            for out in self._flush():  # outside process(): each output needs its window
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    yield beam.pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+                else:
+                    yield GlobalWindows.windowed_value(out)
+
+    def _flush(self):
+        batch, self._buffer = self._buffer, []
+        try:
+            verdicts = self._live.call_batch(batch)
+            if len(verdicts) != len(batch):
+                raise ValueError(f"filter {self._filter.name!r} returned {len(verdicts)} verdicts for "
+                                 f"{len(batch)} elements")
+        except Exception:  # noqa: BLE001 - one element at a time, so only the bad one is a dead letter
+            verdicts = None
+        if verdicts is None:  # (outside the except block: the dead letter's traceback is the element's own)
+            verdicts = [self._verdict(e) for e in batch]
+        for element, verdict in zip(batch, verdicts):
+            yield from self._route(element, verdict)
+
+    def _verdict(self, element):
+        """The filter's verdict, or the exception it raised."""
         try:
             verdict = self._live(element)
             if not isinstance(verdict, Verdict):
                 raise TypeError(f"filter {self._filter.name!r} returned {type(verdict).__name__}, "
                                 f"not a Verdict (use corpusmill.filters.base.keep/drop)")
+            return verdict
         except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
+            return exc
+
+    def _route(self, element, verdict):
+        size_in = size_of(element)
+        tally = self._tally
+        if tally is not None:
+            tally.add(size_in, False)
+        if isinstance(verdict, Exception):
+            exc = verdict
             doc = doc_of(element)
             self._counter("failed").inc()
             yield beam.pvalue.TaggedOutput(FAILED, failure(
@@ -221,7 +260,6 @@ class _FilterDoFn(beam.DoFn):
             self._counter(f"dropped.{verdict.reason}").inc()
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
             yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, verdict.reason), (1, size_in, 0)))
-
 
     def _skipped(self, entry: Skipped):
         if entry.is_failure:

@@ -16,7 +16,7 @@ processes, and the model is not loaded per document).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from corpusmill.core.document import Document
 
@@ -74,8 +74,17 @@ class Filter:
     def setup(self) -> None:
         """Load models or other per-worker state. Called once per worker, never per element."""
 
+    # A filter whose model is faster on many elements at once (SentencePiece, fastText) sets batch_size:
+    # the glue then calls call_batch with up to that many elements. Verdicts and accounting are the same.
+    batch_size: int = 0
+
     def __call__(self, element: Any) -> Verdict:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def call_batch(self, elements: List[Any]) -> List[Verdict]:
+        """Verdicts for ``elements``, in order (the glue falls back to one call per element when this
+        raises, so only the bad element becomes a dead letter)."""
+        return [self(e) for e in elements]
 
     # A filter can also be used directly in plain Python (tests, notebooks):
     def run(self, docs: Iterable[Document]) -> Iterable[Verdict]:
