@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from corpusmill.cli import main as cli_main
-from corpusmill.core.document import make_id
+from corpusmill.core.document import Document, make_id
 from corpusmill.core.files import read_dropped, read_failed, read_output
 from corpusmill.dedup import minhash
 from corpusmill.filters.gutenberg import strip_gutenberg
@@ -242,3 +242,24 @@ def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     assert rel(a) == rel(b)
     for name in rel(a):
         assert open(os.path.join(a, name), "rb").read() == open(os.path.join(b, name), "rb").read(), name
+
+
+def test_line_ends_are_normalized_on_read(tmp_path):
+    """Most Gutenberg .txt files end lines CRLF (four of the bundled Milton files do): no \\r reaches the
+    training text, and a CRLF copy of a book reads as the LF original (issue 16)."""
+    import gzip
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.join(DATA, "milton"), src)
+    crlf = [p for p in sorted(src.iterdir()) if b"\r\n" in gzip.decompress(p.read_bytes())]
+    assert crlf, "the sample has CRLF books"
+    lf = src / "lf-copy.txt"
+    lf.write_bytes(gzip.decompress(crlf[0].read_bytes()).replace(b"\r\n", b"\n"))
+    out = str(tmp_path / "out")
+    _run([str(src)], out)
+    docs = read_output(out) + [Document.from_dict(d) for step in ("exact_dedup", "near_dedup")
+                               for d in _dropped(out, step, f"{step.split('_')[0]}_duplicate_book")]
+    assert docs and not any("\r" in d.text for d in docs)
+    by_name = {os.path.basename(d.location): d.text for d in docs}
+    assert by_name["lf-copy.txt"] == by_name[crlf[0].name]

@@ -249,3 +249,32 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"),
                      "--top-sites", "0"]) == 2
     assert "--top-sites: expected a value at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_dump_with_a_bom_and_crlf_line_ends_reads_like_a_plain_one(tmp_path):
+    """Real Posts.xml files start with a UTF-8 BOM and end lines with CRLF (issue 16): no dead letter, and
+    the same documents as the LF file, in one range and in many, plain and bz2."""
+    xml = _site_xml()["library.python-faq.example"]
+    docs = {}
+    for name, data in (("lf", xml), ("bom-crlf", b"\xef\xbb\xbf" + xml.replace(b"\n", b"\r\n"))):
+        for kind in ("plain", "bz2"):
+            site = tmp_path / name / kind / "lib.example"
+            site.mkdir(parents=True)
+            if kind == "plain":
+                (site / "Posts.xml").write_bytes(data)
+            else:
+                (site / "Posts.xml.bz2").write_bytes(bz2.compress(data))
+            for split_mb in (64.0, 0.004):
+                out = str(tmp_path / f"out-{name}-{kind}-{split_mb}")
+                stats = run_stackexchange(StackExchangeConfig(input=[str(site)], output=out, split_mb=split_mb))
+                assert step_stats(stats, "parse")["failed"] == 0 and not failed_records(out), (name, kind)
+                assert step_stats(stats, "parse")["read"] == len(_rows(xml))
+                docs[(name, kind, split_mb)] = sorted((d.id, d.text) for d in read_output(out))
+    assert len({tuple(v) for v in docs.values()}) == 1
+
+
+def test_the_editors_placeholder_alt_text_is_not_kept():
+    body = ('<p>The window looks like this:</p><p><img src="https://i.sstatic.net/x.png" '
+            'alt="enter image description here"></p><p>and the icon <img src="i.png" alt="a red square"> too.</p>')
+    text = html_to_text(body)
+    assert "enter image description" not in text and "a red square" in text and "window looks like" in text

@@ -187,6 +187,8 @@ class ReadBook(Filter):
                 raise ValueError(f"{rec.location}: not a JSON line ({exc})") from None
             text, meta, key, url = book_from_json(record, rec)
             meta["encoding"] = "utf-8"
+        if "\r" in text:  # most Gutenberg .txt files end lines CRLF: training text gets \n only
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         doc = Document(make_id(SOURCE, key), text, SOURCE, url, "", rec.location, meta)
         if not text.strip():
             return drop("empty", doc)

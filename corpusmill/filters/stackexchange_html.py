@@ -26,6 +26,10 @@ _BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "t
 _SKIP = frozenset({"script", "style", "head", "title"})
 _SPACES = re.compile(r"\s+")
 
+# The alt text Stack Exchange's editor fills in for an uploaded image when the author writes none
+# (84 times in 888 documents of one real dump): not the author's words, so it is dropped.
+PLACEHOLDER_ALTS = frozenset({"enter image description here", "image description", "enter image description"})
+
 
 class _Renderer(HTMLParser):
     def __init__(self):
@@ -101,8 +105,8 @@ class _Renderer(HTMLParser):
             self.code += 1
             self.cur.append("`")
         elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt:
+            alt = (dict(attrs).get("alt") or "").strip()
+            if alt and alt.lower() not in PLACEHOLDER_ALTS:  # the editor's default says nothing
                 self.cur.append(alt)
 
     def handle_startendtag(self, tag, attrs):

@@ -23,6 +23,7 @@ from corpusmill.io.documents import SplitAndRead
 SPLIT_BYTES = 64 << 20
 MAX_ROW_BYTES = 16 << 20
 _ROW = b"<row"
+_BOM = b"\xef\xbb\xbf"
 _STRUCTURE = (b"<?xml", b"<posts", b"</posts")
 # Other tables of a site's dump: never read, silently skipped when a directory is given.
 _OTHER_TABLES = ("badges", "comments", "posthistory", "postlinks", "tags", "users", "votes")
@@ -338,6 +339,8 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
             yield se.PostLine(site, where, error=f"{where}: a line longer than {limit} bytes; skipped")
             continue
         stripped = line.strip()
+        if stripped.startswith(_BOM):  # real dumps start with a UTF-8 byte-order mark (and end lines CRLF)
+            stripped = stripped[len(_BOM):].lstrip()
         if row and stripped.startswith(_ROW):  # the open row never closed: report it, start the new one
             yield se.PostLine(site, row_at, error=f"{row_at}: the row is not closed (no '/>') before the next row")
             row = []
