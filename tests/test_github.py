@@ -47,6 +47,24 @@ def test_license_headers_are_removed_from_real_files():
         "#!/bin/sh\necho hi\n"
 
 
+def test_a_header_after_a_modeline_or_short_comment_goes_and_markdown_headings_stay():
+    """Issue 16: 9 of 183 system headers kept their copyright block because a modeline came first
+    (ncurses' ``// * This makes emacs happy -*-Mode: C++;-*-``); a README's ``# License`` heading was cut."""
+    py = _real("cpython-email/email/base64mime.py")  # a real header, after a modeline and a short note
+    for lead in ("# -*- coding: utf-8 -*-\n", "# vim: set fileencoding=utf-8 :\n\n# Part of the email package.\n\n"):
+        stripped = rules.strip_license_header(lead + py, ".py")
+        assert stripped.startswith(lead.rstrip("\n")) and "Copyright" not in stripped[:1000]
+        assert stripped.endswith(rules.strip_license_header(py, ".py"))
+    h = _real("cpython-misc/Include/dynamic_annotations.h")
+    modeline = "// * This makes emacs happy -*-Mode: C++;-*-\n"
+    stripped_h = rules.strip_license_header(modeline + h, ".h")
+    assert stripped_h.startswith(modeline) and "Copyright" not in stripped_h[:2000]
+    assert stripped_h[len(modeline):] == rules.strip_license_header(h, ".h")
+    readme = "# Project\n\nA parser.\n\n# License\n\nMIT licensed; see LICENSE.\n"
+    assert rules.strip_license_header(readme, ".md") == readme
+    assert rules.strip_license_header("# Copyright 2020 X\n# MIT License\nname: x\n", ".yml") == "name: x\n"
+
+
 def test_extension_allow_list_is_case_sensitive_and_knows_names():
     assert rules.is_allowed("src/a.py") and rules.is_allowed("x/Makefile") and rules.is_allowed("a.C")
     assert not rules.is_allowed("README.txt") and not rules.is_allowed("a.PY") and not rules.is_allowed("noext")

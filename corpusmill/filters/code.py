@@ -233,7 +233,6 @@ class AlphaPerToken(_Threshold):
 
 
 # -- license / copyright headers ---------------------------------------------------------------------
-_BLOCK_HEADER = re.compile(r"\A\s*/\*.*?\*/[ \t]*\n?", re.S)
 _MENTIONS = re.compile(r"copyright|license|licence|\(c\)|©", re.I)
 _HASH_LANGS = frozenset(".py .sh .bash .zsh .command .rb .pl .pm .perl .pod .cmake .ps1 .psd1 .psm1 .jl "
                         "Dockerfile Makefile .dockerfile".split())
@@ -252,27 +251,63 @@ def _line_comment_prefixes(ext: str):
     return ("//", "#", "--")
 
 
+# Prose and markup: a ``#`` line is a heading, not a comment ("# License" in a README is content).
+_PROSE = frozenset(".md .markdown .mdown .rst .txt .text .adoc .asciidoc .org .tex .html .htm .xml .json .ipynb "
+                   ".csv .tsv".split())
+_MODELINE = re.compile(r"-\*-.*-\*-|\bvim?:|\bex:")  # emacs -*- ... -*-, vim: / vi: / ex: settings
+_LEADING_UNITS = 3  # the header may follow a modeline (-*- coding -*-, vim:) or a short comment
+
+
+def _comment_unit(text: str, at: int, prefixes, block: bool):
+    """The end offset of the comment that starts at ``at`` (a ``/* */`` block, or a run of line
+    comments), or None when no comment starts there."""
+    if block and text.startswith("/*", at):
+        close = text.find("*/", at + 2)
+        if close < 0:
+            return None
+        m = re.compile(r"[ \t]*\n?").match(text, close + 2)
+        return m.end()
+    end = at
+    while end < len(text):
+        nl = text.find("\n", end)
+        line = text[end: nl if nl >= 0 else len(text)]
+        if not line.lstrip().startswith(prefixes) or line.startswith("#!"):
+            break
+        first = end == at
+        end = nl + 1 if nl >= 0 else len(text)
+        if first and _MODELINE.search(line):  # a modeline is a comment of its own
+            break
+    return end if end > at else None
+
+
 def strip_license_header(text: str, ext: str = "") -> str:
     """Remove the license/copyright header of a source file.
 
-    The first ``/* ... */`` block at the top of the file if it mentions copyright or a license; else the
-    run of line comments (``//``, ``#`` or ``--``, by language) at the top (after a ``#!`` line) if it
-    does. A header that mentions neither is an ordinary comment and stays.
+    Among the first comments at the top of the file (after a ``#!`` line; up to three, separated by
+    blank lines, so a modeline or a short note before the header does not hide it), the first one that
+    mentions copyright or a license is removed: a ``/* ... */`` block, or a run of line comments
+    (``//``, ``#`` or ``--``, by language). Comments before it stay; a header that mentions neither is
+    an ordinary comment and stays. Prose and markup files (Markdown, reStructuredText, HTML, ...) have no
+    comment header to remove: their ``#`` lines are headings.
     """
-    m = _BLOCK_HEADER.match(text)
-    if m and _MENTIONS.search(m.group()):
-        return text[m.end():].lstrip("\n")
-    lines = text.split("\n")
-    start = 1 if lines and lines[0].startswith("#!") else 0
+    if ext in _PROSE:
+        return text
     prefixes = _line_comment_prefixes(ext)
-    end = start
-    while end < len(lines) and lines[end].lstrip().startswith(prefixes) and not lines[end].startswith("#!"):
-        end += 1
-    if end > start and _MENTIONS.search("\n".join(lines[start:end])):
-        rest = lines[:start] + lines[end:]
-        while len(rest) > start and not rest[start].strip():
-            del rest[start]
-        return "\n".join(rest)
+    block = ext not in _HASH_LANGS and ext not in _DASH_LANGS
+    at = text.find("\n") + 1 if text.startswith("#!") else 0
+    if at == 0 and text.startswith("#!"):  # a file that is one #! line
+        return text
+    for _ in range(_LEADING_UNITS):
+        m = re.compile(r"(?:[ \t]*\n)*[ \t]*").match(text, at)  # blank lines and indentation
+        start = m.end()
+        end = _comment_unit(text, start, prefixes, block)
+        if end is None:
+            break
+        if _MENTIONS.search(text[start:end]):
+            rest = re.compile(r"(?:[ \t]*\n)*").match(text, end).end()  # and the blank lines after it
+            head = text[:start] if text[:start].strip() else text[:at]
+            return head + text[rest:]
+        at = end
     return text
 
 
