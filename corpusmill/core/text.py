@@ -70,8 +70,3 @@ def clean_value(value: Any) -> Tuple[Any, int]:
         return (type(value)(out), total) if total else (value, 0)
     return value, 0
 
-
-def utf8(text: str) -> bytes:
-    """UTF-8 bytes of text meant for people (dead letters, reports): a lone surrogate is written as
-    ``\\udXXX`` rather than failing."""
-    return text.encode("utf-8", "backslashreplace")

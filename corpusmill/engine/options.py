@@ -49,10 +49,8 @@ def worker_args(workers: Optional[int], beam_args: Sequence[str]) -> List[str]:
     or when the user set the running mode or the number of workers themselves."""
     from corpusmill.engine.runner import ALIASES
 
-    for arg in beam_args:
-        name, _, value = arg.partition("=")
-        if name in ("--direct_running_mode", "--direct_num_workers"):
-            return []
+    if any(arg.split("=", 1)[0] in ("--direct_running_mode", "--direct_num_workers") for arg in beam_args):
+        return []
     runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), None)
     if runner is None and "--runner" in beam_args:
         i = list(beam_args).index("--runner")

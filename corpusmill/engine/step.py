@@ -193,8 +193,6 @@ class _FilterDoFn(beam.DoFn):
         yield from self._route(element, self._verdict(element))
 
     def finish_bundle(self):
-        if self._tally is not None:
-            self._tally.flush()
         if self._buffer:
             from apache_beam.transforms.window import GlobalWindows
 
@@ -203,6 +201,8 @@ class _FilterDoFn(beam.DoFn):
                     yield beam.pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
                 else:
                     yield GlobalWindows.windowed_value(out)
+        if self._tally is not None:  # after the last batch, so the progress files hold the bundle's counts
+            self._tally.flush()
 
     def _flush(self):
         batch, self._buffer = self._buffer, []

@@ -83,7 +83,7 @@ def extract_main_text(html: str, url: str = "", fast: bool = False, extractor: s
     ``trafilatura`` (the default): ``fast`` skips its second opinion (the comparison with the
     readability/jusText fallbacks): about 40% less time on documentation pages, slightly more
     boilerplate on unusual layouts. ``resiliparse``: its main-content extractor (Resiliparse's
-    ``extract_plain_text(main_content=True)``), about 19x faster on the same pages and a little more
+    ``extract_plain_text(main_content=True)``), about 15x faster on the same pages (14.8x, bench/extractors.py) and a little more
     navigation kept (docs/ccnet.md has the measured comparison).
     """
     if not html.strip():

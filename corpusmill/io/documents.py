@@ -30,7 +30,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpusmill.core.document import Document
+from corpusmill.core.document import Document, _json_default
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import (
     encode_jsonl_gz,
@@ -207,18 +207,12 @@ class ParseDocument(Filter):
         else:
             doc = Document.from_dict(payload, where=record.location)
         if doc.metadata:  # what a writer could not encode fails here, as this record's dead letter
-            json.dumps(doc.metadata, default=_strict_json)
+            json.dumps(doc.metadata, default=_json_default)
         if not doc.source and self.default_source:
             doc = doc.replace(source=self.default_source)
         if not doc.location:
             doc = doc.replace(location=record.location)
         return keep(doc)
-
-
-def _strict_json(value):
-    from corpusmill.core.document import _json_default
-
-    return _json_default(value)
 
 
 class SplitAndRead(beam.PTransform):

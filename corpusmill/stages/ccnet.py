@@ -104,7 +104,7 @@ class CCNetConfig(OutputOptions):
     fast_extraction: bool = option(False, help="skip trafilatura's fallback comparison: faster, a little more "
                                                "boilerplate")
     extractor: str = option("trafilatura", choices=EXTRACTORS,
-                            help="HTML main-text extractor: trafilatura, or resiliparse (about 19x faster, a little "
+                            help="HTML main-text extractor: trafilatura, or resiliparse (about 15x faster, a little "
                                  "more navigation kept; docs/ccnet.md compares them)")
     max_page_tags: int = option(MAX_PAGE_TAGS, min=0,
                                 help="pages with more markup ('<' characters) are dropped as too_complex before "
