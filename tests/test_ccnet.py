@@ -114,6 +114,35 @@ def test_two_runs_give_byte_identical_output(baseline, tmp_path):
     assert tree_digest(tmp_path / "again") == tree_digest(out)
 
 
+@pytest.mark.parametrize("dropped", [False, True])
+def test_one_unit_in_one_pipeline_gives_the_bytes_of_the_two_pipeline_run(baseline, tmp_path, monkeypatch, dropped):
+    from corpusmill.stages import ccnet
+
+    out, _ = baseline
+    kw = dict(write_dropped=True, num_shards=2) if dropped else {}
+    fused = out if not dropped else tmp_path / "fused"
+    if dropped:
+        run(fused, **kw)
+    assert not (fused / "_shards" / "unit-00000").exists()  # nothing written to shards and read back
+    monkeypatch.setattr(ccnet, "FUSE_SINGLE_UNIT", False)
+    run(tmp_path / "two", **kw)
+    assert (tmp_path / "two" / "_shards" / "unit-00000").is_dir()
+
+    def outputs(root):
+        return {k: v for k, v in tree_digest(root).items() if not k.startswith("_shards") and k not in ("stats.json", "_SUCCESS")}
+
+    def stats(root):  # collect reads JSON records from the shards, or the documents themselves: bytes_read differs
+        rows = json.loads((root / "stats.json").read_text())
+        for row in rows:
+            if row["step"] == "collect":
+                assert row["bytes_read"] >= row["bytes_kept"]
+                row.pop("bytes_read")
+        return rows
+
+    assert outputs(tmp_path / "two") == outputs(fused)
+    assert stats(tmp_path / "two") == stats(fused)
+
+
 def test_keep_first_leaves_one_copy_of_each_repeated_line(tmp_path):
     run(tmp_path / "first", inputs=[warc("pydocs.warc.gz")], dedup_keep="first", min_length=0)
     docs = read_output(tmp_path / "first")

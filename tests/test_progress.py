@@ -27,11 +27,12 @@ def test_a_logged_run_prints_plain_progress_lines(tmp_path):
     assert "\r" not in proc.stderr  # a log stays readable: whole lines only
     lines = [m for m in map(LINE.match, proc.stderr.splitlines()) if m]
     assert lines, proc.stderr[-2000:]
-    assert {m["label"] for m in lines} <= {"ccnet unit 0", "ccnet final"}
-    last = [m for m in lines if m["label"] == "ccnet unit 0"][-1]["steps"]
+    assert {m["label"] for m in lines} == {"ccnet"}  # one unit: one pipeline, unit and final pass together
+    last = lines[-1]["steps"]
     # the unit's last line has its steps in order with read>kept counts, and the input's share
     steps = re.findall(r"(\w+) ([\d,]+)>([\d,]+)", last)
-    assert [s[0] for s in steps][:2] == ["extract", "normalize"]
+    assert [s[0] for s in steps] == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup",
+                                     "content_dedup"]
     assert all(int(r.replace(",", "")) >= int(k.replace(",", "")) for _, r, k in steps)
 
 

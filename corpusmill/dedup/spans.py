@@ -10,10 +10,10 @@ window of ``n`` consecutive sentences (each sentence normalized as for line dedu
 
 from __future__ import annotations
 
-import hashlib
 from typing import AbstractSet, Iterable, List, Optional, Tuple
 
 from corpusmill.core.document import Document
+from corpusmill.core.hashing import stable_hash_signed
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.c4 import sentence_spans
 from corpusmill.filters.normalize import normalize_for_dedup
@@ -37,8 +37,7 @@ def span_hashes(text: str, n: int = 3) -> List[Optional[int]]:
         if not all(window):
             out.append(None)
             continue
-        digest = hashlib.sha1("\n".join(window).encode("utf-8")).digest()
-        out.append(int.from_bytes(digest[:8], "big"))
+        out.append(stable_hash_signed("\n".join(window)))
     return out
 
 

@@ -37,6 +37,7 @@ from corpusmill.engine.step import (
     build_stats,
     stable_hash,
     stats_json,
+    sum_stats,
 )
 from corpusmill.filters.base import Filter
 from corpusmill.io.documents import WriteDocuments
@@ -169,12 +170,17 @@ class Run:
         self._failed.append(out.failed)
         return out.kept
 
-    def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
-              label: str = "WriteDocuments", level: int = 6):
+    def before_write(self, docs: beam.PCollection) -> beam.PCollection:
+        """The user's filters that run just before the documents are written (``--add-filter`` with no step)."""
         for i, (extra, after) in enumerate(self._extra):
             if after is None and i not in self._extra_done:
                 self._extra_done.append(i)
                 docs = self._apply(docs, extra.name, extra)
+        return docs
+
+    def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
+              label: str = "WriteDocuments", level: int = 6):
+        docs = self.before_write(docs)
         return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard, level)
 
     def finish(self) -> None:
@@ -190,6 +196,7 @@ class Run:
 
         (
             tuple(self._stats) | "FlattenStats" >> beam.Flatten()
+            | "SumStats" >> beam.CombinePerKey(sum_stats)
             | "AllStats" >> beam.combiners.ToList()
             | "WriteStats" >> beam.Map(write_stats)
         )

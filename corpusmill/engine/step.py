@@ -151,6 +151,18 @@ class _FilterDoFn(beam.DoFn):
         self._tally: Optional[Tally] = None
         self._batch = max(0, int(getattr(filt, "batch_size", 0) or 0))
         self._buffer: list = []
+        # this bundle's stats, summed here and emitted once per key when the bundle ends (a few elements
+        # per bundle instead of one or two per document; Run.finish sums the bundles)
+        self._sums: Dict[tuple, list] = {}
+
+    def _stat(self, kind: str, name: str, n: int, size_in: int, size_out: int) -> None:
+        acc = self._sums.get((kind, name))
+        if acc is None:
+            self._sums[(kind, name)] = [n, size_in, size_out]
+        else:
+            acc[0] += n
+            acc[1] += size_in
+            acc[2] += size_out
 
     def _counter(self, name: str):
         counter = self._counters.get(name)
@@ -178,6 +190,7 @@ class _FilterDoFn(beam.DoFn):
         self._live = self._holder.filter
 
     def start_bundle(self):
+        self._sums = {}
         if self._tally is None:
             self._tally = Tally(self._step)  # live progress (core/progress.py): a no-op without its directory
 
@@ -201,6 +214,13 @@ class _FilterDoFn(beam.DoFn):
                     yield beam.pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
                 else:
                     yield GlobalWindows.windowed_value(out)
+        if self._sums:
+            from apache_beam.transforms.window import GlobalWindows
+
+            for (kind, name), (n, size_in, size_out) in sorted(self._sums.items()):
+                yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
+                    ((self._step, kind, name), (n, size_in, size_out))))
+            self._sums = {}
         if self._tally is not None:  # after the last batch, so the progress files hold the bundle's counts
             self._tally.flush()
 
@@ -241,36 +261,36 @@ class _FilterDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(FAILED, failure(
                 self._step, exc, location_of(element), doc.id if doc is not None else "",
                 doc.text[:500] if doc is not None else ""))
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, size_in, 0)))
+            self._stat(FAILED, "", 1, size_in, 0)
             return
         for name, value in (verdict.counts or {}).items():
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, name), (int(value), 0, 0)))
+            self._stat(COUNTER, name, int(value), 0, 0)
         doc = verdict.doc if verdict.doc is not None else doc_of(element)
         if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
-                yield beam.pvalue.TaggedOutput(STATS, ((self._step, COUNTER, SURROGATES), (1, 0, 0)))
+                self._stat(COUNTER, SURROGATES, 1, 0, 0)
         if verdict.kept:
             self._counter("kept").inc()
             if tally is not None:
                 tally.kept += 1
             yield doc
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, KEPT, ""), (1, size_in, doc.nbytes)))
+            self._stat(KEPT, "", 1, size_in, doc.nbytes)
         else:
             self._counter(f"dropped.{verdict.reason}").inc()
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, verdict.reason), (1, size_in, 0)))
+            self._stat(DROPPED, verdict.reason, 1, size_in, 0)
 
     def _skipped(self, entry: Skipped):
         if entry.is_failure:
             self._counter("failed").inc()
             yield beam.pvalue.TaggedOutput(FAILED, Failure(self._step, f"{entry.reason}: {entry.detail}",
                                                            entry.location))
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, FAILED, ""), (1, 0, 0)))
+            self._stat(FAILED, "", 1, 0, 0)
         else:
             self._counter(f"dropped.{entry.reason}").inc()
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, entry.reason, None, entry.location))
-            yield beam.pvalue.TaggedOutput(STATS, ((self._step, DROPPED, entry.reason), (1, 0, 0)))
+            self._stat(DROPPED, entry.reason, 1, 0, 0)
 
 
 @dataclasses.dataclass
@@ -281,7 +301,7 @@ class StepOutputs:
     stats: beam.PCollection
 
 
-def _sum3(values) -> Tuple[int, int, int]:
+def sum_stats(values) -> Tuple[int, int, int]:
     n = b_in = b_out = 0
     for c, i, o in values:
         n += c
@@ -301,8 +321,8 @@ class ApplyFilter(beam.PTransform):
     def expand(self, pcoll):
         results = pcoll | "Apply" >> beam.ParDo(_FilterDoFn(self.step, self.filt, shared.Shared())).with_outputs(
             DROPPED, FAILED, STATS, main=KEPT)
-        stats = results[STATS] | "SumStats" >> beam.CombinePerKey(_sum3)
-        return StepOutputs(results[KEPT], results[DROPPED], results[FAILED], stats)
+        # ``stats``: per bundle sums, keyed (step, kind, name); Run.finish sums every step's in one combine
+        return StepOutputs(results[KEPT], results[DROPPED], results[FAILED], results[STATS])
 
 
 # -- stats.json -------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ Two different normalizations:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from typing import List
 
+from corpusmill.core.hashing import stable_hash_signed
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 _SPACES = re.compile(r"[^\S\n]+")  # white space except newline
@@ -101,19 +101,15 @@ def normalize_for_dedup(line: str) -> str:
     return _ANY_SPACE.sub(" ", line).strip()
 
 
-def _sha1_64(text: str) -> int:
-    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big")
-
-
 def line_hash(line: str, normalize: str = "ccnet") -> int:
-    """First 8 bytes of SHA-1 of the dedup-normalized line (cc_net's HASH_SIZE), as an int. Every line
-    has one, an empty normalized form included (cc_net hashes "" too)."""
+    """First 8 bytes of SHA-1 of the dedup-normalized line (cc_net's HASH_SIZE), as a signed 64-bit
+    int (the same 8 bytes). Every line has one, an empty normalized form included (cc_net hashes "" too)."""
     norm = normalize_for_dedup_ccnet(line) if normalize == "ccnet" else normalize_for_dedup(line)
-    return _sha1_64(norm)
+    return stable_hash_signed(norm)
 
 
 def line_hashes(text: str, normalize: str = "ccnet") -> List[int]:
     if normalize not in DEDUP_NORMALIZERS:
         raise ValueError(f"unknown dedup normalization {normalize!r}; use one of {', '.join(DEDUP_NORMALIZERS)}")
     norm = normalize_for_dedup_ccnet if normalize == "ccnet" else normalize_for_dedup
-    return [_sha1_64(norm(line)) for line in text.split("\n")]
+    return [stable_hash_signed(norm(line)) for line in text.split("\n")]

@@ -188,9 +188,9 @@ class Placed(Filter):
 
 
 def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str],
-               placement: Dict[str, Dict[str, object]], skipped: Sequence[Skipped] = ()) -> None:
-    """The per-shard steps for ``files`` (one unit of shards), written per shard; the first reader
-    also counts ``skipped`` (the input's links and unreadable entries: the first unit gets them)."""
+               placement: Dict[str, Dict[str, object]], skipped: Sequence[Skipped] = ()) -> beam.PCollection:
+    """The per-shard steps for ``files`` (one unit of shards); returns the kept documents. The first
+    reader also counts ``skipped`` (the input's links and unreadable entries: the first unit gets them)."""
     warcs = [f for f in files if f.lower().endswith(WARC_SUFFIXES)]
     doc_files = [f for f in files if f.lower().endswith(DOC_SUFFIXES)]
     inputs = []
@@ -211,9 +211,12 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
         occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id)
     docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
-    docs = add_quality_steps(run, docs, cfg)
+    return add_quality_steps(run, docs, cfg)
+
+
+def write_unit(run: Run, cfg: CCNetConfig, docs: beam.PCollection) -> None:
+    """A unit's documents, written per shard (the final pass reads them back: gzip level 1, fast)."""
     group = output_group_fn(cfg)
-    # the shards' documents are read back by the final pass: written fast (gzip level 1)
     run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}", level=1)
 
 
@@ -244,9 +247,22 @@ def _doc_id(value):
     return value[0]
 
 
-def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Sequence[str]) -> None:
-    """Across every shard: one copy per normalized URL (the newest crawl) and per text."""
-    if shard_files:
+class Collected(Filter):
+    """The ``collect`` step of a one-pipeline run: the unit's documents, as the shards would give them back."""
+
+    name = "collect"
+
+    def __call__(self, doc):
+        return keep(doc)
+
+
+def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Sequence[str] = (),
+                unit_docs: Optional[beam.PCollection] = None) -> None:
+    """Across every shard: one copy per normalized URL (the newest crawl) and per text. ``unit_docs``:
+    the documents of the only unit, in the same pipeline (nothing written to shards and read back)."""
+    if unit_docs is not None:
+        docs = run.step(run.before_write(unit_docs), "collect", Collected())
+    elif shard_files:
         raw = p | "ReadShards" >> ReadRawRecords(list(shard_files))
         docs = run.step(raw, "collect", ParseDocument(cfg.source))
     else:
@@ -318,6 +334,9 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     pending = [u for u, ss in sorted(units.items()) if not all(s in done for s in ss)]
     _say(f"{len(shards)} shards: {len(done)} done, {len(shards) - len(done)} pending "
          f"({len(pending)} of {len(units)} units to run)")
+    if len(units) == 1 and pending and FUSE_SINGLE_UNIT:
+        only = [f for s in units[pending[0]] for f in shards[s]]
+        return _run_single_unit(cfg, beam_args, state, only, files.skipped, placement, extra)
     for n, unit in enumerate(pending, 1):
         unit_dir = state.unit_dir(unit)
         _clear(unit_dir)
@@ -325,8 +344,9 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
         unit_placement = {f: placement[f] for f in unit_files}
         skipped = files.skipped if unit == min(units) else ()
         _run_pipeline(cfg, beam_args, unit_dir,
-                      lambda p, run: build_unit(p, run, cfg, unit_files, unit_placement, skipped), extra,
-                      label=f"ccnet unit {unit}")
+                      lambda p, run: write_unit(run, cfg, build_unit(p, run, cfg, unit_files, unit_placement,
+                                                                    skipped)),
+                      extra, label=f"ccnet unit {unit}")
         mark_done(unit_dir)
         for s in units[unit]:
             state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))
@@ -334,11 +354,29 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     return _finish(cfg, beam_args, state, len(shards), sorted(units))
 
 
-def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
-            units: Sequence[int]) -> List[dict]:
-    """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
-    out = state.out_dir  # cfg.output, or the new output being built beside it (--overwrite)
-    # an earlier, interrupted final pass: everything but _shards/ goes (all of it is made again from the shards)
+# One unit (every shard in one line-dedup group: the common case below 50 shards) runs as ONE pipeline:
+# the unit's steps feed the final pass directly, so there is one start-up and the documents are not
+# written to _shards/ and read back. The bytes are those of the two-pipeline run (tested); a killed
+# run reruns the whole unit, as it would have anyway.
+FUSE_SINGLE_UNIT = True
+
+
+def _run_single_unit(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, files: Sequence[str],
+                     skipped: Sequence[Skipped], placement: Dict[str, Dict[str, object]], extra) -> List[dict]:
+    out = state.out_dir
+    _clear_stale(out)
+
+    def build(p, run):
+        build_final(p, run, cfg, unit_docs=build_unit(p, run, cfg, files, placement, skipped))
+
+    _run_pipeline(cfg, beam_args, out, build, extra, label="ccnet")
+    mark_done(out)
+    commit_output(out, cfg.output)
+    return read_stats(cfg.output)
+
+
+def _clear_stale(out: str) -> None:
+    """What an earlier, interrupted final pass left: everything but _shards/ (all of it is made again)."""
     if "://" in out:
         stale = [p for p in _matching(join(out, "*")) if os.path.basename(p.rstrip("/")) != SHARDS_DIR]
         if stale:
@@ -348,6 +386,13 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
             if name != SHARDS_DIR:
                 path = os.path.join(out, name)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
+            units: Sequence[int]) -> List[dict]:
+    """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
+    out = state.out_dir  # cfg.output, or the new output being built beside it (--overwrite)
+    _clear_stale(out)
     shard_files = [f for s in range(num_shards) for f in state.files(s)]
     unit_stats = [read_stats(state.unit_dir(u)) for u in units]
     steps = [e["step"] for e in unit_stats[0]] if unit_stats else []
