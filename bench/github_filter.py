@@ -18,6 +18,8 @@ import time
 
 from corpusmill.dedup.exact import content_hash
 from corpusmill.filters import code as rules
+from corpusmill.filters.base import run_filters
+from corpusmill.io.code import ReadCodeFile
 from corpusmill.stages.github import GitHubConfig, run_github
 
 
@@ -40,7 +42,7 @@ def main() -> None:
                 shutil.copyfile(f, dst)
         n = len(files) * args.copies
 
-        steps = [rules.ExtensionAllowList(), rules.SizeCap(), rules.ReadCodeFile(), rules.MaxLineLength(),
+        steps = [rules.ExtensionAllowList(), rules.SizeCap(), ReadCodeFile(), rules.MaxLineLength(),
                  rules.MeanLineLength(), rules.AlnumShare(), rules.AlphaPerToken(), rules.StripLicenseHeader()]
         start = time.perf_counter()
         seen, kept = set(), 0
@@ -48,14 +50,9 @@ def main() -> None:
             for f in files:
                 rel = os.path.relpath(f, lib)
                 path = os.path.join(roots, f"stdlib-copy{k}", rel)
-                item = rules.CodeFile(path, f"stdlib-copy{k}", rel, os.path.getsize(path))
-                for step in steps:
-                    v = step(item)
-                    if not v.kept:
-                        break
-                    item = v.doc
-                else:
-                    h = content_hash(item.text)
+                verdict = run_filters(steps, rules.CodeFile(path, f"stdlib-copy{k}", rel, os.path.getsize(path)))
+                if verdict.kept:
+                    h = content_hash(verdict.doc.text)
                     kept += h not in seen
                     seen.add(h)
         took = time.perf_counter() - start

@@ -82,6 +82,7 @@ def train_models(tmp: str) -> dict:
 def kernels(path: str, out: str, models: dict) -> int:
     from corpusmill.core.files import encode_jsonl_gz
     from corpusmill.dedup.lines import remove_lines
+    from corpusmill.filters.base import run_filters
     from corpusmill.filters.lid import LanguageId
     from corpusmill.filters.normalize import line_hashes, normalize_text
     from corpusmill.filters.perplexity import Perplexity, PerplexityBucket, read_cutoffs
@@ -112,14 +113,9 @@ def kernels(path: str, out: str, models: dict) -> int:
         text = remove_lines(text, repeated)
         if not text:
             continue
-        doc = Document(str(i), text)
-        for f in filters:
-            verdict = f(doc)
-            if not verdict.kept:
-                break
-            doc = verdict.doc
-        else:
-            kept.append(doc)
+        verdict = run_filters(filters, Document(str(i), text))
+        if verdict.kept:
+            kept.append(verdict.doc)
     with open(out, "wb") as fh:
         encode_jsonl_gz((d.to_dict() for d in kept), fh)
     return len(kept)

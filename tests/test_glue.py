@@ -184,3 +184,33 @@ def test_a_batch_filter_gives_the_same_outputs_and_accounting(tmp_path):
     assert tree_digest(str(tmp_path / "one")) == tree_digest(str(tmp_path / "batches"))
     assert [f["location"] for f in read_failed(str(tmp_path / "batches"))] == \
         [f["location"] for f in read_failed(str(tmp_path / "one"))] != []
+
+
+def test_run_filters_applies_a_chain_outside_beam_as_the_steps_would(tmp_path):
+    from corpusmill.filters.base import run_filters
+    from corpusmill.filters.lid import LanguageId
+    from corpusmill.filters.normalize import Normalize
+
+    lid = LanguageId(languages=["en"])
+    lid.setup()
+    chain = [Normalize(), lid]
+    verdicts = {d.id: run_filters(chain, d) for d in udhr_docs()}
+    kept = sorted(i for i, v in verdicts.items() if v.kept)
+    assert kept == ["udhr-en"]  # English only: every other language is the lid step's drop
+    assert verdicts["udhr-en"].doc.metadata["language"] == "en"  # the annotations of the whole chain
+    assert {v.reason for i, v in verdicts.items() if i != "udhr-en"} <= {"language_not_kept", "low_lang_score"}
+    # the same chain as Beam steps keeps the same documents
+    out = str(tmp_path / "o")
+    with beam.Pipeline(options=beam_options([])) as p:
+        run = Run(p, out)
+        docs = p | beam.Create(udhr_docs())
+        for f in chain:
+            docs = run.step(docs, f.name, f)
+        run.write(docs)
+        run.finish()
+    assert build_stats_from(out)["lid"]["kept"] == len(kept)
+
+
+def build_stats_from(out):
+    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+        return {row["step"]: row for row in json.load(fh)}

@@ -102,3 +102,14 @@ class FunctionFilter(Filter):
 
     def __call__(self, element: Any) -> Verdict:
         return self.fn(element)
+
+
+def run_filters(filters: Iterable[Filter], element: Any) -> Verdict:
+    """Apply ``filters`` in order outside Beam, as a stage's steps would: the first drop wins, else the
+    last verdict (its document carries every filter's annotations). For benches, tests and notebooks."""
+    verdict = keep(element)
+    for filt in filters:
+        verdict = filt(verdict.doc)
+        if not verdict.kept:
+            return verdict
+    return verdict
