@@ -25,10 +25,13 @@ def warc(name: str) -> str:
 
 
 def tree_digest(root: str) -> dict:
-    """{relative path: sha256} for every file under root (what "byte-identical output" compares)."""
+    """{relative path: sha256} for every file under root (what "byte-identical output" compares), but
+    the provenance records: they hold the run's times (corpusmill.engine.provenance)."""
     out = {}
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
+            if name == "_provenance.json":
+                continue
             path = os.path.join(dirpath, name)
             with open(path, "rb") as fh:
                 out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()

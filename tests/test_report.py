@@ -94,3 +94,51 @@ def test_report_command_prints_a_summary(run_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "accounting ok" in printed and "dead letters" in printed and out.exists()
     assert cli_main(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold(tmp_path):
+    """On the UDHR in 72 languages with --languages en,fr: the lid step's drops by language, the kept
+    and dropped score distributions with the threshold, exact group counts and the provenance."""
+    from conftest import DATA
+
+    from corpusmill.core.document import Document
+
+    src = tmp_path / "udhr.jsonl"
+    with open(src, "w", encoding="utf-8") as fh:
+        for line in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8"):
+            row = json.loads(line)
+            fh.write(Document(f"udhr-{row['lang']}", row["text"], "udhr", location=row["gflanguages_id"]).to_json() + "\n")
+    run = tmp_path / "run"
+    run_ccnet(CCNetConfig(input=[str(src)], output=str(run / "cc"), min_length=0, languages=["en", "fr"]))
+    path, _ = make_report(str(run), quiet=True)
+    proc = chromium(["--dump-dom", f"file://{path}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = lxml_html.fromstring(proc.stdout)
+    profile = json.load(open(run / "cc" / "profile.json"))
+    # every per-language count of every drop reason is in the page, in its own cell
+    for step, entry in profile["steps"].items():
+        for reason, per in entry["dropped"].items():
+            for lang, n in per["languages"].items():
+                if set(per["languages"]) == {"-"}:
+                    continue
+                cell = dom.xpath(f'//span[@data-step="{step}"][@data-reason="{reason}"][@data-language="{lang}"]')
+                assert cell and cell[0].text_content() == f"{lang}: {n}", (step, reason, lang)
+    assert len(profile["steps"]["lid"]["dropped"]["language_not_kept"]["languages"]) > 30
+    # exact written counts per group and language
+    for group, n in profile["output"]["groups"].items():
+        assert int(dom.xpath(f'//td[@data-stage="cc"][@data-group="{group}"]')[0].text_content()) == n
+    summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="cc"]')}
+    stats = json.load(open(run / "cc" / "stats.json"))
+    assert summary == {"read": stats[0]["read"], "written": sum(profile["output"]["groups"].values())}
+    # the threshold is stated and drawn on the lid step's plot (a dashed line labelled 0.5)
+    assert "thresholds: language_score = 0.5" in dom.text_content()
+    lid_plot = [svg for svg in dom.xpath("//svg") if "lid: language_score" in lxml_html.tostring(svg, encoding="unicode")]
+    assert lid_plot and "0.5" in lxml_html.tostring(lid_plot[0], encoding="unicode")
+    # how the output was made: the lid model's sha256, the effective config, seconds per step
+    prov = json.load(open(run / "cc" / "_provenance.json"))
+    lid = next(s for s in prov["steps"] if s["step"] == "lid")
+    assert lid["models"][0]["sha256"][:12] in dom.text_content()
+    assert '"en", "fr"' in dom.text_content()  # the languages option, from the effective configuration
+    shot = tmp_path / "report.png"
+    proc = chromium([f"--screenshot={shot}", "--window-size=1280,4000", f"file://{path}"], tmp_path)
+    assert proc.returncode == 0 and shot.stat().st_size > 50_000

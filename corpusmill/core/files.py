@@ -187,10 +187,15 @@ def expand_local(patterns: Iterable[str]) -> List[str]:
 # -- complete or absent -------------------------------------------------------------------------------
 DONE_NAME = "_SUCCESS"
 STATS_NAME = "stats.json"
-METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, "_STAGE.json"})
+PROFILE_NAME = "profile.json"
+# how the run was made (config, versions, model sha256, times): not part of the output's bytes, so
+# _SUCCESS does not list it and two runs of the same command still give identical outputs
+PROVENANCE_NAME = "_provenance.json"
+METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json"})
 
 
-def _sha256(path: str) -> str:
+def sha256_file(path: str) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -208,11 +213,11 @@ def completion_record(out_dir: str) -> dict:
         rel_root = os.path.relpath(root, out_dir)
         dirs[:] = sorted(d for d in dirs if not (rel_root == "." and d == "_shards") and not d.startswith("."))
         for name in sorted(names):
-            if name.startswith(".") or (rel_root == "." and name == DONE_NAME):
+            if name.startswith(".") or (rel_root == "." and name in (DONE_NAME, PROVENANCE_NAME)):
                 continue
             path = os.path.join(root, name)
             rel = os.path.normpath(os.path.join(rel_root, name)).replace(os.sep, "/")
-            files.append({"path": rel, "bytes": os.path.getsize(path), "sha256": _sha256(path)})
+            files.append({"path": rel, "bytes": os.path.getsize(path), "sha256": sha256_file(path)})
     return {"files": sorted(files, key=lambda f: f["path"])}
 
 
@@ -248,7 +253,7 @@ def check_complete(root: str, flag: str = "--input", verify: bool = True) -> Non
     for f in json.loads(text).get("files", []):
         path = os.path.join(root, f["path"])
         if (not os.path.isfile(path) or os.path.getsize(path) != f["bytes"]
-                or (verify and f.get("sha256") and _sha256(path) != f["sha256"])):
+                or (verify and f.get("sha256") and sha256_file(path) != f["sha256"])):
             raise CorpusmillError(f"{flag} {root}: {f['path']} is listed in {DONE_NAME} but is missing or changed; "
                                   f"rerun the command that wrote {root}")
 
@@ -258,3 +263,14 @@ def is_metadata(path: str, top: str) -> bool:
     any ``_``- or ``.``-prefixed part (``_dropped/``, ``_failed/``, ``_shards/``, ``_SUCCESS``) or stats.json."""
     rel = os.path.relpath(path, top).replace(os.sep, "/").split("/")
     return any(part.startswith(("_", ".")) for part in rel) or rel[-1] in METADATA_NAMES
+
+
+def read_provenance(out_dir: str) -> Optional[dict]:
+    """An output's ``_provenance.json`` (corpusmill.engine.provenance), or None."""
+    import json
+
+    path = os.path.join(out_dir, PROVENANCE_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

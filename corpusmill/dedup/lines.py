@@ -94,6 +94,9 @@ class RemoveDuplicateLines(Filter):
         self.min_length = min_length
         self.normalize = normalize
 
+    def thresholds(self):
+        return {"length": self.min_length}
+
     def __call__(self, item: Tuple[Document, Optional[AbstractSet[int]]]) -> Verdict:
         doc, remove = item
         text = remove_lines(doc.text, remove or frozenset(), self.normalize)

@@ -19,9 +19,10 @@ Every run writes, in its output directory:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
@@ -29,6 +30,19 @@ from corpusmill.core.config import close_matches
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import encode_jsonl_gz, join
+from corpusmill.core.profile import (
+    HIST,
+    OUTPUT,
+    OUTPUT_STEP,
+    SCORES,
+    bin_of,
+    build_profile,
+    label,
+    number,
+    profile_json,
+    profile_rows,
+)
+from corpusmill.core.profile import KINDS as PROFILE_KINDS
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT
 from corpusmill.engine.step import (
     ApplyFilter,
@@ -44,6 +58,7 @@ from corpusmill.io.documents import WriteDocuments
 from corpusmill.io.files import atomic_write, write_text_atomic
 
 STATS_FILE = "stats.json"
+PROFILE_FILE = "profile.json"
 DONE_FILE = "_SUCCESS"
 
 
@@ -143,6 +158,8 @@ class Run:
         self.fmt = fmt
         self.docs_per_shard = docs_per_shard
         self.steps: List[str] = []
+        self.thresholds: Dict[str, dict] = {}  # step -> what its filter applies (profile.json)
+        self.filters: Dict[str, Filter] = {}  # step -> its filter (provenance: class, models)
         # a user's filters (--add-filter): (filter, the step it runs after; None: before the write)
         self._extra = list(extra_filters)
         self._extra_done: List[int] = []
@@ -164,6 +181,8 @@ class Run:
             raise CorpusmillError(f"step name {name!r} is used twice in this stage (steps: {', '.join(self.steps)}); "
                                   f"give your filter another name")
         self.steps.append(name)
+        self.thresholds[name] = _json_safe(filt.thresholds())
+        self.filters[name] = filt
         out = pcoll | ApplyFilter(name, filt)
         self._stats.append(out.stats)
         self._dropped.append(out.dropped)
@@ -181,6 +200,7 @@ class Run:
     def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
               label: str = "WriteDocuments", level: int = 6):
         docs = self.before_write(docs)
+        self._stats.append(docs | f"Profile{label}" >> beam.ParDo(_ProfileOutput(group_fn or (lambda d: ""))))
         return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard, level)
 
     def finish(self) -> None:
@@ -189,10 +209,13 @@ class Run:
             if i not in self._extra_done:
                 raise CorpusmillError(f"--after {after}: this stage has no step {after!r}"
                                       f"{close_matches(after or '', self.steps)}; its steps: {', '.join(self.steps)}")
-        out_dir, steps = self.out_dir, list(self.steps)
+        out_dir, steps, thresholds = self.out_dir, list(self.steps), dict(self.thresholds)
 
         def write_stats(rows):
-            write_text_atomic(join(out_dir, STATS_FILE), stats_json(build_stats(rows, steps)))
+            profile = [r for r in rows if r[0][1] in PROFILE_KINDS]
+            write_text_atomic(join(out_dir, STATS_FILE),
+                              stats_json(build_stats([r for r in rows if r[0][1] not in PROFILE_KINDS], steps)))
+            write_text_atomic(join(out_dir, PROFILE_FILE), profile_json(build_profile(profile, steps, thresholds)))
 
         (
             tuple(self._stats) | "FlattenStats" >> beam.Flatten()
@@ -222,16 +245,61 @@ class Run:
         write_sharded(failed | "KeyFailed" >> beam.Map(lambda f: ("", f)), out_dir, lambda _key: join("_failed", "failed"),
                       self.docs_per_shard, sort_key=lambda f: (f.step, f.location, f.doc_id), label="WriteFailed")
 
-    def include(self, steps: Sequence[str], stats: Sequence[dict], records: beam.PCollection) -> None:
+    def include(self, steps: Sequence[str], stats: Sequence[dict], records: beam.PCollection,
+                profiles: Sequence[dict] = ()) -> None:
         """Take in the accounting of earlier runs (the CCNet stage's shard groups): their steps come
-        first in stats.json, their stats are added, and ``records`` (:class:`Dropped` and
-        :class:`Failure` objects) join this run's dropped and failed outputs."""
+        first in stats.json, their stats and their steps' profiles (not what they wrote) are added, and
+        ``records`` (:class:`Dropped` and :class:`Failure` objects) join this run's dropped and failed
+        outputs."""
         self.steps[:0] = [s for s in steps if s not in self.steps]
-        self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(stats_rows(stats)))
+        for profile in profiles:
+            for step, entry in profile.get("steps", {}).items():
+                self.thresholds.setdefault(step, entry.get("thresholds", {}))
+        rows = stats_rows(stats) + [r for p in profiles for r in profile_rows(p)]
+        self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(rows))
         split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(
             lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
         self._dropped.append(split[0])
         self._failed.append(split[1])
+
+
+def _json_safe(value):
+    """A filter's thresholds as JSON values (numbers, strings, lists and dicts of them)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class _ProfileOutput(beam.DoFn):
+    """The written documents' profile rows (corpusmill.core.profile), summed per bundle."""
+
+    def __init__(self, group_fn: Callable[[Document], str]):
+        self.group_fn = group_fn
+        self._sums: Dict[str, list] = {}
+
+    def start_bundle(self):
+        self._sums = {}
+
+    def _add(self, name: str, chars: int = 0) -> None:
+        acc = self._sums.setdefault(name, [0, 0])
+        acc[0] += 1
+        acc[1] += chars
+
+    def process(self, doc):
+        lang = label(doc.metadata.get("language"))
+        self._add(f"groups\t{label(self.group_fn(doc) or '(all)')}", len(doc.text))
+        self._add(f"languages\t{lang}")
+        self._add(f"sources\t{label(doc.source)}")
+        self._add(f"{HIST}\tlength\x1f{lang}\x1f{bin_of('length', len(doc.text))}")
+        for score in SCORES:
+            value = number(doc.metadata.get(score))
+            if value is not None:
+                self._add(f"{HIST}\t{score}\x1f{lang}\x1f{bin_of(score, value)}")
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindows
+
+        for name, (n, chars) in sorted(self._sums.items()):
+            yield GlobalWindows.windowed_value(((OUTPUT_STEP, OUTPUT, name), (n, chars, 0)))
+        self._sums = {}
 
 
 def stats_rows(stats: Sequence[dict]) -> List[tuple]:
@@ -276,7 +344,7 @@ def mark_done(out_dir: str) -> None:
     sha256 (local outputs; on an object store, sizes only). Consumers refuse an output without it."""
     import json
 
-    from corpusmill.core.files import completion_record
+    from corpusmill.core.files import PROVENANCE_NAME, completion_record
 
     if "://" in out_dir:
         from apache_beam.io.filesystems import FileSystems
@@ -284,7 +352,8 @@ def mark_done(out_dir: str) -> None:
         base = out_dir.rstrip("/") + "/"
         found = [m for r in FileSystems.match([base + "**"]) for m in r.metadata_list]
         files = sorted(({"path": m.path[len(base):], "bytes": m.size_in_bytes} for m in found
-                        if not m.path[len(base):].startswith(("_shards/", DONE_FILE))), key=lambda f: f["path"])
+                        if not m.path[len(base):].startswith(("_shards/", DONE_FILE, PROVENANCE_NAME))),
+                       key=lambda f: f["path"])
         record = {"files": files}
     else:
         record = completion_record(out_dir)

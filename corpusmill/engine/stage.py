@@ -22,7 +22,15 @@ from corpusmill.core.files import join
 from corpusmill.core.plugins import import_object
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
-from corpusmill.engine.run import STATS_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
+from corpusmill.engine.run import (
+    PROFILE_FILE,
+    STATS_FILE,
+    Run,
+    begin_output,
+    check_output_apart,
+    commit_output,
+    mark_done,
+)
 from corpusmill.filters.base import Filter
 from corpusmill.io.documents import FORMATS
 
@@ -79,11 +87,13 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
 
     from corpusmill.core.progress import Watcher
     from corpusmill.engine.options import DEFAULT_RUNNER
+    from corpusmill.engine.provenance import Clock, write_provenance
 
     runs: List[Run] = []
     local = options.view_as(StandardOptions).runner == DEFAULT_RUNNER
     watcher = Watcher(label, lambda: runs[0].steps if runs else [])
     watcher.enabled = watcher.enabled and local
+    clock = Clock()
     with watcher:
         with beam.Pipeline(options=options) as p:
             run = Run(p, out_dir, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
@@ -93,6 +103,16 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
             runs.append(run)
             build(p, run)
             run.finish()
+    write_provenance(out_dir, label, out, options, run, getattr(p, "result", None), clock)
+
+
+def read_profile(out_dir: str) -> dict:
+    """An output's profile.json (corpusmill.core.profile); {} for an output written before it existed."""
+    path = join(out_dir, PROFILE_FILE)
+    if "://" not in path and not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def read_stats(out_dir: str) -> List[dict]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 import traceback
 from typing import Any, Dict, Optional, Tuple
 
@@ -39,12 +40,14 @@ from apache_beam.utils import shared
 from corpusmill.core.document import Document
 from corpusmill.core.hashing import stable_hash  # noqa: F401 (re-exported for stages)
 from corpusmill.core.inputs import Skipped
+from corpusmill.core.profile import BY_LANGUAGE, BY_SOURCE, HIST, NO_LANGUAGE, bin_of, label, number
 from corpusmill.core.progress import Tally
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT, build_stats, check_accounting, stats_json  # noqa: F401  # noqa: E402
 from corpusmill.core.text import printable
 from corpusmill.filters.base import Filter, Verdict
 
 STATS = "stats"
+MICROSECONDS = "microseconds"  # the Beam counter of time spent in a step's filter
 
 
 @dataclasses.dataclass(slots=True)
@@ -154,6 +157,8 @@ class _FilterDoFn(beam.DoFn):
         # this bundle's stats, summed here and emitted once per key when the bundle ends (a few elements
         # per bundle instead of one or two per document; Run.finish sums the bundles)
         self._sums: Dict[tuple, list] = {}
+        self._scores = tuple(getattr(filt, "scores", ()) or ())
+        self._seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
 
     def _stat(self, kind: str, name: str, n: int, size_in: int, size_out: int) -> None:
         acc = self._sums.get((kind, name))
@@ -191,6 +196,7 @@ class _FilterDoFn(beam.DoFn):
 
     def start_bundle(self):
         self._sums = {}
+        self._seconds = 0.0
         if self._tally is None:
             self._tally = Tally(self._step)  # live progress (core/progress.py): a no-op without its directory
 
@@ -221,11 +227,15 @@ class _FilterDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
                     ((self._step, kind, name), (n, size_in, size_out))))
             self._sums = {}
+        if self._seconds:
+            self._counter(MICROSECONDS).inc(int(self._seconds * 1e6))
+            self._seconds = 0.0
         if self._tally is not None:  # after the last batch, so the progress files hold the bundle's counts
             self._tally.flush()
 
     def _flush(self):
         batch, self._buffer = self._buffer, []
+        start = time.perf_counter()
         try:
             verdicts = self._live.call_batch(batch)
             if len(verdicts) != len(batch):
@@ -235,11 +245,14 @@ class _FilterDoFn(beam.DoFn):
             verdicts = None
         if verdicts is None:  # (outside the except block: the dead letter's traceback is the element's own)
             verdicts = [self._verdict(e) for e in batch]
+        else:
+            self._seconds += time.perf_counter() - start
         for element, verdict in zip(batch, verdicts):
             yield from self._route(element, verdict)
 
     def _verdict(self, element):
         """The filter's verdict, or the exception it raised."""
+        start = time.perf_counter()
         try:
             verdict = self._live(element)
             if not isinstance(verdict, Verdict):
@@ -248,6 +261,8 @@ class _FilterDoFn(beam.DoFn):
             return verdict
         except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
             return exc
+        finally:
+            self._seconds += time.perf_counter() - start
 
     def _route(self, element, verdict):
         size_in = size_of(element)
@@ -270,6 +285,7 @@ class _FilterDoFn(beam.DoFn):
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
                 self._stat(COUNTER, SURROGATES, 1, 0, 0)
+        self._profile(doc if isinstance(doc, Document) else None, verdict.reason)
         if verdict.kept:
             self._counter("kept").inc()
             if tally is not None:
@@ -281,6 +297,21 @@ class _FilterDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
             self._stat(DROPPED, verdict.reason, 1, size_in, 0)
 
+    def _profile(self, doc: Optional[Document], reason: Optional[str]) -> None:
+        """profile.json's rows for one verdict (corpusmill.core.profile)."""
+        lang = label(doc.metadata.get("language")) if doc is not None else NO_LANGUAGE
+        if reason is not None:
+            self._stat(BY_LANGUAGE, f"{reason}\t{lang}", 1, 0, 0)
+            self._stat(BY_SOURCE, f"{reason}\t{label(doc.source) if doc is not None else NO_LANGUAGE}", 1, 0, 0)
+        if doc is None:
+            return
+        outcome = "kept" if reason is None else "dropped"
+        self._stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
+        for score in self._scores:
+            value = number(doc.metadata.get(score))
+            if value is not None:
+                self._stat(HIST, f"{score}\t{outcome}\t{lang}\t{bin_of(score, value)}", 1, 0, 0)
+
     def _skipped(self, entry: Skipped):
         if entry.is_failure:
             self._counter("failed").inc()
@@ -291,6 +322,7 @@ class _FilterDoFn(beam.DoFn):
             self._counter(f"dropped.{entry.reason}").inc()
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, entry.reason, None, entry.location))
             self._stat(DROPPED, entry.reason, 1, 0, 0)
+            self._profile(None, entry.reason)
 
 
 @dataclasses.dataclass

@@ -59,6 +59,14 @@ class Filter:
     # Attributes holding model file/directory paths. A path on gs:// (any Beam file system) is copied
     # to the worker's local disk before setup() (corpusmill.engine.step), so filters open local files.
     model_files: tuple = ()
+    # The metadata scores this filter sets and judges by (e.g. "language_score"): the stage's profile
+    # (corpusmill.core.profile) histograms them for the kept and the dropped documents of this step.
+    scores: tuple = ()
+
+    def thresholds(self) -> Dict[str, Any]:
+        """What this filter applies to its scores, for profile.json and the report: ``{score: value}``, or
+        ``{score: {language: [values]}}`` when it depends on the language."""
+        return {}
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -51,6 +51,7 @@ class LanguageId(Filter):
     name = "lid"
     transient = ("_model",)
     model_files = ("model_path",)
+    scores = ("language_score",)
 
     def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
                  languages: Optional[Sequence[str]] = None):
@@ -62,6 +63,9 @@ class LanguageId(Filter):
     def setup(self) -> None:
         if self._model is None:
             self._model = load_fasttext(self.model_path or default_lid_model())
+
+    def thresholds(self):
+        return {"language_score": self.threshold}
 
     def predict(self, text: str) -> Tuple[str, float]:
         if self._model is None:

@@ -357,12 +357,18 @@ class PerplexityBucket(Filter):
     """
 
     name = "bucket"
+    scores = ("perplexity",)
 
     def __init__(self, cutoffs_path: str, keep: Sequence[str] = DEFAULT_KEEP_BUCKETS,
                  cutoffs: Optional[Cutoffs] = None):
         self.cutoffs_path = cutoffs_path  # where the table came from (a remote path stays remote)
         self.cutoffs = cutoffs if cutoffs is not None else read_cutoffs(cutoffs_path)
         self.keep = frozenset(parse_buckets(keep))
+
+    def thresholds(self):
+        """The head/middle and middle/tail perplexities of each language."""
+        return {"perplexity": {lang: [table[HEAD_PERCENTILE], table[TAIL_PERCENTILE]]
+                               for lang, table in sorted(self.cutoffs.items()) if table}}
 
     def __call__(self, doc) -> Verdict:
         lang = doc.metadata.get("language", "")

@@ -78,6 +78,7 @@ class WikiClassifier(Filter):
     name = "wiki_classifier"
     transient = ("_models",)
     model_files = ("models",)
+    scores = ("wiki_prob",)
 
     def __init__(self, models: Union[str, Dict[str, str]], threshold: float = DEFAULT_THRESHOLD):
         self.models = parse_classifiers(models) if isinstance(models, str) else dict(models)
@@ -87,6 +88,9 @@ class WikiClassifier(Filter):
     def setup(self) -> None:
         if self._models is None:
             self._models = {lang: load_classifier(path) for lang, path in self.models.items()}
+
+    def thresholds(self):
+        return {"wiki_prob": self.threshold}
 
     def probability(self, text: str, lang: str = "en") -> Optional[float]:
         if self._models is None:

@@ -1,27 +1,23 @@
-"""Gather what a run wrote: every stage's stats.json, dropped samples, dead letters, documents, mixture.
+"""Gather what a run wrote: every stage's stats.json, profile.json, provenance, dropped samples, dead
+letters, the mixing manifests and training logs.
 
 A *run directory* holds stage output directories (each with a stats.json) at any depth, and perhaps
 a shards directory with a manifest.json from the mixer. Everything is read from files, so a report can
-be made for a run from any runner, long after it finished.
-
-Documents are read for the histograms up to ``max_docs`` per stage (files in name order, so the
-sample is the same every time); the counts per group come from the whole output when it is small
-enough, else from the sample (the report says which).
+be made for a run from any runner, long after it finished. No document is read: the counts per
+output group, language and source and every histogram come from profile.json, which the pipeline
+computed over all documents (corpusmill.core.profile).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import os
 import sys
 from typing import Dict, List, Optional
 
-from corpusmill.core.files import list_output_files, read_documents_file, read_dropped, read_failed
+from corpusmill.core.files import PROFILE_NAME, read_dropped, read_failed, read_provenance
 from corpusmill.core.stats import check_accounting
-
-ANNOTATIONS = ("language_score", "perplexity", "wiki_prob")
 
 
 @dataclasses.dataclass
@@ -30,12 +26,27 @@ class StageData:
     path: str
     stats: List[dict]
     problems: List[str]  # accounting identity violations
-    groups: Dict[str, int]  # output group (language, lang_bucket, ...) -> documents
-    groups_complete: bool  # counted over every document (else over the sample)
-    values: Dict[str, Dict[str, List[float]]]  # annotation -> group -> values (sampled documents)
-    lengths: Dict[str, List[int]]  # group -> document lengths in characters (sampled documents)
+    profile: dict  # profile.json ({} for an output written before corpusmill wrote one)
+    provenance: Optional[dict]  # _provenance.json
     dropped: Dict[str, Dict[str, List[dict]]]  # step -> reason -> sample records
     failed: List[dict]
+
+    @property
+    def groups(self) -> Dict[str, int]:
+        """Output group (language, lang_bucket, ...) -> documents written, exact."""
+        return self.profile.get("output", {}).get("groups", {})
+
+    @property
+    def read(self) -> int:
+        """Documents read by the stage: its reading steps summed (one per source), else its first step."""
+        reading = [s["read"] for s in self.stats if s["step"].startswith(("read", "extract"))]
+        return sum(reading) if reading else (self.stats[0]["read"] if self.stats else 0)
+
+    @property
+    def written(self) -> int:
+        if self.profile:
+            return sum(self.groups.values())
+        return self.stats[-1]["kept"] if self.stats else 0
 
 
 @dataclasses.dataclass
@@ -79,50 +90,22 @@ def find_manifests(root: str) -> List[str]:
     return sorted(found)
 
 
-def _read_jsonl_gz(path: str) -> List[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _group_of(stage_dir: str, path: str) -> str:
-    rel = os.path.relpath(os.path.dirname(path), stage_dir)
-    return "(all)" if rel == "." else rel
-
-
-def read_stage(root: str, stage_dir: str, max_docs: int, quiet: bool = True) -> StageData:
+def read_stage(root: str, stage_dir: str) -> StageData:
     with open(os.path.join(stage_dir, "stats.json"), encoding="utf-8") as fh:
         stats = json.load(fh)
-    files = list_output_files(stage_dir)
-    groups: Dict[str, int] = {}
-    values: Dict[str, Dict[str, List[float]]] = {k: {} for k in ANNOTATIONS}
-    lengths: Dict[str, List[int]] = {}
-    seen = 0
-    complete = True
-    for i, path in enumerate(files):
-        if seen >= max_docs:
-            complete = False
-            break
-        _progress(f"{os.path.relpath(stage_dir, root) or '.'}: file {i + 1}/{len(files)}", quiet or len(files) < 20)
-        group = _group_of(stage_dir, path)
-        for doc in read_documents_file(path):
-            groups[group] = groups.get(group, 0) + 1
-            lengths.setdefault(group, []).append(len(doc.text))
-            for key in ANNOTATIONS:
-                value = doc.metadata.get(key)
-                if isinstance(value, (int, float)):
-                    values[key].setdefault(group, []).append(float(value))
-            seen += 1
-            if seen >= max_docs:
-                break
-    dropped = read_dropped(stage_dir)
-    failed = read_failed(stage_dir)
-    return StageData(
-        name=os.path.relpath(stage_dir, root), path=stage_dir, stats=stats, problems=check_accounting(stats),
-        groups=dict(sorted(groups.items())), groups_complete=complete,
-        values={k: v for k, v in values.items() if v}, lengths=lengths, dropped=dropped, failed=failed)
+    profile = {}
+    if os.path.isfile(os.path.join(stage_dir, PROFILE_NAME)):
+        with open(os.path.join(stage_dir, PROFILE_NAME), encoding="utf-8") as fh:
+            profile = json.load(fh)
+    name = os.path.relpath(stage_dir, root)
+    if name == ".":  # the run directory is the stage itself
+        name = os.path.basename(os.path.abspath(stage_dir))
+    return StageData(name=name, path=stage_dir, stats=stats, problems=check_accounting(stats), profile=profile,
+                     provenance=read_provenance(stage_dir), dropped=read_dropped(stage_dir),
+                     failed=read_failed(stage_dir))
 
 
-def collect(root: str, max_docs: int = 20_000, quiet: bool = False) -> RunData:
+def collect(root: str, quiet: bool = False) -> RunData:
     if not os.path.isdir(root):
         from corpusmill.core.errors import CorpusmillError
 
@@ -131,7 +114,7 @@ def collect(root: str, max_docs: int = 20_000, quiet: bool = False) -> RunData:
     stages = []
     for n, stage_dir in enumerate(stage_dirs, 1):
         _progress(f"stage {n}/{len(stage_dirs)}: {os.path.relpath(stage_dir, root)}", quiet)
-        stages.append(read_stage(root, stage_dir, max_docs, quiet))
+        stages.append(read_stage(root, stage_dir))
     mixtures = []
     for path in find_manifests(root):
         with open(path, encoding="utf-8") as fh:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import io
-import math
+import os
 from typing import Dict, List, Sequence
 
 from corpusmill.report.collect import RunData, StageData
@@ -23,7 +23,9 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .sample pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;font-size:.85em;max-height:12em;overflow:auto}
 .meta{color:#666;font-size:.85em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
 details>summary{cursor:pointer;font-weight:bold;margin:.3em 0}
-nav a{margin-right:1em}
+nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
+code{font-size:.85em}td.breakdown{max-width:52em;line-height:1.6}
+.count{display:inline-block;background:#eef3fb;border-radius:3px;padding:0 .35em;margin:0 .1em;white-space:nowrap}
 """
 
 
@@ -72,23 +74,31 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], title: str, xlabel:
     return _svg(fig)
 
 
-def histogram(series: Dict[str, List[float]], title: str, xlabel: str, log_x: bool = False) -> str:
+SCORE_TITLES = {"language_score": "language score (lid.176)", "perplexity": "perplexity (KenLM)",
+                "wiki_prob": "Wikipedia-classifier probability", "length": "length (characters)"}
+LOG_SCORES = ("perplexity", "length")
+
+
+def binned_plot(edges: Sequence[float], series: Dict[str, Sequence[int]], title: str, score: str,
+                thresholds: Sequence[float] = ()) -> str:
+    """Counts on the profile's fixed bin edges (the same for every group, step and run), the x axis
+    clamped to the score's possible range, each threshold drawn as a dashed line."""
     fig, ax = _figure()
-    top = sorted(series.items(), key=lambda kv: -len(kv[1]))[:6]
-    values = [v for _, vs in top for v in vs if (v > 0 or not log_x)]
-    if values:
-        lo, hi = min(values), max(values)
-        if log_x:
-            bins = [10 ** (math.log10(lo) + i * (math.log10(hi) - math.log10(lo) + 1e-9) / 30) for i in range(31)]
-            ax.set_xscale("log")
-        else:
-            bins = 30 if hi > lo else 1
-        for group, vs in top:
-            vs = [v for v in vs if (v > 0 or not log_x)]
-            ax.hist(vs, bins=bins, alpha=0.55, label=f"{group} ({len(vs)})")
+    colors = {"kept": "#1976d2", "dropped": "#c62828"}
+    for i, (name, counts) in enumerate(series.items()):
+        color = colors.get(name, f"C{i}")
+        ax.stairs(list(counts), list(edges), label=f"{name} ({sum(counts)})", color=color, fill=len(series) <= 2,
+                  alpha=0.45 if len(series) <= 2 else 0.9, linewidth=1.2)
+    if score in LOG_SCORES:
+        ax.set_xscale("log")
+    ax.set_xlim(edges[0], edges[-1])
+    for t in thresholds:
+        ax.axvline(t, color="#333", linestyle="--", linewidth=1)
+        ax.annotate(f"{t:g}", (t, 1), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
+    if series:
         ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(SCORE_TITLES.get(score, score))
     ax.set_ylabel("documents")
     return _svg(fig)
 
@@ -156,9 +166,13 @@ def _dropped_section(stage: StageData) -> str:
     if not stage.dropped:
         return "<p>No documents were dropped.</p>"
     parts = []
+    totals = {s["step"]: s["dropped"] for s in stage.stats}
     for step, reasons in stage.dropped.items():
         for reason, records in reasons.items():
-            parts.append(f"<details><summary>{_e(step)} / {_e(reason)} ({len(records)} sampled)</summary>"
+            total = totals.get(step, {}).get(reason, len(records))
+            shown = min(len(records), SAMPLES_PER_REASON)
+            parts.append(f"<details><summary>{_e(step)} / {_e(reason)}: {total} dropped; {shown} shown of "
+                         f"{len(records)} sampled evenly (by hash) from all of them</summary>"
                          + "".join(_doc_excerpt(r) for r in records[:SAMPLES_PER_REASON]) + "</details>")
     return "".join(parts)
 
@@ -173,24 +187,126 @@ def _failed_section(stage: StageData) -> str:
             f"{rows}</table>{more}")
 
 
+def _count_table(counts: Dict[str, int], what: str, stage: StageData, attr: str, limit: int = 40) -> str:
+    total = sum(counts.values()) or 1
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    rows = "".join(f'<tr><td class="l">{_e(k)}</td><td data-stage="{_e(stage.name)}" data-{attr}="{_e(k)}">{n}</td>'
+                   f"<td>{100 * n / total:.1f}%</td></tr>" for k, n in items[:limit])
+    more = f'<p class="meta">… and {len(items) - limit} more</p>' if len(items) > limit else ""
+    return f'<table><tr><th class="l">{what}</th><th>documents</th><th>share</th></tr>{rows}</table>{more}'
+
+
 def _groups_section(stage: StageData) -> str:
+    if not stage.profile:
+        return ('<p class="fail">No profile.json: this output was written before corpusmill computed exact counts '
+                "and distributions in the pipeline. Rerun the stage to see them.</p>")
+    out = stage.profile.get("output", {})
     if not stage.groups:
         return "<p>No documents were written.</p>"
-    total = sum(stage.groups.values()) or 1
-    rows = "".join(f'<tr><td class="l">{_e(g)}</td><td data-stage="{_e(stage.name)}" data-group="{_e(g)}">{n}</td>'
-                   f"<td>{100 * n / total:.1f}%</td></tr>" for g, n in stage.groups.items())
-    note = "" if stage.groups_complete else '<p class="meta">Counted over the sampled documents only.</p>'
-    plots = [bar_plot(list(stage.groups)[:25], list(stage.groups.values())[:25], "documents per output group", "documents")]
-    labels = {"language_score": ("language score", False), "perplexity": ("perplexity", True),
-              "wiki_prob": ("Wikipedia-classifier probability", False)}
-    for key, series in stage.values.items():
-        title, log_x = labels.get(key, (key, False))
-        plots.append(histogram(series, f"{title} by group", title, log_x))
-    plots.append(histogram({g: [float(x) for x in v] for g, v in stage.lengths.items()},
-                           "document length by group", "characters (log scale)", log_x=True))
+    tables = [_count_table(stage.groups, "output group", stage, "group")]
+    if len(out.get("languages", {})) > 1 or len(stage.groups) == 1:
+        tables.append(_count_table(out.get("languages", {}), "language", stage, "language"))
+    tables.append(_count_table(out.get("sources", {}), "source", stage, "source"))
+    edges = stage.profile["bins"]
+    plots = [bar_plot(list(stage.groups)[:25], list(stage.groups.values())[:25], "documents per output group",
+                      "documents")]
+    for score, per_lang in out.get("histograms", {}).items():
+        top = dict(sorted(per_lang.items(), key=lambda kv: -sum(kv[1]))[:6])
+        plots.append(binned_plot(edges[score], top, f"written documents: {SCORE_TITLES.get(score, score)}, by language",
+                                 score))
     figures = "".join(f"<figure>{p}</figure>" for p in plots)
-    return (f'<table><tr><th class="l">group</th><th>documents</th><th>share</th></tr>{rows}</table>{note}'
-            f'<div class="plots">{figures}</div>')
+    return (f'<p class="meta">Exact: counted by the pipeline over every written document (profile.json).</p>'
+            f'<div class="plots">{"".join(f"<div>{t}</div>" for t in tables)}</div><div class="plots">{figures}</div>')
+
+
+def _threshold_values(value) -> Dict[str, List[float]]:
+    """A step's threshold for one score: {"": [t]} or, per language, {lang: [t1, t2]}."""
+    if isinstance(value, (int, float)):
+        return {"": [float(value)]}
+    if isinstance(value, dict):
+        return {k: [float(x) for x in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+    return {}
+
+
+def _sum_langs(per_lang: Dict[str, List[int]]) -> List[int]:
+    counts = None
+    for c in per_lang.values():
+        counts = list(c) if counts is None else [a + b for a, b in zip(counts, c)]
+    return counts or []
+
+
+def _step_filters(stage: StageData, step: str, entry: dict) -> str:
+    edges = stage.profile["bins"]
+    parts = []
+    for reason, per in entry.get("dropped", {}).items():
+        for key, what in (("languages", "language"), ("sources", "source")):
+            counts = per.get(key, {})
+            if len(counts) > 1 or (key == "languages" and set(counts) != {"-"}):  # "-": before language ID
+                items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                cells = " ".join(f'<span class="count" data-stage="{_e(stage.name)}" data-step="{_e(step)}" '
+                                 f'data-reason="{_e(reason)}" data-{what}="{_e(k)}">{_e(k)}: {n}</span>'
+                                 for k, n in items)
+                parts.append(f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td>'
+                             f'<td class="l breakdown">{cells}</td></tr>')
+    table = f"<table>{''.join(parts)}</table>" if parts else ""
+    thresholds = entry.get("thresholds", {})
+    plots = []
+    for score, verdicts in entry.get("histograms", {}).items():
+        if score == "length" and "length" not in thresholds and "too_short" not in entry.get("dropped", {}):
+            continue
+        limits = _threshold_values(thresholds.get(score))
+        if set(limits) - {""}:  # per-language thresholds: one plot per language (the largest four)
+            sizes = {lang: sum(sum(v.get(lang, [])) for v in verdicts.values()) for lang in limits}
+            for lang in sorted(sizes, key=lambda k: -sizes[k])[:4]:
+                series = {v: counts[lang] for v, counts in sorted(verdicts.items(), reverse=True) if lang in counts}
+                plots.append(binned_plot(edges[score], series, f"{step}: {score}, {lang}", score, limits[lang]))
+        else:
+            series = {v: _sum_langs(per_lang) for v, per_lang in sorted(verdicts.items(), reverse=True)}
+            plots.append(binned_plot(edges[score], series, f"{step}: {score}, kept and dropped", score,
+                                     limits.get("", [])))
+    shown = ", ".join(f"{k} = {_e(v)}" for k, v in thresholds.items())
+    head = f'<p class="meta">thresholds: {shown}</p>' if shown else ""
+    figures = "".join(f"<figure>{p}</figure>" for p in plots)
+    return f"<h4>{_e(step)}</h4>{head}{table}<div class='plots'>{figures}</div>"
+
+
+def _filters_section(stage: StageData) -> str:
+    """Per step: what it removed, in which language and source, and its scores against its threshold."""
+    if not stage.profile:
+        return ""
+    parts = [_step_filters(stage, step, entry) for step, entry in stage.profile.get("steps", {}).items()
+             if entry.get("dropped") or (set(entry.get("histograms", {})) - {"length"})]
+    return "".join(parts) or "<p>No step dropped documents.</p>"
+
+
+def _provenance_section(stage: StageData) -> str:
+    prov = stage.provenance
+    if not prov:
+        return "<p class='meta'>No _provenance.json (written before corpusmill recorded how a run was made).</p>"
+    rows = []
+    for step in prov.get("steps", []):
+        models = "<br>".join(f'{_e(os.path.basename(m["path"]))} <code>{_e((m.get("sha256") or "remote")[:12])}</code>'
+                             for m in step.get("models", []))
+        seconds = "" if step.get("seconds") is None else f'{step["seconds"]:.2f}'
+        rows.append(f'<tr><td class="l">{_e(step["step"])}</td><td class="l"><code>{_e(step.get("filter") or "")}'
+                    f'</code></td><td class="l">{_e(json_short(step.get("thresholds") or {}))}</td>'
+                    f'<td class="l">{models}</td><td>{seconds}</td></tr>')
+    rows = "".join(rows)
+    config = "".join(f'<tr><td class="l">{_e(k)}</td><td class="l">{_e(json_short(v))}</td></tr>'
+                     for k, v in prov.get("config", {}).items())
+    return (f'<p>corpusmill {_e(prov.get("corpusmill"))}, Apache Beam {_e(prov.get("apache_beam"))}, Python '
+            f'{_e(prov.get("python"))}; started {_e(prov.get("started"))}, finished {_e(prov.get("finished"))}, '
+            f'{prov.get("wall_seconds", 0):.1f} s wall; runner options {_e(json_short(prov.get("beam_options", {})))}</p>'
+            '<table><tr><th class="l">step</th><th class="l">filter</th><th class="l">thresholds</th>'
+            f'<th class="l">models (sha256)</th><th>seconds</th></tr>{rows}</table>'
+            f"<details><summary>effective configuration</summary><table>{config}</table></details>")
+
+
+def json_short(value) -> str:
+    import json
+
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def _mixture_section(data: RunData) -> str:
@@ -203,7 +319,7 @@ def _mixture_section(data: RunData) -> str:
             f'<tr><td class="l">{_e(name)}</td><td>{100 * m.get("weight", 0):.2f}%</td>'
             f'<td data-mixture="{_e(name)}" data-field="share">{100 * m.get("share", 0):.2f}%</td>'
             f'<td>{m.get("target_tokens", "")}</td><td data-mixture="{_e(name)}" data-field="tokens">{m.get("tokens", "")}</td>'
-            f'<td>{m.get("epochs_target", "")}</td><td>{m.get("epochs", 0):.3f}</td><td>{m.get("documents", "")}</td></tr>'
+            f'<td>{_num(m.get("epochs_target"))}</td><td>{m.get("epochs", 0):.3f}</td><td>{m.get("documents", "")}</td></tr>'
             for name, m in mixture.items())
         shards = manifest.get("shards") or []
         seq = int(manifest.get("seq_len", 0)) + 1
@@ -217,6 +333,10 @@ def _mixture_section(data: RunData) -> str:
             f"<th>tokens</th><th>target epochs</th><th>epochs</th><th>documents</th></tr>{rows}</table>"
             f'<div class="plots"><figure>{mixture_plot(mixture)}</figure><figure>{shard_plot}</figure></div>')
     return "".join(parts)
+
+
+def _num(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _e(value if value is not None else "")
 
 
 def loss_plot(log) -> str:
@@ -249,8 +369,9 @@ def render(data: RunData) -> str:
     all_ok = not any(stage.problems for stage in data.stages)
     nav = "".join(f'<a href="#stage-{i}">{_e(s.name)}</a>' for i, s in enumerate(data.stages))
     summary_rows = "".join(
-        f'<tr><td class="l"><a href="#stage-{i}">{_e(s.name)}</a></td><td>{s.stats[0]["read"] if s.stats else 0}</td>'
-        f'<td>{s.stats[-1]["kept"] if s.stats else 0}</td><td>{sum(x["failed"] for x in s.stats)}</td>'
+        f'<tr><td class="l"><a href="#stage-{i}">{_e(s.name)}</a></td><td data-summary="{_e(s.name)}" '
+        f'data-field="read">{s.read}</td><td data-summary="{_e(s.name)}" data-field="written">{s.written}</td>'
+        f'<td>{sum(x["failed"] for x in s.stats)}</td>'
         f'<td class="l"><span class="{"fail" if s.problems else "pass"}">{"FAIL" if s.problems else "pass"}</span></td></tr>'
         for i, s in enumerate(data.stages))
     stages = []
@@ -258,9 +379,11 @@ def render(data: RunData) -> str:
         stages.append(
             f'<h2 id="stage-{i}">{_e(stage.name)}</h2>'
             f"<h3>Funnel</h3>{_stats_table(stage)}<div class='plots'><figure>{funnel_plot(stage)}</figure></div>"
-            f"<h3>Output groups, scores and lengths</h3>{_groups_section(stage)}"
-            f"<h3>Dropped documents, by reason</h3>{_dropped_section(stage)}"
-            f"<h3>Dead letters</h3>{_failed_section(stage)}")
+            f"<h3>What each filter removed, where, and its threshold</h3>{_filters_section(stage)}"
+            f"<h3>Written documents: groups, languages, sources, scores</h3>{_groups_section(stage)}"
+            f"<h3>Dropped documents, samples by reason</h3>{_dropped_section(stage)}"
+            f"<h3>Dead letters</h3>{_failed_section(stage)}"
+            f"<h3>How this output was made</h3>{_provenance_section(stage)}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
@@ -288,5 +411,5 @@ def terminal_summary(data: RunData) -> str:
         lines.append(f"== mixture {manifest['_path']}")
         for name, m in manifest["mixture"].items():
             lines.append(f"   {name:<16} target {100 * m.get('weight', 0):6.2f}%  achieved {100 * m.get('share', 0):6.2f}%"
-                         f"  epochs {m.get('epochs', 0):.3f} (target {m.get('epochs_target', '')})")
+                         f"  epochs {m.get('epochs', 0):.3f} (target {_num(m.get('epochs_target'))})")
     return "\n".join(lines)

@@ -9,13 +9,13 @@ from corpusmill.core.config import option
 from corpusmill.core.stage import Stage
 
 
-def make_report(run_dir: str, output: str = "", max_docs: int = 20_000, quiet: bool = False):
+def make_report(run_dir: str, output: str = "", quiet: bool = False):
     """Write the report for ``run_dir``; returns (the HTML file's path, the collected RunData)."""
     from corpusmill.core.files import write_text_local as write_text_atomic
     from corpusmill.report.collect import collect
     from corpusmill.report.html import render
 
-    data = collect(run_dir, max_docs=max_docs, quiet=quiet)
+    data = collect(run_dir, quiet=quiet)
     path = output or os.path.join(run_dir, "report.html")
     write_text_atomic(path, render(data))
     return path, data
@@ -25,11 +25,10 @@ def make_report(run_dir: str, output: str = "", max_docs: int = 20_000, quiet: b
 class ReportConfig:
     run_dir: str = option(required=True, metavar="RUN_DIR", help="a run directory (stage outputs at any depth)")
     output: str = option("", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
-    max_docs: int = option(20_000, min=1, help="documents read per stage for the histograms")
 
 
 def _run(cfg: ReportConfig, _beam_args=()):
-    return make_report(cfg.run_dir, cfg.output, cfg.max_docs)
+    return make_report(cfg.run_dir, cfg.output)
 
 
 def _show(_cfg: ReportConfig, result) -> None:

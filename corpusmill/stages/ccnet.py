@@ -41,9 +41,10 @@ from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.options import beam_options
+from corpusmill.engine.provenance import merge_units
 from corpusmill.engine.run import DONE_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
-from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_stats, run_pipeline
+from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_profile, read_stats, run_pipeline
 from corpusmill.filters.base import Filter, keep
 from corpusmill.filters.c4 import newest_first, url_occurrence
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
@@ -402,10 +403,12 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
     def build(p, run):
         records = (p | "UnitSideFiles" >> beam.Create(side_files) | "Spread" >> beam.Reshuffle()
                    | "ReadSide" >> beam.FlatMap(_side_records))
-        run.include(steps, [e for stats in unit_stats for e in stats], records)
+        run.include(steps, [e for stats in unit_stats for e in stats], records,
+                    [read_profile(state.unit_dir(u)) for u in units])
         build_final(p, run, cfg, shard_files)
 
     _run_pipeline(cfg, beam_args, out, build, label="ccnet final")
+    merge_units(out, [state.unit_dir(u) for u in units])
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)
