@@ -66,6 +66,8 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     # the dead letter and the dropped samples are there for a person to read
     assert "broken HTTP header" in dom.text_content()
     assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
+    # line dedup's dropped documents are shown as they came, with the lines it removed struck through
+    assert dom.xpath("//details[summary[contains(., 'line_dedup / too_short')]]//del[@class='removed']")
     assert len(dom.xpath("//svg")) >= 4  # funnel, groups, language score, lengths
     # the document counts per language match the files
     en = dom.xpath('//td[@data-stage="cc"][@data-group="en"]')
@@ -142,3 +144,24 @@ def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold
     shot = tmp_path / "report.png"
     proc = chromium([f"--screenshot={shot}", "--window-size=1280,4000", f"file://{path}"], tmp_path)
     assert proc.returncode == 0 and shot.stat().st_size > 50_000
+
+
+def test_report_diff_names_what_differs_between_two_runs(tmp_path, capsys):
+    """Two runs of the same stage with another threshold and language list: --diff shows exactly that."""
+    shutil.copy(warc("pydocs.warc.gz"), tmp_path / "pydocs.warc.gz")
+    src = str(tmp_path / "pydocs.warc.gz")
+    run_ccnet(CCNetConfig(input=[src], output=str(tmp_path / "a" / "cc"), lang_threshold=0.5))
+    run_ccnet(CCNetConfig(input=[src], output=str(tmp_path / "b" / "cc"), lang_threshold=0.9, min_length=1000))
+    assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "config lang_threshold: 0.5 -> 0.9" in printed and "config min_length: 300 -> 1000" in printed
+    assert 'lid thresholds: {"language_score": 0.5} -> {"language_score": 0.9}' in printed
+    assert "config input" not in printed and "config output" not in printed  # where, not how
+    dom = lxml_html.fromstring(open(tmp_path / "a" / "report.html", encoding="utf-8").read())
+    cells = {c.get("data-run"): c.text_content() for c in dom.xpath('//td[@data-diff="config min_length"]')}
+    assert cells == {"this": "300", "other": "1000"}
+    stats_a = json.load(open(tmp_path / "a" / "cc" / "stats.json"))
+    stats_b = json.load(open(tmp_path / "b" / "cc" / "stats.json"))
+    kept = [(a["kept"], b["kept"]) for a, b in zip(stats_a, stats_b) if a["step"] == "line_dedup"][0]
+    assert kept[0] > kept[1] and f"line_dedup kept: {kept[0]} -> {kept[1]}" in printed
+    assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "nothing")]) == 2

@@ -70,13 +70,17 @@ def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") 
     """cc_net's ``finalize_doc``: drop every line whose hash is in ``remove``, and every later copy of a
     line already kept in this document."""
     lines = text.split("\n")
+    return "\n".join(line for line, kept in zip(lines, kept_lines(text, remove, normalize)) if kept)
+
+
+def kept_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") -> List[bool]:
+    """For each line of ``text``, whether :func:`remove_lines` keeps it."""
     seen = set()
-    kept: List[str] = []
-    for line, h in zip(lines, line_hashes(text, normalize)):
-        if h not in seen and h not in remove:
-            kept.append(line)
+    out = []
+    for h in line_hashes(text, normalize):
+        out.append(h not in seen and h not in remove)
         seen.add(h)
-    return "\n".join(kept)
+    return out
 
 
 class RemoveDuplicateLines(Filter):
@@ -87,6 +91,7 @@ class RemoveDuplicateLines(Filter):
     """
 
     name = "line_dedup"
+    scores = ("length",)  # judged by the length after the removal (annotated), not the text it drops with
 
     def __init__(self, min_length: int = 300, normalize: str = "ccnet"):
         if normalize not in DEDUP_NORMALIZERS:
@@ -99,11 +104,15 @@ class RemoveDuplicateLines(Filter):
 
     def __call__(self, item: Tuple[Document, Optional[AbstractSet[int]]]) -> Verdict:
         doc, remove = item
+        original = doc
         text = remove_lines(doc.text, remove or frozenset(), self.normalize)
         nlines = text.count("\n") + 1 if text else 0
         doc = doc.replace(text=text).annotate(
             original_nlines=doc.text.count("\n") + 1, original_length=len(doc.text),
             nlines=nlines, length=len(text))
         if not text or len(text) < self.min_length:  # cc_net drops a document left with no line
-            return drop("too_short", doc)
+            # the record keeps the text as it came, with the lines dedup removed, so a person can judge it
+            mask = kept_lines(original.text, remove or frozenset(), self.normalize)
+            return drop("too_short", doc.replace(text=original.text).annotate(
+                removed_lines=[i for i, k in enumerate(mask) if not k]))
         return keep(doc)

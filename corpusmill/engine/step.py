@@ -306,7 +306,8 @@ class _FilterDoFn(beam.DoFn):
         if doc is None:
             return
         outcome = "kept" if reason is None else "dropped"
-        self._stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
+        if "length" not in self._scores:  # else the filter's own annotation (line_dedup: after the removal)
+            self._stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
         for score in self._scores:
             value = number(doc.metadata.get(score))
             if value is not None:

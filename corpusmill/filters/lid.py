@@ -77,12 +77,36 @@ class LanguageId(Filter):
 
     def __call__(self, doc) -> Verdict:
         lang, score = self.predict(doc.text)
-        doc = doc.annotate(language=lang, language_score=score)
-        if score < self.threshold:
-            return drop("low_lang_score", doc)
-        if self.languages is not None and lang not in self.languages:
-            return drop("language_not_kept", doc)
-        return keep(doc)
+        return language_verdict(doc.annotate(language=lang, language_score=score), self.threshold, self.languages)
+
+
+def language_verdict(doc, threshold: float, languages) -> Verdict:
+    """The lid step's verdict on a document that carries its ``language`` and ``language_score``."""
+    if doc.metadata.get("language_score", 0.0) < threshold:
+        return drop("low_lang_score", doc)
+    if languages is not None and doc.metadata.get("language") not in languages:
+        return drop("language_not_kept", doc)
+    return keep(doc)
+
+
+class LanguageThreshold(Filter):
+    """The ``lid`` step of ``corpusmill filter``: LanguageId's verdict from the stored ``language`` and
+    ``language_score`` of a scored run (``--score-only``), with new thresholds and no model."""
+
+    name = "lid"
+    scores = ("language_score",)
+
+    def __init__(self, threshold: float = 0.5, languages: Optional[Sequence[str]] = None):
+        self.threshold = threshold
+        self.languages = frozenset(languages) if languages else None
+
+    def thresholds(self):
+        return {"language_score": self.threshold}
+
+    def __call__(self, doc) -> Verdict:
+        if not isinstance(doc.metadata.get("language_score"), (int, float)):
+            raise ValueError("no language_score: not a document of a scored run (corpusmill ccnet --score-only)")
+        return language_verdict(doc, self.threshold, self.languages)
 
 
 def predict_many(lid: LanguageId, texts: Iterable[str]):

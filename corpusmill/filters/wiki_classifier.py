@@ -102,10 +102,35 @@ class WikiClassifier(Filter):
         prob = self.probability(doc.text, doc.metadata.get("language", ""))
         if prob is None:
             return keep(doc, {"no_classifier": 1})
-        doc = doc.annotate(wiki_prob=prob)
-        if prob < self.threshold:
-            return drop("not_wiki_like", doc)
-        return keep(doc)
+        return wiki_verdict(doc.annotate(wiki_prob=prob), self.threshold)
+
+
+def wiki_verdict(doc, threshold: float) -> Verdict:
+    """The wiki_classifier step's verdict on a document that carries its ``wiki_prob`` (none: its
+    language has no classifier, counted as ``no_classifier``)."""
+    prob = doc.metadata.get("wiki_prob")
+    if prob is None:
+        return keep(doc, {"no_classifier": 1})
+    if prob < threshold:
+        return drop("not_wiki_like", doc)
+    return keep(doc)
+
+
+class WikiThreshold(Filter):
+    """The ``wiki_classifier`` step of ``corpusmill filter``: the verdict from the stored ``wiki_prob`` of
+    a scored run, with a new threshold and no model."""
+
+    name = "wiki_classifier"
+    scores = ("wiki_prob",)
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD):
+        self.threshold = threshold
+
+    def thresholds(self):
+        return {"wiki_prob": self.threshold}
+
+    def __call__(self, doc) -> Verdict:
+        return wiki_verdict(doc, self.threshold)
 
 
 def check_threshold(value: Optional[float]) -> float:

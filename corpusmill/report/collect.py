@@ -65,6 +65,61 @@ class RunData:
     stages: List[StageData]
     mixtures: List[dict]  # manifest.json contents that carry a mixture
     training: List[TrainingLog] = dataclasses.field(default_factory=list)
+    compared: Optional["RunData"] = None  # another run to compare with (report --diff)
+
+
+def _flat(prefix: str, value) -> Dict[str, object]:
+    if isinstance(value, dict) and value:
+        out = {}
+        for k, v in value.items():
+            out.update(_flat(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+def stage_differences(a: StageData, b: StageData) -> List[tuple]:
+    """``(what, in a, in b)`` for everything that differs between two outputs of one stage: the effective
+    configuration, each step's thresholds, filter and model files (by sha256), and the counts of stats.json."""
+    rows = []
+    prov_a, prov_b = a.provenance or {}, b.provenance or {}
+    skip = ("output", "input")  # where, not how
+    conf_a = {k: v for k, v in _flat("", prov_a.get("config", {})).items() if k.split(".")[0] not in skip}
+    conf_b = {k: v for k, v in _flat("", prov_b.get("config", {})).items() if k.split(".")[0] not in skip}
+    for key in sorted(set(conf_a) | set(conf_b)):
+        if conf_a.get(key) != conf_b.get(key):
+            rows.append((f"config {key}", conf_a.get(key), conf_b.get(key)))
+    for key in ("corpusmill", "apache_beam"):
+        if prov_a.get(key) != prov_b.get(key):
+            rows.append((key, prov_a.get(key), prov_b.get(key)))
+    steps_a = {s["step"]: s for s in prov_a.get("steps", [])}
+    steps_b = {s["step"]: s for s in prov_b.get("steps", [])}
+    for step in [s for s in steps_a if s in steps_b]:
+        for field in ("filter", "thresholds"):
+            if steps_a[step].get(field) != steps_b[step].get(field):
+                rows.append((f"{step} {field}", steps_a[step].get(field), steps_b[step].get(field)))
+        models_a = sorted((m.get("sha256") or m["path"]) for m in steps_a[step].get("models", []))
+        models_b = sorted((m.get("sha256") or m["path"]) for m in steps_b[step].get("models", []))
+        if models_a != models_b:
+            rows.append((f"{step} models (sha256)", ", ".join(x[:12] for x in models_a),
+                         ", ".join(x[:12] for x in models_b)))
+    stats_a = {s["step"]: s for s in a.stats}
+    stats_b = {s["step"]: s for s in b.stats}
+    for step in list(stats_a) + [s for s in stats_b if s not in stats_a]:
+        sa, sb = stats_a.get(step), stats_b.get(step)
+        if sa is None or sb is None:
+            rows.append((f"{step}", "ran" if sa else "-", "ran" if sb else "-"))
+            continue
+        for field in ("read", "kept", "failed"):
+            if sa[field] != sb[field]:
+                rows.append((f"{step} {field}", sa[field], sb[field]))
+        for reason in sorted(set(sa["dropped"]) | set(sb["dropped"])):
+            if sa["dropped"].get(reason, 0) != sb["dropped"].get(reason, 0):
+                rows.append((f"{step} dropped {reason}", sa["dropped"].get(reason, 0), sb["dropped"].get(reason, 0)))
+    groups_a, groups_b = a.groups, b.groups
+    for group in sorted(set(groups_a) | set(groups_b)):
+        if groups_a.get(group, 0) != groups_b.get(group, 0):
+            rows.append((f"written {group}", groups_a.get(group, 0), groups_b.get(group, 0)))
+    return rows
 
 
 def _progress(message: str, quiet: bool) -> None:

@@ -24,7 +24,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .meta{color:#666;font-size:.85em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
 details>summary{cursor:pointer;font-weight:bold;margin:.3em 0}
 nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
-code{font-size:.85em}td.breakdown{max-width:52em;line-height:1.6}
+code{font-size:.85em}del.removed{color:#c62828;background:#fdecea}td.breakdown{max-width:52em;line-height:1.6}
 .count{display:inline-block;background:#eef3fb;border-radius:3px;padding:0 .35em;margin:0 .1em;white-space:nowrap}
 """
 
@@ -154,12 +154,28 @@ def _doc_excerpt(record: dict) -> str:
     text = doc.get("text") or ""
     meta = doc.get("metadata") or {}
     extra = ", ".join(f"{k}={meta[k]}" for k in ("language", "language_score", "perplexity", "bucket", "wiki_prob",
-                                                  "title", "kept_book") if k in meta)
+                                                  "length", "title", "kept_book", "duplicate_of") if k in meta)
     where = doc.get("url") or record.get("location") or doc.get("location") or ""
     more = "…" if len(text) > EXCERPT_CHARS else ""
     body = f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>" if text else '<p class="meta">(no text: not a document record)</p>'
+    if isinstance(meta.get("removed_lines"), list) and text:  # line dedup: the text as it came, removals marked
+        body = _marked_lines(text, set(meta["removed_lines"]))
     return (f'<div class="sample"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
             f'{" — " + _e(extra) if extra else ""}</div>{body}</div>')
+
+
+def _marked_lines(text: str, removed: set) -> str:
+    """The lines of a document, the ones line dedup removed struck through (at most EXCERPT_CHARS * 3)."""
+    out, used = [], 0
+    for i, line in enumerate(text.split("\n")):
+        if used > EXCERPT_CHARS * 3:
+            out.append("…")
+            break
+        used += len(line) + 1
+        out.append(f'<del class="removed">{_e(line)}</del>' if i in removed else _e(line))
+    note = (f"{len(removed)} line(s) removed by line dedup (struck through): each also occurs in another document "
+            f"of the dedup scope" if removed else "no line removed: the document was shorter than --min-length as it came")
+    return f'<p class="meta">{note}</p><pre>{chr(10).join(out)}</pre>'
 
 
 def _dropped_section(stage: StageData) -> str:
@@ -302,6 +318,25 @@ def _provenance_section(stage: StageData) -> str:
             f"<details><summary>effective configuration</summary><table>{config}</table></details>")
 
 
+def _compared_section(stage: StageData, data: RunData) -> str:
+    from corpusmill.report.collect import stage_differences
+
+    if data.compared is None:
+        return ""
+    other = next((s for s in data.compared.stages if s.name == stage.name), None)
+    head = f"<h3>Compared with {_e(data.compared.root)}</h3>"
+    if other is None:
+        return head + "<p>That run has no stage of this name.</p>"
+    rows = stage_differences(stage, other)
+    if not rows:
+        return head + "<p>The same configuration, thresholds, models and counts.</p>"
+    body = "".join(f'<tr><td class="l">{_e(what)}</td><td class="l" data-diff="{_e(what)}" data-run="this">'
+                   f'{_e(json_short(a))}</td><td class="l" data-diff="{_e(what)}" data-run="other">{_e(json_short(b))}'
+                   f"</td></tr>" for what, a, b in rows)
+    return (head + '<table><tr><th class="l">what</th><th class="l">this run</th><th class="l">the other run</th></tr>'
+            f"{body}</table>")
+
+
 def json_short(value) -> str:
     import json
 
@@ -383,7 +418,7 @@ def render(data: RunData) -> str:
             f"<h3>Written documents: groups, languages, sources, scores</h3>{_groups_section(stage)}"
             f"<h3>Dropped documents, samples by reason</h3>{_dropped_section(stage)}"
             f"<h3>Dead letters</h3>{_failed_section(stage)}"
-            f"<h3>How this output was made</h3>{_provenance_section(stage)}")
+            f"<h3>How this output was made</h3>{_provenance_section(stage)}{_compared_section(stage, data)}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
@@ -407,6 +442,15 @@ def terminal_summary(data: RunData) -> str:
         lines.extend(f"   !! {p}" for p in stage.problems)
         if stage.failed:
             lines.append(f"   {len(stage.failed)} dead letters in {stage.name}/_failed/")
+    if data.compared is not None:
+        from corpusmill.report.collect import stage_differences
+
+        others = {s.name: s for s in data.compared.stages}
+        for stage in data.stages:
+            if stage.name in others:
+                rows = stage_differences(stage, others[stage.name])
+                lines.append(f"== {stage.name} against {data.compared.root}: {len(rows) or 'no'} difference(s)")
+                lines.extend(f"   {what}: {json_short(a)} -> {json_short(b)}" for what, a, b in rows[:40])
     for manifest in data.mixtures:
         lines.append(f"== mixture {manifest['_path']}")
         for name, m in manifest["mixture"].items():

@@ -9,13 +9,20 @@ from corpusmill.core.config import option
 from corpusmill.core.stage import Stage
 
 
-def make_report(run_dir: str, output: str = "", quiet: bool = False):
-    """Write the report for ``run_dir``; returns (the HTML file's path, the collected RunData)."""
+def make_report(run_dir: str, output: str = "", quiet: bool = False, diff: str = ""):
+    """Write the report for ``run_dir`` (compared with the run ``diff``, if given); returns (the HTML
+    file's path, the collected RunData)."""
     from corpusmill.core.files import write_text_local as write_text_atomic
     from corpusmill.report.collect import collect
     from corpusmill.report.html import render
 
     data = collect(run_dir, quiet=quiet)
+    if diff:
+        data.compared = collect(diff, quiet=True)
+        if not data.compared.stages:
+            from corpusmill.core.errors import CorpusmillError
+
+            raise CorpusmillError(f"--diff {diff}: no stage output (stats.json) under it to compare with")
     path = output or os.path.join(run_dir, "report.html")
     write_text_atomic(path, render(data))
     return path, data
@@ -25,10 +32,12 @@ def make_report(run_dir: str, output: str = "", quiet: bool = False):
 class ReportConfig:
     run_dir: str = option(required=True, metavar="RUN_DIR", help="a run directory (stage outputs at any depth)")
     output: str = option("", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    diff: str = option("", metavar="OTHER_RUN", help="compare with another run: per stage of the same name, the "
+                                                    "configuration, thresholds, models and counts that differ")
 
 
 def _run(cfg: ReportConfig, _beam_args=()):
-    return make_report(cfg.run_dir, cfg.output)
+    return make_report(cfg.run_dir, cfg.output, diff=cfg.diff)
 
 
 def _show(_cfg: ReportConfig, result) -> None:

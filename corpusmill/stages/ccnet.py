@@ -127,6 +127,9 @@ class CCNetConfig(OutputOptions):
                                                   "adds the wiki_classifier step")
     wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
                                    help="drop documents with wiki_prob below this as not_wiki_like")
+    score_only: bool = option(False, help="score, do not judge: every document after line dedup is written with "
+                                          "its language, perplexity, bucket and wiki_prob, none dropped by them and "
+                                          "no doc dedup; `corpusmill filter` then applies thresholds (docs/ccnet.md)")
 
     def validate(self) -> None:
         if not (self.input or self.dump or self.input_list):
@@ -211,7 +214,8 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     marked = docs | "FindDuplicateLines" >> MarkDuplicates(
         occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id)
     docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
-    docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.lang_threshold, cfg.languages))
+    docs = run.step(docs, "lid", LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
+                                            None if cfg.score_only else cfg.languages))
     return add_quality_steps(run, docs, cfg)
 
 
@@ -268,12 +272,17 @@ def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Seque
         docs = run.step(raw, "collect", ParseDocument(cfg.source))
     else:
         docs = run.step(p | "NoShards" >> beam.Create([]), "collect", ParseDocument(cfg.source))
-    if cfg.doc_dedup:
-        marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first)
-        docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
-        marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first)
-        docs = run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
+    if cfg.doc_dedup and not cfg.score_only:  # a scored run: `corpusmill filter` dedups what it keeps
+        docs = doc_dedup_steps(run, docs)
     run.write(docs, group_fn=output_group_fn(cfg))
+
+
+def doc_dedup_steps(run: Run, docs: beam.PCollection) -> beam.PCollection:
+    """url_dedup (the newest page per normalized URL) then content_dedup (one document per text)."""
+    marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first)
+    docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
+    marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first)
+    return run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
 
 
 # -- driving the units ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, format_stats, run_stage
 from corpusmill.filters.perplexity import (
+    BUCKETS,
     Perplexity,
     PerplexityBucket,
     cutoffs_csv,
@@ -98,15 +99,17 @@ def _lm_files(lm_dir: str, languages) -> Optional[List[str]]:
 
 
 def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
-    """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``."""
+    """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``.
+    With ``cfg.score_only`` they annotate every document and drop none (``corpusmill filter`` judges later)."""
+    score_only = getattr(cfg, "score_only", False)
     if cfg.lm_dir:
         docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, getattr(cfg, "languages", None)))
         cutoffs = cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)
-        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets),
-                                                         read_cutoffs(localize(cutoffs))))
+        keep_buckets = BUCKETS if score_only else parse_buckets(cfg.keep_buckets)
+        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs, keep_buckets, read_cutoffs(localize(cutoffs))))
     if cfg.classifier:
-        docs = run.step(docs, "wiki_classifier", WikiClassifier(parse_classifiers(cfg.classifier),
-                                                                check_threshold(cfg.wiki_threshold)))
+        threshold = 0.0 if score_only else check_threshold(cfg.wiki_threshold)
+        docs = run.step(docs, "wiki_classifier", WikiClassifier(parse_classifiers(cfg.classifier), threshold))
     return docs
 
 

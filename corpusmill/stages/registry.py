@@ -17,6 +17,8 @@ from corpusmill.core.stage import Stage
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "ccnet": ("corpusmill.stages.ccnet:STAGE",
               "CCNet stage over Common Crawl WARC/WET: extract, normalize, line dedup, language ID, quality"),
+    "filter": ("corpusmill.stages.filter:STAGE",
+               "apply new language, perplexity and classifier thresholds to a scored CCNet run (no models)"),
     "train-lm": ("corpusmill.stages.quality:TRAIN_LM",
                  "train a SentencePiece + KenLM perplexity model for one language from reference text"),
     "cutoffs": ("corpusmill.stages.quality:CUTOFFS",
