@@ -342,3 +342,21 @@ def test_a_page_over_the_markup_cap_is_dropped_too_complex_the_same_way_every_ti
         stats = run(tmp_path / name, inputs=[warc("pydocs.warc.gz")], max_page_tags=cap)
         assert next(s for s in stats if s["step"] == "extract")["dropped"]["too_complex"] == over
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_the_most_repeated_lines_are_counted_exactly_with_their_text(baseline):
+    """repeated_lines.json against a count over what extract + normalize give, without Beam."""
+    out, _ = baseline
+    listed = json.loads((out / "repeated_lines.json").read_text())["lines"]
+    per_doc = collections.Counter()
+    for doc in extracted_docs(CRAWLS):
+        per_doc.update({line_hash(line) for line in doc.text.split("\n")})
+    repeated = {h: n for h, n in per_doc.items() if n > 1}
+    assert len(listed) == min(100, len(repeated))
+    for entry in listed:
+        assert entry["documents"] == repeated[entry["hash"]]  # the exact number of documents
+        assert line_hash(entry["text"]) == entry["hash"]  # the text of that very line
+    # nothing left out is more repeated than what is listed
+    assert max(n for h, n in repeated.items() if h not in {e["hash"] for e in listed}) <= listed[-1]["documents"]
+    assert [e["documents"] for e in listed] == sorted((e["documents"] for e in listed), reverse=True)
+    assert "repeated_lines.json" in (out / "_SUCCESS").read_text()

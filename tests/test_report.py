@@ -66,6 +66,9 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     # the dead letter and the dropped samples are there for a person to read
     assert "broken HTTP header" in dom.text_content()
     assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
+    # the lines line dedup removed from the most documents, with their counts
+    repeated = json.load(open(run_dir / "cc" / "repeated_lines.json"))["lines"]
+    assert int(dom.xpath('//td[@data-repeated="0"]')[0].text_content()) == repeated[0]["documents"] > 1
     # line dedup's dropped documents are shown as they came, with the lines it removed struck through
     assert dom.xpath("//details[summary[contains(., 'line_dedup / too_short')]]//del[@class='removed']")
     assert len(dom.xpath("//svg")) >= 4  # funnel, groups, language score, lengths

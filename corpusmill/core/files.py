@@ -191,7 +191,8 @@ PROFILE_NAME = "profile.json"
 # how the run was made (config, versions, model sha256, times): not part of the output's bytes, so
 # _SUCCESS does not list it and two runs of the same command still give identical outputs
 PROVENANCE_NAME = "_provenance.json"
-METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json"})
+METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json",
+                            "repeated_lines.json"})
 
 
 def sha256_file(path: str) -> str:

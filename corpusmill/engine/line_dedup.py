@@ -73,6 +73,21 @@ class _Smallest(beam.CombineFn):
         return acc
 
 
+def _count_repeated(item, distinct):
+    """``(occurrences, key, smallest document key)`` of a key in two or more distinct occurrences (values
+    streamed, O(1) memory)."""
+    key, values = item
+    n, first, smallest, many = 0, None, None, False
+    for value in values:
+        n += 1
+        d = distinct(value)
+        many = many or (first is not None and d != first)
+        first = d if first is None else first
+        smallest = value[0] if smallest is None or value[0] < smallest else smallest
+    if many:
+        yield n, key, smallest
+
+
 class MarkDuplicates(beam.PTransform):
     """Documents -> ``(doc, frozenset of marks)`` for every document (see the module docstring).
 
@@ -82,11 +97,15 @@ class MarkDuplicates(beam.PTransform):
     """
 
     def __init__(self, occurrences_fn: Callable, keep: Optional[Callable] = None,
-                 distinct: Callable[[Hashable], Hashable] = _whole):
+                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0):
         super().__init__()
         self.occurrences_fn = occurrences_fn
         self.keep = keep
         self.distinct = distinct
+        # top > 0: after expand, ``self.top_keys`` is a one-element PCollection, the list of the ``top``
+        # keys in most occurrences, as (occurrences, key, the smallest document key that has it)
+        self.top = top
+        self.top_keys = None
 
     def expand(self, docs):
         distinct = self.distinct
@@ -105,10 +124,11 @@ class MarkDuplicates(beam.PTransform):
 
         keyed = docs | "KeyByDocument" >> beam.Map(lambda d: ((d.id, d.location), d))
         occurrences = keyed | "Occurrences" >> beam.FlatMap(occurrences_of)
-        tagged = {
-            "doc": keyed,
-            "mark": occurrences | "GroupByKey" >> beam.GroupByKey() | "Marks" >> beam.FlatMap(marks),
-        }
+        grouped = occurrences | "GroupByKey" >> beam.GroupByKey()
+        tagged = {"doc": keyed, "mark": grouped | "Marks" >> beam.FlatMap(marks)}
+        if self.top:
+            self.top_keys = (grouped | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct)
+                             | "TopRepeated" >> beam.combiners.Top.Of(self.top))
         if self.keep is not None:
             def unmark(item):
                 _key, (best, _k, many) = item

@@ -30,6 +30,7 @@ class StageData:
     provenance: Optional[dict]  # _provenance.json
     dropped: Dict[str, Dict[str, List[dict]]]  # step -> reason -> sample records
     failed: List[dict]
+    repeated_lines: List[dict] = dataclasses.field(default_factory=list)  # the CCNet stage's repeated_lines.json
 
     @property
     def groups(self) -> Dict[str, int]:
@@ -155,9 +156,13 @@ def read_stage(root: str, stage_dir: str) -> StageData:
     name = os.path.relpath(stage_dir, root)
     if name == ".":  # the run directory is the stage itself
         name = os.path.basename(os.path.abspath(stage_dir))
+    repeated = []
+    if os.path.isfile(os.path.join(stage_dir, "repeated_lines.json")):
+        with open(os.path.join(stage_dir, "repeated_lines.json"), encoding="utf-8") as fh:
+            repeated = json.load(fh)["lines"]
     return StageData(name=name, path=stage_dir, stats=stats, problems=check_accounting(stats), profile=profile,
                      provenance=read_provenance(stage_dir), dropped=read_dropped(stage_dir),
-                     failed=read_failed(stage_dir))
+                     failed=read_failed(stage_dir), repeated_lines=repeated)
 
 
 def collect(root: str, quiet: bool = False) -> RunData:

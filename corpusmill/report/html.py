@@ -280,6 +280,13 @@ def _step_filters(stage: StageData, step: str, entry: dict) -> str:
             series = {v: _sum_langs(per_lang) for v, per_lang in sorted(verdicts.items(), reverse=True)}
             plots.append(binned_plot(edges[score], series, f"{step}: {score}, kept and dropped", score,
                                      limits.get("", [])))
+    if step == "line_dedup" and stage.repeated_lines:
+        rows = "".join(f'<tr><td data-repeated="{i}">{e["documents"]}</td><td class="l"><code>{_e(e["text"][:200])}'
+                       f"</code></td></tr>" for i, e in enumerate(stage.repeated_lines[:30]))
+        table += (f"<details><summary>the {min(30, len(stage.repeated_lines))} lines removed from the most documents"
+                  f"</summary><table><tr><th>documents</th><th class='l'>line</th></tr>{rows}</table>"
+                  f"<p class='meta'>exact counts, within each dedup scope (repeated_lines.json lists "
+                  f"{len(stage.repeated_lines)})</p></details>")
     shown = ", ".join(f"{k} = {_e(v)}" for k, v in thresholds.items())
     head = f'<p class="meta">thresholds: {shown}</p>' if shown else ""
     figures = "".join(f"<figure>{p}</figure>" for p in plots)

@@ -49,7 +49,7 @@ from corpusmill.filters.base import Filter, keep
 from corpusmill.filters.c4 import newest_first, url_occurrence
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
-from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
+from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize, line_hashes
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
 from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, dump_of, listed_files, listing_path
@@ -211,8 +211,10 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     docs = run.step(docs, "normalize", Normalize())
     occurrences = functools.partial(_line_occurrences, scope=cfg.dedup_scope, group_size=cfg.dedup_group_size,
                                     normalize=cfg.dedup_normalize)
-    marked = docs | "FindDuplicateLines" >> MarkDuplicates(
-        occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id)
+    dedup = MarkDuplicates(occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id,
+                           top=TOP_LINES)
+    marked = docs | "FindDuplicateLines" >> dedup
+    write_repeated_lines(run.out_dir, docs, dedup.top_keys, cfg.dedup_normalize)
     docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
                                             None if cfg.score_only else cfg.languages))
@@ -223,6 +225,64 @@ def write_unit(run: Run, cfg: CCNetConfig, docs: beam.PCollection) -> None:
     """A unit's documents, written per shard (the final pass reads them back: gzip level 1, fast)."""
     group = output_group_fn(cfg)
     run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}", level=1)
+
+
+# -- the most repeated lines (the report shows them: what line dedup removes most) ---------------------
+TOP_LINES = 100
+REPEATED_LINES = "repeated_lines.json"
+
+
+def write_repeated_lines(out_dir: str, docs: beam.PCollection, top_keys: beam.PCollection, normalize: str) -> None:
+    """OUT/repeated_lines.json: the TOP_LINES line hashes in the most documents of their dedup scope, with
+    exact counts from the shuffle and the text of the line in the first such document (only those few
+    documents are read again)."""
+    wanted = top_keys | "WantedLineTexts" >> beam.Map(_wanted_texts)
+    texts = docs | "TopLineTexts" >> beam.FlatMap(_line_texts, beam.pvalue.AsSingleton(wanted), normalize)
+    top_keys | "WriteRepeatedLines" >> beam.Map(_write_repeated, beam.pvalue.AsList(texts), out_dir)
+
+
+def _wanted_texts(top) -> Dict[tuple, List[int]]:
+    wanted: Dict[tuple, List[int]] = {}
+    for _n, (_scope, h), doc_key in top:
+        wanted.setdefault(tuple(doc_key), []).append(h)
+    return wanted
+
+
+def _line_texts(doc, wanted, normalize: str):
+    hashes = set(wanted.get((doc.id, doc.location), ()))
+    if hashes:
+        for line, h in zip(doc.text.split("\n"), line_hashes(doc.text, normalize)):
+            if h in hashes:
+                hashes.discard(h)
+                yield h, line
+
+
+def _write_repeated(top, texts, out_dir: str) -> None:
+    text_of = dict(texts)
+    lines = [{"documents": n, "scope": scope, "hash": h, "text": text_of.get(h, "")} for n, (scope, h), _d in top]
+    write_repeated(out_dir, lines)
+
+
+def write_repeated(out_dir: str, lines: List[dict]) -> None:
+    import json
+
+    from corpusmill.io.files import write_text_atomic
+
+    lines = sorted(lines, key=lambda x: (-x["documents"], x["scope"], x["hash"]))[:TOP_LINES]
+    write_text_atomic(join(out_dir, REPEATED_LINES), json.dumps({"lines": lines}, indent=1, ensure_ascii=False) + "\n")
+
+
+def merge_repeated(out_dir: str, unit_dirs: Sequence[str]) -> None:
+    """The final pass: the units' most repeated lines, together (each count is exact within its scope)."""
+    import json
+
+    lines = []
+    for d in unit_dirs:
+        path = join(d, REPEATED_LINES)
+        if FileSystems.exists(path):
+            with FileSystems.open(path) as fh:
+                lines += json.loads(fh.read().decode("utf-8"))["lines"]
+    write_repeated(out_dir, lines)
 
 
 def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
@@ -418,6 +478,7 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
 
     _run_pipeline(cfg, beam_args, out, build, label="ccnet final")
     merge_units(out, [state.unit_dir(u) for u in units])
+    merge_repeated(out, [state.unit_dir(u) for u in units])
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)
