@@ -66,6 +66,12 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     # the dead letter and the dropped samples are there for a person to read
     assert "broken HTTP header" in dom.text_content()
     assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
+    # the stage table counts pages, not the WARC's request and revisit records
+    extract = stats[0]
+    bookkeeping = sum(n for r, n in extract["dropped"].items() if r in ("warc_request", "warc_revisit", "warc_warcinfo"))
+    assert bookkeeping > 100
+    summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="cc"]')}
+    assert summary["read"] == extract["read"] - bookkeeping and "(a WARC record, not a page)" in dom.text_content()
     # the lines line dedup removed from the most documents, with their counts
     repeated = json.load(open(run_dir / "cc" / "repeated_lines.json"))["lines"]
     assert int(dom.xpath('//td[@data-repeated="0"]')[0].text_content()) == repeated[0]["documents"] > 1

@@ -11,6 +11,10 @@ from typing import Dict, List, Tuple
 
 KEPT, DROPPED, FAILED = "kept", "dropped", "failed"
 COUNTER = "counter"  # a stats row that is not a document outcome: a filter's extra total
+# WARC records that are bookkeeping, not pages: the extract step accounts for them as drops
+# (``warc_<type>``), and the report does not count them as documents read
+NON_DOCUMENT_WARC_TYPES = ("request", "metadata", "warcinfo", "revisit", "continuation")
+NON_DOCUMENT_REASONS = frozenset(f"warc_{t}" for t in NON_DOCUMENT_WARC_TYPES)
 
 
 def build_stats(rows: List[Tuple[Tuple[str, str, str], Tuple[int, int, int]]], step_order: List[str]) -> List[dict]:

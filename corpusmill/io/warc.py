@@ -21,6 +21,7 @@ import zlib
 from typing import Iterator, Optional
 
 from corpusmill.core.document import Document, make_id
+from corpusmill.core.stats import NON_DOCUMENT_WARC_TYPES
 from corpusmill.filters import html as html_text
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.charset import MAX_REPLACEMENT_SHARE, UNDECODABLE, replacement_share
@@ -29,7 +30,7 @@ from corpusmill.io.files import open_input
 from corpusmill.io.http import fetch_range, is_http
 
 # WARC record types that never carry a document.
-_NON_DOCUMENT_TYPES = {"request", "metadata", "warcinfo", "revisit", "continuation"}
+_NON_DOCUMENT_TYPES = frozenset(NON_DOCUMENT_WARC_TYPES)
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _WARC_MAGIC = re.compile(rb"(?:^|\n)(WARC/1\.[01]\r?\n)")
 _RESYNC_WINDOW = 1 << 20

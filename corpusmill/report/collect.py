@@ -17,7 +17,7 @@ import sys
 from typing import Dict, List, Optional
 
 from corpusmill.core.files import PROFILE_NAME, read_dropped, read_failed, read_provenance
-from corpusmill.core.stats import check_accounting
+from corpusmill.core.stats import NON_DOCUMENT_REASONS, check_accounting
 
 
 @dataclasses.dataclass
@@ -39,8 +39,10 @@ class StageData:
 
     @property
     def read(self) -> int:
-        """Documents read by the stage: its reading steps summed (one per source), else its first step."""
-        reading = [s["read"] for s in self.stats if s["step"].startswith(("read", "extract"))]
+        """Documents read by the stage: its reading steps summed (one per source), else its first step;
+        WARC records that are not pages (requests, revisits, ...) are not documents."""
+        reading = [s["read"] - sum(n for r, n in s["dropped"].items() if r in NON_DOCUMENT_REASONS)
+                   for s in self.stats if s["step"].startswith(("read", "extract"))]
         return sum(reading) if reading else (self.stats[0]["read"] if self.stats else 0)
 
     @property

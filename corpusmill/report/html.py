@@ -7,6 +7,7 @@ import io
 import os
 from typing import Dict, List, Sequence
 
+from corpusmill.core.stats import NON_DOCUMENT_REASONS
 from corpusmill.report.collect import RunData, StageData
 
 SAMPLES_PER_REASON = 5
@@ -126,6 +127,7 @@ def _stats_table(stage: StageData) -> str:
         detail = "" if ok else f" read {s['read']} != {total}"
         reasons = "<br>".join(
             f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-reason="{_e(r)}">{_e(r)}: {n}</span>'
+            + (' <span class="meta">(a WARC record, not a page)</span>' if r in NON_DOCUMENT_REASONS else "")
             for r, n in s["dropped"].items()) or "&ndash;"
         cells = "".join(
             f'<td data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-field="{f}">{s[f]}</td>'
