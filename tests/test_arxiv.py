@@ -261,7 +261,8 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(out),
                      "--format", "parquet", "--max-paper-mb", "1"]) == 0
-    assert sorted(os.listdir(out)) == ["_SUCCESS", "_provenance.json", "part-00000.parquet", "profile.json", "stats.json"]
+    assert sorted(os.listdir(out)) == ["_SUCCESS", "_provenance.json", "_samples", "part-00000.parquet", "profile.json",
+                                   "stats.json"]
     assert len(read_output(str(out))) == len(PAPERS)
     assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(tmp_path / "x"),
                      "--max-macro-depth", "0"]) == 2

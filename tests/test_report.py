@@ -66,6 +66,12 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     # the dead letter and the dropped samples are there for a person to read
     assert "broken HTTP header" in dom.text_content()
     assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
+    # a few written documents per group, drawn by hash from all of them
+    profile = json.load(open(run_dir / "cc" / "profile.json"))
+    for group, n in profile["output"]["groups"].items():
+        summary = dom.xpath(f'//summary[@data-sample-group="{group}"]')[0]
+        assert summary.text_content().startswith(f"{group}: {min(5, n)} written documents")
+        assert len(summary.getparent().xpath(".//div[@class='sample kept']")) == min(5, n)
     # the stage table counts pages, not the WARC's request and revisit records
     extract = stats[0]
     bookkeeping = sum(n for r, n in extract["dropped"].items() if r in ("warc_request", "warc_revisit", "warc_warcinfo"))

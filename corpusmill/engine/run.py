@@ -59,6 +59,7 @@ from corpusmill.io.files import atomic_write, write_text_atomic
 
 STATS_FILE = "stats.json"
 PROFILE_FILE = "profile.json"
+KEPT_SAMPLE = 5  # written documents sampled per output group (OUT/_samples/)
 DONE_FILE = "_SUCCESS"
 
 
@@ -200,8 +201,25 @@ class Run:
     def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
               label: str = "WriteDocuments", level: int = 6):
         docs = self.before_write(docs)
-        self._stats.append(docs | f"Profile{label}" >> beam.ParDo(_ProfileOutput(group_fn or (lambda d: ""))))
+        group_fn = group_fn or (lambda d: "")
+        self._stats.append(docs | f"Profile{label}" >> beam.ParDo(_ProfileOutput(group_fn)))
+        self._sample_written(docs, group_fn, label)
         return docs | label >> WriteDocuments(self.out_dir, self.fmt, group_fn, self.docs_per_shard, level)
+
+    def _sample_written(self, docs, group_fn, label: str) -> None:
+        """OUT/_samples/<group>.jsonl.gz: KEPT_SAMPLE written documents per output group, drawn by a hash of
+        their id (spread over every file and shard, the same on every runner), for the report."""
+        out_dir = self.out_dir
+
+        def write(item):
+            group, records = item
+            records = sorted(records, key=lambda d: (d.id, d.location))
+            with atomic_write(join(out_dir, "_samples", f"{label_of(group)}.jsonl.gz")) as handle:
+                encode_jsonl_gz((d.to_dict() for d in records), handle)
+
+        (docs | f"KeySample{label}" >> beam.Map(lambda d: (group_fn(d), d))
+         | f"Sample{label}" >> beam.combiners.Top.PerKey(KEPT_SAMPLE, key=lambda d: -stable_hash(f"{d.id}\x00{d.location}"))
+         | f"WriteSample{label}" >> beam.Map(write))
 
     def finish(self) -> None:
         """Write stats.json, the dropped sample and the dead letters."""
@@ -261,6 +279,11 @@ class Run:
             lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
         self._dropped.append(split[0])
         self._failed.append(split[1])
+
+
+def label_of(group: str) -> str:
+    """An output group as a file name (groups are paths like ``s00001/en`` or ``""``)."""
+    return (group or "(all)").replace("/", "__")
 
 
 def _json_safe(value):

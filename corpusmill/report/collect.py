@@ -31,6 +31,7 @@ class StageData:
     dropped: Dict[str, Dict[str, List[dict]]]  # step -> reason -> sample records
     failed: List[dict]
     repeated_lines: List[dict] = dataclasses.field(default_factory=list)  # the CCNet stage's repeated_lines.json
+    samples: Dict[str, List[dict]] = dataclasses.field(default_factory=dict)  # _samples/: group -> documents
 
     @property
     def groups(self) -> Dict[str, int]:
@@ -162,9 +163,18 @@ def read_stage(root: str, stage_dir: str) -> StageData:
     if os.path.isfile(os.path.join(stage_dir, "repeated_lines.json")):
         with open(os.path.join(stage_dir, "repeated_lines.json"), encoding="utf-8") as fh:
             repeated = json.load(fh)["lines"]
+    samples = {}
+    sample_dir = os.path.join(stage_dir, "_samples")
+    if os.path.isdir(sample_dir):
+        import gzip
+
+        for name_ in sorted(os.listdir(sample_dir)):
+            if name_.endswith(".jsonl.gz"):
+                with gzip.open(os.path.join(sample_dir, name_), "rt", encoding="utf-8") as fh:
+                    samples[name_[:-len(".jsonl.gz")].replace("__", "/")] = [json.loads(l) for l in fh if l.strip()]
     return StageData(name=name, path=stage_dir, stats=stats, problems=check_accounting(stats), profile=profile,
                      provenance=read_provenance(stage_dir), dropped=read_dropped(stage_dir),
-                     failed=read_failed(stage_dir), repeated_lines=repeated)
+                     failed=read_failed(stage_dir), repeated_lines=repeated, samples=samples)
 
 
 def collect(root: str, quiet: bool = False) -> RunData:

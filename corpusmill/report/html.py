@@ -21,7 +21,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .pass{color:#fff;background:#2e7d32;padding:.1em .5em;border-radius:3px;font-weight:bold}
 .fail{color:#fff;background:#c62828;padding:.1em .5em;border-radius:3px;font-weight:bold}
 .sample{border:1px solid #ddd;border-left:4px solid #c62828;margin:.4em 0;padding:.3em .6em;background:#fafafa}
-.sample pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;font-size:.85em;max-height:12em;overflow:auto}
+.sample.kept{border-left-color:#1976d2}.sample pre{white-space:pre-wrap;word-break:break-word;margin:.3em 0;font-size:.85em;max-height:12em;overflow:auto}
 .meta{color:#666;font-size:.85em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
 details>summary{cursor:pointer;font-weight:bold;margin:.3em 0}
 nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
@@ -151,7 +151,7 @@ def _stats_table(stage: StageData) -> str:
     return f"<table>{head}{''.join(rows)}</table>{extra}"
 
 
-def _doc_excerpt(record: dict) -> str:
+def _doc_excerpt(record: dict, kept: bool = False) -> str:
     doc = record.get("document") or {}
     text = doc.get("text") or ""
     meta = doc.get("metadata") or {}
@@ -162,7 +162,7 @@ def _doc_excerpt(record: dict) -> str:
     body = f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>" if text else '<p class="meta">(no text: not a document record)</p>'
     if isinstance(meta.get("removed_lines"), list) and text:  # line dedup: the text as it came, removals marked
         body = _marked_lines(text, set(meta["removed_lines"]))
-    return (f'<div class="sample"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
+    return (f'<div class="sample{" kept" if kept else ""}"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
             f'{" — " + _e(extra) if extra else ""}</div>{body}</div>')
 
 
@@ -233,8 +233,14 @@ def _groups_section(stage: StageData) -> str:
         plots.append(binned_plot(edges[score], top, f"written documents: {SCORE_TITLES.get(score, score)}, by language",
                                  score))
     figures = "".join(f"<figure>{p}</figure>" for p in plots)
+    samples = "".join(
+        f'<details><summary data-sample-group="{_e(group)}">{_e(group)}: {len(docs)} written documents, drawn evenly '
+        f"(by hash) from all {stage.groups.get(group, len(docs))}</summary>"
+        + "".join(_doc_excerpt({"document": d}, kept=True) for d in docs) + "</details>"
+        for group, docs in stage.samples.items())
     return (f'<p class="meta">Exact: counted by the pipeline over every written document (profile.json).</p>'
-            f'<div class="plots">{"".join(f"<div>{t}</div>" for t in tables)}</div><div class="plots">{figures}</div>')
+            f'<div class="plots">{"".join(f"<div>{t}</div>" for t in tables)}</div><div class="plots">{figures}</div>'
+            f"{samples}")
 
 
 def _threshold_values(value) -> Dict[str, List[float]]:
