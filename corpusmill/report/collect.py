@@ -48,7 +48,9 @@ class StageData:
 
     @property
     def written(self) -> int:
-        if self.profile:
+        """Documents written (exact, from profile.json); a stage that writes no documents (the tokenizer's
+        sample, the mixer's counts): what its last step kept."""
+        if self.groups:
             return sum(self.groups.values())
         return self.stats[-1]["kept"] if self.stats else 0
 

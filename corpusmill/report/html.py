@@ -265,7 +265,10 @@ def _step_filters(stage: StageData, step: str, entry: dict) -> str:
     for reason, per in entry.get("dropped", {}).items():
         for key, what in (("languages", "language"), ("sources", "source")):
             counts = per.get(key, {})
-            if len(counts) > 1 or (key == "languages" and set(counts) != {"-"}):  # "-": before language ID
+            if key == "languages" and set(counts) == {"-"}:  # "-": before language ID
+                parts.append(f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td><td class="l meta">'
+                             f'{counts["-"]}, not known yet (dropped before language ID)</td></tr>')
+            elif len(counts) > 1 or key == "languages":
                 items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 cells = " ".join(f'<span class="count" data-stage="{_e(stage.name)}" data-step="{_e(step)}" '
                                  f'data-reason="{_e(reason)}" data-{what}="{_e(k)}">{_e(k)}: {n}</span>'
