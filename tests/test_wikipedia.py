@@ -258,3 +258,28 @@ def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     run_wikipedia(WikipediaConfig(input=[DUMP], output=b, split_mb=0.03),
                   ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert tree_digest(a) == tree_digest(b)
+
+
+def test_a_dump_without_siteinfo_is_read_by_its_wikimedia_file_name(tmp_path):
+    """A hand-cut slice of a dump (pages, no <siteinfo>): the wiki comes from the name Wikimedia gives its
+    files; its articles are those of the full dump. A name that does not say the wiki is refused, naming the fix."""
+    import bz2
+
+    raw = b"".join(bz2.open(DUMP).read().split(b"</siteinfo>", 1)[1:])
+    raw = b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">' + raw
+    assert b"<siteinfo>" not in raw and b"<page>" in raw
+    cut = tmp_path / "enwiki-20240101-pages-articles.xml"
+    cut.write_bytes(raw)
+    full = run_wikipedia(WikipediaConfig(input=[DUMP], output=str(tmp_path / "full")))
+    again = run_wikipedia(WikipediaConfig(input=[str(cut)], output=str(tmp_path / "cut")))
+    docs = {d.id: d for d in read_output(tmp_path / "cut")}
+    assert again[-1]["kept"] == full[-1]["kept"] > 0
+    assert [(d.text, d.url) for d in sorted(docs.values(), key=lambda d: d.id)] == [
+        (d.text, d.url) for d in sorted(read_output(tmp_path / "full"), key=lambda d: d.id)]
+    assert {d.metadata.get("language") for d in docs.values()} <= {"en"}
+    odd = tmp_path / "slice.xml"
+    odd.write_bytes(raw)
+    stats = run_wikipedia(WikipediaConfig(input=[str(odd)], output=str(tmp_path / "odd")))
+    (failure,) = read_failed(tmp_path / "odd")  # one dead letter naming the file and the fix; the run goes on
+    assert sum(s["failed"] for s in stats) == 1 and "slice.xml" in failure["location"]
+    assert "enwiki-YYYYMMDD-pages-articles" in failure["error"]

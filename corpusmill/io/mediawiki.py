@@ -8,6 +8,7 @@ import bisect
 import bz2
 import dataclasses
 import functools
+import os
 import re
 import zlib
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -193,6 +194,24 @@ def _codec(encoding: str) -> str:
     return enc
 
 
+_DUMP_NAME = re.compile(r"^([a-z][a-z0-9_]*?)wiki-")  # enwiki-20240401-pages-articles..., zh_yuewiki-...
+
+
+def _site_from_name(path: str, encoding: str, has_pages: bool) -> SiteInfo:
+    """A dump without ``<siteinfo>`` (a hand-cut slice): the wiki from Wikimedia's file name, ``<db>wiki-DATE-...``.
+    The local names of the File and Category namespaces are then unknown (the English ones still apply)."""
+    name = os.path.basename(path.rstrip("/"))
+    m = _DUMP_NAME.match(name)
+    if not has_pages or m is None:
+        what = "pages but no <siteinfo> header" if has_pages else "no <siteinfo> header and no <page>"
+        raise ValueError(f"{path}: {what}; is this a MediaWiki XML dump (pages-articles.xml[.bz2])? A dump without "
+                         f"<siteinfo> is read when its name says the wiki, as Wikimedia names them "
+                         f"(enwiki-YYYYMMDD-pages-articles.xml.bz2)")
+    lang = m.group(1).replace("_", "-")
+    return SiteInfo(dbname=f"{m.group(1)}wiki", language=lang, encoding=encoding,
+                    base_url=f"https://{lang}.wikipedia.org/wiki/Main_Page", no_text_namespaces=())
+
+
 def read_site_info(path: str, kind: str) -> SiteInfo:
     """Parse the dump's ``<mediawiki>`` start tag and ``<siteinfo>`` (hardened parser)."""
     from lxml import etree
@@ -211,8 +230,7 @@ def read_site_info(path: str, kind: str) -> SiteInfo:
     header = head[:cut] if cut >= 0 else head[:_MAX_HEADER]
     close = "</siteinfo>".encode(encoding)
     if close not in header:
-        raise ValueError(f"{path}: no <siteinfo> header found in the first {len(header)} bytes; "
-                         f"is this a MediaWiki XML dump (pages-articles.xml[.bz2])?")
+        return _site_from_name(path, encoding, has_pages=cut >= 0)
     header = header[:header.find(close) + len(close)]
     text = header.decode(encoding, "strict").lstrip("\ufeff")
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
