@@ -40,11 +40,7 @@ def model_entries(filt) -> List[dict]:
     """The model files a filter loads: path, bytes and sha256 (local files; a remote path is named only)."""
     out = []
     for attr in getattr(filt, "model_files", ()) or ():
-        value = getattr(filt, attr, None)
-        if value is None and attr == "model_path" and hasattr(filt, "predict"):  # lid: the packaged model
-            from corpusmill.filters.lid import default_lid_model
-
-            value = default_lid_model()
+        value = filt.model_in_use(attr)
         paths = sorted(value.values()) if isinstance(value, dict) else [value] if value else []
         subset = filt.model_subset(attr)
         for path in paths:

@@ -108,11 +108,13 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
 
 def read_profile(out_dir: str) -> dict:
     """An output's profile.json (corpusmill.core.profile); {} for an output written before it existed."""
+    from apache_beam.io.filesystems import FileSystems
+
     path = join(out_dir, PROFILE_FILE)
-    if "://" not in path and not os.path.isfile(path):
+    if not FileSystems.exists(path):
         return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    with FileSystems.open(path) as fh:  # a remote output too (the CCNet stage's units on gs://)
+        return json.loads(fh.read().decode("utf-8"))
 
 
 def read_stats(out_dir: str) -> List[dict]:

@@ -74,6 +74,10 @@ class Filter:
             state[attr] = None
         return state
 
+    def model_in_use(self, attr: str):
+        """The model path(s) of ``attr`` this filter loads (a filter with a packaged default names it)."""
+        return getattr(self, attr, None)
+
     def model_subset(self, attr: str):
         """The file names inside the model directory ``attr`` this filter needs (None: all of them), so a
         worker copies only those from a remote directory."""

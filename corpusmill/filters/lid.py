@@ -67,6 +67,9 @@ class LanguageId(Filter):
     def thresholds(self):
         return {"language_score": self.threshold}
 
+    def model_in_use(self, attr: str):
+        return self.model_path or default_lid_model()
+
     def predict(self, text: str) -> Tuple[str, float]:
         if self._model is None:
             self.setup()
