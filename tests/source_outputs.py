@@ -21,3 +21,17 @@ def failed_records(out: str) -> List[dict]:
     from corpusmill.core.files import read_failed
 
     return read_failed(out)
+
+
+def score_histogram(out: str, step: str, score: str, verdict: str) -> List[int]:
+    """profile.json's ``verdict`` ("kept"/"dropped") histogram of ``score`` at ``step``, summed over
+    languages ([] when the step histogrammed none)."""
+    import json
+    import os
+
+    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+        per_lang = json.load(fh)["steps"][step]["histograms"].get(score, {}).get(verdict, {})
+    counts: List[int] = []
+    for c in per_lang.values():
+        counts = list(c) if not counts else [a + b for a, b in zip(counts, c)]
+    return counts

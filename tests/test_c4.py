@@ -173,8 +173,23 @@ def test_crawl_keeps_the_newest_page_per_normalized_url(crawl_run):
             newest = max(v[0] for v in versions)
             expected_losers |= {url for t, url in versions if t < newest}
     assert expected_losers  # the sample has re-crawls
-    dropped = {r["document"]["url"] for r in dropped_records(out, "url_dedup", "older_page_same_url")}
-    assert dropped == expected_losers
+    records = dropped_records(out, "url_dedup", "older_page_same_url")
+    assert {r["document"]["url"] for r in records} == expected_losers
+    # each older copy names the page kept for its URL (written, or dropped by a later step): a newer
+    # crawl of the same normalized URL
+    from corpusmill.core.files import read_dropped
+
+    seen = {d.id: (d.url, d.timestamp, d.location) for d in read_output(out)}
+    for step, reasons in read_dropped(out).items():
+        if step != "url_dedup":
+            seen.update({r["document"]["id"]: (r["document"]["url"], r["document"]["timestamp"],
+                                               r["document"]["location"])
+                         for rs in reasons.values() for r in rs if r.get("document")})
+    for r in records:
+        url, timestamp, location = seen[r["document"]["metadata"]["duplicate_of"]]
+        assert rules.normalize_url(url) == rules.normalize_url(r["document"]["url"])
+        assert rules.timestamp_seconds(timestamp) > rules.timestamp_seconds(r["document"]["timestamp"])
+        assert location == r["document"]["metadata"]["duplicate_of_location"]
 
 
 def test_crawl_removes_repeated_three_sentence_spans_across_files(crawl_run):
@@ -227,6 +242,23 @@ def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
         assert d.metadata["sentences"] >= 3
     punct = dropped_records(out, "terminal_punct", "low_terminal_punct_share")
     assert punct and all(r["document"]["metadata"]["terminal_punct_share"] < 0.5 for r in punct)
+    # the profile holds each heuristic's measure for kept and dropped pages (issue 15)
+    from source_outputs import score_histogram
+
+    from corpusmill.core.profile import bin_of
+
+    for step, score, reason in (("terminal_punct", "terminal_punct_share", "low_terminal_punct_share"),
+                                ("word_count", "words", "too_few_words")):
+        expected = [0] * len(score_histogram(out, step, score, "kept"))
+        for r in dropped_records(out, step, reason):
+            expected[bin_of(score, r["document"]["metadata"][score])] += 1
+        assert score_histogram(out, step, score, "dropped") == expected and sum(expected) > 0
+    written = [0] * len(expected)
+    later = [r["document"]["metadata"] for r in dropped_records(out, "sentence_count", "too_few_sentences")]
+    for meta in [d.metadata for d in docs] + later:  # what word_count kept: written, or dropped after it
+        written[bin_of("words", meta["words"])] += 1
+    assert score_histogram(out, "sentence_count", "words", "kept") == []  # (not a score of that step)
+    assert score_histogram(out, "word_count", "words", "kept") == written
 
 
 def test_bad_input_is_explained(tmp_path):
@@ -263,3 +295,32 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert all(s["read"] == s["kept"] == n for s in stats)  # every threshold off: nothing dropped
     assert cli_main(["source", "c4", "--from", "crawl", "--input", RELEASED, "--output", str(tmp_path / "x")]) == 2
     assert "--from crawl reads WARC/WET files" in capsys.readouterr().err
+
+
+def test_clean_page_profiles_its_sentence_count_and_page_length(crawl_run):
+    """Issue 15: C4's rule measures as kept-vs-dropped distributions, the thresholds beside them."""
+    import json
+
+    from source_outputs import score_histogram, step_stats
+
+    from corpusmill.core.profile import bin_of
+
+    out, stats = crawl_run
+    s = step_stats(stats, "clean_page")
+    assert s["dropped"].get("too_few_sentences", 0) > 0
+    kept = score_histogram(out, "clean_page", "sentences", "kept")
+    assert sum(kept) == s["kept"] and sum(kept[:3]) == 0  # every kept page has 3 sentences or more
+    # each page clean_page dropped for too few sentences, judged again, lands in its bin
+    expected = [0] * len(kept)
+    for r in dropped_records(out, "clean_page", "too_few_sentences"):
+        verdict = rules.CleanPage()(Document.from_dict(r["document"]))
+        assert verdict.reason == "too_few_sentences"
+        expected[bin_of("sentences", verdict.measures["sentences"])] += 1
+    assert score_histogram(out, "clean_page", "sentences", "dropped") == expected
+    # every page judged has its length counted, kept or dropped for any reason
+    length = [a + b for a, b in zip(score_histogram(out, "clean_page", "page_chars", "kept"),
+                                    score_histogram(out, "clean_page", "page_chars", "dropped"))]
+    assert sum(length) == s["read"]
+    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+        assert json.load(fh)["steps"]["clean_page"]["thresholds"] == {"page_chars": rules.MAX_PAGE_CHARS,
+                                                                      "sentences": 3}

@@ -49,6 +49,14 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     corpusmill.run_stage("ccnet", input=[WARC], output=str(plain), min_length=0)
     assert _stats(plain)["lid"]["kept"] == stats["lid"]["kept"]
     assert len(read_output(str(plain))) == step["read"]
+    # its own score, binned as it declared, kept and dropped, with its threshold (profile.json)
+    entry = json.loads((out / "profile.json").read_text())
+    assert entry["bins"]["digit_share"] == [round(i / 20, 6) for i in range(21)]
+    mine = entry["steps"]["max_digit_share"]
+    assert mine["thresholds"] == {"digit_share": 0.2}
+    hist = mine["histograms"]["digit_share"]
+    assert sum(map(sum, hist["kept"].values())) == step["kept"]
+    assert sum(map(sum, hist.get("dropped", {}).values())) == sum(step["dropped"].values())
 
 
 def test_a_users_source_is_a_manifest_processor(tmp_path):

@@ -151,6 +151,9 @@ def test_duplicates_across_repositories_keep_the_smallest_id(local_run):
     for r in dups:
         original = by_text[r["document"]["text"]]
         assert original.metadata["repo_name"] == "cpython-json" and original.id < r["document"]["id"]
+        # the dropped copy names the one kept (issue 15: dedup samples show what they duplicate)
+        meta = r["document"]["metadata"]
+        assert (meta["duplicate_of"], meta["duplicate_of_location"]) == (original.id, original.location)
 
 
 def test_headers_are_stripped_in_the_output(local_run):
@@ -393,3 +396,30 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert step_stats(stats, "size")["dropped"] == {"too_large": big}
     assert cli_main(["source", "github", "--from", "bigquery", "--bq-anonymous", "--output", str(tmp_path / "x")]) == 2
     assert "--bq-anonymous only works with --bq-endpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("step,rule", [("max_line_length", rules.max_line_length),
+                                       ("mean_line_length", rules.mean_line_length),
+                                       ("alnum_share", rules.alnum_share),
+                                       ("alpha_per_token", rules.alpha_per_token)])
+def test_each_code_rule_measure_is_profiled_for_kept_and_dropped_files(local_run, step, rule):
+    """Issue 15: a code rule's measure, as a kept-vs-dropped distribution against its threshold."""
+    from source_outputs import score_histogram
+
+    from corpusmill.core.profile import bin_of, edges
+
+    _, out, stats = local_run
+    s = step_stats(stats, step)
+    kept, dropped = score_histogram(out, step, step, "kept"), score_histogram(out, step, step, "dropped")
+    assert sum(kept) == s["kept"] > 0 and sum(dropped or [0]) == sum(s["dropped"].values())
+    expected = [0] * len(kept)
+    for r in dropped_records(out, step, step):  # each dropped file, measured again, lands in its bin
+        expected[bin_of(step, rule(r["document"]["text"]))] += 1
+    assert (dropped or [0] * len(kept)) == expected
+    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+        limit = json.load(fh)["steps"][step]["thresholds"][step]
+    upper = step in ("max_line_length", "mean_line_length")
+    bounds = edges(step)
+    for i, n in enumerate(kept):  # no kept file lies wholly beyond the threshold
+        if n:
+            assert (bounds[i] <= limit) if upper else (bounds[i + 1] >= limit or i == len(kept) - 1)

@@ -216,3 +216,18 @@ def test_run_filters_applies_a_chain_outside_beam_as_the_steps_would(tmp_path):
 def build_stats_from(out):
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
         return {row["step"]: row for row in json.load(fh)}
+
+
+def test_a_filter_naming_a_score_without_bins_is_refused_when_the_pipeline_is_built(tmp_path):
+    """A score the profile has no bins for would fail on the first document; it fails at once, naming it."""
+    import pytest
+
+    from corpusmill.core.errors import CorpusmillError
+
+    class DigitShare(ByScript):
+        name = "digit_share"
+        scores = ("digit_share",)
+
+    with pytest.raises(CorpusmillError, match=r"'digit_share' \(.*DigitShare\) names score\(s\) \['digit_share'\] "
+                                              r"with no bins; expected one of \[.*'language_score'"):
+        run_filter(tmp_path, filt=DigitShare())

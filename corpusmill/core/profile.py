@@ -4,7 +4,8 @@ Beside the per-step totals of stats.json, every step counts, for each document i
 
 - a drop reason by the document's language and by its source (``by_language``, ``by_source``);
 - for each score the step judges by (``Filter.scores``: ``language_score``, ``perplexity``,
-  ``wiki_prob``) and for every document's length in characters: a histogram of the kept and of the
+  ``wiki_prob`` from the document's metadata; a rule's measures, such as C4's sentence count or code's
+  line lengths, from ``Verdict.measures``) and for every document's length in characters: a histogram of the kept and of the
   dropped documents, per language, on fixed bin edges (:data:`BINS`), so the bins of every group,
   step and run are the same and never run past the score's possible range;
 
@@ -34,10 +35,23 @@ BINS: Dict[str, Tuple[float, float, int, bool]] = {
     "wiki_prob": (0.0, 1.0, 20, False),
     "perplexity": (1.0, 100_000.0, 25, True),  # cc_net's perplexities run from about 10 to a few 10^4
     "length": (1.0, 10_000_000.0, 28, True),  # characters
+    # rule measures (Verdict.measures: computed by a rule filter for every document it judges)
+    "sentences": (0.0, 50.0, 50, False),  # C4: one bin per sentence count, 50 and more in the last
+    "words": (1.0, 1_000_000.0, 24, True),  # C4 --from released: white-space separated words
+    "terminal_punct_share": (0.0, 1.0, 20, False),  # C4 --from released: lines ending in . ! ? "
+    "page_chars": (1.0, 10_000_000.0, 28, True),  # C4: clean_page's too_long
+    "max_line_length": (1.0, 1_000_000.0, 24, True),  # code (RedPajama's GitHub thresholds)
+    "mean_line_length": (1.0, 10_000.0, 20, True),
+    "alnum_share": (0.0, 1.0, 20, False),
+    "alpha_per_token": (0.0, 10.0, 20, False),
 }
 
+# the model scores a written document may carry (the write step histograms them)
+SCORES = ("language_score", "wiki_prob", "perplexity")
 
-SCORES = tuple(s for s in BINS if s != "length")  # the scores a written document may carry
+
+def log_scale(score: str) -> bool:
+    return score in BINS and BINS[score][3]
 
 
 def label(value) -> str:
@@ -46,21 +60,36 @@ def label(value) -> str:
     return text.replace("\t", " ").replace("\x1f", " ")
 
 
-def edges(score: str) -> List[float]:
-    lo, hi, n, log = BINS[score]
+def edges(score: str, bins: Optional[Dict[str, tuple]] = None) -> List[float]:
+    lo, hi, n, log = (bins or BINS)[score]
     if log:
         a, b = math.log10(lo), math.log10(hi)
         return [round(10 ** (a + (b - a) * i / n), 6) for i in range(n + 1)]
     return [round(lo + (hi - lo) * i / n, 6) for i in range(n + 1)]
 
 
-def bin_of(score: str, value: float) -> int:
-    lo, hi, n, log = BINS[score]
+def bin_of(score: str, value: float, bins: Optional[Dict[str, tuple]] = None) -> int:
+    lo, hi, n, log = (bins or BINS)[score]
     if log:
         value = math.log10(max(value, lo))
         lo, hi = math.log10(lo), math.log10(hi)
     i = int((value - lo) / (hi - lo) * n)
     return min(max(i, 0), n - 1)
+
+
+def check_bins(name: str, bins: Dict[str, tuple]) -> Dict[str, tuple]:
+    """A filter's own score bins (``Filter.bins``): ``{score: (low, high, bins, log scale)}``, checked."""
+    out = {}
+    for score, spec in (bins or {}).items():
+        ok = isinstance(spec, (tuple, list)) and len(spec) == 4 and isinstance(spec[2], int) and spec[2] > 0
+        if ok:
+            lo, hi, n, log = spec
+            ok = isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo < hi and (not log or lo > 0)
+        if not ok:
+            raise ValueError(f"filter {name!r}: bins[{score!r}] = {spec!r}; expected (low, high, number of bins, "
+                             f"log scale), low < high, low > 0 on a log scale")
+        out[score] = (float(spec[0]), float(spec[1]), int(spec[2]), bool(spec[3]))
+    return out
 
 
 def number(value) -> Optional[float]:
@@ -69,8 +98,16 @@ def number(value) -> Optional[float]:
     return float(value)
 
 
-def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict]) -> dict:
-    """profile.json's content from the summed rows (kinds of :data:`KINDS`)."""
+def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict],
+                  extra_edges: Optional[Dict[str, List[float]]] = None) -> dict:
+    """profile.json's content from the summed rows (kinds of :data:`KINDS`). ``extra_edges``: the bin
+    edges of scores that filters declared themselves (``Filter.bins``), beside :data:`BINS`."""
+    all_edges = {s: edges(s) for s in BINS}
+    all_edges.update(extra_edges or {})
+
+    def size(score: str) -> int:
+        return len(all_edges[score]) - 1
+
     steps: Dict[str, dict] = {}
     output = {"groups": {}, "languages": {}, "sources": {}, "characters": {}, "histograms": {}}
 
@@ -83,7 +120,7 @@ def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict]) 
             what, value = parts
             if what == HIST:  # value: score \x1f language \x1f bin
                 score, lang, b = value.split("\x1f")
-                hist = output["histograms"].setdefault(score, {}).setdefault(lang, [0] * BINS[score][2])
+                hist = output["histograms"].setdefault(score, {}).setdefault(lang, [0] * size(score))
                 hist[int(b)] += n
                 continue
             output[what][value] = output[what].get(value, 0) + n
@@ -97,7 +134,7 @@ def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict]) 
         elif kind == HIST:
             score, verdict, lang, b = parts
             hist = step_entry(step)["histograms"].setdefault(score, {}).setdefault(verdict, {}).setdefault(
-                lang, [0] * BINS[score][2])
+                lang, [0] * size(score))
             hist[int(b)] += n
     order = {s: i for i, s in enumerate(step_order)}
     out_steps = {}
@@ -105,7 +142,7 @@ def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict]) 
         entry = steps.get(step, {"dropped": {}, "histograms": {}})
         out_steps[step] = {"thresholds": thresholds.get(step, {}), "dropped": _sorted(entry["dropped"]),
                            "histograms": _sorted(entry["histograms"])}
-    return {"bins": {s: edges(s) for s in BINS}, "steps": out_steps, "output": _sorted(output)}
+    return {"bins": _sorted(all_edges), "steps": out_steps, "output": _sorted(output)}
 
 
 def _sorted(value):

@@ -14,6 +14,7 @@ from typing import AbstractSet, Iterable, Optional, Tuple
 
 from corpusmill.core.document import Document
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.text import printable
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 
@@ -36,7 +37,9 @@ def newest_content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, f
 
 
 class DropDuplicates(Filter):
-    """Takes ``(doc, removal set)``: drops ``reason`` when the set is non-empty (a better copy exists)."""
+    """Takes ``(doc, removal set)``: drops ``reason`` when the set is non-empty (a better copy exists).
+    When the marks name the kept copy (``MarkDuplicates(..., name_kept=True)``: ``(mark, (id, location))``)
+    the dropped document says which: ``duplicate_of`` (its id) and ``duplicate_of_location``."""
 
     def __init__(self, name: str = "exact_dedup", reason: str = "duplicate_content"):
         self.name = name
@@ -44,6 +47,10 @@ class DropDuplicates(Filter):
 
     def __call__(self, item: Tuple[Document, Optional[AbstractSet]]) -> Verdict:
         doc, marks = item
-        if marks:
-            return drop(self.reason, doc)
-        return keep(doc)
+        if not marks:
+            return keep(doc)
+        kept = sorted(m[1] for m in marks if isinstance(m, tuple) and len(m) == 2 and isinstance(m[1], tuple))
+        if kept:
+            kept_id, kept_location = kept[0]
+            doc = doc.annotate(duplicate_of=kept_id, duplicate_of_location=printable(kept_location))
+        return drop(self.reason, doc)

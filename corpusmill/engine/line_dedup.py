@@ -8,9 +8,10 @@
    :func:`corpusmill.dedup.lines.repeated_occurrences`: a key seen in one distinct occurrence emits
    nothing; otherwise every occurrence becomes a mark ``(doc_id, mark)``. It holds one value, so a line in
    a million documents costs no more worker memory than a line in two (runners page large groups).
-3. With ``keep=rank`` one occurrence per repeated key is spared: a combiner (O(1) state per key) finds the
-   occurrence of smallest ``rank(value)`` and emits it as an *unmark*.
-4. Marks and unmarks are joined to the documents (``CoGroupByKey``; a document's marks are bounded by its
+3. With ``keep=rank`` one occurrence per repeated key is spared: the key's values are read twice (a
+   grouped value list is re-iterable), once to find the occurrence of smallest ``rank(value)``, once to
+   mark the others, each mark naming the spared document when asked (``name_kept``).
+4. Marks are joined to the documents (``CoGroupByKey``; a document's marks are bounded by its
    own size), giving ``(doc, frozenset of marks)``. Documents are keyed by ``(id, location)``, not by id
    alone, so two documents that share an id (two inputs with the same JSON id) never get each other's
    marks; in the values ``doc_id`` stands for that key. Two documents with the same id *and* location
@@ -44,33 +45,25 @@ def by_value(value):
     return value
 
 
-class _Smallest(beam.CombineFn):
-    """Per key: the value of smallest rank, and whether a second distinct value exists. O(1) state."""
-
-    def __init__(self, rank: Callable, distinct: Callable):
-        self.rank = rank
-        self.distinct = distinct
-
-    def create_accumulator(self):
-        return None, None, False  # (best value, one distinct key seen, a second distinct key seen)
-
-    def add_input(self, acc, value):
-        return self.merge_accumulators([acc, (value, self.distinct(value), False)])
-
-    def merge_accumulators(self, accumulators):
-        best, key, many = None, None, False
-        for b, k, m in accumulators:
-            if b is None:
-                continue
-            many = many or m or (key is not None and k != key)
-            if key is None:
-                key = k
-            if best is None or self.rank(b) < self.rank(best):
-                best = b
-        return best, key, many
-
-    def extract_output(self, acc):
-        return acc
+def _keeper_marks(values, rank: Callable, distinct: Callable, name_kept: bool):
+    """One key's marks when one occurrence is spared: the values are read twice (a grouped value list is
+    re-iterable on every runner, and paged, so memory stays O(1)): first for the occurrence of smallest
+    ``rank`` and whether a second distinct occurrence exists, then to mark every other one. With
+    ``name_kept`` a mark is ``(mark, (kept doc id, kept location))``: the copy it duplicates."""
+    best, first, many = None, None, False
+    for value in values:
+        d = distinct(value)
+        if first is None:
+            first = d
+        elif d != first:
+            many = True
+        if best is None or rank(value) < rank(best):
+            best = value
+    if not many:
+        return
+    for doc_key, mark in values:
+        if (doc_key, mark) != best:
+            yield doc_key, ((mark, best[0]) if name_kept else mark)
 
 
 def _count_repeated(item, distinct):
@@ -93,12 +86,14 @@ class MarkDuplicates(beam.PTransform):
 
     ``keep``: None marks every occurrence of a repeated key; a function ``rank(value)`` spares the
     occurrence of smallest rank. ``distinct(value)``: what makes two occurrences different (default the
-    whole ``(doc_id, mark)`` value).
+    whole ``(doc_id, mark)`` value). ``name_kept`` (with ``keep``): each mark also names the spared
+    occurrence's document, ``(mark, (id, location))``, so a dropped copy says what it duplicates.
     """
 
     def __init__(self, occurrences_fn: Callable, keep: Optional[Callable] = None,
-                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0):
+                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0, name_kept: bool = False):
         super().__init__()
+        self.name_kept = name_kept
         self.occurrences_fn = occurrences_fn
         self.keep = keep
         self.distinct = distinct
@@ -110,8 +105,13 @@ class MarkDuplicates(beam.PTransform):
     def expand(self, docs):
         distinct = self.distinct
 
+        keep, name_kept = self.keep, self.name_kept
+
         def marks(item):
             _key, values = item
+            if keep is not None:
+                yield from _keeper_marks(values, keep, distinct, name_kept)
+                return
             for doc_id, mark in repeated_occurrences(values, distinct):
                 yield doc_id, mark
 
@@ -129,21 +129,9 @@ class MarkDuplicates(beam.PTransform):
         if self.top:
             self.top_keys = (grouped | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct)
                              | "TopRepeated" >> beam.combiners.Top.Of(self.top))
-        if self.keep is not None:
-            def unmark(item):
-                _key, (best, _k, many) = item
-                if many:
-                    yield best
-
-            tagged["unmark"] = (
-                occurrences
-                | "Keeper" >> beam.CombinePerKey(_Smallest(self.keep, distinct))
-                | "Unmarks" >> beam.FlatMap(unmark)
-            )
-
         def join(item):
             _doc_id, grouped = item
-            found = frozenset(grouped["mark"]) - frozenset(grouped.get("unmark", ()))
+            found = frozenset(grouped["mark"])
             docs = list(grouped["doc"])
             if not docs:
                 return

@@ -31,12 +31,14 @@ from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import encode_jsonl_gz, join
 from corpusmill.core.profile import (
+    BINS,
     HIST,
     OUTPUT,
     OUTPUT_STEP,
     SCORES,
     bin_of,
     build_profile,
+    edges,
     label,
     number,
     profile_json,
@@ -161,6 +163,7 @@ class Run:
         self.steps: List[str] = []
         self.thresholds: Dict[str, dict] = {}  # step -> what its filter applies (profile.json)
         self.filters: Dict[str, Filter] = {}  # step -> its filter (provenance: class, models)
+        self.extra_edges: Dict[str, List[float]] = {}  # bin edges of the filters' own scores (Filter.bins)
         # a user's filters (--add-filter): (filter, the step it runs after; None: before the write)
         self._extra = list(extra_filters)
         self._extra_done: List[int] = []
@@ -185,6 +188,8 @@ class Run:
         self.thresholds[name] = _json_safe(filt.thresholds())
         self.filters[name] = filt
         out = pcoll | ApplyFilter(name, filt)
+        own = getattr(filt, "bins", {}) or {}
+        self.extra_edges.update({score: edges(score, own) for score in own if score not in BINS})
         self._stats.append(out.stats)
         self._dropped.append(out.dropped)
         self._failed.append(out.failed)
@@ -228,12 +233,14 @@ class Run:
                 raise CorpusmillError(f"--after {after}: this stage has no step {after!r}"
                                       f"{close_matches(after or '', self.steps)}; its steps: {', '.join(self.steps)}")
         out_dir, steps, thresholds = self.out_dir, list(self.steps), dict(self.thresholds)
+        extra_edges = dict(self.extra_edges)
 
         def write_stats(rows):
             profile = [r for r in rows if r[0][1] in PROFILE_KINDS]
             write_text_atomic(join(out_dir, STATS_FILE),
                               stats_json(build_stats([r for r in rows if r[0][1] not in PROFILE_KINDS], steps)))
-            write_text_atomic(join(out_dir, PROFILE_FILE), profile_json(build_profile(profile, steps, thresholds)))
+            write_text_atomic(join(out_dir, PROFILE_FILE), profile_json(build_profile(profile, steps, thresholds,
+                                                                                         extra_edges)))
 
         (
             tuple(self._stats) | "FlattenStats" >> beam.Flatten()
@@ -273,6 +280,7 @@ class Run:
         for profile in profiles:
             for step, entry in profile.get("steps", {}).items():
                 self.thresholds.setdefault(step, entry.get("thresholds", {}))
+            self.extra_edges.update({s: e for s, e in profile.get("bins", {}).items() if s not in BINS})
         rows = stats_rows(stats) + [r for p in profiles for r in profile_rows(p)]
         self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(rows))
         split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(

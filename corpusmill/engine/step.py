@@ -38,9 +38,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from corpusmill.core.document import Document
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash  # noqa: F401 (re-exported for stages)
 from corpusmill.core.inputs import Skipped
-from corpusmill.core.profile import BY_LANGUAGE, BY_SOURCE, HIST, NO_LANGUAGE, bin_of, label, number
+from corpusmill.core.profile import BINS, BY_LANGUAGE, BY_SOURCE, HIST, NO_LANGUAGE, bin_of, check_bins, label, number
 from corpusmill.core.progress import Tally
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT, build_stats, check_accounting, stats_json  # noqa: F401  # noqa: E402
 from corpusmill.core.text import printable
@@ -158,6 +159,15 @@ class _FilterDoFn(beam.DoFn):
         # per bundle instead of one or two per document; Run.finish sums the bundles)
         self._sums: Dict[tuple, list] = {}
         self._scores = tuple(getattr(filt, "scores", ()) or ())
+        try:
+            self._bins = {**BINS, **check_bins(filt.name, getattr(filt, "bins", {}))}
+        except ValueError as exc:
+            raise CorpusmillError(str(exc)) from None
+        unknown = [score for score in self._scores if score not in self._bins]
+        if unknown:
+            raise CorpusmillError(f"filter {filt.name!r} ({type(filt).__qualname__}) names score(s) {unknown} "
+                                  f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
+                                  f"its own in Filter.bins")
         self._seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
 
     def _stat(self, kind: str, name: str, n: int, size_in: int, size_out: int) -> None:
@@ -285,7 +295,7 @@ class _FilterDoFn(beam.DoFn):
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
                 self._stat(COUNTER, SURROGATES, 1, 0, 0)
-        self._profile(doc if isinstance(doc, Document) else None, verdict.reason)
+        self._profile(doc if isinstance(doc, Document) else None, verdict.reason, verdict.measures)
         if verdict.kept:
             self._counter("kept").inc()
             if tally is not None:
@@ -297,7 +307,7 @@ class _FilterDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
             self._stat(DROPPED, verdict.reason, 1, size_in, 0)
 
-    def _profile(self, doc: Optional[Document], reason: Optional[str]) -> None:
+    def _profile(self, doc: Optional[Document], reason: Optional[str], measures: Optional[dict] = None) -> None:
         """profile.json's rows for one verdict (corpusmill.core.profile)."""
         lang = label(doc.metadata.get("language")) if doc is not None else NO_LANGUAGE
         if reason is not None:
@@ -309,9 +319,9 @@ class _FilterDoFn(beam.DoFn):
         if "length" not in self._scores:  # else the filter's own annotation (line_dedup: after the removal)
             self._stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
         for score in self._scores:
-            value = number(doc.metadata.get(score))
+            value = number(measures[score] if measures and score in measures else doc.metadata.get(score))
             if value is not None:
-                self._stat(HIST, f"{score}\t{outcome}\t{lang}\t{bin_of(score, value)}", 1, 0, 0)
+                self._stat(HIST, f"{score}\t{outcome}\t{lang}\t{bin_of(score, value, self._bins)}", 1, 0, 0)
 
     def _skipped(self, entry: Skipped):
         if entry.is_failure:

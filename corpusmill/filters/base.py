@@ -28,23 +28,29 @@ class Verdict:
     doc: Optional[Document]
     reason: Optional[str] = None  # None when kept
     counts: Optional[Dict[str, int]] = None  # extra per-step totals for stats.json ("counters")
+    # what a rule measured on this document, {score: value}, for the profile's kept/dropped histograms
+    # (Filter.scores names them): seen by the report, not stored on the document
+    measures: Optional[Dict[str, float]] = None
 
     @property
     def kept(self) -> bool:
         return self.reason is None
 
 
-def keep(doc: Document, counts: Optional[Dict[str, int]] = None) -> Verdict:
+def keep(doc: Document, counts: Optional[Dict[str, int]] = None,
+         measures: Optional[Dict[str, float]] = None) -> Verdict:
     """Keep ``doc``. ``counts`` (e.g. ``{"header_lines_stripped": 27}``) are summed over the step and
-    reported in its stats.json entry under ``counters``."""
-    return Verdict(doc, None, counts)
+    reported in its stats.json entry under ``counters``. ``measures`` (e.g. ``{"sentences": 7}``) are
+    the values the filter judged, histogrammed in profile.json (see :attr:`Filter.scores`)."""
+    return Verdict(doc, None, counts, measures)
 
 
-def drop(reason: str, doc: Optional[Document] = None, counts: Optional[Dict[str, int]] = None) -> Verdict:
+def drop(reason: str, doc: Optional[Document] = None, counts: Optional[Dict[str, int]] = None,
+         measures: Optional[Dict[str, float]] = None) -> Verdict:
     """Drop with a reason (a short snake_case word: it becomes a counter and a file name)."""
     if not reason or not reason.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"drop reason must be a short snake_case word, got {reason!r}")
-    return Verdict(doc, reason, counts)
+    return Verdict(doc, reason, counts, measures)
 
 
 class Filter:
@@ -59,9 +65,13 @@ class Filter:
     # Attributes holding model file/directory paths. A path on gs:// (any Beam file system) is copied
     # to the worker's local disk before setup() (corpusmill.engine.step), so filters open local files.
     model_files: tuple = ()
-    # The metadata scores this filter sets and judges by (e.g. "language_score"): the stage's profile
-    # (corpusmill.core.profile) histograms them for the kept and the dropped documents of this step.
+    # The scores this filter judges by: metadata it sets (e.g. "language_score") or measures it returns
+    # in its verdicts (Verdict.measures, e.g. "sentences"). The stage's profile (corpusmill.core.profile,
+    # which fixes each score's bins) histograms them for the kept and the dropped documents of this step.
     scores: tuple = ()
+    # Bins for a score of this filter's own (one :data:`corpusmill.core.profile.BINS` does not have):
+    # {score: (low, high, number of bins, log scale)}.
+    bins: Dict[str, tuple] = {}
 
     def thresholds(self) -> Dict[str, Any]:
         """What this filter applies to its scores, for profile.json and the report: ``{score: value}``, or

@@ -99,6 +99,7 @@ class CleanPage(Filter):
     ``curly_brace``, ``too_few_sentences``; kept pages carry ``c4_lines_removed`` (lines removed by rule)."""
 
     name = "clean_page"
+    scores = ("page_chars", "sentences")
 
     def __init__(self, min_words_per_line: int = 5, min_sentences: int = 3, max_word_length: int = 1000,
                  max_page_chars: int = MAX_PAGE_CHARS):
@@ -107,9 +108,13 @@ class CleanPage(Filter):
         self.max_word_length = max_word_length
         self.max_page_chars = max_page_chars
 
+    def thresholds(self):
+        return {"page_chars": self.max_page_chars, "sentences": self.min_sentences}
+
     def __call__(self, doc: Document) -> Verdict:
-        if len(doc.text) > self.max_page_chars:
-            return drop("too_long", doc)
+        chars = len(doc.text)
+        if chars > self.max_page_chars:
+            return drop("too_long", doc, measures={"page_chars": chars})
         kept: List[str] = []
         removed = {}
         sentences = 0
@@ -129,11 +134,11 @@ class CleanPage(Filter):
                 elif len(line.split()) < self.min_words_per_line:
                     reason = "too_short"
                 elif "lorem ipsum" in lower:
-                    return drop("lorem_ipsum", doc)
+                    return drop("lorem_ipsum", doc, measures={"page_chars": chars})
                 elif "javascript" in lower:
                     reason = "javascript"
                 elif "{" in line:
-                    return drop("curly_brace", doc)
+                    return drop("curly_brace", doc, measures={"page_chars": chars})
                 elif any(p in lower for p in POLICY_PHRASES):
                     reason = "policy"
             if reason:
@@ -141,9 +146,11 @@ class CleanPage(Filter):
                 continue
             sentences += len(sentence_spans(line))
             kept.append(line)
+        measures = {"page_chars": chars, "sentences": sentences}
         if sentences < self.min_sentences:
-            return drop("too_few_sentences", doc)
-        return keep(doc.replace(text="\n".join(kept)).annotate(c4_lines_removed=dict(sorted(removed.items()))))
+            return drop("too_few_sentences", doc, measures=measures)
+        return keep(doc.replace(text="\n".join(kept)).annotate(c4_lines_removed=dict(sorted(removed.items()))),
+                    measures=measures)
 
 
 # -- URLs: one page per normalized URL, the newest --------------------------------------------------
@@ -300,9 +307,13 @@ class TerminalPunctShare(Filter):
     terminal punctuation (as :func:`ends_in_terminal_punct`) is below ``min_share``."""
 
     name = "terminal_punct"
+    scores = ("terminal_punct_share",)
 
     def __init__(self, min_share: float = 0.5):
         self.min_share = min_share
+
+    def thresholds(self):
+        return {"terminal_punct_share": self.min_share}
 
     def __call__(self, doc: Document) -> Verdict:
         lines = [line for line in doc.text.split("\n") if line.strip()]
@@ -317,10 +328,14 @@ class WordCount(Filter):
     """``word_count``: drops ``too_few_words`` / ``too_many_words`` (white-space separated words)."""
 
     name = "word_count"
+    scores = ("words",)
 
     def __init__(self, min_words: int = 50, max_words: int = 100_000):
         self.min_words = min_words
         self.max_words = max_words
+
+    def thresholds(self):
+        return {"words": [self.min_words, self.max_words] if self.max_words else self.min_words}
 
     def __call__(self, doc: Document) -> Verdict:
         n = len(doc.text.split())
@@ -336,9 +351,13 @@ class SentenceCount(Filter):
     """``sentence_count``: drops ``too_few_sentences`` below ``min_sentences`` (:func:`count_sentences`)."""
 
     name = "sentence_count"
+    scores = ("sentences",)
 
     def __init__(self, min_sentences: int = 3):
         self.min_sentences = min_sentences
+
+    def thresholds(self):
+        return {"sentences": self.min_sentences}
 
     def __call__(self, doc: Document) -> Verdict:
         n = count_sentences(doc.text)

@@ -197,11 +197,19 @@ class _Threshold(Filter):
     def measure(text: str) -> float:  # pragma: no cover - set by each subclass
         raise NotImplementedError
 
+    @property
+    def scores(self):  # the profile histograms the measure of every file, kept and dropped
+        return (self.name,)
+
+    def thresholds(self):
+        return {self.name: self.limit}
+
     def __call__(self, doc: Document) -> Verdict:
         value = self.measure(doc.text)
+        measures = {self.name: value}
         if (value > self.limit) if self.upper else (value < self.limit):
-            return drop(self.name, doc.annotate(**{self.name: round(value, 4)}))
-        return keep(doc)
+            return drop(self.name, doc.annotate(**{self.name: round(value, 4)}), measures=measures)
+        return keep(doc, measures=measures)
 
 
 class MaxLineLength(_Threshold):

@@ -187,7 +187,9 @@ def collect(root: str, quiet: bool = False) -> RunData:
     stage_dirs = find_stage_dirs(root)
     stages = []
     for n, stage_dir in enumerate(stage_dirs, 1):
-        _progress(f"stage {n}/{len(stage_dirs)}: {os.path.relpath(stage_dir, root)}", quiet)
+        name = os.path.relpath(stage_dir, root)
+        _progress(f"stage {n}/{len(stage_dirs)}: {name if name != '.' else os.path.basename(os.path.abspath(root))}",
+                  quiet)
         stages.append(read_stage(root, stage_dir))
     mixtures = []
     for path in find_manifests(root):

@@ -7,6 +7,7 @@ import io
 import os
 from typing import Dict, List, Sequence
 
+from corpusmill.core.profile import log_scale
 from corpusmill.core.stats import NON_DOCUMENT_REASONS
 from corpusmill.report.collect import RunData, StageData
 
@@ -77,7 +78,11 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], title: str, xlabel:
 
 SCORE_TITLES = {"language_score": "language score (lid.176)", "perplexity": "perplexity (KenLM)",
                 "wiki_prob": "Wikipedia-classifier probability", "length": "length (characters)"}
-LOG_SCORES = ("perplexity", "length")
+SCORE_TITLES.update({"sentences": "sentences (C4's count)", "words": "words", "page_chars": "page length (characters)",
+                     "terminal_punct_share": "share of lines ending in terminal punctuation",
+                     "max_line_length": "longest line (characters)", "mean_line_length": "mean line length (characters)",
+                     "alnum_share": "alphanumeric share of characters",
+                     "alpha_per_token": "alphabetic characters per token"})
 
 
 def binned_plot(edges: Sequence[float], series: Dict[str, Sequence[int]], title: str, score: str,
@@ -90,7 +95,7 @@ def binned_plot(edges: Sequence[float], series: Dict[str, Sequence[int]], title:
         color = colors.get(name, f"C{i}")
         ax.stairs(list(counts), list(edges), label=f"{name} ({sum(counts)})", color=color, fill=len(series) <= 2,
                   alpha=0.45 if len(series) <= 2 else 0.9, linewidth=1.2)
-    if score in LOG_SCORES:
+    if log_scale(score):
         ax.set_xscale("log")
     ax.set_xlim(edges[0], edges[-1])
     for t in thresholds:
@@ -247,6 +252,8 @@ def _threshold_values(value) -> Dict[str, List[float]]:
     """A step's threshold for one score: {"": [t]} or, per language, {lang: [t1, t2]}."""
     if isinstance(value, (int, float)):
         return {"": [float(value)]}
+    if isinstance(value, list):  # a range: [min, max]
+        return {"": [float(x) for x in value if isinstance(x, (int, float))]}
     if isinstance(value, dict):
         return {k: [float(x) for x in (v if isinstance(v, list) else [v])] for k, v in value.items()}
     return {}
@@ -267,7 +274,8 @@ def _step_filters(stage: StageData, step: str, entry: dict) -> str:
             counts = per.get(key, {})
             if key == "languages" and set(counts) == {"-"}:  # "-": before language ID
                 parts.append(f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td><td class="l meta">'
-                             f'{counts["-"]}, not known yet (dropped before language ID)</td></tr>')
+                             f'{counts["-"]}, no language known at this step (before language ID, or none in this '
+                             f'stage)</td></tr>')
             elif len(counts) > 1 or key == "languages":
                 items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 cells = " ".join(f'<span class="count" data-stage="{_e(stage.name)}" data-step="{_e(step)}" '

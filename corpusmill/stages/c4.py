@@ -103,7 +103,7 @@ def check_inputs(files: Sequence[str], mode: str) -> None:
 def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
     refs = p | "ReadWarc" >> ReadWarcRecords(files)
     docs = run.step(refs, "extract", ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes))
-    marked = docs | "FindOlderPages" >> MarkDuplicates(rules.url_occurrence, keep=rules.newest_first)
+    marked = docs | "FindOlderPages" >> MarkDuplicates(rules.url_occurrence, keep=rules.newest_first, name_kept=True)
     docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "older_page_same_url"))
     docs = run.step(docs, "clean_page", rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences,
                                                         cfg.max_word_length, cfg.max_page_chars))

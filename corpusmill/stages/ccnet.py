@@ -339,9 +339,9 @@ def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Seque
 
 def doc_dedup_steps(run: Run, docs: beam.PCollection) -> beam.PCollection:
     """url_dedup (the newest page per normalized URL) then content_dedup (one document per text)."""
-    marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first)
+    marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first, name_kept=True)
     docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
-    marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first)
+    marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first, name_kept=True)
     return run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
 
 

@@ -139,7 +139,7 @@ def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[
     docs = run.step(docs, "alpha_per_token", rules.AlphaPerToken(cfg.min_alpha_per_token))
     if cfg.strip_headers:
         docs = run.step(docs, "header", rules.StripLicenseHeader())
-    marked = docs | "FindDuplicateFiles" >> MarkDuplicates(content_occurrence, keep=by_value)
+    marked = docs | "FindDuplicateFiles" >> MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
     docs = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "duplicate_content"))
     run.write(docs)
 
