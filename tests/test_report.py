@@ -180,3 +180,32 @@ def test_report_diff_names_what_differs_between_two_runs(tmp_path, capsys):
     kept = [(a["kept"], b["kept"]) for a, b in zip(stats_a, stats_b) if a["step"] == "line_dedup"][0]
     assert kept[0] > kept[1] and f"line_dedup kept: {kept[0]} -> {kept[1]}" in printed
     assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "nothing")]) == 2
+
+
+def test_the_report_shows_code_rule_measures_and_what_a_dropped_copy_duplicates(tmp_path):
+    """A GitHub run: each code rule's measure against its threshold, and the dropped copy of a file
+    naming the file that was kept (issue 15)."""
+    from corpusmill.core.files import read_dropped, read_output
+    from corpusmill.stages.github import GitHubConfig, run_github
+
+    repos = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
+    run = tmp_path / "run"
+    run_github(GitHubConfig(output=str(run / "gh"), mode="local", input=[repos]))
+    path, _ = make_report(str(run), quiet=True)
+    proc = chromium(["--dump-dom", f"file://{path}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = lxml_html.fromstring(proc.stdout)
+    text = dom.text_content()
+    for rule, limit in (("max_line_length", "1000"), ("mean_line_length", "100.0"), ("alnum_share", "0.25"),
+                        ("alpha_per_token", "1.5")):
+        assert f"thresholds: {rule} = {limit}" in text
+        plot = [svg for svg in dom.xpath("//svg")
+                if f"{rule}: {rule}, kept and dropped" in lxml_html.tostring(svg, encoding="unicode")]
+        assert plot, rule
+    kept = {d.id: d for d in read_output(str(run / "gh"))}
+    dups = read_dropped(str(run / "gh"))["exact_dedup"]["duplicate_content"]
+    assert dups
+    for r in dups:
+        original = kept[r["document"]["metadata"]["duplicate_of"]]
+        assert original.text == r["document"]["text"]
+        assert f"duplicate_of={original.id}" in text and f"duplicate_of_location={original.location}" in text

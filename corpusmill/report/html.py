@@ -161,7 +161,8 @@ def _doc_excerpt(record: dict, kept: bool = False) -> str:
     text = doc.get("text") or ""
     meta = doc.get("metadata") or {}
     extra = ", ".join(f"{k}={meta[k]}" for k in ("language", "language_score", "perplexity", "bucket", "wiki_prob",
-                                                  "length", "title", "kept_book", "duplicate_of") if k in meta)
+                                                  "length", "title", "kept_book", "duplicate_of", "duplicate_of_location")
+             if k in meta)
     where = doc.get("url") or record.get("location") or doc.get("location") or ""
     more = "…" if len(text) > EXCERPT_CHARS else ""
     body = f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>" if text else '<p class="meta">(no text: not a document record)</p>'
