@@ -127,6 +127,8 @@ def bench_arxiv(latex: str) -> None:
             if v.kept:
                 v = clean(v.doc)
             key = "kept" if v.kept else v.reason
+            if v.counts and v.counts.get("macros_not_expanded"):
+                outcomes["papers with a macro left as written"] = outcomes.get("papers with a macro left as written", 0) + 1
         except Exception as exc:  # noqa: BLE001
             key = f"failed:{type(exc).__name__}"
         outcomes[key] = outcomes.get(key, 0) + 1

@@ -25,14 +25,24 @@ import posixpath
 import re
 import tarfile
 import zlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.filters.latex import inline_inputs, strip_comments
+from corpusmill.filters.latex import (
+    inline_inputs,
+    loaded_packages,
+    package_definitions,
+    protect_verbatim,
+    restore_verbatim,
+    strip_comments,
+    verbatim_environments,
+)
 
 SOURCE = "arxiv"
 TEX_SUFFIXES = (".tex", ".ltx", ".latex")
+PACKAGE_SUFFIXES = (".sty", ".cls")  # a paper's own packages and class: read for their macro definitions
+SOURCE_SUFFIXES = TEX_SUFFIXES + PACKAGE_SUFFIXES
 _DOCCLASS = re.compile(r"^[^%\n]*\\document(?:class|style)\b", re.M)
 _INPUTENC = re.compile(r"\\usepackage\s*\[([^\]]+)\]\s*\{inputenc\}")
 _8BIT = {"latin1": "latin-1", "latin9": "iso8859-15", "latin2": "iso8859-2", "cp1252": "cp1252",
@@ -116,7 +126,7 @@ def unpack(payload: bytes, max_unpacked: int, max_file: int) -> Dict[str, bytes]
                 total += member.size
                 if total > max_unpacked:
                     raise Rejected("too_large", f"the paper's files add up to more than {max_unpacked} bytes")
-                if member.name.lower().endswith(TEX_SUFFIXES):
+                if member.name.lower().endswith(SOURCE_SUFFIXES):
                     fh = tar.extractfile(member)
                     files[posixpath.normpath(member.name)] = fh.read(max_file + 1) if fh else b""
         return files
@@ -157,12 +167,55 @@ def main_tex(files: Dict[str, bytes]) -> str:
     then the shallowest path, then the name."""
     cands = []
     for name, data in files.items():
+        if not name.lower().endswith(TEX_SUFFIXES):
+            continue  # a package or class file
         head = data.decode("latin-1")
         if _DOCCLASS.search(head):
             cands.append((0 if "\\begin{document}" in head else 1, name.count("/"), name))
     if not cands:
         raise Rejected("no_main_tex", f"no file with \\documentclass among {sorted(files)[:10]}")
     return min(cands)[2]
+
+
+_MAX_PACKAGES = 32
+
+
+def _local_packages(text: str, files: Dict[str, bytes], root: str, encoding: str) -> Dict[str, str]:
+    """``{file name: comment-free source}`` of the packages and classes the (comment-free) paper loads
+    that it ships itself (``\\usepackage{mymacros}`` with ``mymacros.sty`` beside the main file), and of
+    the ones those load in turn."""
+    found: Dict[str, str] = {}
+    todo = [text]
+    while todo and len(found) < _MAX_PACKAGES:
+        source, _spans = protect_verbatim(todo.pop(0))  # (a \\usepackage in verbatim is text)
+        for _end, name, suffix in loaded_packages(source):
+            path = posixpath.normpath(posixpath.join(root, name if name.endswith(suffix) else name + suffix))
+            if path in found or path not in files:
+                continue
+            try:
+                source = decode_tex(files[path], path)[0]
+            except Rejected:
+                source = files[path].decode(encoding if encoding != "utf-8" else "latin-1")
+            found[path] = strip_comments(source)
+            todo.append(found[path])
+    return found
+
+
+def _with_package_definitions(flat: str, packages: Dict[str, str], root: str, verbatim: Sequence[str]) -> str:
+    """``flat`` with each local package's definitions right after the command that loads it."""
+    packages = dict(packages)
+    flat, spans = protect_verbatim(flat, verbatim)
+    pieces, pos = [], 0
+    for end, name, suffix in loaded_packages(flat):
+        path = posixpath.normpath(posixpath.join(root, name if name.endswith(suffix) else name + suffix))
+        if path in packages:
+            pieces += [flat[pos:end], "\n", package_definitions(packages.pop(path)), "\n"]
+            pos = end
+    pieces.append(flat[pos:])
+    # a package loaded only by another package: its definitions go where the first one was loaded
+    rest = "\n".join(package_definitions(src) for src in packages.values())
+    out = "".join(pieces) if not rest else "".join(pieces).replace("\n", "\n" + rest + "\n", 1)
+    return restore_verbatim(out, spans)
 
 
 class ExtractPaper(Filter):
@@ -182,7 +235,7 @@ class ExtractPaper(Filter):
             if rec.reject:
                 raise Rejected(*rec.reject)
             files = rec.files if rec.files is not None else unpack(rec.payload or b"", self.max_unpacked, self.max_file)
-            if not files:
+            if not any(name.lower().endswith(TEX_SUFFIXES) for name in files):
                 raise Rejected("not_latex", "no .tex file in the paper")
             main = main_tex(files)
             text, encoding = decode_tex(files[main], main)
@@ -200,12 +253,25 @@ class ExtractPaper(Filter):
                         return files[path].decode(encoding if encoding != "utf-8" else "latin-1")
             return None
 
-        flat, missing = inline_inputs(strip_comments(text), read)
+        # the paper's own packages and class (a .sty/.cls in the tarball): their definitions go where they
+        # are loaded, so the paper's macros from them expand; verbatim environments they define stay as written
+        stripped = strip_comments(text)
+        packages = _local_packages(stripped, files, root, encoding)
+        verbatim = verbatim_environments(stripped, *packages.values())
+        if verbatim:  # again, with the paper's own verbatim environments left as written
+            stripped = strip_comments(text, verbatim)
+        flat, missing = inline_inputs(stripped, read, verbatim_envs=verbatim)
+        if packages:
+            flat = _with_package_definitions(flat, packages, root, verbatim)
         url = f"https://arxiv.org/abs/{rec.paper}" if re.match(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})$",
                                                               rec.paper) else ""
-        meta = {"paper": rec.paper, "main_tex": main, "encoding": encoding, "tex_files": len(files)}
+        meta = {"paper": rec.paper, "main_tex": main, "encoding": encoding, "tex_files": sum(n.lower().endswith(TEX_SUFFIXES) for n in files)}
         if missing:
             meta["missing_inputs"] = sorted(set(missing))[:50]
+        if packages:
+            meta["local_packages"] = sorted(packages)
+        if verbatim:
+            meta["verbatim_environments"] = verbatim
         doc = stub.replace(text=flat, url=url, metadata=meta)
         if not flat.strip():
             return drop("empty", doc)

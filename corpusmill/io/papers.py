@@ -127,10 +127,10 @@ def _read_folder(folder: str, max_file: int, max_total: int) -> PaperRecord:
             if size > max_file or total > max_total:
                 return PaperRecord(name, folder, total, reject=("too_large", f"{rel}: {size} bytes; caps "
                                                                              f"{max_file} per file, {max_total} per paper"))
-            if rel.lower().endswith((".tex", ".ltx", ".latex")):
+            if rel.lower().endswith((".tex", ".ltx", ".latex", ".sty", ".cls")):
                 with open(full, "rb") as fh:
                     files[rel] = fh.read(max_file + 1)
-            elif rel.lower().endswith(".tex.gz"):  # Debian-style gzipped sources
+            elif rel.lower().endswith((".tex.gz", ".sty.gz", ".cls.gz")):  # Debian-style gzipped sources
                 import gzip
 
                 with gzip.open(full) as fh:

@@ -7,7 +7,10 @@
   how arXiv ships a one-file paper);
 - ``folders/ecothesis/``: a multi-file LaTeX project (main.tex with ``\\input``/``\\include`` of files in
   sub-folders, one commented-out ``\\input``), the ``.tex`` files only, gunzipped; the package's own
-  documentation (``ecothesis.tex``) is left out.
+  documentation (``ecothesis.tex``) is left out;
+- ``packages/aipguide/``, ``packages/elsdoc/``: papers that load their own ``.sty`` (revtex4-1's AIP guide
+  with ``docs.sty``; elsarticle's documentation with ``rvdtx.sty`` and ``pdfwidgets.sty``, which also has
+  verbatim-like ``vquote`` environments, ``\\verb`` and a ``comment`` environment), gunzipped.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ def main(latex: str) -> None:
             opener = gzip.open if rel.endswith(".gz") else open
             with opener(os.path.join(root, rel), "rb") as fh, open(target, "wb") as dst_fh:
                 dst_fh.write(fh.read())
+
+    packages = {"aipguide": ["revtex4-1/aip/aipguide4-1.tex.gz", "revtex4-1/aip/docs.sty"],
+                "elsdoc": ["elsarticle/elsdoc.tex.gz", "elsarticle/rvdtx.sty.gz", "elsarticle/pdfwidgets.sty.gz"]}
+    for folder, files in packages.items():
+        os.makedirs(os.path.join(HERE, "packages", folder), exist_ok=True)
+        for rel in files:
+            name = os.path.basename(rel)[:-3] if rel.endswith(".gz") else os.path.basename(rel)
+            opener = gzip.open if rel.endswith(".gz") else open
+            with opener(os.path.join(latex, rel), "rb") as fh, open(os.path.join(HERE, "packages", folder, name), "wb") as out_fh:
+                out_fh.write(fh.read())
 
 
 if __name__ == "__main__":
