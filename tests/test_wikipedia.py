@@ -283,3 +283,35 @@ def test_a_dump_without_siteinfo_is_read_by_its_wikimedia_file_name(tmp_path):
     (failure,) = read_failed(tmp_path / "odd")  # one dead letter naming the file and the fix; the run goes on
     assert sum(s["failed"] for s in stats) == 1 and "slice.xml" in failure["location"]
     assert "enwiki-YYYYMMDD-pages-articles" in failure["error"]
+
+
+def test_no_heading_is_left_without_text_under_it(tmp_path):
+    """A section that was only a table (or a gallery, or templates) leaves no bare heading, nor a skeleton
+    of empty sub-headings (issue 16). Checked on every article of the real dump against its wikitext."""
+    parse, text = ParseWikiPage(), WikitextToText()
+    removed, checked = 0, 0
+    for ref in scan_dump(DUMP, 1 << 30):
+        for rec in read_chunk(ref):
+            verdict = parse(rec)
+            if not verdict.kept:
+                continue
+            raw = verdict.doc.text
+            heads = {h.strip(): len(eq) for eq, h in re.findall(r"^(==+)\s*([^=\n]+?)\s*==+\s*$", raw, flags=re.M)}
+            result = text(verdict.doc)
+            removed += (result.counts or {}).get("bare_headings_removed", 0)
+            lines = result.doc.text.split("\n")
+            # a heading line: one of the page's heading titles, alone after a blank line
+            marks = [(i, heads[line]) for i, line in enumerate(lines) if line in heads and (i == 0 or lines[i - 1] == "")]
+            for n, (i, level) in enumerate(marks):
+                end = next((j for j, lv in marks[n + 1:] if lv <= level), len(lines))
+                inside = {j for j, _ in marks}
+                assert any(lines[j].strip() and j not in inside for j in range(i + 1, end)), \
+                    (verdict.doc.metadata["title"], lines[i])
+                checked += 1
+    assert checked > 150 and removed >= 3
+    # e.g. Politics of Angola's "Political parties and elections" held only the election result tables
+    out = str(tmp_path / "out")
+    stats = _run([DUMP], out)
+    assert stats["wikitext"]["counters"]["bare_headings_removed"] == removed
+    angola = next(d for d in read_output(out) if d.metadata["title"] == "Politics of Angola")
+    assert "Political parties and elections" not in angola.text.split("\n") and "Judicial branch" in angola.text

@@ -22,7 +22,7 @@ import dataclasses
 import re
 import unicodedata
 import urllib.parse
-from typing import FrozenSet, Iterable, List, Optional, Sequence
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
@@ -284,14 +284,15 @@ class _Renderer:
 
 
 def wikitext_to_text(wikitext: str, no_text_namespaces: Iterable[str] = (),
-                     boilerplate: FrozenSet[str] = _ALL_BOILERPLATE) -> str:
-    """Plain text of a page's wikitext (see the module docstring for what is removed)."""
+                     boilerplate: FrozenSet[str] = _ALL_BOILERPLATE, counts: Optional[Dict[str, int]] = None) -> str:
+    """Plain text of a page's wikitext (see the module docstring for what is removed). ``counts`` gets
+    ``bare_headings_removed``: headings left with no text under them (a section that was only a table)."""
     import mwparserfromhell
 
     code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
     names = frozenset(CANONICAL_NO_TEXT_NAMESPACES) | frozenset(x.lower() for x in no_text_namespaces)
     rendered = _Renderer(names).render(code)
-    lines: List[str] = []
+    entries: List[Tuple[int, str]] = []  # (heading level, title) or (0, a line of text)
     skip_level = 0  # inside a boilerplate section of this heading level (0: not skipping)
     for line in rendered.split("\n"):
         if line.startswith("\x00H"):
@@ -301,14 +302,37 @@ def wikitext_to_text(wikitext: str, no_text_namespaces: Iterable[str] = (),
                 continue
             skip_level = level if _norm_title(title) in boilerplate else 0
             if not skip_level and title:
-                lines.append("")
-                lines.append(title)
+                entries.append((level, title))
             continue
         if skip_level:
             continue
-        lines.append(_BLANKS.sub(" ", line).strip())
+        entries.append((0, _BLANKS.sub(" ", line).strip()))
+    kept = _without_bare_headings(entries)
+    if counts is not None:
+        counts["bare_headings_removed"] = sum(1 for level, _ in entries if level) - sum(1 for level, _ in kept if level)
+    lines: List[str] = []
+    for level, line in kept:
+        lines += ["", line] if level else [line]
     text = "\n".join(lines)
     return _MANY_NEWLINES.sub("\n\n", text).strip()
+
+
+def _without_bare_headings(entries: List[Tuple[int, str]]) -> List[Tuple[int, str]]:
+    """Drop each heading with no text before the next heading of its level or above (its section and
+    sub-sections are empty: their tables, galleries or templates were removed)."""
+    has_text = [False] * len(entries)
+    # from the end: per level k, whether text comes before the next heading of level <= k
+    text_below: Dict[int, bool] = {}
+    for i in range(len(entries) - 1, -1, -1):
+        level, line = entries[i]
+        if level == 0:
+            if line:
+                text_below = {k: True for k in range(1, 7)}
+            continue
+        has_text[i] = text_below.get(level, False)
+        for k in range(level, 7):  # it ends the sections of its level and deeper that come before it
+            text_below[k] = False
+    return [e for i, e in enumerate(entries) if e[0] == 0 or has_text[i]]
 
 
 class WikitextToText(Filter):
@@ -322,8 +346,10 @@ class WikitextToText(Filter):
     def __call__(self, doc: Document) -> Verdict:
         meta = dict(doc.metadata)
         no_text = meta.pop(_NS_KEY, ())  # the dump's local File/Category names, passed on by ``parse``
-        text = wikitext_to_text(doc.text, no_text, boilerplate_for(meta.get("language", "")))
+        counts: Dict[str, int] = {}
+        text = wikitext_to_text(doc.text, no_text, boilerplate_for(meta.get("language", "")), counts)
         doc = doc.replace(text=text, metadata=meta)
+        counts = {k: v for k, v in counts.items() if v}
         if len(text) < self.min_chars:
-            return drop("empty", doc)
-        return keep(doc)
+            return drop("empty", doc, counts=counts or None)
+        return keep(doc, counts=counts or None)
