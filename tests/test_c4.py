@@ -71,6 +71,11 @@ def test_clean_page_page_and_line_rules():
     assert cleaned.kept and "uses cookies" not in cleaned.doc.text
     cited = rules.CleanPage()(Document("d", real + "\nThis claim is backed by a long citation list[1][citation needed]."))
     assert "This claim is backed by a long citation list." in cited.doc.text
+    # as the builder: a marker after the end mark leaves a space at the end, so the line goes; the pattern
+    # is lowercase only ("[Edit]" is text)
+    cited = rules.CleanPage()(Document("d", real + "\nEvery adult citizen has had the right to vote. [1]\n"
+                                            "The section can be changed by anyone who signs in [Edit]."))
+    assert "right to vote" not in cited.doc.text and "signs in [Edit]." in cited.doc.text
     assert rules.CleanPage(max_page_chars=100)(Document("d", real)).reason == "too_long"
     assert rules.CleanPage()(Document("d", "One sentence only, with enough words.")).reason == "too_few_sentences"
 
@@ -228,9 +233,22 @@ def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path)
 
 
 # -- released C4 -------------------------------------------------------------------------------------
+def test_released_c4_passes_through_as_released_by_default(tmp_path):
+    """RedPajama used released C4 as it is: so does --from released, unless --heuristics (issue 16)."""
+    import json
+
+    out = str(tmp_path / "rel")
+    stats = run_c4(C4Config(input=[RELEASED], output=out, mode="released"))
+    assert [s["step"] for s in stats] == ["read"]
+    with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    docs = read_output(out)
+    assert sorted((d.url, d.text) for d in docs) == sorted((r["url"], r["text"]) for r in rows)
+
+
 def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
     out = str(tmp_path / "rel")
-    stats = run_c4(C4Config(input=[RELEASED], output=out, mode="released", write_dropped=True))
+    stats = run_c4(C4Config(input=[RELEASED], output=out, mode="released", heuristics=True, write_dropped=True))
     assert check_accounting(stats) == []
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         n = sum(1 for _ in fh)
@@ -272,8 +290,7 @@ def test_bad_input_is_explained(tmp_path):
     bad = tmp_path / "c4-broken.json"
     bad.write_text(good[0] + '{"text": "cut off\n' + good[1] + '{"url": "no text"}\n' + good[2], encoding="utf-8")
     out = str(tmp_path / "c")
-    stats = run_c4(C4Config(input=[str(bad)], output=out, mode="released", min_words=0, min_sentences=0,
-                            min_punct_share=0.0))
+    stats = run_c4(C4Config(input=[str(bad)], output=out, mode="released"))
     assert stats[0]["read"] == 5 and stats[0]["failed"] == 2 and stats[0]["kept"] == 3
     failures = failed_records(out)
     assert all("c4-broken.json@" in f["location"] for f in failures)
@@ -288,13 +305,20 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         n = sum(1 for line in fh if line.strip())
     out = tmp_path / "cli"
-    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(out),
+    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(out), "--heuristics",
                      "--min-punct-share", "0", "--min-words", "0", "--max-words", "0", "--min-sentences", "0"]) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert [s["step"] for s in stats] == ["read", "terminal_punct", "word_count", "sentence_count"]
     assert all(s["read"] == s["kept"] == n for s in stats)  # every threshold off: nothing dropped
     assert cli_main(["source", "c4", "--from", "crawl", "--input", RELEASED, "--output", str(tmp_path / "x")]) == 2
     assert "--from crawl reads WARC/WET files" in capsys.readouterr().err
+    # a heuristic's threshold without --heuristics would do nothing: it is refused, naming the flag
+    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(tmp_path / "y"),
+                     "--min-words", "20"]) == 2
+    assert "--min-words applies only with --heuristics" in capsys.readouterr().err
+    assert cli_main(["source", "c4", "--from", "crawl", "--input", PYDOCS, "--output", str(tmp_path / "z"),
+                     "--lid-model", "/nonexistent.ftz"]) == 2
+    assert "--lid-model is a fastText model: it needs --lid-with lid176" in capsys.readouterr().err
 
 
 def test_clean_page_profiles_its_sentence_count_and_page_length(crawl_run):
@@ -324,3 +348,29 @@ def test_clean_page_profiles_its_sentence_count_and_page_length(crawl_run):
     with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
         assert json.load(fh)["steps"]["clean_page"]["thresholds"] == {"page_chars": rules.MAX_PAGE_CHARS,
                                                                       "sentences": 3}
+
+
+def test_the_lid_step_is_the_builders_langdetect_by_default(crawl_run, tmp_path):
+    """C4 kept what langdetect called English at >= 0.99 (issue 16: lid.176 at 0.9 dropped real English)."""
+    import json
+
+    from source_outputs import step_stats
+
+    out, stats = crawl_run
+    prov = json.load(open(os.path.join(out, "_provenance.json")))
+    lid = next(s for s in prov["steps"] if s["step"] == "lid")
+    assert lid["filter"].endswith("LangdetectId") and lid["thresholds"] == {"language_score": 0.99}
+    assert prov["config"]["lang_threshold"] == 0.99 and prov["config"]["lid_with"] == "langdetect"
+    for d in read_output(out):
+        assert d.metadata["language"] == "en" and d.metadata["language_score"] >= 0.99
+    # seeded: the same page always gets the same probability
+    from corpusmill.filters.lid import LangdetectId
+
+    page = _wet_text("howto/sorting.html")
+    assert len({LangdetectId().predict(page) for _ in range(3)}) == 1
+    # --lid-with lid176: fastText at 0.65, the threshold that kept the builder's pages (docs/sources.md)
+    other = str(tmp_path / "ft")
+    ft = run_c4(C4Config(input=[PYDOCS, RECRAWL, WET], output=other, mode="crawl", lid_with="lid176"))
+    assert step_stats(ft, "lid")["read"] == step_stats(stats, "lid")["read"]
+    prov = json.load(open(os.path.join(other, "_provenance.json")))
+    assert next(s for s in prov["steps"] if s["step"] == "lid")["thresholds"] == {"language_score": 0.65}

@@ -4,7 +4,9 @@ heuristics for the released C4. Pure functions and filters; the Beam part is cor
 The rules follow ``tensorflow_datasets`` ``c4_utils`` (the builder that made C4):
 
 - :class:`CleanPage` (``clean_page``): per line, in the builder's order: drop a line with a word over
-  1000 characters; strip citation markers (``[1]``, ``[edit]``, ``[citation needed]``); drop a line
+  1000 characters; strip citation markers (``[1]``, ``[edit]``, ``[citation needed]``, lowercase, as the
+  builder's pattern) and leave what remains as it is (the builder does not strip again, so "to vote. [1]"
+  ends in a space and goes); drop a line
   that does not end in ``.``, ``?``, ``!`` or ``"`` (or ends in ``...``); drop a line with fewer than
   5 words; **drop the page** if a remaining line contains "lorem ipsum"; drop a line containing
   "javascript"; **drop the page** if a remaining line contains ``{``; drop a line with a cookie /
@@ -37,7 +39,7 @@ from corpusmill.filters.charset import MAX_REPLACEMENT_SHARE, UNDECODABLE, repla
 SOURCE = "c4"
 END_MARKS = (".", "?", "!", '"')
 ELLIPSIS = "..."
-CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
+CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")  # the builder's, case and all
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                   "use cookies")
 MAX_PAGE_CHARS = 190_000
@@ -127,9 +129,9 @@ class CleanPage(Filter):
             if any(len(w) > self.max_word_length for w in words):
                 reason = "too_long_word"
             else:
-                line = CITATION.sub("", line).strip()
+                line = CITATION.sub("", line)  # not stripped again: the builder's order
                 lower = line.lower()
-                if not ends_in_terminal_punct(line):
+                if not (line.endswith(END_MARKS) and not line.endswith(ELLIPSIS)):
                     reason = "no_endmark"
                 elif len(line.split()) < self.min_words_per_line:
                     reason = "too_short"

@@ -83,6 +83,53 @@ class LanguageId(Filter):
         return language_verdict(doc.annotate(language=lang, language_score=score), self.threshold, self.languages)
 
 
+class LangdetectId(Filter):
+    """The ``lid`` step the C4 builder used: langdetect's top language and its probability, annotated as
+    ``language`` and ``language_score``; drops like :class:`LanguageId` (C4: English at >= 0.99).
+
+    langdetect samples n-grams at random; corpusmill seeds every detection with 0, so a page always gets
+    the same answer (the builder left it unseeded). A text with no letters is ``unknown`` at 0.
+    """
+
+    name = "lid"
+    transient = ("_factory",)
+    scores = ("language_score",)
+
+    def __init__(self, threshold: float = 0.99, languages: Optional[Sequence[str]] = ("en",)):
+        self.threshold = threshold
+        self.languages = frozenset(languages) if languages else None
+        self._factory = None
+
+    def setup(self) -> None:
+        if self._factory is None:
+            from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+            factory = DetectorFactory()
+            factory.load_profile(PROFILES_DIRECTORY)
+            factory.seed = 0
+            self._factory = factory
+
+    def thresholds(self):
+        return {"language_score": self.threshold}
+
+    def predict(self, text: str) -> Tuple[str, float]:
+        from langdetect.lang_detect_exception import LangDetectException
+
+        if self._factory is None:
+            self.setup()
+        detector = self._factory.create()
+        detector.append(text)
+        try:
+            best = detector.get_probabilities()[0]
+        except (LangDetectException, IndexError):
+            return "unknown", 0.0
+        return best.lang, round(float(best.prob), 4)
+
+    def __call__(self, doc) -> Verdict:
+        lang, score = self.predict(doc.text)
+        return language_verdict(doc.annotate(language=lang, language_score=score), self.threshold, self.languages)
+
+
 def language_verdict(doc, threshold: float, languages) -> Verdict:
     """The lid step's verdict on a document that carries its ``language`` and ``language_score``."""
     if doc.metadata.get("language_score", 0.0) < threshold:
