@@ -219,10 +219,16 @@ SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in
 
 
 class FakeBigQuery:
-    """Speaks jobs.insert, jobs.get and jobs.getQueryResults (pageToken paging) over HTTP."""
+    """Speaks BigQuery's REST protocol over HTTP: jobs.insert (with dry runs, which answer the bytes the
+    query would process, and maximumBytesBilled, which fails a job that would process more), jobs.get,
+    jobs.getQueryResults (pageToken paging) and tabledata.list on the job's result table (startIndex)."""
 
-    def __init__(self, rows, page_sizes=None, fail_insert=False, fail_page=None, stop_after=None):
+    def __init__(self, rows, page_sizes=None, fail_insert=False, fail_page=None, stop_after=None,
+                 scan_bytes=3 << 30):
         self.rows = rows
+        self.scan_bytes = scan_bytes  # what the query "processes" (the dry run's answer)
+        self.dry_runs = 0
+        self.ranges = []  # (startIndex, maxResults) of each tabledata.list request that starts a range
         self.page_sizes = list(page_sizes or [])  # serve pages of these sizes first (partial pages)
         self.fail_insert = fail_insert
         self.fail_page = fail_page      # index of the results page that answers 404
@@ -251,10 +257,25 @@ class FakeBigQuery:
                                                       "message": "Access Denied: Project p: User does not have "
                                                                  "bigquery.jobs.create permission",
                                                       "errors": [{"reason": "accessDenied", "message": "denied"}]}})
-                fake.queries.append(body["configuration"]["query"]["query"])
+                config = body["configuration"]
+                stats = {"query": {"totalBytesProcessed": str(fake.scan_bytes)},
+                         "totalBytesProcessed": str(fake.scan_bytes)}
+                if config.get("dryRun"):
+                    fake.dry_runs += 1
+                    return self._send(200, {"status": {"state": "DONE"}, "configuration": config,
+                                            "statistics": stats, "jobReference": body.get("jobReference", {})})
+                fake.queries.append(config["query"]["query"])
                 ref = body["jobReference"]
-                return self._send(200, {"jobReference": ref, "status": {"state": "DONE"},
-                                        "configuration": body["configuration"]})
+                cap = config["query"].get("maximumBytesBilled")
+                if cap is not None and int(cap) < fake.scan_bytes:
+                    error = {"reason": "bytesBilledLimitExceeded",
+                             "message": f"Query exceeded limit for bytes billed: {cap}."}
+                    return self._send(200, {"jobReference": ref, "configuration": config,
+                                            "status": {"state": "DONE", "errorResult": error, "errors": [error]}})
+                config["query"]["destinationTable"] = {"projectId": "p", "datasetId": "_anon", "tableId": "result1"}
+                fake.config = config
+                return self._send(200, {"jobReference": ref, "status": {"state": "DONE"}, "configuration": config,
+                                        "statistics": stats})
 
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)
@@ -263,8 +284,14 @@ class FakeBigQuery:
                 job_id = url.path.rsplit("/", 1)[-1]
                 ref = {"projectId": "p", "jobId": job_id, "location": "US"}
                 if "/jobs/" in url.path:
-                    return self._send(200, {"jobReference": ref, "status": {"state": "DONE"}})
-                start = int(q.get("pageToken", ["o0"])[0][1:])
+                    return self._send(200, {"jobReference": ref, "status": {"state": "DONE"},
+                                            "configuration": getattr(fake, "config", {})})
+                if url.path.endswith("/tables/result1/data"):  # tabledata.list: a range from startIndex
+                    if "pageToken" not in q:
+                        fake.ranges.append((int(q.get("startIndex", ["0"])[0]), int(q.get("maxResults", ["0"])[0])))
+                    start = int(q["pageToken"][0][1:]) if "pageToken" in q else int(q.get("startIndex", ["0"])[0])
+                else:
+                    start = int(q.get("pageToken", ["o0"])[0][1:])
                 asked = int(q.get("maxResults", ["1000"])[0])
                 if asked == 0:
                     return self._send(200, {"jobReference": ref, "jobComplete": True, "schema": SCHEMA,
@@ -313,6 +340,7 @@ def _bq_rows():
 
 
 def _bq_config(out, endpoint, **kw):
+    kw.setdefault("streams", 1)  # the result pages in order (test_bigquery_reads_row_ranges_at_once: in ranges)
     kw = {f"bq_{k}": v for k, v in kw.items()}
     return GitHubConfig(output=out, mode="bigquery", input=[], bq_project="p", bq_location="US", bq_page_size=4,
                         bq_endpoint=endpoint, bq_anonymous=endpoint is not None, bq_retry_deadline=2.0, **kw)
@@ -423,3 +451,78 @@ def test_each_code_rule_measure_is_profiled_for_kept_and_dropped_files(local_run
     for i, n in enumerate(kept):  # no kept file lies wholly beyond the threshold
         if n:
             assert (bounds[i] <= limit) if upper else (bounds[i + 1] >= limit or i == len(kept) - 1)
+
+
+def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
+    """Issue 16: a dry run says what the query processes before anything runs; over the cap nothing runs;
+    the cap is also set on the job, so BigQuery refuses it too."""
+    from corpusmill.cli import main as cli_main
+
+    rows = _bq_rows()
+    with FakeBigQuery(rows, scan_bytes=2_500_000_000_000) as fake:  # the whole public dataset: ~2.5 TB
+        with pytest.raises(CorpusmillError, match=r"will process 2\.27 TiB \(about \$14\.21 .* over "
+                                                  r"--bq-max-bytes-billed 100\.00 GiB; nothing was run"):
+            run_github(_bq_config(str(tmp_path / "capped"), fake.endpoint, limit=100))
+        assert fake.dry_runs == 1 and fake.queries == []  # no query job was started
+        assert fake.inserted[0]["configuration"]["dryRun"] is True
+        # raised knowingly: the job carries the cap, and runs
+        stats = run_github(_bq_config(str(tmp_path / "raised"), fake.endpoint, max_bytes_billed="3TB"))
+        assert fake.inserted[-1]["configuration"]["query"]["maximumBytesBilled"] == str(3 * 10**12)
+        assert step_stats(stats, "parse")["read"] == len(rows)
+        assert "will process 2.27 TiB" in capsys.readouterr().err
+        # --bq-dry-run: the estimate, nothing else (no job, no output)
+        queries = len(fake.queries)
+        assert cli_main(["source", "github", "--from", "bigquery", "--bq-project", "p", "--bq-endpoint", fake.endpoint,
+                         "--bq-anonymous", "--bq-dry-run", "--output", str(tmp_path / "dry")]) == 0
+        assert len(fake.queries) == queries and not (tmp_path / "dry").exists()
+        assert "the query will process 2.27 TiB" in capsys.readouterr().err
+    # BigQuery's own refusal: the job carries the cap, so a job that processes more than the dry run said
+    # (the data grew in between) fails there
+    import corpusmill.stages.github as gh
+
+    with FakeBigQuery(rows, scan_bytes=5 << 30) as fake:
+        estimate = gh.estimate_query
+
+        def estimate_then_the_data_grows(*args):
+            n = estimate(*args)
+            fake.scan_bytes = 7 << 30
+            return n
+
+        monkeypatch.setattr(gh, "estimate_query", estimate_then_the_data_grows)
+        with pytest.raises(CorpusmillError, match="Query exceeded limit for bytes billed"):
+            run_github(_bq_config(str(tmp_path / "refused"), fake.endpoint, max_bytes_billed="6GiB"))
+    # a size that is not one is refused with the forms accepted
+    with pytest.raises(CorpusmillError, match="--bq-max-bytes-billed: 'lots' is not a size"):
+        run_github(_bq_config(str(tmp_path / "bad"), "http://127.0.0.1:9", max_bytes_billed="lots"))
+
+
+def test_bigquery_sample_percent_is_a_tablesample_on_contents(tmp_path):
+    with FakeBigQuery(_bq_rows()) as fake:
+        run_github(_bq_config(str(tmp_path / "s"), fake.endpoint, sample_percent=1))
+    assert "JOIN `bigquery-public-data.github_repos.contents` AS c TABLESAMPLE SYSTEM (1 PERCENT) ON f.id = c.id" \
+        in fake.queries[0]
+
+
+def test_bigquery_reads_row_ranges_at_once_with_the_same_rows(tmp_path):
+    """The result table is read in --bq-streams ranges at the same time (tabledata.list from a
+    startIndex), giving the same documents as reading the pages in order."""
+    rows = _bq_rows() * 3  # (copies: more pages; exact dedup folds them)
+    with FakeBigQuery(rows) as fake:
+        serial = str(tmp_path / "serial")
+        run_github(_bq_config(serial, fake.endpoint, streams=1))
+    with FakeBigQuery(rows) as fake:
+        ranged = str(tmp_path / "ranged")
+        stats = run_github(_bq_config(ranged, fake.endpoint, streams=3))
+    assert sorted(fake.ranges) == [(0, 4), (len(rows) // 3, 4), (2 * len(rows) // 3, 4)]
+    assert step_stats(stats, "parse")["read"] == len(rows) and step_stats(stats, "parse")["failed"] == 0
+    staged = sorted(os.listdir(os.path.join(ranged, "_bigquery")))
+    assert [n[:8] for n in staged] == ["rows-000", "rows-001", "rows-002"]
+    # the same documents and counts (their locations name the staged files, which differ)
+    def docs(out):
+        return sorted((d.id, d.text, json.dumps({k: v for k, v in d.metadata.items()}, sort_keys=True))
+                      for d in read_output(out))
+
+    assert docs(serial) == docs(ranged) and len(docs(ranged)) > 0
+    strip = [{k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")} for s in json.load(open(
+        os.path.join(serial, "stats.json")))]
+    assert strip == [{k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")} for s in stats]

@@ -147,6 +147,9 @@ def load_extra_filters(specs: Sequence[str], after: Optional[str]) -> List[Tuple
 
 
 def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:
-    """What a document stage prints when it is done: the stats table and where the documents are."""
+    """What a document stage prints when it is done: the stats table and where the documents are (a
+    run that wrote nothing, such as a dry run, prints nothing)."""
+    if not stats:
+        return
     print(format_stats(stats))
     print(f"documents: {os.path.abspath(cfg.output) if '://' not in cfg.output else cfg.output}")

@@ -1,5 +1,15 @@
 """Run a BigQuery query on the launcher and page its rows into JSONL files that a pipeline reads.
 
+Cost first: :func:`estimate_query` asks BigQuery for a dry run (``configuration.dryRun``: nothing runs,
+nothing is billed) and says how many bytes the query would process; :func:`export_query` refuses a query
+over ``max_bytes_billed`` before it starts, and sets the same cap on the job (``maximumBytesBilled``), so
+BigQuery itself refuses it too. A ``LIMIT`` does not make a query cheaper (BigQuery still scans every
+column it reads); ``TABLESAMPLE`` does.
+
+Rows in parallel: when the result has more than two pages, it is cut into ``streams`` row ranges that
+are read at the same time, each by ``tabledata.list`` on the job's result table from its ``startIndex``,
+each into its own files (``rows-SSS-NNNNN.jsonl.gz``); with one stream, the result pages are read in order.
+
 Why not Beam's ``ReadFromBigQuery``: it exports through Google Cloud Storage (it needs a GCS temp
 location and the ``apache-beam[gcp]`` extra) and runs the query once per pipeline attempt. Here the
 real ``google-cloud-bigquery`` client runs the query once (``jobs.insert``), pages the result
@@ -39,6 +49,8 @@ class BigQueryOptions:
     timeout: float = 60.0                  # seconds one request may take (a dead endpoint fails after this)
     endpoint: Optional[str] = None         # another API endpoint (an emulator, a test server)
     anonymous: bool = False                # no credentials (only for an endpoint that needs none)
+    max_bytes_billed: Optional[int] = 100 << 30  # refuse a query that would process more (None: no cap)
+    streams: int = 4                       # row ranges read at the same time
 
 
 @dataclasses.dataclass
@@ -82,8 +94,9 @@ def make_client(opts: BigQueryOptions):
 class _ChunkWriter:
     """Writes rows to ``rows-00000.jsonl.gz``, ``rows-00001.jsonl.gz``, ... with a fixed gzip header."""
 
-    def __init__(self, directory: str, rows_per_file: int):
+    def __init__(self, directory: str, rows_per_file: int, prefix: str = "rows"):
         self.directory = directory
+        self.prefix = prefix
         self.rows_per_file = max(1, rows_per_file)
         self.files: List[str] = []
         self._ctx = None
@@ -93,7 +106,7 @@ class _ChunkWriter:
     def write(self, row: dict) -> None:
         if self._gz is None or self._count >= self.rows_per_file:
             self._close_file()
-            path = join(self.directory, f"rows-{len(self.files):05d}.jsonl.gz")
+            path = join(self.directory, f"{self.prefix}-{len(self.files):05d}.jsonl.gz")
             self._ctx = atomic_write(path)
             handle = self._ctx.__enter__()
             self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6)
@@ -151,19 +164,85 @@ def _bounded(fn, seconds: float, what: str):
     return box["value"]
 
 
-def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
-                 job_id_prefix: str = "corpusmill_") -> ExportResult:
-    """Run ``sql`` and write its rows to ``staging_dir/rows-NNNNN.jsonl.gz`` (see the module doc)."""
+ON_DEMAND_USD_PER_TIB = 6.25  # BigQuery on-demand query price (US multi-region, list price since 2023)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "p": 10**15, "pb": 10**15, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+          "tib": 1 << 40, "pib": 1 << 50}
+
+
+def parse_bytes(text: str) -> int:
+    """``"100GiB"``, ``"2.5TB"``, ``"5000000"`` -> bytes (ValueError names what is accepted)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size; give a number of bytes with an optional unit "
+                         f"(KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 100GiB or 2.5TB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def cost_usd(n: int) -> float:
+    return n / (1 << 40) * ON_DEMAND_USD_PER_TIB
+
+
+def _errors():
     from google.api_core import exceptions as api_exceptions
-    from google.cloud import bigquery
     from requests import exceptions as http_exceptions
 
-    transport_errors = (api_exceptions.GoogleAPIError, http_exceptions.RequestException)
-    retry = bigquery.DEFAULT_RETRY.with_deadline(opts.retry_deadline)
+    return api_exceptions.GoogleAPIError, http_exceptions.RequestException
+
+
+def estimate_query(client, sql: str, opts: BigQueryOptions) -> int:
+    """The bytes ``sql`` would process, from a dry run (nothing runs, nothing is billed)."""
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
     endpoint = opts.endpoint or "bigquery.googleapis.com"
     try:
-        job = _bounded(lambda: client.query(sql, location=opts.location, job_id_prefix=job_id_prefix, retry=retry,
-                                            timeout=opts.timeout), opts.timeout, "starting the query job")
+        job = _bounded(lambda: client.query(sql, job_config=config, location=opts.location, timeout=opts.timeout),
+                       opts.timeout, "the dry run")
+    except NoAnswer as exc:
+        raise CorpusmillError(f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s); "
+                              f"check the network and --bq-endpoint") from None
+    except _errors() as exc:
+        raise CorpusmillError(
+            f"BigQuery rejected the query's dry run (project {client.project}, location {opts.location}): "
+            f"{_api_message(exc)}; check --bq-project/--bq-billing-project, --bq-dataset and --bq-location, "
+            f"and that the credentials may run query jobs there") from None
+    return int(job.total_bytes_processed or 0)
+
+
+def check_cost(processed: int, opts: BigQueryOptions) -> str:
+    """A line saying what the query will process and cost; CorpusmillError when it is over the cap."""
+    line = (f"BigQuery dry run: the query will process {human_bytes(processed)} "
+            f"(about ${cost_usd(processed):,.2f} at the on-demand ${ON_DEMAND_USD_PER_TIB}/TiB)")
+    if opts.max_bytes_billed is not None and processed > opts.max_bytes_billed:
+        raise CorpusmillError(
+            f"{line}, over --bq-max-bytes-billed {human_bytes(opts.max_bytes_billed)}; nothing was run. To run it, "
+            f"pass --bq-max-bytes-billed {human_bytes(processed).replace(' ', '')} or more (a --bq-limit does not "
+            f"scan less; --bq-sample-percent does)")
+    return line
+
+
+def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
+                 job_id_prefix: str = "corpusmill_") -> ExportResult:
+    """Run ``sql`` and write its rows to ``staging_dir/rows-*.jsonl.gz`` (see the module doc)."""
+    from google.cloud import bigquery
+
+    transport_errors = _errors()
+    retry = bigquery.DEFAULT_RETRY.with_deadline(opts.retry_deadline)
+    endpoint = opts.endpoint or "bigquery.googleapis.com"
+    config = bigquery.QueryJobConfig(maximum_bytes_billed=opts.max_bytes_billed)
+    try:
+        job = _bounded(lambda: client.query(sql, job_config=config, location=opts.location, job_id_prefix=job_id_prefix,
+                                            retry=retry, timeout=opts.timeout), opts.timeout, "starting the query job")
         rows = _bounded(lambda: job.result(page_size=opts.page_size, retry=retry, timeout=opts.retry_deadline),
                         opts.retry_deadline + opts.timeout, f"waiting for job {job.job_id}")
     except NoAnswer as exc:
@@ -176,6 +255,9 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
             f"{_api_message(exc)}; check --bq-project/--bq-billing-project, --bq-dataset and --bq-location, "
             f"and that the credentials may run query jobs there") from None
     total = rows.total_rows
+    destination = getattr(job, "destination", None)
+    if opts.streams > 1 and total is not None and destination is not None and total > 2 * opts.page_size:
+        return _export_in_ranges(client, job, rows, destination, staging_dir, opts, retry)
     writer = _ChunkWriter(staging_dir, opts.rows_per_file)
     written, error = 0, ""
     pages = iter(rows.pages)
@@ -203,3 +285,54 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
         writer.write({ERROR_KEY: error})
     writer.close()
     return ExportResult(job.job_id, total, written, writer.files, error)
+
+
+def _export_in_ranges(client, job, rows, destination, staging_dir: str, opts: BigQueryOptions, retry) -> ExportResult:
+    """The result table read in ``opts.streams`` row ranges at once (``tabledata.list`` from a
+    ``startIndex``), each into its own files; a range that fails or ends early keeps its rows and adds
+    one error line naming the rows it is missing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    transport_errors = _errors()
+    total = rows.total_rows
+    streams = min(opts.streams, -(-total // opts.page_size))
+    bounds = [total * i // streams for i in range(streams + 1)]
+
+    def read_range(i: int):
+        start, end = bounds[i], bounds[i + 1]
+        writer = _ChunkWriter(staging_dir, opts.rows_per_file, prefix=f"rows-{i:03d}")
+        written, error = 0, ""
+        try:
+            it = client.list_rows(destination, selected_fields=rows.schema, start_index=start, max_results=end - start,
+                                  page_size=opts.page_size, retry=retry, timeout=opts.timeout)
+            pages = iter(it.pages)
+
+            def next_page():
+                page = next(pages, None)
+                return None if page is None else list(page)
+
+            while True:
+                page = _bounded(next_page, opts.retry_deadline + opts.timeout,
+                                f"reading rows {start}-{end} of job {job.job_id}")
+                if page is None:
+                    break
+                for row in page:
+                    writer.write(dict(row.items()))
+                    written += 1
+        except (NoAnswer, *transport_errors) as exc:
+            error = (f"BigQuery job {job.job_id}: reading rows {start}-{end} failed after {written} of them "
+                     f"({_api_message(exc)}); the rest of that range was not read. Rerun, or pass the rows exported "
+                     f"so far ({staging_dir}) to --from local")
+        if not error and written < end - start:
+            error = (f"BigQuery job {job.job_id}: rows {start}-{end} ended after {written} of {end - start} rows; "
+                     f"{end - start - written} rows are missing. Rerun the export")
+        if error:
+            writer.write({ERROR_KEY: error})
+        writer.close()
+        return written, writer.files, error
+
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="corpusmill-bigquery") as pool:
+        results = list(pool.map(read_range, range(streams)))
+    files = [f for _, fs, _ in results for f in fs]
+    errors = "; ".join(e for _, _, e in results if e)
+    return ExportResult(job.job_id, total, sum(n for n, _, _ in results), files, errors)

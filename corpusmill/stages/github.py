@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from typing import List, Optional, Sequence
 
 import apache_beam as beam
@@ -35,7 +36,14 @@ from corpusmill.engine.stage import (
     show_documents,
 )
 from corpusmill.filters import code as rules
-from corpusmill.io.bigquery import BigQueryOptions, export_query, make_client
+from corpusmill.io.bigquery import (
+    BigQueryOptions,
+    check_cost,
+    estimate_query,
+    export_query,
+    make_client,
+    parse_bytes,
+)
 from corpusmill.io.code import ListCodeFiles, ReadCodeFile, split_local_inputs
 from corpusmill.io.documents import ReadRawRecords
 
@@ -75,13 +83,32 @@ class GitHubConfig(OutputOptions):
     bq_rows_per_file: int = option(100_000, min=1, help="bigquery: rows per staged JSONL file")
     bq_timeout: float = option(60.0, above=0.0, help="bigquery: seconds the query request may take before the run "
                                                      "stops with a message (a dead endpoint)")
+    bq_max_bytes_billed: str = option("100GiB", metavar="SIZE",
+                                      help="bigquery: refuse a query that would process more (a dry run says before "
+                                           "anything runs; the whole public dataset is about 2.5 TB: raise this "
+                                           "knowingly); 'none' for no cap")
+    bq_sample_percent: Optional[float] = option(None, above=0.0, max=100.0,
+                                                help="bigquery: read a random PERCENT of the contents table "
+                                                     "(TABLESAMPLE: it scans less, unlike --bq-limit)")
+    bq_streams: int = option(4, min=1, help="bigquery: row ranges of the result read at the same time")
+    bq_dry_run: bool = option(False, help="bigquery: print what the query would process and cost, run nothing")
 
     @property
     def bigquery(self) -> BigQueryOptions:
         return BigQueryOptions(project=self.bq_project, billing_project=self.bq_billing_project,
                                location=self.bq_location, page_size=self.bq_page_size, endpoint=self.bq_endpoint,
                                anonymous=self.bq_anonymous, retry_deadline=self.bq_retry_deadline,
-                               rows_per_file=self.bq_rows_per_file, timeout=self.bq_timeout)
+                               rows_per_file=self.bq_rows_per_file, timeout=self.bq_timeout,
+                               max_bytes_billed=self.max_bytes_billed, streams=self.bq_streams)
+
+    @property
+    def max_bytes_billed(self) -> Optional[int]:
+        if str(self.bq_max_bytes_billed).strip().lower() == "none":
+            return None
+        try:
+            return parse_bytes(self.bq_max_bytes_billed)
+        except ValueError as exc:
+            raise CorpusmillError(f"--bq-max-bytes-billed: {exc}") from None
 
     def validate(self) -> None:
         if self.bq_anonymous and not self.bq_endpoint:
@@ -91,16 +118,21 @@ class GitHubConfig(OutputOptions):
         if self.mode == "bigquery" and self.input:
             raise CorpusmillError("--from bigquery takes no --input (the rows come from the query); "
                                   "use --from local for exported JSONL")
+        self.max_bytes_billed  # noqa: B018 - a bad size is refused before any work
+        if self.bq_dry_run and self.mode != "bigquery":
+            raise CorpusmillError("--bq-dry-run estimates the BigQuery query: it needs --from bigquery")
         if not _DATASET.match(self.bq_dataset):
             raise CorpusmillError(f"--bq-dataset {self.bq_dataset!r}: give PROJECT.DATASET, e.g. {DEFAULT_DATASET}")
 
 
 def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_MAX_BYTES,
-                 limit: Optional[int] = None) -> str:
+                 limit: Optional[int] = None, sample_percent: Optional[float] = None) -> str:
     """RedPajama v1's query: contents JOIN files JOIN licenses, MIT/BSD/Apache, non-null text content.
 
     The extension allow-list is also pushed into the query (it only cuts what BigQuery sends; the
-    pipeline applies the same list)."""
+    pipeline applies the same list). ``sample_percent``: ``TABLESAMPLE SYSTEM`` on the contents table,
+    which is what a query of this dataset pays for (a LIMIT is applied after the scan)."""
+    sample = f" TABLESAMPLE SYSTEM ({sample_percent:g} PERCENT)" if sample_percent else ""
     exts = sorted(e[1:] for e in rules.ALLOWED_EXTENSIONS)
     names = sorted(rules.ALLOWED_NAMES)
     path_re = r"(\.(" + "|".join(re.escape(e) for e in exts) + r")|(^|/)(" + "|".join(names) + r"))$"
@@ -109,7 +141,7 @@ def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_
         "SELECT f.id AS id, f.repo_name AS repo_name, f.ref AS ref, f.path AS path, c.content AS content, "
         "c.size AS size, l.license AS license\n"
         f"FROM `{dataset}.files` AS f\n"
-        f"JOIN `{dataset}.contents` AS c ON f.id = c.id\n"
+        f"JOIN `{dataset}.contents` AS c{sample} ON f.id = c.id\n"
         f"JOIN `{dataset}.licenses` AS l ON f.repo_name = l.repo_name\n"
         f"WHERE c.content IS NOT NULL AND NOT c.binary AND c.size <= {int(max_bytes)}\n"
         f"  AND ({licenses})\n"
@@ -151,13 +183,21 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
     cfg.validate()
     roots, exports = split_local_inputs(cfg.input) if cfg.mode == "local" else ([], [])
 
+    sql = github_query(cfg.bq_dataset, cfg.max_bytes, cfg.bq_limit, cfg.bq_sample_percent)
+    if cfg.mode == "bigquery":  # what the query costs, before anything runs
+        client = client or make_client(cfg.bigquery)
+        processed = estimate_query(client, sql, cfg.bigquery)
+        if cfg.bq_dry_run:
+            opts = dataclasses.replace(cfg.bigquery, max_bytes_billed=None)
+            print(check_cost(processed, opts), file=sys.stderr, flush=True)
+            return []
+        print(check_cost(processed, cfg.bigquery), file=sys.stderr, flush=True)
+
     def build(p, run):
         files = list(exports)
         if cfg.mode == "bigquery":
-            bq = client or make_client(cfg.bigquery)
             staging = cfg.bq_staging or join(run.out_dir, "_bigquery")
-            result = export_query(bq, github_query(cfg.bq_dataset, cfg.max_bytes, cfg.bq_limit), staging, cfg.bigquery,
-                                  job_id_prefix="corpusmill_github_")
+            result = export_query(client, sql, staging, cfg.bigquery, job_id_prefix="corpusmill_github_")
             print(f"BigQuery job {result.job_id}: {result.rows_written} of {result.total_rows} rows -> {staging}"
                   + (f" (INCOMPLETE: {result.error})" if result.error else ""))
             files = result.files
