@@ -278,3 +278,29 @@ def test_the_editors_placeholder_alt_text_is_not_kept():
             'alt="enter image description here"></p><p>and the icon <img src="i.png" alt="a red square"> too.</p>')
     text = html_to_text(body)
     assert "enter image description" not in text and "a red square" in text and "window looks like" in text
+
+
+def test_a_compressed_site_is_unpacked_into_chunks_read_at_once_with_the_same_rows(tmp_path):
+    """Issue 16: a .7z or .bz2 site is not parsed by one worker: one streaming pass writes plain chunks
+    (cut before a <row line, each knowing its first line number), read at the same time. Every row, with
+    its location, is what reading the file whole gives; so are the stage's outputs."""
+    from corpusmill.io.posts import read_posts_range, split_posts_file
+
+    data = os.path.join(os.path.dirname(__file__), "data", "stackexchange")
+    for path, kind in ((os.path.join(data, "design.python-faq.example.7z"), "7z"),
+                       (os.path.join(data, "programming.python-faq.example", "Posts.xml.bz2"), "bz2")):
+        item = (path, "site", kind)
+        whole = [r for rng in split_posts_file(item) for r in read_posts_range(rng)]
+        ranges = list(split_posts_file(item, split_bytes=3000, unpack_dir=str(tmp_path / kind)))
+        assert len(ranges) > 5 and {r.kind for r in ranges} == {"chunk"}
+        chunked = [r for rng in ranges for r in read_posts_range(rng)]
+        assert chunked == whole and len(whole) > 20 and not any(r.error for r in whole)
+        assert whole[0].location.startswith(f"{path}!Posts.xml:" if kind == "7z" else f"{path}:")
+    # the stage: small chunks (many tasks) and one chunk give the same bytes, and no chunk is left behind
+    outs = []
+    for mb in (0.003, 64):
+        out = tmp_path / f"out-{mb}"
+        run_stackexchange(StackExchangeConfig(input=[data], output=str(out), split_mb=mb))
+        assert not (out / "_unpacked").exists()
+        outs.append(tree_digest(str(out)))
+    assert outs[0] == outs[1]

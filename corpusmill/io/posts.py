@@ -1,5 +1,13 @@
 """Reading StackExchange ``Posts.xml`` (plain, .bz2, .7z): which files and sites, byte ranges, and
 ``<row/>`` records for the StackExchange stage.
+
+A plain Posts.xml is cut into byte ranges that workers read at the same time. A compressed one (a
+site's ``.7z``, a ``Posts.xml.bz2``) cannot be entered in the middle, so one streaming pass decompresses
+it into plain chunks of about ``split_bytes`` under an unpack directory, each cut just before a
+``<row`` line and knowing the line number it starts at; the chunks are then read at the same time like
+byte ranges, and every row keeps the location it had when the file was read in one piece
+(``FILE!Posts.xml:LINE``, ``FILE:LINE``). Only the decompression is serial: Stack Overflow's Posts.7z
+(tens of GB of XML) is no longer parsed by one worker while the others wait.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import functools
 import io
 import os
 import queue
+import re
 import threading
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -89,15 +98,22 @@ def select_posts_files(files: Sequence[str]) -> List[Tuple[str, str, str]]:
 class _Range:
     path: str
     site: str
-    kind: str
+    kind: str  # plain, bz2, 7z (read whole), chunk (an unpacked piece of a compressed file), error
     start: int
     end: int  # -1: to the end (compressed files are read whole)
+    first_line: int = 1  # chunk: the line number of its first line in the whole file
+    where: str = ""  # chunk, error: the location prefix of the whole file (FILE!Posts.xml, FILE)
+    error: str = ""
 
 
-def split_posts_file(item: Tuple[str, str, str], split_bytes: int = SPLIT_BYTES) -> Iterator[_Range]:
+def split_posts_file(item: Tuple[str, str, str], split_bytes: int = SPLIT_BYTES,
+                     unpack_dir: Optional[str] = None) -> Iterator[_Range]:
     path, site, kind = item
     if kind != "plain":
-        yield _Range(path, site, kind, 0, -1)
+        if unpack_dir is None:
+            yield _Range(path, site, kind, 0, -1)
+        else:
+            yield from unpack_to_chunks(item, split_bytes, unpack_dir)
         return
     size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
     for start in range(0, max(size, 1), split_bytes):
@@ -277,16 +293,97 @@ def iter_7z_member(path: str, want=_is_posts_member, max_queue: int = 2) -> Iter
                 pass
 
 
+def _open_stream(path: str, kind: str):
+    """(decompressed stream, underlying file or None, the location prefix of its lines)."""
+    if kind == "bz2":
+        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return bz2.BZ2File(raw), raw, path
+    return io.BufferedReader(_ChunkReader(iter_7z_member(path)), 1 << 20), None, f"{path}!Posts.xml"
+
+
+_ROW_START = re.compile(rb"\n[ \t]*<row")
+
+
+def _cut(buf: bytes, at: int, limit: int) -> Optional[int]:
+    """Where to end a chunk of ``buf`` at or after ``at``: just before a line that starts a row (so no
+    row is split); past ``at + limit`` without one, after any line end. None: read more first."""
+    m = _ROW_START.search(buf, max(0, at - 1))
+    if m:
+        return m.start() + 1
+    if len(buf) > at + limit:
+        nl = buf.rfind(b"\n")
+        return nl + 1 if nl >= at else len(buf)
+    return None
+
+
+def unpack_to_chunks(item: Tuple[str, str, str], split_bytes: int, unpack_dir: str,
+                     limit: int = MAX_ROW_BYTES) -> Iterator[_Range]:
+    """One streaming pass over a compressed Posts.xml: plain chunk files of about ``split_bytes`` under
+    ``unpack_dir``, one :class:`_Range` each (with the line number it starts at). A read error ends the
+    pass: the complete lines before it are kept, then one ``error`` range says where and why."""
+    from corpusmill.core.files import join
+    from corpusmill.core.hashing import stable_hash
+    from corpusmill.io.files import atomic_write
+
+    path, site, kind = item
+    stem = join(unpack_dir, f"{stable_hash(path) & ((1 << 64) - 1):016x}")
+    line, n, buf = 1, 0, b""
+    where = f"{path}!Posts.xml" if kind == "7z" else path
+
+    def chunk(data: bytes) -> _Range:
+        nonlocal line, n
+        name = f"{stem}-{n:05d}.xml"
+        with atomic_write(name) as handle:
+            handle.write(data)
+        rng = _Range(name, site, "chunk", 0, -1, first_line=line, where=where)
+        line += data.count(b"\n")
+        n += 1
+        return rng
+
+    stream = raw = None
+    try:
+        stream, raw, where = _open_stream(path, kind)
+        while True:
+            data = stream.read1(1 << 20)  # (what was decompressed before a read error is kept)
+            buf += data
+            while buf and (len(buf) >= split_bytes or not data):
+                cut = _cut(buf, split_bytes, limit) if data else len(buf)
+                if cut is None:
+                    break
+                yield chunk(buf[:cut])
+                buf = buf[cut:]
+            if not data:
+                return
+    except Exception as exc:  # noqa: BLE001 - a corrupt stream or archive: the lines before it stay
+        done = buf.rfind(b"\n") + 1
+        if done:
+            yield chunk(buf[:done])
+        at = f"{where}:{line - 1}" if line > 1 else f"{path}@0"
+        yield _Range(path, site, "error", 0, -1, where=at, error=(
+            f"reading {at} failed after this point ({type(exc).__name__}: {str(exc)[:300]}); the rest of the "
+            f"file is unreadable, the rows before it were kept"))
+    finally:
+        if stream is not None:
+            stream.close()
+        if raw is not None:
+            raw.close()
+
+
+def _chunk_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes]]]:
+    """Lines of an unpacked chunk, named as in the whole file (``WHERE:LINE``)."""
+    with FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        lineno = rng.first_line
+        while True:
+            line, overlong = _read_line(handle, limit)
+            if not line:
+                return
+            yield f"{rng.where}:{lineno}", (None if overlong else line)
+            lineno += 1
+
+
 def _stream_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes]]]:
     """Lines of a compressed Posts.xml, numbered from 1 (the location names the line)."""
-    if rng.kind == "bz2":
-        raw = FileSystems.open(rng.path, compression_type=CompressionTypes.UNCOMPRESSED)
-        handle = bz2.BZ2File(raw)
-        where = rng.path
-    else:
-        handle = io.BufferedReader(_ChunkReader(iter_7z_member(rng.path)), 1 << 20)
-        raw = None
-        where = f"{rng.path}!Posts.xml"
+    handle, raw, where = _open_stream(rng.path, rng.kind)
     try:
         lineno = 0
         while True:
@@ -374,14 +471,20 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
 
 
 def read_posts_range(rng: _Range, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[se.PostLine]:
+    if rng.kind == "error":
+        return iter([se.PostLine(rng.site, rng.where, error=rng.error)])
+    if rng.kind == "chunk":
+        return group_rows(rng.site, _chunk_lines(rng, max_row_bytes), max_row_bytes, rng.where)
     lines = _plain_lines(rng, max_row_bytes) if rng.kind == "plain" else _stream_lines(rng, max_row_bytes)
     return group_rows(rng.site, lines, max_row_bytes, rng.path)
 
 
 class ReadPostsXml(SplitAndRead):
-    """``(path, site, kind)`` -> :class:`PostLine` per row, spread over workers."""
+    """``(path, site, kind)`` -> :class:`PostLine` per row, spread over workers. With ``unpack_dir``, a
+    compressed file is unpacked into plain chunks there first, which are read at the same time (see the
+    module docstring); without, it is read whole by one worker."""
 
     def __init__(self, files: Sequence[Tuple[str, str, str]], split_bytes: int = SPLIT_BYTES,
-                 max_row_bytes: int = MAX_ROW_BYTES):
-        super().__init__(files, functools.partial(split_posts_file, split_bytes=split_bytes),
+                 max_row_bytes: int = MAX_ROW_BYTES, unpack_dir: Optional[str] = None):
+        super().__init__(files, functools.partial(split_posts_file, split_bytes=split_bytes, unpack_dir=unpack_dir),
                          functools.partial(read_posts_range, max_row_bytes=max_row_bytes), spread_records=True)

@@ -19,11 +19,13 @@ worker holds more than one thread.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
 from corpusmill.core.config import option
+from corpusmill.core.files import join
 from corpusmill.core.inputs import InputFiles
 from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
@@ -49,11 +51,15 @@ class StackExchangeConfig(OutputOptions):
     min_answers: int = option(0, min=0, help="drop questions with fewer answers")
     split_mb: float = option(64.0, above=0.0, help="target byte range per worker task, in MB of plain XML")
     max_row_bytes: int = option(MAX_ROW_BYTES, min=1, help="a <row/> longer than this is a dead letter")
+    unpack: bool = option(True, help="a .7z/.bz2 site is unpacked into plain chunks (OUT/_unpacked, removed at the "
+                                     "end; as much disk as its XML) that workers read at the same time; "
+                                     "--no-unpack: one worker reads it whole")
 
 
 def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
                         files: Sequence[Tuple[str, str, str]]) -> None:
-    lines = p | "ReadPosts" >> ReadPostsXml(files, int(cfg.split_mb * (1 << 20)), cfg.max_row_bytes)
+    lines = p | "ReadPosts" >> ReadPostsXml(files, int(cfg.split_mb * (1 << 20)), cfg.max_row_bytes,
+                                            unpack_dir=join(run.out_dir, UNPACK_DIR) if cfg.unpack else None)
     posts = run.step(lines, "parse", se.ParsePostRow())
     top, only = cfg.top_sites, list(cfg.sites) if cfg.sites else None
     ranks = (
@@ -80,7 +86,21 @@ def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -
     """Run the StackExchange source to completion; returns stats.json's content."""
     listed = expand_inputs(cfg.input)
     files = InputFiles(select_posts_files(listed), listed.skipped)
-    return run_stage(cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files))
+    return run_stage(cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files),
+                     before_done=_remove_unpacked)
+
+
+UNPACK_DIR = "_unpacked"  # compressed Posts.xml as plain chunks, read at the same time; gone before _SUCCESS
+
+
+def _remove_unpacked(out_dir: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    path = join(out_dir, UNPACK_DIR)
+    if "://" not in path:
+        shutil.rmtree(path, ignore_errors=True)
+    elif FileSystems.exists(path):
+        FileSystems.delete([path])
 
 
 STAGE = Stage(
