@@ -206,6 +206,19 @@ def test_export_stream_opens_in_hf_datasets(tmp_path):
     assert [list(x) for x in hf["doc_starts"]] == bounds
 
 
+def test_hf_datasets_reads_the_shards_as_they_are(tmp_path):
+    """``datasets.load_dataset("arrow", data_files=...)`` reads the IPC files with no export (issue 17)."""
+    datasets = pytest.importorskip("datasets", reason="the Hugging Face route needs `datasets`")
+    (tmp_path / "s").mkdir()
+    rows, bounds, _ = _build(tmp_path / "s", _docs(30, 32000, seed=11))
+    ds = ShardDataset(str(tmp_path / "s"))
+    hf = datasets.load_dataset("arrow", data_files=list(ds.shard_paths), split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    hf.set_format("numpy")
+    np.testing.assert_array_equal(np.stack(list(hf[:]["tokens"])), rows)
+    assert [list(x) for x in hf["doc_starts"]] == bounds
+
+
 def test_uint32_shards_for_large_vocabularies(tmp_path):
     """A vocabulary over 65536 (Llama 3: 128256) is stored as uint32 and read back unchanged."""
     vocab = 128256

@@ -67,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-decay-embeddings", action="store_true", default=None,
                    help="exclude the token embedding from weight decay")
     p.add_argument("--no-verify", action="store_true", help="skip the shards' sha256 check on open")
+    p.add_argument("--init-from", default=None, metavar="HF_DIR",
+                   help="start from a Hugging Face Llama checkpoint (its config is the model's; its tokenizer "
+                        "must be the shards'): continued pretraining")
     p.add_argument("--meta-init", action="store_true", default=None,
                    help="build the model on the meta device and initialise it after sharding (automatic "
                         "above 2B parameters)")
@@ -110,8 +113,19 @@ def handler(args: argparse.Namespace, beam_args: Optional[List[str]] = None) -> 
     model_cfg, train_cfg = resolve(args)
     from corpusmill.train.loop import train  # noqa: PLC0415 - torch only when training
 
+    if args.init_from:  # the model is the checkpoint's; --config gives the training schedule
+        from corpusmill.train.export import hf_model_config  # noqa: PLC0415
+
+        given = [flag for flag, section, *_ in OVERRIDES if section == "model"
+                 and getattr(args, flag.lstrip("-").replace("-", "_")) is not None]
+        if given:
+            raise CorpusmillError(f"--init-from takes the model from the checkpoint's config.json; drop {', '.join(given)}")
+        hf_cfg = hf_model_config(args.init_from)
+        model_cfg = dataclasses.replace(hf_cfg, doc_mask=model_cfg.doc_mask,
+                                        max_seq_len=max(hf_cfg.max_seq_len, train_cfg.seq_len))
     summary = train(model_cfg, train_cfg, args.data, args.output, resume=args.resume, eval_data=args.eval_data,
-                    stop_at=args.stop_at, device=args.device, verify_data=not args.no_verify)
+                    stop_at=args.stop_at, device=args.device, verify_data=not args.no_verify,
+                    init_from=args.init_from)
     if summary.get("rank", 0) == 0:
         print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, "
               f"{summary['tokens_per_s']:.0f} tokens/s (median)", file=sys.stderr)

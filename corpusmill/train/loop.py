@@ -236,11 +236,36 @@ def check_compat(model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str,
             if k in saved_train and saved_train[k] != v]
 
 
+def _initial_weights(init_from: str, model_cfg: ModelConfig, manifest: Dict[str, Any], data_dir: str):
+    """The corpusmill state dict of a Hugging Face Llama directory, after checking it is this model on this
+    tokenizer."""
+    from corpusmill.core.files import sha256_file  # noqa: PLC0415
+    from corpusmill.train.export import load_hf  # noqa: PLC0415
+
+    hf_cfg, state = load_hf(init_from)
+    for field in ("dim", "n_layers", "n_heads", "kv_heads", "vocab_size", "ffn_hidden", "norm_eps", "rope_theta"):
+        if getattr(hf_cfg, field) != getattr(model_cfg, field):
+            raise CorpusmillError(f"--init-from {init_from}: its {field} is {getattr(hf_cfg, field)}, the model "
+                                  f"config's {getattr(model_cfg, field)}; leave the model options to the checkpoint")
+    tok = os.path.join(init_from, "tokenizer.model")
+    want = manifest.get("tokenizer_sha256")
+    if not os.path.isfile(tok):
+        raise CorpusmillError(f"--init-from {init_from}: no tokenizer.model; the shards must be made with the "
+                              f"checkpoint's tokenizer, and corpusmill checks that by its sha256")
+    if want and sha256_file(tok) != want:
+        raise CorpusmillError(f"--init-from {init_from}: its tokenizer.model is not the one {data_dir} was made "
+                              f"with (sha256 differs); tokenize the data with the checkpoint's tokenizer")
+    return state
+
+
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, *,
           resume: bool = False, eval_data: Optional[str] = None, stop_at: Optional[int] = None,
           device: Optional[str] = None, stream: Any = "stderr",
-          verify_data: bool = True) -> Dict[str, Any]:
+          verify_data: bool = True, init_from: Optional[str] = None) -> Dict[str, Any]:
     """Train; returns a summary (final step, last loss, tokens/s). Collective under torchrun.
+
+    ``init_from``: a Hugging Face Llama directory whose weights the model starts from (continued
+    pretraining); its tokenizer must be the shards' (checked by sha256).
 
     ``stream``: where progress lines go ("stderr": sys.stderr at call time; None: nowhere)."""
     if stream == "stderr":
@@ -248,7 +273,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir
     info = setup_distributed(train_cfg.dist, device)
     try:
         return _train(model_cfg, train_cfg, data_dir, out_dir, info, resume=resume, eval_data=eval_data,
-                      stop_at=stop_at, stream=stream, verify_data=verify_data)
+                      stop_at=stop_at, stream=stream, verify_data=verify_data, init_from=init_from)
     finally:
         if info.initialized_here and dist.is_initialized():
             dist.destroy_process_group()
@@ -256,7 +281,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir
 
 def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, info: DistInfo, *,
            resume: bool, eval_data: Optional[str], stop_at: Optional[int], stream: Optional[TextIO],
-           verify_data: bool) -> Dict[str, Any]:
+           verify_data: bool, init_from: Optional[str] = None) -> Dict[str, Any]:
     rank, world, dev = info.rank, info.world, info.device
     model_cfg = dataclasses.replace(model_cfg)
     train_cfg = dataclasses.replace(train_cfg)
@@ -302,6 +327,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     if latest and not resume:
         raise CorpusmillError(f"{out_dir} already holds checkpoints ({os.path.basename(latest)}); pass --resume "
                               f"to continue that run, or choose a new --out")
+    init_state = None
+    if init_from:
+        init_state = _initial_weights(init_from, model_cfg, manifest, data_dir)
+        data_meta["init_from"] = os.path.abspath(init_from)
     meta = ckpt.read_meta(latest) if (latest and resume) else None
     notes = check_compat(model_cfg, train_cfg, meta, data_meta, latest) if meta else []
 
@@ -313,6 +342,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     torch.manual_seed(train_cfg.seed)
     # a large model is not materialised in full on every rank's host memory
     big = train_cfg.meta_init if train_cfg.meta_init is not None else model_cfg.num_params() > 2e9
+    if big and init_state is not None:
+        raise CorpusmillError("--init-from loads the whole model in host memory, which is not done with "
+                              "--meta-init (on by default above 2B parameters; set train.meta_init: false in "
+                              "the config if the model fits)")
     if big:
         with torch.device("meta"):
             model = Transformer(model_cfg)
@@ -320,6 +353,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         model = Transformer(model_cfg)
         gen = torch.Generator().manual_seed(train_cfg.seed)
         model.init_weights(train_cfg.init_std, generator=gen)
+        if init_state is not None:  # (a resume then loads its checkpoint over it)
+            model.load_state_dict(init_state, strict=True)
         model.to(dev)
     model.activation_checkpointing = train_cfg.activation_checkpointing
     if train_cfg.compile:

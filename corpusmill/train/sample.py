@@ -49,7 +49,8 @@ def stdlib_docstrings(max_chars: int = 600_000, min_chars: int = 200) -> List[st
 
 
 def train_tokenizer(texts: List[str], vocab_size: int = 1024) -> bytes:
-    """A SentencePiece BPE model (serialized) with LLaMA's options: split digits, byte fallback."""
+    """A SentencePiece BPE model (serialized) with LLaMA's options: split digits, byte fallback, no
+    normalization (identity), a dummy prefix, white space kept as it is."""
     import sentencepiece as spm  # noqa: PLC0415
 
     buf = io.BytesIO()
@@ -57,6 +58,7 @@ def train_tokenizer(texts: List[str], vocab_size: int = 1024) -> bytes:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines), model_writer=buf, vocab_size=vocab_size, model_type="bpe",
         split_digits=True, byte_fallback=True, character_coverage=0.9995, unk_id=0, bos_id=BOS_ID,
+        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False,
         eos_id=EOS_ID, pad_id=-1, num_threads=1, minloglevel=2, input_sentence_size=0)
     return buf.getvalue()
 

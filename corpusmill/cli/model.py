@@ -1,0 +1,95 @@
+"""``corpusmill export`` and ``corpusmill sample``: a trained checkpoint out to other tools, and text from it.
+
+    corpusmill export RUN --to hf --output MODEL_DIR      # transformers' from_pretrained loads it
+    corpusmill export RUN --to meta --output MODEL_DIR    # consolidated.00.pth + params.json + tokenizer.model
+    corpusmill sample RUN --prompt "The history of" [--max-new-tokens 64] [--temperature 0.8 --top-p 0.95]
+
+``RUN`` is a training run directory (its newest checkpoint) or ``RUN/checkpoints/step_N``. The tokenizer
+is the one of the checkpoint's shards (checked by sha256), or ``--tokenizer PATH``. Cheap to import:
+torch only when the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
+
+
+def _parser(prog: str, doc: str):
+    from corpusmill.cli.main import StrictParser
+
+    p = StrictParser(prog=prog, description=doc)
+    p.add_argument("checkpoint", help="a run directory (its newest checkpoint) or RUN/checkpoints/step_N")
+    p.add_argument("--tokenizer", default=None, help="the SentencePiece model (default: the checkpoint's shards')")
+    return p
+
+
+def _run(prog: str, parser, argv, fn) -> int:
+    from corpusmill.cli.main import refuse_extra
+
+    try:
+        args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+        refuse_extra(parser, extra)
+        return fn(args)
+    except CorpusmillError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def export_main(argv: Optional[List[str]] = None) -> int:
+    p = _parser("corpusmill export", "write a checkpoint as a Hugging Face Llama directory or in Meta's layout")
+    p.add_argument("--to", required=True, choices=("hf", "meta"), help="hf: transformers' LlamaForCausalLM "
+                                                                       "(safetensors); meta: consolidated.00.pth")
+    p.add_argument("--output", required=True, help="the model directory to write (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+
+    def run(args) -> int:
+        from corpusmill.train.export import export_hf, export_meta, load_trained
+
+        model, cfg, tokenizer, meta = load_trained(args.checkpoint, args.tokenizer)
+        write = export_hf if args.to == "hf" else export_meta
+        out = write(model, cfg, tokenizer, args.output, overwrite=args.overwrite)
+        print(f"exported step {meta.get('step')} ({cfg.num_params():,} parameters) to {out}")
+        return 0
+
+    return _run("corpusmill export", p, argv, run)
+
+
+def sample_main(argv: Optional[List[str]] = None) -> int:
+    p = _parser("corpusmill sample", "generate text from a checkpoint (greedy, or temperature and top-p)")
+    p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the default)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the smallest set of tokens "
+                                                          "holding this much probability")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+    def run(args) -> int:
+        import sentencepiece as spm
+
+        from corpusmill.train.export import load_trained
+        from corpusmill.train.generate import generate
+
+        if args.max_new_tokens < 1 or args.temperature < 0 or not 0 < args.top_p <= 1:
+            raise CorpusmillError("--max-new-tokens must be >= 1, --temperature >= 0, --top-p in (0, 1]")
+        model, cfg, tokenizer, _meta = load_trained(args.checkpoint, args.tokenizer)
+        model.to(args.device)
+        sp = spm.SentencePieceProcessor(model_file=tokenizer)
+        for prompt in args.prompt:
+            ids = [sp.bos_id()] + sp.encode(prompt)
+            out = generate(model, ids, args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                           seed=args.seed, eos_id=sp.eos_id())
+            print(sp.decode([i for i in out if i not in (sp.bos_id(), sp.eos_id())]))
+        return 0
+
+    return _run("corpusmill sample", p, argv, run)
+
+
+EXPORT = Stage(name="export", config=None, run=None, main=export_main, beam=False,
+               summary="write a trained checkpoint as a Hugging Face Llama directory or in Meta's layout")
+SAMPLE = Stage(name="sample", config=None, run=None, main=sample_main, beam=False,
+               summary="generate text from a trained checkpoint (greedy or top-p, KV cache)")

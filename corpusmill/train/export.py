@@ -1,0 +1,317 @@
+"""A trained model out of corpusmill, and an existing one in.
+
+- :func:`load_trained`: a checkpoint (``RUN/checkpoints/step_N``, ``RUN`` itself for its newest) as a
+  :class:`Transformer` in eval mode, with its config and the SentencePiece model of its shards (found by
+  the manifest and checked against the sha256 the checkpoint recorded).
+- :func:`export_hf`: a Hugging Face Llama directory: ``config.json`` (``LlamaForCausalLM``: hidden size,
+  layers, heads and key/value heads, ``intermediate_size``, ``rms_norm_eps``, ``rope_theta``,
+  untied embeddings), ``model.safetensors``, ``generation_config.json``, and the tokenizer
+  (``tokenizer.model`` with ``tokenizer_config.json`` and ``special_tokens_map.json``), so
+  ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained`` load both.
+  corpusmill rotates adjacent pairs of q/k features (Meta's layout); Hugging Face rotates the two
+  halves of each head, so ``wq``/``wk`` rows are permuted as Meta's own conversion script does.
+- :func:`export_meta`: Meta's layout: ``consolidated.00.pth`` (corpusmill's parameter names are the
+  reference code's), ``params.json`` and ``tokenizer.model``.
+- :func:`load_hf`: the other way, a Hugging Face Llama directory into a corpusmill model
+  (``corpusmill train --init-from``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.train import checkpoint as ckpt
+from corpusmill.train.configs import ModelConfig
+from corpusmill.train.model import Transformer
+
+HF_FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.model", "tokenizer.json",
+            "tokenizer_config.json", "special_tokens_map.json")
+
+
+# -- a checkpoint in -------------------------------------------------------------------------------
+def resolve_checkpoint(path: str) -> str:
+    """``RUN`` (its newest checkpoint), ``RUN/checkpoints`` or ``RUN/checkpoints/step_N``."""
+    if os.path.exists(os.path.join(path, "meta.json")) and os.path.exists(os.path.join(path, "model.pt")):
+        return path
+    for run in (path, os.path.dirname(path.rstrip("/"))):
+        latest = ckpt.latest_checkpoint(run)
+        if latest:
+            return latest
+    raise CorpusmillError(f"{path}: no checkpoint (a run directory, or RUN/checkpoints/step_N with meta.json and "
+                          f"model.pt)")
+
+
+def tokenizer_of(meta: Dict[str, Any], override: Optional[str] = None) -> str:
+    """The SentencePiece model the checkpoint's shards were made with (their manifest names it; the
+    sha256 must be the one the checkpoint recorded)."""
+    from corpusmill.core.files import sha256_file
+
+    data = meta.get("data") or {}
+    want = data.get("tokenizer_sha256")
+    if override:
+        path = override
+    else:
+        directory = data.get("dir") or ""
+        name = "tokenizer.model"
+        try:
+            with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as fh:
+                name = (json.load(fh).get("tokenizer") or {}).get("file") or name
+        except (OSError, ValueError):
+            pass
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise CorpusmillError(f"the checkpoint's shards ({directory}) have no {name}; pass --tokenizer "
+                                  f"PATH (the SentencePiece model the shards were made with)")
+    if want and sha256_file(path) != want:
+        raise CorpusmillError(f"{path}: not the tokenizer the model was trained with (sha256 differs from the "
+                              f"checkpoint's tokenizer_sha256 {want[:12]}...)")
+    return path
+
+
+def load_trained(path: str, tokenizer: Optional[str] = None) -> Tuple[Transformer, ModelConfig, str, Dict]:
+    """(model in eval mode on the CPU, its config, its tokenizer path, the checkpoint's meta)."""
+    directory = resolve_checkpoint(path)
+    meta = ckpt.read_meta(directory)
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    cfg = ModelConfig(**{k: v for k, v in (meta.get("config") or {}).get("model", {}).items() if k in fields})
+    model = Transformer(cfg)
+    try:
+        state = torch.load(os.path.join(directory, "model.pt"), map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise CorpusmillError(f"{directory}: cannot load the model ({exc})") from None
+    model.eval()
+    return model, cfg, tokenizer_of(meta, tokenizer), meta
+
+
+# -- Hugging Face ----------------------------------------------------------------------------------
+def _to_halves(w: torch.Tensor, heads: int) -> torch.Tensor:
+    """Rows of each head from adjacent pairs (x0, x1, x2, x3, ...) to halves (x0, x2, ..., x1, x3, ...)."""
+    out, cols = w.shape
+    return w.view(heads, out // heads // 2, 2, cols).transpose(1, 2).reshape(out, cols)
+
+
+def _to_pairs(w: torch.Tensor, heads: int) -> torch.Tensor:
+    out, cols = w.shape
+    return w.view(heads, 2, out // heads // 2, cols).transpose(1, 2).reshape(out, cols)
+
+
+_LAYER = {"attention.wq.weight": "self_attn.q_proj.weight", "attention.wk.weight": "self_attn.k_proj.weight",
+          "attention.wv.weight": "self_attn.v_proj.weight", "attention.wo.weight": "self_attn.o_proj.weight",
+          "feed_forward.w1.weight": "mlp.gate_proj.weight", "feed_forward.w2.weight": "mlp.down_proj.weight",
+          "feed_forward.w3.weight": "mlp.up_proj.weight", "attention_norm.weight": "input_layernorm.weight",
+          "ffn_norm.weight": "post_attention_layernorm.weight"}
+_TOP = {"tok_embeddings.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight",
+        "output.weight": "lm_head.weight"}
+
+
+def hf_state_dict(state: Dict[str, torch.Tensor], cfg: ModelConfig) -> Dict[str, torch.Tensor]:
+    out = {}
+    for name, tensor in state.items():
+        if name in _TOP:
+            out[_TOP[name]] = tensor
+            continue
+        _, layer, rest = name.split(".", 2)
+        if rest == "attention.wq.weight":
+            tensor = _to_halves(tensor, cfg.n_heads)
+        elif rest == "attention.wk.weight":
+            tensor = _to_halves(tensor, cfg.kv_heads)
+        out[f"model.layers.{layer}.{_LAYER[rest]}"] = tensor
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def hf_config(cfg: ModelConfig, bos_id: int, eos_id: int) -> Dict[str, Any]:
+    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": cfg.vocab_size,
+            "hidden_size": cfg.dim, "intermediate_size": cfg.ffn_hidden, "num_hidden_layers": cfg.n_layers,
+            "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.head_dim,
+            "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len, "rms_norm_eps": cfg.norm_eps,
+            "rope_theta": cfg.rope_theta, "rope_scaling": None, "attention_bias": False, "mlp_bias": False,
+            "attention_dropout": 0.0, "tie_word_embeddings": False, "bos_token_id": bos_id, "eos_token_id": eos_id,
+            "initializer_range": 0.02, "torch_dtype": "float32", "use_cache": True}
+
+
+def _special_tokens(tokenizer: str) -> Dict[str, Any]:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=tokenizer)
+    ids = {"bos": sp.bos_id(), "eos": sp.eos_id(), "unk": sp.unk_id(), "pad": sp.pad_id()}
+    return {name: (i, sp.id_to_piece(i) if i >= 0 else None) for name, i in ids.items()}
+
+
+def _write_json(path: str, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(value, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+
+
+def _fresh_dir(out_dir: str, overwrite: bool) -> None:
+    if os.path.exists(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise CorpusmillError(f"{out_dir} is not empty; choose a new --output or pass --overwrite")
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def export_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False) -> str:
+    from safetensors.torch import save_file
+
+    special = _special_tokens(tokenizer)
+    _fresh_dir(out_dir, overwrite)
+    bos, eos = special["bos"][0], special["eos"][0]
+    _write_json(os.path.join(out_dir, "config.json"), hf_config(cfg, bos, eos))
+    _write_json(os.path.join(out_dir, "generation_config.json"), {"bos_token_id": bos, "eos_token_id": eos})
+    tensors = hf_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, cfg)
+    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
+        fh.write(hf_tokenizer_json(tokenizer))
+    tokens = {f"{name}_token": piece for name, (i, piece) in special.items() if piece is not None}
+    _write_json(os.path.join(out_dir, "special_tokens_map.json"), tokens)
+    _write_json(os.path.join(out_dir, "tokenizer_config.json"), {
+        "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": True, "add_eos_token": False, "legacy": True,
+        "clean_up_tokenization_spaces": False, "model_max_length": cfg.max_seq_len, **tokens})
+    return out_dir
+
+
+def hf_tokenizer_json(tokenizer: str) -> str:
+    """The SentencePiece BPE model as a Hugging Face ``tokenizers`` file (``tokenizer.json``), built from
+    its pieces alone: the merges are every split of a piece into two pieces, ranked by the piece (BPE
+    pieces are in merge order), as Hugging Face's Llama converter ranks them. LLaMA's normalization
+    (identity, a dummy-prefix space, spaces as U+2581), byte fallback, BOS added.
+
+    Written so ``AutoTokenizer`` never converts ``tokenizer.model`` itself: that needs the protobuf
+    schema transformers bundles, which does not load with the protobuf that Apache Beam pins."""
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
+    from tokenizers.models import BPE
+
+    sp = spm.SentencePieceProcessor(model_file=tokenizer)
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    vocab = {p: i for i, p in enumerate(pieces)}
+    special = {i for i in range(len(pieces)) if sp.is_control(i) or sp.is_unknown(i)}
+    merges = []
+    for rank, piece in enumerate(pieces):
+        if rank in special or sp.is_byte(rank):
+            continue
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
+        merges += [(vocab[a], vocab[b], rank, a, b) for a, b in splits]
+    merges.sort(key=lambda m: (m[2], m[0], m[1]))
+    unk = sp.id_to_piece(sp.unk_id())
+    tok = Tokenizer(BPE(vocab=vocab, merges=[(a, b) for _, _, _, a, b in merges], unk_token=unk, fuse_unk=True,
+                        byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([AddedToken(pieces[i], special=True, normalized=False) for i in sorted(special)])
+    bos = sp.id_to_piece(sp.bos_id())
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                       special_tokens=[(bos, sp.bos_id())])
+    return tok.to_str(pretty=False)
+
+
+def hf_model_config(hf_dir: str) -> ModelConfig:
+    """The corpusmill ModelConfig of a Hugging Face Llama directory's config.json."""
+    try:
+        with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as fh:
+            hf = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CorpusmillError(f"--init-from {hf_dir}: no readable config.json ({exc})") from None
+    if hf.get("model_type") != "llama":
+        raise CorpusmillError(f"--init-from {hf_dir}: model_type {hf.get('model_type')!r}; a Llama checkpoint "
+                              f"(model_type llama) is expected")
+    if hf.get("tie_word_embeddings"):
+        raise CorpusmillError(f"--init-from {hf_dir}: tied input and output embeddings; LLaMA's are untied")
+    if hf.get("rope_scaling"):
+        raise CorpusmillError(f"--init-from {hf_dir}: rope_scaling {hf['rope_scaling']} is not supported (plain RoPE)")
+    dim, heads = hf["hidden_size"], hf["num_attention_heads"]
+    cfg = ModelConfig(dim=dim, n_layers=hf["num_hidden_layers"], n_heads=heads,
+                      n_kv_heads=hf.get("num_key_value_heads") or heads, vocab_size=hf["vocab_size"],
+                      norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=hf.get("rope_theta", 10000.0),
+                      max_seq_len=hf.get("max_position_embeddings", 2048))
+    if cfg.ffn_hidden != hf["intermediate_size"]:  # express the width through multiple_of
+        cfg = dataclasses.replace(cfg, multiple_of=hf["intermediate_size"], ffn_dim_multiplier=None)
+        if cfg.ffn_hidden != hf["intermediate_size"]:
+            raise CorpusmillError(f"--init-from {hf_dir}: intermediate_size {hf['intermediate_size']} cannot be "
+                                  f"expressed as corpusmill's SwiGLU width")
+    if hf.get("head_dim") not in (None, dim // heads):
+        raise CorpusmillError(f"--init-from {hf_dir}: head_dim {hf['head_dim']} is not hidden_size / heads")
+    return cfg
+
+
+def load_hf(hf_dir: str) -> Tuple[ModelConfig, Dict[str, torch.Tensor]]:
+    """A Hugging Face Llama directory (config.json + safetensors or .bin weights) -> (config, corpusmill
+    state dict)."""
+    cfg = hf_model_config(hf_dir)
+    weights = _read_hf_weights(hf_dir)
+    inverse = {v: k for k, v in _TOP.items()}
+    layer_inverse = {v: k for k, v in _LAYER.items()}
+    state = {}
+    for name, tensor in weights.items():
+        if name in inverse:
+            state[inverse[name]] = tensor
+            continue
+        if not name.startswith("model.layers."):
+            if name.endswith("rotary_emb.inv_freq"):
+                continue
+            raise CorpusmillError(f"--init-from {hf_dir}: unexpected weight {name}")
+        _, _, layer, rest = name.split(".", 3)
+        if rest not in layer_inverse:
+            if rest.endswith("rotary_emb.inv_freq"):
+                continue
+            raise CorpusmillError(f"--init-from {hf_dir}: unexpected weight {name}")
+        ours = layer_inverse[rest]
+        if ours == "attention.wq.weight":
+            tensor = _to_pairs(tensor, cfg.n_heads)
+        elif ours == "attention.wk.weight":
+            tensor = _to_pairs(tensor, cfg.kv_heads)
+        state[f"layers.{layer}.{ours}"] = tensor
+    return cfg, state
+
+
+def _read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    names = sorted(os.listdir(hf_dir))
+    out: Dict[str, torch.Tensor] = {}
+    shards = [n for n in names if n.endswith(".safetensors")]
+    if shards:
+        for n in shards:
+            out.update(load_file(os.path.join(hf_dir, n)))
+        return out
+    bins = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin")]
+    for n in bins:
+        out.update(torch.load(os.path.join(hf_dir, n), map_location="cpu", weights_only=True))
+    if not out:
+        raise CorpusmillError(f"--init-from {hf_dir}: no model.safetensors or pytorch_model*.bin")
+    return out
+
+
+# -- Meta ------------------------------------------------------------------------------------------
+def export_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False) -> str:
+    _fresh_dir(out_dir, overwrite)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
+               os.path.join(out_dir, "consolidated.00.pth"))
+    params = {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.kv_heads,
+              "vocab_size": cfg.vocab_size, "multiple_of": cfg.multiple_of, "ffn_dim_multiplier": cfg.ffn_dim_multiplier,
+              "norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta, "max_seq_len": cfg.max_seq_len}
+    _write_json(os.path.join(out_dir, "params.json"), params)
+    shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+    return out_dir
+
+
+def load_meta(meta_dir: str) -> Transformer:
+    """Meta's layout (params.json + consolidated.00.pth) as a corpusmill model."""
+    with open(os.path.join(meta_dir, "params.json"), encoding="utf-8") as fh:
+        params = json.load(fh)
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model = Transformer(ModelConfig(**{k: v for k, v in params.items() if k in fields}))
+    model.load_state_dict(torch.load(os.path.join(meta_dir, "consolidated.00.pth"), map_location="cpu",
+                                     weights_only=True))
+    return model.eval()

@@ -1,0 +1,154 @@
+"""A trained model out of corpusmill (Hugging Face and Meta layouts), text from it, and a Hugging Face
+checkpoint in (issue 17). The model is trained here on real text (the stdlib's docstrings) with
+grouped-query attention; transformers loads the export as any user would."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from conftest import DATA  # noqa: E402
+
+from corpusmill.core.errors import CorpusmillError  # noqa: E402
+from corpusmill.train.configs import load_config  # noqa: E402
+from corpusmill.train.export import export_hf, export_meta, load_meta, load_trained  # noqa: E402
+from corpusmill.train.generate import forward_cached, generate  # noqa: E402
+from corpusmill.train.loop import train  # noqa: E402
+from corpusmill.train.sample import build_sample_shards  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    shards = str(root / "shards")
+    build_sample_shards(shards, seq_len=64, vocab_size=1024, rows_per_shard=256, max_chars=300_000)
+    model, tr = load_config("tiny")
+    model = dataclasses.replace(model, n_kv_heads=2, norm_eps=1e-5, rope_theta=500000.0)  # GQA, Llama 3's
+    tr = dataclasses.replace(tr, steps=40, eval_every=0, ckpt_every=0, log_every=1000)
+    train(model, tr, shards, str(root / "run"), stream=None)
+    return root, shards
+
+
+def _udhr():
+    return [json.loads(line)["text"] for line in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8")]
+
+
+def _real_ids(tokenizer, n=64):
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=tokenizer)
+    ids = [sp.bos_id()] + sp.encode(" ".join(_udhr()[:20]))
+    return torch.tensor([ids[:n], ids[n:2 * n]])
+
+
+def test_hugging_face_export_loads_with_from_pretrained_and_gives_the_same_logits(run, tmp_path):
+    root, _ = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    out = export_hf(model, cfg, tokenizer, str(tmp_path / "hf"))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    conf = hf.config
+    assert (conf.num_key_value_heads, conf.num_attention_heads, conf.rms_norm_eps) == (2, 4, 1e-5)
+    assert conf.intermediate_size == cfg.ffn_hidden and not conf.tie_word_embeddings
+    assert getattr(conf, "rope_theta", None) or conf.rope_parameters["rope_theta"] == 500000.0
+    ids = _real_ids(tokenizer)
+    with torch.no_grad():
+        diff = (model(ids) - hf(ids).logits).abs().max().item()
+    assert diff <= 1e-4
+    # the tokenizer: the same ids as SentencePiece on real text in 72 languages (byte fallback included)
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=tokenizer)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    texts = _udhr()
+    assert len(texts) == 72
+    for text in texts:
+        ids = sp.encode(text)
+        assert tok(text, add_special_tokens=False).input_ids == ids, text[:40]
+        assert tok.decode(ids) == sp.decode(ids)
+    assert tok("Human rights").input_ids[0] == sp.bos_id()  # BOS added, as in training rows
+    # generation through transformers runs on the export
+    gen = hf.generate(torch.tensor([[sp.bos_id()] + sp.encode("The module")]), max_new_tokens=8, do_sample=False)
+    assert gen.shape[1] == 1 + len(sp.encode("The module")) + 8
+
+
+def test_meta_export_is_the_reference_layout(run, tmp_path):
+    root, _ = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    out = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"))
+    assert sorted(os.listdir(out)) == ["consolidated.00.pth", "params.json", "tokenizer.model"]
+    params = json.load(open(os.path.join(out, "params.json")))
+    assert (params["dim"], params["n_heads"], params["n_kv_heads"], params["norm_eps"]) == (64, 4, 2, 1e-5)
+    keys = torch.load(os.path.join(out, "consolidated.00.pth"), weights_only=True).keys()
+    assert {"tok_embeddings.weight", "layers.0.attention.wq.weight", "layers.1.feed_forward.w3.weight",
+            "norm.weight", "output.weight"} <= set(keys)
+    ids = _real_ids(tokenizer)
+    with torch.no_grad():
+        assert torch.equal(load_meta(out)(ids), model(ids))
+    with pytest.raises(CorpusmillError, match="is not empty"):
+        export_meta(model, cfg, tokenizer, out)
+
+
+def test_init_from_a_hugging_face_checkpoint(run, tmp_path):
+    """continued pretraining: the run starts from the HF weights (lr 0: they stay exactly those)."""
+    root, shards = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    hf_dir = export_hf(model, cfg, tokenizer, str(tmp_path / "hf"))
+    from corpusmill.cli import main as cli_main
+
+    args = ["train", "--config", "tiny", "--data", shards, "--steps", "2", "--lr", "0", "--warmup", "0",
+            "--log-every", "1000", "--ckpt-every", "0", "--eval-every", "0", "--init-from", hf_dir]
+    assert cli_main(args + ["--output", str(tmp_path / "cont")]) == 0
+    again, cfg2, _, meta = load_trained(str(tmp_path / "cont"))
+    assert (cfg2.n_kv_heads, cfg2.rope_theta, cfg2.norm_eps) == (2, 500000.0, 1e-5)
+    assert meta["data"]["init_from"] == os.path.abspath(hf_dir)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    # loud: a model option beside --init-from, another tokenizer
+    assert cli_main(args + ["--output", str(tmp_path / "x"), "--rope-theta", "10000"]) == 2
+    other = tmp_path / "other-tok"
+    build_sample_shards(str(other), seq_len=64, vocab_size=1024, rows_per_shard=256, max_chars=100_000)
+    with pytest.raises(CorpusmillError, match="not the one .* was made with"):
+        m, t = load_config("tiny")
+        train(dataclasses.replace(m, **{k: getattr(cfg, k) for k in ("n_kv_heads", "norm_eps", "rope_theta")}),
+              dataclasses.replace(t, steps=1), str(other), str(tmp_path / "y"), init_from=hf_dir, stream=None)
+
+
+def test_cached_generation_equals_step_by_step_argmax(run):
+    root, _ = run
+    model, _cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    prompt = _real_ids(tokenizer)[0, :12].tolist()
+    cached = generate(model, prompt, 30)
+    plain = generate(model, prompt, 30, use_cache=False)
+    assert cached == plain and len(cached) == 42
+    # the cached logits are the full forward's, position by position
+    cache = [None] * len(model.layers)
+    ids = torch.tensor([cached])
+    step = [forward_cached(model, ids[:, :12], cache, 0)]
+    step += [forward_cached(model, ids[:, i:i + 1], cache, i) for i in range(12, 42)]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.cat(step, dim=1), model(ids), atol=1e-5, rtol=1e-5)
+    # sampling: the same seed, the same text; top-p 1e-6 is greedy
+    a = generate(model, prompt, 20, temperature=0.9, top_p=0.9, seed=3)
+    assert a == generate(model, prompt, 20, temperature=0.9, top_p=0.9, seed=3)
+    assert generate(model, prompt, 20, temperature=0.9, top_p=1e-6, seed=3) == generate(model, prompt, 20)
+
+
+def test_sample_and_export_commands(run, tmp_path, capsys):
+    from corpusmill.cli import main as cli_main
+
+    root, _ = run
+    assert cli_main(["sample", str(root / "run"), "--prompt", "The module", "--max-new-tokens", "10"]) == 0
+    assert capsys.readouterr().out.startswith("The module")
+    assert cli_main(["export", str(root / "run"), "--to", "hf", "--output", str(tmp_path / "m")]) == 0
+    assert "model.safetensors" in os.listdir(tmp_path / "m")
+    assert cli_main(["export", str(tmp_path / "none"), "--to", "hf", "--output", str(tmp_path / "n")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert cli_main(["sample", str(root / "run"), "--prompt", "x", "--top-p", "0"]) == 2
