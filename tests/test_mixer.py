@@ -290,3 +290,36 @@ def test_llama1_manifest_carries_the_paper_numbers():
                                               r"to at most 839,111,111,111"):
         plan_mixture(m, counts)
     assert load_manifest(os.path.join(root, "demo.yaml")).mode == "weights"
+
+
+def test_a_source_that_falls_to_zero_tokens_stops_the_run(mixed, tmp_path):
+    """Issue 17: a source with a weight whose target is under half a document got 0 tokens, silently."""
+    result, _ = mixed
+    counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
+    m = result.manifest
+    files = {s.name: source_files(s.name, s.documents) for s in m.sources}
+    tokenizer = os.path.join(m.output, "tokenizer", "tokenizer.model")
+
+    def shards(out, **changes):
+        plan = plan_mixture(load_manifest(_with(tmp_path, **changes)), counts)
+        return write_mixed_shards(ShardConfig(files=files, tokenizer=tokenizer, output=str(out), plan=plan,
+                                              rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows))
+
+    small = {"budget_tokens": 30_000, "wiki_en.weight": 0.599, "wiki_fr.weight": 0.4, "code.weight": 0.001,
+             "wiki_fr.epochs": None}
+    avg = counts["code"]["tokens"] / counts["code"]["documents"]
+    assert 0.001 * 30_000 < avg / 2  # code's target is 30 tokens, under half of its average document
+    with pytest.raises(CorpusmillError) as err:
+        shards(tmp_path / "zero", **small)
+    msg = str(err.value)
+    assert "sources.code: weight 0.001 but 0 tokens in the shards" in msg
+    assert f"a budget_tokens of at least {int(-(-avg // 0.001)):,}" in msg
+    assert not (tmp_path / "zero" / "_SUCCESS").exists()  # not marked complete: the trainer refuses it
+    with pytest.raises(CorpusmillError, match="_SUCCESS"):
+        ShardDataset(str(tmp_path / "zero"))
+    # allowed knowingly: written, with the problem on record
+    written = shards(tmp_path / "allowed", allow_off_target=True, **small)
+    assert written["mixture"]["code"]["tokens"] == 0 and "sources.code" in written["mixture_warnings"][0]
+    # a tolerance that is not a share is refused by name
+    with pytest.raises(CorpusmillError, match="share_tolerance: expected a share in"):
+        load_manifest(_with(tmp_path, share_tolerance=5))

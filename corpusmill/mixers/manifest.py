@@ -26,7 +26,9 @@ from corpusmill.core.errors import CorpusmillError
 WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources"}
+TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
+            "share_tolerance", "allow_off_target"}
+DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "vocab_size", "sample_chars", "threads"}
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
 SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups"}
@@ -74,6 +76,8 @@ class MixManifest:
     shards: ShardSpec
     sources: List[SourceSpec]
     skipped: Dict[str, str] = dataclasses.field(default_factory=dict)  # source -> why it was left out
+    share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
+    allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
 
     @property
     def mode(self) -> str:
@@ -214,8 +218,15 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         if budget is not None:
             raise _err(path, "budget_tokens", "remove it, or give every source a weight: without weights the budget "
                                               "is the sum of epochs x tokens over the sources")
+    tolerance = data.get("share_tolerance", DEFAULT_SHARE_TOLERANCE)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
+        raise _err(path, "share_tolerance", f"expected a share in (0, 1] (0.01: one percentage point), got {tolerance!r}")
+    allow = data.get("allow_off_target", False)
+    if not isinstance(allow, bool):
+        raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
     return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
-                       tokenizer=tokenizer, shards=shards, sources=sources)
+                       tokenizer=tokenizer, shards=shards, sources=sources, share_tolerance=float(tolerance),
+                       allow_off_target=allow)
 
 
 def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:

@@ -71,6 +71,8 @@ class MixPlan:
     budget_tokens: int
     pack_groups: int
     sources: Dict[str, SourcePlan]
+    share_tolerance: float = 0.01
+    allow_off_target: bool = False
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -133,7 +135,35 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
             full_passes=int(full), fraction_tokens=int(t - full * s))
     groups = max(1, math.ceil(sum(targets.values()) / manifest.shards.pack_group_tokens))
     return MixPlan(mode=manifest.mode, seed=manifest.seed, seq_len=manifest.seq_len, budget_tokens=int(budget),
-                   pack_groups=groups, sources=plans)
+                   pack_groups=groups, sources=plans, share_tolerance=getattr(manifest, "share_tolerance", 0.01),
+                   allow_off_target=getattr(manifest, "allow_off_target", False))
+
+
+def check_mixture(plan: MixPlan, mixture: Dict[str, dict]) -> List[str]:
+    """What is wrong with the mixture the shards hold (their manifest's ``mixture``): a source with a
+    weight that got no tokens, or (weights mode) one whose achieved share is off its weight by more than
+    ``plan.share_tolerance``. Each line says what budget would fix it."""
+    problems = []
+    budget = plan.budget_tokens
+    for name, sp in sorted(plan.sources.items()):
+        got = mixture.get(name, {})
+        tokens, share = int(got.get("tokens", 0)), float(got.get("share", 0.0))
+        avg_doc = sp.source_tokens / max(1, sp.source_documents)
+        if sp.weight > 0 and tokens == 0:
+            need = math.ceil(avg_doc / sp.weight) if plan.mode == "weights" else None
+            fix = (f"a budget_tokens of at least {need:,} gives it about one document"
+                   + (" (with budget_tokens: max, the budget is set by the epochs caps: raise them)"
+                      if plan.mode == "weights" else "")) if need else "raise its epochs"
+            problems.append(f"sources.{name}: weight {sp.weight:g} but 0 tokens in the shards: its target of "
+                            f"{sp.target_tokens:,} tokens is under half of its average document ({avg_doc:,.0f} "
+                            f"tokens); {fix}")
+        elif plan.mode == "weights" and abs(share - sp.weight) > plan.share_tolerance:
+            need = math.ceil(avg_doc / (plan.share_tolerance * max(sp.weight, 1e-12)) / max(sp.weight, 1e-12))
+            problems.append(f"sources.{name}: share {share:.4f} is off its weight {sp.weight:g} by "
+                            f"{abs(share - sp.weight):.4f}, more than share_tolerance {plan.share_tolerance:g} "
+                            f"({tokens:,} of {budget:,} tokens, its documents average {avg_doc:,.0f}); a larger "
+                            f"budget_tokens (about {need:,}) evens it out, or raise share_tolerance")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------

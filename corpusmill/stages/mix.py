@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 from typing import Dict, List, Sequence
 
 import apache_beam as beam
@@ -37,6 +38,7 @@ from corpusmill.mixers.manifest import matches_groups
 from corpusmill.mixers.plan import (
     MixPlan,
     bucket_of,
+    check_mixture,
     cut_in_bucket,
     doc_hash,
     find_boundaries,
@@ -232,6 +234,28 @@ def _mixture(plan: MixPlan, stats: Dict[str, tuple]) -> Dict[str, dict]:
     return out
 
 
+def check_written_mixture(plan: MixPlan, out_dir: str) -> None:
+    """After the shards are written, before they are marked complete: a source at 0 tokens or off its
+    weight stops the run (the shards are not committed), unless ``allow_off_target``, which prints the
+    problems and records them in manifest.json as ``mixture_warnings``."""
+    path = join(out_dir, "manifest.json")
+    with open(path, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    problems = check_mixture(plan, manifest.get("mixture", {}))
+    if not problems:
+        return
+    if not plan.allow_off_target:
+        raise CorpusmillError("the mixture misses its weights (set allow_off_target: true to write it anyway): "
+                              + "; ".join(problems))
+    for line in problems:
+        print(f"mix: warning: {line}", file=sys.stderr)
+    manifest["mixture_warnings"] = problems
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
     """Run the shard stage; returns manifest.json's content."""
     if "://" in cfg.output:
@@ -323,6 +347,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         os.replace(dst + ".tmp", dst)
         if sha256_file(dst) != tok["sha256"]:
             raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
+        check_written_mixture(plan, out_dir)
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:
