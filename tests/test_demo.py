@@ -46,3 +46,31 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
         cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-field="tokens"]')
         assert int(cell[0].text_content()) == m["tokens"]
     assert "held-out loss" in dom.text_content()
+    # a true held-out set (issue 17): documents of cc, wikipedia and stackexchange set aside before mixing,
+    # each measured on its own, none in a training row (by document id: held_out() decides, and the
+    # held-out documents' token sequences are not among the training rows' documents)
+    from corpusmill.core.files import read_output
+    from corpusmill.mixers.plan import held_out, original_row_order
+    from corpusmill.tokenize import unpack
+
+    held = shards.manifest["held_out"]
+    assert set(held) == {"cc", "wikipedia", "stackexchange"}
+    evals = [e for e in losses if "eval_loss_by_source" in e]
+    assert evals and set(evals[-1]["eval_loss_by_source"]) == set(held)
+    for source in held:
+        assert dom.xpath(f'//span[@data-heldout="{source}"]')
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(result["shards"], "tokenizer.model"))
+    order = original_row_order(len(shards), shards.manifest["seed"])
+    rows = [shards[int(p)] for p in order]
+    import numpy as np
+
+    trained = {tuple(d.tolist()) for d in unpack(np.stack([r[0] for r in rows]), [r[1] for r in rows], bos_id=sp.bos_id(),
+                                                  eos_id=sp.eos_id())}
+    seed = shards.manifest["seed"]
+    for source, info in held.items():
+        docs = read_output(str(tmp_path / "demo" / "recipe" / "sources" / source))
+        ids = [d for d in docs if held_out(seed, d.id, info["holdout"])]
+        assert len(ids) == info["documents"] > 0
+        assert not any(tuple(sp.encode(d.text)) in trained for d in ids), source

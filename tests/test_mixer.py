@@ -235,6 +235,7 @@ def _with(tmp_path, **changes):
     ({"code.processor": "ccnet"}, "sources.code: give exactly one of 'documents'"),
     ({"budget_tokens": "lots"}, "budget_tokens: expected a number of tokens or 'max'"),
     ({"seq_len": 0}, "seq_len: must be at least 1"),
+    ({"code.holdout": 0.7}, "sources.code.holdout: expected the share of its documents held out, in [0, 0.5)"),
 ])
 def test_manifest_errors_name_the_field(tmp_path, changes, field):
     with pytest.raises(CorpusmillError) as err:
@@ -323,3 +324,53 @@ def test_a_source_that_falls_to_zero_tokens_stops_the_run(mixed, tmp_path):
     # a tolerance that is not a share is refused by name
     with pytest.raises(CorpusmillError, match="share_tolerance: expected a share in"):
         load_manifest(_with(tmp_path, share_tolerance=5))
+
+
+def test_held_out_documents_never_reach_a_training_row(mixed, tmp_path):
+    """Issue 17: a source's holdout sets documents aside before any repetition or packing, into
+    shards/eval/<source>/; none of them is in a training row, and the trainer reports each source's loss."""
+    import dataclasses
+    import json as _json
+
+    from corpusmill.mixers.plan import held_out
+    from corpusmill.train.configs import load_config
+    from corpusmill.train.loop import train
+
+    _, sp = mixed
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MANIFEST.items()}
+    data["sources"] = {k: dict(v, holdout=0.05) for k, v in MANIFEST["sources"].items()}
+    result = run_recipe(write_manifest_yaml(tmp_path, dict(data, output=str(tmp_path / "run"))),
+                        log=lambda *_: None)
+    man = result.shards_manifest
+    seed = man["seed"]
+    train_docs = {tuple(d.tolist()) for d in unpack(*_rows_in_order(result.shards_dir), bos_id=1, eos_id=2)}
+    for name in MANIFEST["sources"]:
+        docs = read_output(os.path.join(MIX, name))
+        held = [d for d in docs if held_out(seed, d.id, 0.05)]
+        assert 0 < len(held) < len(docs) * 0.15
+        assert man["held_out"][name]["documents"] == len(held) == result.plan.sources[name].holdout_documents
+        for d in held:  # by document: not one held-out document is in the training rows
+            assert tuple(sp.encode(d.text)) not in train_docs, (name, d.id)
+        kept = [d for d in docs if not held_out(seed, d.id, 0.05)]
+        assert sum(tuple(sp.encode(d.text)) in train_docs for d in kept) > 0.9 * len(kept)
+        # the eval set holds the held-out documents, once each (the last row's tail aside)
+        ev = ShardDataset(os.path.join(result.shards_dir, "eval", name))
+        eval_docs = collections.Counter(tuple(x.tolist()) for x in unpack(
+            np.stack([ev[i][0] for i in range(len(ev))]), [ev[i][1] for i in range(len(ev))], bos_id=1, eos_id=2))
+        found = sum(eval_docs[tuple(sp.encode(d.text))] for d in held)
+        assert len(held) - 2 <= found <= len(held) and max(eval_docs.values()) == 1
+    # the trainer evaluates each source's held-out set and names it
+    model, tr = load_config("tiny")
+    tr = dataclasses.replace(tr, steps=2, eval_every=1, ckpt_every=0, log_every=1000, seq_len=SEQ_LEN,
+                             batch_tokens=4 * SEQ_LEN, eval_rows=8)
+    train(dataclasses.replace(model, max_seq_len=SEQ_LEN), tr, result.shards_dir, str(tmp_path / "train"), stream=None)
+    logs = [_json.loads(line) for line in open(tmp_path / "train" / "train_log.jsonl")]
+    evals = [r for r in logs if "eval_loss_by_source" in r]
+    assert evals and set(evals[-1]["eval_loss_by_source"]) == set(MANIFEST["sources"])
+    assert evals[-1]["eval_kind"] == "held-out documents"
+
+
+def _rows_in_order(shards_dir):
+    ds = ShardDataset(shards_dir)
+    order = original_row_order(len(ds), ds.manifest["seed"])
+    return np.stack([ds[int(p)][0] for p in order]), [ds[int(p)][1] for p in order]

@@ -31,7 +31,7 @@ TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "vocab_size", "sample_chars", "threads"}
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
-SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups"}
+SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout"}
 
 
 @dataclasses.dataclass
@@ -59,6 +59,8 @@ class SourceSpec:
     inputs: List[str] = dataclasses.field(default_factory=list)
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
+    holdout: float = 0.0                 # share of the source's documents set aside, before any repetition,
+                                         # as its held-out set (shards/eval/<source>/): never in a training row
 
     def field(self, key: str) -> str:
         return f"sources.{self.name}.{key}"
@@ -241,6 +243,12 @@ def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
         spec.weight = _positive(path, f"{field}.weight", value["weight"])
     if value.get("epochs") is not None:
         spec.epochs = _positive(path, f"{field}.epochs", value["epochs"])
+    if value.get("holdout") is not None:
+        h = value["holdout"]
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h < 0.5:
+            raise _err(path, f"{field}.holdout", f"expected the share of its documents held out, in [0, 0.5), "
+                                                 f"e.g. 0.01; got {h!r}")
+        spec.holdout = float(h)
     has_docs, has_proc = value.get("documents") is not None, value.get("processor") is not None
     if has_docs == has_proc:
         raise _err(path, field, "give exactly one of 'documents' (an existing directory of documents) and "

@@ -43,6 +43,14 @@ def doc_hash(seed: int, doc_id: str, pass_: int) -> int:
     return stable_hash(f"{seed}\x00{doc_id}\x00{pass_}")
 
 
+def held_out(seed: int, doc_id: str, fraction: float) -> bool:
+    """Whether a document is in its source's held-out set: a hash of (seed, id) below ``fraction`` of the
+    range, independent of every pass's hash, so the choice never depends on the budget or the order."""
+    if fraction <= 0:
+        return False
+    return stable_hash(f"holdout\x00{seed}\x00{doc_id}") < fraction * 2.0 ** 64
+
+
 def bucket_of(h: int) -> int:
     return h >> _BUCKET_SHIFT
 
@@ -58,6 +66,9 @@ class SourcePlan:
     epochs_cap: Optional[float]
     full_passes: int
     fraction_tokens: int        # tokens drawn in pass ``full_passes``
+    holdout: float = 0.0        # share of the documents set aside before any pass (its held-out set)
+    holdout_documents: int = 0
+    holdout_tokens: int = 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,6 +106,9 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
     path = manifest.path
     tokens: Dict[str, int] = {}
     for spec in manifest.sources:
+        if getattr(spec, "holdout", 0.0) and counts.get(spec.name, {}).get("holdout", 0.0) != spec.holdout:
+            raise CorpusmillError(f"{path}: sources.{spec.name}.holdout: the token counts were made with holdout "
+                                  f"{counts.get(spec.name, {}).get('holdout', 0.0)}; count again")
         n = int(counts.get(spec.name, {}).get("tokens", 0))
         if n <= 0:
             raise CorpusmillError(f"{path}: sources.{spec.name}: no tokens: its documents are missing or empty; "
@@ -124,6 +138,15 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
         raise CorpusmillError(f"{path}: budget_tokens: {budget} tokens do not fill one row of seq_len + 1 = "
                               f"{manifest.seq_len + 1}")
 
+    for spec in manifest.sources:
+        h = getattr(spec, "holdout", 0.0)
+        held = int(counts[spec.name].get("holdout_tokens", 0))
+        if h and held < manifest.seq_len + 1:
+            raise CorpusmillError(
+                f"{path}: sources.{spec.name}.holdout: {h:g} of its {int(counts[spec.name].get('documents', 0)) + int(counts[spec.name].get('holdout_documents', 0))} "
+                f"documents held out {int(counts[spec.name].get('holdout_documents', 0))} document(s), {held:,} tokens, "
+                f"under one row of seq_len + 1 = {manifest.seq_len + 1}; hold out more, or none")
+
     plans = {}
     for spec in manifest.sources:
         s, t = tokens[spec.name], targets[spec.name]
@@ -132,7 +155,9 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
             name=spec.name, source_documents=int(counts[spec.name].get("documents", 0)), source_tokens=s,
             weight=t / budget if manifest.mode == "epochs" else spec.weight, target_tokens=t, epochs=t / s,
             epochs_cap=spec.epochs if manifest.mode == "weights" else None,
-            full_passes=int(full), fraction_tokens=int(t - full * s))
+            full_passes=int(full), fraction_tokens=int(t - full * s), holdout=getattr(spec, "holdout", 0.0),
+            holdout_documents=int(counts[spec.name].get("holdout_documents", 0)),
+            holdout_tokens=int(counts[spec.name].get("holdout_tokens", 0)))
     groups = max(1, math.ceil(sum(targets.values()) / manifest.shards.pack_group_tokens))
     return MixPlan(mode=manifest.mode, seed=manifest.seed, seq_len=manifest.seq_len, budget_tokens=int(budget),
                    pack_groups=groups, sources=plans, share_tolerance=getattr(manifest, "share_tolerance", 0.01),

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from corpusmill.core.files import PROFILE_NAME, read_dropped, read_failed, read_provenance
 from corpusmill.core.stats import NON_DOCUMENT_REASONS, check_accounting
@@ -63,6 +63,9 @@ class TrainingLog:
     eval_steps: List[int]
     eval_loss: List[float]
     tokens_per_s: List[float]
+    # the mixer's held-out documents: {source: [(step, loss)]}; and what the eval loss measures
+    eval_by_source: Dict[str, List[Tuple[int, float]]] = dataclasses.field(default_factory=dict)
+    eval_kind: str = ""
 
 
 @dataclasses.dataclass
@@ -212,9 +215,14 @@ def read_training_logs(root: str) -> List[TrainingLog]:
         with open(os.path.join(dirpath, "train_log.jsonl"), encoding="utf-8") as fh:
             for line in fh:
                 entry = json.loads(line)
-                if "eval_loss" in entry:
+                if "eval_loss_by_source" in entry:
+                    for source, loss in entry["eval_loss_by_source"].items():
+                        log.eval_by_source.setdefault(source, []).append((entry["step"], loss))
+                    log.eval_kind = entry.get("eval_kind", log.eval_kind)
+                elif "eval_loss" in entry:
                     log.eval_steps.append(entry["step"])
                     log.eval_loss.append(entry["eval_loss"])
+                    log.eval_kind = entry.get("eval_kind", log.eval_kind)
                 elif "loss" in entry:
                     log.steps.append(entry["step"])
                     log.loss.append(entry["loss"])

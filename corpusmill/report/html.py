@@ -405,7 +405,12 @@ def loss_plot(log) -> str:
     fig, ax = _figure(6.5, 3.2)
     ax.plot(log.steps, log.loss, label="training loss", color="#1976d2", linewidth=1)
     if log.eval_steps:
-        ax.plot(log.eval_steps, log.eval_loss, "o-", label="held-out loss", color="#c62828")
+        label = ("loss on held-out shards (documents repeat across shards)" if log.eval_kind.startswith("held-out shards")
+                 else "eval loss (--eval-data)")
+        ax.plot(log.eval_steps, log.eval_loss, "o-", label=label, color="#c62828")
+    for i, (source, points) in enumerate(sorted(log.eval_by_source.items())):
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3, linewidth=1,
+                label=f"held-out loss ({source})", color=f"C{(i + 1) % 10}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.legend(fontsize=8)
@@ -421,7 +426,11 @@ def _training_section(data: RunData) -> str:
         if not log.steps:
             continue
         speed = sorted(log.tokens_per_s)[len(log.tokens_per_s) // 2]
-        last_eval = f", held-out loss {log.eval_loss[-1]:.3f} at step {log.eval_steps[-1]}" if log.eval_loss else ""
+        last_eval = f", eval loss {log.eval_loss[-1]:.3f} at step {log.eval_steps[-1]}" if log.eval_loss else ""
+        if log.eval_by_source:
+            last_eval += ("; held-out loss per source (documents set aside before mixing) at the last eval: "
+                          + ", ".join(f'<span data-heldout="{_e(k)}">{_e(k)} {v[-1][1]:.3f}</span>'
+                                      for k, v in sorted(log.eval_by_source.items())))
         parts.append(f"<h3>{_e(log.name)}</h3><p>{len(log.steps)} steps, loss {log.loss[0]:.3f} → {log.loss[-1]:.3f}"
                      f"{last_eval}; median {speed:,.0f} tokens/s</p><div class='plots'><figure>{loss_plot(log)}</figure></div>")
     return "".join(parts)

@@ -42,11 +42,12 @@ from corpusmill.mixers.plan import (
     cut_in_bucket,
     doc_hash,
     find_boundaries,
+    held_out,
     in_fraction,
     row_layout,
     row_positions,
 )
-from corpusmill.tokenize.shards import pack_documents, write_manifest, write_shard
+from corpusmill.tokenize.shards import mark_complete, pack_documents, write_manifest, write_shard
 from corpusmill.tokenize.tokenizer import (
     MODEL_FILE,
     Tokenize,
@@ -109,12 +110,16 @@ class CountConfig:
     tokenizer: str
     output: str
     overwrite: bool = False
+    holdout: Dict[str, float] = dataclasses.field(default_factory=dict)  # source -> share held out
+    seed: int = 0
 
 
 def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
-    """Run the count stage; returns counts.json's content."""
+    """Run the count stage; returns counts.json's content. A source's held-out documents are counted
+    apart (``holdout_documents``, ``holdout_tokens``): the plan mixes only the others."""
     tok = describe_model(cfg.tokenizer)
     names = sorted(cfg.files)
+    holdout, seed = dict(cfg.holdout), cfg.seed
 
     def write_counts(rows, out_dir):
         got = dict(rows)
@@ -122,6 +127,9 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
         for name in names:
             docs, tokens, nbytes = got.get(name, (0, 0, 0))
             sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes, "files": len(cfg.files[name])}
+            if holdout.get(name):
+                h_docs, h_tokens, _ = got.get(f"{name}\x00holdout", (0, 0, 0))
+                sources[name].update(holdout=holdout[name], holdout_documents=h_docs, holdout_tokens=h_tokens)
         write_text_atomic(join(out_dir, COUNTS_FILE), json.dumps(
             {"tokenizer_sha256": tok["sha256"], "tokens_include": "BOS + ids + EOS per document",
              "sources": sources}, indent=2, sort_keys=True) + "\n")
@@ -129,7 +137,8 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
     def build(p, run):
         toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
         (toks
-         | "PerSource" >> beam.Map(lambda t: (t.source, (1, t.n_tokens, t.nbytes)))
+         | "PerSource" >> beam.Map(lambda t: (t.source + ("\x00holdout" if held_out(seed, t.id, holdout.get(t.source, 0))
+                                                 else ""), (1, t.n_tokens, t.nbytes)))
          | "SumPerSource" >> beam.CombinePerKey(_sum_tuples())
          | "AllCounts" >> beam.combiners.ToList()
          | "WriteCounts" >> beam.Map(write_counts, run.out_dir))
@@ -217,6 +226,25 @@ def _write_one_shard(item, out_dir, batch_rows, layout):
     return info
 
 
+EVAL_DIR = "eval"  # shards/eval/<source>/: each source's held-out documents, one pass, never in training
+EVAL_GROUP_TOKENS = 16_000_000  # held-out tokens packed together in one worker
+
+
+def _write_eval_group(item, out_dir, seq_len, bos, eos, vocab_size, batch_rows):
+    """One packing group of a source's held-out documents -> one eval shard (None if under one row)."""
+    (source, group), entries = item
+    entries = sorted(entries, key=lambda e: (e[0], e[1]))
+    stats: Dict[str, int] = {}
+    rows, bounds = pack_documents([e[2] for e in entries], seq_len, bos, eos, vocab_size=vocab_size, stats=stats)
+    if not len(rows):
+        return source, None
+    os.makedirs(join(out_dir, EVAL_DIR, source), exist_ok=True)
+    info = write_shard(join(out_dir, EVAL_DIR, source, f"shard-{group:05d}.arrow"), rows, bounds,
+                       batch_rows=batch_rows)
+    info.update(index=int(group), documents=int(stats["documents"]), tokens_dropped=int(stats["tokens_dropped"]))
+    return source, info
+
+
 def _mixture(plan: MixPlan, stats: Dict[str, tuple]) -> Dict[str, dict]:
     written_total = sum(stats.get(s, (0, 0, 0))[0] for s in plan.sources) or 1
     out = {}
@@ -289,11 +317,50 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                         "inverse": "corpusmill.mixers.plan.original_row_order(rows, seed)"},
             "tokenizer": {"file": MODEL_FILE, **tok},
         })
+        if holdout:
+            extra["held_out"] = {s: {"holdout": plan.sources[s].holdout, "documents": plan.sources[s].holdout_documents,
+                                     "tokens": plan.sources[s].holdout_tokens, "dir": f"{EVAL_DIR}/{s}"}
+                                 for s in sorted(holdout)}
         write_manifest(out_dir, sorted(infos, key=lambda i: i["index"]), seq_len=seq_len,
                        vocab_size=tok["vocab_size"], tokenizer_sha256=tok["sha256"], seed=seed, extra=extra)
 
+    holdout = {s: sp.holdout for s, sp in plan.sources.items() if sp.holdout > 0}
+
+    def write_eval_manifests(results, out_dir):
+        by_source: Dict[str, list] = {}
+        for source, info in results:
+            by_source.setdefault(source, [])
+            if info is not None:
+                by_source[source].append(info)
+        for source in sorted(holdout):
+            infos = sorted(by_source.get(source, []), key=lambda i: i["index"])
+            sp = plan.sources[source]
+            if not infos:
+                raise CorpusmillError(f"sources.{source}.holdout {sp.holdout:g}: its {sp.holdout_documents} held-out "
+                                      f"document(s), {sp.holdout_tokens:,} tokens, do not fill one row of "
+                                      f"seq_len + 1 = {seq_len + 1}; hold out more")
+            write_manifest(join(out_dir, EVAL_DIR, source), infos, seq_len=seq_len, vocab_size=tok["vocab_size"],
+                           tokenizer_sha256=tok["sha256"], seed=seed, extra={
+                               "source": source, "holdout": sp.holdout, "documents": sp.holdout_documents,
+                               "held_out": "documents set aside before any repetition or packing: none of them "
+                                           "is in a training row",
+                               "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok}})
+
     def build(p, run):
         toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        if holdout:  # set aside before any pass is drawn: never in a training row
+            parts = toks | "SplitHeldOut" >> beam.Partition(
+                lambda t, _n: 1 if held_out(seed, t.id, holdout.get(t.source, 0.0)) else 0, 2)
+            toks, held = parts[0], parts[1]
+            eval_groups = {s: max(1, -(-plan.sources[s].holdout_tokens // EVAL_GROUP_TOKENS)) for s in holdout}
+            (held
+             | "KeyHeldOut" >> beam.Map(lambda t: ((t.source, doc_hash(seed, t.id, 0) % eval_groups[t.source]),
+                                                   (doc_hash(seed, t.id, 0), t.id, t.tokens)))
+             | "GroupHeldOut" >> beam.GroupByKey()
+             | "WriteEval" >> beam.Map(_write_eval_group, run.out_dir, seq_len, tok["bos_id"], tok["eos_id"],
+                                       tok["vocab_size"], batch_rows)
+             | "AllEval" >> beam.combiners.ToList()
+             | "EvalManifests" >> beam.Map(write_eval_manifests, run.out_dir))
         hashed = toks | "HashFraction" >> beam.Map(
             lambda t: (t, doc_hash(seed, t.id, full[t.source]) if fractions[t.source] > 0 else None))
 
@@ -348,6 +415,8 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         if sha256_file(dst) != tok["sha256"]:
             raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
         check_written_mixture(plan, out_dir)
+        for source in sorted(holdout):  # each eval set is a shard directory of its own, complete
+            mark_complete(join(out_dir, EVAL_DIR, source))
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:

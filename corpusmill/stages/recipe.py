@@ -203,8 +203,12 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
 
     # 3. token counts, then the plan (the budget is checked here, before anything is drawn)
     counts_dir = join(root, "counts")
-    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True)
-    if run_stage_once("token counts", counts_dir, {"files": files, "tokenizer_sha256": tok["sha256"]},
+    holdout = {s.name: s.holdout for s in m.sources if s.holdout}
+    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True, holdout=holdout, seed=m.seed)
+    count_config = {"files": files, "tokenizer_sha256": tok["sha256"]}
+    if holdout:  # (a run without holdout keeps the config, and so the counts, it had)
+        count_config.update(holdout=holdout, seed=m.seed)
+    if run_stage_once("token counts", counts_dir, count_config,
                       lambda: count_tokens(ccfg, beam_args), log):
         ran.append("counts")
     counts = read_counts(counts_dir)

@@ -125,6 +125,9 @@ def open_data(data_dir: str, holdout: int, eval_dir: Optional[str], info: DistIn
             ShardDataset(data_dir, verify=True).close()
             if eval_dir:
                 ShardDataset(eval_dir, verify=True).close()
+            elif not holdout:
+                for ds in held_out_sets(data_dir, verify=True).values():
+                    ds.close()
         except CorpusmillError as exc:
             error = str(exc)
     _all_ok(info, error)
@@ -141,10 +144,22 @@ def open_data(data_dir: str, holdout: int, eval_dir: Optional[str], info: DistIn
             eval_ds = ShardDataset(data_dir, verify=False, shards=range(n - holdout, n))
         if eval_dir:
             eval_ds = ShardDataset(eval_dir, verify=False)
+        elif not holdout:  # the mixer's held-out documents, one set per source (shards/eval/<source>/)
+            sets = held_out_sets(data_dir, verify=False)
+            eval_ds = sets or None
     except CorpusmillError as exc:
         error = str(exc)
     _all_ok(info, error)
     return train_ds, eval_ds
+
+
+def held_out_sets(data_dir: str, verify: bool = False) -> Dict[str, ShardDataset]:
+    """``{source: ShardDataset}`` of the held-out documents the mixer set aside (``DATA/eval/<source>``)."""
+    root = os.path.join(data_dir, "eval")
+    if not os.path.isdir(root):
+        return {}
+    return {name: ShardDataset(os.path.join(root, name), verify=verify) for name in sorted(os.listdir(root))
+            if os.path.exists(os.path.join(root, name, "manifest.json"))}
 
 
 def peak_flops(device: torch.device, bf16: bool, override: float) -> float:
@@ -300,8 +315,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         raise CorpusmillError(
             f"{data_dir}: shards are packed for seq_len {train_ds.seq_len}, the config trains with "
             f"{train_cfg.seq_len}; pass --seq-len {train_ds.seq_len} or re-pack the shards")
-    if eval_ds is not None and (eval_ds.vocab_size != train_ds.vocab_size or eval_ds.seq_len != train_ds.seq_len):
-        raise CorpusmillError(f"{eval_ds.out_dir}: eval shards differ from --data in vocab_size or seq_len")
+    eval_sets = eval_ds if isinstance(eval_ds, dict) else ({"": eval_ds} if eval_ds is not None else {})
+    for ds in eval_sets.values():
+        if ds.vocab_size != train_ds.vocab_size or ds.seq_len != train_ds.seq_len:
+            raise CorpusmillError(f"{ds.out_dir}: eval shards differ from --data in vocab_size or seq_len")
     seq_len = train_cfg.seq_len
     model_cfg.max_seq_len = max(model_cfg.max_seq_len, seq_len)
     model_cfg.validate()
@@ -410,6 +427,13 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
             json.dump(dict(to_dict(model_cfg, train_cfg), data=data_meta, world_size=world, dist=info.mode),
                       fh, sort_keys=True, indent=2)
 
+    # what the eval loss measures: held-out documents (the mixer's holdout), or other shards of the mixture
+    eval_kind = ("held-out documents" if isinstance(eval_ds, dict) else
+                 "held-out shards (not documents: the mixture's repeated documents are in training rows too)"
+                 if train_cfg.eval_holdout_shards else "--eval-data")
+    if train_cfg.eval_every and isinstance(eval_ds, ShardDataset) and train_cfg.eval_holdout_shards:
+        log.say("--eval-holdout holds out shards, not documents: a document the mixture repeats is also in "
+                "training rows; give sources a holdout in the manifest for a held-out set")
     if train_cfg.eval_every and eval_ds is None:
         log.say(f"--eval-every {train_cfg.eval_every} but no held-out data: give --eval-holdout K or "
                 f"--eval-data DIR; evaluation is off")
@@ -438,9 +462,17 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
             fl = fl.to(dev, non_blocking=True) if fl is not None else None
         return t[:, :-1], t[:, 1:], fl
 
-    def evaluate() -> Optional[float]:
-        if eval_ds is None:
-            return None
+    def evaluate() -> Dict[str, float]:
+        """Held-out loss per set: ``{"": loss}`` for --eval-data / --eval-holdout, ``{source: loss}`` for the
+        mixer's held-out documents (each set's first --eval-rows rows)."""
+        out = {}
+        for name, ds in eval_sets.items():
+            loss = evaluate_one(ds)
+            if loss is not None:
+                out[name] = loss
+        return out
+
+    def evaluate_one(eval_ds) -> Optional[float]:
         n = (min(train_cfg.eval_rows, len(eval_ds)) // world) * world
         if n == 0:
             return None
@@ -518,8 +550,12 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         log.log(record, line)  # every step in the JSONL, a progress line every log_every
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             ev = evaluate()
-            if ev is not None:
-                log.log({"step": step, "eval_loss": ev}, f"step {step} | eval loss {ev:.4f}")
+            if "" in ev:
+                log.log({"step": step, "eval_loss": ev[""], "eval_kind": eval_kind},
+                        f"step {step} | eval loss {ev['']:.4f}")
+            elif ev:
+                log.log({"step": step, "eval_loss_by_source": ev, "eval_kind": eval_kind},
+                        f"step {step} | held-out loss " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items()))
         if (train_cfg.ckpt_every and step % train_cfg.ckpt_every == 0) or step == end:
             save(step)
     log.close()
