@@ -374,3 +374,14 @@ def _rows_in_order(shards_dir):
     ds = ShardDataset(shards_dir)
     order = original_row_order(len(ds), ds.manifest["seed"])
     return np.stack([ds[int(p)][0] for p in order]), [ds[int(p)][1] for p in order]
+
+
+def test_megatron_export_of_mixed_shards_is_in_packing_order(mixed, tmp_path):
+    from corpusmill.tokenize.megatron import export_megatron
+
+    result, _ = mixed
+    got = export_megatron(result.shards_dir, str(tmp_path / "mix"))
+    rows, _bounds = _rows_in_order(result.shards_dir)
+    tokens = np.fromfile(str(tmp_path / "mix.bin"), dtype=rows.dtype)
+    np.testing.assert_array_equal(tokens, rows.reshape(-1))
+    assert got["sequences"] > len(MANIFEST["sources"]) * 10

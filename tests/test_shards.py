@@ -235,3 +235,36 @@ def test_uint32_shards_for_large_vocabularies(tmp_path):
         assert tokens.dtype == np.uint32
         np.testing.assert_array_equal(tokens, rows[i])
         assert starts.tolist() == bounds[i]
+
+
+def test_megatron_indexed_dataset_export_reads_back(tmp_path):
+    """Issue 17: the shards as Megatron's .bin/.idx: one sequence per document copy, the rows' tokens in
+    packing order; read back with megatron-core's own reader when it is installed, and by the format."""
+    import struct
+
+    from corpusmill.cli import main as cli_main
+    from corpusmill.tokenize.megatron import export_megatron
+
+    (tmp_path / "s").mkdir()
+    docs = _docs(40, 32000, seed=12)
+    rows, bounds, _ = _build(tmp_path / "s", docs)
+    prefix = str(tmp_path / "mg" / "corpus")
+    got = export_megatron(str(tmp_path / "s"), prefix)
+    assert got["tokens"] == rows.size and got["rows"] == len(rows)
+    idx = open(prefix + ".idx", "rb").read()
+    assert idx[:9] == b"MMIDIDX\x00\x00" and struct.unpack("<Q", idx[9:17])[0] == 1 and idx[17] == 8  # uint16
+    n, ndocs = struct.unpack("<QQ", idx[18:34])
+    lengths = np.frombuffer(idx, dtype=np.int32, count=n, offset=34)
+    tokens = np.fromfile(prefix + ".bin", dtype=np.uint16)
+    np.testing.assert_array_equal(tokens, rows.reshape(-1))  # (these shards are not shuffled)
+    assert ndocs == n + 1 and lengths.sum() == tokens.size
+    # every sequence starts where a row marks a document start (BOS), the first one aside if a row starts mid-document
+    flat_starts = {r * rows.shape[1] + s for r, b in enumerate(bounds) for s in b}
+    ends = np.cumsum(lengths)
+    assert set(ends[:-1].tolist()) <= flat_starts and all(tokens[e] == BOS for e in ends[:-1])
+    mc = pytest.importorskip("megatron.core.datasets.indexed_dataset")
+    ds = mc.IndexedDataset(prefix)
+    assert len(ds) == n and np.array_equal(ds.document_indices, np.arange(n + 1))
+    np.testing.assert_array_equal(np.concatenate([ds[i] for i in range(len(ds))]), tokens)
+    assert cli_main(["export-shards", str(tmp_path / "s"), "--to", "megatron", "--output", prefix]) == 2  # exists
+    assert cli_main(["export-shards", str(tmp_path / "s"), "--to", "megatron", "--output", prefix, "--overwrite"]) == 0

@@ -89,7 +89,30 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
     return _run("corpusmill sample", p, argv, run)
 
 
+def export_shards_main(argv: Optional[List[str]] = None) -> int:
+    from corpusmill.cli.main import StrictParser
+
+    p = StrictParser(prog="corpusmill export-shards",
+                     description="write packed shards as Megatron-LM's indexed dataset (PREFIX.bin + PREFIX.idx)")
+    p.add_argument("shards", help="a complete shard directory (manifest.json, *.arrow, _SUCCESS)")
+    p.add_argument("--to", required=True, choices=("megatron",), help="megatron: GPTDataset's .bin/.idx")
+    p.add_argument("--output", required=True, metavar="PREFIX", help="writes PREFIX.bin and PREFIX.idx")
+    p.add_argument("--overwrite", action="store_true")
+
+    def run(args) -> int:
+        from corpusmill.tokenize.megatron import export_megatron
+
+        got = export_megatron(args.shards, args.output, overwrite=args.overwrite)
+        print(f"{got['rows']:,} rows -> {got['sequences']:,} documents, {got['tokens']:,} tokens: "
+              f"{args.output}.bin, {args.output}.idx")
+        return 0
+
+    return _run("corpusmill export-shards", p, argv, run)
+
+
 EXPORT = Stage(name="export", config=None, run=None, main=export_main, beam=False,
                summary="write a trained checkpoint as a Hugging Face Llama directory or in Meta's layout")
 SAMPLE = Stage(name="sample", config=None, run=None, main=sample_main, beam=False,
                summary="generate text from a trained checkpoint (greedy or top-p, KV cache)")
+EXPORT_SHARDS = Stage(name="export-shards", config=None, run=None, main=export_shards_main, beam=False,
+                      summary="write packed shards as Megatron-LM's indexed dataset (.bin/.idx)")

@@ -50,3 +50,20 @@ class FeistelPermutation:
             x[todo] = self._encrypt(x[todo])
             todo = x >= n
         return x.astype(np.int64)
+
+
+def shuffle_key(seed: int) -> int:
+    """The key of the mixer's row shuffle for ``seed``."""
+    from corpusmill.core.hashing import stable_hash
+
+    return stable_hash(f"{seed}\x00rows")
+
+
+def row_positions(first: int, count: int, total_rows: int, seed: int):
+    """Shuffled global positions of rows ``first .. first + count - 1`` (packing order)."""
+    return FeistelPermutation(total_rows, shuffle_key(seed))(np.arange(first, first + count, dtype=np.uint64))
+
+
+def original_row_order(total_rows: int, seed: int):
+    """``order[i]``: the global position (``ShardDataset`` index) of the ``i``-th row in packing order."""
+    return row_positions(0, total_rows, total_rows, seed)

@@ -28,11 +28,9 @@ import dataclasses
 import math
 from typing import Dict, Iterable, List, Optional, Tuple
 
-import numpy as np
-
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
-from corpusmill.core.shuffle import FeistelPermutation
+from corpusmill.core.shuffle import FeistelPermutation, original_row_order, row_positions, shuffle_key  # noqa: F401
 
 BUCKET_BITS = 16
 _BUCKET_SHIFT = 64 - BUCKET_BITS
@@ -257,10 +255,6 @@ def in_fraction(h: int, doc_id: str, boundary: Optional[Boundary], cut: Optional
 # ---------------------------------------------------------------------------------------------------
 # rows: groups -> global numbering -> permuted positions -> shards
 # ---------------------------------------------------------------------------------------------------
-def shuffle_key(seed: int) -> int:
-    return stable_hash(f"{seed}\x00rows")
-
-
 @dataclasses.dataclass
 class RowLayout:
     width: int
@@ -287,11 +281,5 @@ def row_layout(group_tokens: Dict[int, int], width: int, rows_per_shard: int) ->
     return RowLayout(width, rows_per_shard, rows, offsets, acc)
 
 
-def row_positions(first: int, count: int, total_rows: int, seed: int) -> np.ndarray:
-    """Shuffled global positions of rows ``first .. first + count - 1`` (packing order)."""
-    return FeistelPermutation(total_rows, shuffle_key(seed))(np.arange(first, first + count, dtype=np.uint64))
-
-
-def original_row_order(total_rows: int, seed: int) -> np.ndarray:
-    """``order[i]``: the global position (``ShardDataset`` index) of the ``i``-th row in packing order."""
-    return row_positions(0, total_rows, total_rows, seed)
+# the row shuffle lives in core.shuffle (the shard readers undo it without the mixer)
+__all__ = ["original_row_order", "row_positions", "shuffle_key"]

@@ -42,6 +42,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "train": ("corpusmill.cli.train:STAGE", "train a LLaMA model on corpusmill shards (PyTorch; torchrun for DDP/FSDP2)"),
     "export": ("corpusmill.cli.model:EXPORT",
                "write a trained checkpoint as a Hugging Face Llama directory or in Meta's layout"),
+    "export-shards": ("corpusmill.cli.model:EXPORT_SHARDS", "write packed shards as Megatron-LM's indexed dataset"),
     "sample": ("corpusmill.cli.model:SAMPLE", "generate text from a trained checkpoint (greedy or top-p, KV cache)"),
     "report": ("corpusmill.report.make:STAGE",
                "write an HTML report of a run (funnels, languages, scores, samples, mixture)"),
