@@ -385,3 +385,37 @@ def test_megatron_export_of_mixed_shards_is_in_packing_order(mixed, tmp_path):
     tokens = np.fromfile(str(tmp_path / "mix.bin"), dtype=rows.dtype)
     np.testing.assert_array_equal(tokens, rows.reshape(-1))
     assert got["sequences"] > len(MANIFEST["sources"]) * 10
+
+
+def test_a_second_mixture_repacks_the_stored_tokens_without_sentencepiece(mixed, tmp_path, monkeypatch):
+    """Issue 17: tokenize once; another seq_len and another mixture (an annealing phase) over the same
+    documents is a re-pack of RUN/tokens (tokens_from), with SentencePiece never called."""
+    from corpusmill.tokenize import tokenizer as tk
+
+    result, sp = mixed
+
+    def refuse(*_a, **_k):
+        raise AssertionError("SentencePiece ran again")
+
+    monkeypatch.setattr(tk.SentencePieceTokenizer, "encode", refuse)
+    monkeypatch.setattr(tk.SentencePieceTokenizer, "encode_many", refuse)
+    anneal = {"name": "anneal", "seed": 7, "seq_len": 64, "budget_tokens": 200_000, "tokens_from": result.manifest.output,
+              "shards": {"rows_per_shard": 500, "batch_rows": 64, "pack_group_tokens": 100_000},
+              "sources": {"wiki_en": {"weight": 0.8}, "code": {"weight": 0.2}},  # a subset, new weights
+              "output": str(tmp_path / "anneal")}
+    again = run_recipe(write_manifest_yaml(tmp_path, anneal), log=lambda *_: None)
+    man = again.shards_manifest
+    assert man["seq_len"] == 64 and set(man["mixture"]) == {"wiki_en", "code"}
+    assert abs(man["mixture"]["code"]["share"] - 0.2) < 0.01
+    assert man["tokenizer_sha256"] == result.shards_manifest["tokenizer_sha256"]
+    assert "tokens" not in again.ran and not os.path.exists(tmp_path / "anneal" / "tokens")
+    # the documents in the new rows are the first run's tokenized documents
+    source = {tuple(sp.encode(d.text)) for name in ("wiki_en", "code") for d in read_output(os.path.join(MIX, name))}
+    docs = unpack(*_rows_in_order(again.shards_dir), bos_id=1, eos_id=2)
+    whole = [tuple(d.tolist()) for d in docs]
+    assert sum(w in source for w in whole) > 0.8 * len(whole)
+    # a source the tokens do not have is named
+    anneal["sources"]["books"] = {"weight": 0.1}
+    anneal["sources"]["wiki_en"]["weight"] = 0.7
+    with pytest.raises(CorpusmillError, match="no tokenized documents for source 'books'"):
+        run_recipe(write_manifest_yaml(tmp_path, dict(anneal, output=str(tmp_path / "b")), "b.yaml"), log=lambda *_: None)

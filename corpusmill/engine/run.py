@@ -346,9 +346,10 @@ def stats_rows(stats: Sequence[dict]) -> List[tuple]:
 
 
 def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, per_file: int, sort_key: Callable,
-                  label: str) -> None:
-    """Write ``(key, record)`` pairs to ``OUT/<prefix_fn(key)>-NNNNN.jsonl.gz``: ``ceil(n / per_file)``
-    files per key, a record's file chosen by a stable hash, each file sorted; nothing for no records."""
+                  label: str, encode: Optional[Callable] = None, suffix: str = ".jsonl.gz") -> None:
+    """Write ``(key, record)`` pairs to ``OUT/<prefix_fn(key)>-NNNNN<suffix>``: ``ceil(n / per_file)``
+    files per key, a record's file chosen by a stable hash, each file sorted; nothing for no records.
+    ``encode(records, handle)`` writes a file (default: the records' ``to_dict()`` as JSON lines, gzip)."""
     counts = keyed | f"{label}Count" >> beam.combiners.Count.PerKey()
 
     def assign(item, counts):
@@ -359,8 +360,11 @@ def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, pe
     def write(item):
         (key, index), records = item
         records = sorted(records, key=sort_key)
-        with atomic_write(join(out_dir, f"{prefix_fn(key)}-{index:05d}.jsonl.gz")) as handle:
-            encode_jsonl_gz((r.to_dict() for r in records), handle)
+        with atomic_write(join(out_dir, f"{prefix_fn(key)}-{index:05d}{suffix}")) as handle:
+            if encode is None:
+                encode_jsonl_gz((r.to_dict() for r in records), handle)
+            else:
+                encode(records, handle)
 
     (
         keyed

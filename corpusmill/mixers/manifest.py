@@ -27,7 +27,7 @@ WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
-            "share_tolerance", "allow_off_target"}
+            "share_tolerance", "allow_off_target", "tokens_from"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "vocab_size", "sample_chars", "threads"}
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
@@ -80,6 +80,7 @@ class MixManifest:
     skipped: Dict[str, str] = dataclasses.field(default_factory=dict)  # source -> why it was left out
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
+    tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
 
     @property
     def mode(self) -> str:
@@ -186,7 +187,11 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     src_data = data.get("sources")
     if not isinstance(src_data, dict) or not src_data:
         raise _err(path, "sources", "expected a mapping of source name -> {weight, epochs, documents | processor}")
-    sources = [_parse_source(path, base, str(key), value) for key, value in src_data.items()]
+    tokens_from = _resolve(base, str(data["tokens_from"])) if data.get("tokens_from") else None
+    if tokens_from and "://" not in tokens_from and not os.path.isdir(os.path.join(tokens_from, "tokens")):
+        raise _err(path, "tokens_from", f"{tokens_from} has no tokens/ directory: name the output directory of a "
+                                        f"corpusmill run whose documents were tokenized")
+    sources = [_parse_source(path, base, str(key), value, tokens_from is not None) for key, value in src_data.items()]
 
     with_weight = [s for s in sources if s.weight is not None]
     budget = data.get("budget_tokens")
@@ -228,10 +233,10 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
     return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
                        tokenizer=tokenizer, shards=shards, sources=sources, share_tolerance=float(tolerance),
-                       allow_off_target=allow)
+                       allow_off_target=allow, tokens_from=tokens_from)
 
 
-def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
+def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool = False) -> SourceSpec:
     field = f"sources.{name}"
     if not _NAME.match(name):
         raise _err(path, field, "a source name is lower-case letters, digits and _, starting with a letter")
@@ -250,6 +255,11 @@ def _parse_source(path: str, base: str, name: str, value: Any) -> SourceSpec:
                                                  f"e.g. 0.01; got {h!r}")
         spec.holdout = float(h)
     has_docs, has_proc = value.get("documents") is not None, value.get("processor") is not None
+    if tokenized:  # tokens_from: the documents are already tokenized there
+        if has_docs or has_proc:
+            raise _err(path, field, "with tokens_from, a source is the tokenized documents of that run's source of "
+                                    "the same name: drop 'documents' / 'processor'")
+        return spec
     if has_docs == has_proc:
         raise _err(path, field, "give exactly one of 'documents' (an existing directory of documents) and "
                                 "'processor' (+ 'input': a stage that makes them)")

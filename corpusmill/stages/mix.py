@@ -19,20 +19,22 @@ any runner. The text is tokenized twice (once to count, once to write) rather th
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import shutil
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join, list_output_files
-from corpusmill.engine.run import Run
+from corpusmill.engine.run import Run, write_sharded
 from corpusmill.engine.stage import OutputOptions, run_stage
-from corpusmill.io.documents import ParseDocument, ReadRawRecords
+from corpusmill.io.documents import ParseDocument, ReadRawRecords, create_items
 from corpusmill.io.files import check_outputs_complete, expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import matches_groups
 from corpusmill.mixers.plan import (
@@ -48,6 +50,7 @@ from corpusmill.mixers.plan import (
     row_positions,
 )
 from corpusmill.tokenize.shards import mark_complete, pack_documents, write_manifest, write_shard
+from corpusmill.tokenize.tokenized import TOKENS_FILE, ReadTokens, decode_tokens, encode_tokens
 from corpusmill.tokenize.tokenizer import (
     MODEL_FILE,
     Tokenize,
@@ -97,6 +100,88 @@ def read_sources(p: beam.Pipeline, run: Run, files: Dict[str, List[str]]) -> bea
     return parts[0] if len(parts) == 1 else tuple(parts) | "AllSources" >> beam.Flatten()
 
 
+def tokenized(p: beam.Pipeline, run: Run, cfg) -> beam.PCollection:
+    """:class:`TokenizedDoc` of every source: read from the stored tokens (``cfg.tokens``, no
+    SentencePiece), or tokenized from the documents (a ``tokenize`` step)."""
+    if not cfg.tokens:
+        return run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+    paths = sorted(f for fs in cfg.tokens.values() for f in fs)
+    keep = set(cfg.tokens)
+
+    def read(path):
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            data = fh.read()
+        for doc in decode_tokens(data):
+            if doc.source in keep:
+                yield doc
+
+    docs = (create_items(p, paths, label="TokenFiles", spread=True)
+            | "ReadTokens" >> beam.FlatMap(lambda box: read(box.value)))
+    return run.step(docs, "read_tokens", ReadTokens())
+
+
+# ---------------------------------------------------------------------------------------------------
+# stage 0: tokenize every source once
+# ---------------------------------------------------------------------------------------------------
+TOKENS_PER_FILE = 100_000  # documents per tokens file
+
+
+@dataclasses.dataclass
+class TokensConfig:
+    files: Dict[str, List[str]]
+    tokenizer: str
+    output: str
+    overwrite: bool = False
+
+
+def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
+    """Tokenize every source once into ``OUT/<source>/part-NNNNN.arrow`` (id, source, tokens, bytes;
+    sorted by id); ``OUT/tokens.json`` records the tokenizer and the counts. Returns tokens.json."""
+    tok = describe_model(cfg.tokenizer)
+    names = sorted(cfg.files)
+
+    def write_summary(rows, out_dir):
+        got = dict(rows)
+        write_text_atomic(join(out_dir, TOKENS_FILE), json.dumps(
+            {"tokenizer_sha256": tok["sha256"], "vocab_size": tok["vocab_size"],
+             "sources": {n: dict(zip(("documents", "tokens", "bytes"), got.get(n, (0, 0, 0)))) for n in names}},
+            indent=2, sort_keys=True) + "\n")
+
+    def build(p, run):
+        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        write_sharded(toks | "BySource" >> beam.Map(lambda t: (t.source, t)), run.out_dir,
+                      lambda source: f"{source}/part", TOKENS_PER_FILE, sort_key=lambda t: t.id, label="WriteTokens",
+                      encode=encode_tokens, suffix=".arrow")
+        (toks
+         | "TokensPerSource" >> beam.Map(lambda t: (t.source, (1, t.n_tokens, t.nbytes)))
+         | "SumTokens" >> beam.CombinePerKey(_sum_tuples())
+         | "AllTokens" >> beam.combiners.ToList()
+         | "WriteTokensSummary" >> beam.Map(write_summary, run.out_dir))
+
+    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
+    return read_tokens_summary(cfg.output)
+
+
+def read_tokens_summary(tokens_dir: str) -> dict:
+    try:
+        with open(join(tokens_dir, TOKENS_FILE), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CorpusmillError(f"{tokens_dir}: not a tokens directory of a corpusmill run ({TOKENS_FILE}: {exc})") from None
+
+
+def token_files(tokens_dir: str, sources: Sequence[str]) -> Dict[str, List[str]]:
+    """``{source: [its tokens files]}`` under a tokens directory (every named source must be there)."""
+    out = {}
+    for name in sources:
+        found = sorted(glob.glob(join(tokens_dir, name, "part-*.arrow")))
+        if not found:
+            raise CorpusmillError(f"{tokens_dir}: no tokenized documents for source {name!r} (a source the run that "
+                                  f"tokenized them did not have)")
+        out[name] = found
+    return out
+
+
 def _sum_tuples():
     return beam.combiners.TupleCombineFn(sum, sum, sum)
 
@@ -112,13 +197,14 @@ class CountConfig:
     overwrite: bool = False
     holdout: Dict[str, float] = dataclasses.field(default_factory=dict)  # source -> share held out
     seed: int = 0
+    tokens: Optional[Dict[str, List[str]]] = None  # tokenized documents (write_tokens): no SentencePiece here
 
 
 def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
     """Run the count stage; returns counts.json's content. A source's held-out documents are counted
     apart (``holdout_documents``, ``holdout_tokens``): the plan mixes only the others."""
     tok = describe_model(cfg.tokenizer)
-    names = sorted(cfg.files)
+    names = sorted(cfg.tokens or cfg.files)
     holdout, seed = dict(cfg.holdout), cfg.seed
 
     def write_counts(rows, out_dir):
@@ -126,7 +212,8 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
         sources = {}
         for name in names:
             docs, tokens, nbytes = got.get(name, (0, 0, 0))
-            sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes, "files": len(cfg.files[name])}
+            sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes,
+                             "files": len((cfg.tokens or cfg.files)[name])}
             if holdout.get(name):
                 h_docs, h_tokens, _ = got.get(f"{name}\x00holdout", (0, 0, 0))
                 sources[name].update(holdout=holdout[name], holdout_documents=h_docs, holdout_tokens=h_tokens)
@@ -135,7 +222,7 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
              "sources": sources}, indent=2, sort_keys=True) + "\n")
 
     def build(p, run):
-        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        toks = tokenized(p, run, cfg)
         (toks
          | "PerSource" >> beam.Map(lambda t: (t.source + ("\x00holdout" if held_out(seed, t.id, holdout.get(t.source, 0))
                                                  else ""), (1, t.n_tokens, t.nbytes)))
@@ -165,6 +252,7 @@ class ShardConfig:
     batch_rows: int = 1024
     extra: dict = dataclasses.field(default_factory=dict)  # merged into manifest.json (recipe name, skipped)
     overwrite: bool = False
+    tokens: Optional[Dict[str, List[str]]] = None  # tokenized documents (write_tokens): no SentencePiece here
 
 
 def _copies(item, seed, full, groups, boundaries, cuts):
@@ -293,7 +381,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
     tok = describe_model(cfg.tokenizer)
     seed, seq_len, groups = plan.seed, plan.seq_len, plan.pack_groups
     width = seq_len + 1
-    unknown = sorted(set(plan.sources) - set(cfg.files))
+    unknown = sorted(set(plan.sources) - set(cfg.tokens or cfg.files))
     if unknown:
         raise CorpusmillError(f"the plan names source(s) {', '.join(unknown)} that have no document files")
     full = {s: sp.full_passes for s, sp in plan.sources.items()}
@@ -347,7 +435,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                                "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok}})
 
     def build(p, run):
-        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        toks = tokenized(p, run, cfg)
         if holdout:  # set aside before any pass is drawn: never in a training row
             parts = toks | "SplitHeldOut" >> beam.Partition(
                 lambda t, _n: 1 if held_out(seed, t.id, holdout.get(t.source, 0.0)) else 0, 2)

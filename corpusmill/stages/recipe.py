@@ -137,12 +137,10 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
                log=print) -> RecipeResult:
     """Run every stage of the manifest that is not done yet; returns where the shards are."""
     from corpusmill.stages.mix import (
-        CountConfig,
-        ShardConfig,
-        count_tokens,
-        read_counts,
+        TokensConfig,
         source_files,
-        write_mixed_shards,
+        token_files,
+        write_tokens,
     )
     from corpusmill.stages.tokenizer import TokenizerConfig, train_tokenizer
     from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
@@ -151,6 +149,9 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     root = m.output
     beam_args = list(beam_args)
     ran: List[str] = []
+
+    if m.tokens_from:  # another run's tokenized documents: no source, tokenizer or tokenization here
+        return _mix_tokens_from(m, root, beam_args, log)
 
     # 1. sources made by a processor (inputs checked for all of them before the first one runs)
     skipped: Dict[str, str] = {}
@@ -201,11 +202,45 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         model = join(tok_dir, MODEL_FILE)
     tok = describe_model(model)
 
-    # 3. token counts, then the plan (the budget is checked here, before anything is drawn)
+    # 3. every document tokenized once (counts, mixtures and packings read these)
+    tokens_dir = join(root, "tokens")
+    tkcfg = TokensConfig(files=files, tokenizer=model, output=tokens_dir, overwrite=True)
+    if run_stage_once("tokens", tokens_dir, {"files": files, "tokenizer_sha256": tok["sha256"]},
+                      lambda: write_tokens(tkcfg, beam_args), log):
+        ran.append("tokens")
+    tokens = token_files(tokens_dir, [s.name for s in m.sources])
+    return _count_and_shard(m, root, model, tok, tokens, files, ran, beam_args, log)
+
+
+def _mix_tokens_from(m, root: str, beam_args, log) -> "RecipeResult":
+    """A manifest with ``tokens_from``: the counts and the shards from another run's tokenized documents."""
+    from corpusmill.stages.mix import read_tokens_summary, token_files
+    from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
+
+    tokens_dir = join(m.tokens_from, "tokens")
+    summary = read_tokens_summary(tokens_dir)
+    model = m.tokenizer.model or join(m.tokens_from, "tokenizer", MODEL_FILE)
+    if not os.path.isfile(model):
+        raise CorpusmillError(f"{m.path}: tokens_from {m.tokens_from}: no tokenizer/{MODEL_FILE} there; name the "
+                              f"model its documents were tokenized with in tokenizer.model")
+    tok = describe_model(model)
+    if tok["sha256"] != summary.get("tokenizer_sha256"):
+        raise CorpusmillError(f"{m.path}: tokenizer.model {model} is not the tokenizer of {tokens_dir} (sha256 differs)")
+    tokens = token_files(tokens_dir, [s.name for s in m.sources])
+    log(f"[run] tokens: {tokens_dir} (from another run; nothing is tokenized)")
+    return _count_and_shard(m, root, model, tok, tokens, {}, [], beam_args, log)
+
+
+def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List[str]], files, ran: List[str],
+                     beam_args, log) -> "RecipeResult":
+    from corpusmill.stages.mix import CountConfig, ShardConfig, count_tokens, read_counts, write_mixed_shards
+
+    # 4. token counts, then the plan (the budget is checked here, before anything is drawn)
     counts_dir = join(root, "counts")
     holdout = {s.name: s.holdout for s in m.sources if s.holdout}
-    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True, holdout=holdout, seed=m.seed)
-    count_config = {"files": files, "tokenizer_sha256": tok["sha256"]}
+    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True, holdout=holdout, seed=m.seed,
+                       tokens=tokens)
+    count_config = {"tokens": tokens, "tokenizer_sha256": tok["sha256"]}
     if holdout:  # (a run without holdout keeps the config, and so the counts, it had)
         count_config.update(holdout=holdout, seed=m.seed)
     if run_stage_once("token counts", counts_dir, count_config,
@@ -215,12 +250,12 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     plan = plan_mixture(m, counts["sources"])
     log(format_plan(plan))
 
-    # 4. shards
+    # 5. shards (a re-pack of the tokenized documents: no SentencePiece)
     shards_dir = join(root, "shards")
-    scfg = ShardConfig(files=files, tokenizer=model, output=shards_dir, plan=plan,
+    scfg = ShardConfig(files=files, tokenizer=model, output=shards_dir, plan=plan, tokens=tokens,
                        rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows, overwrite=True,
                        extra={"recipe": m.name, "skipped_sources": dict(sorted(m.skipped.items()))})
-    config = {"files": files, "tokenizer_sha256": tok["sha256"], "plan": plan.to_dict(),
+    config = {"tokens": tokens, "tokenizer_sha256": tok["sha256"], "plan": plan.to_dict(),
               "rows_per_shard": scfg.rows_per_shard, "batch_rows": scfg.batch_rows, "extra": scfg.extra}
     if run_stage_once("shards", shards_dir, config, lambda: write_mixed_shards(scfg, beam_args), log):
         ran.append("shards")
