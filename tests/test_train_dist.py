@@ -108,3 +108,43 @@ def test_fsdp2_two_processes_then_resume_in_one(shards, reference, tmp_path):
     a, b = _final_weights(out), _final_weights(reference)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def _weights_any(out_dir):
+    """The final weights of a run, from a full or a sharded (torch.distributed.checkpoint) checkpoint."""
+    from corpusmill.train.export import load_trained
+
+    model, _cfg, _tok, _meta = load_trained(os.path.join(out_dir, "checkpoints", f"step_{STEPS:08d}"))
+    return model.state_dict()
+
+
+def test_sharded_checkpoints_resume_on_another_world_size(shards, reference, tmp_path):
+    """Issue 17: --ckpt-format sharded: 2 FSDP2 processes each write their shards (no gather); the run
+    resumes on 1 process and on 2, each the same as the uninterrupted run."""
+    import shutil
+
+    out = str(tmp_path / "dcp")
+    _torchrun(shards, out, "--dist", "fsdp", "--ckpt-format", "sharded", "--stop-at", str(STEPS // 2))
+    step_dir = os.path.join(out, "checkpoints", f"step_{STEPS // 2:08d}")
+    files = sorted(os.listdir(os.path.join(step_dir, "dcp")))
+    assert "model.pt" not in os.listdir(step_dir) and sum(f.endswith(".distcp") for f in files) == 2
+    two = str(tmp_path / "dcp-two")
+    shutil.copytree(out, two)
+    # resume on 1 process
+    model, tr = load_config("tiny")
+    tr = dataclasses.replace(tr, steps=STEPS, batch_tokens=8 * 64, micro_batch=4, warmup_steps=2, lr=3e-3,
+                             ckpt_every=3, log_every=1000, eval_every=0, ckpt_format="sharded")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(model, tr, shards, out, resume=True, stream=None, verify_data=False)
+    finally:
+        torch.set_num_threads(before)
+    _assert_same_run(_log(out), _log(reference), list(range(1, STEPS + 1)))
+    # resume on 2 processes
+    _torchrun(shards, two, "--dist", "fsdp", "--ckpt-format", "sharded", "--resume")
+    _assert_same_run(_log(two), _log(reference), list(range(1, STEPS + 1)))
+    ref = _final_weights(reference)
+    for got in (_weights_any(out), _weights_any(two)):
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)

@@ -213,3 +213,43 @@ def test_config_files_and_errors(tmp_path):
         load_config("7b-typo")
     with pytest.raises(CorpusmillError, match="not divisible"):
         ModelConfig(dim=100, n_heads=3).validate()
+
+
+def test_flex_attention_document_mask_equals_the_dense_mask():
+    """Issue 17: the document mask through FlexAttention's block mask (fused when compiled on a GPU; eager
+    here) gives the dense mask's logits, on real text packed as the mixer packs it."""
+    import dataclasses
+
+    from corpusmill.train.sample import build_sample_shards
+
+    dense = _tiny(doc_mask=True, max_seq_len=64)
+    flex = _tiny(doc_mask=True, max_seq_len=64)
+    flex.load_state_dict(dense.state_dict())
+    dense.cfg = dataclasses.replace(dense.cfg, doc_mask_impl="dense")
+    flex.cfg = dataclasses.replace(flex.cfg, doc_mask_impl="flex")
+    import json
+    import os
+    import tempfile
+
+    import sentencepiece as spm
+
+    from corpusmill.tokenize.shards import pack_documents
+
+    with tempfile.TemporaryDirectory() as tmp:  # real text, packed as the mixer packs it: UDHR sentences
+        build_sample_shards(tmp, seq_len=64, vocab_size=512, rows_per_shard=256, max_chars=100_000)
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(tmp, "tokenizer.model"))
+    here = os.path.join(os.path.dirname(__file__), "data", "udhr.jsonl")
+    texts = [json.loads(line)["text"] for line in open(here, encoding="utf-8")][:40]
+    rows, bounds = pack_documents([t[:60] for t in sp.encode(texts)], 63, 1, 2, vocab_size=512)
+    tokens = torch.tensor(rows[:4].astype(np.int64)) % 97
+    starts = torch.zeros(4, 64, dtype=torch.bool)
+    for i, b in enumerate(bounds[:4]):
+        starts[i, list(b)] = True
+    assert starts.sum() > 4  # several documents per row
+    with torch.no_grad():  # (FlexAttention has no backward on the CPU: there, auto is the dense mask)
+        a, b = dense(tokens, starts), flex(tokens, starts)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    from corpusmill.train.model import use_flex
+
+    assert not use_flex(dense.cfg, torch.device("cpu")) and use_flex(
+        dataclasses.replace(dense.cfg, doc_mask_impl="auto"), torch.device("cuda"))

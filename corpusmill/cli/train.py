@@ -36,6 +36,9 @@ OVERRIDES = [
     ("--log-every", "train", "log_every", int, "progress line every N steps (JSONL gets every step logged)"),
     ("--ckpt-every", "train", "ckpt_every", int, "checkpoint every N steps (and at the end)"),
     ("--keep-checkpoints", "train", "keep_checkpoints", int, "checkpoints kept (0: all)"),
+    ("--ckpt-format", "train", "ckpt_format", str, "full (gathered on one process) | sharded (each process writes "
+                                                   "its shards with torch.distributed.checkpoint; any world size "
+                                                   "resumes it)"),
     ("--eval-every", "train", "eval_every", int, "held-out loss every N steps (0: never)"),
     ("--eval-rows", "train", "eval_rows", int, "rows of the held-out set evaluated"),
     ("--eval-holdout", "train", "eval_holdout_shards", int, "hold out the last K shards of --data for eval"),
@@ -44,6 +47,8 @@ OVERRIDES = [
     ("--rope-theta", "model", "rope_theta", float, "RoPE base (10000; Llama 3: 500000)"),
     ("--n-kv-heads", "model", "n_kv_heads", int, "key/value heads for grouped-query attention"),
     ("--norm-eps", "model", "norm_eps", float, "RMSNorm epsilon (LLaMA 1: 1e-6)"),
+    ("--doc-mask-impl", "model", "doc_mask_impl", str, "auto | dense | flex: the document mask as a dense SDPA "
+                                                       "mask or FlexAttention's block mask (auto: flex on CUDA)"),
 ]
 
 

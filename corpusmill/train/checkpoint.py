@@ -3,6 +3,8 @@
 Layout under ``OUT/checkpoints``::
 
     step_00001000/model.pt         full (unsharded) model state dict, keys = parameter names
+    step_00001000/dcp/             or, with --ckpt-format sharded: torch.distributed.checkpoint's files
+                                   (each process's shards of the model and optimizer; loads on any world size)
     step_00001000/optim.pt         optimizer state (keyed by parameter name) + LR scheduler state
     step_00001000/rng/rank_00000.pt  torch / CUDA / numpy / python RNG states of each process
     step_00001000/meta.json        step, consumed rows (the data position), the full config, the data
@@ -87,16 +89,25 @@ def set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+DCP_DIR = "dcp"  # a sharded checkpoint: torch.distributed.checkpoint's files, one per process
+
+
 def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, meta: Dict[str, Any], keep: int = 0) -> Optional[str]:
-    """Collective: every process calls it. Returns the checkpoint directory (on every rank)."""
+                    scheduler: Any, meta: Dict[str, Any], keep: int = 0, sharded: bool = False) -> Optional[str]:
+    """Collective: every process calls it. Returns the checkpoint directory (on every rank).
+
+    ``sharded``: each process writes its own shards of the model and optimizer state with
+    ``torch.distributed.checkpoint`` (``step_N/dcp/``, no gather on one process: what a model too large
+    for one host needs); it loads on any number of processes. Otherwise the full state is gathered."""
     rank = _rank()
     root = ckpt_root(out_dir)
     name = f"step_{step:08d}"
     final, tmp = os.path.join(root, name), os.path.join(root, name + ".tmp")
-    # gathering the full state is collective under FSDP; only rank 0 keeps it (cpu_offload)
-    model_sd, optim_sd = get_state_dict(model, optimizer,
-                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if sharded:
+        model_sd, optim_sd = get_state_dict(model, optimizer)
+    else:  # gathering the full state is collective under FSDP; only rank 0 keeps it (cpu_offload)
+        model_sd, optim_sd = get_state_dict(model, optimizer,
+                                            options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if rank == 0:
         os.makedirs(root, exist_ok=True)
         if os.path.exists(tmp):
@@ -104,10 +115,17 @@ def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: 
         os.makedirs(os.path.join(tmp, "rng"))
     _barrier()
     _save(rng_state(), os.path.join(tmp, "rng", f"rank_{rank:05d}.pt"))
+    if sharded:
+        import torch.distributed.checkpoint as dcp  # noqa: PLC0415
+
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=os.path.join(tmp, DCP_DIR))
     _barrier()
     if rank == 0:
-        _save(model_sd, os.path.join(tmp, "model.pt"))
-        _save({"optimizer": optim_sd, "scheduler": scheduler.state_dict()}, os.path.join(tmp, "optim.pt"))
+        if sharded:
+            _save({"scheduler": scheduler.state_dict()}, os.path.join(tmp, "optim.pt"))
+        else:
+            _save(model_sd, os.path.join(tmp, "model.pt"))
+            _save({"optimizer": optim_sd, "scheduler": scheduler.state_dict()}, os.path.join(tmp, "optim.pt"))
         with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
             json.dump(dict(meta, step=step), fh, sort_keys=True, indent=2)
             fh.flush()
@@ -168,16 +186,26 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
     # Every rank reads the full state memory-mapped: processes on a node share the page cache, and
     # under FSDP2 each rank copies out only its own shards. (broadcast_from_rank0 hung under gloo with
     # torch 2.13 in our tests, for DDP and for FSDP2.)
+    sharded = os.path.isdir(os.path.join(ckpt_dir, DCP_DIR))
     try:
-        model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True,
-                              mmap=True)
         rest = torch.load(os.path.join(ckpt_dir, "optim.pt"), map_location="cpu", weights_only=True, mmap=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        if sharded:  # each process reads the parts of the shards it holds now (any number of processes)
+            import torch.distributed.checkpoint as dcp  # noqa: PLC0415
+
+            model_sd, optim_sd = get_state_dict(model, optimizer)
+            state = {"model": model_sd, "optim": optim_sd}
+            dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
+            model_sd, optim_sd = state["model"], state["optim"]
+        else:
+            model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True,
+                                  mmap=True)
+            optim_sd = rest["optimizer"]
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError) as exc:
         raise CorpusmillError(f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from an "
                               f"older one") from None
     try:
-        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=rest["optimizer"],
-                       options=StateDictOptions(full_state_dict=True, strict=True))
+        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
+                       options=StateDictOptions(full_state_dict=not sharded, strict=True))
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CorpusmillError(f"{ckpt_dir}: the checkpoint does not fit this model ({exc}); resume with the "
                               f"config it was written with, or use a new --out") from None
@@ -185,3 +213,16 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
     rng = os.path.join(ckpt_dir, "rng", f"rank_{_rank():05d}.pt")
     if os.path.exists(rng):
         set_rng_state(torch.load(rng, map_location="cpu", weights_only=False))
+
+
+def load_model_state(ckpt_dir: str, model: torch.nn.Module) -> None:
+    """The model weights of a checkpoint, full or sharded, into a plain (unwrapped, one-process) model."""
+    if os.path.isdir(os.path.join(ckpt_dir, DCP_DIR)):
+        import torch.distributed.checkpoint as dcp  # noqa: PLC0415
+
+        state = {"model": model.state_dict()}
+        dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
+        model.load_state_dict(state["model"], strict=True)
+        return
+    model.load_state_dict(torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True),
+                          strict=True)

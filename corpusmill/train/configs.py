@@ -32,6 +32,9 @@ class ModelConfig:
     rope_theta: float = 10000.0  # 500000 for Llama 3
     max_seq_len: int = 2048
     doc_mask: bool = False  # Llama 3: no attention across documents inside a packed row
+    # how the document mask is applied: dense (a boolean (T, T) mask to SDPA, which keeps it off its fused
+    # kernels), flex (FlexAttention's block mask, compiled on GPUs), auto (flex on CUDA, else dense)
+    doc_mask_impl: str = "auto"
 
     @property
     def kv_heads(self) -> int:
@@ -101,6 +104,7 @@ class TrainConfig:
     log_every: int = 1
     ckpt_every: int = 1000
     keep_checkpoints: int = 2
+    ckpt_format: str = "full"  # full: gathered on one process; sharded: torch.distributed.checkpoint per process
     eval_every: int = 0
     eval_rows: int = 256
     eval_holdout_shards: int = 0  # the last K shards of --data are held out for evaluation

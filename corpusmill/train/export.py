@@ -38,7 +38,8 @@ HF_FILES = ("config.json", "model.safetensors", "generation_config.json", "token
 # -- a checkpoint in -------------------------------------------------------------------------------
 def resolve_checkpoint(path: str) -> str:
     """``RUN`` (its newest checkpoint), ``RUN/checkpoints`` or ``RUN/checkpoints/step_N``."""
-    if os.path.exists(os.path.join(path, "meta.json")) and os.path.exists(os.path.join(path, "model.pt")):
+    if os.path.exists(os.path.join(path, "meta.json")) and (os.path.exists(os.path.join(path, "model.pt"))
+                                                             or os.path.isdir(os.path.join(path, ckpt.DCP_DIR))):
         return path
     for run in (path, os.path.dirname(path.rstrip("/"))):
         latest = ckpt.latest_checkpoint(run)
@@ -83,8 +84,7 @@ def load_trained(path: str, tokenizer: Optional[str] = None) -> Tuple[Transforme
     cfg = ModelConfig(**{k: v for k, v in (meta.get("config") or {}).get("model", {}).items() if k in fields})
     model = Transformer(cfg)
     try:
-        state = torch.load(os.path.join(directory, "model.pt"), map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
+        ckpt.load_model_state(directory, model)
     except (OSError, RuntimeError) as exc:
         raise CorpusmillError(f"{directory}: cannot load the model ({exc})") from None
     model.eval()

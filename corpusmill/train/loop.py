@@ -232,8 +232,9 @@ def check_compat(model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str,
     training settings (allowed: e.g. more steps)."""
     saved_model = meta["config"]["model"]
     now = dataclasses.asdict(model_cfg)
+    # (max_seq_len and how the document mask is computed do not change the weights)
     diffs = [f"model.{k}: checkpoint {saved_model.get(k)!r}, now {v!r}" for k, v in now.items()
-             if k != "max_seq_len" and saved_model.get(k) != v]
+             if k not in ("max_seq_len", "doc_mask_impl") and saved_model.get(k) != v]
     if diffs:
         raise CorpusmillError(f"{ckpt_dir} is a checkpoint of another model config ({'; '.join(diffs)}); "
                               f"resume with the config it was written with, or use a new --out")
@@ -354,6 +355,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     # ---- model ------------------------------------------------------------------------------------
     bf16 = train_cfg.precision == "bf16" or (
         train_cfg.precision == "auto" and dev.type == "cuda" and torch.cuda.is_bf16_supported())
+    if train_cfg.ckpt_format not in ("full", "sharded"):
+        raise CorpusmillError(f"--ckpt-format {train_cfg.ckpt_format!r}: choose full or sharded")
     if train_cfg.precision not in ("auto", "bf16", "fp32"):
         raise CorpusmillError(f"--precision {train_cfg.precision!r}: choose auto, bf16 or fp32")
     torch.manual_seed(train_cfg.seed)
@@ -497,7 +500,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
                     "world_size": world, "dist": info.mode, "global_batch_rows": global_rows,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         path = ckpt.save_checkpoint(out_dir, at_step, wrapped, optimizer, scheduler, meta_out,
-                                    keep=train_cfg.keep_checkpoints)
+                                    keep=train_cfg.keep_checkpoints, sharded=train_cfg.ckpt_format == "sharded")
         log.say(f"checkpoint {path}")
 
     last_loss = float("nan")

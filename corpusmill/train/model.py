@@ -72,6 +72,45 @@ def document_mask(doc_starts: torch.Tensor) -> torch.Tensor:
     return (same & causal)[:, None]
 
 
+def document_block_mask(doc_starts: torch.Tensor):
+    """The same mask as :func:`document_mask`, as FlexAttention's block mask (blocks wholly outside a
+    document are skipped, not computed and masked)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    doc_ids = torch.cumsum(doc_starts.to(torch.int32), dim=1)
+
+    def same_document_causal(b, h, q, k):
+        return (q >= k) & (doc_ids[b, q] == doc_ids[b, k])
+
+    B, T = doc_starts.shape
+    return create_block_mask(same_document_causal, B, None, T, T, device=doc_starts.device)
+
+
+_FLEX = {}
+
+
+def _flex_attention(q, k, v, block_mask):
+    """FlexAttention: compiled (fused) on GPUs; eager elsewhere (correct, unfused: for tests on CPU)."""
+    import warnings
+
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if q.device.type == "cuda":
+        if "compiled" not in _FLEX:
+            _FLEX["compiled"] = torch.compile(flex_attention, dynamic=False)
+        return _FLEX["compiled"](q, k, v, block_mask=block_mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return flex_attention(q, k, v, block_mask=block_mask)
+
+
+def use_flex(cfg: ModelConfig, device: torch.device) -> bool:
+    impl = getattr(cfg, "doc_mask_impl", "auto")
+    if impl not in ("auto", "dense", "flex"):
+        raise ValueError(f"doc_mask_impl {impl!r}: choose auto, dense or flex")
+    return impl == "flex" or (impl == "auto" and device.type == "cuda")
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -94,8 +133,10 @@ class Attention(nn.Module):
             v = v.repeat_interleave(rep, dim=1)
         if mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
+        elif isinstance(mask, torch.Tensor):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:  # a FlexAttention block mask
+            out = _flex_attention(q, k, v, mask)
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -168,7 +209,9 @@ class Transformer(nn.Module):
         T = tokens.shape[1]
         if T > self.rope.shape[0]:
             raise ValueError(f"sequence length {T} exceeds max_seq_len {self.rope.shape[0]}")
-        mask = document_mask(doc_starts) if doc_starts is not None else None
+        mask = None
+        if doc_starts is not None:
+            mask = document_block_mask(doc_starts) if use_flex(self.cfg, tokens.device) else document_mask(doc_starts)
         h = self.tok_embeddings(tokens)
         for layer in self.layers:
             if self.activation_checkpointing and self.training:
