@@ -1,0 +1,85 @@
+"""Gopher's repetition and quality rules (issue 18) on real text: Wikipedia articles of the bundled dump,
+Python documentation pages, and a log made of one real line repeated."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import warc
+
+from corpusmill.core.document import Document
+from corpusmill.filters.gopher import GopherQuality, GopherRepetition, dup_ngram_char_frac, repetition_measures
+
+HERE = os.path.dirname(__file__)
+
+
+def _articles():
+    from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText
+    from corpusmill.io.mediawiki import read_chunk, scan_dump
+
+    parse, text = ParseWikiPage(), WikitextToText()
+    out = []
+    for ref in scan_dump(os.path.join(HERE, "data", "wikipedia", "enwiki-sample-multistream.xml.bz2"), 1 << 30):
+        for rec in read_chunk(ref):
+            v = parse(rec)
+            if v.kept:
+                out.append(text(v.doc).doc)
+    return out
+
+
+def test_real_articles_pass_and_repeated_text_is_caught():
+    articles = [a for a in _articles() if len(a.text.split()) >= 50]
+    assert len(articles) > 15
+    rep, qual = GopherRepetition(), GopherQuality()
+    passed = [a for a in articles if rep(a).kept and qual(a).kept]
+    assert len(passed) >= 0.8 * len(articles)  # encyclopedic prose: Gopher keeps it
+    prose = passed[0].text
+    # a log: one real line repeated (the kind of text the repetition rules are for)
+    line = prose.split("\n")[0][:120]
+    log = "\n".join([line] * 40)
+    v = rep(Document("log", log))
+    assert v.reason == "dup_para_frac" or v.reason == "dup_line_frac"
+    assert v.measures["dup_line_frac"] == 39 / 40
+    # repeated 5-grams inside prose: the duplicated n-gram rule
+    words = prose.split()[:60]
+    spam = " ".join(words + words[:30] + words[:30])
+    m = repetition_measures(spam)
+    assert m["dup_5gram_char_frac"] > 0.15 and rep(Document("s", spam)).reason.startswith(("top_", "dup_"))
+    assert dup_ngram_char_frac(prose.split(), 10, sum(map(len, prose.split()))) < 0.10
+
+
+def test_each_quality_rule_is_its_own_reason():
+    prose = next(a.text for a in _articles() if len(a.text.split()) > 200)
+    q = GopherQuality()
+    assert q(Document("a", prose)).kept
+    words = prose.split()
+    cases = {
+        "too_few_words": " ".join(words[:30]),
+        "mean_word_length": " ".join(w[:2] for w in words),
+        "too_many_symbols": prose + " #" * (len(words) // 5),
+        "too_many_bullets": "\n".join("- " + " ".join(words[i:i + 8]) for i in range(0, 400, 8)),
+        "too_many_ellipsis_lines": "\n".join(" ".join(words[i:i + 12]) + "…" for i in range(0, 360, 12)),
+        "too_few_alpha_words": prose + " " + " ".join(["1234"] * len(words)),
+        "too_few_stop_words": " ".join(w for w in words if w.lower().strip(".,;:!?\"'()[]") not in
+                                       ("the", "be", "to", "of", "and", "that", "have", "with")),
+    }
+    for reason, text in cases.items():
+        assert q(Document("x", text)).reason == reason, reason
+
+
+def test_as_added_filters_in_a_ccnet_run_the_profile_shows_their_measures(tmp_path):
+    from corpusmill.cli import main as cli_main
+
+    out = tmp_path / "cc"
+    assert cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(out), "--min-length", "0",
+                     "--add-filter", "corpusmill.filters.gopher:GopherRepetition@lid",
+                     "--add-filter", "corpusmill.filters.gopher:GopherQuality@lid"]) == 0
+    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    assert stats["gopher_repetition"]["read"] == stats["lid"]["kept"]
+    assert stats["gopher_quality"]["read"] == stats["gopher_repetition"]["kept"]
+    profile = json.loads((out / "profile.json").read_text())
+    hist = profile["steps"]["gopher_repetition"]["histograms"]["dup_line_frac"]
+    assert sum(map(sum, hist["kept"].values())) == stats["gopher_repetition"]["kept"]
+    assert profile["steps"]["gopher_quality"]["thresholds"]["mean_word_length"] == [3.0, 10.0]
+    assert len(profile["bins"]["mean_word_length"]) == 41
