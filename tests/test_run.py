@@ -54,7 +54,7 @@ def _shard_files(shards_dir):
 def test_whole_recipe(first_run):
     path, result, lines = first_run
     out = result.manifest.output
-    assert result.ran == ["sources/cc", "tokenizer", "counts", "shards"]
+    assert result.ran == ["sources/cc", "tokenizer", "tokens", "counts", "shards"]
     text = "\n".join(lines)
     assert "skipped source" not in text  # an unknown processor is an error now (tests/test_cli_strict.py)
     # the CCNet stage really ran: its documents are English pages of the bundled crawls
@@ -88,7 +88,7 @@ def test_resume_skips_done_stages_and_rebuilds_deleted_ones(first_run, tmp_path,
     # nothing to do: every stage is complete (and the CLI prints the mixture)
     assert main(["run", path]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("done already") == 4 and "shards:" in printed
+    assert printed.count("done already") == 5 and "shards:" in printed
 
     # a killed shard stage (output deleted): only it runs again, with the same bytes
     shutil.rmtree(shards)
