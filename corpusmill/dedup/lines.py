@@ -4,7 +4,8 @@ cc_net's rule, within one *scope* (a group of shards of one snapshot by default)
 
 - every line (paragraph) is hashed in its dedup-normalized form (:func:`line_hashes`);
 - a hash that occurs in two or more different documents of the scope is removed from all of them
-  (navigation, cookie banners, footers: boilerplate that survives extraction);
+  (navigation, cookie banners, footers: boilerplate that survives extraction); Llama 3's variant removes
+  a line only when it is in more than 6 documents of its bucket (``--line-max-docs 6``);
 - inside one document, a line repeated only there keeps its first copy (cc_net's ``finalize_doc``).
 
 ``--dedup-keep first`` is corpusmill's variant: of a repeated line, the document with the smallest id
@@ -41,29 +42,31 @@ def line_occurrences(doc: Document, scope: str = "", normalize: str = "ccnet"
         yield (scope, h), (doc.id, h)
 
 
-def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashable], Hashable] = lambda v: v
-                         ) -> Iterator[Hashable]:
-    """Every value of one key, streamed, once two distinct ones were seen; nothing for a key seen once.
+def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashable], Hashable] = lambda v: v,
+                         min_count: int = 2) -> Iterator[Hashable]:
+    """Every value of one key, streamed, once ``min_count`` distinct ones were seen (cc_net: 2, a line in
+    another document; Llama 3: 7, a line in more than 6); nothing for a key seen fewer times.
 
-    Memory is O(1) whatever the number of values: the first value is held until a second distinct one
-    arrives, then everything is passed through. This is how a line in a million documents is handled.
+    Memory is O(min_count) whatever the number of values: the first values are held until the
+    ``min_count``-th distinct one arrives, then everything is passed through. This is how a line in a
+    million documents is handled.
     """
-    first = None
-    first_key = None
+    held: list = []
+    keys: set = set()
     released = False
     for value in values:
         if released:
             yield value
             continue
         key = distinct(value)
-        if first is None:
-            first, first_key = value, key
-        elif key != first_key:
-            released = True
-            yield first
-            yield value
-        else:  # the same occurrence again (a duplicated id): held with the first
+        if key in keys:  # the same occurrence again (a duplicated id): held with the first
             continue
+        keys.add(key)
+        held.append(value)
+        if len(keys) >= min_count:
+            released = True
+            yield from held
+            held = []
 
 
 def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") -> str:

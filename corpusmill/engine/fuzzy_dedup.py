@@ -1,0 +1,163 @@
+"""Fuzzy document dedup on Beam: MinHash LSH candidates, exact Jaccard verification, connected
+components (the rule and the algorithm: :mod:`corpusmill.dedup.fuzzy`).
+
+``docs | FindNearDuplicates(params)`` gives ``(doc, None | ((kept id, kept location), cluster size) |
+UNCONVERGED)`` for every document; :class:`corpusmill.dedup.fuzzy.DropNearDuplicates` turns it into
+verdicts. Every shuffle is keyed so that no worker holds more than one key's streamed values: a band
+bucket, a node's neighbours, a candidate pair's two shingle sets, a document's own label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+
+from corpusmill.dedup import fuzzy, minhash
+
+
+@dataclasses.dataclass(frozen=True)
+class FuzzyParams:
+    shingle: int = 5
+    num_perm: int = 112
+    bands: int = 14
+    threshold: float = 0.75
+    rounds: int = 12
+    seed: int = 1
+
+    @property
+    def rows(self) -> int:
+        return self.num_perm // self.bands
+
+
+def _key(doc):
+    return doc.id, doc.location
+
+
+class _Round(beam.PTransform):
+    """One large-star then one small-star round over undirected edges ``(a, b)``."""
+
+    def expand(self, edges):
+        large = (
+            edges
+            | "BothWays" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])])
+            | "GroupNeighbours" >> beam.GroupByKey()
+            | "LargeStar" >> beam.FlatMap(lambda kv: fuzzy.large_star(kv[0], kv[1]))
+            | "DistinctLarge" >> beam.Distinct()
+        )
+        return (
+            large
+            | "ToLarger" >> beam.Map(lambda e: (max(e), min(e)))
+            | "GroupSmaller" >> beam.GroupByKey()
+            | "SmallStar" >> beam.FlatMap(lambda kv: fuzzy.small_star(kv[0], kv[1]))
+            | "DistinctSmall" >> beam.Distinct()
+        )
+
+
+def _final_large_star(edges):
+    return (
+        edges
+        | "FinalBothWays" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])])
+        | "FinalGroupNeighbours" >> beam.GroupByKey()
+        | "FinalLargeStar" >> beam.FlatMap(lambda kv: fuzzy.large_star(kv[0], kv[1]))
+        | "FinalDistinct" >> beam.Distinct()
+    )
+
+
+class FindNearDuplicates(beam.PTransform):
+    def __init__(self, params: FuzzyParams):
+        super().__init__()
+        self.params = params
+
+    def expand(self, docs):
+        prm = self.params
+
+        def features(doc):
+            hashes = minhash.shingle_hashes(doc.text, prm.shingle)
+            sig = minhash.signature(hashes, prm.num_perm, prm.seed)
+            return _key(doc), hashes, minhash.band_keys(sig, prm.bands, prm.rows)
+
+        feats = docs | "Shingles" >> beam.Map(features)
+        candidates = (
+            feats
+            | "BandKeys" >> beam.FlatMap(lambda f: [(band, f[0]) for band in f[2]])
+            | "GroupByBand" >> beam.GroupByKey()
+            | "BucketStar" >> beam.FlatMap(lambda kv: fuzzy.bucket_star(kv[1]))
+            | "DistinctCandidates" >> beam.Distinct()
+        )
+        if prm.threshold > 0:
+            shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
+            members = candidates | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)])
+
+            def to_pairs(item):
+                key, grouped = item
+                for hashes in grouped["shingles"]:
+                    for pair in grouped["pairs"]:
+                        yield pair, (key, hashes)
+
+            def verified(item):
+                pair, sides = item
+                sets = dict(sides)
+                if fuzzy.jaccard(sets[pair[0]], sets[pair[1]]) >= prm.threshold:
+                    yield pair
+
+            edges = (
+                {"pairs": members, "shingles": shingles}
+                | "JoinShingles" >> beam.CoGroupByKey()
+                | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
+                | "GroupByPair" >> beam.GroupByKey()
+                | "Verify" >> beam.FlatMap(verified)
+            )
+        else:
+            edges = candidates
+        for i in range(prm.rounds):
+            edges = edges | f"Round{i + 1}" >> _Round()
+        stars = _final_large_star(edges)
+
+        def resolved(item):
+            node, grouped = item
+            yield from fuzzy.resolve(node, grouped["parent"], grouped["child"])
+
+        labels = (
+            {"parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
+             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))}
+            | "JoinStars" >> beam.CoGroupByKey()
+            | "Resolve" >> beam.FlatMap(resolved)
+        )
+        sizes = (
+            labels
+            | "Roots" >> beam.FlatMap(lambda kv: [] if kv[1] == fuzzy.UNCONVERGED else [kv[1]])
+            | "ClusterSize" >> beam.combiners.Count.PerElement()
+        )
+
+        def by_root(item):  # members keyed by their root, to learn the cluster size
+            node, label = item
+            if label != fuzzy.UNCONVERGED:
+                yield label, node
+
+        def sized(item):
+            root, grouped = item
+            size = sum(grouped["size"]) + 1  # the members and the root
+            for node in grouped["member"]:
+                yield node, (root, size)
+
+        member_labels = (
+            {"member": labels | "MembersByRoot" >> beam.FlatMap(by_root), "size": sizes}
+            | "JoinSizes" >> beam.CoGroupByKey()
+            | "Sized" >> beam.FlatMap(sized)
+        )
+        unconverged = labels | "Unconverged" >> beam.Filter(lambda kv: kv[1] == fuzzy.UNCONVERGED)
+        all_labels = (member_labels, unconverged) | "AllLabels" >> beam.Flatten()
+
+        def attach(item):
+            _key_, grouped = item
+            found = sorted(grouped["label"], key=lambda v: (v == fuzzy.UNCONVERGED, str(v)))
+            label = fuzzy.UNCONVERGED if fuzzy.UNCONVERGED in found else (found[0] if found else None)
+            for doc in grouped["doc"]:
+                yield doc, label
+
+        return (
+            {"doc": docs | "KeyDocs" >> beam.Map(lambda d: (_key(d), d)), "label": all_labels}
+            | "JoinLabels" >> beam.CoGroupByKey()
+            | "AttachLabels" >> beam.FlatMap(attach)
+        )
