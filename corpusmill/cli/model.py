@@ -69,8 +69,7 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--device", default="cpu")
 
     def run(args) -> int:
-        import sentencepiece as spm
-
+        from corpusmill.tokenize.tokenizer import load_tokenizer
         from corpusmill.train.export import load_trained
         from corpusmill.train.generate import generate
 
@@ -78,12 +77,12 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
             raise CorpusmillError("--max-new-tokens must be >= 1, --temperature >= 0, --top-p in (0, 1]")
         model, cfg, tokenizer, _meta = load_trained(args.checkpoint, args.tokenizer)
         model.to(args.device)
-        sp = spm.SentencePieceProcessor(model_file=tokenizer)
+        tok = load_tokenizer(tokenizer)  # SentencePiece or byte-level BPE
         for prompt in args.prompt:
-            ids = [sp.bos_id()] + sp.encode(prompt)
+            ids = [tok.bos_id] + tok.encode(prompt).tolist()
             out = generate(model, ids, args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                           seed=args.seed, eos_id=sp.eos_id())
-            print(sp.decode([i for i in out if i not in (sp.bos_id(), sp.eos_id())]))
+                           seed=args.seed, eos_id=tok.eos_id)
+            print(tok.decode([i for i in out if i not in (tok.bos_id, tok.eos_id)]))
         return 0
 
     return _run("corpusmill sample", p, argv, run)

@@ -29,14 +29,16 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
             "share_tolerance", "allow_off_target", "tokens_from"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
-TOKENIZER_KEYS = {"model", "vocab_size", "sample_chars", "threads"}
+TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
+TOKENIZER_KINDS = ("sentencepiece", "bpe")
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
 SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout"}
 
 
 @dataclasses.dataclass
 class TokenizerSpec:
-    model: Optional[str] = None          # an existing SentencePiece model; trained when None
+    model: Optional[str] = None          # an existing SentencePiece or BPE model; trained when None
+    kind: str = "sentencepiece"          # what is trained: LLaMA's SentencePiece BPE, or Llama 3's byte-level BPE
     vocab_size: int = 32000
     sample_chars: int = 100_000_000      # characters in the training sample, split by mixture weight
     threads: int = 8
@@ -165,11 +167,18 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
 
     tok_data = data.get("tokenizer") or {}
     if not isinstance(tok_data, dict):
-        raise _err(path, "tokenizer", "expected a mapping (model, vocab_size, sample_chars, threads)")
+        raise _err(path, "tokenizer", "expected a mapping (model, kind, vocab_size, sample_chars, threads)")
     _check_keys(path, "tokenizer.", tok_data, TOKENIZER_KEYS)
+    kind = str(tok_data.get("kind", "sentencepiece"))
+    if kind not in TOKENIZER_KINDS:
+        from corpusmill.core.config import close_matches
+
+        raise _err(path, "tokenizer.kind", f"{kind!r} is not a tokenizer kind; expected one of "
+                                           f"{', '.join(TOKENIZER_KINDS)}{close_matches(kind, TOKENIZER_KINDS)}")
     tokenizer = TokenizerSpec(
-        model=_resolve(base, str(tok_data["model"])) if tok_data.get("model") else None,
-        vocab_size=_int(path, "tokenizer.vocab_size", tok_data.get("vocab_size", 32000), minimum=260),
+        model=_resolve(base, str(tok_data["model"])) if tok_data.get("model") else None, kind=kind,
+        vocab_size=_int(path, "tokenizer.vocab_size", tok_data.get("vocab_size", 32000),
+                        minimum=260 if kind == "sentencepiece" else 513),
         sample_chars=_int(path, "tokenizer.sample_chars", tok_data.get("sample_chars", 100_000_000)),
         threads=_int(path, "tokenizer.threads", tok_data.get("threads", 8)))
     if tokenizer.model and "://" not in tokenizer.model and not os.path.isfile(tokenizer.model):

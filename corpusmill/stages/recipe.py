@@ -193,7 +193,7 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         tok_dir = join(root, "tokenizer")
         tcfg = TokenizerConfig(
             files=files, output=tok_dir, overwrite=True, vocab_size=m.tokenizer.vocab_size,
-            sample_chars=m.tokenizer.sample_chars, seed=m.seed, threads=m.tokenizer.threads,
+            sample_chars=m.tokenizer.sample_chars, seed=m.seed, threads=m.tokenizer.threads, kind=m.tokenizer.kind,
             weights={s.name: s.weight for s in m.sources} if m.mode == "weights" else None,
             epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" else None)
         config = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in ("output", "overwrite")}

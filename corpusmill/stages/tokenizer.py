@@ -33,6 +33,7 @@ from corpusmill.engine.stage import OutputOptions, run_stage
 from corpusmill.io.files import atomic_write, write_text_atomic
 from corpusmill.io.files import open_text_lines as _open_lines
 from corpusmill.stages.mix import read_sources, source_files
+from corpusmill.tokenize import bpe
 from corpusmill.tokenize.tokenizer import (
     LLAMA_TRAINER_OPTIONS,
     MODEL_FILE,
@@ -40,6 +41,7 @@ from corpusmill.tokenize.tokenizer import (
     train_sentencepiece,
 )
 
+KINDS = ("sentencepiece", "bpe")
 SAMPLE_DIR = "sample"
 SAMPLE_INDEX = "sample.json"
 INFO_FILE = "tokenizer.json"
@@ -57,6 +59,7 @@ class TokenizerConfig:
     seed: int = 0
     threads: int = 8
     overwrite: bool = False
+    kind: str = "sentencepiece"                 # or "bpe": Llama 3's byte-level BPE (corpusmill.tokenize.bpe)
 
     def validate(self) -> None:
         if not self.files:
@@ -68,8 +71,13 @@ class TokenizerConfig:
                 raise CorpusmillError(f"{what}: names {sorted(mapping)} do not match the inputs {sorted(self.files)}")
             if any(v <= 0 for v in mapping.values()):
                 raise CorpusmillError(f"{what}: every value must be above 0, got {mapping}")
-        if self.vocab_size < 260:
+        if self.kind not in KINDS:
+            raise CorpusmillError(f"tokenizer kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        if self.kind == "sentencepiece" and self.vocab_size < 260:
             raise CorpusmillError(f"--vocab-size {self.vocab_size}: byte fallback needs at least 260 pieces")
+        if self.kind == "bpe" and self.vocab_size < bpe.MIN_VOCAB:
+            raise CorpusmillError(f"--vocab-size {self.vocab_size}: a byte-level BPE needs the 256 bytes and "
+                                  f"{bpe.NUM_SPECIAL} special tokens; use at least {bpe.MIN_VOCAB}")
         if self.sample_chars < 1:
             raise CorpusmillError("--sample-chars must be at least 1")
 
@@ -174,19 +182,29 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
         chars = sum(s["chars"] for s in index["sources"].values())
         docs = sum(s["documents"] for s in index["sources"].values())
         note = f" ({chars:,} characters from {docs:,} documents)"
-        model = train_sentencepiece(_sample_lines(out_dir, index), cfg.vocab_size, threads=cfg.threads,
-                                    sample_note=note)
         path = join(out_dir, MODEL_FILE)
-        with atomic_write(path) as handle:
-            handle.write(model)
-        import sentencepiece as spm
+        if cfg.kind == "bpe":
+            model = bpe.train_bpe(_sample_lines(out_dir, index), cfg.vocab_size, sample_note=note)
+            with atomic_write(path) as handle:
+                handle.write(model)
+            vocab = json.loads(model)["model"]["vocab"]
+            write_text_atomic(join(out_dir, "tokenizer.vocab"),
+                              "".join(f"{token}\t{i}\n" for token, i in sorted(vocab.items(), key=lambda kv: kv[1])))
+            options = {"kind": "bpe", "vocab_size": cfg.vocab_size, "pattern": bpe.LLAMA3_PATTERN,
+                       "special_tokens": bpe.NUM_SPECIAL, "min_frequency": 2}
+        else:
+            model = train_sentencepiece(_sample_lines(out_dir, index), cfg.vocab_size, threads=cfg.threads,
+                                        sample_note=note)
+            with atomic_write(path) as handle:
+                handle.write(model)
+            import sentencepiece as spm
 
-        sp = spm.SentencePieceProcessor(model_proto=model)
-        write_text_atomic(join(out_dir, "tokenizer.vocab"),
-                          "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())))
+            sp = spm.SentencePieceProcessor(model_proto=model)
+            write_text_atomic(join(out_dir, "tokenizer.vocab"),
+                              "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())))
+            options = {**LLAMA_TRAINER_OPTIONS, "vocab_size": cfg.vocab_size, "num_threads": cfg.threads}
         info = describe_model(path)
-        info.update({"options": {**LLAMA_TRAINER_OPTIONS, "vocab_size": cfg.vocab_size, "num_threads": cfg.threads},
-                     "sample": index})
+        info.update({"options": options, "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args,
@@ -243,7 +261,10 @@ class TrainTokenizerConfig:
                                                "(cc=0.67,...); default: in proportion to each source's size")
     groups: Optional[List[str]] = option(None, sep=",", metavar="G",
                                          help="only these sub-directories of each input (e.g. en); default: all")
-    vocab_size: int = option(32000, min=260, help="vocabulary size (LLaMA's: 32000)")
+    kind: str = option("sentencepiece", choices=KINDS,
+                       help="sentencepiece: LLaMA 1/2's SentencePiece BPE; bpe: Llama 3's byte-level BPE "
+                            "(tiktoken-style pattern, 256 special tokens; Llama 3's size: --vocab-size 128256)")
+    vocab_size: int = option(32000, min=260, help="vocabulary size (LLaMA's: 32000; Llama 3's: 128256)")
     sample_chars: int = option(100_000_000, min=1, help="characters in the training sample")
     seed: int = option(0, min=0, help="seed of the sample draw")
     threads: int = option(8, min=1, help="SentencePiece training threads; recorded in the model, so fixed")
@@ -255,7 +276,7 @@ def run_train_tokenizer(cfg: TrainTokenizerConfig, beam_args: Sequence[str] = ()
     tcfg = TokenizerConfig(files=files, output=cfg.output,
                            weights=parse_weights(",".join(cfg.weights) if cfg.weights else None, list(files)),
                            vocab_size=cfg.vocab_size, sample_chars=cfg.sample_chars, seed=cfg.seed,
-                           threads=cfg.threads, overwrite=cfg.overwrite)
+                           threads=cfg.threads, overwrite=cfg.overwrite, kind=cfg.kind)
     return train_tokenizer(tcfg, beam_args)
 
 

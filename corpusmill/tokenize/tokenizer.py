@@ -1,4 +1,5 @@
-"""The LLaMA tokenizer recipe with SentencePiece, and the ``tokenize`` step. No Beam here.
+"""The LLaMA tokenizer recipe with SentencePiece, and the ``tokenize`` step. No Beam here (the Llama 3
+byte-level BPE: :mod:`corpusmill.tokenize.bpe`; :func:`load_tokenizer` opens either).
 
 LLaMA 1/2: SentencePiece BPE, 32k vocabulary, every number split into digits, unknown UTF-8 falls
 back to bytes. :data:`LLAMA_TRAINER_OPTIONS` are the trainer options of LLaMA's released
@@ -133,6 +134,26 @@ class SentencePieceTokenizer:
         dtype = token_dtype(self.vocab_size)
         return [np.asarray(ids, dtype=dtype) for ids in self.sp.encode(texts, num_threads=threads or (os.cpu_count() or 1))]
 
+    def decode(self, ids) -> str:
+        return self.sp.decode([int(i) for i in ids])
+
+
+def load_tokenizer(path: str):
+    """The tokenizer in a model file: a SentencePiece model, or a byte-level BPE (``tokenizers`` JSON,
+    :mod:`corpusmill.tokenize.bpe`); both give ``vocab_size``, ``bos_id``, ``eos_id``, ``encode``,
+    ``encode_many`` and ``decode``."""
+    from corpusmill.tokenize.bpe import BPETokenizer, is_bpe
+
+    if not os.path.exists(path):
+        load_sentencepiece(path)  # the message that says how to make one
+    if is_bpe(path):
+        tok = BPETokenizer(path)
+        tok.tok  # noqa: B018 - a broken file fails here, with its name
+        return tok
+    tok = SentencePieceTokenizer(path)
+    tok.sp  # noqa: B018
+    return tok
+
 
 def load_sentencepiece(path: str):
     import sentencepiece as spm
@@ -173,15 +194,17 @@ class Tokenize(Filter):
     """
 
     name = "tokenize"
+    model_files = ("model_path",)
 
     batch_size = 256  # SentencePiece encodes a list in one call, on its own threads
 
     def __init__(self, model_path: str, threads: int = 0):
-        self.tokenizer = SentencePieceTokenizer(model_path)
+        self.model_path = model_path
+        self.tokenizer = None
         self.threads = threads  # 0: every core (SentencePiece's own threads)
 
     def setup(self) -> None:
-        self.tokenizer.sp  # noqa: B018 - load once per worker
+        self.tokenizer = load_tokenizer(self.model_path)  # once per worker
 
     def __call__(self, element: Any) -> Verdict:
         doc, source = element
@@ -200,7 +223,13 @@ class Tokenize(Filter):
 
 
 def describe_model(path: str) -> dict:
-    """What a manifest records about a tokenizer: its sha256, vocabulary size and special ids."""
+    """What a manifest records about a tokenizer: its sha256, vocabulary size and special ids (a BPE
+    also its ``kind``, pattern and merges)."""
+    from corpusmill.tokenize.bpe import describe_bpe, is_bpe
+
+    if os.path.exists(path) and is_bpe(path):
+        load_tokenizer(path)
+        return describe_bpe(path, sha256_file(path))
     sp = load_sentencepiece(path)
     return {"sha256": sha256_file(path), "vocab_size": int(sp.vocab_size()), "bos_id": int(sp.bos_id()),
             "eos_id": int(sp.eos_id()), "unk_id": int(sp.unk_id())}

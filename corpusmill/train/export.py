@@ -27,6 +27,9 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.tokenize.bpe import BOS as BOS_BPE
+from corpusmill.tokenize.bpe import EOS as EOS_BPE
+from corpusmill.tokenize.bpe import is_bpe
 from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig
 from corpusmill.train.model import Transformer
@@ -140,6 +143,12 @@ def hf_config(cfg: ModelConfig, bos_id: int, eos_id: int) -> Dict[str, Any]:
 def _special_tokens(tokenizer: str) -> Dict[str, Any]:
     import sentencepiece as spm
 
+    from corpusmill.tokenize.bpe import BPETokenizer, is_bpe
+
+    if is_bpe(tokenizer):
+        tok = BPETokenizer(tokenizer)
+        return {"bos": (tok.bos_id, BOS_BPE), "eos": (tok.eos_id, EOS_BPE)}
+
     sp = spm.SentencePieceProcessor(model_file=tokenizer)
     ids = {"bos": sp.bos_id(), "eos": sp.eos_id(), "unk": sp.unk_id(), "pad": sp.pad_id()}
     return {name: (i, sp.id_to_piece(i) if i >= 0 else None) for name, i in ids.items()}
@@ -169,15 +178,67 @@ def export_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str
     _write_json(os.path.join(out_dir, "generation_config.json"), {"bos_token_id": bos, "eos_token_id": eos})
     tensors = hf_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, cfg)
     save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    tokens = {f"{name}_token": piece for name, (i, piece) in special.items() if piece is not None}
+    _write_json(os.path.join(out_dir, "special_tokens_map.json"), tokens)
+    if is_bpe(tokenizer):  # Llama 3's layout: the tokenizers JSON is tokenizer.json, BOS added by its template
+        with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
+            fh.write(hf_bpe_json(tokenizer))
+        _write_json(os.path.join(out_dir, "tokenizer_config.json"), {
+            "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+            "model_max_length": cfg.max_seq_len, **tokens})
+        return out_dir
     shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
         fh.write(hf_tokenizer_json(tokenizer))
-    tokens = {f"{name}_token": piece for name, (i, piece) in special.items() if piece is not None}
-    _write_json(os.path.join(out_dir, "special_tokens_map.json"), tokens)
     _write_json(os.path.join(out_dir, "tokenizer_config.json"), {
         "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": True, "add_eos_token": False, "legacy": True,
         "clean_up_tokenization_spaces": False, "model_max_length": cfg.max_seq_len, **tokens})
     return out_dir
+
+
+def hf_bpe_json(tokenizer: str) -> str:
+    """The byte-level BPE with Llama 3's post-processor (BOS before every text), as ``transformers``
+    loads Meta's Llama 3 ``tokenizer.json``."""
+    from tokenizers import Tokenizer, processors
+
+    tok = Tokenizer.from_file(tokenizer)
+    bos = tok.token_to_id(BOS_BPE)
+    tok.post_processor = processors.TemplateProcessing(single=f"{BOS_BPE} $A", pair=f"{BOS_BPE} $A {BOS_BPE} $B",
+                                                       special_tokens=[(BOS_BPE, bos)])
+    return tok.to_str()
+
+
+def tiktoken_ranks(tokenizer: str) -> str:
+    """Meta's Llama 3 ``tokenizer.model``: one ``base64(token bytes) rank`` line per BPE token (tiktoken's
+    format); the special tokens are not in it (Meta's code adds them after the ranks)."""
+    import base64
+
+    from tokenizers import pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    to_byte = {c: b for b, c in _byte_level_table().items()}
+    assert set(to_byte) == set(alphabet)
+    with open(tokenizer, encoding="utf-8") as fh:
+        vocab = json.load(fh)["model"]["vocab"]
+    lines = []
+    for token, rank in sorted(vocab.items(), key=lambda kv: kv[1]):
+        raw = bytes(to_byte[c] for c in token)
+        lines.append(f"{base64.b64encode(raw).decode('ascii')} {rank}\n")
+    return "".join(lines)
+
+
+def _byte_level_table() -> Dict[int, str]:
+    """GPT-2's byte -> printable character table, which byte-level BPE tokens are written in."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) \
+        + list(range(ord("\xae"), ord("\xff") + 1))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
 
 
 def hf_tokenizer_json(tokenizer: str) -> str:
@@ -302,7 +363,11 @@ def export_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: s
               "vocab_size": cfg.vocab_size, "multiple_of": cfg.multiple_of, "ffn_dim_multiplier": cfg.ffn_dim_multiplier,
               "norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta, "max_seq_len": cfg.max_seq_len}
     _write_json(os.path.join(out_dir, "params.json"), params)
-    shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+    if is_bpe(tokenizer):  # Llama 3: tiktoken's ranks file
+        with open(os.path.join(out_dir, "tokenizer.model"), "w", encoding="utf-8") as fh:
+            fh.write(tiktoken_ranks(tokenizer))
+    else:
+        shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     return out_dir
 
 

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.tokenize.bpe import is_bpe, same_bpe
 from corpusmill.tokenize.shards import ShardDataset
 from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig, TrainConfig, to_dict
@@ -265,6 +266,15 @@ def _initial_weights(init_from: str, model_cfg: ModelConfig, manifest: Dict[str,
                                   f"config's {getattr(model_cfg, field)}; leave the model options to the checkpoint")
     tok = os.path.join(init_from, "tokenizer.model")
     want = manifest.get("tokenizer_sha256")
+    shards_tok = os.path.join(data_dir, "tokenizer.model")
+    if not os.path.isfile(tok) and os.path.isfile(os.path.join(init_from, "tokenizer.json")) \
+            and os.path.isfile(shards_tok) and is_bpe(shards_tok):
+        # a byte-level BPE export (Llama 3's layout) has only tokenizer.json, with a BOS template added:
+        # the same tokenizer when its model (vocabulary, merges) and added tokens are the shards'
+        if not same_bpe(os.path.join(init_from, "tokenizer.json"), shards_tok):
+            raise CorpusmillError(f"--init-from {init_from}: its tokenizer.json is not the BPE {data_dir} was made "
+                                  f"with (vocabulary, merges or special tokens differ)")
+        return state
     if not os.path.isfile(tok):
         raise CorpusmillError(f"--init-from {init_from}: no tokenizer.model; the shards must be made with the "
                               f"checkpoint's tokenizer, and corpusmill checks that by its sha256")
