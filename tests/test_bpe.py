@@ -131,6 +131,11 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
     with torch.no_grad():
         assert (model(ids) - hf(ids).logits).abs().max().item() <= 1e-4
 
+    # continued pretraining from the export: its tokenizer.json is checked against the shards' BPE
+    tr1 = dataclasses.replace(tr, steps=1, ckpt_every=0)
+    assert train(model_cfg, tr1, result.shards_dir, str(tmp_path / "again"), stream=None,
+                 init_from=hf_dir)["step"] == 1
+
     meta_dir = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"))
     ranks = load_tiktoken_bpe(os.path.join(meta_dir, "tokenizer.model"))
     assert len(ranks) == 3000 - NUM_SPECIAL
