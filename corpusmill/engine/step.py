@@ -295,13 +295,14 @@ class _FilterDoFn(beam.DoFn):
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
                 self._stat(COUNTER, SURROGATES, 1, 0, 0)
-        self._profile(doc if isinstance(doc, Document) else None, verdict.reason, verdict.measures)
+        profiled = doc[0] if isinstance(doc, tuple) and doc and isinstance(doc[0], Document) else doc  # (doc, pool)
+        self._profile(profiled if isinstance(profiled, Document) else None, verdict.reason, verdict.measures)
         if verdict.kept:
             self._counter("kept").inc()
             if tally is not None:
                 tally.kept += 1
             yield doc
-            self._stat(KEPT, "", 1, size_in, doc.nbytes)
+            self._stat(KEPT, "", 1, size_in, getattr(profiled, "nbytes", 0))
         else:
             self._counter(f"dropped.{verdict.reason}").inc()
             yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))

@@ -27,12 +27,17 @@ WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
-            "share_tolerance", "allow_off_target", "tokens_from"}
+            "share_tolerance", "allow_off_target", "tokens_from", "mix_by", "domains", "domain_classifier"}
+MIX_BY = ("source", "domain")
+DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
+DOMAIN_LABELS = ("code", "general", "math")             # what a source may stand for when the classifier trains
+POOL_KEYS = {"weight", "epochs", "holdout"}
+DOMAIN_CLASSIFIER_KEYS = {"model"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
 TOKENIZER_KINDS = ("sentencepiece", "bpe")
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
-SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout"}
+SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout", "domain"}
 
 
 @dataclasses.dataclass
@@ -63,9 +68,11 @@ class SourceSpec:
     groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
     holdout: float = 0.0                 # share of the source's documents set aside, before any repetition,
                                          # as its held-out set (shards/eval/<source>/): never in a training row
+    domain: Optional[str] = None         # mix_by domain: the label this source teaches the domain classifier
+    section: str = "sources"             # where it is in the manifest: sources, or domains (a domain pool)
 
     def field(self, key: str) -> str:
-        return f"sources.{self.name}.{key}"
+        return f"{self.section}.{self.name}.{key}"
 
 
 @dataclasses.dataclass
@@ -83,11 +90,24 @@ class MixManifest:
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
     tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
+    mix_by: str = "source"             # or "domain": the weights are on domain pools (Llama 3's mix)
+    domains: List[SourceSpec] = dataclasses.field(default_factory=list)  # mix_by domain: the pools
+    domain_model: Optional[str] = None  # mix_by domain: a trained classifier; trained from the sources when None
+
+    @property
+    def pools(self) -> List[SourceSpec]:
+        """What the weights, epochs and holdout are on: the sources, or the domain pools."""
+        return self.domains if self.mix_by == "domain" else self.sources
 
     @property
     def mode(self) -> str:
-        """``weights`` (every source has a weight) or ``epochs`` (none has: each gives its passes)."""
-        return "weights" if self.sources and self.sources[0].weight is not None else "epochs"
+        """``weights`` (every pool has a weight) or ``epochs`` (none has: each gives its passes)."""
+        pools = self.pools
+        return "weights" if pools and pools[0].weight is not None else "epochs"
+
+    def by_pools(self) -> "MixManifest":
+        """The manifest as the mixer sees it: its pools as sources (the domains, in domain mode)."""
+        return dataclasses.replace(self, sources=list(self.pools), mix_by="source", domains=[])
 
     def source(self, name: str) -> SourceSpec:
         for spec in self.sources:
@@ -101,6 +121,8 @@ class MixManifest:
         if not kept:
             raise CorpusmillError(f"{self.path}: every source was left out ("
                                   + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")")
+        if self.mix_by == "domain":  # the weights are the domains'; the documents of the others still mix
+            return dataclasses.replace(self, sources=kept, skipped={**self.skipped, **reasons})
         if self.mode == "weights":
             total = sum(s.weight for s in kept)
             kept = [dataclasses.replace(s, weight=s.weight / total) for s in kept]
@@ -201,20 +223,23 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         raise _err(path, "tokens_from", f"{tokens_from} has no tokens/ directory: name the output directory of a "
                                         f"corpusmill run whose documents were tokenized")
     sources = [_parse_source(path, base, str(key), value, tokens_from is not None) for key, value in src_data.items()]
+    mix_by, domains, domain_model = _parse_domains(path, base, data, sources, tokens_from is not None)
+    pools = domains if mix_by == "domain" else sources
+    what = "domains" if mix_by == "domain" else "sources"
 
-    with_weight = [s for s in sources if s.weight is not None]
+    with_weight = [s for s in pools if s.weight is not None]
     budget = data.get("budget_tokens")
-    if with_weight and len(with_weight) != len(sources):
-        missing = next(s for s in sources if s.weight is None)
+    if with_weight and len(with_weight) != len(pools):
+        missing = next(s for s in pools if s.weight is None)
         raise _err(path, missing.field("weight"),
                    "missing: give every source a weight (shares of budget_tokens), or none (each source's "
                    "epochs then fix its tokens)")
     if with_weight:
-        total = sum(s.weight for s in sources)
+        total = sum(s.weight for s in pools)
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
-            raise _err(path, "sources.*.weight",
+            raise _err(path, f"{what}.*.weight",
                        f"the weights sum to {total:.6g}, not 1 ("
-                       + ", ".join(f"{s.name}={s.weight:g}" for s in sources) + ")")
+                       + ", ".join(f"{s.name}={s.weight:g}" for s in pools) + ")")
         if budget is None:
             raise _err(path, "budget_tokens", "missing: the number of tokens to write, or 'max' (the most that every "
                                               "source can fill within its epochs cap)")
@@ -222,12 +247,12 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
             if budget.strip().lower() != "max":
                 raise _err(path, "budget_tokens", f"expected a number of tokens or 'max', got {budget!r}")
             budget = "max"
-            if not any(s.epochs is not None for s in sources):
+            if not any(s.epochs is not None for s in pools):
                 raise _err(path, "budget_tokens", "'max' needs an epochs cap on at least one source")
         else:
             budget = _int(path, "budget_tokens", budget, minimum=seq_len + 1)
     else:
-        no_epochs = [s for s in sources if s.epochs is None]
+        no_epochs = [s for s in pools if s.epochs is None]
         if no_epochs:
             raise _err(path, no_epochs[0].field("epochs"),
                        "missing: without weights every source needs its epochs (passes over its documents)")
@@ -242,7 +267,64 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
     return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
                        tokenizer=tokenizer, shards=shards, sources=sources, share_tolerance=float(tolerance),
-                       allow_off_target=allow, tokens_from=tokens_from)
+                       allow_off_target=allow, tokens_from=tokens_from, mix_by=mix_by, domains=domains,
+                       domain_model=domain_model)
+
+
+def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], tokenized: bool):
+    """``mix_by``, the domain pools and the classifier model of a manifest (docs/mixing.md, "By domain")."""
+    mix_by = data.get("mix_by", "source")
+    if mix_by not in MIX_BY:
+        from corpusmill.core.config import close_matches
+
+        raise _err(path, "mix_by", f"expected one of {', '.join(MIX_BY)}, got {mix_by!r}"
+                                   f"{close_matches(str(mix_by), MIX_BY)}")
+    if mix_by == "source":
+        for key in ("domains", "domain_classifier"):
+            if data.get(key) is not None:
+                raise _err(path, key, "only with mix_by: domain")
+        labelled = [s for s in sources if s.domain]
+        if labelled:
+            raise _err(path, labelled[0].field("domain"), "only with mix_by: domain")
+        return mix_by, [], None
+    if tokenized:
+        raise _err(path, "mix_by", "domain with tokens_from is not supported: the domains are set when the "
+                                   "documents are tokenized; mix that run's domains by naming them as sources")
+    for spec in sources:
+        for key, value in (("weight", spec.weight), ("epochs", spec.epochs), ("holdout", spec.holdout or None)):
+            if value is not None:
+                raise _err(path, spec.field(key), f"with mix_by: domain, '{key}' goes on the domains "
+                                                  f"(domains.<name>.{key}), not on a source")
+    raw = data.get("domains")
+    if not isinstance(raw, dict) or not raw:
+        raise _err(path, "domains", f"expected a mapping of domain -> {{weight, epochs, holdout}}; the domains: "
+                                    f"{', '.join(DOMAINS)}")
+    domains = []
+    for name, value in raw.items():
+        field = f"domains.{name}"
+        if name not in DOMAINS:
+            from corpusmill.core.config import close_matches
+
+            raise _err(path, field, f"not a domain; expected one of {', '.join(DOMAINS)}"
+                                    f"{close_matches(str(name), DOMAINS)}")
+        if not isinstance(value, dict):
+            raise _err(path, field, "expected a mapping: {weight, epochs, holdout}")
+        _check_keys(path, f"{field}.", value, POOL_KEYS)
+        domains.append(dataclasses.replace(_parse_source(path, base, str(name), value, tokenized=True),
+                                           section="domains"))
+    cls = data.get("domain_classifier") or {}
+    if not isinstance(cls, dict):
+        raise _err(path, "domain_classifier", "expected a mapping: {model: PATH} (or leave it out to train one)")
+    _check_keys(path, "domain_classifier.", cls, DOMAIN_CLASSIFIER_KEYS)
+    model = _resolve(base, str(cls["model"])) if cls.get("model") else None
+    if model and "://" not in model and not os.path.isfile(model):
+        raise _err(path, "domain_classifier.model", f"{model} does not exist; remove the field to train one")
+    labels = {s.domain for s in sources if s.domain}
+    if model is None and len(labels) < 2:
+        raise _err(path, "sources.*.domain", f"the domain classifier is trained from sources labelled with 'domain' "
+                                             f"({', '.join(DOMAIN_LABELS)}); label sources of at least two, or name "
+                                             f"a model in domain_classifier.model")
+    return mix_by, domains, model
 
 
 def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool = False) -> SourceSpec:
@@ -253,6 +335,11 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
         raise _err(path, field, "expected a mapping: {weight, epochs, documents | processor + input}")
     _check_keys(path, f"{field}.", value, SOURCE_KEYS)
     spec = SourceSpec(name=name)
+    if value.get("domain") is not None:
+        if value["domain"] not in DOMAIN_LABELS:
+            raise _err(path, f"{field}.domain", f"expected one of {', '.join(DOMAIN_LABELS)} (multilingual comes from "
+                                                f"the language), got {value['domain']!r}")
+        spec.domain = value["domain"]
     if value.get("weight") is not None:
         spec.weight = _positive(path, f"{field}.weight", value["weight"])
     if value.get("epochs") is not None:

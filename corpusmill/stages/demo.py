@@ -2,7 +2,7 @@
 
 1. trains the CCNet quality models (SentencePiece + 5-gram KenLM, perplexity cutoffs, and the
    Wikipedia-reference fastText classifier) on the bundled Wikipedia extracts and low-quality pages;
-2. runs ``manifests/demo.yaml`` with ``corpusmill run``: the CCNet stage (with those models) over the
+2. runs ``manifests/demo.yaml`` (``--recipe llama3``: ``manifests/llama3.yaml``) with ``corpusmill run``: the CCNet stage (with those models) over the
    bundled WARCs and every source processor over its bundled sample, the tokenizer, the mixer with the
    LLaMA weights, and the Arrow shard writer;
 3. trains a tiny LLaMA on the shards for a few hundred CPU steps;
@@ -28,6 +28,7 @@ from corpusmill.core.stage import Stage
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(REPO_ROOT, "tests", "data")
 MANIFEST = os.path.join(REPO_ROOT, "manifests", "demo.yaml")
+MANIFESTS = {"llama1": MANIFEST, "llama3": os.path.join(REPO_ROOT, "manifests", "llama3.yaml")}
 
 
 def sample_path(*parts: str) -> str:
@@ -37,26 +38,34 @@ def sample_path(*parts: str) -> str:
     return path
 
 
-def demo_manifest(out: str, models: dict) -> str:
-    """manifests/demo.yaml with absolute paths, the quality models on the CC source, written to OUT."""
-    with open(MANIFEST, encoding="utf-8") as fh:
+def demo_manifest(out: str, models: dict, recipe: str = "llama1") -> str:
+    """The recipe's manifest (manifests/demo.yaml or llama3.yaml) with absolute paths and the quality models
+    on the CC source, written to OUT. LLaMA 1: perplexity buckets and the Wikipedia-reference classifier
+    (English kept); Llama 3: the classifier only (its model-based quality filter; every language kept)."""
+    manifest = MANIFESTS[recipe]
+    with open(manifest, encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    base = os.path.dirname(MANIFEST)
+    base = os.path.dirname(manifest)
     for spec in data["sources"].values():
         if "input" in spec:
             spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
+        if "documents" in spec:
+            spec["documents"] = os.path.normpath(os.path.join(base, spec["documents"]))
     cc = data["sources"]["cc"].setdefault("options", {})
-    cc.update(lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=[f"en={models['classifier']}"])
-    data["sources"]["cc"]["groups"] = ["en_*"]
+    cc.update(classifier=[f"en={models['classifier']}"])
+    if recipe == "llama1":
+        cc.update(lm_dir=models["lm_dir"], cutoffs=models["cutoffs"])
+        data["sources"]["cc"]["groups"] = ["en_*"]
     data["output"] = os.path.join(out, "recipe")
-    path = os.path.join(out, "demo.yaml")
+    path = os.path.join(out, os.path.basename(manifest))
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("# written by `corpusmill demo` from manifests/demo.yaml\n")
+        fh.write(f"# written by `corpusmill demo` from manifests/{os.path.basename(manifest)}\n")
         yaml.safe_dump(data, fh, sort_keys=False)
     return path
 
 
-def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print) -> dict:
+def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print,
+             recipe: str = "llama1") -> dict:
     """Run every step; returns the paths of what it wrote."""
     from corpusmill.report.make import make_report
     from corpusmill.stages.quality import train_demo_models
@@ -70,9 +79,9 @@ def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 
     models = train_demo_models(sample_path("quality", "wiki_en.jsonl.gz"), [sample_path("quality", "lowq_en.jsonl.gz")],
                                os.path.join(out, "models"), beam_args=list(beam_args), log=log)
 
-    log("[demo] 2/4 sources, CCNet stage, tokenizer, mixer and shards (corpusmill run)")
-    recipe = run_recipe(demo_manifest(out, models), output=os.path.join(out, "recipe"),
-                        beam_args=list(beam_args), log=log)
+    log(f"[demo] 2/4 sources, CCNet stage, tokenizer, mixer and shards (corpusmill run, the {recipe} recipe)")
+    manifest = demo_manifest(out, models, recipe)
+    recipe = run_recipe(manifest, output=os.path.join(out, "recipe"), beam_args=list(beam_args), log=log)
 
     steps = train_steps or (60 if small else 300)
     log(f"[demo] 3/4 a tiny LLaMA, {steps} CPU steps on the shards")
@@ -113,10 +122,13 @@ class DemoConfig:
     output: str = option("demo-out", metavar="DIR", help="output directory (finished stages are reused)")
     small: bool = option(False, help="a reduced size (what the tests run)")
     train_steps: int = option(0, min=0, help="tiny-LLaMA steps (0: 300, 60 with --small)")
+    recipe: str = option("llama1", choices=tuple(MANIFESTS),
+                         help="llama1: manifests/demo.yaml (LLaMA 1's sources and weights); llama3: "
+                              "manifests/llama3.yaml (dedup order, PII, domain mix, byte-level BPE)")
 
 
 def _run(cfg: DemoConfig, beam_args=()) -> dict:
-    return run_demo(cfg.output, beam_args, small=cfg.small, train_steps=cfg.train_steps)
+    return run_demo(cfg.output, beam_args, small=cfg.small, train_steps=cfg.train_steps, recipe=cfg.recipe)
 
 
 STAGE = Stage(name="demo", config=DemoConfig, run=_run,

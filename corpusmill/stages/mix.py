@@ -132,13 +132,17 @@ class TokensConfig:
     tokenizer: str
     output: str
     overwrite: bool = False
+    domain_model: Optional[str] = None  # mix_by domain: documents go to the pool of their domain, not their source
+    pools: Optional[List[str]] = None   # the domain pools the mixture has
 
 
 def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
     """Tokenize every source once into ``OUT/<source>/part-NNNNN.arrow`` (id, source, tokens, bytes;
-    sorted by id); ``OUT/tokens.json`` records the tokenizer and the counts. Returns tokens.json."""
+    sorted by id); ``OUT/tokens.json`` records the tokenizer and the counts. Returns tokens.json. With
+    ``domain_model`` a ``domain`` step first names each document's pool (corpusmill.filters.domain), and
+    the files are ``OUT/<domain>/``."""
     tok = describe_model(cfg.tokenizer)
-    names = sorted(cfg.files)
+    names = sorted(cfg.pools if cfg.domain_model else cfg.files)
 
     def write_summary(rows, out_dir):
         got = dict(rows)
@@ -148,7 +152,12 @@ def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
             indent=2, sort_keys=True) + "\n")
 
     def build(p, run):
-        toks = run.step(read_sources(p, run, cfg.files), "tokenize", Tokenize(cfg.tokenizer))
+        pairs = read_sources(p, run, cfg.files)
+        if cfg.domain_model:
+            from corpusmill.filters.domain import DomainLabel
+
+            pairs = run.step(pairs, "domain", DomainLabel(cfg.domain_model, cfg.pools))
+        toks = run.step(pairs, "tokenize", Tokenize(cfg.tokenizer))
         write_sharded(toks | "BySource" >> beam.Map(lambda t: (t.source, t)), run.out_dir,
                       lambda source: f"{source}/part", TOKENS_PER_FILE, sort_key=lambda t: t.id, label="WriteTokens",
                       encode=encode_tokens, suffix=".arrow")
@@ -170,11 +179,14 @@ def read_tokens_summary(tokens_dir: str) -> dict:
         raise CorpusmillError(f"{tokens_dir}: not a tokens directory of a corpusmill run ({TOKENS_FILE}: {exc})") from None
 
 
-def token_files(tokens_dir: str, sources: Sequence[str]) -> Dict[str, List[str]]:
+def token_files(tokens_dir: str, sources: Sequence[str], what: str = "source") -> Dict[str, List[str]]:
     """``{source: [its tokens files]}`` under a tokens directory (every named source must be there)."""
     out = {}
     for name in sources:
         found = sorted(glob.glob(join(tokens_dir, name, "part-*.arrow")))
+        if not found and what == "domain":
+            raise CorpusmillError(f"{tokens_dir}: the domain classifier put no document in domain {name!r}; give "
+                                  f"sources with such documents, or take {name!r} out of the domains")
         if not found:
             raise CorpusmillError(f"{tokens_dir}: no tokenized documents for source {name!r} (a source the run that "
                                   f"tokenized them did not have)")

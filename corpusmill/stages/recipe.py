@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from corpusmill.core.config import config_fields, from_mapping, option
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import join
+from corpusmill.core.files import join, sha256_file
 from corpusmill.core.stage import Stage
 from corpusmill.engine.run import DONE_FILE, mark_done
 from corpusmill.io.files import expand_inputs, write_text_atomic
@@ -194,22 +194,49 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         tcfg = TokenizerConfig(
             files=files, output=tok_dir, overwrite=True, vocab_size=m.tokenizer.vocab_size,
             sample_chars=m.tokenizer.sample_chars, seed=m.seed, threads=m.tokenizer.threads, kind=m.tokenizer.kind,
-            weights={s.name: s.weight for s in m.sources} if m.mode == "weights" else None,
-            epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" else None)
+            weights={s.name: s.weight for s in m.sources} if m.mode == "weights" and m.mix_by == "source" else None,
+            epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" and m.mix_by == "source" else None)
         config = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in ("output", "overwrite")}
         if run_stage_once("tokenizer", tok_dir, config, lambda: train_tokenizer(tcfg, beam_args), log):
             ran.append("tokenizer")
         model = join(tok_dir, MODEL_FILE)
     tok = describe_model(model)
 
-    # 3. every document tokenized once (counts, mixtures and packings read these)
+    # 3. every document tokenized once (counts, mixtures and packings read these); by domain: into the pool
+    #    the domain classifier (trained here from the labelled sources, unless the manifest names one) gives it
     tokens_dir = join(root, "tokens")
+    tokens_config = {"files": files, "tokenizer_sha256": tok["sha256"]}
     tkcfg = TokensConfig(files=files, tokenizer=model, output=tokens_dir, overwrite=True)
-    if run_stage_once("tokens", tokens_dir, {"files": files, "tokenizer_sha256": tok["sha256"]},
-                      lambda: write_tokens(tkcfg, beam_args), log):
+    if m.mix_by == "domain":
+        domain_model = _domain_classifier(m, root, files, ran, log)
+        tkcfg = dataclasses.replace(tkcfg, domain_model=domain_model, pools=[d.name for d in m.domains])
+        tokens_config.update(domain_model_sha256=sha256_file(domain_model), pools=tkcfg.pools)
+    if run_stage_once("tokens", tokens_dir, tokens_config, lambda: write_tokens(tkcfg, beam_args), log):
         ran.append("tokens")
-    tokens = token_files(tokens_dir, [s.name for s in m.sources])
-    return _count_and_shard(m, root, model, tok, tokens, files, ran, beam_args, log)
+    mixed = m.by_pools()
+    tokens = token_files(tokens_dir, [s.name for s in mixed.sources], what="domain" if m.mix_by == "domain" else "source")
+    return _count_and_shard(mixed, root, model, tok, tokens, files, ran, beam_args, log)
+
+
+def _domain_classifier(m, root: str, files: Dict[str, List[str]], ran: List[str], log) -> str:
+    """The domain classifier's path: the manifest's, or one trained under ``domains/`` from the documents
+    of the sources labelled with a ``domain``."""
+    from corpusmill.quality.domain import train_domain_classifier
+
+    if m.domain_model:
+        log(f"[run] domain classifier: {m.domain_model} (given)")
+        return m.domain_model
+    labelled: Dict[str, List[str]] = {}
+    for spec in m.sources:
+        if spec.domain and spec.name in files:
+            labelled.setdefault(spec.domain, []).extend(files[spec.name])
+    out = join(root, "domains")
+    path = join(out, "domain.bin")
+    config = {"labelled": labelled}
+    if run_stage_once("domain classifier", out, config,
+                      lambda: train_domain_classifier(labelled, path, log=log), log):
+        ran.append("domains")
+    return path
 
 
 def _mix_tokens_from(m, root: str, beam_args, log) -> "RecipeResult":
