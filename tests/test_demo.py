@@ -74,3 +74,23 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
         ids = [d for d in docs if held_out(seed, d.id, info["holdout"])]
         assert len(ids) == info["documents"] > 0
         assert not any(tuple(sp.encode(d.text)) in trained for d in ids), source
+
+
+def test_demo_llama3_recipe_runs_and_its_report_renders(tmp_path):
+    """`corpusmill demo --recipe llama3`: the Llama 3 variant end to end (issue 18), report included."""
+    result = run_demo(str(tmp_path / "demo"), small=True, log=lambda *_: None, recipe="llama3", train_steps=20)
+    shards = ShardDataset(result["shards"])
+    mixture = shards.manifest["mixture"]
+    assert set(mixture) == {"general", "math", "code", "multilingual"}
+    assert shards.manifest["tokenizer"]["kind"] == "bpe"
+    held = shards.manifest["held_out"]
+    assert set(held) == {"general", "multilingual"}
+    proc = chromium(["--dump-dom", f"file://{result['report']}"], tmp_path)
+    assert proc.returncode == 0 and [l for l in proc.stderr.splitlines() if ":CONSOLE" in l] == []
+    dom = lxml_html.fromstring(proc.stdout)
+    assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "pass"
+    for name, m in mixture.items():
+        cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-field="tokens"]')
+        assert int(cell[0].text_content()) == m["tokens"]
+    for step in ("fuzzy_dedup", "pii", "domain"):
+        assert dom.xpath(f'//td[@data-step="{step}"]'), step

@@ -11,8 +11,8 @@ math, Wikipedia, Books and the crawl for general).
   windows instead, said in ``held_out_by``); the classes are balanced by cutting each to at most
   ``max_ratio`` times the smallest (by hash).
 - fastText supervised, one thread and a fixed seed in a fresh process (the same input gives the same model).
-- The held-out documents (whole, as the ``domain`` step sees them) give per-label precision, recall and the
-  confusion matrix, written to ``MODEL.json``. A model whose held-out recall of some label is under
+- The held-out documents (whole, as the ``domain`` step sees them, with its rule: code or math only at a
+  probability of 0.9 or more) give per-label precision, recall and the confusion matrix, written to ``MODEL.json``. A model whose held-out recall of some label is under
   :data:`MIN_RECALL` is refused, loudly, with what to try.
 """
 
@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
-from corpusmill.filters.domain import CLASSIFIED, LABEL, domain_text, load_domain_model, predict_domain
+from corpusmill.filters.domain import CLASSIFIED, LABEL, classified, domain_text, load_domain_model, predict_domain
 from corpusmill.quality.classifier import _train_fasttext
 from corpusmill.quality.texts import read_texts
 
@@ -112,7 +112,7 @@ def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, 
     confusion = {t: {p: 0 for p in sorted(labelled)} for t in sorted(labelled)}
     for label, items in test.items():
         for _key, text in items:
-            got = predict_domain(model, text)[0]
+            got = classified(*predict_domain(model, text))  # the domain step's rule
             confusion[label][got] = confusion[label].get(got, 0) + 1
     per_label = {}
     for label in sorted(labelled):
