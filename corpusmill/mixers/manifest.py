@@ -27,7 +27,9 @@ WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
-            "share_tolerance", "allow_off_target", "tokens_from", "mix_by", "domains", "domain_classifier"}
+            "share_tolerance", "allow_off_target", "tokens_from", "mix_by", "domains", "domain_classifier",
+            "anneal"}
+ANNEAL_KEYS = {"tokens", "weights"}
 MIX_BY = ("source", "domain")
 DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
 DOMAIN_LABELS = ("code", "general", "math")             # what a source may stand for when the classifier trains
@@ -76,6 +78,15 @@ class SourceSpec:
 
 
 @dataclasses.dataclass
+class AnnealSpec:
+    """Llama 3's annealing phase: the last ``tokens`` of training drawn from ``weights`` (pools: sources, or
+    domains), written to RUN/anneal/; the trainer switches to them and decays the learning rate to 0."""
+
+    tokens: int
+    weights: Dict[str, float]
+
+
+@dataclasses.dataclass
 class MixManifest:
     path: str
     name: str
@@ -93,6 +104,7 @@ class MixManifest:
     mix_by: str = "source"             # or "domain": the weights are on domain pools (Llama 3's mix)
     domains: List[SourceSpec] = dataclasses.field(default_factory=list)  # mix_by domain: the pools
     domain_model: Optional[str] = None  # mix_by domain: a trained classifier; trained from the sources when None
+    anneal: Optional[AnnealSpec] = None  # an annealing phase after the main mixture
 
     @property
     def pools(self) -> List[SourceSpec]:
@@ -268,7 +280,35 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
                        tokenizer=tokenizer, shards=shards, sources=sources, share_tolerance=float(tolerance),
                        allow_off_target=allow, tokens_from=tokens_from, mix_by=mix_by, domains=domains,
-                       domain_model=domain_model)
+                       domain_model=domain_model, anneal=_parse_anneal(path, data, pools, seq_len))
+
+
+def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) -> Optional[AnnealSpec]:
+    raw = data.get("anneal")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _err(path, "anneal", "expected a mapping: {tokens: N, weights: {pool: share, ...}}")
+    _check_keys(path, "anneal.", raw, ANNEAL_KEYS)
+    if raw.get("tokens") is None:
+        raise _err(path, "anneal.tokens", "missing: the tokens of the annealing phase (the last N of training)")
+    tokens = _int(path, "anneal.tokens", raw["tokens"], minimum=seq_len + 1)
+    weights = raw.get("weights")
+    names = [s.name for s in pools]
+    if not isinstance(weights, dict) or not weights:
+        raise _err(path, "anneal.weights", f"expected a mapping of {', '.join(names)} -> share")
+    out = {}
+    for name, w in weights.items():
+        if name not in names:
+            from corpusmill.core.config import close_matches
+
+            raise _err(path, f"anneal.weights.{name}", f"not a pool of this mixture ({', '.join(names)})"
+                                                       f"{close_matches(str(name), names)}")
+        out[str(name)] = _positive(path, f"anneal.weights.{name}", w)
+    total = sum(out.values())
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        raise _err(path, "anneal.weights", f"the weights sum to {total:.6g}, not 1")
+    return AnnealSpec(tokens=tokens, weights=out)
 
 
 def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], tokenized: bool):

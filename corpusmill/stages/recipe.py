@@ -277,18 +277,46 @@ def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List
     plan = plan_mixture(m, counts["sources"])
     log(format_plan(plan))
 
-    # 5. shards (a re-pack of the tokenized documents: no SentencePiece)
+    # 5. shards (a re-pack of the tokenized documents: no SentencePiece); with an annealing phase, its
+    #    mixture too (RUN/anneal/, from the same counts: the held-out documents stay out of it)
     shards_dir = join(root, "shards")
+    extra = {"recipe": m.name, "skipped_sources": dict(sorted(m.skipped.items()))}
+    anneal_plan = None
+    if m.anneal is not None:
+        anneal_plan = plan_mixture(anneal_manifest(m), counts["sources"])
+        log("[run] annealing phase:\n" + format_plan(anneal_plan))
+        extra["phases"] = [{"name": "anneal", "data": join("..", ANNEAL_DIR), "tokens": m.anneal.tokens,
+                            "weights": dict(sorted(m.anneal.weights.items()))}]
     scfg = ShardConfig(files=files, tokenizer=model, output=shards_dir, plan=plan, tokens=tokens,
                        rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows, overwrite=True,
-                       extra={"recipe": m.name, "skipped_sources": dict(sorted(m.skipped.items()))})
+                       extra=extra)
     config = {"tokens": tokens, "tokenizer_sha256": tok["sha256"], "plan": plan.to_dict(),
               "rows_per_shard": scfg.rows_per_shard, "batch_rows": scfg.batch_rows, "extra": scfg.extra}
     if run_stage_once("shards", shards_dir, config, lambda: write_mixed_shards(scfg, beam_args), log):
         ran.append("shards")
+    if anneal_plan is not None:
+        anneal_dir = join(root, ANNEAL_DIR)
+        acfg = dataclasses.replace(scfg, output=anneal_dir, plan=anneal_plan,
+                                   tokens={k: v for k, v in tokens.items() if k in m.anneal.weights},
+                                   extra={"recipe": m.name, "phase": "anneal"})
+        config = {"tokens": acfg.tokens, "tokenizer_sha256": tok["sha256"], "plan": anneal_plan.to_dict(),
+                  "rows_per_shard": acfg.rows_per_shard, "batch_rows": acfg.batch_rows, "extra": acfg.extra}
+        if run_stage_once("anneal shards", anneal_dir, config, lambda: write_mixed_shards(acfg, beam_args), log):
+            ran.append("anneal")
     with open(join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
         shards_manifest = json.load(fh)
     return RecipeResult(m, plan, shards_dir, shards_manifest, ran, dict(m.skipped))
+
+
+ANNEAL_DIR = "anneal"
+
+
+def anneal_manifest(m) -> "MixManifest":
+    """The manifest of the annealing mixture: its weights over the same pools (their holdout kept), its
+    tokens as the budget, no epoch caps."""
+    by_name = {s.name: s for s in m.sources}
+    sources = [dataclasses.replace(by_name[name], weight=w, epochs=None) for name, w in sorted(m.anneal.weights.items())]
+    return dataclasses.replace(m, sources=sources, budget_tokens=m.anneal.tokens, anneal=None)
 
 
 def format_plan(plan: MixPlan) -> str:

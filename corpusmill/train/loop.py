@@ -46,6 +46,38 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def phase_lr_factor(step: int, warmup: int, total: int, min_ratio: float, anneal_steps: int) -> float:
+    """:func:`lr_factor` over the main phase (cosine ending at the annealing boundary), then Llama 3's
+    annealing: linear from the main phase's last value to 0 at ``total`` over ``anneal_steps``."""
+    if anneal_steps <= 0:
+        return lr_factor(step, warmup, total, min_ratio)
+    boundary = total - anneal_steps
+    if step < boundary:
+        return lr_factor(step, warmup, boundary, min_ratio)
+    start = lr_factor(boundary, warmup, boundary, min_ratio)
+    return start * max(0.0, (total - step) / anneal_steps)
+
+
+def open_phases(data_dir: str, manifest: Dict[str, Any], train_ds, verify: bool) -> List[Dict[str, Any]]:
+    """The phases after the main mixture that the shards' manifest names (``corpusmill run`` with
+    ``anneal:``), each with its ShardDataset, checked against the main shards."""
+    out = []
+    for phase in manifest.get("phases") or []:
+        path = phase["data"] if os.path.isabs(phase["data"]) else os.path.normpath(os.path.join(data_dir, phase["data"]))
+        try:
+            ds = ShardDataset(path, verify=verify)
+        except (OSError, ValueError, CorpusmillError) as exc:
+            raise CorpusmillError(f"{data_dir}/manifest.json: phase {phase['name']!r}: cannot open its shards "
+                                  f"{path}: {exc}") from None
+        for key in ("tokenizer_sha256",):
+            if ds.manifest.get(key) != manifest.get(key):
+                raise CorpusmillError(f"{path}: phase {phase['name']!r} was made with another tokenizer than {data_dir}")
+        if ds.seq_len != train_ds.seq_len or ds.vocab_size != train_ds.vocab_size:
+            raise CorpusmillError(f"{path}: phase {phase['name']!r} differs from {data_dir} in seq_len or vocab_size")
+        out.append(dict(phase, dir=path, dataset=ds))
+    return out
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float, decay_embeddings: bool) -> List[Dict[str, Any]]:
     """Weight decay on matrices (every 2-D weight: attention, FFN, output layer and, unless
     ``decay_embeddings`` is False, the token embedding); none on the RMSNorm gains (1-D)."""
@@ -345,9 +377,24 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
                               f"({global_rows} rows / {world} processes)")
     accum = per_rank // micro
     total_steps = train_cfg.total_steps()
+    # an annealing phase (the shards' manifest names it): its tokens are the last steps of the run
+    phases = open_phases(data_dir, manifest, train_ds, verify_data)
+    if len(phases) > 1:
+        raise CorpusmillError(f"{data_dir}/manifest.json: {len(phases)} phases after the main one; one is supported")
+    anneal = phases[0] if phases else None
+    anneal_steps = math.ceil(anneal["tokens"] / (global_rows * seq_len)) if anneal else 0
+    if anneal and total_steps - anneal_steps <= train_cfg.warmup_steps:
+        raise CorpusmillError(
+            f"the annealing phase takes {anneal_steps} of the {total_steps} steps ({anneal['tokens']:,} tokens at "
+            f"{global_rows * seq_len:,} per step), leaving none after the {train_cfg.warmup_steps} warmup steps; "
+            f"train more steps or anneal over fewer tokens")
+    boundary = total_steps - anneal_steps
     data_meta = {"dir": os.path.abspath(data_dir), "num_rows": len(train_ds),
                  "tokenizer_sha256": manifest.get("tokenizer_sha256"), "vocab_size": train_ds.vocab_size,
                  "seq_len": seq_len, "holdout_shards": train_cfg.eval_holdout_shards}
+    if anneal:
+        data_meta["anneal"] = {"dir": anneal["dir"], "num_rows": len(anneal["dataset"]), "tokens": anneal["tokens"],
+                               "steps": anneal_steps, "from_step": boundary}
 
     # ---- resume point ---------------------------------------------------------------------------
     os.makedirs(out_dir, exist_ok=True)
@@ -418,8 +465,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     optimizer = torch.optim.AdamW(
         param_groups(model, train_cfg.weight_decay, train_cfg.decay_embeddings), lr=train_cfg.lr,
         betas=(train_cfg.beta1, train_cfg.beta2), eps=train_cfg.adam_eps, fused=(dev.type == "cuda"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, train_cfg.warmup_steps, total_steps, train_cfg.min_lr_ratio))
+    def schedule(s: int) -> float:
+        return phase_lr_factor(s, train_cfg.warmup_steps, total_steps, train_cfg.min_lr_ratio, anneal_steps)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     step, consumed_rows = 0, 0
     log = Logger(out_dir, rank, stream, resume_step=int(meta["step"]) if meta else 0)
@@ -430,8 +479,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         scheduler.base_lrs = [train_cfg.lr for _ in optimizer.param_groups]
         for group in optimizer.param_groups:
             group["initial_lr"] = train_cfg.lr
-            group["lr"] = train_cfg.lr * lr_factor(step, train_cfg.warmup_steps, total_steps,
-                                                   train_cfg.min_lr_ratio)
+            group["lr"] = train_cfg.lr * schedule(step)
         log.say(f"resumed from {latest} at step {step}" + (f" ({'; '.join(notes)})" if notes else ""))
     elif resume:
         log.say(f"--resume: no checkpoint in {out_dir}, starting from step 0")
@@ -451,7 +499,11 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         log.say(f"--eval-every {train_cfg.eval_every} but no held-out data: give --eval-holdout K or "
                 f"--eval-data DIR; evaluation is off")
     order = DataOrder(len(train_ds), train_cfg.seed)
+    anneal_order = DataOrder(len(anneal["dataset"]), train_cfg.seed) if anneal else None
     lo, hi = rank_slice(global_rows, rank, world)
+    if anneal:
+        log.say(f"annealing phase: steps {boundary + 1}-{total_steps} on {anneal['dir']} ({len(anneal['dataset'])} "
+                f"rows, {anneal['tokens']:,} tokens), learning rate decayed linearly to 0")
     flops_tok = model_cfg.flops_per_token(seq_len)
     peak = peak_flops(dev, bf16, train_cfg.peak_flops)
     n_params = model_cfg.num_params()
@@ -520,8 +572,13 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     wrapped.train()
     while step < end:
         t0 = time.perf_counter()
-        rows = order.rows(consumed_rows, global_rows)[lo:hi]
-        tokens, flags = load_rows(train_ds, rows, doc_mask)
+        phase = "anneal" if anneal and step >= boundary else "main"
+        if phase == "main":
+            rows = order.rows(consumed_rows, global_rows)[lo:hi]
+            tokens, flags = load_rows(train_ds, rows, doc_mask)
+        else:  # its own order from its first row: the position is the steps since the boundary
+            rows = anneal_order.rows((step - boundary) * global_rows, global_rows)[lo:hi]
+            tokens, flags = load_rows(anneal["dataset"], rows, doc_mask)
         loss_sum = torch.zeros((), device=dev)
         for m in range(accum):
             sl = slice(m * micro, (m + 1) * micro)
@@ -552,6 +609,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         tokens_per_s.append(tps)
         record: Dict[str, Any] = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
                                   "tokens": consumed_rows * seq_len, "tokens_per_s": tps, "step_time_s": dt}
+        if anneal:
+            record["phase"] = phase
         mfu = flops_tok * tps / (peak * world) if peak else None
         record["mfu"] = mfu
         line = None
