@@ -78,7 +78,7 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
 
 def test_demo_llama3_recipe_runs_and_its_report_renders(tmp_path):
     """`corpusmill demo --recipe llama3`: the Llama 3 variant end to end (issue 18), report included."""
-    result = run_demo(str(tmp_path / "demo"), small=True, log=lambda *_: None, recipe="llama3", train_steps=20)
+    result = run_demo(str(tmp_path / "demo"), small=True, log=lambda *_: None, recipe="llama3", train_steps=30)
     shards = ShardDataset(result["shards"])
     mixture = shards.manifest["mixture"]
     assert set(mixture) == {"general", "math", "code", "multilingual"}
@@ -89,8 +89,14 @@ def test_demo_llama3_recipe_runs_and_its_report_renders(tmp_path):
     assert proc.returncode == 0 and [l for l in proc.stderr.splitlines() if ":CONSOLE" in l] == []
     dom = lxml_html.fromstring(proc.stdout)
     assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "pass"
-    for name, m in mixture.items():
-        cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-field="tokens"]')
-        assert int(cell[0].text_content()) == m["tokens"]
+    anneal = ShardDataset(os.path.join(os.path.dirname(result["shards"]), "anneal")).manifest["mixture"]
+    for phase, mix in (("main", mixture), ("anneal", anneal)):
+        for name, m in mix.items():
+            cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-phase="{phase}"][@data-field="tokens"]')
+            assert int(cell[0].text_content()) == m["tokens"], (phase, name)
     for step in ("fuzzy_dedup", "pii", "domain"):
         assert dom.xpath(f'//td[@data-step="{step}"]'), step
+    # the annealing phase: the last 20 steps on RUN/anneal/, the learning rate to 0
+    log = [json.loads(line) for line in open(os.path.join(result["train"], "train_log.jsonl")) if '"loss"' in line]
+    assert [r["phase"] for r in log] == ["main"] * 10 + ["anneal"] * 20
+    assert log[-1]["lr"] < log[10]["lr"] / 10

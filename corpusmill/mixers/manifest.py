@@ -29,7 +29,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
             "share_tolerance", "allow_off_target", "tokens_from", "mix_by", "domains", "domain_classifier",
             "anneal"}
-ANNEAL_KEYS = {"tokens", "weights"}
+ANNEAL_KEYS = {"tokens", "weights", "share_tolerance"}
 MIX_BY = ("source", "domain")
 DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
 DOMAIN_LABELS = ("code", "general", "math")             # what a source may stand for when the classifier trains
@@ -84,6 +84,7 @@ class AnnealSpec:
 
     tokens: int
     weights: Dict[str, float]
+    share_tolerance: Optional[float] = None  # the annealing mixture's own (a short phase is few documents)
 
 
 @dataclasses.dataclass
@@ -308,7 +309,10 @@ def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) 
     total = sum(out.values())
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
         raise _err(path, "anneal.weights", f"the weights sum to {total:.6g}, not 1")
-    return AnnealSpec(tokens=tokens, weights=out)
+    tol = raw.get("share_tolerance")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol <= 1):
+        raise _err(path, "anneal.share_tolerance", f"expected a share in (0, 1], got {tol!r}")
+    return AnnealSpec(tokens=tokens, weights=out, share_tolerance=float(tol) if tol is not None else None)
 
 
 def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], tokenized: bool):

@@ -375,22 +375,29 @@ def _mixture_section(data: RunData) -> str:
     if not data.mixtures:
         return "<p>No mixer output (manifest.json) in this run.</p>"
     parts = []
-    for manifest in data.mixtures:
+    for manifest in sorted(data.mixtures, key=lambda m: m.get("phase") == "anneal"):  # the main mixture first
         mixture = manifest["mixture"]
+        phase = _e(manifest.get("phase", "main"))
         rows = "".join(
             f'<tr><td class="l">{_e(name)}</td><td>{100 * m.get("weight", 0):.2f}%</td>'
-            f'<td data-mixture="{_e(name)}" data-field="share">{100 * m.get("share", 0):.2f}%</td>'
-            f'<td>{m.get("target_tokens", "")}</td><td data-mixture="{_e(name)}" data-field="tokens">{m.get("tokens", "")}</td>'
+            f'<td data-mixture="{_e(name)}" data-phase="{phase}" data-field="share">{100 * m.get("share", 0):.2f}%</td>'
+            f'<td>{m.get("target_tokens", "")}</td>'
+            f'<td data-mixture="{_e(name)}" data-phase="{phase}" data-field="tokens">{m.get("tokens", "")}</td>'
             f'<td>{_num(m.get("epochs_target"))}</td><td>{m.get("epochs", 0):.3f}</td><td>{m.get("documents", "")}</td></tr>'
             for name, m in mixture.items())
         shards = manifest.get("shards") or []
         seq = int(manifest.get("seq_len", 0)) + 1
         shard_plot = bar_plot([s.get("file", str(i)) for i, s in enumerate(shards)][:40],
                               [int(s.get("rows", 0)) * seq for s in shards][:40], "tokens per shard", "tokens") if shards else ""
+        title = "annealing phase (the last tokens of training; the learning rate decays to 0)" \
+            if phase == "anneal" else ""
+        phases = "".join(f"; then {_e(p.get('name'))}: {int(p.get('tokens', 0)):,} tokens from {_e(p.get('data'))}"
+                         for p in manifest.get("phases") or [])
         parts.append(
-            f"<h3>{_e(manifest['_path'])}</h3>"
+            f"<h3>{_e(manifest['_path'])}{(' — ' + title) if title else ''}</h3>"
             f"<p>{manifest.get('rows', 0)} rows of {seq} tokens in {len(shards)} shards; "
-            f"tokenizer sha256 <code>{_e(str(manifest.get('tokenizer_sha256', ''))[:16])}…</code>; seed {_e(manifest.get('seed'))}</p>"
+            f"tokenizer sha256 <code>{_e(str(manifest.get('tokenizer_sha256', ''))[:16])}…</code>; seed {_e(manifest.get('seed'))}"
+            f"{phases}</p>"
             '<table><tr><th class="l">source</th><th>target share</th><th>achieved share</th><th>target tokens</th>'
             f"<th>tokens</th><th>target epochs</th><th>epochs</th><th>documents</th></tr>{rows}</table>"
             f'<div class="plots"><figure>{mixture_plot(mixture)}</figure><figure>{shard_plot}</figure></div>')

@@ -316,7 +316,9 @@ def anneal_manifest(m) -> "MixManifest":
     tokens as the budget, no epoch caps."""
     by_name = {s.name: s for s in m.sources}
     sources = [dataclasses.replace(by_name[name], weight=w, epochs=None) for name, w in sorted(m.anneal.weights.items())]
-    return dataclasses.replace(m, sources=sources, budget_tokens=m.anneal.tokens, anneal=None)
+    tolerance = m.anneal.share_tolerance if m.anneal.share_tolerance is not None else m.share_tolerance
+    return dataclasses.replace(m, sources=sources, budget_tokens=m.anneal.tokens, anneal=None,
+                               share_tolerance=tolerance)
 
 
 def format_plan(plan: MixPlan) -> str:
