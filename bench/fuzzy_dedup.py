@@ -37,18 +37,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 
 def components(nodes, edges):
-    parent = {n: n for n in nodes}
+    from corpusmill.dedup.fuzzy import exact_components
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    return {n: find(n) for n in nodes}
+    return exact_components(nodes, edges)
 
 
 def same_cluster_pairs(labels):

@@ -31,19 +31,7 @@ def slice_docs():
 
 
 def components(nodes, edges):
-    """Union-find: node -> the smallest node of its component."""
-    parent = {n: n for n in nodes}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    return {n: find(n) for n in nodes}
+    return fuzzy.exact_components(nodes, edges)
 
 
 def _as_json(item):

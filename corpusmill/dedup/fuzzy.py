@@ -110,6 +110,23 @@ def resolve(node: Node, parents: Iterable[Node], children: Iterable[Node]) -> It
     yield node, first
 
 
+def exact_components(nodes: Iterable[Node], edges: Iterable[Tuple[Node, Node]]) -> dict:
+    """Union-find on one machine: node -> the smallest node of its component. The reference the Beam
+    rounds are checked against (tests, bench/fuzzy_dedup.py); not used by the pipeline."""
+    parent = {n: n for n in nodes}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return {n: find(n) for n in parent}
+
+
 class DropNearDuplicates(Filter):
     """Takes ``(doc, None | (kept key, cluster size) | UNCONVERGED)``: drops the members of a cluster that
     are not its kept document as ``near_duplicate`` (``duplicate_of``, ``duplicate_of_location``,

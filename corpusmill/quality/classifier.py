@@ -77,6 +77,21 @@ def _train_fasttext(params: dict, output: str) -> None:
                               % (proc.returncode, " | ".join(tail)))
 
 
+def train_fasttext_lines(lines, params: dict, output: str, prefix: str) -> None:
+    """Write ``lines`` (``__label__X text``) to a temporary file beside ``output`` and train fastText on it
+    with ``params`` (in a fresh process); the file is removed afterwards."""
+    out_dir = os.path.dirname(os.path.abspath(output))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line + "\n")
+        _train_fasttext(dict(params, input=path), output)
+    finally:
+        os.unlink(path)
+
+
 def binary_metrics(pos_probs: Sequence[float], neg_probs: Sequence[float], threshold: float) -> Dict[str, float]:
     tp = sum(p >= threshold for p in pos_probs)
     fp = sum(p >= threshold for p in neg_probs)
@@ -129,19 +144,11 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
         raise CorpusmillError("the training split lacks one of the classes; give more documents")
     log(f"[train-classifier] {len(pos)} positive, {len(neg)} negative documents; "
         f"{len(train)} for training, {len(splits['test'])} held out")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, train_path = tempfile.mkstemp(prefix=".train-classifier-", suffix=".txt", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for _, label, text in train:
-                fh.write(f"{label} {classifier_text(text)}\n")
-        # hash buckets hold word n-grams only: none without them, 2**18 (not fastText's 2M) with them
-        params = {"input": train_path, "epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
-                  "bucket": bucket if word_ngrams > 1 else 0, "thread": max(1, threads), "seed": seed, "verbose": 0}
-        _train_fasttext(params, output)
-    finally:
-        os.unlink(train_path)
+    # hash buckets hold word n-grams only: none without them, 2**18 (not fastText's 2M) with them
+    params = {"epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
+              "bucket": bucket if word_ngrams > 1 else 0, "thread": max(1, threads), "seed": seed, "verbose": 0}
+    train_fasttext_lines((f"{label} {classifier_text(text)}" for _, label, text in train), params, output,
+                         ".train-classifier-")
     model = load_classifier(output)
 
     metrics = {"positive": len(pos), "negative": len(neg), "train": len(train), "held_out": len(splits["test"])}

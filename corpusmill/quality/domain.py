@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
 from corpusmill.filters.domain import CLASSIFIED, LABEL, classified, domain_text, load_domain_model, predict_domain
-from corpusmill.quality.classifier import _train_fasttext
+from corpusmill.quality.classifier import train_fasttext_lines
 from corpusmill.quality.texts import read_texts
 
 WINDOW = 2000
@@ -96,18 +95,10 @@ def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, 
     counts = {label: sum(1 for _, lab, _ in examples if lab == label) for label in sorted(train)}
     log(f"[domain] training windows per label: {counts}; held-out documents: "
         f"{ {k: len(v) for k, v in sorted(test.items())} }")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix=".train-domain-", suffix=".txt", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for _, label, text in examples:
-                fh.write(f"{LABEL}{label} {domain_text(text)}\n")
-        _train_fasttext({"input": path, "epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
-                         "bucket": 1 << 18 if word_ngrams > 1 else 0, "thread": 1, "seed": seed, "verbose": 0,
-                         "minCount": 1}, output)
-    finally:
-        os.unlink(path)
+    train_fasttext_lines((f"{LABEL}{label} {domain_text(text)}" for _, label, text in examples),
+                         {"epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
+                          "bucket": 1 << 18 if word_ngrams > 1 else 0, "thread": 1, "seed": seed, "verbose": 0,
+                          "minCount": 1}, output, ".train-domain-")
     model = load_domain_model(output)
     confusion = {t: {p: 0 for p in sorted(labelled)} for t in sorted(labelled)}
     for label, items in test.items():
