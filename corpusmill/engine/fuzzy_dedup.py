@@ -34,6 +34,40 @@ def _key(doc):
     return doc.id, doc.location
 
 
+class ScorePairs(beam.PTransform):
+    """Candidate pairs ``(a, b)`` and ``(key, shingle hashes)`` -> ``((a, b), score(set a, set b))``. The
+    shingle sets travel to the pairs (a CoGroupByKey by key, then a GroupByKey by pair), so no worker holds
+    more than one key's pairs or one pair's two sets. Shared by the books near-dup (overlap) and the web
+    fuzzy dedup (Jaccard)."""
+
+    def __init__(self, score):
+        super().__init__()
+        self.score = score
+
+    def expand(self, inputs):
+        pairs, shingles = inputs
+        score = self.score
+
+        def to_pairs(item):
+            key, grouped = item
+            for hashes in grouped["shingles"]:
+                for pair in grouped["pairs"]:
+                    yield pair, (key, hashes)
+
+        def scored(item):
+            pair, sides = item
+            sets = dict(sides)
+            yield pair, score(sets[pair[0]], sets[pair[1]])
+
+        return (
+            {"pairs": pairs | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)]), "shingles": shingles}
+            | "JoinShingles" >> beam.CoGroupByKey()
+            | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
+            | "GroupByPair" >> beam.GroupByKey()
+            | "Score" >> beam.FlatMap(scored)
+        )
+
+
 class _Round(beam.PTransform):
     """One large-star then one small-star round over undirected edges ``(a, b)``."""
 
@@ -87,26 +121,10 @@ class FindNearDuplicates(beam.PTransform):
         )
         if prm.threshold > 0:
             shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
-            members = candidates | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)])
-
-            def to_pairs(item):
-                key, grouped = item
-                for hashes in grouped["shingles"]:
-                    for pair in grouped["pairs"]:
-                        yield pair, (key, hashes)
-
-            def verified(item):
-                pair, sides = item
-                sets = dict(sides)
-                if fuzzy.jaccard(sets[pair[0]], sets[pair[1]]) >= prm.threshold:
-                    yield pair
-
             edges = (
-                {"pairs": members, "shingles": shingles}
-                | "JoinShingles" >> beam.CoGroupByKey()
-                | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
-                | "GroupByPair" >> beam.GroupByKey()
-                | "Verify" >> beam.FlatMap(verified)
+                (candidates, shingles)
+                | "VerifyPairs" >> ScorePairs(fuzzy.jaccard)
+                | "Verified" >> beam.FlatMap(lambda ps: [ps[0]] if ps[1] >= prm.threshold else [])
             )
         else:
             edges = candidates

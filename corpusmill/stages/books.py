@@ -32,6 +32,7 @@ from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
 from corpusmill.dedup import minhash
+from corpusmill.engine.fuzzy_dedup import ScorePairs
 from corpusmill.engine.stage import (
     OutputOptions,
     run_stage,
@@ -104,28 +105,17 @@ class FindNearDuplicates(beam.PTransform):
             | "BucketPairs" >> beam.FlatMap(lambda kv: minhash.candidate_pairs(kv[1], prm.max_bucket))
             | "DistinctPairs" >> beam.Distinct()
         )
-        members = pairs | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)])
         shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
 
-        def to_pairs(item):
-            book_id, grouped = item
-            for hashes in grouped["shingles"]:
-                for pair in grouped["pairs"]:
-                    yield pair, (book_id, hashes)
-
-        def score(item):
-            (a, b), sides = item
-            sets = dict(sides)
-            share = minhash.overlap(sets[a], sets[b])
+        def kept(item):
+            (a, b), share = item
             if share >= prm.overlap:
                 yield b, (a, share)  # the larger id is the one dropped
 
         dups = (
-            {"pairs": members, "shingles": shingles}
-            | "JoinShingles" >> beam.CoGroupByKey()
-            | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
-            | "GroupByPair" >> beam.GroupByKey()
-            | "Overlap" >> beam.FlatMap(score)
+            (pairs, shingles)
+            | "OverlapPairs" >> ScorePairs(minhash.overlap)
+            | "Overlap" >> beam.FlatMap(kept)
             | "GroupByDropped" >> beam.GroupByKey()
             | "KeptBook" >> beam.Map(lambda kv: (kv[0], minhash.near_duplicate_of(kv[1])))
         )
