@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import math
 import os
 
 import pytest
@@ -143,3 +144,23 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
                             special_tokens={BOS: tok.bos_id, EOS: tok.eos_id})
     for text in texts:
         assert enc.encode(text, disallowed_special=()) == tok.encode(text).tolist(), text[:40]
+
+
+def test_the_trainer_takes_uint32_shards_of_a_128k_vocabulary(tmp_path):
+    """Llama 3's 128,256 ids do not fit uint16: such shards are uint32, and the trainer reads them."""
+    pytest.importorskip("torch")
+    from test_shards import _build, _docs
+
+    from corpusmill.train.configs import load_config
+    from corpusmill.train.loop import train
+
+    vocab = 128256
+    (tmp_path / "shards").mkdir()
+    rows, _, _ = _build(tmp_path / "shards", _docs(60, vocab, seed=4), vocab=vocab)
+    assert rows.dtype.name == "uint32" and int(rows.max()) >= 65536
+    model_cfg, tr = load_config("tiny")
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=vocab)
+    tr = dataclasses.replace(tr, steps=2, seq_len=64, batch_tokens=4 * 64, warmup_steps=1, eval_every=0,
+                             ckpt_every=0, log_every=1000)
+    summary = train(model_cfg, tr, str(tmp_path / "shards"), str(tmp_path / "run"), stream=None)
+    assert summary["step"] == 2 and summary["loss"] == pytest.approx(math.log(vocab), rel=0.1)  # at chance
