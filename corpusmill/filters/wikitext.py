@@ -19,6 +19,7 @@ Two filters:
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 import unicodedata
 import urllib.parse
@@ -314,7 +315,14 @@ def wikitext_to_text(wikitext: str, no_text_namespaces: Iterable[str] = (),
     for level, line in kept:
         lines += ["", line] if level else [line]
     text = "\n".join(lines)
+    # an entity the renderer passed through as text (inside some template arguments): the character it names
+    text, decoded = _ENTITY.subn(lambda m: html.unescape(m.group(0)), text)
+    if counts is not None:
+        counts["entities_decoded"] = decoded
     return _MANY_NEWLINES.sub("\n\n", text).strip()
+
+
+_ENTITY = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
 
 
 def _without_bare_headings(entries: List[Tuple[int, str]]) -> List[Tuple[int, str]]:
