@@ -142,3 +142,26 @@ def test_groups_that_match_nothing_name_the_manifest_field(first_run, tmp_path):
     subdirs = sorted(d for d in os.listdir(os.path.join(result.manifest.output, "sources", "cc"))
                      if not d.startswith("_") and os.path.isdir(os.path.join(result.manifest.output, "sources", "cc", d)))
     assert subdirs and msg.endswith(f"its sub-directories: {', '.join(subdirs)}")
+
+
+def test_holdout_by_token_count(first_run, tmp_path):
+    """``holdout_tokens``: about that many tokens of a source held out (issue 17), as the share of its tokens
+    it is; documents drawn by hash at that share. Half or more of a source is refused."""
+    path, result, _ = first_run
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    data["tokenizer"]["model"] = os.path.join(result.manifest.output, "tokenizer", "tokenizer.model")
+    data["output"] = str(tmp_path / "out")
+    data["sources"]["wikipedia"]["holdout_tokens"] = 40000
+    lines = []
+    again = run_recipe(write_yaml(tmp_path / "h.yaml", data), log=lines.append)
+    held = again.shards_manifest["held_out"]["wikipedia"]
+    assert abs(held["tokens"] - 40000) <= 0.25 * 40000, held  # near the count: whole documents, by hash
+    assert any("holdout_tokens 40,000: a share" in line for line in lines)
+    assert ShardDataset(os.path.join(again.shards_dir, held["dir"])).manifest["rows"] > 0
+    data["sources"]["wikipedia"]["holdout_tokens"] = 10 ** 9
+    with pytest.raises(CorpusmillError, match="sources.wikipedia.holdout_tokens: 1,000,000,000 tokens is half or more"):
+        run_recipe(write_yaml(tmp_path / "h2.yaml", data), log=lambda *_: None)
+    data["sources"]["wikipedia"]["holdout"] = 0.1
+    with pytest.raises(CorpusmillError, match="not both"):
+        run_recipe(write_yaml(tmp_path / "h3.yaml", data), log=lambda *_: None)

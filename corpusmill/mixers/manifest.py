@@ -33,13 +33,14 @@ ANNEAL_KEYS = {"tokens", "weights", "share_tolerance"}
 MIX_BY = ("source", "domain")
 DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
 DOMAIN_LABELS = ("code", "general", "math")             # what a source may stand for when the classifier trains
-POOL_KEYS = {"weight", "epochs", "holdout"}
+POOL_KEYS = {"weight", "epochs", "holdout", "holdout_tokens"}
 DOMAIN_CLASSIFIER_KEYS = {"model"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
 TOKENIZER_KINDS = ("sentencepiece", "bpe")
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
-SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout", "domain"}
+SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout",
+               "holdout_tokens", "domain"}
 
 
 @dataclasses.dataclass
@@ -70,6 +71,8 @@ class SourceSpec:
     groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
     holdout: float = 0.0                 # share of the source's documents set aside, before any repetition,
                                          # as its held-out set (shards/eval/<source>/): never in a training row
+    holdout_tokens: Optional[int] = None  # or: about this many tokens held out (turned into a share once the
+                                          # source's tokens are known: corpusmill.stages.recipe)
     domain: Optional[str] = None         # mix_by domain: the label this source teaches the domain classifier
     section: str = "sources"             # where it is in the manifest: sources, or domains (a domain pool)
 
@@ -335,7 +338,8 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
         raise _err(path, "mix_by", "domain with tokens_from is not supported: the domains are set when the "
                                    "documents are tokenized; mix that run's domains by naming them as sources")
     for spec in sources:
-        for key, value in (("weight", spec.weight), ("epochs", spec.epochs), ("holdout", spec.holdout or None)):
+        for key, value in (("weight", spec.weight), ("epochs", spec.epochs), ("holdout", spec.holdout or None),
+                           ("holdout_tokens", spec.holdout_tokens)):
             if value is not None:
                 raise _err(path, spec.field(key), f"with mix_by: domain, '{key}' goes on the domains "
                                                   f"(domains.<name>.{key}), not on a source")
@@ -394,6 +398,11 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
             raise _err(path, f"{field}.holdout", f"expected the share of its documents held out, in [0, 0.5), "
                                                  f"e.g. 0.01; got {h!r}")
         spec.holdout = float(h)
+    if value.get("holdout_tokens") is not None:
+        if value.get("holdout") is not None:
+            raise _err(path, f"{field}.holdout_tokens", "give 'holdout' (a share of the documents) or "
+                                                         "'holdout_tokens' (about so many tokens), not both")
+        spec.holdout_tokens = _int(path, f"{field}.holdout_tokens", value["holdout_tokens"], minimum=1)
     has_docs, has_proc = value.get("documents") is not None, value.get("processor") is not None
     if tokenized:  # tokens_from: the documents are already tokenized there
         if has_docs or has_proc:

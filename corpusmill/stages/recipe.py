@@ -138,6 +138,7 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     """Run every stage of the manifest that is not done yet; returns where the shards are."""
     from corpusmill.stages.mix import (
         TokensConfig,
+        read_tokens_summary,
         source_files,
         token_files,
         write_tokens,
@@ -213,7 +214,7 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         tokens_config.update(domain_model_sha256=sha256_file(domain_model), pools=tkcfg.pools)
     if run_stage_once("tokens", tokens_dir, tokens_config, lambda: write_tokens(tkcfg, beam_args), log):
         ran.append("tokens")
-    mixed = m.by_pools()
+    mixed = holdout_shares(m.by_pools(), read_tokens_summary(tokens_dir), log)
     tokens = token_files(tokens_dir, [s.name for s in mixed.sources], what="domain" if m.mix_by == "domain" else "source")
     return _count_and_shard(mixed, root, model, tok, tokens, files, ran, beam_args, log)
 
@@ -255,7 +256,25 @@ def _mix_tokens_from(m, root: str, beam_args, log) -> "RecipeResult":
         raise CorpusmillError(f"{m.path}: tokenizer.model {model} is not the tokenizer of {tokens_dir} (sha256 differs)")
     tokens = token_files(tokens_dir, [s.name for s in m.sources])
     log(f"[run] tokens: {tokens_dir} (from another run; nothing is tokenized)")
-    return _count_and_shard(m, root, model, tok, tokens, {}, [], beam_args, log)
+    return _count_and_shard(holdout_shares(m, summary, log), root, model, tok, tokens, {}, [], beam_args, log)
+
+
+def holdout_shares(m, summary: dict, log) -> "MixManifest":
+    """Each ``holdout_tokens`` as the share of its pool's tokens (tokens.json) it is: documents are then
+    held out by hash at that share, so the held-out tokens land near the count (docs/mixing.md)."""
+    specs = []
+    for spec in m.sources:
+        if spec.holdout_tokens:
+            total = int(summary.get("sources", {}).get(spec.name, {}).get("tokens", 0))
+            share = spec.holdout_tokens / total if total else 1.0
+            if share >= 0.5:
+                raise CorpusmillError(f"{m.path}: {spec.field('holdout_tokens')}: {spec.holdout_tokens:,} tokens is "
+                                      f"half or more of the {total:,} it has; hold out fewer")
+            spec = dataclasses.replace(spec, holdout=round(share, 12))
+            log(f"[run] {spec.field('holdout_tokens')} {spec.holdout_tokens:,}: a share {share:.6f} of its "
+                f"{total:,} tokens")
+        specs.append(spec)
+    return dataclasses.replace(m, sources=specs)
 
 
 def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List[str]], files, ran: List[str],
