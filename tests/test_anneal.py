@@ -101,3 +101,25 @@ def test_an_annealing_phase_longer_than_the_run_is_refused(run, tmp_path):
     model, tr = _cfg(steps=4)
     with pytest.raises(CorpusmillError, match="annealing phase takes 3 of the 4 steps"):
         train(model, tr, result.shards_dir, str(tmp_path / "x"), stream=None)
+
+
+def test_manifest_mistakes_name_their_field(tmp_path):
+    from corpusmill.mixers.manifest import load_manifest
+
+    base = {"output": str(tmp_path / "o"), "seq_len": SEQ, "budget_tokens": 60000,
+            "sources": {"wiki": {"weight": 0.7, "documents": WIKI}, "code": {"weight": 0.3, "documents": CODE}}}
+
+    def load(**changes):
+        path = tmp_path / "m.yaml"
+        path.write_text(yaml.safe_dump(dict(base, **changes)), encoding="utf-8")
+        return load_manifest(str(path))
+
+    assert load(anneal={"tokens": 1000, "weights": {"wiki": 1.0}}).anneal.weights == {"wiki": 1.0}
+    for anneal, message in (({"tokens": 1000, "weights": {"wikki": 1.0}}, "anneal.weights.wikki: not a pool.*wiki"),
+                            ({"tokens": 1000, "weights": {"wiki": 0.5}}, "anneal.weights: the weights sum to 0.5"),
+                            ({"weights": {"wiki": 1.0}}, "anneal.tokens: missing"),
+                            ({"tokens": 1000, "weights": {"wiki": 1.0}, "steps": 3}, "anneal.steps")):
+        with pytest.raises(CorpusmillError, match=message):
+            load(anneal=anneal)
+    with pytest.raises(CorpusmillError, match="tokenizer.kind: 'bpee' is not a tokenizer kind.*did you mean bpe"):
+        load(tokenizer={"kind": "bpee"})
