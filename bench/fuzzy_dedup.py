@@ -1,6 +1,7 @@
 """Fuzzy document dedup against an exact all-pairs Jaccard on the same real texts.
 
     .venv/bin/python bench/fuzzy_dedup.py [--docs '/usr/share/doc/*/copyright'] [--threshold 0.75 0.5]
+    .venv/bin/python bench/fuzzy_dedup.py --paths     # connected-component rounds a chain needs
 
 Texts: the distinct texts of Debian's /usr/share/doc/*/copyright files on this machine (packages from one
 source share one; families of packages share most of it with other names and years: real near-duplicate
@@ -65,11 +66,52 @@ def run_beam(docs, params):
             return dict(json.loads(line) for line in fh)
 
 
+def rounds_needed(edges, limit: int = 40) -> int:
+    """Large-star + small-star rounds until the edges are a star forest (the pipeline's check)."""
+    from corpusmill.dedup import fuzzy
+
+    current = set(edges)
+    for r in range(1, limit + 1):
+        nb = {}
+        for a, b in current:
+            nb.setdefault(a, []).append(b)
+            nb.setdefault(b, []).append(a)
+        large = {e for u, vs in nb.items() for e in fuzzy.large_star(u, vs)}
+        smaller = {}
+        for a, b in large:
+            smaller.setdefault(max(a, b), []).append(min(a, b))
+        current = {e for u, vs in smaller.items() for e in fuzzy.small_star(u, vs)}
+        nb = {}
+        for a, b in current:
+            nb.setdefault(a, []).append(b)
+            nb.setdefault(b, []).append(a)
+        final = {e for u, vs in nb.items() for e in fuzzy.large_star(u, vs)}
+        parents, children = {}, {}
+        for c, p in final:
+            parents.setdefault(c, []).append(p)
+            children.setdefault(p, []).append(c)
+        nodes = set(parents) | set(children)
+        if not any(label == fuzzy.UNCONVERGED for n in nodes
+                   for _, label in fuzzy.resolve(n, parents.get(n, []), children.get(n, []))):
+            return r
+    return -1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", default="/usr/share/doc/*/copyright")
     ap.add_argument("--threshold", type=float, nargs="+", default=[0.75, 0.5])
+    ap.add_argument("--paths", action="store_true", help="only: the rounds a path of n documents needs")
     args = ap.parse_args()
+    if args.paths:  # the worst shape for the rounds: a chain, in id order and shuffled
+        import random
+
+        for n in (10, 100, 1000, 10000):
+            ids = list(range(n + 1))
+            random.Random(0).shuffle(ids)
+            print(f"path of {n + 1} documents: {rounds_needed([(i, i + 1) for i in range(n)])} rounds in id order, "
+                  f"{rounds_needed([(ids[i], ids[i + 1]) for i in range(n)])} shuffled")
+        return
 
     from corpusmill.core.document import Document
     from corpusmill.dedup import fuzzy, minhash

@@ -22,7 +22,7 @@ class FuzzyParams:
     num_perm: int = 112
     bands: int = 14
     threshold: float = 0.75
-    rounds: int = 12
+    rounds: int = 16
     seed: int = 1
 
     @property

@@ -113,7 +113,7 @@ class CCNetConfig(OutputOptions):
                                          "word 5-gram sets is at least this (0: every LSH candidate, as FineWeb)")
     fuzzy_num_perm: int = option(112, min=2, help="MinHash hashes per document (FineWeb: 112)")
     fuzzy_bands: int = option(14, min=1, help="LSH bands; --fuzzy-num-perm / bands rows each (FineWeb: 14 of 8)")
-    fuzzy_rounds: int = option(12, min=1, help="connected-component rounds (two shuffles each); a cluster not "
+    fuzzy_rounds: int = option(16, min=1, help="connected-component rounds (two shuffles each); a cluster not "
                                                "resolved within them is a dead letter that says to raise this")
     min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
     scrub_pii: bool = option(False, help="after lid, replace e-mail addresses, IP addresses and phone numbers by "
