@@ -4,7 +4,9 @@ components (the rule and the algorithm: :mod:`corpusmill.dedup.fuzzy`).
 ``docs | FindNearDuplicates(params)`` gives ``(doc, None | ((kept id, kept location), cluster size) |
 UNCONVERGED)`` for every document; :class:`corpusmill.dedup.fuzzy.DropNearDuplicates` turns it into
 verdicts. Every shuffle is keyed so that no worker holds more than one key's streamed values: a band
-bucket, a node's neighbours, a candidate pair's two shingle sets, a document's own label.
+bucket, a node's neighbours, a candidate pair's two shingle sets, a document's own label; joins whose
+sides can be large (a document's candidate pairs, a root's members) stream them (:func:`stream_join`)
+instead of Beam's CoGroupByKey, which makes each side a list.
 """
 
 from __future__ import annotations
@@ -34,6 +36,31 @@ def _key(doc):
     return doc.id, doc.location
 
 
+class _Side:
+    """The values of one tag among a key's grouped ``(tag, value)`` pairs, re-iterable: each pass reads
+    the grouped values again (re-iterable and paged on every runner), so a side of a million values is
+    never a list in memory, as Beam's CoGroupByKey would make it."""
+
+    def __init__(self, values, tag: str):
+        self.values, self.tag = values, tag
+
+    def __iter__(self):
+        return (value for tag, value in self.values if tag == self.tag)
+
+
+def stream_join(pcolls: dict, label: str, fn):
+    """Like ``CoGroupByKey`` then ``FlatMap(fn)``, with each side streamed: ``fn(key, {tag: side})``, a
+    side being re-iterable over its values (:class:`_Side`)."""
+    tags = sorted(pcolls)
+    tagged = [pcolls[t] | f"{label}Tag{t}" >> beam.Map(lambda kv, t=t: (kv[0], (t, kv[1]))) for t in tags]
+    return (
+        tagged
+        | f"{label}Flatten" >> beam.Flatten()
+        | f"{label}Group" >> beam.GroupByKey()
+        | f"{label}Apply" >> beam.FlatMap(lambda kv: fn(kv[0], {t: _Side(kv[1], t) for t in tags}))
+    )
+
+
 class ScorePairs(beam.PTransform):
     """Candidate pairs ``(a, b)`` and ``(key, shingle hashes)`` -> ``((a, b), score(set a, set b))``. The
     shingle sets travel to the pairs (a CoGroupByKey by key, then a GroupByKey by pair), so no worker holds
@@ -48,10 +75,10 @@ class ScorePairs(beam.PTransform):
         pairs, shingles = inputs
         score = self.score
 
-        def to_pairs(item):
-            key, grouped = item
-            for hashes in grouped["shingles"]:
-                for pair in grouped["pairs"]:
+        def to_pairs(key, sides):  # the key's one shingle set, then its pairs streamed
+            hashes = next(iter(sides["shingles"]), None)
+            if hashes is not None:
+                for pair in sides["pairs"]:
                     yield pair, (key, hashes)
 
         def scored(item):
@@ -59,10 +86,9 @@ class ScorePairs(beam.PTransform):
             sets = dict(sides)
             yield pair, score(sets[pair[0]], sets[pair[1]])
 
+        members = pairs | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)])
         return (
-            {"pairs": pairs | "PairMembers" >> beam.FlatMap(lambda p: [(p[0], p), (p[1], p)]), "shingles": shingles}
-            | "JoinShingles" >> beam.CoGroupByKey()
-            | "ShinglesPerPair" >> beam.FlatMap(to_pairs)
+            stream_join({"pairs": members, "shingles": shingles}, "ShinglesPerPair", to_pairs)
             | "GroupByPair" >> beam.GroupByKey()
             | "Score" >> beam.FlatMap(scored)
         )
@@ -132,16 +158,10 @@ class FindNearDuplicates(beam.PTransform):
             edges = edges | f"Round{i + 1}" >> _Round()
         stars = _final_large_star(edges)
 
-        def resolved(item):
-            node, grouped = item
-            yield from fuzzy.resolve(node, grouped["parent"], grouped["child"])
-
-        labels = (
+        labels = stream_join(
             {"parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
-             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))}
-            | "JoinStars" >> beam.CoGroupByKey()
-            | "Resolve" >> beam.FlatMap(resolved)
-        )
+             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))},
+            "Resolve", lambda node, sides: fuzzy.resolve(node, sides["parent"], sides["child"]))
         sizes = (
             labels
             | "Roots" >> beam.FlatMap(lambda kv: [] if kv[1] == fuzzy.UNCONVERGED else [kv[1]])
@@ -153,17 +173,13 @@ class FindNearDuplicates(beam.PTransform):
             if label != fuzzy.UNCONVERGED:
                 yield label, node
 
-        def sized(item):
-            root, grouped = item
-            size = sum(grouped["size"]) + 1  # the members and the root
-            for node in grouped["member"]:
+        def sized(root, sides):
+            size = sum(sides["size"]) + 1  # the members and the root
+            for node in sides["member"]:
                 yield node, (root, size)
 
-        member_labels = (
-            {"member": labels | "MembersByRoot" >> beam.FlatMap(by_root), "size": sizes}
-            | "JoinSizes" >> beam.CoGroupByKey()
-            | "Sized" >> beam.FlatMap(sized)
-        )
+        member_labels = stream_join({"member": labels | "MembersByRoot" >> beam.FlatMap(by_root), "size": sizes},
+                                    "Sized", sized)
         unconverged = labels | "Unconverged" >> beam.Filter(lambda kv: kv[1] == fuzzy.UNCONVERGED)
         all_labels = (member_labels, unconverged) | "AllLabels" >> beam.Flatten()
 
