@@ -211,7 +211,8 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     if m.mix_by == "domain":
         domain_model = _domain_classifier(m, root, files, ran, log)
         tkcfg = dataclasses.replace(tkcfg, domain_model=domain_model, pools=[d.name for d in m.domains])
-        tokens_config.update(domain_model_sha256=sha256_file(domain_model), pools=tkcfg.pools)
+        tokens_config.update(domain_model=sha256_file(domain_model) if "://" not in domain_model else domain_model,
+                             pools=tkcfg.pools)
     if run_stage_once("tokens", tokens_dir, tokens_config, lambda: write_tokens(tkcfg, beam_args), log):
         ran.append("tokens")
     mixed = holdout_shares(m.by_pools(), read_tokens_summary(tokens_dir), log)
