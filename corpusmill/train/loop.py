@@ -69,9 +69,8 @@ def open_phases(data_dir: str, manifest: Dict[str, Any], train_ds, verify: bool)
         except (OSError, ValueError, CorpusmillError) as exc:
             raise CorpusmillError(f"{data_dir}/manifest.json: phase {phase['name']!r}: cannot open its shards "
                                   f"{path}: {exc}") from None
-        for key in ("tokenizer_sha256",):
-            if ds.manifest.get(key) != manifest.get(key):
-                raise CorpusmillError(f"{path}: phase {phase['name']!r} was made with another tokenizer than {data_dir}")
+        if ds.manifest.get("tokenizer_sha256") != manifest.get("tokenizer_sha256"):
+            raise CorpusmillError(f"{path}: phase {phase['name']!r} was made with another tokenizer than {data_dir}")
         if ds.seq_len != train_ds.seq_len or ds.vocab_size != train_ds.vocab_size:
             raise CorpusmillError(f"{path}: phase {phase['name']!r} differs from {data_dir} in seq_len or vocab_size")
         out.append(dict(phase, dir=path, dataset=ds))
