@@ -194,10 +194,10 @@ def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_byte
             raise Killed
         real_pipeline(cfg, beam_args, out_dir, build, extra, **kw)
 
-    def mark(self, shard, unit, files):
+    def mark(self, shard, unit, files, pieces=()):
         if where == "a shard marker" and shard == 3:
             raise Killed
-        real_mark(self, shard, unit, files)
+        real_mark(self, shard, unit, files, pieces)
 
     monkeypatch.setattr(ccnet, "_run_pipeline", pipeline)
     monkeypatch.setattr(ccnet.ShardState, "mark", mark)

@@ -142,7 +142,7 @@ def read_dropped(out_dir: str) -> Dict[str, Dict[str, List[dict]]]:
     for step in sorted(os.listdir(folder)):
         for name in sorted(os.listdir(os.path.join(folder, step))):
             if name.endswith(".jsonl.gz"):
-                reason = re.sub(r"-\d{5}$", "", name[: -len(".jsonl.gz")])
+                reason = re.sub(r"-\d{5,}$", "", name[: -len(".jsonl.gz")])
                 out.setdefault(step, {}).setdefault(reason, []).extend(
                     _jsonl_gz_records([os.path.join(folder, step, name)]))
     return out

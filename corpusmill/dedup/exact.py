@@ -10,7 +10,7 @@ C4 stage uses it for the newest page per URL).
 from __future__ import annotations
 
 import math
-from typing import AbstractSet, Iterable, Optional, Tuple
+from typing import AbstractSet, Iterable, List, Optional, Tuple
 
 from corpusmill.core.document import Document
 from corpusmill.core.hashing import stable_hash
@@ -34,6 +34,26 @@ def newest_content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, f
 
     seconds = timestamp_seconds(doc.timestamp)
     yield content_hash(doc.text), (doc.id, -seconds if seconds is not None else math.inf)
+
+
+def duplicate_rows(keys: List[bytes], ranks, ids: List[str], locations: List[str], refs) -> List[Tuple[int, int]]:
+    """"One copy per key" decided on keys alone: for rows ``(key, rank, id, location, ref)``, the pairs
+    ``(loser row, kept row)``: of the rows sharing a non-empty key, the one of smallest ``(rank, id,
+    location)`` is kept (rank: a newer crawl is smaller, so the newest copy; ties: the smallest id), every
+    other loses to it. An empty key is never a duplicate."""
+    from collections import Counter
+
+    counts = Counter(keys)
+    order = sorted((i for i in range(len(keys)) if keys[i] and counts[keys[i]] > 1),
+                   key=lambda i: (keys[i], ranks[i], ids[i], locations[i], refs[i]))
+    out = []
+    kept = -1
+    for j, i in enumerate(order):
+        if j and keys[i] == keys[order[j - 1]]:
+            out.append((i, kept))
+        else:
+            kept = i
+    return out
 
 
 class DropDuplicates(Filter):

@@ -15,7 +15,9 @@ rebuilds the text.
 
 from __future__ import annotations
 
-from typing import AbstractSet, Callable, Hashable, Iterable, Iterator, List, Optional, Tuple
+from typing import AbstractSet, Callable, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from corpusmill.core.document import Document
 from corpusmill.filters.base import Filter, Verdict, drop, keep
@@ -69,18 +71,49 @@ def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashabl
             held = []
 
 
-def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") -> str:
+def repeated_line_groups(hashes: np.ndarray, refs: np.ndarray, scopes: np.ndarray, min_docs: int = 2,
+                         keep_first: bool = False):
+    """cc_net's rule decided on keys alone. Given every occurrence ``(scope, line hash, document ref)``
+    of one hash range (a document gives each of its distinct line hashes once), returns
+
+    - the marks: ``(refs, hashes)`` of the occurrences to remove (a hash in ``min_docs`` or more documents
+      of its scope is removed from all of them; with ``keep_first``, from all but the first document);
+    - the repeated hashes: ``(documents, scope, hash, first ref)`` arrays, one entry per such hash.
+
+    Vectorized (one sort); memory is the occurrences' 24 bytes each."""
+    hashes, refs, scopes = (np.asarray(a, dtype=np.int64) for a in (hashes, refs, scopes))
+    n = len(hashes)
+    empty = np.zeros(0, dtype=np.int64)
+    if n == 0:
+        return (empty, empty), (empty, empty, empty, empty)
+    order = np.lexsort((refs, hashes, scopes))
+    h, r, s = hashes[order], refs[order], scopes[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = (h[1:] != h[:-1]) | (s[1:] != s[:-1])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, n))
+    repeated = sizes >= min_docs
+    marked = repeated[np.cumsum(new) - 1]
+    if keep_first:
+        marked[starts] = False
+    return (r[marked], h[marked]), (sizes[repeated], s[starts][repeated], h[starts][repeated], r[starts][repeated])
+
+
+def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet",
+                 hashes: Optional[Sequence[int]] = None) -> str:
     """cc_net's ``finalize_doc``: drop every line whose hash is in ``remove``, and every later copy of a
-    line already kept in this document."""
+    line already kept in this document. ``hashes``: the lines' hashes, when they are known already."""
     lines = text.split("\n")
-    return "\n".join(line for line, kept in zip(lines, kept_lines(text, remove, normalize)) if kept)
+    return "\n".join(line for line, kept in zip(lines, kept_lines(text, remove, normalize, hashes)) if kept)
 
 
-def kept_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet") -> List[bool]:
+def kept_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet",
+               hashes: Optional[Sequence[int]] = None) -> List[bool]:
     """For each line of ``text``, whether :func:`remove_lines` keeps it."""
     seen = set()
     out = []
-    for h in line_hashes(text, normalize):
+    for h in (line_hashes(text, normalize) if hashes is None else hashes):
         out.append(h not in seen and h not in remove)
         seen.add(h)
     return out
@@ -105,17 +138,19 @@ class RemoveDuplicateLines(Filter):
     def thresholds(self):
         return {"length": self.min_length}
 
-    def __call__(self, item: Tuple[Document, Optional[AbstractSet[int]]]) -> Verdict:
-        doc, remove = item
+    def __call__(self, item: Tuple) -> Verdict:
+        """``item``: ``(doc, line hashes to remove)``, or ``(doc, to remove, the hashes of its lines)``."""
+        doc, remove = item[0], item[1] or frozenset()
+        hashes = item[2].tolist() if len(item) > 2 and item[2] is not None else line_hashes(doc.text, self.normalize)
         original = doc
-        text = remove_lines(doc.text, remove or frozenset(), self.normalize)
+        mask = kept_lines(doc.text, remove, self.normalize, hashes)
+        text = "\n".join(line for line, kept in zip(doc.text.split("\n"), mask) if kept)
         nlines = text.count("\n") + 1 if text else 0
         doc = doc.replace(text=text).annotate(
             original_nlines=doc.text.count("\n") + 1, original_length=len(doc.text),
             nlines=nlines, length=len(text))
         if not text or len(text) < self.min_length:  # cc_net drops a document left with no line
             # the record keeps the text as it came, with the lines dedup removed, so a person can judge it
-            mask = kept_lines(original.text, remove or frozenset(), self.normalize)
             return drop("too_short", doc.replace(text=original.text).annotate(
                 removed_lines=[i for i, k in enumerate(mask) if not k]))
         return keep(doc)

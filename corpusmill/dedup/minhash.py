@@ -108,6 +108,14 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> List[str]:
             for i in range(bands)]
 
 
+def band_hashes(sig: np.ndarray, bands: int, rows: int) -> List[int]:
+    """One signed 64-bit key per LSH band (the band's index and rows, hashed): the compact form of
+    :func:`band_keys` that the web fuzzy dedup shuffles."""
+    sig = np.ascontiguousarray(sig, dtype=np.uint64)
+    return [int.from_bytes(hashlib.blake2b(i.to_bytes(2, "little") + sig[i * rows:(i + 1) * rows].tobytes(),
+                                           digest_size=8).digest(), "little", signed=True) for i in range(bands)]
+
+
 def candidate_pairs(book_ids: Iterable[str], max_bucket: int = 0) -> List[Tuple[str, str]]:
     """All pairs (smaller id, larger id) of one LSH bucket; ``max_bucket`` > 0 caps the bucket's
     members (the smallest ids are paired) so a degenerate bucket cannot explode quadratically."""

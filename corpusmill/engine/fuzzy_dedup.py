@@ -124,7 +124,34 @@ def _final_large_star(edges):
     )
 
 
+class ClusterEdges(beam.PTransform):
+    """Verified edges ``(a, b)`` -> the clusters, as three PCollections: ``(member, root)`` for every node
+    that is not its cluster's root (the root is the cluster's smallest node), ``(root, cluster size)``,
+    and ``(node, UNCONVERGED)`` for the nodes ``rounds`` rounds did not resolve."""
+
+    def __init__(self, rounds: int):
+        super().__init__()
+        self.rounds = rounds
+
+    def expand(self, edges):
+        for i in range(self.rounds):
+            edges = edges | f"Round{i + 1}" >> _Round()
+        stars = _final_large_star(edges)
+        labels = stream_join(
+            {"parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
+             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))},
+            "Resolve", lambda node, sides: fuzzy.resolve(node, sides["parent"], sides["child"]))
+        members = labels | "Members" >> beam.Filter(lambda kv: kv[1] != fuzzy.UNCONVERGED)
+        sizes = (members | "Roots" >> beam.Map(lambda kv: kv[1]) | "ClusterSize" >> beam.combiners.Count.PerElement()
+                 | "WithRoot" >> beam.Map(lambda kv: (kv[0], kv[1] + 1)))  # the members and the root
+        unconverged = labels | "Unconverged" >> beam.Filter(lambda kv: kv[1] == fuzzy.UNCONVERGED)
+        return members, sizes, unconverged
+
+
 class FindNearDuplicates(beam.PTransform):
+    """Documents -> ``(doc, None | ((kept id, kept location), cluster size) | UNCONVERGED)``: the whole
+    rule over documents in one transform (the CCNet stage runs it on keys: corpusmill.engine.keyed)."""
+
     def __init__(self, params: FuzzyParams):
         super().__init__()
         self.params = params
@@ -154,33 +181,15 @@ class FindNearDuplicates(beam.PTransform):
             )
         else:
             edges = candidates
-        for i in range(prm.rounds):
-            edges = edges | f"Round{i + 1}" >> _Round()
-        stars = _final_large_star(edges)
-
-        labels = stream_join(
-            {"parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
-             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))},
-            "Resolve", lambda node, sides: fuzzy.resolve(node, sides["parent"], sides["child"]))
-        sizes = (
-            labels
-            | "Roots" >> beam.FlatMap(lambda kv: [] if kv[1] == fuzzy.UNCONVERGED else [kv[1]])
-            | "ClusterSize" >> beam.combiners.Count.PerElement()
-        )
-
-        def by_root(item):  # members keyed by their root, to learn the cluster size
-            node, label = item
-            if label != fuzzy.UNCONVERGED:
-                yield label, node
+        members, sizes, unconverged = edges | "Clusters" >> ClusterEdges(prm.rounds)
 
         def sized(root, sides):
-            size = sum(sides["size"]) + 1  # the members and the root
+            size = next(iter(sides["size"]), 0)
             for node in sides["member"]:
                 yield node, (root, size)
 
-        member_labels = stream_join({"member": labels | "MembersByRoot" >> beam.FlatMap(by_root), "size": sizes},
-                                    "Sized", sized)
-        unconverged = labels | "Unconverged" >> beam.Filter(lambda kv: kv[1] == fuzzy.UNCONVERGED)
+        member_labels = stream_join({"member": members | "MembersByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])),
+                                     "size": sizes}, "Sized", sized)
         all_labels = (member_labels, unconverged) | "AllLabels" >> beam.Flatten()
 
         def attach(item):

@@ -63,6 +63,22 @@ def worker_args(workers: Optional[int], beam_args: Sequence[str]) -> List[str]:
     return ["--direct_running_mode=multi_processing", f"--direct_num_workers={n}"]
 
 
+def local_one_worker(beam_args: Sequence[str]) -> List[str]:
+    """``beam_args`` without the local runner's worker count (``--workers N``'s options): for a child
+    process that is one of several running at once."""
+    out, skip = [], False
+    for arg in beam_args:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--direct_running_mode", "--direct_num_workers"):
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
 def quiet_beam(verbose: bool = False) -> None:
     """Beam's INFO and WARNING lines (dozens per multi-process run) off, unless ``-v``."""
     logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)

@@ -75,6 +75,18 @@ def step_seconds(result) -> Optional[Dict[str, float]]:
     return seconds
 
 
+def key_bytes(result) -> Optional[int]:
+    """The bytes of keys the streaming passes wrote for the keyed steps (what crosses their shuffles;
+    corpusmill.engine.passes), or None when the runner gives no counters."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace("corpusmill.shuffle"))["counters"]
+    except Exception:  # noqa: BLE001
+        return None
+    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found)
+
+
 def _config_of(out) -> dict:
     if dataclasses.is_dataclass(out):
         return json.loads(json.dumps(dataclasses.asdict(out), default=str))
@@ -103,6 +115,7 @@ def build_provenance(label: str, out, options, run, result, clock: Clock) -> dic
         "config": _config_of(out),
         "beam_options": json.loads(json.dumps(options.get_all_options(drop_default=True), default=str)),
         "steps": steps, "seconds_note": SECONDS_NOTE,
+        "key_bytes": key_bytes(result) if result is not None else None,
         "started": _iso(clock.started), "finished": _iso(now),
         "wall_seconds": round(time.perf_counter() - clock.t0, 3),
     }
@@ -139,6 +152,9 @@ def merge_units(out_dir: str, unit_dirs: List[str]) -> None:
             elif entry["seconds"] is not None and mine["seconds"] is not None:
                 mine["seconds"] = round(mine["seconds"] + entry["seconds"], 3)
     final["units"] = [{"unit": os.path.basename(d), **{k: (u or {}).get(k) for k in ("started", "finished",
-                                                                                   "wall_seconds")}}
+                                                                                   "wall_seconds", "key_bytes")}}
                       for d, u in units]
+    unit_keys = [(u or {}).get("key_bytes") for _d, u in units]
+    if final.get("key_bytes") is not None and all(k is not None for k in unit_keys):
+        final["key_bytes"] += sum(unit_keys)
     write_text_atomic(join(out_dir, PROVENANCE_NAME), json.dumps(final, indent=1) + "\n")

@@ -46,6 +46,7 @@ from corpusmill.core.profile import (
 )
 from corpusmill.core.profile import KINDS as PROFILE_KINDS
 from corpusmill.core.stats import COUNTER, DROPPED, FAILED, KEPT
+from corpusmill.engine.step import STATS as STATS_TAG
 from corpusmill.engine.step import (
     ApplyFilter,
     Dropped,
@@ -170,6 +171,7 @@ class Run:
         self._stats: List[beam.PCollection] = []
         self._dropped: List[beam.PCollection] = []
         self._failed: List[beam.PCollection] = []
+        self._samples: List[beam.PCollection] = []  # (group, document) candidates of streaming passes
 
     def step(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
         """Apply ``filt`` as step ``name``; returns the kept documents (then any user filter after it)."""
@@ -180,20 +182,42 @@ class Run:
                 kept = self._apply(kept, extra.name, extra)
         return kept
 
-    def _apply(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
+    def _register(self, name: str, filt: Filter) -> None:
         if name in self.steps:
             raise CorpusmillError(f"step name {name!r} is used twice in this stage (steps: {', '.join(self.steps)}); "
                                   f"give your filter another name")
         self.steps.append(name)
         self.thresholds[name] = _json_safe(filt.thresholds())
         self.filters[name] = filt
-        out = pcoll | ApplyFilter(name, filt)
         own = getattr(filt, "bins", {}) or {}
         self.extra_edges.update({score: edges(score, own) for score in own if score not in BINS})
+
+    def _apply(self, pcoll: beam.PCollection, name: str, filt: Filter) -> beam.PCollection:
+        self._register(name, filt)
+        out = pcoll | ApplyFilter(name, filt)
         self._stats.append(out.stats)
         self._dropped.append(out.dropped)
         self._failed.append(out.failed)
         return out.kept
+
+    def stream(self, inputs: beam.PCollection, spec, marks_fn, label: str):
+        """A streaming pass (:mod:`corpusmill.engine.passes`): ``inputs`` are ``(piece, [its Piece and
+        marks])``; every step of ``spec`` is registered here in order and its accounting joins this run's.
+        Returns the written pieces and the repeated lines' texts."""
+        from apache_beam.utils import shared
+
+        from corpusmill.engine.passes import SAMPLES, TEXTS, StreamPiece
+
+        for name, filt in spec.filters():
+            self._register(name, filt)
+        out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared())).with_outputs(
+            STATS_TAG, DROPPED, FAILED, TEXTS, SAMPLES, main="pieces")
+        self._stats.append(out[STATS_TAG])
+        self._dropped.append(out[DROPPED])
+        self._failed.append(out[FAILED])
+        if spec.group_fn is not None:
+            self._samples.append(out[SAMPLES])
+        return out["pieces"], out[TEXTS]
 
     def before_write(self, docs: beam.PCollection) -> beam.PCollection:
         """The user's filters that run just before the documents are written (``--add-filter`` with no step)."""
@@ -214,20 +238,12 @@ class Run:
     def _sample_written(self, docs, group_fn, label: str) -> None:
         """OUT/_samples/<group>.jsonl.gz: KEPT_SAMPLE written documents per output group, drawn by a hash of
         their id (spread over every file and shard, the same on every runner), for the report."""
-        out_dir = self.out_dir
-
-        def write(item):
-            group, records = item
-            records = sorted(records, key=lambda d: (d.id, d.location))
-            with atomic_write(join(out_dir, "_samples", f"{label_of(group)}.jsonl.gz")) as handle:
-                encode_jsonl_gz((d.to_dict() for d in records), handle)
-
-        (docs | f"KeySample{label}" >> beam.Map(lambda d: (group_fn(d), d))
-         | f"Sample{label}" >> beam.combiners.Top.PerKey(KEPT_SAMPLE, key=lambda d: -stable_hash(f"{d.id}\x00{d.location}"))
-         | f"WriteSample{label}" >> beam.Map(write))
+        _write_samples(docs | f"KeySample{label}" >> beam.Map(lambda d: (group_fn(d), d)), self.out_dir, label)
 
     def finish(self) -> None:
         """Write stats.json, the dropped sample and the dead letters."""
+        if self._samples:
+            _write_samples(tuple(self._samples) | "FlattenSamples" >> beam.Flatten(), self.out_dir, "Streamed")
         for i, (extra, after) in enumerate(self._extra):
             if i not in self._extra_done:
                 raise CorpusmillError(f"--after {after}: this stage has no step {after!r}"
@@ -287,6 +303,21 @@ class Run:
             lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
         self._dropped.append(split[0])
         self._failed.append(split[1])
+
+
+def _write_samples(keyed: beam.PCollection, out_dir: str, label: str) -> None:
+    """``(group, document)`` pairs -> OUT/_samples/<group>.jsonl.gz, KEPT_SAMPLE per group by a hash of
+    the document's id and location."""
+
+    def write(item):
+        group, records = item
+        records = sorted(records, key=lambda d: (d.id, d.location))
+        with atomic_write(join(out_dir, "_samples", f"{label_of(group)}.jsonl.gz")) as handle:
+            encode_jsonl_gz((d.to_dict() for d in records), handle)
+
+    (keyed
+     | f"Sample{label}" >> beam.combiners.Top.PerKey(KEPT_SAMPLE, key=lambda d: -stable_hash(f"{d.id}\x00{d.location}"))
+     | f"WriteSample{label}" >> beam.Map(write))
 
 
 def label_of(group: str) -> str:

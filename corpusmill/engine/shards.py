@@ -90,13 +90,25 @@ class ShardState:
         sizes = {m.path: m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list}
         return all(sizes.get(p) == f["bytes"] for p, f in zip(paths, marker["files"]))
 
-    def mark(self, shard: int, unit: int, files: Sequence[str]) -> None:
-        """Write shard ``shard``'s marker: its files (relative to the output) with size and sha256."""
+    def _rel(self, path: str) -> str:
+        return path[len(self.out_dir):].lstrip("/") if path else ""
+
+    def mark(self, shard: int, unit: int, files: Sequence[str], pieces: Sequence = ()) -> None:
+        """Write shard ``shard``'s marker: its files (relative to the output) with size and sha256, and
+        its pieces (corpusmill.engine.passes.Piece: what the final phase reads)."""
         listed = []
         for path in sorted(files):
             size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-            listed.append({"path": path[len(self.out_dir):].lstrip("/"), "bytes": size, "sha256": sha256_of(path)})
-        _write_json(self.marker(shard), {"shard": shard, "unit": unit, "files": listed})
+            listed.append({"path": self._rel(path), "bytes": size, "sha256": sha256_of(path)})
+        _write_json(self.marker(shard), {"shard": shard, "unit": unit, "files": listed,
+                                         "pieces": [{"index": p.index, "docs": self._rel(p.docs), "keys": self._rel(p.keys)}
+                                                    for p in pieces]})
+
+    def pieces(self, shard: int) -> List[dict]:
+        """The shard's pieces as its marker lists them (paths made absolute again)."""
+        marker = _read_json(self.marker(shard)) or {}
+        return [{"index": p["index"], "docs": join(self.out_dir, p["docs"]),
+                 "keys": join(self.out_dir, p["keys"]) if p["keys"] else ""} for p in marker.get("pieces", [])]
 
     def files(self, shard: int) -> List[str]:
         marker = _read_json(self.marker(shard)) or {"files": []}

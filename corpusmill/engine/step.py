@@ -31,7 +31,7 @@ import copy
 import dataclasses
 import time
 import traceback
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -142,6 +142,188 @@ class _Loaded:
         self.filter = filt
 
 
+def load_filter(filt: Filter) -> Filter:
+    """A worker's own copy of ``filt``, ready to use: remote (gs://...) model paths copied to this
+    machine's disk (only what it uses), then ``setup()``."""
+    from corpusmill.io.files import localize
+
+    filt = copy.deepcopy(filt)
+    for attr in filt.model_files:
+        value = getattr(filt, attr)
+        if isinstance(value, dict):
+            setattr(filt, attr, {k: localize(v) for k, v in value.items()})
+        else:
+            setattr(filt, attr, localize(value, only=filt.model_subset(attr)))
+    filt.setup()
+    return filt
+
+
+def acquire_filter(handle: shared.Shared, step: str, filt: Filter) -> _Loaded:
+    """One loaded filter (and model) per worker process, shared by its threads. ``Shared`` keeps it only
+    while someone holds the returned holder, so the caller keeps a reference to it."""
+    return handle.acquire(lambda: _Loaded(load_filter(filt)), tag=f"{step}:{type(filt).__qualname__}")
+
+
+
+
+class StepAccount:
+    """One step's verdicts, routed and counted: every element becomes exactly one of kept / dropped /
+    failed, with its stats, profile rows, Beam counters and progress. No Beam transform: the per-filter
+    DoFn (:class:`ApplyFilter`) and the streaming passes (:mod:`corpusmill.engine.passes`) share it."""
+
+    def __init__(self, step: str, filt: Filter):
+        self.step = step
+        self.filter = filt
+        self.live: Optional[Filter] = None  # the loaded copy (set by the caller)
+        self._counters: Dict[str, Any] = {}
+        self.tally: Optional[Tally] = None
+        # this bundle's stats, summed here and emitted once per key when the bundle ends (a few elements
+        # per bundle instead of one or two per document; Run.finish sums the bundles)
+        self.sums: Dict[tuple, list] = {}
+        self.scores = tuple(getattr(filt, "scores", ()) or ())
+        try:
+            self.bins = {**BINS, **check_bins(filt.name, getattr(filt, "bins", {}))}
+        except ValueError as exc:
+            raise CorpusmillError(str(exc)) from None
+        unknown = [score for score in self.scores if score not in self.bins]
+        if unknown:
+            raise CorpusmillError(f"filter {filt.name!r} ({type(filt).__qualname__}) names score(s) {unknown} "
+                                  f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
+                                  f"its own in Filter.bins")
+        self.seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
+
+    def start_bundle(self) -> None:
+        self.sums = {}
+        self.seconds = 0.0
+        if self.tally is None:
+            self.tally = Tally(self.step)  # live progress (core/progress.py): a no-op without its directory
+
+    def stat(self, kind: str, name: str, n: int, size_in: int, size_out: int) -> None:
+        acc = self.sums.get((kind, name))
+        if acc is None:
+            self.sums[(kind, name)] = [n, size_in, size_out]
+        else:
+            acc[0] += n
+            acc[1] += size_in
+            acc[2] += size_out
+
+    def counter(self, name: str):
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(f"corpusmill.{self.step}", name)
+        return counter
+
+    def stats_rows(self) -> List[tuple]:
+        """This bundle's ``((step, kind, name), (n, bytes in, bytes out))`` rows (and the filter's time
+        counted); the sums start again."""
+        rows = [((self.step, kind, name), (n, size_in, size_out))
+                for (kind, name), (n, size_in, size_out) in sorted(self.sums.items())]
+        self.sums = {}
+        if self.seconds:
+            self.counter(MICROSECONDS).inc(int(self.seconds * 1e6))
+            self.seconds = 0.0
+        if self.tally is not None:
+            self.tally.flush()
+        return rows
+
+    def verdict(self, element):
+        """The filter's verdict, or the exception it raised."""
+        start = time.perf_counter()
+        try:
+            verdict = self.live(element)
+            if not isinstance(verdict, Verdict):
+                raise TypeError(f"filter {self.filter.name!r} returned {type(verdict).__name__}, "
+                                f"not a Verdict (use corpusmill.filters.base.keep/drop)")
+            return verdict
+        except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
+            return exc
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def verdicts(self, batch: list) -> list:
+        """Verdicts for a batch (``Filter.call_batch``); one element at a time when the batch call raises,
+        so only the bad element becomes a dead letter."""
+        start = time.perf_counter()
+        try:
+            verdicts = self.live.call_batch(batch)
+            if len(verdicts) != len(batch):
+                raise ValueError(f"filter {self.filter.name!r} returned {len(verdicts)} verdicts for "
+                                 f"{len(batch)} elements")
+        except Exception:  # noqa: BLE001
+            verdicts = None
+        if verdicts is None:  # (outside the except block: the dead letter's traceback is the element's own)
+            return [self.verdict(e) for e in batch]
+        self.seconds += time.perf_counter() - start
+        return verdicts
+
+    def route(self, element, verdict, size_in: Optional[int] = None) -> Tuple[str, Any]:
+        """``(KEPT, document)``, ``(DROPPED, Dropped)`` or ``(FAILED, Failure)`` for one verdict, counted."""
+        if size_in is None:
+            size_in = size_of(element)
+        tally = self.tally
+        if tally is not None:
+            tally.add(size_in, False)
+        if isinstance(verdict, Exception):
+            doc = doc_of(element)
+            self.counter("failed").inc()
+            self.stat(FAILED, "", 1, size_in, 0)
+            return FAILED, failure(self.step, verdict, location_of(element), doc.id if doc is not None else "",
+                                   doc.text[:500] if doc is not None else "")
+        for name, value in (verdict.counts or {}).items():
+            self.stat(COUNTER, name, int(value), 0, 0)
+        doc = verdict.doc if verdict.doc is not None else doc_of(element)
+        if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
+            doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
+            if replaced:
+                self.stat(COUNTER, SURROGATES, 1, 0, 0)
+        profiled = doc[0] if isinstance(doc, tuple) and doc and isinstance(doc[0], Document) else doc  # (doc, pool)
+        self.profile(profiled if isinstance(profiled, Document) else None, verdict.reason, verdict.measures)
+        if verdict.kept:
+            self.counter("kept").inc()
+            if tally is not None:
+                tally.kept += 1
+            self.stat(KEPT, "", 1, size_in, getattr(profiled, "nbytes", 0))
+            return KEPT, doc
+        self.counter(f"dropped.{verdict.reason}").inc()
+        self.stat(DROPPED, verdict.reason, 1, size_in, 0)
+        return DROPPED, Dropped(self.step, verdict.reason, doc, printable(location_of(element)))
+
+    def profile(self, doc: Optional[Document], reason: Optional[str], measures: Optional[dict] = None) -> None:
+        """profile.json's rows for one verdict (corpusmill.core.profile)."""
+        lang = label(doc.metadata.get("language")) if doc is not None else NO_LANGUAGE
+        if reason is not None:
+            self.stat(BY_LANGUAGE, f"{reason}\t{lang}", 1, 0, 0)
+            self.stat(BY_SOURCE, f"{reason}\t{label(doc.source) if doc is not None else NO_LANGUAGE}", 1, 0, 0)
+        if doc is None:
+            return
+        outcome = "kept" if reason is None else "dropped"
+        if "length" not in self.scores:  # else the filter's own annotation (line_dedup: after the removal)
+            self.stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
+        for score in self.scores:
+            value = number(measures[score] if measures and score in measures else doc.metadata.get(score))
+            if value is not None:
+                self.stat(HIST, f"{score}\t{outcome}\t{lang}\t{bin_of(score, value, self.bins)}", 1, 0, 0)
+
+    def skipped(self, entry: Skipped) -> Tuple[str, Any]:
+        """An input entry the reader did not read (a link, an unreadable file): a drop or a dead letter."""
+        if entry.is_failure:
+            self.counter("failed").inc()
+            self.stat(FAILED, "", 1, 0, 0)
+            return FAILED, Failure(self.step, f"{entry.reason}: {entry.detail}", entry.location)
+        self.counter(f"dropped.{entry.reason}").inc()
+        self.stat(DROPPED, entry.reason, 1, 0, 0)
+        self.profile(None, entry.reason)
+        return DROPPED, Dropped(self.step, entry.reason, None, entry.location)
+
+
+def _tagged(outcome: str, value, windowed: bool = False):
+    from apache_beam.transforms.window import GlobalWindows
+
+    if windowed:
+        value = GlobalWindows.windowed_value(value)
+    return value if outcome == KEPT else beam.pvalue.TaggedOutput(outcome, value)
+
+
 class _FilterDoFn(beam.DoFn):
     """Applies one filter; routes and counts each verdict. Knows nothing about what the filter does."""
 
@@ -150,191 +332,40 @@ class _FilterDoFn(beam.DoFn):
         self._filter = filt
         self._handle = handle
         self._holder: Optional[_Loaded] = None
-        self._live: Optional[Filter] = None
-        self._counters: Dict[str, Any] = {}
-        self._tally: Optional[Tally] = None
+        self._account = StepAccount(step, filt)  # checks the filter's scores and bins when the pipeline is built
         self._batch = max(0, int(getattr(filt, "batch_size", 0) or 0))
         self._buffer: list = []
-        # this bundle's stats, summed here and emitted once per key when the bundle ends (a few elements
-        # per bundle instead of one or two per document; Run.finish sums the bundles)
-        self._sums: Dict[tuple, list] = {}
-        self._scores = tuple(getattr(filt, "scores", ()) or ())
-        try:
-            self._bins = {**BINS, **check_bins(filt.name, getattr(filt, "bins", {}))}
-        except ValueError as exc:
-            raise CorpusmillError(str(exc)) from None
-        unknown = [score for score in self._scores if score not in self._bins]
-        if unknown:
-            raise CorpusmillError(f"filter {filt.name!r} ({type(filt).__qualname__}) names score(s) {unknown} "
-                                  f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
-                                  f"its own in Filter.bins")
-        self._seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
-
-    def _stat(self, kind: str, name: str, n: int, size_in: int, size_out: int) -> None:
-        acc = self._sums.get((kind, name))
-        if acc is None:
-            self._sums[(kind, name)] = [n, size_in, size_out]
-        else:
-            acc[0] += n
-            acc[1] += size_in
-            acc[2] += size_out
-
-    def _counter(self, name: str):
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(f"corpusmill.{self._step}", name)
-        return counter
 
     def setup(self):
-        from corpusmill.io.files import localize
-
-        def load() -> _Loaded:
-            filt = copy.deepcopy(self._filter)
-            for attr in filt.model_files:  # gs://... models: a local copy on this worker (only what it uses)
-                value = getattr(filt, attr)
-                if isinstance(value, dict):
-                    setattr(filt, attr, {k: localize(v) for k, v in value.items()})
-                else:
-                    setattr(filt, attr, localize(value, only=filt.model_subset(attr)))
-            filt.setup()
-            return _Loaded(filt)
-
-        # One loaded filter (and model) per worker process, shared by its threads. Shared keeps it only
-        # while someone holds the holder, so every DoFn instance keeps a reference to it.
-        self._holder = self._handle.acquire(load, tag=f"{self._step}:{type(self._filter).__qualname__}")
-        self._live = self._holder.filter
+        self._holder = acquire_filter(self._handle, self._step, self._filter)
+        self._account.live = self._holder.filter
 
     def start_bundle(self):
-        self._sums = {}
-        self._seconds = 0.0
-        if self._tally is None:
-            self._tally = Tally(self._step)  # live progress (core/progress.py): a no-op without its directory
+        self._account.start_bundle()
 
     def process(self, element):
         if isinstance(element, Skipped):  # an input entry the reader did not read (a link, an unreadable file)
-            yield from self._skipped(element)
+            yield _tagged(*self._account.skipped(element))
             return
         if self._batch:  # a batch filter (Filter.batch_size): verdicts for many elements in one call
             self._buffer.append(element)
             if len(self._buffer) >= self._batch:
                 yield from self._flush()
             return
-        yield from self._route(element, self._verdict(element))
+        yield _tagged(*self._account.route(element, self._account.verdict(element)))
 
     def finish_bundle(self):
         if self._buffer:
-            from apache_beam.transforms.window import GlobalWindows
+            yield from self._flush(windowed=True)  # outside process(): each output needs its window
+        from apache_beam.transforms.window import GlobalWindows
 
-            for out in self._flush():  # outside process(): each output needs its window
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    yield beam.pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-                else:
-                    yield GlobalWindows.windowed_value(out)
-        if self._sums:
-            from apache_beam.transforms.window import GlobalWindows
+        for row in self._account.stats_rows():  # after the last batch, so the progress files hold its counts
+            yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(row))
 
-            for (kind, name), (n, size_in, size_out) in sorted(self._sums.items()):
-                yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
-                    ((self._step, kind, name), (n, size_in, size_out))))
-            self._sums = {}
-        if self._seconds:
-            self._counter(MICROSECONDS).inc(int(self._seconds * 1e6))
-            self._seconds = 0.0
-        if self._tally is not None:  # after the last batch, so the progress files hold the bundle's counts
-            self._tally.flush()
-
-    def _flush(self):
+    def _flush(self, windowed: bool = False):
         batch, self._buffer = self._buffer, []
-        start = time.perf_counter()
-        try:
-            verdicts = self._live.call_batch(batch)
-            if len(verdicts) != len(batch):
-                raise ValueError(f"filter {self._filter.name!r} returned {len(verdicts)} verdicts for "
-                                 f"{len(batch)} elements")
-        except Exception:  # noqa: BLE001 - one element at a time, so only the bad one is a dead letter
-            verdicts = None
-        if verdicts is None:  # (outside the except block: the dead letter's traceback is the element's own)
-            verdicts = [self._verdict(e) for e in batch]
-        else:
-            self._seconds += time.perf_counter() - start
-        for element, verdict in zip(batch, verdicts):
-            yield from self._route(element, verdict)
-
-    def _verdict(self, element):
-        """The filter's verdict, or the exception it raised."""
-        start = time.perf_counter()
-        try:
-            verdict = self._live(element)
-            if not isinstance(verdict, Verdict):
-                raise TypeError(f"filter {self._filter.name!r} returned {type(verdict).__name__}, "
-                                f"not a Verdict (use corpusmill.filters.base.keep/drop)")
-            return verdict
-        except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
-            return exc
-        finally:
-            self._seconds += time.perf_counter() - start
-
-    def _route(self, element, verdict):
-        size_in = size_of(element)
-        tally = self._tally
-        if tally is not None:
-            tally.add(size_in, False)
-        if isinstance(verdict, Exception):
-            exc = verdict
-            doc = doc_of(element)
-            self._counter("failed").inc()
-            yield beam.pvalue.TaggedOutput(FAILED, failure(
-                self._step, exc, location_of(element), doc.id if doc is not None else "",
-                doc.text[:500] if doc is not None else ""))
-            self._stat(FAILED, "", 1, size_in, 0)
-            return
-        for name, value in (verdict.counts or {}).items():
-            self._stat(COUNTER, name, int(value), 0, 0)
-        doc = verdict.doc if verdict.doc is not None else doc_of(element)
-        if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
-            doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
-            if replaced:
-                self._stat(COUNTER, SURROGATES, 1, 0, 0)
-        profiled = doc[0] if isinstance(doc, tuple) and doc and isinstance(doc[0], Document) else doc  # (doc, pool)
-        self._profile(profiled if isinstance(profiled, Document) else None, verdict.reason, verdict.measures)
-        if verdict.kept:
-            self._counter("kept").inc()
-            if tally is not None:
-                tally.kept += 1
-            yield doc
-            self._stat(KEPT, "", 1, size_in, getattr(profiled, "nbytes", 0))
-        else:
-            self._counter(f"dropped.{verdict.reason}").inc()
-            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, verdict.reason, doc, printable(location_of(element))))
-            self._stat(DROPPED, verdict.reason, 1, size_in, 0)
-
-    def _profile(self, doc: Optional[Document], reason: Optional[str], measures: Optional[dict] = None) -> None:
-        """profile.json's rows for one verdict (corpusmill.core.profile)."""
-        lang = label(doc.metadata.get("language")) if doc is not None else NO_LANGUAGE
-        if reason is not None:
-            self._stat(BY_LANGUAGE, f"{reason}\t{lang}", 1, 0, 0)
-            self._stat(BY_SOURCE, f"{reason}\t{label(doc.source) if doc is not None else NO_LANGUAGE}", 1, 0, 0)
-        if doc is None:
-            return
-        outcome = "kept" if reason is None else "dropped"
-        if "length" not in self._scores:  # else the filter's own annotation (line_dedup: after the removal)
-            self._stat(HIST, f"length\t{outcome}\t{lang}\t{bin_of('length', len(doc.text))}", 1, 0, 0)
-        for score in self._scores:
-            value = number(measures[score] if measures and score in measures else doc.metadata.get(score))
-            if value is not None:
-                self._stat(HIST, f"{score}\t{outcome}\t{lang}\t{bin_of(score, value, self._bins)}", 1, 0, 0)
-
-    def _skipped(self, entry: Skipped):
-        if entry.is_failure:
-            self._counter("failed").inc()
-            yield beam.pvalue.TaggedOutput(FAILED, Failure(self._step, f"{entry.reason}: {entry.detail}",
-                                                           entry.location))
-            self._stat(FAILED, "", 1, 0, 0)
-        else:
-            self._counter(f"dropped.{entry.reason}").inc()
-            yield beam.pvalue.TaggedOutput(DROPPED, Dropped(self._step, entry.reason, None, entry.location))
-            self._stat(DROPPED, entry.reason, 1, 0, 0)
-            self._profile(None, entry.reason)
+        for element, verdict in zip(batch, self._account.verdicts(batch)):
+            yield _tagged(*self._account.route(element, verdict), windowed=windowed)
 
 
 @dataclasses.dataclass

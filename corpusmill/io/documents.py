@@ -184,6 +184,13 @@ def _read_jsonl_range(rng: _Range) -> Iterator[RawRecord]:
             pos += len(raw)
 
 
+def read_document_records(path: str) -> Iterator[RawRecord]:
+    """Every record of one JSONL(.gz) or Parquet file, in file order (its ranges read one after another):
+    the streaming passes' reader. An unreadable file or range is a RawRecord with ``error``."""
+    for rng in _split_document_file(path):
+        yield from _read_range(rng)
+
+
 class ParseDocument(Filter):
     """The ``read`` step for document inputs: a JSON line or Parquet row -> Document."""
 

@@ -9,6 +9,10 @@ holds more than one record in memory.
 Where the scan hits a corrupt region (a truncated or damaged gzip member, garbage between records), it
 emits a RecordRef carrying the error (the extract step sends it to the dead-letter output with the
 file and offset) and resyncs at the next record boundary, so the rest of the file is still read.
+
+:func:`read_records` is the other way in, for the streaming passes of the CCNet stage: one sequential
+read of a file that yields each record whole (:class:`LoadedRecord`, decompressed once, at most
+``keep`` bytes of it held), with the same error refs and resync.
 """
 
 from __future__ import annotations
@@ -121,10 +125,10 @@ def _error_ref(path: str, start: int, end: int, exc: Exception) -> RecordRef:
 _HEAD_BYTES = 1 << 16  # WARC + HTTP headers fit in this; the payload is not kept by the scan
 
 
-def _gzip_member(handle, pos: int):
+def _gzip_member(handle, pos: int, keep: int = _HEAD_BYTES):
     """Decompress the gzip member at ``pos``; returns (compressed length, content length, first bytes).
 
-    Raises on a damaged member (bad data, CRC, truncation). Memory: one read buffer plus _HEAD_BYTES.
+    Raises on a damaged member (bad data, CRC, truncation). Memory: one read buffer plus ``keep`` bytes.
     """
     handle.seek(pos)
     inflater = zlib.decompressobj(wbits=31)
@@ -137,8 +141,8 @@ def _gzip_member(handle, pos: int):
         fed += len(chunk)
         out = inflater.decompress(chunk)
         produced += len(out)
-        if len(head) < _HEAD_BYTES:
-            head += out[: _HEAD_BYTES - len(head)]
+        if len(head) < keep:
+            head += out[: keep - len(head)]
     return fed - len(inflater.unused_data), produced, bytes(head)
 
 
@@ -211,6 +215,144 @@ def _file_size(handle) -> int:
     return handle.tell()
 
 
+# -- one sequential pass: every record whole ---------------------------------------------------------
+@dataclasses.dataclass(slots=True)
+class LoadedRecord:
+    """One record read whole by :func:`read_records`: its decompressed bytes (WARC headers, HTTP headers,
+    payload). ``truncated``: the record was larger than the reader keeps, so ``data`` holds its start only
+    (every header is there; the extract step drops such a page as ``too_large``)."""
+
+    ref: RecordRef
+    data: bytes
+    truncated: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    @property
+    def location(self) -> str:
+        return self.ref.location
+
+    @property
+    def nbytes(self) -> int:
+        return self.ref.length
+
+
+class _Stream:
+    """A forward reader over a raw handle that knows its offset and can give back what it read too far
+    (the bytes after a gzip member's end), so members are read without seeking."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.pos = 0
+        self._pending = b""
+
+    def read(self, n: int = 1 << 16) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            data = self.handle.read(n)
+        self.pos += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._pending = data + self._pending
+            self.pos -= len(data)
+
+    def seek(self, pos: int) -> None:
+        self.handle.seek(pos)
+        self.pos, self._pending = pos, b""
+
+
+def _next_member(stream: _Stream, keep: int):
+    """The gzip member at the stream's position, read once: (offset, compressed length, decompressed
+    length, its first ``keep`` bytes); None at the end. Raises on a damaged or cut member."""
+    start = stream.pos
+    first = stream.read()
+    if not first:
+        return None
+    inflater = zlib.decompressobj(wbits=31)
+    kept = bytearray()
+    produced = 0
+    chunk = first
+    while True:
+        out = inflater.decompress(chunk)
+        produced += len(out)
+        if len(kept) < keep:
+            kept += out[: keep - len(kept)]
+        if inflater.eof:
+            stream.unread(inflater.unused_data)
+            return start, stream.pos - start, produced, bytes(kept)
+        chunk = stream.read()
+        if not chunk:
+            raise EOFError("gzip member is truncated (the file ends inside it)")
+
+
+def _read_gzip(path: str, handle, keep: int) -> Iterator[object]:
+    from warcio.recordloader import ArcWarcRecordLoader
+
+    loader = ArcWarcRecordLoader(arc2warc=True)
+    stream = _Stream(handle)
+    while True:
+        pos = stream.pos
+        try:
+            member = _next_member(stream, keep)
+        except (zlib.error, EOFError, OSError) as exc:
+            nxt = _find_next_record(handle, pos + 1, gz=True)
+            end = nxt if nxt is not None else max(stream.pos, pos)
+            yield _error_ref(path, pos, end, exc)
+            if nxt is None:
+                return
+            stream.seek(nxt)
+            continue
+        if member is None:
+            return
+        offset, length, produced, data = member
+        if not data.strip():  # members holding only blank lines are padding, not records
+            continue
+        try:
+            record = loader.parse_record_stream(io.BytesIO(data[:_HEAD_BYTES]), no_record_parse=True)
+            _check_one_record(data, produced, record)
+            ref = _ref_from_headers(path, offset, length, record)
+        except Exception as exc:  # noqa: BLE001 - valid gzip, but not one WARC/ARC record
+            yield _error_ref(path, offset, offset + length, exc)
+            continue
+        yield LoadedRecord(ref, data, produced > len(data))
+
+
+def _read_plain(path: str, handle, keep: int) -> Iterator[object]:
+    """Uncompressed WARC/ARC: the scan's references, each record's bytes read at its offset."""
+    with _open_raw(path) as body:
+        for ref in _scan_plain(path, handle):
+            if ref.error:
+                yield ref
+                continue
+            body.seek(ref.offset)
+            data = body.read(min(ref.length, keep))
+            yield LoadedRecord(ref, data, ref.length > len(data))
+
+
+def read_records(path: str, keep: int) -> Iterator[object]:
+    """Every record of one WARC/ARC/WET file, in file order, in one sequential read: a
+    :class:`LoadedRecord` per record (at most ``keep`` bytes of it held), a :class:`RecordRef` with
+    ``error`` for a corrupt region (the read resyncs at the next record) or for a file that cannot be
+    read from some byte on (a 404, a network that stays down)."""
+    last = 0
+    try:
+        with _open_raw(path) as handle:
+            gz = handle.read(3) == _GZIP_MAGIC
+            handle.seek(0)
+            for item in (_read_gzip(path, handle, keep) if gz else _read_plain(path, handle, keep)):
+                ref = item.ref if isinstance(item, LoadedRecord) else item
+                last = ref.offset + ref.length
+                yield item
+    except Exception as exc:  # noqa: BLE001 - the file (or the rest of it) cannot be read
+        yield RecordRef(path=path, offset=last, warc_type="corrupt",
+                        error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}")
+
+
 def _whole_file(path: str):
     return [path]
 
@@ -278,7 +420,9 @@ class ExtractWarcRecord(Filter):
             local.handle, local.path = _open_raw(path), path
         return local.handle
 
-    def __call__(self, ref: RecordRef) -> Verdict:
+    def __call__(self, element) -> Verdict:
+        loaded = element if isinstance(element, LoadedRecord) else None
+        ref = loaded.ref if loaded is not None else element
         if ref.error:
             raise IOError(ref.error)
         if ref.warc_type in _NON_DOCUMENT_TYPES:
@@ -287,7 +431,9 @@ class ExtractWarcRecord(Filter):
             return drop("warc_other")
         from warcio.archiveiterator import ArchiveIterator
 
-        if is_http(ref.path) and ref.length:  # one ranged GET per record, not a stream to the file's end
+        if loaded is not None:  # read whole by a sequential pass (read_records)
+            handle = io.BytesIO(loaded.data)
+        elif is_http(ref.path) and ref.length:  # one ranged GET per record, not a stream to the file's end
             handle = io.BytesIO(fetch_range(ref.path, ref.offset, ref.offset + ref.length))
         else:
             handle = self._open(ref.path)

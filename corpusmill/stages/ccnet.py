@@ -1,23 +1,25 @@
-"""The CCNet stage over Common Crawl, read like cc_net's mine.py.
+"""The CCNet stage over Common Crawl, read like cc_net's mine.py: its steps are one list (:func:`steps`).
 
     corpusmill ccnet --dump CC-MAIN-2019-09 --max-files 10 --num-shards 2 --output out/cc
 
-Steps, per unit of shards (one Beam pipeline each):
+The steps, in the ccnet order (``--dedup-order llama3`` moves the document dedup before line dedup):
 
-    read (WET/WARC by record offset, or corpusmill documents) -> extract -> normalize
-    -> line_dedup (cc_net's rule, within --dedup-scope) -> lid -> [pii] -> [perplexity -> bucket] -> [wiki_classifier]
-    -> OUT/_shards/unit-U/sSSSSS/<lang>[_<bucket>]/part-NNNNN.jsonl.gz, a marker per shard
+    extract | read -> normalize -> line_dedup -> lid -> [pii] -> [perplexity -> bucket] -> [wiki_classifier]
+    -> collect -> url_dedup -> content_dedup -> [fuzzy_dedup] -> OUT/<lang>[_<bucket>]/
 
-then, when every shard is done, one pipeline over all of them:
-
-    collect -> url_dedup (newest page per URL) -> content_dedup (one per text)
-    -> [fuzzy_dedup (one per near-duplicate cluster: --fuzzy-dedup)] -> OUT/<lang>[_<bucket>]/
+Everything before ``collect`` runs per *unit* of shards (line dedup is within a group of shards, cc_net's
+scope); from ``collect`` on, across the whole run. The list is compiled into streaming passes
+(:mod:`corpusmill.engine.pipeline`): each input file's documents are read from files, run through a
+pass's steps in one DoFn and written to files again; only keys (line hashes, URL/text/MinHash keys) and
+marks cross a shuffle (:mod:`corpusmill.engine.keyed`), never a document.
 
 Inputs: ``--dump`` (a snapshot's ``wet.paths.gz`` under ``--base-url``), ``--input-list`` (any ``*.paths``
 listing) or ``--input`` (files, globs, directories, URLs). The files, in order, are cut into
 ``--num-shards`` shards by position (cc_net's cut); a unit is ``--dedup-group-size`` consecutive shards
 with ``--dedup-scope group`` (cc_net's hash_in_mem), else every shard. Rerunning the same command after
-a kill runs only the units with unfinished shards (corpusmill.engine.shards).
+a kill runs only the units with unfinished shards (corpusmill.engine.shards); ``--task-count N
+--task-rank R`` runs only the units ``R, R+N, ...`` (N processes or machines at once), ``--parallel-units
+K`` runs K units at once here, and ``--one-job`` builds every unit and the final pass as one pipeline.
 """
 
 from __future__ import annotations
@@ -38,33 +40,46 @@ from corpusmill.core.files import join
 from corpusmill.core.inputs import InputFiles, Skipped
 from corpusmill.core.stage import Stage
 from corpusmill.core.stats import format_stats
-from corpusmill.dedup.exact import DropDuplicates, newest_content_occurrence
+from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.fuzzy import DropNearDuplicates
-from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, line_occurrences, scope_of
-from corpusmill.engine.fuzzy_dedup import FindNearDuplicates, FuzzyParams
-from corpusmill.engine.line_dedup import MarkDuplicates, by_value
+from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, scope_of
+from corpusmill.engine.fuzzy_dedup import FuzzyParams
 from corpusmill.engine.options import beam_options
+from corpusmill.engine.pipeline import (
+    CONTENT,
+    DOC,
+    LINES,
+    NEAR,
+    READ,
+    URL,
+    Knobs,
+    Step,
+    build_phase,
+    compile_passes,
+    split_phases,
+    with_user_filters,
+)
 from corpusmill.engine.provenance import merge_units
 from corpusmill.engine.run import DONE_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
 from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_profile, read_stats, run_pipeline
 from corpusmill.filters.base import Filter, keep
-from corpusmill.filters.c4 import newest_first, url_occurrence
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
-from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize, line_hashes
+from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
 from corpusmill.filters.pii import ScrubPII
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
 from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, dump_of, listed_files, listing_path
-from corpusmill.io.documents import ParseDocument, ReadRawRecords
+from corpusmill.io.documents import ParseDocument, read_document_records
 from corpusmill.io.files import check_filesystem, expand_inputs, localize, read_bytes
-from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
-from corpusmill.stages.quality import add_quality_steps, output_group_fn, validate_quality
+from corpusmill.io.warc import ExtractWarcRecord, read_records
+from corpusmill.stages.quality import output_group_fn, quality_filters, validate_quality
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
 DEDUP_ORDERS = ("ccnet", "llama3")
+MAX_PARTITIONS = 512
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -153,6 +168,21 @@ class CCNetConfig(OutputOptions):
     score_only: bool = option(False, help="score, do not judge: every document after line dedup is written with "
                                           "its language, perplexity, bucket and wiki_prob, none dropped by them and "
                                           "no doc dedup; `corpusmill filter` then applies thresholds (docs/ccnet.md)")
+    # running a dump on many processes or machines (docs/ccnet.md, "A dump on N machines")
+    task_count: int = option(1, min=1, metavar="N",
+                             help="with --task-rank: the units are shared by N tasks (processes or machines "
+                                  "writing the same --output); task R runs the units R, R+N, R+2N, ...")
+    task_rank: Optional[int] = option(None, min=0, metavar="R",
+                                      help="run only this task's units (see --task-count) and write their shard "
+                                           "markers; then the same command without --task-rank runs what is still "
+                                           "missing and the final pass")
+    parallel_units: int = option(1, min=1, metavar="K", help="run K units at once on this machine (one process "
+                                                              "each), then the final pass")
+    one_job: bool = option(False, help="build every unit and the final pass as ONE pipeline (one Dataflow job "
+                                       "for a whole dump); it runs whole or not at all")
+    shuffle_partitions: int = option(0, min=0, metavar="N",
+                                     help=f"hash ranges of each keyed step's keys (0: one per input file, at most "
+                                          f"{MAX_PARTITIONS}); a task holds one range; the output does not depend on it")
 
     def validate(self) -> None:
         if not (self.input or self.dump or self.input_list):
@@ -169,6 +199,16 @@ class CCNetConfig(OutputOptions):
         if self.fuzzy_num_perm % self.fuzzy_bands:
             raise CorpusmillError(f"--fuzzy-num-perm {self.fuzzy_num_perm} is not a multiple of --fuzzy-bands "
                                   f"{self.fuzzy_bands}: every band has the same number of rows")
+        if self.task_rank is not None and self.task_rank >= self.task_count:
+            raise CorpusmillError(f"--task-rank {self.task_rank}: ranks run from 0 to --task-count - 1 "
+                                  f"({self.task_count - 1})")
+        if self.task_rank is None and self.task_count > 1:
+            raise CorpusmillError(f"--task-count {self.task_count} without --task-rank: name this task's rank "
+                                  f"(0 to {self.task_count - 1}); without both, the command runs every unit")
+        if self.task_rank is not None and (self.overwrite or self.one_job or self.parallel_units > 1):
+            what = "--overwrite" if self.overwrite else ("--one-job" if self.one_job else "--parallel-units")
+            raise CorpusmillError(f"--task-rank with {what}: a task runs its own units into a shared --output; "
+                                  f"clear the output before starting the tasks, and run them without {what}")
 
     @property
     def fuzzy(self) -> Optional[FuzzyParams]:
@@ -212,68 +252,138 @@ def input_files(cfg: CCNetConfig) -> List[str]:
     return files
 
 
-class Placed(Filter):
-    """A reading step that also records each document's snapshot and shard (``dump``, ``shard``)."""
+# -- the steps: one list ------------------------------------------------------------------------------------
+class Collected(Filter):
+    """The ``collect`` step: the units' documents, read back once by the final phase."""
 
-    def __init__(self, inner: Filter, placement: Dict[str, Dict[str, object]]):
-        self.inner = inner
-        self.name = inner.name
-        self.placement = placement
+    name = "collect"
 
-    def setup(self) -> None:
-        self.inner.setup()
-
-    def __call__(self, element):
-        verdict = self.inner(element)
-        if verdict.kept:
-            return keep(verdict.doc.annotate(**self.placement[element.path]), verdict.counts)
-        return verdict
+    def __call__(self, doc):
+        return keep(doc)
 
 
-def build_unit(p: beam.Pipeline, run: Run, cfg: CCNetConfig, files: Sequence[str],
-               placement: Dict[str, Dict[str, object]], skipped: Sequence[Skipped] = ()) -> beam.PCollection:
-    """The per-shard steps for ``files`` (one unit of shards); returns the kept documents. The first
-    reader also counts ``skipped`` (the input's links and unreadable entries: the first unit gets them)."""
-    warcs = [f for f in files if f.lower().endswith(WARC_SUFFIXES)]
-    doc_files = [f for f in files if f.lower().endswith(DOC_SUFFIXES)]
-    inputs = []
-    if warcs:
-        refs = p | "ReadWarc" >> ReadWarcRecords(warcs, skipped)
-        extract = ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction, cfg.extractor,
-                                    cfg.max_page_tags)
-        inputs.append(run.step(refs, "extract", Placed(extract, placement)))
-    if doc_files:
-        raw = p | "ReadDocs" >> ReadRawRecords(doc_files, () if warcs else skipped)
-        inputs.append(run.step(raw, "read", Placed(ParseDocument(cfg.source), placement)))
-    docs = inputs[0] if len(inputs) == 1 else tuple(inputs) | "AllInputs" >> beam.Flatten()
-
-    docs = run.step(docs, "normalize", Normalize())
-    if cfg.dedup_order == "llama3":  # line dedup, lid and quality follow the doc dedup (build_final)
-        return docs
-    return line_dedup_and_judge(run, docs, cfg)
+def _has(files: Optional[Sequence[str]], suffixes) -> bool:
+    return files is None or any(f.lower().endswith(suffixes) for f in files)
 
 
-def line_dedup_and_judge(run: Run, docs: beam.PCollection, cfg: CCNetConfig) -> beam.PCollection:
-    """line_dedup -> lid -> [perplexity -> bucket] -> [wiki_classifier]: in each unit (the ccnet order) or
-    after the doc dedup of the whole run (the llama3 order)."""
-    occurrences = functools.partial(_line_occurrences, scope=cfg.dedup_scope, group_size=cfg.dedup_group_size,
-                                    normalize=cfg.dedup_normalize)
-    dedup = MarkDuplicates(occurrences, keep=by_value if cfg.dedup_keep == "first" else None, distinct=_doc_id,
-                           top=TOP_LINES, min_docs=cfg.line_max_docs + 1)
-    marked = docs | "FindDuplicateLines" >> dedup
-    write_repeated_lines(run.out_dir, docs, dedup.top_keys, cfg.dedup_normalize)
-    docs = run.step(marked, "line_dedup", RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize))
-    docs = run.step(docs, "lid", LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
-                                            None if cfg.score_only else cfg.languages))
+def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]:
+    """The stage's steps in order, for ``cfg`` (and the input ``files``: a reading step per file kind).
+    This one list builds the pipeline, places ``--add-filter ... --after STEP``, and is what
+    ``stats.json``, the provenance and the docs list."""
+    out = []
+    if _has(files, WARC_SUFFIXES):
+        out.append(Step("extract", READ, lambda: ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction,
+                                                                   cfg.extractor, cfg.max_page_tags),
+                        "WARC/ARC/WET records -> documents (main text of HTML pages)"))
+    if _has(files, DOC_SUFFIXES):
+        out.append(Step("read", READ, lambda: ParseDocument(cfg.source), "JSONL/Parquet records -> documents"))
+    out.append(Step("normalize", DOC, Normalize, "NFC, non-printing characters removed, white space folded"))
+    judge = [Step("line_dedup", LINES, lambda: RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize),
+                  "lines in more than --line-max-docs documents of their scope removed (cc_net's rule)"),
+             Step("lid", DOC, lambda: LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
+                                                 None if cfg.score_only else cfg.languages),
+                  "fastText lid.176 language and score")]
     if cfg.scrub_pii:
-        docs = run.step(docs, "pii", ScrubPII())
-    return add_quality_steps(run, docs, cfg)
+        judge.append(Step("pii", DOC, ScrubPII, "e-mail, IP and phone placeholders"))
+    judge += [Step(name, DOC, make, "perplexity buckets and the Wikipedia-reference classifier")
+              for name, make in quality_filters(cfg)]
+    dedup = []
+    if cfg.doc_dedup and not cfg.score_only:  # a scored run: `corpusmill filter` dedups what it keeps
+        dedup = [Step("url_dedup", URL, lambda: DropDuplicates("url_dedup", "duplicate_url"),
+                      "the newest page per normalized URL"),
+                 Step("content_dedup", CONTENT, lambda: DropDuplicates("content_dedup", "duplicate_content"),
+                      "the newest copy per text")]
+        if cfg.fuzzy_dedup:
+            dedup.append(Step("fuzzy_dedup", NEAR, lambda: DropNearDuplicates(cfg.fuzzy_rounds),
+                              "one document per near-duplicate cluster (MinHash LSH, verified pairs)"))
+    collect = Step("collect", READ, Collected, "the units' documents read back by the final phase")
+    if cfg.dedup_order == "llama3":
+        return out + [collect] + dedup + judge
+    return out + judge + [collect] + dedup
 
 
-def write_unit(run: Run, cfg: CCNetConfig, docs: beam.PCollection) -> None:
-    """A unit's documents, written per shard (the final pass reads them back: gzip level 1, fast)."""
-    group = output_group_fn(cfg) if cfg.dedup_order == "ccnet" else (lambda d: "all")  # llama3: no lid yet
-    run.write(docs, group_fn=lambda d: f"s{d.metadata['shard']:05d}/{group(d)}", level=1)
+def input_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[Step]:
+    """:func:`steps` with the user's filters (``--add-filter``) in place; an unknown ``--after`` is refused."""
+    return with_user_filters(steps(cfg, files), load_extra_filters(cfg.add_filter, cfg.after))
+
+
+def _partitions(cfg: CCNetConfig, pieces: int) -> int:
+    return cfg.shuffle_partitions or max(1, min(MAX_PARTITIONS, pieces))
+
+
+class _Plan:
+    """One run's layout: its files (a piece each), shards, units, and what every piece's documents carry."""
+
+    def __init__(self, cfg: CCNetConfig, files: Sequence[str], out: str):
+        self.cfg, self.files, self.out = cfg, list(files), out
+        self.shards = cut(files, cfg.num_shards)
+        self.shard_of = {f: s for s, fs in enumerate(self.shards) for f in fs}
+        self.state = ShardState(out)
+        self.units: Dict[int, List[int]] = {}
+        for s in range(len(self.shards)):
+            self.units.setdefault(s // cfg.dedup_group_size if cfg.dedup_scope == "group" else 0, []).append(s)
+        self.placement = {i: {"dump": dump_of(f, cfg.snapshot), "shard": self.shard_of[f]} for i, f in enumerate(files)}
+        names: Dict[str, int] = {}
+        self.scopes = []
+        for i in range(len(files)):
+            name = scope_of(_Placed(self.placement[i]), cfg.dedup_scope, cfg.dedup_group_size)
+            self.scopes.append(names.setdefault(name, len(names)))
+        self.scope_names = sorted(names, key=names.get)
+        first = {f: i for i, f in enumerate(files)}
+        self.unit_pieces = {u: [first[f] for s in ss for f in self.shards[s]] for u, ss in self.units.items()}
+        self.unit_steps, self.final_steps = split_phases(input_steps(cfg, files), "collect")
+        self.unit_passes = compile_passes(self.unit_steps)
+        self.final_passes = compile_passes(self.final_steps)
+
+    def knobs(self, skipped: Sequence[Skipped] = (), skipped_piece: int = -1) -> Knobs:
+        """What the passes need beyond the steps; one number of hash ranges for the whole run (the units'
+        key files are read by the final phase)."""
+        cfg = self.cfg
+        keep_records = functools.partial(read_records, keep=cfg.max_page_bytes + (1 << 20))
+        return Knobs(
+            partitions=_partitions(cfg, len(self.files)), scopes=self.scopes, scope_names=self.scope_names,
+            min_docs=cfg.line_max_docs + 1, keep_first=cfg.dedup_keep == "first", normalize=cfg.dedup_normalize,
+            fuzzy=cfg.fuzzy, fmt=cfg.format, docs_per_shard=cfg.docs_per_shard, write_dropped=cfg.write_dropped,
+            dropped_sample=cfg.dropped_sample, group_fn=output_group_fn(cfg),
+            readers={"extract": (WARC_SUFFIXES, keep_records), "read": (DOC_SUFFIXES, read_document_records)},
+            placement=self.placement, skipped=skipped, skipped_piece=skipped_piece)
+
+    def unit_dir(self, unit: int) -> str:
+        return self.state.unit_dir(unit)
+
+    def unit_output(self, unit: int) -> List:
+        """The unit's last pass's pieces (work files and keys), as the final phase reads them."""
+        from corpusmill.engine.passes import Piece, piece_name, work_suffix
+
+        last = join(self.unit_dir(unit), f"pass-{len(self.unit_passes)}")
+        return [Piece(i, join(last, "pieces", piece_name(i) + work_suffix(last)), join(last, "keys", piece_name(i)))
+                for i in self.unit_pieces[unit]]
+
+
+@dataclasses.dataclass
+class _Placed:
+    """What :func:`corpusmill.dedup.lines.scope_of` reads of a document: its dump and shard."""
+
+    metadata: dict
+
+
+def build_unit(p: beam.Pipeline, run: Run, plan: _Plan, unit: int, skipped: Sequence[Skipped] = ()):
+    """One unit's passes (everything before ``collect``); returns its last pass's pieces and the
+    repeated-lines entries of its line dedup. The first unit's first piece counts ``skipped``."""
+    from corpusmill.engine.passes import Piece
+
+    pieces = plan.unit_pieces[unit]
+    inputs = p | f"Unit{unit}Files" >> beam.Create([Piece(i, plan.files[i]) for i in pieces])
+    knobs = plan.knobs(skipped, pieces[0] if skipped else -1)
+    return build_phase(run, plan.unit_passes, inputs, plan.unit_dir(unit), knobs, final=False, label=f"Unit{unit}",
+                       following=plan.final_passes[0])
+
+
+def build_final(run: Run, plan: _Plan, pieces: beam.PCollection):
+    """The final phase (``collect`` and after) over every unit's pieces; writes the stage's output."""
+    knobs = dataclasses.replace(plan.knobs(), readers={}, placement=None)
+    return build_phase(run, plan.final_passes, pieces, join(plan.out, SHARDS_DIR, "final"), knobs, final=True,
+                       label="Final")
 
 
 # -- the most repeated lines (the report shows them: what line dedup removes most) ---------------------
@@ -281,35 +391,13 @@ TOP_LINES = 100
 REPEATED_LINES = "repeated_lines.json"
 
 
-def write_repeated_lines(out_dir: str, docs: beam.PCollection, top_keys: beam.PCollection, normalize: str) -> None:
-    """OUT/repeated_lines.json: the TOP_LINES line hashes in the most documents of their dedup scope, with
-    exact counts from the shuffle and the text of the line in the first such document (only those few
-    documents are read again)."""
-    wanted = top_keys | "WantedLineTexts" >> beam.Map(_wanted_texts)
-    texts = docs | "TopLineTexts" >> beam.FlatMap(_line_texts, beam.pvalue.AsSingleton(wanted), normalize)
-    top_keys | "WriteRepeatedLines" >> beam.Map(_write_repeated, beam.pvalue.AsList(texts), out_dir)
-
-
-def _wanted_texts(top) -> Dict[tuple, List[int]]:
-    wanted: Dict[tuple, List[int]] = {}
-    for _n, (_scope, h), doc_key in top:
-        wanted.setdefault(tuple(doc_key), []).append(h)
-    return wanted
-
-
-def _line_texts(doc, wanted, normalize: str):
-    hashes = set(wanted.get((doc.id, doc.location), ()))
-    if hashes:
-        for line, h in zip(doc.text.split("\n"), line_hashes(doc.text, normalize)):
-            if h in hashes:
-                hashes.discard(h)
-                yield h, line
-
-
-def _write_repeated(top, texts, out_dir: str) -> None:
-    text_of = dict(texts)
-    lines = [{"documents": n, "scope": scope, "hash": h, "text": text_of.get(h, "")} for n, (scope, h), _d in top]
-    write_repeated(out_dir, lines)
+def write_repeated_entries(out_dir: str, entries: Sequence[beam.PCollection], label: str = "") -> None:
+    """OUT/repeated_lines.json from the line dedups' entries (the TOP_LINES hashes in the most documents of
+    their dedup scope, counted exactly on the keys, with the text of the line in the first such document)."""
+    if not entries:
+        return
+    (tuple(entries) | f"{label}AllRepeated" >> beam.Flatten() | f"{label}RepeatedList" >> beam.combiners.ToList()
+     | f"{label}WriteRepeated" >> beam.Map(lambda lists: write_repeated(out_dir, [e for x in lists for e in x])))
 
 
 def write_repeated(out_dir: str, lines: List[dict]) -> None:
@@ -334,84 +422,15 @@ def merge_repeated(out_dir: str, unit_dirs: Sequence[str]) -> None:
     write_repeated(out_dir, lines)
 
 
-def unit_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[str]:
-    """The names of the per-shard steps, in order (what --after may name)."""
-    steps = (["extract"] if any(f.lower().endswith(WARC_SUFFIXES) for f in files) else []) + (
-        ["read"] if any(f.lower().endswith(DOC_SUFFIXES) for f in files) else [])
-    steps += ["normalize"]
-    if cfg.dedup_order == "llama3":
-        steps += ["collect"] + (["url_dedup", "content_dedup"] if cfg.doc_dedup else [])
-        steps += ["fuzzy_dedup"] if cfg.doc_dedup and cfg.fuzzy_dedup else []
-    steps += ["line_dedup", "lid"] + (["pii"] if cfg.scrub_pii else [])
-    steps += ["perplexity", "bucket"] if cfg.lm_dir else []
-    return steps + (["wiki_classifier"] if cfg.classifier else [])
-
-
-def check_after(extra, steps: Sequence[str]) -> None:
-    """Refuse, before any work, a user filter placed after a step this stage does not have."""
-    from corpusmill.core.config import close_matches
-
-    for _filt, after in extra:
-        if after is not None and after not in steps:
-            raise CorpusmillError(f"--after {after}: this stage has no step {after!r}{close_matches(after, steps)}; "
-                                  f"its steps: {', '.join(steps)}")
-
-
-def _line_occurrences(doc, scope: str, group_size: int, normalize: str):
-    return line_occurrences(doc, scope_of(doc, scope, group_size), normalize)
-
-
-def _doc_id(value):
-    return value[0]
-
-
-class Collected(Filter):
-    """The ``collect`` step of a one-pipeline run: the unit's documents, as the shards would give them back."""
-
-    name = "collect"
-
-    def __call__(self, doc):
-        return keep(doc)
-
-
-def build_final(p: beam.Pipeline, run: Run, cfg: CCNetConfig, shard_files: Sequence[str] = (),
-                unit_docs: Optional[beam.PCollection] = None) -> None:
-    """Across every shard: one copy per normalized URL (the newest crawl) and per text. ``unit_docs``:
-    the documents of the only unit, in the same pipeline (nothing written to shards and read back)."""
-    if unit_docs is not None:
-        docs = run.step(run.before_write(unit_docs), "collect", Collected())
-    elif shard_files:
-        raw = p | "ReadShards" >> ReadRawRecords(list(shard_files))
-        docs = run.step(raw, "collect", ParseDocument(cfg.source))
-    else:
-        docs = run.step(p | "NoShards" >> beam.Create([]), "collect", ParseDocument(cfg.source))
-    if cfg.doc_dedup and not cfg.score_only:  # a scored run: `corpusmill filter` dedups what it keeps
-        docs = doc_dedup_steps(run, docs, cfg.fuzzy)
-    if cfg.dedup_order == "llama3":
-        docs = line_dedup_and_judge(run, docs, cfg)
-    run.write(docs, group_fn=output_group_fn(cfg))
-
-
-def doc_dedup_steps(run: Run, docs: beam.PCollection, fuzzy: Optional[FuzzyParams] = None) -> beam.PCollection:
-    """url_dedup (the newest page per normalized URL), content_dedup (one document per text), then with
-    ``fuzzy`` the fuzzy_dedup step (one document per near-duplicate cluster)."""
-    marked = docs | "FindSameUrl" >> MarkDuplicates(url_occurrence, keep=newest_first, name_kept=True)
-    docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "duplicate_url"))
-    marked = docs | "FindSameText" >> MarkDuplicates(newest_content_occurrence, keep=newest_first, name_kept=True)
-    docs = run.step(marked, "content_dedup", DropDuplicates("content_dedup", "duplicate_content"))
-    if fuzzy is not None:
-        marked = docs | "FindNearDuplicates" >> FindNearDuplicates(fuzzy)
-        docs = run.step(marked, "fuzzy_dedup", DropNearDuplicates(fuzzy.rounds))
-    return docs
-
-
 # -- driving the units ------------------------------------------------------------------------------
 def _clear(path: str) -> None:
     if "://" not in path:
         if os.path.isdir(path):
             shutil.rmtree(path)
-    elif FileSystems.exists(path):
-        FileSystems.delete([path])
+    else:
+        found = _matching(join(path, "**"))
+        if found:
+            FileSystems.delete(found)
 
 
 def _run_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=(),
@@ -423,22 +442,31 @@ def _matching(pattern: str) -> List[str]:
     return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
 
 
+# options that say how a run is spread, not what it makes: ranks and the finishing command share a plan
+# (--shuffle-partitions is part of the plan: the units' key files are cut into that many ranges)
+_HOW = ("output", "overwrite", "task_count", "task_rank", "parallel_units", "one_job")
+
+
 def _options_of(cfg: CCNetConfig) -> dict:
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "overwrite")}
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HOW}
 
 
 def _say(message: str) -> None:
     print(f"ccnet: {message}", file=sys.stderr, flush=True)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
-    """Run the stage to completion (or finish an interrupted run); returns stats.json's content."""
+    """Run the stage to completion (or finish an interrupted run); returns stats.json's content (nothing
+    for a ``--task-rank`` task, which runs units only)."""
     cfg.validate()
     beam_options(beam_args)  # refused options fail before the output is touched
     check_output_apart(cfg.output, list(cfg.input or ()) + list(cfg.input_list or ()))
-    extra = load_extra_filters(cfg.add_filter, cfg.after)
     files = input_files(cfg)
-    check_after(extra, unit_steps(cfg, files))
+    input_steps(cfg, files)  # an unknown --after is refused before any work
     shards = cut(files, cfg.num_shards)
     fp = fingerprint(_options_of(cfg), shards)
     out = cfg.output
@@ -446,67 +474,151 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     previous = state.plan() if FileSystems.exists(join(out, SHARDS_DIR)) else None
     if previous is not None and previous.get("fingerprint") == fp:  # the same run: finish it, never wipe it
         if FileSystems.exists(join(out, DONE_FILE)):
-            _say(f"{out} is complete ({len(shards)} shards done); nothing to do")
+            _say(f"{out} is complete ({_plural(len(shards), 'shard')} done); nothing to do")
             return read_stats(out)
     elif previous is not None and not cfg.overwrite:
         raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options; rerun that "
                               f"command to finish it, choose a new --output, or pass --overwrite to replace it")
+    elif cfg.task_rank is not None:  # tasks start together: each may find the output empty or just begun
+        out = _begin_shared(out)
     else:  # a new run; with --overwrite over an old output, built beside it and swapped in when complete
         out = begin_output(out, cfg.overwrite)
-        state = ShardState(out)
-    state.write_plan({"fingerprint": fp, "shards": shards})
+    plan = _Plan(cfg, files, out)
+    if plan.state.plan() != {"fingerprint": fp, "shards": shards}:
+        plan.state.write_plan({"fingerprint": fp, "shards": shards})
 
-    units: Dict[int, List[int]] = {}
-    for s in range(len(shards)):
-        units.setdefault(s // cfg.dedup_group_size if cfg.dedup_scope == "group" else 0, []).append(s)
-    placement = {f: {"dump": dump_of(f, cfg.snapshot), "shard": s} for s, fs in enumerate(shards) for f in fs}
-    done = {s for s in range(len(shards)) if state.done(s)}
-    pending = [u for u, ss in sorted(units.items()) if not all(s in done for s in ss)]
-    _say(f"{len(shards)} shards: {len(done)} done, {len(shards) - len(done)} pending "
-         f"({len(pending)} of {len(units)} units to run)")
-    if len(units) == 1 and pending and FUSE_SINGLE_UNIT:
-        only = [f for s in units[pending[0]] for f in shards[s]]
-        return _run_single_unit(cfg, beam_args, state, only, files.skipped, placement, extra)
-    # user filters run where their step is: every step but reading and normalize is in the final pass in
-    # the llama3 order (a filter with no --after runs last, before the write, in either order)
-    unit_extra = [e for e in extra if cfg.dedup_order == "ccnet" or e[1] in ("extract", "read", "normalize")]
-    final_extra = [e for e in extra if e not in unit_extra]
-    for n, unit in enumerate(pending, 1):
-        unit_dir = state.unit_dir(unit)
+    done = {s for s in range(len(shards)) if plan.state.done(s)}
+    pending = [u for u, ss in sorted(plan.units.items()) if not all(s in done for s in ss)]
+    _say(f"{_plural(len(shards), 'shard')}: {len(done)} done, {len(shards) - len(done)} pending "
+         f"({len(pending)} of {_plural(len(plan.units), 'unit')} to run)")
+    skipped = files.skipped
+    if cfg.task_rank is not None:
+        mine = [u for u in pending if u % cfg.task_count == cfg.task_rank]
+        _run_units(cfg, beam_args, plan, mine, skipped)
+        _say(f"task {cfg.task_rank} of {cfg.task_count}: {_plural(len(mine), 'unit')} done; run the command "
+             f"without --task-rank to run what is missing and the final pass")
+        return []
+    if cfg.one_job or (len(plan.units) == 1 and pending and FUSE_SINGLE_UNIT):
+        return _run_one_pipeline(cfg, beam_args, plan, skipped)
+    if cfg.parallel_units > 1 and len(pending) > 1:
+        _run_tasks(cfg, beam_args, min(cfg.parallel_units, len(pending)))
+    else:
+        _run_units(cfg, beam_args, plan, pending, skipped)
+    return _finish(cfg, beam_args, plan)
+
+
+def _begin_shared(out: str) -> str:
+    """A task's output: created if absent; one holding only another task's fresh ``_shards/`` is shared."""
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+        others = [n for n in os.listdir(out) if n != SHARDS_DIR]
+        if others:
+            raise CorpusmillError(f"output directory {out} is not empty ({', '.join(sorted(others)[:3])}); "
+                                  f"tasks share a new or cleared --output")
+    return out
+
+
+def _run_units(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, units: Sequence[int],
+               skipped: Sequence[Skipped]) -> None:
+    first = min(plan.units)
+    for n, unit in enumerate(units, 1):
+        unit_dir = plan.unit_dir(unit)
         _clear(unit_dir)
-        unit_files = [f for s in units[unit] for f in shards[s]]
-        unit_placement = {f: placement[f] for f in unit_files}
-        skipped = files.skipped if unit == min(units) else ()
-        _run_pipeline(cfg, beam_args, unit_dir,
-                      lambda p, run: write_unit(run, cfg, build_unit(p, run, cfg, unit_files, unit_placement,
-                                                                    skipped)),
-                      unit_extra, label=f"ccnet unit {unit}")
+
+        def build(p, run, unit=unit):
+            last, entries = build_unit(p, run, plan, unit, skipped if unit == first else ())
+            write_repeated_entries(run.out_dir, entries)
+
+        _run_pipeline(cfg, beam_args, unit_dir, build, (), label=f"ccnet unit {unit}")
+        for k in range(1, len(plan.unit_passes) + 1):  # the passes' work files; the last's are the unit's output
+            _clear(join(unit_dir, f"keyed-{k}"))
+            if k < len(plan.unit_passes):
+                _clear(join(unit_dir, f"pass-{k}"))
         mark_done(unit_dir)
-        for s in units[unit]:
-            state.mark(s, unit, _matching(join(unit_dir, f"s{s:05d}", "**")))
-        _say(f"unit {unit}: shards {units[unit][0]}-{units[unit][-1]} done ({n}/{len(pending)} units)")
-    return _finish(cfg, beam_args, state, len(shards), sorted(units), final_extra)
+        outputs = {piece.index: piece for piece in plan.unit_output(unit)}
+        index_of = {f: i for i, f in enumerate(plan.files)}
+        for s in plan.units[unit]:
+            pieces = [outputs[index_of[f]] for f in plan.shards[s]]
+            files = [x for piece in pieces for x in [piece.docs] + [piece.keys + sfx for sfx in (".lines", ".docs")]
+                     if FileSystems.exists(x)]
+            plan.state.mark(s, unit, files, pieces)
+        _say(f"unit {unit}: shards {plan.units[unit][0]}-{plan.units[unit][-1]} done ({n}/{len(units)} units)")
 
 
-# One unit (every shard in one line-dedup group: the common case below 50 shards) runs as ONE pipeline:
-# the unit's steps feed the final pass directly, so there is one start-up and the documents are not
-# written to _shards/ and read back. The bytes are those of the two-pipeline run (tested); a killed
-# run reruns the whole unit, as it would have anyway.
+def _run_tasks(cfg: CCNetConfig, beam_args: Sequence[str], k: int) -> None:
+    """--parallel-units K: K processes, each the task of one rank of K (its units), at once."""
+    import multiprocessing
+
+    from corpusmill.engine.options import local_one_worker
+
+    context = multiprocessing.get_context("spawn")
+    args = local_one_worker(beam_args)
+    procs = [context.Process(target=_task_main, args=(dataclasses.replace(cfg, task_count=k, task_rank=r,
+                                                                          parallel_units=1, overwrite=False), args),
+                             name=f"ccnet-task-{r}") for r in range(k)]
+    try:
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+    failed = [proc.name for proc in procs if proc.exitcode]
+    if failed:
+        raise CorpusmillError(f"--parallel-units: {', '.join(failed)} failed (exit codes "
+                              f"{', '.join(str(p.exitcode) for p in procs if p.exitcode)}); rerun the command to "
+                              f"finish the units that are missing")
+
+
+def _task_main(cfg: CCNetConfig, beam_args: Sequence[str]) -> None:
+    from corpusmill.engine.options import quiet_beam
+
+    quiet_beam()
+    run_ccnet(cfg, beam_args)
+
+
+# One unit (every shard in one line-dedup group: the common case below 50 shards) runs as ONE pipeline
+# with the final phase: one start-up. The bytes are those of the two-pipeline run (tested); a killed run
+# reruns the whole unit, as it would have anyway.
 FUSE_SINGLE_UNIT = True
 
 
-def _run_single_unit(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, files: Sequence[str],
-                     skipped: Sequence[Skipped], placement: Dict[str, Dict[str, object]], extra) -> List[dict]:
-    out = state.out_dir
+def _run_one_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, skipped: Sequence[Skipped]):
+    """Every unit and the final phase as one pipeline (one unit, or ``--one-job``)."""
+    out = plan.out
     _clear_stale(out)
+    for unit in plan.units:
+        _clear(plan.unit_dir(unit))
 
     def build(p, run):
-        build_final(p, run, cfg, unit_docs=build_unit(p, run, cfg, files, placement, skipped))
+        first = min(plan.units)
+        outputs, entries = [], []
+        for unit in sorted(plan.units):
+            last, unit_entries = build_unit(p, run, plan, unit, skipped if unit == first else ())
+            outputs.append(last)
+            entries += unit_entries
+        pieces = tuple(outputs) | "AllUnits" >> beam.Flatten() if len(outputs) > 1 else outputs[0]
+        _last, final_entries = build_final(run, plan, pieces)
+        write_repeated_entries(run.out_dir, entries + final_entries)
 
-    _run_pipeline(cfg, beam_args, out, build, extra, label="ccnet")
+    _run_pipeline(cfg, beam_args, out, build, (), label="ccnet")
+    if _dry_run(beam_args):
+        return []
+    for unit in plan.units:
+        _clear(plan.unit_dir(unit))
+    _clear(join(out, SHARDS_DIR, "final"))
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)
+
+
+def _dry_run(beam_args: Sequence[str]) -> bool:
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(beam_options(beam_args).view_as(TestOptions).dry_run)
 
 
 def _clear_stale(out: str) -> None:
@@ -520,30 +632,46 @@ def _clear_stale(out: str) -> None:
             if name != SHARDS_DIR:
                 path = os.path.join(out, name)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    _clear(join(out, SHARDS_DIR, "final"))
 
 
-def _finish(cfg: CCNetConfig, beam_args: Sequence[str], state: ShardState, num_shards: int,
-            units: Sequence[int], extra=()) -> List[dict]:
-    """The cross-shard pipeline: doc dedup over every shard, merged accounting, OUT/_SUCCESS."""
-    out = state.out_dir  # cfg.output, or the new output being built beside it (--overwrite)
+def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dict]:
+    """The final phase over every unit's pieces, with the units' accounting merged; OUT/_SUCCESS."""
+    from corpusmill.engine.passes import Piece
+
+    out = plan.out  # cfg.output, or the new output being built beside it (--overwrite)
     _clear_stale(out)
-    shard_files = [f for s in range(num_shards) for f in state.files(s)]
-    unit_stats = [read_stats(state.unit_dir(u)) for u in units]
+    units = sorted(plan.units)
+    pieces = []
+    for s in range(len(plan.shards)):
+        pieces += [Piece(**p) for p in plan.state.pieces(s)]
+    unit_stats = [read_stats(plan.unit_dir(u)) for u in units]
     steps = [e["step"] for e in unit_stats[0]] if unit_stats else []
-    side_files = [f for u in units for f in _matching(join(state.unit_dir(u), "_dropped", "**"))
-                  + _matching(join(state.unit_dir(u), "_failed", "*")) if f.endswith(".jsonl.gz")]
+    side = [f for u in units for f in (_matching(join(plan.unit_dir(u), "_dropped", "**")) if not cfg.write_dropped
+                                        else []) + _matching(join(plan.unit_dir(u), "_failed", "*"))
+            if f.endswith(".jsonl.gz")]
+    if cfg.write_dropped:  # every dropped document, in files of one piece each: copied, never shuffled
+        for u in units:
+            base = join(plan.unit_dir(u), "_dropped")
+            for f in _matching(join(base, "**")):
+                target = join(out, "_dropped", f[len(base):].lstrip("/"))
+                if "://" not in target:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                FileSystems.copy([f], [target])
 
     def build(p, run):
-        records = (p | "UnitSideFiles" >> beam.Create(side_files) | "Spread" >> beam.Reshuffle()
+        records = (p | "UnitSideFiles" >> beam.Create(side) | "Spread" >> beam.Reshuffle()
                    | "ReadSide" >> beam.FlatMap(_side_records))
         run.include(steps, [e for stats in unit_stats for e in stats], records,
-                    [read_profile(state.unit_dir(u)) for u in units])
-        build_final(p, run, cfg, shard_files)
+                    [read_profile(plan.unit_dir(u)) for u in units])
+        _last, entries = build_final(run, plan, p | "UnitPieces" >> beam.Create(sorted(pieces, key=lambda x: x.index)))
+        write_repeated_entries(run.out_dir, entries)
 
-    _run_pipeline(cfg, beam_args, out, build, extra, label="ccnet final")
-    merge_units(out, [state.unit_dir(u) for u in units])
-    if cfg.dedup_order == "ccnet":  # llama3: the final pass wrote them itself
-        merge_repeated(out, [state.unit_dir(u) for u in units])
+    _run_pipeline(cfg, beam_args, out, build, (), label="ccnet final")
+    _clear(join(out, SHARDS_DIR, "final"))
+    merge_units(out, [plan.unit_dir(u) for u in units])
+    if any(s.kind == LINES for s in plan.unit_steps):  # else the final pass wrote them itself
+        merge_repeated(out, [plan.unit_dir(u) for u in units])
     mark_done(out)
     commit_output(out, cfg.output)
     return read_stats(cfg.output)
@@ -566,6 +694,8 @@ def _side_records(path: str):
 
 
 def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
+    if not stats:  # a --task-rank task: its units are done, the final pass is another command's
+        return
     print(format_stats(stats))
     print(f"documents: {os.path.abspath(cfg.output) if '://' not in cfg.output else cfg.output}")
 

@@ -70,24 +70,49 @@ def _cutoffs_of(cfg: FilterConfig, scored: dict) -> Optional[str]:
     return cfg.cutoffs or cutoffs_path_for(scored["lm_dir"], scored.get("cutoffs"))
 
 
-def build_filter(p, run, cfg: FilterConfig, files: Sequence[str], scored: dict) -> None:
+def filter_steps(cfg: FilterConfig, scored: dict):
+    """The stage's steps, in the CCNet stage's order (corpusmill.engine.pipeline.Step)."""
+    from corpusmill.dedup.exact import DropDuplicates
+    from corpusmill.engine.pipeline import CONTENT, DOC, READ, URL, Step
     from corpusmill.filters.lid import LanguageThreshold
     from corpusmill.filters.perplexity import PerplexityBucket, read_cutoffs
     from corpusmill.filters.wiki_classifier import WikiThreshold
-    from corpusmill.io.documents import ParseDocument, ReadRawRecords
-    from corpusmill.stages.ccnet import doc_dedup_steps
+    from corpusmill.io.documents import ParseDocument
 
-    raw = p | "ReadScored" >> ReadRawRecords(list(files), files.skipped)
-    docs = run.step(raw, "read", ParseDocument(cfg.source))
-    docs = run.step(docs, "lid", LanguageThreshold(cfg.lang_threshold, cfg.languages))
+    steps = [Step("read", READ, lambda: ParseDocument(cfg.source)),
+             Step("lid", DOC, lambda: LanguageThreshold(cfg.lang_threshold, cfg.languages))]
     cutoffs = _cutoffs_of(cfg, scored)
     if cutoffs:
-        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets), read_cutoffs(cutoffs)))
+        steps.append(Step("bucket", DOC, lambda: PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets),
+                                                                  read_cutoffs(cutoffs))))
     if scored.get("classifier"):
-        docs = run.step(docs, "wiki_classifier", WikiThreshold(check_threshold(cfg.wiki_threshold)))
+        steps.append(Step("wiki_classifier", DOC, lambda: WikiThreshold(check_threshold(cfg.wiki_threshold))))
     if cfg.doc_dedup:
-        docs = doc_dedup_steps(run, docs)
-    run.write(docs, group_fn=_language_and_bucket if cutoffs else _language)
+        steps += [Step("url_dedup", URL, lambda: DropDuplicates("url_dedup", "duplicate_url")),
+                  Step("content_dedup", CONTENT, lambda: DropDuplicates("content_dedup", "duplicate_content"))]
+    return steps
+
+
+WORK = ("_shards", "work")  # the passes' own files, inside the output until it is complete
+
+
+def build_filter(p, run, cfg: FilterConfig, files: Sequence[str], scored: dict) -> None:
+    """The steps as streaming passes (corpusmill.engine.pipeline): no document crosses a shuffle."""
+    import apache_beam as beam
+
+    from corpusmill.core.files import join
+    from corpusmill.engine.passes import Piece
+    from corpusmill.engine.pipeline import Knobs, build_phase, compile_passes
+    from corpusmill.io.documents import read_document_records
+    from corpusmill.stages.ccnet import DOC_SUFFIXES, MAX_PARTITIONS
+
+    knobs = Knobs(partitions=max(1, min(MAX_PARTITIONS, len(files))), fmt=cfg.format,
+                  docs_per_shard=cfg.docs_per_shard, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample,
+                  group_fn=_language_and_bucket if _cutoffs_of(cfg, scored) else _language,
+                  readers={"read": (DOC_SUFFIXES, read_document_records)}, skipped=files.skipped, skipped_piece=0)
+    pieces = p | "ScoredFiles" >> beam.Create([Piece(i, f) for i, f in enumerate(files)])
+    build_phase(run, compile_passes(filter_steps(cfg, scored)), pieces, join(run.out_dir, *WORK), knobs,
+                final=True, label="Filter")
 
 
 def _language(doc) -> str:  # the CCNet stage's output groups (corpusmill.stages.quality.output_group_fn)
@@ -107,7 +132,14 @@ def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
         raise CorpusmillError(f"--cutoffs {cutoffs}: no such file (the scored run's cutoffs moved? pass --cutoffs)")
     parse_buckets(cfg.keep_buckets)
     files = expand_inputs([cfg.input])
-    return run_stage(cfg, beam_args, lambda p, run: build_filter(p, run, cfg, files, scored))
+
+    def clear_work(out_dir: str) -> None:
+        from corpusmill.core.files import join
+        from corpusmill.stages.ccnet import _clear
+
+        _clear(join(out_dir, *WORK))
+
+    return run_stage(cfg, beam_args, lambda p, run: build_filter(p, run, cfg, files, scored), before_done=clear_work)
 
 
 STAGE = Stage(

@@ -98,18 +98,27 @@ def _lm_files(lm_dir: str, languages) -> Optional[List[str]]:
     return [lang + suffix for lang in languages for suffix in (SP_SUFFIX, LM_SUFFIX)]
 
 
-def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
-    """The steps after ``lid``: perplexity + bucket when ``cfg.lm_dir``, wiki_classifier when ``cfg.classifier``.
-    With ``cfg.score_only`` they annotate every document and drop none (``corpusmill filter`` judges later)."""
+def quality_filters(cfg) -> List[tuple]:
+    """The steps after ``lid``, as ``(name, make filter)``: perplexity + bucket when ``cfg.lm_dir``,
+    wiki_classifier when ``cfg.classifier``. With ``cfg.score_only`` they annotate every document and drop
+    none (``corpusmill filter`` judges later)."""
     score_only = getattr(cfg, "score_only", False)
+    out = []
     if cfg.lm_dir:
-        docs = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, getattr(cfg, "languages", None)))
         cutoffs = cutoffs_path_for(cfg.lm_dir, cfg.cutoffs)
         keep_buckets = BUCKETS if score_only else parse_buckets(cfg.keep_buckets)
-        docs = run.step(docs, "bucket", PerplexityBucket(cutoffs, keep_buckets, read_cutoffs(localize(cutoffs))))
+        out.append(("perplexity", lambda: Perplexity(cfg.lm_dir, getattr(cfg, "languages", None))))
+        out.append(("bucket", lambda: PerplexityBucket(cutoffs, keep_buckets, read_cutoffs(localize(cutoffs)))))
     if cfg.classifier:
         threshold = 0.0 if score_only else check_threshold(cfg.wiki_threshold)
-        docs = run.step(docs, "wiki_classifier", WikiClassifier(parse_classifiers(cfg.classifier), threshold))
+        out.append(("wiki_classifier", lambda: WikiClassifier(parse_classifiers(cfg.classifier), threshold)))
+    return out
+
+
+def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
+    """The quality steps (:func:`quality_filters`) applied as pipeline steps."""
+    for name, make in quality_filters(cfg):
+        docs = run.step(docs, name, make())
     return docs
 
 

@@ -1,0 +1,536 @@
+"""Keyed steps decided on keys alone: line dedup, URL / text / near-duplicate dedup (principle 6).
+
+A pass writes, beside each piece, the keys of the documents it kept (:mod:`corpusmill.engine.passes`),
+already cut into ``partitions`` hash ranges (a *partitioned file*: an index, then one slice per range).
+A keyed step runs one task per range: it reads its slice of every key file, decides on keys alone, and
+sends each piece its *marks*, which the next pass applies while it streams the piece:
+
+- line dedup (:class:`FindRepeatedLines`): each distinct line of a document is 16 bytes, ``(line hash,
+  ref)``; the document's scope follows from its piece. A hash in ``min_docs`` documents of its scope is
+  removed from all of them (:func:`corpusmill.dedup.lines.repeated_line_groups`); marks ``(ref, hash)``.
+- URL and text dedup (:class:`FindDocDuplicates`): each document is one row ``(ref, id, location, rank,
+  URL key, text key, band keys)`` (16-byte SHA-1 prefixes; about 100 bytes with the names); of the rows
+  sharing a key the newest is kept (:func:`corpusmill.dedup.exact.duplicate_rows`). The text dedup sees
+  only what the URL dedup kept: each URL task writes its survivors, cut by the text key, for the text tasks.
+- near-duplicate dedup: the survivors' MinHash band keys, ``(band key, ref)``, cut by band key; each task
+  joins its buckets' members as a star into candidate pairs; only the candidates' shingle sets are read
+  back from their pieces to verify each pair by exact Jaccard; connected components
+  (:mod:`corpusmill.engine.fuzzy_dedup`) give each member its cluster's first document.
+
+So the keys never pass through Beam's shuffle (on the in-memory runner a GroupByKey holds about four
+copies of what it groups): only file names, the marks (one per line or document removed) and the
+candidate pairs are Beam elements. A task holds its range of the keys: a run's line keys / ``partitions``
+* 16 bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import struct
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+
+from corpusmill.core.files import join
+from corpusmill.engine.fuzzy_dedup import ClusterEdges, FuzzyParams, ScorePairs, stream_join
+from corpusmill.engine.passes import Item, KeySpec, Marked, line_ref, piece_name, piece_of, work_lines
+
+LINES, DOCS, WANTED = "lines", "docs", "texts"
+MARKS, REPEATED = "marks", "repeated"
+TOP_LINES = 100  # repeated_lines.json: the lines in the most documents
+URL, CONTENT, NEAR = "url", "content", "near"
+
+
+# -- partitioned files: an index, then one slice of bytes per hash range ----------------------------------
+PART_MAGIC = b"CMPART1\n"
+
+
+def write_partitioned(path: str, slices: Sequence[bytes]) -> int:
+    """Write ``slices`` (one per range, in order) to ``path`` behind an index of their offsets; returns
+    the bytes written."""
+    from corpusmill.io.files import atomic_write
+
+    offsets = np.zeros(len(slices) + 1, dtype="<i8")
+    offsets[1:] = np.cumsum([len(x) for x in slices])
+    head = PART_MAGIC + struct.pack("<q", len(slices)) + offsets.tobytes()
+    with atomic_write(path) as handle:
+        handle.write(head)
+        for piece in slices:
+            if piece:
+                handle.write(piece)
+    return len(head) + int(offsets[-1])
+
+
+def read_slice(path: str, part: int) -> bytes:
+    """Slice ``part`` of a partitioned file (one ranged read after the index)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        head = fh.read(len(PART_MAGIC) + 8)
+        if head[:len(PART_MAGIC)] != PART_MAGIC:
+            raise ValueError(f"{path}: not a corpusmill key file")
+        (parts,) = struct.unpack("<q", head[len(PART_MAGIC):])
+        if not 0 <= part < parts:
+            raise ValueError(f"{path}: has {parts} hash ranges, not {part + 1} (written with another "
+                             f"--shuffle-partitions)")
+        offsets = np.frombuffer(fh.read(8 * (parts + 1)), dtype="<i8")
+        start, end = int(offsets[part]), int(offsets[part + 1])
+        if start == end:
+            return b""
+        fh.seek(len(PART_MAGIC) + 8 + 8 * (parts + 1) + start)
+        return fh.read(end - start)
+
+
+def _cut(values: np.ndarray, partitions: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(the order that groups rows by range, the rows per range) for keys ``values``."""
+    part = np.mod(values, partitions)
+    return np.argsort(part, kind="stable"), np.bincount(part, minlength=partitions)
+
+
+def _pairs_slices(pairs: np.ndarray, partitions: int) -> List[bytes]:
+    """``(key, ref)`` int64 rows cut by key into ``partitions`` slices of bytes."""
+    order, counts = _cut(pairs[:, 0], partitions)
+    rows = pairs[order]
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [rows[bounds[p]:bounds[p + 1]].tobytes() for p in range(partitions)]
+
+
+def _pairs(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i8").reshape(-1, 2)
+
+
+def _parts(pbegin, partitions: int, label: str):
+    """One element per hash range, spread over the workers."""
+    return (pbegin | f"{label}Ranges" >> beam.Create(list(range(partitions)))
+            | f"{label}Spread" >> beam.Reshuffle())
+
+
+# -- marks, as a pass applies them -----------------------------------------------------------------------
+class PieceMarks:
+    """One piece's marks (the payloads ``(kind, value)`` the keyed steps sent it), looked up by ref."""
+
+    def __init__(self, index: int, payloads: Sequence[tuple]):
+        self.index = index
+        pairs = [_pairs(v) for k, v in payloads if k == LINES]
+        lines = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
+        order = np.argsort(lines[:, 0], kind="stable")
+        self._line_refs, self._line_hashes = lines[order, 0], lines[order, 1]
+        self._docs: Dict[int, Dict[str, tuple]] = {}
+        self._wanted: Dict[int, List[Tuple[int, int]]] = {}
+        for kind, value in payloads:
+            if kind == DOCS:
+                for ref, step, kept_id, kept_location, size in json.loads(value):
+                    self._docs.setdefault(ref, {})[step] = (kept_id, kept_location, size)
+            elif kind == WANTED:
+                for ref, scope, h in value:
+                    self._wanted.setdefault(ref, []).append((scope, h))
+        self.texts_out: List[tuple] = []  # ((scope, hash), text) of the repeated lines this piece shows
+
+    def input(self, marked: Marked, item: Item):
+        """What the keyed step's filter takes for this document."""
+        if marked.kind == LINES:
+            lo, hi = np.searchsorted(self._line_refs, [item.ref, item.ref + 1])
+            if item.ref in self._wanted:
+                self._texts(item)
+            return item.doc, frozenset(self._line_hashes[lo:hi].tolist()), item.hashes
+        mark = self._docs.get(item.ref, {}).get(marked.name)
+        if marked.kind == NEAR:
+            from corpusmill.dedup.fuzzy import UNCONVERGED
+
+            if mark is None:
+                return item.doc, None
+            kept_id, kept_location, size = mark
+            return item.doc, (UNCONVERGED if kept_id is None else ((kept_id, kept_location), size))
+        return item.doc, (frozenset() if mark is None else frozenset({(0, (mark[0], mark[1]))}))
+
+    def _texts(self, item: Item) -> None:
+        from corpusmill.filters.normalize import line_hashes
+
+        wanted = dict((h, scope) for scope, h in self._wanted[item.ref])
+        hashes = item.hashes.tolist() if item.hashes is not None else line_hashes(item.doc.text)
+        for line, h in zip(item.doc.text.split("\n"), hashes):
+            if h in wanted:
+                self.texts_out.append(((wanted.pop(h), h), line))
+
+
+# -- keys, as a pass writes them -------------------------------------------------------------------------
+@dataclasses.dataclass
+class LineKeys(KeySpec):
+    """Each written document's distinct line hashes, ``(hash, ref)`` int64 pairs, cut by hash."""
+
+    partitions: int = 1
+    suffix = ".lines"
+
+    def open(self, path: str):
+        return _LineKeyWriter(path, self.partitions)
+
+
+class _LineKeyWriter:
+    def __init__(self, path: str, partitions: int):
+        self.path, self.partitions = path, partitions
+        self.arrays: List[np.ndarray] = []
+
+    def add(self, item: Item) -> None:
+        distinct = np.unique(item.hashes)
+        pairs = np.empty((len(distinct), 2), dtype="<i8")
+        pairs[:, 0] = distinct
+        pairs[:, 1] = item.ref
+        self.arrays.append(pairs)
+
+    def close(self) -> int:
+        pairs = np.concatenate(self.arrays) if self.arrays else np.zeros((0, 2), dtype="<i8")
+        self.arrays = []
+        return write_partitioned(self.path, _pairs_slices(pairs, self.partitions))
+
+    def abort(self, exc: BaseException) -> None:
+        self.arrays = []
+
+
+@dataclasses.dataclass
+class DocKeys(KeySpec):
+    """Each written document's row for the document dedups: ref, id, location, rank (a newer crawl is
+    smaller), the 16-byte keys of its normalized URL and its text, and with ``fuzzy`` its MinHash band
+    keys; cut by the key of ``first``, the first of the dedups (for ``near``: band keys and refs only)."""
+
+    first: str = URL
+    fuzzy: Optional[FuzzyParams] = None
+    partitions: int = 1
+    suffix = ".docs"
+
+    def open(self, path: str):
+        return _DocKeyWriter(path, self)
+
+
+DOC_KEY_COLUMNS = ("ref", "id", "location", "rank", "url", "content", "bands")
+
+
+def _key16(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def doc_key_row(doc, ref: int, fuzzy: Optional[FuzzyParams]) -> tuple:
+    from corpusmill.filters.c4 import normalize_url, timestamp_seconds
+
+    url = normalize_url(doc.url)
+    seconds = timestamp_seconds(doc.timestamp)
+    bands: List[int] = []
+    if fuzzy is not None:
+        from corpusmill.dedup import minhash
+
+        sig = minhash.signature(minhash.shingle_hashes(doc.text, fuzzy.shingle), fuzzy.num_perm, fuzzy.seed)
+        bands = minhash.band_hashes(sig, fuzzy.bands, fuzzy.rows)
+    return (ref, doc.id, doc.location, -seconds if seconds is not None else math.inf,
+            _key16(url) if url else b"", _key16(doc.text), bands)
+
+
+def _doc_key_schema():
+    import pyarrow as pa
+
+    return pa.schema([("ref", pa.int64()), ("id", pa.string()), ("location", pa.string()), ("rank", pa.float64()),
+                      ("url", pa.binary()), ("content", pa.binary()), ("bands", pa.list_(pa.int64()))])
+
+
+def _table(rows: List[tuple]):
+    import pyarrow as pa
+
+    columns = list(zip(*rows)) if rows else [[] for _ in DOC_KEY_COLUMNS]
+    return pa.table(dict(zip(DOC_KEY_COLUMNS, columns)), schema=_doc_key_schema())
+
+
+def table_bytes(table) -> bytes:
+    import pyarrow as pa
+
+    if not table.num_rows:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def bytes_table(data: bytes):
+    import pyarrow as pa
+
+    if not data:
+        return _table([])
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def _row_slices(table, column: str, partitions: int) -> List[bytes]:
+    """A table's rows cut by ``column``'s key (a row with no key: by its ref) into Arrow slices."""
+    import pyarrow as pa
+
+    keys = table.column(column).to_pylist()
+    refs = table.column("ref").to_pylist()
+    values = np.fromiter(((int.from_bytes(k[:8], "little", signed=True) if k else r) for k, r in zip(keys, refs)),
+                         dtype=np.int64, count=table.num_rows)
+    order, counts = _cut(values, partitions)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [table_bytes(table.take(pa.array(order[bounds[p]:bounds[p + 1]]))) for p in range(partitions)]
+
+
+def _band_slices(table, partitions: int) -> List[bytes]:
+    """The rows' ``(band key, ref)`` pairs, cut by band key."""
+    refs = np.asarray(table.column("ref").to_pylist(), dtype=np.int64)
+    lists = table.column("bands").to_pylist()
+    width = len(lists[0]) if lists else 0
+    keys = np.asarray(lists, dtype=np.int64).reshape(len(refs), width)
+    pairs = np.empty((keys.size, 2), dtype="<i8")
+    pairs[:, 0] = keys.reshape(-1)
+    pairs[:, 1] = np.repeat(refs, width)
+    return _pairs_slices(pairs, partitions)
+
+
+def _slices_for(table, kind: Optional[str], partitions: int) -> List[bytes]:
+    if kind == NEAR:
+        return _band_slices(table, partitions)
+    return _row_slices(table, kind, partitions)
+
+
+class _DocKeyWriter:
+    def __init__(self, path: str, spec: DocKeys):
+        self.path, self.spec = path, spec
+        self.rows: List[tuple] = []
+
+    def add(self, item: Item) -> None:
+        self.rows.append(doc_key_row(item.doc, item.ref, self.spec.fuzzy))
+
+    def close(self) -> int:
+        table = _table(self.rows)
+        self.rows = []
+        return write_partitioned(self.path, _slices_for(table, self.spec.first, self.spec.partitions))
+
+    def abort(self, exc: BaseException) -> None:
+        self.rows = []
+
+
+# -- line dedup ------------------------------------------------------------------------------------------
+def _losers(payloads) -> List[int]:
+    return [mark[0] for kind, value in payloads if kind == DOCS for mark in json.loads(value)]
+
+
+def _filtered_line_keys(item, work_dir: str, partitions: int):
+    """One piece's line keys without the documents an earlier keyed step of the pass drops: a new key file."""
+    _index, sides = item
+    losers = np.asarray(sorted(_losers(sides["drop"])), dtype=np.int64)
+    for piece in sides["piece"]:
+        if not len(losers):
+            yield piece
+            continue
+        pairs = np.concatenate([_pairs(read_slice(piece.keys + LineKeys.suffix, p)) for p in range(partitions)])
+        pairs = pairs[~np.isin(pairs[:, 1], losers)]
+        keys = join(work_dir, "lines", piece_name(piece.index))
+        write_partitioned(keys + LineKeys.suffix, _pairs_slices(pairs, partitions))
+        yield dataclasses.replace(piece, keys=keys)
+
+
+class FindRepeatedLines(beam.PTransform):
+    """Pieces (with line key files) -> the line marks of every piece, and (``self.repeated``) the
+    ``top`` repeated hashes as a one-element list of ``(documents, scope, hash, first ref)``.
+
+    ``scopes``: the scope number of each piece (index = piece); ``drop``: marks of documents that earlier
+    keyed steps of the same pass remove (their lines are not counted)."""
+
+    def __init__(self, scopes: Sequence[int], min_docs: int, keep_first: bool, partitions: int, work_dir: str,
+                 drop: Optional[beam.PCollection] = None, top: int = TOP_LINES):
+        super().__init__()
+        self.scopes = np.asarray(scopes, dtype=np.int64)
+        self.min_docs, self.keep_first, self.partitions, self.work_dir, self.drop, self.top = (
+            min_docs, keep_first, max(1, int(partitions)), work_dir, drop, top)
+        self.repeated = None
+
+    def expand(self, pieces):
+        partitions, scopes, min_docs, keep_first, top = (self.partitions, self.scopes, self.min_docs,
+                                                         self.keep_first, self.top)
+        if self.drop is not None:
+            pieces = ({"piece": pieces | "ByPiece" >> beam.Map(lambda p: (p.index, p)), "drop": self.drop}
+                      | "WithDrops" >> beam.CoGroupByKey()
+                      | "DropLosers" >> beam.FlatMap(_filtered_line_keys, self.work_dir, partitions))
+
+        def decide(part, pieces):
+            from corpusmill.dedup.lines import repeated_line_groups
+
+            blobs = [read_slice(p.keys + LineKeys.suffix, part) for p in sorted(pieces, key=lambda p: p.index)]
+            pairs = np.concatenate([_pairs(b) for b in blobs]) if blobs else np.zeros((0, 2), dtype=np.int64)
+            del blobs
+            (refs, hashes), (docs, scope, h, first) = repeated_line_groups(
+                pairs[:, 0], pairs[:, 1], scopes[pairs[:, 1] >> 32], min_docs, keep_first)
+            del pairs
+            order = np.lexsort((refs, refs >> 32))
+            refs, hashes = refs[order], hashes[order]
+            cuts = np.flatnonzero(np.diff(refs >> 32)) + 1
+            for r, hh in zip(np.split(refs, cuts), np.split(hashes, cuts)):
+                if len(r):
+                    marks = np.empty((len(r), 2), dtype="<i8")
+                    marks[:, 0], marks[:, 1] = r, hh
+                    yield int(r[0] >> 32), (LINES, marks.tobytes())
+            for i in np.lexsort((h, scope, -docs))[:top].tolist():
+                yield beam.pvalue.TaggedOutput(REPEATED, (int(docs[i]), int(scope[i]), int(h[i]), int(first[i])))
+
+        out = (_parts(pieces.pipeline, partitions, "Lines")
+               | "Decide" >> beam.FlatMap(decide, beam.pvalue.AsList(pieces)).with_outputs(REPEATED, main=MARKS))
+        self.repeated = (out[REPEATED] | "AllRepeated" >> beam.combiners.ToList()
+                         | "TopRepeated" >> beam.Map(lambda xs: sorted(xs, key=lambda x: (-x[0], x[1], x[2]))[:top]))
+
+        def wanted(top_list):
+            by_piece: Dict[int, list] = {}
+            for _n, scope, h, ref in top_list:
+                by_piece.setdefault(ref >> 32, []).append((ref, scope, h))
+            return [(piece, (WANTED, entries)) for piece, entries in sorted(by_piece.items())]
+
+        texts = self.repeated | "WantedTexts" >> beam.FlatMap(wanted)
+        return (out[MARKS], texts) | "LineMarks" >> beam.Flatten()
+
+
+def repeated_entries(top_list, texts, scope_names: Sequence[str]) -> List[dict]:
+    """repeated_lines.json's entries: each top hash with its text (from its first document)."""
+    text_of = {tuple(key): text for key, text in texts}
+    return [{"documents": n, "scope": scope_names[scope], "hash": h, "text": text_of.get((scope, h), "")}
+            for n, scope, h, _ref in top_list]
+
+
+# -- URL, text and near-duplicate dedup -------------------------------------------------------------------
+def _doc_marks(rows: List[list]):
+    by_piece: Dict[int, list] = {}
+    for row in rows:
+        by_piece.setdefault(piece_of(row[0]), []).append(row)
+    for piece, marks in sorted(by_piece.items()):
+        yield piece, (DOCS, json.dumps(sorted(marks, key=lambda m: m[0])).encode("utf-8"))
+
+
+class FindDocDuplicates(beam.PTransform):
+    """Pieces (with document key files) -> marks ``(piece, (DOCS, ...))`` of the documents each step of
+    ``chain`` drops: ``[(step name, kind)]``, kind ``url``, ``content`` or ``near`` (with ``fuzzy``), in
+    order, each seeing only what the ones before kept. ``work_dir``: where each step's survivors are
+    written for the next (cut by the next step's key)."""
+
+    def __init__(self, chain: Sequence[Tuple[str, str]], partitions: int, work_dir: str,
+                 fuzzy: Optional[FuzzyParams] = None):
+        super().__init__()
+        self.chain, self.partitions, self.work_dir, self.fuzzy = (list(chain), max(1, int(partitions)), work_dir,
+                                                                  fuzzy)
+
+    def expand(self, pieces):
+        partitions = self.partitions
+        sources = pieces | "KeyFiles" >> beam.Map(lambda piece: piece.keys + DocKeys.suffix)
+        marks = []
+        for i, (step, kind) in enumerate(self.chain):
+            if kind == NEAR:
+                marks.append(sources | f"{step}" >> NearDuplicatesOnKeys(step, self.fuzzy, pieces, partitions))
+                break
+            following = self.chain[i + 1][1] if i + 1 < len(self.chain) else None
+            out = (_parts(pieces.pipeline, partitions, step)
+                   | f"{step}Decide" >> beam.FlatMap(
+                       _one_per_key, beam.pvalue.AsList(sources), step, kind, following, partitions,
+                       join(self.work_dir, step)).with_outputs(MARKS, main="survivors"))
+            marks.append(out[MARKS])
+            sources = out["survivors"]
+        return marks | "DocMarks" >> beam.Flatten()
+
+
+def _one_per_key(part: int, sources: Sequence[str], step: str, column: str, following: Optional[str],
+                 partitions: int, work_dir: str):
+    """One hash range of one step: the losers' marks; with a following step, the survivors' file (its
+    path is the main output), cut by that step's key."""
+    import pyarrow as pa
+
+    from corpusmill.dedup.exact import duplicate_rows
+
+    tables = [bytes_table(read_slice(src, part)) for src in sorted(sources)]
+    table = pa.concat_tables(tables) if tables else _table([])
+    del tables
+    keys = table.column(column).to_pylist()
+    ids, locations = table.column("id").to_pylist(), table.column("location").to_pylist()
+    refs, ranks = table.column("ref").to_pylist(), table.column("rank").to_pylist()
+    pairs = duplicate_rows(keys, ranks, ids, locations, refs)
+    for mark in _doc_marks([[refs[i], step, ids[k], locations[k], None] for i, k in pairs]):
+        yield beam.pvalue.TaggedOutput(MARKS, mark)
+    if following is not None:
+        lost = np.zeros(table.num_rows, dtype=bool)
+        lost[[i for i, _k in pairs]] = True
+        path = join(work_dir, f"{part:05d}.keys")
+        write_partitioned(path, _slices_for(table.filter(pa.array(~lost)), following, partitions))
+        yield path
+
+
+class NearDuplicatesOnKeys(beam.PTransform):
+    """Band key files -> the marks of the near-duplicates: each range's buckets joined as stars into
+    candidate pairs -> the candidates' shingle sets read back from ``pieces`` -> exact Jaccard ->
+    clusters -> marks naming each cluster's kept (first) document and its size."""
+
+    def __init__(self, step: str, params: FuzzyParams, pieces: beam.PCollection, partitions: int):
+        super().__init__()
+        self.step, self.params, self.pieces, self.partitions = step, params, pieces, partitions
+
+    def expand(self, sources):
+        prm, step = self.params, self.step
+
+        def stars(part, sources):  # each bucket's members joined to its first member (one sort)
+            blobs = [_pairs(read_slice(src, part)) for src in sorted(sources)]
+            pairs = np.concatenate(blobs) if blobs else np.zeros((0, 2), dtype=np.int64)
+            order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+            band, ref = pairs[order, 0], pairs[order, 1]
+            new = np.empty(len(band), dtype=bool)
+            new[:1] = True
+            new[1:] = band[1:] != band[:-1]
+            first = ref[np.flatnonzero(new)][np.cumsum(new) - 1]
+            for a, b in zip(ref[~new].tolist(), first[~new].tolist()):
+                if a != b:
+                    yield a, b
+
+        candidates = (_parts(sources.pipeline, self.partitions, "Bands")
+                      | "BucketStars" >> beam.FlatMap(stars, beam.pvalue.AsList(sources))
+                      | "DistinctCandidates" >> beam.Distinct())
+        wanted = (candidates | "CandidateRefs" >> beam.FlatMap(lambda pair: pair)
+                  | "DistinctRefs" >> beam.Distinct() | "RefsByPiece" >> beam.Map(lambda ref: (piece_of(ref), ref)))
+        read = ({"piece": self.pieces | "PieceByIndex" >> beam.Map(lambda p: (p.index, p)), "ref": wanted}
+                | "CandidatesOfPiece" >> beam.CoGroupByKey()
+                | "ReadCandidates" >> beam.FlatMap(_candidate_shingles, prm).with_outputs("names", main="shingles"))
+        if prm.threshold > 0:
+            from corpusmill.dedup import fuzzy
+
+            edges = ((candidates, read["shingles"]) | "VerifyPairs" >> ScorePairs(fuzzy.jaccard)
+                     | "Verified" >> beam.FlatMap(lambda ps: [ps[0]] if ps[1] >= prm.threshold else []))
+        else:
+            edges = candidates
+        members, sizes, unconverged = edges | "Clusters" >> ClusterEdges(prm.rounds)
+
+        def named(root, sides):
+            name = next(iter(sides["name"]), None)
+            size = next(iter(sides["size"]), 0)
+            for member in sides["member"]:
+                yield [member, step, name[0], name[1], size]
+
+        marks = stream_join({"member": members | "ByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])), "size": sizes,
+                             "name": read["names"]}, "Named", named)
+        lost = unconverged | "Unresolved" >> beam.Map(lambda kv: [kv[0], step, None, None, None])
+        return ((marks, lost) | "NearMarks" >> beam.Flatten()
+                | "ByPieceNear" >> beam.Map(lambda m: (piece_of(m[0]), m))
+                | "GroupNear" >> beam.GroupByKey()
+                | "NearPayloads" >> beam.FlatMap(lambda kv: _doc_marks(list(kv[1]))))
+
+
+def _candidate_shingles(item, prm: FuzzyParams):
+    """One piece's candidates: ``(ref, shingle hashes)``, and tagged ``names``: ``(ref, (id, location))``."""
+    from corpusmill.core.document import Document
+    from corpusmill.dedup import minhash
+
+    _index, sides = item
+    wanted = set(sides["ref"])
+    for piece in sides["piece"]:
+        for line in work_lines(piece.docs):
+            ref = line_ref(line)
+            if ref in wanted:
+                _r, doc, _h = json.loads(line)
+                doc = Document.from_dict(doc)
+                yield ref, minhash.shingle_hashes(doc.text, prm.shingle)
+                yield beam.pvalue.TaggedOutput("names", (ref, (doc.id, doc.location)))
+
+
+__all__ = ["PieceMarks", "LineKeys", "DocKeys", "FindRepeatedLines", "FindDocDuplicates", "repeated_entries",
+           "LINES", "DOCS", "write_partitioned", "read_slice"]

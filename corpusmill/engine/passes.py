@@ -1,0 +1,567 @@
+"""Streaming passes: shuffle keys, not documents.
+
+A *piece* is what one input file becomes: piece F holds the documents of the run's F-th input file, in
+file order, each with its *ref* (``F << 32 | ordinal``, the ordinal of its record in the file). A pass
+streams each piece through its steps inside ONE DoFn call: it reads a document from a file, applies every
+step in order with the usual accounting (:class:`corpusmill.engine.step.StepAccount`: read = kept +
+dropped + failed per step, profile rows, dead letters naming ``path@offset``), and writes what is kept, in
+order, to the pass's own file for that piece. A document is never a Beam element: not between two steps,
+and never in a shuffle.
+
+Only keys cross a shuffle. At the end of a pass the keys the next pass's *keyed steps* need (line hashes;
+URL, text and MinHash keys with the document's id and location) are written beside the piece
+(:mod:`corpusmill.engine.keyed` reads them, decides on them, and hands every piece its *marks*: the lines
+to remove, the documents that lose to another copy). The next pass reads the piece again, applies the marks
+as its first steps and streams on. So memory holds one document, one piece's marks and the keys.
+
+Pass files (all under the run's ``_shards/``, never part of the output):
+
+    <dir>/pieces/FFFFFF.jsonl[.gz]   one JSON array per document: [ref, document, line hashes or null]
+    <dir>/keys/FFFFFF.lines          the distinct line hashes of each document: little-endian int64 pairs
+                                     (hash, ref)
+    <dir>/keys/FFFFFF.docs           the documents' URL / text / MinHash keys (Arrow IPC)
+
+A final pass writes the stage's output instead: ``OUT/<group>/part-FFFFFF-KKKK.<ext>``, each file the
+documents of one piece and group in input order (``--docs-per-shard`` at most), so the output of a piece
+is the same whichever machine, rank or runner wrote it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import heapq
+import json
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
+
+from corpusmill.core.document import Document
+from corpusmill.core.files import join
+from corpusmill.core.hashing import stable_hash
+from corpusmill.core.profile import HIST, OUTPUT, OUTPUT_STEP, SCORES, bin_of, label, number
+from corpusmill.core.stats import DROPPED, FAILED, KEPT
+from corpusmill.engine.step import STATS, Dropped, StepAccount, acquire_filter
+from corpusmill.filters.base import Filter
+from corpusmill.io.documents import EXTENSIONS, write_documents_file
+from corpusmill.io.files import atomic_write
+
+REF_SHIFT = 32
+TEXTS = "texts"  # the tagged output of repeated lines' texts
+SAMPLES = "samples"  # the tagged output of (group, document) candidates for OUT/_samples/
+
+
+def make_ref(piece: int, ordinal: int) -> int:
+    return (piece << REF_SHIFT) | ordinal
+
+
+def piece_of(ref: int) -> int:
+    return ref >> REF_SHIFT
+
+
+def piece_name(piece: int) -> str:
+    return f"{piece:06d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """One piece as a pass sees it: its index, the file holding its documents (a run's input file for a
+    first pass, else a pass's work file) and the prefix of its key files ("" when none were written)."""
+
+    index: int
+    docs: str
+    keys: str = ""
+    documents: int = 0
+
+
+@dataclasses.dataclass
+class Item:
+    """A document on its way through a pass: its ref and, once computed, its line hashes."""
+
+    ref: int
+    doc: Document
+    hashes: Optional[np.ndarray] = None
+
+
+# -- work files ---------------------------------------------------------------------------------------
+def work_suffix(out_dir: str) -> str:
+    """Work files are plain JSON lines on a local disk (fast) and gzip level 1 on an object store."""
+    return ".jsonl.gz" if "://" in out_dir else ".jsonl"
+
+
+def encode_hashes(hashes: Optional[np.ndarray]) -> Optional[str]:
+    return None if hashes is None else base64.b64encode(np.asarray(hashes, dtype="<i8").tobytes()).decode("ascii")
+
+
+def decode_hashes(text: Optional[str]) -> Optional[np.ndarray]:
+    return None if text is None else np.frombuffer(base64.b64decode(text), dtype="<i8")
+
+
+def read_work(path: str) -> Iterator[Item]:
+    """The items of one work file, in order."""
+    from corpusmill.core.document import Document
+
+    for line in work_lines(path):
+        ref, doc, hashes = json.loads(line)
+        yield Item(ref, Document.from_dict(doc), decode_hashes(hashes))
+
+
+def work_lines(path: str) -> Iterator[bytes]:
+    """The lines of one work file (one document each), in order."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        for line in stream:
+            if line.strip():
+                yield line
+
+
+def line_ref(line: bytes) -> int:
+    """The ref of a work file's line, without parsing the document."""
+    return int(line[1:line.index(b",")])
+
+
+class _LineSink:
+    """Bytes written to one file through an atomic temporary name, in chunks of about 1 MB."""
+
+    def __init__(self, path: str, compress: bool = False, level: int = 1):
+        self.path = path
+        self._context = atomic_write(path)
+        self._handle = self._context.__enter__()
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._handle, mtime=0, compresslevel=level) \
+            if compress else None
+        self._buf: List[bytes] = []
+        self._size = 0
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self._buf.append(data)
+        self._size += len(data)
+        self.bytes += len(data)
+        if self._size > 1 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            (self._gz or self._handle).write(b"".join(self._buf))
+            self._buf, self._size = [], 0
+
+    def close(self) -> int:
+        self._flush()
+        if self._gz is not None:
+            self._gz.close()
+        self._context.__exit__(None, None, None)
+        return self.bytes
+
+    def abort(self, exc: BaseException) -> None:
+        try:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException:  # noqa: BLE001 - the temporary file is gone; the pass's error is raised
+            pass
+
+
+def _dumps(value) -> bytes:
+    from corpusmill.core.document import _json_default
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode(
+        "utf-8", "backslashreplace") + b"\n"
+
+
+class WorkWriter:
+    """A pass's documents for one piece, in order, as a work file."""
+
+    def __init__(self, out_dir: str, piece: int):
+        self.path = join(out_dir, "pieces", piece_name(piece) + work_suffix(out_dir))
+        self._sink = _LineSink(self.path, compress=self.path.endswith(".gz"))
+        self.documents = 0
+
+    def add(self, item: Item) -> None:
+        self._sink.write(_dumps([item.ref, item.doc.to_dict(), encode_hashes(item.hashes)]))
+        self.documents += 1
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def abort(self, exc: BaseException) -> None:
+        self._sink.abort(exc)
+
+
+class GroupWriter:
+    """The stage's output for one piece: ``OUT/<group>/part-FFFFFF-KKKK.<ext>``, each file at most
+    ``per_file`` documents of one group, in input order. JSONL is compressed as it goes (a group's lines
+    are held until 1 MB, then compressed into its open file); Parquet holds one file's rows."""
+
+    def __init__(self, out_dir: str, piece: int, fmt: str, group_fn: Callable[[Document], str], per_file: int,
+                 level: int = 6):
+        self.out_dir, self.piece, self.fmt, self.group_fn = out_dir, piece, fmt, group_fn
+        self.per_file, self.level = max(1, int(per_file)), level
+        self._open: Dict[str, list] = {}  # group -> [file number, documents in it, state]
+        self.files: List[str] = []
+
+    def _path(self, group: str, k: int) -> str:
+        name = f"part-{piece_name(self.piece)}-{k:04d}{EXTENSIONS[self.fmt]}"
+        return join(self.out_dir, group, name) if group else join(self.out_dir, name)
+
+    def add(self, doc: Document, group: str) -> None:
+        entry = self._open.get(group)
+        if entry is None:
+            entry = self._open[group] = [0, 0, None]
+        elif entry[1] >= self.per_file:
+            self._close(group, entry)
+            entry[0], entry[1], entry[2] = entry[0] + 1, 0, None
+        if self.fmt == "parquet":
+            if entry[2] is None:
+                entry[2] = []
+            entry[2].append(doc)
+        else:
+            if entry[2] is None:
+                entry[2] = _JsonlGroupFile(self._path(group, entry[0]), self.level)
+            entry[2].add(doc)
+        entry[1] += 1
+
+    def _close(self, group: str, entry: list) -> None:
+        path = self._path(group, entry[0])
+        if self.fmt == "parquet":
+            write_documents_file(path, entry[2], self.fmt, self.level)
+        else:
+            entry[2].close()
+        self.files.append(path)
+
+    def close(self) -> None:
+        for group in sorted(self._open):
+            entry = self._open[group]
+            if entry[1]:
+                self._close(group, entry)
+        self._open = {}
+
+    def abort(self, exc: BaseException) -> None:
+        for entry in self._open.values():
+            if isinstance(entry[2], _JsonlGroupFile):
+                entry[2].abort(exc)
+        self._open = {}
+
+
+class _JsonlGroupFile:
+    """One output file of JSON lines, gzip with a fixed header (mtime 0, no name): same documents, same bytes."""
+
+    HOLD = 1 << 20
+
+    def __init__(self, path: str, level: int):
+        self.path, self.level = path, level
+        self._lines: List[bytes] = []
+        self._size = 0
+        self._context = None
+        self._gz = None
+
+    def add(self, doc: Document) -> None:
+        line = _dumps(doc.to_dict())
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self.HOLD:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._gz is None:
+            self._context = atomic_write(self.path)
+            handle = self._context.__enter__()
+            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=self.level)
+        self._gz.write(b"".join(self._lines))
+        self._lines, self._size = [], 0
+
+    def close(self) -> None:
+        self._spill()
+        self._gz.close()
+        self._context.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        if self._context is not None:
+            try:
+                self._context.__exit__(type(exc), exc, exc.__traceback__)
+            except BaseException:  # noqa: BLE001
+                pass
+
+
+# -- keys written for the next pass ------------------------------------------------------------------
+class KeySpec:
+    """What the next pass's keyed steps need from each document this pass writes (subclasses:
+    :class:`corpusmill.engine.keyed.LineKeys`, :class:`corpusmill.engine.keyed.DocKeys`)."""
+
+    suffix = ""
+
+    def open(self, path: str):  # -> a writer with add(item) and close() -> bytes written
+        raise NotImplementedError
+
+
+# -- the pass -----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Marked:
+    """A keyed step as a pass applies it: its filter takes what ``PieceMarks.input(kind, item)`` gives
+    (the document and the piece's marks for it; :mod:`corpusmill.engine.keyed`)."""
+
+    name: str
+    filter: Filter
+    kind: str
+
+
+@dataclasses.dataclass
+class PassSpec:
+    """One streaming pass: how it reads a piece, the steps it applies, and what it writes.
+
+    readers: for a first pass, ``{file suffixes: (step name, filter, read function)}``; ``read(path)``
+    yields the file's records in order. reading: for a later pass, the step that reads the work files
+    back (``collect``), or None. marked: the keyed steps applied first; steps: the document steps.
+    out_dir: where the work files (or, with ``group_fn``, the stage's output) are written; run_dir: the
+    run whose ``_dropped/`` gets the dropped documents (with ``write_dropped``).
+    """
+
+    label: str
+    out_dir: str
+    run_dir: str
+    readers: Dict[Tuple[str, ...], Tuple[str, Filter, Callable[[str], Iterator[Any]]]] = dataclasses.field(
+        default_factory=dict)
+    reading: Optional[Tuple[str, Filter]] = None
+    marked: List[Marked] = dataclasses.field(default_factory=list)
+    steps: List[Tuple[str, Filter]] = dataclasses.field(default_factory=list)
+    keys: List[KeySpec] = dataclasses.field(default_factory=list)
+    hashes: Optional[str] = None  # compute each written document's line hashes (this dedup normalization)
+    group_fn: Optional[Callable[[Document], str]] = None  # a final pass: the output group of a document
+    fmt: str = "jsonl"
+    docs_per_shard: int = 10_000
+    write_dropped: bool = False
+    dropped_sample: int = 100
+    placement: Optional[Dict[int, dict]] = None  # first pass: the metadata each piece's documents get
+    skipped: Sequence[Any] = ()  # the listing's links and unreadable entries (core.inputs.Skipped) ...
+    skipped_piece: int = -1  # ... counted by the reading step when this piece is read
+
+    def filters(self) -> List[Tuple[str, Filter]]:
+        """Every step of the pass, in order, with its filter."""
+        out = [(name, f) for name, f, _r in self.readers.values()]
+        out += [self.reading] if self.reading else []
+        return out + [(m.name, m.filter) for m in self.marked] + list(self.steps)
+
+
+class StreamPiece(beam.DoFn):
+    """Streams one piece through a pass (see the module docstring). Takes ``(piece index, values)``: the
+    piece's :class:`Piece` and its marks; yields the written :class:`Piece`, and tagged: stats rows,
+    sampled dropped documents, dead letters, repeated lines' texts and the sample of the output."""
+
+    def __init__(self, spec: PassSpec, marks_fn: Callable, handle: shared.Shared):
+        self.spec = spec
+        self.marks_fn = marks_fn  # (piece index, [mark payloads]) -> corpusmill.engine.keyed.PieceMarks
+        self.handle = handle
+        self._holders: list = []
+        # built here, so a filter's unknown scores are refused when the pipeline is built
+        self._accounts: Dict[str, StepAccount] = {name: StepAccount(name, f) for name, f in spec.filters()}
+
+    def setup(self):
+        self._holders = []
+        for name, filt in self.spec.filters():
+            holder = acquire_filter(self.handle, name, filt)
+            self._holders.append(holder)
+            self._accounts[name].live = holder.filter
+        self._shuffled = Metrics.counter("corpusmill.shuffle", "key_bytes")
+
+    def start_bundle(self):
+        for account in self._accounts.values():
+            account.start_bundle()
+        self._dropped: Dict[Tuple[str, str], list] = {}  # (step, reason) -> heap of the sample
+        self._samples: Dict[str, list] = {}  # group -> heap of the written sample
+        self._profile: Dict[str, list] = {}
+
+    def process(self, element):
+        index, values = element
+        pieces = [v for v in values if isinstance(v, Piece)]
+        if len(pieces) != 1:
+            raise ValueError(f"piece {index}: expected its one input, got {len(pieces)}")
+        marks = self.marks_fn(index, [v for v in values if not isinstance(v, Piece)])
+        spec = self.spec
+        writer = (GroupWriter(spec.out_dir, index, spec.fmt, spec.group_fn, spec.docs_per_shard)
+                  if spec.group_fn is not None else WorkWriter(spec.out_dir, index))
+        key_writers = [k.open(join(spec.out_dir, "keys", piece_name(index) + k.suffix)) for k in spec.keys]
+        self._dropped_files: Dict[Tuple[str, str], _LineSink] = {}
+        self._piece = index
+        out: List[Any] = []
+        try:
+            for item in self._stream(pieces[0], marks, out):
+                if spec.hashes is not None and item.hashes is None:
+                    from corpusmill.filters.normalize import line_hashes
+
+                    item.hashes = np.asarray(line_hashes(item.doc.text, spec.hashes), dtype=np.int64)
+                for keys in key_writers:
+                    keys.add(item)
+                if spec.group_fn is not None:
+                    group = spec.group_fn(item.doc)
+                    writer.add(item.doc, group)
+                    self._written(item.doc, group)
+                else:
+                    writer.add(item)
+                if len(out) >= 64:
+                    yield from out
+                    out.clear()
+            writer.close()
+            key_bytes = sum(k.close() for k in key_writers)
+            for sink in self._dropped_files.values():
+                sink.close()
+        except BaseException as exc:
+            for w in [writer, *key_writers, *self._dropped_files.values()]:
+                w.abort(exc)
+            raise
+        self._shuffled.inc(key_bytes)
+        yield from out
+        for text in marks.texts_out:
+            yield beam.pvalue.TaggedOutput(TEXTS, text)
+        work = isinstance(writer, WorkWriter)
+        yield Piece(index, writer.path if work else "", join(spec.out_dir, "keys", piece_name(index))
+                    if key_writers else "", writer.documents if work else 0)
+
+    def _records(self, piece: Piece) -> Iterator[Tuple[Optional[str], Any, int]]:
+        """(reading step, its input element, ref) for every record of the piece, in order."""
+        spec = self.spec
+        if spec.readers:
+            if piece.index == spec.skipped_piece:
+                for entry in spec.skipped:
+                    yield None, entry, -1
+            for suffixes, (step, _filt, read) in spec.readers.items():
+                if piece.docs.lower().endswith(suffixes):
+                    for ordinal, record in enumerate(read(piece.docs)):
+                        yield step, record, make_ref(piece.index, ordinal)
+                    return
+            raise ValueError(f"piece {piece.index}: no reader for {piece.docs}")
+        step = spec.reading[0] if spec.reading else None
+        for item in read_work(piece.docs):
+            yield step, item, item.ref
+
+    def _stream(self, piece: Piece, marks, out: list) -> Iterator[Item]:
+        """The piece's documents that every step kept, in order (the others routed and counted)."""
+        from corpusmill.core.inputs import Skipped
+
+        spec = self.spec
+        placed = spec.placement.get(piece.index) if spec.placement is not None else None
+        first = next(iter(spec.readers.values()))[0] if spec.readers else None
+        for step, record, ref in self._records(piece):
+            if isinstance(record, Skipped):
+                self._route(*self._accounts[first].skipped(record), out)
+                continue
+            if isinstance(record, Item):
+                item = record
+                if step is not None:
+                    item.doc = self._apply(step, item.doc, out)
+                    if item.doc is None:
+                        continue
+            else:
+                doc = self._apply(step, record, out)
+                if doc is None:
+                    continue
+                item = Item(ref, doc.annotate(**placed) if placed else doc)
+            for m in spec.marked:
+                doc = self._apply(m.name, marks.input(m, item), out)
+                if doc is None:
+                    break
+                self._changed(item, doc)
+            else:
+                for name, _filt in spec.steps:
+                    doc = self._apply(name, item.doc, out)
+                    if doc is None:
+                        break
+                    self._changed(item, doc)
+                else:
+                    yield item
+
+    @staticmethod
+    def _changed(item: Item, doc: Document) -> None:
+        if doc is not item.doc:
+            if item.hashes is not None and doc.text != item.doc.text:
+                item.hashes = None  # computed again where the next pass needs them
+            item.doc = doc
+
+    def _apply(self, step: str, element, out: list) -> Optional[Document]:
+        """One step on one element: the kept document, or None (dropped or failed: routed and counted)."""
+        account = self._accounts[step]
+        outcome, value = account.route(element, account.verdict(element))
+        if outcome == KEPT:
+            return value
+        self._route(outcome, value, out)
+        return None
+
+    def _route(self, outcome: str, value, out: list) -> None:
+        if outcome == FAILED:
+            out.append(beam.pvalue.TaggedOutput(FAILED, value))
+        elif outcome == DROPPED:
+            self._drop(value)
+
+    def _drop(self, record: Dropped) -> None:
+        spec = self.spec
+        if spec.write_dropped:  # every dropped document, written as it comes (never gathered)
+            key = (record.step, record.reason)
+            sink = self._dropped_files.get(key)
+            if sink is None:
+                sink = self._dropped_files[key] = _LineSink(join(
+                    spec.run_dir, "_dropped", record.step, f"{record.reason}-{piece_name(self._piece)}.jsonl.gz"),
+                    compress=True, level=6)
+            sink.write(_dumps(record.to_dict()))
+            return
+        if spec.dropped_sample <= 0:
+            return
+        # the sample Run.finish keeps (the largest -stable_hash(sort key) per step and reason), kept here
+        # per bundle so only candidates leave the DoFn
+        heap = self._dropped.setdefault((record.step, record.reason), [])
+        entry = (-stable_hash(record.sort_key), record.sort_key, record.location, len(heap), record)
+        if len(heap) < spec.dropped_sample:
+            heapq.heappush(heap, entry)
+        elif entry[:3] > heap[0][:3]:
+            heapq.heapreplace(heap, entry)
+
+    def _written(self, doc: Document, group: str) -> None:
+        """A written document's profile rows, and its chance to be in the output's sample."""
+        for name, chars in output_profile_names(doc, group):
+            acc = self._profile.get(name)
+            if acc is None:
+                self._profile[name] = [1, chars]
+            else:
+                acc[0] += 1
+                acc[1] += chars
+        heap = self._samples.setdefault(group, [])
+        entry = (-stable_hash(f"{doc.id}\x00{doc.location}"), doc.id, doc.location, doc)
+        if len(heap) < SAMPLE_SIZE:
+            heapq.heappush(heap, entry)
+        elif entry[:3] > heap[0][:3]:
+            heapq.heapreplace(heap, entry)
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindows
+
+        for account in self._accounts.values():
+            for row in account.stats_rows():
+                yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(row))
+        for name, (n, chars) in sorted(self._profile.items()):
+            yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
+                ((OUTPUT_STEP, OUTPUT, name), (n, chars, 0))))
+        for heap in self._dropped.values():
+            for entry in heap:
+                yield beam.pvalue.TaggedOutput(DROPPED, GlobalWindows.windowed_value(entry[-1]))
+        for group, heap in sorted(self._samples.items()):
+            for entry in heap:
+                yield beam.pvalue.TaggedOutput(SAMPLES, GlobalWindows.windowed_value((group, entry[-1])))
+        self._dropped, self._samples, self._profile = {}, {}, {}
+
+
+SAMPLE_SIZE = 5  # written documents sampled per output group (OUT/_samples/; corpusmill.engine.run.KEPT_SAMPLE)
+
+def output_profile_names(doc: Document, group: str) -> List[Tuple[str, int]]:
+    """profile.json's rows of one written document: ``(name, characters)`` (corpusmill.core.profile)."""
+    lang = label(doc.metadata.get("language"))
+    rows = [(f"groups\t{label(group or '(all)')}", len(doc.text)), (f"languages\t{lang}", 0),
+            (f"sources\t{label(doc.source)}", 0), (f"{HIST}\tlength\x1f{lang}\x1f{bin_of('length', len(doc.text))}", 0)]
+    for score in SCORES:
+        value = number(doc.metadata.get(score))
+        if value is not None:
+            rows.append((f"{HIST}\t{score}\x1f{lang}\x1f{bin_of(score, value)}", 0))
+    return rows
+
+
+__all__ = ["Piece", "Item", "PassSpec", "Marked", "StreamPiece", "KeySpec", "make_ref", "piece_of", "read_work"]
