@@ -1,6 +1,7 @@
-"""The CCNet stage on a WET file against a plain one-process loop of the same kernels.
+"""The CCNet stage on a WET file against a plain one-process loop of the same kernels, in CPU seconds.
 
-    .venv/bin/python bench/wet_kernels.py [--docs /usr/share/doc/python3.11/html] [--copies 2] [--profile]
+    .venv/bin/python bench/wet_kernels.py [--docs /usr/share/doc/python3.11/html] [--copies 4] [--rounds 3]
+        [--quality] [--workers 1] [--profile]
 
 The WET file: every page of Debian's python3.11-doc, its main text extracted once with resiliparse and
 written as WET ``conversion`` records (what Common Crawl's WET files hold), ``--copies`` times under new
@@ -17,7 +18,12 @@ dedup does not remove the copies). Then, alternating:
 ``--quality`` first trains the models as a user would (``corpusmill train-lm``, ``cutoffs``,
 ``train-classifier`` on the bundled tests/data/quality samples) and gives both sides the same ones.
 
-Prints both wall times, the ratio, and with ``--profile`` the stage's top functions (cProfile).
+Each side is a fresh process, measured by ``getrusage(RUSAGE_CHILDREN)`` in a helper (user + system CPU
+seconds, peak RSS), the two alternating for ``--rounds`` rounds; the medians and their ratio are printed.
+Both sides start Python and import what they use, so both carry a start-up; the stage's is also
+measured alone (a one-record WET) against ``import apache_beam``. ``--workers 2`` runs the stage
+with two workers too (the same work: its CPU against one worker's). ``--profile`` runs the stage in
+this process under cProfile and prints the functions with the most time of their own, with their share.
 """
 
 from __future__ import annotations
@@ -28,17 +34,19 @@ import cProfile
 import glob
 import gzip
 import io
+import json
 import os
 import pstats
+import statistics
+import subprocess
 import sys
 import tempfile
-import time
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 
-def build_wet(path: str, docs: str, copies: int) -> int:
+def build_wet(path: str, docs: str, copies: int, limit: int = 0) -> int:
     from corpusmill.filters.html import decode_html, extract_main_text
 
     texts = []
@@ -47,6 +55,8 @@ def build_wet(path: str, docs: str, copies: int) -> int:
         text = extract_main_text(html or "", page, extractor="resiliparse")
         if text:
             texts.append((os.path.relpath(page, docs), text))
+            if limit and len(texts) >= limit:
+                break
     n = 0
     with open(path, "wb") as out:
         writer = WARCWriter(out, gzip=True)
@@ -96,8 +106,9 @@ def kernels(path: str, out: str, models: dict) -> int:
                 if text:
                     texts.append(text)
     seen = collections.Counter()
-    for text in texts:
-        seen.update(set(line_hashes(text)))
+    hashes = [line_hashes(text) for text in texts]  # each line normalized and hashed once
+    for hs in hashes:
+        seen.update(set(hs))
     repeated = {h for h, n in seen.items() if n > 1}
     filters = [LanguageId(languages=["en"])]
     if models:
@@ -109,8 +120,8 @@ def kernels(path: str, out: str, models: dict) -> int:
     from corpusmill.core.document import Document
 
     kept = []
-    for i, text in enumerate(texts):
-        text = remove_lines(text, repeated)
+    for i, (text, hs) in enumerate(zip(texts, hashes)):
+        text = remove_lines(text, repeated, hashes=hs)
         if not text:
             continue
         verdict = run_filters(filters, Document(str(i), text))
@@ -121,49 +132,89 @@ def kernels(path: str, out: str, models: dict) -> int:
     return len(kept)
 
 
-def stage(path: str, out: str, models: dict) -> int:
-    from corpusmill.cli.main import main as cli_main
+HELPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+          "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+          "print(r.ru_utime + r.ru_stime, r.ru_maxrss)")
 
+
+def measure(argv) -> tuple:
+    """(CPU seconds, peak RSS in MiB) of one command run as a fresh process."""
+    env = dict(os.environ, CORPUSMILL_PROGRESS="0")
+    out = subprocess.run([sys.executable, "-c", HELPER, *argv], capture_output=True, text=True, env=env, check=True)
+    cpu, rss = out.stdout.split()
+    return float(cpu), int(rss) / 1024
+
+
+def stage_argv(path: str, out: str, models: dict, workers: int = 1) -> list:
     quality = ["--lm-dir", models["lm_dir"], "--classifier", models["classifier"]] if models else []
-    code = cli_main(["ccnet", "--input", path, "--output", out, "--languages", "en", "--workers", "1",
-                     "--min-length", "0", *quality])
-    assert code == 0
-    from corpusmill.core.files import read_output
+    command = os.path.join(os.path.dirname(sys.executable), "corpusmill")
+    return [command, "ccnet", "--input", path, "--output", out, "--languages", "en", "--workers", str(workers),
+            "--min-length", "0", *quality]
 
-    return len(read_output(out))
+
+def kernels_argv(path: str, out: str, models: dict) -> list:
+    return [sys.executable, os.path.abspath(__file__), "--kernels-only", path, out, json.dumps(models)]
+
+
+def median(values):
+    return statistics.median(values)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default="/usr/share/doc/python3.11/html")
-    ap.add_argument("--copies", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1, help="also run the stage with this many workers")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--quality", action="store_true", help="perplexity buckets and the classifier on both sides")
+    ap.add_argument("--kernels-only", nargs=3, metavar=("WET", "OUT", "MODELS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.kernels_only:
+        wet, out, models = args.kernels_only
+        kernels(wet, out, json.loads(models))
+        return
     os.environ["CORPUSMILL_PROGRESS"] = "0"
     with tempfile.TemporaryDirectory() as tmp:
         wet = os.path.join(tmp, "pages.wet.gz")
         n = build_wet(wet, args.docs, args.copies)
+        one = os.path.join(tmp, "one.wet.gz")
+        build_wet(one, args.docs, 1, limit=1)
         models = train_models(tmp) if args.quality else {}
         print(f"{n} WET records, {os.path.getsize(wet) / 1e6:.1f} MB; uncompressed "
               f"{len(gzip.open(wet).read()) / 1e6:.1f} MB")
-        times = {"stage": [], "kernels": []}
+        cpu = collections.defaultdict(list)
         for r in range(args.rounds):
-            t = time.perf_counter()
-            kept_k = kernels(wet, os.path.join(tmp, "loop.jsonl.gz"), models)
-            times["kernels"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            kept_s = stage(wet, os.path.join(tmp, f"out{r}"), models)
-            times["stage"].append(time.perf_counter() - t)
-        s, k = min(times["stage"]), min(times["kernels"])
-        print(f"kernels: {k:.2f} s ({kept_k} kept); stage: {s:.2f} s ({kept_s} kept); ratio {s / k:.2f}x")
+            cpu["kernels"].append(measure(kernels_argv(wet, os.path.join(tmp, f"loop{r}.jsonl.gz"), models)))
+            cpu["stage"].append(measure(stage_argv(wet, os.path.join(tmp, f"out{r}"), models)))
+            if args.workers > 1:
+                cpu[f"stage, {args.workers} workers"].append(
+                    measure(stage_argv(wet, os.path.join(tmp, f"outw{r}"), models, args.workers)))
+            cpu["stage on one record"].append(measure(stage_argv(one, os.path.join(tmp, f"one{r}"), models)))
+            cpu["import apache_beam"].append(measure([sys.executable, "-c", "import apache_beam"]))
+        rows = {name: (median([c for c, _ in v]), median([m for _, m in v])) for name, v in cpu.items()}
+        for name, (c, m) in rows.items():
+            print(f"{name:28s} {c:7.2f} CPU-s  peak RSS {m:6.0f} MiB")
+        print(f"stage / kernels: {rows['stage'][0] / rows['kernels'][0]:.2f}x CPU; start-up: "
+              f"{rows['stage on one record'][0] - rows['import apache_beam'][0]:.2f} CPU-s over Beam's import")
+        if args.workers > 1:
+            name = f"stage, {args.workers} workers"
+            print(f"{args.workers} workers / 1: {rows[name][0] / rows['stage'][0]:.2f}x CPU")
         if args.profile:
+            from corpusmill.cli.main import main as cli_main
+
             prof = cProfile.Profile()
+            argv = stage_argv(wet, os.path.join(tmp, "profiled"), models)[1:]
             prof.enable()
-            stage(wet, os.path.join(tmp, "profiled"), models)
+            cli_main(argv)
             prof.disable()
-            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+            stats = pstats.Stats(prof)
+            total = stats.total_tt
+            print(f"cProfile of the stage, {total:.2f} s in all; the functions with the most time of their own:")
+            entries = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]
+            for (path, line, name), (_cc, calls, tottime, cumtime, _callers) in entries:
+                print(f"{100 * tottime / total:5.1f}%  own {tottime:6.2f} s  cumulative {cumtime:6.2f} s  "
+                      f"{calls:8d} calls  {name} ({os.path.basename(path)}:{line})")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,46 @@ def test_sigkill_then_the_same_command_finishes_byte_identically(sharded, tmp_pa
     assert tree_digest(tmp_path / "o") == tree_digest(out)
 
 
+def _argv(kw, out):
+    return [sys.executable, "-m", "corpusmill.cli.main", "ccnet", "--input", *kw["input"], "--num-shards", "6",
+            "--dedup-group-size", "2", "--docs-per-shard", "5", "--min-length", "100", "--output", str(out)]
+
+
+def test_two_task_ranks_at_once_then_the_finishing_command_give_the_bytes_of_one_run(sharded, tmp_path):
+    """Two processes share the output (as N machines would: a SLURM array, a Kubernetes indexed Job), each
+    running its units (unit % 2 == rank); the same command without a rank runs the final pass."""
+    out, kw, stats = sharded
+    env = dict(os.environ, CORPUSMILL_PROGRESS="0")
+    ranks = [subprocess.Popen(_argv(kw, tmp_path / "o") + ["--task-count", "2", "--task-rank", str(r)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    results = [proc.communicate(timeout=600) for proc in ranks]
+    assert [proc.returncode for proc in ranks] == [0, 0], results
+    assert "units" not in results[0][0] and "task 0 of 2: 2 units done" in results[0][1]
+    assert "task 1 of 2: 1 unit done" in results[1][1]
+    assert not (tmp_path / "o" / "_SUCCESS").exists()
+    assert sorted(p.name for p in (tmp_path / "o" / "_shards").glob("shard-*.json")) == [
+        f"shard-{s:05d}.json" for s in range(6)]
+    done = subprocess.run(_argv(kw, tmp_path / "o"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "6 shards: 6 done, 0 pending (0 of 3 units to run)" in done.stderr
+    assert tree_digest(tmp_path / "o") == tree_digest(out)
+
+
+def test_parallel_units_give_the_bytes_of_one_run(sharded, tmp_path):
+    out, kw, stats = sharded
+    assert run(tmp_path / "o", **kw, parallel_units=2) == stats
+    assert tree_digest(tmp_path / "o") == tree_digest(out)
+
+
+def test_task_options_are_checked(sharded, tmp_path):
+    _out, kw, _stats = sharded
+    with pytest.raises(CorpusmillError, match="ranks run from 0 to --task-count - 1"):
+        run(tmp_path / "o", **kw, task_count=2, task_rank=2)
+    with pytest.raises(CorpusmillError, match="without --task-rank"):
+        run(tmp_path / "o", **kw, task_count=2)
+    with pytest.raises(CorpusmillError, match="--task-rank with --overwrite"):
+        run(tmp_path / "o", **kw, task_count=2, task_rank=0, overwrite=True)
+
+
 def test_the_five_dump_llama_manifest_builds_its_ccnet_config(tmp_path):
     from corpusmill.mixers.manifest import load_manifest
     from corpusmill.stages.recipe import processor_config

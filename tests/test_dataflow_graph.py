@@ -102,6 +102,33 @@ def test_ccnet_job(capture, remote, tmp_path, monkeypatch):
     check(job, [crawl, lm, clf], [DATA, str(tmp_path), "corpusmill-models"])
 
 
+def test_ccnet_one_job_builds_every_unit_of_two_dumps_and_the_final_pass(capture, remote_root):
+    """``--one-job``: a run of 2 dumps cut into 16 shards, units of 2 shards (4 per dump), is ONE Dataflow job
+    with every unit's passes and the final pass, its keyed steps on key files in the bucket."""
+    import io
+
+    from warcio.warcwriter import WARCWriter
+
+    names = []
+    for dump in ("CC-MAIN-2019-09", "CC-MAIN-2019-13"):
+        folder = remote_root / "crawl-data" / dump / "segments" / "1" / "wet"
+        folder.mkdir(parents=True)
+        for i in range(8):
+            with open(folder / f"part-{i:02d}.warc.wet.gz", "wb") as fh:
+                writer = WARCWriter(fh, gzip=True)
+                writer.write_record(writer.create_warc_record(
+                    f"https://example.org/{dump}/{i}", "conversion", payload=io.BytesIO(b"A page of text.\n"),
+                    warc_headers_dict={"Content-Type": "text/plain"}))
+            names.append(f"cmtest://crawl-data/{dump}/segments/1/wet/part-{i:02d}.warc.wet.gz")
+    job = build_job("ccnet", input=["cmtest://crawl-data/*/segments/1/wet/*.wet.gz"], output="cmtest://out/cc",
+                    num_shards=16, dedup_group_size=2, one_job=True, fuzzy_dedup=True)
+    transforms = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    streams = sorted(n for n in transforms if n.endswith("Stream") and "/" not in n)
+    assert streams == sorted([f"Unit{u}Pass{k}Stream" for u in range(8) for k in (1, 2)] + ["FinalPass1Stream"])
+    assert {"FinalPass1Docs", "Unit0Pass2Lines", "Unit7Pass2Lines"} <= transforms
+    check(job, names[:1] + names[-1:] + ["cmtest://out/cc/_shards/unit-00007/pass-2"], [DATA])
+
+
 @pytest.mark.parametrize("name, source, glob, fields", [
     ("c4", os.path.join(DATA, "c4", "recrawl.warc.gz"), "", {"mode": "crawl"}),
     ("wikipedia", os.path.join(DATA, "wikipedia", "enwiki-sample-multistream.xml.bz2"), "", {}),

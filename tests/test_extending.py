@@ -13,6 +13,7 @@ import pytest
 
 import corpusmill
 from corpusmill.cli import main as cli_main
+from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_output
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,6 +58,34 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     hist = mine["histograms"]["digit_share"]
     assert sum(map(sum, hist["kept"].values())) == step["kept"]
     assert sum(map(sum, hist.get("dropped", {}).values())) == sum(step["dropped"].values())
+
+
+def test_a_users_filter_runs_after_any_step_of_the_list_in_either_order(tmp_path):
+    """--after names any step of the stage's one list, the final phase's too: after url_dedup, the filter runs
+    between the URL and the text dedup (the text dedup's keys are then taken after it: another pass)."""
+    from corpusmill.stages.ccnet import CCNetConfig, input_steps, steps
+
+    out = tmp_path / "cc"
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
+                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "url_dedup"]) == 0
+    stats = _stats(out)
+    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup", "max_digit_share",
+                           "content_dedup"]
+    assert stats["max_digit_share"]["read"] == stats["url_dedup"]["kept"]
+    assert stats["content_dedup"]["read"] == stats["max_digit_share"]["kept"]
+    llama3 = tmp_path / "l3"
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(llama3), "--min-length", "0", "--dedup-order", "llama3",
+                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "normalize"]) == 0
+    assert list(_stats(llama3)) == ["extract", "normalize", "max_digit_share", "collect", "url_dedup", "content_dedup",
+                                    "line_dedup", "lid"]
+    # the list answers --after, in both orders, before any work
+    cfg = CCNetConfig(input=[WARC], output=str(tmp_path / "x"), add_filter=["mypkg.filters:MaxDigitShare"],
+                      after="fuzzy_dedup")
+    with pytest.raises(CorpusmillError, match="its steps: extract, read, normalize, line_dedup, lid, collect, "
+                                              "url_dedup, content_dedup$"):
+        input_steps(cfg, None)
+    assert [s.name for s in steps(CCNetConfig(output="x", fuzzy_dedup=True, dedup_order="llama3"), [WARC])] == [
+        "extract", "normalize", "collect", "url_dedup", "content_dedup", "fuzzy_dedup", "line_dedup", "lid"]
 
 
 def test_a_users_source_is_a_manifest_processor(tmp_path):

@@ -60,6 +60,7 @@ class DropDuplicates(Filter):
     """Takes ``(doc, removal set)``: drops ``reason`` when the set is non-empty (a better copy exists).
     When the marks name the kept copy (``MarkDuplicates(..., name_kept=True)``: ``(mark, (id, location))``)
     the dropped document says which: ``duplicate_of`` (its id) and ``duplicate_of_location``."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     def __init__(self, name: str = "exact_dedup", reason: str = "duplicate_content"):
         self.name = name

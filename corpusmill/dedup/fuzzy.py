@@ -131,6 +131,7 @@ class DropNearDuplicates(Filter):
     """Takes ``(doc, None | (kept key, cluster size) | UNCONVERGED)``: drops the members of a cluster that
     are not its kept document as ``near_duplicate`` (``duplicate_of``, ``duplicate_of_location``,
     ``cluster_size``); an unconverged node raises (a dead letter naming the fix)."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "fuzzy_dedup"
     reason = "near_duplicate"

@@ -125,6 +125,7 @@ class RemoveDuplicateLines(Filter):
     Records ``original_nlines``/``original_length`` (before dedup) and ``nlines``/``length`` after, as
     cc_net does.
     """
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "line_dedup"
     scores = ("length",)  # judged by the length after the removal (annotated), not the text it drops with

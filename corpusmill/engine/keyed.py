@@ -105,9 +105,8 @@ def _pairs(data: bytes) -> np.ndarray:
 
 
 def _parts(pbegin, partitions: int, label: str):
-    """One element per hash range, spread over the workers."""
-    return (pbegin | f"{label}Ranges" >> beam.Create(list(range(partitions)))
-            | f"{label}Spread" >> beam.Reshuffle())
+    """One element per hash range (``Create`` spreads a list of several over the workers)."""
+    return pbegin | f"{label}Ranges" >> beam.Create(list(range(partitions)))
 
 
 # -- marks, as a pass applies them -----------------------------------------------------------------------

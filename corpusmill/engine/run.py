@@ -203,13 +203,15 @@ class Run:
     def stream(self, inputs: beam.PCollection, spec, marks_fn, label: str):
         """A streaming pass (:mod:`corpusmill.engine.passes`): ``inputs`` are ``(piece, [its Piece and
         marks])``; every step of ``spec`` is registered here in order and its accounting joins this run's.
-        Returns the written pieces and the repeated lines' texts."""
+        Returns the written pieces and the repeated lines' texts. The same pass over several units (one
+        pipeline for a whole run) registers its steps once: their accounting adds up."""
         from apache_beam.utils import shared
 
         from corpusmill.engine.passes import SAMPLES, TEXTS, StreamPiece
 
         for name, filt in spec.filters():
-            self._register(name, filt)
+            if name not in self.steps:
+                self._register(name, filt)
         out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared())).with_outputs(
             STATS_TAG, DROPPED, FAILED, TEXTS, SAMPLES, main="pieces")
         self._stats.append(out[STATS_TAG])

@@ -191,6 +191,7 @@ class StepAccount:
                                   f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
                                   f"its own in Filter.bins")
         self.seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
+        self.clean = bool(getattr(filt, "clean_output", False))
 
     def start_bundle(self) -> None:
         self.sums = {}
@@ -272,7 +273,7 @@ class StepAccount:
         for name, value in (verdict.counts or {}).items():
             self.stat(COUNTER, name, int(value), 0, 0)
         doc = verdict.doc if verdict.doc is not None else doc_of(element)
-        if isinstance(doc, Document) and doc is not element:  # a new or changed document: writable as UTF-8
+        if isinstance(doc, Document) and doc is not element and not self.clean:  # new or changed: writable as UTF-8
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
                 self.stat(COUNTER, SURROGATES, 1, 0, 0)

@@ -96,6 +96,12 @@ class Filter:
     def setup(self) -> None:
         """Load models or other per-worker state. Called once per worker, never per element."""
 
+    # True when every document this filter returns is text the filter was given, cut, joined, replaced by
+    # plain placeholders or annotated with numbers and labels: it cannot hold a lone surrogate its input
+    # did not. The glue then skips the UTF-8 check of each changed document (reading steps, and your
+    # filters, keep it: corpusmill.core.text).
+    clean_output: bool = False
+
     # A filter whose model is faster on many elements at once (SentencePiece, fastText) sets batch_size:
     # the glue then calls call_batch with up to that many elements. Verdicts and accounting are the same.
     batch_size: int = 0

@@ -47,6 +47,7 @@ class LanguageId(Filter):
 
     Drops ``low_lang_score`` below ``threshold`` and ``language_not_kept`` outside ``languages``.
     """
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "lid"
     transient = ("_model",)
@@ -142,6 +143,7 @@ def language_verdict(doc, threshold: float, languages) -> Verdict:
 class LanguageThreshold(Filter):
     """The ``lid`` step of ``corpusmill filter``: LanguageId's verdict from the stored ``language`` and
     ``language_score`` of a scored run (``--score-only``), with new thresholds and no model."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "lid"
     scores = ("language_score",)

@@ -48,6 +48,7 @@ def normalize_text(text: str) -> str:
 
 class Normalize(Filter):
     """The ``normalize`` step. Drops ``empty`` when nothing printable is left."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "normalize"
 

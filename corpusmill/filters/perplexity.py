@@ -234,6 +234,7 @@ class Perplexity(Filter):
     (the ``lid`` step sets it); a document without one counts as ``default_language`` if given (and is
     annotated with it).
     """
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "perplexity"
     transient = ("_models",)
@@ -355,6 +356,7 @@ class PerplexityBucket(Filter):
 
     The (small) cutoffs table is read when the filter is made and travels with it.
     """
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "bucket"
     scores = ("perplexity",)

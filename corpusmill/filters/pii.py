@@ -114,6 +114,7 @@ class ScrubPII(Filter):
     """The ``pii`` step: keeps every document, with its PII replaced; ``counters.pii_email``,
     ``pii_ip`` and ``pii_phone`` in stats.json count the replacements, and ``pii_documents`` the
     documents that had any."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "pii"
 

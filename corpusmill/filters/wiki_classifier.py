@@ -74,6 +74,7 @@ class WikiClassifier(Filter):
     """The ``wiki_classifier`` step, one model per language: annotates ``wiki_prob``; drops
     ``not_wiki_like`` below ``threshold``. A document in a language without a model passes unchanged and
     is counted as ``no_classifier`` (the step's counters), never judged by another language's model."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "wiki_classifier"
     transient = ("_models",)
@@ -119,6 +120,7 @@ def wiki_verdict(doc, threshold: float) -> Verdict:
 class WikiThreshold(Filter):
     """The ``wiki_classifier`` step of ``corpusmill filter``: the verdict from the stored ``wiki_prob`` of
     a scored run, with a new threshold and no model."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "wiki_classifier"
     scores = ("wiki_prob",)

@@ -255,6 +255,7 @@ def input_files(cfg: CCNetConfig) -> List[str]:
 # -- the steps: one list ------------------------------------------------------------------------------------
 class Collected(Filter):
     """The ``collect`` step: the units' documents, read back once by the final phase."""
+    clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "collect"
 
