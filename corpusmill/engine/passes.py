@@ -87,6 +87,8 @@ class Item:
     ref: int
     doc: Document
     hashes: Optional[np.ndarray] = None
+    nbytes: Optional[int] = None  # the document's UTF-8 bytes, once a step counted them
+    raw: Optional[bytes] = None  # the document's JSON as read, while no step changed it
 
 
 # -- work files ---------------------------------------------------------------------------------------
@@ -109,7 +111,9 @@ def read_work(path: str) -> Iterator[Item]:
 
     for line in work_lines(path):
         ref, doc, hashes = json.loads(line)
-        yield Item(ref, Document.from_dict(doc), decode_hashes(hashes))
+        # the document's own JSON is the text between the ref and the hashes (written by _dumps)
+        raw = line[line.index(b",") + 1:line.rindex(b",")] + b"\n"
+        yield Item(ref, Document.from_dict(doc), decode_hashes(hashes), raw=raw)
 
 
 def work_lines(path: str) -> Iterator[bytes]:
@@ -207,7 +211,8 @@ class GroupWriter:
         name = f"part-{piece_name(self.piece)}-{k:04d}{EXTENSIONS[self.fmt]}"
         return join(self.out_dir, group, name) if group else join(self.out_dir, name)
 
-    def add(self, doc: Document, group: str) -> None:
+    def add(self, doc: Document, group: str, raw: Optional[bytes] = None) -> None:
+        """``raw``: the document's JSON line, when it is at hand already (the same bytes)."""
         entry = self._open.get(group)
         if entry is None:
             entry = self._open[group] = [0, 0, None]
@@ -221,7 +226,7 @@ class GroupWriter:
         else:
             if entry[2] is None:
                 entry[2] = _JsonlGroupFile(self._path(group, entry[0]), self.level)
-            entry[2].add(doc)
+            entry[2].add(doc, raw)
         entry[1] += 1
 
     def _close(self, group: str, entry: list) -> None:
@@ -258,8 +263,8 @@ class _JsonlGroupFile:
         self._context = None
         self._gz = None
 
-    def add(self, doc: Document) -> None:
-        line = _dumps(doc.to_dict())
+    def add(self, doc: Document, raw: Optional[bytes] = None) -> None:
+        line = raw if raw is not None else _dumps(doc.to_dict())
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self.HOLD:
@@ -348,7 +353,9 @@ class PassSpec:
 class StreamPiece(beam.DoFn):
     """Streams one piece through a pass (see the module docstring). Takes ``(piece index, values)``: the
     piece's :class:`Piece` and its marks; yields the written :class:`Piece`, and tagged: stats rows,
-    sampled dropped documents, dead letters, repeated lines' texts and the sample of the output."""
+    sampled dropped documents, repeated lines' texts and the sample of the output. Dead letters (and with
+    ``write_dropped`` every dropped document) are written per piece as they come:
+    ``RUN/_failed/failed-<pass>-<piece>.jsonl.gz``, ``RUN/_dropped/<step>/<reason>-<piece>.jsonl.gz``."""
 
     def __init__(self, spec: PassSpec, marks_fn: Callable, handle: shared.Shared):
         self.spec = spec
@@ -396,7 +403,7 @@ class StreamPiece(beam.DoFn):
                     keys.add(item)
                 if spec.group_fn is not None:
                     group = spec.group_fn(item.doc)
-                    writer.add(item.doc, group)
+                    writer.add(item.doc, group, item.raw)
                     self._written(item.doc, group)
                 else:
                     writer.add(item)
@@ -450,47 +457,54 @@ class StreamPiece(beam.DoFn):
             if isinstance(record, Item):
                 item = record
                 if step is not None:
-                    item.doc = self._apply(step, item.doc, out)
-                    if item.doc is None:
+                    doc = self._apply(step, item.doc, out)
+                    if doc is None:
                         continue
+                    self._changed(item, doc, step)
             else:
                 doc = self._apply(step, record, out)
                 if doc is None:
                     continue
-                item = Item(ref, doc.annotate(**placed) if placed else doc)
+                item = Item(ref, doc.annotate(**placed) if placed else doc, nbytes=self._accounts[step].size_out)
             for m in spec.marked:
-                doc = self._apply(m.name, marks.input(m, item), out)
+                doc = self._apply(m.name, marks.input(m, item), out, item.nbytes)
                 if doc is None:
                     break
-                self._changed(item, doc)
+                self._changed(item, doc, m.name)
             else:
                 for name, _filt in spec.steps:
-                    doc = self._apply(name, item.doc, out)
+                    doc = self._apply(name, item.doc, out, item.nbytes)
                     if doc is None:
                         break
-                    self._changed(item, doc)
+                    self._changed(item, doc, name)
                 else:
                     yield item
 
-    @staticmethod
-    def _changed(item: Item, doc: Document) -> None:
+    def _changed(self, item: Item, doc: Document, step: str) -> None:
+        item.nbytes = self._accounts[step].size_out
         if doc is not item.doc:
             if item.hashes is not None and doc.text != item.doc.text:
                 item.hashes = None  # computed again where the next pass needs them
-            item.doc = doc
+            item.doc, item.raw = doc, None
 
-    def _apply(self, step: str, element, out: list) -> Optional[Document]:
+    def _apply(self, step: str, element, out: list, size_in: Optional[int] = None) -> Optional[Document]:
         """One step on one element: the kept document, or None (dropped or failed: routed and counted)."""
         account = self._accounts[step]
-        outcome, value = account.route(element, account.verdict(element))
+        outcome, value = account.route(element, account.verdict(element), size_in)
         if outcome == KEPT:
             return value
         self._route(outcome, value, out)
         return None
 
     def _route(self, outcome: str, value, out: list) -> None:
-        if outcome == FAILED:
-            out.append(beam.pvalue.TaggedOutput(FAILED, value))
+        if outcome == FAILED:  # every dead letter, written as it comes (never gathered)
+            key = ("", FAILED)
+            sink = self._dropped_files.get(key)
+            if sink is None:
+                sink = self._dropped_files[key] = _LineSink(join(
+                    self.spec.run_dir, "_failed", f"failed-{self.spec.label}-{piece_name(self._piece)}.jsonl.gz"),
+                    compress=True, level=6)
+            sink.write(_dumps(value.to_dict()))
         elif outcome == DROPPED:
             self._drop(value)
 

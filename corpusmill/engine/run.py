@@ -213,10 +213,9 @@ class Run:
             if name not in self.steps:
                 self._register(name, filt)
         out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared())).with_outputs(
-            STATS_TAG, DROPPED, FAILED, TEXTS, SAMPLES, main="pieces")
+            STATS_TAG, DROPPED, TEXTS, SAMPLES, main="pieces")
         self._stats.append(out[STATS_TAG])
-        self._dropped.append(out[DROPPED])
-        self._failed.append(out[FAILED])
+        self._dropped.append(out[DROPPED])  # (dead letters: written by the pass itself, per piece)
         if spec.group_fn is not None:
             self._samples.append(out[SAMPLES])
         return out["pieces"], out[TEXTS]
@@ -284,16 +283,18 @@ class Run:
             write_sharded(keyed, out_dir, lambda key: join("_dropped", key[0], key[1]), self.docs_per_shard,
                           sort_key=lambda d: (d.sort_key, d.location), label="WriteDropped")
 
-        failed = tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
-        write_sharded(failed | "KeyFailed" >> beam.Map(lambda f: ("", f)), out_dir, lambda _key: join("_failed", "failed"),
-                      self.docs_per_shard, sort_key=lambda f: (f.step, f.location, f.doc_id), label="WriteFailed")
+        if self._failed:  # (a streaming pass writes its own)
+            failed = tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
+            write_sharded(failed | "KeyFailed" >> beam.Map(lambda f: ("", f)), out_dir,
+                          lambda _key: join("_failed", "failed"), self.docs_per_shard,
+                          sort_key=lambda f: (f.step, f.location, f.doc_id), label="WriteFailed")
 
     def include(self, steps: Sequence[str], stats: Sequence[dict], records: beam.PCollection,
-                profiles: Sequence[dict] = ()) -> None:
+                profiles: Sequence[dict] = (), with_failures: bool = True) -> None:
         """Take in the accounting of earlier runs (the CCNet stage's shard groups): their steps come
         first in stats.json, their stats and their steps' profiles (not what they wrote) are added, and
-        ``records`` (:class:`Dropped` and :class:`Failure` objects) join this run's dropped and failed
-        outputs."""
+        ``records`` (:class:`Dropped` and, ``with_failures``, :class:`Failure` objects) join this run's
+        dropped and failed outputs."""
         self.steps[:0] = [s for s in steps if s not in self.steps]
         for profile in profiles:
             for step, entry in profile.get("steps", {}).items():
@@ -301,10 +302,13 @@ class Run:
             self.extra_edges.update({s: e for s, e in profile.get("bins", {}).items() if s not in BINS})
         rows = stats_rows(stats) + [r for p in profiles for r in profile_rows(p)]
         self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(rows))
-        split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(
-            lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
-        self._dropped.append(split[0])
-        self._failed.append(split[1])
+        if with_failures:
+            split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(
+                lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
+            self._dropped.append(split[0])
+            self._failed.append(split[1])
+        else:
+            self._dropped.append(records)
 
 
 def _write_samples(keyed: beam.PCollection, out_dir: str, label: str) -> None:

@@ -176,6 +176,8 @@ class StepAccount:
         self.filter = filt
         self.live: Optional[Filter] = None  # the loaded copy (set by the caller)
         self._counters: Dict[str, Any] = {}
+        self._counts: Dict[str, int] = {}  # this bundle's counter increments, given to Beam when it ends
+        self.size_out = 0  # the kept document's UTF-8 bytes, after route()
         self.tally: Optional[Tally] = None
         # this bundle's stats, summed here and emitted once per key when the bundle ends (a few elements
         # per bundle instead of one or two per document; Run.finish sums the bundles)
@@ -214,12 +216,19 @@ class StepAccount:
             counter = self._counters[name] = Metrics.counter(f"corpusmill.{self.step}", name)
         return counter
 
+    def count(self, name: str) -> None:
+        """One more of Beam counter ``name`` (runner UIs show them; given to Beam once per bundle)."""
+        self._counts[name] = self._counts.get(name, 0) + 1
+
     def stats_rows(self) -> List[tuple]:
         """This bundle's ``((step, kind, name), (n, bytes in, bytes out))`` rows (and the filter's time
         counted); the sums start again."""
         rows = [((self.step, kind, name), (n, size_in, size_out))
                 for (kind, name), (n, size_in, size_out) in sorted(self.sums.items())]
         self.sums = {}
+        for name, n in self._counts.items():
+            self.counter(name).inc(n)
+        self._counts = {}
         if self.seconds:
             self.counter(MICROSECONDS).inc(int(self.seconds * 1e6))
             self.seconds = 0.0
@@ -258,7 +267,8 @@ class StepAccount:
         return verdicts
 
     def route(self, element, verdict, size_in: Optional[int] = None) -> Tuple[str, Any]:
-        """``(KEPT, document)``, ``(DROPPED, Dropped)`` or ``(FAILED, Failure)`` for one verdict, counted."""
+        """``(KEPT, document)``, ``(DROPPED, Dropped)`` or ``(FAILED, Failure)`` for one verdict, counted.
+        ``size_in``: the element's bytes, when the caller knows them; a kept document's are ``size_out``."""
         if size_in is None:
             size_in = size_of(element)
         tally = self.tally
@@ -266,13 +276,14 @@ class StepAccount:
             tally.add(size_in, False)
         if isinstance(verdict, Exception):
             doc = doc_of(element)
-            self.counter("failed").inc()
+            self.count("failed")
             self.stat(FAILED, "", 1, size_in, 0)
             return FAILED, failure(self.step, verdict, location_of(element), doc.id if doc is not None else "",
                                    doc.text[:500] if doc is not None else "")
         for name, value in (verdict.counts or {}).items():
             self.stat(COUNTER, name, int(value), 0, 0)
-        doc = verdict.doc if verdict.doc is not None else doc_of(element)
+        given = doc_of(element)
+        doc = verdict.doc if verdict.doc is not None else given
         if isinstance(doc, Document) and doc is not element and not self.clean:  # new or changed: writable as UTF-8
             doc, replaced = doc.repaired(metadata=not isinstance(element, Document))  # (read steps: metadata too)
             if replaced:
@@ -280,12 +291,13 @@ class StepAccount:
         profiled = doc[0] if isinstance(doc, tuple) and doc and isinstance(doc[0], Document) else doc  # (doc, pool)
         self.profile(profiled if isinstance(profiled, Document) else None, verdict.reason, verdict.measures)
         if verdict.kept:
-            self.counter("kept").inc()
+            self.count("kept")
             if tally is not None:
                 tally.kept += 1
-            self.stat(KEPT, "", 1, size_in, getattr(profiled, "nbytes", 0))
+            self.size_out = size_in if profiled is given else getattr(profiled, "nbytes", 0)
+            self.stat(KEPT, "", 1, size_in, self.size_out)
             return KEPT, doc
-        self.counter(f"dropped.{verdict.reason}").inc()
+        self.count(f"dropped.{verdict.reason}")
         self.stat(DROPPED, verdict.reason, 1, size_in, 0)
         return DROPPED, Dropped(self.step, verdict.reason, doc, printable(location_of(element)))
 
@@ -308,10 +320,10 @@ class StepAccount:
     def skipped(self, entry: Skipped) -> Tuple[str, Any]:
         """An input entry the reader did not read (a link, an unreadable file): a drop or a dead letter."""
         if entry.is_failure:
-            self.counter("failed").inc()
+            self.count("failed")
             self.stat(FAILED, "", 1, 0, 0)
             return FAILED, Failure(self.step, f"{entry.reason}: {entry.detail}", entry.location)
-        self.counter(f"dropped.{entry.reason}").inc()
+        self.count(f"dropped.{entry.reason}")
         self.stat(DROPPED, entry.reason, 1, 0, 0)
         self.profile(None, entry.reason)
         return DROPPED, Dropped(self.step, entry.reason, None, entry.location)

@@ -225,6 +225,7 @@ class LoadedRecord:
     ref: RecordRef
     data: bytes
     truncated: bool = False
+    record: object = None  # the WARC headers parsed (warcio), its stream at the block: a WET record's text
 
     @property
     def path(self) -> str:
@@ -313,13 +314,13 @@ def _read_gzip(path: str, handle, keep: int) -> Iterator[object]:
         if not data.strip():  # members holding only blank lines are padding, not records
             continue
         try:
-            record = loader.parse_record_stream(io.BytesIO(data[:_HEAD_BYTES]), no_record_parse=True)
+            record = loader.parse_record_stream(io.BytesIO(data), no_record_parse=True)
             _check_one_record(data, produced, record)
             ref = _ref_from_headers(path, offset, length, record)
         except Exception as exc:  # noqa: BLE001 - valid gzip, but not one WARC/ARC record
             yield _error_ref(path, offset, offset + length, exc)
             continue
-        yield LoadedRecord(ref, data, produced > len(data))
+        yield LoadedRecord(ref, data, produced > len(data), record)
 
 
 def _read_plain(path: str, handle, keep: int) -> Iterator[object]:
@@ -431,14 +432,17 @@ class ExtractWarcRecord(Filter):
             return drop("warc_other")
         from warcio.archiveiterator import ArchiveIterator
 
-        if loaded is not None:  # read whole by a sequential pass (read_records)
-            handle = io.BytesIO(loaded.data)
-        elif is_http(ref.path) and ref.length:  # one ranged GET per record, not a stream to the file's end
-            handle = io.BytesIO(fetch_range(ref.path, ref.offset, ref.offset + ref.length))
+        if loaded is not None and loaded.record is not None and ref.warc_type == "conversion":
+            record = loaded.record  # a WET record: its WARC headers were read by the pass; the text follows
         else:
-            handle = self._open(ref.path)
-            handle.seek(ref.offset)
-        record = next(iter(ArchiveIterator(handle, arc2warc=True)))
+            if loaded is not None:  # read whole by a sequential pass (read_records)
+                handle = io.BytesIO(loaded.data)
+            elif is_http(ref.path) and ref.length:  # one ranged GET per record, not a stream to the file's end
+                handle = io.BytesIO(fetch_range(ref.path, ref.offset, ref.offset + ref.length))
+            else:
+                handle = self._open(ref.path)
+                handle.seek(ref.offset)
+            record = next(iter(ArchiveIterator(handle, arc2warc=True)))
         uri = ref.uri or record.rec_headers.get_header("WARC-Target-URI") or ""
         location = f"{ref.path}@{ref.offset}"
         doc_id = make_id(self.source, ref.record_id or f"{os.path.basename(ref.path)}@{ref.offset}")

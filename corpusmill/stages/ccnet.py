@@ -648,14 +648,15 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dic
         pieces += [Piece(**p) for p in plan.state.pieces(s)]
     unit_stats = [read_stats(plan.unit_dir(u)) for u in units]
     steps = [e["step"] for e in unit_stats[0]] if unit_stats else []
-    side = [f for u in units for f in (_matching(join(plan.unit_dir(u), "_dropped", "**")) if not cfg.write_dropped
-                                        else []) + _matching(join(plan.unit_dir(u), "_failed", "*"))
-            if f.endswith(".jsonl.gz")]
-    if cfg.write_dropped:  # every dropped document, in files of one piece each: copied, never shuffled
-        for u in units:
-            base = join(plan.unit_dir(u), "_dropped")
+    # the units' dead letters (and with --write-dropped every dropped document) are files of one piece
+    # each: copied, never shuffled; their dropped samples join this run's sample
+    side = [] if cfg.write_dropped else [f for u in units for f in _matching(join(plan.unit_dir(u), "_dropped", "**"))
+                                         if f.endswith(".jsonl.gz")]
+    for u in units:
+        for folder in ("_failed",) + (("_dropped",) if cfg.write_dropped else ()):
+            base = join(plan.unit_dir(u), folder)
             for f in _matching(join(base, "**")):
-                target = join(out, "_dropped", f[len(base):].lstrip("/"))
+                target = join(out, folder, f[len(base):].lstrip("/"))
                 if "://" not in target:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                 FileSystems.copy([f], [target])
@@ -664,7 +665,7 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dic
         records = (p | "UnitSideFiles" >> beam.Create(side) | "Spread" >> beam.Reshuffle()
                    | "ReadSide" >> beam.FlatMap(_side_records))
         run.include(steps, [e for stats in unit_stats for e in stats], records,
-                    [read_profile(plan.unit_dir(u)) for u in units])
+                    [read_profile(plan.unit_dir(u)) for u in units], with_failures=False)
         _last, entries = build_final(run, plan, p | "UnitPieces" >> beam.Create(sorted(pieces, key=lambda x: x.index)))
         write_repeated_entries(run.out_dir, entries)
 
