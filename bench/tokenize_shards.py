@@ -55,6 +55,50 @@ def line(label: str, tokens: int, seconds: float, extra: str = "") -> None:
           flush=True)
 
 
+PLAIN_LOOP = """
+import sys
+from corpusmill.core.files import read_documents_file
+from corpusmill.tokenize.tokenized import encode_tokens
+from corpusmill.tokenize.tokenizer import TokenizedDoc, load_tokenizer
+docs_dir, model, out = sys.argv[1:]
+tok = load_tokenizer(model)
+docs = [TokenizedDoc(d.id, name, tok.encode(d.text), d.nbytes) for name in sorted(%r)
+        for d in read_documents_file(f"{docs_dir}/{name}/part-00000.jsonl.gz")]
+with open(out, "wb") as fh:
+    encode_tokens(docs, fh)
+"""
+STAGE = """
+import sys
+from corpusmill.stages.tokens import TokensConfig, write_tokens
+docs_dir, model, out = sys.argv[1:]
+files = {name: [f"{docs_dir}/{name}/part-00000.jsonl.gz"] for name in %r}
+write_tokens(TokensConfig(files=files, tokenizer=model, output=out, overwrite=True), [])
+"""
+HELPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+          "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)")
+
+
+def cpu_comparison(docs_dir: str, model_path: str, repeat: int, rounds: int) -> None:
+    """The tokens stage (corpusmill.stages.tokens, one worker) and a plain loop (read every document, sp.encode
+    it, write the tokens as one Arrow file), each a fresh process; CPU seconds, medians of ``rounds``."""
+    import statistics
+    import subprocess
+
+    env = dict(os.environ, CORPUSMILL_PROGRESS="0", CORPUSMILL_WORKERS="1")
+    out = tempfile.mkdtemp(prefix="bench-tokens-")
+    runs = {"plain loop": [], "tokens stage": []}
+    for r in range(rounds):
+        for name, script, target in (("plain loop", PLAIN_LOOP, os.path.join(out, f"loop{r}.arrow")),
+                                     ("tokens stage", STAGE, os.path.join(out, f"stage{r}"))):
+            got = subprocess.run([sys.executable, "-c", HELPER, sys.executable, "-c", script % (SOURCES,), docs_dir,
+                                  model_path, target], capture_output=True, text=True, env=env, check=True)
+            runs[name].append(float(got.stdout))
+    med = {name: statistics.median(v) for name, v in runs.items()}
+    for name, v in runs.items():
+        print(f"{name:<14} {med[name]:7.2f} CPU-s (rounds: {', '.join(f'{x:.2f}' for x in v)})  [{repeat} copies]")
+    print(f"tokens stage / plain loop: {med['tokens stage'] / med['plain loop']:.2f}x CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=20, help="copies of the bundled documents (default: 20)")
@@ -62,6 +106,9 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--reads", type=int, default=200_000, help="random single-row reads (default: 200000)")
     ap.add_argument("--workdir", default=None, help="keep the files here (default: a temporary directory)")
+    ap.add_argument("--cpu", action="store_true", help="only: the recipe's tokens stage against a plain loop that "
+                                                        "reads, encodes and writes the same files, in CPU seconds")
+    ap.add_argument("--rounds", type=int, default=3, help="with --cpu: alternating rounds (the median is printed)")
     args, beam_args = ap.parse_known_args()
     beam_args = [a for a in beam_args if a != "--"]
     work = args.workdir or tempfile.mkdtemp(prefix="bench-tokenize-")
@@ -77,6 +124,9 @@ def main() -> None:
     model_path = os.path.join(work, "tokenizer.model")
     with open(model_path, "wb") as fh:
         fh.write(model)
+    if args.cpu:
+        cpu_comparison(os.path.join(work, "docs"), model_path, args.repeat, args.rounds)
+        return
     sp = spm.SentencePieceProcessor(model_file=model_path)
 
     t = time.perf_counter()

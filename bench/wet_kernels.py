@@ -46,6 +46,25 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 
+def split_wet(path: str, folder: str, files: int) -> str:
+    """The records of ``path`` dealt round-robin into ``files`` WET files under ``folder`` (what several
+    workers can share: the stage cuts its work by input file)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    os.makedirs(folder, exist_ok=True)
+    outs = [open(os.path.join(folder, f"part-{i}.warc.wet.gz"), "wb") for i in range(files)]
+    writers = [WARCWriter(o, gzip=True) for o in outs]
+    with open(path, "rb") as fh:
+        for i, rec in enumerate(ArchiveIterator(fh)):
+            writer = writers[i % files]
+            writer.write_record(writer.create_warc_record(
+                rec.rec_headers.get_header("WARC-Target-URI"), "conversion",
+                payload=io.BytesIO(rec.content_stream().read()), warc_headers_dict={"Content-Type": "text/plain"}))
+    for o in outs:
+        o.close()
+    return folder
+
+
 def build_wet(path: str, docs: str, copies: int, limit: int = 0) -> int:
     from corpusmill.filters.html import decode_html, extract_main_text
 
@@ -165,7 +184,9 @@ def main() -> None:
     ap.add_argument("--docs", default="/usr/share/doc/python3.11/html")
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=1, help="also run the stage with this many workers")
+    ap.add_argument("--workers", type=int, default=1, help="also run the stage with this many workers, and with "
+                                                           "one, on the same records in --files files")
+    ap.add_argument("--files", type=int, default=4, help="the files the workers' comparison cuts the records into")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--quality", action="store_true", help="perplexity buckets and the classifier on both sides")
     ap.add_argument("--kernels-only", nargs=3, metavar=("WET", "OUT", "MODELS"), help=argparse.SUPPRESS)
@@ -188,8 +209,11 @@ def main() -> None:
             cpu["kernels"].append(measure(kernels_argv(wet, os.path.join(tmp, f"loop{r}.jsonl.gz"), models)))
             cpu["stage"].append(measure(stage_argv(wet, os.path.join(tmp, f"out{r}"), models)))
             if args.workers > 1:
-                cpu[f"stage, {args.workers} workers"].append(
-                    measure(stage_argv(wet, os.path.join(tmp, f"outw{r}"), models, args.workers)))
+                cut = split_wet(wet, os.path.join(tmp, "cut"), args.files) if r == 0 else os.path.join(tmp, "cut")
+                cpu[f"stage, {args.files} files, 1 worker"].append(
+                    measure(stage_argv(cut, os.path.join(tmp, f"outc{r}"), models, 1)))
+                cpu[f"stage, {args.files} files, {args.workers} workers"].append(
+                    measure(stage_argv(cut, os.path.join(tmp, f"outw{r}"), models, args.workers)))
             cpu["stage on one record"].append(measure(stage_argv(one, os.path.join(tmp, f"one{r}"), models)))
             cpu["import apache_beam"].append(measure([sys.executable, "-c", "import apache_beam"]))
         rows = {name: (median([c for c, _ in v]), median([m for _, m in v])) for name, v in cpu.items()}
@@ -198,8 +222,8 @@ def main() -> None:
         print(f"stage / kernels: {rows['stage'][0] / rows['kernels'][0]:.2f}x CPU; start-up: "
               f"{rows['stage on one record'][0] - rows['import apache_beam'][0]:.2f} CPU-s over Beam's import")
         if args.workers > 1:
-            name = f"stage, {args.workers} workers"
-            print(f"{args.workers} workers / 1: {rows[name][0] / rows['stage'][0]:.2f}x CPU")
+            many, one_ = f"stage, {args.files} files, {args.workers} workers", f"stage, {args.files} files, 1 worker"
+            print(f"{args.workers} workers / 1 on {args.files} files: {rows[many][0] / rows[one_][0]:.2f}x CPU")
         if args.profile:
             from corpusmill.cli.main import main as cli_main
 

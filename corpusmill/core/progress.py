@@ -50,6 +50,7 @@ class Tally:
         self.path = os.path.join(folder, f"{os.getpid()}-{id(self)}.json") if folder else None
         self.step = step
         self.read = self.kept = self.nbytes = 0
+        self.input = None  # bytes of the input files read (a reader that knows them; else the first step's)
         self._last = 0.0
 
     def add(self, nbytes: int, kept: bool) -> None:
@@ -61,13 +62,25 @@ class Tally:
             self._last = now
             self.flush()
 
+    def advance(self, nbytes: int) -> None:
+        """``nbytes`` more of the input files read (readers that cut their work by file report this; the
+        line's ``input`` share sums every reader's)."""
+        self.input = (self.input or 0) + nbytes
+        now = time.monotonic()
+        if self.path is not None and now - self._last > FLUSH_SECONDS:
+            self._last = now
+            self.flush()
+
     def flush(self) -> None:
         if self.path is None:
             return
         tmp = f"{self.path}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"step": self.step, "read": self.read, "kept": self.kept, "bytes": self.nbytes}, fh)
+                record = {"step": self.step, "read": self.read, "kept": self.kept, "bytes": self.nbytes}
+                if self.input is not None:
+                    record["input"] = self.input
+                json.dump(record, fh)
             os.replace(tmp, self.path)
         except OSError:  # the run ended and its directory is gone
             self.path = None
@@ -95,6 +108,7 @@ class Watcher:
         self._start = 0.0
         self._printed = False
         self._last = ""
+        self.input: Optional[int] = None
 
     def __enter__(self):
         _expected["bytes"] = 0
@@ -130,7 +144,9 @@ class Watcher:
         self._print()  # the last state
 
     def totals(self) -> Dict[str, dict]:
+        """Per step, the workers' read/kept/bytes summed; ``self.input``: the input bytes readers reported."""
         totals: Dict[str, dict] = {}
+        self.input = None
         for name in os.listdir(self._dir) if self._dir and os.path.isdir(self._dir) else ():
             if not name.endswith(".json"):
                 continue
@@ -138,6 +154,10 @@ class Watcher:
                 with open(os.path.join(self._dir, name), encoding="utf-8") as fh:
                     t = json.load(fh)
             except (OSError, ValueError):
+                continue
+            if "input" in t:
+                self.input = (self.input or 0) + t["input"]
+            if not t["step"]:  # a reader's input progress alone
                 continue
             step = totals.setdefault(t["step"], {"read": 0, "kept": 0, "bytes": 0})
             for key in ("read", "kept", "bytes"):
@@ -154,10 +174,11 @@ class Watcher:
         parts = [f"{s} {totals[s]['read']:,}>{totals[s]['kept']:,}" for s in order]
         line = f"[{self.label}] {_duration(elapsed)}  {first['read'] / elapsed:,.1f} docs/s  " + "  ".join(parts)
         expected = _expected["bytes"]
-        if expected and 0 < first["bytes"] < expected:
-            done = first["bytes"] / expected
-            line += (f"  | input {first['bytes'] / 1e6:,.1f} of {expected / 1e6:,.1f} MB ({done:.0%}), "
-                     f"ETA {_duration(elapsed * (1 - done) / done)}")
+        got = self.input if self.input is not None else first["bytes"]
+        if expected and 0 < got:
+            done = min(1.0, got / expected)
+            line += f"  | input {min(got, expected) / 1e6:,.1f} of {expected / 1e6:,.1f} MB ({done:.0%})"
+            line += f", ETA {_duration(elapsed * (1 - done) / done)}" if done < 1 else ", read"
         return line
 
     def _print(self) -> None:

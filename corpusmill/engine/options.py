@@ -63,6 +63,22 @@ def worker_args(workers: Optional[int], beam_args: Sequence[str]) -> List[str]:
     return ["--direct_running_mode=multi_processing", f"--direct_num_workers={n}"]
 
 
+def cap_workers(beam_args: Sequence[str], most: int) -> List[str]:
+    """``beam_args`` with the local runner's worker processes capped at ``most`` (a stage whose work is
+    cut by input file cannot use more workers than it has files; each extra one only costs its start-up,
+    a fresh process importing Beam). One worker: the runner's in-process mode."""
+    args = list(beam_args)
+    n = None
+    for arg in args:
+        if arg.startswith("--direct_num_workers="):
+            n = int(arg.split("=", 1)[1])
+    if n is None or n <= most:
+        return args
+    if most <= 1:
+        return local_one_worker(args)
+    return [f"--direct_num_workers={most}" if a.startswith("--direct_num_workers=") else a for a in args]
+
+
 def local_one_worker(beam_args: Sequence[str]) -> List[str]:
     """``beam_args`` without the local runner's worker count (``--workers N``'s options): for a child
     process that is one of several running at once."""

@@ -302,6 +302,68 @@ class KeySpec:
         raise NotImplementedError
 
 
+# -- what a streaming DoFn drops and fails ----------------------------------------------------------------
+class Outcomes:
+    """Where a streaming DoFn's dropped and failed records go: every dead letter (and with
+    ``write_dropped`` every dropped document) is written per piece as it comes, under ``run_dir`` --
+    ``_failed/failed-<label>-<piece>.jsonl.gz``, ``_dropped/<step>/<reason>-<piece>.jsonl.gz`` -- never
+    gathered; otherwise the dropped documents' sample (the records Run.finish keeps: the largest
+    ``-stable_hash(sort key)`` per step and reason) is kept per bundle, so only candidates leave the DoFn."""
+
+    def __init__(self, run_dir: str, label: str, write_dropped: bool, dropped_sample: int):
+        self.run_dir, self.label, self.write_dropped, self.dropped_sample = run_dir, label, write_dropped, dropped_sample
+        self._heaps: Dict[Tuple[str, str], list] = {}
+        self._sinks: Dict[Tuple[str, str], _LineSink] = {}
+        self.piece = 0
+
+    def open_piece(self, piece: int) -> None:
+        self.piece, self._sinks = piece, {}
+
+    def _sink(self, key: Tuple[str, str], path: str) -> "_LineSink":
+        sink = self._sinks.get(key)
+        if sink is None:
+            sink = self._sinks[key] = _LineSink(path, compress=True, level=6)
+        return sink
+
+    def route(self, outcome: str, value) -> None:
+        if outcome == FAILED:
+            self._sink(("", FAILED), join(self.run_dir, "_failed", f"failed-{self.label}-{piece_name(self.piece)}"
+                                                                   f".jsonl.gz")).write(_dumps(value.to_dict()))
+        elif outcome == DROPPED:
+            self.drop(value)
+
+    def drop(self, record: Dropped) -> None:
+        if self.write_dropped:
+            self._sink((record.step, record.reason), join(self.run_dir, "_dropped", record.step,
+                                                          f"{record.reason}-{piece_name(self.piece)}.jsonl.gz")
+                       ).write(_dumps(record.to_dict()))
+            return
+        if self.dropped_sample <= 0:
+            return
+        heap = self._heaps.setdefault((record.step, record.reason), [])
+        entry = (-stable_hash(record.sort_key), record.sort_key, record.location, len(heap), record)
+        if len(heap) < self.dropped_sample:
+            heapq.heappush(heap, entry)
+        elif entry[:3] > heap[0][:3]:
+            heapq.heapreplace(heap, entry)
+
+    def close_piece(self) -> None:
+        for sink in self._sinks.values():
+            sink.close()
+        self._sinks = {}
+
+    def abort(self, exc: BaseException) -> None:
+        for sink in self._sinks.values():
+            sink.abort(exc)
+        self._sinks = {}
+
+    def sample(self) -> List[Dropped]:
+        """This bundle's sampled dropped records (and the sample starts again)."""
+        out = [entry[-1] for heap in self._heaps.values() for entry in heap]
+        self._heaps = {}
+        return out
+
+
 # -- the pass -----------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Marked:
@@ -374,9 +436,15 @@ class StreamPiece(beam.DoFn):
         self._shuffled = Metrics.counter("corpusmill.shuffle", "key_bytes")
 
     def start_bundle(self):
+        from corpusmill.core.progress import Tally
+
         for account in self._accounts.values():
             account.start_bundle()
-        self._dropped: Dict[Tuple[str, str], list] = {}  # (step, reason) -> heap of the sample
+        if getattr(self, "_input", None) is None:
+            self._input = Tally("")  # the input files read (the progress line's share and ETA)
+        if getattr(self, "_outcomes", None) is None:
+            self._outcomes = Outcomes(self.spec.run_dir, self.spec.label, self.spec.write_dropped,
+                                      self.spec.dropped_sample)
         self._samples: Dict[str, list] = {}  # group -> heap of the written sample
         self._profile: Dict[str, list] = {}
 
@@ -390,8 +458,7 @@ class StreamPiece(beam.DoFn):
         writer = (GroupWriter(spec.out_dir, index, spec.fmt, spec.group_fn, spec.docs_per_shard)
                   if spec.group_fn is not None else WorkWriter(spec.out_dir, index))
         key_writers = [k.open(join(spec.out_dir, "keys", piece_name(index) + k.suffix)) for k in spec.keys]
-        self._dropped_files: Dict[Tuple[str, str], _LineSink] = {}
-        self._piece = index
+        self._outcomes.open_piece(index)
         out: List[Any] = []
         try:
             for item in self._stream(pieces[0], marks, out):
@@ -412,10 +479,9 @@ class StreamPiece(beam.DoFn):
                     out.clear()
             writer.close()
             key_bytes = sum(k.close() for k in key_writers)
-            for sink in self._dropped_files.values():
-                sink.close()
+            self._outcomes.close_piece()
         except BaseException as exc:
-            for w in [writer, *key_writers, *self._dropped_files.values()]:
+            for w in [writer, *key_writers, self._outcomes]:
                 w.abort(exc)
             raise
         self._shuffled.inc(key_bytes)
@@ -435,8 +501,19 @@ class StreamPiece(beam.DoFn):
                     yield None, entry, -1
             for suffixes, (step, _filt, read) in spec.readers.items():
                 if piece.docs.lower().endswith(suffixes):
+                    size = _local_size(piece.docs)
+                    done = 0
                     for ordinal, record in enumerate(read(piece.docs)):
                         yield step, record, make_ref(piece.index, ordinal)
+                        if size:  # a WARC record's place in the file; a JSON line's bytes (about)
+                            ref = getattr(record, "ref", record)
+                            at = getattr(ref, "offset", 0) + getattr(ref, "length", 0) or done + record.nbytes
+                            step_bytes = min(at, size - 1) - done
+                            if step_bytes > 0:
+                                self._input.advance(step_bytes)
+                                done += step_bytes
+                    if size:
+                        self._input.advance(size - done)
                     return
             raise ValueError(f"piece {piece.index}: no reader for {piece.docs}")
         step = spec.reading[0] if spec.reading else None
@@ -497,38 +574,7 @@ class StreamPiece(beam.DoFn):
         return None
 
     def _route(self, outcome: str, value, out: list) -> None:
-        if outcome == FAILED:  # every dead letter, written as it comes (never gathered)
-            key = ("", FAILED)
-            sink = self._dropped_files.get(key)
-            if sink is None:
-                sink = self._dropped_files[key] = _LineSink(join(
-                    self.spec.run_dir, "_failed", f"failed-{self.spec.label}-{piece_name(self._piece)}.jsonl.gz"),
-                    compress=True, level=6)
-            sink.write(_dumps(value.to_dict()))
-        elif outcome == DROPPED:
-            self._drop(value)
-
-    def _drop(self, record: Dropped) -> None:
-        spec = self.spec
-        if spec.write_dropped:  # every dropped document, written as it comes (never gathered)
-            key = (record.step, record.reason)
-            sink = self._dropped_files.get(key)
-            if sink is None:
-                sink = self._dropped_files[key] = _LineSink(join(
-                    spec.run_dir, "_dropped", record.step, f"{record.reason}-{piece_name(self._piece)}.jsonl.gz"),
-                    compress=True, level=6)
-            sink.write(_dumps(record.to_dict()))
-            return
-        if spec.dropped_sample <= 0:
-            return
-        # the sample Run.finish keeps (the largest -stable_hash(sort key) per step and reason), kept here
-        # per bundle so only candidates leave the DoFn
-        heap = self._dropped.setdefault((record.step, record.reason), [])
-        entry = (-stable_hash(record.sort_key), record.sort_key, record.location, len(heap), record)
-        if len(heap) < spec.dropped_sample:
-            heapq.heappush(heap, entry)
-        elif entry[:3] > heap[0][:3]:
-            heapq.heapreplace(heap, entry)
+        self._outcomes.route(outcome, value)
 
     def _written(self, doc: Document, group: str) -> None:
         """A written document's profile rows, and its chance to be in the output's sample."""
@@ -552,16 +598,25 @@ class StreamPiece(beam.DoFn):
         for account in self._accounts.values():
             for row in account.stats_rows():
                 yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(row))
+        self._input.flush()
         for name, (n, chars) in sorted(self._profile.items()):
             yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
                 ((OUTPUT_STEP, OUTPUT, name), (n, chars, 0))))
-        for heap in self._dropped.values():
-            for entry in heap:
-                yield beam.pvalue.TaggedOutput(DROPPED, GlobalWindows.windowed_value(entry[-1]))
+        for record in self._outcomes.sample():
+            yield beam.pvalue.TaggedOutput(DROPPED, GlobalWindows.windowed_value(record))
         for group, heap in sorted(self._samples.items()):
             for entry in heap:
                 yield beam.pvalue.TaggedOutput(SAMPLES, GlobalWindows.windowed_value((group, entry[-1])))
-        self._dropped, self._samples, self._profile = {}, {}, {}
+        self._samples, self._profile = {}, {}
+
+
+def _local_size(path: str) -> int:
+    import os
+
+    try:
+        return os.path.getsize(path) if "://" not in path else 0
+    except OSError:
+        return 0
 
 
 SAMPLE_SIZE = 5  # written documents sampled per output group (OUT/_samples/; corpusmill.engine.run.KEPT_SAMPLE)

@@ -220,6 +220,17 @@ class Run:
             self._samples.append(out[SAMPLES])
         return out["pieces"], out[TEXTS]
 
+    def streamed(self, steps: Sequence[Tuple[str, Filter]], stats: beam.PCollection,
+                 dropped: Optional[beam.PCollection] = None) -> None:
+        """The steps a stage's own streaming DoFn applied (with StepAccount): registered in order, their
+        stats rows and sampled dropped records joining this run's accounting."""
+        for name, filt in steps:
+            if name not in self.steps:
+                self._register(name, filt)
+        self._stats.append(stats)
+        if dropped is not None:
+            self._dropped.append(dropped)
+
     def before_write(self, docs: beam.PCollection) -> beam.PCollection:
         """The user's filters that run just before the documents are written (``--add-filter`` with no step)."""
         for i, (extra, after) in enumerate(self._extra):

@@ -216,9 +216,9 @@ class ParseDocument(Filter):
         if doc.metadata:  # what a writer could not encode fails here, as this record's dead letter
             json.dumps(doc.metadata, default=_json_default)
         if not doc.source and self.default_source:
-            doc = doc.replace(source=self.default_source)
+            doc.source = self.default_source  # (a document just made: no one else holds it)
         if not doc.location:
-            doc = doc.replace(location=record.location)
+            doc.location = record.location
         return keep(doc)
 
 

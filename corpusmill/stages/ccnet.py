@@ -44,7 +44,7 @@ from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.fuzzy import DropNearDuplicates
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines, scope_of
 from corpusmill.engine.fuzzy_dedup import FuzzyParams
-from corpusmill.engine.options import beam_options
+from corpusmill.engine.options import beam_options, cap_workers
 from corpusmill.engine.pipeline import (
     CONTENT,
     DOC,
@@ -371,9 +371,11 @@ class _Placed:
 def build_unit(p: beam.Pipeline, run: Run, plan: _Plan, unit: int, skipped: Sequence[Skipped] = ()):
     """One unit's passes (everything before ``collect``); returns its last pass's pieces and the
     repeated-lines entries of its line dedup. The first unit's first piece counts ``skipped``."""
+    from corpusmill.core.progress import expect_input
     from corpusmill.engine.passes import Piece
 
     pieces = plan.unit_pieces[unit]
+    expect_input([plan.files[i] for i in pieces])  # the progress line's input size
     inputs = p | f"Unit{unit}Files" >> beam.Create([Piece(i, plan.files[i]) for i in pieces])
     knobs = plan.knobs(skipped, pieces[0] if skipped else -1)
     return build_phase(run, plan.unit_passes, inputs, plan.unit_dir(unit), knobs, final=False, label=f"Unit{unit}",
@@ -468,6 +470,7 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     check_output_apart(cfg.output, list(cfg.input or ()) + list(cfg.input_list or ()))
     files = input_files(cfg)
     input_steps(cfg, files)  # an unknown --after is refused before any work
+    beam_args = cap_workers(beam_args, len(files))  # the work is cut by input file
     shards = cut(files, cfg.num_shards)
     fp = fingerprint(_options_of(cfg), shards)
     out = cfg.output

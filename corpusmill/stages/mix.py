@@ -19,7 +19,6 @@ any runner. The text is tokenized twice (once to count, once to write) rather th
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join, list_output_files
-from corpusmill.engine.run import Run, write_sharded
+from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, run_stage
 from corpusmill.io.documents import ParseDocument, ReadRawRecords, create_items
 from corpusmill.io.files import check_outputs_complete, expand_inputs, write_text_atomic
@@ -49,8 +48,14 @@ from corpusmill.mixers.plan import (
     row_layout,
     row_positions,
 )
+from corpusmill.stages.tokens import (  # noqa: E402,F401 (the recipe's tokens stage: corpusmill.stages.tokens)
+    TokensConfig,
+    read_tokens_summary,
+    token_files,
+    write_tokens,
+)
 from corpusmill.tokenize.shards import mark_complete, pack_documents, write_manifest, write_shard
-from corpusmill.tokenize.tokenized import TOKENS_FILE, ReadTokens, decode_tokens, encode_tokens
+from corpusmill.tokenize.tokenized import ReadTokens, decode_tokens
 from corpusmill.tokenize.tokenizer import (
     MODEL_FILE,
     Tokenize,
@@ -118,80 +123,6 @@ def tokenized(p: beam.Pipeline, run: Run, cfg) -> beam.PCollection:
     docs = (create_items(p, paths, label="TokenFiles", spread=True)
             | "ReadTokens" >> beam.FlatMap(lambda box: read(box.value)))
     return run.step(docs, "read_tokens", ReadTokens())
-
-
-# ---------------------------------------------------------------------------------------------------
-# stage 0: tokenize every source once
-# ---------------------------------------------------------------------------------------------------
-TOKENS_PER_FILE = 100_000  # documents per tokens file
-
-
-@dataclasses.dataclass
-class TokensConfig:
-    files: Dict[str, List[str]]
-    tokenizer: str
-    output: str
-    overwrite: bool = False
-    domain_model: Optional[str] = None  # mix_by domain: documents go to the pool of their domain, not their source
-    pools: Optional[List[str]] = None   # the domain pools the mixture has
-
-
-def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
-    """Tokenize every source once into ``OUT/<source>/part-NNNNN.arrow`` (id, source, tokens, bytes;
-    sorted by id); ``OUT/tokens.json`` records the tokenizer and the counts. Returns tokens.json. With
-    ``domain_model`` a ``domain`` step first names each document's pool (corpusmill.filters.domain), and
-    the files are ``OUT/<domain>/``."""
-    tok = describe_model(cfg.tokenizer)
-    names = sorted(cfg.pools if cfg.domain_model else cfg.files)
-
-    def write_summary(rows, out_dir):
-        got = dict(rows)
-        write_text_atomic(join(out_dir, TOKENS_FILE), json.dumps(
-            {"tokenizer_sha256": tok["sha256"], "vocab_size": tok["vocab_size"],
-             "sources": {n: dict(zip(("documents", "tokens", "bytes"), got.get(n, (0, 0, 0)))) for n in names}},
-            indent=2, sort_keys=True) + "\n")
-
-    def build(p, run):
-        pairs = read_sources(p, run, cfg.files)
-        if cfg.domain_model:
-            from corpusmill.filters.domain import DomainLabel
-
-            pairs = run.step(pairs, "domain", DomainLabel(cfg.domain_model, cfg.pools))
-        toks = run.step(pairs, "tokenize", Tokenize(cfg.tokenizer))
-        write_sharded(toks | "BySource" >> beam.Map(lambda t: (t.source, t)), run.out_dir,
-                      lambda source: f"{source}/part", TOKENS_PER_FILE, sort_key=lambda t: t.id, label="WriteTokens",
-                      encode=encode_tokens, suffix=".arrow")
-        (toks
-         | "TokensPerSource" >> beam.Map(lambda t: (t.source, (1, t.n_tokens, t.nbytes)))
-         | "SumTokens" >> beam.CombinePerKey(_sum_tuples())
-         | "AllTokens" >> beam.combiners.ToList()
-         | "WriteTokensSummary" >> beam.Map(write_summary, run.out_dir))
-
-    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
-    return read_tokens_summary(cfg.output)
-
-
-def read_tokens_summary(tokens_dir: str) -> dict:
-    try:
-        with open(join(tokens_dir, TOKENS_FILE), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise CorpusmillError(f"{tokens_dir}: not a tokens directory of a corpusmill run ({TOKENS_FILE}: {exc})") from None
-
-
-def token_files(tokens_dir: str, sources: Sequence[str], what: str = "source") -> Dict[str, List[str]]:
-    """``{source: [its tokens files]}`` under a tokens directory (every named source must be there)."""
-    out = {}
-    for name in sources:
-        found = sorted(glob.glob(join(tokens_dir, name, "part-*.arrow")))
-        if not found and what == "domain":
-            raise CorpusmillError(f"{tokens_dir}: the domain classifier put no document in domain {name!r}; give "
-                                  f"sources with such documents, or take {name!r} out of the domains")
-        if not found:
-            raise CorpusmillError(f"{tokens_dir}: no tokenized documents for source {name!r} (a source the run that "
-                                  f"tokenized them did not have)")
-        out[name] = found
-    return out
 
 
 def _sum_tuples():
