@@ -162,11 +162,13 @@ def main() -> None:
             prov = json.load(open(os.path.join(out, "_provenance.json")))
             stats = json.load(open(os.path.join(out, "stats.json")))
             written = stats[-1]["kept"]
-            row = {**info, **m, "written": written, "key_bytes": prov.get("key_bytes")}
+            row = {**info, **m, "written": written, "key_bytes": prov.get("key_bytes"),
+                   "mark_bytes": prov.get("mark_bytes")}
             rows.append(row)
             print(f"{n:7d} records ({info['text_bytes'] / 1e6:.1f} MB text, {info['files']} files): peak RSS "
                   f"{m['rss_mib']:.0f} MiB, CPU {m['cpu_s']:.1f} s, {n / m['cpu_s']:.0f} records/s per core, "
-                  f"key bytes {row['key_bytes'] / n:.0f} per record, {written} written", flush=True)
+                  f"key bytes {row['key_bytes'] / n:.0f} and shuffled marks {row['mark_bytes'] / n:.0f} per record, "
+                  f"{written} written", flush=True)
             subprocess.run(["rm", "-rf", out])
     for a, b in zip(rows, rows[1:]):
         growth = (b["rss_mib"] - a["rss_mib"]) * 2**20 / (b["text_bytes"] - a["text_bytes"])

@@ -104,6 +104,17 @@ def _pairs(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i8").reshape(-1, 2)
 
 
+def _marks_counted(items):
+    """The marks a range task sends (``(piece, (kind, payload))``), their bytes counted: what crosses the
+    shuffle to the next pass (corpusmill.engine.provenance reads the counter)."""
+    from apache_beam.metrics import Metrics
+
+    counter = Metrics.counter("corpusmill.shuffle", "mark_bytes")
+    for piece, (kind, payload) in items:
+        counter.inc(len(payload))
+        yield piece, (kind, payload)
+
+
 def _parts(pbegin, partitions: int, label: str):
     """One element per hash range (``Create`` spreads a list of several over the workers)."""
     return pbegin | f"{label}Ranges" >> beam.Create(list(range(partitions)))
@@ -367,7 +378,7 @@ class FindRepeatedLines(beam.PTransform):
                 if len(r):
                     marks = np.empty((len(r), 2), dtype="<i8")
                     marks[:, 0], marks[:, 1] = r, hh
-                    yield int(r[0] >> 32), (LINES, marks.tobytes())
+                    yield from _marks_counted([(int(r[0] >> 32), (LINES, marks.tobytes()))])
             for i in np.lexsort((h, scope, -docs))[:top].tolist():
                 yield beam.pvalue.TaggedOutput(REPEATED, (int(docs[i]), int(scope[i]), int(h[i]), int(first[i])))
 
@@ -447,7 +458,7 @@ def _one_per_key(part: int, sources: Sequence[str], step: str, column: str, foll
     ids, locations = table.column("id").to_pylist(), table.column("location").to_pylist()
     refs, ranks = table.column("ref").to_pylist(), table.column("rank").to_pylist()
     pairs = duplicate_rows(keys, ranks, ids, locations, refs)
-    for mark in _doc_marks([[refs[i], step, ids[k], locations[k], None] for i, k in pairs]):
+    for mark in _marks_counted(_doc_marks([[refs[i], step, ids[k], locations[k], None] for i, k in pairs])):
         yield beam.pvalue.TaggedOutput(MARKS, mark)
     if following is not None:
         lost = np.zeros(table.num_rows, dtype=bool)
@@ -511,7 +522,7 @@ class NearDuplicatesOnKeys(beam.PTransform):
         return ((marks, lost) | "NearMarks" >> beam.Flatten()
                 | "ByPieceNear" >> beam.Map(lambda m: (piece_of(m[0]), m))
                 | "GroupNear" >> beam.GroupByKey()
-                | "NearPayloads" >> beam.FlatMap(lambda kv: _doc_marks(list(kv[1]))))
+                | "NearPayloads" >> beam.FlatMap(lambda kv: _marks_counted(_doc_marks(list(kv[1])))))
 
 
 def _candidate_shingles(item, prm: FuzzyParams):

@@ -413,8 +413,8 @@ class PassSpec:
 
 
 class StreamPiece(beam.DoFn):
-    """Streams one piece through a pass (see the module docstring). Takes ``(piece index, values)``: the
-    piece's :class:`Piece` and its marks; yields the written :class:`Piece`, and tagged: stats rows,
+    """Streams one piece through a pass (see the module docstring). Takes the piece's :class:`Piece` (and
+    its marks, from a side input); yields the written :class:`Piece`, and tagged: stats rows,
     sampled dropped documents, repeated lines' texts and the sample of the output. Dead letters (and with
     ``write_dropped`` every dropped document) are written per piece as they come:
     ``RUN/_failed/failed-<pass>-<piece>.jsonl.gz``, ``RUN/_dropped/<step>/<reason>-<piece>.jsonl.gz``."""
@@ -448,12 +448,12 @@ class StreamPiece(beam.DoFn):
         self._samples: Dict[str, list] = {}  # group -> heap of the written sample
         self._profile: Dict[str, list] = {}
 
-    def process(self, element):
-        index, values = element
-        pieces = [v for v in values if isinstance(v, Piece)]
-        if len(pieces) != 1:
-            raise ValueError(f"piece {index}: expected its one input, got {len(pieces)}")
-        marks = self.marks_fn(index, [v for v in values if not isinstance(v, Piece)])
+    def process(self, piece: Piece, marks=None):
+        """``marks``: the keyed steps' marks, a multimap side input looked up by piece (the runner fetches
+        one piece's at a time)."""
+        index = piece.index
+        pieces = [piece]
+        marks = self.marks_fn(index, list(marks[index]) if marks is not None else [])
         spec = self.spec
         writer = (GroupWriter(spec.out_dir, index, spec.fmt, spec.group_fn, spec.docs_per_shard)
                   if spec.group_fn is not None else WorkWriter(spec.out_dir, index))

@@ -180,8 +180,10 @@ def build_phase(run, passes: Sequence[PassPlan], pieces: beam.PCollection, work_
                                       drop=doc_marks)
             marks.append(pieces | f"{tag}Lines" >> lines)
             repeated = lines.repeated
-        inputs = ((pieces | f"{tag}Pieces" >> beam.Map(lambda p: (p.index, p)), *marks)
-                  | f"{tag}Inputs" >> beam.Flatten() | f"{tag}ByPiece" >> beam.GroupByKey())
+        # every piece's marks, looked up by piece (a multimap side input: the runner fetches one piece's
+        # at a time, where a GroupByKey would hold several copies of all of them)
+        side = beam.pvalue.AsMultiMap(marks[0] if len(marks) == 1 else tuple(marks) | f"{tag}Marks" >> beam.Flatten()
+                                      ) if marks else None
         key_specs, hashes = keys_for(following if last else passes[k + 1], knobs)
         reads_input = k == 0 and bool(knobs.readers)
         spec = PassSpec(
@@ -197,7 +199,7 @@ def build_phase(run, passes: Sequence[PassPlan], pieces: beam.PCollection, work_
             write_dropped=knobs.write_dropped, dropped_sample=knobs.dropped_sample,
             placement=knobs.placement if reads_input else None,
             skipped=knobs.skipped if reads_input else (), skipped_piece=knobs.skipped_piece if reads_input else -1)
-        pieces, texts = run.stream(inputs, spec, PieceMarks, f"{tag}Stream")
+        pieces, texts = run.stream(pieces, spec, PieceMarks, f"{tag}Stream", side)
         if repeated is not None:
             entries.append(repeated | f"{tag}Repeated" >> beam.Map(repeated_entries, beam.pvalue.AsList(texts),
                                                                     list(knobs.scope_names)))

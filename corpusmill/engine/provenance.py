@@ -75,16 +75,17 @@ def step_seconds(result) -> Optional[Dict[str, float]]:
     return seconds
 
 
-def key_bytes(result) -> Optional[int]:
-    """The bytes of keys the streaming passes wrote for the keyed steps (what crosses their shuffles;
-    corpusmill.engine.passes), or None when the runner gives no counters."""
+def shuffle_bytes(result, name: str) -> Optional[int]:
+    """A ``corpusmill.shuffle`` counter: ``key_bytes``, the key files the streaming passes wrote for the keyed
+    steps (read back by their range tasks), or ``mark_bytes``, the marks those tasks sent back through
+    Beam's shuffle (corpusmill.engine.keyed); None when the runner gives no counters."""
     from apache_beam.metrics.metric import MetricsFilter
 
     try:
-        found = result.metrics().query(MetricsFilter().with_namespace("corpusmill.shuffle"))["counters"]
+        found = result.metrics().query(MetricsFilter().with_namespace("corpusmill.shuffle").with_name(name))
     except Exception:  # noqa: BLE001
         return None
-    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found)
+    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in found["counters"])
 
 
 def _config_of(out) -> dict:
@@ -115,7 +116,8 @@ def build_provenance(label: str, out, options, run, result, clock: Clock) -> dic
         "config": _config_of(out),
         "beam_options": json.loads(json.dumps(options.get_all_options(drop_default=True), default=str)),
         "steps": steps, "seconds_note": SECONDS_NOTE,
-        "key_bytes": key_bytes(result) if result is not None else None,
+        "key_bytes": shuffle_bytes(result, "key_bytes") if result is not None else None,
+        "mark_bytes": shuffle_bytes(result, "mark_bytes") if result is not None else None,
         "started": _iso(clock.started), "finished": _iso(now),
         "wall_seconds": round(time.perf_counter() - clock.t0, 3),
     }
@@ -151,10 +153,10 @@ def merge_units(out_dir: str, unit_dirs: List[str]) -> None:
                 mine.update({k: entry[k] for k in ("filter", "thresholds", "models")}, seconds=entry["seconds"])
             elif entry["seconds"] is not None and mine["seconds"] is not None:
                 mine["seconds"] = round(mine["seconds"] + entry["seconds"], 3)
-    final["units"] = [{"unit": os.path.basename(d), **{k: (u or {}).get(k) for k in ("started", "finished",
-                                                                                   "wall_seconds", "key_bytes")}}
-                      for d, u in units]
-    unit_keys = [(u or {}).get("key_bytes") for _d, u in units]
-    if final.get("key_bytes") is not None and all(k is not None for k in unit_keys):
-        final["key_bytes"] += sum(unit_keys)
+    final["units"] = [{"unit": os.path.basename(d), **{k: (u or {}).get(k) for k in (
+        "started", "finished", "wall_seconds", "key_bytes", "mark_bytes")}} for d, u in units]
+    for name in ("key_bytes", "mark_bytes"):  # the run's: its units' and the final pass's
+        counts = [(u or {}).get(name) for _d, u in units]
+        if final.get(name) is not None and all(k is not None for k in counts):
+            final[name] += sum(counts)
     write_text_atomic(join(out_dir, PROVENANCE_NAME), json.dumps(final, indent=1) + "\n")

@@ -200,9 +200,10 @@ class Run:
         self._failed.append(out.failed)
         return out.kept
 
-    def stream(self, inputs: beam.PCollection, spec, marks_fn, label: str):
-        """A streaming pass (:mod:`corpusmill.engine.passes`): ``inputs`` are ``(piece, [its Piece and
-        marks])``; every step of ``spec`` is registered here in order and its accounting joins this run's.
+    def stream(self, inputs: beam.PCollection, spec, marks_fn, label: str, marks=None):
+        """A streaming pass (:mod:`corpusmill.engine.passes`): ``inputs`` are the pieces, ``marks`` the
+        keyed steps' marks (a multimap side input by piece, or None); every step of ``spec`` is registered
+        here in order and its accounting joins this run's.
         Returns the written pieces and the repeated lines' texts. The same pass over several units (one
         pipeline for a whole run) registers its steps once: their accounting adds up."""
         from apache_beam.utils import shared
@@ -212,7 +213,8 @@ class Run:
         for name, filt in spec.filters():
             if name not in self.steps:
                 self._register(name, filt)
-        out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared())).with_outputs(
+        args = (marks,) if marks is not None else ()
+        out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared()), *args).with_outputs(
             STATS_TAG, DROPPED, TEXTS, SAMPLES, main="pieces")
         self._stats.append(out[STATS_TAG])
         self._dropped.append(out[DROPPED])  # (dead letters: written by the pass itself, per piece)
