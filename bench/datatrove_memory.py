@@ -4,8 +4,9 @@
         [--docs /usr/share/doc/python3.11/html] [--copies 1,2,4]
 
 datatrove is not a corpusmill dependency: install it in a venv of its own, e.g.
-``python3.11 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install "datatrove[processing]" lxml_html_clean
-trafilatura==2.3.1`` (the trafilatura corpusmill uses).
+``python3.11 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install "datatrove[processing]==0.10.1" lxml_html_clean
+trafilatura==2.3.1 faust-cchardet python-magic warcio orjson`` (the trafilatura corpusmill uses; the last four
+are what datatrove's WarcReader and JsonlWriter ask for).
 
 The WARC: every page of Debian's python3.11-doc as an HTTP 200 response, ``--copies`` times under new
 URLs. On it, each in a fresh process, one worker:

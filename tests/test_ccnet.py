@@ -280,8 +280,12 @@ def test_cli_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--input", "--output", "--format", "--min-length", "--dedup-keep", "--lid-model",
                    "--lang-threshold", "--languages", "--write-dropped", "--docs-per-shard", "--max-page-bytes",
-                   "--overwrite", "Beam"):
+                   "--overwrite", "Beam", "--task-rank", "--one-job", "--parallel-units"):
         assert option in text
+    # the steps, from the stage's one list, in both orders
+    flat = " ".join(text.split())
+    assert "steps: extract, read, normalize, line_dedup, lid, [pii]," in flat
+    assert "With --dedup-order llama3: extract, read, normalize, collect, url_dedup, content_dedup, [fuzzy_dedup]" in flat
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):
@@ -360,3 +364,23 @@ def test_the_most_repeated_lines_are_counted_exactly_with_their_text(baseline):
     assert max(n for h, n in repeated.items() if h not in {e["hash"] for e in listed}) <= listed[-1]["documents"]
     assert [e["documents"] for e in listed] == sorted((e["documents"] for e in listed), reverse=True)
     assert "repeated_lines.json" in (out / "_SUCCESS").read_text()
+
+
+def test_each_line_is_normalized_and_hashed_once(tmp_path, monkeypatch):
+    """The first pass hashes each document's lines once and keeps the hashes with it; line dedup removes
+    lines by them (the old stage hashed every line about 2.4 times)."""
+    import corpusmill.dedup.lines as lines_module
+    import corpusmill.filters.normalize as normalize_module
+
+    calls = []
+    real = normalize_module.line_hashes
+
+    def counted(text, normalize="ccnet"):
+        calls.append(text)
+        return real(text, normalize)
+
+    monkeypatch.setattr(normalize_module, "line_hashes", counted)
+    monkeypatch.setattr(lines_module, "line_hashes", counted)
+    stats = {s["step"]: s for s in run(tmp_path / "out", inputs=[warc("pydocs.warc.gz")])}
+    assert stats["line_dedup"]["read"] > 20
+    assert len(calls) == stats["normalize"]["kept"]  # once per document that reaches line dedup

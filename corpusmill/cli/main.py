@@ -75,7 +75,8 @@ def refuse_extra(parser: argparse.ArgumentParser, extra: List[str]) -> None:
 
 
 def stage_parser(name: str, stage) -> StrictParser:
-    parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or stage.summary)
+    parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or stage.summary,
+                          epilog=stage.steps_help() if stage.steps_help else None)
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
                         help="options as a YAML mapping (the same names, with _); flags given here override it")
     if stage.beam:  # how to run, not what to make: not part of the stage's config

@@ -28,3 +28,4 @@ class Stage:
     positional: Tuple[str, ...] = ()  # config fields given as positional arguments
     documents: bool = False  # writes corpusmill documents: usable as a manifest processor
     main: Optional[Callable[[Sequence[str]], int]] = None  # parses its own arguments (the trainer)
+    steps_help: Optional[Callable[[], str]] = None  # the stage's steps, for --help (from its step list)

@@ -19,9 +19,9 @@
    (one record given twice) cannot be told apart: the first (by text) is kept, the others become
    dead letters ``duplicate_id`` at the next step.
 
-Users: the CCNet line dedup (marks are line hashes; ``distinct`` is the document id, so a line repeated
-inside one document only is not a duplicate), C4's sentence spans and newest page per URL, GitHub's
-exact file dedup, the CCNet cross-dump document dedup.
+Users: C4's sentence spans and newest page per URL, GitHub's exact file dedup. The documents cross its
+shuffles (the join of step 4); the CCNet stage and ``corpusmill filter`` decide on keys alone instead
+(:mod:`corpusmill.engine.keyed`; docs/ccnet.md, "Passes").
 """
 
 from __future__ import annotations

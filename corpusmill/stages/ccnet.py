@@ -303,6 +303,20 @@ def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]
     return out + judge + [collect] + dedup
 
 
+def steps_help() -> str:
+    """The step list for ``--help``, in both orders (a step in brackets runs when its option is on)."""
+    base = CCNetConfig(output="-")
+    every = CCNetConfig(output="-", scrub_pii=True, lm_dir="-", classifier=["-"], fuzzy_dedup=True)
+
+    def listed(order: str) -> str:
+        plain = {s.name for s in steps(dataclasses.replace(base, dedup_order=order))}
+        names = [s.name for s in steps(dataclasses.replace(every, dedup_order=order))]
+        return ", ".join(n if n in plain else f"[{n}]" for n in names)
+
+    return (f"steps: {listed('ccnet')}. With --dedup-order llama3: {listed('llama3')}. extract reads WARC/ARC/WET "
+            f"input, read JSONL/Parquet; --add-filter MODULE:CLASS --after STEP runs your filter after any of them.")
+
+
 def input_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[Step]:
     """:func:`steps` with the user's filters (``--add-filter``) in place; an unknown ``--after`` is refused."""
     return with_user_filters(steps(cfg, files), load_extra_filters(cfg.add_filter, cfg.after))
@@ -706,7 +720,7 @@ def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
 
 
 STAGE = Stage(
-    name="ccnet", config=CCNetConfig, run=run_ccnet, show=_show, documents=True,
+    name="ccnet", config=CCNetConfig, run=run_ccnet, show=_show, documents=True, steps_help=steps_help,
     summary="CCNet stage over Common Crawl: snapshots or WARC/WET files, cc_net's line dedup, language ID, quality",
     description="Run the CCNet stage: read a Common Crawl snapshot (--dump), a listing (--input-list) or "
                 "WARC/WET files (or corpusmill JSONL/Parquet documents), cut them into --num-shards shards, "
