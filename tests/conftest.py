@@ -122,3 +122,8 @@ def rewrite_warc_page(src: str, dst: str, text, encoding: str, content_type: str
             warc_headers_dict={"WARC-Record-ID": "<urn:uuid:3f0c7a52-6a4e-4c1e-9d0b-" + hashlib.sha1(
                 dst.encode()).hexdigest()[:12] + ">", "WARC-Date": "2024-01-01T00:00:00Z"})
         writer.write_record(record)
+
+
+# Tests that feed broken inputs on purpose (to check their dead letters) run within a failure budget that
+# allows them; the default budget (1% of records, no whole file) is tested in tests/hostile/test_round3.py.
+ANY_FAILURES = {"max_failed_fraction": 1.0, "max_failed_files": 100}

@@ -12,7 +12,7 @@ import shutil
 import tarfile
 
 import pytest
-from conftest import tree_digest
+from conftest import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.files import read_failed, read_output
@@ -113,7 +113,7 @@ def arxiv_run(tmp_path_factory):
     bulk2.write_bytes(small_info.tobuf(tarfile.GNU_FORMAT) + small + b"\0" * (-len(small) % 512)
                       + big.tobuf(tarfile.GNU_FORMAT) + b"\x1f\x8b" * 100)
     out = str(tmp / "out")
-    stats = run_arxiv(ArxivConfig(input=[str(bulk), str(bulk2)], output=out, write_dropped=True))
+    stats = run_arxiv(ArxivConfig(input=[str(bulk), str(bulk2)], output=out, write_dropped=True, **ANY_FAILURES))
     return {"out": out, "stats": {s["step"]: s for s in stats}, "expect": expect}
 
 
@@ -270,8 +270,8 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(out),
                      "--format", "parquet", "--max-paper-mb", "1"]) == 0
-    assert sorted(os.listdir(out)) == ["_SUCCESS", "_provenance.json", "_samples", "part-00000.parquet", "profile.json",
-                                   "stats.json"]
+    assert sorted(os.listdir(out)) == [".corpusmill", "_SUCCESS", "_provenance.json", "_samples", "part-00000.parquet",
+                                       "profile.json", "stats.json"]
     assert len(read_output(str(out))) == len(PAPERS)
     assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(tmp_path / "x"),
                      "--max-macro-depth", "0"]) == 2

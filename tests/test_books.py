@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import tree_digest
+from conftest import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document, make_id
@@ -44,7 +44,7 @@ def _text(path):
 
 
 def _run(inputs, out, beam_args=(), **kw):
-    cfg = BooksConfig(input=inputs, output=out, write_dropped=True, **kw)
+    cfg = BooksConfig(input=inputs, output=out, write_dropped=True, **{**ANY_FAILURES, **kw})
     return {s["step"]: s for s in run_books(cfg, beam_args)}
 
 

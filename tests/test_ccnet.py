@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from conftest import DATA, tree_digest, warc
+from conftest import ANY_FAILURES, DATA, tree_digest, warc
 from warc_faults import truncated, with_broken_http_record
 
 from corpusmill.cli import main as cli_main
@@ -158,7 +158,7 @@ def test_corrupt_records_go_to_the_dead_letter_output_and_the_rest_is_processed(
     cut = str(tmp_path / "cut.warc.gz")
     offset = with_broken_http_record(warc("pydocs.warc.gz"), broken)
     truncated(warc("iana.warc.gz"), cut)
-    stats = run(tmp_path / "out", inputs=[broken, cut])
+    stats = run(tmp_path / "out", inputs=[broken, cut], **ANY_FAILURES)
     assert check_accounting(stats) == []
     assert stats[0]["failed"] == 2
     failures = read_failed(str(tmp_path / "out"))
@@ -235,7 +235,7 @@ def test_bad_jsonl_lines_are_dead_letters(tmp_path):
     path = tmp_path / "docs.jsonl"
     good = Document("d1", "A perfectly ordinary English sentence about the weather in spring. " * 6)
     path.write_bytes(good.to_json().encode() + b"\n{not json\n" + b'{"id": "x", "text": "\xff\xfe"}\n')
-    stats = run(tmp_path / "out", inputs=[str(path)], min_length=0)
+    stats = run(tmp_path / "out", inputs=[str(path)], min_length=0, **ANY_FAILURES)
     assert stats[0]["read"] == 3 and stats[0]["kept"] == 1 and stats[0]["failed"] == 2
     failures = read_failed(str(tmp_path / "out"))
     assert {f["location"].rsplit("@", 1)[1] for f in failures} == {str(len(good.to_json()) + 1),

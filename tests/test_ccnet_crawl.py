@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import tree_digest
+from conftest import ANY_FAILURES, tree_digest
 from crawl_server import CrawlServer, make_snapshot, real_pages
 
 from corpusmill.core.errors import CorpusmillError
@@ -69,7 +69,7 @@ def test_a_missing_file_is_one_dead_letter_naming_its_url(crawl, tmp_path):
         for f in fs if f.endswith(".warc.wet.gz")]
     listing.write_text("\n".join(sorted(listed)) + "\n")
     with CrawlServer(root) as server:
-        stats = run(tmp_path / "out", input_list=[str(listing)], base_url=server.url)
+        stats = run(tmp_path / "out", input_list=[str(listing)], base_url=server.url, **ANY_FAILURES)
     assert stats["extract"]["failed"] == 1 and check_accounting(list(stats.values())) == []
     (failure,) = read_failed(str(tmp_path / "out"))
     assert failure["location"] == f"{server.url}crawl-data/{DUMPS[0]}/missing.warc.wet.gz@0"

@@ -83,7 +83,7 @@ def test_meta_export_is_the_reference_layout(run, tmp_path):
     root, _ = run
     model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
     out = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"))
-    assert sorted(os.listdir(out)) == ["consolidated.00.pth", "params.json", "tokenizer.model"]
+    assert sorted(os.listdir(out)) == [".corpusmill", "consolidated.00.pth", "params.json", "tokenizer.model"]
     params = json.load(open(os.path.join(out, "params.json")))
     assert (params["dim"], params["n_heads"], params["n_kv_heads"], params["norm_eps"]) == (64, 4, 2, 1e-5)
     keys = torch.load(os.path.join(out, "consolidated.00.pth"), weights_only=True).keys()

@@ -13,7 +13,7 @@ import tracemalloc
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import tree_digest
+from conftest import ANY_FAILURES, tree_digest
 from source_outputs import dropped_records, failed_records, step_stats
 
 from corpusmill.core.errors import CorpusmillError
@@ -201,7 +201,7 @@ def test_local_jsonl_export_with_a_null_row_and_a_broken_line(local_run, tmp_pat
     lines.insert(5, '{"repo_name": "example/x", "path": "b.py", "content": "cut')
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
-    stats = run_github(GitHubConfig(output=out, mode="local", input=[str(export)]))
+    stats = run_github(GitHubConfig(output=out, mode="local", input=[str(export)], **ANY_FAILURES))
     parse = step_stats(stats, "parse")
     assert parse["read"] == len(rows) + 2 and parse["dropped"] == {"no_content": 1} and parse["failed"] == 1
     failure = failed_records(out)[0]
@@ -342,7 +342,7 @@ def _bq_rows():
 def _bq_config(out, endpoint, **kw):
     kw.setdefault("streams", 1)  # the result pages in order (test_bigquery_reads_row_ranges_at_once: in ranges)
     kw = {f"bq_{k}": v for k, v in kw.items()}
-    return GitHubConfig(output=out, mode="bigquery", input=[], bq_project="p", bq_location="US", bq_page_size=4,
+    return GitHubConfig(output=out, mode="bigquery", input=[], **ANY_FAILURES, bq_project="p", bq_location="US", bq_page_size=4,
                         bq_endpoint=endpoint, bq_anonymous=endpoint is not None, bq_retry_deadline=2.0, **kw)
 
 

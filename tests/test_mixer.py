@@ -235,6 +235,10 @@ def _with(tmp_path, **changes):
     ({"code.processor": "ccnet"}, "sources.code: give exactly one of 'documents'"),
     ({"budget_tokens": "lots"}, "budget_tokens: expected a number of tokens or 'max'"),
     ({"seq_len": 0}, "seq_len: must be at least 1"),
+    # numbers no data set holds (issue 26): one line, not 5e25 passes and a MemoryError
+    ({"budget_tokens": 1e30}, "budget_tokens: must be at most 1,000,000,000,000,000, got 1e+30"),
+    ({"seq_len": 1e9}, "seq_len: must be at most 1,048,576"),
+    ({"wiki_fr.epochs": 1e20}, "sources.wiki_fr.epochs: must be at most 1000"),
     ({"code.holdout": 0.7}, "sources.code.holdout: expected the share of its documents held out, in [0, 0.5)"),
 ])
 def test_manifest_errors_name_the_field(tmp_path, changes, field):
@@ -255,6 +259,20 @@ def test_budget_a_source_cannot_fill(mixed, tmp_path):
     assert f"at most {result.plan.budget_tokens:,}" in msg
     ok = plan_mixture(load_manifest(_with(tmp_path, budget_tokens=result.plan.budget_tokens)), counts)
     assert ok.sources["wiki_fr"].epochs == pytest.approx(2.45, abs=1e-5)
+
+
+def test_a_budget_no_source_can_hold_is_refused_at_plan_time(mixed, tmp_path):
+    """Without an epochs cap, a budget that asks 1e9 passes of a source is one line naming the field and
+    the largest budget that plans (issue 26: budget_tokens 1e30 ran 5e25 epochs into a MemoryError)."""
+    result, _ = mixed
+    counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
+    m = load_manifest(_with(tmp_path, budget_tokens=10**15, **{"wiki_fr.epochs": None}))
+    with pytest.raises(CorpusmillError) as err:
+        plan_mixture(m, counts)
+    msg = str(err.value)
+    assert "passes over its" in msg and "above the 1000 any mix writes" in msg, msg
+    fits = int(msg.split("lower budget_tokens to at most ")[1].split(", or")[0].replace(",", ""))
+    plan_mixture(load_manifest(_with(tmp_path, budget_tokens=fits, **{"wiki_fr.epochs": None})), counts)
 
 
 def test_epochs_only_manifest(mixed, tmp_path):
@@ -315,9 +333,7 @@ def test_a_source_that_falls_to_zero_tokens_stops_the_run(mixed, tmp_path):
     msg = str(err.value)
     assert "sources.code: weight 0.001 but 0 tokens in the shards" in msg
     assert f"a budget_tokens of at least {int(-(-avg // 0.001)):,}" in msg
-    assert not (tmp_path / "zero" / "_SUCCESS").exists()  # not marked complete: the trainer refuses it
-    with pytest.raises(CorpusmillError, match="_SUCCESS"):
-        ShardDataset(str(tmp_path / "zero"))
+    assert not (tmp_path / "zero").exists()  # complete or absent: the failed run leaves nothing to train on
     # allowed knowingly: written, with the problem on record
     written = shards(tmp_path / "allowed", allow_off_target=True, **small)
     assert written["mixture"]["code"]["tokens"] == 0 and "sources.code" in written["mixture_warnings"][0]

@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from conftest import tree_digest
+from conftest import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document
@@ -49,7 +49,8 @@ def _payloads(path, split):
 
 
 def _run(inputs, out, beam_args=(), **kw):
-    stats = run_wikipedia(WikipediaConfig(input=inputs, output=out, dropped_sample=5, **kw), beam_args)
+    stats = run_wikipedia(WikipediaConfig(input=inputs, output=out, dropped_sample=5, **{**ANY_FAILURES, **kw}),
+                          beam_args)
     return {s["step"]: s for s in stats}
 
 
@@ -279,7 +280,7 @@ def test_a_dump_without_siteinfo_is_read_by_its_wikimedia_file_name(tmp_path):
     assert {d.metadata.get("language") for d in docs.values()} <= {"en"}
     odd = tmp_path / "slice.xml"
     odd.write_bytes(raw)
-    stats = run_wikipedia(WikipediaConfig(input=[str(odd)], output=str(tmp_path / "odd")))
+    stats = run_wikipedia(WikipediaConfig(input=[str(odd)], output=str(tmp_path / "odd"), **ANY_FAILURES))
     (failure,) = read_failed(tmp_path / "odd")  # one dead letter naming the file and the fix; the run goes on
     assert sum(s["failed"] for s in stats) == 1 and "slice.xml" in failure["location"]
     assert "enwiki-YYYYMMDD-pages-articles" in failure["error"]

@@ -134,14 +134,139 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"corpusmill {__version__}")
         return 0
     name = argv[0]
+    restore = _terminate_as_interrupt()
     try:
         name, rest = _command(argv)
         return run_command(name, rest)
     except CorpusmillError as exc:
         message = str(exc)
         print(f"corpusmill {name}: error: {message}", file=sys.stderr)
-        return 2
+        return exc.code
+    except Exception:
+        if not _SIGNALLED:  # a bug: its traceback
+            raise
+        return _interrupted(name)  # a runner that wrapped the KeyboardInterrupt in its own error
+    except KeyboardInterrupt:
+        return _interrupted(name)
+    finally:
+        restore()
+
+
+def _interrupted(name: str) -> int:
+    """One line, every child process ended, exit 130."""
+    import threading
+
+    threading.excepthook = lambda args: None  # the runner's threads see their workers end: not news
+    stop_children()
+    print(f"corpusmill {name}: interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
+    return INTERRUPTED
+
+
+INTERRUPTED = 130  # a shell's status for a command ended by SIGINT
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler's kill) ends a command as Ctrl-C does: one line, children stopped, exit 130.
+    Returns what puts the old handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        first = not _SIGNALLED
+        _SIGNALLED.append(signum)
+        if first:  # end the workers now, and any the runner starts after: its clean-up waits for them
+            threading.excepthook = lambda args: None  # the runner's threads see their workers end: not news
+            stop_children()
+            threading.Thread(target=_keep_stopping_children, name="corpusmill-interrupt", daemon=True).start()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    _SIGNALLED.clear()
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, value in old.items():
+            signal.signal(sig, value)
+
+    return restore
+
+
+def _keep_stopping_children() -> None:
+    import time
+
+    while True:
+        time.sleep(0.3)
+        stop_children()
+
+
+_SIGNALLED: list = []  # the signals this command received (an error raised after one is the interrupt)
+
+
+def stop_children(grace: float = 0.0) -> None:
+    """End every process this one started (Beam's SDK workers, a job server, a unit's subprocess). With
+    ``grace``, SIGTERM first and SIGKILL to those still there after so many seconds; by default SIGKILL
+    at once: a worker told to stop prints its lost connections, and every corpusmill process is safe to
+    kill -9 (outputs are complete or absent; a CCNet run resumes). Linux (/proc); elsewhere a no-op."""
+    import os
+    import signal
+    import time
+
+    def children(pid: int):
+        found, todo = [], [pid]
+        while todo:
+            parent = todo.pop()
+            kids = []
+            try:  # each thread's children (the runner starts its workers from its own threads)
+                threads = os.listdir(f"/proc/{parent}/task")
+            except OSError:
+                threads = []
+            for tid in threads:
+                try:
+                    with open(f"/proc/{parent}/task/{tid}/children") as fh:
+                        kids += [int(k) for k in fh.read().split()]
+                except OSError:
+                    pass
+            found += kids
+            todo += kids
+        return found
+
+    pids = children(os.getpid())
+    for sig in ((signal.SIGTERM,) if grace else ()) + (signal.SIGKILL,):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(_running(p) for p in pids):
+            time.sleep(0.05)
+    for pid in pids:  # reap our own (not grandchildren) so none is left a zombie
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def entry() -> None:
+    """The ``corpusmill`` command. An interrupted run leaves at once: Beam's non-daemon threads (gRPC
+    servers of a local job) would otherwise keep the interpreter waiting at shutdown."""
+    code = main()
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

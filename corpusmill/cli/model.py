@@ -51,7 +51,7 @@ def export_main(argv: Optional[List[str]] = None) -> int:
 
         model, cfg, tokenizer, meta = load_trained(args.checkpoint, args.tokenizer)
         write = export_hf if args.to == "hf" else export_meta
-        out = write(model, cfg, tokenizer, args.output, overwrite=args.overwrite)
+        out = write(model, cfg, tokenizer, args.output, overwrite=args.overwrite, inputs=[args.checkpoint])
         print(f"exported step {meta.get('step')} ({cfg.num_params():,} parameters) to {out}")
         return 0
 

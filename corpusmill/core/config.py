@@ -168,14 +168,21 @@ def from_mapping(cls, data: Mapping[str, Any], namer: Callable[[str], str] = str
 
 
 class _StrictLoader:
-    """A YAML SafeLoader that refuses a key given twice in one mapping."""
+    """A YAML SafeLoader that refuses a key given twice in one mapping, and every alias (``*name``): a
+    few hundred bytes of nested aliases expand to billions of nodes (a "billion laughs"), and no
+    corpusmill file needs one."""
 
     @staticmethod
     def make():
         import yaml
 
         class Loader(yaml.SafeLoader):
-            pass
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.events.AliasEvent):
+                    mark = self.peek_event().start_mark
+                    raise CorpusmillError(f"line {mark.line + 1}: a YAML alias (*{self.peek_event().anchor}); "
+                                          f"corpusmill's files take no anchors or aliases: write the value out")
+                return yaml.SafeLoader.compose_node(self, parent, index)
 
         def construct_mapping(loader, node, deep=False):
             seen = {}
@@ -191,13 +198,16 @@ class _StrictLoader:
         return Loader
 
 
-def load_yaml(path: str) -> Any:
-    """A YAML file, strictly: a duplicate key is an error naming the file and line."""
+def load_yaml(path: str, text: Optional[str] = None) -> Any:
+    """A YAML file (or its ``text``), strictly: a duplicate key or an alias is an error naming the file
+    and line."""
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_StrictLoader.make())  # noqa: S506 (a SafeLoader subclass)
+        if text is None:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        return yaml.load(text, Loader=_StrictLoader.make())  # noqa: S506 (a SafeLoader subclass)
     except FileNotFoundError:
         raise CorpusmillError(f"{path}: no such file") from None
     except IsADirectoryError:

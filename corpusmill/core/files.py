@@ -12,6 +12,7 @@ import io
 import json
 import os
 import posixpath
+import re
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from corpusmill.core.document import Document
@@ -23,6 +24,34 @@ def join(*parts: str) -> str:
     if "://" in first:
         return posixpath.join(*parts)
     return os.path.join(*parts)
+
+
+# A name taken from data (a language, a site, a bucket, a domain label) that becomes a folder or file
+# name: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (so never '.', '..',
+# a hidden name, an absolute path or a path with a separator), at most 100 characters.
+SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+
+
+def is_safe_name(value) -> bool:
+    return isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None
+
+
+def check_name(value, what: str) -> str:
+    """``value`` if it may name a folder or file under an output, else ValueError naming ``what``.
+    Every output group and file name derived from data passes here before it meets a path."""
+    if not is_safe_name(value):
+        raise ValueError(f"{what} {value!r} cannot name an output folder (expected {SAFE_NAME.pattern}); "
+                         f"nothing was written under it")
+    return value
+
+
+def check_group(group: str) -> str:
+    """An output group (a sub-folder of the output, e.g. ``en``, ``en_head``, ``s00001/en``): "" (none) or
+    ``/``-separated parts, each a safe name."""
+    if group != "":
+        for part in (group.split("/") if isinstance(group, str) else [group]):
+            check_name(part, "output group")
+    return group
 
 
 def is_remote(path: str) -> bool:

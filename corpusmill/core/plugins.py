@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from corpusmill.core.errors import CorpusmillError
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def is_import_path(name: str) -> bool:
@@ -17,6 +20,9 @@ def import_object(spec: str, what: str) -> Any:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise CorpusmillError(f"{what} {spec!r}: expected MODULE:NAME, e.g. mypkg.filters:MaxDigitShare")
+    if not _DOTTED.fullmatch(module_name) or not _DOTTED.fullmatch(attr):
+        raise CorpusmillError(f"{what} {spec!r}: expected MODULE:NAME with a dotted module name (mypkg.filters), "
+                              f"not a path; put its folder on PYTHONPATH")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

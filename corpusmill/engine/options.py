@@ -98,6 +98,12 @@ def local_one_worker(beam_args: Sequence[str]) -> List[str]:
 def quiet_beam(verbose: bool = False) -> None:
     """Beam's INFO and WARNING lines (dozens per multi-process run) off, unless ``-v``."""
     logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)
+    # a failed bundle is logged by the job service and the worker, then raised: the raised error is what
+    # the user sees (one line for a known failure, the traceback for a bug), not three copies of it
+    for name in ("apache_beam.runners.portability.local_job_service", "apache_beam.runners.worker.sdk_worker",
+                 "apache_beam.runners.common", "apache_beam.runners.worker.bundle_processor",
+                 "apache_beam.runners.portability.portable_runner"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def check_worker_packaging(options) -> None:
@@ -165,3 +171,27 @@ def check_beam_args(args: Sequence[str], own_flags: Iterable[str] = ()) -> List[
 
 # Beam logs a warning about optional GCP modules at import; it is noise for local runs.
 logging.getLogger("apache_beam.io.gcp").setLevel(logging.ERROR)
+
+
+def workers_apart_from_the_terminal() -> None:
+    """Start the local runner's SDK worker processes in their own session, so that a Ctrl-C at the
+    terminal (SIGINT to the foreground process group) reaches corpusmill alone: it stops the workers
+    itself (corpusmill.cli.main.stop_children) and prints one line, instead of every worker printing
+    its KeyboardInterrupt traceback. Idempotent."""
+    import subprocess
+    import types
+
+    from apache_beam.runners.portability import local_job_service
+
+    if getattr(local_job_service.subprocess, "corpusmill", False):
+        return
+
+    class Popen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
+    shim.Popen, shim.corpusmill = Popen, True
+    local_job_service.subprocess = shim
+

@@ -43,7 +43,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from corpusmill.core.document import Document
-from corpusmill.core.files import join
+from corpusmill.core.files import check_group, join
 from corpusmill.core.hashing import stable_hash
 from corpusmill.core.profile import HIST, OUTPUT, OUTPUT_STEP, SCORES, bin_of, label, number
 from corpusmill.core.stats import DROPPED, FAILED, KEPT
@@ -215,7 +215,7 @@ class GroupWriter:
         """``raw``: the document's JSON line, when it is at hand already (the same bytes)."""
         entry = self._open.get(group)
         if entry is None:
-            entry = self._open[group] = [0, 0, None]
+            entry = self._open[check_group(group)] = [0, 0, None]
         elif entry[1] >= self.per_file:
             self._close(group, entry)
             entry[0], entry[1], entry[2] = entry[0] + 1, 0, None

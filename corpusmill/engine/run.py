@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,7 +30,8 @@ import apache_beam as beam
 from corpusmill.core.config import close_matches
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import encode_jsonl_gz, join
+from corpusmill.core.files import check_group, encode_jsonl_gz, join
+from corpusmill.core.outputs import OutputLock, beside, check_output_apart, check_replaceable, mark_created
 from corpusmill.core.profile import (
     BINS,
     HIST,
@@ -66,34 +68,10 @@ KEPT_SAMPLE = 5  # written documents sampled per output group (OUT/_samples/)
 DONE_FILE = "_SUCCESS"
 
 
-def check_output_apart(out_dir: str, inputs) -> None:
-    """Refuse an output that is or contains an input, or lies inside a directory input (``--overwrite``
-    would delete the input; a later run would read its own output), naming both."""
-    if "://" in out_dir:
-        return
-    out = os.path.realpath(out_dir)
-
-    def inside(child: str, parent: str) -> bool:
-        return child.startswith(parent.rstrip(os.sep) + os.sep)
-
-    for pattern in inputs or ():
-        pattern = str(pattern)
-        if "://" in pattern:
-            continue
-        base, recursive = pattern, os.path.isdir(pattern)
-        while any(ch in base for ch in "*?[") and base:  # a glob: its fixed directory part
-            recursive = recursive or "**" in os.path.basename(base)
-            base = os.path.dirname(base)
-        src = os.path.realpath(base or ".")
-        if out == src or inside(src, out) or (recursive and inside(out, src)):
-            where = "is" if out == src else ("contains" if inside(src, out) else "lies inside")
-            raise CorpusmillError(f"--output {out_dir} {where} the input {pattern}; choose an output apart from "
-                                  f"every input")
-
-
 def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuse to mix a new run into an old one, unless asked to replace it; refuse an output that is a
-    file or cannot be created, naming it."""
+    """Refuse to mix a new run into an old one, unless asked to replace it (and only an output corpusmill
+    wrote); refuse an output that is a file or cannot be created, naming it. The directory is marked as
+    corpusmill's the moment it is made (corpusmill.core.outputs)."""
     if "://" in out_dir:
         return  # object stores: files are replaced by name
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -102,48 +80,52 @@ def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
         if not overwrite:
             raise CorpusmillError(
                 f"output directory {out_dir} is not empty; choose a new --output or pass --overwrite to replace it")
+        check_replaceable(out_dir)
         shutil.rmtree(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".corpusmill-write-test")
-        with open(probe, "wb"):
-            pass
-        os.remove(probe)
+        mark_created(out_dir)
     except OSError as exc:
         raise CorpusmillError(f"--output {out_dir}: cannot be written ({exc.strerror or exc}); choose a directory "
                               f"you can write to") from None
 
 
-def _beside(out_dir: str, what: str) -> str:
-    parent, name = os.path.split(os.path.abspath(out_dir).rstrip(os.sep))
-    return os.path.join(parent, f".{name}.corpusmill-{what}")
-
-
 def begin_output(out_dir: str, overwrite: bool) -> str:
     """Where a run builds its output: ``out_dir`` itself when it is absent or empty; with ``--overwrite``
-    over a non-empty one, a new directory beside it (``.NAME.corpusmill-new``), so the old output stays
-    whole until :func:`commit_output` swaps the new one in. A swap that was cut between its two renames
-    is undone first (the old output is put back). Object stores: files are replaced by name."""
+    over a non-empty one (corpusmill's own only), a new directory beside it (``.NAME.corpusmill-new-PID``,
+    one per run), so the old output stays whole until :func:`commit_output` swaps the new one in. A swap
+    that was cut between its two renames is undone first (the old output is put back). The caller holds
+    the output's lock (:class:`corpusmill.core.outputs.OutputLock`), so staging left beside it is a dead
+    run's and is removed. Object stores: files are replaced by name."""
     if "://" in out_dir:
         return out_dir
-    old = _beside(out_dir, "old")
+    old = beside(out_dir, "old")
     if not os.path.exists(out_dir) and os.path.isdir(old):
         os.rename(old, out_dir)  # a swap killed halfway: the old output is still the output
+    remove_staging(out_dir)
     if os.path.isdir(out_dir) and os.listdir(out_dir) and overwrite:
-        work = _beside(out_dir, "new")
-        if os.path.isdir(work):
-            shutil.rmtree(work)  # a killed earlier attempt at the new output
+        check_replaceable(out_dir)
+        work = beside(out_dir, f"new-{os.getpid()}")
         prepare_output_dir(work, False)
         return work
     prepare_output_dir(out_dir, overwrite)
     return out_dir
 
 
+def remove_staging(out_dir: str) -> None:
+    """Remove the new outputs killed runs left beside ``out_dir`` (call it holding the lock)."""
+    parent, prefix = os.path.dirname(beside(out_dir, "new")), os.path.basename(beside(out_dir, "new"))
+    if os.path.isdir(parent):
+        for name in os.listdir(parent):
+            if name == prefix or name.startswith(prefix + "-"):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
 def commit_output(work: str, out_dir: str) -> None:
     """Put the complete new output ``work`` in the place of ``out_dir`` (two renames), then remove the old."""
     if work == out_dir:
         return
-    old = _beside(out_dir, "old")
+    old = beside(out_dir, "old")
     if os.path.isdir(old):
         shutil.rmtree(old)
     os.rename(out_dir, old)
@@ -341,7 +323,7 @@ def _write_samples(keyed: beam.PCollection, out_dir: str, label: str) -> None:
 
 def label_of(group: str) -> str:
     """An output group as a file name (groups are paths like ``s00001/en`` or ``""``)."""
-    return (group or "(all)").replace("/", "__")
+    return (check_group(group) or "(all)").replace("/", "__")
 
 
 def _json_safe(value):
@@ -424,9 +406,82 @@ def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, pe
     )
 
 
-def mark_done(out_dir: str) -> None:
+def _at_file_start(location: str) -> bool:
+    """A dead letter's location that names a file (or its first byte), not a record inside it: the file
+    failed before anything of it was read (cannot be opened or fetched, damaged at its start)."""
+    return not re.search(r"@(?!0$)|#|:\d+$|!", location)
+
+
+def failure_budget(out_dir: str, max_fraction: float, max_files: int = 0) -> Optional[dict]:
+    """The breach of the run's failure budget, or None: more than ``max_fraction`` of the records read
+    failed (every step's dead letters over the first step's reads), or more than ``max_files`` input
+    files failed whole (dead letters of the first step at a file's start)."""
+    import collections
+
+    from corpusmill.core.files import read_failed
+
+    try:
+        with open(join(out_dir, STATS_FILE), encoding="utf-8") as fh:
+            stats = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not stats:
+        return None
+    read, failed = int(stats[0]["read"]), sum(int(s["failed"]) for s in stats)
+    if failed == 0:
+        return None
+    letters = read_failed(out_dir) if "://" not in out_dir else []
+    whole = [f["location"] for f in letters if f["step"] == stats[0]["step"] and _at_file_start(f["location"])]
+    fraction = (failed - len(whole)) / max(1, read - len(whole))  # records failing in the files that were read
+    everything = failed >= read and max_fraction < 1.0  # nothing came through: over any budget but "no budget"
+    over_fraction, over_files = fraction > max_fraction or everything, len(whole) > max_files
+    if not (over_fraction or over_files):
+        return None
+    errors = collections.Counter(f["error"].split("\n")[0][:160] for f in letters)
+    common, times = errors.most_common(1)[0] if errors else ("", 0)
+    return {"read": read, "failed": failed, "fraction": round(fraction, 6), "max_failed_fraction": max_fraction,
+            "files_failed": len(whole), "max_failed_files": max_files, "over": [w for w, o in (
+                ("records", over_fraction), ("files", over_files)) if o], "example": (whole or [f["location"] for f in letters] or [""])[0],
+            "most_common_error": common, "most_common_error_count": times}
+
+
+def budget_error(out_dir: str, breach: dict) -> CorpusmillError:
+    """The one line (exit 3) for an output written over its failure budget."""
+    said = []
+    if "files" in breach["over"]:
+        said.append(f"{breach['files_failed']} input files failed whole, over --max-failed-files "
+                    f"{breach['max_failed_files']} (e.g. {breach['example']})")
+    if "records" in breach["over"]:
+        said.append("every record failed" if breach["failed"] >= breach["read"] else
+                    f"{breach['fraction']:.1%} of the records of the files read failed, over --max-failed-fraction "
+                    f"{breach['max_failed_fraction']:g}")
+    return CorpusmillError(
+        f"{breach['failed']:,} of {breach['read']:,} records failed: {'; '.join(said)}; most common error "
+        f"({breach['most_common_error_count']:,}x): {breach['most_common_error']}; {out_dir} is written with its "
+        f"dead letters in _failed/ and marked over budget in _SUCCESS", code=3)
+
+
+def check_budget(out_dir: str, cfg) -> None:
+    """After the output is committed: exit 3 when its ``_SUCCESS`` records a breach of the budget."""
+    breach = read_breach(out_dir)
+    if breach is not None:
+        raise budget_error(out_dir, breach)
+
+
+def read_breach(out_dir: str) -> Optional[dict]:
+    try:
+        with open(join(out_dir, DONE_FILE), encoding="utf-8") as fh:
+            text = fh.read()
+        return json.loads(text).get("over_failure_budget") if text.strip() else None
+    except (OSError, ValueError):
+        return None
+
+
+def mark_done(out_dir: str, cfg=None) -> None:
     """Written last, after the pipeline finished: the list of every file of the output with its size and
-    sha256 (local outputs; on an object store, sizes only). Consumers refuse an output without it."""
+    sha256 (local outputs; on an object store, sizes only). Consumers refuse an output without it. With
+    the run's ``cfg`` (its --max-failed-fraction / --max-failed-files), a breach of the failure budget is
+    recorded in it too (corpusmill.engine.run.failure_budget)."""
     import json
 
     from corpusmill.core.files import PROVENANCE_NAME, completion_record
@@ -442,7 +497,11 @@ def mark_done(out_dir: str) -> None:
         record = {"files": files}
     else:
         record = completion_record(out_dir)
+    if cfg is not None:
+        breach = failure_budget(out_dir, getattr(cfg, "max_failed_fraction", 0.01), getattr(cfg, "max_failed_files", 0))
+        if breach is not None:
+            record["over_failure_budget"] = breach
     write_text_atomic(join(out_dir, DONE_FILE), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-__all__ = ["Run", "prepare_output_dir", "begin_output", "commit_output", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]
+__all__ = ["Run", "OutputLock", "check_output_apart", "prepare_output_dir", "begin_output", "commit_output", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]

@@ -9,9 +9,11 @@ A stage module (ccnet, each source processor) does three things:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -25,8 +27,10 @@ from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import (
     PROFILE_FILE,
     STATS_FILE,
+    OutputLock,
     Run,
     begin_output,
+    check_budget,
     check_output_apart,
     commit_output,
     mark_done,
@@ -51,6 +55,12 @@ class OutputOptions:
                                    help="run a Filter of yours (by import path) as an extra step after STEP, or "
                                         "after --after, or after the last step")
     after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
+    max_failed_fraction: float = option(0.01, min=0.0, max=1.0, metavar="F",
+                                        help="the failure budget: over this share of the records read failing "
+                                             "(dead letters), the output is written but marked over budget in "
+                                             "_SUCCESS and the command exits 3")
+    max_failed_files: int = option(0, min=0, metavar="N", help="input files that may fail whole (cannot be opened "
+                                                               "or fetched) within the failure budget")
 
     @property
     def output_options(self) -> "OutputOptions":
@@ -70,13 +80,53 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     options = beam_options(beam_args)  # refused options fail before the output is touched
     inputs = getattr(out, "input", None)
     check_output_apart(out.output, [inputs] if isinstance(inputs, str) else inputs)
-    work = begin_output(out.output, out.overwrite)
-    run_pipeline(options, work, build, os.path.basename(out.output.rstrip("/")), out)
-    if before_done is not None:
-        before_done(work)
-    mark_done(work)
-    commit_output(work, out.output)
+    extra = load_extra_filters(out.add_filter, out.after)  # a bad --add-filter fails before any output
+    with OutputLock(out.output):  # one writer at a time; a second is refused naming this one
+        fresh = "://" not in out.output and not (os.path.isdir(out.output) and os.listdir(out.output))
+        work = begin_output(out.output, out.overwrite)
+        with removed_on_failure(work, out.output, fresh):
+            run_pipeline(options, work, build, os.path.basename(out.output.rstrip("/")), out, extra)
+            if before_done is not None:
+                before_done(work)
+            mark_done(work, out)
+        commit_output(work, out.output)
+    check_budget(out.output, out)
     return read_stats(out.output)
+
+
+@contextlib.contextmanager
+def removed_on_failure(work: str, output: str, fresh: bool = False):
+    """A run that fails or is interrupted removes what it built: the new output beside the old one (the
+    old output stays as it was), or the output it began in a new or empty directory (``fresh``), so the
+    same command runs again as it was; a disk that filled up is said in one line naming the path."""
+    try:
+        yield
+    except BaseException as exc:
+        if (work != output or fresh) and "://" not in work:
+            shutil.rmtree(work, ignore_errors=True)
+        full = disk_full(exc)
+        if full is not None:
+            raise CorpusmillError(full, code=1) from None
+        raise
+
+
+def disk_full(exc: BaseException) -> Optional[str]:
+    """One line for a full disk (ENOSPC, also when Beam wraps it in its own error), else None."""
+    import errno
+
+    seen, cur = set(), exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            path = cur.filename or "the output"
+            return f"no space left on the device writing {path}; free space there (or choose another --output) " \
+                   f"and rerun: the run's partial output was removed"
+        cur = cur.__cause__ or cur.__context__
+    text = str(exc)
+    if "No space left on device" in text or "Errno 28" in text:
+        return "no space left on the device writing the output; free space there (or choose another --output) " \
+               "and rerun: the run's partial output was removed"
+    return None
 
 
 def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], None], label: str,
@@ -86,11 +136,13 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
     from apache_beam.options.pipeline_options import StandardOptions
 
     from corpusmill.core.progress import Watcher
-    from corpusmill.engine.options import DEFAULT_RUNNER
+    from corpusmill.engine.options import DEFAULT_RUNNER, workers_apart_from_the_terminal
     from corpusmill.engine.provenance import Clock, write_provenance
 
     runs: List[Run] = []
     local = options.view_as(StandardOptions).runner == DEFAULT_RUNNER
+    if local:
+        workers_apart_from_the_terminal()
     watcher = Watcher(label, lambda: runs[0].steps if runs else [])
     watcher.enabled = watcher.enabled and local
     clock = Clock()

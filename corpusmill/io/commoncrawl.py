@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import urllib.parse
 from typing import List, Optional, Sequence
 
 from corpusmill.core.errors import CorpusmillError
@@ -34,13 +35,33 @@ def listing_path(dump: str, base_url: str = DEFAULT_BASE_URL, kind: str = "wet")
     return resolve(f"crawl-data/{dump}/{kind}.paths.gz", base_url)
 
 
-def resolve(entry: str, base_url: str) -> str:
-    """An entry of a listing as a full path: absolute ones (``scheme://``, ``/``) stay as they are."""
-    if "://" in entry or entry.startswith("/"):
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def resolve(entry: str, base_url: str, listing: str = "") -> str:
+    """An entry of a listing as a full path. Entries stay inside the listing's origin or ``base_url``:
+    an absolute URL on another host, a local path in a remote listing, or a relative path that climbs
+    out of ``base_url`` (``../../x``) is refused, naming it."""
+    remote = "://" in listing
+    if "://" in entry:
+        allowed = {_origin(u) for u in (base_url, listing) if "://" in u}
+        if allowed and _origin(entry) not in allowed:
+            raise CorpusmillError(f"listing {listing}: entry {entry!r} is on another host than the listing and "
+                                  f"--base-url ({', '.join(sorted(allowed))}); a listing names files of its own origin")
+        return entry
+    if entry.startswith("/"):
+        if remote:
+            raise CorpusmillError(f"listing {listing}: entry {entry!r} is a local path in a remote listing; "
+                                  f"nothing local is read unless you name it")
         return entry
     if not base_url:
         raise CorpusmillError(f"listing entry {entry!r} is a relative path: pass --base-url to say where it is "
                               f"(e.g. {DEFAULT_BASE_URL} for Common Crawl); nothing remote is read unless named")
+    if ".." in entry.replace("\\", "/").split("/"):
+        raise CorpusmillError(f"listing {listing or '(given)'}: entry {entry!r} climbs out of --base-url {base_url} "
+                              f"('..'); a listing names files under it")
     return base_url.rstrip("/") + "/" + entry.lstrip("/")
 
 
@@ -72,7 +93,7 @@ def listed_files(listings: Sequence[str], base_url: str, max_files: Optional[int
         except OSError as exc:  # a 404, a network that stays down, a missing local file
             raise CorpusmillError(f"listing {listing}: cannot be read ({exc}); check --dump / --input-list and "
                                   f"--base-url") from None
-        files.extend(resolve(e, base_url) for e in parse_listing(data, listing))
+        files.extend(resolve(e, base_url, listing) for e in parse_listing(data, listing))
     seen = set()
     for f in files:
         if f in seen:

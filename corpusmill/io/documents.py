@@ -33,6 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from corpusmill.core.document import Document, _json_default
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import (
+    check_group,
     encode_jsonl_gz,
     join,
 )
@@ -316,7 +317,7 @@ class WriteDocuments(beam.PTransform):
 
     def expand(self, docs):
         group_fn, per_shard, out_dir, fmt, level = self.group_fn, self.docs_per_shard, self.out_dir, self.fmt, self.level
-        keyed = docs | "Group" >> beam.Map(lambda d: (group_fn(d), d))
+        keyed = docs | "Group" >> beam.Map(lambda d: (check_group(group_fn(d)), d))
         counts = keyed | "Count" >> beam.combiners.Count.PerKey()
 
         def assign(item, counts):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import time
 import urllib.error
@@ -24,6 +25,14 @@ from typing import Optional
 RETRIES = int(os.environ.get("CORPUSMILL_HTTP_RETRIES", "8"))
 BACKOFF_S = float(os.environ.get("CORPUSMILL_HTTP_BACKOFF", "1.0"))  # first wait; doubles, capped at 60 s
 TIMEOUT_S = float(os.environ.get("CORPUSMILL_HTTP_TIMEOUT", "60"))
+# a transfer slower than SPEED_LIMIT bytes/s for SPEED_TIME seconds is cut and retried (curl's
+# --speed-limit / --speed-time): a server that trickles a byte a second never reaches the socket timeout
+SPEED_LIMIT = float(os.environ.get("CORPUSMILL_HTTP_SPEED_LIMIT", "1000"))
+SPEED_TIME = float(os.environ.get("CORPUSMILL_HTTP_SPEED_TIME", "30"))
+
+# URLs whose server answered a Range request with the whole file (200): read as one sequential stream
+# (http.server, many ad-hoc mirrors). Counted per process; readers report it (counters.http_no_range).
+NO_RANGE: set = set()
 USER_AGENT = "corpusmill (https://github.com/corpusmill/corpusmill)"
 
 _TRANSIENT = (ConnectionError, socket.timeout, TimeoutError, HTTPException, urllib.error.URLError, OSError)
@@ -70,6 +79,42 @@ def _retrying(url: str, what):
             delay = min(delay * 2, 60.0)
 
 
+def _skip(resp, count: int, url: str) -> None:
+    """Read and discard ``count`` bytes of a response (a server that ignores Range)."""
+    speed = _Speed(url)
+    while count:
+        chunk = resp.read(min(count, 1 << 20))
+        if not chunk:
+            raise ConnectionError(f"connection closed {count} bytes before the offset asked for")
+        speed.add(len(chunk))
+        count -= len(chunk)
+
+
+def _check_content_range(resp, start: int, url: str) -> None:
+    """A 206 must be the range asked for; another one is retried (then a dead letter), never used."""
+    value = resp.headers.get("Content-Range") or ""
+    m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", value)
+    if m is None or int(m.group(1)) != start:
+        resp.close()
+        raise ConnectionError(f"asked for the bytes from {start}, the server answered Content-Range {value!r}")
+
+
+class _Speed:
+    """Cut a transfer slower than SPEED_LIMIT bytes/s over any SPEED_TIME-second window."""
+
+    def __init__(self, url: str):
+        self.url, self.since, self.bytes = url, time.monotonic(), 0
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+        elapsed = time.monotonic() - self.since
+        if elapsed >= SPEED_TIME:
+            if self.bytes / elapsed < SPEED_LIMIT:
+                raise TimeoutError(f"transfer slower than {SPEED_LIMIT:g} bytes/s for {elapsed:.0f} s "
+                                   f"(CORPUSMILL_HTTP_SPEED_LIMIT / _SPEED_TIME)")
+            self.since, self.bytes = time.monotonic(), 0
+
+
 class HttpFile(io.RawIOBase):
     """A read-only, seekable stream over one URL (see the module docstring)."""
 
@@ -81,6 +126,7 @@ class HttpFile(io.RawIOBase):
         self._size: Optional[int] = None
         self._resp = None
         self._resp_pos = -1
+        self._speed = _Speed(url)
 
     def readable(self) -> bool:
         return True
@@ -133,12 +179,17 @@ class HttpFile(io.RawIOBase):
                 resp = _request(self.url, self._pos, self._end)
                 if resp is None:
                     return 0
-                if resp.status == 200 and self._pos:  # the server ignored the range
-                    resp.close()
-                    raise _Fatal(OSError(f"{self.url}: the server does not honour Range requests"))
+                if resp.status == 200 and self._pos:  # the server ignored the range: one stream from byte 0,
+                    NO_RANGE.add(self.url)           # read and discarded up to the offset
+                    _skip(resp, self._pos, self.url)
+                elif resp.status == 206:
+                    _check_content_range(resp, self._pos, self.url)
                 self._resp, self._resp_pos = resp, self._pos
+                self._speed = _Speed(self.url)
             try:
-                data = self._resp.read(want)
+                read = getattr(self._resp, "read1", None) or self._resp.read  # what has arrived, not all of want
+                data = read(want)
+                self._speed.add(len(data))
             except BaseException:
                 self._drop_response()
                 raise
@@ -168,8 +219,36 @@ def open_http(url: str, buffer_size: int = 1 << 16):
     return io.BufferedReader(raw, buffer_size)
 
 
+_WHOLE: dict = {}  # url -> a local copy, for servers that ignore Range (one download per file and process)
+
+
+def _whole_file(url: str) -> str:
+    import atexit
+    import tempfile
+
+    path = _WHOLE.get(url)
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="corpusmill-http-")
+        with os.fdopen(fd, "wb") as out, open_http(url) as src:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+        for old in list(_WHOLE)[:-3]:  # keep the last few files of this process
+            os.remove(_WHOLE.pop(old))
+        _WHOLE[url] = path
+        atexit.register(lambda p=path: os.path.exists(p) and os.remove(p))
+    return path
+
+
 def fetch_range(url: str, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of ``url``, retried and resumed like :class:`HttpFile`."""
+    """Bytes ``[start, end)`` of ``url``, retried and resumed like :class:`HttpFile`. From a server that
+    ignores Range, the file is downloaded once (one sequential stream) and the ranges read from that copy."""
+    if url in NO_RANGE:
+        with open(_whole_file(url), "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start)
     with HttpFile(url, end) as raw:
         raw._size = end  # stopping short of `end` is a cut, not the end of the file
         raw.seek(start)

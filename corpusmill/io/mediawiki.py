@@ -16,6 +16,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from corpusmill.core.files import check_name
 from corpusmill.filters.wikitext import (
     PageRecord,
     SiteInfo,
@@ -255,7 +256,9 @@ def read_site_info(path: str, kind: str) -> SiteInfo:
     site.no_text_namespaces = tuple(no_text)
     if not lang and site.dbname.endswith("wiki"):
         lang = site.dbname[:-4].replace("_", "-")
-    site.language = lang or "unknown"
+    # the language names the output folder (OUT/<lang>/): a BCP 47 tag, compared without case
+    site.language = check_name(lang.lower(), f"{path}: the dump's language (xml:lang or dbname)") if lang \
+        else "unknown"
     return site
 
 

@@ -26,6 +26,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import SAFE_NAME, is_safe_name
 from corpusmill.filters import stackexchange as se
 from corpusmill.io.documents import SplitAndRead
 
@@ -83,6 +84,10 @@ def select_posts_files(files: Sequence[str]) -> List[Tuple[str, str, str]]:
                                       f"archive (as the StackExchange dump publishes them)")
             continue
         site = site_of(f)
+        if not is_safe_name(site):  # the site names the output folder (OUT/<site>/)
+            raise CorpusmillError(f"input {f}: its site name {site!r} cannot name an output folder (expected "
+                                  f"{SAFE_NAME.pattern}, as the dump's sites are named: math.stackexchange.com); "
+                                  f"rename the file or its folder")
         if site in seen:
             raise CorpusmillError(f"site {site} is given twice ({seen[site]} and {f}); pass each site once")
         seen[site] = f

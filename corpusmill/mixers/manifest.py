@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from corpusmill.core.config import load_yaml
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.mixers.plan import MAX_EPOCHS
 
 WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -39,7 +40,7 @@ DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one
 TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
 TOKENIZER_KINDS = ("sentencepiece", "bpe")
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
-SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout",
+SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout", "allow_failed",
                "holdout_tokens", "domain"}
 
 
@@ -75,6 +76,8 @@ class SourceSpec:
                                           # source's tokens are known: corpusmill.stages.recipe)
     domain: Optional[str] = None         # mix_by domain: the label this source teaches the domain classifier
     section: str = "sources"             # where it is in the manifest: sources, or domains (a domain pool)
+    allow_failed: bool = False           # use the source's output even when it was written over its failure
+                                         # budget (corpusmill.engine.run.failure_budget)
 
     def field(self, key: str) -> str:
         return f"{self.section}.{self.name}.{key}"
@@ -159,19 +162,30 @@ def _check_keys(path: str, where: str, data: dict, allowed: set) -> None:
                    f"unknown key; allowed here: {', '.join(sorted(allowed))}")
 
 
-def _int(path: str, field: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, float) and value.is_integer():
+# What any data set can hold: a bound on each number, so that a typo (1e30) is one line, not an attempt
+# to write 5e25 passes of a source until memory runs out. Llama 3 trained on 15.6T tokens.
+MAX_TOKENS = 10**15
+MAX_SEQ_LEN = 1 << 20
+MAX_ROWS = 1 << 24
+
+
+def _int(path: str, field: str, value: Any, minimum: int = 1, maximum: int = MAX_TOKENS) -> int:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _err(path, field, f"expected a whole number, got {value!r}")
     if value < minimum:
         raise _err(path, field, f"must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise _err(path, field, f"must be at most {maximum:,}, got {value:.3g}")
     return value
 
 
-def _positive(path: str, field: str, value: Any) -> float:
+def _positive(path: str, field: str, value: Any, maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise _err(path, field, f"expected a number above 0, got {value!r}")
+    if value > maximum:
+        raise _err(path, field, f"must be at most {maximum:g}, got {value:.3g}")
     return float(value)
 
 
@@ -201,7 +215,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
             raise _err(path, "output", "missing: the run's output directory (or pass --output)")
         output = _resolve(base, str(data["output"]))
     seed = _int(path, "seed", data.get("seed", 0), minimum=0)
-    seq_len = _int(path, "seq_len", data.get("seq_len", 2048))
+    seq_len = _int(path, "seq_len", data.get("seq_len", 2048), maximum=MAX_SEQ_LEN)
 
     tok_data = data.get("tokenizer") or {}
     if not isinstance(tok_data, dict):
@@ -227,8 +241,8 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         raise _err(path, "shards", "expected a mapping (rows_per_shard, batch_rows, pack_group_tokens)")
     _check_keys(path, "shards.", shard_data, SHARD_KEYS)
     shards = ShardSpec(
-        rows_per_shard=_int(path, "shards.rows_per_shard", shard_data.get("rows_per_shard", 32768)),
-        batch_rows=_int(path, "shards.batch_rows", shard_data.get("batch_rows", 1024)),
+        rows_per_shard=_int(path, "shards.rows_per_shard", shard_data.get("rows_per_shard", 32768), maximum=MAX_ROWS),
+        batch_rows=_int(path, "shards.batch_rows", shard_data.get("batch_rows", 1024), maximum=MAX_ROWS),
         pack_group_tokens=_int(path, "shards.pack_group_tokens", shard_data.get("pack_group_tokens", 16_000_000)))
 
     src_data = data.get("sources")
@@ -391,7 +405,11 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
     if value.get("weight") is not None:
         spec.weight = _positive(path, f"{field}.weight", value["weight"])
     if value.get("epochs") is not None:
-        spec.epochs = _positive(path, f"{field}.epochs", value["epochs"])
+        spec.epochs = _positive(path, f"{field}.epochs", value["epochs"], maximum=MAX_EPOCHS)
+    if value.get("allow_failed") is not None:
+        if not isinstance(value["allow_failed"], bool):
+            raise _err(path, f"{field}.allow_failed", f"expected true or false, got {value['allow_failed']!r}")
+        spec.allow_failed = value["allow_failed"]
     if value.get("holdout") is not None:
         h = value["holdout"]
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h < 0.5:

@@ -32,6 +32,8 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
 from corpusmill.core.shuffle import FeistelPermutation, original_row_order, row_positions, shuffle_key  # noqa: F401
 
+MAX_EPOCHS = 1000.0  # passes over one source's documents (corpusmill.mixers.manifest checks the caps given)
+
 BUCKET_BITS = 16
 _BUCKET_SHIFT = 64 - BUCKET_BITS
 
@@ -136,7 +138,14 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
         raise CorpusmillError(f"{path}: budget_tokens: {budget} tokens do not fill one row of seq_len + 1 = "
                               f"{manifest.seq_len + 1}")
 
-    for spec in manifest.sources:
+    for spec in manifest.sources:  # a budget no data can hold (budget_tokens: 1e15 of a 26-document source)
+        if targets[spec.name] > MAX_EPOCHS * tokens[spec.name]:
+            most = int(min(MAX_EPOCHS * tokens[s.name] / (s.weight or 1) for s in manifest.sources)) \
+                if manifest.mode == "weights" else None
+            raise CorpusmillError(
+                f"{path}: sources.{spec.name}: {targets[spec.name]:,} tokens are {targets[spec.name] / tokens[spec.name]:.3g} "
+                f"passes over its {tokens[spec.name]:,} tokens, above the {MAX_EPOCHS:g} any mix writes"
+                + (f"; lower budget_tokens to at most {most:,}" if most else "") + ", or add documents to the source")
         h = getattr(spec, "holdout", 0.0)
         held = int(counts[spec.name].get("holdout_tokens", 0))
         if h and held < manifest.seq_len + 1:

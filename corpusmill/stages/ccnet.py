@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import shutil
 import sys
@@ -60,7 +61,16 @@ from corpusmill.engine.pipeline import (
     with_user_filters,
 )
 from corpusmill.engine.provenance import merge_units
-from corpusmill.engine.run import DONE_FILE, Run, begin_output, check_output_apart, commit_output, mark_done
+from corpusmill.engine.run import (
+    DONE_FILE,
+    OutputLock,
+    Run,
+    begin_output,
+    check_budget,
+    check_output_apart,
+    commit_output,
+    mark_done,
+)
 from corpusmill.engine.shards import SHARDS_DIR, ShardState, cut, fingerprint
 from corpusmill.engine.stage import OutputOptions, load_extra_filters, read_profile, read_stats, run_pipeline
 from corpusmill.filters.base import Filter, keep
@@ -461,11 +471,52 @@ def _matching(pattern: str) -> List[str]:
 
 # options that say how a run is spread, not what it makes: ranks and the finishing command share a plan
 # (--shuffle-partitions is part of the plan: the units' key files are cut into that many ranges)
-_HOW = ("output", "overwrite", "task_count", "task_rank", "parallel_units", "one_job")
+_HOW = ("output", "overwrite", "task_count", "task_rank", "parallel_units", "one_job", "max_failed_fraction",
+        "max_failed_files")
 
 
 def _options_of(cfg: CCNetConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HOW}
+
+
+def _sources_of(cfg: CCNetConfig, files: Sequence[str]) -> Dict[str, str]:
+    """``size:mtime`` of every local input file and model the run reads (remote inputs: their paths are
+    in the plan already), so a retrained model or a changed input at the same path is a different run."""
+    paths = list(files)
+    for value in [cfg.lid_model, cfg.cutoffs, *[c.split("=", 1)[-1] for c in cfg.classifier or ()]]:
+        if value:
+            paths.append(value)
+    if cfg.lm_dir and os.path.isdir(cfg.lm_dir):
+        paths += [os.path.join(cfg.lm_dir, n) for n in sorted(os.listdir(cfg.lm_dir))]
+    found = {}
+    for path in paths:
+        if "://" not in path:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            found[os.path.abspath(path)] = f"{st.st_size}:{st.st_mtime_ns}"
+    return found
+
+
+def _what_changed(previous: dict, now: dict) -> str:
+    """What differs between the run an output holds and this one, in a few words."""
+    if "options" not in previous:
+        return "a plan written by an older corpusmill"
+    said = []
+    for key in sorted(set(previous["options"]) | set(now["options"])):
+        if previous["options"].get(key) != now["options"].get(key):
+            said.append(f"--{key.replace('_', '-')}: {previous['options'].get(key)!r} then, "
+                        f"{now['options'].get(key)!r} now")
+    before, after = previous.get("sources", {}), now["sources"]
+    changed = [p for p in sorted(set(before) & set(after)) if before[p] != after[p]]
+    said += [f"{p} changed (size:mtime {before[p]} then, {after[p]} now)" for p in changed[:3]]
+    added, gone = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    if added or gone:
+        said.append(f"{len(added)} files added, {len(gone)} gone, e.g. {(added or gone)[0]}")
+    if not said and previous.get("shards") != now["shards"]:
+        said.append("the files are cut into other shards")
+    return "; ".join(said[:4]) or "its plan differs"
 
 
 def _say(message: str) -> None:
@@ -485,25 +536,37 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     files = input_files(cfg)
     input_steps(cfg, files)  # an unknown --after is refused before any work
     beam_args = cap_workers(beam_args, len(files))  # the work is cut by input file
+    if cfg.task_rank is not None:  # N tasks share the output at once by design: no exclusive lock
+        return _run_ccnet(cfg, beam_args, files)
+    with OutputLock(cfg.output):
+        return _run_ccnet(cfg, beam_args, files)
+
+
+def _run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str], files) -> List[dict]:
     shards = cut(files, cfg.num_shards)
-    fp = fingerprint(_options_of(cfg), shards)
+    options, sources = _options_of(cfg), _sources_of(cfg, files)
+    fp = fingerprint({**options, "sources": sources}, shards)
+    record = {"fingerprint": fp, "shards": shards, "options": json.loads(json.dumps(options, default=str)),
+              "sources": sources}
     out = cfg.output
     state = ShardState(out)
     previous = state.plan() if FileSystems.exists(join(out, SHARDS_DIR)) else None
-    if previous is not None and previous.get("fingerprint") == fp:  # the same run: finish it, never wipe it
-        if FileSystems.exists(join(out, DONE_FILE)):
-            _say(f"{out} is complete ({_plural(len(shards), 'shard')} done); nothing to do")
+    if previous is not None and previous.get("fingerprint") == fp and not cfg.overwrite:
+        if FileSystems.exists(join(out, DONE_FILE)):  # the same run: finish it, never wipe it
+            _say(f"{out} is complete ({_plural(len(shards), 'shard')} done); nothing to do (--overwrite "
+                 f"runs it again)")
             return read_stats(out)
     elif previous is not None and not cfg.overwrite:
-        raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options; rerun that "
-                              f"command to finish it, choose a new --output, or pass --overwrite to replace it")
+        raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options "
+                              f"({_what_changed(previous, record)}); rerun that command to finish it, choose a "
+                              f"new --output, or pass --overwrite to replace it")
     elif cfg.task_rank is not None:  # tasks start together: each may find the output empty or just begun
         out = _begin_shared(out)
     else:  # a new run; with --overwrite over an old output, built beside it and swapped in when complete
         out = begin_output(out, cfg.overwrite)
     plan = _Plan(cfg, files, out)
-    if plan.state.plan() != {"fingerprint": fp, "shards": shards}:
-        plan.state.write_plan({"fingerprint": fp, "shards": shards})
+    if plan.state.plan() != record:
+        plan.state.write_plan(record)
 
     done = {s for s in range(len(shards)) if plan.state.done(s)}
     pending = [u for u, ss in sorted(plan.units.items()) if not all(s in done for s in ss)]
@@ -529,7 +592,7 @@ def _begin_shared(out: str) -> str:
     """A task's output: created if absent; one holding only another task's fresh ``_shards/`` is shared."""
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
-        others = [n for n in os.listdir(out) if n != SHARDS_DIR]
+        others = [n for n in os.listdir(out) if n != SHARDS_DIR and not n.startswith(".")]
         if others:
             raise CorpusmillError(f"output directory {out} is not empty ({', '.join(sorted(others)[:3])}); "
                                   f"tasks share a new or cleared --output")
@@ -628,8 +691,9 @@ def _run_one_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, s
     for unit in plan.units:
         _clear(plan.unit_dir(unit))
     _clear(join(out, SHARDS_DIR, "final"))
-    mark_done(out)
+    mark_done(out, cfg)
     commit_output(out, cfg.output)
+    check_budget(cfg.output, cfg)
     return read_stats(cfg.output)
 
 
@@ -691,8 +755,9 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dic
     merge_units(out, [plan.unit_dir(u) for u in units])
     if any(s.kind == LINES for s in plan.unit_steps):  # else the final pass wrote them itself
         merge_repeated(out, [plan.unit_dir(u) for u in units])
-    mark_done(out)
+    mark_done(out, cfg)
     commit_output(out, cfg.output)
+    check_budget(cfg.output, cfg)
     return read_stats(cfg.output)
 
 

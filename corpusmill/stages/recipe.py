@@ -117,7 +117,31 @@ def processor_config(spec, out_dir: str, manifest_path: str):
 
 def run_processor(spec, out_dir: str, beam_args: Sequence[str], manifest_path: str) -> None:
     stage, cfg = processor_config(spec, out_dir, manifest_path)
-    stage.run(cfg, list(beam_args))
+    try:
+        stage.run(cfg, list(beam_args))
+    except CorpusmillError as exc:
+        if exc.code == 3 and spec.allow_failed:  # written over its failure budget, and the manifest allows it
+            return
+        if exc.code == 3:
+            raise CorpusmillError(f"{manifest_path}: sources.{spec.name}: {exc}; set {spec.field('allow_failed')}: "
+                                  f"true to use it anyway", code=3) from None
+        raise
+
+
+def check_not_over_budget(spec, location: str, manifest_path: str) -> None:
+    """A source's documents written over their run's failure budget are refused unless the manifest says
+    ``allow_failed: true`` for it."""
+    from corpusmill.core.files import output_root
+    from corpusmill.engine.run import read_breach
+
+    root = output_root(location) if "://" not in location else None
+    breach = read_breach(root) if root else None
+    if breach is not None and not spec.allow_failed:
+        raise CorpusmillError(
+            f"{manifest_path}: {spec.field('documents' if spec.documents else 'processor')}: {root} was written over "
+            f"its failure budget ({breach['failed']:,} of {breach['read']:,} records failed; most common error: "
+            f"{breach['most_common_error']}); fix its inputs and rerun it, or set {spec.field('allow_failed')}: true",
+            code=3)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,6 +200,9 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
                           lambda spec=spec, out=out: run_processor(spec, out, beam_args, m.path), log):
             ran.append(f"sources/{spec.name}")
         locations[spec.name] = out
+    for spec in m.sources:
+        if spec.name in locations:
+            check_not_over_budget(spec, locations[spec.name], m.path)
     if skipped:
         m = m.without(skipped)
         if m.mode == "weights":

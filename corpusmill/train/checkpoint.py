@@ -75,7 +75,13 @@ def _save(obj: Any, path: str) -> None:
 
 
 def rng_state() -> Dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors, numbers and lists only, so that it loads with
+    ``torch.load(weights_only=True)`` (no pickled object, so no code, can come back from a checkpoint)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+             "python": [version, torch.tensor(internal, dtype=torch.int64), gauss_next]}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -83,13 +89,46 @@ def rng_state() -> Dict[str, Any]:
 
 def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
 
 
 DCP_DIR = "dcp"  # a sharded checkpoint: torch.distributed.checkpoint's files, one per process
+
+
+class _MetadataOnly(pickle.Unpickler):
+    """torch.distributed.checkpoint pickles its ``.metadata``; before it is loaded, it is read here with
+    only the classes such a file holds (DCP's metadata classes, torch.Size, dtypes, layouts, paths), so a
+    pickle planted in a checkpoint names something else and is refused before DCP unpickles it."""
+
+    def find_class(self, module: str, name: str):
+        if not (module in ("torch", "torch.serialization", "pathlib", "collections")
+                or module.startswith("torch.distributed.checkpoint.")):  # checked before anything is imported
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
+        value = super().find_class(module, name)
+        if module.startswith("torch.distributed.checkpoint.") and isinstance(value, type):
+            return value
+        if module == "torch" and (name == "Size" or isinstance(value, (torch.dtype, torch.layout,
+                                                                        torch.memory_format))):
+            return value
+        if (module, name) in (("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"),
+                              ("pathlib", "WindowsPath"), ("pathlib", "Path"), ("collections", "OrderedDict")):
+            return value
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
+
+
+def check_dcp_metadata(ckpt_dir: str) -> None:
+    path = os.path.join(ckpt_dir, DCP_DIR, ".metadata")
+    try:
+        with open(path, "rb") as fh:
+            _MetadataOnly(fh).load()
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError) as exc:
+        raise CorpusmillError(f"{path}: not a checkpoint's metadata ({exc}); the checkpoint is damaged or was not "
+                              f"written by corpusmill: delete {ckpt_dir} to resume from an older one") from None
 
 
 def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -192,6 +231,7 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
         if sharded:  # each process reads the parts of the shards it holds now (any number of processes)
             import torch.distributed.checkpoint as dcp  # noqa: PLC0415
 
+            check_dcp_metadata(ckpt_dir)
             model_sd, optim_sd = get_state_dict(model, optimizer)
             state = {"model": model_sd, "optim": optim_sd}
             dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
@@ -212,7 +252,13 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
     scheduler.load_state_dict(rest["scheduler"])
     rng = os.path.join(ckpt_dir, "rng", f"rank_{_rank():05d}.pt")
     if os.path.exists(rng):
-        set_rng_state(torch.load(rng, map_location="cpu", weights_only=False))
+        try:  # tensors, numbers and lists only: a pickled object planted here is refused, never run
+            state = torch.load(rng, map_location="cpu", weights_only=True)
+            set_rng_state(state)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:
+            raise CorpusmillError(f"{rng}: not a corpusmill random-number state ({str(exc).splitlines()[0]}); "
+                                  f"the checkpoint is damaged or was not written by corpusmill: delete "
+                                  f"{ckpt_dir} to resume from an older one") from None
 
 
 def load_model_state(ckpt_dir: str, model: torch.nn.Module) -> None:
@@ -220,6 +266,7 @@ def load_model_state(ckpt_dir: str, model: torch.nn.Module) -> None:
     if os.path.isdir(os.path.join(ckpt_dir, DCP_DIR)):
         import torch.distributed.checkpoint as dcp  # noqa: PLC0415
 
+        check_dcp_metadata(ckpt_dir)
         state = {"model": model.state_dict()}
         dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
         model.load_state_dict(state["model"], strict=True)

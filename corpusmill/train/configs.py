@@ -170,11 +170,13 @@ def load_config(name_or_file: str) -> Tuple[ModelConfig, TrainConfig]:
         text = fh.read()
     try:
         if name_or_file.endswith((".yaml", ".yml")):
-            import yaml  # noqa: PLC0415
+            from corpusmill.core.config import load_yaml  # noqa: PLC0415
 
-            data = yaml.safe_load(text)
+            data = load_yaml(name_or_file, text)
         else:
             data = json.loads(text)
+    except CorpusmillError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
         raise CorpusmillError(f"{name_or_file}: cannot parse ({exc})") from None
     if not isinstance(data, dict):

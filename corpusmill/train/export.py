@@ -160,19 +160,53 @@ def _write_json(path: str, value: Any) -> None:
         fh.write("\n")
 
 
-def _fresh_dir(out_dir: str, overwrite: bool) -> None:
-    if os.path.exists(out_dir) and os.listdir(out_dir):
-        if not overwrite:
-            raise CorpusmillError(f"{out_dir} is not empty; choose a new --output or pass --overwrite")
-        shutil.rmtree(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+EXPORT_MARKERS = ("model.safetensors", "model.safetensors.index.json", "consolidated.00.pth")
 
 
-def export_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False) -> str:
+def _exported(out_dir: str, overwrite: bool, inputs, write) -> str:
+    """Run ``write(directory)`` so that the export is complete or absent, and never destructive: an output
+    that is, holds or lies inside the checkpoint or tokenizer it exports is refused before anything is
+    touched; a non-empty output is replaced (``overwrite``) only when it is an earlier export, and the new
+    one is built beside it and swapped in when complete, under the output's lock."""
+    from corpusmill.core.outputs import OutputLock, beside, check_output_apart, check_replaceable, mark_created
+
+    check_output_apart(out_dir, [i for i in inputs if i], what="checkpoint or tokenizer being exported")
+    with OutputLock(out_dir):
+        work = out_dir
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise CorpusmillError(f"--output {out_dir}: is a file, not a directory; choose a directory")
+        if os.path.isdir(out_dir) and os.listdir(out_dir):
+            if not overwrite:
+                raise CorpusmillError(f"{out_dir} is not empty; choose a new --output or pass --overwrite")
+            check_replaceable(out_dir, EXPORT_MARKERS)
+            work = beside(out_dir, f"new-{os.getpid()}")
+            shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work, exist_ok=True)
+        try:
+            mark_created(work)
+            write(work)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True) if work != out_dir else None
+            raise
+        if work != out_dir:
+            old = beside(out_dir, "old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(out_dir, old)
+            os.rename(work, out_dir)
+            shutil.rmtree(old)
+    return out_dir
+
+
+def export_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False,
+              inputs=()) -> str:
+    """``inputs``: the checkpoint (and tokenizer) exported, which the output must stay apart from."""
+    special = _special_tokens(tokenizer)
+    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_hf(model, cfg, tokenizer, d, special))
+
+
+def _write_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, special) -> str:
     from safetensors.torch import save_file
 
-    special = _special_tokens(tokenizer)
-    _fresh_dir(out_dir, overwrite)
     bos, eos = special["bos"][0], special["eos"][0]
     _write_json(os.path.join(out_dir, "config.json"), hf_config(cfg, bos, eos))
     _write_json(os.path.join(out_dir, "generation_config.json"), {"bos_token_id": bos, "eos_token_id": eos})
@@ -355,8 +389,12 @@ def _read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
 
 
 # -- Meta ------------------------------------------------------------------------------------------
-def export_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False) -> str:
-    _fresh_dir(out_dir, overwrite)
+def export_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False,
+                inputs=()) -> str:
+    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, cfg, tokenizer, d))
+
+
+def _write_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str) -> str:
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
                os.path.join(out_dir, "consolidated.00.pth"))
     params = {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.kv_heads,

@@ -329,7 +329,9 @@ def test_attack(row: Attack, tmp_path):
     fields = row.clean(tmp)
     run_source(row.stage, tmp_path / "baseline", **fields)
     row.attack(tmp)
-    run_source(row.stage, tmp_path / "attacked", **fields)
+    # an attack may fail a whole file or more than 1% of a small sample: within a budget that allows it
+    # (the default budget is tested in test_round3.py)
+    run_source(row.stage, tmp_path / "attacked", max_failed_fraction=1.0, max_failed_files=10, **fields)
     base, out = str(tmp_path / "baseline"), str(tmp_path / "attacked")
     stats, exp = _stats(out), row.expect
     assert exp.step in stats
@@ -422,7 +424,8 @@ def test_unreadable_directory_is_a_dead_letter(tmp_path):
     os.chmod(secret, 0)
     out = tmp_path / "out"
     os.chmod(tmp_path, 0o777)
-    code = ("import corpusmill, sys; corpusmill.run_stage('books', input=[sys.argv[1]], output=sys.argv[2])")
+    code = ("import corpusmill, sys; corpusmill.run_stage('books', input=[sys.argv[1]], output=sys.argv[2], "
+            "max_failed_files=1)")
     prefix = []
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):

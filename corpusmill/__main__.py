@@ -1,0 +1,5 @@
+"""``python -m corpusmill``: the ``corpusmill`` command."""
+
+from corpusmill.cli.main import entry
+
+entry()
