@@ -23,7 +23,7 @@ from warcio.warcwriter import WARCWriter
 from corpusmill.core.document import Document
 from corpusmill.dedup.spans import span_hashes
 from corpusmill.filters.c4 import BadWords, CleanPage
-from corpusmill.stages.c4 import C4Config, run_c4
+from corpusmill.pipelines.c4 import C4Config, run_c4
 
 DOCS = "/usr/share/doc/python3.11/html"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "c4"))

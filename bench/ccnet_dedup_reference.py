@@ -59,7 +59,7 @@ def main() -> None:
 
     from corpusmill.core.document import Document
     from corpusmill.core.files import read_output
-    from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+    from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
     name, pages = page_texts()
     docs = [(f"a-{i:05d}", t) for i, (_, t) in enumerate(pages)]

@@ -22,7 +22,7 @@ from warcio.warcwriter import WARCWriter
 
 from corpusmill.core.files import read_output
 from corpusmill.filters.lid import LanguageId
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 DOCS = "/usr/share/doc/python3.11/html"
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "warc")

@@ -82,7 +82,7 @@ def main() -> None:
         from ccnet_stage import build_warc  # noqa: PLC0415 - the bench's WARC writer
 
         from corpusmill.core.files import read_output
-        from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+        from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
         ccnet_stage.DOCS = args.docs
         with tempfile.TemporaryDirectory() as tmp:

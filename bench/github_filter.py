@@ -20,7 +20,7 @@ from corpusmill.dedup.exact import content_hash
 from corpusmill.filters import code as rules
 from corpusmill.filters.base import run_filters
 from corpusmill.io.code import ReadCodeFile
-from corpusmill.stages.github import GitHubConfig, run_github
+from corpusmill.pipelines.github import GitHubConfig, run_github
 
 
 def main() -> None:

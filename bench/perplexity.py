@@ -41,7 +41,7 @@ from corpusmill.filters.perplexity import (  # noqa: E402
     normalize_for_lm,
 )
 from corpusmill.io.documents import ParseDocument, ReadRawRecords  # noqa: E402
-from corpusmill.stages.quality import train_demo_models  # noqa: E402
+from corpusmill.pipelines.quality import train_demo_models  # noqa: E402
 
 Q = os.path.join(HERE, "..", "tests", "data", "quality")
 

@@ -151,7 +151,7 @@ def stackexchange(redpajama: str) -> None:
     import bz2
 
     from corpusmill.core.files import read_output
-    from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
+    from corpusmill.pipelines.stackexchange import StackExchangeConfig, run_stackexchange
 
     fns = _redpajama_functions(redpajama, {"cleanhtml"})
     texts, misordered = [], 0

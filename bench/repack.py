@@ -31,8 +31,8 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=40, help="each document this many times, with new ids")
     args, beam_args = ap.parse_known_args()
     os.environ.setdefault("CORPUSMILL_PROGRESS", "0")
-    from corpusmill.stages.mix import ShardConfig, source_files, write_mixed_shards
-    from corpusmill.stages.recipe import run_recipe
+    from corpusmill.pipelines.mix import ShardConfig, source_files, write_mixed_shards
+    from corpusmill.pipelines.recipe import run_recipe
 
     sources = {"wiki_en": 0.6, "wiki_fr": 0.15, "code": 0.25}
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +73,7 @@ def main() -> None:
                                        rows_per_shard=2000, batch_rows=64), beam_args)
         t_tok = time.perf_counter() - start
         print(f"shard stage, tokenizing again: {args.budget:,} tokens in {t_tok:.2f}s = {args.budget / t_tok:,.0f} tokens/s")
-        from corpusmill.stages.mix import token_files
+        from corpusmill.pipelines.mix import token_files
 
         start = time.perf_counter()
         write_mixed_shards(ShardConfig(files={}, tokens=token_files(os.path.join(m.output, "tokens"), list(sources)),

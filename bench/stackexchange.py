@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from corpusmill.filters.stackexchange import ParsePostRow, PostLine
-from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
+from corpusmill.pipelines.stackexchange import StackExchangeConfig, run_stackexchange
 
 DUMP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "stackexchange")
 

@@ -32,7 +32,7 @@ from corpusmill.core.files import read_output
 from corpusmill.io.documents import write_documents_file
 from corpusmill.mixers.manifest import parse_manifest
 from corpusmill.mixers.plan import plan_mixture
-from corpusmill.stages.mix import CountConfig, ShardConfig, count_tokens, source_files, write_mixed_shards
+from corpusmill.pipelines.mix import CountConfig, ShardConfig, count_tokens, source_files, write_mixed_shards
 from corpusmill.tokenize import ShardDataset
 from corpusmill.tokenize.tokenizer import train_sentencepiece
 
@@ -69,7 +69,7 @@ with open(out, "wb") as fh:
 """
 STAGE = """
 import sys
-from corpusmill.stages.tokens import TokensConfig, write_tokens
+from corpusmill.pipelines.tokens import TokensConfig, write_tokens
 docs_dir, model, out = sys.argv[1:]
 files = {name: [f"{docs_dir}/{name}/part-00000.jsonl.gz"] for name in %r}
 write_tokens(TokensConfig(files=files, tokenizer=model, output=out, overwrite=True), [])
@@ -79,7 +79,7 @@ HELPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=
 
 
 def cpu_comparison(docs_dir: str, model_path: str, repeat: int, rounds: int) -> None:
-    """The tokens stage (corpusmill.stages.tokens, one worker) and a plain loop (read every document, sp.encode
+    """The tokens stage (corpusmill.pipelines.tokens, one worker) and a plain loop (read every document, sp.encode
     it, write the tokens as one Arrow file), each a fresh process; CPU seconds, medians of ``rounds``."""
     import statistics
     import subprocess

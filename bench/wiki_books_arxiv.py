@@ -25,7 +25,7 @@ import time
 def bench_wikipedia(path: str, out: str) -> None:
     from corpusmill.filters.wikitext import ParseWikiPage, WikitextToText
     from corpusmill.io.mediawiki import read_chunk, scan_dump
-    from corpusmill.stages.wikipedia import WikipediaConfig, run_wikipedia
+    from corpusmill.pipelines.wikipedia import WikipediaConfig, run_wikipedia
 
     parse, text = ParseWikiPage(), WikitextToText()
     t = time.perf_counter()
@@ -61,7 +61,7 @@ def bench_books(sdist: str, out: str) -> None:
     from datasketch import MinHash
 
     from corpusmill.dedup import minhash
-    from corpusmill.stages.books import BooksConfig, run_books
+    from corpusmill.pipelines.books import BooksConfig, run_books
 
     texts = _texts(sdist)
     mb = sum(len(t) for t in texts.values()) / 1e6

@@ -17,7 +17,7 @@ def run_stage(name: str, beam_args=(), **fields):
     what the stage returns (stats.json's content for document stages).
     """
     cfg = stage_config(name, **fields)
-    from corpusmill.stages.registry import load_stage
+    from corpusmill.pipelines.registry import load_stage
 
     return load_stage(name).run(cfg, list(beam_args))
 
@@ -26,7 +26,7 @@ def stage_config(name: str, **fields):
     """The stage's validated config object, built from keyword arguments (see :func:`run_stage`)."""
     from corpusmill.core.config import build
     from corpusmill.core.errors import CorpusmillError
-    from corpusmill.stages.registry import load_stage
+    from corpusmill.pipelines.registry import load_stage
 
     stage = load_stage(name)
     if stage.config is None:

@@ -16,7 +16,7 @@ from conftest import DATA
 torch = pytest.importorskip("torch")
 
 from corpusmill.core.errors import CorpusmillError  # noqa: E402
-from corpusmill.stages.recipe import run_recipe  # noqa: E402
+from corpusmill.pipelines.recipe import run_recipe  # noqa: E402
 from corpusmill.tokenize.shards import ShardDataset  # noqa: E402
 from corpusmill.train.configs import load_config  # noqa: E402
 from corpusmill.train.loop import phase_lr_factor, train  # noqa: E402

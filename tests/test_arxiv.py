@@ -27,7 +27,7 @@ from corpusmill.filters.latex import (
     strip_comments,
 )
 from corpusmill.io.papers import _read_folder
-from corpusmill.stages.arxiv import ArxivConfig, run_arxiv
+from corpusmill.pipelines.arxiv import ArxivConfig, run_arxiv
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "arxiv")
 PAPERS = sorted(os.listdir(os.path.join(DATA, "papers")))

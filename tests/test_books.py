@@ -19,7 +19,7 @@ from corpusmill.core.files import read_dropped, read_failed, read_output
 from corpusmill.dedup import minhash
 from corpusmill.filters.gutenberg import strip_gutenberg
 from corpusmill.io.books import book_keys, read_book_file
-from corpusmill.stages.books import BooksConfig, run_books
+from corpusmill.pipelines.books import BooksConfig, run_books
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "books")
 

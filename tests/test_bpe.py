@@ -88,7 +88,7 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
     tiktoken = pytest.importorskip("tiktoken")
     from tiktoken.load import load_tiktoken_bpe
 
-    from corpusmill.stages.recipe import run_recipe
+    from corpusmill.pipelines.recipe import run_recipe
     from corpusmill.train.configs import load_config
     from corpusmill.train.export import export_hf, export_meta, load_trained
     from corpusmill.train.loop import train

@@ -18,7 +18,7 @@ from corpusmill.core.files import list_output_files, read_output
 from corpusmill.dedup.spans import span_hashes
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters import c4 as rules
-from corpusmill.stages.c4 import C4Config, run_c4
+from corpusmill.pipelines.c4 import C4Config, run_c4
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 PYDOCS = os.path.join(DATA, "warc", "pydocs.warc.gz")

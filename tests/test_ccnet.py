@@ -17,7 +17,7 @@ from corpusmill.core.files import list_output_files, read_failed, read_output
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters.normalize import Normalize, line_hash
 from corpusmill.io.warc import ExtractWarcRecord, scan_records
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 CRAWLS = [warc("iana.warc.gz"), warc("pydocs.warc.gz")]
 # Small shards, so documents that share lines land in different shards and bundles.
@@ -116,7 +116,7 @@ def test_two_runs_give_byte_identical_output(baseline, tmp_path):
 
 @pytest.mark.parametrize("dropped", [False, True])
 def test_one_unit_in_one_pipeline_gives_the_bytes_of_the_two_pipeline_run(baseline, tmp_path, monkeypatch, dropped):
-    from corpusmill.stages import ccnet
+    from corpusmill.pipelines import ccnet_units
 
     out, _ = baseline
     kw = dict(write_dropped=True, num_shards=2) if dropped else {}
@@ -124,7 +124,7 @@ def test_one_unit_in_one_pipeline_gives_the_bytes_of_the_two_pipeline_run(baseli
     if dropped:
         run(fused, **kw)
     assert not (fused / "_shards" / "unit-00000").exists()  # nothing written to shards and read back
-    monkeypatch.setattr(ccnet, "FUSE_SINGLE_UNIT", False)
+    monkeypatch.setattr(ccnet_units, "FUSE_SINGLE_UNIT", False)
     run(tmp_path / "two", **kw)
     assert (tmp_path / "two" / "_shards" / "unit-00000").is_dir()
 
@@ -384,3 +384,18 @@ def test_each_line_is_normalized_and_hashed_once(tmp_path, monkeypatch):
     stats = {s["step"]: s for s in run(tmp_path / "out", inputs=[warc("pydocs.warc.gz")])}
     assert stats["line_dedup"]["read"] > 20
     assert len(calls) == stats["normalize"]["kept"]  # once per document that reaches line dedup
+
+
+def test_steps_lists_the_steps_the_options_run(capsys, tmp_path):
+    """`corpusmill ccnet --steps`: the real list, in the order the options give, a user's filter in place."""
+    from corpusmill.cli.main import main as cli_main
+
+    assert cli_main(["ccnet", "--steps", "--input", warc("iana.warc.gz")]) == 0
+    names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup", "content_dedup"]
+    assert cli_main(["ccnet", "--steps", "--input", warc("iana.warc.gz"), "--dedup-order", "llama3",
+                     "--fuzzy-dedup", "--add-filter", "corpusmill.filters.c4:WordCount", "--after",
+                     "url_dedup"]) == 0
+    names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert names[:7] == ["extract", "normalize", "collect", "url_dedup", "word_count", "content_dedup", "fuzzy_dedup"]
+    assert not (tmp_path / "-").exists()

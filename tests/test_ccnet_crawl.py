@@ -18,8 +18,8 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_failed, read_output
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters.normalize import normalize_text
-from corpusmill.stages import ccnet
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines import ccnet_units
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 DUMPS = ("CC-MAIN-2019-09", "CC-MAIN-2019-13")
 
@@ -184,7 +184,7 @@ def sharded(crawl, tmp_path_factory):
 def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_bytes(sharded, tmp_path, monkeypatch,
                                                                                    where):
     out, kw, stats = sharded
-    real_pipeline, real_mark = ccnet._run_pipeline, ccnet.ShardState.mark
+    real_pipeline, real_mark = ccnet_units._run_pipeline, ccnet_units.ShardState.mark
     calls = []
 
     def pipeline(cfg, beam_args, out_dir, build, extra=(), **kw):
@@ -199,13 +199,13 @@ def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_byte
             raise Killed
         real_mark(self, shard, unit, files, pieces)
 
-    monkeypatch.setattr(ccnet, "_run_pipeline", pipeline)
-    monkeypatch.setattr(ccnet.ShardState, "mark", mark)
+    monkeypatch.setattr(ccnet_units, "_run_pipeline", pipeline)
+    monkeypatch.setattr(ccnet_units.ShardState, "mark", mark)
     with pytest.raises(Killed):
         run(tmp_path / "out", **kw)
     assert not (tmp_path / "out" / "_SUCCESS").exists()
-    monkeypatch.setattr(ccnet, "_run_pipeline", lambda *a, **kw: (calls.append(os.path.basename(a[2])), real_pipeline(*a, **kw)))
-    monkeypatch.setattr(ccnet.ShardState, "mark", real_mark)
+    monkeypatch.setattr(ccnet_units, "_run_pipeline", lambda *a, **kw: (calls.append(os.path.basename(a[2])), real_pipeline(*a, **kw)))
+    monkeypatch.setattr(ccnet_units.ShardState, "mark", real_mark)
     calls.clear()
     again = run(tmp_path / "out", **kw)
     expected_units = {"second unit": ["unit-00001", "unit-00002"], "a shard marker": ["unit-00001", "unit-00002"],
@@ -280,7 +280,7 @@ def test_task_options_are_checked(sharded, tmp_path):
 
 def test_the_five_dump_llama_manifest_builds_its_ccnet_config(tmp_path):
     from corpusmill.mixers.manifest import load_manifest
-    from corpusmill.stages.recipe import processor_config
+    from corpusmill.pipelines.recipe import processor_config
 
     path = os.path.join(os.path.dirname(__file__), "..", "manifests", "llama1_cc_5dumps.yaml")
     manifest = load_manifest(path)

@@ -11,8 +11,8 @@ from conftest import warc
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import list_output_files, read_output
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
-from corpusmill.stages.mix import source_files
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.mix import source_files
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ pytest.importorskip("google.cloud.storage")
 from apache_beam.options.pipeline_options import SetupOptions  # noqa: E402
 from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner  # noqa: E402
 
-from corpusmill.stages.registry import load_stage  # noqa: E402
+from corpusmill.pipelines.registry import load_stage  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATAFLOW = ["--runner=DataflowRunner", "--dry_run=True", "--project=corpusmill-test", "--region=us-central1",
@@ -89,7 +89,7 @@ def remote(remote_root):
 
 
 def test_ccnet_job(capture, remote, tmp_path, monkeypatch):
-    from corpusmill.stages.quality import train_demo_models
+    from corpusmill.pipelines.quality import train_demo_models
 
     models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
                                [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),
@@ -154,7 +154,7 @@ def test_a_dataflow_job_without_worker_packaging_is_refused(tmp_path, capsys):
 
 
 def test_cutoffs_job(capture, remote, tmp_path):
-    from corpusmill.stages.quality import train_demo_models
+    from corpusmill.pipelines.quality import train_demo_models
 
     models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
                                [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),

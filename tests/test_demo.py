@@ -6,8 +6,8 @@ import os
 from lxml import html as lxml_html
 from test_report import chromium
 
+from corpusmill.pipelines.demo import run_demo
 from corpusmill.report.collect import find_stage_dirs
-from corpusmill.stages.demo import run_demo
 from corpusmill.tokenize import ShardDataset
 
 

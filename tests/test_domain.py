@@ -134,7 +134,7 @@ def test_manifest_checks(tmp_path):
 
 
 def test_llama3_manifest_mixes_50_25_17_8_on_the_bundled_data(tmp_path):
-    from corpusmill.stages.recipe import run_recipe
+    from corpusmill.pipelines.recipe import run_recipe
     from corpusmill.tokenize.bpe import is_bpe
 
     path, _ = _manifest(tmp_path)

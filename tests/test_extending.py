@@ -1,6 +1,6 @@
 """docs/extending.md, run exactly: a user's 10-line filter inside the CCNet stage, a user's source as a
 manifest processor, and the Python API; plus the layout rules the brief sets (no Beam outside engine/,
-io/, stages/; nothing imports upward)."""
+io/, pipelines/; nothing imports upward)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
 def test_a_users_filter_runs_after_any_step_of_the_list_in_either_order(tmp_path):
     """--after names any step of the stage's one list, the final phase's too: after url_dedup, the filter runs
     between the URL and the text dedup (the text dedup's keys are then taken after it: another pass)."""
-    from corpusmill.stages.ccnet import CCNetConfig, input_steps, steps
+    from corpusmill.pipelines.ccnet import CCNetConfig, input_steps, steps
 
     out = tmp_path / "cc"
     assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
@@ -148,10 +148,10 @@ ALLOWED = {  # package -> corpusmill packages it may import (besides itself); no
     "train": {"core", "tokenize"},
     "io": {"core", "filters"},
     "engine": {"core", "filters", "dedup", "io"},
-    "stages": {"core", "filters", "dedup", "io", "engine", "mixers", "quality", "report", "tokenize", "train"},
-    "cli": {"core", "stages", "engine", "train", "tokenize"},
+    "pipelines": {"core", "filters", "dedup", "io", "engine", "mixers", "quality", "report", "tokenize", "train"},
+    "cli": {"core", "pipelines", "engine", "train", "tokenize"},
 }
-BEAM_PACKAGES = {"engine", "io", "stages"}
+BEAM_PACKAGES = {"engine", "io", "pipelines"}
 
 
 def _imports():
@@ -171,7 +171,7 @@ def test_layout_beam_only_in_engine_io_stages_and_nothing_imports_upward():
         if package is None:
             continue
         if name.split(".")[0] == "apache_beam" and package not in BEAM_PACKAGES:
-            bad.append(f"{path}: imports {name} (Beam lives in engine/, io/, stages/)")
+            bad.append(f"{path}: imports {name} (Beam lives in engine/, io/, pipelines/)")
         if name.startswith("corpusmill."):
             target = name.split(".")[1]
             if target != package and target not in ALLOWED[package]:

@@ -13,9 +13,9 @@ from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_output, read_provenance
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
-from corpusmill.stages.filter import FilterConfig, run_filter
-from corpusmill.stages.quality import train_demo_models
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.filter import FilterConfig, run_filter
+from corpusmill.pipelines.quality import train_demo_models
 
 Q = os.path.join(DATA, "quality")
 

@@ -181,12 +181,12 @@ def dropped_by(out, step):
 def test_llama3_order_through_unit_shards_gives_the_same_documents(tmp_path, monkeypatch):
     """The llama3 order's units write normalized documents to _shards/ and the final pass reads them back:
     the documents are those of the one-pipeline run."""
-    import corpusmill.stages.ccnet as ccnet
+    import corpusmill.pipelines.ccnet_units as ccnet_units
 
     argv = ["--input", SLICE, "--dedup-order", "llama3", "--fuzzy-dedup",
             "--fuzzy-threshold", "0.5", "--fuzzy-bands", "28", "--line-max-docs", "6"]
     assert cli_main(["ccnet", "--output", str(tmp_path / "one")] + argv) == 0
-    monkeypatch.setattr(ccnet, "FUSE_SINGLE_UNIT", False)
+    monkeypatch.setattr(ccnet_units, "FUSE_SINGLE_UNIT", False)
     assert cli_main(["ccnet", "--output", str(tmp_path / "two")] + argv) == 0
     one, two = read_output(str(tmp_path / "one")), read_output(str(tmp_path / "two"))
     assert one and [d.to_json() for d in one] == [d.to_json() for d in two]

@@ -21,7 +21,7 @@ from corpusmill.core.files import list_output_files, read_output
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters import code as rules
 from corpusmill.io.code import ReadCodeFile
-from corpusmill.stages.github import GitHubConfig, run_github
+from corpusmill.pipelines.github import GitHubConfig, run_github
 
 REPOS = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
 
@@ -478,7 +478,7 @@ def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
         assert "the query will process 2.27 TiB" in capsys.readouterr().err
     # BigQuery's own refusal: the job carries the cap, so a job that processes more than the dry run said
     # (the data grew in between) fails there
-    import corpusmill.stages.github as gh
+    import corpusmill.pipelines.github as gh
 
     with FakeBigQuery(rows, scan_bytes=5 << 30) as fake:
         estimate = gh.estimate_query

@@ -25,8 +25,8 @@ from corpusmill.mixers.plan import (
     original_row_order,
     plan_mixture,
 )
-from corpusmill.stages.mix import ShardConfig, read_counts, source_files, write_mixed_shards
-from corpusmill.stages.recipe import run_recipe
+from corpusmill.pipelines.mix import ShardConfig, read_counts, source_files, write_mixed_shards
+from corpusmill.pipelines.recipe import run_recipe
 from corpusmill.tokenize import ShardDataset, unpack
 from corpusmill.tokenize.tokenizer import sha256_file
 
@@ -187,7 +187,7 @@ def test_multiprocessing_runner_gives_identical_shards(mixed, tmp_path):
     write_mixed_shards(ShardConfig(files=files, tokenizer=os.path.join(m.output, "tokenizer", "tokenizer.model"),
                                    output=out, plan=result.plan, rows_per_shard=m.shards.rows_per_shard,
                                    batch_rows=m.shards.batch_rows,
-                                   extra={"recipe": m.name, "skipped_sources": {}}),
+                                   extra={"recipe": m.name}),
                        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     names = sorted(f for f in os.listdir(result.shards_dir) if f.endswith(".arrow") or f == "manifest.json")
     assert len(names) > 5

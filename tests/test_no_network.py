@@ -7,7 +7,7 @@ import socket
 
 from conftest import warc
 
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "")
 

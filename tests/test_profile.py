@@ -19,7 +19,7 @@ from corpusmill.core.files import read_output, read_provenance
 from corpusmill.core.profile import BINS, bin_of, edges, profile_rows
 from corpusmill.core.stats import check_accounting
 from corpusmill.filters.lid import default_lid_model
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 
 @pytest.fixture(scope="module")

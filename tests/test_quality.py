@@ -37,10 +37,10 @@ from corpusmill.filters.perplexity import (
     validate_lm_dir,
 )
 from corpusmill.filters.wiki_classifier import WikiClassifier, load_classifier
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.quality import CutoffsConfig, run_cutoffs, train_demo_models
 from corpusmill.quality.classifier import roc_auc, train_classifier
 from corpusmill.quality.lm import train_lm
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
-from corpusmill.stages.quality import CutoffsConfig, run_cutoffs, train_demo_models
 
 Q = os.path.join(DATA, "quality")
 WIKI_EN, WIKI_FR, LOWQ = (os.path.join(Q, n) for n in ("wiki_en.jsonl.gz", "wiki_fr.jsonl.gz", "lowq_en.jsonl.gz"))

@@ -8,7 +8,7 @@ from conftest import warc
 
 from corpusmill.core.files import read_output
 from corpusmill.filters.lid import default_lid_model
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 
 
 def test_localize_copies_files_and_directories_once(remote_root, tmp_path):
@@ -43,7 +43,7 @@ def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
 def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_path):
     from conftest import DATA
 
-    from corpusmill.stages.quality import train_demo_models
+    from corpusmill.pipelines.quality import train_demo_models
 
     models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
                                [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),

@@ -14,8 +14,8 @@ from lxml import html as lxml_html
 from warc_faults import with_broken_http_record
 
 from corpusmill.cli import main as cli_main
+from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 from corpusmill.report.make import make_report
-from corpusmill.stages.ccnet import CCNetConfig, run_ccnet
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -186,7 +186,7 @@ def test_the_report_shows_code_rule_measures_and_what_a_dropped_copy_duplicates(
     """A GitHub run: each code rule's measure against its threshold, and the dropped copy of a file
     naming the file that was kept (issue 15)."""
     from corpusmill.core.files import read_dropped, read_output
-    from corpusmill.stages.github import GitHubConfig, run_github
+    from corpusmill.pipelines.github import GitHubConfig, run_github
 
     repos = os.path.join(os.path.dirname(__file__), "data", "github", "repos")
     run = tmp_path / "run"

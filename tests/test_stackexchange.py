@@ -22,7 +22,7 @@ from corpusmill.core.files import read_output
 from corpusmill.engine.step import check_accounting
 from corpusmill.filters.stackexchange_html import html_to_text
 from corpusmill.io.posts import iter_7z_member, select_posts_files
-from corpusmill.stages.stackexchange import StackExchangeConfig, run_stackexchange
+from corpusmill.pipelines.stackexchange import StackExchangeConfig, run_stackexchange
 
 DUMP = os.path.join(os.path.dirname(__file__), "data", "stackexchange")
 

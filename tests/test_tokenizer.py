@@ -13,7 +13,7 @@ import sentencepiece as spm
 from corpusmill.cli import main
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_output
-from corpusmill.stages.tokenizer import TokenizerConfig, parse_inputs, train_tokenizer
+from corpusmill.pipelines.tokenizer import TokenizerConfig, parse_inputs, train_tokenizer
 from corpusmill.tokenize.tokenizer import MODEL_FILE, sha256_file, train_sentencepiece
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -204,3 +205,30 @@ def test_compile_gives_the_eager_losses(shards, tmp_path):
     assert json.load(open(tmp_path / "compiled" / "config.json"))["train"]["compile"] is True
     eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
     assert len(compiled) == 2 and compiled == pytest.approx(eager, rel=1e-4, abs=1e-4)
+
+
+def test_one_train_step_alone_accumulates_exactly(shards):
+    """corpusmill.train.step.train_step on real rows: 2 micro-batches of 4 rows give the loss and the weights
+    of one batch of 8 (gradient accumulation is a mean over rows), and the step lowers the loss."""
+    from corpusmill.train.data import load_rows
+    from corpusmill.train.model import Transformer
+    from corpusmill.train.step import held_out_loss, train_step
+
+    ds = ShardDataset(shards)
+    model_cfg = dataclasses.replace(_cfg()[0], vocab_size=ds.vocab_size)
+    tokens, flags = load_rows(ds, np.arange(8), False)
+    dev = torch.device("cpu")
+    results, weights = [], []
+    for micro in (8, 4):
+        torch.manual_seed(0)
+        model = Transformer(model_cfg)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        before = held_out_loss(model, lambda idx: load_rows(ds, idx, False), np.arange(8), micro=8, dev=dev)
+        results.append(train_step(model, opt, sched, tokens, flags, micro=micro, grad_clip=1e9, dev=dev))
+        after = held_out_loss(model, lambda idx: load_rows(ds, idx, False), np.arange(8), micro=8, dev=dev)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        assert results[-1].loss == pytest.approx(before, rel=1e-5) and after < before
+    assert results[0].loss == pytest.approx(results[1].loss, rel=1e-5)
+    assert results[0].grad_norm == pytest.approx(results[1].grad_norm, rel=1e-4)
+    assert torch.allclose(weights[0], weights[1], atol=1e-6)

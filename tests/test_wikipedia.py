@@ -22,7 +22,7 @@ from corpusmill.filters.wikitext import (
     wikitext_to_text,
 )
 from corpusmill.io.mediawiki import read_chunk, read_site_info, scan_dump
-from corpusmill.stages.wikipedia import WikipediaConfig, run_wikipedia
+from corpusmill.pipelines.wikipedia import WikipediaConfig, run_wikipedia
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "wikipedia")
 DUMP = os.path.join(DATA, "enwiki-sample-multistream.xml.bz2")

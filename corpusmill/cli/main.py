@@ -1,6 +1,6 @@
 """The ``corpusmill`` command: argument parsing only.
 
-The command list comes from :mod:`corpusmill.stages.registry` without importing any stage, so
+The command list comes from :mod:`corpusmill.pipelines.registry` without importing any stage, so
 ``corpusmill --help`` does not import Beam. ``corpusmill COMMAND ...`` imports that one stage, builds its
 parser from the stage's typed config (one flag per field), and builds the config from, in rising
 precedence, the defaults, ``--config FILE.yaml`` and the flags. Options the stage does not define must
@@ -18,7 +18,7 @@ from typing import List, Optional
 from corpusmill import __version__
 from corpusmill.core.config import add_arguments, build, cli_values, close_matches
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.stages.registry import COMMANDS
+from corpusmill.pipelines.registry import COMMANDS
 
 
 class UsageError(CorpusmillError):
@@ -84,6 +84,9 @@ def stage_parser(name: str, stage) -> StrictParser:
                             help="worker processes of the local runner (default: this machine's cores, "
                                  f"{os.cpu_count()} here); the output is the same with any number")
         parser.add_argument("-v", "--verbose", action="store_true", help="show Beam's own INFO and WARNING lines")
+    if stage.steps is not None:
+        parser.add_argument("--steps", action="store_true", help="list the steps these options run, in order, "
+                                                                "and exit (--output not needed)")
     add_arguments(parser, stage.config, positional=stage.positional)
     return parser
 
@@ -99,7 +102,7 @@ def _positive(text: str) -> int:
 
 
 def run_command(name: str, args: List[str]) -> int:
-    from corpusmill.stages.registry import load_stage
+    from corpusmill.pipelines.registry import load_stage
 
     stage = load_stage(name)
     if getattr(stage, "main", None) is not None:  # a command with its own parser (train)
@@ -110,7 +113,14 @@ def run_command(name: str, args: List[str]) -> int:
     else:
         namespace, extra = parser.parse_known_args(args)
         refuse_extra(parser, extra)
-    cfg = build(stage.config, cli=cli_values(stage.config, namespace), config_file=namespace.config)
+    values = cli_values(stage.config, namespace)
+    if getattr(namespace, "steps", False):  # list them: nothing is run, no output needed
+        values.setdefault("output", "-")
+        cfg = build(stage.config, cli=values, config_file=namespace.config)
+        for i, (step, kind, summary) in enumerate(stage.steps(cfg), 1):
+            print(f"{i:2d}. {step:<16} {kind:<8} {summary}")
+        return 0
+    cfg = build(stage.config, cli=values, config_file=namespace.config)
     beam_args: List[str] = []
     if stage.beam:
         from corpusmill.engine.options import check_beam_args, quiet_beam, worker_args
@@ -260,7 +270,10 @@ def _running(pid: int) -> bool:
 def entry() -> None:
     """The ``corpusmill`` command. An interrupted run leaves at once: Beam's non-daemon threads (gRPC
     servers of a local job) would otherwise keep the interpreter waiting at shutdown."""
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # `corpusmill ... | head`: the reader has what it wanted
+        os._exit(0)
     if code == INTERRUPTED:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="shard directory (manifest.json + *.arrow)")
     p.add_argument("--output", required=True, help="run directory: checkpoints, train_log.jsonl, config.json")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in --out (start fresh if there is none)")
+                   help="continue from the newest checkpoint in --output (start fresh if there is none)")
     p.add_argument("--eval-data", default=None, help="a separate shard directory for the held-out loss")
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop (with a checkpoint) after this step, keeping the schedule of --steps")

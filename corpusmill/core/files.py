@@ -13,7 +13,7 @@ import json
 import os
 import posixpath
 import re
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional
 
 from corpusmill.core.document import Document
 
@@ -54,29 +54,49 @@ def check_group(group: str) -> str:
     return group
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path
-
-
 @contextlib.contextmanager
 def atomic_write_local(path: str):
-    """Open a local ``path`` for writing through a temporary name; rename into place only on success."""
+    """Open a local ``path`` for writing through a temporary name (one per process); on success the
+    bytes are flushed to disk (fsync), renamed into place and the rename made durable (the folder's
+    fsync), so a crash leaves the old file or the new one, whole. The one atomic write of the package:
+    corpusmill.io.files.atomic_write uses it for local paths."""
     directory, name = os.path.split(path)
     os.makedirs(directory or ".", exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{name}")
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     try:
         with open(tmp, "wb") as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     os.replace(tmp, path)
+    fsync_dir(directory or ".")
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new file in folder ``path`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_local(path: str, text: str) -> None:
+    write_bytes_local(path, text.encode("utf-8"))
+
+
+def write_bytes_local(path: str, data: bytes) -> None:
     with atomic_write_local(path) as handle:
-        handle.write(text.encode("utf-8"))
+        handle.write(data)
 
 
 def encode_jsonl_gz(records: Iterable[dict], handle, level: int = 6) -> None:
@@ -177,12 +197,6 @@ def read_dropped(out_dir: str) -> Dict[str, Dict[str, List[dict]]]:
     return out
 
 
-def document_group_dirs(out_dir: str) -> List[Tuple[str, str]]:
-    """(group name, path) for the sub-directories that hold documents."""
-    return [(name, os.path.join(out_dir, name)) for name in sorted(os.listdir(out_dir))
-            if os.path.isdir(os.path.join(out_dir, name)) and not name.startswith(("_", "."))]
-
-
 def expand_local(patterns: Iterable[str]) -> List[str]:
     """Expand local globs and directories to a sorted list of files; an empty match is an error.
 
@@ -224,15 +238,14 @@ METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME
                             "repeated_lines.json"})
 
 
-def sha256_file(path: str) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
+def sha256_file(path: str, opener=None) -> str:
+    """The sha256 of a file: the one digest of the package (shards, tokenizer models, ``_SUCCESS``,
+    CCNet shard markers). ``opener(path)`` opens it elsewhere (corpusmill.engine.shards: any Beam file
+    system); local files by default."""
     import hashlib
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with (opener or (lambda p: open(p, "rb")))(path) as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def completion_record(out_dir: str) -> dict:

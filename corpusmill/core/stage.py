@@ -29,3 +29,5 @@ class Stage:
     documents: bool = False  # writes corpusmill documents: usable as a manifest processor
     main: Optional[Callable[[Sequence[str]], int]] = None  # parses its own arguments (the trainer)
     steps_help: Optional[Callable[[], str]] = None  # the stage's steps, for --help (from its step list)
+    # the steps a config runs, in order, as (name, kind, what it does): `corpusmill NAME --steps`
+    steps: Optional[Callable[[Any], Sequence[Tuple[str, str, str]]]] = None

@@ -1,4 +1,4 @@
-"""Book-level exact and near-duplicate detection, the pure part (Beam: corpusmill.stages.books).
+"""Book-level exact and near-duplicate detection, the pure part (Beam: corpusmill.pipelines.books).
 
 LLaMA removed books with more than 90% content overlap. corpusmill measures the overlap of a pair of
 books as the share of the smaller book's word shingles that also occur in the larger one
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,11 +40,6 @@ from corpusmill.filters.base import Filter, Verdict, drop, keep
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _BATCH = 8192
-
-
-def content_hash(text: str) -> str:
-    """The exact-duplicate key of a book: SHA-1 of its (stripped) text."""
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _word_hash(word: str) -> int:
@@ -153,10 +148,3 @@ class DuplicateBook(Filter):
             return keep(doc)
         kept_id, share = dup
         return drop(self.reason, doc.annotate(duplicate_of=kept_id, duplicate_overlap=round(float(share), 4)))
-
-
-def exact_duplicates(ids: Sequence[str]) -> List[Tuple[str, Tuple[str, float]]]:
-    """For the ids of books with one content hash: ``(dropped id, (kept id, 1.0))`` for all but the
-    smallest id."""
-    ordered = sorted(ids)
-    return [(i, (ordered[0], 1.0)) for i in ordered[1:]]

@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import join
+from corpusmill.core.files import join, sha256_file
 from corpusmill.io.files import write_text_atomic
 
 SHARDS_DIR = "_shards"
@@ -53,11 +53,8 @@ def _write_json(path: str, obj) -> None:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """A file's sha256 on any Beam file system (corpusmill.core.files.sha256_file)."""
+    return sha256_file(path, lambda p: FileSystems.open(p, compression_type=CompressionTypes.UNCOMPRESSED))
 
 
 class ShardState:

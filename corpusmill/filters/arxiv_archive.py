@@ -1,5 +1,5 @@
 """One arXiv paper's source, safely unpacked, as one flattened LaTeX text (the ``extract`` step of the
-ArXiv source; Beam and file reading are in corpusmill.stages.arxiv).
+ArXiv source; Beam and file reading are in corpusmill.pipelines.arxiv).
 
 arXiv ships each paper as a ``.gz``: either a gzipped tar of the paper's files or a single gzipped
 ``.tex``. Nothing is ever written to disk: members are read into memory under caps, and a paper whose

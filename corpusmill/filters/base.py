@@ -16,7 +16,7 @@ processes, and the model is not loaded per document).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from corpusmill.core.document import Document
 
@@ -119,17 +119,6 @@ class Filter:
         self.setup()
         for doc in docs:
             yield self(doc)
-
-
-class FunctionFilter(Filter):
-    """Wraps a plain function ``fn(doc) -> Verdict`` as a filter."""
-
-    def __init__(self, name: str, fn: Callable[[Any], Verdict]):
-        self.name = name
-        self.fn = fn
-
-    def __call__(self, element: Any) -> Verdict:
-        return self.fn(element)
 
 
 def run_filters(filters: Iterable[Filter], element: Any) -> Verdict:

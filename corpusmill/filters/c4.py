@@ -1,5 +1,5 @@
 """C4: the T5 builder's page cleaning, URL normalization, the bad-words filter, and LLaMA's extra
-heuristics for the released C4. Pure functions and filters; the Beam part is corpusmill.stages.c4.
+heuristics for the released C4. Pure functions and filters; the Beam part is corpusmill.pipelines.c4.
 
 The rules follow ``tensorflow_datasets`` ``c4_utils`` (the builder that made C4):
 

@@ -1,5 +1,5 @@
 """Source code files (the GitHub source, RedPajama v1's rules), the pure part; Beam is in
-corpusmill.stages.github.
+corpusmill.pipelines.github.
 
 Steps, each a filter with its own drop reason:
 
@@ -7,7 +7,7 @@ Steps, each a filter with its own drop reason:
 - ``extension`` (:class:`ExtensionAllowList`): the RECIPE.md allow-list (``extension_not_allowed``);
 - ``size`` (:class:`SizeCap`): files over the cap (``too_large``), decided from the file size, so a
   huge file is never read;
-- ``read`` (:class:`corpusmill.stages.github.ReadCodeFile`, rules in :func:`code_file_verdict`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
+- ``read`` (:class:`corpusmill.pipelines.github.ReadCodeFile`, rules in :func:`code_file_verdict`): a file on disk -> Document (``binary``: a NUL byte; ``not_utf8``);
 - ``max_line_length`` (> 1000), ``mean_line_length`` (> 100), ``alnum_share`` (< 0.25),
   ``alpha_per_token`` (< 1.5): :class:`MaxLineLength`, :class:`MeanLineLength`, :class:`AlnumShare`,
   :class:`AlphaPerToken`;

@@ -1,5 +1,5 @@
 """Books: reading one book record and removing Project Gutenberg's header and footer (pure part of the
-Books source; the Beam part is corpusmill.stages.books).
+Books source; the Beam part is corpusmill.pipelines.books).
 
 - :class:`ReadBook` (step ``read``): a :class:`BookRecord` (a ``.txt`` file, or one line of Gutenberg- or
   Books3-style JSONL) -> Document. Drops ``too_large`` (over ``max_bytes``, decided from the file size

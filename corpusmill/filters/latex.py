@@ -1,4 +1,4 @@
-"""LaTeX sources -> the text LLaMA trained on (pure part of the ArXiv source; Beam: corpusmill.stages.arxiv).
+"""LaTeX sources -> the text LLaMA trained on (pure part of the ArXiv source; Beam: corpusmill.pipelines.arxiv).
 
 - :func:`protect_verbatim`: verbatim-like text is set aside before any other rule and put back at the
   end, as written: ``verbatim``, ``Verbatim``, ``lstlisting``, ``minted`` (and the other names of

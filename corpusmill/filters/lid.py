@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.base import Filter, Verdict, drop, keep
@@ -160,6 +160,3 @@ class LanguageThreshold(Filter):
             raise ValueError("no language_score: not a document of a scored run (corpusmill ccnet --score-only)")
         return language_verdict(doc, self.threshold, self.languages)
 
-
-def predict_many(lid: LanguageId, texts: Iterable[str]):
-    return [lid.predict(t) for t in texts]

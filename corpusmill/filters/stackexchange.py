@@ -1,5 +1,5 @@
 """StackExchange Posts.xml rows -> question-and-answer documents, the pure part (Beam is in
-corpusmill.stages.stackexchange).
+corpusmill.pipelines.stackexchange).
 
 - :class:`ParsePostRow` (step ``parse``): one ``<row .../>`` of a Posts.xml -> a post Document
   (question or answer; body HTML turned into text by corpusmill.filters.stackexchange_html). The row

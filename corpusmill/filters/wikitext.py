@@ -1,5 +1,5 @@
 """MediaWiki dump pages -> plain text (the pure part of the Wikipedia source; Beam is in
-corpusmill.stages.wikipedia).
+corpusmill.pipelines.wikipedia).
 
 Two filters:
 

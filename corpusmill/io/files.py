@@ -12,7 +12,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import check_complete, is_metadata, join, output_root
+from corpusmill.core.files import atomic_write_local, check_complete, is_metadata, join, output_root
 from corpusmill.core.inputs import InputFiles, Skipped, skipped_link, walk_files
 from corpusmill.core.text import printable
 
@@ -142,8 +142,13 @@ def localize(path: Optional[str], only: Optional[Iterable[str]] = None) -> Optio
 
 @contextlib.contextmanager
 def atomic_write(path: str):
-    """Open ``path`` for writing through a temporary name; rename into place only on success."""
-    directory, name = path.rsplit("/", 1) if "://" in path else os.path.split(path)
+    """Open ``path`` for writing through a temporary name; rename into place only on success (local
+    paths: corpusmill.core.files.atomic_write_local, with fsync)."""
+    if "://" not in path:
+        with atomic_write_local(path) as handle:
+            yield handle
+        return
+    directory, name = path.rsplit("/", 1)
     tmp = join(directory, f".tmp-{name}")
     if "://" not in path:
         os.makedirs(directory or ".", exist_ok=True)

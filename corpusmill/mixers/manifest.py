@@ -73,7 +73,7 @@ class SourceSpec:
     holdout: float = 0.0                 # share of the source's documents set aside, before any repetition,
                                          # as its held-out set (shards/eval/<source>/): never in a training row
     holdout_tokens: Optional[int] = None  # or: about this many tokens held out (turned into a share once the
-                                          # source's tokens are known: corpusmill.stages.recipe)
+                                          # source's tokens are known: corpusmill.pipelines.recipe)
     domain: Optional[str] = None         # mix_by domain: the label this source teaches the domain classifier
     section: str = "sources"             # where it is in the manifest: sources, or domains (a domain pool)
     allow_failed: bool = False           # use the source's output even when it was written over its failure
@@ -104,7 +104,6 @@ class MixManifest:
     tokenizer: TokenizerSpec
     shards: ShardSpec
     sources: List[SourceSpec]
-    skipped: Dict[str, str] = dataclasses.field(default_factory=dict)  # source -> why it was left out
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
     tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
@@ -133,19 +132,6 @@ class MixManifest:
             if spec.name == name:
                 return spec
         raise KeyError(name)
-
-    def without(self, reasons: Dict[str, str]) -> "MixManifest":
-        """The manifest less some sources (a processor that is not built); weights renormalized to 1."""
-        kept = [s for s in self.sources if s.name not in reasons]
-        if not kept:
-            raise CorpusmillError(f"{self.path}: every source was left out ("
-                                  + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")")
-        if self.mix_by == "domain":  # the weights are the domains'; the documents of the others still mix
-            return dataclasses.replace(self, sources=kept, skipped={**self.skipped, **reasons})
-        if self.mode == "weights":
-            total = sum(s.weight for s in kept)
-            kept = [dataclasses.replace(s, weight=s.weight / total) for s in kept]
-        return dataclasses.replace(self, sources=kept, skipped={**self.skipped, **reasons})
 
 
 # ---------------------------------------------------------------------------------------------------

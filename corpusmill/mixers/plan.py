@@ -1,6 +1,6 @@
 """How many tokens each source gives, which documents make them up, and where every row lands.
 
-No Beam here: these are the pure decisions the mix pipeline (:mod:`corpusmill.stages.mix`) applies.
+No Beam here: these are the pure decisions the mix pipeline (:mod:`corpusmill.pipelines.mix`) applies.
 
 **Targets.** With weights, source ``s`` gets ``T_s = weight_s * budget`` tokens; its ``epochs`` field, if
 given, caps ``T_s / S_s`` (``S_s``: the source's tokens, BOS and EOS included). ``budget_tokens: max``

@@ -231,8 +231,3 @@ def read_training_logs(root: str) -> List[TrainingLog]:
     return logs
 
 
-def first_failure(data: RunData) -> Optional[str]:
-    for stage in data.stages:
-        if stage.problems:
-            return f"{stage.name}: {stage.problems[0]}"
-    return None

@@ -30,7 +30,6 @@ Plain pyarrow reads a shard with ``pa.ipc.open_file(pa.memory_map(path))``. Hugg
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -39,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import DONE_NAME, check_complete, completion_record
+from corpusmill.core.files import DONE_NAME, check_complete, completion_record, sha256_file, write_bytes_local
 
 FORMAT_NAME = "corpusmill-shards"
 FORMAT_VERSION = 1
@@ -151,18 +150,6 @@ def _schema(dtype: np.dtype, seq_len: int, batch_rows: int) -> pa.Schema:
                   _META_BATCH_ROWS: str(batch_rows).encode()})
 
 
-def _sha256_file(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_shard(path: str, rows: np.ndarray, boundaries: Sequence[Sequence[int]], *,
@@ -205,7 +192,7 @@ def write_shard(path: str, rows: np.ndarray, boundaries: Sequence[Sequence[int]]
                 writer.write_batch(pa.record_batch([toks, docs], schema=schema))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
-    info = {"file": os.path.basename(path), "rows": int(n), "sha256": _sha256_file(tmp),
+    info = {"file": os.path.basename(path), "rows": int(n), "sha256": sha256_file(tmp),
             "bytes": os.path.getsize(tmp)}
     os.replace(tmp, path)
     return info
@@ -235,7 +222,7 @@ def write_manifest(out_dir: str, shard_infos: Sequence[Dict[str, Any]], *, seq_l
             raise ValueError(f"write_manifest: extra key {key!r} would override a manifest field")
         manifest[key] = value
     path = os.path.join(out_dir, MANIFEST)
-    _atomic_write_bytes(path, (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8"))
+    write_bytes_local(path, (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8"))
     return path
 
 
@@ -320,7 +307,7 @@ def mark_complete(out_dir: str) -> None:
     written: :class:`ShardDataset` (the trainer) refuses a shard directory without it. The shard stage
     does this itself; call it after writing shards by hand (write_shard + write_manifest)."""
     record = completion_record(out_dir)
-    _atomic_write_bytes(os.path.join(out_dir, DONE_NAME), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes_local(os.path.join(out_dir, DONE_NAME), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
 class ShardDataset:
@@ -363,7 +350,6 @@ class ShardDataset:
                 raise CorpusmillError(f"{mpath}: shard index out of range in {list(shards)} "
                                       f"({len(self.manifest['shards'])} shards)") from None
         self.shard_entries = entries
-        self._opened = False
         self._shards: List[_Shard] = []
         self._open(verify)
 
@@ -382,7 +368,7 @@ class ShardDataset:
                     raise CorpusmillError(
                         f"{path}: size {size} bytes, {MANIFEST} says {entry['bytes']}: the shard is "
                         f"truncated or was replaced; re-run the shard writer for {self.out_dir}")
-                digest = _sha256_file(path)
+                digest = sha256_file(path)
                 if digest != entry.get("sha256"):
                     raise CorpusmillError(
                         f"{path}: sha256 {digest} does not match {MANIFEST} ({entry.get('sha256')}): the "
@@ -394,13 +380,11 @@ class ShardDataset:
             self._shards.append(shard)
             self._starts.append(self._starts[-1] + shard.rows)
         self._len = self._starts[-1]
-        self._opened = True
 
     def close(self) -> None:
         for shard in self._shards:
             shard.close()
         self._shards = []
-        self._opened = False
 
     def __enter__(self) -> "ShardDataset":
         return self
@@ -478,7 +462,7 @@ class ShardDataset:
         manifest = dict(self.manifest, shards=list(self.shard_entries), ipc_format="stream",
                         note="stream-format copies for datasets.Dataset.from_file; sha256 entries refer "
                              "to the original IPC files")
-        _atomic_write_bytes(os.path.join(dst_dir, MANIFEST),
+        write_bytes_local(os.path.join(dst_dir, MANIFEST),
                             (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8"))
         return paths
 

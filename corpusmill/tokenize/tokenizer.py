@@ -23,8 +23,9 @@ from typing import Any, Iterable, List
 import numpy as np
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import sha256_file as core_sha256_file
 from corpusmill.filters.base import Filter, Verdict, drop, keep
-from corpusmill.tokenize.shards import _sha256_file, token_dtype
+from corpusmill.tokenize.shards import token_dtype
 
 MODEL_FILE = "tokenizer.model"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -51,9 +52,7 @@ LLAMA_TRAINER_OPTIONS = dict(
 _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
 
 
-def sha256_file(path: str) -> str:
-    """sha256 of a file (the tokenizer model's sha goes into every manifest that uses it)."""
-    return _sha256_file(path)
+sha256_file = core_sha256_file  # the tokenizer model's sha goes into every manifest that uses it
 
 
 def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: int = 8,

@@ -37,6 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.files import fsync_dir
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -52,19 +53,6 @@ def _barrier() -> None:
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _save(obj: Any, path: str) -> None:
@@ -169,7 +157,7 @@ def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: 
             json.dump(dict(meta, step=step), fh, sort_keys=True, indent=2)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if os.path.exists(final):  # re-saving the same step (e.g. after a resume): replace it
             old = final + ".old"
             shutil.rmtree(old, ignore_errors=True)
@@ -184,7 +172,7 @@ def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(latest_tmp, os.path.join(root, "latest"))
-        _fsync_dir(root)
+        fsync_dir(root)
         if keep > 0:
             done = sorted(d for d in os.listdir(root) if _STEP_DIR.match(d))
             for old in done[:-keep]:

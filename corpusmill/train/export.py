@@ -34,9 +34,6 @@ from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig
 from corpusmill.train.model import Transformer
 
-HF_FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.model", "tokenizer.json",
-            "tokenizer_config.json", "special_tokens_map.json")
-
 
 # -- a checkpoint in -------------------------------------------------------------------------------
 def resolve_checkpoint(path: str) -> str:

@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional, TextIO
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize.bpe import is_bpe, same_bpe
@@ -28,6 +27,7 @@ from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig, TrainConfig, to_dict
 from corpusmill.train.data import DataOrder, load_rows, rank_slice
 from corpusmill.train.model import Transformer
+from corpusmill.train.step import held_out_loss, train_step
 
 # Dense bf16 peak per device (FLOP/s), for MFU. Matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = [
@@ -513,19 +513,6 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     doc_mask = model_cfg.doc_mask
 
-    def compute_loss(x: torch.Tensor, y: torch.Tensor, f: Optional[torch.Tensor]) -> torch.Tensor:
-        with autocast():
-            logits = wrapped(x, f)
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-    def to_device(tokens: np.ndarray, flags: Optional[np.ndarray]):
-        t = torch.from_numpy(tokens)
-        fl = torch.from_numpy(flags[:, :-1]) if flags is not None else None
-        if dev.type == "cuda":
-            t = t.pin_memory().to(dev, non_blocking=True)
-            fl = fl.to(dev, non_blocking=True) if fl is not None else None
-        return t[:, :-1], t[:, 1:], fl
-
     def evaluate() -> Dict[str, float]:
         """Held-out loss per set: ``{"": loss}`` for --eval-data / --eval-holdout, ``{source: loss}`` for the
         mixer's held-out documents (each set's first --eval-rows rows)."""
@@ -541,20 +528,9 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         if n == 0:
             return None
         per = n // world
-        mine = np.arange(rank * per, (rank + 1) * per)
-        wrapped.eval()
-        total = torch.zeros(2, dtype=torch.float64, device=dev)
-        with torch.no_grad():
-            for a in range(0, per, micro):
-                tokens, flags = load_rows(eval_ds, mine[a:a + micro], doc_mask)
-                x, y, f = to_device(tokens, flags)
-                loss = compute_loss(x, y, f)
-                total[0] += loss.double() * y.numel()
-                total[1] += y.numel()
-        wrapped.train()
-        if world > 1:
-            dist.all_reduce(total)
-        return float(total[0] / total[1])
+        return held_out_loss(wrapped, lambda idx: load_rows(eval_ds, idx, doc_mask),
+                             np.arange(rank * per, (rank + 1) * per), micro=micro, dev=dev, autocast=autocast,
+                             world=world)
 
     def save(at_step: int) -> None:
         meta_out = {"consumed_rows": consumed_rows, "config": to_dict(model_cfg, train_cfg), "data": data_meta,
@@ -578,32 +554,15 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         else:  # its own order from its first row: the position is the steps since the boundary
             rows = anneal_order.rows((step - boundary) * global_rows, global_rows)[lo:hi]
             tokens, flags = load_rows(anneal["dataset"], rows, doc_mask)
-        loss_sum = torch.zeros((), device=dev)
-        for m in range(accum):
-            sl = slice(m * micro, (m + 1) * micro)
-            x, y, f = to_device(tokens[sl], flags[sl] if flags is not None else None)
-            sync = (m == accum - 1)
-            ctx = wrapped.no_sync() if (info.mode == "ddp" and not sync) else contextlib.nullcontext()
-            with ctx:
-                loss = compute_loss(x, y, f) / accum
-                loss.backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), train_cfg.grad_clip)
-        if hasattr(grad_norm, "full_tensor"):
-            grad_norm = grad_norm.full_tensor()
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        result = train_step(wrapped, optimizer, scheduler, tokens, flags, micro=micro, grad_clip=train_cfg.grad_clip,
+                            dev=dev, autocast=autocast, ddp=info.mode == "ddp", world=world)
+        lr, grad_norm = result.lr, result.grad_norm
         step += 1
         consumed_rows += global_rows
-        if world > 1:
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
-            loss_sum /= world
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         dt = time.perf_counter() - t0
-        last_loss = float(loss_sum)
+        last_loss = result.loss
         tps = global_rows * seq_len / dt
         tokens_per_s.append(tps)
         record: Dict[str, Any] = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),

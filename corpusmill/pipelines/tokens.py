@@ -9,7 +9,7 @@ Each input file is one task (:class:`_TokenizeFile`): its documents are read in 
 to that file's Arrow files, one per output group (the source, or the domain), at most ``TOKENS_PER_FILE``
 documents each. No tokenized document crosses a shuffle: only the counts (a few numbers per file) and the
 stats do, and the files of a given input are the same whichever worker wrote them. The shard writer
-(corpusmill.stages.mix) draws and packs from these files.
+(corpusmill.pipelines.mix) draws and packs from these files.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ JSONL line is read with the same cap (a longer line is skipped to its end, never
 
 Dedup on Beam (no worker holds every hash or signature):
 
-- exact: ``(content hash, id)`` -> GroupByKey -> all but the smallest id are dropped
-  (``exact_duplicate_book``), joined back to the books by id with CoGroupByKey;
+- exact: the shared exact dedup (corpusmill.engine.line_dedup.MarkDuplicates on the content hash, as
+  GitHub's): all but the smallest id are dropped (``exact_duplicate_book``, naming ``duplicate_of``);
 - near: each book's shingle hashes and MinHash signature are computed once; ``(band key, id)`` ->
   GroupByKey -> candidate pairs (distinct); each pair is sent to both members, CoGroupByKey with the
   books' shingle sets by id, then GroupByKey on the pair brings the two sets together and the exact
@@ -32,7 +32,9 @@ from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
 from corpusmill.dedup import minhash
+from corpusmill.dedup.exact import DropDuplicates, content_occurrence
 from corpusmill.engine.fuzzy_dedup import ScorePairs
+from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.stage import (
     OutputOptions,
     run_stage,
@@ -57,19 +59,6 @@ def _join_verdicts(docs, verdicts, label: str):
         | f"{label}Join" >> beam.CoGroupByKey()
         | f"{label}Attach" >> beam.FlatMap(attach)
     )
-
-
-class FindExactDuplicates(beam.PTransform):
-    """Books -> ``(doc, None | (kept id, 1.0))``."""
-
-    def expand(self, docs):
-        dups = (
-            docs
-            | "ContentHash" >> beam.Map(lambda d: (minhash.content_hash(d.text), d.id))
-            | "GroupByHash" >> beam.GroupByKey()
-            | "Duplicates" >> beam.FlatMap(lambda kv: minhash.exact_duplicates(list(kv[1])))
-        )
-        return _join_verdicts(docs, dups, "Exact")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +146,9 @@ def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
     records = p | "ReadBooks" >> ReadBooks(files, max_bytes)
     books = run.step(records, "read", ReadBook(max_bytes))
     books = run.step(books, "gutenberg", StripGutenberg())
-    books = run.step(books | "FindExactDuplicates" >> FindExactDuplicates(), "exact_dedup",
-                     minhash.DuplicateBook("exact_dedup", "exact_duplicate_book"))
+    # the shared exact dedup (as GitHub's): the first copy by id is kept, the others name it
+    marked = books | "FindExactDuplicates" >> MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
+    books = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "exact_duplicate_book"))
     books = run.step(books | "FindNearDuplicates" >> FindNearDuplicates(cfg.near), "near_dedup",
                      minhash.DuplicateBook("near_dedup", "near_duplicate_book"))
     run.write(books)

@@ -65,7 +65,7 @@ def _cutoffs_of(cfg: FilterConfig, scored: dict) -> Optional[str]:
             raise CorpusmillError(f"--cutoffs and --keep-buckets: the scored run {cfg.input} has no perplexity "
                                   f"(it ran without --lm-dir)")
         return None
-    from corpusmill.stages.quality import cutoffs_path_for
+    from corpusmill.pipelines.quality import cutoffs_path_for
 
     return cfg.cutoffs or cutoffs_path_for(scored["lm_dir"], scored.get("cutoffs"))
 
@@ -104,7 +104,7 @@ def build_filter(p, run, cfg: FilterConfig, files: Sequence[str], scored: dict) 
     from corpusmill.engine.passes import Piece
     from corpusmill.engine.pipeline import Knobs, build_phase, compile_passes
     from corpusmill.io.documents import read_document_records
-    from corpusmill.stages.ccnet import DOC_SUFFIXES, MAX_PARTITIONS
+    from corpusmill.pipelines.ccnet import DOC_SUFFIXES, MAX_PARTITIONS
 
     knobs = Knobs(partitions=max(1, min(MAX_PARTITIONS, len(files))), fmt=cfg.format,
                   docs_per_shard=cfg.docs_per_shard, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample,
@@ -115,7 +115,7 @@ def build_filter(p, run, cfg: FilterConfig, files: Sequence[str], scored: dict) 
                 final=True, label="Filter")
 
 
-def _language(doc) -> str:  # the CCNet stage's output groups (corpusmill.stages.quality.output_group_fn)
+def _language(doc) -> str:  # the CCNet stage's output groups (corpusmill.pipelines.quality.output_group_fn)
     return doc.metadata["language"]
 
 
@@ -135,7 +135,7 @@ def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
     def clear_work(out_dir: str) -> None:
         from corpusmill.core.files import join
-        from corpusmill.stages.ccnet import _clear
+        from corpusmill.pipelines.ccnet_units import _clear
 
         _clear(join(out_dir, *WORK))
 

@@ -32,7 +32,7 @@ from corpusmill.engine.run import Run
 from corpusmill.engine.stage import OutputOptions, run_stage
 from corpusmill.io.files import atomic_write, write_text_atomic
 from corpusmill.io.files import open_text_lines as _open_lines
-from corpusmill.stages.mix import read_sources, source_files
+from corpusmill.pipelines.mix import read_sources, source_files
 from corpusmill.tokenize import bpe
 from corpusmill.tokenize.tokenizer import (
     LLAMA_TRAINER_OPTIONS,

@@ -11,11 +11,11 @@ A stage is skipped when its directory holds ``_SUCCESS`` (written last) and a ``
 configuration equals this run's; otherwise it is (re)built from scratch. So a killed run resumes at the
 first unfinished stage, and a changed manifest rebuilds only what it changes.
 
-A processor source runs ``corpusmill.pipelines.<processor>.run_<processor>(config, beam_args)``, the
-config being the dataclass its first parameter is annotated with, built from ``inputs``, ``output``,
-``overwrite=True`` and the manifest's ``options``. A processor whose module does not exist yet is
-skipped with a line saying so, and its source is left out of the mixture (the other weights are
-renormalized and manifest.json lists it under ``skipped_sources``); nothing is faked.
+A processor source runs the registered stage of that name (corpusmill/pipelines/registry.py) or a
+stage of your own named ``module:STAGE``, its typed config built from ``input``, ``output``,
+``overwrite=True`` and the manifest's ``options``. An unknown processor is an error naming the
+registered ones; nothing is skipped or faked. A source whose output was written over its failure budget
+is refused unless its manifest entry says ``allow_failed: true``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from corpusmill.mixers.manifest import (
     load_manifest,
 )
 from corpusmill.mixers.plan import MixPlan, plan_mixture
-from corpusmill.stages.registry import load_processor
+from corpusmill.pipelines.registry import load_processor
 
 STAGE_FILE = "_STAGE.json"
 
@@ -154,20 +154,19 @@ class RecipeResult:
     shards_dir: str
     shards_manifest: dict
     ran: List[str]      # stages that ran (the others were done already)
-    skipped: Dict[str, str]
 
 
 def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: Sequence[str] = (),
                log=print) -> RecipeResult:
     """Run every stage of the manifest that is not done yet; returns where the shards are."""
-    from corpusmill.stages.mix import (
+    from corpusmill.pipelines.mix import (
         TokensConfig,
         read_tokens_summary,
         source_files,
         token_files,
         write_tokens,
     )
-    from corpusmill.stages.tokenizer import TokenizerConfig, train_tokenizer
+    from corpusmill.pipelines.tokenizer import TokenizerConfig, train_tokenizer
     from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
 
     m = load_manifest(manifest_path, output=output)
@@ -179,7 +178,6 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         return _mix_tokens_from(m, root, beam_args, log)
 
     # 1. sources made by a processor (inputs checked for all of them before the first one runs)
-    skipped: Dict[str, str] = {}
     for spec in m.sources:
         if not spec.processor:
             continue
@@ -192,8 +190,6 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
         if not spec.processor:
             locations[spec.name] = spec.documents
             continue
-        if spec.name in skipped:
-            continue
         out = join(root, "sources", spec.name)
         config = {"processor": spec.processor, "inputs": spec.inputs, "options": spec.options}
         if run_stage_once(f"source {spec.name} ({spec.processor})", out, config,
@@ -203,11 +199,6 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     for spec in m.sources:
         if spec.name in locations:
             check_not_over_budget(spec, locations[spec.name], m.path)
-    if skipped:
-        m = m.without(skipped)
-        if m.mode == "weights":
-            log("[run] weights renormalized over the remaining sources: "
-                + ", ".join(f"{s.name}={s.weight:.4g}" for s in m.sources))
     try:
         files = {s.name: source_files(s.name, locations[s.name], s.groups) for s in m.sources}
     except CorpusmillError as exc:
@@ -270,7 +261,7 @@ def _domain_classifier(m, root: str, files: Dict[str, List[str]], ran: List[str]
 
 def _mix_tokens_from(m, root: str, beam_args, log) -> "RecipeResult":
     """A manifest with ``tokens_from``: the counts and the shards from another run's tokenized documents."""
-    from corpusmill.stages.mix import read_tokens_summary, token_files
+    from corpusmill.pipelines.mix import read_tokens_summary, token_files
     from corpusmill.tokenize.tokenizer import MODEL_FILE, describe_model
 
     tokens_dir = join(m.tokens_from, "tokens")
@@ -307,7 +298,7 @@ def holdout_shares(m, summary: dict, log) -> "MixManifest":
 
 def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List[str]], files, ran: List[str],
                      beam_args, log) -> "RecipeResult":
-    from corpusmill.stages.mix import CountConfig, ShardConfig, count_tokens, read_counts, write_mixed_shards
+    from corpusmill.pipelines.mix import CountConfig, ShardConfig, count_tokens, read_counts, write_mixed_shards
 
     # 4. token counts, then the plan (the budget is checked here, before anything is drawn)
     counts_dir = join(root, "counts")
@@ -327,7 +318,7 @@ def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List
     # 5. shards (a re-pack of the tokenized documents: no SentencePiece); with an annealing phase, its
     #    mixture too (RUN/anneal/, from the same counts: the held-out documents stay out of it)
     shards_dir = join(root, "shards")
-    extra = {"recipe": m.name, "skipped_sources": dict(sorted(m.skipped.items()))}
+    extra = {"recipe": m.name}
     anneal_plan = None
     if m.anneal is not None:
         anneal_plan = plan_mixture(anneal_manifest(m), counts["sources"])
@@ -352,7 +343,7 @@ def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List
             ran.append("anneal")
     with open(join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
         shards_manifest = json.load(fh)
-    return RecipeResult(m, plan, shards_dir, shards_manifest, ran, dict(m.skipped))
+    return RecipeResult(m, plan, shards_dir, shards_manifest, ran)
 
 
 ANNEAL_DIR = "anneal"

@@ -202,7 +202,7 @@ def train_demo_models(ref_jsonl: str, negatives: Sequence[str], out_dir: str, *,
     Writes ``out_dir/lm/{lang}.sp.model``, ``{lang}.arpa.bin``, ``cutoffs.csv``, ``out_dir/wiki_classifier.bin``
     and ``out_dir/ref_{train,heldout}.jsonl.gz``. Returns ``{"lm_dir", "cutoffs", "classifier",
     "classifier_metrics", "ref_train", "ref_heldout"}``; pass ``lm_dir``, ``cutoffs`` and ``classifier``
-    to :class:`corpusmill.stages.ccnet.CCNetConfig`.
+    to :class:`corpusmill.pipelines.ccnet.CCNetConfig`.
     """
     from corpusmill.core.files import encode_jsonl_gz, read_documents_file
     from corpusmill.quality.classifier import train_classifier

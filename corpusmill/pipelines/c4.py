@@ -46,7 +46,7 @@ from corpusmill.filters.lid import LangdetectId, LanguageId, default_lid_model, 
 from corpusmill.io.documents import ReadRawRecords
 from corpusmill.io.files import expand_inputs
 from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
-from corpusmill.stages.ccnet import WARC_SUFFIXES
+from corpusmill.pipelines.ccnet import WARC_SUFFIXES
 
 MODES = ("crawl", "released")
 LID_TOOLS = ("langdetect", "lid176")

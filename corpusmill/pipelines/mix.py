@@ -48,7 +48,7 @@ from corpusmill.mixers.plan import (
     row_layout,
     row_positions,
 )
-from corpusmill.stages.tokens import (  # noqa: E402,F401 (the recipe's tokens stage: corpusmill.stages.tokens)
+from corpusmill.pipelines.tokens import (  # noqa: E402,F401 (the recipe's tokens stage: corpusmill.pipelines.tokens)
     TokensConfig,
     read_tokens_summary,
     token_files,

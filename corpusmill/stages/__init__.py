@@ -1,1 +1,0 @@
-"""One module per stage: its typed config and its step list. See :mod:`corpusmill.stages.registry`."""
