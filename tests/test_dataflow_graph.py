@@ -129,13 +129,24 @@ def test_ccnet_one_job_builds_every_unit_of_two_dumps_and_the_final_pass(capture
     check(job, names[:1] + names[-1:] + ["cmtest://out/cc/_shards/unit-00007/pass-2"], [DATA])
 
 
-@pytest.mark.parametrize("name, source, glob, fields", [
+SOURCE_JOBS = [
     ("c4", os.path.join(DATA, "c4", "recrawl.warc.gz"), "", {"mode": "crawl"}),
     ("wikipedia", os.path.join(DATA, "wikipedia", "enwiki-sample-multistream.xml.bz2"), "", {}),
     ("books", os.path.join(DATA, "books", "milton"), "/*.txt.gz", {}),
     ("arxiv", os.path.join(DATA, "arxiv", "papers"), "/*.tex.gz", {}),
     ("stackexchange", os.path.join(DATA, "stackexchange", "general.python-faq.example"), "/Posts.xml", {}),
-])
+]
+
+
+def test_every_registered_source_builds_a_dataflow_job_here():
+    """The registry is the one list: a new processor needs its row above (ccnet has its own tests; GitHub
+    reads BigQuery or local repository trees, which a Dataflow job does not take)."""
+    from corpusmill.pipelines.registry import PROCESSORS
+
+    assert set(PROCESSORS) - {"ccnet", "github"} == {row[0] for row in SOURCE_JOBS}
+
+
+@pytest.mark.parametrize("name, source, glob, fields", SOURCE_JOBS)
 def test_source_jobs(capture, remote, tmp_path, name, source, glob, fields):
     path = remote(source, os.path.basename(source))
     job = build_job(name, input=[path + glob], output=f"cmtest://out/{name}", **fields)

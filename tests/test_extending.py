@@ -60,6 +60,30 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     assert sum(map(sum, hist.get("dropped", {}).values())) == sum(step["dropped"].values())
 
 
+def test_a_users_filter_takes_its_parameters(tmp_path, capsys):
+    """--filter-arg KEY=VALUE (or CLASS.KEY=VALUE) reaches the filter's __init__; in --config, a mapping."""
+    from mypkg.filters import MaxDigitShare
+
+    out = tmp_path / "strict"
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0", "--add-filter",
+                     "mypkg.filters:MaxDigitShare", "--filter-arg", "max_share=0.02"]) == 0
+    step = _stats(out)["max_digit_share"]
+    assert json.loads((out / "profile.json").read_text())["steps"]["max_digit_share"]["thresholds"] == \
+        {"digit_share": 0.02}
+    kept = read_output(str(out))
+    assert step["dropped"]["too_many_digits"] > 0 and all(MaxDigitShare(0.02)(d).kept for d in kept)
+    config = tmp_path / "c.yaml"  # the same through --config: FILTER: {KEY: VALUE}
+    config.write_text("add_filter: [mypkg.filters:MaxDigitShare]\nfilter_arg:\n  MaxDigitShare: {max_share: 0.02}\n")
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(tmp_path / "yaml"), "--min-length", "0",
+                     "--config", str(config)]) == 0
+    assert _stats(tmp_path / "yaml")["max_digit_share"] == step
+    capsys.readouterr()
+    assert cli_main(["ccnet", "--input", WARC, "--output", str(tmp_path / "bad"), "--add-filter",
+                     "mypkg.filters:MaxDigitShare", "--filter-arg", "max_shar=0.1"]) == 2
+    assert "did you mean max_share" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_users_filter_runs_after_any_step_of_the_list_in_either_order(tmp_path):
     """--after names any step of the stage's one list, the final phase's too: after url_dedup, the filter runs
     between the URL and the text dedup (the text dedup's keys are then taken after it: another pass)."""
@@ -177,3 +201,11 @@ def test_layout_beam_only_in_engine_io_stages_and_nothing_imports_upward():
             if target != package and target not in ALLOWED[package]:
                 bad.append(f"{path}: {package}/ imports {name}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_docs_show_the_example_filter_as_it_is():
+    """docs/extending.md's filter block is docs/examples/mypkg/filters.py, byte for byte (the tests run that)."""
+    doc = open(os.path.join(ROOT, "docs", "extending.md"), encoding="utf-8").read()
+    block = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    source = open(os.path.join(ROOT, "docs", "examples", "mypkg", "filters.py"), encoding="utf-8").read()
+    assert block.strip() == source[source.index("from corpusmill.filters.base import"):].strip()

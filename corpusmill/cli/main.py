@@ -75,7 +75,10 @@ def refuse_extra(parser: argparse.ArgumentParser, extra: List[str]) -> None:
 
 
 def stage_parser(name: str, stage) -> StrictParser:
-    parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or stage.summary,
+    from corpusmill.pipelines.registry import COMMANDS
+
+    summary = COMMANDS[name][1] if name in COMMANDS else stage.summary
+    parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or summary,
                           epilog=stage.steps_help() if stage.steps_help else None)
     parser.add_argument("--config", metavar="FILE.yaml", default=None,
                         help="options as a YAML mapping (the same names, with _); flags given here override it")
@@ -84,6 +87,8 @@ def stage_parser(name: str, stage) -> StrictParser:
                             help="worker processes of the local runner (default: this machine's cores, "
                                  f"{os.cpu_count()} here); the output is the same with any number")
         parser.add_argument("-v", "--verbose", action="store_true", help="show Beam's own INFO and WARNING lines")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no progress line, no "
+                                                                   "table at the end)")
     if stage.steps is not None:
         parser.add_argument("--steps", action="store_true", help="list the steps these options run, in order, "
                                                                 "and exit (--output not needed)")
@@ -129,8 +134,11 @@ def run_command(name: str, args: List[str]) -> int:
         beam_args = check_beam_args(extra, own)
         beam_args = worker_args(namespace.workers, beam_args) + beam_args
         quiet_beam(namespace.verbose)
+    if namespace.quiet:  # (the progress line and a stage's status lines read these)
+        os.environ["CORPUSMILL_PROGRESS"] = "0"
+        os.environ["CORPUSMILL_QUIET"] = "1"
     result = stage.run(cfg, beam_args)
-    if stage.show is not None:
+    if stage.show is not None and not namespace.quiet:
         stage.show(cfg, result)
     return 0
 

@@ -109,9 +109,6 @@ def export_shards_main(argv: Optional[List[str]] = None) -> int:
     return _run("corpusmill export-shards", p, argv, run)
 
 
-EXPORT = Stage(name="export", config=None, run=None, main=export_main, beam=False,
-               summary="write a trained checkpoint as a Hugging Face Llama directory or in Meta's layout")
-SAMPLE = Stage(name="sample", config=None, run=None, main=sample_main, beam=False,
-               summary="generate text from a trained checkpoint (greedy or top-p, KV cache)")
-EXPORT_SHARDS = Stage(name="export-shards", config=None, run=None, main=export_shards_main, beam=False,
-                      summary="write packed shards as Megatron-LM's indexed dataset (.bin/.idx)")
+EXPORT = Stage(name="export", config=None, run=None, main=export_main, beam=False,)
+SAMPLE = Stage(name="sample", config=None, run=None, main=sample_main, beam=False,)
+EXPORT_SHARDS = Stage(name="export-shards", config=None, run=None, main=export_shards_main, beam=False,)

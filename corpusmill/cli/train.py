@@ -163,8 +163,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
-STAGE = Stage(name="train", config=None, run=None, main=main, beam=False,
-              summary="train a LLaMA model on corpusmill shards (PyTorch; torchrun for DDP / FSDP2)")
+STAGE = Stage(name="train", config=None, run=None, main=main, beam=False,)
 
 
 if __name__ == "__main__":  # pragma: no cover

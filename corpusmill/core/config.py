@@ -271,7 +271,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls, *, positional: Iterable[
         tp, _ = _unwrap(hints[name])
         origin = typing.get_origin(tp)
         help_text = meta.get("help", "")
-        if field.default is not MISSING and field.default is not None and not meta.get("required"):
+        if meta.get("required"):  # checked once --config is read (it may give the value): said here
+            help_text = f"(required) {help_text}"
+        elif field.default is not MISSING and field.default is not None and field.default != "":
             shown = field.default
             if isinstance(shown, bool):
                 shown = "on" if shown else "off"

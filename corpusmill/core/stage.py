@@ -3,7 +3,9 @@
 A stage module defines its typed config (see :mod:`corpusmill.core.config`), a ``run(cfg, beam_args)``
 that runs it to completion, and one ``Stage`` value that names them::
 
-    STAGE = Stage(name="ccnet", config=CCNetConfig, run=run_ccnet, summary="...", show=print_stats)
+    STAGE = Stage(name="ccnet", config=CCNetConfig, run=run_ccnet, show=print_stats)
+
+Its one-line summary is in the registry (corpusmill/pipelines/registry.py), written once.
 
 ``corpusmill <name>`` builds ``config`` from ``--config FILE.yaml`` and its flags, a manifest source
 with ``processor: <name>`` from its ``options``, ``corpusmill.run_stage(name, **fields)`` from keyword
@@ -21,7 +23,7 @@ class Stage:
     name: str
     config: Optional[type]  # None for a command with its own parser (main)
     run: Callable[[Any, Sequence[str]], Any]
-    summary: str
+    summary: str = ""  # a user's stage (module:STAGE) may say it; a built-in one's is its registry line
     description: str = ""
     show: Optional[Callable[[Any, Any], None]] = None  # prints the result for the CLI
     beam: bool = True  # the command takes Beam pipeline options (--runner, ...)

@@ -14,11 +14,11 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from corpusmill.core.config import option
+from corpusmill.core.config import close_matches, option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.plugins import import_object
@@ -55,6 +55,10 @@ class OutputOptions:
                                    help="run a Filter of yours (by import path) as an extra step after STEP, or "
                                         "after --after, or after the last step")
     after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
+    filter_arg: Dict[str, Any] = option(default_factory=dict, metavar="[FILTER.]KEY=VALUE",
+                                        help="a parameter of an --add-filter filter's __init__ (FILTER: its class "
+                                             "or step name, needed with several); in --config, a mapping, also "
+                                             "FILTER: {KEY: VALUE}")
     max_failed_fraction: float = option(0.01, min=0.0, max=1.0, metavar="F",
                                         help="the failure budget: over this share of the records read failing "
                                              "(dead letters), the output is written but marked over budget in "
@@ -80,7 +84,7 @@ def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[bea
     options = beam_options(beam_args)  # refused options fail before the output is touched
     inputs = getattr(out, "input", None)
     check_output_apart(out.output, [inputs] if isinstance(inputs, str) else inputs)
-    extra = load_extra_filters(out.add_filter, out.after)  # a bad --add-filter fails before any output
+    extra = load_extra_filters(out.add_filter, out.after, out.filter_arg)  # a bad --add-filter fails before any output
     with OutputLock(out.output):  # one writer at a time; a second is refused naming this one
         fresh = "://" not in out.output and not (os.path.isdir(out.output) and os.listdir(out.output))
         work = begin_output(out.output, out.overwrite)
@@ -150,7 +154,7 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
         with beam.Pipeline(options=options) as p:
             run = Run(p, out_dir, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
                       fmt=out.format, docs_per_shard=out.docs_per_shard,
-                      extra_filters=load_extra_filters(out.add_filter, out.after) if extra_filters is None
+                      extra_filters=load_extra_filters(out.add_filter, out.after, out.filter_arg) if extra_filters is None
                       else extra_filters)
             runs.append(run)
             build(p, run)
@@ -174,9 +178,41 @@ def read_stats(out_dir: str) -> List[dict]:
         return json.load(fh)
 
 
-def load_extra_filters(specs: Sequence[str], after: Optional[str]) -> List[Tuple[Filter, Optional[str]]]:
-    """``--add-filter MODULE:CLASS[@STEP]``: the user's Filter objects and the step each runs after."""
-    out = []
+def _scalar(value: Any) -> Any:
+    """A command-line value as YAML would read it: a whole number, a number, true/false, or the text."""
+    if not isinstance(value, str):
+        return value
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def filter_params(params: Dict[str, Any], cls: type, count: int) -> Dict[str, Any]:
+    """The ``--filter-arg`` values for filter class ``cls``: ``CLASS.key`` / ``name.key`` / ``CLASS: {key:
+    value}`` for it; a bare ``key`` when it is the only filter added."""
+    names = {cls.__name__, getattr(cls, "name", "") or cls.__name__}
+    out = {}
+    for key, value in (params or {}).items():
+        owner, dot, field = str(key).rpartition(".")
+        if isinstance(value, dict) and key in names:  # FILTER: {key: value} (a --config mapping)
+            out.update({str(k): _scalar(v) for k, v in value.items()})
+        elif dot and owner in names:
+            out[field] = _scalar(value)
+        elif not dot and not isinstance(value, dict) and count == 1:
+            out[key] = _scalar(value)
+    return out
+
+
+def load_extra_filters(specs: Sequence[str], after: Optional[str],
+                       params: Optional[Dict[str, Any]] = None) -> List[Tuple[Filter, Optional[str]]]:
+    """``--add-filter MODULE:CLASS[@STEP]``: the user's Filter objects, built with their ``--filter-arg``
+    parameters, and the step each runs after. A parameter no added filter takes is an error."""
+    import inspect
+
+    out, used = [], set()
     for spec in specs:
         path, _, step = spec.partition("@")
         obj = import_object(path, "--add-filter")
@@ -184,17 +220,29 @@ def load_extra_filters(specs: Sequence[str], after: Optional[str]) -> List[Tuple
             if not issubclass(obj, Filter):
                 raise CorpusmillError(f"--add-filter {path}: {obj.__name__} is not a corpusmill.filters.base.Filter "
                                       f"subclass (see docs/extending.md)")
+            kwargs = filter_params(params or {}, obj, len(specs))
+            takes = [p for p in inspect.signature(obj.__init__).parameters if p != "self"]
+            for key in kwargs:
+                if key not in takes:
+                    raise CorpusmillError(f"--filter-arg {key}: {obj.__name__} takes no parameter {key!r} (its "
+                                          f"parameters: {', '.join(takes) or 'none'}){close_matches(key, takes)}")
+            used.update(k for k in (params or {}) if filter_params({k: params[k]}, obj, len(specs)))
             try:
-                obj = obj()
+                obj = obj(**kwargs)
             except TypeError as exc:
-                raise CorpusmillError(f"--add-filter {path}: cannot create it without arguments ({exc}); "
-                                      f"give defaults to its __init__ parameters") from None
+                raise CorpusmillError(f"--add-filter {path}: cannot create it with {kwargs or 'no arguments'} "
+                                      f"({exc}); give its other __init__ parameters defaults or --filter-arg "
+                                      f"values") from None
         if not isinstance(obj, Filter):
             raise CorpusmillError(f"--add-filter {path}: expected a Filter class or instance, got "
                                   f"{type(obj).__name__}")
         if not getattr(obj, "name", ""):
             raise CorpusmillError(f"--add-filter {path}: the filter has no name (set a class attribute name = ...)")
         out.append((obj, step or after))
+    unused = [k for k in (params or {}) if k not in used]
+    if unused:
+        raise CorpusmillError(f"--filter-arg {unused[0]}: no --add-filter filter takes it (with several filters, "
+                              f"name one: CLASS.{str(unused[0]).rsplit('.', 1)[-1]}=VALUE)")
     return out
 
 

@@ -64,7 +64,6 @@ def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 STAGE = Stage(
     name="arxiv", config=ArxivConfig, run=run_arxiv, show=show_documents, documents=True,
-    summary="arXiv LaTeX sources -> text (macros expanded, preamble/bibliography/comments removed)",
     description="Read arXiv sources (bulk .tar of per-paper .gz, per-paper .gz/.tar.gz files, or a directory of "
                 "paper folders), unpack them safely, find the main .tex, inline \\input, remove comments, expand "
                 "user macros, cut before the first section and from the bibliography/appendix on, and write "

@@ -162,7 +162,6 @@ def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 STAGE = Stage(
     name="books", config=BooksConfig, run=run_books, show=show_documents, documents=True,
-    summary="Gutenberg / Books3 books: strip PG headers, drop exact and near-duplicate books",
     description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg headers and "
                 "footers, drop exact duplicates and books whose overlap with a book of smaller id is at least "
                 "--overlap (MinHash LSH finds candidates, the overlap is then computed exactly), and write "

@@ -167,7 +167,6 @@ def run_c4(cfg: C4Config, beam_args: Sequence[str] = ()) -> List[dict]:
 
 STAGE = Stage(
     name="c4", config=C4Config, run=run_c4, show=show_documents, documents=True,
-    summary="C4: the T5 builder's recipe on WARC/WET (--mode crawl), or released C4 as it is (--heuristics: LLaMA-style)",
     description="--mode crawl (or --from crawl): read WARC/WET, keep the newest page per normalized URL, apply the C4 "
                 "builder's line/page rules, remove repeated 3-sentence spans across the corpus, keep English "
                 "(langdetect >= 0.99, the builder's) and drop pages with bad words. --mode released: read released C4 "

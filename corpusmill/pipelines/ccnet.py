@@ -315,7 +315,7 @@ def listed_steps(cfg: CCNetConfig) -> List[tuple]:
 
 def input_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[Step]:
     """:func:`steps` with the user's filters (``--add-filter``) in place; an unknown ``--after`` is refused."""
-    return with_user_filters(steps(cfg, files), load_extra_filters(cfg.add_filter, cfg.after))
+    return with_user_filters(steps(cfg, files), load_extra_filters(cfg.add_filter, cfg.after, cfg.filter_arg))
 
 
 def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -337,7 +337,6 @@ def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
 STAGE = Stage(
     name="ccnet", config=CCNetConfig, run=run_ccnet, show=_show, documents=True, steps_help=steps_help,
     steps=listed_steps,
-    summary="CCNet stage over Common Crawl: snapshots or WARC/WET files, cc_net's line dedup, language ID, quality",
     description="Run the CCNet stage: read a Common Crawl snapshot (--dump), a listing (--input-list) or "
                 "WARC/WET files (or corpusmill JSONL/Parquet documents), cut them into --num-shards shards, "
                 "extract main text, normalize, remove lines repeated in other documents of a group of shards "

@@ -247,7 +247,8 @@ def _what_changed(previous: dict, now: dict) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"ccnet: {message}", file=sys.stderr, flush=True)
+    if os.environ.get("CORPUSMILL_QUIET") != "1":  # corpusmill ccnet -q
+        print(f"ccnet: {message}", file=sys.stderr, flush=True)
 
 
 def _plural(n: int, word: str) -> str:

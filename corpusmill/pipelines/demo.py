@@ -148,5 +148,4 @@ def _run(cfg: DemoConfig, beam_args=()) -> dict:
 
 
 STAGE = Stage(name="demo", config=DemoConfig, run=_run,
-              summary="run the whole recipe on bundled real samples and write a report",
               description=__doc__.split("\n\n")[0])

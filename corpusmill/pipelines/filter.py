@@ -144,7 +144,6 @@ def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 STAGE = Stage(
     name="filter", config=FilterConfig, run=run_filter, show=show_documents, documents=True,
-    summary="apply new language, perplexity and classifier thresholds to a scored CCNet run (no models)",
     description="Read the output of `corpusmill ccnet --score-only` (every document with its scores), apply "
                 "--lang-threshold/--languages, the perplexity buckets of --cutoffs/--keep-buckets and "
                 "--wiki-threshold from the stored scores, then keep one copy per URL and per text, and write "

@@ -210,7 +210,6 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
 
 STAGE = Stage(
     name="github", config=GitHubConfig, run=run_github, show=show_documents, documents=True,
-    summary="GitHub code: RedPajama's BigQuery query or local repositories, quality filters, exact dedup",
     description="--mode bigquery (or --from bigquery): run RedPajama's query over bigquery-public-data.github_repos "
                 "(MIT/BSD/Apache licenses) with google-cloud-bigquery (credentials from the usual Google "
                 "environment). --mode local: directories of repositories and/or JSONL exported from BigQuery. Then "

@@ -304,20 +304,17 @@ def run_train_classifier(cfg: TrainClassifierConfig, beam_args: Sequence[str] = 
 
 TRAIN_LM = Stage(
     name="train-lm", config=TrainLMConfig, run=run_train_lm, show=_show_train_lm, beam=False,
-    summary="train a SentencePiece + KenLM perplexity model for one language from reference text",
     description="Train <lang>.sp.model (SentencePiece unigram) and <lang>.arpa.bin (KenLM n-gram over its pieces, "
                 "estimated with lmplz, converted with build_binary) in OUTPUT, as cc_net did from Wikipedia. "
                 "Inputs: corpusmill documents (.jsonl(.gz), .parquet) or .txt(.gz) with one document per line. "
                 "lmplz and build_binary come from `make kenlm-bin`.")
 CUTOFFS = Stage(
     name="cutoffs", config=CutoffsConfig, run=run_cutoffs, show=_show_cutoffs,
-    summary="per-language perplexity percentiles (0..100) for the head/middle/tail buckets",
     description="Score a sample of documents with the models in --lm-dir and write the per-language percentile "
                 "table the bucket step reads (head < p30 <= middle < p60 <= tail). Documents need "
                 "metadata.language (the output of `corpusmill ccnet` has it). Other options must be Beam's.")
 TRAIN_CLASSIFIER = Stage(
     name="train-classifier", config=TrainClassifierConfig, run=run_train_classifier, beam=False,
-    summary="train the Wikipedia-reference fastText classifier",
     description="Train a fastText supervised model: --positive reference pages (__label__wiki) against --negative "
                 "crawl pages (__label__cc). Holds out a deterministic share of each class and prints precision, "
                 "recall and ROC AUC on it (also written to MODEL.json).")

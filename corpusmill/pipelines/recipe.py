@@ -398,7 +398,6 @@ def _show(cfg: RunConfig, result: RecipeResult) -> None:
 
 STAGE = Stage(
     name="run", config=RunConfig, run=_run, show=_show, positional=("manifest",),
-    summary="run the whole recipe of a manifest: source processors, tokenizer, mixer, shards (resumable)",
     description="Run every stage of a mixing manifest (see manifests/llama1.yaml and docs/mixing.md): each source's "
                 "processor, tokenizer training if the manifest names no model, token counts, and the mixed Arrow "
                 "shards. A stage whose output is complete (_SUCCESS, same configuration) is skipped, so a killed run "

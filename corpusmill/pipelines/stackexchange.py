@@ -105,7 +105,6 @@ def _remove_unpacked(out_dir: str) -> None:
 
 STAGE = Stage(
     name="stackexchange", config=StackExchangeConfig, run=run_stackexchange, show=show_documents, documents=True,
-    summary="StackExchange dumps: the top sites' questions with their answers sorted by score",
     description="Read StackExchange Posts.xml (plain, .bz2 or .7z; a dump directory or site archives), keep the "
                 "top --top-sites sites, join each question with its answers sorted by score, turn the HTML into "
                 "text and write OUT/<site>/part-NNNNN.<ext> plus stats.json. Other options must be Beam's.")

@@ -289,7 +289,6 @@ def _show(cfg: TrainTokenizerConfig, info: dict) -> None:
 
 STAGE = Stage(
     name="train-tokenizer", config=TrainTokenizerConfig, run=run_train_tokenizer, show=_show,
-    summary="train a LLaMA-style SentencePiece BPE tokenizer on a sample of document directories",
     description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
                 "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
                 "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "

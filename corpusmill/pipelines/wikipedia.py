@@ -76,7 +76,6 @@ def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[d
 
 STAGE = Stage(
     name="wikipedia", config=WikipediaConfig, run=run_wikipedia, show=show_documents, documents=True,
-    summary="MediaWiki XML dumps -> plain-text articles (namespace 0, no redirects)",
     description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep namespace-0 "
                 "articles that are not redirects, turn wikitext into plain text (mwparserfromhell) and write "
                 "OUT/<lang>/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")

@@ -49,6 +49,5 @@ def _show(_cfg: ReportConfig, result) -> None:
 
 
 STAGE = Stage(name="report", config=ReportConfig, run=_run, show=_show, beam=False, positional=("run_dir",),
-              summary="write an HTML report of a run (funnels, languages, scores, samples, mixture)",
               description="Read every stats.json, the dropped samples, dead letters and the mixing manifest under "
                           "RUN_DIR; write one self-contained HTML file and print a summary.")

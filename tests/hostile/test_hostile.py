@@ -357,6 +357,9 @@ def test_attack(row: Attack, tmp_path):
 
 
 def test_every_stage_has_a_row():
+    from corpusmill.pipelines.registry import PROCESSORS
+
+    assert set(PROCESSORS) <= {name.split()[0] for name in SOURCES}  # the registry is the one list
     assert {a.stage for a in ATTACKS} >= set(SOURCES) - {"c4 crawl"}  # C4's crawl path is the CCNet extractor
 
 
