@@ -20,6 +20,7 @@ test: setup browser lint
 # ruff.toml: the lint rules (imports sorted, no unused names, pyflakes, pycodestyle errors).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check corpusmill tests bench docs/examples
+	$(VENV)/bin/ruff format --check corpusmill tests bench docs/examples
 
 setup: $(VENV)/.installed kenlm-bin
 

@@ -37,18 +37,31 @@ def _read(path):
 def corpora(pydocs):
     from make_c4_samples import visible_text
 
-    sets = {"python-doc": [visible_text(open(p, "rb").read())
-                           for p in sorted(glob.glob(os.path.join(pydocs, "**", "*.html"), recursive=True))],
-            "python-code": [_read(p) for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "**",
-                                                                            "*.py"), recursive=True))[:2000]],
-            "debian-text": [_read(p) for p in sorted(glob.glob("/usr/share/doc/*/changelog.Debian.gz"))
-                            + sorted(glob.glob("/usr/share/doc/*/copyright"))]}
+    sets = {
+        "python-doc": [
+            visible_text(open(p, "rb").read())
+            for p in sorted(glob.glob(os.path.join(pydocs, "**", "*.html"), recursive=True))
+        ],
+        "python-code": [
+            _read(p)
+            for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "**", "*.py"), recursive=True))[
+                :2000
+            ]
+        ],
+        "debian-text": [
+            _read(p)
+            for p in sorted(glob.glob("/usr/share/doc/*/changelog.Debian.gz"))
+            + sorted(glob.glob("/usr/share/doc/*/copyright"))
+        ],
+    }
     train, held = [], {}
     for name, texts in sets.items():
         for i, t in enumerate(texts):
             (held.setdefault(name, []) if i % 10 == 0 else train).append(t)
-    held["udhr-72-languages"] = [json.loads(line)["text"] for line in open(
-        os.path.join(HERE, "..", "tests", "data", "udhr.jsonl"), encoding="utf-8")]
+    held["udhr-72-languages"] = [
+        json.loads(line)["text"]
+        for line in open(os.path.join(HERE, "..", "tests", "data", "udhr.jsonl"), encoding="utf-8")
+    ]
     return train, held
 
 
@@ -65,16 +78,21 @@ def main() -> None:
 
     train, held = corpora(args.pydocs)
     lines = [line for t in train for line in t.splitlines() if line.strip()]
-    print(f"training text: {len(train):,} documents, {sum(len(t.encode()) for t in train) / 1e6:.1f} MB, "
-          f"{len(lines):,} lines; held out: " + ", ".join(f"{k} {len(v)} docs" for k, v in held.items()))
+    print(
+        f"training text: {len(train):,} documents, {sum(len(t.encode()) for t in train) / 1e6:.1f} MB, "
+        f"{len(lines):,} lines; held out: " + ", ".join(f"{k} {len(v)} docs" for k, v in held.items())
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("sentencepiece", "bpe"):
             for vocab in args.vocab:
                 t0 = time.perf_counter()
                 try:
-                    model = (train_sentencepiece(lines, vocab, threads=2) if kind == "sentencepiece"
-                             else train_bpe(lines, vocab))
+                    model = (
+                        train_sentencepiece(lines, vocab, threads=2)
+                        if kind == "sentencepiece"
+                        else train_bpe(lines, vocab)
+                    )
                 except CorpusmillError as exc:
                     rows.append((kind, vocab, None, str(exc)[:160]))
                     continue

@@ -45,7 +45,7 @@ def pages(pydocs: str, ovos: str, per_language: int):
         with open(os.path.join(ovos, f"summaries_{lang}.json"), encoding="utf-8") as fh:
             extracts = [v["extract"] for v in json.load(fh).values() if v.get("extract")]
         for i in range(0, min(len(extracts), per_language * 5), 5):
-            verdict = clean(Document("w", "\n".join(extracts[i:i + 5])))
+            verdict = clean(Document("w", "\n".join(extracts[i : i + 5])))
             if verdict.kept:
                 out.append((f"wikipedia ({lang[:2]})", verdict.doc.text))
     with open(os.path.join(HERE, "..", "tests", "data", "udhr.jsonl"), encoding="utf-8") as fh:
@@ -77,11 +77,15 @@ def main() -> None:
     chars = sum(len(text) for _, text in docs) / 1e6
     keeps = [lang == "en" and p >= 0.99 for lang, p in builder]
     kinds = sorted({k for k, _ in docs})
-    print(f"{len(docs)} cleaned pages ({chars:.1f} M characters): "
-          + ", ".join(f"{k} {sum(1 for kk, _ in docs if kk == k)}" for k in kinds))
+    print(
+        f"{len(docs)} cleaned pages ({chars:.1f} M characters): "
+        + ", ".join(f"{k} {sum(1 for kk, _ in docs if kk == k)}" for k in kinds)
+    )
     print(f"langdetect: {len(docs) / t_ld:.0f} pages/s; lid.176.ftz: {len(docs) / t_ft:.0f} pages/s")
-    print(f"the builder (langdetect en >= 0.99) keeps {sum(keeps)}: "
-          + ", ".join(f"{k} {sum(1 for (kk, _), keep in zip(docs, keeps) if kk == k and keep)}" for k in kinds))
+    print(
+        f"the builder (langdetect en >= 0.99) keeps {sum(keeps)}: "
+        + ", ".join(f"{k} {sum(1 for (kk, _), keep in zip(docs, keeps) if kk == k and keep)}" for k in kinds)
+    )
     print("| lid.176 threshold | kept | kept by both | precision | recall | builder's pages dropped |")
     print("|---|---|---|---|---|---|")
     for threshold in (0.5, 0.65, 0.8, 0.85, 0.9, 0.95, 0.99):
@@ -93,8 +97,10 @@ def main() -> None:
         for (kind, _), a, b in zip(docs, mine, keeps):
             if b and not a:
                 lost[kind] = lost.get(kind, 0) + 1
-        print(f"| {threshold} | {sum(mine)} | {both} | {precision:.3f} | {recall:.3f} | "
-              f"{', '.join(f'{k} {n}' for k, n in sorted(lost.items())) or '-'} |")
+        print(
+            f"| {threshold} | {sum(mine)} | {both} | {precision:.3f} | {recall:.3f} | "
+            f"{', '.join(f'{k} {n}' for k, n in sorted(lost.items())) or '-'} |"
+        )
 
 
 if __name__ == "__main__":

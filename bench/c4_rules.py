@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=10_000)
     ap.add_argument("--no-stage", action="store_true")
     args, beam_args = ap.parse_known_args()
-    pages = sorted(glob.glob(os.path.join(DOCS, "**", "*.html"), recursive=True))[:args.pages]
+    pages = sorted(glob.glob(os.path.join(DOCS, "**", "*.html"), recursive=True))[: args.pages]
     bodies = [open(p, "rb").read() for p in pages]
     texts = [visible_text(b) for b in bodies]
     mb = sum(len(t.encode()) for t in texts) / 1e6
@@ -52,9 +52,13 @@ def main() -> None:
     start = time.perf_counter()
     n_bad = sum(not bad(Document(str(i), t)).kept for i, t in enumerate(texts))
     t_bad = time.perf_counter() - start
-    print(f"clean_page: {len(texts)} pages ({mb:.1f} MB of WET-like text) in {t_clean:.2f}s = "
-          f"{len(texts) / t_clean:.0f} pages/s ({len(kept)} kept)")
-    print(f"span hashes: {len(kept)} cleaned pages, {n_spans} spans in {t_span:.2f}s = {len(kept) / t_span:.0f} pages/s")
+    print(
+        f"clean_page: {len(texts)} pages ({mb:.1f} MB of WET-like text) in {t_clean:.2f}s = "
+        f"{len(texts) / t_clean:.0f} pages/s ({len(kept)} kept)"
+    )
+    print(
+        f"span hashes: {len(kept)} cleaned pages, {n_spans} spans in {t_span:.2f}s = {len(kept) / t_span:.0f} pages/s"
+    )
     print(f"bad words: {len(texts)} pages in {t_bad:.2f}s = {len(texts) / t_bad:.0f} pages/s ({n_bad} matched)")
     if args.no_stage:
         return
@@ -65,14 +69,17 @@ def main() -> None:
             for page, body in zip(pages, bodies):
                 http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
                 url = "https://docs.python.org/3.11/" + os.path.relpath(page, DOCS)
-                writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                              http_headers=http))
+                writer.write_record(
+                    writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+                )
         out_dir = os.path.join(tmp, "out")
         start = time.perf_counter()
         stats = run_c4(C4Config(input=[warc], output=out_dir, mode="crawl"), beam_args)
         took = time.perf_counter() - start
-        print(f"C4 stage (--from crawl, {' '.join(beam_args) or 'in-memory DirectRunner'}): {len(pages)} pages in "
-              f"{took:.1f}s = {len(pages) / took:.1f} pages/s; kept {stats[-1]['kept']}")
+        print(
+            f"C4 stage (--from crawl, {' '.join(beam_args) or 'in-memory DirectRunner'}): {len(pages)} pages in "
+            f"{took:.1f}s = {len(pages) / took:.1f} pages/s; kept {stats[-1]['kept']}"
+        )
 
 
 if __name__ == "__main__":

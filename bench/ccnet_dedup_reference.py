@@ -35,8 +35,10 @@ def page_texts():
     out = []
     if pages:
         for path in pages:
-            text = html_text.extract_main_text(open(path, encoding="utf-8", errors="replace").read(),
-                                               "https://docs.python.org/3.11/" + os.path.relpath(path, DOCS))
+            text = html_text.extract_main_text(
+                open(path, encoding="utf-8", errors="replace").read(),
+                "https://docs.python.org/3.11/" + os.path.relpath(path, DOCS),
+            )
             if text and normalize_text(text):
                 out.append((os.path.relpath(path, DOCS), normalize_text(text)))
         return "python3.11-doc", out
@@ -82,17 +84,26 @@ def main() -> None:
         with open(src, "w", encoding="utf-8") as fh:
             for doc_id, text in docs:
                 fh.write(Document(doc_id, text, "cc").to_json() + "\n")
-        run_ccnet(CCNetConfig(input=[src], output=os.path.join(tmp, "out"), dedup_scope="run", min_length=1,
-                              lang_threshold=0.0, doc_dedup=False))
+        run_ccnet(
+            CCNetConfig(
+                input=[src],
+                output=os.path.join(tmp, "out"),
+                dedup_scope="run",
+                min_length=1,
+                lang_threshold=0.0,
+                doc_dedup=False,
+            )
+        )
         ours = {d.id: d.text for d in read_output(os.path.join(tmp, "out"))}
     kept_theirs, kept_ours = sum(map(len, theirs.values())), sum(map(len, ours.values()))
     same = sum(ours.get(k) == v for k, v in theirs.items())
     print(f"input: {name}, {len(docs)} documents, {total:,} characters")
     print(f"cc_net keeps {kept_theirs:,} characters in {len(theirs)} documents")
-    print(f"corpusmill keeps {kept_ours:,} characters in {len(ours)} documents "
-          f"({(kept_ours - kept_theirs) / max(kept_theirs, 1):+.3%})")
-    print(f"documents with identical text: {same} of {len(theirs)}; only one side: "
-          f"{len(set(theirs) ^ set(ours))}")
+    print(
+        f"corpusmill keeps {kept_ours:,} characters in {len(ours)} documents "
+        f"({(kept_ours - kept_theirs) / max(kept_theirs, 1):+.3%})"
+    )
+    print(f"documents with identical text: {same} of {len(theirs)}; only one side: {len(set(theirs) ^ set(ours))}")
 
 
 if __name__ == "__main__":

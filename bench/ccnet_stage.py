@@ -57,10 +57,12 @@ def main() -> None:
         stats = run_ccnet(CCNetConfig(input=inputs, output=out), beam_args)
         wall = time.perf_counter() - t0
         extract = stats[0]
-        print(f"stage: {extract['read']} records, {extract['kept']} pages with text, "
-              f"{stats[-1]['kept']} documents out in {wall:.1f} s -> "
-              f"{extract['read'] / wall:.1f} records/s, {extract['kept'] / wall:.1f} pages/s "
-              f"(runner args: {' '.join(beam_args) or 'DirectRunner in-memory'})")
+        print(
+            f"stage: {extract['read']} records, {extract['kept']} pages with text, "
+            f"{stats[-1]['kept']} documents out in {wall:.1f} s -> "
+            f"{extract['read'] / wall:.1f} records/s, {extract['kept'] / wall:.1f} pages/s "
+            f"(runner args: {' '.join(beam_args) or 'DirectRunner in-memory'})"
+        )
 
         texts = [d.text for d in read_output(out)]
         lid = LanguageId()
@@ -71,8 +73,10 @@ def main() -> None:
             for text in texts:
                 lid.predict(text)
         wall = time.perf_counter() - t0
-        print(f"plain lid.176 loop: {reps * len(texts)} predictions in {wall:.2f} s -> "
-              f"{reps * len(texts) / wall:.0f} documents/s (same texts, mean {sum(map(len, texts)) / len(texts):.0f} chars)")
+        print(
+            f"plain lid.176 loop: {reps * len(texts)} predictions in {wall:.2f} s -> "
+            f"{reps * len(texts) / wall:.0f} documents/s (same texts, mean {sum(map(len, texts)) / len(texts):.0f} chars)"
+        )
 
 
 if __name__ == "__main__":

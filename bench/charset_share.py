@@ -28,13 +28,33 @@ from corpusmill.filters.charset import MAX_REPLACEMENT_SHARE, replacement_share
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, os.pardir, "tests", "data")
-LEGACY = {"ja_Jpan": "shift_jis", "ru_Cyrl": "cp1251", "uk_Cyrl": "koi8-u", "el_Grek": "cp1253",
-          "zh_Hans": "gb2312", "ko_Kore": "euc-kr", "de_Latn": "cp1252", "fr_Latn": "iso8859-1",
-          "pl_Latn": "cp1250", "tr_Latn": "cp1254", "ar_Arab": "cp1256", "he_Hebr": "cp1255"}
+LEGACY = {
+    "ja_Jpan": "shift_jis",
+    "ru_Cyrl": "cp1251",
+    "uk_Cyrl": "koi8-u",
+    "el_Grek": "cp1253",
+    "zh_Hans": "gb2312",
+    "ko_Kore": "euc-kr",
+    "de_Latn": "cp1252",
+    "fr_Latn": "iso8859-1",
+    "pl_Latn": "cp1250",
+    "tr_Latn": "cp1254",
+    "ar_Arab": "cp1256",
+    "he_Hebr": "cp1255",
+}
 
 
 def real_pages(html_dirs):
-    for path in sorted(glob.glob(os.path.join(DATA, "**", "*.*", ), recursive=True)):
+    for path in sorted(
+        glob.glob(
+            os.path.join(
+                DATA,
+                "**",
+                "*.*",
+            ),
+            recursive=True,
+        )
+    ):
         if not path.endswith((".warc.gz", ".arc.gz", ".wet.gz", ".warc")):
             continue
         with open(path, "rb") as fh:
@@ -63,9 +83,11 @@ def main() -> None:
     args = ap.parse_args()
     shares = [(replacement_share(text), path) for path, text in real_pages(args.html_dir) if text]
     nonzero = sorted((s for s in shares if s[0] > 0), reverse=True)
-    print(f"real pages: {len(shares)}; with any U+FFFD: {len(nonzero)}; largest share: "
-          f"{max(s for s, _ in shares):.6f}; above the threshold {MAX_REPLACEMENT_SHARE}: "
-          f"{sum(s > MAX_REPLACEMENT_SHARE for s, _ in shares)}")
+    print(
+        f"real pages: {len(shares)}; with any U+FFFD: {len(nonzero)}; largest share: "
+        f"{max(s for s, _ in shares):.6f}; above the threshold {MAX_REPLACEMENT_SHARE}: "
+        f"{sum(s > MAX_REPLACEMENT_SHARE for s, _ in shares)}"
+    )
     for share, path in nonzero[:5]:
         print(f"  {share:.6f}  {os.path.relpath(path)}")
     print("\nmislabelled (header says utf-8):")

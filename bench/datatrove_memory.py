@@ -70,17 +70,20 @@ def build_warc(path: str, docs: str, copies: int) -> int:
             for page in pages:
                 body = open(page, "rb").read()
                 url = f"https://docs.python.org/3.11/{os.path.relpath(page, docs)}?copy={c}"
-                writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                              http_headers=http))
+                writer.write_record(
+                    writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+                )
                 n += 1
     return n
 
 
 def measured(args, env):
     """(peak RSS in MiB, wall seconds) of one command, from a fresh helper process."""
-    helper = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], "
-              "check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)")
+    helper = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], "
+        "check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)"
+    )
     out = subprocess.run([sys.executable, "-c", helper, *args], capture_output=True, text=True, env=env, check=True)
     rss, wall = out.stdout.split()
     return int(rss) / 1024, float(wall)
@@ -107,12 +110,37 @@ def main() -> None:
             os.makedirs(warc_dir)
             n = build_warc(os.path.join(warc_dir, "pages.warc.gz"), args.docs, copies)
             t = time.perf_counter()
-            dt = measured([args.datatrove_python, script, warc_dir, os.path.join(tmp, f"dt{copies}"),
-                           os.path.join(tmp, f"dtlog{copies}"), model], env)
-            cm = measured([command, "ccnet", "--input", os.path.join(warc_dir, "pages.warc.gz"), "--output",
-                           os.path.join(tmp, f"cm{copies}"), "--languages", "en", "--workers", "1"], env)
-            print(f"{n:7d}  {cm[0]:14.0f}  {dt[0]:13.0f}  {cm[0] / dt[0]:5.2f}x  {cm[1]:12.1f}  {dt[1]:11.1f}"
-                  f"   ({time.perf_counter() - t:.0f} s)", flush=True)
+            dt = measured(
+                [
+                    args.datatrove_python,
+                    script,
+                    warc_dir,
+                    os.path.join(tmp, f"dt{copies}"),
+                    os.path.join(tmp, f"dtlog{copies}"),
+                    model,
+                ],
+                env,
+            )
+            cm = measured(
+                [
+                    command,
+                    "ccnet",
+                    "--input",
+                    os.path.join(warc_dir, "pages.warc.gz"),
+                    "--output",
+                    os.path.join(tmp, f"cm{copies}"),
+                    "--languages",
+                    "en",
+                    "--workers",
+                    "1",
+                ],
+                env,
+            )
+            print(
+                f"{n:7d}  {cm[0]:14.0f}  {dt[0]:13.0f}  {cm[0] / dt[0]:5.2f}x  {cm[1]:12.1f}  {dt[1]:11.1f}"
+                f"   ({time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

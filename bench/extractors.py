@@ -43,8 +43,11 @@ def main() -> None:
     pages = sorted(glob.glob(os.path.join(args.docs, "**", "*.html"), recursive=True))[: args.pages]
     if not pages:
         sys.exit(f"no pages under {args.docs}: install python3.11-doc or pass --docs")
-    kinds = {"trafilatura": {}, "trafilatura --fast-extraction": {"fast": True},
-             "resiliparse": {"extractor": "resiliparse"}}
+    kinds = {
+        "trafilatura": {},
+        "trafilatura --fast-extraction": {"fast": True},
+        "resiliparse": {"extractor": "resiliparse"},
+    }
     cpu = {k: 0.0 for k in kinds}
     texts = {k: [] for k in kinds}
     capped = []
@@ -59,8 +62,11 @@ def main() -> None:
             cpu[kind] += time.process_time() - t
             texts[kind].append(text)
     n = len(texts["trafilatura"])
-    print(f"{n} pages (of {len(pages)}; over the {MAX_PAGE_TAGS:,}-tag cap, dropped as too_complex: "
-          + ", ".join(f"{p} ({t:,} tags)" for p, t in capped) + ")")
+    print(
+        f"{n} pages (of {len(pages)}; over the {MAX_PAGE_TAGS:,}-tag cap, dropped as too_complex: "
+        + ", ".join(f"{p} ({t:,} tags)" for p, t in capped)
+        + ")"
+    )
     base = cpu["trafilatura"]
     for kind in kinds:
         print(f"  {kind:30} {n / cpu[kind]:8.1f} pages/s of CPU  ({base / cpu[kind]:5.1f}x trafilatura)")
@@ -70,11 +76,15 @@ def main() -> None:
     r_in_t = [share(lines(b), lines(a)) for a, b in zip(t, r)]
     w_t_in_r = [share(a.split(), b.split()) for a, b in zip(t, r)]
     w_r_in_t = [share(b.split(), a.split()) for a, b in zip(t, r)]
-    print(f"lines: trafilatura's also in resiliparse's: median {statistics.median(t_in_r):.3f}, "
-          f"mean {statistics.mean(t_in_r):.3f}; resiliparse's also in trafilatura's: median "
-          f"{statistics.median(r_in_t):.3f}, mean {statistics.mean(r_in_t):.3f}")
-    print(f"words: trafilatura's also in resiliparse's: median {statistics.median(w_t_in_r):.3f}; "
-          f"resiliparse's also in trafilatura's: median {statistics.median(w_r_in_t):.3f}")
+    print(
+        f"lines: trafilatura's also in resiliparse's: median {statistics.median(t_in_r):.3f}, "
+        f"mean {statistics.mean(t_in_r):.3f}; resiliparse's also in trafilatura's: median "
+        f"{statistics.median(r_in_t):.3f}, mean {statistics.mean(r_in_t):.3f}"
+    )
+    print(
+        f"words: trafilatura's also in resiliparse's: median {statistics.median(w_t_in_r):.3f}; "
+        f"resiliparse's also in trafilatura's: median {statistics.median(w_r_in_t):.3f}"
+    )
     chars_t, chars_r = sum(map(len, t)), sum(map(len, r))
     print(f"characters extracted: trafilatura {chars_t:,}, resiliparse {chars_r:,} ({chars_r / chars_t:.2f}x)")
     if args.stage:
@@ -95,8 +105,10 @@ def main() -> None:
                 wall = time.perf_counter() - start
                 docs = read_output(out)
                 dedup = next(s for s in stats if s["step"] == "line_dedup")
-                print(f"stage with {kind:12}: {len(docs)} documents, {sum(len(d.text) for d in docs):,} characters "
-                      f"kept; line_dedup removed {dedup['bytes_read'] - dedup['bytes_kept']:,} bytes; {wall:.1f} s wall")
+                print(
+                    f"stage with {kind:12}: {len(docs)} documents, {sum(len(d.text) for d in docs):,} characters "
+                    f"kept; line_dedup removed {dedup['bytes_read'] - dedup['bytes_kept']:,} bytes; {wall:.1f} s wall"
+                )
 
 
 if __name__ == "__main__":

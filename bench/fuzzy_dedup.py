@@ -59,9 +59,13 @@ def run_beam(docs, params):
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "labels")
         with beam.Pipeline(options=beam_options([])) as p:
-            _ = (p | beam.Create(docs) | FindNearDuplicates(params)
-                 | beam.Map(lambda item: json.dumps([item[0].id, item[1][0][0] if item[1] else item[0].id]))
-                 | beam.io.WriteToText(prefix, shard_name_template=""))
+            _ = (
+                p
+                | beam.Create(docs)
+                | FindNearDuplicates(params)
+                | beam.Map(lambda item: json.dumps([item[0].id, item[1][0][0] if item[1] else item[0].id]))
+                | beam.io.WriteToText(prefix, shard_name_template="")
+            )
         with open(prefix, encoding="utf-8") as fh:
             return dict(json.loads(line) for line in fh)
 
@@ -91,8 +95,11 @@ def rounds_needed(edges, limit: int = 40) -> int:
             parents.setdefault(c, []).append(p)
             children.setdefault(p, []).append(c)
         nodes = set(parents) | set(children)
-        if not any(label == fuzzy.UNCONVERGED for n in nodes
-                   for _, label in fuzzy.resolve(n, parents.get(n, []), children.get(n, []))):
+        if not any(
+            label == fuzzy.UNCONVERGED
+            for n in nodes
+            for _, label in fuzzy.resolve(n, parents.get(n, []), children.get(n, []))
+        ):
             return r
     return -1
 
@@ -109,8 +116,10 @@ def main() -> None:
         for n in (10, 100, 1000, 10000):
             ids = list(range(n + 1))
             random.Random(0).shuffle(ids)
-            print(f"path of {n + 1} documents: {rounds_needed([(i, i + 1) for i in range(n)])} rounds in id order, "
-                  f"{rounds_needed([(ids[i], ids[i + 1]) for i in range(n)])} shuffled")
+            print(
+                f"path of {n + 1} documents: {rounds_needed([(i, i + 1) for i in range(n)])} rounds in id order, "
+                f"{rounds_needed([(ids[i], ids[i + 1]) for i in range(n)])} shuffled"
+            )
         return
 
     from corpusmill.core.document import Document
@@ -125,14 +134,15 @@ def main() -> None:
     sets = {d.id: minhash.shingle_hashes(d.text) for d in docs}
     t0 = time.perf_counter()
     jac = {(a, b): fuzzy.jaccard(sets[a], sets[b]) for a, b in itertools.combinations(ids, 2)}
-    print(f"{len(docs)} distinct texts ({len(glob.glob(args.docs))} files); {len(jac):,} pairs computed exactly "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{len(docs)} distinct texts ({len(glob.glob(args.docs))} files); {len(jac):,} pairs computed exactly "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     for t in args.threshold:
         true = {p for p, j in jac.items() if j >= t}
         exact = components(ids, true)
         exact_pairs = same_cluster_pairs(exact)
-        print(f"\nJaccard >= {t}: {len(true)} true pairs, {len(set(exact.values()))} exact clusters "
-              f"(documents kept)")
+        print(f"\nJaccard >= {t}: {len(true)} true pairs, {len(set(exact.values()))} exact clusters (documents kept)")
         print("| LSH | verified at | candidates | candidate precision | pair recall | cluster precision | kept | s |")
         print("|---|---|---|---|---|---|---|---|")
         for bands in (14, 28):
@@ -153,9 +163,11 @@ def main() -> None:
                 found_pairs = same_cluster_pairs(found)
                 recall = sum(found[a] == found[b] for a, b in true) / max(1, len(true))
                 precision = len(found_pairs & exact_pairs) / max(1, len(found_pairs))
-                print(f"| {bands}x{prm.rows} | {verify:g} | {len(cands)} | "
-                      f"{len(cands & true) / max(1, len(cands)):.3f} | {recall:.3f} | {precision:.3f} | "
-                      f"{len(set(found.values()))} | {secs:.1f} |")
+                print(
+                    f"| {bands}x{prm.rows} | {verify:g} | {len(cands)} | "
+                    f"{len(cands & true) / max(1, len(cands)):.3f} | {recall:.3f} | {precision:.3f} | "
+                    f"{len(set(found.values()))} | {secs:.1f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,16 @@ def main() -> None:
                 shutil.copyfile(f, dst)
         n = len(files) * args.copies
 
-        steps = [rules.ExtensionAllowList(), rules.SizeCap(), ReadCodeFile(), rules.MaxLineLength(),
-                 rules.MeanLineLength(), rules.AlnumShare(), rules.AlphaPerToken(), rules.StripLicenseHeader()]
+        steps = [
+            rules.ExtensionAllowList(),
+            rules.SizeCap(),
+            ReadCodeFile(),
+            rules.MaxLineLength(),
+            rules.MeanLineLength(),
+            rules.AlnumShare(),
+            rules.AlphaPerToken(),
+            rules.StripLicenseHeader(),
+        ]
         start = time.perf_counter()
         seen, kept = set(), 0
         for k in range(args.copies):
@@ -56,17 +64,21 @@ def main() -> None:
                     kept += h not in seen
                     seen.add(h)
         took = time.perf_counter() - start
-        print(f"filters + header + dedup (plain loop, one process): {n} files in {took:.2f}s = {n / took:.0f} files/s; "
-              f"{kept} kept")
+        print(
+            f"filters + header + dedup (plain loop, one process): {n} files in {took:.2f}s = {n / took:.0f} files/s; "
+            f"{kept} kept"
+        )
         if args.no_stage:
             return
         out = os.path.join(tmp, "out")
         start = time.perf_counter()
         stats = run_github(GitHubConfig(output=out, mode="local", input=[roots]), beam_args)
         took = time.perf_counter() - start
-        print(f"GitHub stage (--from local, {' '.join(beam_args) or 'in-memory DirectRunner'}): {n} files in "
-              f"{took:.1f}s = {n / took:.0f} files/s; kept {stats[-1]['kept']}, "
-              f"duplicates {stats[-1]['dropped'].get('duplicate_content', 0)}")
+        print(
+            f"GitHub stage (--from local, {' '.join(beam_args) or 'in-memory DirectRunner'}): {n} files in "
+            f"{took:.1f}s = {n / took:.0f} files/s; kept {stats[-1]['kept']}, "
+            f"duplicates {stats[-1]['dropped'].get('duplicate_content', 0)}"
+        )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main() -> None:
     with open(os.path.join(args.ovos, "summaries_en-us.json"), encoding="utf-8") as fh:
         extracts = [v["extract"] for v in json.load(fh).values() if v.get("extract")]
     for i in range(0, 2000, 5):
-        texts.append("\n".join(extracts[i:i + 5]))
+        texts.append("\n".join(extracts[i : i + 5]))
         kinds.append("wikipedia")
     rep, qual = GopherRepetition(), GopherQuality()
     mine = []
@@ -83,12 +83,15 @@ def main() -> None:
     for kind in ("python-doc", "wikipedia"):
         idx = [i for i, k in enumerate(kinds) if k == kind]
         agree = sum((mine[i] is None) == (theirs[i] is None) for i in idx)
-        print(f"{kind}: {len(idx)} pages; corpusmill drops {sum(mine[i] is not None for i in idx)}, datatrove "
-              f"{sum(theirs[i] is not None for i in idx)}; the same keep/drop on {agree} ({agree / len(idx):.1%})")
+        print(
+            f"{kind}: {len(idx)} pages; corpusmill drops {sum(mine[i] is not None for i in idx)}, datatrove "
+            f"{sum(theirs[i] is not None for i in idx)}; the same keep/drop on {agree} ({agree / len(idx):.1%})"
+        )
         print("  corpusmill's reasons:", dict(collections.Counter(mine[i] for i in idx if mine[i]).most_common()))
         print("  datatrove's reasons:", dict(collections.Counter(theirs[i] for i in idx if theirs[i]).most_common()))
-        differ = collections.Counter((mine[i] or "kept", theirs[i] or "kept") for i in idx
-                                     if (mine[i] is None) != (theirs[i] is None))
+        differ = collections.Counter(
+            (mine[i] or "kept", theirs[i] or "kept") for i in idx if (mine[i] is None) != (theirs[i] is None)
+        )
         print("  where they differ (corpusmill, datatrove):", dict(differ.most_common(8)))
 
 

@@ -81,17 +81,30 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs per measurement (default: 3)")
     args, beam_args = ap.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
-        models = train_demo_models(os.path.join(Q, "wiki_en.jsonl.gz"), [os.path.join(Q, "lowq_en.jsonl.gz")],
-                                   os.path.join(tmp, "models"), vocab_size=args.vocab_size, log=lambda *a: None)
-        base = list(read_documents_file(models["ref_heldout"])) + list(read_documents_file(os.path.join(Q, "lowq_en.jsonl.gz")))
-        docs = [Document(id=f"{d.id}-{i}", text=d.text, metadata={"language": "en"})
-                for i in range(args.copies) for d in base]
+        models = train_demo_models(
+            os.path.join(Q, "wiki_en.jsonl.gz"),
+            [os.path.join(Q, "lowq_en.jsonl.gz")],
+            os.path.join(tmp, "models"),
+            vocab_size=args.vocab_size,
+            log=lambda *a: None,
+        )
+        base = list(read_documents_file(models["ref_heldout"])) + list(
+            read_documents_file(os.path.join(Q, "lowq_en.jsonl.gz"))
+        )
+        docs = [
+            Document(id=f"{d.id}-{i}", text=d.text, metadata={"language": "en"})
+            for i in range(args.copies)
+            for d in base
+        ]
         n, mb = len(docs), sum(d.nbytes for d in docs) / 1e6
-        print(f"documents: {n} ({mb:.1f} MB), models: vocab {args.vocab_size}, 5-gram, "
-              f"{os.path.getsize(model_paths(models['lm_dir'], 'en')[1]) / 1e6:.1f} MB KenLM")
+        print(
+            f"documents: {n} ({mb:.1f} MB), models: vocab {args.vocab_size}, 5-gram, "
+            f"{os.path.getsize(model_paths(models['lm_dir'], 'en')[1]) / 1e6:.1f} MB KenLM"
+        )
 
         lm = LanguageModel(*model_paths(models["lm_dir"], "en"))
         pieces = [[" ".join(lm.sp.EncodeAsPieces(normalize_for_lm(line))) for line in d.text.split("\n")] for d in docs]
+
         def kenlm_loop():
             for lines in pieces:
                 sum(lm.lm.score(line) for line in lines)
@@ -109,15 +122,20 @@ def main() -> None:
             encode_jsonl_gz((d.to_dict() for d in docs), fh)
         runner = " ".join(beam_args) or "DirectRunner in memory"
         stage_runs = max(1, args.repeat - 1)
-        t_pass = min(stage_seconds(docs_path, PassThrough(), os.path.join(tmp, "pass"), beam_args)
-                     for _ in range(stage_runs))
-        t_stage = min(stage_seconds(docs_path, Perplexity(models["lm_dir"]), os.path.join(tmp, "ppl"), beam_args)
-                      for _ in range(stage_runs))
+        t_pass = min(
+            stage_seconds(docs_path, PassThrough(), os.path.join(tmp, "pass"), beam_args) for _ in range(stage_runs)
+        )
+        t_stage = min(
+            stage_seconds(docs_path, Perplexity(models["lm_dir"]), os.path.join(tmp, "ppl"), beam_args)
+            for _ in range(stage_runs)
+        )
         print(f"stage, read + pass-through step:     {t_pass:9.1f} s  ({runner})")
         print(f"stage, read + perplexity step:       {t_stage:9.1f} s  -> whole pipeline {n / t_stage:.0f} docs/s")
         step = max(t_stage - t_pass, 1e-9)
-        print(f"stage, perplexity step alone:        {n / step:9.0f} docs/s  {mb / step:6.2f} MB/s "
-              f"(stage time minus the pass-through pipeline)")
+        print(
+            f"stage, perplexity step alone:        {n / step:9.0f} docs/s  {mb / step:6.2f} MB/s "
+            f"(stage time minus the pass-through pipeline)"
+        )
 
 
 if __name__ == "__main__":

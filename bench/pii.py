@@ -72,11 +72,15 @@ def main() -> None:
                 for kind, span in found:
                     body[kind] += 1
                     body_spans[kind][span] += 1
-    print(f"Debian changelogs: {len(files)} files, {headers:,} header lines, {trailers:,} trailers with an "
-          f"address (and {urls} with a URL in its place)")
+    print(
+        f"Debian changelogs: {len(files)} files, {headers:,} header lines, {trailers:,} trailers with an "
+        f"address (and {urls} with a URL in its place)"
+    )
     print(f"  trailer addresses replaced: {emails_hit:,} of {trailers:,} ({emails_hit / max(1, trailers):.2%})")
-    print(f"  header lines changed (versions, distributions): {header_fp}; trailers with anything else changed "
-          f"(names, dates, zones, URLs): {trailer_fp}")
+    print(
+        f"  header lines changed (versions, distributions): {header_fp}; trailers with anything else changed "
+        f"(names, dates, zones, URLs): {trailer_fp}"
+    )
     print(f"  entry text: {dict(body)}")
     for kind in ("ip", "phone"):
         print(f"  {kind} spans in entry text, most frequent: {body_spans[kind].most_common(args.show)}")
@@ -90,10 +94,9 @@ def main() -> None:
         scrub(visible_text(open(path, "rb").read()), found)
         for kind, span in found:
             spans[kind][span] += 1
-    print(f"\nPython documentation: {len(pages)} pages; replaced: "
-          f"{ {k: sum(c.values()) for k, c in spans.items()} }")
+    print(f"\nPython documentation: {len(pages)} pages; replaced: { {k: sum(c.values()) for k, c in spans.items()} }")
     for kind in ("email", "ip", "phone"):
-        print(f"  {kind}: {len(spans[kind])} distinct: {sorted(spans[kind])[:args.show]}")
+        print(f"  {kind}: {len(spans[kind])} distinct: {sorted(spans[kind])[: args.show]}")
 
 
 if __name__ == "__main__":

@@ -54,20 +54,44 @@ def arxiv(redpajama: str, texlive: str) -> None:
         if b"documentclass" in text:
             papers.append((path, data, text.decode("utf-8", "replace")))
     extract, clean = ExtractPaper(), CleanLatex()
-    counts = {"corpusmill": dict.fromkeys(("papers", "chars", "comment lines", "definitions", "unexpanded macro uses",
-                                           "bibliography", "verbatim blocks intact", "failed"), 0),
-              "RedPajama v1": dict.fromkeys(("papers", "chars", "comment lines", "definitions",
-                                             "unexpanded macro uses", "bibliography", "verbatim blocks intact",
-                                             "failed"), 0)}
+    counts = {
+        "corpusmill": dict.fromkeys(
+            (
+                "papers",
+                "chars",
+                "comment lines",
+                "definitions",
+                "unexpanded macro uses",
+                "bibliography",
+                "verbatim blocks intact",
+                "failed",
+            ),
+            0,
+        ),
+        "RedPajama v1": dict.fromkeys(
+            (
+                "papers",
+                "chars",
+                "comment lines",
+                "definitions",
+                "unexpanded macro uses",
+                "bibliography",
+                "verbatim blocks intact",
+                "failed",
+            ),
+            0,
+        ),
+    }
     blocks_total = 0
     for path, data, source in papers:
         # what the residue counters look for, from the source: its argument-free user macros, its verbatim blocks
         plain = strip_comments(source)
         names = set(NEWCOMMAND.findall(plain))
         first = re.search(r"\\(?:part|chapter|section|subsection)\*?\s*[{\[]", plain)
-        body = plain[first.start():] if first else ""
-        blocks = re.findall(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", source[source.find(body[:200]) if body else 0:],
-                            flags=re.S)
+        body = plain[first.start() :] if first else ""
+        blocks = re.findall(
+            r"\\begin\{verbatim\}.*?\\end\{verbatim\}", source[source.find(body[:200]) if body else 0 :], flags=re.S
+        )
         blocks_total += len(blocks)
         outputs = {}
         try:
@@ -95,8 +119,10 @@ def arxiv(redpajama: str, texlive: str) -> None:
             c["definitions"] += len(DEFINITION.findall(outside))
             c["unexpanded macro uses"] += sum(len(re.findall(r"\\" + n + r"(?![A-Za-z@])", outside)) for n in names)
             c["bibliography"] += len(re.findall(r"\\bibitem|\\begin\{thebibliography\}", outside))
-    print(f"\nArXiv: {len(papers)} texlive papers with \\documentclass ({blocks_total} verbatim blocks after the first "
-          f"section in their sources)")
+    print(
+        f"\nArXiv: {len(papers)} texlive papers with \\documentclass ({blocks_total} verbatim blocks after the first "
+        f"section in their sources)"
+    )
     keys = list(counts["corpusmill"])
     print(_row(["", *keys]))
     print(_row(["---"] * (len(keys) + 1)))
@@ -109,8 +135,14 @@ def _redpajama_functions(redpajama: str, names):
     """RedPajama's functions, from their source (the module itself runs the whole pipeline at import)."""
     path = os.path.join(redpajama, "data_prep", "stack_exchange", "post_processing.py")
     tree = ast.parse(open(path, encoding="utf-8").read())
-    keep = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names
-            or isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "CLEANR" for t in node.targets)]
+    keep = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and node.name in names
+        or isinstance(node, ast.Assign)
+        and any(getattr(t, "id", "") == "CLEANR" for t in node.targets)
+    ]
     scope = {"re": re, "BeautifulSoup": __import__("bs4").BeautifulSoup}
     exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), scope)  # noqa: S102 - their code, benched
     return scope
@@ -125,26 +157,45 @@ def _redpajama_qa_pairs(xml: bytes):
         root = ET.fromstring(line)
         if "ParentId" in root.attrib:
             parents.setdefault(root.attrib["ParentId"], []).append(
-                {"id": root.attrib["Id"], "text": root.attrib["Body"], "score": root.attrib["Score"]})
+                {"id": root.attrib["Id"], "text": root.attrib["Body"], "score": root.attrib["Score"]}
+            )
     for line in rows:
         root = ET.fromstring(line)
         if "ParentId" not in root.attrib:
             post_id = root.attrib["Id"]
             if post_id in parents:
-                pairs.append({"question": {"id": post_id, "text": f"{root.attrib['Title']} {root.attrib['Body']}",
-                                           "score": root.attrib["Score"]}, "answers": parents[post_id]})
+                pairs.append(
+                    {
+                        "question": {
+                            "id": post_id,
+                            "text": f"{root.attrib['Title']} {root.attrib['Body']}",
+                            "score": root.attrib["Score"],
+                        },
+                        "answers": parents[post_id],
+                    }
+                )
             elif "Title" in root.attrib:
-                pairs.append({"question": {"id": post_id, "text": f"{root.attrib['Title']} {root.attrib.get('Body', '')}",
-                                           "score": root.attrib.get("Score", 0)}})
+                pairs.append(
+                    {
+                        "question": {
+                            "id": post_id,
+                            "text": f"{root.attrib['Title']} {root.attrib.get('Body', '')}",
+                            "score": root.attrib.get("Score", 0),
+                        }
+                    }
+                )
     return pairs
 
 
 def _residue(texts):
     joined = "\n".join(texts)
-    return {"documents": len(texts), "chars": len(joined),
-            "HTML tags": len(re.findall(r"</?(?:p|a|code|pre|strong|em|br|img|li|ul|ol|blockquote|h\d)\b", joined)),
-            "entities": len(re.findall(r"&(?:[a-z]+|#\d+|#x[0-9a-f]+);", joined)),
-            "placeholder alt text": joined.count("enter image description here")}
+    return {
+        "documents": len(texts),
+        "chars": len(joined),
+        "HTML tags": len(re.findall(r"</?(?:p|a|code|pre|strong|em|br|img|li|ul|ol|blockquote|h\d)\b", joined)),
+        "entities": len(re.findall(r"&(?:[a-z]+|#\d+|#x[0-9a-f]+);", joined)),
+        "placeholder alt text": joined.count("enter image description here"),
+    }
 
 
 def stackexchange(redpajama: str) -> None:

@@ -35,18 +35,56 @@ import tempfile
 from warcio.warcwriter import WARCWriter
 
 BOILERPLATE = [
-    "Skip to main content", "Skip to navigation", "Home", "About us", "Contact", "Privacy policy",
-    "Terms of use", "Cookie settings", "We use cookies to improve your experience on our site.",
-    "Accept all cookies", "Reject non-essential cookies", "Subscribe to our newsletter",
-    "Sign up for updates", "Share this page", "Share on Facebook", "Share on Twitter", "Print this page",
-    "Back to top", "Previous page", "Next page", "Related articles", "Read more", "Log in", "Register",
-    "Search this site", "Search", "Menu", "Close menu", "All rights reserved.", "Powered by WordPress",
-    "Follow us on social media", "Leave a comment", "Comments are closed.", "Load more", "Sitemap",
-    "Accessibility statement", "Report a problem with this page", "Was this page helpful?", "Yes", "No",
-    "Thank you for your feedback.", "This site uses Akismet to reduce spam.", "Loading...",
-    "Your browser does not support the video tag.", "JavaScript is disabled in your browser.",
-    "Please enable JavaScript to view this page.", "Download the app", "Contact our support team",
-    "Frequently asked questions", "Opening hours: Monday to Friday",
+    "Skip to main content",
+    "Skip to navigation",
+    "Home",
+    "About us",
+    "Contact",
+    "Privacy policy",
+    "Terms of use",
+    "Cookie settings",
+    "We use cookies to improve your experience on our site.",
+    "Accept all cookies",
+    "Reject non-essential cookies",
+    "Subscribe to our newsletter",
+    "Sign up for updates",
+    "Share this page",
+    "Share on Facebook",
+    "Share on Twitter",
+    "Print this page",
+    "Back to top",
+    "Previous page",
+    "Next page",
+    "Related articles",
+    "Read more",
+    "Log in",
+    "Register",
+    "Search this site",
+    "Search",
+    "Menu",
+    "Close menu",
+    "All rights reserved.",
+    "Powered by WordPress",
+    "Follow us on social media",
+    "Leave a comment",
+    "Comments are closed.",
+    "Load more",
+    "Sitemap",
+    "Accessibility statement",
+    "Report a problem with this page",
+    "Was this page helpful?",
+    "Yes",
+    "No",
+    "Thank you for your feedback.",
+    "This site uses Akismet to reduce spam.",
+    "Loading...",
+    "Your browser does not support the video tag.",
+    "JavaScript is disabled in your browser.",
+    "Please enable JavaScript to view this page.",
+    "Download the app",
+    "Contact our support team",
+    "Frequently asked questions",
+    "Opening hours: Monday to Friday",
 ]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -97,7 +135,7 @@ def build_crawl(root: str, n: int, per_file: int, texts: list, seed: int = 7) ->
             k = rng.randint(4, 40)
             start = rng.randrange(max(1, len(lines) - k))
             mark = letters(i)
-            picked = [line + (f" {mark}" if rng.random() < 0.85 else "") for line in lines[start:start + k]]
+            picked = [line + (f" {mark}" if rng.random() < 0.85 else "") for line in lines[start : start + k]]
             for _ in range(rng.randint(2, 4)):
                 picked.insert(rng.randrange(len(picked) + 1), BOILERPLATE[rng.randrange(len(BOILERPLATE))])
             body = "\n".join(picked).encode("utf-8")
@@ -107,19 +145,31 @@ def build_crawl(root: str, n: int, per_file: int, texts: list, seed: int = 7) ->
             if len(urls) < 5000:
                 urls.append(url)
         date = f"2024-03-{1 + (i * 28) // max(n, 1):02d}T{(i // 60) % 24:02d}:{i % 60:02d}:00Z"
-        writer.write_record(writer.create_warc_record(url, "conversion", payload=io.BytesIO(body), warc_headers_dict={
-            "Content-Type": "text/plain", "WARC-Date": date}))
+        writer.write_record(
+            writer.create_warc_record(
+                url,
+                "conversion",
+                payload=io.BytesIO(body),
+                warc_headers_dict={"Content-Type": "text/plain", "WARC-Date": date},
+            )
+        )
         made += 1
         text_bytes += len(body)
     out.close()
-    return {"records": made, "text_bytes": text_bytes, "files": -(-n // per_file),
-            "gz_bytes": sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*")))}
+    return {
+        "records": made,
+        "text_bytes": text_bytes,
+        "files": -(-n // per_file),
+        "gz_bytes": sum(os.path.getsize(f) for f in glob.glob(os.path.join(folder, "*"))),
+    }
 
 
-HELPER = ("import resource, subprocess, sys, time; t = time.time(); "
-          "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-          "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
-          "print(r.ru_maxrss, r.ru_utime + r.ru_stime, time.time() - t)")
+HELPER = (
+    "import resource, subprocess, sys, time; t = time.time(); "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(r.ru_maxrss, r.ru_utime + r.ru_stime, time.time() - t)"
+)
 
 
 def measure(args, env) -> dict:
@@ -156,19 +206,42 @@ def main() -> None:
                 json.dump(info, open(info_path, "w"))
             out = os.path.join(tmp, f"out-{n}")
             extra = (["--dedup-order", "llama3", "--line-max-docs", "6"] if args.order == "llama3" else []) + (
-                ["--fuzzy-dedup"] if args.fuzzy else [])
-            m = measure([command, "ccnet", "--input", os.path.join(root, "crawl-data"), "--output", out,
-                         "--languages", "en", "--workers", args.workers, *extra], env)
+                ["--fuzzy-dedup"] if args.fuzzy else []
+            )
+            m = measure(
+                [
+                    command,
+                    "ccnet",
+                    "--input",
+                    os.path.join(root, "crawl-data"),
+                    "--output",
+                    out,
+                    "--languages",
+                    "en",
+                    "--workers",
+                    args.workers,
+                    *extra,
+                ],
+                env,
+            )
             prov = json.load(open(os.path.join(out, "_provenance.json")))
             stats = json.load(open(os.path.join(out, "stats.json")))
             written = stats[-1]["kept"]
-            row = {**info, **m, "written": written, "key_bytes": prov.get("key_bytes"),
-                   "mark_bytes": prov.get("mark_bytes")}
+            row = {
+                **info,
+                **m,
+                "written": written,
+                "key_bytes": prov.get("key_bytes"),
+                "mark_bytes": prov.get("mark_bytes"),
+            }
             rows.append(row)
-            print(f"{n:7d} records ({info['text_bytes'] / 1e6:.1f} MB text, {info['files']} files): peak RSS "
-                  f"{m['rss_mib']:.0f} MiB, CPU {m['cpu_s']:.1f} s, {n / m['cpu_s']:.0f} records/s per core, "
-                  f"key bytes {row['key_bytes'] / n:.0f} and shuffled marks {row['mark_bytes'] / n:.0f} per record, "
-                  f"{written} written", flush=True)
+            print(
+                f"{n:7d} records ({info['text_bytes'] / 1e6:.1f} MB text, {info['files']} files): peak RSS "
+                f"{m['rss_mib']:.0f} MiB, CPU {m['cpu_s']:.1f} s, {n / m['cpu_s']:.0f} records/s per core, "
+                f"key bytes {row['key_bytes'] / n:.0f} and shuffled marks {row['mark_bytes'] / n:.0f} per record, "
+                f"{written} written",
+                flush=True,
+            )
             subprocess.run(["rm", "-rf", out])
     for a, b in zip(rows, rows[1:]):
         growth = (b["rss_mib"] - a["rss_mib"]) * 2**20 / (b["text_bytes"] - a["text_bytes"])
@@ -178,8 +251,10 @@ def main() -> None:
     per_record = last["text_bytes"] / last["records"]
     if growth > 0:
         room = (args.machine_gib * 2**30 - first["rss_mib"] * 2**20) / growth
-        print(f"at that rate a {args.machine_gib:.0f} GiB machine takes about {room / 1e9:.0f} GB of text, "
-              f"{room / per_record / 1e6:.1f}M records of {per_record:.0f} bytes")
+        print(
+            f"at that rate a {args.machine_gib:.0f} GiB machine takes about {room / 1e9:.0f} GB of text, "
+            f"{room / per_record / 1e6:.1f}M records of {per_record:.0f} bytes"
+        )
     print(json.dumps(rows))
 
 

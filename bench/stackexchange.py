@@ -48,16 +48,19 @@ def main() -> None:
     out_rows = []
     for k in range(args.copies):
         shift = k * 100_000
-        out_rows += [ids.sub(lambda m: m.group(1) + b'="' + str(int(m.group(2)) + shift).encode() + b'"', r)
-                     for r in rows]
+        out_rows += [
+            ids.sub(lambda m: m.group(1) + b'="' + str(int(m.group(2)) + shift).encode() + b'"', r) for r in rows
+        ]
     parse = ParsePostRow()
     start = time.perf_counter()
     for i, r in enumerate(out_rows):
         parse(PostLine("bench.example", f"x@{i}", r))
     took = time.perf_counter() - start
     mb = sum(map(len, out_rows)) / 1e6
-    print(f"parse rows + HTML to text (one process): {len(out_rows)} posts ({mb:.1f} MB) in {took:.2f}s = "
-          f"{len(out_rows) / took:.0f} posts/s")
+    print(
+        f"parse rows + HTML to text (one process): {len(out_rows)} posts ({mb:.1f} MB) in {took:.2f}s = "
+        f"{len(out_rows) / took:.0f} posts/s"
+    )
     if args.no_stage:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,11 +71,14 @@ def main() -> None:
             fh.write(b"\n".join(out_rows) + b"\n</posts>\n")
         out = os.path.join(tmp, "out")
         start = time.perf_counter()
-        stats = run_stackexchange(StackExchangeConfig(input=[os.path.join(tmp, "dump")], output=out, split_mb=4),
-                                  beam_args)
+        stats = run_stackexchange(
+            StackExchangeConfig(input=[os.path.join(tmp, "dump")], output=out, split_mb=4), beam_args
+        )
         took = time.perf_counter() - start
-        print(f"StackExchange stage ({' '.join(beam_args) or 'in-memory DirectRunner'}): {len(out_rows)} posts in "
-              f"{took:.1f}s = {len(out_rows) / took:.0f} posts/s; {stats[-1]['kept']} threads")
+        print(
+            f"StackExchange stage ({' '.join(beam_args) or 'in-memory DirectRunner'}): {len(out_rows)} posts in "
+            f"{took:.1f}s = {len(out_rows) / took:.0f} posts/s; {stats[-1]['kept']} threads"
+        )
         if not args.archive:
             return
         import py7zr
@@ -82,18 +88,29 @@ def main() -> None:
         start = time.perf_counter()
         with py7zr.SevenZipFile(os.path.join(arch, "bench.example.7z"), "w") as archive:
             archive.write(os.path.join(site, "Posts.xml"), "Posts.xml")
-        print(f"7z archive: {os.path.getsize(os.path.join(arch, 'bench.example.7z')) / 1e6:.1f} MB "
-              f"(written in {time.perf_counter() - start:.1f}s)")
+        print(
+            f"7z archive: {os.path.getsize(os.path.join(arch, 'bench.example.7z')) / 1e6:.1f} MB "
+            f"(written in {time.perf_counter() - start:.1f}s)"
+        )
         digests = []
         for unpack in (True, False):
             out = os.path.join(tmp, f"out-7z-{unpack}")
             start = time.perf_counter()
             run_stackexchange(StackExchangeConfig(input=[arch], output=out, split_mb=4, unpack=unpack), beam_args)
             took = time.perf_counter() - start
-            print(f"StackExchange stage on the .7z, {'unpacked into chunks' if unpack else 'read whole (--no-unpack)'}: "
-                  f"{len(out_rows)} posts in {took:.1f}s = {len(out_rows) / took:.0f} posts/s")
-            digests.append(hashlib.sha256(b"".join(open(os.path.join(out, n), "rb").read()
-                                                   for n in sorted(os.listdir(out)) if n.startswith("part-"))).hexdigest())
+            print(
+                f"StackExchange stage on the .7z, {'unpacked into chunks' if unpack else 'read whole (--no-unpack)'}: "
+                f"{len(out_rows)} posts in {took:.1f}s = {len(out_rows) / took:.0f} posts/s"
+            )
+            digests.append(
+                hashlib.sha256(
+                    b"".join(
+                        open(os.path.join(out, n), "rb").read()
+                        for n in sorted(os.listdir(out))
+                        if n.startswith("part-")
+                    )
+                ).hexdigest()
+            )
         print(f"same documents unpacked and whole: {digests[0] == digests[1]}")
 
 

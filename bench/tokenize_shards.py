@@ -51,8 +51,7 @@ def build_corpus(root: str, repeat: int) -> dict:
 
 
 def line(label: str, tokens: int, seconds: float, extra: str = "") -> None:
-    print(f"{label:<52} {tokens:>11,} tokens {seconds:>8.2f} s {tokens / seconds:>12,.0f} tokens/s {extra}",
-          flush=True)
+    print(f"{label:<52} {tokens:>11,} tokens {seconds:>8.2f} s {tokens / seconds:>12,.0f} tokens/s {extra}", flush=True)
 
 
 PLAIN_LOOP = """
@@ -74,8 +73,10 @@ docs_dir, model, out = sys.argv[1:]
 files = {name: [f"{docs_dir}/{name}/part-00000.jsonl.gz"] for name in %r}
 write_tokens(TokensConfig(files=files, tokenizer=model, output=out, overwrite=True), [])
 """
-HELPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
-          "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)")
+HELPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime)"
+)
 
 
 def cpu_comparison(docs_dir: str, model_path: str, repeat: int, rounds: int) -> None:
@@ -88,10 +89,17 @@ def cpu_comparison(docs_dir: str, model_path: str, repeat: int, rounds: int) -> 
     out = tempfile.mkdtemp(prefix="bench-tokens-")
     runs = {"plain loop": [], "tokens stage": []}
     for r in range(rounds):
-        for name, script, target in (("plain loop", PLAIN_LOOP, os.path.join(out, f"loop{r}.arrow")),
-                                     ("tokens stage", STAGE, os.path.join(out, f"stage{r}"))):
-            got = subprocess.run([sys.executable, "-c", HELPER, sys.executable, "-c", script % (SOURCES,), docs_dir,
-                                  model_path, target], capture_output=True, text=True, env=env, check=True)
+        for name, script, target in (
+            ("plain loop", PLAIN_LOOP, os.path.join(out, f"loop{r}.arrow")),
+            ("tokens stage", STAGE, os.path.join(out, f"stage{r}")),
+        ):
+            got = subprocess.run(
+                [sys.executable, "-c", HELPER, sys.executable, "-c", script % (SOURCES,), docs_dir, model_path, target],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             runs[name].append(float(got.stdout))
     med = {name: statistics.median(v) for name, v in runs.items()}
     for name, v in runs.items():
@@ -106,8 +114,12 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--reads", type=int, default=200_000, help="random single-row reads (default: 200000)")
     ap.add_argument("--workdir", default=None, help="keep the files here (default: a temporary directory)")
-    ap.add_argument("--cpu", action="store_true", help="only: the recipe's tokens stage against a plain loop that "
-                                                        "reads, encodes and writes the same files, in CPU seconds")
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="only: the recipe's tokens stage against a plain loop that "
+        "reads, encodes and writes the same files, in CPU seconds",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="with --cpu: alternating rounds (the median is printed)")
     args, beam_args = ap.parse_known_args()
     beam_args = [a for a in beam_args if a != "--"]
@@ -117,10 +129,16 @@ def main() -> None:
     texts = build_corpus(os.path.join(work, "docs"), args.repeat)
     all_texts = [t for name in SOURCES for t in texts[name]]
     chars = sum(map(len, all_texts))
-    print(f"corpus: {len(all_texts):,} documents, {chars / 1e6:.1f} M characters ({args.repeat} copies); "
-          f"cpus: {os.cpu_count()}", flush=True)
-    model = train_sentencepiece((ln for t in all_texts[: len(all_texts) // args.repeat] for ln in t.splitlines()
-                                 if ln.strip()), args.vocab, threads=2)
+    print(
+        f"corpus: {len(all_texts):,} documents, {chars / 1e6:.1f} M characters ({args.repeat} copies); "
+        f"cpus: {os.cpu_count()}",
+        flush=True,
+    )
+    model = train_sentencepiece(
+        (ln for t in all_texts[: len(all_texts) // args.repeat] for ln in t.splitlines() if ln.strip()),
+        args.vocab,
+        threads=2,
+    )
     model_path = os.path.join(work, "tokenizer.model")
     with open(model_path, "wb") as fh:
         fh.write(model)
@@ -140,40 +158,70 @@ def main() -> None:
     files = {name: source_files(name, os.path.join(work, "docs", name)) for name in SOURCES}
     runs = [("count stage, DirectRunner in memory", list(beam_args))]
     if not beam_args:
-        runs.append(("count stage, DirectRunner multi_processing x2",
-                     ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]))
+        runs.append(
+            (
+                "count stage, DirectRunner multi_processing x2",
+                ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+            )
+        )
     counts = None
     for label, bargs in runs:
         t = time.perf_counter()
-        counts = count_tokens(CountConfig(files=files, tokenizer=model_path, output=os.path.join(work, "counts"),
-                                          overwrite=True), bargs)
+        counts = count_tokens(
+            CountConfig(files=files, tokenizer=model_path, output=os.path.join(work, "counts"), overwrite=True), bargs
+        )
         seconds = time.perf_counter() - t
         ids = sum(s["tokens"] - 2 * s["documents"] for s in counts["sources"].values())
         line(label, ids, seconds, "(ids, without BOS/EOS; includes Beam start-up)")
 
-    manifest = parse_manifest({
-        "output": work, "seed": 1, "seq_len": args.seq_len, "budget_tokens": 10 ** 9,
-        "shards": {"rows_per_shard": 512, "batch_rows": 128, "pack_group_tokens": 4_000_000},
-        "sources": {"wiki_en": {"weight": 0.5, "documents": os.path.join(work, "docs", "wiki_en")},
-                    "wiki_fr": {"weight": 0.25, "documents": os.path.join(work, "docs", "wiki_fr")},
-                    "code": {"weight": 0.25, "documents": os.path.join(work, "docs", "code")}}},
-        os.path.join(work, "bench.yaml"))
+    manifest = parse_manifest(
+        {
+            "output": work,
+            "seed": 1,
+            "seq_len": args.seq_len,
+            "budget_tokens": 10**9,
+            "shards": {"rows_per_shard": 512, "batch_rows": 128, "pack_group_tokens": 4_000_000},
+            "sources": {
+                "wiki_en": {"weight": 0.5, "documents": os.path.join(work, "docs", "wiki_en")},
+                "wiki_fr": {"weight": 0.25, "documents": os.path.join(work, "docs", "wiki_fr")},
+                "code": {"weight": 0.25, "documents": os.path.join(work, "docs", "code")},
+            },
+        },
+        os.path.join(work, "bench.yaml"),
+    )
     total = sum(s["tokens"] for s in counts["sources"].values())
     manifest.budget_tokens = int(total * 1.5)
     plan = plan_mixture(manifest, counts["sources"])
     shards_dir = os.path.join(work, "shards")
     t = time.perf_counter()
-    man = write_mixed_shards(ShardConfig(files=files, tokenizer=model_path, output=shards_dir, plan=plan,
-                                         rows_per_shard=512, batch_rows=128, overwrite=True), beam_args)
-    line("shard stage (tokenize, draw 1.5x, pack, shuffle, write)", man["tokens"], time.perf_counter() - t,
-         f"({man['rows']:,} rows, {len(man['shards'])} shards)")
+    man = write_mixed_shards(
+        ShardConfig(
+            files=files,
+            tokenizer=model_path,
+            output=shards_dir,
+            plan=plan,
+            rows_per_shard=512,
+            batch_rows=128,
+            overwrite=True,
+        ),
+        beam_args,
+    )
+    line(
+        "shard stage (tokenize, draw 1.5x, pack, shuffle, write)",
+        man["tokens"],
+        time.perf_counter() - t,
+        f"({man['rows']:,} rows, {len(man['shards'])} shards)",
+    )
 
     t = time.perf_counter()
     ds = ShardDataset(shards_dir, verify=True)
     seconds = time.perf_counter() - t
     size = sum(s["bytes"] for s in man["shards"])
-    print(f"{'open with sha256 verification':<52} {size / 1e6:>8.1f} MB {seconds:>8.2f} s "
-          f"{size / 1e6 / seconds:>9,.0f} MB/s", flush=True)
+    print(
+        f"{'open with sha256 verification':<52} {size / 1e6:>8.1f} MB {seconds:>8.2f} s "
+        f"{size / 1e6 / seconds:>9,.0f} MB/s",
+        flush=True,
+    )
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(ds), size=args.reads)
     width = ds.seq_len + 1
@@ -185,16 +233,22 @@ def main() -> None:
         tokens, starts = ds[int(i)]
         acc += int(tokens[0])
     seconds = time.perf_counter() - t
-    print(f"{'random single rows ds[i] (views)':<52} {len(idx):>11,} rows {seconds:>8.2f} s "
-          f"{len(idx) / seconds:>12,.0f} rows/s {len(idx) * width / seconds:>14,.0f} tokens/s", flush=True)
+    print(
+        f"{'random single rows ds[i] (views)':<52} {len(idx):>11,} rows {seconds:>8.2f} s "
+        f"{len(idx) / seconds:>12,.0f} rows/s {len(idx) * width / seconds:>14,.0f} tokens/s",
+        flush=True,
+    )
     batches = idx[: (len(idx) // 32) * 32].reshape(-1, 32)
     t = time.perf_counter()
     for b in batches:
         rows, _ = ds.get_batch(b.tolist())
         acc += int(rows[0, 0])
     seconds = time.perf_counter() - t
-    print(f"{'random batches of 32 ds.get_batch (copied)':<52} {batches.size:>11,} rows {seconds:>8.2f} s "
-          f"{batches.size / seconds:>12,.0f} rows/s {batches.size * width / seconds:>14,.0f} tokens/s", flush=True)
+    print(
+        f"{'random batches of 32 ds.get_batch (copied)':<52} {batches.size:>11,} rows {seconds:>8.2f} s "
+        f"{batches.size / seconds:>12,.0f} rows/s {batches.size * width / seconds:>14,.0f} tokens/s",
+        flush=True,
+    )
     print(f"work directory: {work}", file=sys.stderr)
 
 

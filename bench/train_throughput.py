@@ -79,17 +79,33 @@ def main() -> int:
     if not a.data:
         build_sample_shards(data, seq_len=train_cfg.seq_len, vocab_size=1024, rows_per_shard=256)
     ds = ShardDataset(data, verify=False)
-    model_cfg = dataclasses.replace(model_cfg, vocab_size=model_cfg.vocab_size or ds.vocab_size,
-                                    max_seq_len=max(model_cfg.max_seq_len, ds.seq_len))
+    model_cfg = dataclasses.replace(
+        model_cfg, vocab_size=model_cfg.vocab_size or ds.vocab_size, max_seq_len=max(model_cfg.max_seq_len, ds.seq_len)
+    )
     rows = train_cfg.batch_tokens // train_cfg.seq_len
-    results = {"config": a.config, "params": model_cfg.num_params(), "seq_len": ds.seq_len, "batch_rows": rows,
-               "tokens_per_step": rows * ds.seq_len, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
+    results = {
+        "config": a.config,
+        "params": model_cfg.num_params(),
+        "seq_len": ds.seq_len,
+        "batch_rows": rows,
+        "tokens_per_step": rows * ds.seq_len,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": os.getloadavg()[0],
+    }
 
     # The three are run in turns (--rounds), so a machine shared with other jobs slows them alike.
     batches = _batches(ds, rows, a.steps)
-    tc = dataclasses.replace(train_cfg, steps=a.steps, warmup_steps=max(1, a.steps // 5), ckpt_every=0,
-                             eval_every=0, log_every=10 ** 9, micro_batch=0)
+    tc = dataclasses.replace(
+        train_cfg,
+        steps=a.steps,
+        warmup_steps=max(1, a.steps // 5),
+        ckpt_every=0,
+        eval_every=0,
+        log_every=10**9,
+        micro_batch=0,
+    )
     samples = {"corpusmill_tokens_per_s": [], "reference_loop_tokens_per_s": [], "hf_transformers_tokens_per_s": []}
     try:
         import transformers
@@ -103,7 +119,7 @@ def main() -> int:
         train(model_cfg, tc, data, out, stream=None, verify_data=False)
         with open(os.path.join(out, "train_log.jsonl")) as fh:
             recs = [json.loads(line) for line in fh if '"loss"' in line]
-        samples["corpusmill_tokens_per_s"] += [r["tokens_per_s"] for r in recs[a.warmup:]]
+        samples["corpusmill_tokens_per_s"] += [r["tokens_per_s"] for r in recs[a.warmup :]]
         # 2. the same model in a minimal loop
         torch.manual_seed(0)
         model = Transformer(model_cfg)
@@ -111,34 +127,49 @@ def main() -> int:
         samples["reference_loop_tokens_per_s"] += _loop(model, lambda m, x: m(x), batches, tc.lr, a.warmup)
         # 3. Hugging Face transformers' LLaMA of the same shape
         if transformers is not None:
-            hf_cfg = LlamaConfig(vocab_size=model_cfg.vocab_size, hidden_size=model_cfg.dim,
-                                 intermediate_size=model_cfg.ffn_hidden, num_hidden_layers=model_cfg.n_layers,
-                                 num_attention_heads=model_cfg.n_heads, num_key_value_heads=model_cfg.kv_heads,
-                                 max_position_embeddings=model_cfg.max_seq_len, rms_norm_eps=model_cfg.norm_eps,
-                                 rope_theta=model_cfg.rope_theta, tie_word_embeddings=False,
-                                 attention_bias=False, mlp_bias=False, attn_implementation="sdpa")
+            hf_cfg = LlamaConfig(
+                vocab_size=model_cfg.vocab_size,
+                hidden_size=model_cfg.dim,
+                intermediate_size=model_cfg.ffn_hidden,
+                num_hidden_layers=model_cfg.n_layers,
+                num_attention_heads=model_cfg.n_heads,
+                num_key_value_heads=model_cfg.kv_heads,
+                max_position_embeddings=model_cfg.max_seq_len,
+                rms_norm_eps=model_cfg.norm_eps,
+                rope_theta=model_cfg.rope_theta,
+                tie_word_embeddings=False,
+                attention_bias=False,
+                mlp_bias=False,
+                attn_implementation="sdpa",
+            )
             torch.manual_seed(0)
             hf = LlamaForCausalLM(hf_cfg)
             assert sum(p.numel() for p in hf.parameters()) == model_cfg.num_params()
             hf.train()
             samples["hf_transformers_tokens_per_s"] += _loop(
-                hf, lambda m, x: m(input_ids=x, use_cache=False).logits, batches, tc.lr, a.warmup)
+                hf, lambda m, x: m(input_ids=x, use_cache=False).logits, batches, tc.lr, a.warmup
+            )
             results["hf_transformers_version"] = transformers.__version__
     for key, vals in samples.items():
         results[key] = statistics.median(vals) if vals else None
         results[key.replace("_tokens_per_s", "_best_tokens_per_s")] = max(vals) if vals else None
     results["loadavg_after"] = os.getloadavg()[0]
 
-    print(f"config {a.config}: {results['params'] / 1e6:.2f}M params, {rows} x {ds.seq_len} = "
-          f"{results['tokens_per_step']} tokens/step, {results['threads']} threads, torch {torch.__version__}")
-    for key, name in (("corpusmill_tokens_per_s", "corpusmill trainer"),
-                      ("reference_loop_tokens_per_s", "same model, minimal loop"),
-                      ("hf_transformers_tokens_per_s", "HF LlamaForCausalLM, minimal loop")):
+    print(
+        f"config {a.config}: {results['params'] / 1e6:.2f}M params, {rows} x {ds.seq_len} = "
+        f"{results['tokens_per_step']} tokens/step, {results['threads']} threads, torch {torch.__version__}"
+    )
+    for key, name in (
+        ("corpusmill_tokens_per_s", "corpusmill trainer"),
+        ("reference_loop_tokens_per_s", "same model, minimal loop"),
+        ("hf_transformers_tokens_per_s", "HF LlamaForCausalLM, minimal loop"),
+    ):
         v, best = results[key], results[key.replace("_tokens_per_s", "_best_tokens_per_s")]
-        print(f"  {name:36s} " + (f"{v:8.0f} tokens/s median, {best:8.0f} best" if v
-                                  else results.get("hf_note", "-")))
-    print(f"  load average {results['loadavg_before']:.2f} before, {results['loadavg_after']:.2f} after "
-          f"({results['cpu_count']} CPUs)")
+        print(f"  {name:36s} " + (f"{v:8.0f} tokens/s median, {best:8.0f} best" if v else results.get("hf_note", "-")))
+    print(
+        f"  load average {results['loadavg_before']:.2f} before, {results['loadavg_after']:.2f} after "
+        f"({results['cpu_count']} CPUs)"
+    )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=2, sort_keys=True)

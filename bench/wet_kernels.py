@@ -57,9 +57,14 @@ def split_wet(path: str, folder: str, files: int) -> str:
     with open(path, "rb") as fh:
         for i, rec in enumerate(ArchiveIterator(fh)):
             writer = writers[i % files]
-            writer.write_record(writer.create_warc_record(
-                rec.rec_headers.get_header("WARC-Target-URI"), "conversion",
-                payload=io.BytesIO(rec.content_stream().read()), warc_headers_dict={"Content-Type": "text/plain"}))
+            writer.write_record(
+                writer.create_warc_record(
+                    rec.rec_headers.get_header("WARC-Target-URI"),
+                    "conversion",
+                    payload=io.BytesIO(rec.content_stream().read()),
+                    warc_headers_dict={"Content-Type": "text/plain"},
+                )
+            )
     for o in outs:
         o.close()
     return folder
@@ -83,9 +88,14 @@ def build_wet(path: str, docs: str, copies: int, limit: int = 0) -> int:
             mark = f" (copy {'abcdefghijklmnopqrstuvwxyz'[c - 1] * 3})" if c else ""  # letters: dedup folds digits
             for rel, text in texts:
                 body = "\n".join(line + mark for line in text.split("\n")).encode("utf-8")
-                writer.write_record(writer.create_warc_record(
-                    f"https://docs.python.org/3.11/{rel}?copy={c}", "conversion", payload=io.BytesIO(body),
-                    warc_headers_dict={"Content-Type": "text/plain"}))
+                writer.write_record(
+                    writer.create_warc_record(
+                        f"https://docs.python.org/3.11/{rel}?copy={c}",
+                        "conversion",
+                        payload=io.BytesIO(body),
+                        warc_headers_dict={"Content-Type": "text/plain"},
+                    )
+                )
                 n += 1
     return n
 
@@ -99,11 +109,35 @@ def train_models(tmp: str) -> dict:
 
     lm_dir, clf = os.path.join(tmp, "lm"), os.path.join(tmp, "wiki.bin")
     wiki, lowq = os.path.join(QUALITY, "wiki_en.jsonl.gz"), os.path.join(QUALITY, "lowq_en.jsonl.gz")
-    for argv in (["train-lm", "--lang", "en", "--input", wiki, "--output", lm_dir, "--vocab-size", "2000",
-                  "--max-docs", "400", "--lm-type", "trie"],
-                 ["cutoffs", "--input", lowq, "--lm-dir", lm_dir, "--output", os.path.join(lm_dir, "cutoffs.csv"),
-                  "--lang", "en"],
-                 ["train-classifier", "--positive", wiki, "--negative", lowq, "--output", clf]):
+    for argv in (
+        [
+            "train-lm",
+            "--lang",
+            "en",
+            "--input",
+            wiki,
+            "--output",
+            lm_dir,
+            "--vocab-size",
+            "2000",
+            "--max-docs",
+            "400",
+            "--lm-type",
+            "trie",
+        ],
+        [
+            "cutoffs",
+            "--input",
+            lowq,
+            "--lm-dir",
+            lm_dir,
+            "--output",
+            os.path.join(lm_dir, "cutoffs.csv"),
+            "--lang",
+            "en",
+        ],
+        ["train-classifier", "--positive", wiki, "--negative", lowq, "--output", clf],
+    ):
         assert cli_main(argv) == 0, argv
     return {"lm_dir": lm_dir, "classifier": clf}
 
@@ -132,8 +166,11 @@ def kernels(path: str, out: str, models: dict) -> int:
     filters = [LanguageId(languages=["en"])]
     if models:
         cutoffs = os.path.join(models["lm_dir"], "cutoffs.csv")
-        filters += [Perplexity(models["lm_dir"], ["en"]), PerplexityBucket(cutoffs, None, read_cutoffs(cutoffs)),
-                    WikiClassifier({"en": models["classifier"]})]
+        filters += [
+            Perplexity(models["lm_dir"], ["en"]),
+            PerplexityBucket(cutoffs, None, read_cutoffs(cutoffs)),
+            WikiClassifier({"en": models["classifier"]}),
+        ]
     for f in filters:
         f.setup()
     from corpusmill.core.document import Document
@@ -151,9 +188,11 @@ def kernels(path: str, out: str, models: dict) -> int:
     return len(kept)
 
 
-HELPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
-          "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); "
-          "print(r.ru_utime + r.ru_stime, r.ru_maxrss)")
+HELPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(r.ru_utime + r.ru_stime, r.ru_maxrss)"
+)
 
 
 def measure(argv) -> tuple:
@@ -167,8 +206,21 @@ def measure(argv) -> tuple:
 def stage_argv(path: str, out: str, models: dict, workers: int = 1) -> list:
     quality = ["--lm-dir", models["lm_dir"], "--classifier", models["classifier"]] if models else []
     command = os.path.join(os.path.dirname(sys.executable), "corpusmill")
-    return [command, "ccnet", "--input", path, "--output", out, "--languages", "en", "--workers", str(workers),
-            "--min-length", "0", *quality]
+    return [
+        command,
+        "ccnet",
+        "--input",
+        path,
+        "--output",
+        out,
+        "--languages",
+        "en",
+        "--workers",
+        str(workers),
+        "--min-length",
+        "0",
+        *quality,
+    ]
 
 
 def kernels_argv(path: str, out: str, models: dict) -> list:
@@ -184,8 +236,12 @@ def main() -> None:
     ap.add_argument("--docs", default="/usr/share/doc/python3.11/html")
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=1, help="also run the stage with this many workers, and with "
-                                                           "one, on the same records in --files files")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run the stage with this many workers, and with one, on the same records in --files files",
+    )
     ap.add_argument("--files", type=int, default=4, help="the files the workers' comparison cuts the records into")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--quality", action="store_true", help="perplexity buckets and the classifier on both sides")
@@ -202,8 +258,10 @@ def main() -> None:
         one = os.path.join(tmp, "one.wet.gz")
         build_wet(one, args.docs, 1, limit=1)
         models = train_models(tmp) if args.quality else {}
-        print(f"{n} WET records, {os.path.getsize(wet) / 1e6:.1f} MB; uncompressed "
-              f"{len(gzip.open(wet).read()) / 1e6:.1f} MB")
+        print(
+            f"{n} WET records, {os.path.getsize(wet) / 1e6:.1f} MB; uncompressed "
+            f"{len(gzip.open(wet).read()) / 1e6:.1f} MB"
+        )
         cpu = collections.defaultdict(list)
         for r in range(args.rounds):
             cpu["kernels"].append(measure(kernels_argv(wet, os.path.join(tmp, f"loop{r}.jsonl.gz"), models)))
@@ -211,16 +269,20 @@ def main() -> None:
             if args.workers > 1:
                 cut = split_wet(wet, os.path.join(tmp, "cut"), args.files) if r == 0 else os.path.join(tmp, "cut")
                 cpu[f"stage, {args.files} files, 1 worker"].append(
-                    measure(stage_argv(cut, os.path.join(tmp, f"outc{r}"), models, 1)))
+                    measure(stage_argv(cut, os.path.join(tmp, f"outc{r}"), models, 1))
+                )
                 cpu[f"stage, {args.files} files, {args.workers} workers"].append(
-                    measure(stage_argv(cut, os.path.join(tmp, f"outw{r}"), models, args.workers)))
+                    measure(stage_argv(cut, os.path.join(tmp, f"outw{r}"), models, args.workers))
+                )
             cpu["stage on one record"].append(measure(stage_argv(one, os.path.join(tmp, f"one{r}"), models)))
             cpu["import apache_beam"].append(measure([sys.executable, "-c", "import apache_beam"]))
         rows = {name: (median([c for c, _ in v]), median([m for _, m in v])) for name, v in cpu.items()}
         for name, (c, m) in rows.items():
             print(f"{name:28s} {c:7.2f} CPU-s  peak RSS {m:6.0f} MiB")
-        print(f"stage / kernels: {rows['stage'][0] / rows['kernels'][0]:.2f}x CPU; start-up: "
-              f"{rows['stage on one record'][0] - rows['import apache_beam'][0]:.2f} CPU-s over Beam's import")
+        print(
+            f"stage / kernels: {rows['stage'][0] / rows['kernels'][0]:.2f}x CPU; start-up: "
+            f"{rows['stage on one record'][0] - rows['import apache_beam'][0]:.2f} CPU-s over Beam's import"
+        )
         if args.workers > 1:
             many, one_ = f"stage, {args.files} files, {args.workers} workers", f"stage, {args.files} files, 1 worker"
             print(f"{args.workers} workers / 1 on {args.files} files: {rows[many][0] / rows[one_][0]:.2f}x CPU")
@@ -237,8 +299,10 @@ def main() -> None:
             print(f"cProfile of the stage, {total:.2f} s in all; the functions with the most time of their own:")
             entries = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]
             for (path, line, name), (_cc, calls, tottime, cumtime, _callers) in entries:
-                print(f"{100 * tottime / total:5.1f}%  own {tottime:6.2f} s  cumulative {cumtime:6.2f} s  "
-                      f"{calls:8d} calls  {name} ({os.path.basename(path)}:{line})")
+                print(
+                    f"{100 * tottime / total:5.1f}%  own {tottime:6.2f} s  cumulative {cumtime:6.2f} s  "
+                    f"{calls:8d} calls  {name} ({os.path.basename(path)}:{line})"
+                )
 
 
 if __name__ == "__main__":

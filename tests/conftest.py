@@ -59,8 +59,11 @@ def torch_one_thread():
 def portable_job_service():
     """Beam's Python local job service on a free port; yields the PortableRunner options."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         with socket.socket() as s:
@@ -104,8 +107,11 @@ def rewrite_warc_page(src: str, dst: str, text, encoding: str, content_type: str
     from warcio.warcwriter import WARCWriter
 
     with open(src, "rb") as fh:
-        uri = next(r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
-                   if r.rec_type == "response" and "html" in (r.http_headers.get_header("Content-Type") or ""))
+        uri = next(
+            r.rec_headers.get_header("WARC-Target-URI")
+            for r in ArchiveIterator(fh)
+            if r.rec_type == "response" and "html" in (r.http_headers.get_header("Content-Type") or "")
+        )
     if text is None:
         rng = random.Random(13)
         body = b"<html><body><p>" + bytes(rng.randrange(128, 256) for _ in range(4000)) + b"</p></body></html>"
@@ -115,12 +121,21 @@ def rewrite_warc_page(src: str, dst: str, text, encoding: str, content_type: str
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with open(dst, "wb") as out:
         writer = WARCWriter(out, gzip=True)
-        http = StatusAndHeaders("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))],
-                                protocol="HTTP/1.1")
+        http = StatusAndHeaders(
+            "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+        )
         record = writer.create_warc_record(
-            uri + "?rewritten", "response", payload=io.BytesIO(body), http_headers=http,
-            warc_headers_dict={"WARC-Record-ID": "<urn:uuid:3f0c7a52-6a4e-4c1e-9d0b-" + hashlib.sha1(
-                dst.encode()).hexdigest()[:12] + ">", "WARC-Date": "2024-01-01T00:00:00Z"})
+            uri + "?rewritten",
+            "response",
+            payload=io.BytesIO(body),
+            http_headers=http,
+            warc_headers_dict={
+                "WARC-Record-ID": "<urn:uuid:3f0c7a52-6a4e-4c1e-9d0b-"
+                + hashlib.sha1(dst.encode()).hexdigest()[:12]
+                + ">",
+                "WARC-Date": "2024-01-01T00:00:00Z",
+            },
+        )
         writer.write_record(record)
 
 

@@ -36,8 +36,9 @@ def real_pages() -> List[dict]:
     return pages
 
 
-def make_snapshot(root: str, dump: str, pages: List[dict], date: str, files: int = 3,
-                  edit: Optional[Callable[[str], str]] = None) -> List[str]:
+def make_snapshot(
+    root: str, dump: str, pages: List[dict], date: str, files: int = 3, edit: Optional[Callable[[str], str]] = None
+) -> List[str]:
     """Write one snapshot's WET files and its wet.paths.gz under ``root``; returns the listed paths."""
     rel_paths = []
     for i in range(files):
@@ -49,10 +50,19 @@ def make_snapshot(root: str, dump: str, pages: List[dict], date: str, files: int
             for page in pages[i::files]:
                 text = edit(page["text"]) if edit else page["text"]
                 rid = uuid.UUID(hashlib.md5(f"{dump} {page['url']}".encode()).hexdigest())
-                headers = [("WARC-Type", "conversion"), ("WARC-Target-URI", page["url"]), ("WARC-Date", date),
-                           ("WARC-Record-ID", f"<urn:uuid:{rid}>"), ("Content-Type", "text/plain")]
-                record = writer.create_warc_record(page["url"], "conversion", payload=io.BytesIO(text.encode()),
-                                                   warc_headers=StatusAndHeaders("", headers, protocol="WARC/1.0"))
+                headers = [
+                    ("WARC-Type", "conversion"),
+                    ("WARC-Target-URI", page["url"]),
+                    ("WARC-Date", date),
+                    ("WARC-Record-ID", f"<urn:uuid:{rid}>"),
+                    ("Content-Type", "text/plain"),
+                ]
+                record = writer.create_warc_record(
+                    page["url"],
+                    "conversion",
+                    payload=io.BytesIO(text.encode()),
+                    warc_headers=StatusAndHeaders("", headers, protocol="WARC/1.0"),
+                )
                 writer.write_record(record)
         rel_paths.append(rel)
     listing = os.path.join(root, "crawl-data", dump, "wet.paths.gz")

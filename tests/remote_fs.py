@@ -25,7 +25,7 @@ class LocalBackedTestFileSystem(LocalFileSystem):
     def to_local(path: str) -> str:
         if not path.startswith(f"{SCHEME}://"):
             return path  # LocalFileSystem's own helpers call back with local paths
-        return os.path.join(ROOT, path[len(SCHEME) + 3:])
+        return os.path.join(ROOT, path[len(SCHEME) + 3 :])
 
     @staticmethod
     def to_url(path: str) -> str:
@@ -35,8 +35,16 @@ class LocalBackedTestFileSystem(LocalFileSystem):
         if not all(p.startswith(f"{SCHEME}://") for p in patterns):
             return super().match(patterns, limits)
         results = super().match([self.to_local(p) for p in patterns], limits)
-        return [MatchResult(p, [FileMetadata(self.to_url(m.path), m.size_in_bytes, m.last_updated_in_seconds)
-                                for m in r.metadata_list]) for p, r in zip(patterns, results)]
+        return [
+            MatchResult(
+                p,
+                [
+                    FileMetadata(self.to_url(m.path), m.size_in_bytes, m.last_updated_in_seconds)
+                    for m in r.metadata_list
+                ],
+            )
+            for p, r in zip(patterns, results)
+        ]
 
     def open(self, path, *args, **kwargs):
         return super().open(self.to_local(path), *args, **kwargs)

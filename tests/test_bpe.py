@@ -40,8 +40,19 @@ def code_files():
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory):
     root = tmp_path_factory.mktemp("bpe")
-    argv = ["train-tokenizer", "--kind", "bpe", "--input", f"wiki={WIKI}", "--input", f"code={CODE}",
-            "--vocab-size", "3000", "--sample-chars", "3000000"]
+    argv = [
+        "train-tokenizer",
+        "--kind",
+        "bpe",
+        "--input",
+        f"wiki={WIKI}",
+        "--input",
+        f"code={CODE}",
+        "--vocab-size",
+        "3000",
+        "--sample-chars",
+        "3000000",
+    ]
     assert cli_main(argv + ["--output", str(root / "a")]) == 0
     assert cli_main(argv + ["--output", str(root / "b")]) == 0
     return root
@@ -61,7 +72,7 @@ def test_training_is_deterministic_and_has_llama3s_layout(bpe):
 
 def test_exact_round_trip_on_72_languages_and_code(bpe):
     tok = load_tokenizer(str(bpe / "a" / "tokenizer.model"))
-    texts = udhr() + code_files() + ["tabs\tand  spaces\r\nCRLF\n\n\nand \u00a0nbsp, emoji \U0001F600, \u200b"]
+    texts = udhr() + code_files() + ["tabs\tand  spaces\r\nCRLF\n\n\nand \u00a0nbsp, emoji \U0001f600, \u200b"]
     assert len(texts) > 72 + 10
     for text in texts:
         ids = tok.encode(text)
@@ -73,13 +84,40 @@ def test_exact_round_trip_on_72_languages_and_code(bpe):
 
 
 def test_a_sample_too_small_for_the_vocabulary_is_refused(tmp_path, capsys):
-    code = cli_main(["train-tokenizer", "--kind", "bpe", "--input", WIKI, "--vocab-size", "60000",
-                     "--sample-chars", "200000", "--output", str(tmp_path / "t")])
+    code = cli_main(
+        [
+            "train-tokenizer",
+            "--kind",
+            "bpe",
+            "--input",
+            WIKI,
+            "--vocab-size",
+            "60000",
+            "--sample-chars",
+            "200000",
+            "--output",
+            str(tmp_path / "t"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "too small for --vocab-size 60000" in err and "learned" in err
     assert not os.path.exists(tmp_path / "t" / "_SUCCESS")
-    assert cli_main(["train-tokenizer", "--kind", "bpe", "--input", WIKI, "--vocab-size", "400",
-                     "--output", str(tmp_path / "u")]) == 2
+    assert (
+        cli_main(
+            [
+                "train-tokenizer",
+                "--kind",
+                "bpe",
+                "--input",
+                WIKI,
+                "--vocab-size",
+                "400",
+                "--output",
+                str(tmp_path / "u"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
@@ -93,10 +131,17 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
     from corpusmill.train.export import export_hf, export_meta, load_trained
     from corpusmill.train.loop import train
 
-    manifest = {"output": str(tmp_path / "run"), "seed": 3, "seq_len": 128, "budget_tokens": "max",
-                "tokenizer": {"kind": "bpe", "vocab_size": 3000, "sample_chars": 3_000_000},
-                "sources": {"wiki": {"weight": 0.8, "epochs": 1.0, "documents": WIKI},
-                            "code": {"weight": 0.2, "epochs": 2.0, "documents": CODE}}}
+    manifest = {
+        "output": str(tmp_path / "run"),
+        "seed": 3,
+        "seq_len": 128,
+        "budget_tokens": "max",
+        "tokenizer": {"kind": "bpe", "vocab_size": 3000, "sample_chars": 3_000_000},
+        "sources": {
+            "wiki": {"weight": 0.8, "epochs": 1.0, "documents": WIKI},
+            "code": {"weight": 0.2, "epochs": 2.0, "documents": CODE},
+        },
+    }
     path = tmp_path / "bpe.yaml"
     path.write_text(yaml.safe_dump(manifest), encoding="utf-8")
     result = run_recipe(str(path), log=lambda *_: None)
@@ -108,13 +153,12 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
     tokens, starts = ds[0]
     assert tokens[starts[0]] == tok.bos_id and len(ds) == man["rows"] > 0
     # a row's first document decodes to text of the sources
-    end = list(tokens[starts[0] + 1:]).index(tok.eos_id) + starts[0] + 1 if tok.eos_id in tokens else len(tokens)
-    assert len(tok.decode(tokens[starts[0] + 1:end])) > 20
+    end = list(tokens[starts[0] + 1 :]).index(tok.eos_id) + starts[0] + 1 if tok.eos_id in tokens else len(tokens)
+    assert len(tok.decode(tokens[starts[0] + 1 : end])) > 20
 
     model_cfg, tr = load_config("tiny")
     model_cfg = dataclasses.replace(model_cfg, vocab_size=3000, max_seq_len=128)
-    tr = dataclasses.replace(tr, steps=3, seq_len=128, batch_tokens=4 * 128, eval_every=0, ckpt_every=3,
-                             log_every=1000)
+    tr = dataclasses.replace(tr, steps=3, seq_len=128, batch_tokens=4 * 128, eval_every=0, ckpt_every=3, log_every=1000)
     train(model_cfg, tr, result.shards_dir, str(tmp_path / "model"), stream=None)
     model, cfg, tokenizer, _ = load_trained(str(tmp_path / "model"))
     assert open(tokenizer, "rb").read() == open(model_file, "rb").read()
@@ -134,14 +178,14 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
 
     # continued pretraining from the export: its tokenizer.json is checked against the shards' BPE
     tr1 = dataclasses.replace(tr, steps=1, ckpt_every=0)
-    assert train(model_cfg, tr1, result.shards_dir, str(tmp_path / "again"), stream=None,
-                 init_from=hf_dir)["step"] == 1
+    assert train(model_cfg, tr1, result.shards_dir, str(tmp_path / "again"), stream=None, init_from=hf_dir)["step"] == 1
 
     meta_dir = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"))
     ranks = load_tiktoken_bpe(os.path.join(meta_dir, "tokenizer.model"))
     assert len(ranks) == 3000 - NUM_SPECIAL
-    enc = tiktoken.Encoding("corpusmill", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
-                            special_tokens={BOS: tok.bos_id, EOS: tok.eos_id})
+    enc = tiktoken.Encoding(
+        "corpusmill", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens={BOS: tok.bos_id, EOS: tok.eos_id}
+    )
     for text in texts:
         assert enc.encode(text, disallowed_special=()) == tok.encode(text).tolist(), text[:40]
 
@@ -160,7 +204,8 @@ def test_the_trainer_takes_uint32_shards_of_a_128k_vocabulary(tmp_path):
     assert rows.dtype.name == "uint32" and int(rows.max()) >= 65536
     model_cfg, tr = load_config("tiny")
     model_cfg = dataclasses.replace(model_cfg, vocab_size=vocab)
-    tr = dataclasses.replace(tr, steps=2, seq_len=64, batch_tokens=4 * 64, warmup_steps=1, eval_every=0,
-                             ckpt_every=0, log_every=1000)
+    tr = dataclasses.replace(
+        tr, steps=2, seq_len=64, batch_tokens=4 * 64, warmup_steps=1, eval_every=0, ckpt_every=0, log_every=1000
+    )
     summary = train(model_cfg, tr, str(tmp_path / "shards"), str(tmp_path / "run"), stream=None)
     assert summary["step"] == 2 and summary["loss"] == pytest.approx(math.log(vocab), rel=0.1)  # at chance

@@ -31,8 +31,11 @@ def _records(path, types=("response", "conversion")):
     with open(path, "rb") as fh:
         for rec in ArchiveIterator(fh):
             if rec.rec_type in types:
-                yield rec.rec_headers.get_header("WARC-Target-URI"), rec.rec_headers.get_header("WARC-Date"), \
-                    rec.content_stream().read()
+                yield (
+                    rec.rec_headers.get_header("WARC-Target-URI"),
+                    rec.rec_headers.get_header("WARC-Date"),
+                    rec.content_stream().read(),
+                )
 
 
 def _wet_text(url_suffix):
@@ -69,12 +72,19 @@ def test_clean_page_page_and_line_rules():
     policy = real + "\nThis site uses cookies to improve your experience with us."
     cleaned = rules.CleanPage()(Document("d", policy))
     assert cleaned.kept and "uses cookies" not in cleaned.doc.text
-    cited = rules.CleanPage()(Document("d", real + "\nThis claim is backed by a long citation list[1][citation needed]."))
+    cited = rules.CleanPage()(
+        Document("d", real + "\nThis claim is backed by a long citation list[1][citation needed].")
+    )
     assert "This claim is backed by a long citation list." in cited.doc.text
     # as the builder: a marker after the end mark leaves a space at the end, so the line goes; the pattern
     # is lowercase only ("[Edit]" is text)
-    cited = rules.CleanPage()(Document("d", real + "\nEvery adult citizen has had the right to vote. [1]\n"
-                                            "The section can be changed by anyone who signs in [Edit]."))
+    cited = rules.CleanPage()(
+        Document(
+            "d",
+            real + "\nEvery adult citizen has had the right to vote. [1]\n"
+            "The section can be changed by anyone who signs in [Edit].",
+        )
+    )
     assert "right to vote" not in cited.doc.text and "signs in [Edit]." in cited.doc.text
     assert rules.CleanPage(max_page_chars=100)(Document("d", real)).reason == "too_long"
     assert rules.CleanPage()(Document("d", "One sentence only, with enough words.")).reason == "too_few_sentences"
@@ -95,8 +105,10 @@ def test_clean_page_line_rules_each_remove_their_line():
         removed = verdict.doc.metadata["c4_lines_removed"]
         assert removed[reason] == base.metadata["c4_lines_removed"].get(reason, 0) + 1, reason
     # the thresholds are options
-    assert "Four words end here." in rules.CleanPage(min_words_per_line=4)(
-        Document("d", real + "\nFour words end here.")).doc.text
+    assert (
+        "Four words end here."
+        in rules.CleanPage(min_words_per_line=4)(Document("d", real + "\nFour words end here.")).doc.text
+    )
 
 
 def test_released_heuristics_are_configurable_filters():
@@ -187,9 +199,14 @@ def test_crawl_keeps_the_newest_page_per_normalized_url(crawl_run):
     seen = {d.id: (d.url, d.timestamp, d.location) for d in read_output(out)}
     for step, reasons in read_dropped(out).items():
         if step != "url_dedup":
-            seen.update({r["document"]["id"]: (r["document"]["url"], r["document"]["timestamp"],
-                                               r["document"]["location"])
-                         for rs in reasons.values() for r in rs if r.get("document")})
+            seen.update(
+                {
+                    r["document"]["id"]: (r["document"]["url"], r["document"]["timestamp"], r["document"]["location"])
+                    for rs in reasons.values()
+                    for r in rs
+                    if r.get("document")
+                }
+            )
     for r in records:
         url, timestamp, location = seen[r["document"]["metadata"]["duplicate_of"]]
         assert rules.normalize_url(url) == rules.normalize_url(r["document"]["url"])
@@ -208,8 +225,11 @@ def test_crawl_removes_repeated_three_sentence_spans_across_files(crawl_run):
     copies = [u for u in lost + kept if u.endswith("tutorial/classes.html")]
     assert len(copies) == 2 and sum(u.endswith("tutorial/classes.html") for u in lost) == 1
     # the first occurrence by document id keeps the shared spans: the copy that lost them has the larger id
-    lost_id = next(r["document"]["id"] for r in dropped_records(out, "span_dedup", "too_few_sentences")
-                   if r["document"]["url"].endswith("tutorial/classes.html"))
+    lost_id = next(
+        r["document"]["id"]
+        for r in dropped_records(out, "span_dedup", "too_few_sentences")
+        if r["document"]["url"].endswith("tutorial/classes.html")
+    )
     kept_id = next(d.id for d in docs if d.url.endswith("tutorial/classes.html"))
     assert kept_id < lost_id
 
@@ -220,8 +240,9 @@ def test_crawl_output_obeys_c4_rules_and_drops_bad_words(crawl_run):
         assert doc.source == "c4" and doc.metadata["language"] == "en"
         for line in doc.text.split("\n"):
             assert rules.ends_in_terminal_punct(line) and len(line.split()) >= 5
-    assert [r["document"]["url"] for r in dropped_records(out, "badwords", "badword")] == \
-        ["https://docs.python.org/3.11/howto/sockets.html"]
+    assert [r["document"]["url"] for r in dropped_records(out, "badwords", "badword")] == [
+        "https://docs.python.org/3.11/howto/sockets.html"
+    ]
 
 
 def test_crawl_is_byte_identical_on_the_multiprocess_runner(crawl_run, tmp_path):
@@ -265,8 +286,10 @@ def test_released_heuristics_keep_and_drop_by_their_thresholds(tmp_path):
 
     from corpusmill.core.profile import bin_of
 
-    for step, score, reason in (("terminal_punct", "terminal_punct_share", "low_terminal_punct_share"),
-                                ("word_count", "words", "too_few_words")):
+    for step, score, reason in (
+        ("terminal_punct", "terminal_punct_share", "low_terminal_punct_share"),
+        ("word_count", "words", "too_few_words"),
+    ):
         expected = [0] * len(score_histogram(out, step, score, "kept"))
         for r in dropped_records(out, step, reason):
             expected[bin_of(score, r["document"]["metadata"][score])] += 1
@@ -283,7 +306,9 @@ def test_bad_input_is_explained(tmp_path):
     with pytest.raises(CorpusmillError, match="--from crawl reads WARC"):
         run_c4(C4Config(input=[RELEASED], output=str(tmp_path / "a"), mode="crawl"))
     with pytest.raises(CorpusmillError, match="bad-words list"):
-        run_c4(C4Config(input=[PYDOCS], output=str(tmp_path / "b"), mode="crawl", badwords=str(tmp_path / "missing.txt")))
+        run_c4(
+            C4Config(input=[PYDOCS], output=str(tmp_path / "b"), mode="crawl", badwords=str(tmp_path / "missing.txt"))
+        )
     # a broken line in a released file is a dead letter naming the file and line; the others go on
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         good = [next(fh) for _ in range(3)]
@@ -305,19 +330,71 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     with gzip.open(RELEASED, "rt", encoding="utf-8") as fh:
         n = sum(1 for line in fh if line.strip())
     out = tmp_path / "cli"
-    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(out), "--heuristics",
-                     "--min-punct-share", "0", "--min-words", "0", "--max-words", "0", "--min-sentences", "0"]) == 0
+    assert (
+        cli_main(
+            [
+                "source",
+                "c4",
+                "--from",
+                "released",
+                "--input",
+                RELEASED,
+                "--output",
+                str(out),
+                "--heuristics",
+                "--min-punct-share",
+                "0",
+                "--min-words",
+                "0",
+                "--max-words",
+                "0",
+                "--min-sentences",
+                "0",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((out / "stats.json").read_text())
     assert [s["step"] for s in stats] == ["read", "terminal_punct", "word_count", "sentence_count"]
     assert all(s["read"] == s["kept"] == n for s in stats)  # every threshold off: nothing dropped
     assert cli_main(["source", "c4", "--from", "crawl", "--input", RELEASED, "--output", str(tmp_path / "x")]) == 2
     assert "--from crawl reads WARC/WET files" in capsys.readouterr().err
     # a heuristic's threshold without --heuristics would do nothing: it is refused, naming the flag
-    assert cli_main(["source", "c4", "--from", "released", "--input", RELEASED, "--output", str(tmp_path / "y"),
-                     "--min-words", "20"]) == 2
+    assert (
+        cli_main(
+            [
+                "source",
+                "c4",
+                "--from",
+                "released",
+                "--input",
+                RELEASED,
+                "--output",
+                str(tmp_path / "y"),
+                "--min-words",
+                "20",
+            ]
+        )
+        == 2
+    )
     assert "--min-words applies only with --heuristics" in capsys.readouterr().err
-    assert cli_main(["source", "c4", "--from", "crawl", "--input", PYDOCS, "--output", str(tmp_path / "z"),
-                     "--lid-model", "/nonexistent.ftz"]) == 2
+    assert (
+        cli_main(
+            [
+                "source",
+                "c4",
+                "--from",
+                "crawl",
+                "--input",
+                PYDOCS,
+                "--output",
+                str(tmp_path / "z"),
+                "--lid-model",
+                "/nonexistent.ftz",
+            ]
+        )
+        == 2
+    )
     assert "--lid-model is a fastText model: it needs --lid-with lid176" in capsys.readouterr().err
 
 
@@ -342,12 +419,19 @@ def test_clean_page_profiles_its_sentence_count_and_page_length(crawl_run):
         expected[bin_of("sentences", verdict.measures["sentences"])] += 1
     assert score_histogram(out, "clean_page", "sentences", "dropped") == expected
     # every page judged has its length counted, kept or dropped for any reason
-    length = [a + b for a, b in zip(score_histogram(out, "clean_page", "page_chars", "kept"),
-                                    score_histogram(out, "clean_page", "page_chars", "dropped"))]
+    length = [
+        a + b
+        for a, b in zip(
+            score_histogram(out, "clean_page", "page_chars", "kept"),
+            score_histogram(out, "clean_page", "page_chars", "dropped"),
+        )
+    ]
     assert sum(length) == s["read"]
     with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
-        assert json.load(fh)["steps"]["clean_page"]["thresholds"] == {"page_chars": rules.MAX_PAGE_CHARS,
-                                                                      "sentences": 3}
+        assert json.load(fh)["steps"]["clean_page"]["thresholds"] == {
+            "page_chars": rules.MAX_PAGE_CHARS,
+            "sentences": 3,
+        }
 
 
 def test_the_lid_step_is_the_builders_langdetect_by_default(crawl_run, tmp_path):

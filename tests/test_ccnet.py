@@ -52,8 +52,15 @@ def extracted_docs(paths):
 
 def test_accounting_every_step_and_between_steps(baseline):
     out, stats = baseline
-    assert [s["step"] for s in stats] == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup",
-                                          "content_dedup"]
+    assert [s["step"] for s in stats] == [
+        "extract",
+        "normalize",
+        "line_dedup",
+        "lid",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+    ]
     assert check_accounting(stats) == []
     by = {s["step"]: s for s in stats}
     total_records = sum(1 for p in CRAWLS for _ in scan_records(p))
@@ -129,7 +136,11 @@ def test_one_unit_in_one_pipeline_gives_the_bytes_of_the_two_pipeline_run(baseli
     assert (tmp_path / "two" / "_shards" / "unit-00000").is_dir()
 
     def outputs(root):
-        return {k: v for k, v in tree_digest(root).items() if not k.startswith("_shards") and k not in ("stats.json", "_SUCCESS")}
+        return {
+            k: v
+            for k, v in tree_digest(root).items()
+            if not k.startswith("_shards") and k not in ("stats.json", "_SUCCESS")
+        }
 
     def stats(root):  # collect reads JSON records from the shards, or the documents themselves: bytes_read differs
         rows = json.loads((root / "stats.json").read_text())
@@ -169,8 +180,12 @@ def test_corrupt_records_go_to_the_dead_letter_output_and_the_rest_is_processed(
     assert any("broken HTTP header" in f["error"] for f in failures)
     # everything else in both files was still read: as many pages as the files give record by record
     extract = ExtractWarcRecord()
-    readable = sum(1 for p in (broken, cut) for ref in scan_records(p)
-                   if not ref.error and ref.uri != "http://broken.example/" and extract(ref).kept)
+    readable = sum(
+        1
+        for p in (broken, cut)
+        for ref in scan_records(p)
+        if not ref.error and ref.uri != "http://broken.example/" and extract(ref).kept
+    )
     assert stats[0]["kept"] == readable > 30
 
 
@@ -195,7 +210,9 @@ def test_language_routing_and_accuracy_on_udhr(tmp_path):
     assert accuracy >= 0.9, {k: v for k, v in correct.items() if not v}
     # every language of LLaMA's Wikipedia set is identified correctly
     llama_wiki = "bg ca cs da de en es fr hr hu it nl pl pt ro ru sl sr sv uk".split()
-    assert all(correct[lang] for lang in llama_wiki if lang in correct), [l for l in llama_wiki if not correct.get(l, True)]
+    assert all(correct[lang] for lang in llama_wiki if lang in correct), [
+        l for l in llama_wiki if not correct.get(l, True)
+    ]
     assert sum(lang in correct for lang in llama_wiki) >= 18
 
 
@@ -238,8 +255,10 @@ def test_bad_jsonl_lines_are_dead_letters(tmp_path):
     stats = run(tmp_path / "out", inputs=[str(path)], min_length=0, **ANY_FAILURES)
     assert stats[0]["read"] == 3 and stats[0]["kept"] == 1 and stats[0]["failed"] == 2
     failures = read_failed(str(tmp_path / "out"))
-    assert {f["location"].rsplit("@", 1)[1] for f in failures} == {str(len(good.to_json()) + 1),
-                                                                  str(len(good.to_json()) + 1 + 10)}
+    assert {f["location"].rsplit("@", 1)[1] for f in failures} == {
+        str(len(good.to_json()) + 1),
+        str(len(good.to_json()) + 1 + 10),
+    }
     assert any("not UTF-8" in f["error"] for f in failures)
 
 
@@ -267,8 +286,19 @@ def test_portable_runner_gives_the_same_bytes(baseline, tmp_path, portable_job_s
 
 # -- the command line -----------------------------------------------------------------------------
 def test_cli_runs_and_prints_the_table(tmp_path, capsys):
-    code = cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "o"),
-                     "--languages", "en", "--docs-per-shard", "100"])
+    code = cli_main(
+        [
+            "ccnet",
+            "--input",
+            warc("pydocs.warc.gz"),
+            "--output",
+            str(tmp_path / "o"),
+            "--languages",
+            "en",
+            "--docs-per-shard",
+            "100",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "line_dedup" in printed and "too_short=" in printed
@@ -278,14 +308,31 @@ def test_cli_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         cli_main(["ccnet", "--help"])
     text = capsys.readouterr().out
-    for option in ("--input", "--output", "--format", "--min-length", "--dedup-keep", "--lid-model",
-                   "--lang-threshold", "--languages", "--write-dropped", "--docs-per-shard", "--max-page-bytes",
-                   "--overwrite", "Beam", "--task-rank", "--one-job", "--parallel-units"):
+    for option in (
+        "--input",
+        "--output",
+        "--format",
+        "--min-length",
+        "--dedup-keep",
+        "--lid-model",
+        "--lang-threshold",
+        "--languages",
+        "--write-dropped",
+        "--docs-per-shard",
+        "--max-page-bytes",
+        "--overwrite",
+        "Beam",
+        "--task-rank",
+        "--one-job",
+        "--parallel-units",
+    ):
         assert option in text
     # the steps, from the stage's one list, in both orders
     flat = " ".join(text.split())
     assert "steps: extract, read, normalize, line_dedup, lid, [pii]," in flat
-    assert "With --dedup-order llama3: extract, read, normalize, collect, url_dedup, content_dedup, [fuzzy_dedup]" in flat
+    assert (
+        "With --dedup-order llama3: extract, read, normalize, collect, url_dedup, content_dedup, [fuzzy_dedup]" in flat
+    )
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):
@@ -297,8 +344,20 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     bad_model = tmp_path / "lid.bin"
     bad_model.write_bytes(b"not a model")
-    assert cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "o2"),
-                     "--lid-model", str(bad_model)]) == 2
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                warc("pydocs.warc.gz"),
+                "--output",
+                str(tmp_path / "o2"),
+                "--lid-model",
+                str(bad_model),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "cannot load fastText model" in err and str(bad_model) in err
     assert not (tmp_path / "o2").exists()  # failed before any work
@@ -393,9 +452,24 @@ def test_steps_lists_the_steps_the_options_run(capsys, tmp_path):
     assert cli_main(["ccnet", "--steps", "--input", warc("iana.warc.gz")]) == 0
     names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
     assert names == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup", "content_dedup"]
-    assert cli_main(["ccnet", "--steps", "--input", warc("iana.warc.gz"), "--dedup-order", "llama3",
-                     "--fuzzy-dedup", "--add-filter", "corpusmill.filters.c4:WordCount", "--after",
-                     "url_dedup"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--steps",
+                "--input",
+                warc("iana.warc.gz"),
+                "--dedup-order",
+                "llama3",
+                "--fuzzy-dedup",
+                "--add-filter",
+                "corpusmill.filters.c4:WordCount",
+                "--after",
+                "url_dedup",
+            ]
+        )
+        == 0
+    )
     names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
     assert names[:7] == ["extract", "normalize", "collect", "url_dedup", "word_count", "content_dedup", "fuzzy_dedup"]
     assert not (tmp_path / "-").exists()

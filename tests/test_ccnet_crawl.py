@@ -65,8 +65,11 @@ def test_a_missing_file_is_one_dead_letter_naming_its_url(crawl, tmp_path):
     root, _ = crawl
     listing = tmp_path / "some.paths"
     listed = [f"crawl-data/{DUMPS[0]}/missing.warc.wet.gz"] + [
-        os.path.relpath(os.path.join(dp, f), root) for dp, _, fs in os.walk(os.path.join(root, "crawl-data", DUMPS[0]))
-        for f in fs if f.endswith(".warc.wet.gz")]
+        os.path.relpath(os.path.join(dp, f), root)
+        for dp, _, fs in os.walk(os.path.join(root, "crawl-data", DUMPS[0]))
+        for f in fs
+        if f.endswith(".warc.wet.gz")
+    ]
     listing.write_text("\n".join(sorted(listed)) + "\n")
     with CrawlServer(root) as server:
         stats = run(tmp_path / "out", input_list=[str(listing)], base_url=server.url, **ANY_FAILURES)
@@ -132,8 +135,7 @@ def ccnet_reference(texts):
 
 def test_line_dedup_keeps_what_cc_nets_algorithm_keeps(crawl, tmp_path):
     root, pages = crawl
-    stats = run(tmp_path / "out", input=[wet_glob(root, DUMPS[0])], min_length=1, lang_threshold=0.0,
-                doc_dedup=False)
+    stats = run(tmp_path / "out", input=[wet_glob(root, DUMPS[0])], min_length=1, lang_threshold=0.0, doc_dedup=False)
     by_url = {p["url"]: normalize_text(p["text"]) for p in pages}
     expected = dict(zip(by_url, ccnet_reference(list(by_url.values()))))
     got = {d.url: d.text for d in read_output(tmp_path / "out")}
@@ -142,8 +144,14 @@ def test_line_dedup_keeps_what_cc_nets_algorithm_keeps(crawl, tmp_path):
     assert 0.3 * total < kept < 0.98 * total  # lines were removed, and most text stayed
     # the same texts in a second dump with a changed version string: digits fold to 0, so across dumps
     # (--dedup-scope run) every line of the recrawl is a duplicate and both copies go
-    wide = run(tmp_path / "wide", input=[wet_glob(root, d) for d in DUMPS], dedup_scope="run", min_length=1,
-               lang_threshold=0.0, doc_dedup=False)
+    wide = run(
+        tmp_path / "wide",
+        input=[wet_glob(root, d) for d in DUMPS],
+        dedup_scope="run",
+        min_length=1,
+        lang_threshold=0.0,
+        doc_dedup=False,
+    )
     assert wide["line_dedup"]["kept"] < stats["line_dedup"]["kept"] // 4
 
 
@@ -181,8 +189,9 @@ def sharded(crawl, tmp_path_factory):
 
 
 @pytest.mark.parametrize("where", ["second unit", "a shard marker", "final pass"])
-def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_bytes(sharded, tmp_path, monkeypatch,
-                                                                                   where):
+def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_bytes(
+    sharded, tmp_path, monkeypatch, where
+):
     out, kw, stats = sharded
     real_pipeline, real_mark = ccnet_units._run_pipeline, ccnet_units.ShardState.mark
     calls = []
@@ -204,12 +213,17 @@ def test_a_killed_run_resumes_only_the_unfinished_shards_and_gives_the_same_byte
     with pytest.raises(Killed):
         run(tmp_path / "out", **kw)
     assert not (tmp_path / "out" / "_SUCCESS").exists()
-    monkeypatch.setattr(ccnet_units, "_run_pipeline", lambda *a, **kw: (calls.append(os.path.basename(a[2])), real_pipeline(*a, **kw)))
+    monkeypatch.setattr(
+        ccnet_units, "_run_pipeline", lambda *a, **kw: (calls.append(os.path.basename(a[2])), real_pipeline(*a, **kw))
+    )
     monkeypatch.setattr(ccnet_units.ShardState, "mark", real_mark)
     calls.clear()
     again = run(tmp_path / "out", **kw)
-    expected_units = {"second unit": ["unit-00001", "unit-00002"], "a shard marker": ["unit-00001", "unit-00002"],
-                      "final pass": []}[where]
+    expected_units = {
+        "second unit": ["unit-00001", "unit-00002"],
+        "a shard marker": ["unit-00001", "unit-00002"],
+        "final pass": [],
+    }[where]
     assert calls == expected_units + ["out"]
     assert again == stats
     assert tree_digest(tmp_path / "out") == tree_digest(out)
@@ -225,8 +239,24 @@ def test_a_complete_run_is_not_redone_and_another_plan_is_refused(sharded, tmp_p
 @pytest.mark.slow
 def test_sigkill_then_the_same_command_finishes_byte_identically(sharded, tmp_path):
     out, kw, _ = sharded
-    argv = [sys.executable, "-m", "corpusmill.cli.main", "ccnet", "--input", *kw["input"], "--num-shards", "6",
-            "--dedup-group-size", "2", "--docs-per-shard", "5", "--min-length", "100", "--output", str(tmp_path / "o")]
+    argv = [
+        sys.executable,
+        "-m",
+        "corpusmill.cli.main",
+        "ccnet",
+        "--input",
+        *kw["input"],
+        "--num-shards",
+        "6",
+        "--dedup-group-size",
+        "2",
+        "--docs-per-shard",
+        "5",
+        "--min-length",
+        "100",
+        "--output",
+        str(tmp_path / "o"),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = tmp_path / "o" / "_shards" / "shard-00001.json"
     deadline = time.time() + 300
@@ -239,8 +269,24 @@ def test_sigkill_then_the_same_command_finishes_byte_identically(sharded, tmp_pa
 
 
 def _argv(kw, out):
-    return [sys.executable, "-m", "corpusmill.cli.main", "ccnet", "--input", *kw["input"], "--num-shards", "6",
-            "--dedup-group-size", "2", "--docs-per-shard", "5", "--min-length", "100", "--output", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "corpusmill.cli.main",
+        "ccnet",
+        "--input",
+        *kw["input"],
+        "--num-shards",
+        "6",
+        "--dedup-group-size",
+        "2",
+        "--docs-per-shard",
+        "5",
+        "--min-length",
+        "100",
+        "--output",
+        str(out),
+    ]
 
 
 def test_two_task_ranks_at_once_then_the_finishing_command_give_the_bytes_of_one_run(sharded, tmp_path):
@@ -248,15 +294,24 @@ def test_two_task_ranks_at_once_then_the_finishing_command_give_the_bytes_of_one
     running its units (unit % 2 == rank); the same command without a rank runs the final pass."""
     out, kw, stats = sharded
     env = dict(os.environ, CORPUSMILL_PROGRESS="0")
-    ranks = [subprocess.Popen(_argv(kw, tmp_path / "o") + ["--task-count", "2", "--task-rank", str(r)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    ranks = [
+        subprocess.Popen(
+            _argv(kw, tmp_path / "o") + ["--task-count", "2", "--task-rank", str(r)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
     results = [proc.communicate(timeout=600) for proc in ranks]
     assert [proc.returncode for proc in ranks] == [0, 0], results
     assert "units" not in results[0][0] and "task 0 of 2: 2 units done" in results[0][1]
     assert "task 1 of 2: 1 unit done" in results[1][1]
     assert not (tmp_path / "o" / "_SUCCESS").exists()
     assert sorted(p.name for p in (tmp_path / "o" / "_shards").glob("shard-*.json")) == [
-        f"shard-{s:05d}.json" for s in range(6)]
+        f"shard-{s:05d}.json" for s in range(6)
+    ]
     done = subprocess.run(_argv(kw, tmp_path / "o"), env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "6 shards: 6 done, 0 pending (0 of 3 units to run)" in done.stderr
     assert tree_digest(tmp_path / "o") == tree_digest(out)

@@ -37,34 +37,57 @@ CLI_CASES = [
     (CCNET + ["stray"], "unexpected argument 'stray'"),
     (["ccnet", "--input", WARC], "--output: missing"),
     (["ccnet", "--input", WARC, "--output", "/etc/passwd"], "--output /etc/passwd: is a file"),
-    (["ccnet", "--input", WARC, "--output", "/proc/corpusmill-test"], "--output /proc/corpusmill-test: cannot be written"),
+    (
+        ["ccnet", "--input", WARC, "--output", "/proc/corpusmill-test"],
+        "--output /proc/corpusmill-test: cannot be written",
+    ),
     (CCNET + ["--config", "{tmp}/missing.yaml"], "missing.yaml: no such file"),
     (CCNET + ["--add-filter", "nosuch_module_xyz:Filter"], "cannot import module nosuch_module_xyz"),
-    (CCNET + ["--add-filter", "mypkg.filters:MaxDigitShare", "--after", "lidd"],
-     "--after lidd: this stage has no step 'lidd'; did you mean lid"),
+    (
+        CCNET + ["--add-filter", "mypkg.filters:MaxDigitShare", "--after", "lidd"],
+        "--after lidd: this stage has no step 'lidd'; did you mean lid",
+    ),
     (CCNET + ["--add-filter", "mypkg.filters:NoSuchFilter"], "module mypkg.filters has no NoSuchFilter"),
     (["ccnt"], "unknown command 'ccnt'; did you mean ccnet"),
     (["source", "stackexhange"], "unknown source 'stackexhange'; did you mean stackexchange"),
-    (["source", "books", "--input", BOOKS, "--output", "{out}", "--overlap", "1.5"],
-     "--overlap: expected a value at most 1, got 1.5"),
-    (["source", "c4", "--mode", "bogus", "--input", WARC, "--output", "{out}"],
-     "--mode: expected one of crawl, released, got 'bogus'"),
+    (
+        ["source", "books", "--input", BOOKS, "--output", "{out}", "--overlap", "1.5"],
+        "--overlap: expected a value at most 1, got 1.5",
+    ),
+    (
+        ["source", "c4", "--mode", "bogus", "--input", WARC, "--output", "{out}"],
+        "--mode: expected one of crawl, released, got 'bogus'",
+    ),
     (["source", "c4", "--input", WARC, "--output", "{out}"], "--mode: missing"),
-    (["source", "github", "--from", "bigquery", "--bq-anonymous", "--output", "{out}"],
-     "--bq-anonymous only works with --bq-endpoint"),
-    (["source", "wikipedia", "--input", WIKI, "--output", "{out}", "--namespaces", "0,x"],
-     "--namespaces: expected a whole number, got 'x'"),
-    (["source", "stackexchange", "--input", WARC, "--output", "{out}", "--top-sites", "0"],
-     "--top-sites: expected a value at least 1, got 0"),
-    (["train-lm", "--lang", "en", "--input", WARC, "--output", "{out}", "--order", "0"],
-     "--order: expected a value at least 1, got 0"),
-    (["train-classifier", "--positive", WARC, "--negative", WARC, "--output", "{out}", "--holdout", "1"],
-     "--holdout: expected a value below 1, got 1.0"),
+    (
+        ["source", "github", "--from", "bigquery", "--bq-anonymous", "--output", "{out}"],
+        "--bq-anonymous only works with --bq-endpoint",
+    ),
+    (
+        ["source", "wikipedia", "--input", WIKI, "--output", "{out}", "--namespaces", "0,x"],
+        "--namespaces: expected a whole number, got 'x'",
+    ),
+    (
+        ["source", "stackexchange", "--input", WARC, "--output", "{out}", "--top-sites", "0"],
+        "--top-sites: expected a value at least 1, got 0",
+    ),
+    (
+        ["train-lm", "--lang", "en", "--input", WARC, "--output", "{out}", "--order", "0"],
+        "--order: expected a value at least 1, got 0",
+    ),
+    (
+        ["train-classifier", "--positive", WARC, "--negative", WARC, "--output", "{out}", "--holdout", "1"],
+        "--holdout: expected a value below 1, got 1.0",
+    ),
     (["report", "{tmp}", "--outptu", "x.html"], "unknown option --outptu; did you mean --output"),
-    (["train", "--config", "tiny", "--data", "{tmp}", "--output", "{out}", "--stepz", "3"],
-     "unknown option --stepz; did you mean --steps"),
-    (["train-tokenizer", "--input", "{tmp}", "--output", "{out}", "--vocab-size", "10"],
-     "--vocab-size: expected a value at least 260, got 10"),
+    (
+        ["train", "--config", "tiny", "--data", "{tmp}", "--output", "{out}", "--stepz", "3"],
+        "unknown option --stepz; did you mean --steps",
+    ),
+    (
+        ["train-tokenizer", "--input", "{tmp}", "--output", "{out}", "--vocab-size", "10"],
+        "--vocab-size: expected a value at least 260, got 10",
+    ),
 ]
 
 # (--config file text, the text the error line must hold); {cfg} is the file's path
@@ -139,8 +162,11 @@ def test_bad_command_lines(argv, expected, tmp_path, capsys):
 def test_bad_config_files(text, expected, tmp_path, capsys):
     cfg = tmp_path / "ccnet.yaml"
     cfg.write_text(text)
-    _check(capsys, ["ccnet", "--input", WARC, "--output", str(tmp_path / "out"), "--config", str(cfg)],
-           expected.format(cfg=cfg))
+    _check(
+        capsys,
+        ["ccnet", "--input", WARC, "--output", str(tmp_path / "out"), "--config", str(cfg)],
+        expected.format(cfg=cfg),
+    )
 
 
 @pytest.mark.parametrize("processor,options,expected", MANIFEST_CASES, ids=[o[:20] for _, o, _ in MANIFEST_CASES])
@@ -162,15 +188,19 @@ def test_duplicate_key_in_a_manifest(tmp_path, capsys):
 def test_config_file_and_flags_agree_and_flags_win(tmp_path, capsys):
     """--config gives the same fields as the flags; a flag overrides the file; two inputs after one --input."""
     cfg = tmp_path / "ccnet.yaml"
-    cfg.write_text(textwrap.dedent("""\
+    cfg.write_text(
+        textwrap.dedent("""\
         languages: [de]
         min_length: 0
         docs_per_shard: 7
-    """))
+    """)
+    )
     pydocs = os.path.join(HERE, "data", "warc", "pydocs.warc.gz")
     out = tmp_path / "out"
-    assert cli_main(["ccnet", "--config", str(cfg), "--input", WARC, pydocs, "--output", str(out),
-                     "--languages", "en"]) == 0
+    assert (
+        cli_main(["ccnet", "--config", str(cfg), "--input", WARC, pydocs, "--output", str(out), "--languages", "en"])
+        == 0
+    )
     import json
 
     stats = json.loads((out / "stats.json").read_text())
@@ -179,10 +209,29 @@ def test_config_file_and_flags_agree_and_flags_win(tmp_path, capsys):
     assert cli_main(["ccnet", "--input", WARC, "--output", str(alone), "--languages", "en", "--min-length", "0"]) == 0
     alone_read = next(s for s in json.loads((alone / "stats.json").read_text()) if s["step"] == "extract")["read"]
     assert extract["read"] > alone_read  # both inputs were read
-    assert sorted(p for p in os.listdir(out) if not p.startswith("_") and not p.endswith(".json")) == ["en"]  # the flag won
+    assert sorted(p for p in os.listdir(out) if not p.startswith("_") and not p.endswith(".json")) == [
+        "en"
+    ]  # the flag won
     flags = tmp_path / "flags"  # the file's min_length 0 and docs_per_shard 7 took effect: flags alone agree
-    assert cli_main(["ccnet", "--input", WARC, pydocs, "--output", str(flags), "--languages", "en",
-                     "--min-length", "0", "--docs-per-shard", "7"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                pydocs,
+                "--output",
+                str(flags),
+                "--languages",
+                "en",
+                "--min-length",
+                "0",
+                "--docs-per-shard",
+                "7",
+            ]
+        )
+        == 0
+    )
     assert json.loads((flags / "stats.json").read_text()) == stats
 
 
@@ -202,6 +251,8 @@ def test_help_imports_no_beam():
     import subprocess
     import sys
 
-    code = ("import sys; from corpusmill.cli import main; main(['--help']); "
-            "bad = [m for m in ('apache_beam', 'torch') if m in sys.modules]; sys.exit(1 if bad else 0)")
+    code = (
+        "import sys; from corpusmill.cli import main; main(['--help']); "
+        "bad = [m for m in ('apache_beam', 'torch') if m in sys.modules]; sys.exit(1 if bad else 0)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

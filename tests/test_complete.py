@@ -33,8 +33,7 @@ def test_the_marker_lists_every_file_with_size_and_sha256(done):
 
 
 def test_a_directory_input_reads_the_documents_and_no_metadata(done, tmp_path):
-    stats = run_ccnet(CCNetConfig(input=[str(done)], output=str(tmp_path / "again"), min_length=0,
-                                  lang_threshold=0.0))
+    stats = run_ccnet(CCNetConfig(input=[str(done)], output=str(tmp_path / "again"), min_length=0, lang_threshold=0.0))
     assert stats[0]["step"] == "read" and stats[0]["failed"] == 0
     assert stats[0]["read"] == len(read_output(str(done)))  # not _dropped/, _failed/, stats.json or _shards/
 
@@ -45,10 +44,12 @@ def test_an_incomplete_or_changed_output_is_refused_by_every_consumer(done, tmp_
     broken = tmp_path / "broken"
     shutil.copytree(done, broken)
     (broken / "_SUCCESS").unlink()  # as a killed run leaves it
-    for consume in (lambda: run_ccnet(CCNetConfig(input=[str(broken)], output=str(tmp_path / "o"))),
-                    lambda: run_ccnet(CCNetConfig(input=[str(broken / "en" / "*.jsonl.gz")], output=str(tmp_path / "o"))),
-                    lambda: source_files("cc", str(broken)),
-                    lambda: source_files("cc", str(broken / "en" / "*.jsonl.gz"))):
+    for consume in (
+        lambda: run_ccnet(CCNetConfig(input=[str(broken)], output=str(tmp_path / "o"))),
+        lambda: run_ccnet(CCNetConfig(input=[str(broken / "en" / "*.jsonl.gz")], output=str(tmp_path / "o"))),
+        lambda: source_files("cc", str(broken)),
+        lambda: source_files("cc", str(broken / "en" / "*.jsonl.gz")),
+    ):
         with pytest.raises(CorpusmillError, match="incomplete corpusmill output"):
             consume()
     assert not (tmp_path / "o").exists()
@@ -73,5 +74,9 @@ def test_an_output_that_is_contains_or_lies_inside_an_input_is_refused(done, tmp
         assert cli_main(["ccnet", "--input", str(data), "--output", str(output), "--overwrite"]) == 2
     assert sorted(os.listdir(data)) == before and (data / "_SUCCESS").exists()  # nothing was deleted
     # a file input beside the output is fine
-    assert cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "beside"),
-                     "--lang-threshold", "0"]) == 0
+    assert (
+        cli_main(
+            ["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "beside"), "--lang-threshold", "0"]
+        )
+        == 0
+    )

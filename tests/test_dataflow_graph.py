@@ -27,8 +27,14 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner  # noqa:
 from corpusmill.pipelines.registry import load_stage  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATAFLOW = ["--runner=DataflowRunner", "--dry_run=True", "--project=corpusmill-test", "--region=us-central1",
-            "--temp_location=gs://corpusmill-test/tmp", f"--setup_file={os.path.join(ROOT, 'setup.py')}"]
+DATAFLOW = [
+    "--runner=DataflowRunner",
+    "--dry_run=True",
+    "--project=corpusmill-test",
+    "--region=us-central1",
+    "--temp_location=gs://corpusmill-test/tmp",
+    f"--setup_file={os.path.join(ROOT, 'setup.py')}",
+]
 
 
 class Built(Exception):
@@ -75,7 +81,7 @@ def check(job, remote_paths, local_roots):
         assert path.encode() in payload, path
     for root in local_roots:
         at = payload.find(root.encode())
-        assert at < 0, (root, payload[max(0, at - 300):at + 200].decode("latin-1"))
+        assert at < 0, (root, payload[max(0, at - 300) : at + 200].decode("latin-1"))
 
 
 @pytest.fixture
@@ -91,14 +97,19 @@ def remote(remote_root):
 def test_ccnet_job(capture, remote, tmp_path, monkeypatch):
     from corpusmill.pipelines.quality import train_demo_models
 
-    models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
-                               [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),
-                               vocab_size=1000, log=lambda *_: None)
+    models = train_demo_models(
+        os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
+        [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")],
+        str(tmp_path / "models"),
+        vocab_size=1000,
+        log=lambda *_: None,
+    )
     lm = remote(models["lm_dir"], "lm")
     clf = remote(models["classifier"], "wiki.bin")
     crawl = remote(warc("pydocs.warc.gz"), "pydocs.warc.gz")
-    job = build_job("ccnet", input=[crawl], output="cmtest://out/cc", lm_dir=lm, classifier=[f"en={clf}"],
-                    languages=["en"])
+    job = build_job(
+        "ccnet", input=[crawl], output="cmtest://out/cc", lm_dir=lm, classifier=[f"en={clf}"], languages=["en"]
+    )
     check(job, [crawl, lm, clf], [DATA, str(tmp_path), "corpusmill-models"])
 
 
@@ -116,12 +127,24 @@ def test_ccnet_one_job_builds_every_unit_of_two_dumps_and_the_final_pass(capture
         for i in range(8):
             with open(folder / f"part-{i:02d}.warc.wet.gz", "wb") as fh:
                 writer = WARCWriter(fh, gzip=True)
-                writer.write_record(writer.create_warc_record(
-                    f"https://example.org/{dump}/{i}", "conversion", payload=io.BytesIO(b"A page of text.\n"),
-                    warc_headers_dict={"Content-Type": "text/plain"}))
+                writer.write_record(
+                    writer.create_warc_record(
+                        f"https://example.org/{dump}/{i}",
+                        "conversion",
+                        payload=io.BytesIO(b"A page of text.\n"),
+                        warc_headers_dict={"Content-Type": "text/plain"},
+                    )
+                )
             names.append(f"cmtest://crawl-data/{dump}/segments/1/wet/part-{i:02d}.warc.wet.gz")
-    job = build_job("ccnet", input=["cmtest://crawl-data/*/segments/1/wet/*.wet.gz"], output="cmtest://out/cc",
-                    num_shards=16, dedup_group_size=2, one_job=True, fuzzy_dedup=True)
+    job = build_job(
+        "ccnet",
+        input=["cmtest://crawl-data/*/segments/1/wet/*.wet.gz"],
+        output="cmtest://out/cc",
+        num_shards=16,
+        dedup_group_size=2,
+        one_job=True,
+        fuzzy_dedup=True,
+    )
     transforms = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     streams = sorted(n for n in transforms if n.endswith("Stream") and "/" not in n)
     assert streams == sorted([f"Unit{u}Pass{k}Stream" for u in range(8) for k in (1, 2)] + ["FinalPass1Stream"])
@@ -156,8 +179,14 @@ def test_source_jobs(capture, remote, tmp_path, name, source, glob, fields):
 def test_a_dataflow_job_without_worker_packaging_is_refused(tmp_path, capsys):
     from corpusmill.cli import main as cli_main
 
-    argv = ["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "o"),
-            *[a for a in DATAFLOW if not a.startswith("--setup_file")]]
+    argv = [
+        "ccnet",
+        "--input",
+        warc("pydocs.warc.gz"),
+        "--output",
+        str(tmp_path / "o"),
+        *[a for a in DATAFLOW if not a.startswith("--setup_file")],
+    ]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert "--setup_file" in err and "--sdk_container_image" in err and "Traceback" not in err
@@ -167,9 +196,13 @@ def test_a_dataflow_job_without_worker_packaging_is_refused(tmp_path, capsys):
 def test_cutoffs_job(capture, remote, tmp_path):
     from corpusmill.pipelines.quality import train_demo_models
 
-    models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
-                               [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),
-                               vocab_size=1000, log=lambda *_: None)
+    models = train_demo_models(
+        os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
+        [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")],
+        str(tmp_path / "models"),
+        vocab_size=1000,
+        log=lambda *_: None,
+    )
     lm = remote(models["lm_dir"], "lm")
     docs = remote(os.path.join(DATA, "quality", "lowq_en.jsonl.gz"), "lowq_en.jsonl.gz")
     job = build_job("cutoffs", input=[docs], lm_dir=lm, output="cmtest://out/cutoffs.csv", lang="en")

@@ -66,8 +66,10 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
     rows = [shards[int(p)] for p in order]
     import numpy as np
 
-    trained = {tuple(d.tolist()) for d in unpack(np.stack([r[0] for r in rows]), [r[1] for r in rows], bos_id=sp.bos_id(),
-                                                  eos_id=sp.eos_id())}
+    trained = {
+        tuple(d.tolist())
+        for d in unpack(np.stack([r[0] for r in rows]), [r[1] for r in rows], bos_id=sp.bos_id(), eos_id=sp.eos_id())
+    }
     seed = shards.manifest["seed"]
     for source, info in held.items():
         docs = read_output(str(tmp_path / "demo" / "recipe" / "sources" / source))

@@ -28,8 +28,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def arxiv(tmp_path_factory):
     out = tmp_path_factory.mktemp("arxiv") / "docs"
-    assert cli_main(["source", "arxiv", "--input", os.path.join(DATA, "arxiv", "papers", "*.tex.gz"),
-                     os.path.join(DATA, "arxiv", "folders", "ecothesis"), "--output", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "source",
+                "arxiv",
+                "--input",
+                os.path.join(DATA, "arxiv", "papers", "*.tex.gz"),
+                os.path.join(DATA, "arxiv", "folders", "ecothesis"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return sorted(glob.glob(str(out / "part-*")))
 
 
@@ -61,8 +73,9 @@ def test_a_classifier_that_cannot_separate_is_refused(tmp_path):
     half = len(WIKI_EN) // 2 or 1
     # the same kind of text under two labels: held-out recall of one of them collapses
     with pytest.raises(CorpusmillError, match="does not separate the labels"):
-        train_domain_classifier({"general": WIKI_EN, "code": WIKI_EN[:half] or WIKI_EN},
-                                str(tmp_path / "m.bin"), log=lambda *_: None)
+        train_domain_classifier(
+            {"general": WIKI_EN, "code": WIKI_EN[:half] or WIKI_EN}, str(tmp_path / "m.bin"), log=lambda *_: None
+        )
     assert os.path.exists(tmp_path / "m.bin.rejected") and not os.path.exists(tmp_path / "m.bin")
     with pytest.raises(CorpusmillError, match="at least two labels"):
         train_domain_classifier({"code": CODE}, str(tmp_path / "n.bin"))
@@ -153,8 +166,9 @@ def test_llama3_manifest_mixes_50_25_17_8_on_the_bundled_data(tmp_path):
     read = sum(s["kept"] for name, s in stats.items() if name.startswith("read_"))
     assert stats["domain"]["read"] == read == stats["domain"]["kept"]
     assert sum(v["documents"] for v in tokens["sources"].values()) == read
-    assert {k[len("domain_"):]: v for k, v in stats["domain"]["counters"].items()} == \
-        {k: v["documents"] for k, v in tokens["sources"].items()}
+    assert {k[len("domain_") :]: v for k, v in stats["domain"]["counters"].items()} == {
+        k: v["documents"] for k, v in tokens["sources"].items()
+    }
     # the crawl went through Llama 3's dedup order, with near-duplicate dedup and PII scrubbing
     cc = [s["step"] for s in json.load(open(os.path.join(out, "sources", "cc", "stats.json")))]
     assert cc.index("fuzzy_dedup") < cc.index("line_dedup") < cc.index("lid") < cc.index("pii")

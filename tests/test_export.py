@@ -46,7 +46,7 @@ def _real_ids(tokenizer, n=64):
 
     sp = spm.SentencePieceProcessor(model_file=tokenizer)
     ids = [sp.bos_id()] + sp.encode(" ".join(_udhr()[:20]))
-    return torch.tensor([ids[:n], ids[n:2 * n]])
+    return torch.tensor([ids[:n], ids[n : 2 * n]])
 
 
 def test_hugging_face_export_loads_with_from_pretrained_and_gives_the_same_logits(run, tmp_path):
@@ -87,8 +87,13 @@ def test_meta_export_is_the_reference_layout(run, tmp_path):
     params = json.load(open(os.path.join(out, "params.json")))
     assert (params["dim"], params["n_heads"], params["n_kv_heads"], params["norm_eps"]) == (64, 4, 2, 1e-5)
     keys = torch.load(os.path.join(out, "consolidated.00.pth"), weights_only=True).keys()
-    assert {"tok_embeddings.weight", "layers.0.attention.wq.weight", "layers.1.feed_forward.w3.weight",
-            "norm.weight", "output.weight"} <= set(keys)
+    assert {
+        "tok_embeddings.weight",
+        "layers.0.attention.wq.weight",
+        "layers.1.feed_forward.w3.weight",
+        "norm.weight",
+        "output.weight",
+    } <= set(keys)
     ids = _real_ids(tokenizer)
     with torch.no_grad():
         assert torch.equal(load_meta(out)(ids), model(ids))
@@ -103,8 +108,27 @@ def test_init_from_a_hugging_face_checkpoint(run, tmp_path):
     hf_dir = export_hf(model, cfg, tokenizer, str(tmp_path / "hf"))
     from corpusmill.cli import main as cli_main
 
-    args = ["train", "--config", "tiny", "--data", shards, "--steps", "2", "--lr", "0", "--warmup", "0",
-            "--log-every", "1000", "--ckpt-every", "0", "--eval-every", "0", "--init-from", hf_dir]
+    args = [
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        shards,
+        "--steps",
+        "2",
+        "--lr",
+        "0",
+        "--warmup",
+        "0",
+        "--log-every",
+        "1000",
+        "--ckpt-every",
+        "0",
+        "--eval-every",
+        "0",
+        "--init-from",
+        hf_dir,
+    ]
     assert cli_main(args + ["--output", str(tmp_path / "cont")]) == 0
     again, cfg2, _, meta = load_trained(str(tmp_path / "cont"))
     assert (cfg2.n_kv_heads, cfg2.rope_theta, cfg2.norm_eps) == (2, 500000.0, 1e-5)
@@ -117,8 +141,14 @@ def test_init_from_a_hugging_face_checkpoint(run, tmp_path):
     build_sample_shards(str(other), seq_len=64, vocab_size=1024, rows_per_shard=256, max_chars=100_000)
     with pytest.raises(CorpusmillError, match="not the one .* was made with"):
         m, t = load_config("tiny")
-        train(dataclasses.replace(m, **{k: getattr(cfg, k) for k in ("n_kv_heads", "norm_eps", "rope_theta")}),
-              dataclasses.replace(t, steps=1), str(other), str(tmp_path / "y"), init_from=hf_dir, stream=None)
+        train(
+            dataclasses.replace(m, **{k: getattr(cfg, k) for k in ("n_kv_heads", "norm_eps", "rope_theta")}),
+            dataclasses.replace(t, steps=1),
+            str(other),
+            str(tmp_path / "y"),
+            init_from=hf_dir,
+            stream=None,
+        )
 
 
 def test_cached_generation_equals_step_by_step_argmax(run):
@@ -132,7 +162,7 @@ def test_cached_generation_equals_step_by_step_argmax(run):
     cache = [None] * len(model.layers)
     ids = torch.tensor([cached])
     step = [forward_cached(model, ids[:, :12], cache, 0)]
-    step += [forward_cached(model, ids[:, i:i + 1], cache, i) for i in range(12, 42)]
+    step += [forward_cached(model, ids[:, i : i + 1], cache, i) for i in range(12, 42)]
     with torch.no_grad():
         torch.testing.assert_close(torch.cat(step, dim=1), model(ids), atol=1e-5, rtol=1e-5)
     # sampling: the same seed, the same text; top-p 1e-6 is greedy

@@ -33,11 +33,35 @@ def _stats(out):
 
 def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     out = tmp_path / "cc"
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
-                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "lid"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                "--output",
+                str(out),
+                "--min-length",
+                "0",
+                "--add-filter",
+                "mypkg.filters:MaxDigitShare",
+                "--after",
+                "lid",
+            ]
+        )
+        == 0
+    )
     stats = _stats(out)
-    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "max_digit_share", "collect", "url_dedup",
-                           "content_dedup"]
+    assert list(stats) == [
+        "extract",
+        "normalize",
+        "line_dedup",
+        "lid",
+        "max_digit_share",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+    ]
     step = stats["max_digit_share"]
     assert step["read"] == stats["lid"]["kept"]
     assert step["read"] == step["kept"] + sum(step["dropped"].values()) + step["failed"]
@@ -65,21 +89,56 @@ def test_a_users_filter_takes_its_parameters(tmp_path, capsys):
     from mypkg.filters import MaxDigitShare
 
     out = tmp_path / "strict"
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0", "--add-filter",
-                     "mypkg.filters:MaxDigitShare", "--filter-arg", "max_share=0.02"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                "--output",
+                str(out),
+                "--min-length",
+                "0",
+                "--add-filter",
+                "mypkg.filters:MaxDigitShare",
+                "--filter-arg",
+                "max_share=0.02",
+            ]
+        )
+        == 0
+    )
     step = _stats(out)["max_digit_share"]
-    assert json.loads((out / "profile.json").read_text())["steps"]["max_digit_share"]["thresholds"] == \
-        {"digit_share": 0.02}
+    assert json.loads((out / "profile.json").read_text())["steps"]["max_digit_share"]["thresholds"] == {
+        "digit_share": 0.02
+    }
     kept = read_output(str(out))
     assert step["dropped"]["too_many_digits"] > 0 and all(MaxDigitShare(0.02)(d).kept for d in kept)
     config = tmp_path / "c.yaml"  # the same through --config: FILTER: {KEY: VALUE}
     config.write_text("add_filter: [mypkg.filters:MaxDigitShare]\nfilter_arg:\n  MaxDigitShare: {max_share: 0.02}\n")
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(tmp_path / "yaml"), "--min-length", "0",
-                     "--config", str(config)]) == 0
+    assert (
+        cli_main(
+            ["ccnet", "--input", WARC, "--output", str(tmp_path / "yaml"), "--min-length", "0", "--config", str(config)]
+        )
+        == 0
+    )
     assert _stats(tmp_path / "yaml")["max_digit_share"] == step
     capsys.readouterr()
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(tmp_path / "bad"), "--add-filter",
-                     "mypkg.filters:MaxDigitShare", "--filter-arg", "max_shar=0.1"]) == 2
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                "--output",
+                str(tmp_path / "bad"),
+                "--add-filter",
+                "mypkg.filters:MaxDigitShare",
+                "--filter-arg",
+                "max_shar=0.1",
+            ]
+        )
+        == 2
+    )
     assert "did you mean max_share" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
@@ -90,26 +149,87 @@ def test_a_users_filter_runs_after_any_step_of_the_list_in_either_order(tmp_path
     from corpusmill.pipelines.ccnet import CCNetConfig, input_steps, steps
 
     out = tmp_path / "cc"
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(out), "--min-length", "0",
-                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "url_dedup"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                "--output",
+                str(out),
+                "--min-length",
+                "0",
+                "--add-filter",
+                "mypkg.filters:MaxDigitShare",
+                "--after",
+                "url_dedup",
+            ]
+        )
+        == 0
+    )
     stats = _stats(out)
-    assert list(stats) == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup", "max_digit_share",
-                           "content_dedup"]
+    assert list(stats) == [
+        "extract",
+        "normalize",
+        "line_dedup",
+        "lid",
+        "collect",
+        "url_dedup",
+        "max_digit_share",
+        "content_dedup",
+    ]
     assert stats["max_digit_share"]["read"] == stats["url_dedup"]["kept"]
     assert stats["content_dedup"]["read"] == stats["max_digit_share"]["kept"]
     llama3 = tmp_path / "l3"
-    assert cli_main(["ccnet", "--input", WARC, "--output", str(llama3), "--min-length", "0", "--dedup-order", "llama3",
-                     "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "normalize"]) == 0
-    assert list(_stats(llama3)) == ["extract", "normalize", "max_digit_share", "collect", "url_dedup", "content_dedup",
-                                    "line_dedup", "lid"]
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                WARC,
+                "--output",
+                str(llama3),
+                "--min-length",
+                "0",
+                "--dedup-order",
+                "llama3",
+                "--add-filter",
+                "mypkg.filters:MaxDigitShare",
+                "--after",
+                "normalize",
+            ]
+        )
+        == 0
+    )
+    assert list(_stats(llama3)) == [
+        "extract",
+        "normalize",
+        "max_digit_share",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+        "line_dedup",
+        "lid",
+    ]
     # the list answers --after, in both orders, before any work
-    cfg = CCNetConfig(input=[WARC], output=str(tmp_path / "x"), add_filter=["mypkg.filters:MaxDigitShare"],
-                      after="fuzzy_dedup")
-    with pytest.raises(CorpusmillError, match="its steps: extract, read, normalize, line_dedup, lid, collect, "
-                                              "url_dedup, content_dedup$"):
+    cfg = CCNetConfig(
+        input=[WARC], output=str(tmp_path / "x"), add_filter=["mypkg.filters:MaxDigitShare"], after="fuzzy_dedup"
+    )
+    with pytest.raises(
+        CorpusmillError,
+        match="its steps: extract, read, normalize, line_dedup, lid, collect, url_dedup, content_dedup$",
+    ):
         input_steps(cfg, None)
     assert [s.name for s in steps(CCNetConfig(output="x", fuzzy_dedup=True, dedup_order="llama3"), [WARC])] == [
-        "extract", "normalize", "collect", "url_dedup", "content_dedup", "fuzzy_dedup", "line_dedup", "lid"]
+        "extract",
+        "normalize",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+        "fuzzy_dedup",
+        "line_dedup",
+        "lid",
+    ]
 
 
 def test_a_users_source_is_a_manifest_processor(tmp_path):
@@ -183,8 +303,13 @@ def _imports():
         parts = path.relative_to(pathlib.Path(ROOT, "corpusmill")).parts
         package = parts[0] if len(parts) > 1 else None
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for name in names:
                 yield path, package, name
 
@@ -208,4 +333,4 @@ def test_the_docs_show_the_example_filter_as_it_is():
     doc = open(os.path.join(ROOT, "docs", "extending.md"), encoding="utf-8").read()
     block = doc.split("```python\n", 1)[1].split("```", 1)[0]
     source = open(os.path.join(ROOT, "docs", "examples", "mypkg", "filters.py"), encoding="utf-8").read()
-    assert block.strip() == source[source.index("from corpusmill.filters.base import"):].strip()
+    assert block.strip() == source[source.index("from corpusmill.filters.base import") :].strip()

@@ -28,16 +28,27 @@ THRESHOLDS = [
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("filter")
-    models = train_demo_models(os.path.join(Q, "wiki_en.jsonl.gz"), [os.path.join(Q, "lowq_en.jsonl.gz")],
-                               str(root / "models"), vocab_size=2000, log=lambda *a: None)
+    models = train_demo_models(
+        os.path.join(Q, "wiki_en.jsonl.gz"),
+        [os.path.join(Q, "lowq_en.jsonl.gz")],
+        str(root / "models"),
+        vocab_size=2000,
+        log=lambda *a: None,
+    )
     udhr = root / "udhr.jsonl"  # many languages beside the English crawls
     with open(udhr, "w", encoding="utf-8") as fh:
         for line in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8"):
             row = json.loads(line)
-            fh.write(Document(f"udhr-{row['lang']}", row["text"] * 3, "udhr", location=row["gflanguages_id"]).to_json()
-                     + "\n")
-    common = dict(input=[warc("pydocs.warc.gz"), warc("iana.warc.gz"), str(udhr)], lm_dir=models["lm_dir"],
-                  classifier=[models["classifier"]], min_length=100)
+            fh.write(
+                Document(f"udhr-{row['lang']}", row["text"] * 3, "udhr", location=row["gflanguages_id"]).to_json()
+                + "\n"
+            )
+    common = dict(
+        input=[warc("pydocs.warc.gz"), warc("iana.warc.gz"), str(udhr)],
+        lm_dir=models["lm_dir"],
+        classifier=[models["classifier"]],
+        min_length=100,
+    )
     scored = root / "scored"
     run_ccnet(CCNetConfig(output=str(scored), score_only=True, **common))
     return root, common, scored

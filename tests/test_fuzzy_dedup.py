@@ -26,8 +26,10 @@ SLICE = os.path.join(DATA, "fuzzy", "copyright.jsonl.gz")
 def slice_docs():
     with gzip.open(SLICE, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    return [Document(id=r["id"], text=r["text"], source=r["source"], url=r["url"], location=f"{SLICE}:{i + 1}")
-            for i, r in enumerate(rows)]
+    return [
+        Document(id=r["id"], text=r["text"], source=r["source"], url=r["url"], location=f"{SLICE}:{i + 1}")
+        for i, r in enumerate(rows)
+    ]
 
 
 def components(nodes, edges):
@@ -50,8 +52,13 @@ def run_transform(docs, params, tmp_path):
     os.makedirs(tmp_path, exist_ok=True)
     prefix = str(tmp_path / "labels")
     with beam.Pipeline(options=beam_options([])) as p:
-        _ = (p | beam.Create(docs) | FindNearDuplicates(params) | beam.Map(_as_json)
-             | beam.io.WriteToText(prefix, shard_name_template=""))
+        _ = (
+            p
+            | beam.Create(docs)
+            | FindNearDuplicates(params)
+            | beam.Map(_as_json)
+            | beam.io.WriteToText(prefix, shard_name_template="")
+        )
     labels = {}
     with open(prefix, encoding="utf-8") as fh:
         for line in fh:
@@ -92,8 +99,7 @@ def test_clusters_against_exact_all_pairs_jaccard(tmp_path):
     labels = run_transform(docs, params, tmp_path)
     keys = [(d.id, d.location) for d in docs]
     sets = {(d.id, d.location): shingle_hashes(d.text) for d in docs}
-    true_pairs = {(a, b) for a, b in itertools.combinations(sorted(keys), 2)
-                  if fuzzy.jaccard(sets[a], sets[b]) >= 0.5}
+    true_pairs = {(a, b) for a, b in itertools.combinations(sorted(keys), 2) if fuzzy.jaccard(sets[a], sets[b]) >= 0.5}
     assert len(true_pairs) >= 20  # the slice holds real near-duplicates
     exact = components(keys, true_pairs)
     found = {k: (labels[k][0] if labels[k] else k) for k in keys}
@@ -145,8 +151,23 @@ def test_ccnet_fuzzy_dedup_step(tmp_path):
     """The CCNet stage in the Llama 3 order (doc dedup, then line dedup) with --fuzzy-dedup over the real
     slice: the step is accounted and what it drops names a kept document of the output."""
     out = str(tmp_path / "cc")
-    argv = ["ccnet", "--input", SLICE, "--output", out, "--dedup-order", "llama3", "--fuzzy-dedup",
-            "--fuzzy-threshold", "0.5", "--fuzzy-bands", "28", "--line-max-docs", "6", "--write-dropped"]
+    argv = [
+        "ccnet",
+        "--input",
+        SLICE,
+        "--output",
+        out,
+        "--dedup-order",
+        "llama3",
+        "--fuzzy-dedup",
+        "--fuzzy-threshold",
+        "0.5",
+        "--fuzzy-bands",
+        "28",
+        "--line-max-docs",
+        "6",
+        "--write-dropped",
+    ]
     assert cli_main(argv) == 0
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
@@ -161,7 +182,9 @@ def test_ccnet_fuzzy_dedup_step(tmp_path):
     # Llama 3's line rule: a line is removed when it is in more than 6 of the documents line dedup reads
     from corpusmill.filters.normalize import line_hashes
 
-    survivors = [d for d in slice_docs() if d.id in kept_ids or d.id in {r["document"]["id"] for r in dropped_by(out, "lid")}]
+    survivors = [
+        d for d in slice_docs() if d.id in kept_ids or d.id in {r["document"]["id"] for r in dropped_by(out, "lid")}
+    ]
     docs_with = {}
     for d in survivors:
         for h in set(line_hashes(d.text, "ccnet")):
@@ -170,8 +193,23 @@ def test_ccnet_fuzzy_dedup_step(tmp_path):
     assert removed  # the licence paragraphs every copy shares
     for d in read_output(out):
         assert not removed & set(line_hashes(d.text, "ccnet"))
-    assert cli_main(["ccnet", "--input", SLICE, "--output", str(tmp_path / "x"), "--fuzzy-dedup",
-                     "--fuzzy-num-perm", "100", "--fuzzy-bands", "14"]) == 2
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                SLICE,
+                "--output",
+                str(tmp_path / "x"),
+                "--fuzzy-dedup",
+                "--fuzzy-num-perm",
+                "100",
+                "--fuzzy-bands",
+                "14",
+            ]
+        )
+        == 2
+    )
 
 
 def dropped_by(out, step):
@@ -183,8 +221,19 @@ def test_llama3_order_through_unit_shards_gives_the_same_documents(tmp_path, mon
     the documents are those of the one-pipeline run."""
     import corpusmill.pipelines.ccnet_units as ccnet_units
 
-    argv = ["--input", SLICE, "--dedup-order", "llama3", "--fuzzy-dedup",
-            "--fuzzy-threshold", "0.5", "--fuzzy-bands", "28", "--line-max-docs", "6"]
+    argv = [
+        "--input",
+        SLICE,
+        "--dedup-order",
+        "llama3",
+        "--fuzzy-dedup",
+        "--fuzzy-threshold",
+        "0.5",
+        "--fuzzy-bands",
+        "28",
+        "--line-max-docs",
+        "6",
+    ]
     assert cli_main(["ccnet", "--output", str(tmp_path / "one")] + argv) == 0
     monkeypatch.setattr(ccnet_units, "FUSE_SINGLE_UNIT", False)
     assert cli_main(["ccnet", "--output", str(tmp_path / "two")] + argv) == 0

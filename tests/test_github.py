@@ -43,8 +43,10 @@ def test_license_headers_are_removed_from_real_files():
     assert stripped_h.startswith("/* This file defines dynamic annotations")
     scanner = _real("cpython-json/json/scanner.py")  # a docstring, no license header: unchanged
     assert rules.strip_license_header(scanner, ".py") == scanner
-    assert rules.strip_license_header("#!/bin/sh\n# Copyright 2020 X\n# MIT License\n\necho hi\n", ".sh") == \
-        "#!/bin/sh\necho hi\n"
+    assert (
+        rules.strip_license_header("#!/bin/sh\n# Copyright 2020 X\n# MIT License\n\necho hi\n", ".sh")
+        == "#!/bin/sh\necho hi\n"
+    )
 
 
 def test_a_header_after_a_modeline_or_short_comment_goes_and_markdown_headings_stay():
@@ -59,7 +61,7 @@ def test_a_header_after_a_modeline_or_short_comment_goes_and_markdown_headings_s
     modeline = "// * This makes emacs happy -*-Mode: C++;-*-\n"
     stripped_h = rules.strip_license_header(modeline + h, ".h")
     assert stripped_h.startswith(modeline) and "Copyright" not in stripped_h[:2000]
-    assert stripped_h[len(modeline):] == rules.strip_license_header(h, ".h")
+    assert stripped_h[len(modeline) :] == rules.strip_license_header(h, ".h")
     readme = "# Project\n\nA parser.\n\n# License\n\nMIT licensed; see LICENSE.\n"
     assert rules.strip_license_header(readme, ".md") == readme
     assert rules.strip_license_header("# Copyright 2020 X\n# MIT License\nname: x\n", ".yml") == "name: x\n"
@@ -95,7 +97,7 @@ def local_input(tmp_path_factory):
     gif = os.path.join(REPOS, "cpython-misc", "Lib", "idlelib", "Icons", "python.gif")
     os.makedirs(root / "generated", exist_ok=True)
     shutil.copyfile(gif, root / "generated" / "logo_data.c")  # binary bytes under a code extension
-    with open(root / "generated" / "huge.py", "wb") as fh:   # a 100 MB generated file
+    with open(root / "generated" / "huge.py", "wb") as fh:  # a 100 MB generated file
         line = b"VALUE = 'generated'\n" * 52429
         for _ in range(100):
             fh.write(line)
@@ -114,8 +116,17 @@ def test_local_run_accounts_for_every_file(local_run):
     assert check_accounting(stats) == []
     n_files = sum(len(files) for _, _, files in os.walk(root))
     assert step_stats(stats, "extension")["read"] == n_files
-    assert [s["step"] for s in stats] == ["extension", "size", "read", "max_line_length", "mean_line_length",
-                                          "alnum_share", "alpha_per_token", "header", "exact_dedup"]
+    assert [s["step"] for s in stats] == [
+        "extension",
+        "size",
+        "read",
+        "max_line_length",
+        "mean_line_length",
+        "alnum_share",
+        "alpha_per_token",
+        "header",
+        "exact_dedup",
+    ]
     assert stats[-1]["kept"] == len(read_output(out))
 
 
@@ -125,8 +136,10 @@ def test_each_bad_file_is_dropped_for_its_reason(local_run):
     def names(step, reason):
         return sorted(os.path.relpath(r["location"], root) for r in dropped_records(out, step, reason))
 
-    assert names("extension", "extension_not_allowed") == ["cpython-email/README.txt",
-                                                           "cpython-misc/Lib/idlelib/Icons/python.gif"]
+    assert names("extension", "extension_not_allowed") == [
+        "cpython-email/README.txt",
+        "cpython-misc/Lib/idlelib/Icons/python.gif",
+    ]
     assert names("size", "too_large") == ["generated/huge.py"]
     assert names("read", "binary") == ["generated/logo_data.c"]
     assert names("read", "not_utf8") == ["cpython-misc/Lib/test/encoded_modules/module_iso_8859_1.py"]
@@ -145,8 +158,10 @@ def test_duplicates_across_repositories_keep_the_smallest_id(local_run):
     texts = [d.text for d in docs]
     assert len(texts) == len(set(texts))
     dups = dropped_records(out, "exact_dedup", "duplicate_content")
-    assert sorted(r["document"]["metadata"]["path"] for r in dups) == ["third_party/json/scanner.py",
-                                                                       "third_party/json/tool.py"]
+    assert sorted(r["document"]["metadata"]["path"] for r in dups) == [
+        "third_party/json/scanner.py",
+        "third_party/json/tool.py",
+    ]
     by_text = {d.text: d for d in docs}
     for r in dups:
         original = by_text[r["document"]["text"]]
@@ -168,8 +183,10 @@ def test_headers_are_stripped_in_the_output(local_run):
 def test_multiprocess_runner_gives_the_same_bytes(local_run, tmp_path):
     root, out, _ = local_run
     out2 = str(tmp_path / "mp")
-    run_github(GitHubConfig(output=out2, mode="local", input=[root], write_dropped=True),
-               ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    run_github(
+        GitHubConfig(output=out2, mode="local", input=[root], write_dropped=True),
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
     assert list_output_files(out) and tree_digest(out2) == tree_digest(out)
 
 
@@ -187,8 +204,17 @@ def _rows_from_repos():
                 except UnicodeDecodeError:
                     continue  # BigQuery's contents table has no undecodable text either
                 rel = os.path.relpath(path, os.path.join(REPOS, repo)).replace(os.sep, "/")
-                rows.append({"id": f"blob{len(rows)}", "repo_name": f"example/{repo}", "ref": "refs/heads/main",
-                             "path": rel, "content": content, "size": len(data), "license": "mit"})
+                rows.append(
+                    {
+                        "id": f"blob{len(rows)}",
+                        "repo_name": f"example/{repo}",
+                        "ref": "refs/heads/main",
+                        "path": rel,
+                        "content": content,
+                        "size": len(data),
+                        "license": "mit",
+                    }
+                )
     return rows
 
 
@@ -213,9 +239,20 @@ def test_local_jsonl_export_with_a_null_row_and_a_broken_line(local_run, tmp_pat
 
 
 # -- BigQuery through the real client, against a loopback server --------------------------------------
-SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in
-                     (("id", "STRING"), ("repo_name", "STRING"), ("ref", "STRING"), ("path", "STRING"),
-                      ("content", "STRING"), ("size", "INTEGER"), ("license", "STRING"))]}
+SCHEMA = {
+    "fields": [
+        {"name": n, "type": t, "mode": "NULLABLE"}
+        for n, t in (
+            ("id", "STRING"),
+            ("repo_name", "STRING"),
+            ("ref", "STRING"),
+            ("path", "STRING"),
+            ("content", "STRING"),
+            ("size", "INTEGER"),
+            ("license", "STRING"),
+        )
+    ]
+}
 
 
 class FakeBigQuery:
@@ -223,16 +260,15 @@ class FakeBigQuery:
     query would process, and maximumBytesBilled, which fails a job that would process more), jobs.get,
     jobs.getQueryResults (pageToken paging) and tabledata.list on the job's result table (startIndex)."""
 
-    def __init__(self, rows, page_sizes=None, fail_insert=False, fail_page=None, stop_after=None,
-                 scan_bytes=3 << 30):
+    def __init__(self, rows, page_sizes=None, fail_insert=False, fail_page=None, stop_after=None, scan_bytes=3 << 30):
         self.rows = rows
         self.scan_bytes = scan_bytes  # what the query "processes" (the dry run's answer)
         self.dry_runs = 0
         self.ranges = []  # (startIndex, maxResults) of each tabledata.list request that starts a range
         self.page_sizes = list(page_sizes or [])  # serve pages of these sizes first (partial pages)
         self.fail_insert = fail_insert
-        self.fail_page = fail_page      # index of the results page that answers 404
-        self.stop_after = stop_after    # serve only this many rows, with no page token after them
+        self.fail_page = fail_page  # index of the results page that answers 404
+        self.stop_after = stop_after  # serve only this many rows, with no page token after them
         self.queries = []
         self.inserted = []  # jobs.insert request bodies
         self.requests = []
@@ -253,29 +289,56 @@ class FakeBigQuery:
                 fake.requests.append(("POST", self.path, dict(self.headers)))
                 fake.inserted.append(body)
                 if fake.fail_insert:
-                    return self._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
-                                                      "message": "Access Denied: Project p: User does not have "
-                                                                 "bigquery.jobs.create permission",
-                                                      "errors": [{"reason": "accessDenied", "message": "denied"}]}})
+                    return self._send(
+                        403,
+                        {
+                            "error": {
+                                "code": 403,
+                                "status": "PERMISSION_DENIED",
+                                "message": "Access Denied: Project p: User does not have "
+                                "bigquery.jobs.create permission",
+                                "errors": [{"reason": "accessDenied", "message": "denied"}],
+                            }
+                        },
+                    )
                 config = body["configuration"]
-                stats = {"query": {"totalBytesProcessed": str(fake.scan_bytes)},
-                         "totalBytesProcessed": str(fake.scan_bytes)}
+                stats = {
+                    "query": {"totalBytesProcessed": str(fake.scan_bytes)},
+                    "totalBytesProcessed": str(fake.scan_bytes),
+                }
                 if config.get("dryRun"):
                     fake.dry_runs += 1
-                    return self._send(200, {"status": {"state": "DONE"}, "configuration": config,
-                                            "statistics": stats, "jobReference": body.get("jobReference", {})})
+                    return self._send(
+                        200,
+                        {
+                            "status": {"state": "DONE"},
+                            "configuration": config,
+                            "statistics": stats,
+                            "jobReference": body.get("jobReference", {}),
+                        },
+                    )
                 fake.queries.append(config["query"]["query"])
                 ref = body["jobReference"]
                 cap = config["query"].get("maximumBytesBilled")
                 if cap is not None and int(cap) < fake.scan_bytes:
-                    error = {"reason": "bytesBilledLimitExceeded",
-                             "message": f"Query exceeded limit for bytes billed: {cap}."}
-                    return self._send(200, {"jobReference": ref, "configuration": config,
-                                            "status": {"state": "DONE", "errorResult": error, "errors": [error]}})
+                    error = {
+                        "reason": "bytesBilledLimitExceeded",
+                        "message": f"Query exceeded limit for bytes billed: {cap}.",
+                    }
+                    return self._send(
+                        200,
+                        {
+                            "jobReference": ref,
+                            "configuration": config,
+                            "status": {"state": "DONE", "errorResult": error, "errors": [error]},
+                        },
+                    )
                 config["query"]["destinationTable"] = {"projectId": "p", "datasetId": "_anon", "tableId": "result1"}
                 fake.config = config
-                return self._send(200, {"jobReference": ref, "status": {"state": "DONE"}, "configuration": config,
-                                        "statistics": stats})
+                return self._send(
+                    200,
+                    {"jobReference": ref, "status": {"state": "DONE"}, "configuration": config, "statistics": stats},
+                )
 
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)
@@ -284,8 +347,14 @@ class FakeBigQuery:
                 job_id = url.path.rsplit("/", 1)[-1]
                 ref = {"projectId": "p", "jobId": job_id, "location": "US"}
                 if "/jobs/" in url.path:
-                    return self._send(200, {"jobReference": ref, "status": {"state": "DONE"},
-                                            "configuration": getattr(fake, "config", {})})
+                    return self._send(
+                        200,
+                        {
+                            "jobReference": ref,
+                            "status": {"state": "DONE"},
+                            "configuration": getattr(fake, "config", {}),
+                        },
+                    )
                 if url.path.endswith("/tables/result1/data"):  # tabledata.list: a range from startIndex
                     if "pageToken" not in q:
                         fake.ranges.append((int(q.get("startIndex", ["0"])[0]), int(q.get("maxResults", ["0"])[0])))
@@ -294,19 +363,36 @@ class FakeBigQuery:
                     start = int(q.get("pageToken", ["o0"])[0][1:])
                 asked = int(q.get("maxResults", ["1000"])[0])
                 if asked == 0:
-                    return self._send(200, {"jobReference": ref, "jobComplete": True, "schema": SCHEMA,
-                                            "totalRows": str(len(fake.rows))})
+                    return self._send(
+                        200,
+                        {"jobReference": ref, "jobComplete": True, "schema": SCHEMA, "totalRows": str(len(fake.rows))},
+                    )
                 if fake.fail_page is not None and fake.pages_served == fake.fail_page:
-                    return self._send(404, {"error": {"code": 404, "message": f"Not found: Job p:US.{job_id}",
-                                                      "errors": [{"reason": "notFound"}]}})
+                    return self._send(
+                        404,
+                        {
+                            "error": {
+                                "code": 404,
+                                "message": f"Not found: Job p:US.{job_id}",
+                                "errors": [{"reason": "notFound"}],
+                            }
+                        },
+                    )
                 size = fake.page_sizes.pop(0) if fake.page_sizes else asked
                 end = min(start + min(size, asked), len(fake.rows))
                 if fake.stop_after is not None:
                     end = min(end, fake.stop_after)
                 fake.pages_served += 1
-                page = {"jobReference": ref, "jobComplete": True, "schema": SCHEMA, "totalRows": str(len(fake.rows)),
-                        "rows": [{"f": [{"v": None if r[f["name"]] is None else str(r[f["name"]])}
-                                        for f in SCHEMA["fields"]]} for r in fake.rows[start:end]]}
+                page = {
+                    "jobReference": ref,
+                    "jobComplete": True,
+                    "schema": SCHEMA,
+                    "totalRows": str(len(fake.rows)),
+                    "rows": [
+                        {"f": [{"v": None if r[f["name"]] is None else str(r[f["name"]])} for f in SCHEMA["fields"]]}
+                        for r in fake.rows[start:end]
+                    ],
+                }
                 more = end < len(fake.rows) and (fake.stop_after is None or end < fake.stop_after)
                 if more:
                     page["pageToken"] = f"o{end}"
@@ -332,18 +418,42 @@ class FakeBigQuery:
 
 
 def _bq_rows():
-    rows = [r for r in _rows_from_repos() if r["repo_name"] in ("example/cpython-json", "example/vendored-json",
-                                                                 "example/sphinx-static", "example/cpython-email")]
-    rows.append({"id": "blobnull", "repo_name": "example/nulls", "ref": "refs/heads/main", "path": "gone.py",
-                 "content": None, "size": 0, "license": "apache-2.0"})
+    rows = [
+        r
+        for r in _rows_from_repos()
+        if r["repo_name"]
+        in ("example/cpython-json", "example/vendored-json", "example/sphinx-static", "example/cpython-email")
+    ]
+    rows.append(
+        {
+            "id": "blobnull",
+            "repo_name": "example/nulls",
+            "ref": "refs/heads/main",
+            "path": "gone.py",
+            "content": None,
+            "size": 0,
+            "license": "apache-2.0",
+        }
+    )
     return rows
 
 
 def _bq_config(out, endpoint, **kw):
     kw.setdefault("streams", 1)  # the result pages in order (test_bigquery_reads_row_ranges_at_once: in ranges)
     kw = {f"bq_{k}": v for k, v in kw.items()}
-    return GitHubConfig(output=out, mode="bigquery", input=[], **ANY_FAILURES, bq_project="p", bq_location="US", bq_page_size=4,
-                        bq_endpoint=endpoint, bq_anonymous=endpoint is not None, bq_retry_deadline=2.0, **kw)
+    return GitHubConfig(
+        output=out,
+        mode="bigquery",
+        input=[],
+        **ANY_FAILURES,
+        bq_project="p",
+        bq_location="US",
+        bq_page_size=4,
+        bq_endpoint=endpoint,
+        bq_anonymous=endpoint is not None,
+        bq_retry_deadline=2.0,
+        **kw,
+    )
 
 
 def test_bigquery_rows_arrive_through_the_real_client_with_partial_pages(tmp_path):
@@ -413,12 +523,31 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     from corpusmill.cli import main as cli_main
 
     cap = 2000
-    big = sum(rules.is_allowed(name) and os.path.getsize(os.path.join(d, name)) > cap
-              for d, _, names in os.walk(REPOS) for name in names)
+    big = sum(
+        rules.is_allowed(name) and os.path.getsize(os.path.join(d, name)) > cap
+        for d, _, names in os.walk(REPOS)
+        for name in names
+    )
     assert big > 0
     out = tmp_path / "cli"
-    assert cli_main(["source", "github", "--from", "local", "--input", REPOS, "--output", str(out),
-                     "--max-bytes", str(cap), "--no-strip-headers"]) == 0
+    assert (
+        cli_main(
+            [
+                "source",
+                "github",
+                "--from",
+                "local",
+                "--input",
+                REPOS,
+                "--output",
+                str(out),
+                "--max-bytes",
+                str(cap),
+                "--no-strip-headers",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((out / "stats.json").read_text())
     assert "header" not in [s["step"] for s in stats]
     assert step_stats(stats, "size")["dropped"] == {"too_large": big}
@@ -426,10 +555,15 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert "--bq-anonymous only works with --bq-endpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("step,rule", [("max_line_length", rules.max_line_length),
-                                       ("mean_line_length", rules.mean_line_length),
-                                       ("alnum_share", rules.alnum_share),
-                                       ("alpha_per_token", rules.alpha_per_token)])
+@pytest.mark.parametrize(
+    "step,rule",
+    [
+        ("max_line_length", rules.max_line_length),
+        ("mean_line_length", rules.mean_line_length),
+        ("alnum_share", rules.alnum_share),
+        ("alpha_per_token", rules.alpha_per_token),
+    ],
+)
 def test_each_code_rule_measure_is_profiled_for_kept_and_dropped_files(local_run, step, rule):
     """Issue 15: a code rule's measure, as a kept-vs-dropped distribution against its threshold."""
     from source_outputs import score_histogram
@@ -460,8 +594,11 @@ def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
 
     rows = _bq_rows()
     with FakeBigQuery(rows, scan_bytes=2_500_000_000_000) as fake:  # the whole public dataset: ~2.5 TB
-        with pytest.raises(CorpusmillError, match=r"will process 2\.27 TiB \(about \$14\.21 .* over "
-                                                  r"--bq-max-bytes-billed 100\.00 GiB; nothing was run"):
+        with pytest.raises(
+            CorpusmillError,
+            match=r"will process 2\.27 TiB \(about \$14\.21 .* over "
+            r"--bq-max-bytes-billed 100\.00 GiB; nothing was run",
+        ):
             run_github(_bq_config(str(tmp_path / "capped"), fake.endpoint, limit=100))
         assert fake.dry_runs == 1 and fake.queries == []  # no query job was started
         assert fake.inserted[0]["configuration"]["dryRun"] is True
@@ -472,8 +609,25 @@ def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
         assert "will process 2.27 TiB" in capsys.readouterr().err
         # --bq-dry-run: the estimate, nothing else (no job, no output)
         queries = len(fake.queries)
-        assert cli_main(["source", "github", "--from", "bigquery", "--bq-project", "p", "--bq-endpoint", fake.endpoint,
-                         "--bq-anonymous", "--bq-dry-run", "--output", str(tmp_path / "dry")]) == 0
+        assert (
+            cli_main(
+                [
+                    "source",
+                    "github",
+                    "--from",
+                    "bigquery",
+                    "--bq-project",
+                    "p",
+                    "--bq-endpoint",
+                    fake.endpoint,
+                    "--bq-anonymous",
+                    "--bq-dry-run",
+                    "--output",
+                    str(tmp_path / "dry"),
+                ]
+            )
+            == 0
+        )
         assert len(fake.queries) == queries and not (tmp_path / "dry").exists()
         assert "the query will process 2.27 TiB" in capsys.readouterr().err
     # BigQuery's own refusal: the job carries the cap, so a job that processes more than the dry run said
@@ -499,8 +653,10 @@ def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
 def test_bigquery_sample_percent_is_a_tablesample_on_contents(tmp_path):
     with FakeBigQuery(_bq_rows()) as fake:
         run_github(_bq_config(str(tmp_path / "s"), fake.endpoint, sample_percent=1))
-    assert "JOIN `bigquery-public-data.github_repos.contents` AS c TABLESAMPLE SYSTEM (1 PERCENT) ON f.id = c.id" \
+    assert (
+        "JOIN `bigquery-public-data.github_repos.contents` AS c TABLESAMPLE SYSTEM (1 PERCENT) ON f.id = c.id"
         in fake.queries[0]
+    )
 
 
 def test_bigquery_reads_row_ranges_at_once_with_the_same_rows(tmp_path):
@@ -517,12 +673,16 @@ def test_bigquery_reads_row_ranges_at_once_with_the_same_rows(tmp_path):
     assert step_stats(stats, "parse")["read"] == len(rows) and step_stats(stats, "parse")["failed"] == 0
     staged = sorted(os.listdir(os.path.join(ranged, "_bigquery")))
     assert [n[:8] for n in staged] == ["rows-000", "rows-001", "rows-002"]
+
     # the same documents and counts (their locations name the staged files, which differ)
     def docs(out):
-        return sorted((d.id, d.text, json.dumps({k: v for k, v in d.metadata.items()}, sort_keys=True))
-                      for d in read_output(out))
+        return sorted(
+            (d.id, d.text, json.dumps({k: v for k, v in d.metadata.items()}, sort_keys=True)) for d in read_output(out)
+        )
 
     assert docs(serial) == docs(ranged) and len(docs(ranged)) > 0
-    strip = [{k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")} for s in json.load(open(
-        os.path.join(serial, "stats.json")))]
+    strip = [
+        {k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")}
+        for s in json.load(open(os.path.join(serial, "stats.json")))
+    ]
     assert strip == [{k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")} for s in stats]

@@ -32,8 +32,9 @@ class ByScript(Filter):
 
 def udhr_docs():
     rows = [json.loads(l) for l in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8")]
-    return [Document(f"udhr-{r['lang']}", r["text"], "udhr", location=f"udhr.jsonl:{i + 1}")
-            for i, r in enumerate(rows)]
+    return [
+        Document(f"udhr-{r['lang']}", r["text"], "udhr", location=f"udhr.jsonl:{i + 1}") for i, r in enumerate(rows)
+    ]
 
 
 class ByScriptInBatches(ByScript):
@@ -83,7 +84,7 @@ def test_routing_metrics_and_stats_agree(tmp_path):
     assert check_accounting(stats) == []
     step = stats[0]
     assert step["read"] == len(docs) and step["kept"] == expected["kept"]
-    assert step["dropped"] == {k[len("dropped."):]: v for k, v in expected.items() if k.startswith("dropped.")}
+    assert step["dropped"] == {k[len("dropped.") :]: v for k, v in expected.items() if k.startswith("dropped.")}
     assert step["bytes_read"] == sum(d.nbytes for d in docs)
     failed = read_failed(str(tmp_path))
     assert failed[0]["location"] == "udhr.jsonl:" + str(1 + [d.id for d in docs].index("udhr-el"))
@@ -110,8 +111,15 @@ def test_build_stats_orders_steps_and_flags_broken_accounting():
     rows = [(("b", "kept", ""), (2, 20, 18)), (("a", "dropped", "x"), (1, 5, 0)), (("a", "kept", ""), (2, 9, 9))]
     stats = build_stats(rows, ["a", "b"])
     assert [s["step"] for s in stats] == ["a", "b"]
-    assert stats[0] == {"step": "a", "read": 3, "kept": 2, "dropped": {"x": 1}, "failed": 0,
-                        "bytes_read": 14, "bytes_kept": 9}
+    assert stats[0] == {
+        "step": "a",
+        "read": 3,
+        "kept": 2,
+        "dropped": {"x": 1},
+        "failed": 0,
+        "bytes_read": 14,
+        "bytes_kept": 9,
+    }
     stats[1]["read"] = 3
     assert check_accounting(stats) == ["step b: read 3 != kept 2 + dropped 0 + failed 0"]
     # a filter's extra totals become "counters"; they are not documents and do not touch the identity
@@ -161,12 +169,18 @@ def test_documents_that_share_an_id_never_get_each_others_marks():
         for i, line in enumerate(doc.text.split("\n")):
             yield line, (doc.id, i)
 
-    docs = [Document("dup", "shared\nonly in a", location="a.jsonl:1"),
-            Document("dup", "only in b\nmine too", location="b.jsonl:1"),
-            Document("c", "x\nshared", location="c.jsonl:1")]
+    docs = [
+        Document("dup", "shared\nonly in a", location="a.jsonl:1"),
+        Document("dup", "only in b\nmine too", location="b.jsonl:1"),
+        Document("c", "x\nshared", location="c.jsonl:1"),
+    ]
     with beam.Pipeline(options=beam_options([])) as p:
-        marked = (p | beam.Create(docs) | MarkDuplicates(occurrences, keep=by_value)
-                  | beam.Map(lambda item: (item[0].location, sorted(item[1]))))
+        marked = (
+            p
+            | beam.Create(docs)
+            | MarkDuplicates(occurrences, keep=by_value)
+            | beam.Map(lambda item: (item[0].location, sorted(item[1])))
+        )
         from apache_beam.testing.util import assert_that, equal_to
 
         # "shared" is line 0 of a (marked) and line 1 of c (kept: id "c" is the smallest); b, which shares
@@ -184,8 +198,11 @@ def test_a_batch_filter_gives_the_same_outputs_and_accounting(tmp_path):
     run_filter(tmp_path / "batches", filt=ByScriptInBatches())
     assert ByScriptInBatches.batches >= len(udhr_docs()) // 5
     assert tree_digest(str(tmp_path / "one")) == tree_digest(str(tmp_path / "batches"))
-    assert [f["location"] for f in read_failed(str(tmp_path / "batches"))] == \
-        [f["location"] for f in read_failed(str(tmp_path / "one"))] != []
+    assert (
+        [f["location"] for f in read_failed(str(tmp_path / "batches"))]
+        == [f["location"] for f in read_failed(str(tmp_path / "one"))]
+        != []
+    )
 
 
 def test_run_filters_applies_a_chain_outside_beam_as_the_steps_would(tmp_path):
@@ -228,6 +245,9 @@ def test_a_filter_naming_a_score_without_bins_is_refused_when_the_pipeline_is_bu
         name = "digit_share"
         scores = ("digit_share",)
 
-    with pytest.raises(CorpusmillError, match=r"'digit_share' \(.*DigitShare\) names score\(s\) \['digit_share'\] "
-                                              r"with no bins; expected one of \[.*'language_score'"):
+    with pytest.raises(
+        CorpusmillError,
+        match=r"'digit_share' \(.*DigitShare\) names score\(s\) \['digit_share'\] "
+        r"with no bins; expected one of \[.*'language_score'",
+    ):
         run_filter(tmp_path, filt=DigitShare())

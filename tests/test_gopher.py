@@ -58,11 +58,14 @@ def test_each_quality_rule_is_its_own_reason():
         "too_few_words": " ".join(words[:30]),
         "mean_word_length": " ".join(w[:2] for w in words),
         "too_many_symbols": prose + " #" * (len(words) // 5),
-        "too_many_bullets": "\n".join("- " + " ".join(words[i:i + 8]) for i in range(0, 400, 8)),
-        "too_many_ellipsis_lines": "\n".join(" ".join(words[i:i + 12]) + "…" for i in range(0, 360, 12)),
+        "too_many_bullets": "\n".join("- " + " ".join(words[i : i + 8]) for i in range(0, 400, 8)),
+        "too_many_ellipsis_lines": "\n".join(" ".join(words[i : i + 12]) + "…" for i in range(0, 360, 12)),
         "too_few_alpha_words": prose + " " + " ".join(["1234"] * len(words)),
-        "too_few_stop_words": " ".join(w for w in words if w.lower().strip(".,;:!?\"'()[]") not in
-                                       ("the", "be", "to", "of", "and", "that", "have", "with")),
+        "too_few_stop_words": " ".join(
+            w
+            for w in words
+            if w.lower().strip(".,;:!?\"'()[]") not in ("the", "be", "to", "of", "and", "that", "have", "with")
+        ),
     }
     for reason, text in cases.items():
         assert q(Document("x", text)).reason == reason, reason
@@ -72,9 +75,24 @@ def test_as_added_filters_in_a_ccnet_run_the_profile_shows_their_measures(tmp_pa
     from corpusmill.cli import main as cli_main
 
     out = tmp_path / "cc"
-    assert cli_main(["ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(out), "--min-length", "0",
-                     "--add-filter", "corpusmill.filters.gopher:GopherRepetition@lid",
-                     "--add-filter", "corpusmill.filters.gopher:GopherQuality@lid"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                warc("pydocs.warc.gz"),
+                "--output",
+                str(out),
+                "--min-length",
+                "0",
+                "--add-filter",
+                "corpusmill.filters.gopher:GopherRepetition@lid",
+                "--add-filter",
+                "corpusmill.filters.gopher:GopherQuality@lid",
+            ]
+        )
+        == 0
+    )
     stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
     assert stats["gopher_repetition"]["read"] == stats["lid"]["kept"]
     assert stats["gopher_quality"]["read"] == stats["gopher_repetition"]["kept"]

@@ -34,7 +34,9 @@ MIX = os.path.join(os.path.dirname(__file__), "data", "mixing")
 SEQ_LEN = 128
 
 MANIFEST = {
-    "name": "mixtest", "seed": 7, "seq_len": SEQ_LEN,
+    "name": "mixtest",
+    "seed": 7,
+    "seq_len": SEQ_LEN,
     # the largest budget wiki_fr can fill within 2.45 passes: about 1.7M tokens
     "budget_tokens": "max",
     "tokenizer": {"vocab_size": 1000, "sample_chars": 300_000},
@@ -76,8 +78,10 @@ def documents(mixed):
 @pytest.fixture(scope="module")
 def source_docs(mixed):
     _, sp = mixed
-    return {name: {d.id: tuple(sp.encode(d.text)) for d in read_output(os.path.join(MIX, name))}
-            for name in MANIFEST["sources"]}
+    return {
+        name: {d.id: tuple(sp.encode(d.text)) for d in read_output(os.path.join(MIX, name))}
+        for name in MANIFEST["sources"]
+    }
 
 
 def appearances(documents, source_docs):
@@ -184,11 +188,18 @@ def test_multiprocessing_runner_gives_identical_shards(mixed, tmp_path):
     m = result.manifest
     files = {s.name: source_files(s.name, s.documents) for s in m.sources}
     out = str(tmp_path / "mp")
-    write_mixed_shards(ShardConfig(files=files, tokenizer=os.path.join(m.output, "tokenizer", "tokenizer.model"),
-                                   output=out, plan=result.plan, rows_per_shard=m.shards.rows_per_shard,
-                                   batch_rows=m.shards.batch_rows,
-                                   extra={"recipe": m.name}),
-                       ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    write_mixed_shards(
+        ShardConfig(
+            files=files,
+            tokenizer=os.path.join(m.output, "tokenizer", "tokenizer.model"),
+            output=out,
+            plan=result.plan,
+            rows_per_shard=m.shards.rows_per_shard,
+            batch_rows=m.shards.batch_rows,
+            extra={"recipe": m.name},
+        ),
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
     names = sorted(f for f in os.listdir(result.shards_dir) if f.endswith(".arrow") or f == "manifest.json")
     assert len(names) > 5
     match, mismatch, errors = filecmp.cmpfiles(result.shards_dir, out, names, shallow=False)
@@ -227,20 +238,23 @@ def _with(tmp_path, **changes):
     return write_manifest_yaml(tmp_path, data)
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"wiki_en.weight": 0.5}, "sources.*.weight: the weights sum to 0.9"),
-    ({"code.documents": "/nonexistent/corpus"}, "sources.code.documents: /nonexistent/corpus does not exist"),
-    ({"wiki_en.wieght": 0.6}, "sources.wiki_en.wieght: unknown key"),
-    ({"code.weight": None}, "sources.code.weight: missing"),
-    ({"code.processor": "ccnet"}, "sources.code: give exactly one of 'documents'"),
-    ({"budget_tokens": "lots"}, "budget_tokens: expected a number of tokens or 'max'"),
-    ({"seq_len": 0}, "seq_len: must be at least 1"),
-    # numbers no data set holds (issue 26): one line, not 5e25 passes and a MemoryError
-    ({"budget_tokens": 1e30}, "budget_tokens: must be at most 1,000,000,000,000,000, got 1e+30"),
-    ({"seq_len": 1e9}, "seq_len: must be at most 1,048,576"),
-    ({"wiki_fr.epochs": 1e20}, "sources.wiki_fr.epochs: must be at most 1000"),
-    ({"code.holdout": 0.7}, "sources.code.holdout: expected the share of its documents held out, in [0, 0.5)"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"wiki_en.weight": 0.5}, "sources.*.weight: the weights sum to 0.9"),
+        ({"code.documents": "/nonexistent/corpus"}, "sources.code.documents: /nonexistent/corpus does not exist"),
+        ({"wiki_en.wieght": 0.6}, "sources.wiki_en.wieght: unknown key"),
+        ({"code.weight": None}, "sources.code.weight: missing"),
+        ({"code.processor": "ccnet"}, "sources.code: give exactly one of 'documents'"),
+        ({"budget_tokens": "lots"}, "budget_tokens: expected a number of tokens or 'max'"),
+        ({"seq_len": 0}, "seq_len: must be at least 1"),
+        # numbers no data set holds (issue 26): one line, not 5e25 passes and a MemoryError
+        ({"budget_tokens": 1e30}, "budget_tokens: must be at most 1,000,000,000,000,000, got 1e+30"),
+        ({"seq_len": 1e9}, "seq_len: must be at most 1,048,576"),
+        ({"wiki_fr.epochs": 1e20}, "sources.wiki_fr.epochs: must be at most 1000"),
+        ({"code.holdout": 0.7}, "sources.code.holdout: expected the share of its documents held out, in [0, 0.5)"),
+    ],
+)
 def test_manifest_errors_name_the_field(tmp_path, changes, field):
     with pytest.raises(CorpusmillError) as err:
         load_manifest(_with(tmp_path, **changes))
@@ -278,9 +292,18 @@ def test_a_budget_no_source_can_hold_is_refused_at_plan_time(mixed, tmp_path):
 def test_epochs_only_manifest(mixed, tmp_path):
     result, _ = mixed
     counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
-    path = _with(tmp_path, budget_tokens=None, **{"wiki_en.weight": None, "wiki_fr.weight": None,
-                                                  "code.weight": None, "wiki_en.epochs": 1.1,
-                                                  "wiki_fr.epochs": 2.45, "code.epochs": 0.64})
+    path = _with(
+        tmp_path,
+        budget_tokens=None,
+        **{
+            "wiki_en.weight": None,
+            "wiki_fr.weight": None,
+            "code.weight": None,
+            "wiki_en.epochs": 1.1,
+            "wiki_fr.epochs": 2.45,
+            "code.epochs": 0.64,
+        },
+    )
     data = yaml.safe_load(open(path, encoding="utf-8"))
     data.pop("budget_tokens")
     path = write_manifest_yaml(tmp_path, data, "epochs.yaml")
@@ -298,15 +321,25 @@ def test_llama1_manifest_carries_the_paper_numbers():
     root = os.path.join(os.path.dirname(__file__), "..", "manifests")
     m = load_manifest(os.path.join(root, "llama1.yaml"))
     got = {s.name: (s.weight, s.epochs) for s in m.sources}
-    assert got == {"cc": (0.67, 1.10), "c4": (0.15, 1.06), "github": (0.045, 0.64), "wikipedia": (0.045, 2.45),
-                   "books": (0.045, 2.23), "arxiv": (0.025, 1.06), "stackexchange": (0.02, 1.03)}
+    assert got == {
+        "cc": (0.67, 1.10),
+        "c4": (0.15, 1.06),
+        "github": (0.045, 0.64),
+        "wikipedia": (0.045, 2.45),
+        "books": (0.045, 2.23),
+        "arxiv": (0.025, 1.06),
+        "stackexchange": (0.02, 1.03),
+    }
     assert (m.budget_tokens, m.seq_len, m.tokenizer.vocab_size) == (1_400_000_000_000, 2048, 32000)
     # with RedPajama v1's token counts (RECIPE.md) C4 cannot give 15% of 1.4T within 1.06 passes;
     # the largest budget that fits every cap is GitHub's: 0.64 x 59B / 0.045
     redpajama = {"cc": 878, "c4": 175, "github": 59, "books": 26, "arxiv": 28, "wikipedia": 24, "stackexchange": 20}
-    counts = {k: {"tokens": v * 10 ** 9, "documents": 1} for k, v in redpajama.items()}
-    with pytest.raises(CorpusmillError, match=r"sources\.c4\.epochs: .* above its cap of 1\.06; lower budget_tokens "
-                                              r"to at most 839,111,111,111"):
+    counts = {k: {"tokens": v * 10**9, "documents": 1} for k, v in redpajama.items()}
+    with pytest.raises(
+        CorpusmillError,
+        match=r"sources\.c4\.epochs: .* above its cap of 1\.06; lower budget_tokens "
+        r"to at most 839,111,111,111",
+    ):
         plan_mixture(m, counts)
     assert load_manifest(os.path.join(root, "demo.yaml")).mode == "weights"
 
@@ -321,11 +354,24 @@ def test_a_source_that_falls_to_zero_tokens_stops_the_run(mixed, tmp_path):
 
     def shards(out, **changes):
         plan = plan_mixture(load_manifest(_with(tmp_path, **changes)), counts)
-        return write_mixed_shards(ShardConfig(files=files, tokenizer=tokenizer, output=str(out), plan=plan,
-                                              rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows))
+        return write_mixed_shards(
+            ShardConfig(
+                files=files,
+                tokenizer=tokenizer,
+                output=str(out),
+                plan=plan,
+                rows_per_shard=m.shards.rows_per_shard,
+                batch_rows=m.shards.batch_rows,
+            )
+        )
 
-    small = {"budget_tokens": 30_000, "wiki_en.weight": 0.599, "wiki_fr.weight": 0.4, "code.weight": 0.001,
-             "wiki_fr.epochs": None}
+    small = {
+        "budget_tokens": 30_000,
+        "wiki_en.weight": 0.599,
+        "wiki_fr.weight": 0.4,
+        "code.weight": 0.001,
+        "wiki_fr.epochs": None,
+    }
     avg = counts["code"]["tokens"] / counts["code"]["documents"]
     assert 0.001 * 30_000 < avg / 2  # code's target is 30 tokens, under half of its average document
     with pytest.raises(CorpusmillError) as err:
@@ -355,8 +401,7 @@ def test_held_out_documents_never_reach_a_training_row(mixed, tmp_path):
     _, sp = mixed
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MANIFEST.items()}
     data["sources"] = {k: dict(v, holdout=0.05) for k, v in MANIFEST["sources"].items()}
-    result = run_recipe(write_manifest_yaml(tmp_path, dict(data, output=str(tmp_path / "run"))),
-                        log=lambda *_: None)
+    result = run_recipe(write_manifest_yaml(tmp_path, dict(data, output=str(tmp_path / "run"))), log=lambda *_: None)
     man = result.shards_manifest
     seed = man["seed"]
     train_docs = {tuple(d.tolist()) for d in unpack(*_rows_in_order(result.shards_dir), bos_id=1, eos_id=2)}
@@ -371,14 +416,19 @@ def test_held_out_documents_never_reach_a_training_row(mixed, tmp_path):
         assert sum(tuple(sp.encode(d.text)) in train_docs for d in kept) > 0.9 * len(kept)
         # the eval set holds the held-out documents, once each (the last row's tail aside)
         ev = ShardDataset(os.path.join(result.shards_dir, "eval", name))
-        eval_docs = collections.Counter(tuple(x.tolist()) for x in unpack(
-            np.stack([ev[i][0] for i in range(len(ev))]), [ev[i][1] for i in range(len(ev))], bos_id=1, eos_id=2))
+        eval_docs = collections.Counter(
+            tuple(x.tolist())
+            for x in unpack(
+                np.stack([ev[i][0] for i in range(len(ev))]), [ev[i][1] for i in range(len(ev))], bos_id=1, eos_id=2
+            )
+        )
         found = sum(eval_docs[tuple(sp.encode(d.text))] for d in held)
         assert len(held) - 2 <= found <= len(held) and max(eval_docs.values()) == 1
     # the trainer evaluates each source's held-out set and names it
     model, tr = load_config("tiny")
-    tr = dataclasses.replace(tr, steps=2, eval_every=1, ckpt_every=0, log_every=1000, seq_len=SEQ_LEN,
-                             batch_tokens=4 * SEQ_LEN, eval_rows=8)
+    tr = dataclasses.replace(
+        tr, steps=2, eval_every=1, ckpt_every=0, log_every=1000, seq_len=SEQ_LEN, batch_tokens=4 * SEQ_LEN, eval_rows=8
+    )
     train(dataclasses.replace(model, max_seq_len=SEQ_LEN), tr, result.shards_dir, str(tmp_path / "train"), stream=None)
     logs = [_json.loads(line) for line in open(tmp_path / "train" / "train_log.jsonl")]
     evals = [r for r in logs if "eval_loss_by_source" in r]
@@ -415,10 +465,16 @@ def test_a_second_mixture_repacks_the_stored_tokens_without_sentencepiece(mixed,
 
     monkeypatch.setattr(tk.SentencePieceTokenizer, "encode", refuse)
     monkeypatch.setattr(tk.SentencePieceTokenizer, "encode_many", refuse)
-    anneal = {"name": "anneal", "seed": 7, "seq_len": 64, "budget_tokens": 200_000, "tokens_from": result.manifest.output,
-              "shards": {"rows_per_shard": 500, "batch_rows": 64, "pack_group_tokens": 100_000},
-              "sources": {"wiki_en": {"weight": 0.8}, "code": {"weight": 0.2}},  # a subset, new weights
-              "output": str(tmp_path / "anneal")}
+    anneal = {
+        "name": "anneal",
+        "seed": 7,
+        "seq_len": 64,
+        "budget_tokens": 200_000,
+        "tokens_from": result.manifest.output,
+        "shards": {"rows_per_shard": 500, "batch_rows": 64, "pack_group_tokens": 100_000},
+        "sources": {"wiki_en": {"weight": 0.8}, "code": {"weight": 0.2}},  # a subset, new weights
+        "output": str(tmp_path / "anneal"),
+    }
     again = run_recipe(write_manifest_yaml(tmp_path, anneal), log=lambda *_: None)
     man = again.shards_manifest
     assert man["seq_len"] == 64 and set(man["mixture"]) == {"wiki_en", "code"}
@@ -434,4 +490,6 @@ def test_a_second_mixture_repacks_the_stored_tokens_without_sentencepiece(mixed,
     anneal["sources"]["books"] = {"weight": 0.1}
     anneal["sources"]["wiki_en"]["weight"] = 0.7
     with pytest.raises(CorpusmillError, match="no tokenized documents for source 'books'"):
-        run_recipe(write_manifest_yaml(tmp_path, dict(anneal, output=str(tmp_path / "b")), "b.yaml"), log=lambda *_: None)
+        run_recipe(
+            write_manifest_yaml(tmp_path, dict(anneal, output=str(tmp_path / "b")), "b.yaml"), log=lambda *_: None
+        )

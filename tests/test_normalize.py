@@ -42,7 +42,10 @@ def test_repeated_occurrences_is_streamed_and_needs_two_distinct_documents():
     assert list(repeated_occurrences(iter([("a", 1)]), lambda v: v[0])) == []
     assert list(repeated_occurrences(iter([("a", 1), ("a", 1)]), lambda v: v[0])) == []
     assert list(repeated_occurrences(iter([("a", 1), ("b", 1), ("c", 1)]), lambda v: v[0])) == [
-        ("a", 1), ("b", 1), ("c", 1)]
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+    ]
 
     def endless():  # a line in a million documents: values are consumed one by one, never held
         yield "first"

@@ -104,8 +104,25 @@ def test_scrub_pii_step_counts_in_stats(tmp_path):
         for path in CHANGELOGS:
             fh.write(json.dumps({"id": os.path.basename(path), "text": read(path)}) + "\n")
     out = str(tmp_path / "out")
-    assert cli_main(["ccnet", "--input", str(docs), "--output", out, "--scrub-pii", "--line-max-docs", "1000",
-                     "--min-length", "0", "--lang-threshold", "0"]) == 0
+    assert (
+        cli_main(
+            [
+                "ccnet",
+                "--input",
+                str(docs),
+                "--output",
+                out,
+                "--scrub-pii",
+                "--line-max-docs",
+                "1000",
+                "--min-length",
+                "0",
+                "--lang-threshold",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
     written = read_output(out)

@@ -30,11 +30,14 @@ def udhr_run(tmp_path_factory):
         for line in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8"):
             row = json.loads(line)
             source = "udhr-latin" if row["gflanguages_id"].endswith("_Latn") else "udhr-other"
-            fh.write(Document(f"udhr-{row['lang']}", row["text"], source, location=row["gflanguages_id"]).to_json() + "\n")
+            fh.write(
+                Document(f"udhr-{row['lang']}", row["text"], source, location=row["gflanguages_id"]).to_json() + "\n"
+            )
     out = root / "out"
     # every dropped document written, so the profile can be checked against each of them
-    stats = run_ccnet(CCNetConfig(input=[str(path)], output=str(out), min_length=0, languages=["en", "fr", "de"],
-                                  write_dropped=True))
+    stats = run_ccnet(
+        CCNetConfig(input=[str(path)], output=str(out), min_length=0, languages=["en", "fr", "de"], write_dropped=True)
+    )
     return out, stats, json.loads((out / "profile.json").read_text())
 
 
@@ -98,8 +101,11 @@ def test_profiles_add_up_when_read_back(udhr_run):
         acc[0] += n
         acc[1] += a
         acc[2] += b
-    again = build_profile([(k, tuple(v)) for k, v in rows.items()], list(profile["steps"]),
-                          {s: e["thresholds"] for s, e in profile["steps"].items()})
+    again = build_profile(
+        [(k, tuple(v)) for k, v in rows.items()],
+        list(profile["steps"]),
+        {s: e["thresholds"] for s, e in profile["steps"].items()},
+    )
     assert again == profile
 
 

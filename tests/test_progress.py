@@ -20,9 +20,24 @@ LINE = re.compile(r"^\[(?P<label>[^\]]+)\] \d+m\d\ds  [\d,.]+ docs/s  (?P<steps>
 def test_a_logged_run_prints_plain_progress_lines(tmp_path):
     env = dict(os.environ, CORPUSMILL_PROGRESS_EVERY="0.2")
     command = os.path.join(os.path.dirname(sys.executable), "corpusmill")
-    proc = subprocess.run([command, "ccnet", "--input", warc("pydocs.warc.gz"), "--output", str(tmp_path / "o"),
-                           "--languages", "en", "--extractor", "resiliparse"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            command,
+            "ccnet",
+            "--input",
+            warc("pydocs.warc.gz"),
+            "--output",
+            str(tmp_path / "o"),
+            "--languages",
+            "en",
+            "--extractor",
+            "resiliparse",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\r" not in proc.stderr  # a log stays readable: whole lines only
     lines = [m for m in map(LINE.match, proc.stderr.splitlines()) if m]
@@ -31,8 +46,15 @@ def test_a_logged_run_prints_plain_progress_lines(tmp_path):
     last = lines[-1]["steps"]
     # the unit's last line has its steps in order with read>kept counts, and the input's share
     steps = re.findall(r"(\w+) ([\d,]+)>([\d,]+)", last)
-    assert [s[0] for s in steps] == ["extract", "normalize", "line_dedup", "lid", "collect", "url_dedup",
-                                     "content_dedup"]
+    assert [s[0] for s in steps] == [
+        "extract",
+        "normalize",
+        "line_dedup",
+        "lid",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+    ]
     assert all(int(r.replace(",", "")) >= int(k.replace(",", "")) for _, r, k in steps)
 
 

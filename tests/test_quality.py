@@ -135,7 +135,9 @@ def test_language_without_model_is_bucket_all(models):
     assert not strict.kept and strict.reason == "bucket_all"
     assert Perplexity(models["lm_dir"], require_model=True)(doc).reason == "no_model"
     unlabeled = Document(id="u", text="The cat sat on the mat.")  # no language at all
-    assert PerplexityBucket(models["cutoffs"])(Perplexity(models["lm_dir"])(unlabeled).doc).doc.metadata["bucket"] == "all"
+    assert (
+        PerplexityBucket(models["cutoffs"])(Perplexity(models["lm_dir"])(unlabeled).doc).doc.metadata["bucket"] == "all"
+    )
 
 
 def test_a_50_mb_line(models, lm, heldout_wiki):
@@ -150,7 +152,7 @@ def test_a_50_mb_line(models, lm, heldout_wiki):
     ppl = verdict.doc.metadata["perplexity"]
     # scored in parts of 100k characters: the same as scoring the 1 MB prefix whole, within 1%
     prefix = line[:1_000_000]
-    whole_score, whole_n = lm.line_score(prefix, chunk_chars=10 ** 9)
+    whole_score, whole_n = lm.line_score(prefix, chunk_chars=10**9)
     assert lm.line_score(prefix)[1] == whole_n  # same pieces
     assert abs(ppl - 10 ** (-whole_score / whole_n)) / ppl < 0.01
     assert elapsed < 120
@@ -264,12 +266,14 @@ def test_missing_and_corrupt_models(tmp_path, models):
 
 def test_stage_refuses_bad_models_before_any_work(tmp_path, models):
     out = tmp_path / "out"
-    cases = [dict(lm_dir=str(tmp_path / "nowhere")),
-             dict(lm_dir=models["lm_dir"], cutoffs=str(tmp_path / "none.csv")),
-             dict(lm_dir=models["lm_dir"], keep_buckets=["head", "best"]),
-             dict(classifier=str(tmp_path / "none.bin")),
-             dict(classifier=models["classifier"], wiki_threshold=1.5),
-             dict(cutoffs=models["cutoffs"])]
+    cases = [
+        dict(lm_dir=str(tmp_path / "nowhere")),
+        dict(lm_dir=models["lm_dir"], cutoffs=str(tmp_path / "none.csv")),
+        dict(lm_dir=models["lm_dir"], keep_buckets=["head", "best"]),
+        dict(classifier=str(tmp_path / "none.bin")),
+        dict(classifier=models["classifier"], wiki_threshold=1.5),
+        dict(cutoffs=models["cutoffs"]),
+    ]
     for kw in cases:
         with pytest.raises(CorpusmillError):
             run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out), **kw))
@@ -287,8 +291,13 @@ def test_train_lm_errors(tmp_path):
     with pytest.raises(CorpusmillError, match="make kenlm-bin"):
         find_kenlm_binary("lmplz-that-does-not-exist")
     with pytest.raises(CorpusmillError, match="unknown file type"):
-        train_lm("en", [str(tmp_path / "tiny.txt"), warc("pydocs.warc.gz")], str(tmp_path / "lm2"),
-                 vocab_size=20, log=lambda *a: None)
+        train_lm(
+            "en",
+            [str(tmp_path / "tiny.txt"), warc("pydocs.warc.gz")],
+            str(tmp_path / "lm2"),
+            vocab_size=20,
+            log=lambda *a: None,
+        )
 
 
 # -- the classifier -----------------------------------------------------------------------------------
@@ -336,10 +345,16 @@ def test_a_classifier_that_does_not_separate_is_refused(tmp_path, lowq):
 
 
 def test_classifiers_per_language(models):
-    en = Document("e", "The city is the capital of the region and has a population of about two million people.",
-                  metadata={"language": "en"})
-    fr = Document("f", "La ville est la capitale de la région et compte environ deux millions d'habitants.",
-                  metadata={"language": "fr"})
+    en = Document(
+        "e",
+        "The city is the capital of the region and has a population of about two million people.",
+        metadata={"language": "en"},
+    )
+    fr = Document(
+        "f",
+        "La ville est la capitale de la région et compte environ deux millions d'habitants.",
+        metadata={"language": "fr"},
+    )
     clf = WikiClassifier({"en": models["classifier"]})
     assert "wiki_prob" in clf(en).doc.metadata
     verdict = clf(fr)
@@ -359,8 +374,11 @@ def test_a_language_with_a_model_but_no_cutoffs_is_refused_and_cc_nets_file_is_r
     other = tmp_path / "de_only.csv"
     other.write_text("\n".join(",".join(["percentile", "de"] if i == 0 else r) for i, r in enumerate(rows)) + "\n")
     with pytest.raises(CorpusmillError, match="no column for en"):
-        run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "o"), lm_dir=models["lm_dir"],
-                              cutoffs=str(other)))
+        run_ccnet(
+            CCNetConfig(
+                input=[warc("pydocs.warc.gz")], output=str(tmp_path / "o"), lm_dir=models["lm_dir"], cutoffs=str(other)
+            )
+        )
     assert not (tmp_path / "o").exists()
     # cc_net's data/cutoff.csv: an empty first header cell, then one column per language
     ccnet_style = tmp_path / "cutoff.csv"
@@ -383,11 +401,19 @@ def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
     inputs = [warc("pydocs.warc.gz"), warc("iana.warc.gz"), models["ref_heldout"], WIKI_FR, LOWQ]
     cfg = dict(input=inputs, lm_dir=models["lm_dir"], classifier=models["classifier"], docs_per_shard=20)
     out = tmp_path / "mp"
-    stats = run_ccnet(CCNetConfig(output=str(out), **cfg),
-                      ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    stats = run_ccnet(
+        CCNetConfig(output=str(out), **cfg), ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    )
     steps = [s["step"] for s in stats]
-    assert steps[steps.index("lid"):] == ["lid", "perplexity", "bucket", "wiki_classifier", "collect", "url_dedup",
-                                          "content_dedup"]
+    assert steps[steps.index("lid") :] == [
+        "lid",
+        "perplexity",
+        "bucket",
+        "wiki_classifier",
+        "collect",
+        "url_dedup",
+        "content_dedup",
+    ]
     assert check_accounting(stats) == []
     by = {s["step"]: s for s in stats}
     assert by["perplexity"]["read"] == by["lid"]["kept"] and by["bucket"]["read"] == by["perplexity"]["kept"]
@@ -401,8 +427,7 @@ def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
     docs = read_output(str(out))
     assert len(docs) == by["content_dedup"]["kept"] >= by["wiki_classifier"]["kept"] - 2  # a text in two inputs
     # one classifier, English: French pages are not judged by it, and counted
-    assert by["wiki_classifier"]["counters"]["no_classifier"] == sum(
-        d.metadata["language"] != "en" for d in docs) > 0
+    assert by["wiki_classifier"]["counters"]["no_classifier"] == sum(d.metadata["language"] != "en" for d in docs) > 0
     for doc in docs:
         meta = doc.metadata
         assert meta["wiki_prob"] >= 0.25 if meta["language"] == "en" else "wiki_prob" not in meta
@@ -433,11 +458,43 @@ def test_stage_with_models_on_multiprocess_runner(tmp_path, models, lm):
 
 def test_cli_train_lm_cutoffs_train_classifier(tmp_path, capsys):
     lm_dir, clf = tmp_path / "lm", tmp_path / "wiki.bin"
-    assert cli_main(["train-lm", "--lang", "en", "--input", WIKI_EN, "--output", str(lm_dir), "--vocab-size", "2000",
-                     "--max-docs", "400", "--lm-type", "trie"]) == 0
+    assert (
+        cli_main(
+            [
+                "train-lm",
+                "--lang",
+                "en",
+                "--input",
+                WIKI_EN,
+                "--output",
+                str(lm_dir),
+                "--vocab-size",
+                "2000",
+                "--max-docs",
+                "400",
+                "--lm-type",
+                "trie",
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(lm_dir)) == ["en.arpa.bin", "en.lm.json", "en.sp.model"]
-    assert cli_main(["cutoffs", "--input", LOWQ, "--lm-dir", str(lm_dir), "--output", str(lm_dir / "cutoffs.csv"),
-                     "--lang", "en"]) == 0
+    assert (
+        cli_main(
+            [
+                "cutoffs",
+                "--input",
+                LOWQ,
+                "--lm-dir",
+                str(lm_dir),
+                "--output",
+                str(lm_dir / "cutoffs.csv"),
+                "--lang",
+                "en",
+            ]
+        )
+        == 0
+    )
     assert cli_main(["train-classifier", "--positive", WIKI_EN, "--negative", LOWQ, "--output", str(clf)]) == 0
     out = capsys.readouterr().out
     assert "en: p30 = " in out and "held out: AUC" in out
@@ -449,4 +506,6 @@ def test_cli_train_lm_cutoffs_train_classifier(tmp_path, capsys):
     assert 0.0 <= metrics["auc"] <= 1.0
     assert set(metrics["at_0.5"]) == set(metrics["at_0.25"]) == {"threshold", "precision", "recall"}
     assert validate_lm_dir(str(lm_dir)) == ["en"] and load_classifier(str(clf)) is not None
-    assert cli_main(["train-lm", "--lang", "en", "--input", str(tmp_path / "nothing*.txt"), "--output", str(lm_dir)]) == 2
+    assert (
+        cli_main(["train-lm", "--lang", "en", "--input", str(tmp_path / "nothing*.txt"), "--output", str(lm_dir)]) == 2
+    )

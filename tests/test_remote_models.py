@@ -32,8 +32,7 @@ def test_localize_copies_files_and_directories_once(remote_root, tmp_path):
 def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
     shutil.copy(default_lid_model(), remote_root / "lid.176.ftz")
     out = tmp_path / "out"
-    stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out),
-                                  lid_model="cmtest://lid.176.ftz"))
+    stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(out), lid_model="cmtest://lid.176.ftz"))
     lid = next(s for s in stats if s["step"] == "lid")
     assert lid["failed"] == 0 and lid["kept"] > 20
     assert {d.metadata["language"] for d in read_output(out)} == {"en"}
@@ -45,17 +44,28 @@ def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_pat
 
     from corpusmill.pipelines.quality import train_demo_models
 
-    models = train_demo_models(os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
-                               [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")], str(tmp_path / "models"),
-                               vocab_size=1000, log=lambda *_: None)
+    models = train_demo_models(
+        os.path.join(DATA, "quality", "wiki_en.jsonl.gz"),
+        [os.path.join(DATA, "quality", "lowq_en.jsonl.gz")],
+        str(tmp_path / "models"),
+        vocab_size=1000,
+        log=lambda *_: None,
+    )
     shutil.copytree(models["lm_dir"], remote_root / "lm")
     shutil.copy(models["classifier"], remote_root / "wiki.bin")
     remote = dict(lm_dir="cmtest://lm", classifier="cmtest://wiki.bin")
     if os.path.dirname(models["cutoffs"]) != models["lm_dir"]:
         shutil.copy(models["cutoffs"], remote_root / "cutoffs.csv")
         remote["cutoffs"] = "cmtest://cutoffs.csv"
-    local = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "local"),
-                                  lm_dir=models["lm_dir"], cutoffs=models["cutoffs"], classifier=models["classifier"]))
+    local = run_ccnet(
+        CCNetConfig(
+            input=[warc("pydocs.warc.gz")],
+            output=str(tmp_path / "local"),
+            lm_dir=models["lm_dir"],
+            cutoffs=models["cutoffs"],
+            classifier=models["classifier"],
+        )
+    )
     stats = run_ccnet(CCNetConfig(input=[warc("pydocs.warc.gz")], output=str(tmp_path / "remote"), **remote))
     assert [s["step"] for s in stats][-6:-3] == ["perplexity", "bucket", "wiki_classifier"]
     assert stats == local  # the same models, wherever they are read from

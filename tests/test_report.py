@@ -18,9 +18,19 @@ from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 from corpusmill.report.make import make_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,12 @@ def chromium(args, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing in CI: `make test` installs it (target `browser`)")
         pytest.skip("Debian's chromium is not installed (make test installs it)")
-    proc = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc
 
 
@@ -74,7 +88,9 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
         assert len(summary.getparent().xpath(".//div[@class='sample kept']")) == min(5, n)
     # the stage table counts pages, not the WARC's request and revisit records
     extract = stats[0]
-    bookkeeping = sum(n for r, n in extract["dropped"].items() if r in ("warc_request", "warc_revisit", "warc_warcinfo"))
+    bookkeeping = sum(
+        n for r, n in extract["dropped"].items() if r in ("warc_request", "warc_revisit", "warc_warcinfo")
+    )
     assert bookkeeping > 100
     summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="cc"]')}
     assert summary["read"] == extract["read"] - bookkeeping and "(a WARC record, not a page)" in dom.text_content()
@@ -124,7 +140,9 @@ def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold
     with open(src, "w", encoding="utf-8") as fh:
         for line in open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8"):
             row = json.loads(line)
-            fh.write(Document(f"udhr-{row['lang']}", row["text"], "udhr", location=row["gflanguages_id"]).to_json() + "\n")
+            fh.write(
+                Document(f"udhr-{row['lang']}", row["text"], "udhr", location=row["gflanguages_id"]).to_json() + "\n"
+            )
     run = tmp_path / "run"
     run_ccnet(CCNetConfig(input=[str(src)], output=str(run / "cc"), min_length=0, languages=["en", "fr"]))
     path, _ = make_report(str(run), quiet=True)
@@ -149,7 +167,9 @@ def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold
     assert summary == {"read": stats[0]["read"], "written": sum(profile["output"]["groups"].values())}
     # the threshold is stated and drawn on the lid step's plot (a dashed line labelled 0.5)
     assert "thresholds: language_score = 0.5" in dom.text_content()
-    lid_plot = [svg for svg in dom.xpath("//svg") if "lid: language_score" in lxml_html.tostring(svg, encoding="unicode")]
+    lid_plot = [
+        svg for svg in dom.xpath("//svg") if "lid: language_score" in lxml_html.tostring(svg, encoding="unicode")
+    ]
     assert lid_plot and "0.5" in lxml_html.tostring(lid_plot[0], encoding="unicode")
     # how the output was made: the lid model's sha256, the effective config, seconds per step
     prov = json.load(open(run / "cc" / "_provenance.json"))
@@ -196,11 +216,18 @@ def test_the_report_shows_code_rule_measures_and_what_a_dropped_copy_duplicates(
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = lxml_html.fromstring(proc.stdout)
     text = dom.text_content()
-    for rule, limit in (("max_line_length", "1000"), ("mean_line_length", "100.0"), ("alnum_share", "0.25"),
-                        ("alpha_per_token", "1.5")):
+    for rule, limit in (
+        ("max_line_length", "1000"),
+        ("mean_line_length", "100.0"),
+        ("alnum_share", "0.25"),
+        ("alpha_per_token", "1.5"),
+    ):
         assert f"thresholds: {rule} = {limit}" in text
-        plot = [svg for svg in dom.xpath("//svg")
-                if f"{rule}: {rule}, kept and dropped" in lxml_html.tostring(svg, encoding="unicode")]
+        plot = [
+            svg
+            for svg in dom.xpath("//svg")
+            if f"{rule}: {rule}, kept and dropped" in lxml_html.tostring(svg, encoding="unicode")
+        ]
         assert plot, rule
     kept = {d.id: d for d in read_output(str(run / "gh"))}
     dups = read_dropped(str(run / "gh"))["exact_dedup"]["duplicate_content"]

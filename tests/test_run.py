@@ -19,15 +19,22 @@ from corpusmill.tokenize import ShardDataset
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 MANIFEST = {
-    "name": "runtest", "seed": 11, "seq_len": 256,
+    "name": "runtest",
+    "seed": 11,
+    "seq_len": 256,
     "budget_tokens": "max",
     "tokenizer": {"vocab_size": 800, "sample_chars": 200_000},
     "shards": {"rows_per_shard": 200, "batch_rows": 32, "pack_group_tokens": 100_000},
     "sources": {
         # the CCNet stage on the bundled real crawls (English only, as LLaMA)
-        "cc": {"weight": 0.78, "epochs": 1.1, "processor": "ccnet",
-               "input": [os.path.join(DATA, "warc", "iana.warc.gz"), os.path.join(DATA, "warc", "pydocs.warc.gz")],
-               "options": {"languages": ["en"]}, "groups": ["en*"]},
+        "cc": {
+            "weight": 0.78,
+            "epochs": 1.1,
+            "processor": "ccnet",
+            "input": [os.path.join(DATA, "warc", "iana.warc.gz"), os.path.join(DATA, "warc", "pydocs.warc.gz")],
+            "options": {"languages": ["en"]},
+            "groups": ["en*"],
+        },
         "wikipedia": {"weight": 0.22, "epochs": 2.45, "documents": os.path.join(DATA, "mixing", "wiki_en")},
     },
 }
@@ -139,8 +146,11 @@ def test_groups_that_match_nothing_name_the_manifest_field(first_run, tmp_path):
         run_recipe(bad, log=lambda *_: None)
     msg = str(err.value)
     assert msg.startswith(f"{bad}: sources.cc.groups: de* match no sub-directory")
-    subdirs = sorted(d for d in os.listdir(os.path.join(result.manifest.output, "sources", "cc"))
-                     if not d.startswith("_") and os.path.isdir(os.path.join(result.manifest.output, "sources", "cc", d)))
+    subdirs = sorted(
+        d
+        for d in os.listdir(os.path.join(result.manifest.output, "sources", "cc"))
+        if not d.startswith("_") and os.path.isdir(os.path.join(result.manifest.output, "sources", "cc", d))
+    )
     assert subdirs and msg.endswith(f"its sub-directories: {', '.join(subdirs)}")
 
 
@@ -159,7 +169,7 @@ def test_holdout_by_token_count(first_run, tmp_path):
     assert abs(held["tokens"] - 40000) <= 0.25 * 40000, held  # near the count: whole documents, by hash
     assert any("holdout_tokens 40,000: a share" in line for line in lines)
     assert ShardDataset(os.path.join(again.shards_dir, held["dir"])).manifest["rows"] > 0
-    data["sources"]["wikipedia"]["holdout_tokens"] = 10 ** 9
+    data["sources"]["wikipedia"]["holdout_tokens"] = 10**9
     with pytest.raises(CorpusmillError, match="sources.wikipedia.holdout_tokens: 1,000,000,000 tokens is half or more"):
         run_recipe(write_yaml(tmp_path / "h2.yaml", data), log=lambda *_: None)
     data["sources"]["wikipedia"]["holdout"] = 0.1

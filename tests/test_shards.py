@@ -33,10 +33,23 @@ def _build(tmp_path, docs, *, seq_len=64, vocab=32000, per_shard=7, batch_rows=3
     rows, bounds = pack_documents(docs, seq_len, BOS, EOS, vocab_size=vocab)
     infos = []
     for k, a in enumerate(range(0, len(rows), per_shard)):
-        infos.append(write_shard(str(tmp_path / f"shard-{k:05d}.arrow"), rows[a:a + per_shard],
-                                 bounds[a:a + per_shard], batch_rows=batch_rows))
-    write_manifest(str(tmp_path), infos, seq_len=seq_len, vocab_size=vocab, tokenizer_sha256="ab" * 32,
-                   seed=7, extra={"tokens_per_source": {"test": int(rows.size)}})
+        infos.append(
+            write_shard(
+                str(tmp_path / f"shard-{k:05d}.arrow"),
+                rows[a : a + per_shard],
+                bounds[a : a + per_shard],
+                batch_rows=batch_rows,
+            )
+        )
+    write_manifest(
+        str(tmp_path),
+        infos,
+        seq_len=seq_len,
+        vocab_size=vocab,
+        tokenizer_sha256="ab" * 32,
+        seed=7,
+        extra={"tokens_per_source": {"test": int(rows.size)}},
+    )
     mark_complete(str(tmp_path))
     return rows, bounds, infos
 
@@ -67,11 +80,11 @@ def test_pack_unpack_round_trip():
     back = unpack(rows, bounds, bos_id=BOS, eos_id=EOS)
     kept_docs = len(docs) - stats["documents_dropped"]
     assert len(back) == kept_docs
-    for orig, got in zip(docs[:kept_docs - 1], back[:-1]):
+    for orig, got in zip(docs[: kept_docs - 1], back[:-1]):
         assert got.tolist() == orig
     # the last document kept may be cut by the dropped tail: a prefix of the original
     last_orig, last_got = docs[kept_docs - 1], back[-1].tolist()
-    assert last_orig[:len(last_got)] == last_got
+    assert last_orig[: len(last_got)] == last_got
 
 
 def test_pack_uint32_and_vocab_check():
@@ -130,8 +143,7 @@ def test_plain_pyarrow_opens_a_shard(tmp_path):
     assert table.schema.field("tokens").type == pa.list_(pa.uint16(), 65)
     assert table.schema.field("doc_starts").type == pa.list_(pa.int32())
     assert table.num_rows == infos[0]["rows"]
-    np.testing.assert_array_equal(
-        np.asarray(table.column("tokens").combine_chunks().values).reshape(-1, 65), rows[:7])
+    np.testing.assert_array_equal(np.asarray(table.column("tokens").combine_chunks().values).reshape(-1, 65), rows[:7])
     assert table.column("doc_starts").to_pylist() == bounds[:7]
     # uncompressed, fixed rows per record batch
     assert reader.num_record_batches == 3
@@ -212,8 +224,9 @@ def test_hf_datasets_reads_the_shards_as_they_are(tmp_path):
     (tmp_path / "s").mkdir()
     rows, bounds, _ = _build(tmp_path / "s", _docs(30, 32000, seed=11))
     ds = ShardDataset(str(tmp_path / "s"))
-    hf = datasets.load_dataset("arrow", data_files=list(ds.shard_paths), split="train",
-                               cache_dir=str(tmp_path / "cache"))
+    hf = datasets.load_dataset(
+        "arrow", data_files=list(ds.shard_paths), split="train", cache_dir=str(tmp_path / "cache")
+    )
     hf.set_format("numpy")
     np.testing.assert_array_equal(np.stack(list(hf[:]["tokens"])), rows)
     assert [list(x) for x in hf["doc_starts"]] == bounds

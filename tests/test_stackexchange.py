@@ -69,8 +69,10 @@ def test_html_to_text_keeps_code_blocks_and_lists_of_real_answers():
     indented = next(line for r in rows for line in html_to_text(r["Body"]).split("\n") if line.startswith("    "))
     assert indented.strip()
     # broken HTML does not raise and keeps its text
-    assert html_to_text("<p>unclosed <b>bold <ul><li>one<li>two</ul><pre>code\n  x = 1") == \
-        "unclosed bold\n\n- one\n- two\n\n```\ncode\n  x = 1\n```"
+    assert (
+        html_to_text("<p>unclosed <b>bold <ul><li>one<li>two</ul><pre>code\n  x = 1")
+        == "unclosed bold\n\n- one\n- two\n\n```\ncode\n  x = 1\n```"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,8 @@ def test_top_sites_by_post_count(dump_run):
     assert {d.metadata["site"]: d.metadata["site_rank"] for d in docs} == {s: i + 1 for i, s in enumerate(expected)}
     assert step_stats(stats, "parse")["read"] == sum(len(_rows(x)) for x in _site_xml().values())
     assert step_stats(stats, "top_sites")["dropped"]["site_not_in_top"] == sum(
-        c for s, c in counts.items() if s not in expected)
+        c for s, c in counts.items() if s not in expected
+    )
     # all three layouts were read: .bz2 (programming), .7z (design), plain (the others)
     assert "programming.python-faq.example" in expected and "design.python-faq.example" in counts
 
@@ -122,27 +125,34 @@ def test_answers_sorted_by_numeric_score_and_text_format(dump_run):
 def test_hostile_and_broken_xml_is_refused_row_by_row(tmp_path):
     good = _site_xml()["gui.python-faq.example"].decode("utf-8").split("\n")
     header, rows = good[:2], [line for line in good if line.strip().startswith("<row")]
-    hostile = header[:1] + [
-        '<!DOCTYPE posts [',
-        '  <!ENTITY xxe SYSTEM "file:///etc/passwd">',
-        '  <!ENTITY lol "lol">',
-        '  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">',
-        '  <!ENTITY lol9 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">',
-        ']>', "<posts>",
-        '  <row Id="901" PostTypeId="1" Score="1" Title="XXE" Body="&xxe;" />',
-        '  <row Id="902" PostTypeId="2" ParentId="901" Score="1" Body="&lol9;" />',
-        '  <row Id="903" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;no parent id" ',
-        '  <row Id="904" PostTypeId="2" Score="3" Body="&lt;p&gt;orphan answer&lt;/p&gt;" />',
-        '  <row Id="905" PostTypeId="2" ParentId="1" Score="x" Body="bad score" />',
-        '  <row Id="906" PostTypeId="2" ParentId="1" Score="4" Body="&lt;p&gt;broken &lt;b&gt;html&lt;ul&gt;&lt;li&gt;a" />',
-    ] + rows + ["</posts>"]
+    hostile = (
+        header[:1]
+        + [
+            '<!DOCTYPE posts [',
+            '  <!ENTITY xxe SYSTEM "file:///etc/passwd">',
+            '  <!ENTITY lol "lol">',
+            '  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">',
+            '  <!ENTITY lol9 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">',
+            ']>',
+            "<posts>",
+            '  <row Id="901" PostTypeId="1" Score="1" Title="XXE" Body="&xxe;" />',
+            '  <row Id="902" PostTypeId="2" ParentId="901" Score="1" Body="&lol9;" />',
+            '  <row Id="903" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;no parent id" ',
+            '  <row Id="904" PostTypeId="2" Score="3" Body="&lt;p&gt;orphan answer&lt;/p&gt;" />',
+            '  <row Id="905" PostTypeId="2" ParentId="1" Score="x" Body="bad score" />',
+            '  <row Id="906" PostTypeId="2" ParentId="1" Score="4" Body="&lt;p&gt;broken &lt;b&gt;html&lt;ul&gt;&lt;li&gt;a" />',
+        ]
+        + rows
+        + ["</posts>"]
+    )
     site = tmp_path / "dump" / "hostile.example"  # the output goes beside the dump, never inside it
     site.mkdir(parents=True)
     (site / "Posts.xml").write_text("\n".join(hostile) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
     start = time.monotonic()
-    stats = run_stackexchange(StackExchangeConfig(input=[str(tmp_path / "dump")], output=out, write_dropped=True,
-                                                  **ANY_FAILURES))
+    stats = run_stackexchange(
+        StackExchangeConfig(input=[str(tmp_path / "dump")], output=out, write_dropped=True, **ANY_FAILURES)
+    )
     assert time.monotonic() - start < 60  # no entity expansion
     parse = step_stats(stats, "parse")
     failures = {f["location"].rsplit("@", 1)[-1]: f["error"] for f in failed_records(out)}
@@ -179,8 +189,14 @@ def test_plain_file_split_in_small_ranges_reads_every_row_once(tmp_path):
 
 
 def test_7z_member_is_streamed_in_bounded_chunks(tmp_path):
-    row = ('  <row Id="{}" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;' + "answer text " * 20 + '&lt;/p&gt;" />\n')
-    data = ("<?xml version='1.0'?>\n<posts>\n" + "".join(row.format(i) for i in range(2, 90000)) + "</posts>\n").encode()
+    row = (
+        '  <row Id="{}" PostTypeId="2" ParentId="1" Score="1" Body="&lt;p&gt;'
+        + "answer text " * 20
+        + '&lt;/p&gt;" />\n'
+    )
+    data = (
+        "<?xml version='1.0'?>\n<posts>\n" + "".join(row.format(i) for i in range(2, 90000)) + "</posts>\n"
+    ).encode()
     path = tmp_path / "big.example.7z"
     with py7zr.SevenZipFile(path, "w") as archive:
         archive.writestr(data, "Posts.xml")
@@ -212,15 +228,18 @@ def test_bad_inputs_are_explained(tmp_path):
     with pytest.raises(CorpusmillError, match="Posts.xml, Posts.xml.bz2 or a .7z"):
         select_posts_files(["/a/x.example/Posts.xml.gz"])
     assert select_posts_files(["/d/stackoverflow.com-Posts.7z", "/d/math.se.com.7z", "/d/s/Posts.xml.bz2"]) == [
-        ("/d/stackoverflow.com-Posts.7z", "stackoverflow.com", "7z"), ("/d/math.se.com.7z", "math.se.com", "7z"),
-        ("/d/s/Posts.xml.bz2", "s", "bz2")]
+        ("/d/stackoverflow.com-Posts.7z", "stackoverflow.com", "7z"),
+        ("/d/math.se.com.7z", "math.se.com", "7z"),
+        ("/d/s/Posts.xml.bz2", "s", "bz2"),
+    ]
 
 
 def test_multiprocess_runner_and_redpajama_format(tmp_path):
     out = str(tmp_path / "mp")
-    stats = run_stackexchange(StackExchangeConfig(input=[DUMP], output=out, top_sites=2,
-                                                  text_format="redpajama", min_answers=2),
-                              ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    stats = run_stackexchange(
+        StackExchangeConfig(input=[DUMP], output=out, top_sites=2, text_format="redpajama", min_answers=2),
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
     assert check_accounting(stats) == []
     docs = read_output(out)
     assert docs and all(len(d.metadata["answer_ids"]) >= 2 for d in docs)
@@ -240,15 +259,35 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     few = sum(answers[q] < 2 for q in questions)
     assert 0 < few < len(questions)
     out = tmp_path / "cli"
-    assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(out), "--sites", ",".join(sites),
-                     "--text-format", "redpajama", "--min-answers", "2", "--split-mb", "0.01"]) == 0
+    assert (
+        cli_main(
+            [
+                "source",
+                "stackexchange",
+                "--input",
+                DUMP,
+                "--output",
+                str(out),
+                "--sites",
+                ",".join(sites),
+                "--text-format",
+                "redpajama",
+                "--min-answers",
+                "2",
+                "--split-mb",
+                "0.01",
+            ]
+        )
+        == 0
+    )
     docs = read_output(str(out))
     assert sorted({d.metadata["site"] for d in docs}) == sites and len(docs) == len(questions) - few
     assert all(re.match(r"Q: .+\nA: .+\nA: ", d.text, re.S) and "\n\nA: " not in d.text for d in docs)
     stats = json.loads((out / "stats.json").read_text())
     assert step_stats(stats, "format")["dropped"] == {"too_few_answers": few}
-    assert cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"),
-                     "--top-sites", "0"]) == 2
+    assert (
+        cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"), "--top-sites", "0"]) == 2
+    )
     assert "--top-sites: expected a value at least 1, got 0" in capsys.readouterr().err
 
 
@@ -275,8 +314,10 @@ def test_a_dump_with_a_bom_and_crlf_line_ends_reads_like_a_plain_one(tmp_path):
 
 
 def test_the_editors_placeholder_alt_text_is_not_kept():
-    body = ('<p>The window looks like this:</p><p><img src="https://i.sstatic.net/x.png" '
-            'alt="enter image description here"></p><p>and the icon <img src="i.png" alt="a red square"> too.</p>')
+    body = (
+        '<p>The window looks like this:</p><p><img src="https://i.sstatic.net/x.png" '
+        'alt="enter image description here"></p><p>and the icon <img src="i.png" alt="a red square"> too.</p>'
+    )
     text = html_to_text(body)
     assert "enter image description" not in text and "a red square" in text and "window looks like" in text
 
@@ -288,8 +329,10 @@ def test_a_compressed_site_is_unpacked_into_chunks_read_at_once_with_the_same_ro
     from corpusmill.io.posts import read_posts_range, split_posts_file
 
     data = os.path.join(os.path.dirname(__file__), "data", "stackexchange")
-    for path, kind in ((os.path.join(data, "design.python-faq.example.7z"), "7z"),
-                       (os.path.join(data, "programming.python-faq.example", "Posts.xml.bz2"), "bz2")):
+    for path, kind in (
+        (os.path.join(data, "design.python-faq.example.7z"), "7z"),
+        (os.path.join(data, "programming.python-faq.example", "Posts.xml.bz2"), "bz2"),
+    ):
         item = (path, "site", kind)
         whole = [r for rng in split_posts_file(item) for r in read_posts_range(rng)]
         ranges = list(split_posts_file(item, split_bytes=3000, unpack_dir=str(tmp_path / kind)))

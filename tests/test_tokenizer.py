@@ -26,8 +26,9 @@ SAMPLE_CHARS = 240_000
 def trained(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("tok") / "tokenizer")
     files = parse_inputs([os.path.join(MIX, name) for name in sorted(WEIGHTS)])
-    info = train_tokenizer(TokenizerConfig(files=files, output=out, weights=WEIGHTS, vocab_size=1000,
-                                           sample_chars=SAMPLE_CHARS, seed=3))
+    info = train_tokenizer(
+        TokenizerConfig(files=files, output=out, weights=WEIGHTS, vocab_size=1000, sample_chars=SAMPLE_CHARS, seed=3)
+    )
     return out, info, spm.SentencePieceProcessor(model_file=os.path.join(out, MODEL_FILE))
 
 
@@ -63,8 +64,11 @@ def test_sample_follows_the_weights(trained):
 def test_digits_are_split(trained):
     _, _, sp = trained
     # no piece of the vocabulary holds a digit next to anything but the word-start marker
-    digit_pieces = [sp.id_to_piece(i) for i in range(sp.vocab_size())
-                    if not (sp.is_byte(i) or sp.is_control(i)) and any(c.isdigit() for c in sp.id_to_piece(i))]
+    digit_pieces = [
+        sp.id_to_piece(i)
+        for i in range(sp.vocab_size())
+        if not (sp.is_byte(i) or sp.is_control(i)) and any(c.isdigit() for c in sp.id_to_piece(i))
+    ]
     assert digit_pieces and all(len(p.lstrip("\u2581")) == 1 for p in digit_pieces)
     # real numbers from the articles come out one digit per token
     years = [m for d in read_output(os.path.join(MIX, "wiki_en"))[:200] for m in re.findall(r"\b\d{4}\b", d.text)]
@@ -94,9 +98,21 @@ def test_byte_fallback_on_cjk_and_emoji(trained):
 def test_same_sample_same_model_via_cli(trained, tmp_path, capsys):
     out, info, _ = trained
     again = str(tmp_path / "again")
-    args = ["train-tokenizer", "--input", *[os.path.join(MIX, n) for n in sorted(WEIGHTS)], "--output", again,
-            "--weights", ",".join(f"{n}={w}" for n, w in WEIGHTS.items()), "--vocab-size", "1000",
-            "--sample-chars", str(SAMPLE_CHARS), "--seed", "3"]
+    args = [
+        "train-tokenizer",
+        "--input",
+        *[os.path.join(MIX, n) for n in sorted(WEIGHTS)],
+        "--output",
+        again,
+        "--weights",
+        ",".join(f"{n}={w}" for n, w in WEIGHTS.items()),
+        "--vocab-size",
+        "1000",
+        "--sample-chars",
+        str(SAMPLE_CHARS),
+        "--seed",
+        "3",
+    ]
     assert main(args) == 0
     assert info["sha256"] in capsys.readouterr().out
     with open(os.path.join(out, "sample.json"), "rb") as a, open(os.path.join(again, "sample.json"), "rb") as b:
@@ -104,8 +120,17 @@ def test_same_sample_same_model_via_cli(trained, tmp_path, capsys):
 
 
 def test_sample_too_small_for_vocab(tmp_path, capsys):
-    args = ["train-tokenizer", "--input", os.path.join(MIX, "wiki_fr"), "--output", str(tmp_path / "t"),
-            "--vocab-size", "32000", "--sample-chars", "20000"]
+    args = [
+        "train-tokenizer",
+        "--input",
+        os.path.join(MIX, "wiki_fr"),
+        "--output",
+        str(tmp_path / "t"),
+        "--vocab-size",
+        "32000",
+        "--sample-chars",
+        "20000",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "too small for --vocab-size 32000" in err and "at most" in err and "--sample-chars" in err

@@ -18,12 +18,30 @@ from corpusmill.train.configs import load_config  # noqa: E402
 from corpusmill.train.loop import train  # noqa: E402
 from corpusmill.train.sample import build_sample_shards  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="this torch build has no gloo backend")
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="this torch build has no gloo backend"
+)
 
 STEPS = 6
-ARGS = ["--config", "tiny", "--steps", str(STEPS), "--batch-tokens", str(8 * 64), "--micro-batch", "2",
-        "--warmup", "2", "--lr", "3e-3", "--ckpt-every", "3", "--log-every", "1000", "--no-verify"]
+ARGS = [
+    "--config",
+    "tiny",
+    "--steps",
+    str(STEPS),
+    "--batch-tokens",
+    str(8 * 64),
+    "--micro-batch",
+    "2",
+    "--warmup",
+    "2",
+    "--lr",
+    "3e-3",
+    "--ckpt-every",
+    "3",
+    "--log-every",
+    "1000",
+    "--no-verify",
+]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -39,8 +57,17 @@ def reference(shards, tmp_path_factory):
     """One process, the same global batch (8 rows = 4 micro-batches of 2)."""
     out = str(tmp_path_factory.mktemp("one"))
     model, tr = load_config("tiny")
-    tr = dataclasses.replace(tr, steps=STEPS, batch_tokens=8 * 64, micro_batch=2, warmup_steps=2, lr=3e-3,
-                             ckpt_every=3, log_every=1000, eval_every=0)
+    tr = dataclasses.replace(
+        tr,
+        steps=STEPS,
+        batch_tokens=8 * 64,
+        micro_batch=2,
+        warmup_steps=2,
+        lr=3e-3,
+        ckpt_every=3,
+        log_every=1000,
+        eval_every=0,
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -56,8 +83,22 @@ def _log(out_dir):
 
 
 def _torchrun(shards, out, *extra):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "corpusmill.cli.train", "--data", shards, "--output", out, *ARGS, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "corpusmill.cli.train",
+        "--data",
+        shards,
+        "--output",
+        out,
+        *ARGS,
+        *extra,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -93,11 +134,22 @@ def test_fsdp2_two_processes_then_resume_in_one(shards, reference, tmp_path):
     _torchrun(shards, out, "--dist", "fsdp", "--stop-at", str(STEPS // 2))
     meta = json.load(open(os.path.join(out, "checkpoints", f"step_{STEPS // 2:08d}", "meta.json")))
     assert meta["world_size"] == 2 and meta["dist"] == "fsdp"
-    assert sorted(os.listdir(os.path.join(out, "checkpoints", f"step_{STEPS // 2:08d}", "rng"))) == \
-        ["rank_00000.pt", "rank_00001.pt"]
+    assert sorted(os.listdir(os.path.join(out, "checkpoints", f"step_{STEPS // 2:08d}", "rng"))) == [
+        "rank_00000.pt",
+        "rank_00001.pt",
+    ]
     model, tr = load_config("tiny")
-    tr = dataclasses.replace(tr, steps=STEPS, batch_tokens=8 * 64, micro_batch=4, warmup_steps=2, lr=3e-3,
-                             ckpt_every=3, log_every=1000, eval_every=0)
+    tr = dataclasses.replace(
+        tr,
+        steps=STEPS,
+        batch_tokens=8 * 64,
+        micro_batch=4,
+        warmup_steps=2,
+        lr=3e-3,
+        ckpt_every=3,
+        log_every=1000,
+        eval_every=0,
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -132,8 +184,18 @@ def test_sharded_checkpoints_resume_on_another_world_size(shards, reference, tmp
     shutil.copytree(out, two)
     # resume on 1 process
     model, tr = load_config("tiny")
-    tr = dataclasses.replace(tr, steps=STEPS, batch_tokens=8 * 64, micro_batch=4, warmup_steps=2, lr=3e-3,
-                             ckpt_every=3, log_every=1000, eval_every=0, ckpt_format="sharded")
+    tr = dataclasses.replace(
+        tr,
+        steps=STEPS,
+        batch_tokens=8 * 64,
+        micro_batch=4,
+        warmup_steps=2,
+        lr=3e-3,
+        ckpt_every=3,
+        log_every=1000,
+        eval_every=0,
+        ckpt_format="sharded",
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -55,8 +55,9 @@ def _losses(out_dir):
 
 
 def test_loss_falls_on_real_text(shards, tmp_path):
-    model, tr = _cfg(steps=100, warmup_steps=10, lr=1e-2, batch_tokens=8 * 64, eval_every=100,
-                     eval_holdout_shards=1, eval_rows=128)
+    model, tr = _cfg(
+        steps=100, warmup_steps=10, lr=1e-2, batch_tokens=8 * 64, eval_every=100, eval_holdout_shards=1, eval_rows=128
+    )
     summary = train(model, tr, shards, str(tmp_path), stream=io.StringIO())
     assert summary["step"] == 100
     losses = _losses(tmp_path)
@@ -88,8 +89,12 @@ def test_resume_continues_exactly(shards, tmp_path):
     # checkpoints are complete directories; no temp dirs left behind
     names = sorted(os.listdir(os.path.join(part, "checkpoints")))
     assert names == ["latest", "step_00000004", "step_00000008"]
-    assert sorted(os.listdir(os.path.join(part, "checkpoints", "step_00000008"))) == \
-        ["meta.json", "model.pt", "optim.pt", "rng"]
+    assert sorted(os.listdir(os.path.join(part, "checkpoints", "step_00000008"))) == [
+        "meta.json",
+        "model.pt",
+        "optim.pt",
+        "rng",
+    ]
     meta = json.load(open(os.path.join(part, "checkpoints", "step_00000008", "meta.json")))
     assert meta["step"] == 8 and meta["consumed_rows"] == 8 * 8
 
@@ -100,8 +105,7 @@ def test_bad_input_is_caught_before_training(shards, tmp_path):
     with pytest.raises(CorpusmillError, match=r"vocab_size\).*another tokenizer.*--vocab-size 1024"):
         train(dataclasses.replace(model, vocab_size=32000), tr, shards, str(tmp_path / "a"), stream=None)
     with pytest.raises(CorpusmillError, match="packed for seq_len 64.*--seq-len 64"):
-        train(model, dataclasses.replace(tr, seq_len=128, batch_tokens=1024), shards, str(tmp_path / "b"),
-              stream=None)
+        train(model, dataclasses.replace(tr, seq_len=128, batch_tokens=1024), shards, str(tmp_path / "b"), stream=None)
     # a corrupt shard
     bad = tmp_path / "bad"
     shutil.copytree(shards, bad)
@@ -137,10 +141,35 @@ def test_cli_options_logs_and_doc_mask(shards, tmp_path):
     parser = argparse.ArgumentParser(prog="corpusmill")
     train_cli.register(parser.add_subparsers(dest="command"))
     out = str(tmp_path / "run")
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", out, "--steps", "3",
-                              "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--eval-every", "3",
-                              "--eval-holdout", "1", "--eval-rows", "8", "--lr", "1e-3", "--warmup", "1",
-                              "--no-verify"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--config",
+            "tiny",
+            "--data",
+            shards,
+            "--output",
+            out,
+            "--steps",
+            "3",
+            "--batch-tokens",
+            "256",
+            "--micro-batch",
+            "2",
+            "--doc-mask",
+            "--eval-every",
+            "3",
+            "--eval-holdout",
+            "1",
+            "--eval-rows",
+            "8",
+            "--lr",
+            "1e-3",
+            "--warmup",
+            "1",
+            "--no-verify",
+        ]
+    )
     assert args.func(args, []) == 0
     log = _log(out)
     steps = [r for r in log if "loss" in r]
@@ -155,20 +184,41 @@ def test_cli_options_logs_and_doc_mask(shards, tmp_path):
     assert config["data"]["num_rows"] == len(ShardDataset(shards, verify=False)) - held_out
     assert open(os.path.join(out, "checkpoints", "latest")).read().strip() == "step_00000003"
     # --resume on a finished run: nothing left to do, no error
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", out, "--steps", "3",
-                              "--batch-tokens", "256", "--micro-batch", "2", "--doc-mask", "--resume",
-                              "--no-verify", "--eval-holdout", "1"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--config",
+            "tiny",
+            "--data",
+            shards,
+            "--output",
+            out,
+            "--steps",
+            "3",
+            "--batch-tokens",
+            "256",
+            "--micro-batch",
+            "2",
+            "--doc-mask",
+            "--resume",
+            "--no-verify",
+            "--eval-holdout",
+            "1",
+        ]
+    )
     assert args.func(args, []) == 0
     # the global batch must split into micro-batches
-    args = parser.parse_args(["train", "--config", "tiny", "--data", shards, "--output", str(tmp_path / "x"),
-                              "--micro-batch", "3"])
+    args = parser.parse_args(
+        ["train", "--config", "tiny", "--data", shards, "--output", str(tmp_path / "x"), "--micro-batch", "3"]
+    )
     with pytest.raises(CorpusmillError, match="--micro-batch 3 does not divide"):
         args.func(args, [])
 
 
 def test_bf16_autocast_mfu_and_progress_lines(shards, tmp_path):
-    model, tr = _cfg(steps=3, warmup_steps=1, eval_every=3, eval_holdout_shards=1, eval_rows=16, log_every=1,
-                     peak_flops=1e12)
+    model, tr = _cfg(
+        steps=3, warmup_steps=1, eval_every=3, eval_holdout_shards=1, eval_rows=16, log_every=1, peak_flops=1e12
+    )
     runs = {}
     for precision in ("fp32", "bf16"):
         stream = io.StringIO()
@@ -191,16 +241,18 @@ def test_bf16_autocast_mfu_and_progress_lines(shards, tmp_path):
     assert max(diffs) < 0.05 and max(diffs) > 0, diffs
 
 
-@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
-                    reason="torch.compile on the CPU needs a C++ compiler")
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on the CPU needs a C++ compiler"
+)
 def test_compile_gives_the_eager_losses(shards, tmp_path):
     model, tr = _cfg(steps=2, warmup_steps=1)
     train(model, tr, shards, str(tmp_path / "eager"), stream=None, verify_data=False)
     from torch._dynamo.utils import counters  # noqa: PLC0415
 
     counters.clear()
-    train(model, dataclasses.replace(tr, compile=True), shards, str(tmp_path / "compiled"), stream=None,
-          verify_data=False)
+    train(
+        model, dataclasses.replace(tr, compile=True), shards, str(tmp_path / "compiled"), stream=None, verify_data=False
+    )
     assert counters["stats"]["unique_graphs"] > 0  # the blocks really went through torch.compile
     assert json.load(open(tmp_path / "compiled" / "config.json"))["train"]["compile"] is True
     eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")

@@ -52,13 +52,21 @@ def test_paper_sizes():
         model_cfg, train_cfg = NAMED[name]
         assert model_cfg.ffn_hidden == ffn
         assert abs(model_cfg.num_params() - params) / params < 0.002, name
-        assert train_cfg.lr == lr and train_cfg.batch_tokens == 4 * 2 ** 20
+        assert train_cfg.lr == lr and train_cfg.batch_tokens == 4 * 2**20
     assert NAMED["7B"][1].lr == 3.0e-4 and NAMED["7B"][1].warmup_steps == 2000
 
 
 def test_gqa_and_ffn_multiplier_counts():
-    cfg = ModelConfig(dim=128, n_layers=2, n_heads=8, n_kv_heads=2, vocab_size=50, multiple_of=32,
-                      ffn_dim_multiplier=1.3, max_seq_len=16)
+    cfg = ModelConfig(
+        dim=128,
+        n_layers=2,
+        n_heads=8,
+        n_kv_heads=2,
+        vocab_size=50,
+        multiple_of=32,
+        ffn_dim_multiplier=1.3,
+        max_seq_len=16,
+    )
     model = Transformer(cfg)
     assert count_params(model) == cfg.num_params()
     assert model.layers[0].attention.wk.weight.shape == (2 * 16, 128)
@@ -93,8 +101,8 @@ def test_rope_depends_only_on_relative_position():
     scores = qs.double() @ ks.double().T  # scores[m, n] = <R_m q, R_n k>
     for offset in (0, 1, 5, 17):
         for shift in (1, 7, 30):
-            a = torch.diagonal(scores, offset=-offset)[:T - offset - shift]
-            b = torch.diagonal(scores, offset=-offset)[shift:T - offset]
+            a = torch.diagonal(scores, offset=-offset)[: T - offset - shift]
+            b = torch.diagonal(scores, offset=-offset)[shift : T - offset]
             torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
     # and it does depend on the distance
     assert abs(scores[10, 0] - scores[10, 9]) > 1e-3
@@ -125,8 +133,7 @@ def test_document_masking_isolates_documents():
     changed2 = tokens.clone()
     changed2[0, 0:5] = torch.randint(3, 97, (5,), generator=g)
     with torch.no_grad():
-        torch.testing.assert_close(model(tokens, starts2)[0, 5:], model(changed2, starts2)[0, 5:],
-                                   rtol=0, atol=1e-6)
+        torch.testing.assert_close(model(tokens, starts2)[0, 5:], model(changed2, starts2)[0, 5:], rtol=0, atol=1e-6)
 
 
 def test_document_mask_on_first_document_equals_causal_model():
@@ -200,8 +207,9 @@ def test_data_order_is_a_function_of_seed_and_position():
 
 def test_config_files_and_errors(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"base": "7B", "model": {"rope_theta": 500000.0, "n_kv_heads": 8},
-                                "train": {"lr": 1e-4}}))
+    path.write_text(
+        json.dumps({"base": "7B", "model": {"rope_theta": 500000.0, "n_kv_heads": 8}, "train": {"lr": 1e-4}})
+    )
     model, train = load_config(str(path))
     assert model.dim == 4096 and model.rope_theta == 500000.0 and model.kv_heads == 8 and train.lr == 1e-4
     (tmp_path / "c.yaml").write_text("base: tiny\nmodel:\n  dim: 96\n")
@@ -252,4 +260,5 @@ def test_flex_attention_document_mask_equals_the_dense_mask():
     from corpusmill.train.model import use_flex
 
     assert not use_flex(dense.cfg, torch.device("cpu")) and use_flex(
-        dataclasses.replace(dense.cfg, doc_mask_impl="auto"), torch.device("cuda"))
+        dataclasses.replace(dense.cfg, doc_mask_impl="auto"), torch.device("cuda")
+    )

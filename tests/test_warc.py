@@ -79,8 +79,16 @@ def test_non_html_empty_and_error_pages_are_dropped_with_reasons():
 
 def test_edge_case_files_from_pywb_and_warcat():
     # ARC files, a response without status text, chunked content, non-UTF-8 header bytes
-    for name in ("example.arc.gz", "bad.arc", "missing-status-text.warc", "bad_http_chunked_content.warc",
-                 "not_utf8_http_header.warc", "long_url.warc", "at.warc.gz", "dupes.warc.gz"):
+    for name in (
+        "example.arc.gz",
+        "bad.arc",
+        "missing-status-text.warc",
+        "bad_http_chunked_content.warc",
+        "not_utf8_http_header.warc",
+        "long_url.warc",
+        "at.warc.gz",
+        "dupes.warc.gz",
+    ):
         result, _, errors = outcomes(warc(name))
         assert sum(result.values()) > 0, name
     result, docs, _ = outcomes(warc("example.arc.gz"))
@@ -129,8 +137,9 @@ def test_a_50_mb_page_is_dropped_without_reading_it_into_memory(tmp_path):
     with open(path, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
         http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
-        writer.write_record(writer.create_warc_record("http://huge.example/", "response",
-                                                      payload=io.BytesIO(body), http_headers=http))
+        writer.write_record(
+            writer.create_warc_record("http://huge.example/", "response", payload=io.BytesIO(body), http_headers=http)
+        )
     del body
     result, _, _ = outcomes(path)
     assert result == {"too_large": 1}
@@ -141,9 +150,14 @@ def test_wet_conversion_records(tmp_path):
     text = "Ein echter Absatz über Sprache.\nA second line."
     with open(path, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        writer.write_record(writer.create_warc_record(
-            "http://wet.example/", "conversion", payload=io.BytesIO(text.encode()),
-            warc_headers_dict={"Content-Type": "text/plain"}))
+        writer.write_record(
+            writer.create_warc_record(
+                "http://wet.example/",
+                "conversion",
+                payload=io.BytesIO(text.encode()),
+                warc_headers_dict={"Content-Type": "text/plain"},
+            )
+        )
     result, docs, _ = outcomes(path)
     assert result == {"kept": 1} and docs[0].text == text
 

@@ -40,8 +40,13 @@ def truth(raw_xml):
     redirects = [p for p in pages if b"<redirect" in p]
     articles = [p for p in pages if b"<ns>0</ns>" in p and b"<redirect" not in p]
     titles = sorted(re.search(rb"<title>(.*?)</title>", p).group(1).decode() for p in articles)
-    return {"pages": len(pages), "redirects": len(redirects), "articles": len(articles), "titles": titles,
-            "other_ns": len(pages) - len(redirects) - len(articles)}
+    return {
+        "pages": len(pages),
+        "redirects": len(redirects),
+        "articles": len(articles),
+        "titles": titles,
+        "other_ns": len(pages) - len(redirects) - len(articles),
+    }
 
 
 def _payloads(path, split):
@@ -49,8 +54,9 @@ def _payloads(path, split):
 
 
 def _run(inputs, out, beam_args=(), **kw):
-    stats = run_wikipedia(WikipediaConfig(input=inputs, output=out, dropped_sample=5, **{**ANY_FAILURES, **kw}),
-                          beam_args)
+    stats = run_wikipedia(
+        WikipediaConfig(input=inputs, output=out, dropped_sample=5, **{**ANY_FAILURES, **kw}), beam_args
+    )
     return {s["step"]: s for s in stats}
 
 
@@ -59,8 +65,10 @@ def test_real_dump_articles_text_and_metadata(tmp_path, truth):
     stats = _run([DUMP], out, split_mb=0.03)  # several chunks of bz2 streams
     assert stats["parse"]["read"] == truth["pages"]
     assert stats["parse"]["failed"] == 0
-    assert stats["parse"]["dropped"].get("redirect", 0) + stats["parse"]["dropped"].get("namespace", 0) \
+    assert (
+        stats["parse"]["dropped"].get("redirect", 0) + stats["parse"]["dropped"].get("namespace", 0)
         == truth["redirects"] + truth["other_ns"]
+    )
     assert stats["parse"]["kept"] == truth["articles"]
     docs = read_output(out)
     assert sorted(d.metadata["title"] for d in docs) == truth["titles"]
@@ -93,8 +101,10 @@ def test_headings_kept_links_become_anchor_text(raw_xml):
             if not heads or not piped or not any(h in ("References", "External links", "See also") for h in heads):
                 continue
             out = text(verdict.doc).doc.text
-            first_content_head = next((h for h in heads if h not in ("References", "External links", "See also",
-                                                                      "Notes", "Further reading")), None)
+            first_content_head = next(
+                (h for h in heads if h not in ("References", "External links", "See also", "Notes", "Further reading")),
+                None,
+            )
             if first_content_head is None:
                 continue
             assert first_content_head in out.split("\n")
@@ -129,17 +139,32 @@ def test_chunks_cover_every_page_once_bz2_plain_and_utf16(tmp_path, raw_xml, tru
 
 
 def test_wikitext_rules_local_namespaces_and_languages():
-    wt = ("'''Berlin''' ist die [[Hauptstadt|Hauptstadt]] von [[Deutschland]].{{Infobox|x=1}}<ref>Quelle</ref>\n"
-          "[[Datei:Berlin.jpg|mini|Ein Bild [[Spree|mit Link]]]]\n"
-          "== Geschichte ==\nText <!-- Kommentar --> zur [[Geschichte Berlins#Mittelalter|Geschichte]].\n"
-          "{| class=wikitable\n|-\n| Zelle || 42\n|}\n"
-          "== Einzelnachweise ==\n<references />\n== Weblinks ==\n* [https://berlin.de Offizielle Seite]\n"
-          "[[Kategorie:Hauptstadt]]\n[[en:Berlin]]\n[[fr:Berlin]]\n")
+    wt = (
+        "'''Berlin''' ist die [[Hauptstadt|Hauptstadt]] von [[Deutschland]].{{Infobox|x=1}}<ref>Quelle</ref>\n"
+        "[[Datei:Berlin.jpg|mini|Ein Bild [[Spree|mit Link]]]]\n"
+        "== Geschichte ==\nText <!-- Kommentar --> zur [[Geschichte Berlins#Mittelalter|Geschichte]].\n"
+        "{| class=wikitable\n|-\n| Zelle || 42\n|}\n"
+        "== Einzelnachweise ==\n<references />\n== Weblinks ==\n* [https://berlin.de Offizielle Seite]\n"
+        "[[Kategorie:Hauptstadt]]\n[[en:Berlin]]\n[[fr:Berlin]]\n"
+    )
     out = wikitext_to_text(wt, no_text_namespaces=("datei", "kategorie"))
     assert out.split("\n")[0] == "Berlin ist die Hauptstadt von Deutschland."
     assert "Geschichte" in out.split("\n") and "Text zur Geschichte." in out
-    for gone in ("Infobox", "Quelle", "Bild", "mit Link", "Kommentar", "Zelle", "42", "Einzelnachweise",
-                 "Weblinks", "Offizielle", "Kategorie", "en:", "fr:"):
+    for gone in (
+        "Infobox",
+        "Quelle",
+        "Bild",
+        "mit Link",
+        "Kommentar",
+        "Zelle",
+        "42",
+        "Einzelnachweise",
+        "Weblinks",
+        "Offizielle",
+        "Kategorie",
+        "en:",
+        "fr:",
+    ):
         assert gone not in out, gone
     # Without the dump's local namespace names the file caption would leak: they come from <siteinfo>.
     assert "Bild" in wikitext_to_text(wt)
@@ -155,8 +180,10 @@ def test_boilerplate_section_names_are_those_of_the_page_language():
         return step(Document("d", wikitext, "wikipedia", metadata={"language": lang})).doc.text
 
     # "Literatura" is a bibliography in Czech (dropped) but a section on literature in Portuguese (kept).
-    pt = "O Brasil tem muitos escritores.\n== Literatura ==\nMachado de Assis escreveu romances.\n" \
-         "== Referências ==\n* Fonte\n"
+    pt = (
+        "O Brasil tem muitos escritores.\n== Literatura ==\nMachado de Assis escreveu romances.\n"
+        "== Referências ==\n* Fonte\n"
+    )
     kept = text(pt, "pt")
     assert "Literatura" in kept.split("\n") and "Machado de Assis escreveu romances." in kept
     assert "Fonte" not in kept and "Referências" not in kept
@@ -168,39 +195,62 @@ def test_boilerplate_section_names_are_those_of_the_page_language():
 
 def test_language_comes_from_xml_lang_else_the_dbname(tmp_path):
     dump = tmp_path / "frwiki.xml"
-    dump.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><dbname>frwiki</dbname>'
-                    "<base>https://fr.wikipedia.org/wiki/Accueil</base></siteinfo>\n"
-                    + _page(1, "Paris", "Paris est une ville.") + "</mediawiki>\n", encoding="utf-8")
+    dump.write_text(
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><dbname>frwiki</dbname>'
+        "<base>https://fr.wikipedia.org/wiki/Accueil</base></siteinfo>\n"
+        + _page(1, "Paris", "Paris est une ville.")
+        + "</mediawiki>\n",
+        encoding="utf-8",
+    )
     site = read_site_info(str(dump), "xml")
     assert site.language == "fr" and site.dbname == "frwiki"
     assert read_site_info(DUMP, "bz2").language == "en"
 
 
 def _site_header(extra=""):
-    return ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="de">' + extra +
-            "<siteinfo><sitename>Wikipedia</sitename><dbname>dewiki</dbname>"
-            "<base>https://de.wikipedia.org/wiki/Wikipedia:Hauptseite</base></siteinfo>\n")
+    return (
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="de">'
+        + extra
+        + "<siteinfo><sitename>Wikipedia</sitename><dbname>dewiki</dbname>"
+        "<base>https://de.wikipedia.org/wiki/Wikipedia:Hauptseite</base></siteinfo>\n"
+    )
 
 
 def _page(pid, title, text):
-    return (f"<page><title>{title}</title><ns>0</ns><id>{pid}</id><revision><timestamp>2022-07-01T00:00:00Z"
-            f"</timestamp><text>{text}</text></revision></page>\n")
+    return (
+        f"<page><title>{title}</title><ns>0</ns><id>{pid}</id><revision><timestamp>2022-07-01T00:00:00Z"
+        f"</timestamp><text>{text}</text></revision></page>\n"
+    )
 
 
 def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-PASSWORD")
     good = tmp_path / "good.xml"
-    good.write_text(_site_header() + _page(1, "Gut", "Ein guter Artikel.") +
-                    _page(2, "Entität", "Text &xxe; hier") + _page(3, "Kaputt", "ohne Ende") .replace("</page>", "")
-                    + _page(4, "Danach", "Noch ein Artikel.") + "</mediawiki>\n", encoding="utf-8")
+    good.write_text(
+        _site_header()
+        + _page(1, "Gut", "Ein guter Artikel.")
+        + _page(2, "Entität", "Text &xxe; hier")
+        + _page(3, "Kaputt", "ohne Ende").replace("</page>", "")
+        + _page(4, "Danach", "Noch ein Artikel.")
+        + "</mediawiki>\n",
+        encoding="utf-8",
+    )
     xxe = tmp_path / "xxe.xml"
-    xxe.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
-                   + _site_header() + _page(1, "X", "&xxe;") + "</mediawiki>\n")
+    xxe.write_text(
+        f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
+        + _site_header()
+        + _page(1, "X", "&xxe;")
+        + "</mediawiki>\n"
+    )
     lol = "".join(f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10}">' for i in range(1, 10))
     bomb = tmp_path / "bomb.xml"
-    bomb.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY lol0 "lol">{lol}]>\n'
-                    + _site_header() + _page(1, "L", "&lol9;") + "</mediawiki>\n")
+    bomb.write_text(
+        f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY lol0 "lol">{lol}]>\n'
+        + _site_header()
+        + _page(1, "L", "&lol9;")
+        + "</mediawiki>\n"
+    )
     truncated = tmp_path / "truncated.xml.bz2"
     data = open(DUMP, "rb").read()
     truncated.write_bytes(data[: len(data) * 2 // 3])
@@ -242,13 +292,18 @@ def test_bad_inputs_are_counted_and_the_run_goes_on(tmp_path, raw_xml):
 
 def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
     out = tmp_path / "cli"
-    assert cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(out), "--namespaces", "0,4",
-                     "--split-mb", "0.03"]) == 0
+    assert (
+        cli_main(
+            ["source", "wikipedia", "--input", DUMP, "--output", str(out), "--namespaces", "0,4", "--split-mb", "0.03"]
+        )
+        == 0
+    )
     parse = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["parse"]
     # namespace 4 is kept too, so its redirect page is dropped as a redirect, not for its namespace
     assert parse["dropped"] == {"redirect": truth["redirects"]} and parse["kept"] == truth["articles"]
-    assert cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(tmp_path / "x"),
-                     "--namespaces", "main"]) == 2
+    assert (
+        cli_main(["source", "wikipedia", "--input", DUMP, "--output", str(tmp_path / "x"), "--namespaces", "main"]) == 2
+    )
     assert "--namespaces: expected a whole number, got 'main'" in capsys.readouterr().err
 
 
@@ -256,8 +311,10 @@ def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
 def test_multiprocess_runner_gives_identical_bytes(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     run_wikipedia(WikipediaConfig(input=[DUMP], output=a, split_mb=0.03))
-    run_wikipedia(WikipediaConfig(input=[DUMP], output=b, split_mb=0.03),
-                  ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    run_wikipedia(
+        WikipediaConfig(input=[DUMP], output=b, split_mb=0.03),
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
     assert tree_digest(a) == tree_digest(b)
 
 
@@ -276,7 +333,8 @@ def test_a_dump_without_siteinfo_is_read_by_its_wikimedia_file_name(tmp_path):
     docs = {d.id: d for d in read_output(tmp_path / "cut")}
     assert again[-1]["kept"] == full[-1]["kept"] > 0
     assert [(d.text, d.url) for d in sorted(docs.values(), key=lambda d: d.id)] == [
-        (d.text, d.url) for d in sorted(read_output(tmp_path / "full"), key=lambda d: d.id)]
+        (d.text, d.url) for d in sorted(read_output(tmp_path / "full"), key=lambda d: d.id)
+    ]
     assert {d.metadata.get("language") for d in docs.values()} <= {"en"}
     odd = tmp_path / "slice.xml"
     odd.write_bytes(raw)
@@ -302,12 +360,16 @@ def test_no_heading_is_left_without_text_under_it(tmp_path):
             removed += (result.counts or {}).get("bare_headings_removed", 0)
             lines = result.doc.text.split("\n")
             # a heading line: one of the page's heading titles, alone after a blank line
-            marks = [(i, heads[line]) for i, line in enumerate(lines) if line in heads and (i == 0 or lines[i - 1] == "")]
+            marks = [
+                (i, heads[line]) for i, line in enumerate(lines) if line in heads and (i == 0 or lines[i - 1] == "")
+            ]
             for n, (i, level) in enumerate(marks):
-                end = next((j for j, lv in marks[n + 1:] if lv <= level), len(lines))
+                end = next((j for j, lv in marks[n + 1 :] if lv <= level), len(lines))
                 inside = {j for j, _ in marks}
-                assert any(lines[j].strip() and j not in inside for j in range(i + 1, end)), \
-                    (verdict.doc.metadata["title"], lines[i])
+                assert any(lines[j].strip() and j not in inside for j in range(i + 1, end)), (
+                    verdict.doc.metadata["title"],
+                    lines[i],
+                )
                 checked += 1
     assert checked > 150 and removed >= 3
     # e.g. Politics of Angola's "Political parties and elections" held only the election result tables
@@ -322,8 +384,10 @@ def test_no_html_entity_is_left_in_the_text():
     """An entity in a link's target reaches the text as written (the full dump's Animation article:
     ``[[35&nbsp;mm film]]``, 3 such in its 106 articles; bench/wikipedia_side_by_side.py): it becomes the
     character it names, counted as ``entities_decoded``. And none is left in any article of the dump."""
-    sentence = ("The animated piece is output to one of several delivery media, including traditional "
-                "[[35&nbsp;mm film]] and newer media with [[digital video]]. The [[Kruskal&ndash;Wallis test]]")
+    sentence = (
+        "The animated piece is output to one of several delivery media, including traditional "
+        "[[35&nbsp;mm film]] and newer media with [[digital video]]. The [[Kruskal&ndash;Wallis test]]"
+    )
     counts = {}
     out = wikitext_to_text(sentence, counts=counts)
     assert "35\u00a0mm film" in out and "Kruskal\u2013Wallis test" in out and counts["entities_decoded"] == 2

@@ -10,9 +10,11 @@ from corpusmill.io.warc import scan_records
 
 def raw_warc_record(uri: str, http_block: bytes) -> bytes:
     """One gzipped WARC response record whose HTTP block is ``http_block`` as given (may be broken)."""
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>\r\n"
-            f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-05-01T12:00:00Z\r\n"
-            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http_block)}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>\r\n"
+        f"WARC-Target-URI: {uri}\r\nWARC-Date: 2024-05-01T12:00:00Z\r\n"
+        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http_block)}\r\n\r\n"
+    ).encode()
     return gzip.compress(head + http_block + b"\r\n\r\n", mtime=0)
 
 
@@ -40,7 +42,7 @@ def with_corrupt_member(src: str, dst: str, response_index: int = 5) -> int:
     refs = [r for r in scan_records(src) if r.warc_type == "response"]
     ref = refs[response_index]
     mid = ref.offset + ref.length // 2
-    data[mid:mid + 64] = b"\xff" * 64
+    data[mid : mid + 64] = b"\xff" * 64
     open(dst, "wb").write(bytes(data))
     return ref.offset
 

@@ -38,11 +38,19 @@ class StrictParser(argparse.ArgumentParser):
 
 def _top_help() -> str:
     width = max(len(c) for c in COMMANDS)
-    lines = [f"usage: corpusmill COMMAND [options]   (corpusmill {__version__})", "",
-             "Build a LLaMA-style pretraining corpus on Apache Beam, and train on it.", "", "commands:"]
+    lines = [
+        f"usage: corpusmill COMMAND [options]   (corpusmill {__version__})",
+        "",
+        "Build a LLaMA-style pretraining corpus on Apache Beam, and train on it.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "corpusmill COMMAND --help shows a command's options; every command that runs a pipeline also",
-              "takes --config FILE.yaml (its options as YAML keys; flags override) and Beam pipeline options."]
+    lines += [
+        "",
+        "corpusmill COMMAND --help shows a command's options; every command that runs a pipeline also",
+        "takes --config FILE.yaml (its options as YAML keys; flags override) and Beam pipeline options.",
+    ]
     return "\n".join(lines)
 
 
@@ -55,13 +63,16 @@ def _command(argv: List[str]):
             raise UsageError(f"source: name a source: {', '.join(sources)}")
         name = f"source {argv[1]}"
         if name not in COMMANDS:
-            raise UsageError(f"unknown source {argv[1]!r}{close_matches(argv[1], sources)} "
-                             f"(sources: {', '.join(sources)})")
+            raise UsageError(
+                f"unknown source {argv[1]!r}{close_matches(argv[1], sources)} (sources: {', '.join(sources)})"
+            )
         return name, argv[2:]
     if first not in COMMANDS:
         names = sorted(set(COMMANDS) | {"source"})
-        raise UsageError(f"unknown command {first!r}{close_matches(first, names)} (commands: "
-                         f"{', '.join(c for c in COMMANDS if not c.startswith('source '))}, source NAME)")
+        raise UsageError(
+            f"unknown command {first!r}{close_matches(first, names)} (commands: "
+            f"{', '.join(c for c in COMMANDS if not c.startswith('source '))}, source NAME)"
+        )
     return first, argv[1:]
 
 
@@ -70,28 +81,47 @@ def refuse_extra(parser: argparse.ArgumentParser, extra: List[str]) -> None:
     if extra:
         flags = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001
         word = extra[0].split("=", 1)[0]
-        raise UsageError(f"unknown option {word}{close_matches(word, flags)}" if word.startswith("-")
-                         else f"unexpected argument {word!r}")
+        raise UsageError(
+            f"unknown option {word}{close_matches(word, flags)}"
+            if word.startswith("-")
+            else f"unexpected argument {word!r}"
+        )
 
 
 def stage_parser(name: str, stage) -> StrictParser:
     from corpusmill.pipelines.registry import COMMANDS
 
     summary = COMMANDS[name][1] if name in COMMANDS else stage.summary
-    parser = StrictParser(prog=f"corpusmill {name}", description=stage.description or summary,
-                          epilog=stage.steps_help() if stage.steps_help else None)
-    parser.add_argument("--config", metavar="FILE.yaml", default=None,
-                        help="options as a YAML mapping (the same names, with _); flags given here override it")
+    parser = StrictParser(
+        prog=f"corpusmill {name}",
+        description=stage.description or summary,
+        epilog=stage.steps_help() if stage.steps_help else None,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="options as a YAML mapping (the same names, with _); flags given here override it",
+    )
     if stage.beam:  # how to run, not what to make: not part of the stage's config
-        parser.add_argument("--workers", type=_positive, metavar="N", default=None,
-                            help="worker processes of the local runner (default: this machine's cores, "
-                                 f"{os.cpu_count()} here); the output is the same with any number")
+        parser.add_argument(
+            "--workers",
+            type=_positive,
+            metavar="N",
+            default=None,
+            help="worker processes of the local runner (default: this machine's cores, "
+            f"{os.cpu_count()} here); the output is the same with any number",
+        )
         parser.add_argument("-v", "--verbose", action="store_true", help="show Beam's own INFO and WARNING lines")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no progress line, no "
-                                                                   "table at the end)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print errors only (no progress line, no table at the end)"
+    )
     if stage.steps is not None:
-        parser.add_argument("--steps", action="store_true", help="list the steps these options run, in order, "
-                                                                "and exit (--output not needed)")
+        parser.add_argument(
+            "--steps",
+            action="store_true",
+            help="list the steps these options run, in order, and exit (--output not needed)",
+        )
     add_arguments(parser, stage.config, positional=stage.positional)
     return parser
 

@@ -41,8 +41,12 @@ def _run(prog: str, parser, argv, fn) -> int:
 
 def export_main(argv: Optional[List[str]] = None) -> int:
     p = _parser("corpusmill export", "write a checkpoint as a Hugging Face Llama directory or in Meta's layout")
-    p.add_argument("--to", required=True, choices=("hf", "meta"), help="hf: transformers' LlamaForCausalLM "
-                                                                       "(safetensors); meta: consolidated.00.pth")
+    p.add_argument(
+        "--to",
+        required=True,
+        choices=("hf", "meta"),
+        help="hf: transformers' LlamaForCausalLM (safetensors); meta: consolidated.00.pth",
+    )
     p.add_argument("--output", required=True, help="the model directory to write (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
 
@@ -63,8 +67,12 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the default)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the smallest set of tokens "
-                                                          "holding this much probability")
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        help="nucleus sampling: the smallest set of tokens holding this much probability",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
 
@@ -80,8 +88,15 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
         tok = load_tokenizer(tokenizer)  # SentencePiece or byte-level BPE
         for prompt in args.prompt:
             ids = [tok.bos_id] + tok.encode(prompt).tolist()
-            out = generate(model, ids, args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                           seed=args.seed, eos_id=tok.eos_id)
+            out = generate(
+                model,
+                ids,
+                args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.seed,
+                eos_id=tok.eos_id,
+            )
             print(tok.decode([i for i in out if i not in (tok.bos_id, tok.eos_id)]))
         return 0
 
@@ -91,8 +106,10 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
 def export_shards_main(argv: Optional[List[str]] = None) -> int:
     from corpusmill.cli.main import StrictParser
 
-    p = StrictParser(prog="corpusmill export-shards",
-                     description="write packed shards as Megatron-LM's indexed dataset (PREFIX.bin + PREFIX.idx)")
+    p = StrictParser(
+        prog="corpusmill export-shards",
+        description="write packed shards as Megatron-LM's indexed dataset (PREFIX.bin + PREFIX.idx)",
+    )
     p.add_argument("shards", help="a complete shard directory (manifest.json, *.arrow, _SUCCESS)")
     p.add_argument("--to", required=True, choices=("megatron",), help="megatron: GPTDataset's .bin/.idx")
     p.add_argument("--output", required=True, metavar="PREFIX", help="writes PREFIX.bin and PREFIX.idx")
@@ -102,13 +119,33 @@ def export_shards_main(argv: Optional[List[str]] = None) -> int:
         from corpusmill.tokenize.megatron import export_megatron
 
         got = export_megatron(args.shards, args.output, overwrite=args.overwrite)
-        print(f"{got['rows']:,} rows -> {got['sequences']:,} documents, {got['tokens']:,} tokens: "
-              f"{args.output}.bin, {args.output}.idx")
+        print(
+            f"{got['rows']:,} rows -> {got['sequences']:,} documents, {got['tokens']:,} tokens: "
+            f"{args.output}.bin, {args.output}.idx"
+        )
         return 0
 
     return _run("corpusmill export-shards", p, argv, run)
 
 
-EXPORT = Stage(name="export", config=None, run=None, main=export_main, beam=False,)
-SAMPLE = Stage(name="sample", config=None, run=None, main=sample_main, beam=False,)
-EXPORT_SHARDS = Stage(name="export-shards", config=None, run=None, main=export_shards_main, beam=False,)
+EXPORT = Stage(
+    name="export",
+    config=None,
+    run=None,
+    main=export_main,
+    beam=False,
+)
+SAMPLE = Stage(
+    name="sample",
+    config=None,
+    run=None,
+    main=sample_main,
+    beam=False,
+)
+EXPORT_SHARDS = Stage(
+    name="export-shards",
+    config=None,
+    run=None,
+    main=export_shards_main,
+    beam=False,
+)

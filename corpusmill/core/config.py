@@ -27,15 +27,37 @@ from corpusmill.core.errors import CorpusmillError
 MISSING = dataclasses.MISSING
 
 
-def option(default: Any = MISSING, *, help: str = "", default_factory: Any = MISSING, required: bool = False,
-           choices: Optional[Iterable[Any]] = None, min: Optional[float] = None, max: Optional[float] = None,
-           above: Optional[float] = None, below: Optional[float] = None, sep: Optional[str] = None,
-           metavar: Optional[str] = None, aliases: Tuple[str, ...] = (), cli: bool = True) -> Any:
+def option(
+    default: Any = MISSING,
+    *,
+    help: str = "",
+    default_factory: Any = MISSING,
+    required: bool = False,
+    choices: Optional[Iterable[Any]] = None,
+    min: Optional[float] = None,
+    max: Optional[float] = None,
+    above: Optional[float] = None,
+    below: Optional[float] = None,
+    sep: Optional[str] = None,
+    metavar: Optional[str] = None,
+    aliases: Tuple[str, ...] = (),
+    cli: bool = True,
+) -> Any:
     """A config field. ``min``/``max`` are inclusive bounds, ``above``/``below`` exclusive ones;
     ``sep`` lets the CLI also take a list as one ``a,b`` value; ``aliases`` are extra CLI flags."""
-    meta = {"help": help, "required": required, "choices": tuple(choices) if choices is not None else None,
-            "min": min, "max": max, "above": above, "below": below, "sep": sep, "metavar": metavar,
-            "aliases": tuple(aliases), "cli": cli}
+    meta = {
+        "help": help,
+        "required": required,
+        "choices": tuple(choices) if choices is not None else None,
+        "min": min,
+        "max": max,
+        "above": above,
+        "below": below,
+        "sep": sep,
+        "metavar": metavar,
+        "aliases": tuple(aliases),
+        "cli": cli,
+    }
     if required:
         default = None
     if default_factory is not MISSING:
@@ -94,8 +116,9 @@ def check_value(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise bad
-        return {check_value(args[0], k, f"{where} key"): check_value(args[1], v, f"{where}.{k}")
-                for k, v in value.items()}
+        return {
+            check_value(args[0], k, f"{where} key"): check_value(args[1], v, f"{where}.{k}") for k, v in value.items()
+        }
     if tp is bool:
         if not isinstance(value, bool):
             raise bad
@@ -124,11 +147,17 @@ def _check_meta(meta: Mapping[str, Any], value: Any, where: str) -> None:
     for v in values:
         choices = meta.get("choices")
         if choices is not None and v not in choices:
-            raise CorpusmillError(f"{where}: expected one of {', '.join(map(str, choices))}, got {v!r}"
-                                  + close_matches(str(v), map(str, choices)))
+            raise CorpusmillError(
+                f"{where}: expected one of {', '.join(map(str, choices))}, got {v!r}"
+                + close_matches(str(v), map(str, choices))
+            )
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            for key, ok, text in (("min", lambda x, b: x >= b, "at least"), ("max", lambda x, b: x <= b, "at most"),
-                                  ("above", lambda x, b: x > b, "above"), ("below", lambda x, b: x < b, "below")):
+            for key, ok, text in (
+                ("min", lambda x, b: x >= b, "at least"),
+                ("max", lambda x, b: x <= b, "at most"),
+                ("above", lambda x, b: x > b, "above"),
+                ("below", lambda x, b: x < b, "below"),
+            ):
                 bound = meta.get(key)
                 if bound is not None and not ok(v, bound):
                     raise CorpusmillError(f"{where}: expected a value {text} {bound:g}, got {v!r}")
@@ -154,8 +183,10 @@ def from_mapping(cls, data: Mapping[str, Any], namer: Callable[[str], str] = str
     for key in data:
         if key not in fields:
             known = sorted(fields)
-            raise CorpusmillError(f"{namer(key)}: unknown option{close_matches(key, known)} "
-                                  f"(known{' to ' + context if context else ''}: {', '.join(known)})")
+            raise CorpusmillError(
+                f"{namer(key)}: unknown option{close_matches(key, known)} "
+                f"(known{' to ' + context if context else ''}: {', '.join(known)})"
+            )
     values = {}
     for name, field in fields.items():
         if name in data:
@@ -180,8 +211,10 @@ class _StrictLoader:
             def compose_node(self, parent, index):
                 if self.check_event(yaml.events.AliasEvent):
                     mark = self.peek_event().start_mark
-                    raise CorpusmillError(f"line {mark.line + 1}: a YAML alias (*{self.peek_event().anchor}); "
-                                          f"corpusmill's files take no anchors or aliases: write the value out")
+                    raise CorpusmillError(
+                        f"line {mark.line + 1}: a YAML alias (*{self.peek_event().anchor}); "
+                        f"corpusmill's files take no anchors or aliases: write the value out"
+                    )
                 return yaml.SafeLoader.compose_node(self, parent, index)
 
         def construct_mapping(loader, node, deep=False):
@@ -189,8 +222,10 @@ class _StrictLoader:
             for key_node, _ in node.value:
                 key = loader.construct_object(key_node, deep=True)
                 if key in seen:
-                    raise CorpusmillError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice "
-                                          f"(first on line {seen[key] + 1})")
+                    raise CorpusmillError(
+                        f"line {key_node.start_mark.line + 1}: key {key!r} is given twice "
+                        f"(first on line {seen[key] + 1})"
+                    )
                 seen[key] = key_node.start_mark.line
             return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
@@ -291,18 +326,38 @@ def add_arguments(parser: argparse.ArgumentParser, cls, *, positional: Iterable[
             continue
         flags = [flag_of(name), *meta.get("aliases", ())]
         if tp is bool:
-            parser.add_argument(*flags, dest=name, action="store_const", const=True, default=argparse.SUPPRESS,
-                                help=help_text)
-            parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_const", const=False,
-                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            parser.add_argument(
+                *flags, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text
+            )
+            parser.add_argument(
+                f"--no-{name.replace('_', '-')}",
+                dest=name,
+                action="store_const",
+                const=False,
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
         elif origin in (list, tuple, dict):
             item = typing.get_args(tp)[0] if origin is not dict else str
-            parser.add_argument(*flags, dest=name, nargs="+", action="extend", default=argparse.SUPPRESS,
-                                type=str if meta.get("sep") else _scalar_parser(item, flags[0]), metavar=meta.get("metavar") or "VALUE",
-                                help=help_text)
+            parser.add_argument(
+                *flags,
+                dest=name,
+                nargs="+",
+                action="extend",
+                default=argparse.SUPPRESS,
+                type=str if meta.get("sep") else _scalar_parser(item, flags[0]),
+                metavar=meta.get("metavar") or "VALUE",
+                help=help_text,
+            )
         else:
-            parser.add_argument(*flags, dest=name, type=_scalar_parser(tp, flags[0]), default=argparse.SUPPRESS,
-                                metavar=meta.get("metavar") or name.upper(), help=help_text)
+            parser.add_argument(
+                *flags,
+                dest=name,
+                type=_scalar_parser(tp, flags[0]),
+                default=argparse.SUPPRESS,
+                metavar=meta.get("metavar") or name.upper(),
+                help=help_text,
+            )
 
 
 def cli_values(cls, namespace: argparse.Namespace) -> Dict[str, Any]:
@@ -334,8 +389,14 @@ def cli_values(cls, namespace: argparse.Namespace) -> Dict[str, Any]:
     return values
 
 
-def build(cls, *, cli: Optional[Dict[str, Any]] = None, config_file: Optional[str] = None,
-          overrides: Optional[Dict[str, Any]] = None, context: str = ""):
+def build(
+    cls,
+    *,
+    cli: Optional[Dict[str, Any]] = None,
+    config_file: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    context: str = "",
+):
     """A validated ``cls`` from (lowest to highest precedence) its defaults, a YAML ``config_file``,
     Python ``overrides`` and ``cli`` values; each key is named in messages by where it came from."""
     data: Dict[str, Any] = {}

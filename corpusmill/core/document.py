@@ -99,8 +99,9 @@ class Document:
 
     def to_json(self) -> str:
         """One line of JSON, keys in a fixed order, so equal documents give equal bytes."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False, separators=(",", ":"),
-                          default=_json_default)
+        return json.dumps(
+            self.to_dict(), ensure_ascii=False, sort_keys=False, separators=(",", ":"), default=_json_default
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "") -> "Document":
@@ -111,7 +112,8 @@ class Document:
         if missing:
             raise ValueError(
                 f"{where or 'record'}: missing field(s) {', '.join(missing)}; a corpusmill document "
-                f"needs at least 'id' and 'text' (fields: {', '.join(FIELDS)})")
+                f"needs at least 'id' and 'text' (fields: {', '.join(FIELDS)})"
+            )
         text = data["text"]
         if not isinstance(text, str):
             raise ValueError(f"{where or 'record'}: field 'text' must be a string, got {type(text).__name__}")

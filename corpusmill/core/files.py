@@ -40,8 +40,10 @@ def check_name(value, what: str) -> str:
     """``value`` if it may name a folder or file under an output, else ValueError naming ``what``.
     Every output group and file name derived from data passes here before it meets a path."""
     if not is_safe_name(value):
-        raise ValueError(f"{what} {value!r} cannot name an output folder (expected {SAFE_NAME.pattern}); "
-                         f"nothing was written under it")
+        raise ValueError(
+            f"{what} {value!r} cannot name an output folder (expected {SAFE_NAME.pattern}); "
+            f"nothing was written under it"
+        )
     return value
 
 
@@ -49,7 +51,7 @@ def check_group(group: str) -> str:
     """An output group (a sub-folder of the output, e.g. ``en``, ``en_head``, ``s00001/en``): "" (none) or
     ``/``-separated parts, each a safe name."""
     if group != "":
-        for part in (group.split("/") if isinstance(group, str) else [group]):
+        for part in group.split("/") if isinstance(group, str) else [group]:
             check_name(part, "output group")
     return group
 
@@ -118,7 +120,6 @@ def encode_jsonl_gz(records: Iterable[dict], handle, level: int = 6) -> None:
             gz.write(b"\n".join(buf) + b"\n")
 
 
-
 def read_documents_file(path: str) -> Iterator[Document]:
     """Read every document of one corpusmill output file (JSONL, JSONL.gz or Parquet), in order."""
     if path.endswith(".parquet"):
@@ -139,7 +140,6 @@ def _open_lines(path: str):
     with open(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
         yield io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
-
 
 
 def list_output_files(out_dir: str) -> List[str]:
@@ -193,7 +193,8 @@ def read_dropped(out_dir: str) -> Dict[str, Dict[str, List[dict]]]:
             if name.endswith(".jsonl.gz"):
                 reason = re.sub(r"-\d{5,}$", "", name[: -len(".jsonl.gz")])
                 out.setdefault(step, {}).setdefault(reason, []).extend(
-                    _jsonl_gz_records([os.path.join(folder, step, name)]))
+                    _jsonl_gz_records([os.path.join(folder, step, name)])
+                )
     return out
 
 
@@ -213,12 +214,17 @@ def expand_local(patterns: Iterable[str]) -> List[str]:
             skipped: list = []
             matched = [p for p in walk_files(pattern, skipped) if not is_metadata(p, pattern)]
             if skipped:
-                raise CorpusmillError(f"--input {pattern}: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
-                                      f"not read, e.g. {skipped[0].location} ({skipped[0].reason}: "
-                                      f"{skipped[0].detail}); links are never followed: remove it or name its target")
+                raise CorpusmillError(
+                    f"--input {pattern}: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} "
+                    f"not read, e.g. {skipped[0].location} ({skipped[0].reason}: "
+                    f"{skipped[0].detail}); links are never followed: remove it or name its target"
+                )
         else:
-            matched = [p for p in glob.glob(pattern, recursive=True)
-                       if not os.path.basename(p).startswith(".") and os.path.isfile(p)]
+            matched = [
+                p
+                for p in glob.glob(pattern, recursive=True)
+                if not os.path.basename(p).startswith(".") and os.path.isfile(p)
+            ]
         for root in sorted({r for r in (output_root(p) for p in matched) if r}):
             check_complete(root)
         if not matched:
@@ -234,8 +240,7 @@ PROFILE_NAME = "profile.json"
 # how the run was made (config, versions, model sha256, times): not part of the output's bytes, so
 # _SUCCESS does not list it and two runs of the same command still give identical outputs
 PROVENANCE_NAME = "_provenance.json"
-METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json",
-                            "repeated_lines.json"})
+METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json", "repeated_lines.json"})
 
 
 def sha256_file(path: str, opener=None) -> str:
@@ -287,18 +292,25 @@ def check_complete(root: str, flag: str = "--input", verify: bool = True) -> Non
 
     marker = os.path.join(root, DONE_NAME)
     if not os.path.isfile(marker):
-        raise CorpusmillError(f"{flag} {root}: an incomplete corpusmill output (no {DONE_NAME}: the run that writes "
-                              f"it did not finish); rerun that command to finish it, or point at a complete output")
+        raise CorpusmillError(
+            f"{flag} {root}: an incomplete corpusmill output (no {DONE_NAME}: the run that writes "
+            f"it did not finish); rerun that command to finish it, or point at a complete output"
+        )
     with open(marker, encoding="utf-8") as fh:
         text = fh.read()
     if not text.strip():
         return  # a marker from before file lists were recorded
     for f in json.loads(text).get("files", []):
         path = os.path.join(root, f["path"])
-        if (not os.path.isfile(path) or os.path.getsize(path) != f["bytes"]
-                or (verify and f.get("sha256") and sha256_file(path) != f["sha256"])):
-            raise CorpusmillError(f"{flag} {root}: {f['path']} is listed in {DONE_NAME} but is missing or changed; "
-                                  f"rerun the command that wrote {root}")
+        if (
+            not os.path.isfile(path)
+            or os.path.getsize(path) != f["bytes"]
+            or (verify and f.get("sha256") and sha256_file(path) != f["sha256"])
+        ):
+            raise CorpusmillError(
+                f"{flag} {root}: {f['path']} is listed in {DONE_NAME} but is missing or changed; "
+                f"rerun the command that wrote {root}"
+            )
 
 
 def is_metadata(path: str, top: str) -> bool:

@@ -21,4 +21,3 @@ def stable_hash_signed(text: str) -> int:
     the million (line and sentence-span hashes). Beam's coders write an int64 natively and pickle any
     wider int, which is half of all unsigned values."""
     return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big", signed=True)
-

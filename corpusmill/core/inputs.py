@@ -74,8 +74,11 @@ def walk_files(top: str, skipped: List[Skipped], *, hidden: bool = False) -> Ite
         onerror(PermissionError(13, "Permission denied", top))
         return
     for root, dirs, files in os.walk(top, onerror=onerror, followlinks=False):
-        dirs[:] = [name for name in sorted(dirs) if (hidden or not name.startswith("."))
-                   and _readable(os.path.join(root, name), skipped, os.R_OK | os.X_OK)]
+        dirs[:] = [
+            name
+            for name in sorted(dirs)
+            if (hidden or not name.startswith(".")) and _readable(os.path.join(root, name), skipped, os.R_OK | os.X_OK)
+        ]
         for name in sorted(files):
             full = os.path.join(root, name)
             if (hidden or not name.startswith(".")) and _readable(full, skipped, os.R_OK, regular=True):

@@ -52,9 +52,11 @@ def check_replaceable(out_dir: str, extra: Iterable[str] = ()) -> None:
         return
     names = sorted(os.listdir(out_dir))
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    raise CorpusmillError(f"--output {out_dir} holds {shown}, not a corpusmill output (no {CREATED_MARKER}, "
-                          f"_SUCCESS or _STAGE.json); --overwrite replaces only what corpusmill wrote: choose a "
-                          f"new or empty --output")
+    raise CorpusmillError(
+        f"--output {out_dir} holds {shown}, not a corpusmill output (no {CREATED_MARKER}, "
+        f"_SUCCESS or _STAGE.json); --overwrite replaces only what corpusmill wrote: choose a "
+        f"new or empty --output"
+    )
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -78,8 +80,9 @@ def check_output_apart(out_dir: str, inputs, what: str = "input") -> None:
         src = os.path.realpath(base or ".")
         if out == src or _inside(src, out) or (recursive and _inside(out, src)):
             where = "is" if out == src else ("contains" if _inside(src, out) else "lies inside")
-            raise CorpusmillError(f"--output {out_dir} {where} the {what} {pattern}; choose an output apart from "
-                                  f"every {what}")
+            raise CorpusmillError(
+                f"--output {out_dir} {where} the {what} {pattern}; choose an output apart from every {what}"
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -108,8 +111,10 @@ class OutputLock:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         except OSError as exc:
-            raise CorpusmillError(f"--output {self.out_dir}: cannot be written ({exc.strerror or exc}); choose a "
-                                  f"directory you can write to") from None
+            raise CorpusmillError(
+                f"--output {self.out_dir}: cannot be written ({exc.strerror or exc}); choose a "
+                f"directory you can write to"
+            ) from None
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
         for _attempt in range(3):
             try:
@@ -117,30 +122,40 @@ class OutputLock:
             except FileExistsError:
                 fd = None
             except OSError as exc:  # a folder beside which nothing can be written (/proc, read-only)
-                raise CorpusmillError(f"--output {self.out_dir}: cannot be written ({exc.strerror or exc}); choose "
-                                      f"a directory you can write to") from None
+                raise CorpusmillError(
+                    f"--output {self.out_dir}: cannot be written ({exc.strerror or exc}); choose "
+                    f"a directory you can write to"
+                ) from None
             if fd is None:
                 holder = self._holder()
-                if holder is not None and holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                        and not _alive(holder["pid"]):
+                if (
+                    holder is not None
+                    and holder.get("host") == me["host"]
+                    and isinstance(holder.get("pid"), int)
+                    and not _alive(holder["pid"])
+                ):
                     self._remove_stale(holder)
                     continue
                 if holder is None:  # being written this instant, or unreadable: look again
                     time.sleep(0.2)
                     holder = self._holder()
                     if holder is None:
-                        raise CorpusmillError(f"--output {self.out_dir} is locked by {self.path}, which names no "
-                                              f"writer; if no corpusmill run writes there, delete it") from None
+                        raise CorpusmillError(
+                            f"--output {self.out_dir} is locked by {self.path}, which names no "
+                            f"writer; if no corpusmill run writes there, delete it"
+                        ) from None
                     continue
                 raise CorpusmillError(
                     f"--output {self.out_dir} is being written by pid {holder.get('pid')} on {holder.get('host')} "
-                    f"(since {holder.get('since')}); wait for that run, or delete {self.path} if it is gone") from None
+                    f"(since {holder.get('since')}); wait for that run, or delete {self.path} if it is gone"
+                ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)
             self.held = True
             return self
-        raise CorpusmillError(f"--output {self.out_dir}: could not take the lock {self.path}; another run keeps "
-                              f"taking it")
+        raise CorpusmillError(
+            f"--output {self.out_dir}: could not take the lock {self.path}; another run keeps taking it"
+        )
 
     def _holder(self) -> Optional[dict]:
         try:

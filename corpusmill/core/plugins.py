@@ -21,13 +21,16 @@ def import_object(spec: str, what: str) -> Any:
     if not module_name or not attr:
         raise CorpusmillError(f"{what} {spec!r}: expected MODULE:NAME, e.g. mypkg.filters:MaxDigitShare")
     if not _DOTTED.fullmatch(module_name) or not _DOTTED.fullmatch(attr):
-        raise CorpusmillError(f"{what} {spec!r}: expected MODULE:NAME with a dotted module name (mypkg.filters), "
-                              f"not a path; put its folder on PYTHONPATH")
+        raise CorpusmillError(
+            f"{what} {spec!r}: expected MODULE:NAME with a dotted module name (mypkg.filters), "
+            f"not a path; put its folder on PYTHONPATH"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise CorpusmillError(f"{what} {spec!r}: cannot import module {module_name} ({exc}); is it installed "
-                              f"or on PYTHONPATH?") from None
+        raise CorpusmillError(
+            f"{what} {spec!r}: cannot import module {module_name} ({exc}); is it installed or on PYTHONPATH?"
+        ) from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):

@@ -86,8 +86,10 @@ def check_bins(name: str, bins: Dict[str, tuple]) -> Dict[str, tuple]:
             lo, hi, n, log = spec
             ok = isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo < hi and (not log or lo > 0)
         if not ok:
-            raise ValueError(f"filter {name!r}: bins[{score!r}] = {spec!r}; expected (low, high, number of bins, "
-                             f"log scale), low < high, low > 0 on a log scale")
+            raise ValueError(
+                f"filter {name!r}: bins[{score!r}] = {spec!r}; expected (low, high, number of bins, "
+                f"log scale), low < high, low > 0 on a log scale"
+            )
         out[score] = (float(spec[0]), float(spec[1]), int(spec[2]), bool(spec[3]))
     return out
 
@@ -98,8 +100,9 @@ def number(value) -> Optional[float]:
     return float(value)
 
 
-def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict],
-                  extra_edges: Optional[Dict[str, List[float]]] = None) -> dict:
+def build_profile(
+    rows, step_order: Sequence[str], thresholds: Dict[str, dict], extra_edges: Optional[Dict[str, List[float]]] = None
+) -> dict:
     """profile.json's content from the summed rows (kinds of :data:`KINDS`). ``extra_edges``: the bin
     edges of scores that filters declared themselves (``Filter.bins``), beside :data:`BINS`."""
     all_edges = {s: edges(s) for s in BINS}
@@ -133,15 +136,22 @@ def build_profile(rows, step_order: Sequence[str], thresholds: Dict[str, dict],
             per[value] = per.get(value, 0) + n
         elif kind == HIST:
             score, verdict, lang, b = parts
-            hist = step_entry(step)["histograms"].setdefault(score, {}).setdefault(verdict, {}).setdefault(
-                lang, [0] * size(score))
+            hist = (
+                step_entry(step)["histograms"]
+                .setdefault(score, {})
+                .setdefault(verdict, {})
+                .setdefault(lang, [0] * size(score))
+            )
             hist[int(b)] += n
     order = {s: i for i, s in enumerate(step_order)}
     out_steps = {}
     for step in sorted(set(steps) | set(thresholds), key=lambda s: (order.get(s, len(order)), s)):
         entry = steps.get(step, {"dropped": {}, "histograms": {}})
-        out_steps[step] = {"thresholds": thresholds.get(step, {}), "dropped": _sorted(entry["dropped"]),
-                           "histograms": _sorted(entry["histograms"])}
+        out_steps[step] = {
+            "thresholds": thresholds.get(step, {}),
+            "dropped": _sorted(entry["dropped"]),
+            "histograms": _sorted(entry["histograms"]),
+        }
     return {"bins": _sorted(all_edges), "steps": out_steps, "output": _sorted(output)}
 
 
@@ -161,8 +171,9 @@ def profile_rows(profile: dict, with_output: bool = False) -> List[tuple]:
         for score, verdicts in entry["histograms"].items():
             for verdict, langs in verdicts.items():
                 for lang, counts in langs.items():
-                    rows += [((step, HIST, f"{score}\t{verdict}\t{lang}\t{b}"), (n, 0, 0))
-                             for b, n in enumerate(counts) if n]
+                    rows += [
+                        ((step, HIST, f"{score}\t{verdict}\t{lang}\t{b}"), (n, 0, 0)) for b, n in enumerate(counts) if n
+                    ]
     if with_output:
         out = profile.get("output", {})
         for what in ("groups", "languages", "sources"):
@@ -171,8 +182,11 @@ def profile_rows(profile: dict, with_output: bool = False) -> List[tuple]:
                 rows.append(((OUTPUT_STEP, OUTPUT, f"{what}\t{value}"), (n, chars, 0)))
         for score, langs in out.get("histograms", {}).items():
             for lang, counts in langs.items():
-                rows += [((OUTPUT_STEP, OUTPUT, f"{HIST}\t{score}\x1f{lang}\x1f{b}"), (n, 0, 0))
-                         for b, n in enumerate(counts) if n]
+                rows += [
+                    ((OUTPUT_STEP, OUTPUT, f"{HIST}\t{score}\x1f{lang}\x1f{b}"), (n, 0, 0))
+                    for b, n in enumerate(counts)
+                    if n
+                ]
     return rows
 
 

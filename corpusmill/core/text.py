@@ -69,4 +69,3 @@ def clean_value(value: Any) -> Tuple[Any, int]:
             total += n
         return (type(value)(out), total) if total else (value, 0)
     return value, 0
-

@@ -37,15 +37,17 @@ def newest_content_occurrence(doc: Document) -> Iterable[Tuple[int, Tuple[str, f
 
 
 def duplicate_rows(keys: List[bytes], ranks, ids: List[str], locations: List[str], refs) -> List[Tuple[int, int]]:
-    """"One copy per key" decided on keys alone: for rows ``(key, rank, id, location, ref)``, the pairs
+    """ "One copy per key" decided on keys alone: for rows ``(key, rank, id, location, ref)``, the pairs
     ``(loser row, kept row)``: of the rows sharing a non-empty key, the one of smallest ``(rank, id,
     location)`` is kept (rank: a newer crawl is smaller, so the newest copy; ties: the smallest id), every
     other loses to it. An empty key is never a duplicate."""
     from collections import Counter
 
     counts = Counter(keys)
-    order = sorted((i for i in range(len(keys)) if keys[i] and counts[keys[i]] > 1),
-                   key=lambda i: (keys[i], ranks[i], ids[i], locations[i], refs[i]))
+    order = sorted(
+        (i for i in range(len(keys)) if keys[i] and counts[keys[i]] > 1),
+        key=lambda i: (keys[i], ranks[i], ids[i], locations[i], refs[i]),
+    )
     out = []
     kept = -1
     for j, i in enumerate(order):
@@ -60,6 +62,7 @@ class DropDuplicates(Filter):
     """Takes ``(doc, removal set)``: drops ``reason`` when the set is non-empty (a better copy exists).
     When the marks name the kept copy (``MarkDuplicates(..., name_kept=True)``: ``(mark, (id, location))``)
     the dropped document says which: ``duplicate_of`` (its id) and ``duplicate_of_location``."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     def __init__(self, name: str = "exact_dedup", reason: str = "duplicate_content"):

@@ -131,6 +131,7 @@ class DropNearDuplicates(Filter):
     """Takes ``(doc, None | (kept key, cluster size) | UNCONVERGED)``: drops the members of a cluster that
     are not its kept document as ``near_duplicate`` (``duplicate_of``, ``duplicate_of_location``,
     ``cluster_size``); an unconverged node raises (a dead letter naming the fix)."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "fuzzy_dedup"
@@ -144,8 +145,12 @@ class DropNearDuplicates(Filter):
         if found is None:
             return keep(doc)
         if found == UNCONVERGED:
-            raise ValueError(f"the duplicate clusters did not converge in {self.rounds} rounds of connected "
-                             f"components; raise --fuzzy-rounds")
+            raise ValueError(
+                f"the duplicate clusters did not converge in {self.rounds} rounds of connected "
+                f"components; raise --fuzzy-rounds"
+            )
         (kept_id, kept_location), size = found
-        return drop(self.reason, doc.annotate(duplicate_of=kept_id, duplicate_of_location=printable(kept_location),
-                                              cluster_size=int(size)))
+        return drop(
+            self.reason,
+            doc.annotate(duplicate_of=kept_id, duplicate_of_location=printable(kept_location), cluster_size=int(size)),
+        )

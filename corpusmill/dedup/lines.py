@@ -37,15 +37,17 @@ def scope_of(doc: Document, scope: str, group_size: int) -> str:
     return f"{dump}/{int(doc.metadata.get('shard', 0)) // group_size}"
 
 
-def line_occurrences(doc: Document, scope: str = "", normalize: str = "ccnet"
-                     ) -> Iterator[Tuple[Tuple[str, int], Tuple[str, int]]]:
+def line_occurrences(
+    doc: Document, scope: str = "", normalize: str = "ccnet"
+) -> Iterator[Tuple[Tuple[str, int], Tuple[str, int]]]:
     """``((scope, hash), (doc_id, hash))`` once per distinct line hash of the document."""
     for h in dict.fromkeys(line_hashes(doc.text, normalize)):
         yield (scope, h), (doc.id, h)
 
 
-def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashable], Hashable] = lambda v: v,
-                         min_count: int = 2) -> Iterator[Hashable]:
+def repeated_occurrences(
+    values: Iterable[Hashable], distinct: Callable[[Hashable], Hashable] = lambda v: v, min_count: int = 2
+) -> Iterator[Hashable]:
     """Every value of one key, streamed, once ``min_count`` distinct ones were seen (cc_net: 2, a line in
     another document; Llama 3: 7, a line in more than 6); nothing for a key seen fewer times.
 
@@ -71,8 +73,9 @@ def repeated_occurrences(values: Iterable[Hashable], distinct: Callable[[Hashabl
             held = []
 
 
-def repeated_line_groups(hashes: np.ndarray, refs: np.ndarray, scopes: np.ndarray, min_docs: int = 2,
-                         keep_first: bool = False):
+def repeated_line_groups(
+    hashes: np.ndarray, refs: np.ndarray, scopes: np.ndarray, min_docs: int = 2, keep_first: bool = False
+):
     """cc_net's rule decided on keys alone. Given every occurrence ``(scope, line hash, document ref)``
     of one hash range (a document gives each of its distinct line hashes once), returns
 
@@ -100,20 +103,22 @@ def repeated_line_groups(hashes: np.ndarray, refs: np.ndarray, scopes: np.ndarra
     return (r[marked], h[marked]), (sizes[repeated], s[starts][repeated], h[starts][repeated], r[starts][repeated])
 
 
-def remove_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet",
-                 hashes: Optional[Sequence[int]] = None) -> str:
+def remove_lines(
+    text: str, remove: AbstractSet[int], normalize: str = "ccnet", hashes: Optional[Sequence[int]] = None
+) -> str:
     """cc_net's ``finalize_doc``: drop every line whose hash is in ``remove``, and every later copy of a
     line already kept in this document. ``hashes``: the lines' hashes, when they are known already."""
     lines = text.split("\n")
     return "\n".join(line for line, kept in zip(lines, kept_lines(text, remove, normalize, hashes)) if kept)
 
 
-def kept_lines(text: str, remove: AbstractSet[int], normalize: str = "ccnet",
-               hashes: Optional[Sequence[int]] = None) -> List[bool]:
+def kept_lines(
+    text: str, remove: AbstractSet[int], normalize: str = "ccnet", hashes: Optional[Sequence[int]] = None
+) -> List[bool]:
     """For each line of ``text``, whether :func:`remove_lines` keeps it."""
     seen = set()
     out = []
-    for h in (line_hashes(text, normalize) if hashes is None else hashes):
+    for h in line_hashes(text, normalize) if hashes is None else hashes:
         out.append(h not in seen and h not in remove)
         seen.add(h)
     return out
@@ -125,6 +130,7 @@ class RemoveDuplicateLines(Filter):
     Records ``original_nlines``/``original_length`` (before dedup) and ``nlines``/``length`` after, as
     cc_net does.
     """
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "line_dedup"
@@ -148,10 +154,12 @@ class RemoveDuplicateLines(Filter):
         text = "\n".join(line for line, kept in zip(doc.text.split("\n"), mask) if kept)
         nlines = text.count("\n") + 1 if text else 0
         doc = doc.replace(text=text).annotate(
-            original_nlines=doc.text.count("\n") + 1, original_length=len(doc.text),
-            nlines=nlines, length=len(text))
+            original_nlines=doc.text.count("\n") + 1, original_length=len(doc.text), nlines=nlines, length=len(text)
+        )
         if not text or len(text) < self.min_length:  # cc_net drops a document left with no line
             # the record keeps the text as it came, with the lines dedup removed, so a person can judge it
-            return drop("too_short", doc.replace(text=original.text).annotate(
-                removed_lines=[i for i, k in enumerate(mask) if not k]))
+            return drop(
+                "too_short",
+                doc.replace(text=original.text).annotate(removed_lines=[i for i, k in enumerate(mask) if not k]),
+            )
         return keep(doc)

@@ -61,15 +61,18 @@ def shingle_hashes(text: str, n: int = 5) -> np.ndarray:
     if not words:
         return np.zeros(0, dtype=np.uint64)
     cache = {}
-    ids = np.fromiter((cache[w] if w in cache else cache.setdefault(w, _word_hash(w)) for w in words),
-                      dtype=np.uint64, count=len(words))
+    ids = np.fromiter(
+        (cache[w] if w in cache else cache.setdefault(w, _word_hash(w)) for w in words),
+        dtype=np.uint64,
+        count=len(words),
+    )
     if len(ids) < n:  # a text shorter than one shingle is one shingle
         n = len(ids)
     with np.errstate(over="ignore"):
         acc = np.zeros(len(ids) - n + 1, dtype=np.uint64)
         mult = np.uint64(0x100000001B3)  # FNV prime: a polynomial over the window, order-sensitive
         for k in range(n):
-            acc = acc * mult + ids[k:len(ids) - n + 1 + k]
+            acc = acc * mult + ids[k : len(ids) - n + 1 + k]
         return np.unique(_fmix64(acc))
 
 
@@ -84,7 +87,7 @@ def signature(hashes: np.ndarray, num_perm: int = 128, seed: int = 1) -> np.ndar
     m = MinHash(num_perm=num_perm, seed=seed, hashfunc=_identity)
     low = (hashes & _MASK32).tolist()
     for i in range(0, len(low), _BATCH):
-        m.update_batch(low[i:i + _BATCH])
+        m.update_batch(low[i : i + _BATCH])
     return np.asarray(m.hashvalues, dtype=np.uint64)
 
 
@@ -99,16 +102,24 @@ def lsh_params(threshold: float, num_perm: int = 128) -> Tuple[int, int]:
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> List[str]:
     """One key per LSH band: ``"<band>:<hash of the band's rows>"``."""
     sig = np.ascontiguousarray(sig, dtype=np.uint64)
-    return [f"{i}:{hashlib.blake2b(sig[i * rows:(i + 1) * rows].tobytes(), digest_size=10).hexdigest()}"
-            for i in range(bands)]
+    return [
+        f"{i}:{hashlib.blake2b(sig[i * rows : (i + 1) * rows].tobytes(), digest_size=10).hexdigest()}"
+        for i in range(bands)
+    ]
 
 
 def band_hashes(sig: np.ndarray, bands: int, rows: int) -> List[int]:
     """One signed 64-bit key per LSH band (the band's index and rows, hashed): the compact form of
     :func:`band_keys` that the web fuzzy dedup shuffles."""
     sig = np.ascontiguousarray(sig, dtype=np.uint64)
-    return [int.from_bytes(hashlib.blake2b(i.to_bytes(2, "little") + sig[i * rows:(i + 1) * rows].tobytes(),
-                                           digest_size=8).digest(), "little", signed=True) for i in range(bands)]
+    return [
+        int.from_bytes(
+            hashlib.blake2b(i.to_bytes(2, "little") + sig[i * rows : (i + 1) * rows].tobytes(), digest_size=8).digest(),
+            "little",
+            signed=True,
+        )
+        for i in range(bands)
+    ]
 
 
 def candidate_pairs(book_ids: Iterable[str], max_bucket: int = 0) -> List[Tuple[str, str]]:

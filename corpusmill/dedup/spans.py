@@ -33,7 +33,7 @@ def span_hashes(text: str, n: int = 3) -> List[Optional[int]]:
     norm = [normalize_for_dedup(lines[i][s:e]) for i, s, e in doc_sentences(text)]
     out: List[Optional[int]] = []
     for i in range(len(norm) - n + 1):
-        window = norm[i:i + n]
+        window = norm[i : i + n]
         if not all(window):
             out.append(None)
             continue

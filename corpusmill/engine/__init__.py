@@ -21,8 +21,16 @@ def _cache_dofn_specs() -> None:
             return original(dofn)
         fn = getattr(dofn, "_fn", None)
         code = getattr(fn, "__code__", None)  # a function: its code and defaults (unpickled copies agree)
-        key = (cls, (code, getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None) and
-                     tuple(sorted(fn.__kwdefaults__.items()))) if code is not None else fn)
+        key = (
+            cls,
+            (
+                code,
+                getattr(fn, "__defaults__", None),
+                getattr(fn, "__kwdefaults__", None) and tuple(sorted(fn.__kwdefaults__.items())),
+            )
+            if code is not None
+            else fn,
+        )
         try:
             found = cache.get(key)
         except TypeError:  # an unhashable function object

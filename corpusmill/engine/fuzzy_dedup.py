@@ -138,12 +138,20 @@ class ClusterEdges(beam.PTransform):
             edges = edges | f"Round{i + 1}" >> _Round()
         stars = _final_large_star(edges)
         labels = stream_join(
-            {"parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
-             "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0]))},
-            "Resolve", lambda node, sides: fuzzy.resolve(node, sides["parent"], sides["child"]))
+            {
+                "parent": stars | "ByChild" >> beam.Map(lambda e: (e[0], e[1])),
+                "child": stars | "ByParent" >> beam.Map(lambda e: (e[1], e[0])),
+            },
+            "Resolve",
+            lambda node, sides: fuzzy.resolve(node, sides["parent"], sides["child"]),
+        )
         members = labels | "Members" >> beam.Filter(lambda kv: kv[1] != fuzzy.UNCONVERGED)
-        sizes = (members | "Roots" >> beam.Map(lambda kv: kv[1]) | "ClusterSize" >> beam.combiners.Count.PerElement()
-                 | "WithRoot" >> beam.Map(lambda kv: (kv[0], kv[1] + 1)))  # the members and the root
+        sizes = (
+            members
+            | "Roots" >> beam.Map(lambda kv: kv[1])
+            | "ClusterSize" >> beam.combiners.Count.PerElement()
+            | "WithRoot" >> beam.Map(lambda kv: (kv[0], kv[1] + 1))
+        )  # the members and the root
         unconverged = labels | "Unconverged" >> beam.Filter(lambda kv: kv[1] == fuzzy.UNCONVERGED)
         return members, sizes, unconverged
 
@@ -188,8 +196,9 @@ class FindNearDuplicates(beam.PTransform):
             for node in sides["member"]:
                 yield node, (root, size)
 
-        member_labels = stream_join({"member": members | "MembersByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])),
-                                     "size": sizes}, "Sized", sized)
+        member_labels = stream_join(
+            {"member": members | "MembersByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])), "size": sizes}, "Sized", sized
+        )
         all_labels = (member_labels, unconverged) | "AllLabels" >> beam.Flatten()
 
         def attach(item):

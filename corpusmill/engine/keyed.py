@@ -72,12 +72,13 @@ def read_slice(path: str, part: int) -> bytes:
 
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         head = fh.read(len(PART_MAGIC) + 8)
-        if head[:len(PART_MAGIC)] != PART_MAGIC:
+        if head[: len(PART_MAGIC)] != PART_MAGIC:
             raise ValueError(f"{path}: not a corpusmill key file")
-        (parts,) = struct.unpack("<q", head[len(PART_MAGIC):])
+        (parts,) = struct.unpack("<q", head[len(PART_MAGIC) :])
         if not 0 <= part < parts:
-            raise ValueError(f"{path}: has {parts} hash ranges, not {part + 1} (written with another "
-                             f"--shuffle-partitions)")
+            raise ValueError(
+                f"{path}: has {parts} hash ranges, not {part + 1} (written with another --shuffle-partitions)"
+            )
         offsets = np.frombuffer(fh.read(8 * (parts + 1)), dtype="<i8")
         start, end = int(offsets[part]), int(offsets[part + 1])
         if start == end:
@@ -97,7 +98,7 @@ def _pairs_slices(pairs: np.ndarray, partitions: int) -> List[bytes]:
     order, counts = _cut(pairs[:, 0], partitions)
     rows = pairs[order]
     bounds = np.concatenate([[0], np.cumsum(counts)])
-    return [rows[bounds[p]:bounds[p + 1]].tobytes() for p in range(partitions)]
+    return [rows[bounds[p] : bounds[p + 1]].tobytes() for p in range(partitions)]
 
 
 def _pairs(data: bytes) -> np.ndarray:
@@ -234,15 +235,31 @@ def doc_key_row(doc, ref: int, fuzzy: Optional[FuzzyParams]) -> tuple:
 
         sig = minhash.signature(minhash.shingle_hashes(doc.text, fuzzy.shingle), fuzzy.num_perm, fuzzy.seed)
         bands = minhash.band_hashes(sig, fuzzy.bands, fuzzy.rows)
-    return (ref, doc.id, doc.location, -seconds if seconds is not None else math.inf,
-            _key16(url) if url else b"", _key16(doc.text), bands)
+    return (
+        ref,
+        doc.id,
+        doc.location,
+        -seconds if seconds is not None else math.inf,
+        _key16(url) if url else b"",
+        _key16(doc.text),
+        bands,
+    )
 
 
 def _doc_key_schema():
     import pyarrow as pa
 
-    return pa.schema([("ref", pa.int64()), ("id", pa.string()), ("location", pa.string()), ("rank", pa.float64()),
-                      ("url", pa.binary()), ("content", pa.binary()), ("bands", pa.list_(pa.int64()))])
+    return pa.schema(
+        [
+            ("ref", pa.int64()),
+            ("id", pa.string()),
+            ("location", pa.string()),
+            ("rank", pa.float64()),
+            ("url", pa.binary()),
+            ("content", pa.binary()),
+            ("bands", pa.list_(pa.int64())),
+        ]
+    )
 
 
 def _table(rows: List[tuple]):
@@ -277,11 +294,14 @@ def _row_slices(table, column: str, partitions: int) -> List[bytes]:
 
     keys = table.column(column).to_pylist()
     refs = table.column("ref").to_pylist()
-    values = np.fromiter(((int.from_bytes(k[:8], "little", signed=True) if k else r) for k, r in zip(keys, refs)),
-                         dtype=np.int64, count=table.num_rows)
+    values = np.fromiter(
+        ((int.from_bytes(k[:8], "little", signed=True) if k else r) for k, r in zip(keys, refs)),
+        dtype=np.int64,
+        count=table.num_rows,
+    )
     order, counts = _cut(values, partitions)
     bounds = np.concatenate([[0], np.cumsum(counts)])
-    return [table_bytes(table.take(pa.array(order[bounds[p]:bounds[p + 1]]))) for p in range(partitions)]
+    return [table_bytes(table.take(pa.array(order[bounds[p] : bounds[p + 1]]))) for p in range(partitions)]
 
 
 def _band_slices(table, partitions: int) -> List[bytes]:
@@ -346,21 +366,42 @@ class FindRepeatedLines(beam.PTransform):
     ``scopes``: the scope number of each piece (index = piece); ``drop``: marks of documents that earlier
     keyed steps of the same pass remove (their lines are not counted)."""
 
-    def __init__(self, scopes: Sequence[int], min_docs: int, keep_first: bool, partitions: int, work_dir: str,
-                 drop: Optional[beam.PCollection] = None, top: int = TOP_LINES):
+    def __init__(
+        self,
+        scopes: Sequence[int],
+        min_docs: int,
+        keep_first: bool,
+        partitions: int,
+        work_dir: str,
+        drop: Optional[beam.PCollection] = None,
+        top: int = TOP_LINES,
+    ):
         super().__init__()
         self.scopes = np.asarray(scopes, dtype=np.int64)
         self.min_docs, self.keep_first, self.partitions, self.work_dir, self.drop, self.top = (
-            min_docs, keep_first, max(1, int(partitions)), work_dir, drop, top)
+            min_docs,
+            keep_first,
+            max(1, int(partitions)),
+            work_dir,
+            drop,
+            top,
+        )
         self.repeated = None
 
     def expand(self, pieces):
-        partitions, scopes, min_docs, keep_first, top = (self.partitions, self.scopes, self.min_docs,
-                                                         self.keep_first, self.top)
+        partitions, scopes, min_docs, keep_first, top = (
+            self.partitions,
+            self.scopes,
+            self.min_docs,
+            self.keep_first,
+            self.top,
+        )
         if self.drop is not None:
-            pieces = ({"piece": pieces | "ByPiece" >> beam.Map(lambda p: (p.index, p)), "drop": self.drop}
-                      | "WithDrops" >> beam.CoGroupByKey()
-                      | "DropLosers" >> beam.FlatMap(_filtered_line_keys, self.work_dir, partitions))
+            pieces = (
+                {"piece": pieces | "ByPiece" >> beam.Map(lambda p: (p.index, p)), "drop": self.drop}
+                | "WithDrops" >> beam.CoGroupByKey()
+                | "DropLosers" >> beam.FlatMap(_filtered_line_keys, self.work_dir, partitions)
+            )
 
         def decide(part, pieces):
             from corpusmill.dedup.lines import repeated_line_groups
@@ -369,7 +410,8 @@ class FindRepeatedLines(beam.PTransform):
             pairs = np.concatenate([_pairs(b) for b in blobs]) if blobs else np.zeros((0, 2), dtype=np.int64)
             del blobs
             (refs, hashes), (docs, scope, h, first) = repeated_line_groups(
-                pairs[:, 0], pairs[:, 1], scopes[pairs[:, 1] >> 32], min_docs, keep_first)
+                pairs[:, 0], pairs[:, 1], scopes[pairs[:, 1] >> 32], min_docs, keep_first
+            )
             del pairs
             order = np.lexsort((refs, refs >> 32))
             refs, hashes = refs[order], hashes[order]
@@ -382,10 +424,14 @@ class FindRepeatedLines(beam.PTransform):
             for i in np.lexsort((h, scope, -docs))[:top].tolist():
                 yield beam.pvalue.TaggedOutput(REPEATED, (int(docs[i]), int(scope[i]), int(h[i]), int(first[i])))
 
-        out = (_parts(pieces.pipeline, partitions, "Lines")
-               | "Decide" >> beam.FlatMap(decide, beam.pvalue.AsList(pieces)).with_outputs(REPEATED, main=MARKS))
-        self.repeated = (out[REPEATED] | "AllRepeated" >> beam.combiners.ToList()
-                         | "TopRepeated" >> beam.Map(lambda xs: sorted(xs, key=lambda x: (-x[0], x[1], x[2]))[:top]))
+        out = _parts(pieces.pipeline, partitions, "Lines") | "Decide" >> beam.FlatMap(
+            decide, beam.pvalue.AsList(pieces)
+        ).with_outputs(REPEATED, main=MARKS)
+        self.repeated = (
+            out[REPEATED]
+            | "AllRepeated" >> beam.combiners.ToList()
+            | "TopRepeated" >> beam.Map(lambda xs: sorted(xs, key=lambda x: (-x[0], x[1], x[2]))[:top])
+        )
 
         def wanted(top_list):
             by_piece: Dict[int, list] = {}
@@ -400,8 +446,10 @@ class FindRepeatedLines(beam.PTransform):
 def repeated_entries(top_list, texts, scope_names: Sequence[str]) -> List[dict]:
     """repeated_lines.json's entries: each top hash with its text (from its first document)."""
     text_of = {tuple(key): text for key, text in texts}
-    return [{"documents": n, "scope": scope_names[scope], "hash": h, "text": text_of.get((scope, h), "")}
-            for n, scope, h, _ref in top_list]
+    return [
+        {"documents": n, "scope": scope_names[scope], "hash": h, "text": text_of.get((scope, h), "")}
+        for n, scope, h, _ref in top_list
+    ]
 
 
 # -- URL, text and near-duplicate dedup -------------------------------------------------------------------
@@ -419,11 +467,11 @@ class FindDocDuplicates(beam.PTransform):
     order, each seeing only what the ones before kept. ``work_dir``: where each step's survivors are
     written for the next (cut by the next step's key)."""
 
-    def __init__(self, chain: Sequence[Tuple[str, str]], partitions: int, work_dir: str,
-                 fuzzy: Optional[FuzzyParams] = None):
+    def __init__(
+        self, chain: Sequence[Tuple[str, str]], partitions: int, work_dir: str, fuzzy: Optional[FuzzyParams] = None
+    ):
         super().__init__()
-        self.chain, self.partitions, self.work_dir, self.fuzzy = (list(chain), max(1, int(partitions)), work_dir,
-                                                                  fuzzy)
+        self.chain, self.partitions, self.work_dir, self.fuzzy = (list(chain), max(1, int(partitions)), work_dir, fuzzy)
 
     def expand(self, pieces):
         partitions = self.partitions
@@ -434,17 +482,17 @@ class FindDocDuplicates(beam.PTransform):
                 marks.append(sources | f"{step}" >> NearDuplicatesOnKeys(step, self.fuzzy, pieces, partitions))
                 break
             following = self.chain[i + 1][1] if i + 1 < len(self.chain) else None
-            out = (_parts(pieces.pipeline, partitions, step)
-                   | f"{step}Decide" >> beam.FlatMap(
-                       _one_per_key, beam.pvalue.AsList(sources), step, kind, following, partitions,
-                       join(self.work_dir, step)).with_outputs(MARKS, main="survivors"))
+            out = _parts(pieces.pipeline, partitions, step) | f"{step}Decide" >> beam.FlatMap(
+                _one_per_key, beam.pvalue.AsList(sources), step, kind, following, partitions, join(self.work_dir, step)
+            ).with_outputs(MARKS, main="survivors")
             marks.append(out[MARKS])
             sources = out["survivors"]
         return marks | "DocMarks" >> beam.Flatten()
 
 
-def _one_per_key(part: int, sources: Sequence[str], step: str, column: str, following: Optional[str],
-                 partitions: int, work_dir: str):
+def _one_per_key(
+    part: int, sources: Sequence[str], step: str, column: str, following: Optional[str], partitions: int, work_dir: str
+):
     """One hash range of one step: the losers' marks; with a following step, the survivors' file (its
     path is the main output), cut by that step's key."""
     import pyarrow as pa
@@ -493,19 +541,30 @@ class NearDuplicatesOnKeys(beam.PTransform):
                 if a != b:
                     yield a, b
 
-        candidates = (_parts(sources.pipeline, self.partitions, "Bands")
-                      | "BucketStars" >> beam.FlatMap(stars, beam.pvalue.AsList(sources))
-                      | "DistinctCandidates" >> beam.Distinct())
-        wanted = (candidates | "CandidateRefs" >> beam.FlatMap(lambda pair: pair)
-                  | "DistinctRefs" >> beam.Distinct() | "RefsByPiece" >> beam.Map(lambda ref: (piece_of(ref), ref)))
-        read = ({"piece": self.pieces | "PieceByIndex" >> beam.Map(lambda p: (p.index, p)), "ref": wanted}
-                | "CandidatesOfPiece" >> beam.CoGroupByKey()
-                | "ReadCandidates" >> beam.FlatMap(_candidate_shingles, prm).with_outputs("names", main="shingles"))
+        candidates = (
+            _parts(sources.pipeline, self.partitions, "Bands")
+            | "BucketStars" >> beam.FlatMap(stars, beam.pvalue.AsList(sources))
+            | "DistinctCandidates" >> beam.Distinct()
+        )
+        wanted = (
+            candidates
+            | "CandidateRefs" >> beam.FlatMap(lambda pair: pair)
+            | "DistinctRefs" >> beam.Distinct()
+            | "RefsByPiece" >> beam.Map(lambda ref: (piece_of(ref), ref))
+        )
+        read = (
+            {"piece": self.pieces | "PieceByIndex" >> beam.Map(lambda p: (p.index, p)), "ref": wanted}
+            | "CandidatesOfPiece" >> beam.CoGroupByKey()
+            | "ReadCandidates" >> beam.FlatMap(_candidate_shingles, prm).with_outputs("names", main="shingles")
+        )
         if prm.threshold > 0:
             from corpusmill.dedup import fuzzy
 
-            edges = ((candidates, read["shingles"]) | "VerifyPairs" >> ScorePairs(fuzzy.jaccard)
-                     | "Verified" >> beam.FlatMap(lambda ps: [ps[0]] if ps[1] >= prm.threshold else []))
+            edges = (
+                (candidates, read["shingles"])
+                | "VerifyPairs" >> ScorePairs(fuzzy.jaccard)
+                | "Verified" >> beam.FlatMap(lambda ps: [ps[0]] if ps[1] >= prm.threshold else [])
+            )
         else:
             edges = candidates
         members, sizes, unconverged = edges | "Clusters" >> ClusterEdges(prm.rounds)
@@ -516,13 +575,19 @@ class NearDuplicatesOnKeys(beam.PTransform):
             for member in sides["member"]:
                 yield [member, step, name[0], name[1], size]
 
-        marks = stream_join({"member": members | "ByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])), "size": sizes,
-                             "name": read["names"]}, "Named", named)
+        marks = stream_join(
+            {"member": members | "ByRoot" >> beam.Map(lambda kv: (kv[1], kv[0])), "size": sizes, "name": read["names"]},
+            "Named",
+            named,
+        )
         lost = unconverged | "Unresolved" >> beam.Map(lambda kv: [kv[0], step, None, None, None])
-        return ((marks, lost) | "NearMarks" >> beam.Flatten()
-                | "ByPieceNear" >> beam.Map(lambda m: (piece_of(m[0]), m))
-                | "GroupNear" >> beam.GroupByKey()
-                | "NearPayloads" >> beam.FlatMap(lambda kv: _marks_counted(_doc_marks(list(kv[1])))))
+        return (
+            (marks, lost)
+            | "NearMarks" >> beam.Flatten()
+            | "ByPieceNear" >> beam.Map(lambda m: (piece_of(m[0]), m))
+            | "GroupNear" >> beam.GroupByKey()
+            | "NearPayloads" >> beam.FlatMap(lambda kv: _marks_counted(_doc_marks(list(kv[1]))))
+        )
 
 
 def _candidate_shingles(item, prm: FuzzyParams):
@@ -542,5 +607,15 @@ def _candidate_shingles(item, prm: FuzzyParams):
                 yield beam.pvalue.TaggedOutput("names", (ref, (doc.id, doc.location)))
 
 
-__all__ = ["PieceMarks", "LineKeys", "DocKeys", "FindRepeatedLines", "FindDocDuplicates", "repeated_entries",
-           "LINES", "DOCS", "write_partitioned", "read_slice"]
+__all__ = [
+    "PieceMarks",
+    "LineKeys",
+    "DocKeys",
+    "FindRepeatedLines",
+    "FindDocDuplicates",
+    "repeated_entries",
+    "LINES",
+    "DOCS",
+    "write_partitioned",
+    "read_slice",
+]

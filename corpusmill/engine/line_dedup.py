@@ -90,9 +90,15 @@ class MarkDuplicates(beam.PTransform):
     occurrence's document, ``(mark, (id, location))``, so a dropped copy says what it duplicates.
     """
 
-    def __init__(self, occurrences_fn: Callable, keep: Optional[Callable] = None,
-                 distinct: Callable[[Hashable], Hashable] = _whole, top: int = 0, name_kept: bool = False,
-                 min_docs: int = 2):
+    def __init__(
+        self,
+        occurrences_fn: Callable,
+        keep: Optional[Callable] = None,
+        distinct: Callable[[Hashable], Hashable] = _whole,
+        top: int = 0,
+        name_kept: bool = False,
+        min_docs: int = 2,
+    ):
         super().__init__()
         if min_docs > 2 and keep is not None:
             raise ValueError("min_docs > 2 marks every occurrence; it does not go with keep")
@@ -131,8 +137,12 @@ class MarkDuplicates(beam.PTransform):
         grouped = occurrences | "GroupByKey" >> beam.GroupByKey()
         tagged = {"doc": keyed, "mark": grouped | "Marks" >> beam.FlatMap(marks)}
         if self.top:
-            self.top_keys = (grouped | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct, min_docs)
-                             | "TopRepeated" >> beam.combiners.Top.Of(self.top))
+            self.top_keys = (
+                grouped
+                | "CountRepeated" >> beam.FlatMap(_count_repeated, distinct, min_docs)
+                | "TopRepeated" >> beam.combiners.Top.Of(self.top)
+            )
+
         def join(item):
             _doc_id, grouped = item
             found = frozenset(grouped["mark"])
@@ -142,9 +152,12 @@ class MarkDuplicates(beam.PTransform):
             if len(docs) > 1:  # the same id at the same location: whose marks are these? neither's: the
                 docs.sort(key=lambda d: (d.text, d.to_json()))  # first copy keeps them, the others are dead letters
                 for other in docs[1:]:
-                    yield Skipped(printable(other.location), DUPLICATE_ID,
-                                  f"document id {other.id!r} at {other.location!r} is given twice; "
-                                  f"make ids (or locations) unique")
+                    yield Skipped(
+                        printable(other.location),
+                        DUPLICATE_ID,
+                        f"document id {other.id!r} at {other.location!r} is given twice; "
+                        f"make ids (or locations) unique",
+                    )
             yield docs[0], found
 
         return tagged | "JoinMarks" >> beam.CoGroupByKey() | "AttachMarks" >> beam.FlatMap(join)

@@ -100,9 +100,13 @@ def quiet_beam(verbose: bool = False) -> None:
     logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)
     # a failed bundle is logged by the job service and the worker, then raised: the raised error is what
     # the user sees (one line for a known failure, the traceback for a bug), not three copies of it
-    for name in ("apache_beam.runners.portability.local_job_service", "apache_beam.runners.worker.sdk_worker",
-                 "apache_beam.runners.common", "apache_beam.runners.worker.bundle_processor",
-                 "apache_beam.runners.portability.portable_runner"):
+    for name in (
+        "apache_beam.runners.portability.local_job_service",
+        "apache_beam.runners.worker.sdk_worker",
+        "apache_beam.runners.common",
+        "apache_beam.runners.worker.bundle_processor",
+        "apache_beam.runners.portability.portable_runner",
+    ):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
@@ -115,9 +119,11 @@ def check_worker_packaging(options) -> None:
     setup = options.view_as(SetupOptions)
     image = options.view_as(WorkerOptions).sdk_container_image
     if not (setup.setup_file or setup.extra_packages or image):
-        raise CorpusmillError("--runner DataflowRunner: the workers need corpusmill and its native dependencies; "
-                              "pass --setup_file ./setup.py (from a corpusmill checkout) or --sdk_container_image "
-                              "IMAGE (see docs/ccnet.md, Dataflow)")
+        raise CorpusmillError(
+            "--runner DataflowRunner: the workers need corpusmill and its native dependencies; "
+            "pass --setup_file ./setup.py (from a corpusmill checkout) or --sdk_container_image "
+            "IMAGE (see docs/ccnet.md, Dataflow)"
+        )
 
 
 def _beam_parser():
@@ -153,19 +159,24 @@ def check_beam_args(args: Sequence[str], own_flags: Iterable[str] = ()) -> List[
     if unknown:
         first = unknown[0]
         if not first.startswith("-"):
-            raise CorpusmillError(f"unexpected argument {first!r}: every value belongs to a flag (to read several "
-                                  f"inputs, give them all after one --input)")
+            raise CorpusmillError(
+                f"unexpected argument {first!r}: every value belongs to a flag (to read several "
+                f"inputs, give them all after one --input)"
+            )
         name = first.split("=", 1)[0]
         candidates = list(own_flags) + _flags(parser)
-        raise CorpusmillError(f"unknown option {name}{close_matches(name, candidates)} "
-                              f"(this command's options: --help; the rest must be Beam pipeline options)")
+        raise CorpusmillError(
+            f"unknown option {name}{close_matches(name, candidates)} "
+            f"(this command's options: --help; the rest must be Beam pipeline options)"
+        )
     runner = known.runner
     if runner:
         lower = runner.lower()
         if "." not in runner and lower not in _RUNNER_MAP and lower + "runner" not in _RUNNER_MAP:
             names = sorted({v.rsplit(".", 1)[-1] for v in _RUNNER_MAP.values()})
-            raise CorpusmillError(f"--runner {runner}: not a Beam runner{close_matches(runner, names)} "
-                                  f"(known: {', '.join(names)})")
+            raise CorpusmillError(
+                f"--runner {runner}: not a Beam runner{close_matches(runner, names)} (known: {', '.join(names)})"
+            )
     return args
 
 
@@ -194,4 +205,3 @@ def workers_apart_from_the_terminal() -> None:
     shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
     shim.Popen, shim.corpusmill = Popen, True
     local_job_service.subprocess = shim
-

@@ -83,7 +83,12 @@ class Outcomes:
     ``-stable_hash(sort key)`` per step and reason) is kept per bundle, so only candidates leave the DoFn."""
 
     def __init__(self, run_dir: str, label: str, write_dropped: bool, dropped_sample: int):
-        self.run_dir, self.label, self.write_dropped, self.dropped_sample = run_dir, label, write_dropped, dropped_sample
+        self.run_dir, self.label, self.write_dropped, self.dropped_sample = (
+            run_dir,
+            label,
+            write_dropped,
+            dropped_sample,
+        )
         self._heaps: Dict[Tuple[str, str], list] = {}
         self._sinks: Dict[Tuple[str, str], LineSink] = {}
         self.piece = 0
@@ -99,16 +104,18 @@ class Outcomes:
 
     def route(self, outcome: str, value) -> None:
         if outcome == FAILED:
-            self._sink(("", FAILED), join(self.run_dir, "_failed", f"failed-{self.label}-{piece_name(self.piece)}"
-                                                                   f".jsonl.gz")).write(json_line(value.to_dict()))
+            self._sink(
+                ("", FAILED), join(self.run_dir, "_failed", f"failed-{self.label}-{piece_name(self.piece)}.jsonl.gz")
+            ).write(json_line(value.to_dict()))
         elif outcome == DROPPED:
             self.drop(value)
 
     def drop(self, record: Dropped) -> None:
         if self.write_dropped:
-            self._sink((record.step, record.reason), join(self.run_dir, "_dropped", record.step,
-                                                          f"{record.reason}-{piece_name(self.piece)}.jsonl.gz")
-                       ).write(json_line(record.to_dict()))
+            self._sink(
+                (record.step, record.reason),
+                join(self.run_dir, "_dropped", record.step, f"{record.reason}-{piece_name(self.piece)}.jsonl.gz"),
+            ).write(json_line(record.to_dict()))
             return
         if self.dropped_sample <= 0:
             return
@@ -162,7 +169,8 @@ class PassSpec:
     out_dir: str
     run_dir: str
     readers: Dict[Tuple[str, ...], Tuple[str, Filter, Callable[[str], Iterator[Any]]]] = dataclasses.field(
-        default_factory=dict)
+        default_factory=dict
+    )
     reading: Optional[Tuple[str, Filter]] = None
     marked: List[Marked] = dataclasses.field(default_factory=list)
     steps: List[Tuple[str, Filter]] = dataclasses.field(default_factory=list)
@@ -215,8 +223,9 @@ class StreamPiece(beam.DoFn):
         if getattr(self, "_input", None) is None:
             self._input = Tally("")  # the input files read (the progress line's share and ETA)
         if getattr(self, "_outcomes", None) is None:
-            self._outcomes = Outcomes(self.spec.run_dir, self.spec.label, self.spec.write_dropped,
-                                      self.spec.dropped_sample)
+            self._outcomes = Outcomes(
+                self.spec.run_dir, self.spec.label, self.spec.write_dropped, self.spec.dropped_sample
+            )
         self._samples: Dict[str, list] = {}  # group -> heap of the written sample
         self._profile: Dict[str, list] = {}
 
@@ -227,8 +236,11 @@ class StreamPiece(beam.DoFn):
         pieces = [piece]
         marks = self.marks_fn(index, list(marks[index]) if marks is not None else [])
         spec = self.spec
-        writer = (GroupWriter(spec.out_dir, index, spec.fmt, spec.group_fn, spec.docs_per_shard)
-                  if spec.group_fn is not None else WorkWriter(spec.out_dir, index))
+        writer = (
+            GroupWriter(spec.out_dir, index, spec.fmt, spec.group_fn, spec.docs_per_shard)
+            if spec.group_fn is not None
+            else WorkWriter(spec.out_dir, index)
+        )
         key_writers = [k.open(join(spec.out_dir, "keys", piece_name(index) + k.suffix)) for k in spec.keys]
         self._outcomes.open_piece(index)
         out: List[Any] = []
@@ -261,8 +273,12 @@ class StreamPiece(beam.DoFn):
         for text in marks.texts_out:
             yield beam.pvalue.TaggedOutput(TEXTS, text)
         work = isinstance(writer, WorkWriter)
-        yield Piece(index, writer.path if work else "", join(spec.out_dir, "keys", piece_name(index))
-                    if key_writers else "", writer.documents if work else 0)
+        yield Piece(
+            index,
+            writer.path if work else "",
+            join(spec.out_dir, "keys", piece_name(index)) if key_writers else "",
+            writer.documents if work else 0,
+        )
 
     def _records(self, piece: Piece) -> Iterator[Tuple[Optional[str], Any, int]]:
         """(reading step, its input element, ref) for every record of the piece, in order."""
@@ -372,8 +388,9 @@ class StreamPiece(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(row))
         self._input.flush()
         for name, (n, chars) in sorted(self._profile.items()):
-            yield beam.pvalue.TaggedOutput(STATS, GlobalWindows.windowed_value(
-                ((OUTPUT_STEP, OUTPUT, name), (n, chars, 0))))
+            yield beam.pvalue.TaggedOutput(
+                STATS, GlobalWindows.windowed_value(((OUTPUT_STEP, OUTPUT, name), (n, chars, 0)))
+            )
         for record in self._outcomes.sample():
             yield beam.pvalue.TaggedOutput(DROPPED, GlobalWindows.windowed_value(record))
         for group, heap in sorted(self._samples.items()):
@@ -393,11 +410,16 @@ def _local_size(path: str) -> int:
 
 SAMPLE_SIZE = 5  # written documents sampled per output group (OUT/_samples/; corpusmill.engine.run.KEPT_SAMPLE)
 
+
 def output_profile_names(doc: Document, group: str) -> List[Tuple[str, int]]:
     """profile.json's rows of one written document: ``(name, characters)`` (corpusmill.core.profile)."""
     lang = label(doc.metadata.get("language"))
-    rows = [(f"groups\t{label(group or '(all)')}", len(doc.text)), (f"languages\t{lang}", 0),
-            (f"sources\t{label(doc.source)}", 0), (f"{HIST}\tlength\x1f{lang}\x1f{bin_of('length', len(doc.text))}", 0)]
+    rows = [
+        (f"groups\t{label(group or '(all)')}", len(doc.text)),
+        (f"languages\t{lang}", 0),
+        (f"sources\t{label(doc.source)}", 0),
+        (f"{HIST}\tlength\x1f{lang}\x1f{bin_of('length', len(doc.text))}", 0),
+    ]
     for score in SCORES:
         value = number(doc.metadata.get(score))
         if value is not None:

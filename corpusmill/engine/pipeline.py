@@ -72,8 +72,10 @@ def with_user_filters(steps: Sequence[Step], extra: Sequence[Tuple[Filter, Optio
             out.append(user_step(filt))
             continue
         if after not in names:
-            raise CorpusmillError(f"--after {after}: this stage has no step {after!r}{close_matches(after, names)}; "
-                                  f"its steps: {', '.join(names)}")
+            raise CorpusmillError(
+                f"--after {after}: this stage has no step {after!r}{close_matches(after, names)}; "
+                f"its steps: {', '.join(names)}"
+            )
         anchor = last_after.get(after, after)
         i = [s.name for s in out].index(anchor)
         out.insert(i + 1, user_step(filt))
@@ -81,8 +83,10 @@ def with_user_filters(steps: Sequence[Step], extra: Sequence[Tuple[Filter, Optio
     seen = set()
     for s in out:
         if s.name in seen:
-            raise CorpusmillError(f"step name {s.name!r} is used twice in this stage (steps: "
-                                  f"{', '.join(x.name for x in out)}); give your filter another name")
+            raise CorpusmillError(
+                f"step name {s.name!r} is used twice in this stage (steps: "
+                f"{', '.join(x.name for x in out)}); give your filter another name"
+            )
         seen.add(s.name)
     return out
 
@@ -154,8 +158,16 @@ def keys_for(plan: Optional[PassPlan], knobs: Knobs):
     return specs, (knobs.normalize if LINES in kinds else None)
 
 
-def build_phase(run, passes: Sequence[PassPlan], pieces: beam.PCollection, work_dir: str, knobs: Knobs,
-                final: bool, label: str, following: Optional[PassPlan] = None):
+def build_phase(
+    run,
+    passes: Sequence[PassPlan],
+    pieces: beam.PCollection,
+    work_dir: str,
+    knobs: Knobs,
+    final: bool,
+    label: str,
+    following: Optional[PassPlan] = None,
+):
     """Add a phase's passes to the pipeline: ``pieces`` are the first pass's input :class:`Piece` s.
     Returns the last pass's pieces and the repeated-lines entries (PCollections of lists) of its line
     dedups. ``final``: the last pass writes the stage's output (else work files under ``work_dir``);
@@ -176,31 +188,48 @@ def build_phase(run, passes: Sequence[PassPlan], pieces: beam.PCollection, work_
             marks.append(doc_marks)
         repeated = None
         if any(s.kind == LINES for s in plan.keyed):
-            lines = FindRepeatedLines(knobs.scopes, knobs.min_docs, knobs.keep_first, knobs.partitions, keyed_dir,
-                                      drop=doc_marks)
+            lines = FindRepeatedLines(
+                knobs.scopes, knobs.min_docs, knobs.keep_first, knobs.partitions, keyed_dir, drop=doc_marks
+            )
             marks.append(pieces | f"{tag}Lines" >> lines)
             repeated = lines.repeated
         # every piece's marks, looked up by piece (a multimap side input: the runner fetches one piece's
         # at a time, where a GroupByKey would hold several copies of all of them)
-        side = beam.pvalue.AsMultiMap(marks[0] if len(marks) == 1 else tuple(marks) | f"{tag}Marks" >> beam.Flatten()
-                                      ) if marks else None
+        side = (
+            beam.pvalue.AsMultiMap(marks[0] if len(marks) == 1 else tuple(marks) | f"{tag}Marks" >> beam.Flatten())
+            if marks
+            else None
+        )
         key_specs, hashes = keys_for(following if last else passes[k + 1], knobs)
         reads_input = k == 0 and bool(knobs.readers)
         spec = PassSpec(
-            label=tag, out_dir=run.out_dir if (final and last) else join(work_dir, f"pass-{k + 1}"),
+            label=tag,
+            out_dir=run.out_dir if (final and last) else join(work_dir, f"pass-{k + 1}"),
             run_dir=run.out_dir,
             readers={knobs.readers[s.name][0]: (s.name, s.make(), knobs.readers[s.name][1]) for s in plan.reading}
-            if reads_input else {},
+            if reads_input
+            else {},
             reading=(plan.reading[0].name, plan.reading[0].make()) if plan.reading and not reads_input else None,
-            marked=[Marked(s.name, s.make(), LINES if s.kind == LINES else ("near" if s.kind == NEAR else "dup"))
-                    for s in plan.keyed],
-            steps=[(s.name, s.make()) for s in plan.doc], keys=key_specs, hashes=hashes,
-            group_fn=knobs.group_fn if (final and last) else None, fmt=knobs.fmt, docs_per_shard=knobs.docs_per_shard,
-            write_dropped=knobs.write_dropped, dropped_sample=knobs.dropped_sample,
+            marked=[
+                Marked(s.name, s.make(), LINES if s.kind == LINES else ("near" if s.kind == NEAR else "dup"))
+                for s in plan.keyed
+            ],
+            steps=[(s.name, s.make()) for s in plan.doc],
+            keys=key_specs,
+            hashes=hashes,
+            group_fn=knobs.group_fn if (final and last) else None,
+            fmt=knobs.fmt,
+            docs_per_shard=knobs.docs_per_shard,
+            write_dropped=knobs.write_dropped,
+            dropped_sample=knobs.dropped_sample,
             placement=knobs.placement if reads_input else None,
-            skipped=knobs.skipped if reads_input else (), skipped_piece=knobs.skipped_piece if reads_input else -1)
+            skipped=knobs.skipped if reads_input else (),
+            skipped_piece=knobs.skipped_piece if reads_input else -1,
+        )
         pieces, texts = run.stream(pieces, spec, PieceMarks, f"{tag}Stream", side)
         if repeated is not None:
-            entries.append(repeated | f"{tag}Repeated" >> beam.Map(repeated_entries, beam.pvalue.AsList(texts),
-                                                                    list(knobs.scope_names)))
+            entries.append(
+                repeated
+                | f"{tag}Repeated" >> beam.Map(repeated_entries, beam.pvalue.AsList(texts), list(knobs.scope_names))
+            )
     return pieces, entries

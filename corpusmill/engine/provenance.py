@@ -48,12 +48,21 @@ def model_entries(filt) -> List[dict]:
             if "://" in path:
                 out.append({"attr": attr, "path": path, "bytes": None, "sha256": None})
                 continue
-            files = ([os.path.join(path, n) for n in sorted(os.listdir(path)) if subset is None or n in subset]
-                     if os.path.isdir(path) else [path])
+            files = (
+                [os.path.join(path, n) for n in sorted(os.listdir(path)) if subset is None or n in subset]
+                if os.path.isdir(path)
+                else [path]
+            )
             for f in files:
                 if os.path.isfile(f):
-                    out.append({"attr": attr, "path": os.path.abspath(f), "bytes": os.path.getsize(f),
-                                "sha256": sha256_file(f)})
+                    out.append(
+                        {
+                            "attr": attr,
+                            "path": os.path.abspath(f),
+                            "bytes": os.path.getsize(f),
+                            "sha256": sha256_file(f),
+                        }
+                    )
     return out
 
 
@@ -69,7 +78,7 @@ def step_seconds(result) -> Optional[Dict[str, float]]:
         return None
     seconds: Dict[str, float] = {}
     for c in found:
-        step = c.key.metric.namespace[len("corpusmill."):]
+        step = c.key.metric.namespace[len("corpusmill.") :]
         value = c.committed if c.committed is not None else c.attempted
         seconds[step] = seconds.get(step, 0.0) + (value or 0) / 1e6
     return seconds
@@ -104,21 +113,28 @@ def build_provenance(label: str, out, options, run, result, clock: Clock) -> dic
     for name in run.steps:
         filt = run.filters.get(name)
         filt = getattr(filt, "inner", filt)  # a wrapper (the CCNet stage's Placed): the filter it runs
-        entry = {"step": name, "filter": f"{type(filt).__module__}.{type(filt).__qualname__}" if filt else None,
-                 "thresholds": run.thresholds.get(name, {}),
-                 "models": model_entries(filt) if filt is not None else [],
-                 "seconds": None if seconds is None else round(seconds.get(name, 0.0), 3)}
+        entry = {
+            "step": name,
+            "filter": f"{type(filt).__module__}.{type(filt).__qualname__}" if filt else None,
+            "thresholds": run.thresholds.get(name, {}),
+            "models": model_entries(filt) if filt is not None else [],
+            "seconds": None if seconds is None else round(seconds.get(name, 0.0), 3),
+        }
         steps.append(entry)
     now = time.time()
     return {
-        "corpusmill": __version__, "stage": label, "python": platform.python_version(),
+        "corpusmill": __version__,
+        "stage": label,
+        "python": platform.python_version(),
         "apache_beam": apache_beam.__version__,
         "config": _config_of(out),
         "beam_options": json.loads(json.dumps(options.get_all_options(drop_default=True), default=str)),
-        "steps": steps, "seconds_note": SECONDS_NOTE,
+        "steps": steps,
+        "seconds_note": SECONDS_NOTE,
         "key_bytes": shuffle_bytes(result, "key_bytes") if result is not None else None,
         "mark_bytes": shuffle_bytes(result, "mark_bytes") if result is not None else None,
-        "started": _iso(clock.started), "finished": _iso(now),
+        "started": _iso(clock.started),
+        "finished": _iso(now),
         "wall_seconds": round(time.perf_counter() - clock.t0, 3),
     }
 
@@ -153,8 +169,13 @@ def merge_units(out_dir: str, unit_dirs: List[str]) -> None:
                 mine.update({k: entry[k] for k in ("filter", "thresholds", "models")}, seconds=entry["seconds"])
             elif entry["seconds"] is not None and mine["seconds"] is not None:
                 mine["seconds"] = round(mine["seconds"] + entry["seconds"], 3)
-    final["units"] = [{"unit": os.path.basename(d), **{k: (u or {}).get(k) for k in (
-        "started", "finished", "wall_seconds", "key_bytes", "mark_bytes")}} for d, u in units]
+    final["units"] = [
+        {
+            "unit": os.path.basename(d),
+            **{k: (u or {}).get(k) for k in ("started", "finished", "wall_seconds", "key_bytes", "mark_bytes")},
+        }
+        for d, u in units
+    ]
     for name in ("key_bytes", "mark_bytes"):  # the run's: its units' and the final pass's
         counts = [(u or {}).get(name) for _d, u in units]
         if final.get(name) is not None and all(k is not None for k in counts):

@@ -79,15 +79,17 @@ def prepare_output_dir(out_dir: str, overwrite: bool) -> None:
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise CorpusmillError(
-                f"output directory {out_dir} is not empty; choose a new --output or pass --overwrite to replace it")
+                f"output directory {out_dir} is not empty; choose a new --output or pass --overwrite to replace it"
+            )
         check_replaceable(out_dir)
         shutil.rmtree(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
         mark_created(out_dir)
     except OSError as exc:
-        raise CorpusmillError(f"--output {out_dir}: cannot be written ({exc.strerror or exc}); choose a directory "
-                              f"you can write to") from None
+        raise CorpusmillError(
+            f"--output {out_dir}: cannot be written ({exc.strerror or exc}); choose a directory you can write to"
+        ) from None
 
 
 def begin_output(out_dir: str, overwrite: bool) -> str:
@@ -134,9 +136,17 @@ def commit_output(work: str, out_dir: str) -> None:
 
 
 class Run:
-    def __init__(self, pipeline: beam.Pipeline, out_dir: str, *, write_dropped: bool = False,
-                 dropped_sample: int = 100, fmt: str = "jsonl", docs_per_shard: int = 10_000,
-                 extra_filters: Sequence[Tuple[Filter, Optional[str]]] = ()):
+    def __init__(
+        self,
+        pipeline: beam.Pipeline,
+        out_dir: str,
+        *,
+        write_dropped: bool = False,
+        dropped_sample: int = 100,
+        fmt: str = "jsonl",
+        docs_per_shard: int = 10_000,
+        extra_filters: Sequence[Tuple[Filter, Optional[str]]] = (),
+    ):
         self.pipeline = pipeline
         self.out_dir = out_dir
         self.write_dropped = write_dropped
@@ -166,8 +176,10 @@ class Run:
 
     def _register(self, name: str, filt: Filter) -> None:
         if name in self.steps:
-            raise CorpusmillError(f"step name {name!r} is used twice in this stage (steps: {', '.join(self.steps)}); "
-                                  f"give your filter another name")
+            raise CorpusmillError(
+                f"step name {name!r} is used twice in this stage (steps: {', '.join(self.steps)}); "
+                f"give your filter another name"
+            )
         self.steps.append(name)
         self.thresholds[name] = _json_safe(filt.thresholds())
         self.filters[name] = filt
@@ -197,15 +209,17 @@ class Run:
                 self._register(name, filt)
         args = (marks,) if marks is not None else ()
         out = inputs | label >> beam.ParDo(StreamPiece(spec, marks_fn, shared.Shared()), *args).with_outputs(
-            STATS_TAG, DROPPED, TEXTS, SAMPLES, main="pieces")
+            STATS_TAG, DROPPED, TEXTS, SAMPLES, main="pieces"
+        )
         self._stats.append(out[STATS_TAG])
         self._dropped.append(out[DROPPED])  # (dead letters: written by the pass itself, per piece)
         if spec.group_fn is not None:
             self._samples.append(out[SAMPLES])
         return out["pieces"], out[TEXTS]
 
-    def streamed(self, steps: Sequence[Tuple[str, Filter]], stats: beam.PCollection,
-                 dropped: Optional[beam.PCollection] = None) -> None:
+    def streamed(
+        self, steps: Sequence[Tuple[str, Filter]], stats: beam.PCollection, dropped: Optional[beam.PCollection] = None
+    ) -> None:
         """The steps a stage's own streaming DoFn applied (with StepAccount): registered in order, their
         stats rows and sampled dropped records joining this run's accounting."""
         for name, filt in steps:
@@ -223,8 +237,13 @@ class Run:
                 docs = self._apply(docs, extra.name, extra)
         return docs
 
-    def write(self, docs: beam.PCollection, group_fn: Optional[Callable[[Document], str]] = None,
-              label: str = "WriteDocuments", level: int = 6):
+    def write(
+        self,
+        docs: beam.PCollection,
+        group_fn: Optional[Callable[[Document], str]] = None,
+        label: str = "WriteDocuments",
+        level: int = 6,
+    ):
         docs = self.before_write(docs)
         group_fn = group_fn or (lambda d: "")
         self._stats.append(docs | f"Profile{label}" >> beam.ParDo(_ProfileOutput(group_fn)))
@@ -242,20 +261,26 @@ class Run:
             _write_samples(tuple(self._samples) | "FlattenSamples" >> beam.Flatten(), self.out_dir, "Streamed")
         for i, (extra, after) in enumerate(self._extra):
             if i not in self._extra_done:
-                raise CorpusmillError(f"--after {after}: this stage has no step {after!r}"
-                                      f"{close_matches(after or '', self.steps)}; its steps: {', '.join(self.steps)}")
+                raise CorpusmillError(
+                    f"--after {after}: this stage has no step {after!r}"
+                    f"{close_matches(after or '', self.steps)}; its steps: {', '.join(self.steps)}"
+                )
         out_dir, steps, thresholds = self.out_dir, list(self.steps), dict(self.thresholds)
         extra_edges = dict(self.extra_edges)
 
         def write_stats(rows):
             profile = [r for r in rows if r[0][1] in PROFILE_KINDS]
-            write_text_atomic(join(out_dir, STATS_FILE),
-                              stats_json(build_stats([r for r in rows if r[0][1] not in PROFILE_KINDS], steps)))
-            write_text_atomic(join(out_dir, PROFILE_FILE), profile_json(build_profile(profile, steps, thresholds,
-                                                                                         extra_edges)))
+            write_text_atomic(
+                join(out_dir, STATS_FILE),
+                stats_json(build_stats([r for r in rows if r[0][1] not in PROFILE_KINDS], steps)),
+            )
+            write_text_atomic(
+                join(out_dir, PROFILE_FILE), profile_json(build_profile(profile, steps, thresholds, extra_edges))
+            )
 
         (
-            tuple(self._stats) | "FlattenStats" >> beam.Flatten()
+            tuple(self._stats)
+            | "FlattenStats" >> beam.Flatten()
             | "SumStats" >> beam.CombinePerKey(sum_stats)
             | "AllStats" >> beam.combiners.ToList()
             | "WriteStats" >> beam.Map(write_stats)
@@ -275,17 +300,34 @@ class Run:
 
             sample | "WriteDropped" >> beam.Map(write_sample)
         else:  # every dropped document: sharded like the documents, never gathered in one worker
-            write_sharded(keyed, out_dir, lambda key: join("_dropped", key[0], key[1]), self.docs_per_shard,
-                          sort_key=lambda d: (d.sort_key, d.location), label="WriteDropped")
+            write_sharded(
+                keyed,
+                out_dir,
+                lambda key: join("_dropped", key[0], key[1]),
+                self.docs_per_shard,
+                sort_key=lambda d: (d.sort_key, d.location),
+                label="WriteDropped",
+            )
 
         if self._failed:  # (a streaming pass writes its own)
             failed = tuple(self._failed) | "FlattenFailed" >> beam.Flatten()
-            write_sharded(failed | "KeyFailed" >> beam.Map(lambda f: ("", f)), out_dir,
-                          lambda _key: join("_failed", "failed"), self.docs_per_shard,
-                          sort_key=lambda f: (f.step, f.location, f.doc_id), label="WriteFailed")
+            write_sharded(
+                failed | "KeyFailed" >> beam.Map(lambda f: ("", f)),
+                out_dir,
+                lambda _key: join("_failed", "failed"),
+                self.docs_per_shard,
+                sort_key=lambda f: (f.step, f.location, f.doc_id),
+                label="WriteFailed",
+            )
 
-    def include(self, steps: Sequence[str], stats: Sequence[dict], records: beam.PCollection,
-                profiles: Sequence[dict] = (), with_failures: bool = True) -> None:
+    def include(
+        self,
+        steps: Sequence[str],
+        stats: Sequence[dict],
+        records: beam.PCollection,
+        profiles: Sequence[dict] = (),
+        with_failures: bool = True,
+    ) -> None:
         """Take in the accounting of earlier runs (the CCNet stage's shard groups): their steps come
         first in stats.json, their stats and their steps' profiles (not what they wrote) are added, and
         ``records`` (:class:`Dropped` and, ``with_failures``, :class:`Failure` objects) join this run's
@@ -299,7 +341,8 @@ class Run:
         self._stats.append(self.pipeline | f"IncludedStats{len(self._stats)}" >> beam.Create(rows))
         if with_failures:
             split = records | f"SplitIncluded{len(self._stats)}" >> beam.Partition(
-                lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2)
+                lambda r, _n: 0 if isinstance(r, Dropped) else 1, 2
+            )
             self._dropped.append(split[0])
             self._failed.append(split[1])
         else:
@@ -316,9 +359,12 @@ def _write_samples(keyed: beam.PCollection, out_dir: str, label: str) -> None:
         with atomic_write(join(out_dir, "_samples", f"{label_of(group)}.jsonl.gz")) as handle:
             encode_jsonl_gz((d.to_dict() for d in records), handle)
 
-    (keyed
-     | f"Sample{label}" >> beam.combiners.Top.PerKey(KEPT_SAMPLE, key=lambda d: -stable_hash(f"{d.id}\x00{d.location}"))
-     | f"WriteSample{label}" >> beam.Map(write))
+    (
+        keyed
+        | f"Sample{label}"
+        >> beam.combiners.Top.PerKey(KEPT_SAMPLE, key=lambda d: -stable_hash(f"{d.id}\x00{d.location}"))
+        | f"WriteSample{label}" >> beam.Map(write)
+    )
 
 
 def label_of(group: str) -> str:
@@ -377,8 +423,16 @@ def stats_rows(stats: Sequence[dict]) -> List[tuple]:
     return rows
 
 
-def write_sharded(keyed: beam.PCollection, out_dir: str, prefix_fn: Callable, per_file: int, sort_key: Callable,
-                  label: str, encode: Optional[Callable] = None, suffix: str = ".jsonl.gz") -> None:
+def write_sharded(
+    keyed: beam.PCollection,
+    out_dir: str,
+    prefix_fn: Callable,
+    per_file: int,
+    sort_key: Callable,
+    label: str,
+    encode: Optional[Callable] = None,
+    suffix: str = ".jsonl.gz",
+) -> None:
     """Write ``(key, record)`` pairs to ``OUT/<prefix_fn(key)>-NNNNN<suffix>``: ``ceil(n / per_file)``
     files per key, a record's file chosen by a stable hash, each file sorted; nothing for no records.
     ``encode(records, handle)`` writes a file (default: the records' ``to_dict()`` as JSON lines, gzip)."""
@@ -439,26 +493,41 @@ def failure_budget(out_dir: str, max_fraction: float, max_files: int = 0) -> Opt
         return None
     errors = collections.Counter(f["error"].split("\n")[0][:160] for f in letters)
     common, times = errors.most_common(1)[0] if errors else ("", 0)
-    return {"read": read, "failed": failed, "fraction": round(fraction, 6), "max_failed_fraction": max_fraction,
-            "files_failed": len(whole), "max_failed_files": max_files, "over": [w for w, o in (
-                ("records", over_fraction), ("files", over_files)) if o], "example": (whole or [f["location"] for f in letters] or [""])[0],
-            "most_common_error": common, "most_common_error_count": times}
+    return {
+        "read": read,
+        "failed": failed,
+        "fraction": round(fraction, 6),
+        "max_failed_fraction": max_fraction,
+        "files_failed": len(whole),
+        "max_failed_files": max_files,
+        "over": [w for w, o in (("records", over_fraction), ("files", over_files)) if o],
+        "example": (whole or [f["location"] for f in letters] or [""])[0],
+        "most_common_error": common,
+        "most_common_error_count": times,
+    }
 
 
 def budget_error(out_dir: str, breach: dict) -> CorpusmillError:
     """The one line (exit 3) for an output written over its failure budget."""
     said = []
     if "files" in breach["over"]:
-        said.append(f"{breach['files_failed']} input files failed whole, over --max-failed-files "
-                    f"{breach['max_failed_files']} (e.g. {breach['example']})")
+        said.append(
+            f"{breach['files_failed']} input files failed whole, over --max-failed-files "
+            f"{breach['max_failed_files']} (e.g. {breach['example']})"
+        )
     if "records" in breach["over"]:
-        said.append("every record failed" if breach["failed"] >= breach["read"] else
-                    f"{breach['fraction']:.1%} of the records of the files read failed, over --max-failed-fraction "
-                    f"{breach['max_failed_fraction']:g}")
+        said.append(
+            "every record failed"
+            if breach["failed"] >= breach["read"]
+            else f"{breach['fraction']:.1%} of the records of the files read failed, over --max-failed-fraction "
+            f"{breach['max_failed_fraction']:g}"
+        )
     return CorpusmillError(
         f"{breach['failed']:,} of {breach['read']:,} records failed: {'; '.join(said)}; most common error "
         f"({breach['most_common_error_count']:,}x): {breach['most_common_error']}; {out_dir} is written with its "
-        f"dead letters in _failed/ and marked over budget in _SUCCESS", code=3)
+        f"dead letters in _failed/ and marked over budget in _SUCCESS",
+        code=3,
+    )
 
 
 def check_budget(out_dir: str, cfg) -> None:
@@ -491,9 +560,14 @@ def mark_done(out_dir: str, cfg=None) -> None:
 
         base = out_dir.rstrip("/") + "/"
         found = [m for r in FileSystems.match([base + "**"]) for m in r.metadata_list]
-        files = sorted(({"path": m.path[len(base):], "bytes": m.size_in_bytes} for m in found
-                        if not m.path[len(base):].startswith(("_shards/", DONE_FILE, PROVENANCE_NAME))),
-                       key=lambda f: f["path"])
+        files = sorted(
+            (
+                {"path": m.path[len(base) :], "bytes": m.size_in_bytes}
+                for m in found
+                if not m.path[len(base) :].startswith(("_shards/", DONE_FILE, PROVENANCE_NAME))
+            ),
+            key=lambda f: f["path"],
+        )
         record = {"files": files}
     else:
         record = completion_record(out_dir)
@@ -504,4 +578,16 @@ def mark_done(out_dir: str, cfg=None) -> None:
     write_text_atomic(join(out_dir, DONE_FILE), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-__all__ = ["Run", "OutputLock", "check_output_apart", "prepare_output_dir", "begin_output", "commit_output", "mark_done", "Dropped", "Failure", "STATS_FILE", "DONE_FILE"]
+__all__ = [
+    "Run",
+    "OutputLock",
+    "check_output_apart",
+    "prepare_output_dir",
+    "begin_output",
+    "commit_output",
+    "mark_done",
+    "Dropped",
+    "Failure",
+    "STATS_FILE",
+    "DONE_FILE",
+]

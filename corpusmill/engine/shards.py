@@ -33,7 +33,7 @@ def cut(files: Sequence[str], num_shards: int) -> List[List[str]]:
     n = len(files)
     if num_shards > n:
         raise CorpusmillError(f"--num-shards {num_shards}: more shards than input files ({n}); use at most {n}")
-    return [list(files[(s * n) // num_shards:((s + 1) * n) // num_shards]) for s in range(num_shards)]
+    return [list(files[(s * n) // num_shards : ((s + 1) * n) // num_shards]) for s in range(num_shards)]
 
 
 def fingerprint(options: dict, shards: Sequence[Sequence[str]]) -> str:
@@ -88,7 +88,7 @@ class ShardState:
         return all(sizes.get(p) == f["bytes"] for p, f in zip(paths, marker["files"]))
 
     def _rel(self, path: str) -> str:
-        return path[len(self.out_dir):].lstrip("/") if path else ""
+        return path[len(self.out_dir) :].lstrip("/") if path else ""
 
     def mark(self, shard: int, unit: int, files: Sequence[str], pieces: Sequence = ()) -> None:
         """Write shard ``shard``'s marker: its files (relative to the output) with size and sha256, and
@@ -97,15 +97,27 @@ class ShardState:
         for path in sorted(files):
             size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
             listed.append({"path": self._rel(path), "bytes": size, "sha256": sha256_of(path)})
-        _write_json(self.marker(shard), {"shard": shard, "unit": unit, "files": listed,
-                                         "pieces": [{"index": p.index, "docs": self._rel(p.docs), "keys": self._rel(p.keys)}
-                                                    for p in pieces]})
+        _write_json(
+            self.marker(shard),
+            {
+                "shard": shard,
+                "unit": unit,
+                "files": listed,
+                "pieces": [{"index": p.index, "docs": self._rel(p.docs), "keys": self._rel(p.keys)} for p in pieces],
+            },
+        )
 
     def pieces(self, shard: int) -> List[dict]:
         """The shard's pieces as its marker lists them (paths made absolute again)."""
         marker = _read_json(self.marker(shard)) or {}
-        return [{"index": p["index"], "docs": join(self.out_dir, p["docs"]),
-                 "keys": join(self.out_dir, p["keys"]) if p["keys"] else ""} for p in marker.get("pieces", [])]
+        return [
+            {
+                "index": p["index"],
+                "docs": join(self.out_dir, p["docs"]),
+                "keys": join(self.out_dir, p["keys"]) if p["keys"] else "",
+            }
+            for p in marker.get("pieces", [])
+        ]
 
     def files(self, shard: int) -> List[str]:
         marker = _read_json(self.marker(shard)) or {"files": []}

@@ -45,34 +45,55 @@ class OutputOptions:
 
     output: str = option(required=True, metavar="DIR", help="output directory (local path or gs://...)")
     format: str = option("jsonl", choices=FORMATS, help="document file format: jsonl (.jsonl.gz) or parquet")
-    write_dropped: bool = option(False, help="write every dropped document under OUT/_dropped/ "
-                                             "(otherwise a sample per reason)")
+    write_dropped: bool = option(
+        False, help="write every dropped document under OUT/_dropped/ (otherwise a sample per reason)"
+    )
     dropped_sample: int = option(100, min=0, metavar="N", help="dropped documents kept per step and reason")
-    docs_per_shard: int = option(10_000, min=1, metavar="N",
-                                 help="documents per output file; a group of n documents gets ceil(n/N) files")
+    docs_per_shard: int = option(
+        10_000, min=1, metavar="N", help="documents per output file; a group of n documents gets ceil(n/N) files"
+    )
     overwrite: bool = option(False, help="replace a non-empty output directory")
-    add_filter: List[str] = option(default_factory=list, metavar="MODULE:CLASS[@STEP]",
-                                   help="run a Filter of yours (by import path) as an extra step after STEP, or "
-                                        "after --after, or after the last step")
+    add_filter: List[str] = option(
+        default_factory=list,
+        metavar="MODULE:CLASS[@STEP]",
+        help="run a Filter of yours (by import path) as an extra step after STEP, or "
+        "after --after, or after the last step",
+    )
     after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
-    filter_arg: Dict[str, Any] = option(default_factory=dict, metavar="[FILTER.]KEY=VALUE",
-                                        help="a parameter of an --add-filter filter's __init__ (FILTER: its class "
-                                             "or step name, needed with several); in --config, a mapping, also "
-                                             "FILTER: {KEY: VALUE}")
-    max_failed_fraction: float = option(0.01, min=0.0, max=1.0, metavar="F",
-                                        help="the failure budget: over this share of the records read failing "
-                                             "(dead letters), the output is written but marked over budget in "
-                                             "_SUCCESS and the command exits 3")
-    max_failed_files: int = option(0, min=0, metavar="N", help="input files that may fail whole (cannot be opened "
-                                                               "or fetched) within the failure budget")
+    filter_arg: Dict[str, Any] = option(
+        default_factory=dict,
+        metavar="[FILTER.]KEY=VALUE",
+        help="a parameter of an --add-filter filter's __init__ (FILTER: its class "
+        "or step name, needed with several); in --config, a mapping, also "
+        "FILTER: {KEY: VALUE}",
+    )
+    max_failed_fraction: float = option(
+        0.01,
+        min=0.0,
+        max=1.0,
+        metavar="F",
+        help="the failure budget: over this share of the records read failing "
+        "(dead letters), the output is written but marked over budget in "
+        "_SUCCESS and the command exits 3",
+    )
+    max_failed_files: int = option(
+        0,
+        min=0,
+        metavar="N",
+        help="input files that may fail whole (cannot be opened or fetched) within the failure budget",
+    )
 
     @property
     def output_options(self) -> "OutputOptions":
         return self
 
 
-def run_stage(out: OutputOptions, beam_args: Sequence[str], build: Callable[[beam.Pipeline, Run], None],
-              before_done: Optional[Callable[[str], None]] = None) -> List[dict]:
+def run_stage(
+    out: OutputOptions,
+    beam_args: Sequence[str],
+    build: Callable[[beam.Pipeline, Run], None],
+    before_done: Optional[Callable[[str], None]] = None,
+) -> List[dict]:
     """Prepare the output directory, run ``build(pipeline, run)`` to completion, return stats.json.
 
     ``build`` adds steps with ``run.step(...)``, writes with ``run.write(...)`` (and anything else under
@@ -123,18 +144,28 @@ def disk_full(exc: BaseException) -> Optional[str]:
         seen.add(id(cur))
         if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
             path = cur.filename or "the output"
-            return f"no space left on the device writing {path}; free space there (or choose another --output) " \
-                   f"and rerun: the run's partial output was removed"
+            return (
+                f"no space left on the device writing {path}; free space there (or choose another --output) "
+                f"and rerun: the run's partial output was removed"
+            )
         cur = cur.__cause__ or cur.__context__
     text = str(exc)
     if "No space left on device" in text or "Errno 28" in text:
-        return "no space left on the device writing the output; free space there (or choose another --output) " \
-               "and rerun: the run's partial output was removed"
+        return (
+            "no space left on the device writing the output; free space there (or choose another --output) "
+            "and rerun: the run's partial output was removed"
+        )
     return None
 
 
-def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], None], label: str,
-                 out: OutputOptions, extra_filters: Optional[Sequence[Tuple[Filter, Optional[str]]]] = None) -> None:
+def run_pipeline(
+    options,
+    out_dir: str,
+    build: Callable[[beam.Pipeline, Run], None],
+    label: str,
+    out: OutputOptions,
+    extra_filters: Optional[Sequence[Tuple[Filter, Optional[str]]]] = None,
+) -> None:
     """One pipeline run to completion, writing under ``out_dir``, with a live progress line on the
     local runner (corpusmill.core.progress)."""
     from apache_beam.options.pipeline_options import StandardOptions
@@ -152,10 +183,17 @@ def run_pipeline(options, out_dir: str, build: Callable[[beam.Pipeline, Run], No
     clock = Clock()
     with watcher:
         with beam.Pipeline(options=options) as p:
-            run = Run(p, out_dir, write_dropped=out.write_dropped, dropped_sample=out.dropped_sample,
-                      fmt=out.format, docs_per_shard=out.docs_per_shard,
-                      extra_filters=load_extra_filters(out.add_filter, out.after, out.filter_arg) if extra_filters is None
-                      else extra_filters)
+            run = Run(
+                p,
+                out_dir,
+                write_dropped=out.write_dropped,
+                dropped_sample=out.dropped_sample,
+                fmt=out.format,
+                docs_per_shard=out.docs_per_shard,
+                extra_filters=load_extra_filters(out.add_filter, out.after, out.filter_arg)
+                if extra_filters is None
+                else extra_filters,
+            )
             runs.append(run)
             build(p, run)
             run.finish()
@@ -206,8 +244,9 @@ def filter_params(params: Dict[str, Any], cls: type, count: int) -> Dict[str, An
     return out
 
 
-def load_extra_filters(specs: Sequence[str], after: Optional[str],
-                       params: Optional[Dict[str, Any]] = None) -> List[Tuple[Filter, Optional[str]]]:
+def load_extra_filters(
+    specs: Sequence[str], after: Optional[str], params: Optional[Dict[str, Any]] = None
+) -> List[Tuple[Filter, Optional[str]]]:
     """``--add-filter MODULE:CLASS[@STEP]``: the user's Filter objects, built with their ``--filter-arg``
     parameters, and the step each runs after. A parameter no added filter takes is an error."""
     import inspect
@@ -218,31 +257,38 @@ def load_extra_filters(specs: Sequence[str], after: Optional[str],
         obj = import_object(path, "--add-filter")
         if isinstance(obj, type):
             if not issubclass(obj, Filter):
-                raise CorpusmillError(f"--add-filter {path}: {obj.__name__} is not a corpusmill.filters.base.Filter "
-                                      f"subclass (see docs/extending.md)")
+                raise CorpusmillError(
+                    f"--add-filter {path}: {obj.__name__} is not a corpusmill.filters.base.Filter "
+                    f"subclass (see docs/extending.md)"
+                )
             kwargs = filter_params(params or {}, obj, len(specs))
             takes = [p for p in inspect.signature(obj.__init__).parameters if p != "self"]
             for key in kwargs:
                 if key not in takes:
-                    raise CorpusmillError(f"--filter-arg {key}: {obj.__name__} takes no parameter {key!r} (its "
-                                          f"parameters: {', '.join(takes) or 'none'}){close_matches(key, takes)}")
+                    raise CorpusmillError(
+                        f"--filter-arg {key}: {obj.__name__} takes no parameter {key!r} (its "
+                        f"parameters: {', '.join(takes) or 'none'}){close_matches(key, takes)}"
+                    )
             used.update(k for k in (params or {}) if filter_params({k: params[k]}, obj, len(specs)))
             try:
                 obj = obj(**kwargs)
             except TypeError as exc:
-                raise CorpusmillError(f"--add-filter {path}: cannot create it with {kwargs or 'no arguments'} "
-                                      f"({exc}); give its other __init__ parameters defaults or --filter-arg "
-                                      f"values") from None
+                raise CorpusmillError(
+                    f"--add-filter {path}: cannot create it with {kwargs or 'no arguments'} "
+                    f"({exc}); give its other __init__ parameters defaults or --filter-arg "
+                    f"values"
+                ) from None
         if not isinstance(obj, Filter):
-            raise CorpusmillError(f"--add-filter {path}: expected a Filter class or instance, got "
-                                  f"{type(obj).__name__}")
+            raise CorpusmillError(f"--add-filter {path}: expected a Filter class or instance, got {type(obj).__name__}")
         if not getattr(obj, "name", ""):
             raise CorpusmillError(f"--add-filter {path}: the filter has no name (set a class attribute name = ...)")
         out.append((obj, step or after))
     unused = [k for k in (params or {}) if k not in used]
     if unused:
-        raise CorpusmillError(f"--filter-arg {unused[0]}: no --add-filter filter takes it (with several filters, "
-                              f"name one: CLASS.{str(unused[0]).rsplit('.', 1)[-1]}=VALUE)")
+        raise CorpusmillError(
+            f"--filter-arg {unused[0]}: no --add-filter filter takes it (with several filters, "
+            f"name one: CLASS.{str(unused[0]).rsplit('.', 1)[-1]}=VALUE)"
+        )
     return out
 
 

@@ -107,9 +107,14 @@ def failure(step: str, exc: BaseException, location: str, doc_id: str = "", text
     def clean(text: str) -> str:
         return replace_surrogates(text)[0]
 
-    return Failure(step=step, error=clean(f"{type(exc).__name__}: {exc}"[:2000]), location=printable(location),
-                   doc_id=clean(doc_id), traceback=clean("".join(traceback.format_exception(exc))[-4000:]),
-                   text_head=clean(text_head))
+    return Failure(
+        step=step,
+        error=clean(f"{type(exc).__name__}: {exc}"[:2000]),
+        location=printable(location),
+        doc_id=clean(doc_id),
+        traceback=clean("".join(traceback.format_exception(exc))[-4000:]),
+        text_head=clean(text_head),
+    )
 
 
 # -- helpers that let a step take documents or other elements (raw records, (doc, extra) pairs) ------
@@ -164,8 +169,6 @@ def acquire_filter(handle: shared.Shared, step: str, filt: Filter) -> _Loaded:
     return handle.acquire(lambda: _Loaded(load_filter(filt)), tag=f"{step}:{type(filt).__qualname__}")
 
 
-
-
 class StepAccount:
     """One step's verdicts, routed and counted: every element becomes exactly one of kept / dropped /
     failed, with its stats, profile rows, Beam counters and progress. No Beam transform: the per-filter
@@ -189,9 +192,11 @@ class StepAccount:
             raise CorpusmillError(str(exc)) from None
         unknown = [score for score in self.scores if score not in self.bins]
         if unknown:
-            raise CorpusmillError(f"filter {filt.name!r} ({type(filt).__qualname__}) names score(s) {unknown} "
-                                  f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
-                                  f"its own in Filter.bins")
+            raise CorpusmillError(
+                f"filter {filt.name!r} ({type(filt).__qualname__}) names score(s) {unknown} "
+                f"with no bins; expected one of {sorted(BINS)} (corpusmill.core.profile.BINS) or "
+                f"its own in Filter.bins"
+            )
         self.seconds = 0.0  # time in the filter this bundle (provenance: wall time per step)
         self.clean = bool(getattr(filt, "clean_output", False))
 
@@ -223,8 +228,10 @@ class StepAccount:
     def stats_rows(self) -> List[tuple]:
         """This bundle's ``((step, kind, name), (n, bytes in, bytes out))`` rows (and the filter's time
         counted); the sums start again."""
-        rows = [((self.step, kind, name), (n, size_in, size_out))
-                for (kind, name), (n, size_in, size_out) in sorted(self.sums.items())]
+        rows = [
+            ((self.step, kind, name), (n, size_in, size_out))
+            for (kind, name), (n, size_in, size_out) in sorted(self.sums.items())
+        ]
         self.sums = {}
         for name, n in self._counts.items():
             self.counter(name).inc(n)
@@ -242,8 +249,10 @@ class StepAccount:
         try:
             verdict = self.live(element)
             if not isinstance(verdict, Verdict):
-                raise TypeError(f"filter {self.filter.name!r} returned {type(verdict).__name__}, "
-                                f"not a Verdict (use corpusmill.filters.base.keep/drop)")
+                raise TypeError(
+                    f"filter {self.filter.name!r} returned {type(verdict).__name__}, "
+                    f"not a Verdict (use corpusmill.filters.base.keep/drop)"
+                )
             return verdict
         except Exception as exc:  # noqa: BLE001 - every error becomes a dead-letter record
             return exc
@@ -257,8 +266,9 @@ class StepAccount:
         try:
             verdicts = self.live.call_batch(batch)
             if len(verdicts) != len(batch):
-                raise ValueError(f"filter {self.filter.name!r} returned {len(verdicts)} verdicts for "
-                                 f"{len(batch)} elements")
+                raise ValueError(
+                    f"filter {self.filter.name!r} returned {len(verdicts)} verdicts for {len(batch)} elements"
+                )
         except Exception:  # noqa: BLE001
             verdicts = None
         if verdicts is None:  # (outside the except block: the dead letter's traceback is the element's own)
@@ -278,8 +288,13 @@ class StepAccount:
             doc = doc_of(element)
             self.count("failed")
             self.stat(FAILED, "", 1, size_in, 0)
-            return FAILED, failure(self.step, verdict, location_of(element), doc.id if doc is not None else "",
-                                   doc.text[:500] if doc is not None else "")
+            return FAILED, failure(
+                self.step,
+                verdict,
+                location_of(element),
+                doc.id if doc is not None else "",
+                doc.text[:500] if doc is not None else "",
+            )
         for name, value in (verdict.counts or {}).items():
             self.stat(COUNTER, name, int(value), 0, 0)
         given = doc_of(element)
@@ -408,7 +423,8 @@ class ApplyFilter(beam.PTransform):
 
     def expand(self, pcoll):
         results = pcoll | "Apply" >> beam.ParDo(_FilterDoFn(self.step, self.filt, shared.Shared())).with_outputs(
-            DROPPED, FAILED, STATS, main=KEPT)
+            DROPPED, FAILED, STATS, main=KEPT
+        )
         # ``stats``: per bundle sums, keyed (step, kind, name); Run.finish sums every step's in one combine
         return StepOutputs(results[KEPT], results[DROPPED], results[FAILED], results[STATS])
 

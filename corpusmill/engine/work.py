@@ -83,7 +83,7 @@ def read_work(path: str) -> Iterator[Item]:
     for line in work_lines(path):
         ref, doc, hashes = json.loads(line)
         # the document's own JSON is the text between the ref and the hashes (written by json_line)
-        raw = line[line.index(b",") + 1:line.rindex(b",")] + b"\n"
+        raw = line[line.index(b",") + 1 : line.rindex(b",")] + b"\n"
         yield Item(ref, Document.from_dict(doc), decode_hashes(hashes), raw=raw)
 
 
@@ -98,7 +98,7 @@ def work_lines(path: str) -> Iterator[bytes]:
 
 def line_ref(line: bytes) -> int:
     """The ref of a work file's line, without parsing the document."""
-    return int(line[1:line.index(b",")])
+    return int(line[1 : line.index(b",")])
 
 
 class LineSink:
@@ -108,8 +108,11 @@ class LineSink:
         self.path = path
         self._context = atomic_write(path)
         self._handle = self._context.__enter__()
-        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._handle, mtime=0, compresslevel=level) \
-            if compress else None
+        self._gz = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._handle, mtime=0, compresslevel=level)
+            if compress
+            else None
+        )
         self._buf: List[bytes] = []
         self._size = 0
         self.bytes = 0
@@ -143,8 +146,12 @@ class LineSink:
 def json_line(value) -> bytes:
     from corpusmill.core.document import _json_default
 
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode(
-        "utf-8", "backslashreplace") + b"\n"
+    return (
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode(
+            "utf-8", "backslashreplace"
+        )
+        + b"\n"
+    )
 
 
 class WorkWriter:
@@ -171,8 +178,9 @@ class GroupWriter:
     ``per_file`` documents of one group, in input order. JSONL is compressed as it goes (a group's lines
     are held until 1 MB, then compressed into its open file); Parquet holds one file's rows."""
 
-    def __init__(self, out_dir: str, piece: int, fmt: str, group_fn: Callable[[Document], str], per_file: int,
-                 level: int = 6):
+    def __init__(
+        self, out_dir: str, piece: int, fmt: str, group_fn: Callable[[Document], str], per_file: int, level: int = 6
+    ):
         self.out_dir, self.piece, self.fmt, self.group_fn = out_dir, piece, fmt, group_fn
         self.per_file, self.level = max(1, int(per_file)), level
         self._open: Dict[str, list] = {}  # group -> [file number, documents in it, state]

@@ -45,8 +45,17 @@ PACKAGE_SUFFIXES = (".sty", ".cls")  # a paper's own packages and class: read fo
 SOURCE_SUFFIXES = TEX_SUFFIXES + PACKAGE_SUFFIXES
 _DOCCLASS = re.compile(r"^[^%\n]*\\document(?:class|style)\b", re.M)
 _INPUTENC = re.compile(r"\\usepackage\s*\[([^\]]+)\]\s*\{inputenc\}")
-_8BIT = {"latin1": "latin-1", "latin9": "iso8859-15", "latin2": "iso8859-2", "cp1252": "cp1252",
-         "ansinew": "cp1252", "applemac": "mac_roman", "cp1250": "cp1250", "koi8-r": "koi8_r", "cp1251": "cp1251"}
+_8BIT = {
+    "latin1": "latin-1",
+    "latin9": "iso8859-15",
+    "latin2": "iso8859-2",
+    "cp1252": "cp1252",
+    "ansinew": "cp1252",
+    "applemac": "mac_roman",
+    "cp1250": "cp1250",
+    "koi8-r": "koi8_r",
+    "cp1251": "cp1251",
+}
 
 
 class Rejected(Exception):
@@ -158,8 +167,9 @@ def decode_tex(data: bytes, name: str) -> Tuple[str, str]:
             for option in (o.strip().lower() for o in m.group(1).split(",")):
                 if option in _8BIT:
                     return data.decode(_8BIT[option]), _8BIT[option]
-        raise Rejected("not_utf8", f"{name} is not UTF-8 (byte {exc.start}) and declares no 8-bit inputenc "
-                                   f"encoding") from None
+        raise Rejected(
+            "not_utf8", f"{name} is not UTF-8 (byte {exc.start}) and declares no 8-bit inputenc encoding"
+        ) from None
 
 
 def main_tex(files: Dict[str, bytes]) -> str:
@@ -263,9 +273,17 @@ class ExtractPaper(Filter):
         flat, missing = inline_inputs(stripped, read, verbatim_envs=verbatim)
         if packages:
             flat = _with_package_definitions(flat, packages, root, verbatim)
-        url = f"https://arxiv.org/abs/{rec.paper}" if re.match(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})$",
-                                                              rec.paper) else ""
-        meta = {"paper": rec.paper, "main_tex": main, "encoding": encoding, "tex_files": sum(n.lower().endswith(TEX_SUFFIXES) for n in files)}
+        url = (
+            f"https://arxiv.org/abs/{rec.paper}"
+            if re.match(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})$", rec.paper)
+            else ""
+        )
+        meta = {
+            "paper": rec.paper,
+            "main_tex": main,
+            "encoding": encoding,
+            "tex_files": sum(n.lower().endswith(TEX_SUFFIXES) for n in files),
+        }
         if missing:
             meta["missing_inputs"] = sorted(set(missing))[:50]
         if packages:

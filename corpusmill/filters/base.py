@@ -37,16 +37,21 @@ class Verdict:
         return self.reason is None
 
 
-def keep(doc: Document, counts: Optional[Dict[str, int]] = None,
-         measures: Optional[Dict[str, float]] = None) -> Verdict:
+def keep(
+    doc: Document, counts: Optional[Dict[str, int]] = None, measures: Optional[Dict[str, float]] = None
+) -> Verdict:
     """Keep ``doc``. ``counts`` (e.g. ``{"header_lines_stripped": 27}``) are summed over the step and
     reported in its stats.json entry under ``counters``. ``measures`` (e.g. ``{"sentences": 7}``) are
     the values the filter judged, histogrammed in profile.json (see :attr:`Filter.scores`)."""
     return Verdict(doc, None, counts, measures)
 
 
-def drop(reason: str, doc: Optional[Document] = None, counts: Optional[Dict[str, int]] = None,
-         measures: Optional[Dict[str, float]] = None) -> Verdict:
+def drop(
+    reason: str,
+    doc: Optional[Document] = None,
+    counts: Optional[Dict[str, int]] = None,
+    measures: Optional[Dict[str, float]] = None,
+) -> Verdict:
     """Drop with a reason (a short snake_case word: it becomes a counter and a file name)."""
     if not reason or not reason.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"drop reason must be a short snake_case word, got {reason!r}")

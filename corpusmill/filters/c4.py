@@ -40,22 +40,22 @@ SOURCE = "c4"
 END_MARKS = (".", "?", "!", '"')
 ELLIPSIS = "..."
 CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")  # the builder's, case and all
-POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
-                  "use cookies")
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 MAX_PAGE_CHARS = 190_000
 
 # -- sentences ---------------------------------------------------------------------------------------
 _BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt vs etc e.g i.e eg ie fig figs no nos vol vols ca cf al approx inc ltd "
-    "co corp dept est jan feb mar apr jun jul aug sep sept oct nov dec ph.d u.s u.k p pp ed eds op".split())
+    "co corp dept est jan feb mar apr jun jul aug sep sept oct nov dec ph.d u.s u.k p pp ed eds op".split()
+)
 
 
 def _is_abbreviation(line: str, match: "re.Match") -> bool:
     """A lone ``.`` after a common abbreviation or a single-letter initial ends no sentence."""
     if match.group() != ".":
         return False
-    word = line[line.rfind(" ", 0, match.start()) + 1:match.start()].lstrip("(\"'").lower()
+    word = line[line.rfind(" ", 0, match.start()) + 1 : match.start()].lstrip("(\"'").lower()
     if len(word) == 1 and word.isalpha():  # an initial: "J. R. R. Tolkien"
         return True
     return word in _ABBREVIATIONS
@@ -103,8 +103,13 @@ class CleanPage(Filter):
     name = "clean_page"
     scores = ("page_chars", "sentences")
 
-    def __init__(self, min_words_per_line: int = 5, min_sentences: int = 3, max_word_length: int = 1000,
-                 max_page_chars: int = MAX_PAGE_CHARS):
+    def __init__(
+        self,
+        min_words_per_line: int = 5,
+        min_sentences: int = 3,
+        max_word_length: int = 1000,
+        max_page_chars: int = MAX_PAGE_CHARS,
+    ):
         self.min_words_per_line = min_words_per_line
         self.min_sentences = min_sentences
         self.max_word_length = max_word_length
@@ -151,8 +156,10 @@ class CleanPage(Filter):
         measures = {"page_chars": chars, "sentences": sentences}
         if sentences < self.min_sentences:
             return drop("too_few_sentences", doc, measures=measures)
-        return keep(doc.replace(text="\n".join(kept)).annotate(c4_lines_removed=dict(sorted(removed.items()))),
-                    measures=measures)
+        return keep(
+            doc.replace(text="\n".join(kept)).annotate(c4_lines_removed=dict(sorted(removed.items()))),
+            measures=measures,
+        )
 
 
 # -- URLs: one page per normalized URL, the newest --------------------------------------------------
@@ -175,8 +182,7 @@ def normalize_url(url: str) -> str:
     if host.startswith("www."):
         host = host[4:]
     params = [p for p in parts.query.split("&") if p]
-    params = [p for p in params
-              if not (k := p.split("=", 1)[0].lower()).startswith("utm_") and k not in _TRACKING_KEYS]
+    params = [p for p in params if not (k := p.split("=", 1)[0].lower()).startswith("utm_") and k not in _TRACKING_KEYS]
     out = host + parts.path.rstrip("/")
     return out + ("?" + "&".join(params) if params else "")
 
@@ -211,8 +217,9 @@ def newest_first(occurrence: Tuple[str, float]) -> Tuple[float, str]:
 
 # -- bad words ---------------------------------------------------------------------------------------
 def default_badwords_path() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "badwords",
-                        "ldnoobw-en.txt")
+    return os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "badwords", "ldnoobw-en.txt"
+    )
 
 
 def load_badwords(path: str) -> List[str]:
@@ -221,8 +228,10 @@ def load_badwords(path: str) -> List[str]:
         with open(path, encoding="utf-8") as fh:
             words = [w.strip().lower() for w in fh if w.strip() and not w.lstrip().startswith("#")]
     except OSError as exc:
-        raise CorpusmillError(f"bad-words list {path}: cannot read it ({exc.strerror}); pass --badwords PATH "
-                              f"(one word per line) or --badwords none") from None
+        raise CorpusmillError(
+            f"bad-words list {path}: cannot read it ({exc.strerror}); pass --badwords PATH "
+            f"(one word per line) or --badwords none"
+        ) from None
     except UnicodeDecodeError as exc:
         raise CorpusmillError(f"bad-words list {path}: not UTF-8 ({exc}); re-encode it as UTF-8") from None
     if not words:
@@ -291,14 +300,24 @@ class ParseC4Json(Filter):
         try:
             data = json.loads(record.payload)
         except ValueError as exc:
-            raise ValueError(f"{record.location}: not valid JSON ({exc}); a C4 file has one "
-                             f'{{"text", "url", "timestamp"}} object per line') from None
+            raise ValueError(
+                f"{record.location}: not valid JSON ({exc}); a C4 file has one "
+                f'{{"text", "url", "timestamp"}} object per line'
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            raise ValueError(f'{record.location}: expected an object with a "text" string (C4 fields: text, url, '
-                             f"timestamp), got {str(data)[:200]}")
+            raise ValueError(
+                f'{record.location}: expected an object with a "text" string (C4 fields: text, url, '
+                f"timestamp), got {str(data)[:200]}"
+            )
         where = os.path.basename(record.location)
-        doc = Document(make_id(SOURCE, where), data["text"], SOURCE, str(data.get("url") or ""),
-                       str(data.get("timestamp") or ""), record.location)
+        doc = Document(
+            make_id(SOURCE, where),
+            data["text"],
+            SOURCE,
+            str(data.get("url") or ""),
+            str(data.get("timestamp") or ""),
+            record.location,
+        )
         if replacement_share(doc.text) > MAX_REPLACEMENT_SHARE:  # mojibake is never kept
             return drop(UNDECODABLE, doc)
         return keep(doc)

@@ -33,17 +33,41 @@ REPLACEMENT = "\ufffd"
 
 # the Windows code page of each language that has one (charset-normalizer's language names)
 LANGUAGE_CODEPAGES = {
-    **dict.fromkeys(["English", "German", "French", "Spanish", "Portuguese", "Italian", "Dutch", "Danish",
-                     "Swedish", "Norwegian", "Finnish", "Indonesian", "Catalan"], "cp1252"),
+    **dict.fromkeys(
+        [
+            "English",
+            "German",
+            "French",
+            "Spanish",
+            "Portuguese",
+            "Italian",
+            "Dutch",
+            "Danish",
+            "Swedish",
+            "Norwegian",
+            "Finnish",
+            "Indonesian",
+            "Catalan",
+        ],
+        "cp1252",
+    ),
     **dict.fromkeys(["Polish", "Czech", "Slovak", "Hungarian", "Slovene", "Croatian", "Romanian"], "cp1250"),
     **dict.fromkeys(["Russian", "Ukrainian", "Bulgarian", "Serbian", "Belarusian", "Macedonian"], "cp1251"),
-    "Greek": "cp1253", "Turkish": "cp1254", "Hebrew": "cp1255", "Arabic": "cp1256", "Persian": "cp1256",
-    **dict.fromkeys(["Lithuanian", "Latvian", "Estonian"], "cp1257"), "Vietnamese": "cp1258",
+    "Greek": "cp1253",
+    "Turkish": "cp1254",
+    "Hebrew": "cp1255",
+    "Arabic": "cp1256",
+    "Persian": "cp1256",
+    **dict.fromkeys(["Lithuanian", "Latvian", "Estonian"], "cp1257"),
+    "Vietnamese": "cp1258",
 }
 
 _BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: BOM_UTF32_LE starts with it
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: BOM_UTF32_LE starts with it
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
 
@@ -76,8 +100,12 @@ def _strict(data: bytes, codec: str) -> Optional[str]:
         return None
 
 
-def decode(data: bytes, declared: Optional[str] = None, prefer: Sequence[str] = ("cp1252",),
-           max_share: float = MAX_REPLACEMENT_SHARE) -> Tuple[Optional[str], str]:
+def decode(
+    data: bytes,
+    declared: Optional[str] = None,
+    prefer: Sequence[str] = ("cp1252",),
+    max_share: float = MAX_REPLACEMENT_SHARE,
+) -> Tuple[Optional[str], str]:
     """``(text, codec)`` by the rules of the module docstring, or ``(None, "undecodable")``."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -102,8 +130,9 @@ def decode(data: bytes, declared: Optional[str] = None, prefer: Sequence[str] = 
     names = {codec_name(c) for c in candidates}
     # charset-normalizer tells the language better than the Latin code page: that language's own
     # legacy code page first (Turkish text is cp1254, not the cp1250 it ranks first)
-    own = [LANGUAGE_CODEPAGES[m.language] for m in matches[:1]
-           if LANGUAGE_CODEPAGES.get(m.language) in names]  # only a candidate: KOI8-U is not cp1251
+    own = [
+        LANGUAGE_CODEPAGES[m.language] for m in matches[:1] if LANGUAGE_CODEPAGES.get(m.language) in names
+    ]  # only a candidate: KOI8-U is not cp1251
     preferred = own + [p for p in (codec_name(c) for c in prefer) if p and p in names]
     for codec in dict.fromkeys(preferred + candidates):
         text = _strict(data, codec)

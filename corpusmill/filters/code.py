@@ -36,7 +36,8 @@ ALLOWED_EXTENSIONS = frozenset(
     ".asm .bat .cmd .c .h .cs .cpp .hpp .c++ .h++ .cc .hh .C .H .cmake .css .dockerfile .f90 .f .f03 .f08 "
     ".f77 .f95 .for .fpp .go .hs .html .java .js .jl .lua .md .markdown .php .php3 .php4 .php5 .phps .phpt "
     ".pl .pm .pod .perl .ps1 .psd1 .psm1 .py .rb .rs .sql .scala .sh .bash .command .zsh .ts .tsx .tex .vb "
-    ".xml .rst .m .smali".split())
+    ".xml .rst .m .smali".split()
+)
 ALLOWED_NAMES = frozenset({"Dockerfile", "Makefile"})
 DEFAULT_MAX_BYTES = 1 << 20  # the BigQuery contents table holds files under 1 MiB
 BINARY_SNIFF = 8192
@@ -60,8 +61,8 @@ def is_allowed(path: str) -> bool:
 class CodeFile:
     """One file of a local repository checkout, not yet read."""
 
-    path: str   # where it is (absolute or a URL)
-    repo: str   # the top directory under the input directory
+    path: str  # where it is (absolute or a URL)
+    repo: str  # the top directory under the input directory
     relpath: str  # path inside the repository, with /
     size: int
 
@@ -105,8 +106,7 @@ class SizeCap(Filter):
         return keep(element)
 
 
-def code_document(repo: str, path: str, text: str, location: str, ref: str = "", url: str = "",
-                  **meta) -> Document:
+def code_document(repo: str, path: str, text: str, location: str, ref: str = "", url: str = "", **meta) -> Document:
     """The Document of one file; its id derives from repository, ref and path."""
     key = f"{repo}@{ref}/{path}" if ref else f"{repo}/{path}"
     metadata = {"repo_name": repo, "path": path, "extension": extension_of(path)}
@@ -148,8 +148,10 @@ class ParseCodeRow(Filter):
             raise IOError(str(row[EXPORT_ERROR_KEY]))
         missing = [k for k in ("repo_name", "path") if not row.get(k)]
         if missing:
-            raise ValueError(f"{record.location}: missing {', '.join(missing)}; a GitHub row needs repo_name, "
-                             f"path and content (the columns of the RedPajama query)")
+            raise ValueError(
+                f"{record.location}: missing {', '.join(missing)}; a GitHub row needs repo_name, "
+                f"path and content (the columns of the RedPajama query)"
+            )
         content = row.get("content")
         if content is None:
             return drop("no_content")
@@ -158,8 +160,19 @@ class ParseCodeRow(Filter):
         repo, path, ref = str(row["repo_name"]), str(row["path"]), str(row.get("ref") or "")
         branch = ref.rsplit("refs/heads/", 1)[-1] if ref else "HEAD"
         url = f"https://github.com/{repo}/blob/{branch}/{path}"
-        return keep(code_document(repo, path, content, record.location, ref, url,
-                                  license=row.get("license"), blob_id=row.get("id"), size=row.get("size")))
+        return keep(
+            code_document(
+                repo,
+                path,
+                content,
+                record.location,
+                ref,
+                url,
+                license=row.get("license"),
+                blob_id=row.get("id"),
+                size=row.get("size"),
+            )
+        )
 
 
 # -- quality: RedPajama's thresholds -----------------------------------------------------------------
@@ -242,11 +255,15 @@ class AlphaPerToken(_Threshold):
 
 # -- license / copyright headers ---------------------------------------------------------------------
 _MENTIONS = re.compile(r"copyright|license|licence|\(c\)|©", re.I)
-_HASH_LANGS = frozenset(".py .sh .bash .zsh .command .rb .pl .pm .perl .pod .cmake .ps1 .psd1 .psm1 .jl "
-                        "Dockerfile Makefile .dockerfile".split())
+_HASH_LANGS = frozenset(
+    ".py .sh .bash .zsh .command .rb .pl .pm .perl .pod .cmake .ps1 .psd1 .psm1 .jl "
+    "Dockerfile Makefile .dockerfile".split()
+)
 _DASH_LANGS = frozenset(".sql .hs .lua".split())
-_SLASH_LANGS = frozenset(".c .h .cs .cpp .hpp .c++ .h++ .cc .hh .C .H .go .java .js .php .php3 .php4 .php5 "
-                         ".phps .phpt .rs .scala .ts .tsx .m .css .smali .f90".split())
+_SLASH_LANGS = frozenset(
+    ".c .h .cs .cpp .hpp .c++ .h++ .cc .hh .C .H .go .java .js .php .php3 .php4 .php5 "
+    ".phps .phpt .rs .scala .ts .tsx .m .css .smali .f90".split()
+)
 
 
 def _line_comment_prefixes(ext: str):
@@ -260,8 +277,9 @@ def _line_comment_prefixes(ext: str):
 
 
 # Prose and markup: a ``#`` line is a heading, not a comment ("# License" in a README is content).
-_PROSE = frozenset(".md .markdown .mdown .rst .txt .text .adoc .asciidoc .org .tex .html .htm .xml .json .ipynb "
-                   ".csv .tsv".split())
+_PROSE = frozenset(
+    ".md .markdown .mdown .rst .txt .text .adoc .asciidoc .org .tex .html .htm .xml .json .ipynb .csv .tsv".split()
+)
 _MODELINE = re.compile(r"-\*-.*-\*-|\bvim?:|\bex:")  # emacs -*- ... -*-, vim: / vi: / ex: settings
 _LEADING_UNITS = 3  # the header may follow a modeline (-*- coding -*-, vim:) or a short comment
 
@@ -278,7 +296,7 @@ def _comment_unit(text: str, at: int, prefixes, block: bool):
     end = at
     while end < len(text):
         nl = text.find("\n", end)
-        line = text[end: nl if nl >= 0 else len(text)]
+        line = text[end : nl if nl >= 0 else len(text)]
         if not line.lstrip().startswith(prefixes) or line.startswith("#!"):
             break
         first = end == at
@@ -326,8 +344,9 @@ class StripLicenseHeader(Filter):
     name = "header"
 
     def __call__(self, doc: Document) -> Verdict:
-        text = strip_license_header(doc.text, str(doc.metadata.get("extension") or extension_of(
-            str(doc.metadata.get("path") or ""))))
+        text = strip_license_header(
+            doc.text, str(doc.metadata.get("extension") or extension_of(str(doc.metadata.get("path") or "")))
+        )
         if text == doc.text:
             return keep(doc)
         doc = doc.replace(text=text).annotate(header_removed=len(doc.text) - len(text))

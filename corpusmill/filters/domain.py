@@ -36,19 +36,23 @@ def load_domain_model(path: str):
     from corpusmill.filters.lid import load_fasttext
 
     if not os.path.isfile(path):
-        raise CorpusmillError(f"domain classifier {path} does not exist; `corpusmill run` trains one from the "
-                              f"sources' 'domain' labels, or `corpusmill train-domain-classifier` does")
+        raise CorpusmillError(
+            f"domain classifier {path} does not exist; `corpusmill run` trains one from the "
+            f"sources' 'domain' labels, or `corpusmill train-domain-classifier` does"
+        )
     model = load_fasttext(path)
-    labels = {lab[len(LABEL):] for lab in model.get_labels()}
+    labels = {lab[len(LABEL) :] for lab in model.get_labels()}
     if not labels <= set(CLASSIFIED) or len(labels) < 2:
-        raise CorpusmillError(f"{path} is a fastText model with labels {sorted(labels)}, not a domain classifier "
-                              f"({', '.join(CLASSIFIED)})")
+        raise CorpusmillError(
+            f"{path} is a fastText model with labels {sorted(labels)}, not a domain classifier "
+            f"({', '.join(CLASSIFIED)})"
+        )
     return model
 
 
 def predict_domain(model, text: str) -> Tuple[str, float]:
     labels, probs = model.predict(domain_text(text), k=1)
-    return labels[0][len(LABEL):], round(float(min(max(probs[0], 0.0), 1.0)), 4)
+    return labels[0][len(LABEL) :], round(float(min(max(probs[0], 0.0), 1.0)), 4)
 
 
 def classified(label: str, score: float, threshold: float = DEFAULT_THRESHOLD) -> str:
@@ -64,8 +68,14 @@ class DomainLabel(Filter):
     transient = ("_model", "_lid")
     model_files = ("model_path",)
 
-    def __init__(self, model_path: str, pools: Sequence[str] = DOMAINS, english: Sequence[str] = ("en",),
-                 lid_model: Optional[str] = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(
+        self,
+        model_path: str,
+        pools: Sequence[str] = DOMAINS,
+        english: Sequence[str] = ("en",),
+        lid_model: Optional[str] = None,
+        threshold: float = DEFAULT_THRESHOLD,
+    ):
         self.model_path = model_path
         self.threshold = threshold
         self.pools = tuple(pools)

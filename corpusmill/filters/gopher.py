@@ -60,7 +60,7 @@ def top_ngram_char_frac(words: List[str], n: int, total: int) -> float:
     """Characters of the most frequent word n-gram (its length in word characters, times its count)."""
     if len(words) < n or not total:
         return 0.0
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     gram, count = max(grams.items(), key=lambda kv: (kv[1], sum(map(len, kv[0]))))
     if count < 2:
         return 0.0
@@ -71,10 +71,10 @@ def dup_ngram_char_frac(words: List[str], n: int, total: int) -> float:
     """Characters of words covered by a word n-gram that occurs more than once, each counted once."""
     if len(words) < n or not total:
         return 0.0
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     covered = [False] * len(words)
     for i in range(len(words) - n + 1):
-        if grams[tuple(words[i:i + n])] > 1:
+        if grams[tuple(words[i : i + n])] > 1:
             for j in range(i, i + n):
                 covered[j] = True
     return sum(len(w) for w, c in zip(words, covered) if c) / total
@@ -105,11 +105,21 @@ class GopherRepetition(Filter):
     scores = ("dup_line_frac", "dup_para_frac", "top_2gram_char_frac", "dup_5gram_char_frac")
     bins = {score: (0.0, 1.0, 20, False) for score in scores}
 
-    def __init__(self, dup_line_frac: float = 0.30, dup_para_frac: float = 0.30, dup_line_char_frac: float = 0.20,
-                 dup_para_char_frac: float = 0.20, top_ngrams: Sequence[Tuple[int, float]] = TOP_NGRAMS,
-                 dup_ngrams: Sequence[Tuple[int, float]] = DUP_NGRAMS):
-        self.limits = {"dup_para_frac": dup_para_frac, "dup_para_char_frac": dup_para_char_frac,
-                       "dup_line_frac": dup_line_frac, "dup_line_char_frac": dup_line_char_frac}
+    def __init__(
+        self,
+        dup_line_frac: float = 0.30,
+        dup_para_frac: float = 0.30,
+        dup_line_char_frac: float = 0.20,
+        dup_para_char_frac: float = 0.20,
+        top_ngrams: Sequence[Tuple[int, float]] = TOP_NGRAMS,
+        dup_ngrams: Sequence[Tuple[int, float]] = DUP_NGRAMS,
+    ):
+        self.limits = {
+            "dup_para_frac": dup_para_frac,
+            "dup_para_char_frac": dup_para_char_frac,
+            "dup_line_frac": dup_line_frac,
+            "dup_line_char_frac": dup_line_char_frac,
+        }
         self.limits.update({f"top_{n}gram_char_frac": f for n, f in top_ngrams})
         self.limits.update({f"dup_{n}gram_char_frac": f for n, f in dup_ngrams})
 
@@ -133,8 +143,9 @@ def quality_measures(text: str, stop_words: Sequence[str] = STOP_WORDS) -> Dict[
     m["hash_per_word"] = text.count("#") / n if n else 0.0
     m["ellipsis_per_word"] = (text.count("...") + text.count("…")) / n if n else 0.0
     m["bullet_line_share"] = (sum(line.lstrip().startswith(BULLETS) for line in lines) / len(lines)) if lines else 0.0
-    m["ellipsis_line_share"] = (sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)) \
-        if lines else 0.0
+    m["ellipsis_line_share"] = (
+        (sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)) if lines else 0.0
+    )
     m["alpha_word_share"] = sum(any(c.isalpha() for c in w) for w in words) / n if n else 0.0
     present = {w.lower().strip(".,;:!?\"'()[]") for w in words}
     m["stop_words"] = float(sum(1 for s in stop_words if s in present))
@@ -148,19 +159,35 @@ class GopherQuality(Filter):
     scores = ("words", "mean_word_length", "alpha_word_share")
     bins = {"mean_word_length": (0.0, 20.0, 40, False), "alpha_word_share": (0.0, 1.0, 20, False)}
 
-    def __init__(self, min_words: int = 50, max_words: int = 100_000, min_mean_word_length: float = 3.0,
-                 max_mean_word_length: float = 10.0, max_symbol_word_ratio: float = 0.1,
-                 max_bullet_lines: float = 0.9, max_ellipsis_lines: float = 0.3, min_alpha_words: float = 0.8,
-                 min_stop_words: int = 2, stop_words: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        min_words: int = 50,
+        max_words: int = 100_000,
+        min_mean_word_length: float = 3.0,
+        max_mean_word_length: float = 10.0,
+        max_symbol_word_ratio: float = 0.1,
+        max_bullet_lines: float = 0.9,
+        max_ellipsis_lines: float = 0.3,
+        min_alpha_words: float = 0.8,
+        min_stop_words: int = 2,
+        stop_words: Optional[Sequence[str]] = None,
+    ):
         self.min_words, self.max_words = min_words, max_words
         self.min_mean, self.max_mean = min_mean_word_length, max_mean_word_length
-        self.max_symbols, self.max_bullets, self.max_ellipsis = max_symbol_word_ratio, max_bullet_lines, max_ellipsis_lines
+        self.max_symbols, self.max_bullets, self.max_ellipsis = (
+            max_symbol_word_ratio,
+            max_bullet_lines,
+            max_ellipsis_lines,
+        )
         self.min_alpha, self.min_stop = min_alpha_words, min_stop_words
         self.stop_words = tuple(stop_words or STOP_WORDS)
 
     def thresholds(self):
-        return {"words": [self.min_words, self.max_words], "mean_word_length": [self.min_mean, self.max_mean],
-                "alpha_word_share": self.min_alpha}
+        return {
+            "words": [self.min_words, self.max_words],
+            "mean_word_length": [self.min_mean, self.max_mean],
+            "alpha_word_share": self.min_alpha,
+        }
 
     def __call__(self, doc: Document) -> Verdict:
         m = quality_measures(doc.text, self.stop_words)

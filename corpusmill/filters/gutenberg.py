@@ -32,7 +32,9 @@ _START = re.compile(
     r"|\*{3}\s*START OF THE COPYRIGHTED PROJECT GUTENBERG"
     r"|\*?END\*?\s*THE SMALL PRINT"  # 1990s etexts: the licence ("small print") ends, the text begins
     r"|\*{3}\s*START\*{0,3}\s*OF THE PROJECT GUTENBERG"
-    r")", re.IGNORECASE)
+    r")",
+    re.IGNORECASE,
+)
 _END = re.compile(
     r"^\W*(?:"
     r"\*{3}\s*END OF (?:THE |THIS )?PROJECT GUTENBERG"
@@ -41,10 +43,15 @@ _END = re.compile(
     r"|END OF PROJECT GUTENBERG'?S"
     r"|END OF (?:THE |THIS )?PROJECT GUTENBERG'?S?\s+(?:E-?TEXT|E-?BOOK|ETEXT|EBOOK)"
     r"|\*{3}\s*END\*{0,3}\s*OF THE PROJECT GUTENBERG"
-    r")", re.IGNORECASE)
+    r")",
+    re.IGNORECASE,
+)
 # Credit lines right after the start marker ("Produced by ...", "E-text prepared by ...").
-_CREDITS = re.compile(r"^\s*(?:produced by|e-?text prepared by|this e-?text was (?:prepared|produced) by|"
-                      r"transcribed (?:from|by)|prepared by)\b", re.IGNORECASE)
+_CREDITS = re.compile(
+    r"^\s*(?:produced by|e-?text prepared by|this e-?text was (?:prepared|produced) by|"
+    r"transcribed (?:from|by)|prepared by)\b",
+    re.IGNORECASE,
+)
 _HEAD_WINDOW = 1000  # the start marker is searched in the first lines only (it is never deeper)
 
 
@@ -130,8 +137,10 @@ def book_from_json(record: dict, rec: BookRecord) -> Tuple[str, dict, str, str]:
         raise ValueError(f"{rec.location}: expected a JSON object per line, got {type(record).__name__}")
     text = _first(record, "text", "content", "raw_content")
     if not isinstance(text, str):
-        raise ValueError(f"{rec.location}: no 'text' string field; a book record needs one (fields: "
-                         f"{', '.join(sorted(record))[:200]})")
+        raise ValueError(
+            f"{rec.location}: no 'text' string field; a book record needs one (fields: "
+            f"{', '.join(sorted(record))[:200]})"
+        )
     meta_in = _first(record, "meta", "metadata") or {}
     if isinstance(meta_in, str):
         try:
@@ -170,16 +179,27 @@ class ReadBook(Filter):
         if rec.error:
             raise IOError(rec.error)
         if rec.too_large or rec.size > self.max_bytes:
-            return drop("too_large", Document(make_id(SOURCE, rec.key), "", SOURCE, "", "", rec.location,
-                                              {"bytes": rec.size, "max_bytes": self.max_bytes}))
+            return drop(
+                "too_large",
+                Document(
+                    make_id(SOURCE, rec.key),
+                    "",
+                    SOURCE,
+                    "",
+                    "",
+                    rec.location,
+                    {"bytes": rec.size, "max_bytes": self.max_bytes},
+                ),
+            )
         meta: dict = {}
         url = ""
         key = rec.key
         if rec.kind == "txt":
             text, meta["encoding"] = decode_text(rec.payload or b"")
             if text is None:  # never stored as mojibake
-                return drop(UNDECODABLE, Document(make_id(SOURCE, key), "", SOURCE, "", "", rec.location,
-                                                  {"bytes": rec.size}))
+                return drop(
+                    UNDECODABLE, Document(make_id(SOURCE, key), "", SOURCE, "", "", rec.location, {"bytes": rec.size})
+                )
         else:
             try:
                 record = json.loads(rec.payload)

@@ -91,13 +91,21 @@ def extract_main_text(html: str, url: str = "", fast: bool = False, extractor: s
     if extractor == "resiliparse":
         from resiliparse.extract.html2text import extract_plain_text
 
-        text = extract_plain_text(html, main_content=True, alt_texts=False, links=False, form_fields=False,
-                                  noscript=False, list_bullets=False)
+        text = extract_plain_text(
+            html, main_content=True, alt_texts=False, links=False, form_fields=False, noscript=False, list_bullets=False
+        )
         return text.strip() or None
     if extractor != "trafilatura":
         raise ValueError(f"unknown extractor {extractor!r}; use one of {', '.join(EXTRACTORS)}")
     import trafilatura
 
-    text = trafilatura.extract(html, url=url or None, include_comments=False, include_tables=True,
-                               deduplicate=False, output_format="txt", fast=fast)
+    text = trafilatura.extract(
+        html,
+        url=url or None,
+        include_comments=False,
+        include_tables=True,
+        deduplicate=False,
+        output_format="txt",
+        fast=fast,
+    )
     return text or None

@@ -53,15 +53,28 @@ _COMMENT = re.compile(r"(?<!\\)((?:\\\\)*)%.*$")
 _IN_COMMENT = re.compile(r"(?<!\\)(?:\\\\)*%")
 
 # environments whose content TeX reads as it is (the standard ones and the common packages')
-VERBATIM_ENVS = ("verbatim", "verbatim*", "Verbatim", "Verbatim*", "BVerbatim", "LVerbatim", "lstlisting",
-                 "minted", "spverbatim", "verbatimtab", "listingcont", "boxedverbatim")
+VERBATIM_ENVS = (
+    "verbatim",
+    "verbatim*",
+    "Verbatim",
+    "Verbatim*",
+    "BVerbatim",
+    "LVerbatim",
+    "lstlisting",
+    "minted",
+    "spverbatim",
+    "verbatimtab",
+    "listingcont",
+    "boxedverbatim",
+)
 _INLINE_VERB = r"\\(?:verb\*?|lstinline|mintinline)(?![A-Za-z@])"
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 # \newenvironment{name}{... \verbatim ...}, \DefineVerbatimEnvironment{name}, \lstnewenvironment{name}, ...
 _VERBATIM_DEF = re.compile(
     r"\\(?:DefineVerbatimEnvironment|lstnewenvironment|newtcblisting|NewTCBListing|newminted)\s*\{\s*([A-Za-z@*]+)\s*\}"
     r"|\\(?:re)?newenvironment\s*\{\s*([A-Za-z@*]+)\s*\}(?:\s*\[[^\]]*\])*\s*\{[^{}]{0,200}?"
-    r"\\(?:verbatim|Verbatim|BVerbatim|LVerbatim|lstlisting|minted|verbatimwrite|spverbatim)(?![A-Za-z])")
+    r"\\(?:verbatim|Verbatim|BVerbatim|LVerbatim|lstlisting|minted|verbatimwrite|spverbatim)(?![A-Za-z])"
+)
 
 
 def verbatim_environments(*texts: str) -> List[str]:
@@ -98,9 +111,9 @@ def protect_verbatim(text: str, extra_envs: Sequence[str] = ()) -> Tuple[str, Li
         if end is None:
             i = m.end()
             continue
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         out.append(f"\x00{len(spans)}\x00")
-        spans.append(text[m.start():end])
+        spans.append(text[m.start() : end])
         pos = i = end
     if not spans:
         return text, []
@@ -116,7 +129,7 @@ def _span_end(text: str, m: re.Match) -> Optional[int]:
     i = m.end()
     if m.group(0).startswith("\\mintinline"):  # \mintinline{lang}
         _lang, i = _group(text, _skip_ws(text, i))
-    elif m.group(0).startswith("\\lstinline") and text[i:i + 1] == "[":
+    elif m.group(0).startswith("\\lstinline") and text[i : i + 1] == "[":
         _opts, i = _group(text, i, "[", "]")
     if i >= len(text):
         return None
@@ -163,8 +176,13 @@ _INPUT = re.compile(r"\\(input|include)(?![A-Za-z@])\s*(?:\{\s*([^{}]+?)\s*\}|([
 _MAX_INPUT_DEPTH = 16
 
 
-def inline_inputs(text: str, read: Callable[[str], Optional[str]], depth: int = 0,
-                  stack: Tuple[str, ...] = (), verbatim_envs: Sequence[str] = ()) -> Tuple[str, List[str]]:
+def inline_inputs(
+    text: str,
+    read: Callable[[str], Optional[str]],
+    depth: int = 0,
+    stack: Tuple[str, ...] = (),
+    verbatim_envs: Sequence[str] = (),
+) -> Tuple[str, List[str]]:
     """Replace ``\\input``/``\\include`` by the files' (comment-stripped) text; returns (text, missing).
 
     ``read(name)`` returns the text of a paper file (trying ``name`` and ``name.tex``) or None. An
@@ -187,7 +205,7 @@ def inline_inputs(text: str, read: Callable[[str], Optional[str]], depth: int = 
         body = strip_comments(body, verbatim_envs)
         begin, end = body.find("\\begin{document}"), body.rfind("\\end{document}")
         if begin >= 0:  # a standalone sub-document (docmute/standalone/subfiles style): its body only
-            body = body[begin + len("\\begin{document}"):end if end > begin else len(body)]
+            body = body[begin + len("\\begin{document}") : end if end > begin else len(body)]
         inner, more = inline_inputs(body, read, depth + 1, stack + (name,), verbatim_envs)
         missing.extend(more)
         return inner + ("\n" if m.group(1) == "include" else "")
@@ -195,8 +213,10 @@ def inline_inputs(text: str, read: Callable[[str], Optional[str]], depth: int = 
     return restore_verbatim(_INPUT.sub(repl, text), spans), missing
 
 
-_LOADS = re.compile(r"\\(usepackage|RequirePackage|documentclass|LoadClass)(?![A-Za-z@])\s*(?:\[[^\]]*\]\s*)?"
-                    r"\{([^{}]+)\}")
+_LOADS = re.compile(
+    r"\\(usepackage|RequirePackage|documentclass|LoadClass)(?![A-Za-z@])\s*(?:\[[^\]]*\]\s*)?"
+    r"\{([^{}]+)\}"
+)
 
 
 def loaded_packages(text: str) -> List[Tuple[int, str, str]]:
@@ -223,7 +243,7 @@ def package_definitions(text: str) -> str:
         pos = end
         if "@" in macro.name or "@" in macro.body or not macro.name[:1].isalpha():
             continue
-        out.append(text[m.start():end])
+        out.append(text[m.start() : end])
     return "\n".join(out)
 
 
@@ -240,7 +260,8 @@ class Macro:
 
 _DEF_START = re.compile(
     r"\\(newcommand|renewcommand|providecommand|DeclareRobustCommand|DeclareMathOperator)\*?"
-    r"|\\(?:global\s*\\)?(def|gdef|edef|xdef)(?![A-Za-z@])")
+    r"|\\(?:global\s*\\)?(def|gdef|edef|xdef)(?![A-Za-z@])"
+)
 
 
 def _skip_ws(text: str, i: int) -> int:
@@ -265,7 +286,7 @@ def _group(text: str, i: int, open_ch: str = "{", close_ch: str = "}") -> Tuple[
         elif c == close_ch:
             depth -= 1
             if depth == 0:
-                return text[i + 1:j], j + 1
+                return text[i + 1 : j], j + 1
         j += 1
     return None, i  # unbalanced
 
@@ -343,7 +364,7 @@ def extract_macros(text: str) -> Tuple[str, Dict[str, Macro], int]:
         macro, end = _parse_definition(text, m)
         if end <= m.end() and macro is None:
             continue  # not a parsable definition: leave the text as it is
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         pos = end
         removed += 1
         if macro is not None and not macro.name[:1].isalpha() and macro.name[:1] != "@":
@@ -377,8 +398,13 @@ class _Unexpandable(MacroExpansionError):
         self.macro = macro
 
 
-def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_growth: float = 10.0,
-                  skipped: Optional[List[str]] = None) -> str:
+def expand_macros(
+    text: str,
+    macros: Dict[str, Macro],
+    max_depth: int = 32,
+    max_growth: float = 10.0,
+    skipped: Optional[List[str]] = None,
+) -> str:
     """Expand the uses of ``macros`` in ``text`` (see the module docstring for the bounds).
 
     ``skipped``: a list to name each use left as written because its expansion passed a bound; None
@@ -399,7 +425,7 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
             if not m:
                 break
             macro = macros[m.group(1)]
-            out.append(s[pos:m.start()])
+            out.append(s[pos : m.start()])
             if _NOT_EXPANDED_AFTER.search(s, max(0, m.start() - 40), m.start()):
                 out.append(m.group(0))  # the name being (re)defined or \noexpand'ed: TeX does not expand it
                 pos = m.end()
@@ -427,17 +453,26 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
             try:
                 if macro.name in poisoned:
                     raise _Unexpandable(f"\\{macro.name} passed a bound before", macro.name)
-                body = _PARAM.sub(lambda p: "#" if p.group(0) == "##" else args[int(p.group(1)) - 1]
-                                  if int(p.group(1)) <= len(args) else "", macro.body)
+                body = _PARAM.sub(
+                    lambda p: (
+                        "#" if p.group(0) == "##" else args[int(p.group(1)) - 1] if int(p.group(1)) <= len(args) else ""
+                    ),
+                    macro.body,
+                )
                 total[0] += len(body)
                 if total[0] > limit:
-                    raise _Unexpandable(f"macro expansion grew the text past {limit} characters "
-                                        f"(\\{macro.name}: a macro bomb?); if the paper is sound, raise "
-                                        f"--max-macro-growth", macro.name)
+                    raise _Unexpandable(
+                        f"macro expansion grew the text past {limit} characters "
+                        f"(\\{macro.name}: a macro bomb?); if the paper is sound, raise "
+                        f"--max-macro-growth",
+                        macro.name,
+                    )
                 if depth + 1 > max_depth:
-                    raise _Unexpandable(f"macro expansion deeper than {max_depth} levels (\\{macro.name}: a "
-                                        f"self-referencing macro?); if the paper is sound, raise --max-macro-depth",
-                                        macro.name)
+                    raise _Unexpandable(
+                        f"macro expansion deeper than {max_depth} levels (\\{macro.name}: a "
+                        f"self-referencing macro?); if the paper is sound, raise --max-macro-depth",
+                        macro.name,
+                    )
                 out.append(expand(body, depth + 1))
             except _Unexpandable as exc:
                 if skipped is None:
@@ -448,7 +483,7 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
                 poisoned.add(macro.name)
                 skipped.append(macro.name)
                 total[0] = saved
-                out.append(s[m.start():i])  # the use as written, with its arguments
+                out.append(s[m.start() : i])  # the use as written, with its arguments
             pos = i
         out.append(s[pos:])
         return "".join(out)
@@ -460,8 +495,10 @@ def expand_macros(text: str, macros: Dict[str, Macro], max_depth: int = 32, max_
 # LLaMA's cuts
 # ---------------------------------------------------------------------------------------------------
 _SECTION = re.compile(r"\\(?:part|chapter|section|subsection|subsubsection|paragraph|subparagraph)\*?\s*[\[{]")
-_TAIL = re.compile(r"\\appendix(?![A-Za-z@])|\\begin\{references\}|\\begin\{thebibliography\}|"
-                   r"\\bibliography\{[^}]*\}|\\printbibliography(?![A-Za-z@])|\\end\{document\}")
+_TAIL = re.compile(
+    r"\\appendix(?![A-Za-z@])|\\begin\{references\}|\\begin\{thebibliography\}|"
+    r"\\bibliography\{[^}]*\}|\\printbibliography(?![A-Za-z@])|\\end\{document\}"
+)
 
 
 @dataclasses.dataclass
@@ -474,8 +511,9 @@ class Cleaned:
     not_expanded: List[str] = dataclasses.field(default_factory=list)  # uses left as written (a bound)
 
 
-def clean_latex(text: str, max_depth: int = 32, max_growth: float = 10.0, verbatim_envs: Sequence[str] = (),
-                strict: bool = False) -> Cleaned:
+def clean_latex(
+    text: str, max_depth: int = 32, max_growth: float = 10.0, verbatim_envs: Sequence[str] = (), strict: bool = False
+) -> Cleaned:
     """Comment-free LaTeX -> LLaMA's text (see the module docstring). Verbatim spans are set aside
     first and come back as written; ``strict``: a macro past a bound raises instead of staying as written."""
     text, spans = protect_verbatim(text, verbatim_envs)
@@ -489,7 +527,7 @@ def clean_latex(text: str, max_depth: int = 32, max_growth: float = 10.0, verbat
     tail = 0
     if t:
         tail = len(body) - t.start()
-        body = body[:t.start()]
+        body = body[: t.start()]
     skipped: Optional[List[str]] = None if strict else []
     body = expand_macros(body, macros, max_depth, max_growth, skipped)
     body = restore_verbatim(re.sub(r"\n{3,}", "\n\n", body).strip(), spans)
@@ -512,8 +550,12 @@ class CleanLatex(Filter):
 
     def __call__(self, doc: Document) -> Verdict:
         cleaned = clean_latex(doc.text, self.max_depth, self.max_growth, doc.metadata.get("verbatim_environments", ()))
-        meta = {"macros_defined": cleaned.macros_defined, "macro_definitions_removed": cleaned.definitions_removed,
-                "chars_before_section": cleaned.chars_before_section, "chars_after_tail": cleaned.chars_after_tail}
+        meta = {
+            "macros_defined": cleaned.macros_defined,
+            "macro_definitions_removed": cleaned.definitions_removed,
+            "chars_before_section": cleaned.chars_before_section,
+            "chars_after_tail": cleaned.chars_after_tail,
+        }
         counts = None
         if cleaned.not_expanded:
             meta["macros_not_expanded"] = sorted(set(cleaned.not_expanded))[:50]

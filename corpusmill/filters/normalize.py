@@ -48,6 +48,7 @@ def normalize_text(text: str) -> str:
 
 class Normalize(Filter):
     """The ``normalize`` step. Drops ``empty`` when nothing printable is left."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "normalize"
@@ -85,8 +86,9 @@ def normalize_for_dedup_ccnet(line: str) -> str:
     return _CCNET_REMOVE.sub("", _DIGITS.sub("0", line.lower()))
 
 
-_ASCII_PUNCT = str.maketrans("", "", "".join(chr(c) for c in range(128)
-                                              if unicodedata.category(chr(c)).startswith(("P", "C"))))
+_ASCII_PUNCT = str.maketrans(
+    "", "", "".join(chr(c) for c in range(128) if unicodedata.category(chr(c)).startswith(("P", "C")))
+)
 _ANY_SPACE = re.compile(r"\s+")
 
 

@@ -44,10 +44,40 @@ _KENLM_MAGIC = b"mmap lm http://kheafield.com/code"
 
 # -- cc_net's text normalizer ----------------------------------------------------------------------
 _UNICODE_PUNCT = {
-    "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"',
-    "」": '"', "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!",
-    "（": "(", "）": ")", "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...",
-    "━": "-", "〈": "<", "〉": ">", "【": "[", "】": "]", "％": "%", "►": "-",
+    "，": ",",
+    "。": ".",
+    "、": ",",
+    "„": '"',
+    "”": '"',
+    "“": '"',
+    "«": '"',
+    "»": '"',
+    "１": '"',
+    "」": '"',
+    "「": '"',
+    "《": '"',
+    "》": '"',
+    "´": "'",
+    "∶": ":",
+    "：": ":",
+    "？": "?",
+    "！": "!",
+    "（": "(",
+    "）": ")",
+    "；": ";",
+    "–": "-",
+    "—": " - ",
+    "．": ". ",
+    "～": "~",
+    "’": "'",
+    "…": "...",
+    "━": "-",
+    "〈": "<",
+    "〉": ">",
+    "【": "[",
+    "】": "]",
+    "％": "%",
+    "►": "-",
 }
 _UNICODE_PUNCT_RE = re.compile(f"[{''.join(_UNICODE_PUNCT)}]")
 _DIGIT_RE = re.compile(r"\d")
@@ -93,7 +123,8 @@ def find_kenlm_binary(name: str) -> str:
         return found
     raise CorpusmillError(
         f"the KenLM tool `{name}` was not found next to {sys.executable} or on PATH; run `make kenlm-bin` "
-        f"(it compiles lmplz and build_binary from the kenlm sdist into .venv/bin)")
+        f"(it compiles lmplz and build_binary from the kenlm sdist into .venv/bin)"
+    )
 
 
 # -- model files -----------------------------------------------------------------------------------
@@ -109,7 +140,8 @@ def lm_languages(lm_dir: str) -> List[str]:
     if not langs:
         raise CorpusmillError(
             f"--lm-dir {lm_dir} holds no language model (expected <lang>{SP_SUFFIX} and <lang>{LM_SUFFIX}); "
-            f"train one with `corpusmill train-lm --lang xx --input REF --output {lm_dir}`")
+            f"train one with `corpusmill train-lm --lang xx --input REF --output {lm_dir}`"
+        )
     return langs
 
 
@@ -122,8 +154,10 @@ def load_sentencepiece(path: str):
     try:
         sp.Load(path)
     except Exception as exc:  # noqa: BLE001
-        raise CorpusmillError(f"cannot load SentencePiece model {path}: {exc}; is it a .sp.model file from "
-                              f"`corpusmill train-lm`? Retrain it if it is damaged") from None
+        raise CorpusmillError(
+            f"cannot load SentencePiece model {path}: {exc}; is it a .sp.model file from "
+            f"`corpusmill train-lm`? Retrain it if it is damaged"
+        ) from None
     return sp
 
 
@@ -134,8 +168,10 @@ def check_kenlm_file(path: str) -> None:
     with open(path, "rb") as fh:
         head = fh.read(64)
     if not (head.startswith(_KENLM_MAGIC) or head.lstrip().startswith(b"\\data\\")):
-        raise CorpusmillError(f"{path} is not a KenLM model (neither a KenLM binary nor an ARPA file); "
-                              f"retrain it with `corpusmill train-lm`")
+        raise CorpusmillError(
+            f"{path} is not a KenLM model (neither a KenLM binary nor an ARPA file); "
+            f"retrain it with `corpusmill train-lm`"
+        )
 
 
 def load_kenlm(path: str):
@@ -145,8 +181,10 @@ def load_kenlm(path: str):
     try:
         return kenlm.Model(path)
     except Exception as exc:  # noqa: BLE001 - kenlm raises OSError/RuntimeError with KenLM's message
-        raise CorpusmillError(f"cannot load KenLM model {path}: {exc}; the file is damaged or truncated, "
-                              f"retrain it with `corpusmill train-lm`") from None
+        raise CorpusmillError(
+            f"cannot load KenLM model {path}: {exc}; the file is damaged or truncated, "
+            f"retrain it with `corpusmill train-lm`"
+        ) from None
 
 
 def validate_lm_dir(lm_dir: str, languages: Optional[Sequence[str]] = None) -> List[str]:
@@ -169,8 +207,10 @@ def validate_lm_dir(lm_dir: str, languages: Optional[Sequence[str]] = None) -> L
         try:
             kenlm.Model(lm_path, config)
         except Exception as exc:  # noqa: BLE001
-            raise CorpusmillError(f"cannot load KenLM model {lm_path}: {exc}; the file is damaged or "
-                                  f"truncated, retrain it with `corpusmill train-lm`") from None
+            raise CorpusmillError(
+                f"cannot load KenLM model {lm_path}: {exc}; the file is damaged or "
+                f"truncated, retrain it with `corpusmill train-lm`"
+            ) from None
     return langs
 
 
@@ -234,14 +274,20 @@ class Perplexity(Filter):
     (the ``lid`` step sets it); a document without one counts as ``default_language`` if given (and is
     annotated with it).
     """
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "perplexity"
     transient = ("_models",)
     model_files = ("lm_dir",)
 
-    def __init__(self, lm_dir: str, languages: Optional[Sequence[str]] = None, require_model: bool = False,
-                 default_language: Optional[str] = None):
+    def __init__(
+        self,
+        lm_dir: str,
+        languages: Optional[Sequence[str]] = None,
+        require_model: bool = False,
+        default_language: Optional[str] = None,
+    ):
         self.lm_dir = lm_dir
         self.languages = sorted(languages) if languages else None
         self.require_model = require_model
@@ -306,9 +352,11 @@ def read_cutoffs(path: str) -> Cutoffs:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if not rows or not rows[0] or rows[0][0] not in ("percentile", "") or len(rows[0]) < 2:  # "": cc_net's file
-        raise CorpusmillError(f"{path}: not a cutoffs file (the header must be 'percentile,<lang>,...' or cc_net's "
-                              f"',<lang>,...'); "
-                              f"make one with `corpusmill cutoffs`")
+        raise CorpusmillError(
+            f"{path}: not a cutoffs file (the header must be 'percentile,<lang>,...' or cc_net's "
+            f"',<lang>,...'); "
+            f"make one with `corpusmill cutoffs`"
+        )
     langs = rows[0][1:]
     table: Cutoffs = {lang: [] for lang in langs}
     body = [r for r in rows[1:] if r]
@@ -321,8 +369,9 @@ def read_cutoffs(path: str) -> Cutoffs:
             for lang, value in zip(langs, row[1:]):
                 table[lang].append(float(value))
         except ValueError:
-            raise CorpusmillError(f"{path}:{lineno}: malformed row {row!r}; expected "
-                                  f"'{lineno - 2},' then {len(langs)} numbers") from None
+            raise CorpusmillError(
+                f"{path}:{lineno}: malformed row {row!r}; expected '{lineno - 2},' then {len(langs)} numbers"
+            ) from None
     for lang, values in table.items():
         if any(b < a for a, b in zip(values, values[1:])):
             raise CorpusmillError(f"{path}: the column for {lang!r} is not non-decreasing; not a percentile table")
@@ -346,8 +395,9 @@ def parse_buckets(value: Optional[str | Sequence[str]]) -> Tuple[str, ...]:
     items = [x for x in items if x]
     bad = [x for x in items if x not in BUCKETS]
     if bad or not items:
-        raise CorpusmillError(f"--keep-buckets {','.join(items)!r}: use a comma-separated subset of "
-                              f"{', '.join(BUCKETS)}")
+        raise CorpusmillError(
+            f"--keep-buckets {','.join(items)!r}: use a comma-separated subset of {', '.join(BUCKETS)}"
+        )
     return tuple(b for b in BUCKETS if b in items)
 
 
@@ -356,21 +406,28 @@ class PerplexityBucket(Filter):
 
     The (small) cutoffs table is read when the filter is made and travels with it.
     """
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "bucket"
     scores = ("perplexity",)
 
-    def __init__(self, cutoffs_path: str, keep: Sequence[str] = DEFAULT_KEEP_BUCKETS,
-                 cutoffs: Optional[Cutoffs] = None):
+    def __init__(
+        self, cutoffs_path: str, keep: Sequence[str] = DEFAULT_KEEP_BUCKETS, cutoffs: Optional[Cutoffs] = None
+    ):
         self.cutoffs_path = cutoffs_path  # where the table came from (a remote path stays remote)
         self.cutoffs = cutoffs if cutoffs is not None else read_cutoffs(cutoffs_path)
         self.keep = frozenset(parse_buckets(keep))
 
     def thresholds(self):
         """The head/middle and middle/tail perplexities of each language."""
-        return {"perplexity": {lang: [table[HEAD_PERCENTILE], table[TAIL_PERCENTILE]]
-                               for lang, table in sorted(self.cutoffs.items()) if table}}
+        return {
+            "perplexity": {
+                lang: [table[HEAD_PERCENTILE], table[TAIL_PERCENTILE]]
+                for lang, table in sorted(self.cutoffs.items())
+                if table
+            }
+        }
 
     def __call__(self, doc) -> Verdict:
         lang = doc.metadata.get("language", "")

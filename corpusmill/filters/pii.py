@@ -36,12 +36,14 @@ EMAIL, IP, PHONE = "|||EMAIL_ADDRESS|||", "|||IP_ADDRESS|||", "|||PHONE_NUMBER||
 
 _EMAIL = re.compile(
     r"(?<![\w.+'-])[A-Za-z0-9_][A-Za-z0-9!#$%&'*+=^_`{|}~-]*(?:\.[A-Za-z0-9!#$%&'*+=^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])")
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(
     rf"(?<![\w.\-])(?<!\bv)(?<!version )(?<!Version )(?<!release )(?<!Release )"
-    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/\d{{1,2}})?(?![\w-]|\.\d)")
+    rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/\d{{1,2}})?(?![\w-]|\.\d)"
+)
 _H = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = re.compile(
     rf"(?<![\w:.])(?:"
@@ -49,7 +51,8 @@ _IPV6 = re.compile(
     rf"|(?:{_H}:){{1,6}}:(?:{_H}:){{0,5}}{_H}"  # with ::, groups on both sides
     rf"|(?:{_H}:){{2,7}}:"  # trailing ::
     rf"|::(?:{_H}:){{1,6}}{_H}"  # leading ::
-    rf")(?:/\d{{1,3}})?(?![\w:])")
+    rf")(?:/\d{{1,3}})?(?![\w:])"
+)
 
 _SEP = r"[ .\-]"
 _PHONE = re.compile(
@@ -57,7 +60,8 @@ _PHONE = re.compile(
     r"\+[1-9]\d{0,2}(?:[ \-]?\(0?\d{1,4}\))?[ \-]\d{1,4}(?:" + _SEP + r"?\d{1,4}){1,4}"  # +CC, then groups
     r"|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}"  # (NNN) NNN-NNNN
     r"|\d{3}([.\-])\d{3}\1\d{4}"  # NNN-NNN-NNNN / NNN.NNN.NNNN (one separator throughout)
-    r")(?![\w\-]|[.,/]\d)")
+    r")(?![\w\-]|[.,/]\d)"
+)
 
 
 def _is_ipv6(s: str) -> bool:
@@ -92,15 +96,18 @@ def scrub(text: str, found: Optional[List[Tuple[str, str]]] = None) -> Tuple[str
     given, gets ``(kind, replaced text)`` for every replacement."""
     counts = {"pii_email": 0, "pii_ip": 0, "pii_phone": 0}
     # e-mail first: an address's domain may hold digits that look like the others
-    for kind, pattern, placeholder, check in (("pii_email", _EMAIL, EMAIL, None), ("pii_ip", _IPV6, IP, _is_ipv6),
-                                              ("pii_ip", _IPV4, IP, _is_ipv4),
-                                              ("pii_phone", _PHONE, PHONE, _phone_digits_ok)):
+    for kind, pattern, placeholder, check in (
+        ("pii_email", _EMAIL, EMAIL, None),
+        ("pii_ip", _IPV6, IP, _is_ipv6),
+        ("pii_ip", _IPV4, IP, _is_ipv4),
+        ("pii_phone", _PHONE, PHONE, _phone_digits_ok),
+    ):
         out: List[str] = []
         last = 0
         for m in pattern.finditer(text):
             if check is not None and not check(m.group(0)):
                 continue
-            out += [text[last:m.start()], placeholder]
+            out += [text[last : m.start()], placeholder]
             last = m.end()
             counts[kind] += 1
             if found is not None:
@@ -114,6 +121,7 @@ class ScrubPII(Filter):
     """The ``pii`` step: keeps every document, with its PII replaced; ``counters.pii_email``,
     ``pii_ip`` and ``pii_phone`` in stats.json count the replacements, and ``pii_documents`` the
     documents that had any."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "pii"
@@ -124,5 +132,6 @@ class ScrubPII(Filter):
             return keep(doc)
         counts = {k: v for k, v in counts.items() if v}
         counts["pii_documents"] = 1
-        return keep(doc.replace(text=text).annotate(pii=sum(v for k, v in counts.items() if k != "pii_documents")),
-                    counts)
+        return keep(
+            doc.replace(text=text).annotate(pii=sum(v for k, v in counts.items() if k != "pii_documents")), counts
+        )

@@ -49,8 +49,10 @@ def parse_row(payload: bytes, where: str) -> dict:
 
     text = payload.strip()
     if not text.startswith(b"<row") or b"<!" in text:
-        raise ValueError(f"{where}: not a single <row .../> element (declarations such as DOCTYPE or "
-                         f"ENTITY are refused; entities are never expanded)")
+        raise ValueError(
+            f"{where}: not a single <row .../> element (declarations such as DOCTYPE or "
+            f"ENTITY are refused; entities are never expanded)"
+        )
     try:
         element = etree.fromstring(text, hardened_parser())
     except etree.XMLSyntaxError as exc:
@@ -92,13 +94,26 @@ class ParsePostRow(Filter):
             if not kind:
                 raise ValueError(f"{line.location}: row Id={number} has no PostTypeId")
             return drop("post_type_other")
-        meta = {"site": line.site, "post_id": number, "post_type": "question" if kind == QUESTION else "answer",
-                "score": _int(attrs, "Score", line.location, default=0)}
+        meta = {
+            "site": line.site,
+            "post_id": number,
+            "post_type": "question" if kind == QUESTION else "answer",
+            "score": _int(attrs, "Score", line.location, default=0),
+        }
         if kind == ANSWER:
             if not attrs.get("ParentId"):
-                return drop("missing_parent_id", Document(post_id(line.site, number), attrs.get("Body", ""),
-                                                          SOURCE, "", attrs.get("CreationDate", ""), line.location,
-                                                          meta))
+                return drop(
+                    "missing_parent_id",
+                    Document(
+                        post_id(line.site, number),
+                        attrs.get("Body", ""),
+                        SOURCE,
+                        "",
+                        attrs.get("CreationDate", ""),
+                        line.location,
+                        meta,
+                    ),
+                )
             meta["parent_id"] = _int(attrs, "ParentId", line.location)
         else:
             meta["title"] = attrs.get("Title", "")
@@ -106,8 +121,9 @@ class ParsePostRow(Filter):
             if attrs.get("AcceptedAnswerId"):
                 meta["accepted_answer_id"] = _int(attrs, "AcceptedAnswerId", line.location)
         text = html_to_text(attrs.get("Body", ""))
-        return keep(Document(post_id(line.site, number), text, SOURCE, "", attrs.get("CreationDate", ""),
-                             line.location, meta))
+        return keep(
+            Document(post_id(line.site, number), text, SOURCE, "", attrs.get("CreationDate", ""), line.location, meta)
+        )
 
 
 def question_key(doc: Document) -> str:
@@ -183,8 +199,10 @@ class FormatThread(Filter):
             posts.append(post)
         counts = {"duplicate_post_id": repeated} if repeated else None
         questions = [p for p in posts if p.metadata["post_type"] == "question"]
-        answers = sorted((p for p in posts if p.metadata["post_type"] == "answer"),
-                         key=lambda p: (-p.metadata["score"], p.metadata["post_id"]))
+        answers = sorted(
+            (p for p in posts if p.metadata["post_type"] == "answer"),
+            key=lambda p: (-p.metadata["score"], p.metadata["post_id"]),
+        )
         if not questions:
             return drop("no_question", counts=counts)
         if len(answers) < self.min_answers:
@@ -199,11 +217,22 @@ class FormatThread(Filter):
             text = "\n\n".join(blocks)
         site, qid = meta["site"], meta["post_id"]
         out = Document(
-            make_id(SOURCE, f"{site}/questions/{qid}"), text, SOURCE, f"https://{site}/questions/{qid}",
-            q.timestamp, q.location,
-            {"site": site, "site_rank": meta.get("site_rank"), "question_id": qid, "title": title,
-             "tags": meta.get("tags", ""), "question_score": meta["score"],
-             "answer_ids": [a.metadata["post_id"] for a in answers],
-             "answer_scores": [a.metadata["score"] for a in answers],
-             "accepted_answer_id": meta.get("accepted_answer_id")})
+            make_id(SOURCE, f"{site}/questions/{qid}"),
+            text,
+            SOURCE,
+            f"https://{site}/questions/{qid}",
+            q.timestamp,
+            q.location,
+            {
+                "site": site,
+                "site_rank": meta.get("site_rank"),
+                "question_id": qid,
+                "title": title,
+                "tags": meta.get("tags", ""),
+                "question_score": meta["score"],
+                "answer_ids": [a.metadata["post_id"] for a in answers],
+                "answer_scores": [a.metadata["score"] for a in answers],
+                "accepted_answer_id": meta.get("accepted_answer_id"),
+            },
+        )
         return keep(out, counts=counts)

@@ -20,9 +20,32 @@ import re
 from html.parser import HTMLParser
 from typing import List
 
-_BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "dl", "dt", "dd",
-                     "hr", "section", "article", "header", "footer", "figure", "figcaption", "details",
-                     "summary"})
+_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "tr",
+        "dl",
+        "dt",
+        "dd",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "figure",
+        "figcaption",
+        "details",
+        "summary",
+    }
+)
 _SKIP = frozenset({"script", "style", "head", "title"})
 _SPACES = re.compile(r"\s+")
 

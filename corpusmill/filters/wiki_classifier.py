@@ -39,8 +39,10 @@ def load_classifier(path: str):
     model = load_fasttext(path)
     labels = set(model.get_labels())
     if labels != {POSITIVE, NEGATIVE}:
-        raise CorpusmillError(f"{path} is a fastText model with labels {sorted(labels)}, not a Wikipedia-reference "
-                              f"classifier ({POSITIVE}, {NEGATIVE}); train one with `corpusmill train-classifier`")
+        raise CorpusmillError(
+            f"{path} is a fastText model with labels {sorted(labels)}, not a Wikipedia-reference "
+            f"classifier ({POSITIVE}, {NEGATIVE}); train one with `corpusmill train-classifier`"
+        )
     return model
 
 
@@ -74,6 +76,7 @@ class WikiClassifier(Filter):
     """The ``wiki_classifier`` step, one model per language: annotates ``wiki_prob``; drops
     ``not_wiki_like`` below ``threshold``. A document in a language without a model passes unchanged and
     is counted as ``no_classifier`` (the step's counters), never judged by another language's model."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "wiki_classifier"
@@ -120,6 +123,7 @@ def wiki_verdict(doc, threshold: float) -> Verdict:
 class WikiThreshold(Filter):
     """The ``wiki_classifier`` step of ``corpusmill filter``: the verdict from the stored ``wiki_prob`` of
     a scored run, with a new threshold and no model."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "wiki_classifier"

@@ -33,33 +33,77 @@ SOURCE = "wikipedia"
 # Section titles dropped with their content (matched case-insensitively, whitespace-normalized).
 # The 20 LLaMA languages: bg ca cs da de en es fr hr hu it nl pl pt ro ru sl sr sv uk.
 BOILERPLATE_SECTIONS = {
-    "en": ["References", "External links", "See also", "Notes", "Further reading", "Bibliography", "Sources",
-           "Footnotes", "Citations", "Notes and references", "References and notes", "Works cited",
-           "Explanatory notes", "Other websites"],
+    "en": [
+        "References",
+        "External links",
+        "See also",
+        "Notes",
+        "Further reading",
+        "Bibliography",
+        "Sources",
+        "Footnotes",
+        "Citations",
+        "Notes and references",
+        "References and notes",
+        "Works cited",
+        "Explanatory notes",
+        "Other websites",
+    ],
     "bg": ["Бележки", "Източници", "Външни препратки", "Вижте също", "Литература", "Библиография"],
     "ca": ["Referències", "Enllaços externs", "Vegeu també", "Notes", "Bibliografia", "Notes i referències"],
     "cs": ["Reference", "Externí odkazy", "Související články", "Literatura", "Poznámky", "Odkazy"],
     "da": ["Referencer", "Eksterne henvisninger", "Se også", "Kilder", "Noter", "Litteratur"],
-    "de": ["Einzelnachweise", "Weblinks", "Siehe auch", "Literatur", "Anmerkungen", "Quellen", "Fußnoten",
-           "Belege"],
-    "es": ["Referencias", "Enlaces externos", "Véase también", "Notas", "Bibliografía", "Fuentes",
-           "Notas y referencias"],
-    "fr": ["Références", "Liens externes", "Voir aussi", "Notes et références", "Bibliographie", "Notes",
-           "Articles connexes"],
+    "de": ["Einzelnachweise", "Weblinks", "Siehe auch", "Literatur", "Anmerkungen", "Quellen", "Fußnoten", "Belege"],
+    "es": [
+        "Referencias",
+        "Enlaces externos",
+        "Véase también",
+        "Notas",
+        "Bibliografía",
+        "Fuentes",
+        "Notas y referencias",
+    ],
+    "fr": [
+        "Références",
+        "Liens externes",
+        "Voir aussi",
+        "Notes et références",
+        "Bibliographie",
+        "Notes",
+        "Articles connexes",
+    ],
     "hr": ["Izvori", "Vanjske poveznice", "Vidi još", "Literatura", "Bilješke"],
-    "hu": ["Jegyzetek", "Források", "További információk", "Kapcsolódó szócikkek", "Külső hivatkozások",
-           "Irodalom"],
+    "hu": ["Jegyzetek", "Források", "További információk", "Kapcsolódó szócikkek", "Külső hivatkozások", "Irodalom"],
     "it": ["Note", "Bibliografia", "Voci correlate", "Collegamenti esterni", "Altri progetti", "Riferimenti"],
-    "nl": ["Referenties", "Externe links", "Externe link", "Zie ook", "Bronnen", "Noten", "Literatuur",
-           "Bronvermelding"],
+    "nl": [
+        "Referenties",
+        "Externe links",
+        "Externe link",
+        "Zie ook",
+        "Bronnen",
+        "Noten",
+        "Literatuur",
+        "Bronvermelding",
+    ],
     "pl": ["Przypisy", "Linki zewnętrzne", "Zobacz też", "Bibliografia", "Uwagi"],
-    "pt": ["Referências", "Ligações externas", "Ver também", "Notas", "Bibliografia", "Leitura adicional",
-           "Fontes"],
+    "pt": ["Referências", "Ligações externas", "Ver também", "Notas", "Bibliografia", "Leitura adicional", "Fontes"],
     "ro": ["Referințe", "Referinţe", "Legături externe", "Vezi și", "Vezi şi", "Note", "Bibliografie"],
     "ru": ["Примечания", "Литература", "Ссылки", "См. также", "Источники"],
     "sl": ["Sklici", "Zunanje povezave", "Glej tudi", "Viri", "Literatura", "Opombe"],
-    "sr": ["Референце", "Спољашње везе", "Види још", "Литература", "Напомене", "Извори",
-           "Reference", "Spoljašnje veze", "Vidi još", "Literatura", "Napomene", "Izvori"],
+    "sr": [
+        "Референце",
+        "Спољашње везе",
+        "Види још",
+        "Литература",
+        "Напомене",
+        "Извори",
+        "Reference",
+        "Spoljašnje veze",
+        "Vidi još",
+        "Literatura",
+        "Napomene",
+        "Izvori",
+    ],
     "sv": ["Referenser", "Externa länkar", "Se även", "Källor", "Noter", "Litteratur", "Vidare läsning"],
     "uk": ["Примітки", "Джерела", "Посилання", "Див. також", "Література"],
 }
@@ -69,10 +113,37 @@ BOILERPLATE_SECTIONS = {
 CANONICAL_NO_TEXT_NAMESPACES = ("file", "image", "category", "media")
 
 # Tags whose content is not article prose.
-DROPPED_TAGS = frozenset({"ref", "references", "table", "gallery", "timeline", "imagemap", "math", "chem",
-                          "ce", "score", "graph", "mapframe", "maplink", "templatedata", "templatestyles",
-                          "noinclude", "includeonly", "onlyinclude", "syntaxhighlight", "source", "hiero",
-                          "inputbox", "categorytree", "section", "indicator", "style", "script"})
+DROPPED_TAGS = frozenset(
+    {
+        "ref",
+        "references",
+        "table",
+        "gallery",
+        "timeline",
+        "imagemap",
+        "math",
+        "chem",
+        "ce",
+        "score",
+        "graph",
+        "mapframe",
+        "maplink",
+        "templatedata",
+        "templatestyles",
+        "noinclude",
+        "includeonly",
+        "onlyinclude",
+        "syntaxhighlight",
+        "source",
+        "hiero",
+        "inputbox",
+        "categorytree",
+        "section",
+        "indicator",
+        "style",
+        "script",
+    }
+)
 LINE_BREAK_TAGS = frozenset({"br", "p", "div", "li", "dd", "dt", "tr", "hr", "blockquote", "poem"})
 
 _NS_KEY = "_no_text_namespaces"  # carried from ``parse`` to ``wikitext`` only; never written
@@ -149,8 +220,16 @@ def hardened_parser():
     """An lxml parser that never loads a DTD, resolves entities or touches the network."""
     from lxml import etree
 
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, remove_comments=True, remove_pis=True, recover=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        recover=False,
+    )
 
 
 def _local(tag: str) -> str:
@@ -159,15 +238,22 @@ def _local(tag: str) -> str:
 
 def refuse_entities(payload: bytes, encoding: str, where: str) -> None:
     """Raise if the XML bytes use an entity other than the five predefined ones (or a DTD)."""
-    text = payload if encoding.replace("-", "").lower() in ("utf8", "ascii", "latin1", "iso88591") \
+    text = (
+        payload
+        if encoding.replace("-", "").lower() in ("utf8", "ascii", "latin1", "iso88591")
         else payload.decode(encoding, "replace").encode("utf-8")
+    )
     if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
-        raise ValueError(f"{where}: the XML declares a DTD or entities; MediaWiki dumps have none, so this is "
-                         f"refused (entities are never resolved: XXE / entity-expansion protection)")
+        raise ValueError(
+            f"{where}: the XML declares a DTD or entities; MediaWiki dumps have none, so this is "
+            f"refused (entities are never resolved: XXE / entity-expansion protection)"
+        )
     for m in _ENTITY_REF.finditer(text):
         if m.group(1).decode("ascii", "replace") not in _XML_PREDEFINED:
-            raise ValueError(f"{where}: the page references the XML entity &{m.group(1).decode('ascii', 'replace')};"
-                             f" which a MediaWiki dump never declares; refused (entities are never resolved)")
+            raise ValueError(
+                f"{where}: the page references the XML entity &{m.group(1).decode('ascii', 'replace')};"
+                f" which a MediaWiki dump never declares; refused (entities are never resolved)"
+            )
 
 
 def parse_page_xml(payload: bytes, encoding: str, where: str):
@@ -223,8 +309,13 @@ class ParseWikiPage(Filter):
         if wikitext.lstrip()[:9].upper() == "#REDIRECT":  # very old dumps lack <redirect/>
             return drop("redirect")
         key = f"{site.dbname or site.language}:{page_id or title}"
-        meta = {"title": title, "language": site.language, "page_id": page_id, "dbname": site.dbname,
-                _NS_KEY: list(site.no_text_namespaces)}
+        meta = {
+            "title": title,
+            "language": site.language,
+            "page_id": page_id,
+            "dbname": site.dbname,
+            _NS_KEY: list(site.no_text_namespaces),
+        }
         doc = Document(make_id(SOURCE, key), wikitext, SOURCE, site.page_url(title), timestamp, record.location, meta)
         return keep(doc)
 
@@ -284,8 +375,12 @@ class _Renderer:
         return str(node)
 
 
-def wikitext_to_text(wikitext: str, no_text_namespaces: Iterable[str] = (),
-                     boilerplate: FrozenSet[str] = _ALL_BOILERPLATE, counts: Optional[Dict[str, int]] = None) -> str:
+def wikitext_to_text(
+    wikitext: str,
+    no_text_namespaces: Iterable[str] = (),
+    boilerplate: FrozenSet[str] = _ALL_BOILERPLATE,
+    counts: Optional[Dict[str, int]] = None,
+) -> str:
     """Plain text of a page's wikitext (see the module docstring for what is removed). ``counts`` gets
     ``bare_headings_removed``: headings left with no text under them (a section that was only a table)."""
     import mwparserfromhell

@@ -40,17 +40,17 @@ from corpusmill.io.files import atomic_write
 
 @dataclasses.dataclass
 class BigQueryOptions:
-    project: Optional[str] = None          # the project the query job runs in (default: the credentials')
+    project: Optional[str] = None  # the project the query job runs in (default: the credentials')
     billing_project: Optional[str] = None  # quota / billing project for the API calls (default: project)
-    location: Optional[str] = "US"         # where the job runs (the public github_repos dataset is in US)
+    location: Optional[str] = "US"  # where the job runs (the public github_repos dataset is in US)
     page_size: int = 10_000
     rows_per_file: int = 100_000
-    retry_deadline: float = 600.0          # seconds of retries for a transient error while paging
-    timeout: float = 60.0                  # seconds one request may take (a dead endpoint fails after this)
-    endpoint: Optional[str] = None         # another API endpoint (an emulator, a test server)
-    anonymous: bool = False                # no credentials (only for an endpoint that needs none)
+    retry_deadline: float = 600.0  # seconds of retries for a transient error while paging
+    timeout: float = 60.0  # seconds one request may take (a dead endpoint fails after this)
+    endpoint: Optional[str] = None  # another API endpoint (an emulator, a test server)
+    anonymous: bool = False  # no credentials (only for an endpoint that needs none)
     max_bytes_billed: Optional[int] = 100 << 30  # refuse a query that would process more (None: no cap)
-    streams: int = 4                       # row ranges read at the same time
+    streams: int = 4  # row ranges read at the same time
 
 
 @dataclasses.dataclass
@@ -69,8 +69,10 @@ def make_client(opts: BigQueryOptions):
     from google.cloud import bigquery
 
     if opts.anonymous and opts.billing_project:
-        raise CorpusmillError("--bq-billing-project needs credentials (the quota project is set on them); "
-                              "drop --bq-anonymous or --bq-billing-project")
+        raise CorpusmillError(
+            "--bq-billing-project needs credentials (the quota project is set on them); "
+            "drop --bq-anonymous or --bq-billing-project"
+        )
     client_options = {}
     if opts.endpoint:
         client_options["api_endpoint"] = opts.endpoint
@@ -82,13 +84,15 @@ def make_client(opts: BigQueryOptions):
 
         credentials = AnonymousCredentials()
     try:
-        return bigquery.Client(project=opts.project, credentials=credentials, location=opts.location,
-                               client_options=client_options or None)
+        return bigquery.Client(
+            project=opts.project, credentials=credentials, location=opts.location, client_options=client_options or None
+        )
     except Exception as exc:  # noqa: BLE001 - google.auth's DefaultCredentialsError, a missing project
         raise CorpusmillError(
             f"cannot create a BigQuery client ({type(exc).__name__}); set up Google credentials "
             f"(`gcloud auth application-default login`, or GOOGLE_APPLICATION_CREDENTIALS naming a "
-            f"service-account key file) and pass --bq-project if they name no project") from None
+            f"service-account key file) and pass --bq-project if they name no project"
+        ) from None
 
 
 class _ChunkWriter:
@@ -165,9 +169,25 @@ def _bounded(fn, seconds: float, what: str):
 
 
 ON_DEMAND_USD_PER_TIB = 6.25  # BigQuery on-demand query price (US multi-region, list price since 2023)
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "p": 10**15, "pb": 10**15, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-          "tib": 1 << 40, "pib": 1 << 50}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "p": 10**15,
+    "pb": 10**15,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+    "pib": 1 << 50,
+}
 
 
 def parse_bytes(text: str) -> int:
@@ -176,8 +196,10 @@ def parse_bytes(text: str) -> int:
 
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"{text!r} is not a size; give a number of bytes with an optional unit "
-                         f"(KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 100GiB or 2.5TB")
+        raise ValueError(
+            f"{text!r} is not a size; give a number of bytes with an optional unit "
+            f"(KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 100GiB or 2.5TB"
+        )
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -206,33 +228,43 @@ def estimate_query(client, sql: str, opts: BigQueryOptions) -> int:
     config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
     endpoint = opts.endpoint or "bigquery.googleapis.com"
     try:
-        job = _bounded(lambda: client.query(sql, job_config=config, location=opts.location, timeout=opts.timeout),
-                       opts.timeout, "the dry run")
+        job = _bounded(
+            lambda: client.query(sql, job_config=config, location=opts.location, timeout=opts.timeout),
+            opts.timeout,
+            "the dry run",
+        )
     except NoAnswer as exc:
-        raise CorpusmillError(f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s); "
-                              f"check the network and --bq-endpoint") from None
+        raise CorpusmillError(
+            f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s); "
+            f"check the network and --bq-endpoint"
+        ) from None
     except _errors() as exc:
         raise CorpusmillError(
             f"BigQuery rejected the query's dry run (project {client.project}, location {opts.location}): "
             f"{_api_message(exc)}; check --bq-project/--bq-billing-project, --bq-dataset and --bq-location, "
-            f"and that the credentials may run query jobs there") from None
+            f"and that the credentials may run query jobs there"
+        ) from None
     return int(job.total_bytes_processed or 0)
 
 
 def check_cost(processed: int, opts: BigQueryOptions) -> str:
     """A line saying what the query will process and cost; CorpusmillError when it is over the cap."""
-    line = (f"BigQuery dry run: the query will process {human_bytes(processed)} "
-            f"(about ${cost_usd(processed):,.2f} at the on-demand ${ON_DEMAND_USD_PER_TIB}/TiB)")
+    line = (
+        f"BigQuery dry run: the query will process {human_bytes(processed)} "
+        f"(about ${cost_usd(processed):,.2f} at the on-demand ${ON_DEMAND_USD_PER_TIB}/TiB)"
+    )
     if opts.max_bytes_billed is not None and processed > opts.max_bytes_billed:
         raise CorpusmillError(
             f"{line}, over --bq-max-bytes-billed {human_bytes(opts.max_bytes_billed)}; nothing was run. To run it, "
             f"pass --bq-max-bytes-billed {human_bytes(processed).replace(' ', '')} or more (a --bq-limit does not "
-            f"scan less; --bq-sample-percent does)")
+            f"scan less; --bq-sample-percent does)"
+        )
     return line
 
 
-def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
-                 job_id_prefix: str = "corpusmill_") -> ExportResult:
+def export_query(
+    client, sql: str, staging_dir: str, opts: BigQueryOptions, job_id_prefix: str = "corpusmill_"
+) -> ExportResult:
     """Run ``sql`` and write its rows to ``staging_dir/rows-*.jsonl.gz`` (see the module doc)."""
     from google.cloud import bigquery
 
@@ -241,19 +273,35 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
     endpoint = opts.endpoint or "bigquery.googleapis.com"
     config = bigquery.QueryJobConfig(maximum_bytes_billed=opts.max_bytes_billed)
     try:
-        job = _bounded(lambda: client.query(sql, job_config=config, location=opts.location, job_id_prefix=job_id_prefix,
-                                            retry=retry, timeout=opts.timeout), opts.timeout, "starting the query job")
-        rows = _bounded(lambda: job.result(page_size=opts.page_size, retry=retry, timeout=opts.retry_deadline),
-                        opts.retry_deadline + opts.timeout, f"waiting for job {job.job_id}")
+        job = _bounded(
+            lambda: client.query(
+                sql,
+                job_config=config,
+                location=opts.location,
+                job_id_prefix=job_id_prefix,
+                retry=retry,
+                timeout=opts.timeout,
+            ),
+            opts.timeout,
+            "starting the query job",
+        )
+        rows = _bounded(
+            lambda: job.result(page_size=opts.page_size, retry=retry, timeout=opts.retry_deadline),
+            opts.retry_deadline + opts.timeout,
+            f"waiting for job {job.job_id}",
+        )
     except NoAnswer as exc:
-        raise CorpusmillError(f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s, "
-                              f"--bq-retry-deadline {opts.retry_deadline:g} s); check the network and "
-                              f"--bq-endpoint") from None
+        raise CorpusmillError(
+            f"BigQuery at {endpoint} gave no answer ({exc}; --bq-timeout {opts.timeout:g} s, "
+            f"--bq-retry-deadline {opts.retry_deadline:g} s); check the network and "
+            f"--bq-endpoint"
+        ) from None
     except transport_errors as exc:
         raise CorpusmillError(
             f"BigQuery rejected the query (project {client.project}, location {opts.location}): "
             f"{_api_message(exc)}; check --bq-project/--bq-billing-project, --bq-dataset and --bq-location, "
-            f"and that the credentials may run query jobs there") from None
+            f"and that the credentials may run query jobs there"
+        ) from None
     total = rows.total_rows
     destination = getattr(job, "destination", None)
     if opts.streams > 1 and total is not None and destination is not None and total > 2 * opts.page_size:
@@ -275,12 +323,16 @@ def export_query(client, sql: str, staging_dir: str, opts: BigQueryOptions,
                 writer.write(dict(row.items()))
                 written += 1
     except (NoAnswer, *transport_errors) as exc:
-        error = (f"BigQuery job {job.job_id}: reading the results failed after {written} of {total} rows "
-                 f"({_api_message(exc)}); the rows after that were not read. Rerun, or pass the rows "
-                 f"exported so far ({staging_dir}) to --from local")
+        error = (
+            f"BigQuery job {job.job_id}: reading the results failed after {written} of {total} rows "
+            f"({_api_message(exc)}); the rows after that were not read. Rerun, or pass the rows "
+            f"exported so far ({staging_dir}) to --from local"
+        )
     if not error and total is not None and written < total:
-        error = (f"BigQuery job {job.job_id} returned {written} of {total} rows: a page ended without a "
-                 f"page token before totalRows were read; {total - written} rows are missing. Rerun the export")
+        error = (
+            f"BigQuery job {job.job_id} returned {written} of {total} rows: a page ended without a "
+            f"page token before totalRows were read; {total - written} rows are missing. Rerun the export"
+        )
     if error:
         writer.write({ERROR_KEY: error})
     writer.close()
@@ -303,8 +355,15 @@ def _export_in_ranges(client, job, rows, destination, staging_dir: str, opts: Bi
         writer = _ChunkWriter(staging_dir, opts.rows_per_file, prefix=f"rows-{i:03d}")
         written, error = 0, ""
         try:
-            it = client.list_rows(destination, selected_fields=rows.schema, start_index=start, max_results=end - start,
-                                  page_size=opts.page_size, retry=retry, timeout=opts.timeout)
+            it = client.list_rows(
+                destination,
+                selected_fields=rows.schema,
+                start_index=start,
+                max_results=end - start,
+                page_size=opts.page_size,
+                retry=retry,
+                timeout=opts.timeout,
+            )
             pages = iter(it.pages)
 
             def next_page():
@@ -312,20 +371,25 @@ def _export_in_ranges(client, job, rows, destination, staging_dir: str, opts: Bi
                 return None if page is None else list(page)
 
             while True:
-                page = _bounded(next_page, opts.retry_deadline + opts.timeout,
-                                f"reading rows {start}-{end} of job {job.job_id}")
+                page = _bounded(
+                    next_page, opts.retry_deadline + opts.timeout, f"reading rows {start}-{end} of job {job.job_id}"
+                )
                 if page is None:
                     break
                 for row in page:
                     writer.write(dict(row.items()))
                     written += 1
         except (NoAnswer, *transport_errors) as exc:
-            error = (f"BigQuery job {job.job_id}: reading rows {start}-{end} failed after {written} of them "
-                     f"({_api_message(exc)}); the rest of that range was not read. Rerun, or pass the rows exported "
-                     f"so far ({staging_dir}) to --from local")
+            error = (
+                f"BigQuery job {job.job_id}: reading rows {start}-{end} failed after {written} of them "
+                f"({_api_message(exc)}); the rest of that range was not read. Rerun, or pass the rows exported "
+                f"so far ({staging_dir}) to --from local"
+            )
         if not error and written < end - start:
-            error = (f"BigQuery job {job.job_id}: rows {start}-{end} ended after {written} of {end - start} rows; "
-                     f"{end - start - written} rows are missing. Rerun the export")
+            error = (
+                f"BigQuery job {job.job_id}: rows {start}-{end} ended after {written} of {end - start} rows; "
+                f"{end - start - written} rows are missing. Rerun the export"
+            )
         if error:
             writer.write({ERROR_KEY: error})
         writer.close()

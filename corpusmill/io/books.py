@@ -1,5 +1,4 @@
-"""Reading books: one per .txt(.gz/.bz2) file, or one per JSON line with a 'text' field.
-"""
+"""Reading books: one per .txt(.gz/.bz2) file, or one per JSON line with a 'text' field."""
 
 from __future__ import annotations
 
@@ -73,8 +72,9 @@ def read_book_file(item: tuple, max_bytes: int) -> Iterator[BookRecord]:
                 return
             with open_decompressed(path) as fh:
                 data, too_large = _read_capped(fh, max_bytes)
-            yield BookRecord("txt", path, key, path, size if too_large else len(data), None if too_large else data,
-                             "", too_large)
+            yield BookRecord(
+                "txt", path, key, path, size if too_large else len(data), None if too_large else data, "", too_large
+            )
             return
         yield from _read_json_lines(path, key, max_bytes)
     except Exception as exc:  # noqa: BLE001 - unreadable file: a dead letter naming it
@@ -114,8 +114,7 @@ class ReadBooks(beam.PTransform):
 
     def expand(self, pbegin):
         cap = self.max_bytes
-        records = (
-            create_items(pbegin, self.items, "Files", spread=True)
-            | "ReadFiles" >> beam.FlatMap(lambda box: read_book_file(box.value, cap))
+        records = create_items(pbegin, self.items, "Files", spread=True) | "ReadFiles" >> beam.FlatMap(
+            lambda box: read_book_file(box.value, cap)
         )
         return with_skipped(pbegin, records, self.skipped)

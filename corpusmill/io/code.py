@@ -41,14 +41,15 @@ class ReadCodeFile(Filter):
         return rules.code_file_verdict(element.repo, element.relpath, element.path, data, self.max_bytes)
 
 
-
 # -- local repositories ------------------------------------------------------------------------------
 def list_repositories(root: str) -> Iterator[Tuple[str, str]]:
     """``(root, repository directory)`` for each top directory; ``(root, root)`` for loose files. A link
     at the top is not a repository: it is listed as loose (and counted ``symlink`` there)."""
     entries = sorted(os.listdir(root))
-    if any(not e.startswith(".") and (os.path.islink(os.path.join(root, e)) or not os.path.isdir(os.path.join(root, e)))
-           for e in entries):
+    if any(
+        not e.startswith(".") and (os.path.islink(os.path.join(root, e)) or not os.path.isdir(os.path.join(root, e)))
+        for e in entries
+    ):
         yield root, root
     for entry in entries:
         full = os.path.join(root, entry)
@@ -96,6 +97,7 @@ def split_local_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
             if not f.lower().endswith(EXPORT_SUFFIXES):
                 raise CorpusmillError(
                     f"input {f}: a file input must be JSONL exported from BigQuery ({', '.join(EXPORT_SUFFIXES)});"
-                    f" pass a directory of repositories for source files")
+                    f" pass a directory of repositories for source files"
+                )
             exports.append(f)
     return sorted(set(roots)), sorted(set(exports))

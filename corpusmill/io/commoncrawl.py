@@ -30,8 +30,10 @@ def dump_of(path: str, default: str = "") -> str:
 
 def listing_path(dump: str, base_url: str = DEFAULT_BASE_URL, kind: str = "wet") -> str:
     if not DUMP_RE.match(dump):
-        raise CorpusmillError(f"--dump {dump!r}: expected a Common Crawl snapshot name like CC-MAIN-2019-09 "
-                              f"(see https://commoncrawl.org/overview)")
+        raise CorpusmillError(
+            f"--dump {dump!r}: expected a Common Crawl snapshot name like CC-MAIN-2019-09 "
+            f"(see https://commoncrawl.org/overview)"
+        )
     return resolve(f"crawl-data/{dump}/{kind}.paths.gz", base_url)
 
 
@@ -48,20 +50,28 @@ def resolve(entry: str, base_url: str, listing: str = "") -> str:
     if "://" in entry:
         allowed = {_origin(u) for u in (base_url, listing) if "://" in u}
         if allowed and _origin(entry) not in allowed:
-            raise CorpusmillError(f"listing {listing}: entry {entry!r} is on another host than the listing and "
-                                  f"--base-url ({', '.join(sorted(allowed))}); a listing names files of its own origin")
+            raise CorpusmillError(
+                f"listing {listing}: entry {entry!r} is on another host than the listing and "
+                f"--base-url ({', '.join(sorted(allowed))}); a listing names files of its own origin"
+            )
         return entry
     if entry.startswith("/"):
         if remote:
-            raise CorpusmillError(f"listing {listing}: entry {entry!r} is a local path in a remote listing; "
-                                  f"nothing local is read unless you name it")
+            raise CorpusmillError(
+                f"listing {listing}: entry {entry!r} is a local path in a remote listing; "
+                f"nothing local is read unless you name it"
+            )
         return entry
     if not base_url:
-        raise CorpusmillError(f"listing entry {entry!r} is a relative path: pass --base-url to say where it is "
-                              f"(e.g. {DEFAULT_BASE_URL} for Common Crawl); nothing remote is read unless named")
+        raise CorpusmillError(
+            f"listing entry {entry!r} is a relative path: pass --base-url to say where it is "
+            f"(e.g. {DEFAULT_BASE_URL} for Common Crawl); nothing remote is read unless named"
+        )
     if ".." in entry.replace("\\", "/").split("/"):
-        raise CorpusmillError(f"listing {listing or '(given)'}: entry {entry!r} climbs out of --base-url {base_url} "
-                              f"('..'); a listing names files under it")
+        raise CorpusmillError(
+            f"listing {listing or '(given)'}: entry {entry!r} climbs out of --base-url {base_url} "
+            f"('..'); a listing names files under it"
+        )
     return base_url.rstrip("/") + "/" + entry.lstrip("/")
 
 
@@ -91,8 +101,9 @@ def listed_files(listings: Sequence[str], base_url: str, max_files: Optional[int
         try:
             data = read_bytes(listing)
         except OSError as exc:  # a 404, a network that stays down, a missing local file
-            raise CorpusmillError(f"listing {listing}: cannot be read ({exc}); check --dump / --input-list and "
-                                  f"--base-url") from None
+            raise CorpusmillError(
+                f"listing {listing}: cannot be read ({exc}); check --dump / --input-list and --base-url"
+            ) from None
         files.extend(resolve(e, base_url, listing) for e in parse_listing(data, listing))
     seen = set()
     for f in files:

@@ -127,8 +127,10 @@ def _split_document_file(path: str) -> Iterator[_Range]:
             ranges = [_Range(path, "jsonl_gz", 0, -1)]
         else:
             size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-            ranges = [_Range(path, "jsonl", start, min(start + SPLIT_BYTES, size))
-                      for start in range(0, max(size, 1), SPLIT_BYTES)]
+            ranges = [
+                _Range(path, "jsonl", start, min(start + SPLIT_BYTES, size))
+                for start in range(0, max(size, 1), SPLIT_BYTES)
+            ]
     except Exception as exc:  # noqa: BLE001 - an unreadable file is one dead letter, not a crashed run
         ranges = [_Range(path, "error", 0, 0, f"unreadable file: {type(exc).__name__}: {exc}"[:1000])]
     yield from ranges
@@ -157,8 +159,12 @@ def _read_range(rng: _Range) -> Iterator[RawRecord]:
                 for lineno, raw in enumerate(gzip.GzipFile(fileobj=handle, mode="rb"), 1):
                     yield RawRecord(f"{rng.path}:{lineno}", raw, path=rng.path)
         except Exception as exc:  # noqa: BLE001 - truncated gzip, bad CRC, ...
-            yield RawRecord(f"{rng.path}:{lineno + 1}", None,
-                            f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)", rng.path)
+            yield RawRecord(
+                f"{rng.path}:{lineno + 1}",
+                None,
+                f"{type(exc).__name__}: {exc} (the rest of this file is unreadable)",
+                rng.path,
+            )
         return
     # plain JSONL byte range: a line belongs to the range its first byte is in
     try:
@@ -230,9 +236,14 @@ class SplitAndRead(beam.PTransform):
     too (when reading a task is cheap but processing each record is not, e.g. WARC records).
     Both functions must be picklable (module-level functions or ``functools.partial`` of them)."""
 
-    def __init__(self, items: Sequence[Any], split_fn: Callable[[Any], Iterable[Any]],
-                 read_fn: Callable[[Any], Iterable[Any]], spread_records: bool = False,
-                 skipped: Sequence[Skipped] = ()):
+    def __init__(
+        self,
+        items: Sequence[Any],
+        split_fn: Callable[[Any], Iterable[Any]],
+        read_fn: Callable[[Any], Iterable[Any]],
+        spread_records: bool = False,
+        skipped: Sequence[Skipped] = (),
+    ):
         super().__init__()
         self.items = list(items)
         self.split_fn = split_fn
@@ -304,8 +315,14 @@ class WriteDocuments(beam.PTransform):
     Returns a PCollection of ``(relative_path, count)`` for every file written.
     """
 
-    def __init__(self, out_dir: str, fmt: str = "jsonl", group_fn: Optional[Callable[[Document], str]] = None,
-                 docs_per_shard: int = 10_000, level: int = 6):
+    def __init__(
+        self,
+        out_dir: str,
+        fmt: str = "jsonl",
+        group_fn: Optional[Callable[[Document], str]] = None,
+        docs_per_shard: int = 10_000,
+        level: int = 6,
+    ):
         super().__init__()
         if fmt not in FORMATS:
             raise CorpusmillError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
@@ -316,7 +333,13 @@ class WriteDocuments(beam.PTransform):
         self.level = level
 
     def expand(self, docs):
-        group_fn, per_shard, out_dir, fmt, level = self.group_fn, self.docs_per_shard, self.out_dir, self.fmt, self.level
+        group_fn, per_shard, out_dir, fmt, level = (
+            self.group_fn,
+            self.docs_per_shard,
+            self.out_dir,
+            self.fmt,
+            self.level,
+        )
         keyed = docs | "Group" >> beam.Map(lambda d: (check_group(group_fn(d)), d))
         counts = keyed | "Count" >> beam.combiners.Count.PerKey()
 
@@ -338,5 +361,3 @@ class WriteDocuments(beam.PTransform):
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(write)
         )
-
-

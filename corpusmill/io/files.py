@@ -82,8 +82,12 @@ def expand_inputs(patterns: Iterable[str]) -> InputFiles:
                 elif os.path.isfile(p):
                     matched.append(p)
         else:  # an object store: a glob or a file
-            matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list
-                       if not os.path.basename(m.path).startswith(".")]
+            matched = [
+                m.path
+                for r in FileSystems.match([pattern])
+                for m in r.metadata_list
+                if not os.path.basename(m.path).startswith(".")
+            ]
         check_outputs_complete(matched)
         if not matched and not any(s.location.startswith(printable(pattern)) for s in skipped):
             raise CorpusmillError(f"--input {pattern!r} matches no files; check the path or quote the glob")
@@ -118,15 +122,16 @@ def localize(path: Optional[str], only: Optional[Iterable[str]] = None) -> Optio
     name = base.rsplit("/", 1)[-1]
     below = [m.path for r in FileSystems.match([base + "/**"]) for m in r.metadata_list]
     if below:  # a directory (object stores: a prefix)
-        files = [(p, os.path.join(name, p[len(base) + 1:])) for p in sorted(below)]
+        files = [(p, os.path.join(name, p[len(base) + 1 :])) for p in sorted(below)]
         if only is not None:
             wanted = set(only)
-            files = [(p, rel) for p, rel in files if p[len(base) + 1:] in wanted]
+            files = [(p, rel) for p, rel in files if p[len(base) + 1 :] in wanted]
     else:
         exact = [m for r in FileSystems.match([base]) for m in r.metadata_list if m.path.rstrip("/") == base]
         if not exact:
-            raise CorpusmillError(f"model path {path} matches no file or directory; check the URL and that "
-                                  f"this machine can read it")
+            raise CorpusmillError(
+                f"model path {path} matches no file or directory; check the URL and that this machine can read it"
+            )
         files = [(exact[0].path, name)]
     for remote, rel in files:
         local = os.path.join(root, rel)

@@ -110,8 +110,10 @@ class _Speed:
         elapsed = time.monotonic() - self.since
         if elapsed >= SPEED_TIME:
             if self.bytes / elapsed < SPEED_LIMIT:
-                raise TimeoutError(f"transfer slower than {SPEED_LIMIT:g} bytes/s for {elapsed:.0f} s "
-                                   f"(CORPUSMILL_HTTP_SPEED_LIMIT / _SPEED_TIME)")
+                raise TimeoutError(
+                    f"transfer slower than {SPEED_LIMIT:g} bytes/s for {elapsed:.0f} s "
+                    f"(CORPUSMILL_HTTP_SPEED_LIMIT / _SPEED_TIME)"
+                )
             self.since, self.bytes = time.monotonic(), 0
 
 
@@ -140,6 +142,7 @@ class HttpFile(io.RawIOBase):
     @property
     def size(self) -> int:
         if self._size is None:
+
             def head():
                 resp = _request(self.url, 0, method="HEAD")
                 with resp:
@@ -180,7 +183,7 @@ class HttpFile(io.RawIOBase):
                 if resp is None:
                     return 0
                 if resp.status == 200 and self._pos:  # the server ignored the range: one stream from byte 0,
-                    NO_RANGE.add(self.url)           # read and discarded up to the offset
+                    NO_RANGE.add(self.url)  # read and discarded up to the offset
                     _skip(resp, self._pos, self.url)
                 elif resp.status == 206:
                     _check_content_range(resp, self._pos, self.url)

@@ -113,9 +113,9 @@ def _decompressed(path: str, kind: str, start: int, end: int, on_stream=None) ->
                 if not data:
                     return
                 if pos < end <= pos + len(data):
-                    yield data[:end - pos], True
+                    yield data[: end - pos], True
                     if pos + len(data) > end:
-                        yield data[end - pos:], False
+                        yield data[end - pos :], False
                 else:
                     yield data, pos < end
                 pos += len(data)
@@ -205,12 +205,19 @@ def _site_from_name(path: str, encoding: str, has_pages: bool) -> SiteInfo:
     m = _DUMP_NAME.match(name)
     if not has_pages or m is None:
         what = "pages but no <siteinfo> header" if has_pages else "no <siteinfo> header and no <page>"
-        raise ValueError(f"{path}: {what}; is this a MediaWiki XML dump (pages-articles.xml[.bz2])? A dump without "
-                         f"<siteinfo> is read when its name says the wiki, as Wikimedia names them "
-                         f"(enwiki-YYYYMMDD-pages-articles.xml.bz2)")
+        raise ValueError(
+            f"{path}: {what}; is this a MediaWiki XML dump (pages-articles.xml[.bz2])? A dump without "
+            f"<siteinfo> is read when its name says the wiki, as Wikimedia names them "
+            f"(enwiki-YYYYMMDD-pages-articles.xml.bz2)"
+        )
     lang = m.group(1).replace("_", "-")
-    return SiteInfo(dbname=f"{m.group(1)}wiki", language=lang, encoding=encoding,
-                    base_url=f"https://{lang}.wikipedia.org/wiki/Main_Page", no_text_namespaces=())
+    return SiteInfo(
+        dbname=f"{m.group(1)}wiki",
+        language=lang,
+        encoding=encoding,
+        base_url=f"https://{lang}.wikipedia.org/wiki/Main_Page",
+        no_text_namespaces=(),
+    )
 
 
 def read_site_info(path: str, kind: str) -> SiteInfo:
@@ -232,11 +239,13 @@ def read_site_info(path: str, kind: str) -> SiteInfo:
     close = "</siteinfo>".encode(encoding)
     if close not in header:
         return _site_from_name(path, encoding, has_pages=cut >= 0)
-    header = header[:header.find(close) + len(close)]
+    header = header[: header.find(close) + len(close)]
     text = header.decode(encoding, "strict").lstrip("\ufeff")
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise ValueError(f"{path}: the dump declares a DTD/entities; MediaWiki dumps have none, so the file is "
-                         f"refused (XXE / entity-expansion protection)")
+        raise ValueError(
+            f"{path}: the dump declares a DTD/entities; MediaWiki dumps have none, so the file is "
+            f"refused (XXE / entity-expansion protection)"
+        )
     text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text) + "</mediawiki>"
     try:
         root = etree.fromstring(text, hardened_parser())
@@ -257,8 +266,7 @@ def read_site_info(path: str, kind: str) -> SiteInfo:
     if not lang and site.dbname.endswith("wiki"):
         lang = site.dbname[:-4].replace("_", "-")
     # the language names the output folder (OUT/<lang>/): a BCP 47 tag, compared without case
-    site.language = check_name(lang.lower(), f"{path}: the dump's language (xml:lang or dbname)") if lang \
-        else "unknown"
+    site.language = check_name(lang.lower(), f"{path}: the dump's language (xml:lang or dbname)") if lang else "unknown"
     return site
 
 
@@ -381,21 +389,28 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
                 page_start, search_from = None, 0
                 continue
             if k >= 0:  # a new <page> before this one closed: malformed XML; go on from the next page
-                yield PageRecord(ref.path, at, site, b"",
-                                 f"malformed XML: the <page> at {at} has no </page> before the next <page>")
+                yield PageRecord(
+                    ref.path, at, site, b"", f"malformed XML: the <page> at {at} has no </page> before the next <page>"
+                )
                 buf, base = buf[k:], base + k
                 page_start, search_from = None, 0
                 continue
             if len(buf) - page_start > max_page_bytes:
-                yield PageRecord(ref.path, at, site, b"",
-                                 f"page at {at} is larger than {max_page_bytes} bytes (or has no </page>); skipped")
+                yield PageRecord(
+                    ref.path,
+                    at,
+                    site,
+                    b"",
+                    f"page at {at} is larger than {max_page_bytes} bytes (or has no </page>); skipped",
+                )
                 base += len(buf) - len(opener)
-                buf = buf[-len(opener):]
+                buf = buf[-len(opener) :]
                 page_start, search_from = None, 0
                 continue
             if exhausted:
-                yield PageRecord(ref.path, at, site, b"",
-                                 f"the dump ends inside the page starting at {at} (truncated file)")
+                yield PageRecord(
+                    ref.path, at, site, b"", f"the dump ends inside the page starting at {at} (truncated file)"
+                )
                 return
             search_from = max(page_start + len(opener), len(buf) - len(closer) + 1)
         try:
@@ -407,9 +422,14 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
             at = where(base + (page_start if page_start is not None else len(buf)))
             resume = next_bz2_stream(ref.path, exc.start)
             if exc.start < ref.end:  # the chunk that owns the stream reports it (once)
-                yield PageRecord(ref.path, at, site, b"",
-                                 f"unreadable dump data near {at}: {exc}; the pages of that stream are lost, "
-                                 f"reading goes on at " + (f"byte {resume}" if resume is not None else "the end"))
+                yield PageRecord(
+                    ref.path,
+                    at,
+                    site,
+                    b"",
+                    f"unreadable dump data near {at}: {exc}; the pages of that stream are lost, "
+                    f"reading goes on at " + (f"byte {resume}" if resume is not None else "the end"),
+                )
             if resume is None or resume >= ref.end or exc.start >= ref.end:
                 return
             buf, base, page_start, search_from, inside_limit = b"", 0, None, 0, None
@@ -418,9 +438,13 @@ def read_chunk(ref: ChunkRef, max_page_bytes: int = 256 << 20) -> Iterator[PageR
             continue
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt compressed data
             at = where(base + (page_start if page_start is not None else len(buf)))
-            yield PageRecord(ref.path, at, site, b"",
-                             f"unreadable dump data near {at} ({type(exc).__name__}: {exc}); the rest of this "
-                             f"chunk is lost")
+            yield PageRecord(
+                ref.path,
+                at,
+                site,
+                b"",
+                f"unreadable dump data near {at} ({type(exc).__name__}: {exc}); the rest of this chunk is lost",
+            )
             return
         if not inside and inside_limit is None:
             inside_limit = base + len(buf)

@@ -49,8 +49,10 @@ class PaperRef:
 def scan_bulk_tar(path: str) -> Iterator[PaperRef]:
     """One ref per member of a bulk tar, from the headers only (member data is skipped by seeking)."""
     try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
-                tarfile.open(fileobj=raw, mode="r:") as tar:
+        with (
+            FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+            tarfile.open(fileobj=raw, mode="r:") as tar,
+        ):
             for member in tar:
                 if member.isdir():
                     continue
@@ -96,8 +98,10 @@ def list_papers(inputs: Sequence[str]) -> List[PaperRef]:
             elif low.endswith(PAPER_SUFFIXES):
                 refs.append(PaperRef("file", f, os.path.basename(f)))
             else:
-                raise CorpusmillError(f"input {f}: the ArXiv source reads bulk .tar files, per-paper .gz/.tar.gz/"
-                                      f".tgz/.tex files and directories of paper folders")
+                raise CorpusmillError(
+                    f"input {f}: the ArXiv source reads bulk .tar files, per-paper .gz/.tar.gz/"
+                    f".tgz/.tex files and directories of paper folders"
+                )
     return InputFiles(sorted(refs, key=lambda r: (r.path, r.name)), skipped)
 
 
@@ -125,8 +129,12 @@ def _read_folder(folder: str, max_file: int, max_total: int) -> PaperRecord:
             size = os.path.getsize(full)
             total += size
             if size > max_file or total > max_total:
-                return PaperRecord(name, folder, total, reject=("too_large", f"{rel}: {size} bytes; caps "
-                                                                             f"{max_file} per file, {max_total} per paper"))
+                return PaperRecord(
+                    name,
+                    folder,
+                    total,
+                    reject=("too_large", f"{rel}: {size} bytes; caps {max_file} per file, {max_total} per paper"),
+                )
             if rel.lower().endswith((".tex", ".ltx", ".latex", ".sty", ".cls")):
                 with open(full, "rb") as fh:
                     files[rel] = fh.read(max_file + 1)
@@ -137,9 +145,15 @@ def _read_folder(folder: str, max_file: int, max_total: int) -> PaperRecord:
                     data = fh.read(max_file + 1)
                 total += len(data) - size  # what it unpacks to counts, not its compressed size
                 if len(data) > max_file or total > max_total:
-                    return PaperRecord(name, folder, total, reject=("too_large", f"{rel} unpacks to {len(data)}+ "
-                                                                                 f"bytes; caps {max_file} per file, "
-                                                                                 f"{max_total} per paper"))
+                    return PaperRecord(
+                        name,
+                        folder,
+                        total,
+                        reject=(
+                            "too_large",
+                            f"{rel} unpacks to {len(data)}+ bytes; caps {max_file} per file, {max_total} per paper",
+                        ),
+                    )
                 files[rel[:-3]] = data
     return PaperRecord(name, folder, total, files=files)
 
@@ -162,8 +176,12 @@ def read_paper(ref: PaperRef, max_paper: int, max_file: int, max_total: int) -> 
     try:
         size = ref.size if ref.kind == "member" else FileSystems.match([ref.path])[0].metadata_list[0].size_in_bytes
         if size > max_paper:
-            yield PaperRecord(paper, ref.location, size,
-                              reject=("too_large", f"{ref.location} is {size} bytes (cap {max_paper}); not read"))
+            yield PaperRecord(
+                paper,
+                ref.location,
+                size,
+                reject=("too_large", f"{ref.location} is {size} bytes (cap {max_paper}); not read"),
+            )
             return
         with FileSystems.open(ref.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             fh.seek(ref.offset)

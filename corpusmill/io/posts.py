@@ -66,8 +66,11 @@ def site_of(path: str) -> str:
             name, lower = name[: -len(suffix)], lower[: -len(suffix)]
             break
     if lower == "posts":
-        return os.path.basename(os.path.dirname(os.path.abspath(path))) if "://" not in path \
+        return (
+            os.path.basename(os.path.dirname(os.path.abspath(path)))
+            if "://" not in path
             else path.rstrip("/").split("/")[-2]
+        )
     if lower.endswith("-posts"):
         return name[: -len("-posts")]
     return name
@@ -80,21 +83,27 @@ def select_posts_files(files: Sequence[str]) -> List[Tuple[str, str, str]]:
         kind = posts_kind(f)
         if kind is None:
             if "posts" in os.path.basename(f).lower():
-                raise CorpusmillError(f"input {f}: a Posts file must be Posts.xml, Posts.xml.bz2 or a .7z "
-                                      f"archive (as the StackExchange dump publishes them)")
+                raise CorpusmillError(
+                    f"input {f}: a Posts file must be Posts.xml, Posts.xml.bz2 or a .7z "
+                    f"archive (as the StackExchange dump publishes them)"
+                )
             continue
         site = site_of(f)
         if not is_safe_name(site):  # the site names the output folder (OUT/<site>/)
-            raise CorpusmillError(f"input {f}: its site name {site!r} cannot name an output folder (expected "
-                                  f"{SAFE_NAME.pattern}, as the dump's sites are named: math.stackexchange.com); "
-                                  f"rename the file or its folder")
+            raise CorpusmillError(
+                f"input {f}: its site name {site!r} cannot name an output folder (expected "
+                f"{SAFE_NAME.pattern}, as the dump's sites are named: math.stackexchange.com); "
+                f"rename the file or its folder"
+            )
         if site in seen:
             raise CorpusmillError(f"site {site} is given twice ({seen[site]} and {f}); pass each site once")
         seen[site] = f
         chosen.append((f, site, kind))
     if not chosen:
-        raise CorpusmillError("no Posts.xml, Posts.xml.bz2 or .7z site archive among the inputs; point --input "
-                              "at a StackExchange dump (a directory of <site>.7z files or <site>/Posts.xml)")
+        raise CorpusmillError(
+            "no Posts.xml, Posts.xml.bz2 or .7z site archive among the inputs; point --input "
+            "at a StackExchange dump (a directory of <site>.7z files or <site>/Posts.xml)"
+        )
     return chosen
 
 
@@ -111,8 +120,9 @@ class _Range:
     error: str = ""
 
 
-def split_posts_file(item: Tuple[str, str, str], split_bytes: int = SPLIT_BYTES,
-                     unpack_dir: Optional[str] = None) -> Iterator[_Range]:
+def split_posts_file(
+    item: Tuple[str, str, str], split_bytes: int = SPLIT_BYTES, unpack_dir: Optional[str] = None
+) -> Iterator[_Range]:
     path, site, kind = item
     if kind != "plain":
         if unpack_dir is None:
@@ -210,8 +220,10 @@ def iter_7z_member(path: str, want=_is_posts_member, max_queue: int = 2) -> Iter
         from py7zr.io import Py7zIO, WriterFactory
     except ImportError:
         raise CorpusmillError("reading .7z archives needs the py7zr package: pip install py7zr") from None
-    if hasattr(py7zr_impl, "get_memory_limit") and getattr(py7zr_impl.get_memory_limit, "__name__", "") \
-            != "_capped_chunk":
+    if (
+        hasattr(py7zr_impl, "get_memory_limit")
+        and getattr(py7zr_impl.get_memory_limit, "__name__", "") != "_capped_chunk"
+    ):
         original = py7zr_impl.get_memory_limit
 
         def _capped_chunk():
@@ -260,12 +272,15 @@ def iter_7z_member(path: str, want=_is_posts_member, max_queue: int = 2) -> Iter
 
     def work():
         try:
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw, \
-                    py7zr.SevenZipFile(raw, mode="r") as archive:
+            with (
+                FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+                py7zr.SevenZipFile(raw, mode="r") as archive,
+            ):
                 names = [n for n in archive.getnames() if want(n)]
                 if not names:
-                    raise ValueError(f"{path}: the archive has no Posts.xml (members: "
-                                     f"{', '.join(archive.getnames()[:10])})")
+                    raise ValueError(
+                        f"{path}: the archive has no Posts.xml (members: {', '.join(archive.getnames()[:10])})"
+                    )
                 archive.extract(targets=[names[0]], factory=Factory())
             result = _END
         except _Stopped:
@@ -321,8 +336,9 @@ def _cut(buf: bytes, at: int, limit: int) -> Optional[int]:
     return None
 
 
-def unpack_to_chunks(item: Tuple[str, str, str], split_bytes: int, unpack_dir: str,
-                     limit: int = MAX_ROW_BYTES) -> Iterator[_Range]:
+def unpack_to_chunks(
+    item: Tuple[str, str, str], split_bytes: int, unpack_dir: str, limit: int = MAX_ROW_BYTES
+) -> Iterator[_Range]:
     """One streaming pass over a compressed Posts.xml: plain chunk files of about ``split_bytes`` under
     ``unpack_dir``, one :class:`_Range` each (with the line number it starts at). A read error ends the
     pass: the complete lines before it are kept, then one ``error`` range says where and why."""
@@ -364,9 +380,18 @@ def unpack_to_chunks(item: Tuple[str, str, str], split_bytes: int, unpack_dir: s
         if done:
             yield chunk(buf[:done])
         at = f"{where}:{line - 1}" if line > 1 else f"{path}@0"
-        yield _Range(path, site, "error", 0, -1, where=at, error=(
-            f"reading {at} failed after this point ({type(exc).__name__}: {str(exc)[:300]}); the rest of the "
-            f"file is unreadable, the rows before it were kept"))
+        yield _Range(
+            path,
+            site,
+            "error",
+            0,
+            -1,
+            where=at,
+            error=(
+                f"reading {at} failed after this point ({type(exc).__name__}: {str(exc)[:300]}); the rest of the "
+                f"file is unreadable, the rows before it were kept"
+            ),
+        )
     finally:
         if stream is not None:
             stream.close()
@@ -403,8 +428,9 @@ def _stream_lines(rng: _Range, limit: int) -> Iterator[Tuple[str, Optional[bytes
             raw.close()
 
 
-def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: int = MAX_ROW_BYTES,
-               path: str = "") -> Iterator[se.PostLine]:
+def group_rows(
+    site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: int = MAX_ROW_BYTES, path: str = ""
+) -> Iterator[se.PostLine]:
     """Lines -> one :class:`PostLine` per row; stray content and read errors -> error records, each
     naming the file and line (``path`` names the file when nothing of it could be read)."""
     last = f"{path}@0" if path else site  # the last line read: where a read error is reported
@@ -413,10 +439,15 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
     junk_at, junk_first, junk_n = "", b"", 0
 
     def junk_record():
-        return se.PostLine(site, junk_at, error=(
-            f"{junk_at}: {junk_n} line(s) that are not <row .../> elements, starting with "
-            f"{junk_first[:120]!r}; a Posts.xml holds only <row/> lines (a DOCTYPE or ENTITY declaration is "
-            f"refused: entities are never expanded)"))
+        return se.PostLine(
+            site,
+            junk_at,
+            error=(
+                f"{junk_at}: {junk_n} line(s) that are not <row .../> elements, starting with "
+                f"{junk_first[:120]!r}; a Posts.xml holds only <row/> lines (a DOCTYPE or ENTITY declaration is "
+                f"refused: entities are never expanded)"
+            ),
+        )
 
     lines = iter(lines)
     while True:
@@ -428,9 +459,13 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
             if row:
                 yield se.PostLine(site, row_at, error=f"{row_at}: the row is cut off by a read error")
             where = row_at or junk_at or last
-            yield se.PostLine(site, where, error=f"reading {where} failed after this point "
-                                                 f"({type(exc).__name__}: {str(exc)[:300]}); the rest of the file "
-                                                 f"is unreadable, the rows before it were kept")
+            yield se.PostLine(
+                site,
+                where,
+                error=f"reading {where} failed after this point "
+                f"({type(exc).__name__}: {str(exc)[:300]}); the rest of the file "
+                f"is unreadable, the rows before it were kept",
+            )
             return
         where, line = item
         last = where
@@ -442,7 +477,7 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
             continue
         stripped = line.strip()
         if stripped.startswith(_BOM):  # real dumps start with a UTF-8 byte-order mark (and end lines CRLF)
-            stripped = stripped[len(_BOM):].lstrip()
+            stripped = stripped[len(_BOM) :].lstrip()
         if row and stripped.startswith(_ROW):  # the open row never closed: report it, start the new one
             yield se.PostLine(site, row_at, error=f"{row_at}: the row is not closed (no '/>') before the next row")
             row = []
@@ -469,8 +504,9 @@ def group_rows(site: str, lines: Iterable[Tuple[str, Optional[bytes]]], limit: i
             junk_at, junk_first = where, stripped
         junk_n += 1
     if row:
-        yield se.PostLine(site, row_at, error=f"{row_at}: the row is not closed before the end of the file "
-                                              f"(truncated file?)")
+        yield se.PostLine(
+            site, row_at, error=f"{row_at}: the row is not closed before the end of the file (truncated file?)"
+        )
     if junk_n:
         yield junk_record()
 
@@ -489,7 +525,16 @@ class ReadPostsXml(SplitAndRead):
     compressed file is unpacked into plain chunks there first, which are read at the same time (see the
     module docstring); without, it is read whole by one worker."""
 
-    def __init__(self, files: Sequence[Tuple[str, str, str]], split_bytes: int = SPLIT_BYTES,
-                 max_row_bytes: int = MAX_ROW_BYTES, unpack_dir: Optional[str] = None):
-        super().__init__(files, functools.partial(split_posts_file, split_bytes=split_bytes, unpack_dir=unpack_dir),
-                         functools.partial(read_posts_range, max_row_bytes=max_row_bytes), spread_records=True)
+    def __init__(
+        self,
+        files: Sequence[Tuple[str, str, str]],
+        split_bytes: int = SPLIT_BYTES,
+        max_row_bytes: int = MAX_ROW_BYTES,
+        unpack_dir: Optional[str] = None,
+    ):
+        super().__init__(
+            files,
+            functools.partial(split_posts_file, split_bytes=split_bytes, unpack_dir=unpack_dir),
+            functools.partial(read_posts_range, max_row_bytes=max_row_bytes),
+            spread_records=True,
+        )

@@ -97,18 +97,24 @@ def scan_records(path: str) -> Iterator[RecordRef]:
         with _open_raw(path) as handle:
             gz = handle.read(3) == _GZIP_MAGIC
             handle.seek(0)
-            for ref in (_scan_gzip(path, handle) if gz else _scan_plain(path, handle)):
+            for ref in _scan_gzip(path, handle) if gz else _scan_plain(path, handle):
                 last = ref.offset + ref.length
                 yield ref
     except Exception as exc:  # noqa: BLE001 - the file (or the rest of it) cannot be read
-        yield RecordRef(path=path, offset=last, warc_type="corrupt",
-                        error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}")
+        yield RecordRef(
+            path=path,
+            offset=last,
+            warc_type="corrupt",
+            error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}",
+        )
 
 
 def _ref_from_headers(path: str, offset: int, length: int, record) -> RecordRef:
     headers = record.rec_headers
     return RecordRef(
-        path=path, offset=offset, length=length,
+        path=path,
+        offset=offset,
+        length=length,
         warc_type=(record.rec_type or "").lower(),
         uri=headers.get_header("WARC-Target-URI") or "",
         date=headers.get_header("WARC-Date") or "",
@@ -118,8 +124,13 @@ def _ref_from_headers(path: str, offset: int, length: int, record) -> RecordRef:
 
 
 def _error_ref(path: str, start: int, end: int, exc: Exception) -> RecordRef:
-    return RecordRef(path=path, offset=start, length=max(0, end - start), warc_type="corrupt",
-                     error=f"unreadable WARC region at byte {start} ({type(exc).__name__}: {str(exc)[:300]})")
+    return RecordRef(
+        path=path,
+        offset=start,
+        length=max(0, end - start),
+        warc_type="corrupt",
+        error=f"unreadable WARC region at byte {start} ({type(exc).__name__}: {str(exc)[:300]})",
+    )
 
 
 _HEAD_BYTES = 1 << 16  # WARC + HTTP headers fit in this; the payload is not kept by the scan
@@ -345,13 +356,17 @@ def read_records(path: str, keep: int) -> Iterator[object]:
         with _open_raw(path) as handle:
             gz = handle.read(3) == _GZIP_MAGIC
             handle.seek(0)
-            for item in (_read_gzip(path, handle, keep) if gz else _read_plain(path, handle, keep)):
+            for item in _read_gzip(path, handle, keep) if gz else _read_plain(path, handle, keep):
                 ref = item.ref if isinstance(item, LoadedRecord) else item
                 last = ref.offset + ref.length
                 yield item
     except Exception as exc:  # noqa: BLE001 - the file (or the rest of it) cannot be read
-        yield RecordRef(path=path, offset=last, warc_type="corrupt",
-                        error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}")
+        yield RecordRef(
+            path=path,
+            offset=last,
+            warc_type="corrupt",
+            error=f"cannot read {path} from byte {last}: {type(exc).__name__}: {str(exc)[:300]}",
+        )
 
 
 def _whole_file(path: str):
@@ -389,8 +404,14 @@ class ExtractWarcRecord(Filter):
     name = "extract"
     transient = ("_local",)
 
-    def __init__(self, source: str = "cc", max_bytes: int = 5 << 20, fast: bool = False,
-                 extractor: str = "trafilatura", max_tags: int = html_text.MAX_PAGE_TAGS):
+    def __init__(
+        self,
+        source: str = "cc",
+        max_bytes: int = 5 << 20,
+        fast: bool = False,
+        extractor: str = "trafilatura",
+        max_tags: int = html_text.MAX_PAGE_TAGS,
+    ):
         if extractor not in html_text.EXTRACTORS:
             raise ValueError(f"unknown extractor {extractor!r}; use one of {', '.join(html_text.EXTRACTORS)}")
         self.source = source

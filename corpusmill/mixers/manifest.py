@@ -27,29 +27,54 @@ from corpusmill.mixers.plan import MAX_EPOCHS
 WEIGHT_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-TOP_KEYS = {"name", "output", "seed", "seq_len", "budget_tokens", "tokenizer", "shards", "sources",
-            "share_tolerance", "allow_off_target", "tokens_from", "mix_by", "domains", "domain_classifier",
-            "anneal"}
+TOP_KEYS = {
+    "name",
+    "output",
+    "seed",
+    "seq_len",
+    "budget_tokens",
+    "tokenizer",
+    "shards",
+    "sources",
+    "share_tolerance",
+    "allow_off_target",
+    "tokens_from",
+    "mix_by",
+    "domains",
+    "domain_classifier",
+    "anneal",
+}
 ANNEAL_KEYS = {"tokens", "weights", "share_tolerance"}
 MIX_BY = ("source", "domain")
 DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
-DOMAIN_LABELS = ("code", "general", "math")             # what a source may stand for when the classifier trains
+DOMAIN_LABELS = ("code", "general", "math")  # what a source may stand for when the classifier trains
 POOL_KEYS = {"weight", "epochs", "holdout", "holdout_tokens"}
 DOMAIN_CLASSIFIER_KEYS = {"model"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
 TOKENIZER_KINDS = ("sentencepiece", "bpe")
 SHARD_KEYS = {"rows_per_shard", "batch_rows", "pack_group_tokens"}
-SOURCE_KEYS = {"weight", "epochs", "documents", "processor", "input", "options", "groups", "holdout", "allow_failed",
-               "holdout_tokens", "domain"}
+SOURCE_KEYS = {
+    "weight",
+    "epochs",
+    "documents",
+    "processor",
+    "input",
+    "options",
+    "groups",
+    "holdout",
+    "allow_failed",
+    "holdout_tokens",
+    "domain",
+}
 
 
 @dataclasses.dataclass
 class TokenizerSpec:
-    model: Optional[str] = None          # an existing SentencePiece or BPE model; trained when None
-    kind: str = "sentencepiece"          # what is trained: LLaMA's SentencePiece BPE, or Llama 3's byte-level BPE
+    model: Optional[str] = None  # an existing SentencePiece or BPE model; trained when None
+    kind: str = "sentencepiece"  # what is trained: LLaMA's SentencePiece BPE, or Llama 3's byte-level BPE
     vocab_size: int = 32000
-    sample_chars: int = 100_000_000      # characters in the training sample, split by mixture weight
+    sample_chars: int = 100_000_000  # characters in the training sample, split by mixture weight
     threads: int = 8
 
 
@@ -63,21 +88,21 @@ class ShardSpec:
 @dataclasses.dataclass
 class SourceSpec:
     name: str
-    weight: Optional[float] = None       # share of the budget (weights mode)
-    epochs: Optional[float] = None       # with a weight: the cap on passes; alone: the exact passes
-    documents: Optional[str] = None      # an existing directory (or glob) of corpusmill documents
-    processor: Optional[str] = None      # or: a registered stage that makes them, or module:STAGE
+    weight: Optional[float] = None  # share of the budget (weights mode)
+    epochs: Optional[float] = None  # with a weight: the cap on passes; alone: the exact passes
+    documents: Optional[str] = None  # an existing directory (or glob) of corpusmill documents
+    processor: Optional[str] = None  # or: a registered stage that makes them, or module:STAGE
     inputs: List[str] = dataclasses.field(default_factory=list)
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    groups: Optional[List[str]] = None   # sub-directories to use (e.g. ["en"] of the CCNet output); globs
-    holdout: float = 0.0                 # share of the source's documents set aside, before any repetition,
-                                         # as its held-out set (shards/eval/<source>/): never in a training row
+    groups: Optional[List[str]] = None  # sub-directories to use (e.g. ["en"] of the CCNet output); globs
+    holdout: float = 0.0  # share of the source's documents set aside, before any repetition,
+    # as its held-out set (shards/eval/<source>/): never in a training row
     holdout_tokens: Optional[int] = None  # or: about this many tokens held out (turned into a share once the
-                                          # source's tokens are known: corpusmill.pipelines.recipe)
-    domain: Optional[str] = None         # mix_by domain: the label this source teaches the domain classifier
-    section: str = "sources"             # where it is in the manifest: sources, or domains (a domain pool)
-    allow_failed: bool = False           # use the source's output even when it was written over its failure
-                                         # budget (corpusmill.engine.run.failure_budget)
+    # source's tokens are known: corpusmill.pipelines.recipe)
+    domain: Optional[str] = None  # mix_by domain: the label this source teaches the domain classifier
+    section: str = "sources"  # where it is in the manifest: sources, or domains (a domain pool)
+    allow_failed: bool = False  # use the source's output even when it was written over its failure
+    # budget (corpusmill.engine.run.failure_budget)
 
     def field(self, key: str) -> str:
         return f"{self.section}.{self.name}.{key}"
@@ -107,7 +132,7 @@ class MixManifest:
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
     tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
-    mix_by: str = "source"             # or "domain": the weights are on domain pools (Llama 3's mix)
+    mix_by: str = "source"  # or "domain": the weights are on domain pools (Llama 3's mix)
     domains: List[SourceSpec] = dataclasses.field(default_factory=list)  # mix_by domain: the pools
     domain_model: Optional[str] = None  # mix_by domain: a trained classifier; trained from the sources when None
     anneal: Optional[AnnealSpec] = None  # an annealing phase after the main mixture
@@ -144,8 +169,11 @@ def _err(path: str, field: str, msg: str) -> CorpusmillError:
 def _check_keys(path: str, where: str, data: dict, allowed: set) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise _err(path, f"{where}{unknown[0]}" if where else unknown[0],
-                   f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+        raise _err(
+            path,
+            f"{where}{unknown[0]}" if where else unknown[0],
+            f"unknown key; allowed here: {', '.join(sorted(allowed))}",
+        )
 
 
 # What any data set can hold: a bound on each number, so that a typo (1e30) is one line, not an attempt
@@ -187,8 +215,10 @@ def load_manifest(path: str, *, output: Optional[str] = None) -> MixManifest:
         raise CorpusmillError(f"manifest {path} does not exist")
     data = load_yaml(path)  # a key given twice is an error
     if not isinstance(data, dict):
-        raise CorpusmillError(f"{path}: expected a mapping of fields (name, output, seed, seq_len, budget_tokens, "
-                              f"tokenizer, shards, sources); see docs/mixing.md")
+        raise CorpusmillError(
+            f"{path}: expected a mapping of fields (name, output, seed, seq_len, budget_tokens, "
+            f"tokenizer, shards, sources); see docs/mixing.md"
+        )
     return parse_manifest(data, path, output=output)
 
 
@@ -211,14 +241,24 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     if kind not in TOKENIZER_KINDS:
         from corpusmill.core.config import close_matches
 
-        raise _err(path, "tokenizer.kind", f"{kind!r} is not a tokenizer kind; expected one of "
-                                           f"{', '.join(TOKENIZER_KINDS)}{close_matches(kind, TOKENIZER_KINDS)}")
+        raise _err(
+            path,
+            "tokenizer.kind",
+            f"{kind!r} is not a tokenizer kind; expected one of "
+            f"{', '.join(TOKENIZER_KINDS)}{close_matches(kind, TOKENIZER_KINDS)}",
+        )
     tokenizer = TokenizerSpec(
-        model=_resolve(base, str(tok_data["model"])) if tok_data.get("model") else None, kind=kind,
-        vocab_size=_int(path, "tokenizer.vocab_size", tok_data.get("vocab_size", 32000),
-                        minimum=260 if kind == "sentencepiece" else 513),
+        model=_resolve(base, str(tok_data["model"])) if tok_data.get("model") else None,
+        kind=kind,
+        vocab_size=_int(
+            path,
+            "tokenizer.vocab_size",
+            tok_data.get("vocab_size", 32000),
+            minimum=260 if kind == "sentencepiece" else 513,
+        ),
         sample_chars=_int(path, "tokenizer.sample_chars", tok_data.get("sample_chars", 100_000_000)),
-        threads=_int(path, "tokenizer.threads", tok_data.get("threads", 8)))
+        threads=_int(path, "tokenizer.threads", tok_data.get("threads", 8)),
+    )
     if tokenizer.model and "://" not in tokenizer.model and not os.path.isfile(tokenizer.model):
         raise _err(path, "tokenizer.model", f"{tokenizer.model} does not exist; remove the field to train one")
 
@@ -229,15 +269,20 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     shards = ShardSpec(
         rows_per_shard=_int(path, "shards.rows_per_shard", shard_data.get("rows_per_shard", 32768), maximum=MAX_ROWS),
         batch_rows=_int(path, "shards.batch_rows", shard_data.get("batch_rows", 1024), maximum=MAX_ROWS),
-        pack_group_tokens=_int(path, "shards.pack_group_tokens", shard_data.get("pack_group_tokens", 16_000_000)))
+        pack_group_tokens=_int(path, "shards.pack_group_tokens", shard_data.get("pack_group_tokens", 16_000_000)),
+    )
 
     src_data = data.get("sources")
     if not isinstance(src_data, dict) or not src_data:
         raise _err(path, "sources", "expected a mapping of source name -> {weight, epochs, documents | processor}")
     tokens_from = _resolve(base, str(data["tokens_from"])) if data.get("tokens_from") else None
     if tokens_from and "://" not in tokens_from and not os.path.isdir(os.path.join(tokens_from, "tokens")):
-        raise _err(path, "tokens_from", f"{tokens_from} has no tokens/ directory: name the output directory of a "
-                                        f"corpusmill run whose documents were tokenized")
+        raise _err(
+            path,
+            "tokens_from",
+            f"{tokens_from} has no tokens/ directory: name the output directory of a "
+            f"corpusmill run whose documents were tokenized",
+        )
     sources = [_parse_source(path, base, str(key), value, tokens_from is not None) for key, value in src_data.items()]
     mix_by, domains, domain_model = _parse_domains(path, base, data, sources, tokens_from is not None)
     pools = domains if mix_by == "domain" else sources
@@ -247,18 +292,27 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     budget = data.get("budget_tokens")
     if with_weight and len(with_weight) != len(pools):
         missing = next(s for s in pools if s.weight is None)
-        raise _err(path, missing.field("weight"),
-                   "missing: give every source a weight (shares of budget_tokens), or none (each source's "
-                   "epochs then fix its tokens)")
+        raise _err(
+            path,
+            missing.field("weight"),
+            "missing: give every source a weight (shares of budget_tokens), or none (each source's "
+            "epochs then fix its tokens)",
+        )
     if with_weight:
         total = sum(s.weight for s in pools)
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
-            raise _err(path, f"{what}.*.weight",
-                       f"the weights sum to {total:.6g}, not 1 ("
-                       + ", ".join(f"{s.name}={s.weight:g}" for s in pools) + ")")
+            raise _err(
+                path,
+                f"{what}.*.weight",
+                f"the weights sum to {total:.6g}, not 1 (" + ", ".join(f"{s.name}={s.weight:g}" for s in pools) + ")",
+            )
         if budget is None:
-            raise _err(path, "budget_tokens", "missing: the number of tokens to write, or 'max' (the most that every "
-                                              "source can fill within its epochs cap)")
+            raise _err(
+                path,
+                "budget_tokens",
+                "missing: the number of tokens to write, or 'max' (the most that every "
+                "source can fill within its epochs cap)",
+            )
         if isinstance(budget, str):
             if budget.strip().lower() != "max":
                 raise _err(path, "budget_tokens", f"expected a number of tokens or 'max', got {budget!r}")
@@ -270,21 +324,44 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     else:
         no_epochs = [s for s in pools if s.epochs is None]
         if no_epochs:
-            raise _err(path, no_epochs[0].field("epochs"),
-                       "missing: without weights every source needs its epochs (passes over its documents)")
+            raise _err(
+                path,
+                no_epochs[0].field("epochs"),
+                "missing: without weights every source needs its epochs (passes over its documents)",
+            )
         if budget is not None:
-            raise _err(path, "budget_tokens", "remove it, or give every source a weight: without weights the budget "
-                                              "is the sum of epochs x tokens over the sources")
+            raise _err(
+                path,
+                "budget_tokens",
+                "remove it, or give every source a weight: without weights the budget "
+                "is the sum of epochs x tokens over the sources",
+            )
     tolerance = data.get("share_tolerance", DEFAULT_SHARE_TOLERANCE)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
-        raise _err(path, "share_tolerance", f"expected a share in (0, 1] (0.01: one percentage point), got {tolerance!r}")
+        raise _err(
+            path, "share_tolerance", f"expected a share in (0, 1] (0.01: one percentage point), got {tolerance!r}"
+        )
     allow = data.get("allow_off_target", False)
     if not isinstance(allow, bool):
         raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
-    return MixManifest(path=path, name=name, output=output, seed=seed, seq_len=seq_len, budget_tokens=budget,
-                       tokenizer=tokenizer, shards=shards, sources=sources, share_tolerance=float(tolerance),
-                       allow_off_target=allow, tokens_from=tokens_from, mix_by=mix_by, domains=domains,
-                       domain_model=domain_model, anneal=_parse_anneal(path, data, pools, seq_len))
+    return MixManifest(
+        path=path,
+        name=name,
+        output=output,
+        seed=seed,
+        seq_len=seq_len,
+        budget_tokens=budget,
+        tokenizer=tokenizer,
+        shards=shards,
+        sources=sources,
+        share_tolerance=float(tolerance),
+        allow_off_target=allow,
+        tokens_from=tokens_from,
+        mix_by=mix_by,
+        domains=domains,
+        domain_model=domain_model,
+        anneal=_parse_anneal(path, data, pools, seq_len),
+    )
 
 
 def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) -> Optional[AnnealSpec]:
@@ -306,8 +383,11 @@ def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) 
         if name not in names:
             from corpusmill.core.config import close_matches
 
-            raise _err(path, f"anneal.weights.{name}", f"not a pool of this mixture ({', '.join(names)})"
-                                                       f"{close_matches(str(name), names)}")
+            raise _err(
+                path,
+                f"anneal.weights.{name}",
+                f"not a pool of this mixture ({', '.join(names)}){close_matches(str(name), names)}",
+            )
         out[str(name)] = _positive(path, f"anneal.weights.{name}", w)
     total = sum(out.values())
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
@@ -324,8 +404,9 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
     if mix_by not in MIX_BY:
         from corpusmill.core.config import close_matches
 
-        raise _err(path, "mix_by", f"expected one of {', '.join(MIX_BY)}, got {mix_by!r}"
-                                   f"{close_matches(str(mix_by), MIX_BY)}")
+        raise _err(
+            path, "mix_by", f"expected one of {', '.join(MIX_BY)}, got {mix_by!r}{close_matches(str(mix_by), MIX_BY)}"
+        )
     if mix_by == "source":
         for key in ("domains", "domain_classifier"):
             if data.get(key) is not None:
@@ -335,31 +416,47 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
             raise _err(path, labelled[0].field("domain"), "only with mix_by: domain")
         return mix_by, [], None
     if tokenized:
-        raise _err(path, "mix_by", "domain with tokens_from is not supported: the domains are set when the "
-                                   "documents are tokenized; mix that run's domains by naming them as sources")
+        raise _err(
+            path,
+            "mix_by",
+            "domain with tokens_from is not supported: the domains are set when the "
+            "documents are tokenized; mix that run's domains by naming them as sources",
+        )
     for spec in sources:
-        for key, value in (("weight", spec.weight), ("epochs", spec.epochs), ("holdout", spec.holdout or None),
-                           ("holdout_tokens", spec.holdout_tokens)):
+        for key, value in (
+            ("weight", spec.weight),
+            ("epochs", spec.epochs),
+            ("holdout", spec.holdout or None),
+            ("holdout_tokens", spec.holdout_tokens),
+        ):
             if value is not None:
-                raise _err(path, spec.field(key), f"with mix_by: domain, '{key}' goes on the domains "
-                                                  f"(domains.<name>.{key}), not on a source")
+                raise _err(
+                    path,
+                    spec.field(key),
+                    f"with mix_by: domain, '{key}' goes on the domains (domains.<name>.{key}), not on a source",
+                )
     raw = data.get("domains")
     if not isinstance(raw, dict) or not raw:
-        raise _err(path, "domains", f"expected a mapping of domain -> {{weight, epochs, holdout}}; the domains: "
-                                    f"{', '.join(DOMAINS)}")
+        raise _err(
+            path,
+            "domains",
+            f"expected a mapping of domain -> {{weight, epochs, holdout}}; the domains: {', '.join(DOMAINS)}",
+        )
     domains = []
     for name, value in raw.items():
         field = f"domains.{name}"
         if name not in DOMAINS:
             from corpusmill.core.config import close_matches
 
-            raise _err(path, field, f"not a domain; expected one of {', '.join(DOMAINS)}"
-                                    f"{close_matches(str(name), DOMAINS)}")
+            raise _err(
+                path, field, f"not a domain; expected one of {', '.join(DOMAINS)}{close_matches(str(name), DOMAINS)}"
+            )
         if not isinstance(value, dict):
             raise _err(path, field, "expected a mapping: {weight, epochs, holdout}")
         _check_keys(path, f"{field}.", value, POOL_KEYS)
-        domains.append(dataclasses.replace(_parse_source(path, base, str(name), value, tokenized=True),
-                                           section="domains"))
+        domains.append(
+            dataclasses.replace(_parse_source(path, base, str(name), value, tokenized=True), section="domains")
+        )
     cls = data.get("domain_classifier") or {}
     if not isinstance(cls, dict):
         raise _err(path, "domain_classifier", "expected a mapping: {model: PATH} (or leave it out to train one)")
@@ -369,9 +466,13 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
         raise _err(path, "domain_classifier.model", f"{model} does not exist; remove the field to train one")
     labels = {s.domain for s in sources if s.domain}
     if model is None and len(labels) < 2:
-        raise _err(path, "sources.*.domain", f"the domain classifier is trained from sources labelled with 'domain' "
-                                             f"({', '.join(DOMAIN_LABELS)}); label sources of at least two, or name "
-                                             f"a model in domain_classifier.model")
+        raise _err(
+            path,
+            "sources.*.domain",
+            f"the domain classifier is trained from sources labelled with 'domain' "
+            f"({', '.join(DOMAIN_LABELS)}); label sources of at least two, or name "
+            f"a model in domain_classifier.model",
+        )
     return mix_by, domains, model
 
 
@@ -385,8 +486,12 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
     spec = SourceSpec(name=name)
     if value.get("domain") is not None:
         if value["domain"] not in DOMAIN_LABELS:
-            raise _err(path, f"{field}.domain", f"expected one of {', '.join(DOMAIN_LABELS)} (multilingual comes from "
-                                                f"the language), got {value['domain']!r}")
+            raise _err(
+                path,
+                f"{field}.domain",
+                f"expected one of {', '.join(DOMAIN_LABELS)} (multilingual comes from "
+                f"the language), got {value['domain']!r}",
+            )
         spec.domain = value["domain"]
     if value.get("weight") is not None:
         spec.weight = _positive(path, f"{field}.weight", value["weight"])
@@ -399,23 +504,37 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
     if value.get("holdout") is not None:
         h = value["holdout"]
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h < 0.5:
-            raise _err(path, f"{field}.holdout", f"expected the share of its documents held out, in [0, 0.5), "
-                                                 f"e.g. 0.01; got {h!r}")
+            raise _err(
+                path,
+                f"{field}.holdout",
+                f"expected the share of its documents held out, in [0, 0.5), e.g. 0.01; got {h!r}",
+            )
         spec.holdout = float(h)
     if value.get("holdout_tokens") is not None:
         if value.get("holdout") is not None:
-            raise _err(path, f"{field}.holdout_tokens", "give 'holdout' (a share of the documents) or "
-                                                         "'holdout_tokens' (about so many tokens), not both")
+            raise _err(
+                path,
+                f"{field}.holdout_tokens",
+                "give 'holdout' (a share of the documents) or 'holdout_tokens' (about so many tokens), not both",
+            )
         spec.holdout_tokens = _int(path, f"{field}.holdout_tokens", value["holdout_tokens"], minimum=1)
     has_docs, has_proc = value.get("documents") is not None, value.get("processor") is not None
     if tokenized:  # tokens_from: the documents are already tokenized there
         if has_docs or has_proc:
-            raise _err(path, field, "with tokens_from, a source is the tokenized documents of that run's source of "
-                                    "the same name: drop 'documents' / 'processor'")
+            raise _err(
+                path,
+                field,
+                "with tokens_from, a source is the tokenized documents of that run's source of "
+                "the same name: drop 'documents' / 'processor'",
+            )
         return spec
     if has_docs == has_proc:
-        raise _err(path, field, "give exactly one of 'documents' (an existing directory of documents) and "
-                                "'processor' (+ 'input': a stage that makes them)")
+        raise _err(
+            path,
+            field,
+            "give exactly one of 'documents' (an existing directory of documents) and "
+            "'processor' (+ 'input': a stage that makes them)",
+        )
     groups = value.get("groups")
     if groups is not None:
         if isinstance(groups, str):
@@ -440,8 +559,11 @@ def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool =
         if inputs is None and listed:  # the CCNet stage names its files by snapshot or listing
             inputs = []
         elif not isinstance(inputs, list) or not inputs:
-            raise _err(path, f"{field}.input", "missing: the processor's input files or globs (or, for ccnet, "
-                                               "options.dump / options.input_list)")
+            raise _err(
+                path,
+                f"{field}.input",
+                "missing: the processor's input files or globs (or, for ccnet, options.dump / options.input_list)",
+            )
         spec.inputs = [_resolve(base, str(i)) for i in inputs]
         options = value.get("options") or {}
         if not isinstance(options, dict):

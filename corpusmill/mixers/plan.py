@@ -48,7 +48,7 @@ def held_out(seed: int, doc_id: str, fraction: float) -> bool:
     range, independent of every pass's hash, so the choice never depends on the budget or the order."""
     if fraction <= 0:
         return False
-    return stable_hash(f"holdout\x00{seed}\x00{doc_id}") < fraction * 2.0 ** 64
+    return stable_hash(f"holdout\x00{seed}\x00{doc_id}") < fraction * 2.0**64
 
 
 def bucket_of(h: int) -> int:
@@ -59,14 +59,14 @@ def bucket_of(h: int) -> int:
 class SourcePlan:
     name: str
     source_documents: int
-    source_tokens: int          # BOS + ids + EOS over every document of the source
-    weight: float               # target share of the budget
+    source_tokens: int  # BOS + ids + EOS over every document of the source
+    weight: float  # target share of the budget
     target_tokens: int
-    epochs: float               # target passes: target_tokens / source_tokens
+    epochs: float  # target passes: target_tokens / source_tokens
     epochs_cap: Optional[float]
     full_passes: int
-    fraction_tokens: int        # tokens drawn in pass ``full_passes``
-    holdout: float = 0.0        # share of the documents set aside before any pass (its held-out set)
+    fraction_tokens: int  # tokens drawn in pass ``full_passes``
+    holdout: float = 0.0  # share of the documents set aside before any pass (its held-out set)
     holdout_documents: int = 0
     holdout_tokens: int = 0
 
@@ -107,12 +107,16 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
     tokens: Dict[str, int] = {}
     for spec in manifest.sources:
         if getattr(spec, "holdout", 0.0) and counts.get(spec.name, {}).get("holdout", 0.0) != spec.holdout:
-            raise CorpusmillError(f"{path}: sources.{spec.name}.holdout: the token counts were made with holdout "
-                                  f"{counts.get(spec.name, {}).get('holdout', 0.0)}; count again")
+            raise CorpusmillError(
+                f"{path}: sources.{spec.name}.holdout: the token counts were made with holdout "
+                f"{counts.get(spec.name, {}).get('holdout', 0.0)}; count again"
+            )
         n = int(counts.get(spec.name, {}).get("tokens", 0))
         if n <= 0:
-            raise CorpusmillError(f"{path}: sources.{spec.name}: no tokens: its documents are missing or empty; "
-                                  f"check sources.{spec.name}.documents / groups or the processor's output")
+            raise CorpusmillError(
+                f"{path}: sources.{spec.name}: no tokens: its documents are missing or empty; "
+                f"check sources.{spec.name}.documents / groups or the processor's output"
+            )
         tokens[spec.name] = n
 
     targets: Dict[str, int] = {}
@@ -129,46 +133,68 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
                     f"{path}: sources.{spec.name}.epochs: weight {spec.weight:g} of budget_tokens {budget:,} is "
                     f"{targets[spec.name]:,} tokens = {targets[spec.name] / tokens[spec.name]:.3f} passes over its "
                     f"{tokens[spec.name]:,} tokens, above its cap of {spec.epochs:g}; lower budget_tokens to at "
-                    f"most {int(fits):,} (or 'max'), raise the cap, or add documents to the source")
+                    f"most {int(fits):,} (or 'max'), raise the cap, or add documents to the source"
+                )
     else:
         for spec in manifest.sources:
             targets[spec.name] = int(round(spec.epochs * tokens[spec.name]))
         budget = sum(targets.values())
     if budget < manifest.seq_len + 1:
-        raise CorpusmillError(f"{path}: budget_tokens: {budget} tokens do not fill one row of seq_len + 1 = "
-                              f"{manifest.seq_len + 1}")
+        raise CorpusmillError(
+            f"{path}: budget_tokens: {budget} tokens do not fill one row of seq_len + 1 = {manifest.seq_len + 1}"
+        )
 
     for spec in manifest.sources:  # a budget no data can hold (budget_tokens: 1e15 of a 26-document source)
         if targets[spec.name] > MAX_EPOCHS * tokens[spec.name]:
-            most = int(min(MAX_EPOCHS * tokens[s.name] / (s.weight or 1) for s in manifest.sources)) \
-                if manifest.mode == "weights" else None
+            most = (
+                int(min(MAX_EPOCHS * tokens[s.name] / (s.weight or 1) for s in manifest.sources))
+                if manifest.mode == "weights"
+                else None
+            )
             raise CorpusmillError(
                 f"{path}: sources.{spec.name}: {targets[spec.name]:,} tokens are {targets[spec.name] / tokens[spec.name]:.3g} "
                 f"passes over its {tokens[spec.name]:,} tokens, above the {MAX_EPOCHS:g} any mix writes"
-                + (f"; lower budget_tokens to at most {most:,}" if most else "") + ", or add documents to the source")
+                + (f"; lower budget_tokens to at most {most:,}" if most else "")
+                + ", or add documents to the source"
+            )
         h = getattr(spec, "holdout", 0.0)
         held = int(counts[spec.name].get("holdout_tokens", 0))
         if h and held < manifest.seq_len + 1:
             raise CorpusmillError(
                 f"{path}: sources.{spec.name}.holdout: {h:g} of its {int(counts[spec.name].get('documents', 0)) + int(counts[spec.name].get('holdout_documents', 0))} "
                 f"documents held out {int(counts[spec.name].get('holdout_documents', 0))} document(s), {held:,} tokens, "
-                f"under one row of seq_len + 1 = {manifest.seq_len + 1}; hold out more, or none")
+                f"under one row of seq_len + 1 = {manifest.seq_len + 1}; hold out more, or none"
+            )
 
     plans = {}
     for spec in manifest.sources:
         s, t = tokens[spec.name], targets[spec.name]
         full = t // s
         plans[spec.name] = SourcePlan(
-            name=spec.name, source_documents=int(counts[spec.name].get("documents", 0)), source_tokens=s,
-            weight=t / budget if manifest.mode == "epochs" else spec.weight, target_tokens=t, epochs=t / s,
+            name=spec.name,
+            source_documents=int(counts[spec.name].get("documents", 0)),
+            source_tokens=s,
+            weight=t / budget if manifest.mode == "epochs" else spec.weight,
+            target_tokens=t,
+            epochs=t / s,
             epochs_cap=spec.epochs if manifest.mode == "weights" else None,
-            full_passes=int(full), fraction_tokens=int(t - full * s), holdout=getattr(spec, "holdout", 0.0),
+            full_passes=int(full),
+            fraction_tokens=int(t - full * s),
+            holdout=getattr(spec, "holdout", 0.0),
             holdout_documents=int(counts[spec.name].get("holdout_documents", 0)),
-            holdout_tokens=int(counts[spec.name].get("holdout_tokens", 0)))
+            holdout_tokens=int(counts[spec.name].get("holdout_tokens", 0)),
+        )
     groups = max(1, math.ceil(sum(targets.values()) / manifest.shards.pack_group_tokens))
-    return MixPlan(mode=manifest.mode, seed=manifest.seed, seq_len=manifest.seq_len, budget_tokens=int(budget),
-                   pack_groups=groups, sources=plans, share_tolerance=getattr(manifest, "share_tolerance", 0.01),
-                   allow_off_target=getattr(manifest, "allow_off_target", False))
+    return MixPlan(
+        mode=manifest.mode,
+        seed=manifest.seed,
+        seq_len=manifest.seq_len,
+        budget_tokens=int(budget),
+        pack_groups=groups,
+        sources=plans,
+        share_tolerance=getattr(manifest, "share_tolerance", 0.01),
+        allow_off_target=getattr(manifest, "allow_off_target", False),
+    )
 
 
 def check_mixture(plan: MixPlan, mixture: Dict[str, dict]) -> List[str]:
@@ -183,18 +209,31 @@ def check_mixture(plan: MixPlan, mixture: Dict[str, dict]) -> List[str]:
         avg_doc = sp.source_tokens / max(1, sp.source_documents)
         if sp.weight > 0 and tokens == 0:
             need = math.ceil(avg_doc / sp.weight) if plan.mode == "weights" else None
-            fix = (f"a budget_tokens of at least {need:,} gives it about one document"
-                   + (" (with budget_tokens: max, the budget is set by the epochs caps: raise them)"
-                      if plan.mode == "weights" else "")) if need else "raise its epochs"
-            problems.append(f"sources.{name}: weight {sp.weight:g} but 0 tokens in the shards: its target of "
-                            f"{sp.target_tokens:,} tokens is under half of its average document ({avg_doc:,.0f} "
-                            f"tokens); {fix}")
+            fix = (
+                (
+                    f"a budget_tokens of at least {need:,} gives it about one document"
+                    + (
+                        " (with budget_tokens: max, the budget is set by the epochs caps: raise them)"
+                        if plan.mode == "weights"
+                        else ""
+                    )
+                )
+                if need
+                else "raise its epochs"
+            )
+            problems.append(
+                f"sources.{name}: weight {sp.weight:g} but 0 tokens in the shards: its target of "
+                f"{sp.target_tokens:,} tokens is under half of its average document ({avg_doc:,.0f} "
+                f"tokens); {fix}"
+            )
         elif plan.mode == "weights" and abs(share - sp.weight) > plan.share_tolerance:
             need = math.ceil(avg_doc / (plan.share_tolerance * max(sp.weight, 1e-12)) / max(sp.weight, 1e-12))
-            problems.append(f"sources.{name}: share {share:.4f} is off its weight {sp.weight:g} by "
-                            f"{abs(share - sp.weight):.4f}, more than share_tolerance {plan.share_tolerance:g} "
-                            f"({tokens:,} of {budget:,} tokens, its documents average {avg_doc:,.0f}); a larger "
-                            f"budget_tokens (about {need:,}) evens it out, or raise share_tolerance")
+            problems.append(
+                f"sources.{name}: share {share:.4f} is off its weight {sp.weight:g} by "
+                f"{abs(share - sp.weight):.4f}, more than share_tolerance {plan.share_tolerance:g} "
+                f"({tokens:,} of {budget:,} tokens, its documents average {avg_doc:,.0f}); a larger "
+                f"budget_tokens (about {need:,}) evens it out, or raise share_tolerance"
+            )
     return problems
 
 

@@ -37,8 +37,11 @@ from corpusmill.io.papers import PaperRef, ReadPapers, list_papers
 
 @dataclasses.dataclass(kw_only=True)
 class ArxivConfig(OutputOptions):
-    input: List[str] = option(required=True, metavar="PATH", help="bulk .tar files, per-paper .gz/.tar.gz/.tex "
-                                                                  "files, or directories of paper folders")
+    input: List[str] = option(
+        required=True,
+        metavar="PATH",
+        help="bulk .tar files, per-paper .gz/.tar.gz/.tex files, or directories of paper folders",
+    )
     max_paper_mb: float = option(64.0, above=0.0, help="cap on a paper's .gz")
     max_unpacked_mb: float = option(256.0, above=0.0, help="cap on a paper's unpacked size")
     max_file_mb: float = option(32.0, above=0.0, help="cap on one file of a paper")
@@ -48,8 +51,9 @@ class ArxivConfig(OutputOptions):
 
 def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence[PaperRef]) -> None:
     mb = 1 << 20
-    records = p | "ReadArxiv" >> ReadPapers(refs, int(cfg.max_paper_mb * mb), int(cfg.max_file_mb * mb),
-                                            int(cfg.max_unpacked_mb * mb))
+    records = p | "ReadArxiv" >> ReadPapers(
+        refs, int(cfg.max_paper_mb * mb), int(cfg.max_file_mb * mb), int(cfg.max_unpacked_mb * mb)
+    )
     docs = run.step(records, "extract", ExtractPaper(int(cfg.max_unpacked_mb * mb), int(cfg.max_file_mb * mb)))
     docs = run.step(docs, "latex", CleanLatex(cfg.max_macro_depth, cfg.max_macro_growth))
     run.write(docs)
@@ -63,8 +67,13 @@ def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 
 STAGE = Stage(
-    name="arxiv", config=ArxivConfig, run=run_arxiv, show=show_documents, documents=True,
+    name="arxiv",
+    config=ArxivConfig,
+    run=run_arxiv,
+    show=show_documents,
+    documents=True,
     description="Read arXiv sources (bulk .tar of per-paper .gz, per-paper .gz/.tar.gz files, or a directory of "
-                "paper folders), unpack them safely, find the main .tex, inline \\input, remove comments, expand "
-                "user macros, cut before the first section and from the bibliography/appendix on, and write "
-                "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")
+    "paper folders), unpack them safely, find the main .tex, inline \\input, remove comments, expand "
+    "user macros, cut before the first section and from the bibliography/appendix on, and write "
+    "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+)

@@ -118,13 +118,17 @@ class FindNearDuplicates(beam.PTransform):
 class BooksConfig(OutputOptions):
     input: List[str] = option(required=True, metavar="GLOB", help="book files or directories")
     max_book_mb: float = option(64.0, above=0.0, help="books larger than this are dropped as too_large, unread")
-    overlap: float = option(0.9, above=0.0, max=1.0,
-                            help="near-duplicate when this share of the smaller book's shingles is in the other "
-                                 "(LLaMA's 90%)")
+    overlap: float = option(
+        0.9,
+        above=0.0,
+        max=1.0,
+        help="near-duplicate when this share of the smaller book's shingles is in the other (LLaMA's 90%)",
+    )
     shingle: int = option(5, min=1, help="words per shingle")
     num_perm: int = option(128, min=2, help="MinHash permutations")
-    lsh_threshold: float = option(0.5, above=0.0, below=1.0,
-                                  help="Jaccard threshold the LSH bands are tuned for; lower finds more candidates")
+    lsh_threshold: float = option(
+        0.5, above=0.0, below=1.0, help="Jaccard threshold the LSH bands are tuned for; lower finds more candidates"
+    )
     max_bucket: int = option(1000, min=0, help="books per LSH bucket paired at most (smallest ids; 0 = no cap)")
     seed: int = option(1, min=0, help="MinHash seed")
 
@@ -136,9 +140,11 @@ class BooksConfig(OutputOptions):
 def check_book_files(files: Sequence[str]) -> None:
     for f in files:
         if not f.lower().endswith(TEXT_SUFFIXES + JSON_SUFFIXES):
-            raise CorpusmillError(f"input {f}: unknown book file type; the Books source reads "
-                                  f"{', '.join(TEXT_SUFFIXES)} (one book per file) and {', '.join(JSON_SUFFIXES)} "
-                                  f"(one book per line, with a 'text' field)")
+            raise CorpusmillError(
+                f"input {f}: unknown book file type; the Books source reads "
+                f"{', '.join(TEXT_SUFFIXES)} (one book per file) and {', '.join(JSON_SUFFIXES)} "
+                f"(one book per line, with a 'text' field)"
+            )
 
 
 def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
@@ -149,8 +155,11 @@ def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
     # the shared exact dedup (as GitHub's): the first copy by id is kept, the others name it
     marked = books | "FindExactDuplicates" >> MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
     books = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "exact_duplicate_book"))
-    books = run.step(books | "FindNearDuplicates" >> FindNearDuplicates(cfg.near), "near_dedup",
-                     minhash.DuplicateBook("near_dedup", "near_duplicate_book"))
+    books = run.step(
+        books | "FindNearDuplicates" >> FindNearDuplicates(cfg.near),
+        "near_dedup",
+        minhash.DuplicateBook("near_dedup", "near_duplicate_book"),
+    )
     run.write(books)
 
 
@@ -161,8 +170,13 @@ def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 
 STAGE = Stage(
-    name="books", config=BooksConfig, run=run_books, show=show_documents, documents=True,
+    name="books",
+    config=BooksConfig,
+    run=run_books,
+    show=show_documents,
+    documents=True,
     description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg headers and "
-                "footers, drop exact duplicates and books whose overlap with a book of smaller id is at least "
-                "--overlap (MinHash LSH finds candidates, the overlap is then computed exactly), and write "
-                "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")
+    "footers, drop exact duplicates and books whose overlap with a book of smaller id is at least "
+    "--overlap (MinHash LSH finds candidates, the overlap is then computed exactly), and write "
+    "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+)

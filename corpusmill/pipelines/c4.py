@@ -56,8 +56,12 @@ RELEASED_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 
 @dataclasses.dataclass(kw_only=True)
 class C4Config(OutputOptions):
-    mode: str = option(required=True, choices=MODES, aliases=("--from",),
-                       help="crawl: WARC/WET files (the C4 builder); released: C4 JSON(.gz) lines {text, url, timestamp}")
+    mode: str = option(
+        required=True,
+        choices=MODES,
+        aliases=("--from",),
+        help="crawl: WARC/WET files (the C4 builder); released: C4 JSON(.gz) lines {text, url, timestamp}",
+    )
     input: List[str] = option(required=True, metavar="GLOB", help="input files, globs or directories")
     # mode crawl: the builder's rules
     min_words_per_line: int = option(5, min=0, help="crawl: lines with fewer words are removed")
@@ -65,25 +69,41 @@ class C4Config(OutputOptions):
     max_word_length: int = option(1000, min=1, help="crawl: lines with a longer word are removed")
     max_page_chars: int = option(rules.MAX_PAGE_CHARS, min=1, help="crawl: longer pages are dropped as too_long")
     span_sentences: int = option(3, min=1, help="crawl: sentences per span in the corpus-wide span dedup")
-    badwords: Optional[str] = option(None, metavar="PATH|none",
-                                     help="crawl: bad-words list, one per line (default: the packaged LDNOOBW English "
-                                          "list, CC-BY-4.0); 'none' skips the step")
+    badwords: Optional[str] = option(
+        None,
+        metavar="PATH|none",
+        help="crawl: bad-words list, one per line (default: the packaged LDNOOBW English "
+        "list, CC-BY-4.0); 'none' skips the step",
+    )
     lid: bool = option(True, help="crawl: language identification (--no-lid skips it)")
-    lid_with: str = option("langdetect", choices=LID_TOOLS,
-                           help="crawl: langdetect (the builder's, seeded) or lid176 (fastText lid.176, 25x faster; "
-                                "the same pages at 0.65 in docs/sources.md)")
-    lid_model: Optional[str] = option(None, metavar="PATH", help="crawl, --lid-with lid176: fastText language-ID model "
-                                                               "(default: the packaged lid.176.ftz)")
-    lang_threshold: Optional[float] = option(None, min=0.0, max=1.0,
-                                             help="crawl: minimum language probability (default: 0.99 with langdetect, "
-                                                  "the builder's; 0.65 with lid176)")
+    lid_with: str = option(
+        "langdetect",
+        choices=LID_TOOLS,
+        help="crawl: langdetect (the builder's, seeded) or lid176 (fastText lid.176, 25x faster; "
+        "the same pages at 0.65 in docs/sources.md)",
+    )
+    lid_model: Optional[str] = option(
+        None,
+        metavar="PATH",
+        help="crawl, --lid-with lid176: fastText language-ID model (default: the packaged lid.176.ftz)",
+    )
+    lang_threshold: Optional[float] = option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="crawl: minimum language probability (default: 0.99 with langdetect, the builder's; 0.65 with lid176)",
+    )
     languages: Optional[List[str]] = option(["en"], sep=",", metavar="LANG", help="crawl: languages kept")
     max_page_bytes: int = option(5 << 20, min=1, help="crawl: HTTP payloads over this are dropped as too_large")
     # mode released: passed through as released (RedPajama), or LLaMA's heuristics (min_sentences is shared)
-    heuristics: bool = option(False, help="released: apply the LLaMA-style heuristics below (default: the pages as "
-                                          "released, as RedPajama used them)")
-    min_punct_share: float = option(0.5, min=0.0, max=1.0,
-                                    help="released: minimum share of lines ending in terminal punctuation")
+    heuristics: bool = option(
+        False,
+        help="released: apply the LLaMA-style heuristics below (default: the pages as "
+        "released, as RedPajama used them)",
+    )
+    min_punct_share: float = option(
+        0.5, min=0.0, max=1.0, help="released: minimum share of lines ending in terminal punctuation"
+    )
     min_words: int = option(50, min=0, help="released: minimum words per page")
     max_words: int = option(100_000, min=0, help="released: maximum words per page (0: no maximum)")
 
@@ -92,8 +112,10 @@ class C4Config(OutputOptions):
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
             for name in ("min_punct_share", "min_words", "max_words"):
                 if getattr(self, name) != defaults[name]:
-                    raise CorpusmillError(f"--{name.replace('_', '-')} applies only with --heuristics (without it, "
-                                          f"--from released passes the pages through as released)")
+                    raise CorpusmillError(
+                        f"--{name.replace('_', '-')} applies only with --heuristics (without it, "
+                        f"--from released passes the pages through as released)"
+                    )
         if self.mode == "crawl":
             if self.badwords_path is not None:
                 rules.load_badwords(self.badwords_path)  # a missing or empty list fails before any work
@@ -122,8 +144,10 @@ def check_inputs(files: Sequence[str], mode: str) -> None:
     for f in files:
         if not f.lower().endswith(suffixes):
             what = "WARC/WET files" if mode == "crawl" else "released C4 JSON lines"
-            raise CorpusmillError(f"input {f}: --from {mode} reads {what} ({', '.join(suffixes)}); "
-                                  f"use --from {'released' if mode == 'crawl' else 'crawl'} for the other kind")
+            raise CorpusmillError(
+                f"input {f}: --from {mode} reads {what} ({', '.join(suffixes)}); "
+                f"use --from {'released' if mode == 'crawl' else 'crawl'} for the other kind"
+            )
 
 
 def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
@@ -131,8 +155,11 @@ def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[st
     docs = run.step(refs, "extract", ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes))
     marked = docs | "FindOlderPages" >> MarkDuplicates(rules.url_occurrence, keep=rules.newest_first, name_kept=True)
     docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "older_page_same_url"))
-    docs = run.step(docs, "clean_page", rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences,
-                                                        cfg.max_word_length, cfg.max_page_chars))
+    docs = run.step(
+        docs,
+        "clean_page",
+        rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences, cfg.max_word_length, cfg.max_page_chars),
+    )
     spans = functools.partial(span_occurrences, n=cfg.span_sentences)
     marked = docs | "FindDuplicateSpans" >> MarkDuplicates(spans, keep=by_value)
     docs = run.step(marked, "span_dedup", RemoveDuplicateSpans(cfg.span_sentences, cfg.min_sentences))
@@ -166,10 +193,15 @@ def run_c4(cfg: C4Config, beam_args: Sequence[str] = ()) -> List[dict]:
 
 
 STAGE = Stage(
-    name="c4", config=C4Config, run=run_c4, show=show_documents, documents=True,
+    name="c4",
+    config=C4Config,
+    run=run_c4,
+    show=show_documents,
+    documents=True,
     description="--mode crawl (or --from crawl): read WARC/WET, keep the newest page per normalized URL, apply the C4 "
-                "builder's line/page rules, remove repeated 3-sentence spans across the corpus, keep English "
-                "(langdetect >= 0.99, the builder's) and drop pages with bad words. --mode released: read released C4 "
-                "JSON lines as they are (RedPajama), or with --heuristics apply LLaMA-style punctuation, word and "
-                "sentence heuristics. Writes OUT/part-NNNNN.<ext> plus "
-                "stats.json. Other options must be Beam pipeline options.")
+    "builder's line/page rules, remove repeated 3-sentence spans across the corpus, keep English "
+    "(langdetect >= 0.99, the builder's) and drop pages with bad words. --mode released: read released C4 "
+    "JSON lines as they are (RedPajama), or with --heuristics apply LLaMA-style punctuation, word and "
+    "sentence heuristics. Writes OUT/part-NNNNN.<ext> plus "
+    "stats.json. Other options must be Beam pipeline options.",
+)

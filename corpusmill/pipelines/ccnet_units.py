@@ -93,12 +93,23 @@ class _Plan:
         cfg = self.cfg
         keep_records = functools.partial(read_records, keep=cfg.max_page_bytes + (1 << 20))
         return Knobs(
-            partitions=_partitions(cfg, len(self.files)), scopes=self.scopes, scope_names=self.scope_names,
-            min_docs=cfg.line_max_docs + 1, keep_first=cfg.dedup_keep == "first", normalize=cfg.dedup_normalize,
-            fuzzy=cfg.fuzzy, fmt=cfg.format, docs_per_shard=cfg.docs_per_shard, write_dropped=cfg.write_dropped,
-            dropped_sample=cfg.dropped_sample, group_fn=output_group_fn(cfg),
+            partitions=_partitions(cfg, len(self.files)),
+            scopes=self.scopes,
+            scope_names=self.scope_names,
+            min_docs=cfg.line_max_docs + 1,
+            keep_first=cfg.dedup_keep == "first",
+            normalize=cfg.dedup_normalize,
+            fuzzy=cfg.fuzzy,
+            fmt=cfg.format,
+            docs_per_shard=cfg.docs_per_shard,
+            write_dropped=cfg.write_dropped,
+            dropped_sample=cfg.dropped_sample,
+            group_fn=output_group_fn(cfg),
             readers={"extract": (WARC_SUFFIXES, keep_records), "read": (DOC_SUFFIXES, read_document_records)},
-            placement=self.placement, skipped=skipped, skipped_piece=skipped_piece)
+            placement=self.placement,
+            skipped=skipped,
+            skipped_piece=skipped_piece,
+        )
 
     def unit_dir(self, unit: int) -> str:
         return self.state.unit_dir(unit)
@@ -108,8 +119,10 @@ class _Plan:
         from corpusmill.engine.passes import Piece, piece_name, work_suffix
 
         last = join(self.unit_dir(unit), f"pass-{len(self.unit_passes)}")
-        return [Piece(i, join(last, "pieces", piece_name(i) + work_suffix(last)), join(last, "keys", piece_name(i)))
-                for i in self.unit_pieces[unit]]
+        return [
+            Piece(i, join(last, "pieces", piece_name(i) + work_suffix(last)), join(last, "keys", piece_name(i)))
+            for i in self.unit_pieces[unit]
+        ]
 
 
 @dataclasses.dataclass
@@ -129,15 +142,24 @@ def build_unit(p: beam.Pipeline, run: Run, plan: _Plan, unit: int, skipped: Sequ
     expect_input([plan.files[i] for i in pieces])  # the progress line's input size
     inputs = p | f"Unit{unit}Files" >> beam.Create([Piece(i, plan.files[i]) for i in pieces])
     knobs = plan.knobs(skipped, pieces[0] if skipped else -1)
-    return build_phase(run, plan.unit_passes, inputs, plan.unit_dir(unit), knobs, final=False, label=f"Unit{unit}",
-                       following=plan.final_passes[0])
+    return build_phase(
+        run,
+        plan.unit_passes,
+        inputs,
+        plan.unit_dir(unit),
+        knobs,
+        final=False,
+        label=f"Unit{unit}",
+        following=plan.final_passes[0],
+    )
 
 
 def build_final(run: Run, plan: _Plan, pieces: beam.PCollection):
     """The final phase (``collect`` and after) over every unit's pieces; writes the stage's output."""
     knobs = dataclasses.replace(plan.knobs(), readers={}, placement=None)
-    return build_phase(run, plan.final_passes, pieces, join(plan.out, SHARDS_DIR, "final"), knobs, final=True,
-                       label="Final")
+    return build_phase(
+        run, plan.final_passes, pieces, join(plan.out, SHARDS_DIR, "final"), knobs, final=True, label="Final"
+    )
 
 
 # -- the most repeated lines (the report shows them: what line dedup removes most) ---------------------
@@ -150,8 +172,12 @@ def write_repeated_entries(out_dir: str, entries: Sequence[beam.PCollection], la
     their dedup scope, counted exactly on the keys, with the text of the line in the first such document)."""
     if not entries:
         return
-    (tuple(entries) | f"{label}AllRepeated" >> beam.Flatten() | f"{label}RepeatedList" >> beam.combiners.ToList()
-     | f"{label}WriteRepeated" >> beam.Map(lambda lists: write_repeated(out_dir, [e for x in lists for e in x])))
+    (
+        tuple(entries)
+        | f"{label}AllRepeated" >> beam.Flatten()
+        | f"{label}RepeatedList" >> beam.combiners.ToList()
+        | f"{label}WriteRepeated" >> beam.Map(lambda lists: write_repeated(out_dir, [e for x in lists for e in x]))
+    )
 
 
 def write_repeated(out_dir: str, lines: List[dict]) -> None:
@@ -187,8 +213,9 @@ def _clear(path: str) -> None:
             FileSystems.delete(found)
 
 
-def _run_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=(),
-                  label: str = "ccnet") -> None:
+def _run_pipeline(
+    cfg: CCNetConfig, beam_args: Sequence[str], out_dir: str, build, extra_filters=(), label: str = "ccnet"
+) -> None:
     run_pipeline(beam_options(beam_args), out_dir, build, label, cfg, list(extra_filters))
 
 
@@ -198,8 +225,16 @@ def _matching(pattern: str) -> List[str]:
 
 # options that say how a run is spread, not what it makes: ranks and the finishing command share a plan
 # (--shuffle-partitions is part of the plan: the units' key files are cut into that many ranges)
-_HOW = ("output", "overwrite", "task_count", "task_rank", "parallel_units", "one_job", "max_failed_fraction",
-        "max_failed_files")
+_HOW = (
+    "output",
+    "overwrite",
+    "task_count",
+    "task_rank",
+    "parallel_units",
+    "one_job",
+    "max_failed_fraction",
+    "max_failed_files",
+)
 
 
 def _options_of(cfg: CCNetConfig) -> dict:
@@ -233,8 +268,9 @@ def _what_changed(previous: dict, now: dict) -> str:
     said = []
     for key in sorted(set(previous["options"]) | set(now["options"])):
         if previous["options"].get(key) != now["options"].get(key):
-            said.append(f"--{key.replace('_', '-')}: {previous['options'].get(key)!r} then, "
-                        f"{now['options'].get(key)!r} now")
+            said.append(
+                f"--{key.replace('_', '-')}: {previous['options'].get(key)!r} then, {now['options'].get(key)!r} now"
+            )
     before, after = previous.get("sources", {}), now["sources"]
     changed = [p for p in sorted(set(before) & set(after)) if before[p] != after[p]]
     said += [f"{p} changed (size:mtime {before[p]} then, {after[p]} now)" for p in changed[:3]]
@@ -274,20 +310,25 @@ def _run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str], files) -> List[dict]:
     shards = cut(files, cfg.num_shards)
     options, sources = _options_of(cfg), _sources_of(cfg, files)
     fp = fingerprint({**options, "sources": sources}, shards)
-    record = {"fingerprint": fp, "shards": shards, "options": json.loads(json.dumps(options, default=str)),
-              "sources": sources}
+    record = {
+        "fingerprint": fp,
+        "shards": shards,
+        "options": json.loads(json.dumps(options, default=str)),
+        "sources": sources,
+    }
     out = cfg.output
     state = ShardState(out)
     previous = state.plan() if FileSystems.exists(join(out, SHARDS_DIR)) else None
     if previous is not None and previous.get("fingerprint") == fp and not cfg.overwrite:
         if FileSystems.exists(join(out, DONE_FILE)):  # the same run: finish it, never wipe it
-            _say(f"{out} is complete ({_plural(len(shards), 'shard')} done); nothing to do (--overwrite "
-                 f"runs it again)")
+            _say(f"{out} is complete ({_plural(len(shards), 'shard')} done); nothing to do (--overwrite runs it again)")
             return read_stats(out)
     elif previous is not None and not cfg.overwrite:
-        raise CorpusmillError(f"output directory {out} holds a CCNet run with other inputs or options "
-                              f"({_what_changed(previous, record)}); rerun that command to finish it, choose a "
-                              f"new --output, or pass --overwrite to replace it")
+        raise CorpusmillError(
+            f"output directory {out} holds a CCNet run with other inputs or options "
+            f"({_what_changed(previous, record)}); rerun that command to finish it, choose a "
+            f"new --output, or pass --overwrite to replace it"
+        )
     elif cfg.task_rank is not None:  # tasks start together: each may find the output empty or just begun
         out = _begin_shared(out)
     else:  # a new run; with --overwrite over an old output, built beside it and swapped in when complete
@@ -298,14 +339,18 @@ def _run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str], files) -> List[dict]:
 
     done = {s for s in range(len(shards)) if plan.state.done(s)}
     pending = [u for u, ss in sorted(plan.units.items()) if not all(s in done for s in ss)]
-    _say(f"{_plural(len(shards), 'shard')}: {len(done)} done, {len(shards) - len(done)} pending "
-         f"({len(pending)} of {_plural(len(plan.units), 'unit')} to run)")
+    _say(
+        f"{_plural(len(shards), 'shard')}: {len(done)} done, {len(shards) - len(done)} pending "
+        f"({len(pending)} of {_plural(len(plan.units), 'unit')} to run)"
+    )
     skipped = files.skipped
     if cfg.task_rank is not None:
         mine = [u for u in pending if u % cfg.task_count == cfg.task_rank]
         _run_units(cfg, beam_args, plan, mine, skipped)
-        _say(f"task {cfg.task_rank} of {cfg.task_count}: {_plural(len(mine), 'unit')} done; run the command "
-             f"without --task-rank to run what is missing and the final pass")
+        _say(
+            f"task {cfg.task_rank} of {cfg.task_count}: {_plural(len(mine), 'unit')} done; run the command "
+            f"without --task-rank to run what is missing and the final pass"
+        )
         return []
     if cfg.one_job or (len(plan.units) == 1 and pending and FUSE_SINGLE_UNIT):
         return _run_one_pipeline(cfg, beam_args, plan, skipped)
@@ -322,13 +367,16 @@ def _begin_shared(out: str) -> str:
         os.makedirs(out, exist_ok=True)
         others = [n for n in os.listdir(out) if n != SHARDS_DIR and not n.startswith(".")]
         if others:
-            raise CorpusmillError(f"output directory {out} is not empty ({', '.join(sorted(others)[:3])}); "
-                                  f"tasks share a new or cleared --output")
+            raise CorpusmillError(
+                f"output directory {out} is not empty ({', '.join(sorted(others)[:3])}); "
+                f"tasks share a new or cleared --output"
+            )
     return out
 
 
-def _run_units(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, units: Sequence[int],
-               skipped: Sequence[Skipped]) -> None:
+def _run_units(
+    cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, units: Sequence[int], skipped: Sequence[Skipped]
+) -> None:
     first = min(plan.units)
     for n, unit in enumerate(units, 1):
         unit_dir = plan.unit_dir(unit)
@@ -348,8 +396,12 @@ def _run_units(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, units: S
         index_of = {f: i for i, f in enumerate(plan.files)}
         for s in plan.units[unit]:
             pieces = [outputs[index_of[f]] for f in plan.shards[s]]
-            files = [x for piece in pieces for x in [piece.docs] + [piece.keys + sfx for sfx in (".lines", ".docs")]
-                     if FileSystems.exists(x)]
+            files = [
+                x
+                for piece in pieces
+                for x in [piece.docs] + [piece.keys + sfx for sfx in (".lines", ".docs")]
+                if FileSystems.exists(x)
+            ]
             plan.state.mark(s, unit, files, pieces)
         _say(f"unit {unit}: shards {plan.units[unit][0]}-{plan.units[unit][-1]} done ({n}/{len(units)} units)")
 
@@ -362,9 +414,14 @@ def _run_tasks(cfg: CCNetConfig, beam_args: Sequence[str], k: int) -> None:
 
     context = multiprocessing.get_context("spawn")
     args = local_one_worker(beam_args)
-    procs = [context.Process(target=_task_main, args=(dataclasses.replace(cfg, task_count=k, task_rank=r,
-                                                                          parallel_units=1, overwrite=False), args),
-                             name=f"ccnet-task-{r}") for r in range(k)]
+    procs = [
+        context.Process(
+            target=_task_main,
+            args=(dataclasses.replace(cfg, task_count=k, task_rank=r, parallel_units=1, overwrite=False), args),
+            name=f"ccnet-task-{r}",
+        )
+        for r in range(k)
+    ]
     try:
         for proc in procs:
             proc.start()
@@ -377,9 +434,11 @@ def _run_tasks(cfg: CCNetConfig, beam_args: Sequence[str], k: int) -> None:
                 proc.join()
     failed = [proc.name for proc in procs if proc.exitcode]
     if failed:
-        raise CorpusmillError(f"--parallel-units: {', '.join(failed)} failed (exit codes "
-                              f"{', '.join(str(p.exitcode) for p in procs if p.exitcode)}); rerun the command to "
-                              f"finish the units that are missing")
+        raise CorpusmillError(
+            f"--parallel-units: {', '.join(failed)} failed (exit codes "
+            f"{', '.join(str(p.exitcode) for p in procs if p.exitcode)}); rerun the command to "
+            f"finish the units that are missing"
+        )
 
 
 def _task_main(cfg: CCNetConfig, beam_args: Sequence[str]) -> None:
@@ -459,22 +518,34 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dic
     steps = [e["step"] for e in unit_stats[0]] if unit_stats else []
     # the units' dead letters (and with --write-dropped every dropped document) are files of one piece
     # each: copied, never shuffled; their dropped samples join this run's sample
-    side = [] if cfg.write_dropped else [f for u in units for f in _matching(join(plan.unit_dir(u), "_dropped", "**"))
-                                         if f.endswith(".jsonl.gz")]
+    side = (
+        []
+        if cfg.write_dropped
+        else [f for u in units for f in _matching(join(plan.unit_dir(u), "_dropped", "**")) if f.endswith(".jsonl.gz")]
+    )
     for u in units:
         for folder in ("_failed",) + (("_dropped",) if cfg.write_dropped else ()):
             base = join(plan.unit_dir(u), folder)
             for f in _matching(join(base, "**")):
-                target = join(out, folder, f[len(base):].lstrip("/"))
+                target = join(out, folder, f[len(base) :].lstrip("/"))
                 if "://" not in target:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                 FileSystems.copy([f], [target])
 
     def build(p, run):
-        records = (p | "UnitSideFiles" >> beam.Create(side) | "Spread" >> beam.Reshuffle()
-                   | "ReadSide" >> beam.FlatMap(_side_records))
-        run.include(steps, [e for stats in unit_stats for e in stats], records,
-                    [read_profile(plan.unit_dir(u)) for u in units], with_failures=False)
+        records = (
+            p
+            | "UnitSideFiles" >> beam.Create(side)
+            | "Spread" >> beam.Reshuffle()
+            | "ReadSide" >> beam.FlatMap(_side_records)
+        )
+        run.include(
+            steps,
+            [e for stats in unit_stats for e in stats],
+            records,
+            [read_profile(plan.unit_dir(u)) for u in units],
+            with_failures=False,
+        )
         _last, entries = build_final(run, plan, p | "UnitPieces" >> beam.Create(sorted(pieces, key=lambda x: x.index)))
         write_repeated_entries(run.out_dir, entries)
 

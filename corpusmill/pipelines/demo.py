@@ -64,8 +64,9 @@ def demo_manifest(out: str, models: dict, recipe: str = "llama1") -> str:
     return path
 
 
-def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print,
-             recipe: str = "llama1") -> dict:
+def run_demo(
+    output: str, beam_args=(), small: bool = False, train_steps: int = 0, log=print, recipe: str = "llama1"
+) -> dict:
     """Run every step; returns the paths of what it wrote."""
     from corpusmill.pipelines.quality import train_demo_models
     from corpusmill.pipelines.recipe import run_recipe
@@ -76,8 +77,13 @@ def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 
     t0 = time.perf_counter()
 
     log("[demo] 1/4 quality models: SentencePiece + KenLM 5-gram, perplexity cutoffs, Wikipedia classifier")
-    models = train_demo_models(sample_path("quality", "wiki_en.jsonl.gz"), [sample_path("quality", "lowq_en.jsonl.gz")],
-                               os.path.join(out, "models"), beam_args=list(beam_args), log=log)
+    models = train_demo_models(
+        sample_path("quality", "wiki_en.jsonl.gz"),
+        [sample_path("quality", "lowq_en.jsonl.gz")],
+        os.path.join(out, "models"),
+        beam_args=list(beam_args),
+        log=log,
+    )
 
     log(f"[demo] 2/4 sources, CCNet stage, tokenizer, mixer and shards (corpusmill run, the {recipe} recipe)")
     manifest = demo_manifest(out, models, recipe)
@@ -94,8 +100,13 @@ def run_demo(output: str, beam_args=(), small: bool = False, train_steps: int = 
     log(f"[demo] report: {report}")
     log(f"[demo] shards: {recipe.shards_dir} (manifest.json, *.arrow; open with corpusmill.tokenize.ShardDataset)")
     log(f"[demo] training log: {os.path.join(train_dir, 'train_log.jsonl')}")
-    return {"report": report, "shards": recipe.shards_dir, "train": train_dir, "models": models,
-            "skipped": dict(getattr(recipe, "skipped", {}) or {})}
+    return {
+        "report": report,
+        "shards": recipe.shards_dir,
+        "train": train_dir,
+        "models": models,
+        "skipped": dict(getattr(recipe, "skipped", {}) or {}),
+    }
 
 
 def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
@@ -109,16 +120,26 @@ def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
         seq_len = int(json.load(fh)["seq_len"])
     model, tcfg = load_config("tiny")
     model = dataclasses.replace(model, max_seq_len=max(model.max_seq_len, seq_len))
-    tcfg = dataclasses.replace(tcfg, steps=steps, seq_len=seq_len, batch_tokens=8 * seq_len,
-                               warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 4), ckpt_every=steps,
-                               eval_holdout_shards=0, log_every=max(1, steps // 10))  # (the manifest's holdout)
+    tcfg = dataclasses.replace(
+        tcfg,
+        steps=steps,
+        seq_len=seq_len,
+        batch_tokens=8 * seq_len,
+        warmup_steps=max(1, steps // 10),
+        eval_every=max(1, steps // 4),
+        ckpt_every=steps,
+        eval_holdout_shards=0,
+        log_every=max(1, steps // 10),
+    )  # (the manifest's holdout)
     summary = train(model, tcfg, shards_dir, out_dir, resume=True, device="auto")
-    print(f"done: step {summary['step']}, {losses_said(out_dir)}, {summary['tokens_per_s']:.0f} tokens/s (median)",
-          file=sys.stderr)
+    print(
+        f"done: step {summary['step']}, {losses_said(out_dir)}, {summary['tokens_per_s']:.0f} tokens/s (median)",
+        file=sys.stderr,
+    )
 
 
 def losses_said(run_dir: str) -> str:
-    """"loss 8.05 -> 4.86, held-out cc 5.19, ...": the run's first and last training loss and its last
+    """ "loss 8.05 -> 4.86, held-out cc 5.19, ...": the run's first and last training loss and its last
     held-out losses, read from its train_log.jsonl (docs quote what this prints)."""
     import json
 
@@ -138,14 +159,16 @@ class DemoConfig:
     output: str = option("demo-out", metavar="DIR", help="output directory (finished stages are reused)")
     small: bool = option(False, help="a reduced size (what the tests run)")
     train_steps: int = option(0, min=0, help="tiny-LLaMA steps (0: 300, 60 with --small)")
-    recipe: str = option("llama1", choices=tuple(MANIFESTS),
-                         help="llama1: manifests/demo.yaml (LLaMA 1's sources and weights); llama3: "
-                              "manifests/llama3.yaml (dedup order, PII, domain mix, byte-level BPE)")
+    recipe: str = option(
+        "llama1",
+        choices=tuple(MANIFESTS),
+        help="llama1: manifests/demo.yaml (LLaMA 1's sources and weights); llama3: "
+        "manifests/llama3.yaml (dedup order, PII, domain mix, byte-level BPE)",
+    )
 
 
 def _run(cfg: DemoConfig, beam_args=()) -> dict:
     return run_demo(cfg.output, beam_args, small=cfg.small, train_steps=cfg.train_steps, recipe=cfg.recipe)
 
 
-STAGE = Stage(name="demo", config=DemoConfig, run=_run,
-              description=__doc__.split("\n\n")[0])
+STAGE = Stage(name="demo", config=DemoConfig, run=_run, description=__doc__.split("\n\n")[0])

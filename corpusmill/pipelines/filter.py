@@ -36,15 +36,26 @@ class FilterConfig(OutputOptions):
     input: str = option(required=True, metavar="SCORED", help="the output of `corpusmill ccnet --score-only`")
     lang_threshold: float = option(0.5, min=0.0, max=1.0, help="drop documents whose language score is below this")
     languages: Optional[List[str]] = option(None, sep=",", metavar="LANG", help="keep only these languages")
-    cutoffs: Optional[str] = option(None, metavar="FILE",
-                                    help="perplexity percentiles (`corpusmill cutoffs` or cc_net's cutoff.csv; "
-                                         "default: the scored run's own)")
-    keep_buckets: Optional[List[str]] = option(None, sep=",", choices=BUCKETS, metavar="BUCKET",
-                                               help=f"buckets to keep (default: {', '.join(DEFAULT_KEEP_BUCKETS)})")
-    wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
-                                   help="drop documents with wiki_prob below this as not_wiki_like")
-    doc_dedup: bool = option(True, help="keep one copy per normalized URL (the newest) and per text, after the "
-                                        "thresholds (--no-doc-dedup to skip)")
+    cutoffs: Optional[str] = option(
+        None,
+        metavar="FILE",
+        help="perplexity percentiles (`corpusmill cutoffs` or cc_net's cutoff.csv; default: the scored run's own)",
+    )
+    keep_buckets: Optional[List[str]] = option(
+        None,
+        sep=",",
+        choices=BUCKETS,
+        metavar="BUCKET",
+        help=f"buckets to keep (default: {', '.join(DEFAULT_KEEP_BUCKETS)})",
+    )
+    wiki_threshold: float = option(
+        DEFAULT_THRESHOLD, min=0.0, max=1.0, help="drop documents with wiki_prob below this as not_wiki_like"
+    )
+    doc_dedup: bool = option(
+        True,
+        help="keep one copy per normalized URL (the newest) and per text, after the "
+        "thresholds (--no-doc-dedup to skip)",
+    )
     source: str = option("cc", help="the documents' source field, where a record has none")
 
 
@@ -54,16 +65,19 @@ def scored_config(path: str) -> dict:
     prov = read_provenance(path)
     config = (prov or {}).get("config") or {}
     if prov is None or prov.get("stage") != "ccnet" or not config.get("score_only"):
-        raise CorpusmillError(f"--input {path}: not a scored CCNet run (its _provenance.json must say `ccnet` with "
-                              f"score_only); make one with `corpusmill ccnet ... --score-only --output {path}`")
+        raise CorpusmillError(
+            f"--input {path}: not a scored CCNet run (its _provenance.json must say `ccnet` with "
+            f"score_only); make one with `corpusmill ccnet ... --score-only --output {path}`"
+        )
     return config
 
 
 def _cutoffs_of(cfg: FilterConfig, scored: dict) -> Optional[str]:
     if not scored.get("lm_dir"):
         if cfg.cutoffs or cfg.keep_buckets:
-            raise CorpusmillError(f"--cutoffs and --keep-buckets: the scored run {cfg.input} has no perplexity "
-                                  f"(it ran without --lm-dir)")
+            raise CorpusmillError(
+                f"--cutoffs and --keep-buckets: the scored run {cfg.input} has no perplexity (it ran without --lm-dir)"
+            )
         return None
     from corpusmill.pipelines.quality import cutoffs_path_for
 
@@ -79,17 +93,24 @@ def filter_steps(cfg: FilterConfig, scored: dict):
     from corpusmill.filters.wiki_classifier import WikiThreshold
     from corpusmill.io.documents import ParseDocument
 
-    steps = [Step("read", READ, lambda: ParseDocument(cfg.source)),
-             Step("lid", DOC, lambda: LanguageThreshold(cfg.lang_threshold, cfg.languages))]
+    steps = [
+        Step("read", READ, lambda: ParseDocument(cfg.source)),
+        Step("lid", DOC, lambda: LanguageThreshold(cfg.lang_threshold, cfg.languages)),
+    ]
     cutoffs = _cutoffs_of(cfg, scored)
     if cutoffs:
-        steps.append(Step("bucket", DOC, lambda: PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets),
-                                                                  read_cutoffs(cutoffs))))
+        steps.append(
+            Step(
+                "bucket", DOC, lambda: PerplexityBucket(cutoffs, parse_buckets(cfg.keep_buckets), read_cutoffs(cutoffs))
+            )
+        )
     if scored.get("classifier"):
         steps.append(Step("wiki_classifier", DOC, lambda: WikiThreshold(check_threshold(cfg.wiki_threshold))))
     if cfg.doc_dedup:
-        steps += [Step("url_dedup", URL, lambda: DropDuplicates("url_dedup", "duplicate_url")),
-                  Step("content_dedup", CONTENT, lambda: DropDuplicates("content_dedup", "duplicate_content"))]
+        steps += [
+            Step("url_dedup", URL, lambda: DropDuplicates("url_dedup", "duplicate_url")),
+            Step("content_dedup", CONTENT, lambda: DropDuplicates("content_dedup", "duplicate_content")),
+        ]
     return steps
 
 
@@ -106,13 +127,27 @@ def build_filter(p, run, cfg: FilterConfig, files: Sequence[str], scored: dict) 
     from corpusmill.io.documents import read_document_records
     from corpusmill.pipelines.ccnet import DOC_SUFFIXES, MAX_PARTITIONS
 
-    knobs = Knobs(partitions=max(1, min(MAX_PARTITIONS, len(files))), fmt=cfg.format,
-                  docs_per_shard=cfg.docs_per_shard, write_dropped=cfg.write_dropped, dropped_sample=cfg.dropped_sample,
-                  group_fn=_language_and_bucket if _cutoffs_of(cfg, scored) else _language,
-                  readers={"read": (DOC_SUFFIXES, read_document_records)}, skipped=files.skipped, skipped_piece=0)
+    knobs = Knobs(
+        partitions=max(1, min(MAX_PARTITIONS, len(files))),
+        fmt=cfg.format,
+        docs_per_shard=cfg.docs_per_shard,
+        write_dropped=cfg.write_dropped,
+        dropped_sample=cfg.dropped_sample,
+        group_fn=_language_and_bucket if _cutoffs_of(cfg, scored) else _language,
+        readers={"read": (DOC_SUFFIXES, read_document_records)},
+        skipped=files.skipped,
+        skipped_piece=0,
+    )
     pieces = p | "ScoredFiles" >> beam.Create([Piece(i, f) for i, f in enumerate(files)])
-    build_phase(run, compile_passes(filter_steps(cfg, scored)), pieces, join(run.out_dir, *WORK), knobs,
-                final=True, label="Filter")
+    build_phase(
+        run,
+        compile_passes(filter_steps(cfg, scored)),
+        pieces,
+        join(run.out_dir, *WORK),
+        knobs,
+        final=True,
+        label="Filter",
+    )
 
 
 def _language(doc) -> str:  # the CCNet stage's output groups (corpusmill.pipelines.quality.output_group_fn)
@@ -143,9 +178,14 @@ def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
 
 STAGE = Stage(
-    name="filter", config=FilterConfig, run=run_filter, show=show_documents, documents=True,
+    name="filter",
+    config=FilterConfig,
+    run=run_filter,
+    show=show_documents,
+    documents=True,
     description="Read the output of `corpusmill ccnet --score-only` (every document with its scores), apply "
-                "--lang-threshold/--languages, the perplexity buckets of --cutoffs/--keep-buckets and "
-                "--wiki-threshold from the stored scores, then keep one copy per URL and per text, and write "
-                "OUT/<lang>[_<bucket>]/ plus stats.json: the documents of a full CCNet run with these thresholds, "
-                "without extraction, line dedup or any model. Other options must be Beam pipeline options.")
+    "--lang-threshold/--languages, the perplexity buckets of --cutoffs/--keep-buckets and "
+    "--wiki-threshold from the stored scores, then keep one copy per URL and per text, and write "
+    "OUT/<lang>[_<bucket>]/ plus stats.json: the documents of a full CCNet run with these thresholds, "
+    "without extraction, line dedup or any model. Other options must be Beam pipeline options.",
+)

@@ -55,51 +55,74 @@ _DATASET = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+$")
 
 @dataclasses.dataclass(kw_only=True)
 class GitHubConfig(OutputOptions):
-    mode: str = option(required=True, choices=MODES, aliases=("--from",),
-                       help="local: directories of repositories and/or JSONL exported from BigQuery; bigquery: "
-                            "RedPajama's query over bigquery-public-data.github_repos")
+    mode: str = option(
+        required=True,
+        choices=MODES,
+        aliases=("--from",),
+        help="local: directories of repositories and/or JSONL exported from BigQuery; bigquery: "
+        "RedPajama's query over bigquery-public-data.github_repos",
+    )
     input: List[str] = option(default_factory=list, metavar="PATH", help="local: repository directories or JSONL")
     max_bytes: int = option(rules.DEFAULT_MAX_BYTES, min=1, help="files larger than this are dropped")
     max_line_length: int = option(1000, min=1, help="files with a longer line are dropped")
     max_mean_line_length: float = option(100.0, above=0.0, help="files with a longer mean line are dropped")
     min_alnum_share: float = option(0.25, min=0.0, max=1.0, help="minimum share of alphanumeric characters")
     min_alpha_per_token: float = option(1.5, min=0.0, help="minimum alphabetic characters per token")
-    strip_headers: bool = option(True, help="remove licence/copyright header comments (--no-strip-headers keeps them)",
-                                 aliases=())
+    strip_headers: bool = option(
+        True, help="remove licence/copyright header comments (--no-strip-headers keeps them)", aliases=()
+    )
     # mode bigquery
-    bq_project: Optional[str] = option(None, help="bigquery: project the query job runs in (default: the "
-                                                  "credentials')")
+    bq_project: Optional[str] = option(None, help="bigquery: project the query job runs in (default: the credentials')")
     bq_billing_project: Optional[str] = option(None, help="bigquery: quota/billing project for the API calls")
     bq_dataset: str = option(DEFAULT_DATASET, help="bigquery: PROJECT.DATASET of the GitHub tables")
     bq_location: str = option("US", help="bigquery: job location (the public dataset is in US)")
     bq_limit: Optional[int] = option(None, min=1, help="bigquery: LIMIT rows (for a sample)")
     bq_page_size: int = option(10_000, min=1, help="bigquery: rows per results page")
-    bq_staging: Optional[str] = option(None, metavar="DIR", help="bigquery: where the rows are staged as JSONL "
-                                                               "(default: OUT/_bigquery)")
+    bq_staging: Optional[str] = option(
+        None, metavar="DIR", help="bigquery: where the rows are staged as JSONL (default: OUT/_bigquery)"
+    )
     bq_endpoint: Optional[str] = option(None, help="bigquery: API endpoint (an emulator or test server)")
     bq_anonymous: bool = option(False, help="bigquery: send no credentials (only with --bq-endpoint)")
-    bq_retry_deadline: float = option(600.0, above=0.0, help="bigquery: seconds of retries for a transient error "
-                                                             "while paging")
+    bq_retry_deadline: float = option(
+        600.0, above=0.0, help="bigquery: seconds of retries for a transient error while paging"
+    )
     bq_rows_per_file: int = option(100_000, min=1, help="bigquery: rows per staged JSONL file")
-    bq_timeout: float = option(60.0, above=0.0, help="bigquery: seconds the query request may take before the run "
-                                                     "stops with a message (a dead endpoint)")
-    bq_max_bytes_billed: str = option("100GiB", metavar="SIZE",
-                                      help="bigquery: refuse a query that would process more (a dry run says before "
-                                           "anything runs; the whole public dataset is about 2.5 TB: raise this "
-                                           "knowingly); 'none' for no cap")
-    bq_sample_percent: Optional[float] = option(None, above=0.0, max=100.0,
-                                                help="bigquery: read a random PERCENT of the contents table "
-                                                     "(TABLESAMPLE: it scans less, unlike --bq-limit)")
+    bq_timeout: float = option(
+        60.0,
+        above=0.0,
+        help="bigquery: seconds the query request may take before the run stops with a message (a dead endpoint)",
+    )
+    bq_max_bytes_billed: str = option(
+        "100GiB",
+        metavar="SIZE",
+        help="bigquery: refuse a query that would process more (a dry run says before "
+        "anything runs; the whole public dataset is about 2.5 TB: raise this "
+        "knowingly); 'none' for no cap",
+    )
+    bq_sample_percent: Optional[float] = option(
+        None,
+        above=0.0,
+        max=100.0,
+        help="bigquery: read a random PERCENT of the contents table (TABLESAMPLE: it scans less, unlike --bq-limit)",
+    )
     bq_streams: int = option(4, min=1, help="bigquery: row ranges of the result read at the same time")
     bq_dry_run: bool = option(False, help="bigquery: print what the query would process and cost, run nothing")
 
     @property
     def bigquery(self) -> BigQueryOptions:
-        return BigQueryOptions(project=self.bq_project, billing_project=self.bq_billing_project,
-                               location=self.bq_location, page_size=self.bq_page_size, endpoint=self.bq_endpoint,
-                               anonymous=self.bq_anonymous, retry_deadline=self.bq_retry_deadline,
-                               rows_per_file=self.bq_rows_per_file, timeout=self.bq_timeout,
-                               max_bytes_billed=self.max_bytes_billed, streams=self.bq_streams)
+        return BigQueryOptions(
+            project=self.bq_project,
+            billing_project=self.bq_billing_project,
+            location=self.bq_location,
+            page_size=self.bq_page_size,
+            endpoint=self.bq_endpoint,
+            anonymous=self.bq_anonymous,
+            retry_deadline=self.bq_retry_deadline,
+            rows_per_file=self.bq_rows_per_file,
+            timeout=self.bq_timeout,
+            max_bytes_billed=self.max_bytes_billed,
+            streams=self.bq_streams,
+        )
 
     @property
     def max_bytes_billed(self) -> Optional[int]:
@@ -116,8 +139,9 @@ class GitHubConfig(OutputOptions):
         if self.mode == "local" and not self.input:
             raise CorpusmillError("--from local needs --input (a directory of repositories or BigQuery JSONL)")
         if self.mode == "bigquery" and self.input:
-            raise CorpusmillError("--from bigquery takes no --input (the rows come from the query); "
-                                  "use --from local for exported JSONL")
+            raise CorpusmillError(
+                "--from bigquery takes no --input (the rows come from the query); use --from local for exported JSONL"
+            )
         self.max_bytes_billed  # noqa: B018 - a bad size is refused before any work
         if self.bq_dry_run and self.mode != "bigquery":
             raise CorpusmillError("--bq-dry-run estimates the BigQuery query: it needs --from bigquery")
@@ -125,8 +149,12 @@ class GitHubConfig(OutputOptions):
             raise CorpusmillError(f"--bq-dataset {self.bq_dataset!r}: give PROJECT.DATASET, e.g. {DEFAULT_DATASET}")
 
 
-def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_MAX_BYTES,
-                 limit: Optional[int] = None, sample_percent: Optional[float] = None) -> str:
+def github_query(
+    dataset: str = DEFAULT_DATASET,
+    max_bytes: int = rules.DEFAULT_MAX_BYTES,
+    limit: Optional[int] = None,
+    sample_percent: Optional[float] = None,
+) -> str:
     """RedPajama v1's query: contents JOIN files JOIN licenses, MIT/BSD/Apache, non-null text content.
 
     The extension allow-list is also pushed into the query (it only cuts what BigQuery sends; the
@@ -153,8 +181,7 @@ def github_query(dataset: str = DEFAULT_DATASET, max_bytes: int = rules.DEFAULT_
 
 
 # -- the stage ---------------------------------------------------------------------------------------
-def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[str],
-                 exports: Sequence[str]) -> None:
+def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[str], exports: Sequence[str]) -> None:
     streams = []
     if exports:
         rows = p | "ReadExports" >> ReadRawRecords(exports)
@@ -198,8 +225,10 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
         if cfg.mode == "bigquery":
             staging = cfg.bq_staging or join(run.out_dir, "_bigquery")
             result = export_query(client, sql, staging, cfg.bigquery, job_id_prefix="corpusmill_github_")
-            print(f"BigQuery job {result.job_id}: {result.rows_written} of {result.total_rows} rows -> {staging}"
-                  + (f" (INCOMPLETE: {result.error})" if result.error else ""))
+            print(
+                f"BigQuery job {result.job_id}: {result.rows_written} of {result.total_rows} rows -> {staging}"
+                + (f" (INCOMPLETE: {result.error})" if result.error else "")
+            )
             files = result.files
         if not files and not roots:
             raise CorpusmillError("the BigQuery query returned no rows; nothing to process")
@@ -209,10 +238,15 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
 
 
 STAGE = Stage(
-    name="github", config=GitHubConfig, run=run_github, show=show_documents, documents=True,
+    name="github",
+    config=GitHubConfig,
+    run=run_github,
+    show=show_documents,
+    documents=True,
     description="--mode bigquery (or --from bigquery): run RedPajama's query over bigquery-public-data.github_repos "
-                "(MIT/BSD/Apache licenses) with google-cloud-bigquery (credentials from the usual Google "
-                "environment). --mode local: directories of repositories and/or JSONL exported from BigQuery. Then "
-                "the extension allow-list, size cap, binary/UTF-8 check, line-length and character-share filters, "
-                "license-header removal and exact dedup of file contents. Writes OUT/part-NNNNN.<ext> plus "
-                "stats.json. Other options must be Beam pipeline options.")
+    "(MIT/BSD/Apache licenses) with google-cloud-bigquery (credentials from the usual Google "
+    "environment). --mode local: directories of repositories and/or JSONL exported from BigQuery. Then "
+    "the extension allow-list, size cap, binary/UTF-8 check, line-length and character-share filters, "
+    "license-header removal and exact dedup of file contents. Writes OUT/part-NNNNN.<ext> plus "
+    "stats.json. Other options must be Beam pipeline options.",
+)

@@ -75,11 +75,16 @@ def source_files(name: str, location: str, groups=None) -> List[str]:
     if os.path.isdir(location):
         files = [f for f in list_output_files(location) if matches_groups(os.path.relpath(f, location), groups)]
         if not files and groups:
-            subdirs = sorted(d for d in os.listdir(location)
-                             if os.path.isdir(os.path.join(location, d)) and not d.startswith(("_", ".")))
-            raise CorpusmillError(f"sources.{name}.groups: {', '.join(groups)} match no sub-directory with document "
-                                  f"files (part-*) under {location}; its sub-directories: "
-                                  f"{', '.join(subdirs) or 'none (remove groups)'}")
+            subdirs = sorted(
+                d
+                for d in os.listdir(location)
+                if os.path.isdir(os.path.join(location, d)) and not d.startswith(("_", "."))
+            )
+            raise CorpusmillError(
+                f"sources.{name}.groups: {', '.join(groups)} match no sub-directory with document "
+                f"files (part-*) under {location}; its sub-directories: "
+                f"{', '.join(subdirs) or 'none (remove groups)'}"
+            )
         if not files:
             raise CorpusmillError(f"sources.{name}: no document files (part-*) under {location}")
         try:
@@ -120,8 +125,9 @@ def tokenized(p: beam.Pipeline, run: Run, cfg) -> beam.PCollection:
             if doc.source in keep:
                 yield doc
 
-    docs = (create_items(p, paths, label="TokenFiles", spread=True)
-            | "ReadTokens" >> beam.FlatMap(lambda box: read(box.value)))
+    docs = create_items(p, paths, label="TokenFiles", spread=True) | "ReadTokens" >> beam.FlatMap(
+        lambda box: read(box.value)
+    )
     return run.step(docs, "read_tokens", ReadTokens())
 
 
@@ -155,23 +161,44 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
         sources = {}
         for name in names:
             docs, tokens, nbytes = got.get(name, (0, 0, 0))
-            sources[name] = {"documents": docs, "tokens": tokens, "bytes": nbytes,
-                             "files": len((cfg.tokens or cfg.files)[name])}
+            sources[name] = {
+                "documents": docs,
+                "tokens": tokens,
+                "bytes": nbytes,
+                "files": len((cfg.tokens or cfg.files)[name]),
+            }
             if holdout.get(name):
                 h_docs, h_tokens, _ = got.get(f"{name}\x00holdout", (0, 0, 0))
                 sources[name].update(holdout=holdout[name], holdout_documents=h_docs, holdout_tokens=h_tokens)
-        write_text_atomic(join(out_dir, COUNTS_FILE), json.dumps(
-            {"tokenizer_sha256": tok["sha256"], "tokens_include": "BOS + ids + EOS per document",
-             "sources": sources}, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(
+            join(out_dir, COUNTS_FILE),
+            json.dumps(
+                {
+                    "tokenizer_sha256": tok["sha256"],
+                    "tokens_include": "BOS + ids + EOS per document",
+                    "sources": sources,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
+        )
 
     def build(p, run):
         toks = tokenized(p, run, cfg)
-        (toks
-         | "PerSource" >> beam.Map(lambda t: (t.source + ("\x00holdout" if held_out(seed, t.id, holdout.get(t.source, 0))
-                                                 else ""), (1, t.n_tokens, t.nbytes)))
-         | "SumPerSource" >> beam.CombinePerKey(_sum_tuples())
-         | "AllCounts" >> beam.combiners.ToList()
-         | "WriteCounts" >> beam.Map(write_counts, run.out_dir))
+        (
+            toks
+            | "PerSource"
+            >> beam.Map(
+                lambda t: (
+                    t.source + ("\x00holdout" if held_out(seed, t.id, holdout.get(t.source, 0)) else ""),
+                    (1, t.n_tokens, t.nbytes),
+                )
+            )
+            | "SumPerSource" >> beam.CombinePerKey(_sum_tuples())
+            | "AllCounts" >> beam.combiners.ToList()
+            | "WriteCounts" >> beam.Map(write_counts, run.out_dir)
+        )
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_counts(cfg.output)
@@ -217,8 +244,9 @@ class _PackGroup(beam.DoFn):
     def process(self, item, layout):
         group, copies = item
         ordered = sorted(copies, key=lambda c: (c[0], c[1], c[2]))
-        rows, bounds = pack_documents([c[4] for c in ordered], self.seq_len, self.bos, self.eos,
-                                      vocab_size=self.vocab_size)
+        rows, bounds = pack_documents(
+            [c[4] for c in ordered], self.seq_len, self.bos, self.eos, vocab_size=self.vocab_size
+        )
         n = rows.shape[0]
         if n != layout.group_rows.get(group, 0):
             raise RuntimeError(f"packing group {group}: {n} rows, the layout expected {layout.group_rows.get(group)}")
@@ -248,11 +276,11 @@ def _write_one_shard(item, out_dir, batch_rows, layout):
     first = shard * layout.rows_per_shard
     expected = min(layout.rows_per_shard, layout.total_rows - first)
     if len(entries) != expected or entries[0][0] != first:
-        raise RuntimeError(f"shard {shard}: {len(entries)} rows from position {entries[0][0]}, expected {expected} "
-                           f"from {first}")
+        raise RuntimeError(
+            f"shard {shard}: {len(entries)} rows from position {entries[0][0]}, expected {expected} from {first}"
+        )
     rows = np.stack([e[1] for e in entries])
-    info = write_shard(join(out_dir, layout.shard_name(shard)), rows, [e[2] for e in entries],
-                       batch_rows=batch_rows)
+    info = write_shard(join(out_dir, layout.shard_name(shard)), rows, [e[2] for e in entries], batch_rows=batch_rows)
     info["index"] = int(shard)
     return info
 
@@ -270,8 +298,7 @@ def _write_eval_group(item, out_dir, seq_len, bos, eos, vocab_size, batch_rows):
     if not len(rows):
         return source, None
     os.makedirs(join(out_dir, EVAL_DIR, source), exist_ok=True)
-    info = write_shard(join(out_dir, EVAL_DIR, source, f"shard-{group:05d}.arrow"), rows, bounds,
-                       batch_rows=batch_rows)
+    info = write_shard(join(out_dir, EVAL_DIR, source, f"shard-{group:05d}.arrow"), rows, bounds, batch_rows=batch_rows)
     info.update(index=int(group), documents=int(stats["documents"]), tokens_dropped=int(stats["tokens_dropped"]))
     return source, info
 
@@ -282,13 +309,19 @@ def _mixture(plan: MixPlan, stats: Dict[str, tuple]) -> Dict[str, dict]:
     for name, sp in sorted(plan.sources.items()):
         tokens, docs, complete = stats.get(name, (0, 0, 0))
         out[name] = {
-            "weight": round(sp.weight, 10), "share": round(tokens / written_total, 10),
-            "target_tokens": sp.target_tokens, "tokens": int(tokens),
-            "epochs_target": round(sp.epochs, 10), "epochs_cap": sp.epochs_cap,
+            "weight": round(sp.weight, 10),
+            "share": round(tokens / written_total, 10),
+            "target_tokens": sp.target_tokens,
+            "tokens": int(tokens),
+            "epochs_target": round(sp.epochs, 10),
+            "epochs_cap": sp.epochs_cap,
             "epochs": round(tokens / sp.source_tokens, 10),
-            "documents": int(docs), "documents_complete": int(complete),
-            "source_documents": sp.source_documents, "source_tokens": sp.source_tokens,
-            "full_passes": sp.full_passes, "fraction_tokens": sp.fraction_tokens,
+            "documents": int(docs),
+            "documents_complete": int(complete),
+            "source_documents": sp.source_documents,
+            "source_tokens": sp.source_tokens,
+            "full_passes": sp.full_passes,
+            "fraction_tokens": sp.fraction_tokens,
         }
     return out
 
@@ -304,8 +337,9 @@ def check_written_mixture(plan: MixPlan, out_dir: str) -> None:
     if not problems:
         return
     if not plan.allow_off_target:
-        raise CorpusmillError("the mixture misses its weights (set allow_off_target: true to write it anyway): "
-                              + "; ".join(problems))
+        raise CorpusmillError(
+            "the mixture misses its weights (set allow_off_target: true to write it anyway): " + "; ".join(problems)
+        )
     for line in problems:
         print(f"mix: warning: {line}", file=sys.stderr)
     manifest["mixture_warnings"] = problems
@@ -318,8 +352,10 @@ def check_written_mixture(plan: MixPlan, out_dir: str) -> None:
 def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
     """Run the shard stage; returns manifest.json's content."""
     if "://" in cfg.output:
-        raise CorpusmillError(f"shards output {cfg.output}: shards are written to a local (or mounted) directory; "
-                              f"copy them to object storage afterwards")
+        raise CorpusmillError(
+            f"shards output {cfg.output}: shards are written to a local (or mounted) directory; "
+            f"copy them to object storage afterwards"
+        )
     plan = cfg.plan
     tok = describe_model(cfg.tokenizer)
     seed, seq_len, groups = plan.seed, plan.seq_len, plan.pack_groups
@@ -335,25 +371,46 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         stats = dict(source_stats)
         mixture = _mixture(plan, stats)
         extra = dict(cfg.extra)
-        extra.update({
-            "budget_tokens": plan.budget_tokens,
-            "mixing_mode": plan.mode,
-            "mixture": mixture,
-            "tokens_per_source": {k: v["tokens"] for k, v in mixture.items()},
-            "rows_per_shard": rows_per_shard,
-            "batch_rows": batch_rows,
-            "packing": {"groups": groups, "tail_tokens_dropped": int(stats.get("", (0,))[0]),
-                        "order": "documents sorted by hash(seed, id, pass) within a group; BOS doc EOS"},
-            "shuffle": {"method": "feistel", "rows": layout.total_rows,
-                        "inverse": "corpusmill.mixers.plan.original_row_order(rows, seed)"},
-            "tokenizer": {"file": MODEL_FILE, **tok},
-        })
+        extra.update(
+            {
+                "budget_tokens": plan.budget_tokens,
+                "mixing_mode": plan.mode,
+                "mixture": mixture,
+                "tokens_per_source": {k: v["tokens"] for k, v in mixture.items()},
+                "rows_per_shard": rows_per_shard,
+                "batch_rows": batch_rows,
+                "packing": {
+                    "groups": groups,
+                    "tail_tokens_dropped": int(stats.get("", (0,))[0]),
+                    "order": "documents sorted by hash(seed, id, pass) within a group; BOS doc EOS",
+                },
+                "shuffle": {
+                    "method": "feistel",
+                    "rows": layout.total_rows,
+                    "inverse": "corpusmill.mixers.plan.original_row_order(rows, seed)",
+                },
+                "tokenizer": {"file": MODEL_FILE, **tok},
+            }
+        )
         if holdout:
-            extra["held_out"] = {s: {"holdout": plan.sources[s].holdout, "documents": plan.sources[s].holdout_documents,
-                                     "tokens": plan.sources[s].holdout_tokens, "dir": f"{EVAL_DIR}/{s}"}
-                                 for s in sorted(holdout)}
-        write_manifest(out_dir, sorted(infos, key=lambda i: i["index"]), seq_len=seq_len,
-                       vocab_size=tok["vocab_size"], tokenizer_sha256=tok["sha256"], seed=seed, extra=extra)
+            extra["held_out"] = {
+                s: {
+                    "holdout": plan.sources[s].holdout,
+                    "documents": plan.sources[s].holdout_documents,
+                    "tokens": plan.sources[s].holdout_tokens,
+                    "dir": f"{EVAL_DIR}/{s}",
+                }
+                for s in sorted(holdout)
+            }
+        write_manifest(
+            out_dir,
+            sorted(infos, key=lambda i: i["index"]),
+            seq_len=seq_len,
+            vocab_size=tok["vocab_size"],
+            tokenizer_sha256=tok["sha256"],
+            seed=seed,
+            extra=extra,
+        )
 
     holdout = {s: sp.holdout for s, sp in plan.sources.items() if sp.holdout > 0}
 
@@ -367,51 +424,83 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
             infos = sorted(by_source.get(source, []), key=lambda i: i["index"])
             sp = plan.sources[source]
             if not infos:
-                raise CorpusmillError(f"sources.{source}.holdout {sp.holdout:g}: its {sp.holdout_documents} held-out "
-                                      f"document(s), {sp.holdout_tokens:,} tokens, do not fill one row of "
-                                      f"seq_len + 1 = {seq_len + 1}; hold out more")
-            write_manifest(join(out_dir, EVAL_DIR, source), infos, seq_len=seq_len, vocab_size=tok["vocab_size"],
-                           tokenizer_sha256=tok["sha256"], seed=seed, extra={
-                               "source": source, "holdout": sp.holdout, "documents": sp.holdout_documents,
-                               "held_out": "documents set aside before any repetition or packing: none of them "
-                                           "is in a training row",
-                               "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok}})
+                raise CorpusmillError(
+                    f"sources.{source}.holdout {sp.holdout:g}: its {sp.holdout_documents} held-out "
+                    f"document(s), {sp.holdout_tokens:,} tokens, do not fill one row of "
+                    f"seq_len + 1 = {seq_len + 1}; hold out more"
+                )
+            write_manifest(
+                join(out_dir, EVAL_DIR, source),
+                infos,
+                seq_len=seq_len,
+                vocab_size=tok["vocab_size"],
+                tokenizer_sha256=tok["sha256"],
+                seed=seed,
+                extra={
+                    "source": source,
+                    "holdout": sp.holdout,
+                    "documents": sp.holdout_documents,
+                    "held_out": "documents set aside before any repetition or packing: none of them "
+                    "is in a training row",
+                    "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok},
+                },
+            )
 
     def build(p, run):
         toks = tokenized(p, run, cfg)
         if holdout:  # set aside before any pass is drawn: never in a training row
             parts = toks | "SplitHeldOut" >> beam.Partition(
-                lambda t, _n: 1 if held_out(seed, t.id, holdout.get(t.source, 0.0)) else 0, 2)
+                lambda t, _n: 1 if held_out(seed, t.id, holdout.get(t.source, 0.0)) else 0, 2
+            )
             toks, held = parts[0], parts[1]
             eval_groups = {s: max(1, -(-plan.sources[s].holdout_tokens // EVAL_GROUP_TOKENS)) for s in holdout}
-            (held
-             | "KeyHeldOut" >> beam.Map(lambda t: ((t.source, doc_hash(seed, t.id, 0) % eval_groups[t.source]),
-                                                   (doc_hash(seed, t.id, 0), t.id, t.tokens)))
-             | "GroupHeldOut" >> beam.GroupByKey()
-             | "WriteEval" >> beam.Map(_write_eval_group, run.out_dir, seq_len, tok["bos_id"], tok["eos_id"],
-                                       tok["vocab_size"], batch_rows)
-             | "AllEval" >> beam.combiners.ToList()
-             | "EvalManifests" >> beam.Map(write_eval_manifests, run.out_dir))
+            (
+                held
+                | "KeyHeldOut"
+                >> beam.Map(
+                    lambda t: (
+                        (t.source, doc_hash(seed, t.id, 0) % eval_groups[t.source]),
+                        (doc_hash(seed, t.id, 0), t.id, t.tokens),
+                    )
+                )
+                | "GroupHeldOut" >> beam.GroupByKey()
+                | "WriteEval"
+                >> beam.Map(
+                    _write_eval_group, run.out_dir, seq_len, tok["bos_id"], tok["eos_id"], tok["vocab_size"], batch_rows
+                )
+                | "AllEval" >> beam.combiners.ToList()
+                | "EvalManifests" >> beam.Map(write_eval_manifests, run.out_dir)
+            )
         hashed = toks | "HashFraction" >> beam.Map(
-            lambda t: (t, doc_hash(seed, t.id, full[t.source]) if fractions[t.source] > 0 else None))
+            lambda t: (t, doc_hash(seed, t.id, full[t.source]) if fractions[t.source] > 0 else None)
+        )
 
         # the fractional pass: token histogram over hash buckets -> boundary bucket -> exact cut in it
         boundaries = (
             hashed
-            | "FractionTokens" >> beam.FlatMap(
-                lambda th: [((th[0].source, bucket_of(th[1])), th[0].n_tokens)] if th[1] is not None else [])
+            | "FractionTokens"
+            >> beam.FlatMap(
+                lambda th: [((th[0].source, bucket_of(th[1])), th[0].n_tokens)] if th[1] is not None else []
+            )
             | "SumBuckets" >> beam.CombinePerKey(sum)
             | "Histogram" >> beam.combiners.ToList()
-            | "Boundaries" >> beam.Map(find_boundaries, fractions))
+            | "Boundaries" >> beam.Map(find_boundaries, fractions)
+        )
         bview = beam.pvalue.AsSingleton(boundaries)
         cuts = (
             hashed
-            | "BoundaryDocs" >> beam.FlatMap(
-                lambda th, b: [(th[0].source, (th[1], th[0].id, th[0].n_tokens))]
-                if th[1] is not None and th[0].source in b and bucket_of(th[1]) == b[th[0].source][0] else [],
-                bview)
+            | "BoundaryDocs"
+            >> beam.FlatMap(
+                lambda th, b: (
+                    [(th[0].source, (th[1], th[0].id, th[0].n_tokens))]
+                    if th[1] is not None and th[0].source in b and bucket_of(th[1]) == b[th[0].source][0]
+                    else []
+                ),
+                bview,
+            )
             | "GroupBoundary" >> beam.GroupByKey()
-            | "Cut" >> beam.Map(lambda kv, b: (kv[0], cut_in_bucket(kv[1], b[kv[0]][1])), bview))
+            | "Cut" >> beam.Map(lambda kv, b: (kv[0], cut_in_bucket(kv[1], b[kv[0]][1])), bview)
+        )
         copies = hashed | "Copies" >> beam.FlatMap(_copies, seed, full, groups, bview, beam.pvalue.AsDict(cuts))
 
         # rows per group -> global numbering
@@ -420,24 +509,29 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
             | "CopyTokens" >> beam.Map(lambda kv: (kv[0], int(kv[1][4].size) + 2))
             | "SumGroups" >> beam.CombinePerKey(sum)
             | "GroupTokens" >> beam.combiners.ToList()
-            | "Layout" >> beam.Map(lambda rows: row_layout(dict(rows), width, rows_per_shard)))
+            | "Layout" >> beam.Map(lambda rows: row_layout(dict(rows), width, rows_per_shard))
+        )
         lview = beam.pvalue.AsSingleton(layout)
         packed = (
             copies
             | "GroupCopies" >> beam.GroupByKey()
-            | "Pack" >> beam.ParDo(_PackGroup(seq_len, tok["bos_id"], tok["eos_id"], tok["vocab_size"], seed),
-                                   lview).with_outputs("stats", main="rows"))
+            | "Pack"
+            >> beam.ParDo(
+                _PackGroup(seq_len, tok["bos_id"], tok["eos_id"], tok["vocab_size"], seed), lview
+            ).with_outputs("stats", main="rows")
+        )
         infos = (
             packed.rows
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.Map(_write_one_shard, run.out_dir, batch_rows, lview)
-            | "AllShards" >> beam.combiners.ToList())
+            | "AllShards" >> beam.combiners.ToList()
+        )
         source_stats = (
-            packed.stats
-            | "SumWritten" >> beam.CombinePerKey(_sum_tuples())
-            | "AllWritten" >> beam.combiners.ToList())
-        infos | "WriteManifest" >> beam.Map(write_manifest_file, beam.pvalue.AsSingleton(source_stats), lview,
-                                            run.out_dir)
+            packed.stats | "SumWritten" >> beam.CombinePerKey(_sum_tuples()) | "AllWritten" >> beam.combiners.ToList()
+        )
+        infos | "WriteManifest" >> beam.Map(
+            write_manifest_file, beam.pvalue.AsSingleton(source_stats), lview, run.out_dir
+        )
 
     def copy_tokenizer(out_dir):
         dst = join(out_dir, MODEL_FILE)

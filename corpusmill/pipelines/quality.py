@@ -72,20 +72,21 @@ def validate_quality(cfg) -> None:
         if not os.path.isfile(path):
             raise CorpusmillError(
                 f"no perplexity cutoffs: {path} does not exist; compute them with `corpusmill cutoffs --input DOCS "
-                f"--lm-dir {cfg.lm_dir} --output {os.path.join(cfg.lm_dir, CUTOFFS_FILE)}` or pass --cutoffs FILE")
+                f"--lm-dir {cfg.lm_dir} --output {os.path.join(cfg.lm_dir, CUTOFFS_FILE)}` or pass --cutoffs FILE"
+            )
         table = read_cutoffs(path)
         missing = [lang for lang in langs if lang not in table]
         if missing:
             raise CorpusmillError(
                 f"--cutoffs {path}: no column for {', '.join(missing)}, which --lm-dir has a model for; its documents "
                 f"would pass unbucketed. Compute the cutoffs for them with `corpusmill cutoffs`, or leave them out "
-                f"with --languages")
+                f"with --languages"
+            )
         parse_buckets(cfg.keep_buckets)
     check_threshold(cfg.wiki_threshold)
     for lang, model in parse_classifiers(cfg.classifier).items():
         if languages and lang not in languages:
-            raise CorpusmillError(f"--classifier {lang}={model}: {lang} is not in --languages "
-                                  f"({','.join(languages)})")
+            raise CorpusmillError(f"--classifier {lang}={model}: {lang} is not in --languages ({','.join(languages)})")
         load_classifier(localize(model))
 
 
@@ -148,8 +149,7 @@ def _write_cutoffs(rows, output: str) -> None:
 def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequence[str]) -> None:
     raw = p | "ReadDocs" >> ReadRawRecords(files)
     docs = run.step(raw, "read", ParseDocument())
-    scored = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, require_model=True,
-                                                     default_language=cfg.lang))
+    scored = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, require_model=True, default_language=cfg.lang))
     n, output = cfg.sample, cfg.output
     (
         scored
@@ -167,13 +167,15 @@ def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, 
     validate_lm_dir(localize(cfg.lm_dir))  # a remote directory is checked on a local copy
     files = expand_inputs(cfg.input)
     run_dir = cfg.output + ".run"
-    stats = run_stage(OutputOptions(output=run_dir, overwrite=True), beam_args,
-                      lambda p, run: build_cutoffs(p, run, cfg, files))
+    stats = run_stage(
+        OutputOptions(output=run_dir, overwrite=True), beam_args, lambda p, run: build_cutoffs(p, run, cfg, files)
+    )
     if next(s["kept"] for s in stats if s["step"] == "perplexity") == 0:  # nothing written, an old file is left
         raise CorpusmillError(
             f"no document could be scored, so no cutoffs were written:\n{format_stats(stats)}\n"
             f"documents need metadata.language with a model in {cfg.lm_dir} (pass --lang xx for documents without "
-            f"one); details in {run_dir}")
+            f"one); details in {run_dir}"
+        )
     if "://" not in cfg.output:
         return read_cutoffs(cfg.output)
     import tempfile
@@ -188,9 +190,17 @@ def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, 
 
 
 # -- demo ---------------------------------------------------------------------------------------------
-def train_demo_models(ref_jsonl: str, negatives: Sequence[str], out_dir: str, *, lang: str = "en",
-                      vocab_size: int = 4000, heldout: float = 0.1, beam_args: Sequence[str] = (),
-                      log=print) -> dict:
+def train_demo_models(
+    ref_jsonl: str,
+    negatives: Sequence[str],
+    out_dir: str,
+    *,
+    lang: str = "en",
+    vocab_size: int = 4000,
+    heldout: float = 0.1,
+    beam_args: Sequence[str] = (),
+    log=print,
+) -> dict:
     """Train small quality models for the demo (and the tests) in seconds, from real reference text.
 
     ``ref_jsonl``: reference (Wikipedia) corpusmill documents; ``negatives``: low-quality documents.
@@ -224,12 +234,19 @@ def train_demo_models(ref_jsonl: str, negatives: Sequence[str], out_dir: str, *,
     lm_dir = os.path.join(out_dir, "lm")
     train_lm(lang, [paths["train"]], lm_dir, vocab_size=vocab_size, log=log)
     cutoffs = os.path.join(lm_dir, CUTOFFS_FILE)
-    run_cutoffs(CutoffsConfig(input=[paths["heldout"], *negatives], lm_dir=lm_dir, output=cutoffs, lang=lang),
-                beam_args)
+    run_cutoffs(
+        CutoffsConfig(input=[paths["heldout"], *negatives], lm_dir=lm_dir, output=cutoffs, lang=lang), beam_args
+    )
     classifier = os.path.join(out_dir, "wiki_classifier.bin")
     metrics = train_classifier([ref_jsonl], list(negatives), classifier, log=log)
-    return {"lm_dir": lm_dir, "cutoffs": cutoffs, "classifier": classifier, "classifier_metrics": metrics,
-            "ref_train": paths["train"], "ref_heldout": paths["heldout"]}
+    return {
+        "lm_dir": lm_dir,
+        "cutoffs": cutoffs,
+        "classifier": classifier,
+        "classifier_metrics": metrics,
+        "ref_train": paths["train"],
+        "ref_heldout": paths["heldout"],
+    }
 
 
 # -- train-lm, train-classifier ----------------------------------------------------------------------
@@ -241,8 +258,11 @@ def local_files(patterns: Sequence[str]) -> List[str]:
 @dataclasses.dataclass(kw_only=True)
 class TrainLMConfig:
     lang: str = option(required=True, help="language code, e.g. en (must match lid's labels)")
-    input: List[str] = option(required=True, metavar="GLOB", help="reference text: corpusmill documents or "
-                                                                  ".txt(.gz) with one document per line")
+    input: List[str] = option(
+        required=True,
+        metavar="GLOB",
+        help="reference text: corpusmill documents or .txt(.gz) with one document per line",
+    )
     output: str = option(required=True, metavar="DIR", help="model directory (the --lm-dir of ccnet)")
     vocab_size: int = option(65536, min=16, help="SentencePiece vocabulary (cc_net's: 65536)")
     order: int = option(5, min=1, max=10, help="n-gram order")
@@ -250,17 +270,28 @@ class TrainLMConfig:
     sp_sentences: int = option(1_000_000, min=1, help="lines sampled to train SentencePiece")
     memory: str = option("20%", help="lmplz -S memory budget, e.g. 4G or 50%")
     threads: int = option(1, min=1, help="SentencePiece training threads")
-    lm_type: str = option("probing", choices=("probing", "trie"),
-                          help="KenLM binary structure: probing (fast) or trie (small)")
+    lm_type: str = option(
+        "probing", choices=("probing", "trie"), help="KenLM binary structure: probing (fast) or trie (small)"
+    )
     keep_arpa: bool = option(False, help="also keep the ARPA text model")
 
 
 def run_train_lm(cfg: TrainLMConfig, beam_args: Sequence[str] = ()) -> dict:
     from corpusmill.quality.lm import train_lm
 
-    return train_lm(cfg.lang, local_files(cfg.input), cfg.output, vocab_size=cfg.vocab_size, order=cfg.order,
-                    max_docs=cfg.max_docs, sp_sentences=cfg.sp_sentences, memory=cfg.memory, threads=cfg.threads,
-                    lm_type=cfg.lm_type, keep_arpa=cfg.keep_arpa)
+    return train_lm(
+        cfg.lang,
+        local_files(cfg.input),
+        cfg.output,
+        vocab_size=cfg.vocab_size,
+        order=cfg.order,
+        max_docs=cfg.max_docs,
+        sp_sentences=cfg.sp_sentences,
+        memory=cfg.memory,
+        threads=cfg.threads,
+        lm_type=cfg.lm_type,
+        keep_arpa=cfg.keep_arpa,
+    )
 
 
 def _show_train_lm(cfg: TrainLMConfig, _result) -> None:
@@ -271,8 +302,10 @@ def _show_cutoffs(cfg: CutoffsConfig, table) -> None:
     from corpusmill.filters.perplexity import HEAD_PERCENTILE, TAIL_PERCENTILE
 
     for lang, values in sorted(table.items()):
-        print(f"{lang}: p{HEAD_PERCENTILE} = {values[HEAD_PERCENTILE]}, p{TAIL_PERCENTILE} = {values[TAIL_PERCENTILE]}, "
-              f"median = {values[50]}")
+        print(
+            f"{lang}: p{HEAD_PERCENTILE} = {values[HEAD_PERCENTILE]}, p{TAIL_PERCENTILE} = {values[TAIL_PERCENTILE]}, "
+            f"median = {values[50]}"
+        )
     print(f"cutoffs: {os.path.abspath(cfg.output)}")
 
 
@@ -283,38 +316,62 @@ class TrainClassifierConfig:
     output: str = option(required=True, metavar="MODEL", help="model file (.bin)")
     holdout: float = option(0.1, min=0.0, below=1.0, help="share held out for evaluation")
     balance: bool = option(True, help="cut the larger class to the size of the smaller (--no-balance keeps all)")
-    min_chars: int = option(0, min=0, help="skip documents shorter than this (RedPajama dropped reference pages "
-                                           "under 1000)")
+    min_chars: int = option(
+        0, min=0, help="skip documents shorter than this (RedPajama dropped reference pages under 1000)"
+    )
     epoch: int = option(5, min=1, help="fastText epochs")
     lr: float = option(0.1, above=0.0, help="fastText learning rate")
     word_ngrams: int = option(1, min=1, help="fastText word n-grams")
     threads: int = option(1, min=1, help="fastText threads (1 makes the model reproducible)")
-    wiki_threshold: float = option(DEFAULT_THRESHOLD, min=0.0, max=1.0,
-                                   help="threshold the held-out precision and recall are also reported at")
+    wiki_threshold: float = option(
+        DEFAULT_THRESHOLD, min=0.0, max=1.0, help="threshold the held-out precision and recall are also reported at"
+    )
 
 
 def run_train_classifier(cfg: TrainClassifierConfig, beam_args: Sequence[str] = ()) -> dict:
     from corpusmill.quality.classifier import train_classifier
 
-    return train_classifier(local_files(cfg.positive), local_files(cfg.negative), cfg.output, holdout=cfg.holdout,
-                            balance=cfg.balance, min_chars=cfg.min_chars, epoch=cfg.epoch, lr=cfg.lr,
-                            word_ngrams=cfg.word_ngrams, threads=cfg.threads,
-                            threshold=check_threshold(cfg.wiki_threshold))
+    return train_classifier(
+        local_files(cfg.positive),
+        local_files(cfg.negative),
+        cfg.output,
+        holdout=cfg.holdout,
+        balance=cfg.balance,
+        min_chars=cfg.min_chars,
+        epoch=cfg.epoch,
+        lr=cfg.lr,
+        word_ngrams=cfg.word_ngrams,
+        threads=cfg.threads,
+        threshold=check_threshold(cfg.wiki_threshold),
+    )
 
 
 TRAIN_LM = Stage(
-    name="train-lm", config=TrainLMConfig, run=run_train_lm, show=_show_train_lm, beam=False,
+    name="train-lm",
+    config=TrainLMConfig,
+    run=run_train_lm,
+    show=_show_train_lm,
+    beam=False,
     description="Train <lang>.sp.model (SentencePiece unigram) and <lang>.arpa.bin (KenLM n-gram over its pieces, "
-                "estimated with lmplz, converted with build_binary) in OUTPUT, as cc_net did from Wikipedia. "
-                "Inputs: corpusmill documents (.jsonl(.gz), .parquet) or .txt(.gz) with one document per line. "
-                "lmplz and build_binary come from `make kenlm-bin`.")
+    "estimated with lmplz, converted with build_binary) in OUTPUT, as cc_net did from Wikipedia. "
+    "Inputs: corpusmill documents (.jsonl(.gz), .parquet) or .txt(.gz) with one document per line. "
+    "lmplz and build_binary come from `make kenlm-bin`.",
+)
 CUTOFFS = Stage(
-    name="cutoffs", config=CutoffsConfig, run=run_cutoffs, show=_show_cutoffs,
+    name="cutoffs",
+    config=CutoffsConfig,
+    run=run_cutoffs,
+    show=_show_cutoffs,
     description="Score a sample of documents with the models in --lm-dir and write the per-language percentile "
-                "table the bucket step reads (head < p30 <= middle < p60 <= tail). Documents need "
-                "metadata.language (the output of `corpusmill ccnet` has it). Other options must be Beam's.")
+    "table the bucket step reads (head < p30 <= middle < p60 <= tail). Documents need "
+    "metadata.language (the output of `corpusmill ccnet` has it). Other options must be Beam's.",
+)
 TRAIN_CLASSIFIER = Stage(
-    name="train-classifier", config=TrainClassifierConfig, run=run_train_classifier, beam=False,
+    name="train-classifier",
+    config=TrainClassifierConfig,
+    run=run_train_classifier,
+    beam=False,
     description="Train a fastText supervised model: --positive reference pages (__label__wiki) against --negative "
-                "crawl pages (__label__cc). Holds out a deterministic share of each class and prints precision, "
-                "recall and ROC AUC on it (also written to MODEL.json).")
+    "crawl pages (__label__cc). Holds out a deterministic share of each class and prints precision, "
+    "recall and ROC AUC on it (also written to MODEL.json).",
+)

@@ -75,9 +75,11 @@ def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], obje
     fn()
     if not os.path.exists(join(out_dir, DONE_FILE)):
         mark_done(out_dir)
-    write_text_atomic(join(out_dir, STAGE_FILE),
-                      json.dumps({"fingerprint": _fingerprint(config), "config": config}, indent=2, sort_keys=True,
-                                 default=str) + "\n")
+    write_text_atomic(
+        join(out_dir, STAGE_FILE),
+        json.dumps({"fingerprint": _fingerprint(config), "config": config}, indent=2, sort_keys=True, default=str)
+        + "\n",
+    )
     return True
 
 
@@ -101,17 +103,20 @@ def processor_config(spec, out_dir: str, manifest_path: str):
     fields = config_fields(stage.config)
     for required in ("input", "output"):
         if required not in fields:
-            raise CorpusmillError(f"{where}.processor: {stage.config.__name__} has no '{required}' field; "
-                                  f"`corpusmill run` cannot drive it")
+            raise CorpusmillError(
+                f"{where}.processor: {stage.config.__name__} has no '{required}' field; "
+                f"`corpusmill run` cannot drive it"
+            )
     for key in ("input", "output"):
         if key in spec.options:
-            raise CorpusmillError(f"{where}.options.{key}: set by the manifest (sources.{spec.name}.input and the "
-                                  f"run's output), not an option")
+            raise CorpusmillError(
+                f"{where}.options.{key}: set by the manifest (sources.{spec.name}.input and the "
+                f"run's output), not an option"
+            )
     data = dict(spec.options, input=list(spec.inputs), output=out_dir)
     if "overwrite" in fields:
         data["overwrite"] = True
-    cfg = from_mapping(stage.config, data, lambda key: f"{where}.options.{key}",
-                       context=f"processor {spec.processor}")
+    cfg = from_mapping(stage.config, data, lambda key: f"{where}.options.{key}", context=f"processor {spec.processor}")
     return stage, cfg
 
 
@@ -123,8 +128,10 @@ def run_processor(spec, out_dir: str, beam_args: Sequence[str], manifest_path: s
         if exc.code == 3 and spec.allow_failed:  # written over its failure budget, and the manifest allows it
             return
         if exc.code == 3:
-            raise CorpusmillError(f"{manifest_path}: sources.{spec.name}: {exc}; set {spec.field('allow_failed')}: "
-                                  f"true to use it anyway", code=3) from None
+            raise CorpusmillError(
+                f"{manifest_path}: sources.{spec.name}: {exc}; set {spec.field('allow_failed')}: true to use it anyway",
+                code=3,
+            ) from None
         raise
 
 
@@ -141,7 +148,8 @@ def check_not_over_budget(spec, location: str, manifest_path: str) -> None:
             f"{manifest_path}: {spec.field('documents' if spec.documents else 'processor')}: {root} was written over "
             f"its failure budget ({breach['failed']:,} of {breach['read']:,} records failed; most common error: "
             f"{breach['most_common_error']}); fix its inputs and rerun it, or set {spec.field('allow_failed')}: true",
-            code=3)
+            code=3,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -153,11 +161,12 @@ class RecipeResult:
     plan: MixPlan
     shards_dir: str
     shards_manifest: dict
-    ran: List[str]      # stages that ran (the others were done already)
+    ran: List[str]  # stages that ran (the others were done already)
 
 
-def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: Sequence[str] = (),
-               log=print) -> RecipeResult:
+def run_recipe(
+    manifest_path: str, *, output: Optional[str] = None, beam_args: Sequence[str] = (), log=print
+) -> RecipeResult:
     """Run every stage of the manifest that is not done yet; returns where the shards are."""
     from corpusmill.pipelines.mix import (
         TokensConfig,
@@ -192,8 +201,13 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
             continue
         out = join(root, "sources", spec.name)
         config = {"processor": spec.processor, "inputs": spec.inputs, "options": spec.options}
-        if run_stage_once(f"source {spec.name} ({spec.processor})", out, config,
-                          lambda spec=spec, out=out: run_processor(spec, out, beam_args, m.path), log):
+        if run_stage_once(
+            f"source {spec.name} ({spec.processor})",
+            out,
+            config,
+            lambda spec=spec, out=out: run_processor(spec, out, beam_args, m.path),
+            log,
+        ):
             ran.append(f"sources/{spec.name}")
         locations[spec.name] = out
     for spec in m.sources:
@@ -211,10 +225,17 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     else:
         tok_dir = join(root, "tokenizer")
         tcfg = TokenizerConfig(
-            files=files, output=tok_dir, overwrite=True, vocab_size=m.tokenizer.vocab_size,
-            sample_chars=m.tokenizer.sample_chars, seed=m.seed, threads=m.tokenizer.threads, kind=m.tokenizer.kind,
+            files=files,
+            output=tok_dir,
+            overwrite=True,
+            vocab_size=m.tokenizer.vocab_size,
+            sample_chars=m.tokenizer.sample_chars,
+            seed=m.seed,
+            threads=m.tokenizer.threads,
+            kind=m.tokenizer.kind,
             weights={s.name: s.weight for s in m.sources} if m.mode == "weights" and m.mix_by == "source" else None,
-            epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" and m.mix_by == "source" else None)
+            epochs={s.name: s.epochs for s in m.sources} if m.mode == "epochs" and m.mix_by == "source" else None,
+        )
         config = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in ("output", "overwrite")}
         if run_stage_once("tokenizer", tok_dir, config, lambda: train_tokenizer(tcfg, beam_args), log):
             ran.append("tokenizer")
@@ -229,12 +250,15 @@ def run_recipe(manifest_path: str, *, output: Optional[str] = None, beam_args: S
     if m.mix_by == "domain":
         domain_model = _domain_classifier(m, root, files, ran, log)
         tkcfg = dataclasses.replace(tkcfg, domain_model=domain_model, pools=[d.name for d in m.domains])
-        tokens_config.update(domain_model=sha256_file(domain_model) if "://" not in domain_model else domain_model,
-                             pools=tkcfg.pools)
+        tokens_config.update(
+            domain_model=sha256_file(domain_model) if "://" not in domain_model else domain_model, pools=tkcfg.pools
+        )
     if run_stage_once("tokens", tokens_dir, tokens_config, lambda: write_tokens(tkcfg, beam_args), log):
         ran.append("tokens")
     mixed = holdout_shares(m.by_pools(), read_tokens_summary(tokens_dir), log)
-    tokens = token_files(tokens_dir, [s.name for s in mixed.sources], what="domain" if m.mix_by == "domain" else "source")
+    tokens = token_files(
+        tokens_dir, [s.name for s in mixed.sources], what="domain" if m.mix_by == "domain" else "source"
+    )
     return _count_and_shard(mixed, root, model, tok, tokens, files, ran, beam_args, log)
 
 
@@ -253,8 +277,7 @@ def _domain_classifier(m, root: str, files: Dict[str, List[str]], ran: List[str]
     out = join(root, "domains")
     path = join(out, "domain.bin")
     config = {"labelled": labelled}
-    if run_stage_once("domain classifier", out, config,
-                      lambda: train_domain_classifier(labelled, path, log=log), log):
+    if run_stage_once("domain classifier", out, config, lambda: train_domain_classifier(labelled, path, log=log), log):
         ran.append("domains")
     return path
 
@@ -268,11 +291,15 @@ def _mix_tokens_from(m, root: str, beam_args, log) -> "RecipeResult":
     summary = read_tokens_summary(tokens_dir)
     model = m.tokenizer.model or join(m.tokens_from, "tokenizer", MODEL_FILE)
     if not os.path.isfile(model):
-        raise CorpusmillError(f"{m.path}: tokens_from {m.tokens_from}: no tokenizer/{MODEL_FILE} there; name the "
-                              f"model its documents were tokenized with in tokenizer.model")
+        raise CorpusmillError(
+            f"{m.path}: tokens_from {m.tokens_from}: no tokenizer/{MODEL_FILE} there; name the "
+            f"model its documents were tokenized with in tokenizer.model"
+        )
     tok = describe_model(model)
     if tok["sha256"] != summary.get("tokenizer_sha256"):
-        raise CorpusmillError(f"{m.path}: tokenizer.model {model} is not the tokenizer of {tokens_dir} (sha256 differs)")
+        raise CorpusmillError(
+            f"{m.path}: tokenizer.model {model} is not the tokenizer of {tokens_dir} (sha256 differs)"
+        )
     tokens = token_files(tokens_dir, [s.name for s in m.sources])
     log(f"[run] tokens: {tokens_dir} (from another run; nothing is tokenized)")
     return _count_and_shard(holdout_shares(m, summary, log), root, model, tok, tokens, {}, [], beam_args, log)
@@ -287,29 +314,34 @@ def holdout_shares(m, summary: dict, log) -> "MixManifest":
             total = int(summary.get("sources", {}).get(spec.name, {}).get("tokens", 0))
             share = spec.holdout_tokens / total if total else 1.0
             if share >= 0.5:
-                raise CorpusmillError(f"{m.path}: {spec.field('holdout_tokens')}: {spec.holdout_tokens:,} tokens is "
-                                      f"half or more of the {total:,} it has; hold out fewer")
+                raise CorpusmillError(
+                    f"{m.path}: {spec.field('holdout_tokens')}: {spec.holdout_tokens:,} tokens is "
+                    f"half or more of the {total:,} it has; hold out fewer"
+                )
             spec = dataclasses.replace(spec, holdout=round(share, 12))
-            log(f"[run] {spec.field('holdout_tokens')} {spec.holdout_tokens:,}: a share {share:.6f} of its "
-                f"{total:,} tokens")
+            log(
+                f"[run] {spec.field('holdout_tokens')} {spec.holdout_tokens:,}: a share {share:.6f} of its "
+                f"{total:,} tokens"
+            )
         specs.append(spec)
     return dataclasses.replace(m, sources=specs)
 
 
-def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List[str]], files, ran: List[str],
-                     beam_args, log) -> "RecipeResult":
+def _count_and_shard(
+    m, root: str, model: str, tok: dict, tokens: Dict[str, List[str]], files, ran: List[str], beam_args, log
+) -> "RecipeResult":
     from corpusmill.pipelines.mix import CountConfig, ShardConfig, count_tokens, read_counts, write_mixed_shards
 
     # 4. token counts, then the plan (the budget is checked here, before anything is drawn)
     counts_dir = join(root, "counts")
     holdout = {s.name: s.holdout for s in m.sources if s.holdout}
-    ccfg = CountConfig(files=files, tokenizer=model, output=counts_dir, overwrite=True, holdout=holdout, seed=m.seed,
-                       tokens=tokens)
+    ccfg = CountConfig(
+        files=files, tokenizer=model, output=counts_dir, overwrite=True, holdout=holdout, seed=m.seed, tokens=tokens
+    )
     count_config = {"tokens": tokens, "tokenizer_sha256": tok["sha256"]}
     if holdout:  # (a run without holdout keeps the config, and so the counts, it had)
         count_config.update(holdout=holdout, seed=m.seed)
-    if run_stage_once("token counts", counts_dir, count_config,
-                      lambda: count_tokens(ccfg, beam_args), log):
+    if run_stage_once("token counts", counts_dir, count_config, lambda: count_tokens(ccfg, beam_args), log):
         ran.append("counts")
     counts = read_counts(counts_dir)
     plan = plan_mixture(m, counts["sources"])
@@ -323,22 +355,52 @@ def _count_and_shard(m, root: str, model: str, tok: dict, tokens: Dict[str, List
     if m.anneal is not None:
         anneal_plan = plan_mixture(anneal_manifest(m), counts["sources"])
         log("[run] annealing phase:\n" + format_plan(anneal_plan))
-        extra["phases"] = [{"name": "anneal", "data": join("..", ANNEAL_DIR), "tokens": m.anneal.tokens,
-                            "weights": dict(sorted(m.anneal.weights.items()))}]
-    scfg = ShardConfig(files=files, tokenizer=model, output=shards_dir, plan=plan, tokens=tokens,
-                       rows_per_shard=m.shards.rows_per_shard, batch_rows=m.shards.batch_rows, overwrite=True,
-                       extra=extra)
-    config = {"tokens": tokens, "tokenizer_sha256": tok["sha256"], "plan": plan.to_dict(),
-              "rows_per_shard": scfg.rows_per_shard, "batch_rows": scfg.batch_rows, "extra": scfg.extra}
+        extra["phases"] = [
+            {
+                "name": "anneal",
+                "data": join("..", ANNEAL_DIR),
+                "tokens": m.anneal.tokens,
+                "weights": dict(sorted(m.anneal.weights.items())),
+            }
+        ]
+    scfg = ShardConfig(
+        files=files,
+        tokenizer=model,
+        output=shards_dir,
+        plan=plan,
+        tokens=tokens,
+        rows_per_shard=m.shards.rows_per_shard,
+        batch_rows=m.shards.batch_rows,
+        overwrite=True,
+        extra=extra,
+    )
+    config = {
+        "tokens": tokens,
+        "tokenizer_sha256": tok["sha256"],
+        "plan": plan.to_dict(),
+        "rows_per_shard": scfg.rows_per_shard,
+        "batch_rows": scfg.batch_rows,
+        "extra": scfg.extra,
+    }
     if run_stage_once("shards", shards_dir, config, lambda: write_mixed_shards(scfg, beam_args), log):
         ran.append("shards")
     if anneal_plan is not None:
         anneal_dir = join(root, ANNEAL_DIR)
-        acfg = dataclasses.replace(scfg, output=anneal_dir, plan=anneal_plan,
-                                   tokens={k: v for k, v in tokens.items() if k in m.anneal.weights},
-                                   extra={"recipe": m.name, "phase": "anneal"})
-        config = {"tokens": acfg.tokens, "tokenizer_sha256": tok["sha256"], "plan": anneal_plan.to_dict(),
-                  "rows_per_shard": acfg.rows_per_shard, "batch_rows": acfg.batch_rows, "extra": acfg.extra}
+        acfg = dataclasses.replace(
+            scfg,
+            output=anneal_dir,
+            plan=anneal_plan,
+            tokens={k: v for k, v in tokens.items() if k in m.anneal.weights},
+            extra={"recipe": m.name, "phase": "anneal"},
+        )
+        config = {
+            "tokens": acfg.tokens,
+            "tokenizer_sha256": tok["sha256"],
+            "plan": anneal_plan.to_dict(),
+            "rows_per_shard": acfg.rows_per_shard,
+            "batch_rows": acfg.batch_rows,
+            "extra": acfg.extra,
+        }
         if run_stage_once("anneal shards", anneal_dir, config, lambda: write_mixed_shards(acfg, beam_args), log):
             ran.append("anneal")
     with open(join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
@@ -353,28 +415,37 @@ def anneal_manifest(m) -> "MixManifest":
     """The manifest of the annealing mixture: its weights over the same pools (their holdout kept), its
     tokens as the budget, no epoch caps."""
     by_name = {s.name: s for s in m.sources}
-    sources = [dataclasses.replace(by_name[name], weight=w, epochs=None) for name, w in sorted(m.anneal.weights.items())]
+    sources = [
+        dataclasses.replace(by_name[name], weight=w, epochs=None) for name, w in sorted(m.anneal.weights.items())
+    ]
     tolerance = m.anneal.share_tolerance if m.anneal.share_tolerance is not None else m.share_tolerance
-    return dataclasses.replace(m, sources=sources, budget_tokens=m.anneal.tokens, anneal=None,
-                               share_tolerance=tolerance)
+    return dataclasses.replace(
+        m, sources=sources, budget_tokens=m.anneal.tokens, anneal=None, share_tolerance=tolerance
+    )
 
 
 def format_plan(plan: MixPlan) -> str:
-    lines = [f"[run] plan ({plan.mode}): budget {plan.budget_tokens:,} tokens, seq_len {plan.seq_len}, "
-             f"{plan.pack_groups} packing group(s)",
-             f"      {'source':<16} {'weight':>7} {'tokens':>15} {'epochs':>7} {'source tokens':>15}"]
+    lines = [
+        f"[run] plan ({plan.mode}): budget {plan.budget_tokens:,} tokens, seq_len {plan.seq_len}, "
+        f"{plan.pack_groups} packing group(s)",
+        f"      {'source':<16} {'weight':>7} {'tokens':>15} {'epochs':>7} {'source tokens':>15}",
+    ]
     for name, sp in sorted(plan.sources.items()):
-        lines.append(f"      {name:<16} {sp.weight:>7.4f} {sp.target_tokens:>15,} {sp.epochs:>7.3f} "
-                     f"{sp.source_tokens:>15,}")
+        lines.append(
+            f"      {name:<16} {sp.weight:>7.4f} {sp.target_tokens:>15,} {sp.epochs:>7.3f} {sp.source_tokens:>15,}"
+        )
     return "\n".join(lines)
 
 
 def format_mixture(shards_manifest: dict) -> str:
-    lines = [f"{'source':<16} {'target':>7} {'share':>7} {'tokens':>15} {'epochs':>7} {'target ep':>9} "
-             f"{'documents':>10}"]
+    lines = [
+        f"{'source':<16} {'target':>7} {'share':>7} {'tokens':>15} {'epochs':>7} {'target ep':>9} {'documents':>10}"
+    ]
     for name, s in sorted(shards_manifest["mixture"].items()):
-        lines.append(f"{name:<16} {s['weight']:>7.4f} {s['share']:>7.4f} {s['tokens']:>15,} {s['epochs']:>7.3f} "
-                     f"{s['epochs_target']:>9.3f} {s['documents']:>10,}")
+        lines.append(
+            f"{name:<16} {s['weight']:>7.4f} {s['share']:>7.4f} {s['tokens']:>15,} {s['epochs']:>7.3f} "
+            f"{s['epochs_target']:>9.3f} {s['documents']:>10,}"
+        )
     return "\n".join(lines)
 
 
@@ -392,13 +463,20 @@ def _run(cfg: RunConfig, beam_args: Sequence[str] = ()) -> RecipeResult:
 def _show(cfg: RunConfig, result: RecipeResult) -> None:
     print(format_mixture(result.shards_manifest))
     sm = result.shards_manifest
-    print(f"shards: {result.shards_dir}  ({len(sm['shards'])} shards, {sm['rows']:,} rows of {sm['seq_len'] + 1} "
-          f"tokens, tokenizer sha256 {sm['tokenizer_sha256'][:12]}...)")
+    print(
+        f"shards: {result.shards_dir}  ({len(sm['shards'])} shards, {sm['rows']:,} rows of {sm['seq_len'] + 1} "
+        f"tokens, tokenizer sha256 {sm['tokenizer_sha256'][:12]}...)"
+    )
 
 
 STAGE = Stage(
-    name="run", config=RunConfig, run=_run, show=_show, positional=("manifest",),
+    name="run",
+    config=RunConfig,
+    run=_run,
+    show=_show,
+    positional=("manifest",),
     description="Run every stage of a mixing manifest (see manifests/llama1.yaml and docs/mixing.md): each source's "
-                "processor, tokenizer training if the manifest names no model, token counts, and the mixed Arrow "
-                "shards. A stage whose output is complete (_SUCCESS, same configuration) is skipped, so a killed run "
-                "resumes. Other options must be Beam pipeline options.")
+    "processor, tokenizer training if the manifest names no model, token counts, and the mixed Arrow "
+    "shards. A stage whose output is complete (_SUCCESS, same configuration) is skipped, so a killed run "
+    "resumes. Other options must be Beam pipeline options.",
+)

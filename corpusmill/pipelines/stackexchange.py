@@ -42,24 +42,34 @@ from corpusmill.io.posts import MAX_ROW_BYTES, ReadPostsXml, select_posts_files
 # -- the stage ---------------------------------------------------------------------------------------
 @dataclasses.dataclass(kw_only=True)
 class StackExchangeConfig(OutputOptions):
-    input: List[str] = option(required=True, metavar="PATH", help="Posts.xml files (plain, .bz2, .7z), site "
-                                                                  "archives or dump directories")
+    input: List[str] = option(
+        required=True, metavar="PATH", help="Posts.xml files (plain, .bz2, .7z), site archives or dump directories"
+    )
     top_sites: int = option(28, min=1, help="keep the N sites with most posts (LLaMA: 28)")
-    sites: Optional[List[str]] = option(None, sep=",", metavar="SITE", help="keep these sites only (default: the "
-                                                                         "top sites)")
+    sites: Optional[List[str]] = option(
+        None, sep=",", metavar="SITE", help="keep these sites only (default: the top sites)"
+    )
     text_format: str = option("qa", choices=se.FORMATS, help="how a question and its answers become text")
     min_answers: int = option(0, min=0, help="drop questions with fewer answers")
     split_mb: float = option(64.0, above=0.0, help="target byte range per worker task, in MB of plain XML")
     max_row_bytes: int = option(MAX_ROW_BYTES, min=1, help="a <row/> longer than this is a dead letter")
-    unpack: bool = option(True, help="a .7z/.bz2 site is unpacked into plain chunks (OUT/_unpacked, removed at the "
-                                     "end; as much disk as its XML) that workers read at the same time; "
-                                     "--no-unpack: one worker reads it whole")
+    unpack: bool = option(
+        True,
+        help="a .7z/.bz2 site is unpacked into plain chunks (OUT/_unpacked, removed at the "
+        "end; as much disk as its XML) that workers read at the same time; "
+        "--no-unpack: one worker reads it whole",
+    )
 
 
-def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
-                        files: Sequence[Tuple[str, str, str]]) -> None:
-    lines = p | "ReadPosts" >> ReadPostsXml(files, int(cfg.split_mb * (1 << 20)), cfg.max_row_bytes,
-                                            unpack_dir=join(run.out_dir, UNPACK_DIR) if cfg.unpack else None)
+def build_stackexchange(
+    p: beam.Pipeline, run: Run, cfg: StackExchangeConfig, files: Sequence[Tuple[str, str, str]]
+) -> None:
+    lines = p | "ReadPosts" >> ReadPostsXml(
+        files,
+        int(cfg.split_mb * (1 << 20)),
+        cfg.max_row_bytes,
+        unpack_dir=join(run.out_dir, UNPACK_DIR) if cfg.unpack else None,
+    )
     posts = run.step(lines, "parse", se.ParsePostRow())
     top, only = cfg.top_sites, list(cfg.sites) if cfg.sites else None
     ranks = (
@@ -69,8 +79,9 @@ def build_stackexchange(p: beam.Pipeline, run: Run, cfg: StackExchangeConfig,
         | "AllSites" >> beam.combiners.ToList()
         | "RankSites" >> beam.Map(se.rank_sites, top, only)
     )
-    ranked = posts | "AttachRank" >> beam.Map(lambda d, r: (d, r.get(d.metadata["site"])),
-                                              r=beam.pvalue.AsSingleton(ranks))
+    ranked = posts | "AttachRank" >> beam.Map(
+        lambda d, r: (d, r.get(d.metadata["site"])), r=beam.pvalue.AsSingleton(ranks)
+    )
     posts = run.step(ranked, "top_sites", se.KeepTopSites())
     threads = (
         posts
@@ -86,8 +97,9 @@ def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -
     """Run the StackExchange source to completion; returns stats.json's content."""
     listed = expand_inputs(cfg.input)
     files = InputFiles(select_posts_files(listed), listed.skipped)
-    return run_stage(cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files),
-                     before_done=_remove_unpacked)
+    return run_stage(
+        cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files), before_done=_remove_unpacked
+    )
 
 
 UNPACK_DIR = "_unpacked"  # compressed Posts.xml as plain chunks, read at the same time; gone before _SUCCESS
@@ -104,7 +116,12 @@ def _remove_unpacked(out_dir: str) -> None:
 
 
 STAGE = Stage(
-    name="stackexchange", config=StackExchangeConfig, run=run_stackexchange, show=show_documents, documents=True,
+    name="stackexchange",
+    config=StackExchangeConfig,
+    run=run_stackexchange,
+    show=show_documents,
+    documents=True,
     description="Read StackExchange Posts.xml (plain, .bz2 or .7z; a dump directory or site archives), keep the "
-                "top --top-sites sites, join each question with its answers sorted by score, turn the HTML into "
-                "text and write OUT/<site>/part-NNNNN.<ext> plus stats.json. Other options must be Beam's.")
+    "top --top-sites sites, join each question with its answers sorted by score, turn the HTML into "
+    "text and write OUT/<site>/part-NNNNN.<ext> plus stats.json. Other options must be Beam's.",
+)

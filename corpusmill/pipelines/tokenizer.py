@@ -50,16 +50,16 @@ PART_CHARS = 16_000_000  # characters per sample file (one file is written by on
 
 @dataclasses.dataclass
 class TokenizerConfig:
-    files: Dict[str, List[str]]                 # source name -> document files
+    files: Dict[str, List[str]]  # source name -> document files
     output: str
     weights: Optional[Dict[str, float]] = None  # sample shares; None: each source in proportion to its size
-    epochs: Optional[Dict[str, float]] = None   # or: shares proportional to epochs x characters
+    epochs: Optional[Dict[str, float]] = None  # or: shares proportional to epochs x characters
     vocab_size: int = 32000
     sample_chars: int = 100_000_000
     seed: int = 0
     threads: int = 8
     overwrite: bool = False
-    kind: str = "sentencepiece"                 # or "bpe": Llama 3's byte-level BPE (corpusmill.tokenize.bpe)
+    kind: str = "sentencepiece"  # or "bpe": Llama 3's byte-level BPE (corpusmill.tokenize.bpe)
 
     def validate(self) -> None:
         if not self.files:
@@ -76,8 +76,10 @@ class TokenizerConfig:
         if self.kind == "sentencepiece" and self.vocab_size < 260:
             raise CorpusmillError(f"--vocab-size {self.vocab_size}: byte fallback needs at least 260 pieces")
         if self.kind == "bpe" and self.vocab_size < bpe.MIN_VOCAB:
-            raise CorpusmillError(f"--vocab-size {self.vocab_size}: a byte-level BPE needs the 256 bytes and "
-                                  f"{bpe.NUM_SPECIAL} special tokens; use at least {bpe.MIN_VOCAB}")
+            raise CorpusmillError(
+                f"--vocab-size {self.vocab_size}: a byte-level BPE needs the 256 bytes and "
+                f"{bpe.NUM_SPECIAL} special tokens; use at least {bpe.MIN_VOCAB}"
+            )
         if self.sample_chars < 1:
             raise CorpusmillError("--sample-chars must be at least 1")
 
@@ -111,7 +113,7 @@ def _draw(pair, seed, parts, rates):
     rate = rates.get(name, 0.0)
     for i, line in enumerate(_lines(doc.text)):
         h = stable_hash(f"{seed}\x00{doc.id}\x00{i}")
-        if h < rate * 2.0 ** 64:
+        if h < rate * 2.0**64:
             yield (name, h % parts), (h, doc.id, i, line)
 
 
@@ -125,16 +127,23 @@ def _write_part(item, out_dir):
             for _, _, _, line in lines:
                 gz.write(line.encode("utf-8", "surrogatepass") + b"\n")
                 chars += len(line)
-    return {"source": name, "file": rel, "documents": len({doc_id for _, doc_id, _, _ in lines}),
-            "lines": len(lines), "chars": chars}
+    return {
+        "source": name,
+        "file": rel,
+        "documents": len({doc_id for _, doc_id, _, _ in lines}),
+        "lines": len(lines),
+        "chars": chars,
+    }
 
 
 def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
     pairs = read_sources(p, run, cfg.files)
-    chars = (pairs
-             | "Chars" >> beam.Map(lambda dn: (dn[1], sum(len(line) for line in _lines(dn[0].text))))
-             | "SumChars" >> beam.CombinePerKey(sum)
-             | "AllChars" >> beam.combiners.ToList())
+    chars = (
+        pairs
+        | "Chars" >> beam.Map(lambda dn: (dn[1], sum(len(line) for line in _lines(dn[0].text))))
+        | "SumChars" >> beam.CombinePerKey(sum)
+        | "AllChars" >> beam.combiners.ToList()
+    )
     rates = chars | "Rates" >> beam.Map(_rates, cfg.weights, cfg.epochs, cfg.sample_chars)
     parts = max(1, math.ceil(cfg.sample_chars / PART_CHARS))
     out_dir = run.out_dir
@@ -153,15 +162,20 @@ def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
             entry["source_chars"] = int(totals.get(name, 0))
             entry["rate"] = round(rate_map.get(name, 0.0), 12)
             entry["whole_source"] = rate_map.get(name, 0.0) >= 1.0
-        write_text_atomic(join(out_dir, SAMPLE_INDEX), json.dumps(
-            {"seed": cfg.seed, "sample_chars": cfg.sample_chars, "sources": per}, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(
+            join(out_dir, SAMPLE_INDEX),
+            json.dumps({"seed": cfg.seed, "sample_chars": cfg.sample_chars, "sources": per}, indent=2, sort_keys=True)
+            + "\n",
+        )
 
-    (pairs
-     | "Draw" >> beam.FlatMap(_draw, cfg.seed, parts, beam.pvalue.AsSingleton(rates))
-     | "GroupParts" >> beam.GroupByKey()
-     | "WritePart" >> beam.Map(_write_part, out_dir)
-     | "AllParts" >> beam.combiners.ToList()
-     | "WriteIndex" >> beam.Map(write_index, beam.pvalue.AsSingleton(chars), beam.pvalue.AsSingleton(rates)))
+    (
+        pairs
+        | "Draw" >> beam.FlatMap(_draw, cfg.seed, parts, beam.pvalue.AsSingleton(rates))
+        | "GroupParts" >> beam.GroupByKey()
+        | "WritePart" >> beam.Map(_write_part, out_dir)
+        | "AllParts" >> beam.combiners.ToList()
+        | "WriteIndex" >> beam.Map(write_index, beam.pvalue.AsSingleton(chars), beam.pvalue.AsSingleton(rates))
+    )
 
 
 def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
@@ -188,27 +202,41 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
             with atomic_write(path) as handle:
                 handle.write(model)
             vocab = json.loads(model)["model"]["vocab"]
-            write_text_atomic(join(out_dir, "tokenizer.vocab"),
-                              "".join(f"{token}\t{i}\n" for token, i in sorted(vocab.items(), key=lambda kv: kv[1])))
-            options = {"kind": "bpe", "vocab_size": cfg.vocab_size, "pattern": bpe.LLAMA3_PATTERN,
-                       "special_tokens": bpe.NUM_SPECIAL, "min_frequency": 2}
+            write_text_atomic(
+                join(out_dir, "tokenizer.vocab"),
+                "".join(f"{token}\t{i}\n" for token, i in sorted(vocab.items(), key=lambda kv: kv[1])),
+            )
+            options = {
+                "kind": "bpe",
+                "vocab_size": cfg.vocab_size,
+                "pattern": bpe.LLAMA3_PATTERN,
+                "special_tokens": bpe.NUM_SPECIAL,
+                "min_frequency": 2,
+            }
         else:
-            model = train_sentencepiece(_sample_lines(out_dir, index), cfg.vocab_size, threads=cfg.threads,
-                                        sample_note=note)
+            model = train_sentencepiece(
+                _sample_lines(out_dir, index), cfg.vocab_size, threads=cfg.threads, sample_note=note
+            )
             with atomic_write(path) as handle:
                 handle.write(model)
             import sentencepiece as spm
 
             sp = spm.SentencePieceProcessor(model_proto=model)
-            write_text_atomic(join(out_dir, "tokenizer.vocab"),
-                              "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())))
+            write_text_atomic(
+                join(out_dir, "tokenizer.vocab"),
+                "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())),
+            )
             options = {**LLAMA_TRAINER_OPTIONS, "vocab_size": cfg.vocab_size, "num_threads": cfg.threads}
         info = describe_model(path)
         info.update({"options": options, "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args,
-              lambda p, run: build_sample(p, run, cfg), before_done=train)
+    run_stage(
+        OutputOptions(output=cfg.output, overwrite=cfg.overwrite),
+        beam_args,
+        lambda p, run: build_sample(p, run, cfg),
+        before_done=train,
+    )
     with open(join(cfg.output, INFO_FILE), encoding="utf-8") as fh:
         return json.load(fh)
 
@@ -241,7 +269,9 @@ def parse_weights(text: Optional[str], names: List[str]) -> Optional[Dict[str, f
             weights = {k.strip(): float(v) for k, v in (x.split("=", 1) for x in items)}
         else:
             if len(items) != len(names):
-                raise CorpusmillError(f"--weights {text}: {len(items)} values for {len(names)} inputs ({', '.join(names)})")
+                raise CorpusmillError(
+                    f"--weights {text}: {len(items)} values for {len(names)} inputs ({', '.join(names)})"
+                )
             weights = dict(zip(names, map(float, items)))
     except ValueError:
         raise CorpusmillError(f"--weights {text}: expected numbers, e.g. 0.7,0.3 or wiki=0.7,code=0.3") from None
@@ -252,18 +282,29 @@ def parse_weights(text: Optional[str], names: List[str]) -> Optional[Dict[str, f
 class TrainTokenizerConfig:
     """``corpusmill train-tokenizer``: the command's config (the stage itself runs a :class:`TokenizerConfig`)."""
 
-    input: List[str] = option(required=True, metavar="[NAME=]DOCS",
-                              help="a corpusmill document directory (or glob of document files), one per source; "
-                                   "the name defaults to the directory's name")
+    input: List[str] = option(
+        required=True,
+        metavar="[NAME=]DOCS",
+        help="a corpusmill document directory (or glob of document files), one per source; "
+        "the name defaults to the directory's name",
+    )
     output: str = option(required=True, metavar="DIR", help="output directory")
-    weights: Optional[List[str]] = option(None, sep=",", metavar="W",
-                                          help="sample shares in --input order (0.67,0.15,...) or by name "
-                                               "(cc=0.67,...); default: in proportion to each source's size")
-    groups: Optional[List[str]] = option(None, sep=",", metavar="G",
-                                         help="only these sub-directories of each input (e.g. en); default: all")
-    kind: str = option("sentencepiece", choices=KINDS,
-                       help="sentencepiece: LLaMA 1/2's SentencePiece BPE; bpe: Llama 3's byte-level BPE "
-                            "(tiktoken-style pattern, 256 special tokens; Llama 3's size: --vocab-size 128256)")
+    weights: Optional[List[str]] = option(
+        None,
+        sep=",",
+        metavar="W",
+        help="sample shares in --input order (0.67,0.15,...) or by name "
+        "(cc=0.67,...); default: in proportion to each source's size",
+    )
+    groups: Optional[List[str]] = option(
+        None, sep=",", metavar="G", help="only these sub-directories of each input (e.g. en); default: all"
+    )
+    kind: str = option(
+        "sentencepiece",
+        choices=KINDS,
+        help="sentencepiece: LLaMA 1/2's SentencePiece BPE; bpe: Llama 3's byte-level BPE "
+        "(tiktoken-style pattern, 256 special tokens; Llama 3's size: --vocab-size 128256)",
+    )
     vocab_size: int = option(32000, min=260, help="vocabulary size (LLaMA's: 32000; Llama 3's: 128256)")
     sample_chars: int = option(100_000_000, min=1, help="characters in the training sample")
     seed: int = option(0, min=0, help="seed of the sample draw")
@@ -273,10 +314,17 @@ class TrainTokenizerConfig:
 
 def run_train_tokenizer(cfg: TrainTokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
     files = parse_inputs(cfg.input, cfg.groups)
-    tcfg = TokenizerConfig(files=files, output=cfg.output,
-                           weights=parse_weights(",".join(cfg.weights) if cfg.weights else None, list(files)),
-                           vocab_size=cfg.vocab_size, sample_chars=cfg.sample_chars, seed=cfg.seed,
-                           threads=cfg.threads, overwrite=cfg.overwrite, kind=cfg.kind)
+    tcfg = TokenizerConfig(
+        files=files,
+        output=cfg.output,
+        weights=parse_weights(",".join(cfg.weights) if cfg.weights else None, list(files)),
+        vocab_size=cfg.vocab_size,
+        sample_chars=cfg.sample_chars,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        overwrite=cfg.overwrite,
+        kind=cfg.kind,
+    )
     return train_tokenizer(tcfg, beam_args)
 
 
@@ -288,8 +336,12 @@ def _show(cfg: TrainTokenizerConfig, info: dict) -> None:
 
 
 STAGE = Stage(
-    name="train-tokenizer", config=TrainTokenizerConfig, run=run_train_tokenizer, show=_show,
+    name="train-tokenizer",
+    config=TrainTokenizerConfig,
+    run=run_train_tokenizer,
+    show=_show,
     description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
-                "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
-                "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
-                "Other options must be Beam pipeline options.")
+    "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
+    "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
+    "Other options must be Beam pipeline options.",
+)

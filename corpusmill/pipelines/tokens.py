@@ -46,7 +46,7 @@ class TokensConfig:
     output: str
     overwrite: bool = False
     domain_model: Optional[str] = None  # mix_by domain: documents go to the pool of their domain, not their source
-    pools: Optional[List[str]] = None   # the domain pools the mixture has
+    pools: Optional[List[str]] = None  # the domain pools the mixture has
 
 
 class _TokenFile:
@@ -69,12 +69,23 @@ class _TokenFile:
         lengths = np.fromiter((d.tokens.size for d in part), dtype=np.int64, count=len(part))
         offsets = np.zeros(len(part) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
-        flat = np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part]) if part else np.zeros(
-            0, dtype=np.uint32)
+        flat = (
+            np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part])
+            if part
+            else np.zeros(0, dtype=np.uint32)
+        )
         tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint32()))
-        self._writer.write_batch(pa.record_batch([
-            pa.array([d.id for d in part], pa.string()), pa.array([d.source for d in part], pa.string()), tokens,
-            pa.array([d.nbytes for d in part], pa.int64())], schema=SCHEMA))
+        self._writer.write_batch(
+            pa.record_batch(
+                [
+                    pa.array([d.id for d in part], pa.string()),
+                    pa.array([d.source for d in part], pa.string()),
+                    tokens,
+                    pa.array([d.nbytes for d in part], pa.int64()),
+                ],
+                schema=SCHEMA,
+            )
+        )
 
     def close(self) -> None:
         if self._docs or not self.documents:
@@ -167,7 +178,9 @@ class _TokenizeFile(beam.DoFn):
                 entry[1].close()
                 entry[0], entry[1] = entry[0] + 1, None
             if entry[1] is None:
-                entry[1] = _TokenFile(join(self.out_dir, value.source, f"part-{piece_name(index)}-{entry[0]:04d}.arrow"))
+                entry[1] = _TokenFile(
+                    join(self.out_dir, value.source, f"part-{piece_name(index)}-{entry[0]:04d}.arrow")
+                )
             entry[1].add(value)
             acc = self._counts.setdefault(value.source, [0, 0, 0])
             acc[0] += 1
@@ -195,15 +208,26 @@ def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
     the files are ``OUT/<domain>/``."""
     tok = describe_model(cfg.tokenizer)
     names = sorted(cfg.pools if cfg.domain_model else cfg.files)
-    pieces = [(i, path, source) for i, (source, path) in enumerate(
-        (source, path) for source in sorted(cfg.files) for path in cfg.files[source])]
+    pieces = [
+        (i, path, source)
+        for i, (source, path) in enumerate((source, path) for source in sorted(cfg.files) for path in cfg.files[source])
+    ]
 
     def write_summary(rows, out_dir):
         got = dict(rows)
-        write_text_atomic(join(out_dir, TOKENS_FILE), json.dumps(
-            {"tokenizer_sha256": tok["sha256"], "vocab_size": tok["vocab_size"],
-             "sources": {n: dict(zip(("documents", "tokens", "bytes"), got.get(n, (0, 0, 0)))) for n in names}},
-            indent=2, sort_keys=True) + "\n")
+        write_text_atomic(
+            join(out_dir, TOKENS_FILE),
+            json.dumps(
+                {
+                    "tokenizer_sha256": tok["sha256"],
+                    "vocab_size": tok["vocab_size"],
+                    "sources": {n: dict(zip(("documents", "tokens", "bytes"), got.get(n, (0, 0, 0)))) for n in names},
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
+        )
 
     def build(p, run):
         from corpusmill.core.progress import expect_input
@@ -215,14 +239,19 @@ def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
             steps.append(("domain", DomainLabel(cfg.domain_model, cfg.pools)))
         steps.append(("tokenize", Tokenize(cfg.tokenizer)))
         expect_input([path for _i, path, _s in pieces])
-        out = (p | "Files" >> beam.Create(pieces)
-               | "Tokenize" >> beam.ParDo(_TokenizeFile(run.out_dir, steps, shared.Shared())).with_outputs(
-                   STATS, "dropped", COUNTS))
+        out = (
+            p
+            | "Files" >> beam.Create(pieces)
+            | "Tokenize"
+            >> beam.ParDo(_TokenizeFile(run.out_dir, steps, shared.Shared())).with_outputs(STATS, "dropped", COUNTS)
+        )
         run.streamed(steps, out[STATS], out["dropped"])
-        (out[COUNTS]
-         | "SumTokens" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(sum, sum, sum))
-         | "AllTokens" >> beam.combiners.ToList()
-         | "WriteTokensSummary" >> beam.Map(write_summary, run.out_dir))
+        (
+            out[COUNTS]
+            | "SumTokens" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(sum, sum, sum))
+            | "AllTokens" >> beam.combiners.ToList()
+            | "WriteTokensSummary" >> beam.Map(write_summary, run.out_dir)
+        )
 
     run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_tokens_summary(cfg.output)
@@ -233,7 +262,9 @@ def read_tokens_summary(tokens_dir: str) -> dict:
         with open(join(tokens_dir, TOKENS_FILE), encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError) as exc:
-        raise CorpusmillError(f"{tokens_dir}: not a tokens directory of a corpusmill run ({TOKENS_FILE}: {exc})") from None
+        raise CorpusmillError(
+            f"{tokens_dir}: not a tokens directory of a corpusmill run ({TOKENS_FILE}: {exc})"
+        ) from None
 
 
 def token_files(tokens_dir: str, sources: Sequence[str], what: str = "source") -> Dict[str, List[str]]:
@@ -242,10 +273,14 @@ def token_files(tokens_dir: str, sources: Sequence[str], what: str = "source") -
     for name in sources:
         found = sorted(glob.glob(join(tokens_dir, name, "part-*.arrow")))
         if not found and what == "domain":
-            raise CorpusmillError(f"{tokens_dir}: the domain classifier put no document in domain {name!r}; give "
-                                  f"sources with such documents, or take {name!r} out of the domains")
+            raise CorpusmillError(
+                f"{tokens_dir}: the domain classifier put no document in domain {name!r}; give "
+                f"sources with such documents, or take {name!r} out of the domains"
+            )
         if not found:
-            raise CorpusmillError(f"{tokens_dir}: no tokenized documents for source {name!r} (a source the run that "
-                                  f"tokenized them did not have)")
+            raise CorpusmillError(
+                f"{tokens_dir}: no tokenized documents for source {name!r} (a source the run that "
+                f"tokenized them did not have)"
+            )
         out[name] = found
     return out

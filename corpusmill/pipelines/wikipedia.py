@@ -43,8 +43,11 @@ from corpusmill.io.mediawiki import SUFFIXES, ReadWikiPages
 # ---------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(kw_only=True)
 class WikipediaConfig(OutputOptions):
-    input: List[str] = option(required=True, metavar="GLOB", help="dump files (.xml, .xml.bz2 incl. multistream, "
-                                                                  ".xml.gz); globs or directories")
+    input: List[str] = option(
+        required=True,
+        metavar="GLOB",
+        help="dump files (.xml, .xml.bz2 incl. multistream, .xml.gz); globs or directories",
+    )
     split_mb: float = option(64.0, above=0.0, help="target chunk size in MB of (compressed) input per worker task")
     namespaces: Tuple[int, ...] = option((0,), sep=",", metavar="N", help="namespaces to keep (0: the articles)")
     min_chars: int = option(1, min=0, help="drop articles with fewer characters of text left")
@@ -63,8 +66,10 @@ def build_wikipedia(p, run, cfg: WikipediaConfig, files: Sequence[str]) -> None:
 def check_dump_files(files: Sequence[str]) -> None:
     for f in files:
         if not f.lower().endswith(SUFFIXES) or f.lower().endswith(("-index.txt.bz2", ".txt.bz2")):
-            raise CorpusmillError(f"input {f}: not a MediaWiki XML dump; the Wikipedia source reads "
-                                  f"*.xml, *.xml.bz2 (also multistream) and *.xml.gz files")
+            raise CorpusmillError(
+                f"input {f}: not a MediaWiki XML dump; the Wikipedia source reads "
+                f"*.xml, *.xml.bz2 (also multistream) and *.xml.gz files"
+            )
 
 
 def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -75,7 +80,12 @@ def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[d
 
 
 STAGE = Stage(
-    name="wikipedia", config=WikipediaConfig, run=run_wikipedia, show=show_documents, documents=True,
+    name="wikipedia",
+    config=WikipediaConfig,
+    run=run_wikipedia,
+    show=show_documents,
+    documents=True,
     description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep namespace-0 "
-                "articles that are not redirects, turn wikitext into plain text (mwparserfromhell) and write "
-                "OUT/<lang>/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.")
+    "articles that are not redirects, turn wikitext into plain text (mwparserfromhell) and write "
+    "OUT/<lang>/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+)

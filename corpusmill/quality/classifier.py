@@ -69,12 +69,16 @@ os.replace(output + ".tmp", output)
 def _train_fasttext(params: dict, output: str) -> None:
     """Train in a fresh Python process: fastText-numpy2 0.10.4 gives 'Encountered NaN' or a different model
     when a process trains a second time, and a native crash must not take the caller down."""
-    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(params), output],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRAIN_SCRIPT, json.dumps(params), output],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise CorpusmillError("fastText training failed (exit %d): %s; a lower --lr often helps"
-                              % (proc.returncode, " | ".join(tail)))
+        raise CorpusmillError(
+            "fastText training failed (exit %d): %s; a lower --lr often helps" % (proc.returncode, " | ".join(tail))
+        )
 
 
 def train_fasttext_lines(lines, params: dict, output: str, prefix: str) -> None:
@@ -96,9 +100,11 @@ def binary_metrics(pos_probs: Sequence[float], neg_probs: Sequence[float], thres
     tp = sum(p >= threshold for p in pos_probs)
     fp = sum(p >= threshold for p in neg_probs)
     fn = len(pos_probs) - tp
-    return {"threshold": threshold,
-            "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0}
+    return {
+        "threshold": threshold,
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+    }
 
 
 MIN_SEPARATION = 0.2  # kept positives minus kept negatives at the threshold, on held-out documents
@@ -116,13 +122,28 @@ def check_separation(test_pos, test_neg, threshold: float, output: str, epoch: i
             f"train-classifier: the model does not separate the held-out classes at --wiki-threshold {threshold}: it "
             f"keeps {kept_pos:.0%} of references and {kept_neg:.0%} of crawl pages (probabilities {lo:.4f}..{hi:.4f}); "
             f"train longer or faster (now --epoch {epoch} --lr {lr}; try --epoch {epoch * 4} --lr {min(1.0, lr * 5):g}) "
-            f"or give more documents. The model was moved to {output}.rejected")
+            f"or give more documents. The model was moved to {output}.rejected"
+        )
 
 
-def train_classifier(positive: Sequence[str], negative: Sequence[str], output: str, *, holdout: float = 0.1,
-                     balance: bool = True, min_chars: int = 0, epoch: int = 5, lr: float = 0.1, dim: int = 100,
-                     word_ngrams: int = 1, bucket: int = 1 << 18, threads: int = 1, seed: int = 0,
-                     threshold: float = 0.25, log=print) -> dict:
+def train_classifier(
+    positive: Sequence[str],
+    negative: Sequence[str],
+    output: str,
+    *,
+    holdout: float = 0.1,
+    balance: bool = True,
+    min_chars: int = 0,
+    epoch: int = 5,
+    lr: float = 0.1,
+    dim: int = 100,
+    word_ngrams: int = 1,
+    bucket: int = 1 << 18,
+    threads: int = 1,
+    seed: int = 0,
+    threshold: float = 0.25,
+    log=print,
+) -> dict:
     """Train the classifier to ``output`` (a fastText .bin); returns the held-out metrics, also written
     to ``<output>.json``."""
     if not 0.0 <= holdout < 1.0:
@@ -130,8 +151,10 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
     pos = [(k, t) for k, t in read_texts(positive) if len(t) >= min_chars]
     neg = [(k, t) for k, t in read_texts(negative) if len(t) >= min_chars]
     if not pos or not neg:
-        raise CorpusmillError(f"need both positive and negative documents of at least {min_chars} characters; "
-                              f"found {len(pos)} positive, {len(neg)} negative")
+        raise CorpusmillError(
+            f"need both positive and negative documents of at least {min_chars} characters; "
+            f"found {len(pos)} positive, {len(neg)} negative"
+        )
     if balance:
         n = min(len(pos), len(neg))
         pos, neg = _balance(pos, n), _balance(neg, n)
@@ -142,13 +165,24 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
     train = sorted(splits["train"], key=lambda x: stable_hash("order:" + x[0]))  # mixed, reproducible order
     if not any(label == POSITIVE for _, label, _ in train) or not any(label == NEGATIVE for _, label, _ in train):
         raise CorpusmillError("the training split lacks one of the classes; give more documents")
-    log(f"[train-classifier] {len(pos)} positive, {len(neg)} negative documents; "
-        f"{len(train)} for training, {len(splits['test'])} held out")
+    log(
+        f"[train-classifier] {len(pos)} positive, {len(neg)} negative documents; "
+        f"{len(train)} for training, {len(splits['test'])} held out"
+    )
     # hash buckets hold word n-grams only: none without them, 2**18 (not fastText's 2M) with them
-    params = {"epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
-              "bucket": bucket if word_ngrams > 1 else 0, "thread": max(1, threads), "seed": seed, "verbose": 0}
-    train_fasttext_lines((f"{label} {classifier_text(text)}" for _, label, text in train), params, output,
-                         ".train-classifier-")
+    params = {
+        "epoch": epoch,
+        "lr": lr,
+        "dim": dim,
+        "wordNgrams": word_ngrams,
+        "bucket": bucket if word_ngrams > 1 else 0,
+        "thread": max(1, threads),
+        "seed": seed,
+        "verbose": 0,
+    }
+    train_fasttext_lines(
+        (f"{label} {classifier_text(text)}" for _, label, text in train), params, output, ".train-classifier-"
+    )
     model = load_classifier(output)
 
     metrics = {"positive": len(pos), "negative": len(neg), "train": len(train), "held_out": len(splits["test"])}
@@ -158,14 +192,23 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], output: s
         metrics["auc"] = round(roc_auc(test_pos, test_neg), 4)
         metrics["at_0.5"] = binary_metrics(test_pos, test_neg, 0.5)
         metrics[f"at_{threshold}"] = binary_metrics(test_pos, test_neg, threshold)
-        log(f"[train-classifier] held out: AUC {metrics['auc']:.3f}; at 0.5 precision "
+        log(
+            f"[train-classifier] held out: AUC {metrics['auc']:.3f}; at 0.5 precision "
             f"{metrics['at_0.5']['precision']:.3f} recall {metrics['at_0.5']['recall']:.3f}; at {threshold} "
-            f"precision {metrics[f'at_{threshold}']['precision']:.3f} recall {metrics[f'at_{threshold}']['recall']:.3f}")
+            f"precision {metrics[f'at_{threshold}']['precision']:.3f} recall {metrics[f'at_{threshold}']['recall']:.3f}"
+        )
         every = sorted(test_pos + test_neg)
-        metrics["spread"] = {"min": every[0], "p10": every[len(every) // 10], "median": every[len(every) // 2],
-                             "p90": every[(9 * len(every)) // 10], "max": every[-1]}
-        log(f"[train-classifier] held-out wiki_prob spread: min {every[0]:.4f}, median "
-            f"{metrics['spread']['median']:.4f}, max {every[-1]:.4f}")
+        metrics["spread"] = {
+            "min": every[0],
+            "p10": every[len(every) // 10],
+            "median": every[len(every) // 2],
+            "p90": every[(9 * len(every)) // 10],
+            "max": every[-1],
+        }
+        log(
+            f"[train-classifier] held-out wiki_prob spread: min {every[0]:.4f}, median "
+            f"{metrics['spread']['median']:.4f}, max {every[-1]:.4f}"
+        )
     else:
         log("[train-classifier] nothing held out: no metrics (use --holdout above 0)")
     with open(output + ".json", "w", encoding="utf-8") as fh:

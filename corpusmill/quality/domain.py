@@ -52,15 +52,27 @@ def _held_out(key: str, holdout: float) -> bool:
     return stable_hash("domain-holdout:" + key) % 10_000 < holdout * 10_000
 
 
-def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, holdout: float = 0.1,
-                            max_ratio: float = 3.0, epoch: int = 10, lr: float = 0.5, dim: int = 64,
-                            word_ngrams: int = 2, seed: int = 0, log=print) -> dict:
+def train_domain_classifier(
+    labelled: Dict[str, Sequence[str]],
+    output: str,
+    *,
+    holdout: float = 0.1,
+    max_ratio: float = 3.0,
+    epoch: int = 10,
+    lr: float = 0.5,
+    dim: int = 64,
+    word_ngrams: int = 2,
+    seed: int = 0,
+    log=print,
+) -> dict:
     """Train ``output`` (a fastText .bin) from ``{label: document files}``; returns the held-out metrics
     (also written to ``<output>.json``)."""
     unknown = sorted(set(labelled) - set(CLASSIFIED))
     if unknown:
-        raise CorpusmillError(f"domain labels {unknown}: the classifier knows {', '.join(CLASSIFIED)} "
-                              f"(multilingual comes from the language)")
+        raise CorpusmillError(
+            f"domain labels {unknown}: the classifier knows {', '.join(CLASSIFIED)} "
+            f"(multilingual comes from the language)"
+        )
     if len(labelled) < 2:
         raise CorpusmillError(f"a domain classifier needs documents of at least two labels; got {sorted(labelled)}")
     train: Dict[str, List[Tuple[str, str]]] = {}
@@ -83,8 +95,10 @@ def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, 
                     train.setdefault(label, []).append((f"{key}#{i}", w))
     for label in labelled:
         if not train.get(label):
-            raise CorpusmillError(f"domain label {label}: no training window of {MIN_WINDOW}+ characters; give "
-                                  f"it more (or longer) documents")
+            raise CorpusmillError(
+                f"domain label {label}: no training window of {MIN_WINDOW}+ characters; give "
+                f"it more (or longer) documents"
+            )
     smallest = min(len(v) for v in train.values())
     cap = int(smallest * max_ratio)
     examples = []
@@ -93,12 +107,26 @@ def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, 
         examples += [(key, label, text) for key, text in items]
     examples.sort(key=lambda x: stable_hash("domain-order:" + x[0]))
     counts = {label: sum(1 for _, lab, _ in examples if lab == label) for label in sorted(train)}
-    log(f"[domain] training windows per label: {counts}; held-out documents: "
-        f"{ {k: len(v) for k, v in sorted(test.items())} }")
-    train_fasttext_lines((f"{LABEL}{label} {domain_text(text)}" for _, label, text in examples),
-                         {"epoch": epoch, "lr": lr, "dim": dim, "wordNgrams": word_ngrams,
-                          "bucket": 1 << 18 if word_ngrams > 1 else 0, "thread": 1, "seed": seed, "verbose": 0,
-                          "minCount": 1}, output, ".train-domain-")
+    log(
+        f"[domain] training windows per label: {counts}; held-out documents: "
+        f"{ {k: len(v) for k, v in sorted(test.items())} }"
+    )
+    train_fasttext_lines(
+        (f"{LABEL}{label} {domain_text(text)}" for _, label, text in examples),
+        {
+            "epoch": epoch,
+            "lr": lr,
+            "dim": dim,
+            "wordNgrams": word_ngrams,
+            "bucket": 1 << 18 if word_ngrams > 1 else 0,
+            "thread": 1,
+            "seed": seed,
+            "verbose": 0,
+            "minCount": 1,
+        },
+        output,
+        ".train-domain-",
+    )
     model = load_domain_model(output)
     confusion = {t: {p: 0 for p in sorted(labelled)} for t in sorted(labelled)}
     for label, items in test.items():
@@ -110,25 +138,49 @@ def train_domain_classifier(labelled: Dict[str, Sequence[str]], output: str, *, 
         tp = confusion[label][label]
         predicted = sum(confusion[t].get(label, 0) for t in confusion)
         actual = sum(confusion[label].values())
-        per_label[label] = {"held_out": actual, "precision": round(tp / predicted, 4) if predicted else None,
-                            "recall": round(tp / actual, 4) if actual else None}
-    metrics = {"training_windows": counts, "labels": per_label, "confusion": confusion, "held_out_by": held_by,
-               "params": {"epoch": epoch, "lr": lr, "dim": dim, "word_ngrams": word_ngrams, "window": WINDOW,
-                          "max_ratio": max_ratio, "holdout": holdout, "seed": seed}}
+        per_label[label] = {
+            "held_out": actual,
+            "precision": round(tp / predicted, 4) if predicted else None,
+            "recall": round(tp / actual, 4) if actual else None,
+        }
+    metrics = {
+        "training_windows": counts,
+        "labels": per_label,
+        "confusion": confusion,
+        "held_out_by": held_by,
+        "params": {
+            "epoch": epoch,
+            "lr": lr,
+            "dim": dim,
+            "word_ngrams": word_ngrams,
+            "window": WINDOW,
+            "max_ratio": max_ratio,
+            "holdout": holdout,
+            "seed": seed,
+        },
+    }
     with open(output + ".json", "w", encoding="utf-8") as fh:
         json.dump(metrics, fh, indent=2, sort_keys=True)
         fh.write("\n")
-    log("[domain] held out: " + "; ".join(f"{k} precision {v['precision']} recall {v['recall']} ({v['held_out']} docs)"
-                                          for k, v in per_label.items()))
+    log(
+        "[domain] held out: "
+        + "; ".join(
+            f"{k} precision {v['precision']} recall {v['recall']} ({v['held_out']} docs)" for k, v in per_label.items()
+        )
+    )
     unmeasured = sorted(k for k, v in per_label.items() if not v["held_out"])
     if holdout and unmeasured:
-        raise CorpusmillError(f"domain labels {', '.join(unmeasured)}: nothing held out to measure the classifier "
-                              f"on; give them more documents")
+        raise CorpusmillError(
+            f"domain labels {', '.join(unmeasured)}: nothing held out to measure the classifier "
+            f"on; give them more documents"
+        )
     weak = {k: v["recall"] for k, v in per_label.items() if v["recall"] is not None and v["recall"] < MIN_RECALL}
     if weak:
         os.replace(output, output + ".rejected")
-        raise CorpusmillError(f"the domain classifier does not separate the labels: held-out recall "
-                              f"{', '.join(f'{k} {r:.2f}' for k, r in sorted(weak.items()))} (under {MIN_RECALL}); "
-                              f"give those labels more documents, or train longer (epoch {epoch} -> {epoch * 3}). "
-                              f"The model was moved to {output}.rejected; confusion: {confusion}")
+        raise CorpusmillError(
+            f"the domain classifier does not separate the labels: held-out recall "
+            f"{', '.join(f'{k} {r:.2f}' for k, r in sorted(weak.items()))} (under {MIN_RECALL}); "
+            f"give those labels more documents, or train longer (epoch {epoch} -> {epoch * 3}). "
+            f"The model was moved to {output}.rejected; confusion: {confusion}"
+        )
     return metrics

@@ -45,29 +45,51 @@ def _run_tool(cmd, stdin_path: Optional[str] = None, stdout_path: Optional[str] 
         raise CorpusmillError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n  " + "\n  ".join(tail))
 
 
-def train_sentencepiece(lines_path: str, model_prefix: str, vocab_size: int, threads: int = 1,
-                        max_sentences: int = 1_000_000, seed: int = 0) -> None:
+def train_sentencepiece(
+    lines_path: str, model_prefix: str, vocab_size: int, threads: int = 1, max_sentences: int = 1_000_000, seed: int = 0
+) -> None:
     import sentencepiece as spm
 
     spm.set_random_generator_seed(seed)
     try:
         spm.SentencePieceTrainer.train(
-            input=lines_path, model_prefix=model_prefix, vocab_size=vocab_size, model_type="unigram",
-            character_coverage=0.9999, input_sentence_size=max_sentences, shuffle_input_sentence=True,
-            max_sentence_length=1 << 14, num_threads=max(1, threads), minloglevel=2)
+            input=lines_path,
+            model_prefix=model_prefix,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            character_coverage=0.9999,
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            max_sentence_length=1 << 14,
+            num_threads=max(1, threads),
+            minloglevel=2,
+        )
     except RuntimeError as exc:
         msg = str(exc)
         if "Vocabulary size" in msg or "vocab_size" in msg:
             raise CorpusmillError(
                 f"--vocab-size {vocab_size} is too large for this reference text ({msg.strip()}); give more "
-                f"text or a smaller --vocab-size (cc_net used 65536 with 400k Wikipedia articles)") from None
+                f"text or a smaller --vocab-size (cc_net used 65536 with 400k Wikipedia articles)"
+            ) from None
         raise CorpusmillError(f"SentencePiece training failed: {msg}") from None
 
 
-def train_lm(lang: str, inputs: Sequence[str], output_dir: str, *, vocab_size: int = 65536, order: int = 5,
-             max_docs: Optional[int] = None, sp_sentences: int = 1_000_000, memory: str = "20%",
-             threads: int = 1, lm_type: str = "probing", keep_arpa: bool = False, seed: int = 0,
-             log=print) -> dict:
+def train_lm(
+    lang: str,
+    inputs: Sequence[str],
+    output_dir: str,
+    *,
+    vocab_size: int = 65536,
+    order: int = 5,
+    max_docs: Optional[int] = None,
+    sp_sentences: int = 1_000_000,
+    memory: str = "20%",
+    threads: int = 1,
+    lm_type: str = "probing",
+    keep_arpa: bool = False,
+    seed: int = 0,
+    log=print,
+) -> dict:
     """Train ``<lang>.sp.model`` and ``<lang>.arpa.bin`` in ``output_dir``; returns what ``<lang>.lm.json`` holds."""
     if not lang or not lang.replace("_", "").replace("-", "").isalnum():
         raise CorpusmillError(f"--lang {lang!r}: use a language code such as 'en'")
@@ -114,17 +136,32 @@ def train_lm(lang: str, inputs: Sequence[str], output_dir: str, *, vocab_size: i
 
         # 4. lmplz -> ARPA -> build_binary
         arpa = os.path.join(work, lang + ".arpa")
-        _run_tool([lmplz, "-o", str(order), "-S", memory, "-T", work, "--discount_fallback"],
-                  stdin_path=pieces_path, stdout_path=arpa)
+        _run_tool(
+            [lmplz, "-o", str(order), "-S", memory, "-T", work, "--discount_fallback"],
+            stdin_path=pieces_path,
+            stdout_path=arpa,
+        )
         binary = os.path.join(work, lang + LM_SUFFIX)
         _run_tool([build_binary, "-T", work, lm_type, arpa, binary])
         load_kenlm(binary)  # the result loads
-        log(f"[train-lm] {lang}: {order}-gram KenLM model over {n_pieces} pieces, "
-            f"{os.path.getsize(binary) / 1e6:.1f} MB ({lm_type})")
+        log(
+            f"[train-lm] {lang}: {order}-gram KenLM model over {n_pieces} pieces, "
+            f"{os.path.getsize(binary) / 1e6:.1f} MB ({lm_type})"
+        )
 
-        info = {"language": lang, "inputs": list(inputs), "documents": docs, "lines": lines, "characters": chars,
-                "pieces": n_pieces, "vocab_size": sp.GetPieceSize(), "order": order, "lm_type": lm_type,
-                "sp_model": lang + SP_SUFFIX, "kenlm_model": lang + LM_SUFFIX}
+        info = {
+            "language": lang,
+            "inputs": list(inputs),
+            "documents": docs,
+            "lines": lines,
+            "characters": chars,
+            "pieces": n_pieces,
+            "vocab_size": sp.GetPieceSize(),
+            "order": order,
+            "lm_type": lm_type,
+            "sp_model": lang + SP_SUFFIX,
+            "kenlm_model": lang + LM_SUFFIX,
+        }
         with open(os.path.join(work, lang + ".lm.json"), "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2)
             fh.write("\n")

@@ -35,7 +35,9 @@ def iter_texts(patterns: Sequence[str], limit: Optional[int] = None) -> Iterator
                             if limit is not None and n >= limit:
                                 return
             except (UnicodeDecodeError, OSError, EOFError) as exc:
-                raise CorpusmillError(f"{path}: cannot read it as UTF-8 text ({exc}); re-encode or re-compress it") from None
+                raise CorpusmillError(
+                    f"{path}: cannot read it as UTF-8 text ({exc}); re-encode or re-compress it"
+                ) from None
         elif lower.endswith(DOC_SUFFIXES):
             try:
                 for doc in read_documents_file(path):
@@ -46,8 +48,10 @@ def iter_texts(patterns: Sequence[str], limit: Optional[int] = None) -> Iterator
             except (ValueError, OSError, EOFError) as exc:
                 raise CorpusmillError(f"{path}: {exc}") from None
         else:
-            raise CorpusmillError(f"input {path}: unknown file type; use {', '.join(TEXT_SUFFIXES)} (one document "
-                                  f"per line) or corpusmill documents ({', '.join(DOC_SUFFIXES)})")
+            raise CorpusmillError(
+                f"input {path}: unknown file type; use {', '.join(TEXT_SUFFIXES)} (one document "
+                f"per line) or corpusmill documents ({', '.join(DOC_SUFFIXES)})"
+            )
 
 
 def read_texts(patterns: Sequence[str], limit: Optional[int] = None) -> List[Tuple[str, str]]:

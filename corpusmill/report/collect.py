@@ -42,8 +42,11 @@ class StageData:
     def read(self) -> int:
         """Documents read by the stage: its reading steps summed (one per source), else its first step;
         WARC records that are not pages (requests, revisits, ...) are not documents."""
-        reading = [s["read"] - sum(n for r, n in s["dropped"].items() if r in NON_DOCUMENT_REASONS)
-                   for s in self.stats if s["step"].startswith(("read", "extract"))]
+        reading = [
+            s["read"] - sum(n for r, n in s["dropped"].items() if r in NON_DOCUMENT_REASONS)
+            for s in self.stats
+            if s["step"].startswith(("read", "extract"))
+        ]
         return sum(reading) if reading else (self.stats[0]["read"] if self.stats else 0)
 
     @property
@@ -109,8 +112,9 @@ def stage_differences(a: StageData, b: StageData) -> List[tuple]:
         models_a = sorted((m.get("sha256") or m["path"]) for m in steps_a[step].get("models", []))
         models_b = sorted((m.get("sha256") or m["path"]) for m in steps_b[step].get("models", []))
         if models_a != models_b:
-            rows.append((f"{step} models (sha256)", ", ".join(x[:12] for x in models_a),
-                         ", ".join(x[:12] for x in models_b)))
+            rows.append(
+                (f"{step} models (sha256)", ", ".join(x[:12] for x in models_a), ", ".join(x[:12] for x in models_b))
+            )
     stats_a = {s["step"]: s for s in a.stats}
     stats_b = {s["step"]: s for s in b.stats}
     for step in list(stats_a) + [s for s in stats_b if s not in stats_a]:
@@ -176,10 +180,19 @@ def read_stage(root: str, stage_dir: str) -> StageData:
         for name_ in sorted(os.listdir(sample_dir)):
             if name_.endswith(".jsonl.gz"):
                 with gzip.open(os.path.join(sample_dir, name_), "rt", encoding="utf-8") as fh:
-                    samples[name_[:-len(".jsonl.gz")].replace("__", "/")] = [json.loads(l) for l in fh if l.strip()]
-    return StageData(name=name, path=stage_dir, stats=stats, problems=check_accounting(stats), profile=profile,
-                     provenance=read_provenance(stage_dir), dropped=read_dropped(stage_dir),
-                     failed=read_failed(stage_dir), repeated_lines=repeated, samples=samples)
+                    samples[name_[: -len(".jsonl.gz")].replace("__", "/")] = [json.loads(l) for l in fh if l.strip()]
+    return StageData(
+        name=name,
+        path=stage_dir,
+        stats=stats,
+        problems=check_accounting(stats),
+        profile=profile,
+        provenance=read_provenance(stage_dir),
+        dropped=read_dropped(stage_dir),
+        failed=read_failed(stage_dir),
+        repeated_lines=repeated,
+        samples=samples,
+    )
 
 
 def collect(root: str, quiet: bool = False) -> RunData:
@@ -191,8 +204,9 @@ def collect(root: str, quiet: bool = False) -> RunData:
     stages = []
     for n, stage_dir in enumerate(stage_dirs, 1):
         name = os.path.relpath(stage_dir, root)
-        _progress(f"stage {n}/{len(stage_dirs)}: {name if name != '.' else os.path.basename(os.path.abspath(root))}",
-                  quiet)
+        _progress(
+            f"stage {n}/{len(stage_dirs)}: {name if name != '.' else os.path.basename(os.path.abspath(root))}", quiet
+        )
         stages.append(read_stage(root, stage_dir))
     mixtures = []
     for path in find_manifests(root):
@@ -229,5 +243,3 @@ def read_training_logs(root: str) -> List[TrainingLog]:
                     log.tokens_per_s.append(entry.get("tokens_per_s") or 0.0)
         logs.append(log)
     return logs
-
-

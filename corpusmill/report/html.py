@@ -42,7 +42,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _figure(width=6.0, height=3.2):
@@ -76,25 +76,44 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], title: str, xlabel:
     return _svg(fig)
 
 
-SCORE_TITLES = {"language_score": "language score (lid.176)", "perplexity": "perplexity (KenLM)",
-                "wiki_prob": "Wikipedia-classifier probability", "length": "length (characters)"}
-SCORE_TITLES.update({"sentences": "sentences (C4's count)", "words": "words", "page_chars": "page length (characters)",
-                     "terminal_punct_share": "share of lines ending in terminal punctuation",
-                     "max_line_length": "longest line (characters)", "mean_line_length": "mean line length (characters)",
-                     "alnum_share": "alphanumeric share of characters",
-                     "alpha_per_token": "alphabetic characters per token"})
+SCORE_TITLES = {
+    "language_score": "language score (lid.176)",
+    "perplexity": "perplexity (KenLM)",
+    "wiki_prob": "Wikipedia-classifier probability",
+    "length": "length (characters)",
+}
+SCORE_TITLES.update(
+    {
+        "sentences": "sentences (C4's count)",
+        "words": "words",
+        "page_chars": "page length (characters)",
+        "terminal_punct_share": "share of lines ending in terminal punctuation",
+        "max_line_length": "longest line (characters)",
+        "mean_line_length": "mean line length (characters)",
+        "alnum_share": "alphanumeric share of characters",
+        "alpha_per_token": "alphabetic characters per token",
+    }
+)
 
 
-def binned_plot(edges: Sequence[float], series: Dict[str, Sequence[int]], title: str, score: str,
-                thresholds: Sequence[float] = ()) -> str:
+def binned_plot(
+    edges: Sequence[float], series: Dict[str, Sequence[int]], title: str, score: str, thresholds: Sequence[float] = ()
+) -> str:
     """Counts on the profile's fixed bin edges (the same for every group, step and run), the x axis
     clamped to the score's possible range, each threshold drawn as a dashed line."""
     fig, ax = _figure()
     colors = {"kept": "#1976d2", "dropped": "#c62828"}
     for i, (name, counts) in enumerate(series.items()):
         color = colors.get(name, f"C{i}")
-        ax.stairs(list(counts), list(edges), label=f"{name} ({sum(counts)})", color=color, fill=len(series) <= 2,
-                  alpha=0.45 if len(series) <= 2 else 0.9, linewidth=1.2)
+        ax.stairs(
+            list(counts),
+            list(edges),
+            label=f"{name} ({sum(counts)})",
+            color=color,
+            fill=len(series) <= 2,
+            alpha=0.45 if len(series) <= 2 else 0.9,
+            linewidth=1.2,
+        )
     if log_scale(score):
         ax.set_xscale("log")
     ax.set_xlim(edges[0], edges[-1])
@@ -113,9 +132,20 @@ def mixture_plot(mixture: Dict[str, dict]) -> str:
     fig, ax = _figure(6.5, 3.2)
     names = list(mixture)
     xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [100 * mixture[n].get("weight", 0) for n in names], width=0.4, label="target", color="#bbb")
-    ax.bar([x + 0.2 for x in xs], [100 * mixture[n].get("share", 0) for n in names], width=0.4, label="achieved",
-           color="#1976d2")
+    ax.bar(
+        [x - 0.2 for x in xs],
+        [100 * mixture[n].get("weight", 0) for n in names],
+        width=0.4,
+        label="target",
+        color="#bbb",
+    )
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [100 * mixture[n].get("share", 0) for n in names],
+        width=0.4,
+        label="achieved",
+        color="#1976d2",
+    )
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("% of tokens")
@@ -130,13 +160,18 @@ def _stats_table(stage: StageData) -> str:
         total = s["kept"] + sum(s["dropped"].values()) + s["failed"]
         ok = total == s["read"]
         detail = "" if ok else f" read {s['read']} != {total}"
-        reasons = "<br>".join(
-            f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-reason="{_e(r)}">{_e(r)}: {n}</span>'
-            + (' <span class="meta">(a WARC record, not a page)</span>' if r in NON_DOCUMENT_REASONS else "")
-            for r, n in s["dropped"].items()) or "&ndash;"
+        reasons = (
+            "<br>".join(
+                f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-reason="{_e(r)}">{_e(r)}: {n}</span>'
+                + (' <span class="meta">(a WARC record, not a page)</span>' if r in NON_DOCUMENT_REASONS else "")
+                for r, n in s["dropped"].items()
+            )
+            or "&ndash;"
+        )
         cells = "".join(
             f'<td data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-field="{f}">{s[f]}</td>'
-            for f in ("read", "kept"))
+            for f in ("read", "kept")
+        )
         rows.append(
             f'<tr><td class="l">{_e(s["step"])}</td>{cells}'
             f'<td>{sum(s["dropped"].values())}</td><td class="l">{reasons}</td>'
@@ -144,14 +179,22 @@ def _stats_table(stage: StageData) -> str:
             f'<td>{s["bytes_read"] / 1e6:.2f}</td><td>{s["bytes_kept"] / 1e6:.2f}</td>'
             f'<td class="l"><span class="{"pass" if ok else "fail"}" data-check="{_e(stage.name)}/{_e(s["step"])}">'
             f'{"pass" if ok else "FAIL"}</span>'
-            f"{detail}</td></tr>")
-    head = ('<tr><th class="l">step</th><th>read</th><th>kept</th><th>dropped</th><th class="l">by reason</th>'
-            '<th>failed</th><th>MB read</th><th>MB kept</th><th class="l">read = kept + dropped + failed</th></tr>')
+            f"{detail}</td></tr>"
+        )
+    head = (
+        '<tr><th class="l">step</th><th>read</th><th>kept</th><th>dropped</th><th class="l">by reason</th>'
+        '<th>failed</th><th>MB read</th><th>MB kept</th><th class="l">read = kept + dropped + failed</th></tr>'
+    )
     counters = "".join(
-        f'<li>{_e(s["step"])}: ' + ", ".join(
+        f'<li>{_e(s["step"])}: '
+        + ", ".join(
             f'<span data-stage="{_e(stage.name)}" data-step="{_e(s["step"])}" data-counter="{_e(k)}">{_e(k)} {v}</span>'
-            for k, v in s["counters"].items()) + "</li>"
-        for s in stage.stats if s.get("counters"))
+            for k, v in s["counters"].items()
+        )
+        + "</li>"
+        for s in stage.stats
+        if s.get("counters")
+    )
     extra = f"<p>Step totals:</p><ul>{counters}</ul>" if counters else ""
     return f"<table>{head}{''.join(rows)}</table>{extra}"
 
@@ -160,16 +203,35 @@ def _doc_excerpt(record: dict, kept: bool = False) -> str:
     doc = record.get("document") or {}
     text = doc.get("text") or ""
     meta = doc.get("metadata") or {}
-    extra = ", ".join(f"{k}={meta[k]}" for k in ("language", "language_score", "perplexity", "bucket", "wiki_prob",
-                                                  "length", "title", "kept_book", "duplicate_of", "duplicate_of_location")
-             if k in meta)
+    extra = ", ".join(
+        f"{k}={meta[k]}"
+        for k in (
+            "language",
+            "language_score",
+            "perplexity",
+            "bucket",
+            "wiki_prob",
+            "length",
+            "title",
+            "kept_book",
+            "duplicate_of",
+            "duplicate_of_location",
+        )
+        if k in meta
+    )
     where = doc.get("url") or record.get("location") or doc.get("location") or ""
     more = "…" if len(text) > EXCERPT_CHARS else ""
-    body = f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>" if text else '<p class="meta">(no text: not a document record)</p>'
+    body = (
+        f"<pre>{_e(text[:EXCERPT_CHARS])}{more}</pre>"
+        if text
+        else '<p class="meta">(no text: not a document record)</p>'
+    )
     if isinstance(meta.get("removed_lines"), list) and text:  # line dedup: the text as it came, removals marked
         body = _marked_lines(text, set(meta["removed_lines"]))
-    return (f'<div class="sample{" kept" if kept else ""}"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
-            f'{" — " + _e(extra) if extra else ""}</div>{body}</div>')
+    return (
+        f'<div class="sample{" kept" if kept else ""}"><div class="meta">{_e(doc.get("id", ""))} {_e(where)}'
+        f'{" — " + _e(extra) if extra else ""}</div>{body}</div>'
+    )
 
 
 def _marked_lines(text: str, removed: set) -> str:
@@ -181,8 +243,12 @@ def _marked_lines(text: str, removed: set) -> str:
             break
         used += len(line) + 1
         out.append(f'<del class="removed">{_e(line)}</del>' if i in removed else _e(line))
-    note = (f"{len(removed)} line(s) removed by line dedup (struck through): each also occurs in another document "
-            f"of the dedup scope" if removed else "no line removed: the document was shorter than --min-length as it came")
+    note = (
+        f"{len(removed)} line(s) removed by line dedup (struck through): each also occurs in another document "
+        f"of the dedup scope"
+        if removed
+        else "no line removed: the document was shorter than --min-length as it came"
+    )
     return f'<p class="meta">{note}</p><pre>{chr(10).join(out)}</pre>'
 
 
@@ -195,35 +261,48 @@ def _dropped_section(stage: StageData) -> str:
         for reason, records in reasons.items():
             total = totals.get(step, {}).get(reason, len(records))
             shown = min(len(records), SAMPLES_PER_REASON)
-            parts.append(f"<details><summary>{_e(step)} / {_e(reason)}: {total} dropped; {shown} shown of "
-                         f"{len(records)} sampled evenly (by hash) from all of them</summary>"
-                         + "".join(_doc_excerpt(r) for r in records[:SAMPLES_PER_REASON]) + "</details>")
+            parts.append(
+                f"<details><summary>{_e(step)} / {_e(reason)}: {total} dropped; {shown} shown of "
+                f"{len(records)} sampled evenly (by hash) from all of them</summary>"
+                + "".join(_doc_excerpt(r) for r in records[:SAMPLES_PER_REASON])
+                + "</details>"
+            )
     return "".join(parts)
 
 
 def _failed_section(stage: StageData) -> str:
     if not stage.failed:
         return "<p>No dead letters.</p>"
-    rows = "".join(f'<tr><td class="l">{_e(f.get("step"))}</td><td class="l">{_e(f.get("location"))}</td>'
-                   f'<td class="l">{_e(f.get("error"))}</td></tr>' for f in stage.failed[:200])
+    rows = "".join(
+        f'<tr><td class="l">{_e(f.get("step"))}</td><td class="l">{_e(f.get("location"))}</td>'
+        f'<td class="l">{_e(f.get("error"))}</td></tr>'
+        for f in stage.failed[:200]
+    )
     more = f"<p>… and {len(stage.failed) - 200} more in _failed/</p>" if len(stage.failed) > 200 else ""
-    return (f'<table><tr><th class="l">step</th><th class="l">input location</th><th class="l">error</th></tr>'
-            f"{rows}</table>{more}")
+    return (
+        f'<table><tr><th class="l">step</th><th class="l">input location</th><th class="l">error</th></tr>'
+        f"{rows}</table>{more}"
+    )
 
 
 def _count_table(counts: Dict[str, int], what: str, stage: StageData, attr: str, limit: int = 40) -> str:
     total = sum(counts.values()) or 1
     items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    rows = "".join(f'<tr><td class="l">{_e(k)}</td><td data-stage="{_e(stage.name)}" data-{attr}="{_e(k)}">{n}</td>'
-                   f"<td>{100 * n / total:.1f}%</td></tr>" for k, n in items[:limit])
+    rows = "".join(
+        f'<tr><td class="l">{_e(k)}</td><td data-stage="{_e(stage.name)}" data-{attr}="{_e(k)}">{n}</td>'
+        f"<td>{100 * n / total:.1f}%</td></tr>"
+        for k, n in items[:limit]
+    )
     more = f'<p class="meta">… and {len(items) - limit} more</p>' if len(items) > limit else ""
     return f'<table><tr><th class="l">{what}</th><th>documents</th><th>share</th></tr>{rows}</table>{more}'
 
 
 def _groups_section(stage: StageData) -> str:
     if not stage.profile:
-        return ('<p class="fail">No profile.json: this output was written before corpusmill computed exact counts '
-                "and distributions in the pipeline. Rerun the stage to see them.</p>")
+        return (
+            '<p class="fail">No profile.json: this output was written before corpusmill computed exact counts '
+            "and distributions in the pipeline. Rerun the stage to see them.</p>"
+        )
     out = stage.profile.get("output", {})
     if not stage.groups:
         return "<p>No documents were written.</p>"
@@ -232,21 +311,27 @@ def _groups_section(stage: StageData) -> str:
         tables.append(_count_table(out.get("languages", {}), "language", stage, "language"))
     tables.append(_count_table(out.get("sources", {}), "source", stage, "source"))
     edges = stage.profile["bins"]
-    plots = [bar_plot(list(stage.groups)[:25], list(stage.groups.values())[:25], "documents per output group",
-                      "documents")]
+    plots = [
+        bar_plot(list(stage.groups)[:25], list(stage.groups.values())[:25], "documents per output group", "documents")
+    ]
     for score, per_lang in out.get("histograms", {}).items():
         top = dict(sorted(per_lang.items(), key=lambda kv: -sum(kv[1]))[:6])
-        plots.append(binned_plot(edges[score], top, f"written documents: {SCORE_TITLES.get(score, score)}, by language",
-                                 score))
+        plots.append(
+            binned_plot(edges[score], top, f"written documents: {SCORE_TITLES.get(score, score)}, by language", score)
+        )
     figures = "".join(f"<figure>{p}</figure>" for p in plots)
     samples = "".join(
         f'<details><summary data-sample-group="{_e(group)}">{_e(group)}: {len(docs)} written documents, drawn evenly '
         f"(by hash) from all {stage.groups.get(group, len(docs))}</summary>"
-        + "".join(_doc_excerpt({"document": d}, kept=True) for d in docs) + "</details>"
-        for group, docs in stage.samples.items())
-    return (f'<p class="meta">Exact: counted by the pipeline over every written document (profile.json).</p>'
-            f'<div class="plots">{"".join(f"<div>{t}</div>" for t in tables)}</div><div class="plots">{figures}</div>'
-            f"{samples}")
+        + "".join(_doc_excerpt({"document": d}, kept=True) for d in docs)
+        + "</details>"
+        for group, docs in stage.samples.items()
+    )
+    return (
+        f'<p class="meta">Exact: counted by the pipeline over every written document (profile.json).</p>'
+        f'<div class="plots">{"".join(f"<div>{t}</div>" for t in tables)}</div><div class="plots">{figures}</div>'
+        f"{samples}"
+    )
 
 
 def _threshold_values(value) -> Dict[str, List[float]]:
@@ -274,16 +359,22 @@ def _step_filters(stage: StageData, step: str, entry: dict) -> str:
         for key, what in (("languages", "language"), ("sources", "source")):
             counts = per.get(key, {})
             if key == "languages" and set(counts) == {"-"}:  # "-": before language ID
-                parts.append(f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td><td class="l meta">'
-                             f'{counts["-"]}, no language known at this step (before language ID, or none in this '
-                             f'stage)</td></tr>')
+                parts.append(
+                    f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td><td class="l meta">'
+                    f'{counts["-"]}, no language known at this step (before language ID, or none in this '
+                    f'stage)</td></tr>'
+                )
             elif len(counts) > 1 or key == "languages":
                 items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                cells = " ".join(f'<span class="count" data-stage="{_e(stage.name)}" data-step="{_e(step)}" '
-                                 f'data-reason="{_e(reason)}" data-{what}="{_e(k)}">{_e(k)}: {n}</span>'
-                                 for k, n in items)
-                parts.append(f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td>'
-                             f'<td class="l breakdown">{cells}</td></tr>')
+                cells = " ".join(
+                    f'<span class="count" data-stage="{_e(stage.name)}" data-step="{_e(step)}" '
+                    f'data-reason="{_e(reason)}" data-{what}="{_e(k)}">{_e(k)}: {n}</span>'
+                    for k, n in items
+                )
+                parts.append(
+                    f'<tr><td class="l">{_e(reason)}</td><td class="l">by {what}</td>'
+                    f'<td class="l breakdown">{cells}</td></tr>'
+                )
     table = f"<table>{''.join(parts)}</table>" if parts else ""
     thresholds = entry.get("thresholds", {})
     plots = []
@@ -298,15 +389,21 @@ def _step_filters(stage: StageData, step: str, entry: dict) -> str:
                 plots.append(binned_plot(edges[score], series, f"{step}: {score}, {lang}", score, limits[lang]))
         else:
             series = {v: _sum_langs(per_lang) for v, per_lang in sorted(verdicts.items(), reverse=True)}
-            plots.append(binned_plot(edges[score], series, f"{step}: {score}, kept and dropped", score,
-                                     limits.get("", [])))
+            plots.append(
+                binned_plot(edges[score], series, f"{step}: {score}, kept and dropped", score, limits.get("", []))
+            )
     if step == "line_dedup" and stage.repeated_lines:
-        rows = "".join(f'<tr><td data-repeated="{i}">{e["documents"]}</td><td class="l"><code>{_e(e["text"][:200])}'
-                       f"</code></td></tr>" for i, e in enumerate(stage.repeated_lines[:30]))
-        table += (f"<details><summary>the {min(30, len(stage.repeated_lines))} lines removed from the most documents"
-                  f"</summary><table><tr><th>documents</th><th class='l'>line</th></tr>{rows}</table>"
-                  f"<p class='meta'>exact counts, within each dedup scope (repeated_lines.json lists "
-                  f"{len(stage.repeated_lines)})</p></details>")
+        rows = "".join(
+            f'<tr><td data-repeated="{i}">{e["documents"]}</td><td class="l"><code>{_e(e["text"][:200])}'
+            f"</code></td></tr>"
+            for i, e in enumerate(stage.repeated_lines[:30])
+        )
+        table += (
+            f"<details><summary>the {min(30, len(stage.repeated_lines))} lines removed from the most documents"
+            f"</summary><table><tr><th>documents</th><th class='l'>line</th></tr>{rows}</table>"
+            f"<p class='meta'>exact counts, within each dedup scope (repeated_lines.json lists "
+            f"{len(stage.repeated_lines)})</p></details>"
+        )
     shown = ", ".join(f"{k} = {_e(v)}" for k, v in thresholds.items())
     head = f'<p class="meta">thresholds: {shown}</p>' if shown else ""
     figures = "".join(f"<figure>{p}</figure>" for p in plots)
@@ -317,8 +414,11 @@ def _filters_section(stage: StageData) -> str:
     """Per step: what it removed, in which language and source, and its scores against its threshold."""
     if not stage.profile:
         return ""
-    parts = [_step_filters(stage, step, entry) for step, entry in stage.profile.get("steps", {}).items()
-             if entry.get("dropped") or (set(entry.get("histograms", {})) - {"length"})]
+    parts = [
+        _step_filters(stage, step, entry)
+        for step, entry in stage.profile.get("steps", {}).items()
+        if entry.get("dropped") or (set(entry.get("histograms", {})) - {"length"})
+    ]
     return "".join(parts) or "<p>No step dropped documents.</p>"
 
 
@@ -328,21 +428,29 @@ def _provenance_section(stage: StageData) -> str:
         return "<p class='meta'>No _provenance.json (written before corpusmill recorded how a run was made).</p>"
     rows = []
     for step in prov.get("steps", []):
-        models = "<br>".join(f'{_e(os.path.basename(m["path"]))} <code>{_e((m.get("sha256") or "remote")[:12])}</code>'
-                             for m in step.get("models", []))
+        models = "<br>".join(
+            f'{_e(os.path.basename(m["path"]))} <code>{_e((m.get("sha256") or "remote")[:12])}</code>'
+            for m in step.get("models", [])
+        )
         seconds = "" if step.get("seconds") is None else f'{step["seconds"]:.2f}'
-        rows.append(f'<tr><td class="l">{_e(step["step"])}</td><td class="l"><code>{_e(step.get("filter") or "")}'
-                    f'</code></td><td class="l">{_e(json_short(step.get("thresholds") or {}))}</td>'
-                    f'<td class="l">{models}</td><td>{seconds}</td></tr>')
+        rows.append(
+            f'<tr><td class="l">{_e(step["step"])}</td><td class="l"><code>{_e(step.get("filter") or "")}'
+            f'</code></td><td class="l">{_e(json_short(step.get("thresholds") or {}))}</td>'
+            f'<td class="l">{models}</td><td>{seconds}</td></tr>'
+        )
     rows = "".join(rows)
-    config = "".join(f'<tr><td class="l">{_e(k)}</td><td class="l">{_e(json_short(v))}</td></tr>'
-                     for k, v in prov.get("config", {}).items())
-    return (f'<p>corpusmill {_e(prov.get("corpusmill"))}, Apache Beam {_e(prov.get("apache_beam"))}, Python '
-            f'{_e(prov.get("python"))}; started {_e(prov.get("started"))}, finished {_e(prov.get("finished"))}, '
-            f'{prov.get("wall_seconds", 0):.1f} s wall; runner options {_e(json_short(prov.get("beam_options", {})))}</p>'
-            '<table><tr><th class="l">step</th><th class="l">filter</th><th class="l">thresholds</th>'
-            f'<th class="l">models (sha256)</th><th>seconds</th></tr>{rows}</table>'
-            f"<details><summary>effective configuration</summary><table>{config}</table></details>")
+    config = "".join(
+        f'<tr><td class="l">{_e(k)}</td><td class="l">{_e(json_short(v))}</td></tr>'
+        for k, v in prov.get("config", {}).items()
+    )
+    return (
+        f'<p>corpusmill {_e(prov.get("corpusmill"))}, Apache Beam {_e(prov.get("apache_beam"))}, Python '
+        f'{_e(prov.get("python"))}; started {_e(prov.get("started"))}, finished {_e(prov.get("finished"))}, '
+        f'{prov.get("wall_seconds", 0):.1f} s wall; runner options {_e(json_short(prov.get("beam_options", {})))}</p>'
+        '<table><tr><th class="l">step</th><th class="l">filter</th><th class="l">thresholds</th>'
+        f'<th class="l">models (sha256)</th><th>seconds</th></tr>{rows}</table>'
+        f"<details><summary>effective configuration</summary><table>{config}</table></details>"
+    )
 
 
 def _compared_section(stage: StageData, data: RunData) -> str:
@@ -357,11 +465,16 @@ def _compared_section(stage: StageData, data: RunData) -> str:
     rows = stage_differences(stage, other)
     if not rows:
         return head + "<p>The same configuration, thresholds, models and counts.</p>"
-    body = "".join(f'<tr><td class="l">{_e(what)}</td><td class="l" data-diff="{_e(what)}" data-run="this">'
-                   f'{_e(json_short(a))}</td><td class="l" data-diff="{_e(what)}" data-run="other">{_e(json_short(b))}'
-                   f"</td></tr>" for what, a, b in rows)
-    return (head + '<table><tr><th class="l">what</th><th class="l">this run</th><th class="l">the other run</th></tr>'
-            f"{body}</table>")
+    body = "".join(
+        f'<tr><td class="l">{_e(what)}</td><td class="l" data-diff="{_e(what)}" data-run="this">'
+        f'{_e(json_short(a))}</td><td class="l" data-diff="{_e(what)}" data-run="other">{_e(json_short(b))}'
+        f"</td></tr>"
+        for what, a, b in rows
+    )
+    return (
+        head + '<table><tr><th class="l">what</th><th class="l">this run</th><th class="l">the other run</th></tr>'
+        f"{body}</table>"
+    )
 
 
 def json_short(value) -> str:
@@ -384,15 +497,27 @@ def _mixture_section(data: RunData) -> str:
             f'<td>{m.get("target_tokens", "")}</td>'
             f'<td data-mixture="{_e(name)}" data-phase="{phase}" data-field="tokens">{m.get("tokens", "")}</td>'
             f'<td>{_num(m.get("epochs_target"))}</td><td>{m.get("epochs", 0):.3f}</td><td>{m.get("documents", "")}</td></tr>'
-            for name, m in mixture.items())
+            for name, m in mixture.items()
+        )
         shards = manifest.get("shards") or []
         seq = int(manifest.get("seq_len", 0)) + 1
-        shard_plot = bar_plot([s.get("file", str(i)) for i, s in enumerate(shards)][:40],
-                              [int(s.get("rows", 0)) * seq for s in shards][:40], "tokens per shard", "tokens") if shards else ""
-        title = "annealing phase (the last tokens of training; the learning rate decays to 0)" \
-            if phase == "anneal" else ""
-        phases = "".join(f"; then {_e(p.get('name'))}: {int(p.get('tokens', 0)):,} tokens from {_e(p.get('data'))}"
-                         for p in manifest.get("phases") or [])
+        shard_plot = (
+            bar_plot(
+                [s.get("file", str(i)) for i, s in enumerate(shards)][:40],
+                [int(s.get("rows", 0)) * seq for s in shards][:40],
+                "tokens per shard",
+                "tokens",
+            )
+            if shards
+            else ""
+        )
+        title = (
+            "annealing phase (the last tokens of training; the learning rate decays to 0)" if phase == "anneal" else ""
+        )
+        phases = "".join(
+            f"; then {_e(p.get('name'))}: {int(p.get('tokens', 0)):,} tokens from {_e(p.get('data'))}"
+            for p in manifest.get("phases") or []
+        )
         parts.append(
             f"<h3>{_e(manifest['_path'])}{(' — ' + title) if title else ''}</h3>"
             f"<p>{manifest.get('rows', 0)} rows of {seq} tokens in {len(shards)} shards; "
@@ -400,7 +525,8 @@ def _mixture_section(data: RunData) -> str:
             f"{phases}</p>"
             '<table><tr><th class="l">source</th><th>target share</th><th>achieved share</th><th>target tokens</th>'
             f"<th>tokens</th><th>target epochs</th><th>epochs</th><th>documents</th></tr>{rows}</table>"
-            f'<div class="plots"><figure>{mixture_plot(mixture)}</figure><figure>{shard_plot}</figure></div>')
+            f'<div class="plots"><figure>{mixture_plot(mixture)}</figure><figure>{shard_plot}</figure></div>'
+        )
     return "".join(parts)
 
 
@@ -412,12 +538,22 @@ def loss_plot(log) -> str:
     fig, ax = _figure(6.5, 3.2)
     ax.plot(log.steps, log.loss, label="training loss", color="#1976d2", linewidth=1)
     if log.eval_steps:
-        label = ("loss on held-out shards (documents repeat across shards)" if log.eval_kind.startswith("held-out shards")
-                 else "eval loss (--eval-data)")
+        label = (
+            "loss on held-out shards (documents repeat across shards)"
+            if log.eval_kind.startswith("held-out shards")
+            else "eval loss (--eval-data)"
+        )
         ax.plot(log.eval_steps, log.eval_loss, "o-", label=label, color="#c62828")
     for i, (source, points) in enumerate(sorted(log.eval_by_source.items())):
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3, linewidth=1,
-                label=f"held-out loss ({source})", color=f"C{(i + 1) % 10}")
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            "o-",
+            markersize=3,
+            linewidth=1,
+            label=f"held-out loss ({source})",
+            color=f"C{(i + 1) % 10}",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.legend(fontsize=8)
@@ -435,11 +571,17 @@ def _training_section(data: RunData) -> str:
         speed = sorted(log.tokens_per_s)[len(log.tokens_per_s) // 2]
         last_eval = f", eval loss {log.eval_loss[-1]:.3f} at step {log.eval_steps[-1]}" if log.eval_loss else ""
         if log.eval_by_source:
-            last_eval += ("; held-out loss per source (documents set aside before mixing) at the last eval: "
-                          + ", ".join(f'<span data-heldout="{_e(k)}">{_e(k)} {v[-1][1]:.3f}</span>'
-                                      for k, v in sorted(log.eval_by_source.items())))
-        parts.append(f"<h3>{_e(log.name)}</h3><p>{len(log.steps)} steps, loss {log.loss[0]:.3f} → {log.loss[-1]:.3f}"
-                     f"{last_eval}; median {speed:,.0f} tokens/s</p><div class='plots'><figure>{loss_plot(log)}</figure></div>")
+            last_eval += (
+                "; held-out loss per source (documents set aside before mixing) at the last eval: "
+                + ", ".join(
+                    f'<span data-heldout="{_e(k)}">{_e(k)} {v[-1][1]:.3f}</span>'
+                    for k, v in sorted(log.eval_by_source.items())
+                )
+            )
+        parts.append(
+            f"<h3>{_e(log.name)}</h3><p>{len(log.steps)} steps, loss {log.loss[0]:.3f} → {log.loss[-1]:.3f}"
+            f"{last_eval}; median {speed:,.0f} tokens/s</p><div class='plots'><figure>{loss_plot(log)}</figure></div>"
+        )
     return "".join(parts)
 
 
@@ -451,7 +593,8 @@ def render(data: RunData) -> str:
         f'data-field="read">{s.read}</td><td data-summary="{_e(s.name)}" data-field="written">{s.written}</td>'
         f'<td>{sum(x["failed"] for x in s.stats)}</td>'
         f'<td class="l"><span class="{"fail" if s.problems else "pass"}">{"FAIL" if s.problems else "pass"}</span></td></tr>'
-        for i, s in enumerate(data.stages))
+        for i, s in enumerate(data.stages)
+    )
     stages = []
     for i, stage in enumerate(data.stages):
         stages.append(
@@ -461,7 +604,8 @@ def render(data: RunData) -> str:
             f"<h3>Written documents: groups, languages, sources, scores</h3>{_groups_section(stage)}"
             f"<h3>Dropped documents, samples by reason</h3>{_dropped_section(stage)}"
             f"<h3>Dead letters</h3>{_failed_section(stage)}"
-            f"<h3>How this output was made</h3>{_provenance_section(stage)}{_compared_section(stage, data)}")
+            f"<h3>How this output was made</h3>{_provenance_section(stage)}{_compared_section(stage, data)}"
+        )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
@@ -472,7 +616,8 @@ def render(data: RunData) -> str:
         f'<th class="l">accounting</th></tr>{summary_rows}</table>'
         + "".join(stages)
         + f"<h2 id='mixture'>Mixture and shards</h2>{_mixture_section(data)}"
-        + f"<h2 id='training'>Training</h2>{_training_section(data)}</body></html>\n")
+        + f"<h2 id='training'>Training</h2>{_training_section(data)}</body></html>\n"
+    )
 
 
 def terminal_summary(data: RunData) -> str:
@@ -497,6 +642,8 @@ def terminal_summary(data: RunData) -> str:
     for manifest in data.mixtures:
         lines.append(f"== mixture {manifest['_path']}")
         for name, m in manifest["mixture"].items():
-            lines.append(f"   {name:<16} target {100 * m.get('weight', 0):6.2f}%  achieved {100 * m.get('share', 0):6.2f}%"
-                         f"  epochs {m.get('epochs', 0):.3f} (target {_num(m.get('epochs_target'))})")
+            lines.append(
+                f"   {name:<16} target {100 * m.get('weight', 0):6.2f}%  achieved {100 * m.get('share', 0):6.2f}%"
+                f"  epochs {m.get('epochs', 0):.3f} (target {_num(m.get('epochs_target'))})"
+            )
     return "\n".join(lines)

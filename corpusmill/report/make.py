@@ -32,8 +32,12 @@ def make_report(run_dir: str, output: str = "", quiet: bool = False, diff: str =
 class ReportConfig:
     run_dir: str = option(required=True, metavar="RUN_DIR", help="a run directory (stage outputs at any depth)")
     output: str = option("", metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
-    diff: str = option("", metavar="OTHER_RUN", help="compare with another run: per stage of the same name, the "
-                                                    "configuration, thresholds, models and counts that differ")
+    diff: str = option(
+        "",
+        metavar="OTHER_RUN",
+        help="compare with another run: per stage of the same name, the "
+        "configuration, thresholds, models and counts that differ",
+    )
 
 
 def _run(cfg: ReportConfig, _beam_args=()):
@@ -48,6 +52,13 @@ def _show(_cfg: ReportConfig, result) -> None:
     print(f"report: {os.path.abspath(path)}")
 
 
-STAGE = Stage(name="report", config=ReportConfig, run=_run, show=_show, beam=False, positional=("run_dir",),
-              description="Read every stats.json, the dropped samples, dead letters and the mixing manifest under "
-                          "RUN_DIR; write one self-contained HTML file and print a summary.")
+STAGE = Stage(
+    name="report",
+    config=ReportConfig,
+    run=_run,
+    show=_show,
+    beam=False,
+    positional=("run_dir",),
+    description="Read every stats.json, the dropped samples, dead letters and the mixing manifest under "
+    "RUN_DIR; write one self-contained HTML file and print a summary.",
+)

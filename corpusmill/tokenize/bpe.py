@@ -25,8 +25,10 @@ import numpy as np
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize.shards import token_dtype
 
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 NUM_SPECIAL = 256  # Llama 3: begin/end of text, then reserved tokens
 MIN_VOCAB = 256 + NUM_SPECIAL + 1
@@ -34,9 +36,19 @@ MIN_VOCAB = 256 + NUM_SPECIAL + 1
 
 def special_tokens() -> List[str]:
     """Llama 3's 256 special tokens in id order (their names as in Meta's tokenizer)."""
-    names = [BOS, EOS, "<|reserved_special_token_0|>", "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>",
-             "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
-             "<|python_tag|>"]
+    names = [
+        BOS,
+        EOS,
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>",
+        "<|reserved_special_token_2|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eom_id|>",
+        "<|eot_id|>",
+        "<|python_tag|>",
+    ]
     return names + [f"<|reserved_special_token_{i}|>" for i in range(3, 3 + NUM_SPECIAL - len(names))]
 
 
@@ -56,16 +68,25 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *, sample_note: str = "") -
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < MIN_VOCAB:
-        raise CorpusmillError(f"--vocab-size {vocab_size}: a byte-level BPE needs the 256 bytes and Llama 3's "
-                              f"{NUM_SPECIAL} special tokens; use at least {MIN_VOCAB}")
+        raise CorpusmillError(
+            f"--vocab-size {vocab_size}: a byte-level BPE needs the 256 bytes and Llama 3's "
+            f"{NUM_SPECIAL} special tokens; use at least {MIN_VOCAB}"
+        )
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - NUM_SPECIAL, min_frequency=2, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - NUM_SPECIAL,
+        min_frequency=2,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+    )
     count = [0]
 
     def counted():
@@ -81,7 +102,8 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *, sample_note: str = "") -
         raise CorpusmillError(
             f"the tokenizer sample{sample_note} is too small for --vocab-size {vocab_size}: byte-level BPE learned "
             f"{learned} tokens from its {count[0]} lines (pairs seen twice or more), {vocab_size - NUM_SPECIAL} "
-            f"needed; raise --sample-chars (or give more input), or lower --vocab-size to {learned + NUM_SPECIAL}")
+            f"needed; raise --sample-chars (or give more input), or lower --vocab-size to {learned + NUM_SPECIAL}"
+        )
     tok.add_special_tokens(special_tokens())
     return tok.to_str().encode("utf-8")
 
@@ -133,8 +155,10 @@ def load_bpe(path: str):
     from tokenizers import Tokenizer
 
     if not os.path.exists(path):
-        raise CorpusmillError(f"tokenizer model {path} does not exist; train one with `corpusmill train-tokenizer "
-                              f"--kind bpe` or fix tokenizer.model in the manifest")
+        raise CorpusmillError(
+            f"tokenizer model {path} does not exist; train one with `corpusmill train-tokenizer "
+            f"--kind bpe` or fix tokenizer.model in the manifest"
+        )
     try:
         tok = Tokenizer.from_file(path)
     except Exception as exc:  # noqa: BLE001
@@ -147,6 +171,7 @@ def load_bpe(path: str):
 def same_bpe(a: str, b: str) -> bool:
     """Whether two ``tokenizers`` files hold the same BPE: vocabulary, merges, added tokens and
     pre-tokenizer (a post-processor, which only adds BOS, may differ)."""
+
     def core(path):
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -159,6 +184,13 @@ def describe_bpe(path: str, sha256: str) -> dict:
     tok = BPETokenizer(path)
     with open(path, encoding="utf-8") as fh:
         model = json.load(fh)
-    return {"sha256": sha256, "kind": "bpe", "vocab_size": tok.vocab_size, "bos_id": tok.bos_id,
-            "eos_id": tok.eos_id, "unk_id": -1, "pattern": LLAMA3_PATTERN,
-            "merges": len(model["model"]["merges"])}
+    return {
+        "sha256": sha256,
+        "kind": "bpe",
+        "vocab_size": tok.vocab_size,
+        "bos_id": tok.bos_id,
+        "eos_id": tok.eos_id,
+        "unk_id": -1,
+        "pattern": LLAMA3_PATTERN,
+        "merges": len(model["model"]["merges"]),
+    }

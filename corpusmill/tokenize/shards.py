@@ -56,14 +56,20 @@ def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 when every token id fits (vocab_size <= 65536), else uint32."""
     if vocab_size <= 0:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
-    if vocab_size > 2 ** 32:
+    if vocab_size > 2**32:
         raise ValueError(f"vocab_size {vocab_size} does not fit uint32 token ids")
     return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
 
 
-def pack_documents(doc_token_lists: Iterable[Sequence[int]], seq_len: int, bos_id: int, eos_id: int,
-                   *, vocab_size: Optional[int] = None,
-                   stats: Optional[Dict[str, int]] = None) -> Tuple[np.ndarray, List[List[int]]]:
+def pack_documents(
+    doc_token_lists: Iterable[Sequence[int]],
+    seq_len: int,
+    bos_id: int,
+    eos_id: int,
+    *,
+    vocab_size: Optional[int] = None,
+    stats: Optional[Dict[str, int]] = None,
+) -> Tuple[np.ndarray, List[List[int]]]:
     """Pack documents greedily into rows of ``seq_len + 1`` tokens.
 
     Each document becomes ``[BOS] + tokens + [EOS]``; these are concatenated in order and cut into rows;
@@ -103,14 +109,19 @@ def pack_documents(doc_token_lists: Iterable[Sequence[int]], seq_len: int, bos_i
     for row, pos in zip((starts_kept // width).tolist(), (starts_kept % width).tolist()):
         boundaries[row].append(pos)
     if stats is not None:
-        stats.update(documents=len(lengths), tokens=int(flat.size), rows=int(n_rows),
-                     tokens_dropped=int(flat.size - kept),
-                     documents_dropped=int(len(starts) - len(starts_kept)))
+        stats.update(
+            documents=len(lengths),
+            tokens=int(flat.size),
+            rows=int(n_rows),
+            tokens_dropped=int(flat.size - kept),
+            documents_dropped=int(len(starts) - len(starts_kept)),
+        )
     return rows, boundaries
 
 
-def unpack(rows: np.ndarray, boundaries: Sequence[Sequence[int]], *, bos_id: Optional[int] = None,
-           eos_id: Optional[int] = None) -> List[np.ndarray]:
+def unpack(
+    rows: np.ndarray, boundaries: Sequence[Sequence[int]], *, bos_id: Optional[int] = None, eos_id: Optional[int] = None
+) -> List[np.ndarray]:
     """The inverse of :func:`pack_documents`: the documents' token arrays, in order.
 
     Rows are concatenated and split at the document starts. With ``bos_id`` / ``eos_id`` given, a
@@ -143,17 +154,21 @@ def unpack(rows: np.ndarray, boundaries: Sequence[Sequence[int]], *, bos_id: Opt
 # ---------------------------------------------------------------------------------------------------
 def _schema(dtype: np.dtype, seq_len: int, batch_rows: int) -> pa.Schema:
     return pa.schema(
-        [pa.field("tokens", pa.list_(pa.from_numpy_dtype(dtype), seq_len + 1), nullable=False),
-         pa.field("doc_starts", pa.list_(pa.int32()), nullable=False)],
-        metadata={_META_FORMAT: f"{FORMAT_NAME}/{FORMAT_VERSION}".encode(),
-                  _META_SEQ_LEN: str(seq_len).encode(),
-                  _META_BATCH_ROWS: str(batch_rows).encode()})
+        [
+            pa.field("tokens", pa.list_(pa.from_numpy_dtype(dtype), seq_len + 1), nullable=False),
+            pa.field("doc_starts", pa.list_(pa.int32()), nullable=False),
+        ],
+        metadata={
+            _META_FORMAT: f"{FORMAT_NAME}/{FORMAT_VERSION}".encode(),
+            _META_SEQ_LEN: str(seq_len).encode(),
+            _META_BATCH_ROWS: str(batch_rows).encode(),
+        },
+    )
 
 
-
-
-def write_shard(path: str, rows: np.ndarray, boundaries: Sequence[Sequence[int]], *,
-                batch_rows: int = DEFAULT_BATCH_ROWS) -> Dict[str, Any]:
+def write_shard(
+    path: str, rows: np.ndarray, boundaries: Sequence[Sequence[int]], *, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> Dict[str, Any]:
     """Write one shard (Arrow IPC file, uncompressed) atomically; return its manifest entry.
 
     ``rows``: shape ``(n, seq_len + 1)``, dtype uint16 or uint32. ``boundaries[r]``: document start
@@ -187,19 +202,26 @@ def write_shard(path: str, rows: np.ndarray, boundaries: Sequence[Sequence[int]]
             for a in range(0, n, batch_rows):
                 b = min(n, a + batch_rows)
                 toks = pa.FixedSizeListArray.from_arrays(pa.array(rows[a:b].reshape(-1)), width)
-                offs = pa.array((offsets[a:b + 1] - offsets[a]).astype(np.int32))
-                docs = pa.ListArray.from_arrays(offs, pa.array(starts[offsets[a]:offsets[b]]))
+                offs = pa.array((offsets[a : b + 1] - offsets[a]).astype(np.int32))
+                docs = pa.ListArray.from_arrays(offs, pa.array(starts[offsets[a] : offsets[b]]))
                 writer.write_batch(pa.record_batch([toks, docs], schema=schema))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
-    info = {"file": os.path.basename(path), "rows": int(n), "sha256": sha256_file(tmp),
-            "bytes": os.path.getsize(tmp)}
+    info = {"file": os.path.basename(path), "rows": int(n), "sha256": sha256_file(tmp), "bytes": os.path.getsize(tmp)}
     os.replace(tmp, path)
     return info
 
 
-def write_manifest(out_dir: str, shard_infos: Sequence[Dict[str, Any]], *, seq_len: int, vocab_size: int,
-                   tokenizer_sha256: str, seed: int, extra: Optional[Dict[str, Any]] = None) -> str:
+def write_manifest(
+    out_dir: str,
+    shard_infos: Sequence[Dict[str, Any]],
+    *,
+    seq_len: int,
+    vocab_size: int,
+    tokenizer_sha256: str,
+    seed: int,
+    extra: Optional[Dict[str, Any]] = None,
+) -> str:
     """Write ``out_dir/manifest.json`` atomically (sorted keys, indent 2); return its path.
 
     ``extra`` (tokens per source, the achieved mixture, ...) is merged at the top level; it may not
@@ -242,12 +264,16 @@ class _Shard:
         schema = self.reader.schema
         meta = schema.metadata or {}
         expected = pa.list_(pa.from_numpy_dtype(dtype), seq_len + 1)
-        if (schema.names[:2] != ["tokens", "doc_starts"] or schema.field("tokens").type != expected
-                or schema.field("doc_starts").type != pa.list_(pa.int32())):
+        if (
+            schema.names[:2] != ["tokens", "doc_starts"]
+            or schema.field("tokens").type != expected
+            or schema.field("doc_starts").type != pa.list_(pa.int32())
+        ):
             raise CorpusmillError(
                 f"{path}: schema {schema.to_string(show_schema_metadata=False)!r} is not "
                 f"tokens: {expected}, doc_starts: list<int32> (the manifest's seq_len/vocab_size); "
-                f"re-run the shard writer")
+                f"re-run the shard writer"
+            )
         self.num_batches = self.reader.num_record_batches
         if _META_BATCH_ROWS in meta:
             self.batch_rows = int(meta[_META_BATCH_ROWS])
@@ -259,7 +285,8 @@ class _Shard:
         if self.num_batches != want:
             raise CorpusmillError(
                 f"{path}: {self.num_batches} record batches, expected {want} for {rows} rows of "
-                f"{self.batch_rows}; re-run the shard writer")
+                f"{self.batch_rows}; re-run the shard writer"
+            )
         self.width = seq_len + 1
         self.dtype = dtype
         self._cache: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -271,22 +298,24 @@ class _Shard:
         rb = self.reader.get_batch(b)
         expect = min(self.batch_rows, self.rows - b * self.batch_rows)
         if rb.num_rows != expect:
-            raise CorpusmillError(f"{self.path}: record batch {b} has {rb.num_rows} rows, expected "
-                                  f"{expect}; re-run the shard writer")
+            raise CorpusmillError(
+                f"{self.path}: record batch {b} has {rb.num_rows} rows, expected {expect}; re-run the shard writer"
+            )
         toks, docs = rb.column(0), rb.column(1)
         if toks.null_count or docs.null_count:
             raise CorpusmillError(f"{self.path}: null rows in record batch {b}; re-run the shard writer")
         values = toks.values  # the child array, not sliced by the list array's own offset
-        flat = np.frombuffer(values.buffers()[1], dtype=self.dtype,
-                             count=values.offset + len(values))[values.offset:]
+        flat = np.frombuffer(values.buffers()[1], dtype=self.dtype, count=values.offset + len(values))[values.offset :]
         first = toks.offset * self.width
-        tokens = flat[first:first + len(toks) * self.width].reshape(-1, self.width)
+        tokens = flat[first : first + len(toks) * self.width].reshape(-1, self.width)
         off_buf = docs.buffers()[1]
-        offsets = np.frombuffer(off_buf, dtype=np.int32, count=len(docs) + 1 + docs.offset)[docs.offset:]
+        offsets = np.frombuffer(off_buf, dtype=np.int32, count=len(docs) + 1 + docs.offset)[docs.offset :]
         dvals = docs.values
-        starts = np.frombuffer(dvals.buffers()[1], dtype=np.int32,
-                               count=len(dvals) + dvals.offset)[dvals.offset:] if len(dvals) else \
-            np.zeros(0, dtype=np.int32)
+        starts = (
+            np.frombuffer(dvals.buffers()[1], dtype=np.int32, count=len(dvals) + dvals.offset)[dvals.offset :]
+            if len(dvals)
+            else np.zeros(0, dtype=np.int32)
+        )
         entry = (tokens, offsets, starts)
         self._cache[b] = entry
         return entry
@@ -294,7 +323,7 @@ class _Shard:
     def row(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
         b, j = divmod(i, self.batch_rows)
         tokens, offsets, starts = self.batch(b)
-        return tokens[j], starts[offsets[j]:offsets[j + 1]]
+        return tokens[j], starts[offsets[j] : offsets[j + 1]]
 
     def close(self) -> None:
         self._cache.clear()
@@ -330,8 +359,10 @@ class ShardDataset:
             with open(mpath, "r", encoding="utf-8") as fh:
                 self.manifest: Dict[str, Any] = json.load(fh)
         except FileNotFoundError:
-            raise CorpusmillError(f"{mpath}: no shard manifest; point at a directory written by the shard "
-                                  f"writer (corpusmill.tokenize.shards.write_manifest)") from None
+            raise CorpusmillError(
+                f"{mpath}: no shard manifest; point at a directory written by the shard "
+                f"writer (corpusmill.tokenize.shards.write_manifest)"
+            ) from None
         except json.JSONDecodeError as exc:
             raise CorpusmillError(f"{mpath}: not valid JSON ({exc}); re-run the shard writer") from None
         for key in ("seq_len", "vocab_size", "shards"):
@@ -347,8 +378,9 @@ class ShardDataset:
             try:
                 entries = [entries[i] for i in shards]
             except IndexError:
-                raise CorpusmillError(f"{mpath}: shard index out of range in {list(shards)} "
-                                      f"({len(self.manifest['shards'])} shards)") from None
+                raise CorpusmillError(
+                    f"{mpath}: shard index out of range in {list(shards)} ({len(self.manifest['shards'])} shards)"
+                ) from None
         self.shard_entries = entries
         self._shards: List[_Shard] = []
         self._open(verify)
@@ -360,22 +392,27 @@ class ShardDataset:
         for entry in self.shard_entries:
             path = os.path.join(self.out_dir, entry["file"])
             if not os.path.exists(path):
-                raise CorpusmillError(f"{path}: shard listed in {MANIFEST} is missing; re-run the shard "
-                                      f"writer for {self.out_dir}")
+                raise CorpusmillError(
+                    f"{path}: shard listed in {MANIFEST} is missing; re-run the shard writer for {self.out_dir}"
+                )
             if verify:
                 size = os.path.getsize(path)
                 if "bytes" in entry and size != int(entry["bytes"]):
                     raise CorpusmillError(
                         f"{path}: size {size} bytes, {MANIFEST} says {entry['bytes']}: the shard is "
-                        f"truncated or was replaced; re-run the shard writer for {self.out_dir}")
+                        f"truncated or was replaced; re-run the shard writer for {self.out_dir}"
+                    )
                 digest = sha256_file(path)
                 if digest != entry.get("sha256"):
                     raise CorpusmillError(
                         f"{path}: sha256 {digest} does not match {MANIFEST} ({entry.get('sha256')}): the "
-                        f"shard is corrupt or was replaced; re-run the shard writer for {self.out_dir}")
+                        f"shard is corrupt or was replaced; re-run the shard writer for {self.out_dir}"
+                    )
             shard = _Shard(path, self.seq_len, self.dtype, int(entry["rows"]))
-            if shard.reader.schema.metadata and \
-                    int(shard.reader.schema.metadata.get(_META_SEQ_LEN, self.seq_len)) != self.seq_len:
+            if (
+                shard.reader.schema.metadata
+                and int(shard.reader.schema.metadata.get(_META_SEQ_LEN, self.seq_len)) != self.seq_len
+            ):
                 raise CorpusmillError(f"{path}: seq_len differs from {MANIFEST}; re-run the shard writer")
             self._shards.append(shard)
             self._starts.append(self._starts[-1] + shard.rows)
@@ -459,11 +496,15 @@ class ShardDataset:
                         writer.write_batch(reader.get_batch(b))
             os.replace(tmp, dst)
             paths.append(dst)
-        manifest = dict(self.manifest, shards=list(self.shard_entries), ipc_format="stream",
-                        note="stream-format copies for datasets.Dataset.from_file; sha256 entries refer "
-                             "to the original IPC files")
-        write_bytes_local(os.path.join(dst_dir, MANIFEST),
-                            (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8"))
+        manifest = dict(
+            self.manifest,
+            shards=list(self.shard_entries),
+            ipc_format="stream",
+            note="stream-format copies for datasets.Dataset.from_file; sha256 entries refer to the original IPC files",
+        )
+        write_bytes_local(
+            os.path.join(dst_dir, MANIFEST), (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8")
+        )
         return paths
 
     def to_hf(self, cache_dir: str):
@@ -471,11 +512,9 @@ class ShardDataset:
         try:
             import datasets  # noqa: PLC0415
         except ImportError:
-            raise CorpusmillError("ShardDataset.to_hf needs the 'datasets' package (pip install datasets)") \
-                from None
+            raise CorpusmillError("ShardDataset.to_hf needs the 'datasets' package (pip install datasets)") from None
         parts = [datasets.Dataset.from_file(p) for p in self.export_stream(cache_dir)]
         return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
     def __repr__(self) -> str:
-        return (f"ShardDataset({self.out_dir!r}, rows={self._len}, seq_len={self.seq_len}, "
-                f"shards={len(self._shards)})")
+        return f"ShardDataset({self.out_dir!r}, rows={self._len}, seq_len={self.seq_len}, shards={len(self._shards)})"

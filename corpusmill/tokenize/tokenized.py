@@ -16,8 +16,9 @@ import pyarrow as pa
 from corpusmill.filters.base import Filter, Verdict, keep
 from corpusmill.tokenize.tokenizer import TokenizedDoc
 
-SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("tokens", pa.list_(pa.uint32())),
-                    ("nbytes", pa.int64())])
+SCHEMA = pa.schema(
+    [("id", pa.string()), ("source", pa.string()), ("tokens", pa.list_(pa.uint32())), ("nbytes", pa.int64())]
+)
 BATCH = 4096
 TOKENS_FILE = "tokens.json"  # beside the files: the tokenizer's sha256 and per-source counts
 
@@ -27,16 +28,27 @@ def encode_tokens(docs: Iterable[TokenizedDoc], handle) -> None:
     docs = list(docs)
     with pa.ipc.new_file(handle, SCHEMA) as writer:
         for a in range(0, max(1, len(docs)), BATCH):
-            part = docs[a:a + BATCH]
+            part = docs[a : a + BATCH]
             lengths = np.fromiter((d.tokens.size for d in part), dtype=np.int64, count=len(part))
             offsets = np.zeros(len(part) + 1, dtype=np.int32)
             np.cumsum(lengths, out=offsets[1:])
-            flat = np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part]) if part else \
-                np.zeros(0, dtype=np.uint32)
+            flat = (
+                np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part])
+                if part
+                else np.zeros(0, dtype=np.uint32)
+            )
             tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint32()))
-            writer.write_batch(pa.record_batch([pa.array([d.id for d in part], pa.string()),
-                                                pa.array([d.source for d in part], pa.string()), tokens,
-                                                pa.array([d.nbytes for d in part], pa.int64())], schema=SCHEMA))
+            writer.write_batch(
+                pa.record_batch(
+                    [
+                        pa.array([d.id for d in part], pa.string()),
+                        pa.array([d.source for d in part], pa.string()),
+                        tokens,
+                        pa.array([d.nbytes for d in part], pa.int64()),
+                    ],
+                    schema=SCHEMA,
+                )
+            )
 
 
 def decode_tokens(data: bytes) -> Iterator[TokenizedDoc]:
@@ -49,7 +61,7 @@ def decode_tokens(data: bytes) -> Iterator[TokenizedDoc]:
         offsets = lists.offsets.to_numpy()
         flat = lists.values.to_numpy(zero_copy_only=False)
         for i in range(batch.num_rows):
-            yield TokenizedDoc(ids[i], sources[i], flat[offsets[i]:offsets[i + 1]].copy(), int(nbytes[i]))
+            yield TokenizedDoc(ids[i], sources[i], flat[offsets[i] : offsets[i + 1]].copy(), int(nbytes[i]))
 
 
 class ReadTokens(Filter):

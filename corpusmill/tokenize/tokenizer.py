@@ -36,7 +36,10 @@ LLAMA_TRAINER_OPTIONS = dict(
     split_digits=True,
     byte_fallback=True,
     character_coverage=0.99995,
-    unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=-1,
+    unk_id=UNK_ID,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    pad_id=-1,
     normalization_rule_name="identity",
     add_dummy_prefix=True,
     remove_extra_whitespaces=False,
@@ -55,8 +58,7 @@ _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a
 sha256_file = core_sha256_file  # the tokenizer model's sha goes into every manifest that uses it
 
 
-def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: int = 8,
-                        sample_note: str = "") -> bytes:
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: int = 8, sample_note: str = "") -> bytes:
     """Train a LLaMA-style BPE model on ``sentences`` (one line each); returns the serialized model.
 
     ``threads`` changes speed only, but it is recorded in the model, so it is fixed rather than taken
@@ -66,8 +68,9 @@ def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: i
     import sentencepiece as spm
 
     if vocab_size < 256 + 3 + 1:
-        raise CorpusmillError(f"--vocab-size {vocab_size}: byte fallback needs 256 byte pieces plus unk/bos/eos; "
-                              f"use at least 260")
+        raise CorpusmillError(
+            f"--vocab-size {vocab_size}: byte fallback needs 256 byte pieces plus unk/bos/eos; use at least 260"
+        )
     buf = io.BytesIO()
     count = [0]
 
@@ -77,8 +80,13 @@ def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: i
             yield line
 
     try:
-        spm.SentencePieceTrainer.train(sentence_iterator=counted(), model_writer=buf, vocab_size=int(vocab_size),
-                                       num_threads=int(threads), **LLAMA_TRAINER_OPTIONS)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=counted(),
+            model_writer=buf,
+            vocab_size=int(vocab_size),
+            num_threads=int(threads),
+            **LLAMA_TRAINER_OPTIONS,
+        )
     except RuntimeError as exc:
         msg = str(exc)
         m = _TOO_HIGH.search(msg)
@@ -86,7 +94,8 @@ def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, threads: i
             raise CorpusmillError(
                 f"the tokenizer sample{sample_note} is too small for --vocab-size {vocab_size}: SentencePiece can "
                 f"build at most {m.group(2)} pieces from its {count[0]} lines; raise --sample-chars (or give "
-                f"more input), or lower --vocab-size") from None
+                f"more input), or lower --vocab-size"
+            ) from None
         if count[0] == 0 or "empty" in msg.lower():
             raise CorpusmillError(f"the tokenizer sample{sample_note} is empty: the inputs hold no text") from None
         raise CorpusmillError(f"SentencePiece training failed{sample_note}: {msg}") from None
@@ -131,7 +140,9 @@ class SentencePieceTokenizer:
     def encode_many(self, texts: List[str], threads: int = 0) -> List[np.ndarray]:
         """:meth:`encode` of each text, in one SentencePiece call on ``threads`` threads (0: all cores)."""
         dtype = token_dtype(self.vocab_size)
-        return [np.asarray(ids, dtype=dtype) for ids in self.sp.encode(texts, num_threads=threads or (os.cpu_count() or 1))]
+        return [
+            np.asarray(ids, dtype=dtype) for ids in self.sp.encode(texts, num_threads=threads or (os.cpu_count() or 1))
+        ]
 
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids])
@@ -158,15 +169,19 @@ def load_sentencepiece(path: str):
     import sentencepiece as spm
 
     if not os.path.exists(path):
-        raise CorpusmillError(f"tokenizer model {path} does not exist; train one with `corpusmill train-tokenizer` "
-                              f"or fix tokenizer.model in the manifest")
+        raise CorpusmillError(
+            f"tokenizer model {path} does not exist; train one with `corpusmill train-tokenizer` "
+            f"or fix tokenizer.model in the manifest"
+        )
     try:
         sp = spm.SentencePieceProcessor(model_file=path)
     except Exception as exc:  # noqa: BLE001
         raise CorpusmillError(f"cannot load SentencePiece model {path}: {exc}") from None
     if sp.bos_id() < 0 or sp.eos_id() < 0:
-        raise CorpusmillError(f"SentencePiece model {path} has no BOS/EOS pieces (bos_id={sp.bos_id()}, "
-                              f"eos_id={sp.eos_id()}); the shards need both")
+        raise CorpusmillError(
+            f"SentencePiece model {path} has no BOS/EOS pieces (bos_id={sp.bos_id()}, "
+            f"eos_id={sp.eos_id()}); the shards need both"
+        )
     return sp
 
 
@@ -230,5 +245,10 @@ def describe_model(path: str) -> dict:
         load_tokenizer(path)
         return describe_bpe(path, sha256_file(path))
     sp = load_sentencepiece(path)
-    return {"sha256": sha256_file(path), "vocab_size": int(sp.vocab_size()), "bos_id": int(sp.bos_id()),
-            "eos_id": int(sp.eos_id()), "unk_id": int(sp.unk_id())}
+    return {
+        "sha256": sha256_file(path),
+        "vocab_size": int(sp.vocab_size()),
+        "bos_id": int(sp.bos_id()),
+        "eos_id": int(sp.eos_id()),
+        "unk_id": int(sp.unk_id()),
+    }

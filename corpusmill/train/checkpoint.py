@@ -67,9 +67,11 @@ def rng_state() -> Dict[str, Any]:
     ``torch.load(weights_only=True)`` (no pickled object, so no code, can come back from a checkpoint)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-             "python": [version, torch.tensor(internal, dtype=torch.int64), gauss_next]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss_next],
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -94,17 +96,25 @@ class _MetadataOnly(pickle.Unpickler):
     pickle planted in a checkpoint names something else and is refused before DCP unpickles it."""
 
     def find_class(self, module: str, name: str):
-        if not (module in ("torch", "torch.serialization", "pathlib", "collections")
-                or module.startswith("torch.distributed.checkpoint.")):  # checked before anything is imported
+        if not (
+            module in ("torch", "torch.serialization", "pathlib", "collections")
+            or module.startswith("torch.distributed.checkpoint.")
+        ):  # checked before anything is imported
             raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
         value = super().find_class(module, name)
         if module.startswith("torch.distributed.checkpoint.") and isinstance(value, type):
             return value
-        if module == "torch" and (name == "Size" or isinstance(value, (torch.dtype, torch.layout,
-                                                                        torch.memory_format))):
+        if module == "torch" and (
+            name == "Size" or isinstance(value, (torch.dtype, torch.layout, torch.memory_format))
+        ):
             return value
-        if (module, name) in (("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"),
-                              ("pathlib", "WindowsPath"), ("pathlib", "Path"), ("collections", "OrderedDict")):
+        if (module, name) in (
+            ("torch.serialization", "_get_layout"),
+            ("pathlib", "PosixPath"),
+            ("pathlib", "WindowsPath"),
+            ("pathlib", "Path"),
+            ("collections", "OrderedDict"),
+        ):
             return value
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
 
@@ -115,12 +125,22 @@ def check_dcp_metadata(ckpt_dir: str) -> None:
         with open(path, "rb") as fh:
             _MetadataOnly(fh).load()
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError) as exc:
-        raise CorpusmillError(f"{path}: not a checkpoint's metadata ({exc}); the checkpoint is damaged or was not "
-                              f"written by corpusmill: delete {ckpt_dir} to resume from an older one") from None
+        raise CorpusmillError(
+            f"{path}: not a checkpoint's metadata ({exc}); the checkpoint is damaged or was not "
+            f"written by corpusmill: delete {ckpt_dir} to resume from an older one"
+        ) from None
 
 
-def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, meta: Dict[str, Any], keep: int = 0, sharded: bool = False) -> Optional[str]:
+def save_checkpoint(
+    out_dir: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    meta: Dict[str, Any],
+    keep: int = 0,
+    sharded: bool = False,
+) -> Optional[str]:
     """Collective: every process calls it. Returns the checkpoint directory (on every rank).
 
     ``sharded``: each process writes its own shards of the model and optimizer state with
@@ -133,8 +153,9 @@ def save_checkpoint(out_dir: str, step: int, model: torch.nn.Module, optimizer: 
     if sharded:
         model_sd, optim_sd = get_state_dict(model, optimizer)
     else:  # gathering the full state is collective under FSDP; only rank 0 keeps it (cpu_offload)
-        model_sd, optim_sd = get_state_dict(model, optimizer,
-                                            options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        model_sd, optim_sd = get_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     if rank == 0:
         os.makedirs(root, exist_ok=True)
         if os.path.exists(tmp):
@@ -192,8 +213,9 @@ def latest_checkpoint(out_dir: str) -> Optional[str]:
             name = fh.read().strip()
         if _STEP_DIR.match(name) and os.path.exists(os.path.join(root, name, "meta.json")):
             return os.path.join(root, name)
-    done = sorted(d for d in os.listdir(root)
-                  if _STEP_DIR.match(d) and os.path.exists(os.path.join(root, d, "meta.json")))
+    done = sorted(
+        d for d in os.listdir(root) if _STEP_DIR.match(d) and os.path.exists(os.path.join(root, d, "meta.json"))
+    )
     return os.path.join(root, done[-1]) if done else None
 
 
@@ -203,12 +225,13 @@ def read_meta(ckpt_dir: str) -> Dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
-        raise CorpusmillError(f"{path}: cannot read the checkpoint's metadata ({exc}); delete "
-                              f"{ckpt_dir} to resume from an older checkpoint") from None
+        raise CorpusmillError(
+            f"{path}: cannot read the checkpoint's metadata ({exc}); delete "
+            f"{ckpt_dir} to resume from an older checkpoint"
+        ) from None
 
 
-def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> None:
+def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
     """Collective. Loads the full state into the (possibly DDP/FSDP-wrapped) model and optimizer."""
     # Every rank reads the full state memory-mapped: processes on a node share the page cache, and
     # under FSDP2 each rank copies out only its own shards. (broadcast_from_rank0 hung under gloo with
@@ -225,18 +248,25 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
             dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
             model_sd, optim_sd = state["model"], state["optim"]
         else:
-            model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True,
-                                  mmap=True)
+            model_sd = torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True, mmap=True)
             optim_sd = rest["optimizer"]
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError) as exc:
-        raise CorpusmillError(f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from an "
-                              f"older one") from None
+        raise CorpusmillError(
+            f"{ckpt_dir}: cannot load the checkpoint ({exc}); delete it to resume from an older one"
+        ) from None
     try:
-        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
-                       options=StateDictOptions(full_state_dict=not sharded, strict=True))
+        set_state_dict(
+            model,
+            optimizer,
+            model_state_dict=model_sd,
+            optim_state_dict=optim_sd,
+            options=StateDictOptions(full_state_dict=not sharded, strict=True),
+        )
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise CorpusmillError(f"{ckpt_dir}: the checkpoint does not fit this model ({exc}); resume with the "
-                              f"config it was written with, or use a new --out") from None
+        raise CorpusmillError(
+            f"{ckpt_dir}: the checkpoint does not fit this model ({exc}); resume with the "
+            f"config it was written with, or use a new --out"
+        ) from None
     scheduler.load_state_dict(rest["scheduler"])
     rng = os.path.join(ckpt_dir, "rng", f"rank_{_rank():05d}.pt")
     if os.path.exists(rng):
@@ -244,9 +274,11 @@ def load_checkpoint(ckpt_dir: str, model: torch.nn.Module, optimizer: torch.opti
             state = torch.load(rng, map_location="cpu", weights_only=True)
             set_rng_state(state)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:
-            raise CorpusmillError(f"{rng}: not a corpusmill random-number state ({str(exc).splitlines()[0]}); "
-                                  f"the checkpoint is damaged or was not written by corpusmill: delete "
-                                  f"{ckpt_dir} to resume from an older one") from None
+            raise CorpusmillError(
+                f"{rng}: not a corpusmill random-number state ({str(exc).splitlines()[0]}); "
+                f"the checkpoint is damaged or was not written by corpusmill: delete "
+                f"{ckpt_dir} to resume from an older one"
+            ) from None
 
 
 def load_model_state(ckpt_dir: str, model: torch.nn.Module) -> None:
@@ -259,5 +291,6 @@ def load_model_state(ckpt_dir: str, model: torch.nn.Module) -> None:
         dcp.load(state, checkpoint_id=os.path.join(ckpt_dir, DCP_DIR))
         model.load_state_dict(state["model"], strict=True)
         return
-    model.load_state_dict(torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True),
-                          strict=True)
+    model.load_state_dict(
+        torch.load(os.path.join(ckpt_dir, "model.pt"), map_location="cpu", weights_only=True), strict=True
+    )

@@ -75,8 +75,7 @@ class ModelConfig:
         if self.head_dim % 2:
             raise CorpusmillError(f"{where}: head_dim {self.head_dim} must be even for rotary embeddings")
         if self.n_heads % self.kv_heads:
-            raise CorpusmillError(f"{where}: n_heads {self.n_heads} is not a multiple of n_kv_heads "
-                                  f"{self.kv_heads}")
+            raise CorpusmillError(f"{where}: n_heads {self.n_heads} is not a multiple of n_kv_heads {self.kv_heads}")
 
 
 @dataclasses.dataclass
@@ -122,17 +121,39 @@ class TrainConfig:
 
 
 def _paper(dim: int, heads: int, layers: int, lr: float, tokens: float) -> Tuple[ModelConfig, TrainConfig]:
-    return (ModelConfig(dim=dim, n_heads=heads, n_layers=layers),
-            TrainConfig(lr=lr, tokens=int(tokens), batch_tokens=LLAMA_BATCH_TOKENS, seq_len=2048,
-                        micro_batch=1))
+    return (
+        ModelConfig(dim=dim, n_heads=heads, n_layers=layers),
+        TrainConfig(lr=lr, tokens=int(tokens), batch_tokens=LLAMA_BATCH_TOKENS, seq_len=2048, micro_batch=1),
+    )
 
 
-def _tiny(dim: int, heads: int, layers: int, *, lr: float, batch_tokens: int, seq_len: int,
-          warmup: int, steps: int, multiple_of: int = 32) -> Tuple[ModelConfig, TrainConfig]:
-    return (ModelConfig(dim=dim, n_heads=heads, n_layers=layers, vocab_size=None, multiple_of=multiple_of,
-                        max_seq_len=seq_len),
-            TrainConfig(lr=lr, warmup_steps=warmup, steps=steps, batch_tokens=batch_tokens, seq_len=seq_len,
-                        ckpt_every=100, eval_every=50, eval_rows=64))
+def _tiny(
+    dim: int,
+    heads: int,
+    layers: int,
+    *,
+    lr: float,
+    batch_tokens: int,
+    seq_len: int,
+    warmup: int,
+    steps: int,
+    multiple_of: int = 32,
+) -> Tuple[ModelConfig, TrainConfig]:
+    return (
+        ModelConfig(
+            dim=dim, n_heads=heads, n_layers=layers, vocab_size=None, multiple_of=multiple_of, max_seq_len=seq_len
+        ),
+        TrainConfig(
+            lr=lr,
+            warmup_steps=warmup,
+            steps=steps,
+            batch_tokens=batch_tokens,
+            seq_len=seq_len,
+            ckpt_every=100,
+            eval_every=50,
+            eval_rows=64,
+        ),
+    )
 
 
 # The LLaMA-1 paper, table 2 (dim, heads, layers, peak LR, batch 4M tokens, training tokens).
@@ -143,10 +164,10 @@ NAMED: Dict[str, Tuple[ModelConfig, TrainConfig]] = {
     "65B": _paper(8192, 64, 80, 1.5e-4, 1.4e12),
     # CPU-sized: vocabulary from the shards' manifest.
     "tiny": _tiny(64, 4, 2, lr=3e-3, batch_tokens=8 * 64, seq_len=64, warmup=20, steps=300),
-    "small": _tiny(256, 8, 4, lr=1e-3, batch_tokens=16 * 256, seq_len=256, warmup=100, steps=2000,
-                   multiple_of=64),
-    "125M": _tiny(768, 12, 12, lr=6e-4, batch_tokens=256 * 1024, seq_len=1024, warmup=500, steps=20000,
-                  multiple_of=256),
+    "small": _tiny(256, 8, 4, lr=1e-3, batch_tokens=16 * 256, seq_len=256, warmup=100, steps=2000, multiple_of=64),
+    "125M": _tiny(
+        768, 12, 12, lr=6e-4, batch_tokens=256 * 1024, seq_len=1024, warmup=500, steps=20000, multiple_of=256
+    ),
 }
 
 
@@ -164,8 +185,9 @@ def load_config(name_or_file: str) -> Tuple[ModelConfig, TrainConfig]:
         model, train = NAMED[name_or_file]
         return dataclasses.replace(model), dataclasses.replace(train)
     if not os.path.exists(name_or_file):
-        raise CorpusmillError(f"--config {name_or_file!r}: neither a named config ({', '.join(NAMED)}) "
-                              f"nor an existing file")
+        raise CorpusmillError(
+            f"--config {name_or_file!r}: neither a named config ({', '.join(NAMED)}) nor an existing file"
+        )
     with open(name_or_file, "r", encoding="utf-8") as fh:
         text = fh.read()
     try:
@@ -187,7 +209,7 @@ def load_config(name_or_file: str) -> Tuple[ModelConfig, TrainConfig]:
     base = data.get("base")
     if base is not None and base not in NAMED:
         raise CorpusmillError(f"{name_or_file}: field 'base' is {base!r}; choose one of {', '.join(NAMED)}")
-    model, train = (NAMED[base] if base else (ModelConfig(), TrainConfig()))
+    model, train = NAMED[base] if base else (ModelConfig(), TrainConfig())
     model = _apply(model, data.get("model") or {}, f"{name_or_file}: model")
     train = _apply(train, data.get("train") or {}, f"{name_or_file}: train")
     return model, train

@@ -38,15 +38,17 @@ from corpusmill.train.model import Transformer
 # -- a checkpoint in -------------------------------------------------------------------------------
 def resolve_checkpoint(path: str) -> str:
     """``RUN`` (its newest checkpoint), ``RUN/checkpoints`` or ``RUN/checkpoints/step_N``."""
-    if os.path.exists(os.path.join(path, "meta.json")) and (os.path.exists(os.path.join(path, "model.pt"))
-                                                             or os.path.isdir(os.path.join(path, ckpt.DCP_DIR))):
+    if os.path.exists(os.path.join(path, "meta.json")) and (
+        os.path.exists(os.path.join(path, "model.pt")) or os.path.isdir(os.path.join(path, ckpt.DCP_DIR))
+    ):
         return path
     for run in (path, os.path.dirname(path.rstrip("/"))):
         latest = ckpt.latest_checkpoint(run)
         if latest:
             return latest
-    raise CorpusmillError(f"{path}: no checkpoint (a run directory, or RUN/checkpoints/step_N with meta.json and "
-                          f"model.pt)")
+    raise CorpusmillError(
+        f"{path}: no checkpoint (a run directory, or RUN/checkpoints/step_N with meta.json and model.pt)"
+    )
 
 
 def tokenizer_of(meta: Dict[str, Any], override: Optional[str] = None) -> str:
@@ -68,11 +70,15 @@ def tokenizer_of(meta: Dict[str, Any], override: Optional[str] = None) -> str:
             pass
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
-            raise CorpusmillError(f"the checkpoint's shards ({directory}) have no {name}; pass --tokenizer "
-                                  f"PATH (the SentencePiece model the shards were made with)")
+            raise CorpusmillError(
+                f"the checkpoint's shards ({directory}) have no {name}; pass --tokenizer "
+                f"PATH (the SentencePiece model the shards were made with)"
+            )
     if want and sha256_file(path) != want:
-        raise CorpusmillError(f"{path}: not the tokenizer the model was trained with (sha256 differs from the "
-                              f"checkpoint's tokenizer_sha256 {want[:12]}...)")
+        raise CorpusmillError(
+            f"{path}: not the tokenizer the model was trained with (sha256 differs from the "
+            f"checkpoint's tokenizer_sha256 {want[:12]}...)"
+        )
     return path
 
 
@@ -103,13 +109,22 @@ def _to_pairs(w: torch.Tensor, heads: int) -> torch.Tensor:
     return w.view(heads, 2, out // heads // 2, cols).transpose(1, 2).reshape(out, cols)
 
 
-_LAYER = {"attention.wq.weight": "self_attn.q_proj.weight", "attention.wk.weight": "self_attn.k_proj.weight",
-          "attention.wv.weight": "self_attn.v_proj.weight", "attention.wo.weight": "self_attn.o_proj.weight",
-          "feed_forward.w1.weight": "mlp.gate_proj.weight", "feed_forward.w2.weight": "mlp.down_proj.weight",
-          "feed_forward.w3.weight": "mlp.up_proj.weight", "attention_norm.weight": "input_layernorm.weight",
-          "ffn_norm.weight": "post_attention_layernorm.weight"}
-_TOP = {"tok_embeddings.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight",
-        "output.weight": "lm_head.weight"}
+_LAYER = {
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w2.weight": "mlp.down_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
+    "attention_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+}
+_TOP = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
 
 
 def hf_state_dict(state: Dict[str, torch.Tensor], cfg: ModelConfig) -> Dict[str, torch.Tensor]:
@@ -128,13 +143,31 @@ def hf_state_dict(state: Dict[str, torch.Tensor], cfg: ModelConfig) -> Dict[str,
 
 
 def hf_config(cfg: ModelConfig, bos_id: int, eos_id: int) -> Dict[str, Any]:
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": cfg.vocab_size,
-            "hidden_size": cfg.dim, "intermediate_size": cfg.ffn_hidden, "num_hidden_layers": cfg.n_layers,
-            "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.head_dim,
-            "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len, "rms_norm_eps": cfg.norm_eps,
-            "rope_theta": cfg.rope_theta, "rope_scaling": None, "attention_bias": False, "mlp_bias": False,
-            "attention_dropout": 0.0, "tie_word_embeddings": False, "bos_token_id": bos_id, "eos_token_id": eos_id,
-            "initializer_range": 0.02, "torch_dtype": "float32", "use_cache": True}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.dim,
+        "intermediate_size": cfg.ffn_hidden,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": cfg.n_heads,
+        "num_key_value_heads": cfg.kv_heads,
+        "head_dim": cfg.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "rope_scaling": None,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+        "tie_word_embeddings": False,
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "initializer_range": 0.02,
+        "torch_dtype": "float32",
+        "use_cache": True,
+    }
 
 
 def _special_tokens(tokenizer: str) -> Dict[str, Any]:
@@ -194,8 +227,9 @@ def _exported(out_dir: str, overwrite: bool, inputs, write) -> str:
     return out_dir
 
 
-def export_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False,
-              inputs=()) -> str:
+def export_hf(
+    model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False, inputs=()
+) -> str:
     """``inputs``: the checkpoint (and tokenizer) exported, which the output must stay apart from."""
     special = _special_tokens(tokenizer)
     return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_hf(model, cfg, tokenizer, d, special))
@@ -214,16 +248,31 @@ def _write_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str
     if is_bpe(tokenizer):  # Llama 3's layout: the tokenizers JSON is tokenizer.json, BOS added by its template
         with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
             fh.write(hf_bpe_json(tokenizer))
-        _write_json(os.path.join(out_dir, "tokenizer_config.json"), {
-            "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
-            "model_max_length": cfg.max_seq_len, **tokens})
+        _write_json(
+            os.path.join(out_dir, "tokenizer_config.json"),
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "clean_up_tokenization_spaces": False,
+                "model_max_length": cfg.max_seq_len,
+                **tokens,
+            },
+        )
         return out_dir
     shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
         fh.write(hf_tokenizer_json(tokenizer))
-    _write_json(os.path.join(out_dir, "tokenizer_config.json"), {
-        "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": True, "add_eos_token": False, "legacy": True,
-        "clean_up_tokenization_spaces": False, "model_max_length": cfg.max_seq_len, **tokens})
+    _write_json(
+        os.path.join(out_dir, "tokenizer_config.json"),
+        {
+            "tokenizer_class": "LlamaTokenizerFast",
+            "add_bos_token": True,
+            "add_eos_token": False,
+            "legacy": True,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": cfg.max_seq_len,
+            **tokens,
+        },
+    )
     return out_dir
 
 
@@ -234,8 +283,9 @@ def hf_bpe_json(tokenizer: str) -> str:
 
     tok = Tokenizer.from_file(tokenizer)
     bos = tok.token_to_id(BOS_BPE)
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS_BPE} $A", pair=f"{BOS_BPE} $A {BOS_BPE} $B",
-                                                       special_tokens=[(BOS_BPE, bos)])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_BPE} $A", pair=f"{BOS_BPE} $A {BOS_BPE} $B", special_tokens=[(BOS_BPE, bos)]
+    )
     return tok.to_str()
 
 
@@ -260,8 +310,11 @@ def tiktoken_ranks(tokenizer: str) -> str:
 
 def _byte_level_table() -> Dict[int, str]:
     """GPT-2's byte -> printable character table, which byte-level BPE tokens are written in."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) \
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("\xa1"), ord("\xac") + 1))
         + list(range(ord("\xae"), ord("\xff") + 1))
+    )
     table, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -296,15 +349,18 @@ def hf_tokenizer_json(tokenizer: str) -> str:
         merges += [(vocab[a], vocab[b], rank, a, b) for a, b in splits]
     merges.sort(key=lambda m: (m[2], m[0], m[1]))
     unk = sp.id_to_piece(sp.unk_id())
-    tok = Tokenizer(BPE(vocab=vocab, merges=[(a, b) for _, _, _, a, b in merges], unk_token=unk, fuse_unk=True,
-                        byte_fallback=True))
+    tok = Tokenizer(
+        BPE(vocab=vocab, merges=[(a, b) for _, _, _, a, b in merges], unk_token=unk, fuse_unk=True, byte_fallback=True)
+    )
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
-    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     tok.add_special_tokens([AddedToken(pieces[i], special=True, normalized=False) for i in sorted(special)])
     bos = sp.id_to_piece(sp.bos_id())
-    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                                       special_tokens=[(bos, sp.bos_id())])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, sp.bos_id())]
+    )
     return tok.to_str(pretty=False)
 
 
@@ -316,22 +372,32 @@ def hf_model_config(hf_dir: str) -> ModelConfig:
     except (OSError, ValueError) as exc:
         raise CorpusmillError(f"--init-from {hf_dir}: no readable config.json ({exc})") from None
     if hf.get("model_type") != "llama":
-        raise CorpusmillError(f"--init-from {hf_dir}: model_type {hf.get('model_type')!r}; a Llama checkpoint "
-                              f"(model_type llama) is expected")
+        raise CorpusmillError(
+            f"--init-from {hf_dir}: model_type {hf.get('model_type')!r}; a Llama checkpoint "
+            f"(model_type llama) is expected"
+        )
     if hf.get("tie_word_embeddings"):
         raise CorpusmillError(f"--init-from {hf_dir}: tied input and output embeddings; LLaMA's are untied")
     if hf.get("rope_scaling"):
         raise CorpusmillError(f"--init-from {hf_dir}: rope_scaling {hf['rope_scaling']} is not supported (plain RoPE)")
     dim, heads = hf["hidden_size"], hf["num_attention_heads"]
-    cfg = ModelConfig(dim=dim, n_layers=hf["num_hidden_layers"], n_heads=heads,
-                      n_kv_heads=hf.get("num_key_value_heads") or heads, vocab_size=hf["vocab_size"],
-                      norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=hf.get("rope_theta", 10000.0),
-                      max_seq_len=hf.get("max_position_embeddings", 2048))
+    cfg = ModelConfig(
+        dim=dim,
+        n_layers=hf["num_hidden_layers"],
+        n_heads=heads,
+        n_kv_heads=hf.get("num_key_value_heads") or heads,
+        vocab_size=hf["vocab_size"],
+        norm_eps=hf.get("rms_norm_eps", 1e-6),
+        rope_theta=hf.get("rope_theta", 10000.0),
+        max_seq_len=hf.get("max_position_embeddings", 2048),
+    )
     if cfg.ffn_hidden != hf["intermediate_size"]:  # express the width through multiple_of
         cfg = dataclasses.replace(cfg, multiple_of=hf["intermediate_size"], ffn_dim_multiplier=None)
         if cfg.ffn_hidden != hf["intermediate_size"]:
-            raise CorpusmillError(f"--init-from {hf_dir}: intermediate_size {hf['intermediate_size']} cannot be "
-                                  f"expressed as corpusmill's SwiGLU width")
+            raise CorpusmillError(
+                f"--init-from {hf_dir}: intermediate_size {hf['intermediate_size']} cannot be "
+                f"expressed as corpusmill's SwiGLU width"
+            )
     if hf.get("head_dim") not in (None, dim // heads):
         raise CorpusmillError(f"--init-from {hf_dir}: head_dim {hf['head_dim']} is not hidden_size / heads")
     return cfg
@@ -386,17 +452,28 @@ def _read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
 
 
 # -- Meta ------------------------------------------------------------------------------------------
-def export_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False,
-                inputs=()) -> str:
+def export_meta(
+    model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False, inputs=()
+) -> str:
     return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, cfg, tokenizer, d))
 
 
 def _write_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str) -> str:
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
-               os.path.join(out_dir, "consolidated.00.pth"))
-    params = {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.kv_heads,
-              "vocab_size": cfg.vocab_size, "multiple_of": cfg.multiple_of, "ffn_dim_multiplier": cfg.ffn_dim_multiplier,
-              "norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta, "max_seq_len": cfg.max_seq_len}
+    torch.save(
+        {k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "consolidated.00.pth")
+    )
+    params = {
+        "dim": cfg.dim,
+        "n_layers": cfg.n_layers,
+        "n_heads": cfg.n_heads,
+        "n_kv_heads": cfg.kv_heads,
+        "vocab_size": cfg.vocab_size,
+        "multiple_of": cfg.multiple_of,
+        "ffn_dim_multiplier": cfg.ffn_dim_multiplier,
+        "norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "max_seq_len": cfg.max_seq_len,
+    }
     _write_json(os.path.join(out_dir, "params.json"), params)
     if is_bpe(tokenizer):  # Llama 3: tiktoken's ranks file
         with open(os.path.join(out_dir, "tokenizer.model"), "w", encoding="utf-8") as fh:
@@ -412,6 +489,7 @@ def load_meta(meta_dir: str) -> Transformer:
         params = json.load(fh)
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model = Transformer(ModelConfig(**{k: v for k, v in params.items() if k in fields}))
-    model.load_state_dict(torch.load(os.path.join(meta_dir, "consolidated.00.pth"), map_location="cpu",
-                                     weights_only=True))
+    model.load_state_dict(
+        torch.load(os.path.join(meta_dir, "consolidated.00.pth"), map_location="cpu", weights_only=True)
+    )
     return model.eval()

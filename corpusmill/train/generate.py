@@ -25,7 +25,7 @@ def forward_cached(model: Transformer, tokens: torch.Tensor, cache: Cache, start
     B, T = tokens.shape
     if start + T > model.rope.shape[0]:
         raise ValueError(f"position {start + T} is past the model's max_seq_len {model.rope.shape[0]}")
-    rope = model.rope[start:start + T]
+    rope = model.rope[start : start + T]
     h = model.tok_embeddings(tokens)
     for i, layer in enumerate(model.layers):
         attn = layer.attention
@@ -63,8 +63,17 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: tor
 
 
 @torch.no_grad()
-def generate(model: Transformer, prompt: Sequence[int], max_new_tokens: int, *, temperature: float = 0.0,
-             top_p: float = 1.0, seed: int = 0, eos_id: Optional[int] = None, use_cache: bool = True) -> List[int]:
+def generate(
+    model: Transformer,
+    prompt: Sequence[int],
+    max_new_tokens: int,
+    *,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    eos_id: Optional[int] = None,
+    use_cache: bool = True,
+) -> List[int]:
     """``prompt`` followed by up to ``max_new_tokens`` tokens (stopping after ``eos_id``, or at the model's
     max_seq_len). ``temperature`` 0 is greedy; the same seed gives the same sample."""
     model.eval()

@@ -31,9 +31,20 @@ from corpusmill.train.step import held_out_loss, train_step
 
 # Dense bf16 peak per device (FLOP/s), for MFU. Matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = [
-    ("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("H800", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L4", 121e12),
-    ("A10G", 70e12), ("A10", 125e12), ("RTX 4090", 165e12), ("RTX 3090", 71e12),
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("H800", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
 ]
 
 
@@ -63,12 +74,15 @@ def open_phases(data_dir: str, manifest: Dict[str, Any], train_ds, verify: bool)
     ``anneal:``), each with its ShardDataset, checked against the main shards."""
     out = []
     for phase in manifest.get("phases") or []:
-        path = phase["data"] if os.path.isabs(phase["data"]) else os.path.normpath(os.path.join(data_dir, phase["data"]))
+        path = (
+            phase["data"] if os.path.isabs(phase["data"]) else os.path.normpath(os.path.join(data_dir, phase["data"]))
+        )
         try:
             ds = ShardDataset(path, verify=verify)
         except (OSError, ValueError, CorpusmillError) as exc:
-            raise CorpusmillError(f"{data_dir}/manifest.json: phase {phase['name']!r}: cannot open its shards "
-                                  f"{path}: {exc}") from None
+            raise CorpusmillError(
+                f"{data_dir}/manifest.json: phase {phase['name']!r}: cannot open its shards {path}: {exc}"
+            ) from None
         if ds.manifest.get("tokenizer_sha256") != manifest.get("tokenizer_sha256"):
             raise CorpusmillError(f"{path}: phase {phase['name']!r} was made with another tokenizer than {data_dir}")
         if ds.seq_len != train_ds.seq_len or ds.vocab_size != train_ds.vocab_size:
@@ -169,8 +183,9 @@ def open_data(data_dir: str, holdout: int, eval_dir: Optional[str], info: DistIn
         n = len(train_ds.manifest["shards"])
         if holdout:
             if holdout >= n:
-                raise CorpusmillError(f"--eval-holdout {holdout}: {data_dir} has only {n} shard(s); hold out "
-                                      f"fewer, or give --eval-data")
+                raise CorpusmillError(
+                    f"--eval-holdout {holdout}: {data_dir} has only {n} shard(s); hold out fewer, or give --eval-data"
+                )
             train_ds.close()
             train_ds = ShardDataset(data_dir, verify=False, shards=range(n - holdout))
             eval_ds = ShardDataset(data_dir, verify=False, shards=range(n - holdout, n))
@@ -190,8 +205,11 @@ def held_out_sets(data_dir: str, verify: bool = False) -> Dict[str, ShardDataset
     root = os.path.join(data_dir, "eval")
     if not os.path.isdir(root):
         return {}
-    return {name: ShardDataset(os.path.join(root, name), verify=verify) for name in sorted(os.listdir(root))
-            if os.path.exists(os.path.join(root, name, "manifest.json"))}
+    return {
+        name: ShardDataset(os.path.join(root, name), verify=verify)
+        for name in sorted(os.listdir(root))
+        if os.path.exists(os.path.join(root, name, "manifest.json"))
+    }
 
 
 def peak_flops(device: torch.device, bf16: bool, override: float) -> float:
@@ -258,30 +276,42 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def check_compat(model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str, Any], data_meta: Dict[str, Any],
-                 ckpt_dir: str) -> List[str]:
+def check_compat(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, meta: Dict[str, Any], data_meta: Dict[str, Any], ckpt_dir: str
+) -> List[str]:
     """Raise if the checkpoint is of another model, tokenizer or data order; return notes on changed
     training settings (allowed: e.g. more steps)."""
     saved_model = meta["config"]["model"]
     now = dataclasses.asdict(model_cfg)
     # (max_seq_len and how the document mask is computed do not change the weights)
-    diffs = [f"model.{k}: checkpoint {saved_model.get(k)!r}, now {v!r}" for k, v in now.items()
-             if k not in ("max_seq_len", "doc_mask_impl") and saved_model.get(k) != v]
+    diffs = [
+        f"model.{k}: checkpoint {saved_model.get(k)!r}, now {v!r}"
+        for k, v in now.items()
+        if k not in ("max_seq_len", "doc_mask_impl") and saved_model.get(k) != v
+    ]
     if diffs:
-        raise CorpusmillError(f"{ckpt_dir} is a checkpoint of another model config ({'; '.join(diffs)}); "
-                              f"resume with the config it was written with, or use a new --out")
+        raise CorpusmillError(
+            f"{ckpt_dir} is a checkpoint of another model config ({'; '.join(diffs)}); "
+            f"resume with the config it was written with, or use a new --out"
+        )
     saved_data = meta.get("data", {})
     for key in ("tokenizer_sha256", "vocab_size", "seq_len", "num_rows"):
         if key in saved_data and saved_data[key] != data_meta[key]:
             raise CorpusmillError(
                 f"{ckpt_dir}: the checkpoint was trained on data with {key}={saved_data[key]!r}, --data has "
-                f"{data_meta[key]!r}; resuming on other data would not continue the same run (use a new --out)")
+                f"{data_meta[key]!r}; resuming on other data would not continue the same run (use a new --out)"
+            )
     saved_train = meta["config"]["train"]
     if saved_train.get("seed") != train_cfg.seed:
-        raise CorpusmillError(f"{ckpt_dir}: checkpoint seed {saved_train.get('seed')}, now {train_cfg.seed}; "
-                              f"the data order depends on the seed: resume with --seed {saved_train.get('seed')}")
-    return [f"train.{k}: {saved_train.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(train_cfg).items()
-            if k in saved_train and saved_train[k] != v]
+        raise CorpusmillError(
+            f"{ckpt_dir}: checkpoint seed {saved_train.get('seed')}, now {train_cfg.seed}; "
+            f"the data order depends on the seed: resume with --seed {saved_train.get('seed')}"
+        )
+    return [
+        f"train.{k}: {saved_train.get(k)!r} -> {v!r}"
+        for k, v in dataclasses.asdict(train_cfg).items()
+        if k in saved_train and saved_train[k] != v
+    ]
 
 
 def _initial_weights(init_from: str, model_cfg: ModelConfig, manifest: Dict[str, Any], data_dir: str):
@@ -293,32 +323,54 @@ def _initial_weights(init_from: str, model_cfg: ModelConfig, manifest: Dict[str,
     hf_cfg, state = load_hf(init_from)
     for field in ("dim", "n_layers", "n_heads", "kv_heads", "vocab_size", "ffn_hidden", "norm_eps", "rope_theta"):
         if getattr(hf_cfg, field) != getattr(model_cfg, field):
-            raise CorpusmillError(f"--init-from {init_from}: its {field} is {getattr(hf_cfg, field)}, the model "
-                                  f"config's {getattr(model_cfg, field)}; leave the model options to the checkpoint")
+            raise CorpusmillError(
+                f"--init-from {init_from}: its {field} is {getattr(hf_cfg, field)}, the model "
+                f"config's {getattr(model_cfg, field)}; leave the model options to the checkpoint"
+            )
     tok = os.path.join(init_from, "tokenizer.model")
     want = manifest.get("tokenizer_sha256")
     shards_tok = os.path.join(data_dir, "tokenizer.model")
-    if not os.path.isfile(tok) and os.path.isfile(os.path.join(init_from, "tokenizer.json")) \
-            and os.path.isfile(shards_tok) and is_bpe(shards_tok):
+    if (
+        not os.path.isfile(tok)
+        and os.path.isfile(os.path.join(init_from, "tokenizer.json"))
+        and os.path.isfile(shards_tok)
+        and is_bpe(shards_tok)
+    ):
         # a byte-level BPE export (Llama 3's layout) has only tokenizer.json, with a BOS template added:
         # the same tokenizer when its model (vocabulary, merges) and added tokens are the shards'
         if not same_bpe(os.path.join(init_from, "tokenizer.json"), shards_tok):
-            raise CorpusmillError(f"--init-from {init_from}: its tokenizer.json is not the BPE {data_dir} was made "
-                                  f"with (vocabulary, merges or special tokens differ)")
+            raise CorpusmillError(
+                f"--init-from {init_from}: its tokenizer.json is not the BPE {data_dir} was made "
+                f"with (vocabulary, merges or special tokens differ)"
+            )
         return state
     if not os.path.isfile(tok):
-        raise CorpusmillError(f"--init-from {init_from}: no tokenizer.model; the shards must be made with the "
-                              f"checkpoint's tokenizer, and corpusmill checks that by its sha256")
+        raise CorpusmillError(
+            f"--init-from {init_from}: no tokenizer.model; the shards must be made with the "
+            f"checkpoint's tokenizer, and corpusmill checks that by its sha256"
+        )
     if want and sha256_file(tok) != want:
-        raise CorpusmillError(f"--init-from {init_from}: its tokenizer.model is not the one {data_dir} was made "
-                              f"with (sha256 differs); tokenize the data with the checkpoint's tokenizer")
+        raise CorpusmillError(
+            f"--init-from {init_from}: its tokenizer.model is not the one {data_dir} was made "
+            f"with (sha256 differs); tokenize the data with the checkpoint's tokenizer"
+        )
     return state
 
 
-def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, *,
-          resume: bool = False, eval_data: Optional[str] = None, stop_at: Optional[int] = None,
-          device: Optional[str] = None, stream: Any = "stderr",
-          verify_data: bool = True, init_from: Optional[str] = None) -> Dict[str, Any]:
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data_dir: str,
+    out_dir: str,
+    *,
+    resume: bool = False,
+    eval_data: Optional[str] = None,
+    stop_at: Optional[int] = None,
+    device: Optional[str] = None,
+    stream: Any = "stderr",
+    verify_data: bool = True,
+    init_from: Optional[str] = None,
+) -> Dict[str, Any]:
     """Train; returns a summary (final step, last loss, tokens/s). Collective under torchrun.
 
     ``init_from``: a Hugging Face Llama directory whose weights the model starts from (continued
@@ -329,16 +381,38 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir
         stream = sys.stderr
     info = setup_distributed(train_cfg.dist, device)
     try:
-        return _train(model_cfg, train_cfg, data_dir, out_dir, info, resume=resume, eval_data=eval_data,
-                      stop_at=stop_at, stream=stream, verify_data=verify_data, init_from=init_from)
+        return _train(
+            model_cfg,
+            train_cfg,
+            data_dir,
+            out_dir,
+            info,
+            resume=resume,
+            eval_data=eval_data,
+            stop_at=stop_at,
+            stream=stream,
+            verify_data=verify_data,
+            init_from=init_from,
+        )
     finally:
         if info.initialized_here and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_dir: str, info: DistInfo, *,
-           resume: bool, eval_data: Optional[str], stop_at: Optional[int], stream: Optional[TextIO],
-           verify_data: bool, init_from: Optional[str] = None) -> Dict[str, Any]:
+def _train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data_dir: str,
+    out_dir: str,
+    info: DistInfo,
+    *,
+    resume: bool,
+    eval_data: Optional[str],
+    stop_at: Optional[int],
+    stream: Optional[TextIO],
+    verify_data: bool,
+    init_from: Optional[str] = None,
+) -> Dict[str, Any]:
     rank, world, dev = info.rank, info.world, info.device
     model_cfg = dataclasses.replace(model_cfg)
     train_cfg = dataclasses.replace(train_cfg)
@@ -352,11 +426,13 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         raise CorpusmillError(
             f"{data_dir}: the shards' vocabulary has {train_ds.vocab_size} tokens (manifest.json vocab_size), "
             f"the model config {model_cfg.vocab_size}: shards from another tokenizer. Use shards made with the "
-            f"model's tokenizer, or set --vocab-size {train_ds.vocab_size} for a new model")
+            f"model's tokenizer, or set --vocab-size {train_ds.vocab_size} for a new model"
+        )
     if train_cfg.seq_len != train_ds.seq_len:
         raise CorpusmillError(
             f"{data_dir}: shards are packed for seq_len {train_ds.seq_len}, the config trains with "
-            f"{train_cfg.seq_len}; pass --seq-len {train_ds.seq_len} or re-pack the shards")
+            f"{train_cfg.seq_len}; pass --seq-len {train_ds.seq_len} or re-pack the shards"
+        )
     eval_sets = eval_ds if isinstance(eval_ds, dict) else ({"": eval_ds} if eval_ds is not None else {})
     for ds in eval_sets.values():
         if ds.vocab_size != train_ds.vocab_size or ds.seq_len != train_ds.seq_len:
@@ -372,8 +448,10 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     per_rank = global_rows // world
     micro = train_cfg.micro_batch or per_rank
     if per_rank % micro:
-        raise CorpusmillError(f"--micro-batch {micro} does not divide the {per_rank} rows per process "
-                              f"({global_rows} rows / {world} processes)")
+        raise CorpusmillError(
+            f"--micro-batch {micro} does not divide the {per_rank} rows per process "
+            f"({global_rows} rows / {world} processes)"
+        )
     accum = per_rank // micro
     total_steps = train_cfg.total_steps()
     # an annealing phase (the shards' manifest names it): its tokens are the last steps of the run
@@ -386,21 +464,34 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         raise CorpusmillError(
             f"the annealing phase takes {anneal_steps} of the {total_steps} steps ({anneal['tokens']:,} tokens at "
             f"{global_rows * seq_len:,} per step), leaving none after the {train_cfg.warmup_steps} warmup steps; "
-            f"train more steps or anneal over fewer tokens")
+            f"train more steps or anneal over fewer tokens"
+        )
     boundary = total_steps - anneal_steps
-    data_meta = {"dir": os.path.abspath(data_dir), "num_rows": len(train_ds),
-                 "tokenizer_sha256": manifest.get("tokenizer_sha256"), "vocab_size": train_ds.vocab_size,
-                 "seq_len": seq_len, "holdout_shards": train_cfg.eval_holdout_shards}
+    data_meta = {
+        "dir": os.path.abspath(data_dir),
+        "num_rows": len(train_ds),
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "vocab_size": train_ds.vocab_size,
+        "seq_len": seq_len,
+        "holdout_shards": train_cfg.eval_holdout_shards,
+    }
     if anneal:
-        data_meta["anneal"] = {"dir": anneal["dir"], "num_rows": len(anneal["dataset"]), "tokens": anneal["tokens"],
-                               "steps": anneal_steps, "from_step": boundary}
+        data_meta["anneal"] = {
+            "dir": anneal["dir"],
+            "num_rows": len(anneal["dataset"]),
+            "tokens": anneal["tokens"],
+            "steps": anneal_steps,
+            "from_step": boundary,
+        }
 
     # ---- resume point ---------------------------------------------------------------------------
     os.makedirs(out_dir, exist_ok=True)
     latest = ckpt.latest_checkpoint(out_dir)
     if latest and not resume:
-        raise CorpusmillError(f"{out_dir} already holds checkpoints ({os.path.basename(latest)}); pass --resume "
-                              f"to continue that run, or choose a new --out")
+        raise CorpusmillError(
+            f"{out_dir} already holds checkpoints ({os.path.basename(latest)}); pass --resume "
+            f"to continue that run, or choose a new --out"
+        )
     init_state = None
     if init_from:
         init_state = _initial_weights(init_from, model_cfg, manifest, data_dir)
@@ -410,7 +501,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
 
     # ---- model ------------------------------------------------------------------------------------
     bf16 = train_cfg.precision == "bf16" or (
-        train_cfg.precision == "auto" and dev.type == "cuda" and torch.cuda.is_bf16_supported())
+        train_cfg.precision == "auto" and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
     if train_cfg.ckpt_format not in ("full", "sharded"):
         raise CorpusmillError(f"--ckpt-format {train_cfg.ckpt_format!r}: choose full or sharded")
     if train_cfg.precision not in ("auto", "bf16", "fp32"):
@@ -419,9 +511,11 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
     # a large model is not materialised in full on every rank's host memory
     big = train_cfg.meta_init if train_cfg.meta_init is not None else model_cfg.num_params() > 2e9
     if big and init_state is not None:
-        raise CorpusmillError("--init-from loads the whole model in host memory, which is not done with "
-                              "--meta-init (on by default above 2B parameters; set train.meta_init: false in "
-                              "the config if the model fits)")
+        raise CorpusmillError(
+            "--init-from loads the whole model in host memory, which is not done with "
+            "--meta-init (on by default above 2B parameters; set train.meta_init: false in "
+            "the config if the model fits)"
+        )
     if big:
         with torch.device("meta"):
             model = Transformer(model_cfg)
@@ -449,8 +543,11 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
 
         mesh = torch.distributed.device_mesh.init_device_mesh(dev.type, (world,))
         # bf16: all-gather bf16 parameters (half the traffic), reduce-scatter gradients in float32
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 \
+        mp = (
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if bf16
             else MixedPrecisionPolicy()
+        )
         for layer in model.layers:
             fully_shard(layer, mesh=mesh, mp_policy=mp)
         fully_shard(model, mesh=mesh, mp_policy=mp)
@@ -462,8 +559,13 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         model.init_weights(train_cfg.init_std)
 
     optimizer = torch.optim.AdamW(
-        param_groups(model, train_cfg.weight_decay, train_cfg.decay_embeddings), lr=train_cfg.lr,
-        betas=(train_cfg.beta1, train_cfg.beta2), eps=train_cfg.adam_eps, fused=(dev.type == "cuda"))
+        param_groups(model, train_cfg.weight_decay, train_cfg.decay_embeddings),
+        lr=train_cfg.lr,
+        betas=(train_cfg.beta1, train_cfg.beta2),
+        eps=train_cfg.adam_eps,
+        fused=(dev.type == "cuda"),
+    )
+
     def schedule(s: int) -> float:
         return phase_lr_factor(s, train_cfg.warmup_steps, total_steps, train_cfg.min_lr_ratio, anneal_steps)
 
@@ -484,31 +586,47 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         log.say(f"--resume: no checkpoint in {out_dir}, starting from step 0")
     if rank == 0:
         with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as fh:
-            json.dump(dict(to_dict(model_cfg, train_cfg), data=data_meta, world_size=world, dist=info.mode),
-                      fh, sort_keys=True, indent=2)
+            json.dump(
+                dict(to_dict(model_cfg, train_cfg), data=data_meta, world_size=world, dist=info.mode),
+                fh,
+                sort_keys=True,
+                indent=2,
+            )
 
     # what the eval loss measures: held-out documents (the mixer's holdout), or other shards of the mixture
-    eval_kind = ("held-out documents" if isinstance(eval_ds, dict) else
-                 "held-out shards (not documents: the mixture's repeated documents are in training rows too)"
-                 if train_cfg.eval_holdout_shards else "--eval-data")
+    eval_kind = (
+        "held-out documents"
+        if isinstance(eval_ds, dict)
+        else "held-out shards (not documents: the mixture's repeated documents are in training rows too)"
+        if train_cfg.eval_holdout_shards
+        else "--eval-data"
+    )
     if train_cfg.eval_every and isinstance(eval_ds, ShardDataset) and train_cfg.eval_holdout_shards:
-        log.say("--eval-holdout holds out shards, not documents: a document the mixture repeats is also in "
-                "training rows; give sources a holdout in the manifest for a held-out set")
+        log.say(
+            "--eval-holdout holds out shards, not documents: a document the mixture repeats is also in "
+            "training rows; give sources a holdout in the manifest for a held-out set"
+        )
     if train_cfg.eval_every and eval_ds is None:
-        log.say(f"--eval-every {train_cfg.eval_every} but no held-out data: give --eval-holdout K or "
-                f"--eval-data DIR; evaluation is off")
+        log.say(
+            f"--eval-every {train_cfg.eval_every} but no held-out data: give --eval-holdout K or "
+            f"--eval-data DIR; evaluation is off"
+        )
     order = DataOrder(len(train_ds), train_cfg.seed)
     anneal_order = DataOrder(len(anneal["dataset"]), train_cfg.seed) if anneal else None
     lo, hi = rank_slice(global_rows, rank, world)
     if anneal:
-        log.say(f"annealing phase: steps {boundary + 1}-{total_steps} on {anneal['dir']} ({len(anneal['dataset'])} "
-                f"rows, {anneal['tokens']:,} tokens), learning rate decayed linearly to 0")
+        log.say(
+            f"annealing phase: steps {boundary + 1}-{total_steps} on {anneal['dir']} ({len(anneal['dataset'])} "
+            f"rows, {anneal['tokens']:,} tokens), learning rate decayed linearly to 0"
+        )
     flops_tok = model_cfg.flops_per_token(seq_len)
     peak = peak_flops(dev, bf16, train_cfg.peak_flops)
     n_params = model_cfg.num_params()
-    log.say(f"model {n_params / 1e6:.2f}M params | {world} x {dev.type} ({info.mode}) | batch {global_rows} x "
-            f"{seq_len} = {global_rows * seq_len} tokens ({accum} micro-batches of {micro} per process) | "
-            f"steps {step}->{total_steps} | {'bf16' if bf16 else 'fp32'} | data {len(train_ds)} rows")
+    log.say(
+        f"model {n_params / 1e6:.2f}M params | {world} x {dev.type} ({info.mode}) | batch {global_rows} x "
+        f"{seq_len} = {global_rows * seq_len} tokens ({accum} micro-batches of {micro} per process) | "
+        f"steps {step}->{total_steps} | {'bf16' if bf16 else 'fp32'} | data {len(train_ds)} rows"
+    )
 
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     doc_mask = model_cfg.doc_mask
@@ -528,16 +646,36 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         if n == 0:
             return None
         per = n // world
-        return held_out_loss(wrapped, lambda idx: load_rows(eval_ds, idx, doc_mask),
-                             np.arange(rank * per, (rank + 1) * per), micro=micro, dev=dev, autocast=autocast,
-                             world=world)
+        return held_out_loss(
+            wrapped,
+            lambda idx: load_rows(eval_ds, idx, doc_mask),
+            np.arange(rank * per, (rank + 1) * per),
+            micro=micro,
+            dev=dev,
+            autocast=autocast,
+            world=world,
+        )
 
     def save(at_step: int) -> None:
-        meta_out = {"consumed_rows": consumed_rows, "config": to_dict(model_cfg, train_cfg), "data": data_meta,
-                    "world_size": world, "dist": info.mode, "global_batch_rows": global_rows,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        path = ckpt.save_checkpoint(out_dir, at_step, wrapped, optimizer, scheduler, meta_out,
-                                    keep=train_cfg.keep_checkpoints, sharded=train_cfg.ckpt_format == "sharded")
+        meta_out = {
+            "consumed_rows": consumed_rows,
+            "config": to_dict(model_cfg, train_cfg),
+            "data": data_meta,
+            "world_size": world,
+            "dist": info.mode,
+            "global_batch_rows": global_rows,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        path = ckpt.save_checkpoint(
+            out_dir,
+            at_step,
+            wrapped,
+            optimizer,
+            scheduler,
+            meta_out,
+            keep=train_cfg.keep_checkpoints,
+            sharded=train_cfg.ckpt_format == "sharded",
+        )
         log.say(f"checkpoint {path}")
 
     last_loss = float("nan")
@@ -554,8 +692,19 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         else:  # its own order from its first row: the position is the steps since the boundary
             rows = anneal_order.rows((step - boundary) * global_rows, global_rows)[lo:hi]
             tokens, flags = load_rows(anneal["dataset"], rows, doc_mask)
-        result = train_step(wrapped, optimizer, scheduler, tokens, flags, micro=micro, grad_clip=train_cfg.grad_clip,
-                            dev=dev, autocast=autocast, ddp=info.mode == "ddp", world=world)
+        result = train_step(
+            wrapped,
+            optimizer,
+            scheduler,
+            tokens,
+            flags,
+            micro=micro,
+            grad_clip=train_cfg.grad_clip,
+            dev=dev,
+            autocast=autocast,
+            ddp=info.mode == "ddp",
+            world=world,
+        )
         lr, grad_norm = result.lr, result.grad_norm
         step += 1
         consumed_rows += global_rows
@@ -565,8 +714,15 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         last_loss = result.loss
         tps = global_rows * seq_len / dt
         tokens_per_s.append(tps)
-        record: Dict[str, Any] = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
-                                  "tokens": consumed_rows * seq_len, "tokens_per_s": tps, "step_time_s": dt}
+        record: Dict[str, Any] = {
+            "step": step,
+            "loss": last_loss,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "tokens": consumed_rows * seq_len,
+            "tokens_per_s": tps,
+            "step_time_s": dt,
+        }
         if anneal:
             record["phase"] = phase
         mfu = flops_tok * tps / (peak * world) if peak else None
@@ -574,21 +730,33 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str, out_di
         line = None
         if step % train_cfg.log_every == 0 or step == end:
             eta = (end - step) * (time.perf_counter() - run_start) / max(1, len(tokens_per_s))
-            line = (f"step {step}/{total_steps} | loss {last_loss:.4f} | lr {lr:.2e} | gnorm {float(grad_norm):.3f}"
-                    f" | {_fmt_tokens(tps)} tok/s" + (f" | mfu {100 * mfu:.1f}%" if mfu else "")
-                    + f" | eta {_fmt_time(eta)}")
+            line = (
+                f"step {step}/{total_steps} | loss {last_loss:.4f} | lr {lr:.2e} | gnorm {float(grad_norm):.3f}"
+                f" | {_fmt_tokens(tps)} tok/s"
+                + (f" | mfu {100 * mfu:.1f}%" if mfu else "")
+                + f" | eta {_fmt_time(eta)}"
+            )
         log.log(record, line)  # every step in the JSONL, a progress line every log_every
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             ev = evaluate()
             if "" in ev:
-                log.log({"step": step, "eval_loss": ev[""], "eval_kind": eval_kind},
-                        f"step {step} | eval loss {ev['']:.4f}")
+                log.log(
+                    {"step": step, "eval_loss": ev[""], "eval_kind": eval_kind}, f"step {step} | eval loss {ev['']:.4f}"
+                )
             elif ev:
-                log.log({"step": step, "eval_loss_by_source": ev, "eval_kind": eval_kind},
-                        f"step {step} | held-out loss " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items()))
+                log.log(
+                    {"step": step, "eval_loss_by_source": ev, "eval_kind": eval_kind},
+                    f"step {step} | held-out loss " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items()),
+                )
         if (train_cfg.ckpt_every and step % train_cfg.ckpt_every == 0) or step == end:
             save(step)
     log.close()
-    steady = tokens_per_s[min(2, len(tokens_per_s) - 1):] if tokens_per_s else []
-    return {"step": step, "loss": last_loss, "tokens_per_s": float(np.median(steady)) if steady else 0.0,
-            "params": n_params, "world": world, "rank": rank}
+    steady = tokens_per_s[min(2, len(tokens_per_s) - 1) :] if tokens_per_s else []
+    return {
+        "step": step,
+        "loss": last_loss,
+        "tokens_per_s": float(np.median(steady)) if steady else 0.0,
+        "params": n_params,
+        "world": world,
+        "rank": rank,
+    }

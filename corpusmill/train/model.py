@@ -41,8 +41,9 @@ class RMSNorm(nn.Module):
         nn.init.ones_(self.weight)
 
 
-def rope_tables(head_dim: int, seq_len: int, theta: float = 10000.0,
-                device: Optional[torch.device] = None) -> torch.Tensor:
+def rope_tables(
+    head_dim: int, seq_len: int, theta: float = 10000.0, device: Optional[torch.device] = None
+) -> torch.Tensor:
     """cos and sin of ``pos * theta ** (-2i / head_dim)``, float32, shape ``(seq_len, head_dim // 2, 2)``."""
     freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float64) / head_dim))
     angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float64), freqs)
@@ -178,29 +179,30 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # not a parameter, not saved: recomputed from the config (also after to_empty on meta)
-        self.register_buffer("rope", rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta),
-                             persistent=False)
+        self.register_buffer("rope", rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta), persistent=False)
         self.activation_checkpointing = False
 
     @torch.no_grad()
     def init_weights(self, init_std: float = 0.02, generator: Optional[torch.Generator] = None) -> None:
         """Initialise every parameter (deterministic given ``generator``) and the RoPE tables."""
-        self.rope = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta,
-                                device=self.rope.device)
+        self.rope = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta, device=self.rope.device)
         nn.init.normal_(self.tok_embeddings.weight, std=1.0, generator=generator)
         out_std = init_std / math.sqrt(2 * self.cfg.n_layers)
         for layer in self.layers:
-            for lin in (layer.attention.wq, layer.attention.wk, layer.attention.wv, layer.feed_forward.w1,
-                        layer.feed_forward.w3):
-                nn.init.trunc_normal_(lin.weight, std=init_std, a=-3 * init_std, b=3 * init_std,
-                                      generator=generator)
+            for lin in (
+                layer.attention.wq,
+                layer.attention.wk,
+                layer.attention.wv,
+                layer.feed_forward.w1,
+                layer.feed_forward.w3,
+            ):
+                nn.init.trunc_normal_(lin.weight, std=init_std, a=-3 * init_std, b=3 * init_std, generator=generator)
             for lin in (layer.attention.wo, layer.feed_forward.w2):
-                nn.init.trunc_normal_(lin.weight, std=out_std, a=-3 * out_std, b=3 * out_std,
-                                      generator=generator)
+                nn.init.trunc_normal_(lin.weight, std=out_std, a=-3 * out_std, b=3 * out_std, generator=generator)
             layer.attention_norm.reset_parameters()
             layer.ffn_norm.reset_parameters()
         self.norm.reset_parameters()
-        std = self.cfg.dim ** -0.5
+        std = self.cfg.dim**-0.5
         nn.init.trunc_normal_(self.output.weight, std=std, a=-3 * std, b=3 * std, generator=generator)
 
     def forward(self, tokens: torch.Tensor, doc_starts: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -220,8 +222,9 @@ class Transformer(nn.Module):
                 h = layer(h, self.rope, mask)
         return self.output(self.norm(h))
 
-    def loss(self, tokens: torch.Tensor, targets: torch.Tensor,
-             doc_starts: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def loss(
+        self, tokens: torch.Tensor, targets: torch.Tensor, doc_starts: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         logits = self(tokens, doc_starts)
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
 

@@ -36,8 +36,9 @@ def stdlib_docstrings(max_chars: int = 600_000, min_chars: int = 200) -> List[st
                 tree = ast.parse(fh.read())
         except (SyntaxError, UnicodeDecodeError, OSError):
             continue
-        nodes = [tree] + [n for n in ast.walk(tree)
-                          if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        nodes = [tree] + [
+            n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
         for node in nodes:
             doc = ast.get_docstring(node)
             if doc and len(doc) >= min_chars:
@@ -56,15 +57,37 @@ def train_tokenizer(texts: List[str], vocab_size: int = 1024) -> bytes:
     buf = io.BytesIO()
     lines = [line for t in texts for line in t.splitlines() if line.strip()]
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=buf, vocab_size=vocab_size, model_type="bpe",
-        split_digits=True, byte_fallback=True, character_coverage=0.9995, unk_id=0, bos_id=BOS_ID,
-        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False,
-        eos_id=EOS_ID, pad_id=-1, num_threads=1, minloglevel=2, input_sentence_size=0)
+        sentence_iterator=iter(lines),
+        model_writer=buf,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        split_digits=True,
+        byte_fallback=True,
+        character_coverage=0.9995,
+        unk_id=0,
+        bos_id=BOS_ID,
+        normalization_rule_name="identity",
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        eos_id=EOS_ID,
+        pad_id=-1,
+        num_threads=1,
+        minloglevel=2,
+        input_sentence_size=0,
+    )
     return buf.getvalue()
 
 
-def build_sample_shards(out_dir: str, *, seq_len: int = 64, vocab_size: int = 1024, rows_per_shard: int = 256,
-                        max_chars: int = 600_000, seed: int = 0, batch_rows: int = 64) -> Dict[str, object]:
+def build_sample_shards(
+    out_dir: str,
+    *,
+    seq_len: int = 64,
+    vocab_size: int = 1024,
+    rows_per_shard: int = 256,
+    max_chars: int = 600_000,
+    seed: int = 0,
+    batch_rows: int = 64,
+) -> Dict[str, object]:
     """Write shards + manifest.json (+ tokenizer.model) into ``out_dir``; return the manifest summary.
 
     Documents are shuffled deterministically (by a hash of their text and ``seed``) before packing, so
@@ -83,15 +106,34 @@ def build_sample_shards(out_dir: str, *, seq_len: int = 64, vocab_size: int = 10
     rows, bounds = pack_documents(ids, seq_len, BOS_ID, EOS_ID, vocab_size=sp.get_piece_size(), stats=stats)
     infos = []
     for k, a in enumerate(range(0, len(rows), rows_per_shard)):
-        infos.append(write_shard(os.path.join(out_dir, f"shard-{k:05d}.arrow"), rows[a:a + rows_per_shard],
-                                 bounds[a:a + rows_per_shard], batch_rows=batch_rows))
-    write_manifest(out_dir, infos, seq_len=seq_len, vocab_size=sp.get_piece_size(),
-                   tokenizer_sha256=hashlib.sha256(model).hexdigest(), seed=seed,
-                   extra={"source": f"python {sys.version.split()[0]} stdlib docstrings",
-                          "documents": stats["documents"], "tokens_dropped": stats["tokens_dropped"]})
+        infos.append(
+            write_shard(
+                os.path.join(out_dir, f"shard-{k:05d}.arrow"),
+                rows[a : a + rows_per_shard],
+                bounds[a : a + rows_per_shard],
+                batch_rows=batch_rows,
+            )
+        )
+    write_manifest(
+        out_dir,
+        infos,
+        seq_len=seq_len,
+        vocab_size=sp.get_piece_size(),
+        tokenizer_sha256=hashlib.sha256(model).hexdigest(),
+        seed=seed,
+        extra={
+            "source": f"python {sys.version.split()[0]} stdlib docstrings",
+            "documents": stats["documents"],
+            "tokens_dropped": stats["tokens_dropped"],
+        },
+    )
     mark_complete(out_dir)
-    return {"rows": int(len(rows)), "shards": len(infos), "documents": stats["documents"],
-            "vocab_size": sp.get_piece_size()}
+    return {
+        "rows": int(len(rows)),
+        "shards": len(infos),
+        "documents": stats["documents"],
+        "vocab_size": sp.get_piece_size(),
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -104,8 +146,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rows-per-shard", type=int, default=256)
     ap.add_argument("--max-chars", type=int, default=600_000)
     a = ap.parse_args(argv)
-    print(build_sample_shards(a.out_dir, seq_len=a.seq_len, vocab_size=a.vocab_size,
-                              rows_per_shard=a.rows_per_shard, max_chars=a.max_chars))
+    print(
+        build_sample_shards(
+            a.out_dir,
+            seq_len=a.seq_len,
+            vocab_size=a.vocab_size,
+            rows_per_shard=a.rows_per_shard,
+            max_chars=a.max_chars,
+        )
+    )
     return 0
 
 

@@ -23,8 +23,13 @@ def to_device(tokens: np.ndarray, flags: Optional[np.ndarray], dev: torch.device
     return t[:, :-1], t[:, 1:], fl
 
 
-def compute_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, flags: Optional[torch.Tensor],
-                 autocast: Callable = contextlib.nullcontext) -> torch.Tensor:
+def compute_loss(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    flags: Optional[torch.Tensor],
+    autocast: Callable = contextlib.nullcontext,
+) -> torch.Tensor:
     """The mean next-token cross-entropy of a batch (logits in float32 for the loss)."""
     with autocast():
         logits = model(x, flags)
@@ -32,14 +37,25 @@ def compute_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, flags
 
 
 class StepResult(NamedTuple):
-    loss: float       # the batch's mean loss (averaged over processes)
+    loss: float  # the batch's mean loss (averaged over processes)
     grad_norm: float  # before clipping
-    lr: float         # the learning rate this step used
+    lr: float  # the learning rate this step used
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, tokens: np.ndarray,
-               flags: Optional[np.ndarray], *, micro: int, grad_clip: float, dev: torch.device,
-               autocast: Callable = contextlib.nullcontext, ddp: bool = False, world: int = 1) -> StepResult:
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    tokens: np.ndarray,
+    flags: Optional[np.ndarray],
+    *,
+    micro: int,
+    grad_clip: float,
+    dev: torch.device,
+    autocast: Callable = contextlib.nullcontext,
+    ddp: bool = False,
+    world: int = 1,
+) -> StepResult:
     """One optimizer step over this process's rows (``tokens``: ``micro * accum`` rows of ``seq_len + 1``):
     gradients accumulated over micro-batches (DDP synchronizes on the last one only), clipped, one
     optimizer and scheduler step. The loss is the mean over every row of every process."""
@@ -66,16 +82,23 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
     return StepResult(float(loss_sum), float(grad_norm), lr)
 
 
-def held_out_loss(model: torch.nn.Module, rows: Callable[[np.ndarray], Tuple[np.ndarray, Optional[np.ndarray]]],
-                  mine: np.ndarray, *, micro: int, dev: torch.device, autocast: Callable = contextlib.nullcontext,
-                  world: int = 1) -> float:
+def held_out_loss(
+    model: torch.nn.Module,
+    rows: Callable[[np.ndarray], Tuple[np.ndarray, Optional[np.ndarray]]],
+    mine: np.ndarray,
+    *,
+    micro: int,
+    dev: torch.device,
+    autocast: Callable = contextlib.nullcontext,
+    world: int = 1,
+) -> float:
     """The token-weighted mean loss over the rows ``mine`` of this process (``rows(indices)`` loads them),
     summed over every process."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=dev)
     with torch.no_grad():
         for a in range(0, len(mine), micro):
-            tokens, flags = rows(mine[a:a + micro])
+            tokens, flags = rows(mine[a : a + micro])
             x, y, f = to_device(tokens, flags, dev)
             loss = compute_loss(model, x, y, f, autocast)
             total[0] += loss.double() * y.numel()

@@ -17,9 +17,14 @@ SOURCES: Dict[str, dict] = {
     "arxiv": {"input": [os.path.join(DATA, "arxiv", "papers"), os.path.join(DATA, "arxiv", "folders")]},
     "stackexchange": {"input": [os.path.join(DATA, "stackexchange")]},
     "github": {"mode": "local", "input": [os.path.join(DATA, "github", "repos")]},
-    "c4 crawl": {"mode": "crawl", "input": [os.path.join(DATA, "warc", "pydocs.warc.gz"),
-                                            os.path.join(DATA, "c4", "recrawl.warc.gz"),
-                                            os.path.join(DATA, "c4", "sample.wet.gz")]},
+    "c4 crawl": {
+        "mode": "crawl",
+        "input": [
+            os.path.join(DATA, "warc", "pydocs.warc.gz"),
+            os.path.join(DATA, "c4", "recrawl.warc.gz"),
+            os.path.join(DATA, "c4", "sample.wet.gz"),
+        ],
+    },
     "c4 released": {"mode": "released", "input": [os.path.join(DATA, "c4", "c4-released-sample.json.gz")]},
 }
 

@@ -41,26 +41,31 @@ def test_a_dump_language_never_becomes_a_path(lang, tmp_path):
     baseline = tmp_path / "baseline"
     run_source("wikipedia", baseline)
     out = tmp_path / "run" / "out"
-    run_source("wikipedia", out, input=[os.path.join(DATA, "wikipedia", "enwiki-sample-multistream.xml.bz2"),
-                                        str(dumps)], max_failed_files=1)
+    run_source(
+        "wikipedia",
+        out,
+        input=[os.path.join(DATA, "wikipedia", "enwiki-sample-multistream.xml.bz2"), str(dumps)],
+        max_failed_files=1,
+    )
     # nothing written beside or above the output
     assert set(os.listdir(tmp_path)) == {"dumps", "baseline", "run"} and os.listdir(tmp_path / "run") == ["out"]
     # the hostile dump is one dead letter naming its file and the value; every other article is written
     letters = read_failed(str(out))
     assert len(letters) == 1 and "xxwiki-20240101" in letters[0]["location"], letters
     assert "cannot name an output folder" in letters[0]["error"] and repr(lang) in letters[0]["error"]
-    assert sorted(d.to_json() for d in read_output(str(out))) == \
-        sorted(d.to_json() for d in read_output(str(baseline)))
+    assert sorted(d.to_json() for d in read_output(str(out))) == sorted(d.to_json() for d in read_output(str(baseline)))
     assert sorted(os.listdir(out / "en")) == sorted(os.listdir(baseline / "en"))
 
 
 def test_a_site_name_that_is_not_a_name_is_refused(tmp_path, capsys):
     se = tmp_path / ".hidden"
     se.mkdir()
-    (se / "Posts.xml").write_bytes(open(os.path.join(DATA, "stackexchange", "general.python-faq.example",
-                                                      "Posts.xml"), "rb").read())
-    line = _one_line_exit(capsys, ["source", "stackexchange", "--input", str(se / "Posts.xml"), "--output",
-                                   str(tmp_path / "out")])
+    (se / "Posts.xml").write_bytes(
+        open(os.path.join(DATA, "stackexchange", "general.python-faq.example", "Posts.xml"), "rb").read()
+    )
+    line = _one_line_exit(
+        capsys, ["source", "stackexchange", "--input", str(se / "Posts.xml"), "--output", str(tmp_path / "out")]
+    )
     assert "'.hidden' cannot name an output folder" in line
     assert not (tmp_path / "out").exists()
 
@@ -161,7 +166,7 @@ def test_no_pickle_is_loaded_unchecked():
                     while depth:  # the call's closing parenthesis
                         depth += {"(": 1, ")": -1}.get(text[end], 0)
                         end += 1
-                    call = text[m.start():end]
+                    call = text[m.start() : end]
                     found.append(call)
                     assert "weights_only=True" in call, f"{name}: {call}"
                 assert not re.search(r"pickle\.loads?\(|allow_pickle=True|weights_only=False", text), name
@@ -237,8 +242,9 @@ def test_two_overwrite_runs_at_once_never_damage_each_other(tmp_path):
     parts = sorted(os.listdir(out))
     env = dict(os.environ, CORPUSMILL_PROGRESS="0")
     argv = [sys.executable, "-m", "corpusmill", *_books_argv(out, "--overwrite")]
-    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes in ([0, 0], [0, 2]), results
@@ -259,8 +265,19 @@ def test_overwrite_never_deletes_a_folder_corpusmill_did_not_write(tmp_path, cap
     (home / "Documents" / "thesis.txt").write_text("four years of work\n")
     (home / ".bashrc").write_text("export PATH=$HOME/bin:$PATH\n")
     before = tree_digest(str(home))
-    for argv in (["ccnet", "--input", os.path.join(DATA, "warc", "iana.warc.gz"), "--languages", "en",
-                  "--output", str(home), "--overwrite"], _books_argv(home, "--overwrite")):
+    for argv in (
+        [
+            "ccnet",
+            "--input",
+            os.path.join(DATA, "warc", "iana.warc.gz"),
+            "--languages",
+            "en",
+            "--output",
+            str(home),
+            "--overwrite",
+        ],
+        _books_argv(home, "--overwrite"),
+    ):
         line = _one_line_exit(capsys, argv)
         assert ".bashrc, Documents, not a corpusmill output" in line, line
     assert tree_digest(str(home)) == before
@@ -303,9 +320,11 @@ def test_a_yaml_alias_bomb_is_refused_at_once(where, tmp_path, capsys):
 
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(_alias_bomb(9))
-    argv = {"manifest": ["run", str(bomb)],
-            "config": ["source", "books", "--config", str(bomb), "--output", str(tmp_path / "o")],
-            "train-config": ["train", "--config", str(bomb), "--data", str(tmp_path), "--output", str(tmp_path / "t")]}
+    argv = {
+        "manifest": ["run", str(bomb)],
+        "config": ["source", "books", "--config", str(bomb), "--output", str(tmp_path / "o")],
+        "train-config": ["train", "--config", str(bomb), "--data", str(tmp_path), "--output", str(tmp_path / "t")],
+    }
     start = time.monotonic()
     line = _one_line_exit(capsys, argv[where])
     assert time.monotonic() - start < 20
@@ -328,8 +347,10 @@ def tiny_disk(tmp_path):
 
     where = tmp_path / "disk"
     where.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(where)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(where)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (not root, or no CAP_SYS_ADMIN)")
     yield where
     subprocess.run(["umount", str(where)], check=False)
@@ -357,8 +378,20 @@ def plain_mirror(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             os.path.join(DATA, "warc")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            os.path.join(DATA, "warc"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -381,16 +414,17 @@ def test_a_mirror_that_ignores_range_gives_the_local_bytes(plain_mirror, tmp_pat
     refs = [r for r in scan_records(local) if r.length][5:12]
     http.NO_RANGE.discard(url)
     for ref in refs:  # each record by its range: the first one streams from byte 0, the rest from one copy
-        assert http.fetch_range(url, ref.offset, ref.offset + ref.length) == data[ref.offset:ref.offset + ref.length]
+        assert http.fetch_range(url, ref.offset, ref.offset + ref.length) == data[ref.offset : ref.offset + ref.length]
     assert url in http.NO_RANGE
     with http.open_http(url) as fh:  # a seek on the stream reads and discards up to the offset
         fh.seek(refs[3].offset)
-        assert fh.read(1000) == data[refs[3].offset:refs[3].offset + 1000]
+        assert fh.read(1000) == data[refs[3].offset : refs[3].offset + 1000]
     # the whole stage over the mirror: the documents of the local file
     run_source("ccnet", tmp_path / "local", input=[local])
     run_source("ccnet", tmp_path / "http", input=[url])
-    assert sorted(d.text for d in read_output(str(tmp_path / "http"))) == \
-        sorted(d.text for d in read_output(str(tmp_path / "local")))
+    assert sorted(d.text for d in read_output(str(tmp_path / "http"))) == sorted(
+        d.text for d in read_output(str(tmp_path / "local"))
+    )
 
 
 class _Hostile:
@@ -478,11 +512,14 @@ def test_a_stalled_transfer_ends(fast_retries):
     assert time.monotonic() - start < 30
 
 
-@pytest.mark.parametrize("entry,message", [
-    ("/etc/passwd", "is a local path in a remote listing"),
-    ("../../secret.warc.gz", "climbs out of --base-url"),
-    ("http://elsewhere.example/x.warc.gz", "is on another host"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("/etc/passwd", "is a local path in a remote listing"),
+        ("../../secret.warc.gz", "climbs out of --base-url"),
+        ("http://elsewhere.example/x.warc.gz", "is on another host"),
+    ],
+)
 def test_a_listing_names_only_files_of_its_origin(entry, message):
     from corpusmill.core.errors import CorpusmillError
     from corpusmill.io.commoncrawl import resolve
@@ -516,9 +553,13 @@ def test_a_run_whose_every_input_failed_exits_3_and_run_refuses_it(plain_mirror,
     assert "1 input files failed whole" in _one_line_exit(capsys, mixed, code=3)
     assert cli_main(mixed + ["--overwrite", "--max-failed-files", "1"]) == 0
     # corpusmill run refuses an output over budget as a source, unless the manifest allows it
-    manifest = {"name": "m", "output": str(tmp_path / "run"), "seq_len": 64,
-                "tokenizer": {"vocab_size": 300, "sample_chars": 50_000},
-                "sources": {"cc": {"epochs": 1.0, "documents": str(out)}}}
+    manifest = {
+        "name": "m",
+        "output": str(tmp_path / "run"),
+        "seq_len": 64,
+        "tokenizer": {"vocab_size": 300, "sample_chars": 50_000},
+        "sources": {"cc": {"epochs": 1.0, "documents": str(out)}},
+    }
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(manifest))
     line = _one_line_exit(capsys, ["run", str(path)], code=3)
@@ -541,12 +582,27 @@ def test_an_interrupt_is_one_line_exit_130_and_no_process_left(sig, workers, tmp
     import time
 
     out = tmp_path / "cc"
-    argv = [sys.executable, "-m", "corpusmill", "ccnet", "--input", os.path.join(DATA, "warc", "pydocs.warc.gz"),
-            os.path.join(DATA, "warc", "iana.warc.gz"), "--num-shards", "2", "--languages", "en", "--workers",
-            workers, "--output", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "corpusmill",
+        "ccnet",
+        "--input",
+        os.path.join(DATA, "warc", "pydocs.warc.gz"),
+        os.path.join(DATA, "warc", "iana.warc.gz"),
+        "--num-shards",
+        "2",
+        "--languages",
+        "en",
+        "--workers",
+        workers,
+        "--output",
+        str(out),
+    ]
     env = dict(os.environ, CORPUSMILL_PROGRESS="0")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     deadline = time.time() + 120
     while not (out / "_shards").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -556,8 +612,10 @@ def test_an_interrupt_is_one_line_exit_130_and_no_process_left(sig, workers, tmp
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == \
-        "corpusmill ccnet: interrupted; rerun the same command to resume", err
+    assert (
+        "Traceback" not in err
+        and err.strip().splitlines()[-1] == "corpusmill ccnet: interrupted; rerun the same command to resume"
+    ), err
     left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert left == [], left  # every child (Beam's SDK workers) ended
     assert subprocess.run(argv, env=env, capture_output=True).returncode == 0  # the same command resumes

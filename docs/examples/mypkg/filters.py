@@ -18,4 +18,6 @@ class MaxDigitShare(Filter):
     def __call__(self, doc):
         share = sum(c.isdigit() for c in doc.text) / max(1, len(doc.text))
         measures = {"digit_share": share}
-        return drop("too_many_digits", doc, measures=measures) if share > self.max_share else keep(doc, measures=measures)
+        return (
+            drop("too_many_digits", doc, measures=measures) if share > self.max_share else keep(doc, measures=measures)
+        )

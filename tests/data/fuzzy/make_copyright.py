@@ -50,8 +50,18 @@ def main():
     with gzip.open("tests/data/fuzzy/copyright.jsonl.gz", "wt", encoding="utf-8") as fh:
         for f in sorted(chosen):
             pkg = f.split("/")[4]
-            fh.write(json.dumps({"id": pkg, "text": texts[f], "source": "debian-copyright",
-                                 "url": f"file:///usr/share/doc/{pkg}/copyright"}, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": pkg,
+                        "text": texts[f],
+                        "source": "debian-copyright",
+                        "url": f"file:///usr/share/doc/{pkg}/copyright",
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     print(f"{len(uniq)} distinct texts, {len(near)} with a partner at >= 0.5; wrote {len(chosen)}")
 
 

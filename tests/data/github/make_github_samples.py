@@ -37,8 +37,10 @@ FILES = {
         (f"{INCLUDE}/dynamic_annotations.h", "Include/dynamic_annotations.h"),
         (f"{LIB}/idlelib/Icons/python.gif", "Lib/idlelib/Icons/python.gif"),
     ],
-    "vendored-json": [(f"{LIB}/json/scanner.py", "third_party/json/scanner.py"),
-                      (f"{LIB}/json/tool.py", "third_party/json/tool.py")],
+    "vendored-json": [
+        (f"{LIB}/json/scanner.py", "third_party/json/scanner.py"),
+        (f"{LIB}/json/tool.py", "third_party/json/tool.py"),
+    ],
     "sphinx-static": [
         ("/usr/share/doc/python3.11/html/_static/language_data.js", "_static/language_data.js"),
         ("/usr/share/javascript/underscore/underscore.min.js", "_static/underscore.min.js"),

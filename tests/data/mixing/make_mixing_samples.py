@@ -36,10 +36,16 @@ def wiki(path: str, source: str, lang: str, host: str, step: int, limit: int):
         text = (data[title].get("extract") or "").strip()
         if not text:
             continue
-        docs.append(Document(id=make_id(source, f"{os.path.basename(path)}#{title}"), text=text, source=source,
-                             url=f"https://{host}/wiki/{quote(title.replace(' ', '_'))}",
-                             location=f"{os.path.basename(path)}#{title}",
-                             metadata={"title": title, "language": lang}))
+        docs.append(
+            Document(
+                id=make_id(source, f"{os.path.basename(path)}#{title}"),
+                text=text,
+                source=source,
+                url=f"https://{host}/wiki/{quote(title.replace(' ', '_'))}",
+                location=f"{os.path.basename(path)}#{title}",
+                metadata={"title": title, "language": lang},
+            )
+        )
     return docs
 
 
@@ -51,9 +57,16 @@ def code(limit: int):
             continue
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        docs.append(Document(id=make_id("code", f"cpython/Lib/{name}"), text=text, source="code",
-                             url=f"https://github.com/python/cpython/blob/3.11/Lib/{name}",
-                             location=f"cpython/Lib/{name}", metadata={"path": f"Lib/{name}"}))
+        docs.append(
+            Document(
+                id=make_id("code", f"cpython/Lib/{name}"),
+                text=text,
+                source="code",
+                url=f"https://github.com/python/cpython/blob/3.11/Lib/{name}",
+                location=f"cpython/Lib/{name}",
+                metadata={"path": f"Lib/{name}"},
+            )
+        )
         if len(docs) >= limit:
             break
     return docs

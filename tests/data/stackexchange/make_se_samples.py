@@ -50,8 +50,9 @@ def faq_entries(page: str):
         for link in head.xpath(".//a[@class='headerlink']"):
             link.drop_tree()
         title = " ".join(head.text_content().split())
-        blocks = [etree.tostring(c, encoding="unicode", method="html").strip()
-                  for c in children[1:] if c.tag != "section"]
+        blocks = [
+            etree.tostring(c, encoding="unicode", method="html").strip() for c in children[1:] if c.tag != "section"
+        ]
         blocks = [b for b in blocks if b]
         if title and blocks and not any(c.tag == "section" for c in children):
             yield title, blocks
@@ -70,25 +71,53 @@ def site_rows(page: str, max_entries: int = 30):
             break
         parts = 3 if len(blocks) >= 6 else 2 if len(blocks) >= 3 else 1
         size = -(-len(blocks) // parts)
-        answers = ["\n".join(blocks[i:i + size]) for i in range(0, len(blocks), size)]
+        answers = ["\n".join(blocks[i : i + size]) for i in range(0, len(blocks), size)]
         qid = next_id
         aids = list(range(qid + 1, qid + 1 + len(answers)))
         next_id = aids[-1] + 1
         if page == "programming" and n == 0:
-            scores = [9, 10, 2][:len(answers)]
+            scores = [9, 10, 2][: len(answers)]
         else:
             scores = [_score(a, f"{page}{i}") for i, a in enumerate(answers)]
         day += 1
         date = f"2011-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T12:00:00.000"
-        rows.append(_row(Id=qid, PostTypeId=1, AcceptedAnswerId=aids[0], CreationDate=date,
-                         Score=_score(title, page), ViewCount=100 + qid, Body=f"<p>{title}</p>", Title=title,
-                         Tags="<python><faq>", AnswerCount=len(answers), ContentLicense="CC BY-SA 3.0"))
+        rows.append(
+            _row(
+                Id=qid,
+                PostTypeId=1,
+                AcceptedAnswerId=aids[0],
+                CreationDate=date,
+                Score=_score(title, page),
+                ViewCount=100 + qid,
+                Body=f"<p>{title}</p>",
+                Title=title,
+                Tags="<python><faq>",
+                AnswerCount=len(answers),
+                ContentLicense="CC BY-SA 3.0",
+            )
+        )
         for aid, body, score in zip(aids, answers, scores):
-            rows.append(_row(Id=aid, PostTypeId=2, ParentId=qid, CreationDate=date, Score=score, Body=body,
-                             ContentLicense="CC BY-SA 3.0"))
+            rows.append(
+                _row(
+                    Id=aid,
+                    PostTypeId=2,
+                    ParentId=qid,
+                    CreationDate=date,
+                    Score=score,
+                    Body=body,
+                    ContentLicense="CC BY-SA 3.0",
+                )
+            )
     intro = lxml_html.parse(os.path.join(FAQ, f"{page}.html")).getroot().xpath("//p")[0]
-    rows.append(_row(Id=next_id, PostTypeId=5, CreationDate="2011-01-01T00:00:00.000", Score=0,
-                     Body=etree.tostring(intro, encoding="unicode", method="html").strip()))
+    rows.append(
+        _row(
+            Id=next_id,
+            PostTypeId=5,
+            CreationDate="2011-01-01T00:00:00.000",
+            Score=0,
+            Body=etree.tostring(intro, encoding="unicode", method="html").strip(),
+        )
+    )
     rows.append("</posts>")
     return "\n".join(rows) + "\n"
 
@@ -106,8 +135,11 @@ def main() -> None:
         if page == "design":
             with py7zr.SevenZipFile(os.path.join(HERE, f"{site}.7z"), "w") as archive:
                 archive.writestr(xml, "Posts.xml")
-                archive.writestr(b'<?xml version="1.0" encoding="utf-8"?>\n<tags>\n  <row Id="1" TagName="python" '
-                                 b'Count="29" />\n</tags>\n', "Tags.xml")
+                archive.writestr(
+                    b'<?xml version="1.0" encoding="utf-8"?>\n<tags>\n  <row Id="1" TagName="python" '
+                    b'Count="29" />\n</tags>\n',
+                    "Tags.xml",
+                )
             continue
         os.makedirs(os.path.join(HERE, site), exist_ok=True)
         if page == "programming":

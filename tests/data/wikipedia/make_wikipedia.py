@@ -26,7 +26,7 @@ def main(src: str) -> None:
     first = xml.index(b"<page>")
     header = xml[:first]
     pages = re.findall(rb"  <page>.*?</page>\n", xml[first:], flags=re.S)
-    footer = xml[xml.rindex(b"</page>") + len(b"</page>\n"):]
+    footer = xml[xml.rindex(b"</page>") + len(b"</page>\n") :]
     is_article = [b"<ns>0</ns>" in p and b"<redirect" not in p for p in pages]
     smallest = sorted((len(p), i) for i, p in enumerate(pages) if is_article[i])[:ARTICLES]
     chosen = {i for _, i in smallest} | {i for i, a in enumerate(is_article) if not a}
@@ -35,7 +35,7 @@ def main(src: str) -> None:
     with open(out, "wb") as fh:
         fh.write(bz2.compress(header, 9))
         for k in range(0, len(kept), PAGES_PER_STREAM):
-            fh.write(bz2.compress(b"".join(kept[k:k + PAGES_PER_STREAM]), 9))
+            fh.write(bz2.compress(b"".join(kept[k : k + PAGES_PER_STREAM]), 9))
         fh.write(bz2.compress(footer, 9))
     print(f"{out}: {len(kept)} pages ({sum(is_article[i] for i in chosen)} articles), {os.path.getsize(out)} bytes")
 
