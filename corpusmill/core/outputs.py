@@ -14,13 +14,17 @@ Three rules (docs/reliability.md, "Never lose, never leak"):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import time
-from typing import Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
+from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+
+FORMATS = ("jsonl", "parquet")  # document file formats (corpusmill.io.documents writes them)
 
 # An output directory corpusmill made holds one of these: the marker written when it is created, the
 # completion marker, a recipe stage's record, a CCNet run's plan, or a checkpoint directory of a run.
@@ -189,3 +193,52 @@ class OutputLock:
             except FileNotFoundError:
                 pass
             self.held = False
+
+
+@dataclasses.dataclass(kw_only=True)
+class OutputOptions:
+    """The output options every stage that writes documents shares; its config inherits them."""
+
+    output: str = option(required=True, metavar="DIR", help="output directory (local path or gs://...)")
+    format: str = option("jsonl", choices=FORMATS, help="document file format: jsonl (.jsonl.gz) or parquet")
+    write_dropped: bool = option(
+        False, help="write every dropped document under OUT/_dropped/ (otherwise a sample per reason)"
+    )
+    dropped_sample: int = option(100, min=0, metavar="N", help="dropped documents kept per step and reason")
+    docs_per_shard: int = option(
+        10_000, min=1, metavar="N", help="documents per output file; a group of n documents gets ceil(n/N) files"
+    )
+    overwrite: bool = option(False, help="replace a non-empty output directory")
+    add_filter: List[str] = option(
+        default_factory=list,
+        metavar="MODULE:CLASS[@STEP]",
+        help="run a Filter of yours (by import path) as an extra step after STEP, or "
+        "after --after, or after the last step",
+    )
+    after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
+    filter_arg: Dict[str, Any] = option(
+        default_factory=dict,
+        metavar="[FILTER.]KEY=VALUE",
+        help="a parameter of an --add-filter filter's __init__ (FILTER: its class "
+        "or step name, needed with several); in --config, a mapping, also "
+        "FILTER: {KEY: VALUE}",
+    )
+    max_failed_fraction: float = option(
+        0.01,
+        min=0.0,
+        max=1.0,
+        metavar="F",
+        help="the failure budget: over this share of the records read failing "
+        "(dead letters), the output is written but marked over budget in "
+        "_SUCCESS and the command exits 3",
+    )
+    max_failed_files: int = option(
+        0,
+        min=0,
+        metavar="N",
+        help="input files that may fail whole (cannot be opened or fetched) within the failure budget",
+    )
+
+    @property
+    def output_options(self) -> "OutputOptions":
+        return self

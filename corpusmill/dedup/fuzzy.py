@@ -26,6 +26,7 @@ Nodes are document keys ``(id, location)`` (ids may repeat across inputs, as in
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Hashable, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
@@ -154,3 +155,17 @@ class DropNearDuplicates(Filter):
             self.reason,
             doc.annotate(duplicate_of=kept_id, duplicate_of_location=printable(kept_location), cluster_size=int(size)),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class FuzzyParams:
+    shingle: int = 5
+    num_perm: int = 112
+    bands: int = 14
+    threshold: float = 0.75
+    rounds: int = 16
+    seed: int = 1
+
+    @property
+    def rows(self) -> int:
+        return self.num_perm // self.bands

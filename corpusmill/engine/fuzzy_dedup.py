@@ -11,25 +11,10 @@ instead of Beam's CoGroupByKey, which makes each side a list.
 
 from __future__ import annotations
 
-import dataclasses
-
 import apache_beam as beam
 
 from corpusmill.dedup import fuzzy, minhash
-
-
-@dataclasses.dataclass(frozen=True)
-class FuzzyParams:
-    shingle: int = 5
-    num_perm: int = 112
-    bands: int = 14
-    threshold: float = 0.75
-    rounds: int = 16
-    seed: int = 1
-
-    @property
-    def rows(self) -> int:
-        return self.num_perm // self.bands
+from corpusmill.dedup.fuzzy import FuzzyParams  # noqa: F401 (the near-dedup knobs; stages import them from here)
 
 
 def _key(doc):

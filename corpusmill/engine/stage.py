@@ -10,18 +10,16 @@ A stage module (ccnet, each source processor) does three things:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from corpusmill.core.config import close_matches, option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
-from corpusmill.core.plugins import import_object
+from corpusmill.core.outputs import OutputOptions  # noqa: F401 (stages import it from here too)
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import (
@@ -36,56 +34,7 @@ from corpusmill.engine.run import (
     mark_done,
 )
 from corpusmill.filters.base import Filter
-from corpusmill.io.documents import FORMATS
-
-
-@dataclasses.dataclass(kw_only=True)
-class OutputOptions:
-    """The output options every stage that writes documents shares; its config inherits them."""
-
-    output: str = option(required=True, metavar="DIR", help="output directory (local path or gs://...)")
-    format: str = option("jsonl", choices=FORMATS, help="document file format: jsonl (.jsonl.gz) or parquet")
-    write_dropped: bool = option(
-        False, help="write every dropped document under OUT/_dropped/ (otherwise a sample per reason)"
-    )
-    dropped_sample: int = option(100, min=0, metavar="N", help="dropped documents kept per step and reason")
-    docs_per_shard: int = option(
-        10_000, min=1, metavar="N", help="documents per output file; a group of n documents gets ceil(n/N) files"
-    )
-    overwrite: bool = option(False, help="replace a non-empty output directory")
-    add_filter: List[str] = option(
-        default_factory=list,
-        metavar="MODULE:CLASS[@STEP]",
-        help="run a Filter of yours (by import path) as an extra step after STEP, or "
-        "after --after, or after the last step",
-    )
-    after: Optional[str] = option(None, metavar="STEP", help="the step --add-filter filters run after")
-    filter_arg: Dict[str, Any] = option(
-        default_factory=dict,
-        metavar="[FILTER.]KEY=VALUE",
-        help="a parameter of an --add-filter filter's __init__ (FILTER: its class "
-        "or step name, needed with several); in --config, a mapping, also "
-        "FILTER: {KEY: VALUE}",
-    )
-    max_failed_fraction: float = option(
-        0.01,
-        min=0.0,
-        max=1.0,
-        metavar="F",
-        help="the failure budget: over this share of the records read failing "
-        "(dead letters), the output is written but marked over budget in "
-        "_SUCCESS and the command exits 3",
-    )
-    max_failed_files: int = option(
-        0,
-        min=0,
-        metavar="N",
-        help="input files that may fail whole (cannot be opened or fetched) within the failure budget",
-    )
-
-    @property
-    def output_options(self) -> "OutputOptions":
-        return self
+from corpusmill.filters.user import load_extra_filters  # noqa: F401 (stages import it from here too)
 
 
 def run_stage(
@@ -214,82 +163,6 @@ def read_profile(out_dir: str) -> dict:
 def read_stats(out_dir: str) -> List[dict]:
     with open(join(out_dir, STATS_FILE), encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def _scalar(value: Any) -> Any:
-    """A command-line value as YAML would read it: a whole number, a number, true/false, or the text."""
-    if not isinstance(value, str):
-        return value
-    for parse in (int, float):
-        try:
-            return parse(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(value.lower(), value)
-
-
-def filter_params(params: Dict[str, Any], cls: type, count: int) -> Dict[str, Any]:
-    """The ``--filter-arg`` values for filter class ``cls``: ``CLASS.key`` / ``name.key`` / ``CLASS: {key:
-    value}`` for it; a bare ``key`` when it is the only filter added."""
-    names = {cls.__name__, getattr(cls, "name", "") or cls.__name__}
-    out = {}
-    for key, value in (params or {}).items():
-        owner, dot, field = str(key).rpartition(".")
-        if isinstance(value, dict) and key in names:  # FILTER: {key: value} (a --config mapping)
-            out.update({str(k): _scalar(v) for k, v in value.items()})
-        elif dot and owner in names:
-            out[field] = _scalar(value)
-        elif not dot and not isinstance(value, dict) and count == 1:
-            out[key] = _scalar(value)
-    return out
-
-
-def load_extra_filters(
-    specs: Sequence[str], after: Optional[str], params: Optional[Dict[str, Any]] = None
-) -> List[Tuple[Filter, Optional[str]]]:
-    """``--add-filter MODULE:CLASS[@STEP]``: the user's Filter objects, built with their ``--filter-arg``
-    parameters, and the step each runs after. A parameter no added filter takes is an error."""
-    import inspect
-
-    out, used = [], set()
-    for spec in specs:
-        path, _, step = spec.partition("@")
-        obj = import_object(path, "--add-filter")
-        if isinstance(obj, type):
-            if not issubclass(obj, Filter):
-                raise CorpusmillError(
-                    f"--add-filter {path}: {obj.__name__} is not a corpusmill.filters.base.Filter "
-                    f"subclass (see docs/extending.md)"
-                )
-            kwargs = filter_params(params or {}, obj, len(specs))
-            takes = [p for p in inspect.signature(obj.__init__).parameters if p != "self"]
-            for key in kwargs:
-                if key not in takes:
-                    raise CorpusmillError(
-                        f"--filter-arg {key}: {obj.__name__} takes no parameter {key!r} (its "
-                        f"parameters: {', '.join(takes) or 'none'}){close_matches(key, takes)}"
-                    )
-            used.update(k for k in (params or {}) if filter_params({k: params[k]}, obj, len(specs)))
-            try:
-                obj = obj(**kwargs)
-            except TypeError as exc:
-                raise CorpusmillError(
-                    f"--add-filter {path}: cannot create it with {kwargs or 'no arguments'} "
-                    f"({exc}); give its other __init__ parameters defaults or --filter-arg "
-                    f"values"
-                ) from None
-        if not isinstance(obj, Filter):
-            raise CorpusmillError(f"--add-filter {path}: expected a Filter class or instance, got {type(obj).__name__}")
-        if not getattr(obj, "name", ""):
-            raise CorpusmillError(f"--add-filter {path}: the filter has no name (set a class attribute name = ...)")
-        out.append((obj, step or after))
-    unused = [k for k in (params or {}) if k not in used]
-    if unused:
-        raise CorpusmillError(
-            f"--filter-arg {unused[0]}: no --add-filter filter takes it (with several filters, "
-            f"name one: CLASS.{str(unused[0]).rsplit('.', 1)[-1]}=VALUE)"
-        )
-    return out
 
 
 def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:

@@ -39,11 +39,11 @@ from corpusmill.core.files import (
 )
 from corpusmill.core.hashing import stable_hash
 from corpusmill.core.inputs import Skipped
+from corpusmill.core.outputs import FORMATS
 from corpusmill.core.progress import expect_input
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.io.files import atomic_write
 
-FORMATS = ("jsonl", "parquet")
 EXTENSIONS = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
 
 

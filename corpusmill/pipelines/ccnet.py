@@ -31,23 +31,13 @@ from typing import List, Optional, Sequence
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.inputs import InputFiles
+from corpusmill.core.outputs import OutputOptions
 from corpusmill.core.stage import Stage
 from corpusmill.core.stats import format_stats
+from corpusmill.core.steps import CONTENT, DOC, LINES, NEAR, READ, URL, Step, with_user_filters
 from corpusmill.dedup.exact import DropDuplicates
-from corpusmill.dedup.fuzzy import DropNearDuplicates
+from corpusmill.dedup.fuzzy import DropNearDuplicates, FuzzyParams
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines
-from corpusmill.engine.fuzzy_dedup import FuzzyParams
-from corpusmill.engine.pipeline import (
-    CONTENT,
-    DOC,
-    LINES,
-    NEAR,
-    READ,
-    URL,
-    Step,
-    with_user_filters,
-)
-from corpusmill.engine.stage import OutputOptions, load_extra_filters
 from corpusmill.filters.base import Filter, keep
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
@@ -56,10 +46,10 @@ from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
 from corpusmill.filters.pii import ScrubPII
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
 from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, LISTING_SUFFIXES, listed_files, listing_path
-from corpusmill.io.documents import ParseDocument
-from corpusmill.io.files import check_filesystem, expand_inputs, localize, read_bytes
-from corpusmill.io.warc import ExtractWarcRecord
-from corpusmill.pipelines.quality import quality_filters, validate_quality
+
+# This module is the stage's config and step list and imports no Beam (`corpusmill ccnet --help` and
+# `--steps` stay fast): the readers and the quality steps are imported where a step is made or the
+# config is checked, the driver (corpusmill.pipelines.ccnet_units) when the stage runs.
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 DOC_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
@@ -263,6 +253,9 @@ class CCNetConfig(OutputOptions):
         if not (self.input or self.dump or self.input_list):
             raise CorpusmillError("ccnet needs input: --dump CC-MAIN-YYYY-WW, --input-list FILE or --input PATH")
         # Load the model once here, so a missing or corrupt file fails before any work starts.
+        from corpusmill.io.files import localize
+        from corpusmill.pipelines.quality import validate_quality
+
         load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
         if self.dedup_order == "llama3" and self.score_only:
@@ -321,6 +314,8 @@ def check_file_types(files: Sequence[str]) -> None:
 
 def input_files(cfg: CCNetConfig) -> List[str]:
     """Every input file, in order: the listed files of each dump and listing, then ``--input``."""
+    from corpusmill.io.files import check_filesystem, expand_inputs, read_bytes
+
     # Nothing remote is read unless the user named it: --dump names Common Crawl (its endpoint unless
     # --base-url says otherwise); relative entries of a listing are resolved only against a named --base-url.
     base_url = cfg.base_url or (DEFAULT_BASE_URL if cfg.dump else "")
@@ -359,24 +354,37 @@ def _has(files: Optional[Sequence[str]], suffixes) -> bool:
     return files is None or any(f.lower().endswith(suffixes) for f in files)
 
 
+def _reader(kind: str):
+    """The reading steps' filters live in io/ (Beam): imported when a step is made, not when listed."""
+    if kind == "warc":
+        from corpusmill.io.warc import ExtractWarcRecord
+
+        return ExtractWarcRecord
+    from corpusmill.io.documents import ParseDocument
+
+    return ParseDocument
+
+
 def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]:
     """The stage's steps in order, for ``cfg`` (and the input ``files``: a reading step per file kind).
     This one list builds the pipeline, places ``--add-filter ... --after STEP``, and is what
     ``stats.json``, the provenance and the docs list."""
+    from corpusmill.pipelines.quality import quality_filters
+
     out = []
     if _has(files, WARC_SUFFIXES):
         out.append(
             Step(
                 "extract",
                 READ,
-                lambda: ExtractWarcRecord(
+                lambda: _reader("warc")(
                     cfg.source, cfg.max_page_bytes, cfg.fast_extraction, cfg.extractor, cfg.max_page_tags
                 ),
                 "WARC/ARC/WET records -> documents (main text of HTML pages)",
             )
         )
     if _has(files, DOC_SUFFIXES):
-        out.append(Step("read", READ, lambda: ParseDocument(cfg.source), "JSONL/Parquet records -> documents"))
+        out.append(Step("read", READ, lambda: _reader("documents")(cfg.source), "JSONL/Parquet records -> documents"))
     out.append(Step("normalize", DOC, Normalize, "NFC, non-printing characters removed, white space folded"))
     judge = [
         Step(
@@ -460,6 +468,8 @@ def listed_steps(cfg: CCNetConfig) -> List[tuple]:
 
 def input_steps(cfg: CCNetConfig, files: Sequence[str]) -> List[Step]:
     """:func:`steps` with the user's filters (``--add-filter``) in place; an unknown ``--after`` is refused."""
+    from corpusmill.filters.user import load_extra_filters
+
     return with_user_filters(steps(cfg, files), load_extra_filters(cfg.add_filter, cfg.after, cfg.filter_arg))
 
 

@@ -16,14 +16,12 @@ import dataclasses
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
-import apache_beam as beam
-
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.outputs import OutputOptions
 from corpusmill.core.stage import Stage
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import OutputOptions, format_stats, run_stage
+from corpusmill.core.stats import format_stats
 from corpusmill.filters.perplexity import (
     BUCKETS,
     Perplexity,
@@ -41,8 +39,22 @@ from corpusmill.filters.wiki_classifier import (
     load_classifier,
     parse_classifiers,
 )
-from corpusmill.io.documents import ParseDocument, ReadRawRecords
-from corpusmill.io.files import expand_inputs, localize, write_text_atomic
+
+# The configs here import no Beam (`--help` stays fast); readers, writers and the runner are imported
+# where a stage runs, and localize (a model's local copy) where a model is read.
+
+
+def localize(path, **kw):
+    from corpusmill.io.files import localize as local_copy
+
+    return local_copy(path, **kw)
+
+
+def expand_inputs(patterns):
+    from corpusmill.io.files import expand_inputs as expand
+
+    return expand(patterns)
+
 
 CUTOFFS_FILE = "cutoffs.csv"
 
@@ -116,7 +128,7 @@ def quality_filters(cfg) -> List[tuple]:
     return out
 
 
-def add_quality_steps(run: Run, docs: beam.PCollection, cfg) -> beam.PCollection:
+def add_quality_steps(run, docs, cfg):
     """The quality steps (:func:`quality_filters`) applied as pipeline steps."""
     for name, make in quality_filters(cfg):
         docs = run.step(docs, name, make())
@@ -141,12 +153,18 @@ class CutoffsConfig:
 
 
 def _write_cutoffs(rows, output: str) -> None:
+    from corpusmill.io.files import write_text_atomic
+
     table = {lang: values for lang, values, _ in rows}
     if table:
         write_text_atomic(output, cutoffs_csv(table))
 
 
-def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequence[str]) -> None:
+def build_cutoffs(p, run, cfg: CutoffsConfig, files: Sequence[str]) -> None:
+    import apache_beam as beam
+
+    from corpusmill.io.documents import ParseDocument, ReadRawRecords
+
     raw = p | "ReadDocs" >> ReadRawRecords(files)
     docs = run.step(raw, "read", ParseDocument())
     scored = run.step(docs, "perplexity", Perplexity(cfg.lm_dir, require_model=True, default_language=cfg.lang))
@@ -164,6 +182,8 @@ def build_cutoffs(p: beam.Pipeline, run: Run, cfg: CutoffsConfig, files: Sequenc
 
 def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, List[float]]:
     """Compute and write the cutoffs table; returns it."""
+    from corpusmill.engine.stage import run_stage
+
     validate_lm_dir(localize(cfg.lm_dir))  # a remote directory is checked on a local copy
     files = expand_inputs(cfg.input)
     run_dir = cfg.output + ".run"
