@@ -334,3 +334,29 @@ def test_the_docs_show_the_example_filter_as_it_is():
     block = doc.split("```python\n", 1)[1].split("```", 1)[0]
     source = open(os.path.join(ROOT, "docs", "examples", "mypkg", "filters.py"), encoding="utf-8").read()
     assert block.strip() == source[source.index("from corpusmill.filters.base import") :].strip()
+
+
+def test_every_source_is_built_from_its_step_list_and_lists_it(capsys):
+    """Each registered source has one step list (its `steps(cfg)`): `corpusmill ... --steps` prints it, and
+    the names are the steps its stats.json reports (the builders apply that list; tests of each source
+    check the stats)."""
+    from corpusmill.pipelines.registry import PROCESSORS, load_stage
+
+    for processor, command in PROCESSORS.items():
+        stage = load_stage(command)
+        assert stage.steps is not None, command
+        mode = {"c4": ["--mode", "crawl"], "github": ["--mode", "local"]}.get(processor, [])  # (a required choice)
+        assert cli_main(command.split() + ["--steps"] + mode) == 0, command
+        names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+        assert names and len(names) == len(set(names)), (command, names)
+    assert (
+        cli_main(["source", "books", "--steps", "--add-filter", "mypkg.filters:MaxDigitShare", "--after", "gutenberg"])
+        == 0
+    )
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()] == [
+        "read",
+        "gutenberg",
+        "max_digit_share",
+        "exact_dedup",
+        "near_dedup",
+    ]

@@ -149,8 +149,12 @@ def run_command(name: str, args: List[str]) -> int:
         namespace, extra = parser.parse_known_args(args)
         refuse_extra(parser, extra)
     values = cli_values(stage.config, namespace)
-    if getattr(namespace, "steps", False):  # list them: nothing is run, no output needed
-        values.setdefault("output", "-")
+    if getattr(namespace, "steps", False):  # list them: nothing is run, no output or input needed
+        from corpusmill.core.config import config_fields
+
+        for field_name, field in config_fields(stage.config).items():
+            if field.metadata.get("required") and field_name not in values and not field.metadata.get("choices"):
+                values[field_name] = ["-"] if "List" in str(field.type) else "-"
         cfg = build(stage.config, cli=values, config_file=namespace.config)
         for i, (step, kind, summary) in enumerate(stage.steps(cfg), 1):
             print(f"{i:2d}. {step:<16} {kind:<8} {summary}")

@@ -26,6 +26,14 @@ class Step:
     kind: str
     make: Callable[[], Any]  # -> a corpusmill.filters.base.Filter
     summary: str = ""
+    # a source stage's keyed step: ``prepare() -> (label, Beam transform)`` its input goes through first
+    # (the marks of a dedup: corpusmill.engine.stage.apply_steps); the CCNet stage compiles keyed kinds
+    prepare: Optional[Callable[[], Any]] = None
+
+
+def table(steps: Sequence[Step], extra: Sequence[Tuple[Any, Optional[str]]] = ()) -> List[Tuple[str, str, str]]:
+    """``corpusmill NAME --steps``: (name, kind, what it does) of each step, the user's filters in place."""
+    return [(s.name, s.kind, s.summary) for s in with_user_filters(steps, extra)]
 
 
 def user_step(filt) -> Step:

@@ -165,6 +165,18 @@ def read_stats(out_dir: str) -> List[dict]:
         return json.load(fh)
 
 
+def apply_steps(run: Run, pcoll: beam.PCollection, steps) -> beam.PCollection:
+    """A source stage's step list (corpusmill.core.steps.Step) applied in order: each step's ``prepare``
+    transform first when it has one (a dedup's marks), then its filter with the run's accounting; the
+    user's filters follow the step ``--after`` names (Run.step)."""
+    for step in steps:
+        if step.prepare is not None:
+            label, transform = step.prepare()
+            pcoll = pcoll | label >> transform
+        pcoll = run.step(pcoll, step.name, step.make())
+    return pcoll
+
+
 def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:
     """What a document stage prints when it is done: the stats table and where the documents are (a
     run that wrote nothing, such as a dry run, prints nothing)."""

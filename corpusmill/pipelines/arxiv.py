@@ -23,8 +23,10 @@ from typing import List, Sequence
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import DOC, READ, Step
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
@@ -33,6 +35,7 @@ from corpusmill.filters.arxiv_archive import (
 )
 from corpusmill.filters.latex import CleanLatex
 from corpusmill.io.papers import PaperRef, ReadPapers, list_papers
+from corpusmill.pipelines import listed
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -49,14 +52,31 @@ class ArxivConfig(OutputOptions):
     max_macro_growth: float = option(10.0, min=1.0, help="expanded text may grow this many times its source")
 
 
+def steps(cfg: ArxivConfig) -> List[Step]:
+    """The stage's steps, in order."""
+    mb = 1 << 20
+    return [
+        Step(
+            "extract",
+            READ,
+            lambda: ExtractPaper(int(cfg.max_unpacked_mb * mb), int(cfg.max_file_mb * mb)),
+            "a paper (archive, folder or .tex) -> its main file with its inputs inlined",
+        ),
+        Step(
+            "latex",
+            DOC,
+            lambda: CleanLatex(cfg.max_macro_depth, cfg.max_macro_growth),
+            "macros expanded; preamble, bibliography and comments removed",
+        ),
+    ]
+
+
 def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence[PaperRef]) -> None:
     mb = 1 << 20
     records = p | "ReadArxiv" >> ReadPapers(
         refs, int(cfg.max_paper_mb * mb), int(cfg.max_file_mb * mb), int(cfg.max_unpacked_mb * mb)
     )
-    docs = run.step(records, "extract", ExtractPaper(int(cfg.max_unpacked_mb * mb), int(cfg.max_file_mb * mb)))
-    docs = run.step(docs, "latex", CleanLatex(cfg.max_macro_depth, cfg.max_macro_growth))
-    run.write(docs)
+    run.write(apply_steps(run, records, steps(cfg)))
 
 
 def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -70,6 +90,7 @@ STAGE = Stage(
     name="arxiv",
     config=ArxivConfig,
     run=run_arxiv,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="Read arXiv sources (bulk .tar of per-paper .gz, per-paper .gz/.tar.gz files, or a directory of "

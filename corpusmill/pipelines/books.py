@@ -31,18 +31,21 @@ import apache_beam as beam
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import CONTENT, DOC, NEAR, READ, Step
 from corpusmill.dedup import minhash
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
 from corpusmill.engine.fuzzy_dedup import ScorePairs
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
 from corpusmill.filters.gutenberg import ReadBook, StripGutenberg
 from corpusmill.io.books import JSON_SUFFIXES, TEXT_SUFFIXES, ReadBooks
 from corpusmill.io.files import expand_inputs
+from corpusmill.pipelines import listed
 
 
 def _join_verdicts(docs, verdicts, label: str):
@@ -147,20 +150,38 @@ def check_book_files(files: Sequence[str]) -> None:
             )
 
 
-def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
+def steps(cfg: BooksConfig) -> List[Step]:
+    """The stage's steps, in order: what builds it, ``--steps``, ``--add-filter --after`` and the docs."""
     max_bytes = int(cfg.max_book_mb * (1 << 20))
-    records = p | "ReadBooks" >> ReadBooks(files, max_bytes)
-    books = run.step(records, "read", ReadBook(max_bytes))
-    books = run.step(books, "gutenberg", StripGutenberg())
-    # the shared exact dedup (as GitHub's): the first copy by id is kept, the others name it
-    marked = books | "FindExactDuplicates" >> MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
-    books = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "exact_duplicate_book"))
-    books = run.step(
-        books | "FindNearDuplicates" >> FindNearDuplicates(cfg.near),
-        "near_dedup",
-        minhash.DuplicateBook("near_dedup", "near_duplicate_book"),
-    )
-    run.write(books)
+    return [
+        Step(
+            "read", READ, lambda: ReadBook(max_bytes), "a book file or JSONL line -> a document (decoded by evidence)"
+        ),
+        Step("gutenberg", DOC, StripGutenberg, "Project Gutenberg headers and footers stripped"),
+        # the shared exact dedup (as GitHub's): the first copy by id is kept, the others name it
+        Step(
+            "exact_dedup",
+            CONTENT,
+            lambda: DropDuplicates("exact_dedup", "exact_duplicate_book"),
+            "one book per exact text (the smallest id)",
+            prepare=lambda: (
+                "FindExactDuplicates",
+                MarkDuplicates(content_occurrence, keep=by_value, name_kept=True),
+            ),
+        ),
+        Step(
+            "near_dedup",
+            NEAR,
+            lambda: minhash.DuplicateBook("near_dedup", "near_duplicate_book"),
+            "books whose overlap with a book of smaller id is at least --overlap",
+            prepare=lambda: ("FindNearDuplicates", FindNearDuplicates(cfg.near)),
+        ),
+    ]
+
+
+def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
+    records = p | "ReadBooks" >> ReadBooks(files, int(cfg.max_book_mb * (1 << 20)))
+    run.write(apply_steps(run, records, steps(cfg)))
 
 
 def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -173,6 +194,7 @@ STAGE = Stage(
     name="books",
     config=BooksConfig,
     run=run_books,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg headers and "

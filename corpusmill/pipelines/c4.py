@@ -32,12 +32,14 @@ import apache_beam as beam
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import CONTENT, DOC, READ, URL, Step
 from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.spans import RemoveDuplicateSpans, span_occurrences
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
@@ -46,6 +48,7 @@ from corpusmill.filters.lid import LangdetectId, LanguageId, default_lid_model, 
 from corpusmill.io.documents import ReadRawRecords
 from corpusmill.io.files import expand_inputs
 from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
+from corpusmill.pipelines import listed
 from corpusmill.pipelines.ccnet import WARC_SUFFIXES
 
 MODES = ("crawl", "released")
@@ -150,37 +153,67 @@ def check_inputs(files: Sequence[str], mode: str) -> None:
             )
 
 
-def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
-    refs = p | "ReadWarc" >> ReadWarcRecords(files)
-    docs = run.step(refs, "extract", ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes))
-    marked = docs | "FindOlderPages" >> MarkDuplicates(rules.url_occurrence, keep=rules.newest_first, name_kept=True)
-    docs = run.step(marked, "url_dedup", DropDuplicates("url_dedup", "older_page_same_url"))
-    docs = run.step(
-        docs,
-        "clean_page",
-        rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences, cfg.max_word_length, cfg.max_page_chars),
-    )
+def steps(cfg: C4Config) -> List[Step]:
+    """The stage's steps, in order, for ``--mode crawl`` (the TFDS builder's) or ``released``."""
+    if cfg.mode != "crawl":
+        out = [Step("read", READ, rules.ParseC4Json, "a released C4 JSON line -> a document")]
+        if cfg.heuristics:  # else the pages as released, as RedPajama used them
+            out += [
+                Step(
+                    "terminal_punct",
+                    DOC,
+                    lambda: rules.TerminalPunctShare(cfg.min_punct_share),
+                    "lines ending a sentence",
+                ),
+                Step("word_count", DOC, lambda: rules.WordCount(cfg.min_words, cfg.max_words), "words in a page"),
+                Step("sentence_count", DOC, lambda: rules.SentenceCount(cfg.min_sentences), "sentences in a page"),
+            ]
+        return out
     spans = functools.partial(span_occurrences, n=cfg.span_sentences)
-    marked = docs | "FindDuplicateSpans" >> MarkDuplicates(spans, keep=by_value)
-    docs = run.step(marked, "span_dedup", RemoveDuplicateSpans(cfg.span_sentences, cfg.min_sentences))
+    out = [
+        Step("extract", READ, lambda: ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes), "WARC/WET -> page text"),
+        Step(
+            "url_dedup",
+            URL,
+            lambda: DropDuplicates("url_dedup", "older_page_same_url"),
+            "the newest page per URL",
+            prepare=lambda: (
+                "FindOlderPages",
+                MarkDuplicates(rules.url_occurrence, keep=rules.newest_first, name_kept=True),
+            ),
+        ),
+        Step(
+            "clean_page",
+            DOC,
+            lambda: rules.CleanPage(cfg.min_words_per_line, cfg.min_sentences, cfg.max_word_length, cfg.max_page_chars),
+            "the C4 line and page rules",
+        ),
+        Step(
+            "span_dedup",
+            CONTENT,
+            lambda: RemoveDuplicateSpans(cfg.span_sentences, cfg.min_sentences),
+            "three-sentence spans seen before removed",
+            prepare=lambda: ("FindDuplicateSpans", MarkDuplicates(spans, keep=by_value)),
+        ),
+    ]
     if cfg.lid:
-        if cfg.lid_with == "langdetect":
-            docs = run.step(docs, "lid", LangdetectId(cfg.threshold, cfg.languages))
-        else:
-            docs = run.step(docs, "lid", LanguageId(cfg.lid_model, cfg.threshold, cfg.languages))
+        make = (
+            (lambda: LangdetectId(cfg.threshold, cfg.languages))
+            if cfg.lid_with == "langdetect"
+            else (lambda: LanguageId(cfg.lid_model, cfg.threshold, cfg.languages))
+        )
+        out.append(Step("lid", DOC, make, f"language ID ({cfg.lid_with})"))
     if cfg.badwords_path is not None:
-        docs = run.step(docs, "badwords", rules.BadWords(cfg.badwords_path))
-    run.write(docs)
+        out.append(Step("badwords", DOC, lambda: rules.BadWords(cfg.badwords_path), "pages with a bad word dropped"))
+    return out
+
+
+def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
+    run.write(apply_steps(run, p | "ReadWarc" >> ReadWarcRecords(files), steps(cfg)))
 
 
 def build_c4_released(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
-    raw = p | "ReadC4" >> ReadRawRecords(files)
-    docs = run.step(raw, "read", rules.ParseC4Json())
-    if cfg.heuristics:  # else the pages as released, as RedPajama used them
-        docs = run.step(docs, "terminal_punct", rules.TerminalPunctShare(cfg.min_punct_share))
-        docs = run.step(docs, "word_count", rules.WordCount(cfg.min_words, cfg.max_words))
-        docs = run.step(docs, "sentence_count", rules.SentenceCount(cfg.min_sentences))
-    run.write(docs)
+    run.write(apply_steps(run, p | "ReadC4" >> ReadRawRecords(files), steps(cfg)))
 
 
 def run_c4(cfg: C4Config, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -196,6 +229,7 @@ STAGE = Stage(
     name="c4",
     config=C4Config,
     run=run_c4,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="--mode crawl (or --from crawl): read WARC/WET, keep the newest page per normalized URL, apply the C4 "

@@ -27,11 +27,13 @@ from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import CONTENT, DOC, READ, Step
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
 from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
@@ -46,6 +48,7 @@ from corpusmill.io.bigquery import (
 )
 from corpusmill.io.code import ListCodeFiles, ReadCodeFile, split_local_inputs
 from corpusmill.io.documents import ReadRawRecords
+from corpusmill.pipelines import listed
 
 MODES = ("local", "bigquery")
 DEFAULT_DATASET = "bigquery-public-data.github_repos"
@@ -181,26 +184,46 @@ def github_query(
 
 
 # -- the stage ---------------------------------------------------------------------------------------
+def steps(cfg: GitHubConfig) -> List[Step]:
+    """The stage's steps, in order (``parse`` reads exported and BigQuery rows; repository trees are
+    listed file by file and join at ``extension``)."""
+    out = [
+        Step("parse", READ, rules.ParseCodeRow, "an exported or BigQuery row -> a code file"),
+        Step("extension", DOC, rules.ExtensionAllowList, "RedPajama's allowed extensions"),
+        Step("size", DOC, lambda: rules.SizeCap(cfg.max_bytes), "files over --max-bytes dropped"),
+        Step("read", READ, lambda: ReadCodeFile(cfg.max_bytes), "a file of a repository tree -> a document"),
+        Step("max_line_length", DOC, lambda: rules.MaxLineLength(cfg.max_line_length), "longest line"),
+        Step("mean_line_length", DOC, lambda: rules.MeanLineLength(cfg.max_mean_line_length), "mean line length"),
+        Step("alnum_share", DOC, lambda: rules.AlnumShare(cfg.min_alnum_share), "share of alphanumeric characters"),
+        Step("alpha_per_token", DOC, lambda: rules.AlphaPerToken(cfg.min_alpha_per_token), "letters per token"),
+    ]
+    if cfg.strip_headers:
+        out.append(Step("header", DOC, rules.StripLicenseHeader, "licence header comments stripped"))
+    out.append(
+        Step(
+            "exact_dedup",
+            CONTENT,
+            lambda: DropDuplicates("exact_dedup", "duplicate_content"),
+            "one file per exact text (the smallest id)",
+            prepare=lambda: (
+                "FindDuplicateFiles",
+                MarkDuplicates(content_occurrence, keep=by_value, name_kept=True),
+            ),
+        )
+    )
+    return out
+
+
 def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[str], exports: Sequence[str]) -> None:
+    parse, *rest = steps(cfg)
     streams = []
     if exports:
         rows = p | "ReadExports" >> ReadRawRecords(exports)
-        streams.append(run.step(rows, "parse", rules.ParseCodeRow()))
+        streams.append(apply_steps(run, rows, [parse]))
     if roots:
         streams.append(p | "ListFiles" >> ListCodeFiles(roots))
     items = streams[0] if len(streams) == 1 else tuple(streams) | "AllInputs" >> beam.Flatten()
-    items = run.step(items, "extension", rules.ExtensionAllowList())
-    items = run.step(items, "size", rules.SizeCap(cfg.max_bytes))
-    docs = run.step(items, "read", ReadCodeFile(cfg.max_bytes))
-    docs = run.step(docs, "max_line_length", rules.MaxLineLength(cfg.max_line_length))
-    docs = run.step(docs, "mean_line_length", rules.MeanLineLength(cfg.max_mean_line_length))
-    docs = run.step(docs, "alnum_share", rules.AlnumShare(cfg.min_alnum_share))
-    docs = run.step(docs, "alpha_per_token", rules.AlphaPerToken(cfg.min_alpha_per_token))
-    if cfg.strip_headers:
-        docs = run.step(docs, "header", rules.StripLicenseHeader())
-    marked = docs | "FindDuplicateFiles" >> MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
-    docs = run.step(marked, "exact_dedup", DropDuplicates("exact_dedup", "duplicate_content"))
-    run.write(docs)
+    run.write(apply_steps(run, items, rest))
 
 
 def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) -> List[dict]:
@@ -241,6 +264,7 @@ STAGE = Stage(
     name="github",
     config=GitHubConfig,
     run=run_github,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="--mode bigquery (or --from bigquery): run RedPajama's query over bigquery-public-data.github_repos "

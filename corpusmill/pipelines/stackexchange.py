@@ -28,15 +28,18 @@ from corpusmill.core.config import option
 from corpusmill.core.files import join
 from corpusmill.core.inputs import InputFiles
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import DOC, READ, Step
 from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
 from corpusmill.filters import stackexchange as se
 from corpusmill.io.files import expand_inputs
 from corpusmill.io.posts import MAX_ROW_BYTES, ReadPostsXml, select_posts_files
+from corpusmill.pipelines import listed
 
 
 # -- the stage ---------------------------------------------------------------------------------------
@@ -61,6 +64,60 @@ class StackExchangeConfig(OutputOptions):
     )
 
 
+class RankSites(beam.PTransform):
+    """Posts -> ``(post, rank of its site)`` (None: not among the sites kept), ranked by post count."""
+
+    def __init__(self, top, only):
+        super().__init__()
+        self.top, self.only = top, only
+
+    def expand(self, posts):
+        ranks = (
+            posts
+            | "SiteOfPost" >> beam.Map(lambda d: d.metadata["site"])
+            | "PostsPerSite" >> beam.combiners.Count.PerElement()
+            | "AllSites" >> beam.combiners.ToList()
+            | "RankSites" >> beam.Map(se.rank_sites, self.top, self.only)
+        )
+        return posts | "AttachRank" >> beam.Map(
+            lambda d, r: (d, r.get(d.metadata["site"])), r=beam.pvalue.AsSingleton(ranks)
+        )
+
+
+class GroupThreads(beam.PTransform):
+    """Posts -> one Thread per question (its answers with it)."""
+
+    def expand(self, posts):
+        return (
+            posts
+            | "KeyByQuestion" >> beam.Map(lambda d: (se.question_key(d), d))
+            | "GroupThreads" >> beam.GroupByKey()
+            | "Thread" >> beam.MapTuple(lambda key, group: se.Thread(key, list(group)))
+        )
+
+
+def steps(cfg: StackExchangeConfig) -> List[Step]:
+    """The stage's steps, in order."""
+    top, only = cfg.top_sites, list(cfg.sites) if cfg.sites else None
+    return [
+        Step("parse", READ, se.ParsePostRow, "a Posts.xml row -> a post"),
+        Step(
+            "top_sites",
+            DOC,
+            se.KeepTopSites,
+            "the --top-sites sites with the most posts (or --sites)",
+            prepare=lambda: ("RankSitesOfPosts", RankSites(top, only)),
+        ),
+        Step(
+            "format",
+            DOC,
+            lambda: se.FormatThread(cfg.text_format, cfg.min_answers),
+            "a question with its answers sorted by score -> a document",
+            prepare=lambda: ("ThreadsOfPosts", GroupThreads()),
+        ),
+    ]
+
+
 def build_stackexchange(
     p: beam.Pipeline, run: Run, cfg: StackExchangeConfig, files: Sequence[Tuple[str, str, str]]
 ) -> None:
@@ -70,27 +127,7 @@ def build_stackexchange(
         cfg.max_row_bytes,
         unpack_dir=join(run.out_dir, UNPACK_DIR) if cfg.unpack else None,
     )
-    posts = run.step(lines, "parse", se.ParsePostRow())
-    top, only = cfg.top_sites, list(cfg.sites) if cfg.sites else None
-    ranks = (
-        posts
-        | "SiteOfPost" >> beam.Map(lambda d: d.metadata["site"])
-        | "PostsPerSite" >> beam.combiners.Count.PerElement()
-        | "AllSites" >> beam.combiners.ToList()
-        | "RankSites" >> beam.Map(se.rank_sites, top, only)
-    )
-    ranked = posts | "AttachRank" >> beam.Map(
-        lambda d, r: (d, r.get(d.metadata["site"])), r=beam.pvalue.AsSingleton(ranks)
-    )
-    posts = run.step(ranked, "top_sites", se.KeepTopSites())
-    threads = (
-        posts
-        | "KeyByQuestion" >> beam.Map(lambda d: (se.question_key(d), d))
-        | "GroupThreads" >> beam.GroupByKey()
-        | "Thread" >> beam.MapTuple(lambda key, group: se.Thread(key, list(group)))
-    )
-    docs = run.step(threads, "format", se.FormatThread(cfg.text_format, cfg.min_answers))
-    run.write(docs, group_fn=lambda d: d.metadata["site"])
+    run.write(apply_steps(run, lines, steps(cfg)), group_fn=lambda d: d.metadata["site"])
 
 
 def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -> List[dict]:
@@ -119,6 +156,7 @@ STAGE = Stage(
     name="stackexchange",
     config=StackExchangeConfig,
     run=run_stackexchange,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="Read StackExchange Posts.xml (plain, .bz2 or .7z; a dump directory or site archives), keep the "

@@ -25,8 +25,10 @@ from typing import List, Sequence, Tuple
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
+from corpusmill.core.steps import DOC, READ, Step
 from corpusmill.engine.stage import (
     OutputOptions,
+    apply_steps,
     run_stage,
     show_documents,
 )
@@ -36,6 +38,7 @@ from corpusmill.filters.wikitext import (
 )
 from corpusmill.io.files import expand_inputs
 from corpusmill.io.mediawiki import SUFFIXES, ReadWikiPages
+from corpusmill.pipelines import listed
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -56,11 +59,17 @@ class WikipediaConfig(OutputOptions):
         pass
 
 
+def steps(cfg: WikipediaConfig) -> List[Step]:
+    """The stage's steps, in order."""
+    return [
+        Step("parse", READ, lambda: ParseWikiPage(cfg.namespaces), "a <page> -> its latest revision's wikitext"),
+        Step("wikitext", DOC, lambda: WikitextToText(cfg.min_chars), "wikitext -> plain text (mwparserfromhell)"),
+    ]
+
+
 def build_wikipedia(p, run, cfg: WikipediaConfig, files: Sequence[str]) -> None:
     pages = p | "ReadDumps" >> ReadWikiPages(files, int(cfg.split_mb * (1 << 20)))
-    docs = run.step(pages, "parse", ParseWikiPage(cfg.namespaces))
-    docs = run.step(docs, "wikitext", WikitextToText(cfg.min_chars))
-    run.write(docs, group_fn=lambda d: d.metadata.get("language") or "unknown")
+    run.write(apply_steps(run, pages, steps(cfg)), group_fn=lambda d: d.metadata.get("language") or "unknown")
 
 
 def check_dump_files(files: Sequence[str]) -> None:
@@ -83,6 +92,7 @@ STAGE = Stage(
     name="wikipedia",
     config=WikipediaConfig,
     run=run_wikipedia,
+    steps=listed(steps),
     show=show_documents,
     documents=True,
     description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep namespace-0 "
