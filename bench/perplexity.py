@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from corpusmill.core.document import Document  # noqa: E402
 from corpusmill.core.files import encode_jsonl_gz, read_documents_file  # noqa: E402
-from corpusmill.engine.stage import OutputOptions, run_stage  # noqa: E402
+from corpusmill.engine.stage import OutputOptions, run_build  # noqa: E402
 from corpusmill.filters.base import Filter, keep  # noqa: E402
 from corpusmill.filters.perplexity import (  # noqa: E402
     LanguageModel,
@@ -59,7 +59,7 @@ def stage_seconds(docs_path: str, filt: Filter, out: str, beam_args) -> float:
         run.step(docs, "perplexity", filt)
 
     start = time.perf_counter()
-    stats = run_stage(OutputOptions(output=out, overwrite=True), beam_args, build)
+    stats = run_build(OutputOptions(output=out, overwrite=True), beam_args, build)
     elapsed = time.perf_counter() - start
     assert stats[-1]["kept"] > 0 and stats[-1]["failed"] == 0, stats
     return elapsed

@@ -3,7 +3,7 @@
 A stage module (ccnet, each source processor) does three things:
 
     def build(p, run, cfg): ...                       # add its steps to pipeline p, via run.step(...)
-    stats = run_stage(output_opts, beam_args, build)  # runs it, writes stats.json and _SUCCESS
+    stats = run_build(output_opts, beam_args, build)  # runs it, writes stats.json and _SUCCESS
     print(format_stats(stats))
 """
 
@@ -37,7 +37,7 @@ from corpusmill.filters.base import Filter
 from corpusmill.filters.user import load_extra_filters  # noqa: F401 (stages import it from here too)
 
 
-def run_stage(
+def run_build(
     out: OutputOptions,
     beam_args: Sequence[str],
     build: Callable[[beam.Pipeline, Run], None],

@@ -27,7 +27,7 @@ from corpusmill.core.steps import DOC, READ, Step
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters.arxiv_archive import (
@@ -83,7 +83,7 @@ def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     refs = list_papers(cfg.input)
     if not refs:
         raise CorpusmillError(f"--input {cfg.input}: no papers found (bulk .tar, paper .gz files or paper folders)")
-    return run_stage(cfg, beam_args, lambda p, run: build_arxiv(p, run, cfg, refs))
+    return run_build(cfg, beam_args, lambda p, run: build_arxiv(p, run, cfg, refs))
 
 
 STAGE = Stage(

@@ -39,7 +39,7 @@ from corpusmill.engine.line_dedup import MarkDuplicates, by_value
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters.gutenberg import ReadBook, StripGutenberg
@@ -187,7 +187,7 @@ def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
 def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     files = expand_inputs(cfg.input)
     check_book_files(files)
-    return run_stage(cfg, beam_args, lambda p, run: build_books(p, run, cfg, files))
+    return run_build(cfg, beam_args, lambda p, run: build_books(p, run, cfg, files))
 
 
 STAGE = Stage(

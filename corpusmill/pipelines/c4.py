@@ -40,7 +40,7 @@ from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters import c4 as rules
@@ -222,7 +222,7 @@ def run_c4(cfg: C4Config, beam_args: Sequence[str] = ()) -> List[dict]:
     files = expand_inputs(cfg.input)
     check_inputs(files, cfg.mode)
     build = build_c4_crawl if cfg.mode == "crawl" else build_c4_released
-    return run_stage(cfg, beam_args, lambda p, run: build(p, run, cfg, files))
+    return run_build(cfg, beam_args, lambda p, run: build(p, run, cfg, files))
 
 
 STAGE = Stage(

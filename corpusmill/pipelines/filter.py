@@ -26,7 +26,7 @@ from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import check_complete, read_provenance
 from corpusmill.core.stage import Stage
-from corpusmill.engine.stage import OutputOptions, run_stage, show_documents
+from corpusmill.engine.stage import OutputOptions, run_build, show_documents
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS, parse_buckets
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD, check_threshold
 
@@ -174,7 +174,7 @@ def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 
         _clear(join(out_dir, *WORK))
 
-    return run_stage(cfg, beam_args, lambda p, run: build_filter(p, run, cfg, files, scored), before_done=clear_work)
+    return run_build(cfg, beam_args, lambda p, run: build_filter(p, run, cfg, files, scored), before_done=clear_work)
 
 
 STAGE = Stage(

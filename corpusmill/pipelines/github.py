@@ -34,7 +34,7 @@ from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters import code as rules
@@ -257,7 +257,7 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
             raise CorpusmillError("the BigQuery query returned no rows; nothing to process")
         build_github(p, run, cfg, roots, files)
 
-    return run_stage(cfg, beam_args, build)
+    return run_build(cfg, beam_args, build)
 
 
 STAGE = Stage(

@@ -1,19 +1,22 @@
-"""Token counts, the mixer and the shard writer on Beam.
+"""The recipe's token counts and shard writer on Beam (``corpusmill run`` runs them; see docs/mixing.md).
 
-Two stages, each a Beam pipeline with its own output directory, stats.json and ``_SUCCESS``:
+Tokenize once: the recipe's ``tokens`` stage (:mod:`corpusmill.pipelines.tokens`) tokenizes every
+source's documents file by file and stores them; both pipelines here read those stored tokens (no
+SentencePiece), each with its own output directory, stats.json and ``_SUCCESS``:
 
-- :func:`count_tokens`: read every source's documents, tokenize them (``tokenize`` step, the model
-  loaded once per worker) and write ``counts.json`` (documents, tokens with BOS/EOS, bytes per source).
+- :func:`count_tokens`: documents, tokens (with BOS/EOS) and bytes per source -> ``counts.json``;
   :func:`corpusmill.mixers.plan.plan_mixture` turns the counts into the plan (and checks the budget).
-- :func:`write_mixed_shards`: tokenize again, draw every source's passes (whole passes plus an exact
-  fraction, chosen by a hash of (seed, document id, pass)), assign each copy to a packing group by
-  that hash, sort and pack each group into rows of ``seq_len + 1`` with document starts, number the
-  rows, permute them with a keyed bijection and write shards of ``rows_per_shard`` rows with
-  :func:`corpusmill.tokenize.shards.write_shard`; ``manifest.json`` records the shards, their sha256,
-  the tokenizer's sha256 and the achieved mixture next to the target.
+- :func:`write_mixed_shards`: draw every source's passes (whole passes plus an exact fraction, chosen by a
+  hash of (seed, document id, pass)), assign each copy to a packing group by that hash, sort and pack each
+  group into rows of ``seq_len + 1`` with document starts, number the rows, permute them with a keyed
+  bijection and write shards of ``rows_per_shard`` rows with :func:`corpusmill.tokenize.shards.write_shard`;
+  ``manifest.json`` records the shards, their sha256, the tokenizer's sha256 and the achieved mixture next
+  to the target.
 
-Nothing depends on bundle order: same documents, tokenizer and manifest give byte-identical shards on
-any runner. The text is tokenized twice (once to count, once to write) rather than stored in between.
+Given document directories instead of stored tokens (``files``, no ``tokens``), they tokenize as they read
+(a ``tokenize`` step), as the benches and tests that call them directly do. Nothing depends on bundle
+order: same documents, tokenizer and manifest give byte-identical shards on any runner. These are the
+recipe's internal stages, not commands.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join, list_output_files
 from corpusmill.engine.run import Run
-from corpusmill.engine.stage import OutputOptions, run_stage
+from corpusmill.engine.stage import OutputOptions, run_build
 from corpusmill.io.documents import ParseDocument, ReadRawRecords, create_items
 from corpusmill.io.files import check_outputs_complete, expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import matches_groups
@@ -200,7 +203,7 @@ def count_tokens(cfg: CountConfig, beam_args: Sequence[str] = ()) -> dict:
             | "WriteCounts" >> beam.Map(write_counts, run.out_dir)
         )
 
-    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
+    run_build(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_counts(cfg.output)
 
 
@@ -543,6 +546,6 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         for source in sorted(holdout):  # each eval set is a shard directory of its own, complete
             mark_complete(join(out_dir, EVAL_DIR, source))
 
-    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
+    run_build(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:
         return json.load(fh)

@@ -182,12 +182,12 @@ def build_cutoffs(p, run, cfg: CutoffsConfig, files: Sequence[str]) -> None:
 
 def run_cutoffs(cfg: CutoffsConfig, beam_args: Sequence[str] = ()) -> Dict[str, List[float]]:
     """Compute and write the cutoffs table; returns it."""
-    from corpusmill.engine.stage import run_stage
+    from corpusmill.engine.stage import run_build
 
     validate_lm_dir(localize(cfg.lm_dir))  # a remote directory is checked on a local copy
     files = expand_inputs(cfg.input)
     run_dir = cfg.output + ".run"
-    stats = run_stage(
+    stats = run_build(
         OutputOptions(output=run_dir, overwrite=True), beam_args, lambda p, run: build_cutoffs(p, run, cfg, files)
     )
     if next(s["kept"] for s in stats if s["step"] == "perplexity") == 0:  # nothing written, an old file is left

@@ -33,7 +33,7 @@ from corpusmill.engine.run import Run
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters import stackexchange as se
@@ -134,7 +134,7 @@ def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -
     """Run the StackExchange source to completion; returns stats.json's content."""
     listed = expand_inputs(cfg.input)
     files = InputFiles(select_posts_files(listed), listed.skipped)
-    return run_stage(
+    return run_build(
         cfg, beam_args, lambda p, run: build_stackexchange(p, run, cfg, files), before_done=_remove_unpacked
     )
 

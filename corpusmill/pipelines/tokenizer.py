@@ -29,7 +29,7 @@ from corpusmill.core.files import join
 from corpusmill.core.hashing import stable_hash
 from corpusmill.core.stage import Stage
 from corpusmill.engine.run import Run
-from corpusmill.engine.stage import OutputOptions, run_stage
+from corpusmill.engine.stage import OutputOptions, run_build
 from corpusmill.io.files import atomic_write, write_text_atomic
 from corpusmill.io.files import open_text_lines as _open_lines
 from corpusmill.pipelines.mix import read_sources, source_files
@@ -231,7 +231,7 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
         info.update({"options": options, "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-    run_stage(
+    run_build(
         OutputOptions(output=cfg.output, overwrite=cfg.overwrite),
         beam_args,
         lambda p, run: build_sample(p, run, cfg),

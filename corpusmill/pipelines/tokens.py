@@ -28,7 +28,7 @@ from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.stats import KEPT
 from corpusmill.engine.passes import Outcomes, _local_size, piece_name
-from corpusmill.engine.stage import OutputOptions, run_stage
+from corpusmill.engine.stage import OutputOptions, run_build
 from corpusmill.engine.step import STATS, StepAccount, acquire_filter
 from corpusmill.io.documents import ParseDocument, read_document_records
 from corpusmill.io.files import atomic_write, write_text_atomic
@@ -253,7 +253,7 @@ def write_tokens(cfg: TokensConfig, beam_args: Sequence[str] = ()) -> dict:
             | "WriteTokensSummary" >> beam.Map(write_summary, run.out_dir)
         )
 
-    run_stage(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
+    run_build(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build)
     return read_tokens_summary(cfg.output)
 
 

@@ -29,7 +29,7 @@ from corpusmill.core.steps import DOC, READ, Step
 from corpusmill.engine.stage import (
     OutputOptions,
     apply_steps,
-    run_stage,
+    run_build,
     show_documents,
 )
 from corpusmill.filters.wikitext import (
@@ -85,7 +85,7 @@ def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[d
     cfg.validate()
     files = expand_inputs(cfg.input)
     check_dump_files(files)
-    return run_stage(cfg, beam_args, lambda p, run: build_wikipedia(p, run, cfg, files))
+    return run_build(cfg, beam_args, lambda p, run: build_wikipedia(p, run, cfg, files))
 
 
 STAGE = Stage(

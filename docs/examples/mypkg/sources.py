@@ -8,7 +8,7 @@ import apache_beam as beam
 from corpusmill.core.config import option
 from corpusmill.core.document import Document
 from corpusmill.core.stage import Stage
-from corpusmill.engine.stage import OutputOptions, run_stage, show_documents
+from corpusmill.engine.stage import OutputOptions, run_build, show_documents
 from corpusmill.filters.base import Filter, drop, keep
 from corpusmill.io.files import expand_inputs
 
@@ -39,7 +39,7 @@ def run_textfiles(cfg: TextFilesConfig, beam_args=()):
         docs = run.step(p | beam.Create(files), "read", ReadTextFile(cfg.min_chars))
         run.write(docs)
 
-    return run_stage(cfg, beam_args, build)
+    return run_build(cfg, beam_args, build)
 
 
 TEXT_FILES = Stage(
