@@ -80,7 +80,7 @@ CLI_CASES = [
     ),
     (["report", "{tmp}", "--outptu", "x.html"], "unknown option --outptu; did you mean --output"),
     (
-        ["train", "--config", "tiny", "--data", "{tmp}", "--output", "{out}", "--stepz", "3"],
+        ["train", "--model", "tiny", "--data", "{tmp}", "--output", "{out}", "--stepz", "3"],
         "unknown option --stepz; did you mean --steps",
     ),
     (

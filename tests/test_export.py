@@ -110,7 +110,7 @@ def test_init_from_a_hugging_face_checkpoint(run, tmp_path):
 
     args = [
         "train",
-        "--config",
+        "--model",
         "tiny",
         "--data",
         shards,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 STEPS = 6
 ARGS = [
-    "--config",
+    "--model",
     "tiny",
     "--steps",
     str(STEPS),

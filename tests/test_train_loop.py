@@ -6,7 +6,6 @@ trained in the fixture (corpusmill.train.sample), packed and written by corpusmi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -19,7 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from corpusmill.cli import train as train_cli  # noqa: E402
+from corpusmill.cli.main import main as cli_main  # noqa: E402
 from corpusmill.core.errors import CorpusmillError  # noqa: E402
 from corpusmill.tokenize import ShardDataset  # noqa: E402
 from corpusmill.tokenize.shards import mark_complete  # noqa: E402
@@ -137,82 +136,58 @@ def test_bad_input_is_caught_before_training(shards, tmp_path):
     assert [r["step"] for r in _log(run) if "loss" in r] == [1, 2]  # nothing trained by the refused runs
 
 
-def test_cli_options_logs_and_doc_mask(shards, tmp_path):
-    parser = argparse.ArgumentParser(prog="corpusmill")
-    train_cli.register(parser.add_subparsers(dest="command"))
+def test_cli_options_logs_and_doc_mask(shards, tmp_path, capsys):
+    """`corpusmill train` as every command: --model names the model, --config is a YAML of the options
+    (flags override it), a mistyped option is one line; `--config tiny` (the old spelling) still works."""
     out = str(tmp_path / "run")
-    args = parser.parse_args(
-        [
-            "train",
-            "--config",
-            "tiny",
-            "--data",
-            shards,
-            "--output",
-            out,
-            "--steps",
-            "3",
-            "--batch-tokens",
-            "256",
-            "--micro-batch",
-            "2",
-            "--doc-mask",
-            "--eval-every",
-            "3",
-            "--eval-holdout",
-            "1",
-            "--eval-rows",
-            "8",
-            "--lr",
-            "1e-3",
-            "--warmup",
-            "1",
-            "--no-verify",
-        ]
+    options = tmp_path / "train.yaml"
+    options.write_text(
+        "model: tiny\nsteps: 3\nbatch_tokens: 256\nmicro_batch: 2\ndoc_mask: true\neval_every: 3\n"
+        "eval_holdout: 1\neval_rows: 8\nlr: 0.1\nwarmup: 1\nverify: false\n"
     )
-    assert args.func(args, []) == 0
+    assert cli_main(["train", "--config", str(options), "--data", shards, "--output", out, "--lr", "1e-3"]) == 0
     log = _log(out)
     steps = [r for r in log if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     assert set(steps[0]) >= {"loss", "lr", "grad_norm", "tokens_per_s", "mfu", "tokens"}
     assert steps[0]["mfu"] is None  # CPU: no known peak
-    assert steps[0]["lr"] == pytest.approx(1e-3) and steps[-1]["tokens"] == 3 * 256
+    assert steps[0]["lr"] == pytest.approx(1e-3) and steps[-1]["tokens"] == 3 * 256  # the flag won
     assert [r["step"] for r in log if "eval_loss" in r] == [3]
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["model"]["doc_mask"] is True and config["train"]["micro_batch"] == 2
     held_out = ShardDataset(shards, verify=False).manifest["shards"][-1]["rows"]
     assert config["data"]["num_rows"] == len(ShardDataset(shards, verify=False)) - held_out
     assert open(os.path.join(out, "checkpoints", "latest")).read().strip() == "step_00000003"
-    # --resume on a finished run: nothing left to do, no error
-    args = parser.parse_args(
-        [
-            "train",
-            "--config",
-            "tiny",
-            "--data",
-            shards,
-            "--output",
-            out,
-            "--steps",
-            "3",
-            "--batch-tokens",
-            "256",
-            "--micro-batch",
-            "2",
-            "--doc-mask",
-            "--resume",
-            "--no-verify",
-            "--eval-holdout",
-            "1",
-        ]
-    )
-    assert args.func(args, []) == 0
-    # the global batch must split into micro-batches
-    args = parser.parse_args(
-        ["train", "--config", "tiny", "--data", shards, "--output", str(tmp_path / "x"), "--micro-batch", "3"]
-    )
-    with pytest.raises(CorpusmillError, match="--micro-batch 3 does not divide"):
-        args.func(args, [])
+    # --resume on a finished run: nothing left to do, no error; the old `--config tiny` maps to --model
+    capsys.readouterr()
+    argv = [
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        shards,
+        "--output",
+        out,
+        "--steps",
+        "3",
+        "--batch-tokens",
+        "256",
+        "--micro-batch",
+        "2",
+        "--doc-mask",
+        "--resume",
+        "--no-verify",
+        "--eval-holdout",
+        "1",
+    ]
+    assert cli_main(argv) == 0
+    assert "--config tiny names a model: use --model tiny" in capsys.readouterr().err
+    # the global batch must split into micro-batches; a mistyped option is one line with close matches
+    argv = ["train", "--model", "tiny", "--data", shards, "--output", str(tmp_path / "x"), "--micro-batch", "3"]
+    assert cli_main(argv) == 2 and "--micro-batch 3 does not divide" in capsys.readouterr().err
+    options.write_text("model: tiny\nstepz: 3\n")
+    assert cli_main(["train", "--config", str(options), "--data", shards, "--output", str(tmp_path / "y")]) == 2
+    assert "stepz" in capsys.readouterr().err
 
 
 def test_bf16_autocast_mfu_and_progress_lines(shards, tmp_path):

@@ -119,6 +119,7 @@ def stage_parser(name: str, stage) -> StrictParser:
     if stage.steps is not None:
         parser.add_argument(
             "--steps",
+            dest="list_steps",
             action="store_true",
             help="list the steps these options run, in order, and exit (--output not needed)",
         )
@@ -140,8 +141,13 @@ def run_command(name: str, args: List[str]) -> int:
     from corpusmill.pipelines.registry import load_stage
 
     stage = load_stage(name)
-    if getattr(stage, "main", None) is not None:  # a command with its own parser (train)
+    if getattr(stage, "main", None) is not None:  # a command that maps old spellings first (train)
         return int(stage.main(args) or 0)
+    return run_parsed(name, stage, args)
+
+
+def run_parsed(name: str, stage, args: List[str]) -> int:
+    """Parse a stage command's arguments with its config (flags, ``--config FILE.yaml``), run it, show it."""
     parser = stage_parser(name, stage)
     if stage.beam:
         namespace, extra = parser.parse_known_args(args)
@@ -149,7 +155,7 @@ def run_command(name: str, args: List[str]) -> int:
         namespace, extra = parser.parse_known_args(args)
         refuse_extra(parser, extra)
     values = cli_values(stage.config, namespace)
-    if getattr(namespace, "steps", False):  # list them: nothing is run, no output or input needed
+    if getattr(namespace, "list_steps", False):  # list them: nothing is run, no output or input needed
         from corpusmill.core.config import config_fields
 
         for field_name, field in config_fields(stage.config).items():
