@@ -11,7 +11,7 @@ import os
 
 import pytest
 import yaml
-from conftest import DATA
+from helpers import DATA
 
 torch = pytest.importorskip("torch")
 

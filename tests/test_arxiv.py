@@ -12,7 +12,7 @@ import shutil
 import tarfile
 
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.files import read_failed, read_output

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document, make_id

@@ -12,7 +12,7 @@ import os
 
 import pytest
 import yaml
-from conftest import DATA
+from helpers import DATA
 
 from corpusmill.cli import main as cli_main
 from corpusmill.tokenize.bpe import BOS, EOS, LLAMA3_PATTERN, NUM_SPECIAL, is_bpe
@@ -193,7 +193,8 @@ def test_a_recipe_on_the_bpe_then_a_model_and_its_exports(bpe, tmp_path):
 def test_the_trainer_takes_uint32_shards_of_a_128k_vocabulary(tmp_path):
     """Llama 3's 128,256 ids do not fit uint16: such shards are uint32, and the trainer reads them."""
     pytest.importorskip("torch")
-    from test_shards import _build, _docs
+    from helpers import build_shards as _build
+    from helpers import random_docs as _docs
 
     from corpusmill.train.configs import load_config
     from corpusmill.train.loop import train

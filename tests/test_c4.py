@@ -8,7 +8,7 @@ import gzip
 import os
 
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 from source_outputs import dropped_records, failed_records
 from warcio.archiveiterator import ArchiveIterator
 

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from conftest import ANY_FAILURES, DATA, tree_digest, warc
+from helpers import ANY_FAILURES, DATA, tree_digest, warc
 from warc_faults import truncated, with_broken_http_record
 
 from corpusmill.cli import main as cli_main

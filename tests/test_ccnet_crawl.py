@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import ANY_FAILURES, tree_digest
 from crawl_server import CrawlServer, make_snapshot, real_pages
+from helpers import ANY_FAILURES, tree_digest
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import read_failed, read_output

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import warc
+from helpers import warc
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import list_output_files, read_output

@@ -16,7 +16,7 @@ import shutil
 import zlib
 
 import pytest
-from conftest import DATA, warc
+from helpers import DATA, warc
 
 pytest.importorskip("apache_beam.io.gcp.gcsfilesystem")
 pytest.importorskip("google.cloud.storage")

@@ -3,8 +3,8 @@
 import json
 import os
 
+from helpers import chromium
 from lxml import html as lxml_html
-from test_report import chromium
 
 from corpusmill.pipelines.demo import run_demo
 from corpusmill.report.collect import find_stage_dirs

@@ -10,7 +10,7 @@ import os
 
 import pytest
 import yaml
-from conftest import DATA
+from helpers import DATA
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from conftest import DATA  # noqa: E402
+from helpers import DATA  # noqa: E402
 
 from corpusmill.core.errors import CorpusmillError  # noqa: E402
 from corpusmill.train.configs import load_config  # noqa: E402

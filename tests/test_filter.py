@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import DATA, warc
+from helpers import DATA, warc
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document

@@ -11,7 +11,7 @@ import random
 
 import apache_beam as beam
 import pytest
-from conftest import DATA
+from helpers import DATA
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document

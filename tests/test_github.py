@@ -13,7 +13,7 @@ import tracemalloc
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 from source_outputs import dropped_records, failed_records, step_stats
 
 from corpusmill.core.errors import CorpusmillError

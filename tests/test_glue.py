@@ -6,7 +6,7 @@ import os
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-from conftest import DATA
+from helpers import DATA
 
 from corpusmill.core.document import Document
 from corpusmill.core.files import read_dropped, read_failed
@@ -191,7 +191,7 @@ def test_documents_that_share_an_id_never_get_each_others_marks():
 def test_a_batch_filter_gives_the_same_outputs_and_accounting(tmp_path):
     """Filter.batch_size: the glue hands up to that many elements to call_batch; a batch that raises is
     redone one element at a time, so only the bad element is a dead letter (issue 14)."""
-    from conftest import tree_digest
+    from helpers import tree_digest
 
     run_filter(tmp_path / "one")
     ByScriptInBatches.batches = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import warc
+from helpers import warc
 
 from corpusmill.core.document import Document
 from corpusmill.filters.gopher import GopherQuality, GopherRepetition, dup_ngram_char_frac, repetition_measures

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from conftest import warc
+from helpers import warc
 
 from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 

@@ -11,7 +11,7 @@ import json
 import os
 import re
 
-from conftest import DATA
+from helpers import DATA
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document

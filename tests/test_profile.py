@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from conftest import DATA, warc
+from helpers import DATA, warc
 
 from corpusmill.core.document import Document
 from corpusmill.core.files import read_output, read_provenance

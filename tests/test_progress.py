@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from conftest import DATA, warc
+from helpers import DATA, warc
 
 from corpusmill.core import progress
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DATA, tree_digest, warc
+from helpers import DATA, tree_digest, warc
 
 import corpusmill.filters.perplexity as perplexity_module
 from corpusmill.cli import main as cli_main

@@ -4,7 +4,7 @@ import os
 import shutil
 
 import pytest
-from conftest import warc
+from helpers import warc
 
 from corpusmill.core.files import read_output
 from corpusmill.filters.lid import default_lid_model
@@ -40,7 +40,7 @@ def test_stage_reads_the_lid_model_from_a_remote_path(remote_root, tmp_path):
 
 
 def test_stage_reads_quality_models_from_a_remote_directory(remote_root, tmp_path):
-    from conftest import DATA
+    from helpers import DATA
 
     from corpusmill.pipelines.quality import train_demo_models
 

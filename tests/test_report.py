@@ -6,31 +6,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
-from conftest import warc
+from helpers import CHROMIUM, chromium, warc  # noqa: F401
 from lxml import html as lxml_html
 from warc_faults import with_broken_http_record
 
 from corpusmill.cli import main as cli_main
 from corpusmill.pipelines.ccnet import CCNetConfig, run_ccnet
 from corpusmill.report.make import make_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--enable-logging=stderr",
-    "--v=0",
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +24,6 @@ def run_dir(tmp_path_factory):
     with_broken_http_record(warc("pydocs.warc.gz"), broken)
     run_ccnet(CCNetConfig(input=[broken, warc("iana.warc.gz")], output=str(root / "cc"), docs_per_shard=5))
     return root
-
-
-def chromium(args, tmp_path):
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing in CI: `make test` installs it (target `browser`)")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    proc = subprocess.run(
-        [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return proc
 
 
 def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
@@ -132,7 +102,7 @@ def test_report_command_prints_a_summary(run_dir, tmp_path, capsys):
 def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold(tmp_path):
     """On the UDHR in 72 languages with --languages en,fr: the lid step's drops by language, the kept
     and dropped score distributions with the threshold, exact group counts and the provenance."""
-    from conftest import DATA
+    from helpers import DATA
 
     from corpusmill.core.document import Document
 

@@ -9,49 +9,15 @@ import random
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import BOS, EOS, build_shards, random_docs  # noqa: E402
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.tokenize import ShardDataset
 from corpusmill.tokenize.shards import (
-    mark_complete,
     pack_documents,
     token_dtype,
     unpack,
-    write_manifest,
-    write_shard,
 )
-
-BOS, EOS = 1, 2
-
-
-def _docs(n, vocab, seed=0, max_len=300):
-    rng = random.Random(seed)
-    return [[rng.randrange(3, vocab) for _ in range(rng.randrange(0, max_len))] for _ in range(n)]
-
-
-def _build(tmp_path, docs, *, seq_len=64, vocab=32000, per_shard=7, batch_rows=3):
-    rows, bounds = pack_documents(docs, seq_len, BOS, EOS, vocab_size=vocab)
-    infos = []
-    for k, a in enumerate(range(0, len(rows), per_shard)):
-        infos.append(
-            write_shard(
-                str(tmp_path / f"shard-{k:05d}.arrow"),
-                rows[a : a + per_shard],
-                bounds[a : a + per_shard],
-                batch_rows=batch_rows,
-            )
-        )
-    write_manifest(
-        str(tmp_path),
-        infos,
-        seq_len=seq_len,
-        vocab_size=vocab,
-        tokenizer_sha256="ab" * 32,
-        seed=7,
-        extra={"tokens_per_source": {"test": int(rows.size)}},
-    )
-    mark_complete(str(tmp_path))
-    return rows, bounds, infos
 
 
 def test_token_dtype():
@@ -62,7 +28,7 @@ def test_token_dtype():
 
 
 def test_pack_unpack_round_trip():
-    docs = _docs(60, 32000, seed=1) + [[]]  # an empty document still gets BOS/EOS
+    docs = random_docs(60, 32000, seed=1) + [[]]  # an empty document still gets BOS/EOS
     seq_len = 50
     stats = {}
     rows, bounds = pack_documents(docs, seq_len, BOS, EOS, vocab_size=32000, stats=stats)
@@ -95,7 +61,7 @@ def test_pack_uint32_and_vocab_check():
 
 
 def test_random_access_equals_written(tmp_path):
-    rows, bounds, infos = _build(tmp_path, _docs(80, 32000, seed=2))
+    rows, bounds, infos = build_shards(tmp_path, random_docs(80, 32000, seed=2))
     assert len(infos) > 3 and rows.shape[0] % 7  # several shards, a short last shard
     ds = ShardDataset(str(tmp_path))
     assert len(ds) == rows.shape[0]
@@ -119,7 +85,7 @@ def test_random_access_equals_written(tmp_path):
 
 
 def test_zero_copy_from_memory_map(tmp_path):
-    _build(tmp_path, _docs(30, 32000, seed=3))
+    build_shards(tmp_path, random_docs(30, 32000, seed=3))
     ds = ShardDataset(str(tmp_path))
     s, j = ds.locate(10)
     tokens, _ = ds[10]
@@ -137,7 +103,7 @@ def test_zero_copy_from_memory_map(tmp_path):
 
 
 def test_plain_pyarrow_opens_a_shard(tmp_path):
-    rows, bounds, infos = _build(tmp_path, _docs(30, 32000, seed=4))
+    rows, bounds, infos = build_shards(tmp_path, random_docs(30, 32000, seed=4))
     reader = pa.ipc.open_file(pa.memory_map(str(tmp_path / infos[0]["file"])))
     table = reader.read_all()
     assert table.schema.field("tokens").type == pa.list_(pa.uint16(), 65)
@@ -151,7 +117,7 @@ def test_plain_pyarrow_opens_a_shard(tmp_path):
 
 
 def test_checksum_mismatch_is_a_clear_error(tmp_path):
-    _, _, infos = _build(tmp_path, _docs(30, 32000, seed=5))
+    _, _, infos = build_shards(tmp_path, random_docs(30, 32000, seed=5))
     path = tmp_path / infos[1]["file"]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one flipped byte
@@ -164,7 +130,7 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_missing_shard_and_manifest(tmp_path):
-    _, _, infos = _build(tmp_path, _docs(30, 32000, seed=6))
+    _, _, infos = build_shards(tmp_path, random_docs(30, 32000, seed=6))
     os.remove(tmp_path / infos[2]["file"])
     with pytest.raises(CorpusmillError, match=r"shard-00002.arrow is listed in _SUCCESS but is missing"):
         ShardDataset(str(tmp_path))
@@ -173,7 +139,7 @@ def test_missing_shard_and_manifest(tmp_path):
 
 
 def test_a_shard_directory_without_its_completion_marker_is_refused(tmp_path):
-    _build(tmp_path, _docs(30, 32000, seed=6))
+    build_shards(tmp_path, random_docs(30, 32000, seed=6))
     assert len(ShardDataset(str(tmp_path))) > 0
     os.remove(tmp_path / "_SUCCESS")  # what a killed shard stage leaves: shards and a manifest, no marker
     with pytest.raises(CorpusmillError, match=r"incomplete corpusmill output \(no _SUCCESS"):
@@ -183,7 +149,7 @@ def test_a_shard_directory_without_its_completion_marker_is_refused(tmp_path):
 def test_subset_pickle_and_no_temp_files(tmp_path):
     import pickle
 
-    rows, _, infos = _build(tmp_path, _docs(40, 32000, seed=7))
+    rows, _, infos = build_shards(tmp_path, random_docs(40, 32000, seed=7))
     assert sorted(os.listdir(tmp_path)) == sorted([i["file"] for i in infos] + ["manifest.json", "_SUCCESS"])
     last = ShardDataset(str(tmp_path), shards=[len(infos) - 1])
     assert len(last) == infos[-1]["rows"]
@@ -194,7 +160,7 @@ def test_subset_pickle_and_no_temp_files(tmp_path):
 
 def test_export_stream(tmp_path):
     (tmp_path / "src").mkdir()
-    rows, _, _ = _build(tmp_path / "src", _docs(30, 32000, seed=8))
+    rows, _, _ = build_shards(tmp_path / "src", random_docs(30, 32000, seed=8))
     ds = ShardDataset(str(tmp_path / "src"))
     paths = ds.export_stream(str(tmp_path / "hf"))
     got = []
@@ -207,7 +173,7 @@ def test_export_stream(tmp_path):
 
 def test_export_stream_opens_in_hf_datasets(tmp_path):
     datasets = pytest.importorskip("datasets", reason="the Hugging Face route needs `datasets`")
-    rows, bounds, _ = _build(tmp_path, _docs(30, 32000, seed=9))
+    rows, bounds, _ = build_shards(tmp_path, random_docs(30, 32000, seed=9))
     ds = ShardDataset(str(tmp_path))
     with pytest.raises(Exception):  # the reason export_stream exists: from_file wants a stream
         datasets.Dataset.from_file(ds.shard_paths[0])
@@ -222,7 +188,7 @@ def test_hf_datasets_reads_the_shards_as_they_are(tmp_path):
     """``datasets.load_dataset("arrow", data_files=...)`` reads the IPC files with no export (issue 17)."""
     datasets = pytest.importorskip("datasets", reason="the Hugging Face route needs `datasets`")
     (tmp_path / "s").mkdir()
-    rows, bounds, _ = _build(tmp_path / "s", _docs(30, 32000, seed=11))
+    rows, bounds, _ = build_shards(tmp_path / "s", random_docs(30, 32000, seed=11))
     ds = ShardDataset(str(tmp_path / "s"))
     hf = datasets.load_dataset(
         "arrow", data_files=list(ds.shard_paths), split="train", cache_dir=str(tmp_path / "cache")
@@ -235,9 +201,9 @@ def test_hf_datasets_reads_the_shards_as_they_are(tmp_path):
 def test_uint32_shards_for_large_vocabularies(tmp_path):
     """A vocabulary over 65536 (Llama 3: 128256) is stored as uint32 and read back unchanged."""
     vocab = 128256
-    docs = _docs(40, vocab, seed=10)
+    docs = random_docs(40, vocab, seed=10)
     assert max(max(d) for d in docs if d) >= 65536  # ids that do not fit uint16
-    rows, bounds, infos = _build(tmp_path, docs, vocab=vocab)
+    rows, bounds, infos = build_shards(tmp_path, docs, vocab=vocab)
     assert rows.dtype == np.uint32
     ds = ShardDataset(str(tmp_path))
     assert ds.manifest["token_dtype"] == "uint32"
@@ -259,8 +225,8 @@ def test_megatron_indexed_dataset_export_reads_back(tmp_path):
     from corpusmill.tokenize.megatron import export_megatron
 
     (tmp_path / "s").mkdir()
-    docs = _docs(40, 32000, seed=12)
-    rows, bounds, _ = _build(tmp_path / "s", docs)
+    docs = random_docs(40, 32000, seed=12)
+    rows, bounds, _ = build_shards(tmp_path / "s", docs)
     prefix = str(tmp_path / "mg" / "corpus")
     got = export_megatron(str(tmp_path / "s"), prefix)
     assert got["tokens"] == rows.size and got["rows"] == len(rows)

@@ -13,7 +13,7 @@ import time
 
 import py7zr
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 from lxml import etree
 from source_outputs import failed_records, step_stats
 

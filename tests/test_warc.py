@@ -4,7 +4,7 @@ import collections
 import gzip
 import io
 
-from conftest import warc
+from helpers import warc
 from warc_faults import (
     truncated,
     with_broken_http_record,

@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from conftest import ANY_FAILURES, tree_digest
+from helpers import ANY_FAILURES, tree_digest
 
 from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document

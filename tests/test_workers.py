@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import DATA, tree_digest
+from helpers import DATA, tree_digest
 
 from corpusmill.engine.options import worker_args
 

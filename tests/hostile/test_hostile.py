@@ -194,7 +194,7 @@ def decoded_as(name: str, lang: str, encoding: str):
 
 def mislabelled_page(tmp):
     """A real WARC response whose page is re-encoded in cp1251 with a header that still says utf-8."""
-    from conftest import rewrite_warc_page
+    from helpers import rewrite_warc_page
 
     rewrite_warc_page(
         os.path.join(DATA, "warc", "pydocs.warc.gz"),
@@ -206,7 +206,7 @@ def mislabelled_page(tmp):
 
 
 def undecodable_page(tmp):
-    from conftest import rewrite_warc_page
+    from helpers import rewrite_warc_page
 
     rewrite_warc_page(
         os.path.join(DATA, "warc", "pydocs.warc.gz"),
@@ -600,7 +600,7 @@ def test_refused(make_args, message, tmp_path, capsys):
 
 def test_a_killed_overwrite_leaves_the_old_output_whole(tmp_path, monkeypatch):
     """--overwrite builds beside the old output: a run that dies halfway leaves it as it was."""
-    from conftest import tree_digest
+    from helpers import tree_digest
 
     out = tmp_path / "books-out"
     run_source("books", out)

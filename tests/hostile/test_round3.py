@@ -176,7 +176,7 @@ def test_no_pickle_is_loaded_unchecked():
 
 # -- 3. an export never deletes what it exports ---------------------------------------------------------
 def test_export_refuses_to_replace_its_own_run(trained, tmp_path, capsys):
-    from conftest import tree_digest
+    from helpers import tree_digest
 
     root, _shards, _model, _tr = trained
     run = root / "run"
@@ -258,7 +258,7 @@ def test_two_overwrite_runs_at_once_never_damage_each_other(tmp_path):
 
 # -- 10. --overwrite replaces only what corpusmill wrote -----------------------------------------------------
 def test_overwrite_never_deletes_a_folder_corpusmill_did_not_write(tmp_path, capsys):
-    from conftest import tree_digest
+    from helpers import tree_digest
 
     home = tmp_path / "home"
     (home / "Documents").mkdir(parents=True)

@@ -4,7 +4,7 @@ the in-memory runner (issue 13: a shared WARC handle once cut a page and made de
 from __future__ import annotations
 
 import pytest
-from conftest import tree_digest
+from helpers import tree_digest
 from sources import SOURCES, run_source
 
 THREADS = ["--direct_running_mode=multi_threading", "--direct_num_workers=4"]
