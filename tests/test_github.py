@@ -632,7 +632,7 @@ def test_bigquery_dry_run_estimate_and_cost_cap(tmp_path, capsys, monkeypatch):
         assert "the query will process 2.27 TiB" in capsys.readouterr().err
     # BigQuery's own refusal: the job carries the cap, so a job that processes more than the dry run said
     # (the data grew in between) fails there
-    import corpusmill.pipelines.github as gh
+    import corpusmill.io.bigquery as gh  # (the GitHub stage imports it when it runs)
 
     with FakeBigQuery(rows, scan_bytes=5 << 30) as fake:
         estimate = gh.estimate_query

@@ -242,3 +242,14 @@ class OutputOptions:
     @property
     def output_options(self) -> "OutputOptions":
         return self
+
+
+def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:
+    """What a document stage prints when it is done: the stats table and where the documents are (a
+    run that wrote nothing, such as a dry run, prints nothing)."""
+    if not stats:
+        return
+    from corpusmill.core.stats import format_stats
+
+    print(format_stats(stats))
+    print(f"documents: {os.path.abspath(cfg.output) if '://' not in cfg.output else cfg.output}")

@@ -198,3 +198,60 @@ class FindNearDuplicates(beam.PTransform):
             | "JoinLabels" >> beam.CoGroupByKey()
             | "AttachLabels" >> beam.FlatMap(attach)
         )
+
+
+def _join_verdicts(docs, verdicts, label: str):
+    """``(doc, verdict or None)`` for every doc, joining ``(id, verdict)`` pairs by id."""
+
+    def attach(item):
+        _id, grouped = item
+        found = sorted(grouped["verdict"])
+        for doc in grouped["doc"]:
+            yield doc, (found[0] if found else None)
+
+    return (
+        {"doc": docs | f"{label}KeyDocs" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
+        | f"{label}Join" >> beam.CoGroupByKey()
+        | f"{label}Attach" >> beam.FlatMap(attach)
+    )
+
+
+class FindNearDuplicateBooks(beam.PTransform):
+    """Books -> ``(doc, None | (kept id, overlap))``: MinHash LSH candidates, then the exact shingle overlap of
+    each pair (corpusmill.pipelines.books: the larger id of a pair at or above the overlap is dropped)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = params
+
+    def expand(self, docs):
+        prm = self.params
+        bands, rows = minhash.lsh_params(prm.lsh_threshold, prm.num_perm)
+
+        def features(doc):
+            hashes = minhash.shingle_hashes(doc.text, prm.shingle)
+            return doc.id, hashes, minhash.band_keys(minhash.signature(hashes, prm.num_perm, prm.seed), bands, rows)
+
+        feats = docs | "Shingles" >> beam.Map(features)
+        pairs = (
+            feats
+            | "BandKeys" >> beam.FlatMap(lambda f: [(key, f[0]) for key in f[2]])
+            | "GroupByBand" >> beam.GroupByKey()
+            | "BucketPairs" >> beam.FlatMap(lambda kv: minhash.candidate_pairs(kv[1], prm.max_bucket))
+            | "DistinctPairs" >> beam.Distinct()
+        )
+        shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
+
+        def kept(item):
+            (a, b), share = item
+            if share >= prm.overlap:
+                yield b, (a, share)  # the larger id is the one dropped
+
+        dups = (
+            (pairs, shingles)
+            | "OverlapPairs" >> ScorePairs(minhash.overlap)
+            | "Overlap" >> beam.FlatMap(kept)
+            | "GroupByDropped" >> beam.GroupByKey()
+            | "KeptBook" >> beam.Map(lambda kv: (kv[0], minhash.near_duplicate_of(kv[1])))
+        )
+        return _join_verdicts(docs, dups, "Near")

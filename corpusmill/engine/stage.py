@@ -19,7 +19,7 @@ import apache_beam as beam
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
-from corpusmill.core.outputs import OutputOptions  # noqa: F401 (stages import it from here too)
+from corpusmill.core.outputs import OutputOptions, show_documents  # noqa: F401 (stages import them from here too)
 from corpusmill.core.stats import format_stats  # noqa: F401 (stages print it)
 from corpusmill.engine.options import beam_options
 from corpusmill.engine.run import (
@@ -175,12 +175,3 @@ def apply_steps(run: Run, pcoll: beam.PCollection, steps) -> beam.PCollection:
             pcoll = pcoll | label >> transform
         pcoll = run.step(pcoll, step.name, step.make())
     return pcoll
-
-
-def show_documents(cfg: OutputOptions, stats: List[dict]) -> None:
-    """What a document stage prints when it is done: the stats table and where the documents are (a
-    run that wrote nothing, such as a dry run, prints nothing)."""
-    if not stats:
-        return
-    print(format_stats(stats))
-    print(f"documents: {os.path.abspath(cfg.output) if '://' not in cfg.output else cfg.output}")

@@ -22,6 +22,8 @@ from corpusmill.core.document import Document, make_id
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 from corpusmill.filters.stackexchange_html import html_to_text
 
+MAX_ROW_BYTES = 16 << 20
+
 SOURCE = "stackexchange"
 QUESTION, ANSWER = "1", "2"
 FORMATS = ("qa", "redpajama")

@@ -22,16 +22,17 @@ import re
 import threading
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import SAFE_NAME, is_safe_name
 from corpusmill.filters import stackexchange as se
+from corpusmill.filters.stackexchange import MAX_ROW_BYTES  # noqa: F401 (the row cap; its config default)
 from corpusmill.io.documents import SplitAndRead
 
 SPLIT_BYTES = 64 << 20
-MAX_ROW_BYTES = 16 << 20
 _ROW = b"<row"
 _BOM = b"\xef\xbb\xbf"
 _STRUCTURE = (b"<?xml", b"<posts", b"</posts")
@@ -537,4 +538,36 @@ class ReadPostsXml(SplitAndRead):
             functools.partial(split_posts_file, split_bytes=split_bytes, unpack_dir=unpack_dir),
             functools.partial(read_posts_range, max_row_bytes=max_row_bytes),
             spread_records=True,
+        )
+
+
+class RankSites(beam.PTransform):
+    """Posts -> ``(post, rank of its site)`` (None: not among the sites kept), ranked by post count."""
+
+    def __init__(self, top, only):
+        super().__init__()
+        self.top, self.only = top, only
+
+    def expand(self, posts):
+        ranks = (
+            posts
+            | "SiteOfPost" >> beam.Map(lambda d: d.metadata["site"])
+            | "PostsPerSite" >> beam.combiners.Count.PerElement()
+            | "AllSites" >> beam.combiners.ToList()
+            | "RankSites" >> beam.Map(se.rank_sites, self.top, self.only)
+        )
+        return posts | "AttachRank" >> beam.Map(
+            lambda d, r: (d, r.get(d.metadata["site"])), r=beam.pvalue.AsSingleton(ranks)
+        )
+
+
+class GroupThreads(beam.PTransform):
+    """Posts -> one Thread per question (its answers with it)."""
+
+    def expand(self, posts):
+        return (
+            posts
+            | "KeyByQuestion" >> beam.Map(lambda d: (se.question_key(d), d))
+            | "GroupThreads" >> beam.GroupByKey()
+            | "Thread" >> beam.MapTuple(lambda key, group: se.Thread(key, list(group)))
         )

@@ -18,4 +18,12 @@ def listed(steps: Callable) -> Callable:
     return list_steps
 
 
-__all__: Sequence[str] = ("listed",)
+def lazy(module: str, name: str):
+    """A step's Beam-side part (a reader, a dedup's marks), imported when the step is made, so that a
+    pipeline module and its step list import no Beam (``--help``, ``--steps`` stay fast)."""
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__: Sequence[str] = ("lazy", "listed")

@@ -22,20 +22,17 @@ from typing import List, Sequence
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import DOC, READ, Step
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters.arxiv_archive import (
     ExtractPaper,
 )
 from corpusmill.filters.latex import CleanLatex
-from corpusmill.io.papers import PaperRef, ReadPapers, list_papers
 from corpusmill.pipelines import listed
+
+# The config and step list import no Beam (`--help`, `--steps` stay fast): readers and the runner are
+# imported where the stage runs.
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -71,7 +68,10 @@ def steps(cfg: ArxivConfig) -> List[Step]:
     ]
 
 
-def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence[PaperRef]) -> None:
+def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence) -> None:  # refs: corpusmill.io.papers.PaperRef
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.papers import ReadPapers
+
     mb = 1 << 20
     records = p | "ReadArxiv" >> ReadPapers(
         refs, int(cfg.max_paper_mb * mb), int(cfg.max_file_mb * mb), int(cfg.max_unpacked_mb * mb)
@@ -80,6 +80,9 @@ def build_arxiv(p, run, cfg: ArxivConfig, refs: Sequence[PaperRef]) -> None:
 
 
 def run_arxiv(cfg: ArxivConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.papers import list_papers
+
     refs = list_papers(cfg.input)
     if not refs:
         raise CorpusmillError(f"--input {cfg.input}: no papers found (bulk .tar, paper .gz files or paper folders)")

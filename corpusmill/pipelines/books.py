@@ -26,42 +26,18 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Sequence
 
-import apache_beam as beam
-
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import CONTENT, DOC, NEAR, READ, Step
 from corpusmill.dedup import minhash
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
-from corpusmill.engine.fuzzy_dedup import ScorePairs
-from corpusmill.engine.line_dedup import MarkDuplicates, by_value
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters.gutenberg import ReadBook, StripGutenberg
-from corpusmill.io.books import JSON_SUFFIXES, TEXT_SUFFIXES, ReadBooks
-from corpusmill.io.files import expand_inputs
 from corpusmill.pipelines import listed
 
-
-def _join_verdicts(docs, verdicts, label: str):
-    """``(doc, verdict or None)`` for every doc, joining ``(id, verdict)`` pairs by id."""
-
-    def attach(item):
-        _id, grouped = item
-        found = sorted(grouped["verdict"])
-        for doc in grouped["doc"]:
-            yield doc, (found[0] if found else None)
-
-    return (
-        {"doc": docs | f"{label}KeyDocs" >> beam.Map(lambda d: (d.id, d)), "verdict": verdicts}
-        | f"{label}Join" >> beam.CoGroupByKey()
-        | f"{label}Attach" >> beam.FlatMap(attach)
-    )
+# The config and step list import no Beam (`--help`, `--steps` stay fast): the dedup transforms, readers
+# and the runner are imported where a step is made or the stage runs.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,46 +48,6 @@ class NearDupParams:
     overlap: float = 0.9
     max_bucket: int = 1000
     seed: int = 1
-
-
-class FindNearDuplicates(beam.PTransform):
-    """Books -> ``(doc, None | (kept id, overlap))`` (see the module docstring)."""
-
-    def __init__(self, params: NearDupParams):
-        super().__init__()
-        self.params = params
-
-    def expand(self, docs):
-        prm = self.params
-        bands, rows = minhash.lsh_params(prm.lsh_threshold, prm.num_perm)
-
-        def features(doc):
-            hashes = minhash.shingle_hashes(doc.text, prm.shingle)
-            return doc.id, hashes, minhash.band_keys(minhash.signature(hashes, prm.num_perm, prm.seed), bands, rows)
-
-        feats = docs | "Shingles" >> beam.Map(features)
-        pairs = (
-            feats
-            | "BandKeys" >> beam.FlatMap(lambda f: [(key, f[0]) for key in f[2]])
-            | "GroupByBand" >> beam.GroupByKey()
-            | "BucketPairs" >> beam.FlatMap(lambda kv: minhash.candidate_pairs(kv[1], prm.max_bucket))
-            | "DistinctPairs" >> beam.Distinct()
-        )
-        shingles = feats | "KeyShingles" >> beam.Map(lambda f: (f[0], f[1]))
-
-        def kept(item):
-            (a, b), share = item
-            if share >= prm.overlap:
-                yield b, (a, share)  # the larger id is the one dropped
-
-        dups = (
-            (pairs, shingles)
-            | "OverlapPairs" >> ScorePairs(minhash.overlap)
-            | "Overlap" >> beam.FlatMap(kept)
-            | "GroupByDropped" >> beam.GroupByKey()
-            | "KeptBook" >> beam.Map(lambda kv: (kv[0], minhash.near_duplicate_of(kv[1])))
-        )
-        return _join_verdicts(docs, dups, "Near")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -141,6 +77,8 @@ class BooksConfig(OutputOptions):
 
 
 def check_book_files(files: Sequence[str]) -> None:
+    from corpusmill.io.books import JSON_SUFFIXES, TEXT_SUFFIXES
+
     for f in files:
         if not f.lower().endswith(TEXT_SUFFIXES + JSON_SUFFIXES):
             raise CorpusmillError(
@@ -148,6 +86,18 @@ def check_book_files(files: Sequence[str]) -> None:
                 f"{', '.join(TEXT_SUFFIXES)} (one book per file) and {', '.join(JSON_SUFFIXES)} "
                 f"(one book per line, with a 'text' field)"
             )
+
+
+def _mark_exact():
+    from corpusmill.engine.line_dedup import MarkDuplicates, by_value
+
+    return MarkDuplicates(content_occurrence, keep=by_value, name_kept=True)
+
+
+def _find_near(params):
+    from corpusmill.engine.fuzzy_dedup import FindNearDuplicateBooks
+
+    return FindNearDuplicateBooks(params)
 
 
 def steps(cfg: BooksConfig) -> List[Step]:
@@ -164,27 +114,30 @@ def steps(cfg: BooksConfig) -> List[Step]:
             CONTENT,
             lambda: DropDuplicates("exact_dedup", "exact_duplicate_book"),
             "one book per exact text (the smallest id)",
-            prepare=lambda: (
-                "FindExactDuplicates",
-                MarkDuplicates(content_occurrence, keep=by_value, name_kept=True),
-            ),
+            prepare=lambda: ("FindExactDuplicates", _mark_exact()),
         ),
         Step(
             "near_dedup",
             NEAR,
             lambda: minhash.DuplicateBook("near_dedup", "near_duplicate_book"),
             "books whose overlap with a book of smaller id is at least --overlap",
-            prepare=lambda: ("FindNearDuplicates", FindNearDuplicates(cfg.near)),
+            prepare=lambda: ("FindNearDuplicates", _find_near(cfg.near)),
         ),
     ]
 
 
 def build_books(p, run, cfg: BooksConfig, files: Sequence[str]) -> None:
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.books import ReadBooks
+
     records = p | "ReadBooks" >> ReadBooks(files, int(cfg.max_book_mb * (1 << 20)))
     run.write(apply_steps(run, records, steps(cfg)))
 
 
 def run_books(cfg: BooksConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.files import expand_inputs
+
     files = expand_inputs(cfg.input)
     check_book_files(files)
     return run_build(cfg, beam_args, lambda p, run: build_books(p, run, cfg, files))

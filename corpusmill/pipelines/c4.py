@@ -25,31 +25,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import List, Optional, Sequence
-
-import apache_beam as beam
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import CONTENT, DOC, READ, URL, Step
 from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.spans import RemoveDuplicateSpans, span_occurrences
-from corpusmill.engine.line_dedup import MarkDuplicates, by_value
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters import c4 as rules
 from corpusmill.filters.lid import LangdetectId, LanguageId, default_lid_model, load_fasttext
-from corpusmill.io.documents import ReadRawRecords
-from corpusmill.io.files import expand_inputs
-from corpusmill.io.warc import ExtractWarcRecord, ReadWarcRecords
-from corpusmill.pipelines import listed
-from corpusmill.pipelines.ccnet import WARC_SUFFIXES
+from corpusmill.pipelines import lazy, listed
+
+if TYPE_CHECKING:  # annotations only
+    import apache_beam as beam
+
+    from corpusmill.engine.run import Run
 
 MODES = ("crawl", "released")
 LID_TOOLS = ("langdetect", "lid176")
@@ -143,6 +135,8 @@ class C4Config(OutputOptions):
 
 
 def check_inputs(files: Sequence[str], mode: str) -> None:
+    from corpusmill.pipelines.ccnet import WARC_SUFFIXES
+
     suffixes = WARC_SUFFIXES if mode == "crawl" else RELEASED_SUFFIXES
     for f in files:
         if not f.lower().endswith(suffixes):
@@ -171,7 +165,12 @@ def steps(cfg: C4Config) -> List[Step]:
         return out
     spans = functools.partial(span_occurrences, n=cfg.span_sentences)
     out = [
-        Step("extract", READ, lambda: ExtractWarcRecord(rules.SOURCE, cfg.max_page_bytes), "WARC/WET -> page text"),
+        Step(
+            "extract",
+            READ,
+            lambda: lazy("corpusmill.io.warc", "ExtractWarcRecord")(rules.SOURCE, cfg.max_page_bytes),
+            "WARC/WET -> page text",
+        ),
         Step(
             "url_dedup",
             URL,
@@ -179,7 +178,9 @@ def steps(cfg: C4Config) -> List[Step]:
             "the newest page per URL",
             prepare=lambda: (
                 "FindOlderPages",
-                MarkDuplicates(rules.url_occurrence, keep=rules.newest_first, name_kept=True),
+                lazy("corpusmill.engine.line_dedup", "MarkDuplicates")(
+                    rules.url_occurrence, keep=rules.newest_first, name_kept=True
+                ),
             ),
         ),
         Step(
@@ -193,7 +194,12 @@ def steps(cfg: C4Config) -> List[Step]:
             CONTENT,
             lambda: RemoveDuplicateSpans(cfg.span_sentences, cfg.min_sentences),
             "three-sentence spans seen before removed",
-            prepare=lambda: ("FindDuplicateSpans", MarkDuplicates(spans, keep=by_value)),
+            prepare=lambda: (
+                "FindDuplicateSpans",
+                lazy("corpusmill.engine.line_dedup", "MarkDuplicates")(
+                    spans, keep=lazy("corpusmill.engine.line_dedup", "by_value")
+                ),
+            ),
         ),
     ]
     if cfg.lid:
@@ -209,15 +215,24 @@ def steps(cfg: C4Config) -> List[Step]:
 
 
 def build_c4_crawl(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.warc import ReadWarcRecords
+
     run.write(apply_steps(run, p | "ReadWarc" >> ReadWarcRecords(files), steps(cfg)))
 
 
 def build_c4_released(p: beam.Pipeline, run: Run, cfg: C4Config, files: Sequence[str]) -> None:
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.documents import ReadRawRecords
+
     run.write(apply_steps(run, p | "ReadC4" >> ReadRawRecords(files), steps(cfg)))
 
 
 def run_c4(cfg: C4Config, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the C4 source to completion; returns stats.json's content."""
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.files import expand_inputs
+
     cfg.validate()
     files = expand_inputs(cfg.input)
     check_inputs(files, cfg.mode)

@@ -25,8 +25,8 @@ from typing import List, Optional, Sequence
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import check_complete, read_provenance
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
-from corpusmill.engine.stage import OutputOptions, run_build, show_documents
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS, parse_buckets
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD, check_threshold
 
@@ -159,6 +159,7 @@ def _language_and_bucket(doc) -> str:
 
 
 def run_filter(cfg: FilterConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    from corpusmill.engine.stage import run_build
     from corpusmill.io.files import expand_inputs
 
     scored = scored_config(cfg.input)

@@ -19,36 +19,23 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from typing import List, Optional, Sequence
-
-import apache_beam as beam
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import CONTENT, DOC, READ, Step
 from corpusmill.dedup.exact import DropDuplicates, content_occurrence
-from corpusmill.engine.line_dedup import MarkDuplicates, by_value
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters import code as rules
-from corpusmill.io.bigquery import (
-    BigQueryOptions,
-    check_cost,
-    estimate_query,
-    export_query,
-    make_client,
-    parse_bytes,
-)
-from corpusmill.io.code import ListCodeFiles, ReadCodeFile, split_local_inputs
-from corpusmill.io.documents import ReadRawRecords
-from corpusmill.pipelines import listed
+from corpusmill.pipelines import lazy, listed
+
+if TYPE_CHECKING:  # annotations only
+    import apache_beam as beam
+
+    from corpusmill.engine.run import Run
+    from corpusmill.io.bigquery import BigQueryOptions
 
 MODES = ("local", "bigquery")
 DEFAULT_DATASET = "bigquery-public-data.github_repos"
@@ -113,6 +100,8 @@ class GitHubConfig(OutputOptions):
 
     @property
     def bigquery(self) -> BigQueryOptions:
+        from corpusmill.io.bigquery import BigQueryOptions
+
         return BigQueryOptions(
             project=self.bq_project,
             billing_project=self.bq_billing_project,
@@ -129,6 +118,8 @@ class GitHubConfig(OutputOptions):
 
     @property
     def max_bytes_billed(self) -> Optional[int]:
+        from corpusmill.io.bigquery import parse_bytes
+
         if str(self.bq_max_bytes_billed).strip().lower() == "none":
             return None
         try:
@@ -191,7 +182,12 @@ def steps(cfg: GitHubConfig) -> List[Step]:
         Step("parse", READ, rules.ParseCodeRow, "an exported or BigQuery row -> a code file"),
         Step("extension", DOC, rules.ExtensionAllowList, "RedPajama's allowed extensions"),
         Step("size", DOC, lambda: rules.SizeCap(cfg.max_bytes), "files over --max-bytes dropped"),
-        Step("read", READ, lambda: ReadCodeFile(cfg.max_bytes), "a file of a repository tree -> a document"),
+        Step(
+            "read",
+            READ,
+            lambda: lazy("corpusmill.io.code", "ReadCodeFile")(cfg.max_bytes),
+            "a file of a repository tree -> a document",
+        ),
         Step("max_line_length", DOC, lambda: rules.MaxLineLength(cfg.max_line_length), "longest line"),
         Step("mean_line_length", DOC, lambda: rules.MeanLineLength(cfg.max_mean_line_length), "mean line length"),
         Step("alnum_share", DOC, lambda: rules.AlnumShare(cfg.min_alnum_share), "share of alphanumeric characters"),
@@ -207,7 +203,9 @@ def steps(cfg: GitHubConfig) -> List[Step]:
             "one file per exact text (the smallest id)",
             prepare=lambda: (
                 "FindDuplicateFiles",
-                MarkDuplicates(content_occurrence, keep=by_value, name_kept=True),
+                lazy("corpusmill.engine.line_dedup", "MarkDuplicates")(
+                    content_occurrence, keep=lazy("corpusmill.engine.line_dedup", "by_value"), name_kept=True
+                ),
             ),
         )
     )
@@ -215,6 +213,12 @@ def steps(cfg: GitHubConfig) -> List[Step]:
 
 
 def build_github(p: beam.Pipeline, run: Run, cfg: GitHubConfig, roots: Sequence[str], exports: Sequence[str]) -> None:
+    import apache_beam as beam
+
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.code import ListCodeFiles
+    from corpusmill.io.documents import ReadRawRecords
+
     parse, *rest = steps(cfg)
     streams = []
     if exports:
@@ -230,6 +234,10 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
     """Run the GitHub source to completion; returns stats.json's content.
 
     ``client``: a google-cloud-bigquery client to use instead of one built from ``cfg.bigquery``."""
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.bigquery import check_cost, estimate_query, export_query, make_client
+    from corpusmill.io.code import split_local_inputs
+
     cfg.validate()
     roots, exports = split_local_inputs(cfg.input) if cfg.mode == "local" else ([], [])
 
@@ -244,6 +252,7 @@ def run_github(cfg: GitHubConfig, beam_args: Sequence[str] = (), client=None) ->
         print(check_cost(processed, cfg.bigquery), file=sys.stderr, flush=True)
 
     def build(p, run):
+
         files = list(exports)
         if cfg.mode == "bigquery":
             staging = cfg.bq_staging or join(run.out_dir, "_bigquery")

@@ -32,8 +32,6 @@ from corpusmill.core.config import config_fields, from_mapping, option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join, sha256_file
 from corpusmill.core.stage import Stage
-from corpusmill.engine.run import DONE_FILE, mark_done
-from corpusmill.io.files import expand_inputs, write_text_atomic
 from corpusmill.mixers.manifest import (
     MixManifest,
     load_manifest,
@@ -50,6 +48,8 @@ def _fingerprint(config: dict) -> str:
 
 def stage_done(out_dir: str, config: dict) -> bool:
     """Whether ``out_dir`` holds a finished stage made with ``config``."""
+    from corpusmill.engine.run import DONE_FILE
+
     try:
         with open(join(out_dir, STAGE_FILE), encoding="utf-8") as fh:
             recorded = json.load(fh)
@@ -60,6 +60,9 @@ def stage_done(out_dir: str, config: dict) -> bool:
 
 def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], object], log=print) -> bool:
     """Run ``fn`` unless ``out_dir`` is already done with ``config``; returns True when it ran."""
+    from corpusmill.engine.run import DONE_FILE, mark_done
+    from corpusmill.io.files import write_text_atomic
+
     if stage_done(out_dir, config):
         log(f"[run] {label}: done already ({out_dir}), skipped")
         return False
@@ -88,6 +91,8 @@ def run_stage_once(label: str, out_dir: str, config: dict, fn: Callable[[], obje
 # ---------------------------------------------------------------------------------------------------
 def _matches_something(pattern: str) -> bool:
     """Whether a processor input (file, directory or glob; local or object store) exists."""
+    from corpusmill.io.files import expand_inputs
+
     if "://" not in pattern:
         return bool(glob.glob(pattern, recursive=True))
     try:

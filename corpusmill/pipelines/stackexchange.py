@@ -20,26 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from typing import List, Optional, Sequence, Tuple
-
-import apache_beam as beam
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from corpusmill.core.config import option
 from corpusmill.core.files import join
 from corpusmill.core.inputs import InputFiles
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import DOC, READ, Step
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters import stackexchange as se
-from corpusmill.io.files import expand_inputs
-from corpusmill.io.posts import MAX_ROW_BYTES, ReadPostsXml, select_posts_files
+from corpusmill.filters.stackexchange import MAX_ROW_BYTES
 from corpusmill.pipelines import listed
+
+if TYPE_CHECKING:  # annotations only
+    import apache_beam as beam
+
+    from corpusmill.engine.run import Run
 
 
 # -- the stage ---------------------------------------------------------------------------------------
@@ -64,36 +60,10 @@ class StackExchangeConfig(OutputOptions):
     )
 
 
-class RankSites(beam.PTransform):
-    """Posts -> ``(post, rank of its site)`` (None: not among the sites kept), ranked by post count."""
+def _posts():
+    from corpusmill.io import posts
 
-    def __init__(self, top, only):
-        super().__init__()
-        self.top, self.only = top, only
-
-    def expand(self, posts):
-        ranks = (
-            posts
-            | "SiteOfPost" >> beam.Map(lambda d: d.metadata["site"])
-            | "PostsPerSite" >> beam.combiners.Count.PerElement()
-            | "AllSites" >> beam.combiners.ToList()
-            | "RankSites" >> beam.Map(se.rank_sites, self.top, self.only)
-        )
-        return posts | "AttachRank" >> beam.Map(
-            lambda d, r: (d, r.get(d.metadata["site"])), r=beam.pvalue.AsSingleton(ranks)
-        )
-
-
-class GroupThreads(beam.PTransform):
-    """Posts -> one Thread per question (its answers with it)."""
-
-    def expand(self, posts):
-        return (
-            posts
-            | "KeyByQuestion" >> beam.Map(lambda d: (se.question_key(d), d))
-            | "GroupThreads" >> beam.GroupByKey()
-            | "Thread" >> beam.MapTuple(lambda key, group: se.Thread(key, list(group)))
-        )
+    return posts
 
 
 def steps(cfg: StackExchangeConfig) -> List[Step]:
@@ -106,14 +76,14 @@ def steps(cfg: StackExchangeConfig) -> List[Step]:
             DOC,
             se.KeepTopSites,
             "the --top-sites sites with the most posts (or --sites)",
-            prepare=lambda: ("RankSitesOfPosts", RankSites(top, only)),
+            prepare=lambda: ("RankSitesOfPosts", _posts().RankSites(top, only)),
         ),
         Step(
             "format",
             DOC,
             lambda: se.FormatThread(cfg.text_format, cfg.min_answers),
             "a question with its answers sorted by score -> a document",
-            prepare=lambda: ("ThreadsOfPosts", GroupThreads()),
+            prepare=lambda: ("ThreadsOfPosts", _posts().GroupThreads()),
         ),
     ]
 
@@ -121,6 +91,9 @@ def steps(cfg: StackExchangeConfig) -> List[Step]:
 def build_stackexchange(
     p: beam.Pipeline, run: Run, cfg: StackExchangeConfig, files: Sequence[Tuple[str, str, str]]
 ) -> None:
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.posts import ReadPostsXml
+
     lines = p | "ReadPosts" >> ReadPostsXml(
         files,
         int(cfg.split_mb * (1 << 20)),
@@ -132,6 +105,10 @@ def build_stackexchange(
 
 def run_stackexchange(cfg: StackExchangeConfig, beam_args: Sequence[str] = ()) -> List[dict]:
     """Run the StackExchange source to completion; returns stats.json's content."""
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.files import expand_inputs
+    from corpusmill.io.posts import select_posts_files
+
     listed = expand_inputs(cfg.input)
     files = InputFiles(select_posts_files(listed), listed.skipped)
     return run_build(

@@ -19,20 +19,14 @@ import json
 import math
 import os
 import re
-from typing import Dict, Iterator, List, Optional, Sequence
-
-import apache_beam as beam
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.files import join
 from corpusmill.core.hashing import stable_hash
+from corpusmill.core.outputs import OutputOptions
 from corpusmill.core.stage import Stage
-from corpusmill.engine.run import Run
-from corpusmill.engine.stage import OutputOptions, run_build
-from corpusmill.io.files import atomic_write, write_text_atomic
-from corpusmill.io.files import open_text_lines as _open_lines
-from corpusmill.pipelines.mix import read_sources, source_files
 from corpusmill.tokenize import bpe
 from corpusmill.tokenize.tokenizer import (
     LLAMA_TRAINER_OPTIONS,
@@ -40,6 +34,11 @@ from corpusmill.tokenize.tokenizer import (
     describe_model,
     train_sentencepiece,
 )
+
+if TYPE_CHECKING:  # annotations only
+    import apache_beam as beam
+
+    from corpusmill.engine.run import Run
 
 KINDS = ("sentencepiece", "bpe")
 SAMPLE_DIR = "sample"
@@ -118,6 +117,8 @@ def _draw(pair, seed, parts, rates):
 
 
 def _write_part(item, out_dir):
+    from corpusmill.io.files import atomic_write
+
     (name, part), lines = item
     lines = sorted(lines)
     rel = f"{SAMPLE_DIR}/{name}/part-{part:05d}.txt.gz"
@@ -137,6 +138,11 @@ def _write_part(item, out_dir):
 
 
 def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
+    import apache_beam as beam
+
+    from corpusmill.io.files import write_text_atomic
+    from corpusmill.pipelines.mix import read_sources
+
     pairs = read_sources(p, run, cfg.files)
     chars = (
         pairs
@@ -149,6 +155,7 @@ def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
     out_dir = run.out_dir
 
     def write_index(written, chars_rows, rate_map):
+
         totals = dict(chars_rows)
         per: Dict[str, dict] = {}
         for w in sorted(written, key=lambda w: w["file"]):
@@ -179,6 +186,8 @@ def build_sample(p: beam.Pipeline, run: Run, cfg: TokenizerConfig) -> None:
 
 
 def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
+    from corpusmill.io.files import open_text_lines as _open_lines
+
     for name in sorted(index["sources"]):
         for rel in index["sources"][name]["files"]:
             with _open_lines(join(out_dir, *rel.split("/"))) as lines:
@@ -188,9 +197,13 @@ def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
 
 def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
     """Draw the sample on Beam, train the model; returns tokenizer.json's content."""
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.files import atomic_write, write_text_atomic
+
     cfg.validate()
 
     def train(out_dir):
+
         with open(join(out_dir, SAMPLE_INDEX), encoding="utf-8") as fh:
             index = json.load(fh)
         chars = sum(s["chars"] for s in index["sources"].values())
@@ -247,6 +260,8 @@ _NAME_RE = re.compile(r"[^a-z0-9_]+")
 
 def parse_inputs(specs: Sequence[str], groups: Optional[List[str]] = None) -> Dict[str, List[str]]:
     """``NAME=PATH`` or ``PATH`` (named after its last directory) -> {name: document files}."""
+    from corpusmill.pipelines.mix import source_files
+
     out: Dict[str, List[str]] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")

@@ -24,21 +24,17 @@ from typing import List, Sequence, Tuple
 
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.outputs import OutputOptions, show_documents
 from corpusmill.core.stage import Stage
 from corpusmill.core.steps import DOC, READ, Step
-from corpusmill.engine.stage import (
-    OutputOptions,
-    apply_steps,
-    run_build,
-    show_documents,
-)
 from corpusmill.filters.wikitext import (
     ParseWikiPage,
     WikitextToText,
 )
-from corpusmill.io.files import expand_inputs
-from corpusmill.io.mediawiki import SUFFIXES, ReadWikiPages
 from corpusmill.pipelines import listed
+
+# The config and step list import no Beam (`--help`, `--steps` stay fast): readers and the runner are
+# imported where the stage runs.
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -68,11 +64,16 @@ def steps(cfg: WikipediaConfig) -> List[Step]:
 
 
 def build_wikipedia(p, run, cfg: WikipediaConfig, files: Sequence[str]) -> None:
+    from corpusmill.engine.stage import apply_steps
+    from corpusmill.io.mediawiki import ReadWikiPages
+
     pages = p | "ReadDumps" >> ReadWikiPages(files, int(cfg.split_mb * (1 << 20)))
     run.write(apply_steps(run, pages, steps(cfg)), group_fn=lambda d: d.metadata.get("language") or "unknown")
 
 
 def check_dump_files(files: Sequence[str]) -> None:
+    from corpusmill.io.mediawiki import SUFFIXES
+
     for f in files:
         if not f.lower().endswith(SUFFIXES) or f.lower().endswith(("-index.txt.bz2", ".txt.bz2")):
             raise CorpusmillError(
@@ -82,6 +83,9 @@ def check_dump_files(files: Sequence[str]) -> None:
 
 
 def run_wikipedia(cfg: WikipediaConfig, beam_args: Sequence[str] = ()) -> List[dict]:
+    from corpusmill.engine.stage import run_build
+    from corpusmill.io.files import expand_inputs
+
     cfg.validate()
     files = expand_inputs(cfg.input)
     check_dump_files(files)
