@@ -96,10 +96,11 @@ def test_the_trainer_anneals_to_zero_and_resumes_across_the_boundary(run, tmp_pa
     assert [r["phase"] for r in log] == ["main"] * boundary + ["anneal"] * steps
     lrs = [r["lr"] for r in log]
     assert lrs == pytest.approx([tr.lr * phase_lr_factor(s, 2, 10, tr.min_lr_ratio, steps) for s in range(10)])
-    # linear to 0 over the annealing steps, from where the main phase's cosine ended
+    # linear over the annealing steps, from where the main phase's cosine ended to exactly 0: the last
+    # update of the run uses learning rate 0 (issue 28: it ended at 1.5e-5, reaching 0 one step too late)
     start = tr.lr * tr.min_lr_ratio
-    assert lrs[boundary:] == pytest.approx([start * (10 - s) / steps for s in range(boundary, 10)])
-    assert phase_lr_factor(10, 2, 10, tr.min_lr_ratio, steps) == 0.0
+    assert lrs[boundary:] == pytest.approx([start * (9 - s) / (steps - 1) for s in range(boundary, 10)])
+    assert lrs[boundary] == pytest.approx(start) and lrs[-1] == 0.0
     # killed in the main phase (checkpoint at 5, before the boundary at 7), resumed: the same run exactly
     train(model, tr, result.shards_dir, part, stop_at=5, stream=None)
     train(model, tr, result.shards_dir, part, resume=True, stream=None)

@@ -59,14 +59,15 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 def phase_lr_factor(step: int, warmup: int, total: int, min_ratio: float, anneal_steps: int) -> float:
     """:func:`lr_factor` over the main phase (cosine ending at the annealing boundary), then Llama 3's
-    annealing: linear from the main phase's last value to 0 at ``total`` over ``anneal_steps``."""
+    annealing: linear from the main phase's last value at the first annealing step to exactly 0 at the
+    last step of the run (step ``total - 1``: the last update uses learning rate 0)."""
     if anneal_steps <= 0:
         return lr_factor(step, warmup, total, min_ratio)
     boundary = total - anneal_steps
     if step < boundary:
         return lr_factor(step, warmup, boundary, min_ratio)
     start = lr_factor(boundary, warmup, boundary, min_ratio)
-    return start * max(0.0, (total - step) / anneal_steps)
+    return start * max(0.0, (total - 1 - step) / max(1, anneal_steps - 1))
 
 
 def open_phases(data_dir: str, manifest: Dict[str, Any], train_ds, verify: bool) -> List[Dict[str, Any]]:
