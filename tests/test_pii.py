@@ -135,3 +135,29 @@ def test_scrub_pii_step_counts_in_stats(tmp_path):
     for d in written:
         assert scrub(d.text)[0] == d.text and d.metadata["pii"] > 0
     assert ScrubPII()(Document("x", "no personal data here")).doc.text == "no personal data here"
+
+
+def test_quoted_addresses_and_spaced_phone_numbers_with_the_precision_cases_untouched():
+    """Issue 28: an address in single quotes (as setup.py files and the Python docs write them) and a
+    North American number written with spaces are scrubbed; versions, dates, ISBNs, code and runs of
+    numbers stay."""
+    scrubbed = {
+        "author_email = 'martin@v.loewis.de'": f"author_email = '{EMAIL}'",
+        "maintainer='jdoe@example.org',": f"maintainer='{EMAIL}',",
+        "call 555 123 4567 or (415) 555-0199": f"call {PHONE} or {PHONE}",
+        "o'brien@example.com": EMAIL,
+    }
+    for text, want in scrubbed.items():
+        assert scrub(text)[0] == want, text
+    kept = [
+        "Python 3.11.2 (2023-02-08)",
+        "ISBN 978 3 16 148410 0",
+        "fib: 377 610 987 1597 2584",
+        "'@args.txt'",
+        "version 1.2.3.4",
+        "12:30:45",
+        "x = 100 200 3000",
+        "see it's@",
+    ]
+    for text in kept:
+        assert scrub(text)[0] == text, text

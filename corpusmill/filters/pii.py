@@ -9,14 +9,15 @@ look like these and are not (version strings, dates, times, hashes, code), and a
 - **E-mail:** ``local@domain.tld``, the local part of RFC 5322's unquoted atoms but ``/`` and ``?`` (a
   URL's path and query are not an address), the domain of dotted
   labels ending in a letters-only TLD of 2-24 letters, the local part starting with a letter, digit or
-  ``_`` (``'@args.txt`` in quoted code is not an address); ``user@localhost`` and ``@decorators`` are not
+  ``_`` (``'@args.txt`` in quoted code is not an address; ``'martin@v.loewis.de'`` in quotes is one, the
+  quote is not part of it); ``user@localhost`` and ``@decorators`` are not
   addresses. Obfuscations (``user at example dot com``) are left.
 - **IP:** IPv4 dotted quads with each part 0-255 and no leading zero, not inside a longer dotted or
   hyphenated run (``1.2.3.4.5``, ``1.2.3.4-1``), not after ``v`` or a version word, and not shaped like a
   four-part version (first part under 10, every part at most two digits: ``3.7.2.0``); IPv6 in full or
   ``::`` form with at least three groups and a hex letter or ``::`` (``12:30:45`` is a time, never IPv6).
 - **Phone:** numbers written as phone numbers: ``+CC``, a space or hyphen, then groups separated by
-  spaces, dots or hyphens (8-15 digits in all; ``+3.140000`` is a formatted float), or the North American ``(NNN) NNN-NNNN`` / ``NNN-NNN-NNNN`` / ``NNN.NNN.NNNN``;
+  spaces, dots or hyphens (8-15 digits in all; ``+3.140000`` is a formatted float), or the North American ``(NNN) NNN-NNNN`` / ``NNN-NNN-NNNN`` / ``NNN.NNN.NNNN`` / ``NNN NNN NNNN`` (spaces: area code and exchange from 2-9);
   a run of bare digits (an id, a timestamp, an ISBN) and ISO dates are not phone numbers.
 
 The measured precision and recall on real text (Debian changelogs: every trailer's maintainer address,
@@ -35,7 +36,8 @@ from corpusmill.filters.base import Filter, Verdict, keep
 EMAIL, IP, PHONE = "|||EMAIL_ADDRESS|||", "|||IP_ADDRESS|||", "|||PHONE_NUMBER|||"
 
 _EMAIL = re.compile(
-    r"(?<![\w.+'-])[A-Za-z0-9_][A-Za-z0-9!#$%&'*+=^_`{|}~-]*(?:\.[A-Za-z0-9!#$%&'*+=^_`{|}~-]+)*"
+    r"(?<![\w.+-])(?<![\w.+-]')[A-Za-z0-9_](?:[A-Za-z0-9!#$%&'*+^_`{|}~-]|=(?!['\"]))*"
+    r"(?:\.(?:[A-Za-z0-9!#$%&'*+^_`{|}~-]|=(?!['\"]))+)*"  # (an '=' before a quote is code: x='a@b.org')
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
 )
 
@@ -60,6 +62,7 @@ _PHONE = re.compile(
     r"\+[1-9]\d{0,2}(?:[ \-]?\(0?\d{1,4}\))?[ \-]\d{1,4}(?:" + _SEP + r"?\d{1,4}){1,4}"  # +CC, then groups
     r"|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}"  # (NNN) NNN-NNNN
     r"|\d{3}([.\-])\d{3}\1\d{4}"  # NNN-NNN-NNNN / NNN.NNN.NNNN (one separator throughout)
+    r"|(?<!\d )[2-9]\d{2} \d{3} \d{4}(?! \d)"  # NNN NNN NNNN (area code from 2-9; not in a run of numbers)
     r")(?![\w\-]|[.,/]\d)"
 )
 
