@@ -344,6 +344,29 @@ def test_a_classifier_that_does_not_separate_is_refused(tmp_path, lowq):
     assert spread["max"] - spread["min"] < 0.05  # every probability near 0.5, as in the issue
 
 
+def test_a_classifier_uses_every_document_holds_out_each_class_and_refuses_too_few(tmp_path, lowq):
+    """Issue 28: 5,846 references against 13 crawl pages trained on 13 + 13 documents and held nothing out.
+    Now a class under --min-docs is refused (exit 2 naming the fix) unless forced; forced, each class still
+    has held-out documents, and the training split repeats the smaller class to the larger's size."""
+    paths = {}
+    for name, docs in (("pos", list(read_documents_file(WIKI_EN))[:400]), ("neg", lowq[:13])):
+        paths[name] = str(tmp_path / f"{name}.jsonl.gz")
+        with open(paths[name], "wb") as fh:
+            encode_jsonl_gz([d.to_dict() for d in docs], fh)
+    model = str(tmp_path / "few.bin")
+    with pytest.raises(CorpusmillError, match=r"--negative has 13 documents.*--min-docs 20.*--force"):
+        train_classifier([paths["pos"]], [paths["neg"]], model, log=lambda *a: None)
+    metrics = train_classifier([paths["pos"]], [paths["neg"]], model, force=True, log=lambda *a: None)
+    held_pos, held_neg = 40, 2  # ceil(10%) of each class
+    assert metrics["held_out"] == held_pos + held_neg and "auc" in metrics
+    assert metrics["train"] == 2 * (400 - held_pos)  # 11 crawl pages repeated to 360: every one used
+    assert metrics["balance"] == "upsample"
+    cut = train_classifier(
+        [paths["pos"]], [paths["neg"]], str(tmp_path / "cut.bin"), balance="cut", force=True, log=lambda *a: None
+    )
+    assert cut["train"] == 2 * (13 - 2)  # the old way: the larger class cut to the smaller
+
+
 def test_classifiers_per_language(models):
     en = Document(
         "e",

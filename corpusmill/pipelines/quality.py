@@ -335,7 +335,17 @@ class TrainClassifierConfig:
     negative: List[str] = option(required=True, metavar="GLOB", help="crawl documents")
     output: str = option(required=True, metavar="MODEL", help="model file (.bin)")
     holdout: float = option(0.1, min=0.0, below=1.0, help="share held out for evaluation")
-    balance: bool = option(True, help="cut the larger class to the size of the smaller (--no-balance keeps all)")
+    balance: str = option(
+        "upsample",
+        choices=("upsample", "cut", "none"),
+        help="upsample: the smaller class "
+        "repeated to the larger's size in training (every document used); cut: the larger one "
+        "cut to the smaller's; none: as given",
+    )
+    min_docs: int = option(20, min=1, help="documents each class needs (fewer: refused, unless --force)")
+    force: bool = option(
+        False, help="train on classes under --min-docs and keep a model that does not separate its held-out documents"
+    )
     min_chars: int = option(
         0, min=0, help="skip documents shorter than this (RedPajama dropped reference pages under 1000)"
     )
@@ -357,6 +367,8 @@ def run_train_classifier(cfg: TrainClassifierConfig, beam_args: Sequence[str] = 
         cfg.output,
         holdout=cfg.holdout,
         balance=cfg.balance,
+        min_docs=cfg.min_docs,
+        force=cfg.force,
         min_chars=cfg.min_chars,
         epoch=cfg.epoch,
         lr=cfg.lr,

@@ -2,15 +2,20 @@
 
 Positives (``__label__wiki``) are reference pages, negatives (``__label__cc``) random crawl pages.
 RedPajama used pages cited by English Wikipedia (under 1000 characters dropped) against an equal
-number of random CC head/middle pages, with fastText's default settings. Here: the larger class is
-cut down to the size of the smaller one (``balance``), a deterministic 10% of each class (by a hash of
-the document key) is held out, and precision, recall and ROC AUC on the held-out part are reported.
-Training uses one thread and a fixed seed, so the same input gives the same model.
+number of random CC head/middle pages, with fastText's default settings. Here every document is used:
+a deterministic share of each class (``--holdout``, 10%, at least one document of each, by a hash of the
+document key) is held out, and in the training split the smaller class is repeated to the size of the
+larger (``--balance upsample``; ``cut`` drops the larger class's extra documents instead, ``none`` keeps
+the classes as they are). Precision, recall and ROC AUC on the held-out part are reported. A class under
+``--min-docs`` documents, or a model that does not separate its held-out documents, is refused (exit 2,
+naming the fix) unless ``--force``. Training uses one thread and a fixed seed, so the same input gives the
+same model.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -46,14 +51,31 @@ def roc_auc(positive_scores: Sequence[float], negative_scores: Sequence[float]) 
     return (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
 
 
-def _held_out(key: str, holdout: float) -> bool:
-    return stable_hash("holdout:" + key) % 10_000 < holdout * 10_000
+BALANCE = ("upsample", "cut", "none")
+MIN_DOCS = 20  # documents of each class below which a classifier is refused (unless forced)
+
+
+def held_out_keys(items: List[Tuple[str, str]], holdout: float) -> set:
+    """The keys held out of one class: ``ceil(holdout * n)`` of them (at least one, and one fewer than all),
+    the smallest by a hash of the key, so the choice is the same on every run."""
+    if holdout <= 0 or len(items) < 2:
+        return set()
+    k = min(len(items) - 1, max(1, math.ceil(holdout * len(items))))
+    return {key for key, _ in sorted(items, key=lambda kv: stable_hash("holdout:" + kv[0]))[:k]}
 
 
 def _balance(items: List[Tuple[str, str]], n: int) -> List[Tuple[str, str]]:
     if len(items) <= n:
         return items
     return sorted(items, key=lambda kv: stable_hash("balance:" + kv[0]))[:n]
+
+
+def _upsample(items: list, n: int) -> list:
+    """``items`` repeated (whole passes, then a hash-chosen part) to ``n``: every document is used."""
+    if not items or len(items) >= n:
+        return list(items)
+    order = sorted(items, key=lambda x: stable_hash("upsample:" + x[0]))
+    return [order[i % len(order)] for i in range(n)]
 
 
 _TRAIN_SCRIPT = """
@@ -132,8 +154,10 @@ def train_classifier(
     output: str,
     *,
     holdout: float = 0.1,
-    balance: bool = True,
+    balance: str = "upsample",
     min_chars: int = 0,
+    min_docs: int = MIN_DOCS,
+    force: bool = False,
     epoch: int = 5,
     lr: float = 0.1,
     dim: int = 100,
@@ -148,6 +172,8 @@ def train_classifier(
     to ``<output>.json``."""
     if not 0.0 <= holdout < 1.0:
         raise CorpusmillError(f"--holdout {holdout}: must be at least 0 and below 1")
+    if balance not in BALANCE:
+        raise CorpusmillError(f"--balance {balance!r}: expected one of {', '.join(BALANCE)}")
     pos = [(k, t) for k, t in read_texts(positive) if len(t) >= min_chars]
     neg = [(k, t) for k, t in read_texts(negative) if len(t) >= min_chars]
     if not pos or not neg:
@@ -155,14 +181,28 @@ def train_classifier(
             f"need both positive and negative documents of at least {min_chars} characters; "
             f"found {len(pos)} positive, {len(neg)} negative"
         )
-    if balance:
+    small = [(name, n) for name, n in (("--positive", len(pos)), ("--negative", len(neg))) if n < min_docs]
+    if small and not force:
+        name, n = small[0]
+        raise CorpusmillError(
+            f"train-classifier: {name} has {n} documents of at least {min_chars} characters, under --min-docs "
+            f"{min_docs}: a classifier trained and judged on so few does not generalize; give more documents "
+            f"(RedPajama used tens of thousands of each), or pass --force"
+        )
+    if balance == "cut":
         n = min(len(pos), len(neg))
         pos, neg = _balance(pos, n), _balance(neg, n)
     splits = {"train": [], "test": []}
+    by_label = {POSITIVE: [], NEGATIVE: []}
     for label, items in ((POSITIVE, pos), (NEGATIVE, neg)):
+        held = held_out_keys(items, holdout)
         for key, text in items:
-            splits["test" if holdout and _held_out(key, holdout) else "train"].append((key, label, text))
-    train = sorted(splits["train"], key=lambda x: stable_hash("order:" + x[0]))  # mixed, reproducible order
+            (splits["test"] if key in held else by_label[label]).append((key, label, text))
+    if balance == "upsample":  # the training split's smaller class repeated: every document counts
+        n = max(len(v) for v in by_label.values())
+        by_label = {label: _upsample(v, n) for label, v in by_label.items()}
+    splits["train"] = by_label[POSITIVE] + by_label[NEGATIVE]
+    train = sorted(splits["train"], key=lambda x: (stable_hash("order:" + x[0]), x[1]))  # mixed, reproducible
     if not any(label == POSITIVE for _, label, _ in train) or not any(label == NEGATIVE for _, label, _ in train):
         raise CorpusmillError("the training split lacks one of the classes; give more documents")
     log(
@@ -185,7 +225,13 @@ def train_classifier(
     )
     model = load_classifier(output)
 
-    metrics = {"positive": len(pos), "negative": len(neg), "train": len(train), "held_out": len(splits["test"])}
+    metrics = {
+        "positive": len(pos),
+        "negative": len(neg),
+        "train": len(train),
+        "held_out": len(splits["test"]),
+        "balance": balance,
+    }
     test_pos = [wiki_probability(model, t) for _, label, t in splits["test"] if label == POSITIVE]
     test_neg = [wiki_probability(model, t) for _, label, t in splits["test"] if label == NEGATIVE]
     if test_pos and test_neg:
@@ -210,11 +256,11 @@ def train_classifier(
             f"{metrics['spread']['median']:.4f}, max {every[-1]:.4f}"
         )
     else:
-        log("[train-classifier] nothing held out: no metrics (use --holdout above 0)")
+        log("[train-classifier] nothing held out: no metrics (--holdout 0)")
     with open(output + ".json", "w", encoding="utf-8") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
-    if test_pos and test_neg:
+    if test_pos and test_neg and not force:
         check_separation(test_pos, test_neg, threshold, output, epoch, lr)
     log(f"[train-classifier] model: {output} ({os.path.getsize(output) / 1e6:.1f} MB)")
     return metrics
