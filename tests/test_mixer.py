@@ -493,3 +493,22 @@ def test_a_second_mixture_repacks_the_stored_tokens_without_sentencepiece(mixed,
         run_recipe(
             write_manifest_yaml(tmp_path, dict(anneal, output=str(tmp_path / "b")), "b.yaml"), log=lambda *_: None
         )
+
+
+def test_a_share_met_by_repeating_a_few_documents_is_said(mixed, tmp_path):
+    """Issue 28: the llama3 demo's math share was 5 documents repeated 3.54 times, silently. The plan names
+    every pool whose share is met by repeating fewer than min_distinct_documents documents, with its epochs."""
+    result, _ = mixed
+    counts = read_counts(os.path.join(result.manifest.output, "counts"))["sources"]
+    docs_fr = int(counts["wiki_fr"]["documents"])
+    plan = plan_mixture(load_manifest(_with(tmp_path, min_distinct_documents=docs_fr + 1)), counts)
+    fr = plan.sources["wiki_fr"]
+    assert fr.epochs > 1 and any(
+        line.startswith(
+            f"sources.wiki_fr: its 15.0% share is met by repeating {docs_fr} distinct documents {fr.epochs:.2f} times"
+        )
+        for line in plan.few_documents
+    ), plan.few_documents
+    assert plan_mixture(load_manifest(_with(tmp_path, min_distinct_documents=1)), counts).few_documents == []
+    with pytest.raises(CorpusmillError, match="min_distinct_documents: must be at least 1"):
+        load_manifest(_with(tmp_path, min_distinct_documents=0))

@@ -38,6 +38,7 @@ TOP_KEYS = {
     "sources",
     "share_tolerance",
     "allow_off_target",
+    "min_distinct_documents",
     "tokens_from",
     "mix_by",
     "domains",
@@ -131,6 +132,7 @@ class MixManifest:
     sources: List[SourceSpec]
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
+    min_distinct_documents: int = 100  # a pool whose share is met by repeating fewer documents is said loudly
     tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
     mix_by: str = "source"  # or "domain": the weights are on domain pools (Llama 3's mix)
     domains: List[SourceSpec] = dataclasses.field(default_factory=list)  # mix_by domain: the pools
@@ -344,6 +346,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     allow = data.get("allow_off_target", False)
     if not isinstance(allow, bool):
         raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
+    min_distinct = _int(path, "min_distinct_documents", data.get("min_distinct_documents", 100), minimum=1)
     return MixManifest(
         path=path,
         name=name,
@@ -356,6 +359,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         sources=sources,
         share_tolerance=float(tolerance),
         allow_off_target=allow,
+        min_distinct_documents=min_distinct,
         tokens_from=tokens_from,
         mix_by=mix_by,
         domains=domains,

@@ -84,6 +84,8 @@ class MixPlan:
     sources: Dict[str, SourcePlan]
     share_tolerance: float = 0.01
     allow_off_target: bool = False
+    # pools whose share is met by repeating fewer than the manifest's min_distinct_documents documents
+    few_documents: List[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -185,6 +187,14 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
             holdout_tokens=int(counts[spec.name].get("holdout_tokens", 0)),
         )
     groups = max(1, math.ceil(sum(targets.values()) / manifest.shards.pack_group_tokens))
+    few = getattr(manifest, "min_distinct_documents", 0)
+    few_documents = [
+        f"sources.{p.name}: its {p.weight:.1%} share is met by repeating {p.source_documents} distinct documents "
+        f"{p.epochs:.2f} times, under min_distinct_documents {few}: the model sees the same few documents again; "
+        f"add documents to it or lower its weight"
+        for p in plans.values()
+        if p.target_tokens > 0 and p.source_documents < few and p.epochs > 1.0
+    ]
     return MixPlan(
         mode=manifest.mode,
         seed=manifest.seed,
@@ -194,6 +204,7 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
         sources=plans,
         share_tolerance=getattr(manifest, "share_tolerance", 0.01),
         allow_off_target=getattr(manifest, "allow_off_target", False),
+        few_documents=few_documents,
     )
 
 

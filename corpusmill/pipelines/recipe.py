@@ -351,15 +351,21 @@ def _count_and_shard(
     counts = read_counts(counts_dir)
     plan = plan_mixture(m, counts["sources"])
     log(format_plan(plan))
+    for line in plan.few_documents:  # loud: a share met by repeating a handful of documents
+        log(f"[run] warning: {line}")
 
     # 5. shards (a re-pack of the tokenized documents: no SentencePiece); with an annealing phase, its
     #    mixture too (RUN/anneal/, from the same counts: the held-out documents stay out of it)
     shards_dir = join(root, "shards")
     extra = {"recipe": m.name}
+    if plan.few_documents:
+        extra["repetition_warnings"] = plan.few_documents
     anneal_plan = None
     if m.anneal is not None:
         anneal_plan = plan_mixture(anneal_manifest(m), counts["sources"])
         log("[run] annealing phase:\n" + format_plan(anneal_plan))
+        for line in anneal_plan.few_documents:
+            log(f"[run] warning: annealing phase: {line}")
         extra["phases"] = [
             {
                 "name": "anneal",
