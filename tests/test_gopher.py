@@ -101,3 +101,49 @@ def test_as_added_filters_in_a_ccnet_run_the_profile_shows_their_measures(tmp_pa
     assert sum(map(sum, hist["kept"].values())) == stats["gopher_repetition"]["kept"]
     assert profile["steps"]["gopher_quality"]["thresholds"]["mean_word_length"] == [3.0, 10.0]
     assert len(profile["bins"]["mean_word_length"]) == 41
+
+
+def test_llama3_heuristic_steps_in_the_stage_judge_what_they_can(tmp_path):
+    """Issue 28: --gopher and --dirty-words are steps of the CCNet list (after lid), each rule a drop reason
+    with its measure in profile.json; documents in languages the rules cannot judge pass, counted."""
+    from helpers import DATA
+
+    from corpusmill.cli import main as cli_main
+    from corpusmill.filters.gopher import DirtyWords
+
+    docs = tmp_path / "docs.jsonl"  # the UDHR in many languages, and an English page full of list words
+    lines = open(os.path.join(DATA, "udhr.jsonl"), encoding="utf-8").read().splitlines()
+    dirty = DirtyWords()
+    dirty.setup()
+    words = sorted(w for w in dirty._words if w.isalpha())
+    english = max((a.text for a in _articles()), key=len)  # a real article, a list word after every 20th word
+    tokens = english.split()
+    rude = " ".join(t + (f" {words[i % len(words)]}" if i % 20 == 19 else "") for i, t in enumerate(tokens))
+    with open(docs, "w", encoding="utf-8") as fh:
+        for i, line in enumerate(lines):
+            rec = json.loads(line)
+            fh.write(json.dumps({"id": f"u{i}", "text": rec["text"], "location": f"udhr:{i}"}) + "\n")
+        fh.write(json.dumps({"id": "rude", "text": rude, "location": "rude:0"}) + "\n")
+    out = tmp_path / "cc"
+    argv = ["ccnet", "--input", str(docs), "--output", str(out), "--min-length", "0", "--gopher", "--dirty-words"]
+    assert cli_main(argv) == 0
+    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    steps = list(stats)
+    assert (
+        steps.index("lid")
+        < steps.index("gopher_repetition")
+        < steps.index("gopher_quality")
+        < steps.index("dirty_words")
+    )
+    for name in ("gopher_repetition", "gopher_quality", "dirty_words"):
+        s = stats[name]
+        assert s["read"] == s["kept"] + sum(s["dropped"].values()) + s["failed"]
+    assert stats["gopher_quality"]["counters"]["not_judged"] > 10  # the UDHR's other languages
+    assert stats["dirty_words"]["dropped"].get("dirty_words") == 1  # the rude page, and no UDHR text
+    dropped = {
+        r["document"]["id"]
+        for r in __import__("corpusmill.core.files").core.files.read_dropped(str(out))["dirty_words"]["dirty_words"]
+    }
+    assert dropped == {"rude"}
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["steps"]["dirty_words"]["thresholds"] == {"dirty_word_share": 0.01}

@@ -113,7 +113,11 @@ class GopherRepetition(Filter):
         dup_para_char_frac: float = 0.20,
         top_ngrams: Sequence[Tuple[int, float]] = TOP_NGRAMS,
         dup_ngrams: Sequence[Tuple[int, float]] = DUP_NGRAMS,
+        unspaced: Sequence[str] = (),
     ):
+        # languages written without spaces between words (zh, ja, th, ...): their "words" are whole runs of
+        # text, so the word n-gram rules are off for them and only the line and paragraph rules judge
+        self.unspaced = frozenset(unspaced)
         self.limits = {
             "dup_para_frac": dup_para_frac,
             "dup_para_char_frac": dup_para_char_frac,
@@ -128,7 +132,10 @@ class GopherRepetition(Filter):
 
     def __call__(self, doc: Document) -> Verdict:
         m = repetition_measures(doc.text)
+        lines_only = doc.metadata.get("language") in self.unspaced
         for rule, limit in self.limits.items():
+            if lines_only and "gram" in rule:
+                continue
             if m[rule] > limit:
                 return drop(rule, doc, measures=m)
         return keep(doc, measures=m)
@@ -171,7 +178,11 @@ class GopherQuality(Filter):
         min_alpha_words: float = 0.8,
         min_stop_words: int = 2,
         stop_words: Optional[Sequence[str]] = None,
+        languages: Optional[Sequence[str]] = None,
     ):
+        # the rules count English words and stop words: a document in another language (metadata.language)
+        # passes unjudged, counted (``counters.not_judged``); None judges every document
+        self.languages = None if languages is None else frozenset(languages)
         self.min_words, self.max_words = min_words, max_words
         self.min_mean, self.max_mean = min_mean_word_length, max_mean_word_length
         self.max_symbols, self.max_bullets, self.max_ellipsis = (
@@ -190,6 +201,9 @@ class GopherQuality(Filter):
         }
 
     def __call__(self, doc: Document) -> Verdict:
+        lang = doc.metadata.get("language")
+        if self.languages is not None and lang and lang not in self.languages:
+            return keep(doc, counts={"not_judged": 1})
         m = quality_measures(doc.text, self.stop_words)
         if m["words"] < self.min_words:
             return drop("too_few_words", doc, measures=m)
@@ -208,3 +222,42 @@ class GopherQuality(Filter):
         if m["stop_words"] < self.min_stop:
             return drop("too_few_stop_words", doc, measures=m)
         return keep(doc, measures=m)
+
+
+UNSPACED_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my", "bo", "wuu", "yue")
+
+
+class DirtyWords(Filter):
+    """Llama 3's "dirty word counting": drop a page whose share of words on a list (LDNOOBW English by
+    default, shipped in corpusmill/data/badwords with its licence) is above ``max_share``. Only documents
+    in the list's ``languages`` are judged; others pass, counted (``counters.not_judged``)."""
+
+    name = "dirty_words"
+    scores = ("dirty_word_share",)
+    bins = {"dirty_word_share": (0.0, 0.1, 20, False)}
+
+    def __init__(self, path: Optional[str] = None, max_share: float = 0.01, languages: Sequence[str] = ("en",)):
+        self.path, self.max_share, self.languages = path, max_share, frozenset(languages)
+        self._words = None
+
+    transient = ("_words",)
+
+    def thresholds(self):
+        return {"dirty_word_share": self.max_share}
+
+    def setup(self) -> None:
+        if self._words is None:
+            from corpusmill.filters.c4 import default_badwords_path, load_badwords
+
+            self._words = frozenset(w.lower() for w in load_badwords(self.path or default_badwords_path()))
+
+    def __call__(self, doc: Document) -> Verdict:
+        lang = doc.metadata.get("language")
+        if lang and lang not in self.languages:
+            return keep(doc, counts={"not_judged": 1})
+        if self._words is None:
+            self.setup()
+        words = [w.strip(".,;:!?\"'()[]{}").lower() for w in doc.text.split()]
+        share = sum(w in self._words for w in words) / max(1, len(words))
+        m = {"dirty_word_share": share}
+        return drop("dirty_words", doc, measures=m) if share > self.max_share else keep(doc, measures=m)

@@ -39,6 +39,7 @@ from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.fuzzy import DropNearDuplicates, FuzzyParams
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines
 from corpusmill.filters.base import Filter, keep
+from corpusmill.filters.gopher import UNSPACED_LANGUAGES, DirtyWords, GopherQuality, GopherRepetition
 from corpusmill.filters.html import EXTRACTORS, MAX_PAGE_TAGS
 from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
@@ -153,6 +154,18 @@ class CCNetConfig(OutputOptions):
         help="after lid, replace e-mail addresses, IP addresses and phone numbers by "
         "placeholders (Llama 3; counted in stats.json; docs/quality.md)",
     )
+    gopher: bool = option(
+        False,
+        help="after lid, Gopher's repetition and quality rules (Llama 3's heuristic filters; the quality rules "
+        "judge English, the word n-gram rules are off for languages written without spaces; docs/quality.md)",
+    )
+    dirty_words: bool = option(
+        False,
+        help="after lid, drop pages whose share of words on the LDNOOBW list is above --dirty-word-share "
+        "(Llama 3's dirty-word counting; English)",
+    )
+    dirty_word_share: float = option(0.01, min=0.0, max=1.0, help="the --dirty-words threshold")
+
     lid_model: Optional[str] = option(
         None,
         metavar="PATH",
@@ -404,6 +417,30 @@ def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]
     ]
     if cfg.scrub_pii:
         judge.append(Step("pii", DOC, ScrubPII, "e-mail, IP and phone placeholders"))
+    if cfg.gopher:  # Llama 3's heuristic filters (Gopher's rules), language-aware
+        judge += [
+            Step(
+                "gopher_repetition",
+                DOC,
+                lambda: GopherRepetition(unspaced=UNSPACED_LANGUAGES),
+                "Gopher's duplicate line/paragraph/n-gram rules (n-grams off for unspaced languages)",
+            ),
+            Step(
+                "gopher_quality",
+                DOC,
+                lambda: GopherQuality(languages=("en",)),
+                "Gopher's word-count, word-length, symbol, bullet and stop-word rules (English)",
+            ),
+        ]
+    if cfg.dirty_words:
+        judge.append(
+            Step(
+                "dirty_words",
+                DOC,
+                lambda: DirtyWords(max_share=cfg.dirty_word_share),
+                "share of words on the LDNOOBW list (English)",
+            )
+        )
     judge += [
         Step(name, DOC, make, "perplexity buckets and the Wikipedia-reference classifier")
         for name, make in quality_filters(cfg)
