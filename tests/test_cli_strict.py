@@ -18,6 +18,12 @@ CCNET = ["ccnet", "--input", WARC, "--output", "{out}"]
 
 # (arguments, the text the one error line must hold)
 CLI_CASES = [
+    # issue 29: a directory with no finished stage is not a report that passes; a file is not a run directory
+    (["report", "{tmp}"], "no finished stage here"),
+    (
+        ["run", os.path.join(os.path.dirname(HERE), "manifests", "demo.yaml"), "--output", __file__],
+        "is a file, not a directory",
+    ),
     (CCNET + ["--langauges", "en"], "unknown option --langauges; did you mean --languages"),
     (CCNET + ["--min-lenght", "3"], "unknown option --min-lenght; did you mean --min-length"),
     (CCNET + ["--no-such-option", "1"], "unknown option --no-such-option"),

@@ -185,6 +185,8 @@ def run_recipe(
 
     m = load_manifest(manifest_path, output=output)
     root = m.output
+    if "://" not in root and os.path.exists(root) and not os.path.isdir(root):
+        raise CorpusmillError(f"--output {root}: is a file, not a directory; choose a directory for the run")
     beam_args = list(beam_args)
     ran: List[str] = []
 

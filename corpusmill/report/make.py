@@ -17,6 +17,13 @@ def make_report(run_dir: str, output: str = "", quiet: bool = False, diff: str =
     from corpusmill.report.html import render
 
     data = collect(run_dir, quiet=quiet)
+    if not data.stages and not data.mixtures and not data.training:
+        from corpusmill.core.errors import CorpusmillError
+
+        raise CorpusmillError(
+            f"{run_dir}: no finished stage here (no stats.json, shard manifest or train_log.jsonl under it): point "
+            f"at a run directory, or finish the run first"
+        )
     if diff:
         data.compared = collect(diff, quiet=True)
         if not data.compared.stages:

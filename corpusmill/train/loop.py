@@ -306,7 +306,7 @@ def _train(
             group["lr"] = train_cfg.lr * schedule(step)
         log.say(f"resumed from {latest} at step {step}" + (f" ({'; '.join(notes)})" if notes else ""))
     elif resume:
-        log.say(f"--resume: no checkpoint in {out_dir}, starting from step 0")
+        log.say(f"no checkpoint in {out_dir} to resume from: starting at step 0")
     if rank == 0:
         with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as fh:
             json.dump(
