@@ -61,7 +61,7 @@ def bpe(tmp_path_factory):
 def test_training_is_deterministic_and_has_llama3s_layout(bpe):
     a, b = str(bpe / "a" / "tokenizer.model"), str(bpe / "b" / "tokenizer.model")
     assert is_bpe(a) and open(a, "rb").read() == open(b, "rb").read()
-    info = json.load(open(bpe / "a" / "tokenizer.json"))
+    info = json.load(open(bpe / "a" / "corpusmill_tokenizer.json"))
     assert info["kind"] == "bpe" and info["vocab_size"] == 3000 and info["pattern"] == LLAMA3_PATTERN
     assert info == {**describe_model(a), "options": info["options"], "sample": info["sample"]}
     tok = load_tokenizer(a)
@@ -210,3 +210,14 @@ def test_the_trainer_takes_uint32_shards_of_a_128k_vocabulary(tmp_path):
     )
     summary = train(model_cfg, tr, str(tmp_path / "shards"), str(tmp_path / "run"), stream=None)
     assert summary["step"] == 2 and summary["loss"] == pytest.approx(math.log(vocab), rel=0.1)  # at chance
+
+
+def test_hugging_face_loads_the_trained_bpe_as_it_is(bpe):
+    """Issue 29: train-tokenizer's tokenizer.json is Hugging Face's (corpusmill's metadata is
+    corpusmill_tokenizer.json): AutoTokenizer.from_pretrained(OUT) loads it and encodes as corpusmill does."""
+    transformers = pytest.importorskip("transformers")
+
+    hf = transformers.AutoTokenizer.from_pretrained(str(bpe / "a"))
+    tok = load_tokenizer(str(bpe / "a" / "tokenizer.model"))
+    for text in ["The quick brown fox jumps over the lazy dog.", "def f(x):\n    return x ** 2  # ünïcödé"]:
+        assert hf(text)["input_ids"] == [tok.bos_id] + tok.encode(text).tolist()

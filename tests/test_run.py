@@ -81,7 +81,7 @@ def test_whole_recipe(first_run):
     assert man["mixture"]["wikipedia"]["epochs_target"] <= 2.45 + 1e-9
     ds = ShardDataset(result.shards_dir)
     assert len(ds) == man["rows"] > 0 and ds.seq_len == 256
-    with open(os.path.join(out, "tokenizer", "tokenizer.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "tokenizer", "corpusmill_tokenizer.json"), encoding="utf-8") as fh:
         assert json.load(fh)["sha256"] == man["tokenizer_sha256"]
 
 

@@ -151,3 +151,14 @@ def test_llama_vocabulary_is_the_default():
 
     cfg = corpusmill.stage_config("train-tokenizer", input=[os.path.join(MIX, "code")], output="x")
     assert cfg.vocab_size == 32000 == TokenizerConfig(files={}, output="x").vocab_size
+
+
+def test_hugging_face_loads_the_trained_sentencepiece_as_it_is(trained):
+    """Issue 29: AutoTokenizer.from_pretrained(train-tokenizer's output) works (tokenizer.json is Hugging
+    Face's) and encodes as SentencePiece does, BOS first."""
+    transformers = pytest.importorskip("transformers")
+
+    out, _info, sp = trained
+    hf = transformers.AutoTokenizer.from_pretrained(out)
+    for text in ["The quick brown fox jumps over the lazy dog.", "Une phrase en français, avec des accents."]:
+        assert hf(text)["input_ids"] == [sp.bos_id()] + sp.encode(text)

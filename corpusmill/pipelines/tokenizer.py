@@ -7,7 +7,7 @@ source smaller than its quota gives all of it; ``sample.json`` says so). Drawing
 documents keeps the proportions close even for a source of a few long documents. The sample is
 written under ``OUT/sample/<source>/part-NNNNN.txt.gz`` in hash order, then SentencePiece trains on it
 in that order with :data:`LLAMA_TRAINER_OPTIONS`. Outputs:
-``tokenizer.model``, ``tokenizer.vocab`` (piece and score per line), ``tokenizer.json`` (sha256,
+``tokenizer.model``, ``tokenizer.vocab`` (piece and score per line), ``corpusmill_tokenizer.json`` (sha256,
 vocabulary size, special ids, options, the sample per source), stats.json and ``_SUCCESS``.
 """
 
@@ -41,9 +41,10 @@ if TYPE_CHECKING:  # annotations only
     from corpusmill.engine.run import Run
 
 KINDS = ("sentencepiece", "bpe")
+HF_MAX_LENGTH = 1 << 20  # tokenizer_config's model_max_length: the tokenizer has no context limit of its own
 SAMPLE_DIR = "sample"
 SAMPLE_INDEX = "sample.json"
-INFO_FILE = "tokenizer.json"
+INFO_FILE = "corpusmill_tokenizer.json"  # what was trained on, and how (tokenizer.json is Hugging Face's)
 PART_CHARS = 16_000_000  # characters per sample file (one file is written by one worker)
 
 
@@ -196,7 +197,7 @@ def _sample_lines(out_dir: str, index: dict) -> Iterator[str]:
 
 
 def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict:
-    """Draw the sample on Beam, train the model; returns tokenizer.json's content."""
+    """Draw the sample on Beam, train the model; returns corpusmill_tokenizer.json's content."""
     from corpusmill.engine.stage import run_build
     from corpusmill.io.files import atomic_write, write_text_atomic
 
@@ -243,6 +244,9 @@ def train_tokenizer(cfg: TokenizerConfig, beam_args: Sequence[str] = ()) -> dict
         info = describe_model(path)
         info.update({"options": options, "sample": index})
         write_text_atomic(join(out_dir, INFO_FILE), json.dumps(info, indent=2, sort_keys=True) + "\n")
+        from corpusmill.tokenize.hf import write_hf_tokenizer
+
+        write_hf_tokenizer(path, out_dir, HF_MAX_LENGTH)  # AutoTokenizer.from_pretrained(OUT) loads it
 
     run_build(
         OutputOptions(output=cfg.output, overwrite=cfg.overwrite),
@@ -357,6 +361,7 @@ STAGE = Stage(
     show=_show,
     description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
     "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
-    "OUT/tokenizer.model, tokenizer.vocab, tokenizer.json (with its sha256), sample/, stats.json. "
+    "OUT/tokenizer.model, tokenizer.vocab, corpusmill_tokenizer.json (with its sha256), Hugging Face's tokenizer.json "
+    "and tokenizer_config.json, sample/, stats.json. "
     "Other options must be Beam pipeline options.",
 )
