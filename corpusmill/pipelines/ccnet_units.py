@@ -237,8 +237,28 @@ _HOW = (
 )
 
 
+_PATHS = ("input", "input_list", "lid_model", "lm_dir", "cutoffs")
+
+
+def _canonical(value):
+    """A local path as an absolute one (the same run named from another directory is the same run)."""
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, str) and value and "://" not in value:
+        return os.path.abspath(value)
+    return value
+
+
 def _options_of(cfg: CCNetConfig) -> dict:
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HOW}
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _HOW}
+    for key in _PATHS:
+        options[key] = _canonical(options.get(key))
+    if options.get("classifier"):  # [LANG=]MODEL
+        options["classifier"] = [
+            (c.split("=", 1)[0] + "=" + _canonical(c.split("=", 1)[1])) if "=" in c else _canonical(c)
+            for c in options["classifier"]
+        ]
+    return options
 
 
 def _sources_of(cfg: CCNetConfig, files: Sequence[str]) -> Dict[str, str]:
@@ -309,10 +329,11 @@ def run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str] = ()) -> List[dict]:
 def _run_ccnet(cfg: CCNetConfig, beam_args: Sequence[str], files) -> List[dict]:
     shards = cut(files, cfg.num_shards)
     options, sources = _options_of(cfg), _sources_of(cfg, files)
-    fp = fingerprint({**options, "sources": sources}, shards)
+    canonical = [[_canonical(f) for f in shard] for shard in shards]  # the same files named from elsewhere
+    fp = fingerprint({**options, "sources": sources}, canonical)
     record = {
         "fingerprint": fp,
-        "shards": shards,
+        "shards": canonical,
         "options": json.loads(json.dumps(options, default=str)),
         "sources": sources,
     }

@@ -619,3 +619,18 @@ def test_an_interrupt_is_one_line_exit_130_and_no_process_left(sig, workers, tmp
     left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert left == [], left  # every child (Beam's SDK workers) ended
     assert subprocess.run(argv, env=env, capture_output=True).returncode == 0  # the same command resumes
+
+
+def test_the_same_run_named_from_another_directory_is_the_same_run(tmp_path, capsys, monkeypatch):
+    """Issue 29: a rerun from another directory, with the same paths spelled differently, was refused as
+    "another run"; the plan stores canonical paths."""
+    import shutil
+
+    (tmp_path / "crawl").mkdir()
+    shutil.copy(os.path.join(DATA, "warc", "iana.warc.gz"), tmp_path / "crawl" / "iana.warc.gz")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["ccnet", "--input", "crawl", "--languages", "en", "--output", "cc"]) == 0
+    monkeypatch.chdir(tmp_path / "crawl")
+    capsys.readouterr()
+    argv = ["ccnet", "--input", str(tmp_path / "crawl"), "--languages", "en", "--output", "../cc"]
+    assert cli_main(argv) == 0 and "nothing to do" in capsys.readouterr().err
