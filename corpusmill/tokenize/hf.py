@@ -131,32 +131,19 @@ def write_hf_tokenizer(tokenizer: str, out_dir: str, model_max_length: int, spec
     tokens = {f"{name}_token": piece for name, (i, piece) in special.items() if piece is not None}
     _write_json(os.path.join(out_dir, "special_tokens_map.json"), tokens)
     if is_bpe(tokenizer):  # Llama 3's layout: the tokenizers JSON is tokenizer.json, BOS added by its template
-        with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
-            fh.write(hf_bpe_json(tokenizer))
-        _write_json(
-            os.path.join(out_dir, "tokenizer_config.json"),
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "clean_up_tokenization_spaces": False,
-                "model_max_length": model_max_length,
-                **tokens,
-            },
-        )
-        return
-    target = os.path.join(out_dir, "tokenizer.model")
-    if os.path.abspath(tokenizer) != os.path.abspath(target):
-        shutil.copyfile(tokenizer, target)
-    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
-        fh.write(hf_tokenizer_json(tokenizer))
-    _write_json(
-        os.path.join(out_dir, "tokenizer_config.json"),
-        {
+        text, config = hf_bpe_json(tokenizer), {"tokenizer_class": "PreTrainedTokenizerFast"}
+    else:  # LLaMA's: the SentencePiece model beside its tokenizers JSON
+        target = os.path.join(out_dir, "tokenizer.model")
+        if os.path.abspath(tokenizer) != os.path.abspath(target):
+            shutil.copyfile(tokenizer, target)
+        text = hf_tokenizer_json(tokenizer)
+        config = {
             "tokenizer_class": "LlamaTokenizerFast",
             "add_bos_token": True,
             "add_eos_token": False,
             "legacy": True,
-            "clean_up_tokenization_spaces": False,
-            "model_max_length": model_max_length,
-            **tokens,
-        },
-    )
+        }
+    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    config.update({"clean_up_tokenization_spaces": False, "model_max_length": model_max_length, **tokens})
+    _write_json(os.path.join(out_dir, "tokenizer_config.json"), config)
