@@ -182,3 +182,27 @@ def test_sample_and_export_commands(run, tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "none"), "--to", "hf", "--output", str(tmp_path / "n")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert cli_main(["sample", str(root / "run"), "--prompt", "x", "--top-p", "0"]) == 2
+
+
+def test_init_from_reads_both_rope_layouts_and_refuses_a_scaled_rope(run, tmp_path):
+    """Issue 29: transformers 5 writes rope_parameters {rope_theta, rope_type} instead of a top-level
+    rope_theta; --init-from took 10000 silently. Both layouts give the model's 500000; another rope_type
+    is refused."""
+    import shutil
+
+    from corpusmill.train.export import hf_model_config
+
+    root, _ = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    hf_dir = export_hf(model, cfg, tokenizer, str(tmp_path / "hf"))
+    assert hf_model_config(hf_dir).rope_theta == 500000.0  # transformers 4's layout
+    v5 = tmp_path / "v5"
+    shutil.copytree(hf_dir, v5)
+    config = json.loads((v5 / "config.json").read_text())
+    config["rope_parameters"] = {"rope_theta": config.pop("rope_theta"), "rope_type": "default"}
+    (v5 / "config.json").write_text(json.dumps(config))
+    assert hf_model_config(str(v5)).rope_theta == 500000.0
+    config["rope_parameters"]["rope_type"] = "yarn"
+    (v5 / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CorpusmillError, match="rope_type 'yarn' is not supported"):
+        hf_model_config(str(v5))

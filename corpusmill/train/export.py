@@ -231,6 +231,30 @@ def _write_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str
     return out_dir
 
 
+def _rope_theta(hf: dict, hf_dir: str) -> float:
+    """RoPE's base from either layout: transformers 4's top-level ``rope_theta``, or transformers 5's
+    ``rope_parameters: {rope_theta, rope_type}``; a ``rope_type`` other than plain RoPE is refused (the model
+    implements plain RoPE only), never read as 10000 silently."""
+    params = hf.get("rope_parameters") or {}
+    if params and not isinstance(params, dict):
+        raise CorpusmillError(f"--init-from {hf_dir}: rope_parameters {params!r} is not a mapping")
+    kind = params.get("rope_type", "default")
+    if kind not in ("default", None):
+        raise CorpusmillError(
+            f"--init-from {hf_dir}: rope_parameters.rope_type {kind!r} is not supported (plain RoPE, rope_type "
+            f"'default', only)"
+        )
+    theta = params.get("rope_theta", hf.get("rope_theta"))
+    if theta is None:
+        return 10000.0  # neither layout names it: the Llama default, as transformers reads it
+    if params.get("rope_theta") is not None and hf.get("rope_theta") not in (None, params["rope_theta"]):
+        raise CorpusmillError(
+            f"--init-from {hf_dir}: rope_theta {hf['rope_theta']} and rope_parameters.rope_theta "
+            f"{params['rope_theta']} differ"
+        )
+    return float(theta)
+
+
 def hf_model_config(hf_dir: str) -> ModelConfig:
     """The corpusmill ModelConfig of a Hugging Face Llama directory's config.json."""
     try:
@@ -247,6 +271,7 @@ def hf_model_config(hf_dir: str) -> ModelConfig:
         raise CorpusmillError(f"--init-from {hf_dir}: tied input and output embeddings; LLaMA's are untied")
     if hf.get("rope_scaling"):
         raise CorpusmillError(f"--init-from {hf_dir}: rope_scaling {hf['rope_scaling']} is not supported (plain RoPE)")
+    rope_theta = _rope_theta(hf, hf_dir)
     dim, heads = hf["hidden_size"], hf["num_attention_heads"]
     cfg = ModelConfig(
         dim=dim,
@@ -255,7 +280,7 @@ def hf_model_config(hf_dir: str) -> ModelConfig:
         n_kv_heads=hf.get("num_key_value_heads") or heads,
         vocab_size=hf["vocab_size"],
         norm_eps=hf.get("rms_norm_eps", 1e-6),
-        rope_theta=hf.get("rope_theta", 10000.0),
+        rope_theta=rope_theta,
         max_seq_len=hf.get("max_position_embeddings", 2048),
     )
     if cfg.ffn_hidden != hf["intermediate_size"]:  # express the width through multiple_of
