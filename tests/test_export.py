@@ -206,3 +206,66 @@ def test_init_from_reads_both_rope_layouts_and_refuses_a_scaled_rope(run, tmp_pa
     (v5 / "config.json").write_text(json.dumps(config))
     with pytest.raises(CorpusmillError, match="rope_type 'yarn' is not supported"):
         hf_model_config(str(v5))
+
+
+# Meta's ModelArgs of each release, as their model.py declares them (LLaMA 1: facebookresearch/llama v1;
+# Llama 2: meta-llama/llama; Llama 3: meta-llama/llama3): Llama.build calls
+# ModelArgs(max_seq_len=..., max_batch_size=..., **params)
+META_MODEL_ARGS = {
+    1: ["dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "norm_eps", "max_batch_size", "max_seq_len"],
+    2: [
+        "dim",
+        "n_layers",
+        "n_heads",
+        "n_kv_heads",
+        "vocab_size",
+        "multiple_of",
+        "ffn_dim_multiplier",
+        "norm_eps",
+        "max_batch_size",
+        "max_seq_len",
+    ],
+    3: [
+        "dim",
+        "n_layers",
+        "n_heads",
+        "n_kv_heads",
+        "vocab_size",
+        "multiple_of",
+        "ffn_dim_multiplier",
+        "norm_eps",
+        "rope_theta",
+        "max_batch_size",
+        "max_seq_len",
+    ],
+}
+
+
+def test_params_json_fits_each_meta_release(run, tmp_path):
+    """Issue 29: Meta's Llama.build raised "multiple values for keyword argument 'max_seq_len'" on every
+    release, and LLaMA 1/2 rejected the keys they do not have. params.json holds exactly the keys of the
+    release asked (by default the oldest that runs the model); a model a release cannot run is refused."""
+    import dataclasses as dc
+
+    from corpusmill.train.model import Transformer
+
+    def model_args(release):
+        return dc.make_dataclass(f"ModelArgs{release}", [(f, object, None) for f in META_MODEL_ARGS[release]])
+
+    root, _ = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))  # GQA and RoPE base 500000: Llama 3's
+    out = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"))
+    params = json.load(open(os.path.join(out, "params.json")))
+    model_args(3)(max_seq_len=2048, max_batch_size=32, **params)
+    for release in (1, 2):
+        with pytest.raises(CorpusmillError, match=f"--meta-release {release}: its ModelArgs has no"):
+            export_meta(model, cfg, tokenizer, str(tmp_path / f"m{release}"), release=release)
+    plain = dc.replace(cfg, n_kv_heads=None, rope_theta=10000.0)  # LLaMA 1's architecture
+    for release in (1, 2, 3):
+        path = export_meta(Transformer(plain), plain, tokenizer, str(tmp_path / f"p{release}"), release=release)
+        params = json.load(open(os.path.join(path, "params.json")))
+        assert set(params) == set(META_MODEL_ARGS[release]) - {"max_seq_len", "max_batch_size"}
+        model_args(release)(max_seq_len=2048, max_batch_size=32, **params)  # what Llama.build does
+        if release > 1:  # the keys a later release adds are what LLaMA 1's ModelArgs rejects
+            with pytest.raises(TypeError):
+                model_args(1)(max_seq_len=2048, max_batch_size=32, **params)

@@ -49,13 +49,33 @@ def export_main(argv: Optional[List[str]] = None) -> int:
     )
     p.add_argument("--output", required=True, help="the model directory to write (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    p.add_argument(
+        "--meta-release",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="--to meta: the release whose code loads it (LLaMA 1, Llama 2, Llama 3): params.json holds only the "
+        "keys its ModelArgs takes (default: the oldest that runs the model)",
+    )
 
     def run(args) -> int:
         from corpusmill.train.export import export_hf, export_meta, load_trained
 
+        if args.meta_release is not None and args.to != "meta":
+            raise CorpusmillError("--meta-release applies to --to meta")
         model, cfg, tokenizer, meta = load_trained(args.checkpoint, args.tokenizer)
-        write = export_hf if args.to == "hf" else export_meta
-        out = write(model, cfg, tokenizer, args.output, overwrite=args.overwrite, inputs=[args.checkpoint])
+        if args.to == "hf":
+            out = export_hf(model, cfg, tokenizer, args.output, overwrite=args.overwrite, inputs=[args.checkpoint])
+        else:
+            out = export_meta(
+                model,
+                cfg,
+                tokenizer,
+                args.output,
+                overwrite=args.overwrite,
+                inputs=[args.checkpoint],
+                release=args.meta_release,
+            )
         print(f"exported step {meta.get('step')} ({cfg.num_params():,} parameters) to {out}")
         return 0
 

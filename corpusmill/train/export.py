@@ -344,17 +344,41 @@ def _read_hf_weights(hf_dir: str) -> Dict[str, torch.Tensor]:
 
 
 # -- Meta ------------------------------------------------------------------------------------------
-def export_meta(
-    model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False, inputs=()
-) -> str:
-    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, cfg, tokenizer, d))
+# The keys each release's ModelArgs takes besides max_seq_len and max_batch_size (which Meta's Llama.build
+# passes itself): LLaMA 1 (facebookresearch/llama, v1), Llama 2 (meta-llama/llama), Llama 3 (meta-llama/llama3)
+META_PARAMS = {
+    1: ("dim", "n_layers", "n_heads", "vocab_size", "multiple_of", "norm_eps"),
+    2: ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of", "ffn_dim_multiplier", "norm_eps"),
+    3: (
+        "dim",
+        "n_layers",
+        "n_heads",
+        "n_kv_heads",
+        "vocab_size",
+        "multiple_of",
+        "ffn_dim_multiplier",
+        "norm_eps",
+        "rope_theta",
+    ),
+}
 
 
-def _write_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str) -> str:
-    torch.save(
-        {k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "consolidated.00.pth")
-    )
-    params = {
+def meta_release_of(cfg: ModelConfig, tokenizer: str) -> int:
+    """The oldest Meta release whose code runs this model: 3 for a byte-level BPE or a RoPE base other than
+    10000, 2 for grouped-query attention or an FFN multiplier, else 1."""
+    if is_bpe(tokenizer) or cfg.rope_theta != 10000.0:
+        return 3
+    if cfg.kv_heads != cfg.n_heads or cfg.ffn_dim_multiplier is not None:
+        return 2
+    return 1
+
+
+def meta_params(cfg: ModelConfig, release: int) -> Dict[str, Any]:
+    """params.json for Meta's ``ModelArgs(max_seq_len=..., max_batch_size=..., **params)`` of ``release``; a
+    model that release cannot run is refused, naming what it lacks."""
+    if release not in META_PARAMS:
+        raise CorpusmillError(f"--meta-release {release}: expected 1, 2 or 3")
+    every = {
         "dim": cfg.dim,
         "n_layers": cfg.n_layers,
         "n_heads": cfg.n_heads,
@@ -364,8 +388,42 @@ def _write_meta(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: s
         "ffn_dim_multiplier": cfg.ffn_dim_multiplier,
         "norm_eps": cfg.norm_eps,
         "rope_theta": cfg.rope_theta,
-        "max_seq_len": cfg.max_seq_len,
     }
+    defaults = {"n_kv_heads": cfg.n_heads, "ffn_dim_multiplier": None, "rope_theta": 10000.0}
+    lost = [k for k, d in defaults.items() if k not in META_PARAMS[release] and every[k] != d]
+    if lost:
+        raise CorpusmillError(
+            f"--meta-release {release}: its ModelArgs has no {', '.join(lost)} (this model has "
+            f"{', '.join(f'{k}={every[k]}' for k in lost)}); export for release {meta_release_of_values(every)}"
+        )
+    return {k: every[k] for k in META_PARAMS[release]}
+
+
+def meta_release_of_values(every: Dict[str, Any]) -> int:
+    if every["rope_theta"] != 10000.0:
+        return 3
+    return 2 if every["n_kv_heads"] != every["n_heads"] or every["ffn_dim_multiplier"] is not None else 1
+
+
+def export_meta(
+    model: Transformer,
+    cfg: ModelConfig,
+    tokenizer: str,
+    out_dir: str,
+    overwrite: bool = False,
+    inputs=(),
+    release: Optional[int] = None,
+) -> str:
+    """Meta's layout for ``release`` (1, 2 or 3; by default the oldest that runs the model)."""
+    release = release or meta_release_of(cfg, tokenizer)
+    params = meta_params(cfg, release)  # refused before anything is written
+    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, params, tokenizer, d))
+
+
+def _write_meta(model: Transformer, params: Dict[str, Any], tokenizer: str, out_dir: str) -> str:
+    torch.save(
+        {k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "consolidated.00.pth")
+    )
     _write_json(os.path.join(out_dir, "params.json"), params)
     if is_bpe(tokenizer):  # Llama 3: tiktoken's ranks file
         with open(os.path.join(out_dir, "tokenizer.model"), "w", encoding="utf-8") as fh:
