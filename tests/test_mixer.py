@@ -196,7 +196,11 @@ def test_multiprocessing_runner_gives_identical_shards(mixed, tmp_path):
             plan=result.plan,
             rows_per_shard=m.shards.rows_per_shard,
             batch_rows=m.shards.batch_rows,
-            extra={"recipe": m.name},
+            # what the recipe records beside the shards (its name, and the pools met by a few documents)
+            extra={
+                "recipe": m.name,
+                **({"repetition_warnings": result.plan.few_documents} if result.plan.few_documents else {}),
+            },
         ),
         ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     )
