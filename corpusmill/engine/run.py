@@ -530,7 +530,7 @@ def budget_error(out_dir: str, breach: dict) -> CorpusmillError:
     )
 
 
-def check_budget(out_dir: str, cfg) -> None:
+def check_budget(out_dir: str) -> None:
     """After the output is committed: exit 3 when its ``_SUCCESS`` records a breach of the budget."""
     breach = read_breach(out_dir)
     if breach is not None:

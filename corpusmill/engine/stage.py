@@ -64,7 +64,7 @@ def run_build(
                 before_done(work)
             mark_done(work, out)
         commit_output(work, out.output)
-    check_budget(out.output, out)
+    check_budget(out.output)
     return read_stats(out.output)
 
 

@@ -501,7 +501,7 @@ def _run_one_pipeline(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan, s
     _clear(join(out, SHARDS_DIR, "final"))
     mark_done(out, cfg)
     commit_output(out, cfg.output)
-    check_budget(cfg.output, cfg)
+    check_budget(cfg.output)
     return read_stats(cfg.output)
 
 
@@ -577,7 +577,7 @@ def _finish(cfg: CCNetConfig, beam_args: Sequence[str], plan: _Plan) -> List[dic
         merge_repeated(out, [plan.unit_dir(u) for u in units])
     mark_done(out, cfg)
     commit_output(out, cfg.output)
-    check_budget(cfg.output, cfg)
+    check_budget(cfg.output)
     return read_stats(cfg.output)
 
 

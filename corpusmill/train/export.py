@@ -363,10 +363,10 @@ META_PARAMS = {
 }
 
 
-def meta_release_of(cfg: ModelConfig, tokenizer: str) -> int:
+def meta_release_of(cfg: ModelConfig, tokenizer: Optional[str] = None) -> int:
     """The oldest Meta release whose code runs this model: 3 for a byte-level BPE or a RoPE base other than
     10000, 2 for grouped-query attention or an FFN multiplier, else 1."""
-    if is_bpe(tokenizer) or cfg.rope_theta != 10000.0:
+    if (tokenizer and is_bpe(tokenizer)) or cfg.rope_theta != 10000.0:
         return 3
     if cfg.kv_heads != cfg.n_heads or cfg.ffn_dim_multiplier is not None:
         return 2
@@ -394,15 +394,9 @@ def meta_params(cfg: ModelConfig, release: int) -> Dict[str, Any]:
     if lost:
         raise CorpusmillError(
             f"--meta-release {release}: its ModelArgs has no {', '.join(lost)} (this model has "
-            f"{', '.join(f'{k}={every[k]}' for k in lost)}); export for release {meta_release_of_values(every)}"
+            f"{', '.join(f'{k}={every[k]}' for k in lost)}); export for release {meta_release_of(cfg)}"
         )
     return {k: every[k] for k in META_PARAMS[release]}
-
-
-def meta_release_of_values(every: Dict[str, Any]) -> int:
-    if every["rope_theta"] != 10000.0:
-        return 3
-    return 2 if every["n_kv_heads"] != every["n_heads"] or every["ffn_dim_multiplier"] is not None else 1
 
 
 def export_meta(
