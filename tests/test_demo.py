@@ -96,7 +96,16 @@ def test_demo_llama3_recipe_runs_and_its_report_renders(tmp_path):
         for name, m in mix.items():
             cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-phase="{phase}"][@data-field="tokens"]')
             assert int(cell[0].text_content()) == m["tokens"], (phase, name)
-    for step in ("fuzzy_dedup", "pii", "domain"):
+    # Llama 3's heuristic filters are steps of the crawl (issue 28), each counted
+    for step in (
+        "fuzzy_dedup",
+        "pii",
+        "gopher_repetition",
+        "gopher_quality",
+        "dirty_words",
+        "token_distribution",
+        "domain",
+    ):
         assert dom.xpath(f'//td[@data-step="{step}"]'), step
     # the annealing phase: the last 20 steps on RUN/anneal/, the learning rate to 0
     log = [json.loads(line) for line in open(os.path.join(result["train"], "train_log.jsonl")) if '"loss"' in line]

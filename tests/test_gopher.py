@@ -147,3 +147,33 @@ def test_llama3_heuristic_steps_in_the_stage_judge_what_they_can(tmp_path):
     assert dropped == {"rude"}
     profile = json.loads((out / "profile.json").read_text())
     assert profile["steps"]["dirty_words"]["thresholds"] == {"dirty_word_share": 0.01}
+
+
+def test_datatrove_counting_reads_words_as_spacy_tokens_and_repeats_greedily():
+    """Issue 28: `gopher_counting: datatrove` counts as datatrove 0.10.1 does (bench/gopher_rules.py: the same
+    keep/drop on all 1,430 bench pages). Here its two differences from the paper's reading, on real text."""
+    import gzip
+
+    from corpusmill.filters import gopher_datatrove
+
+    # punctuation marks are words: Usenet posts (headers, quoted '>' lines, signatures) fall under the 80%
+    # alphabetic-word share that the paper's reading (white-space words) keeps
+    with gzip.open(os.path.join(HERE, "data", "quality", "lowq_en.jsonl.gz"), "rt") as fh:
+        posts = [json.loads(x)["text"] for x in fh if '"usenet"' in x]
+    assert len(posts) == 200
+    paper, datatrove = GopherQuality(), GopherQuality(counting="datatrove")
+    alpha_paper = [paper(Document("p", t)).reason for t in posts].count("too_few_alpha_words")
+    alpha_dt = [datatrove(Document("p", t)).reason for t in posts].count("too_few_alpha_words")
+    assert alpha_paper < 20 < 100 < alpha_dt
+    assert gopher_datatrove.words("Don't stop, e.g. now...") == ["Do", "n't", "stop", ",", "e.g.", "now", "..."]
+
+    # a duplicated n-gram counts its repeats only, and skips n words after each: 'a b c d e' five times is
+    # four repeats of 'abcde' (5 characters each, joined without spaces) over the text's 49 characters
+    text = " ".join(["a b c d e"] * 5)
+    words = gopher_datatrove.words(text)
+    assert gopher_datatrove._greedy_duplicates(words, 5) == 20
+    m = gopher_datatrove.repetition_measures(text, [(2, 0.2)], [(5, 0.15)])
+    assert m["dup_5gram_char_frac"] == 20 / len(text)
+    assert repetition_measures(text)["dup_5gram_char_frac"] == 1.0  # the paper's: every word is covered
+    # the top 2-gram 'a b' (3 characters with its space) occurs 5 times
+    assert m["top_2gram_char_frac"] == 15 / len(text)

@@ -3,7 +3,8 @@
 A pipeline module's ``steps(cfg)`` returns a list of :class:`Step`; corpusmill.engine.pipeline compiles it
 into streaming passes, and the same list answers ``--add-filter X --after STEP``, ``--steps``, the
 provenance and the docs. Kinds: ``read`` (a reading step), ``doc`` (one document at a time), and the
-keyed kinds that decide on keys across documents (``lines``, ``url``, ``content``, ``near``).
+keyed kinds that decide on keys across documents (``lines``, ``url``, ``content``, ``near``,
+``tokens``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from corpusmill.core.config import close_matches
 from corpusmill.core.errors import CorpusmillError
 
 READ, DOC, LINES, URL, CONTENT, NEAR = "read", "doc", "lines", "url", "content", "near"
-KEYED = (LINES, URL, CONTENT, NEAR)
+TOKENS = "tokens"  # the token-distribution step: a score against the whole run's word counts
+KEYED = (LINES, URL, CONTENT, NEAR, TOKENS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ import apache_beam as beam
 import numpy as np
 
 from corpusmill.core.files import join
-from corpusmill.core.steps import CONTENT, NEAR, URL  # noqa: F401 (the keyed kinds)
+from corpusmill.core.steps import CONTENT, NEAR, TOKENS, URL  # noqa: F401 (the keyed kinds)
 from corpusmill.engine.fuzzy_dedup import ClusterEdges, FuzzyParams, ScorePairs, stream_join
 from corpusmill.engine.key_files import (  # noqa: F401 (moved; imported from here elsewhere)
     DOC_KEY_COLUMNS,
@@ -92,6 +92,7 @@ class PieceMarks:
         self._line_refs, self._line_hashes = lines[order, 0], lines[order, 1]
         self._docs: Dict[int, Dict[str, tuple]] = {}
         self._wanted: Dict[int, List[Tuple[int, int]]] = {}
+        self._scores: Dict[int, Tuple[float, float]] = {}  # ref -> (token-distribution score, cutoff)
         for kind, value in payloads:
             if kind == DOCS:
                 for ref, step, kept_id, kept_location, size in json.loads(value):
@@ -99,6 +100,9 @@ class PieceMarks:
             elif kind == WANTED:
                 for ref, scope, h in value:
                     self._wanted.setdefault(ref, []).append((scope, h))
+            elif kind == TOKENS:
+                for ref, score, cutoff in json.loads(value):
+                    self._scores[ref] = (score, cutoff)
         self.texts_out: List[tuple] = []  # ((scope, hash), text) of the repeated lines this piece shows
 
     def input(self, marked: Marked, item: Item):
@@ -108,6 +112,8 @@ class PieceMarks:
             if item.ref in self._wanted:
                 self._texts(item)
             return item.doc, frozenset(self._line_hashes[lo:hi].tolist()), item.hashes
+        if marked.kind == TOKENS:
+            return item.doc, self._scores.get(item.ref)
         mark = self._docs.get(item.ref, {}).get(marked.name)
         if marked.kind == NEAR:
             from corpusmill.dedup.fuzzy import UNCONVERGED

@@ -9,13 +9,15 @@ provenance and the docs. The kinds:
   the final phase reading back what the units wrote);
 - ``doc``: a filter applied to each document as it streams by (normalize, lid, quality, your filters);
 - keyed steps, which need every document's keys before any verdict: ``lines`` (line dedup), ``url``,
-  ``content`` and ``near`` (URL, text and near-duplicate dedup).
+  ``content`` and ``near`` (URL, text and near-duplicate dedup), ``tokens`` (the token-distribution
+  outliers: :mod:`corpusmill.engine.token_keys`).
 
 :func:`compile_passes` cuts a phase's list into passes (:class:`PassPlan`): a pass begins with its
 keyed steps, decided on the keys the pass before wrote, and goes on with document steps; a keyed step
 after a document step starts a new pass, and so does any keyed step after line dedup (its keys would be
 those of the changed text). URL, text and near-duplicate dedup only drop, so they chain on keys in one
-pass, and line dedup after them counts only the lines of the documents they keep.
+pass, and line dedup after them counts only the lines of the documents they keep. A ``tokens`` step
+has a pass of its own (its scores are of the text the pass before wrote).
 :func:`build_phase` builds the passes on Beam (:mod:`corpusmill.engine.passes`, :mod:`corpusmill.engine.keyed`).
 """
 
@@ -27,7 +29,19 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import apache_beam as beam
 
 from corpusmill.core.files import join
-from corpusmill.core.steps import CONTENT, DOC, KEYED, LINES, NEAR, READ, URL, Step, user_step, with_user_filters  # noqa: F401
+from corpusmill.core.steps import (  # noqa: F401
+    CONTENT,
+    DOC,
+    KEYED,
+    LINES,
+    NEAR,
+    READ,
+    TOKENS,
+    URL,
+    Step,
+    user_step,
+    with_user_filters,
+)
 
 
 @dataclasses.dataclass
@@ -58,7 +72,8 @@ def compile_passes(steps: Sequence[Step]) -> List[PassPlan]:
                 raise ValueError(f"reading step {step.name!r} must come first in its phase")
             cur.reading.append(step)
         elif step.kind in KEYED:
-            if cur.doc or (cur.keyed and cur.keyed[-1].kind == LINES):
+            alone = cur.keyed and (step.kind == TOKENS or cur.keyed[-1].kind in (LINES, TOKENS))
+            if cur.doc or alone:
                 passes.append(cur)
                 cur = PassPlan()
             cur.keyed.append(step)
@@ -100,11 +115,16 @@ def keys_for(plan: Optional[PassPlan], knobs: Knobs):
         return [], None
     kinds = [s.kind for s in plan.keyed]
     specs = []
-    chain = [k for k in kinds if k != LINES]
+    chain = [k for k in kinds if k not in (LINES, TOKENS)]
     if chain:
         specs.append(DocKeys(chain[0], knobs.fuzzy if NEAR in chain else None, knobs.partitions))
     if LINES in kinds:
         specs.append(LineKeys(knobs.partitions))
+    if TOKENS in kinds:
+        from corpusmill.engine.token_keys import TokenKeys
+
+        rule = next(s for s in plan.keyed if s.kind == TOKENS).make()  # corpusmill.filters.token_dist
+        specs.append(TokenKeys(rule.unspaced))
     return specs, (knobs.normalize if LINES in kinds else None)
 
 
@@ -130,7 +150,7 @@ def build_phase(
         tag = f"{label}Pass{k + 1}"
         last = k == len(passes) - 1
         marks = []
-        chain = [(s.name, s.kind) for s in plan.keyed if s.kind != LINES]
+        chain = [(s.name, s.kind) for s in plan.keyed if s.kind not in (LINES, TOKENS)]
         doc_marks = None
         keyed_dir = join(work_dir, f"keyed-{k + 1}")
         if chain:
@@ -143,6 +163,11 @@ def build_phase(
             )
             marks.append(pieces | f"{tag}Lines" >> lines)
             repeated = lines.repeated
+        for step in (s for s in plan.keyed if s.kind == TOKENS):
+            from corpusmill.engine.token_keys import FindTokenOutliers
+
+            outliers = FindTokenOutliers(step.make(), keyed_dir, run.out_dir)
+            marks.append(pieces | f"{tag}Tokens" >> outliers)
         # every piece's marks, looked up by piece (a multimap side input: the runner fetches one piece's
         # at a time, where a GroupByKey would hold several copies of all of them)
         side = (
@@ -161,7 +186,7 @@ def build_phase(
             else {},
             reading=(plan.reading[0].name, plan.reading[0].make()) if plan.reading and not reads_input else None,
             marked=[
-                Marked(s.name, s.make(), LINES if s.kind == LINES else ("near" if s.kind == NEAR else "dup"))
+                Marked(s.name, s.make(), s.kind if s.kind in (LINES, TOKENS) else ("near" if s.kind == NEAR else "dup"))
                 for s in plan.keyed
             ],
             steps=[(s.name, s.make()) for s in plan.doc],

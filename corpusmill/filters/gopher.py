@@ -25,7 +25,8 @@ characters that are neither letters nor digits. Each rule is a drop reason, chec
 
 Both annotate nothing; they return their measures with the verdict, so profile.json histograms them
 for kept and dropped documents (see ``scores``). Differences from datatrove's implementation, measured
-in ``bench/gopher_rules.py``, are in docs/quality.md.
+in ``bench/gopher_rules.py``, are in docs/quality.md; ``counting="datatrove"`` counts as datatrove does
+(:mod:`corpusmill.filters.gopher_datatrove`).
 """
 
 from __future__ import annotations
@@ -114,7 +115,10 @@ class GopherRepetition(Filter):
         top_ngrams: Sequence[Tuple[int, float]] = TOP_NGRAMS,
         dup_ngrams: Sequence[Tuple[int, float]] = DUP_NGRAMS,
         unspaced: Sequence[str] = (),
+        counting: str = "paper",
     ):
+        self.counting = _counting(counting)
+        self.top_ngrams, self.dup_ngrams = tuple(top_ngrams), tuple(dup_ngrams)
         # languages written without spaces between words (zh, ja, th, ...): their "words" are whole runs of
         # text, so the word n-gram rules are off for them and only the line and paragraph rules judge
         self.unspaced = frozenset(unspaced)
@@ -131,7 +135,14 @@ class GopherRepetition(Filter):
         return dict(self.limits)
 
     def __call__(self, doc: Document) -> Verdict:
-        m = repetition_measures(doc.text)
+        if self.counting == "datatrove":
+            from corpusmill.filters import gopher_datatrove
+
+            if not doc.text:
+                return drop("empty", doc)
+            m = gopher_datatrove.repetition_measures(doc.text, self.top_ngrams, self.dup_ngrams)
+        else:
+            m = repetition_measures(doc.text)
         lines_only = doc.metadata.get("language") in self.unspaced
         for rule, limit in self.limits.items():
             if lines_only and "gram" in rule:
@@ -179,7 +190,9 @@ class GopherQuality(Filter):
         min_stop_words: int = 2,
         stop_words: Optional[Sequence[str]] = None,
         languages: Optional[Sequence[str]] = None,
+        counting: str = "paper",
     ):
+        self.counting = _counting(counting)
         # the rules count English words and stop words: a document in another language (metadata.language)
         # passes unjudged, counted (``counters.not_judged``); None judges every document
         self.languages = None if languages is None else frozenset(languages)
@@ -204,7 +217,12 @@ class GopherQuality(Filter):
         lang = doc.metadata.get("language")
         if self.languages is not None and lang and lang not in self.languages:
             return keep(doc, counts={"not_judged": 1})
-        m = quality_measures(doc.text, self.stop_words)
+        if self.counting == "datatrove":
+            from corpusmill.filters import gopher_datatrove
+
+            m = gopher_datatrove.quality_measures(doc.text, self.stop_words)
+        else:
+            m = quality_measures(doc.text, self.stop_words)
         if m["words"] < self.min_words:
             return drop("too_few_words", doc, measures=m)
         if self.max_words and m["words"] > self.max_words:
@@ -222,6 +240,17 @@ class GopherQuality(Filter):
         if m["stop_words"] < self.min_stop:
             return drop("too_few_stop_words", doc, measures=m)
         return keep(doc, measures=m)
+
+
+COUNTINGS = ("paper", "datatrove")
+
+
+def _counting(counting: str) -> str:
+    """``paper``: this module's reading of Gopher's table; ``datatrove``: datatrove 0.10.1's counting
+    (corpusmill.filters.gopher_datatrove), which needs spaCy."""
+    if counting not in COUNTINGS:
+        raise ValueError(f"gopher counting {counting!r}: expected one of {', '.join(COUNTINGS)}")
+    return counting
 
 
 UNSPACED_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my", "bo", "wuu", "yue")

@@ -34,7 +34,7 @@ from corpusmill.core.inputs import InputFiles
 from corpusmill.core.outputs import OutputOptions
 from corpusmill.core.stage import Stage
 from corpusmill.core.stats import format_stats
-from corpusmill.core.steps import CONTENT, DOC, LINES, NEAR, READ, URL, Step, with_user_filters
+from corpusmill.core.steps import CONTENT, DOC, LINES, NEAR, READ, TOKENS, URL, Step, with_user_filters
 from corpusmill.dedup.exact import DropDuplicates
 from corpusmill.dedup.fuzzy import DropNearDuplicates, FuzzyParams
 from corpusmill.dedup.lines import KEEP_MODES, SCOPES, RemoveDuplicateLines
@@ -45,6 +45,7 @@ from corpusmill.filters.lid import LanguageId, default_lid_model, load_fasttext
 from corpusmill.filters.normalize import DEDUP_NORMALIZERS, Normalize
 from corpusmill.filters.perplexity import BUCKETS, DEFAULT_KEEP_BUCKETS
 from corpusmill.filters.pii import ScrubPII
+from corpusmill.filters.token_dist import TokenDistribution
 from corpusmill.filters.wiki_classifier import DEFAULT_THRESHOLD
 from corpusmill.io.commoncrawl import DEFAULT_BASE_URL, LISTING_SUFFIXES, listed_files, listing_path
 
@@ -159,12 +160,35 @@ class CCNetConfig(OutputOptions):
         help="after lid, Gopher's repetition and quality rules (Llama 3's heuristic filters; the quality rules "
         "judge English, the word n-gram rules are off for languages written without spaces; docs/quality.md)",
     )
+    gopher_counting: str = option(
+        "paper",
+        choices=("paper", "datatrove"),
+        help="how --gopher counts words and repeats: the paper's reading, or exactly as datatrove 0.10.1 "
+        "(spaCy tokens; FineWeb-style runs; needs spaCy; docs/quality.md gives the agreement)",
+    )
     dirty_words: bool = option(
         False,
         help="after lid, drop pages whose share of words on the LDNOOBW list is above --dirty-word-share "
         "(Llama 3's dirty-word counting; English)",
     )
     dirty_word_share: float = option(0.01, min=0.0, max=1.0, help="the --dirty-words threshold")
+    token_distribution: bool = option(
+        False,
+        help="last, drop the documents whose word distribution is furthest from their language's in the run "
+        "(KL divergence above its --token-quantile; Llama 3's token-distribution filter; docs/quality.md)",
+    )
+    token_quantile: float = option(
+        0.99, min=0.5, max=1.0, help="--token-distribution drops the documents above this quantile of their language"
+    )
+    token_min_docs: int = option(
+        50, min=1, help="--token-distribution judges a language with at least this many documents"
+    )
+    token_prior: float = option(
+        100.0,
+        min=0.0,
+        help="--token-distribution reads each document as if this many words of its language were added "
+        "(a Dirichlet prior; 0: its plain word frequencies, which score short documents highest)",
+    )
 
     lid_model: Optional[str] = option(
         None,
@@ -271,6 +295,12 @@ class CCNetConfig(OutputOptions):
 
         load_fasttext(localize(self.lid_model) or default_lid_model())
         validate_quality(self)
+        if self.gopher_counting == "datatrove":
+            if not self.gopher:
+                raise CorpusmillError("--gopher-counting datatrove counts for --gopher: add --gopher")
+            from corpusmill.filters.gopher_datatrove import require_spacy
+
+            require_spacy("--gopher-counting datatrove")
         if self.dedup_order == "llama3" and self.score_only:
             raise CorpusmillError(
                 "--score-only with --dedup-order llama3: a scored run does no doc dedup, and in the "
@@ -422,13 +452,13 @@ def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]
             Step(
                 "gopher_repetition",
                 DOC,
-                lambda: GopherRepetition(unspaced=UNSPACED_LANGUAGES),
+                lambda: GopherRepetition(unspaced=UNSPACED_LANGUAGES, counting=cfg.gopher_counting),
                 "Gopher's duplicate line/paragraph/n-gram rules (n-grams off for unspaced languages)",
             ),
             Step(
                 "gopher_quality",
                 DOC,
-                lambda: GopherQuality(languages=("en",)),
+                lambda: GopherQuality(languages=("en",), counting=cfg.gopher_counting),
                 "Gopher's word-count, word-length, symbol, bullet and stop-word rules (English)",
             ),
         ]
@@ -471,9 +501,19 @@ def steps(cfg: CCNetConfig, files: Optional[Sequence[str]] = None) -> List[Step]
                 )
             )
     collect = Step("collect", READ, Collected, "the units' documents read back by the final phase")
+    last = []
+    if cfg.token_distribution:  # on the whole run's documents: in the final phase, whatever the order
+        last.append(
+            Step(
+                "token_distribution",
+                TOKENS,
+                lambda: TokenDistribution(cfg.token_quantile, cfg.token_min_docs, cfg.token_prior, UNSPACED_LANGUAGES),
+                "documents whose word distribution is furthest from their language's (KL above --token-quantile)",
+            )
+        )
     if cfg.dedup_order == "llama3":
-        return out + [collect] + dedup + judge
-    return out + judge + [collect] + dedup
+        return out + [collect] + dedup + judge + last
+    return out + judge + [collect] + dedup + last
 
 
 def steps_help() -> str:
