@@ -159,7 +159,9 @@ class FindRepeatedLines(beam.PTransform):
     ``top`` repeated hashes as a one-element list of ``(documents, scope, hash, first ref)``.
 
     ``scopes``: the scope number of each piece (index = piece); ``drop``: marks of documents that earlier
-    keyed steps of the same pass remove (their lines are not counted)."""
+    keyed steps of the same pass remove (their lines are not counted). ``bucket_docs`` N > 0: each scope
+    is cut into ceil(documents / N) buckets (Llama 3's "bucket of 30M documents"), a document's bucket
+    drawn by a hash of its ref; a line is counted within its bucket (:func:`bucket_scopes`)."""
 
     def __init__(
         self,
@@ -170,8 +172,10 @@ class FindRepeatedLines(beam.PTransform):
         work_dir: str,
         drop: Optional[beam.PCollection] = None,
         top: int = TOP_LINES,
+        bucket_docs: int = 0,
     ):
         super().__init__()
+        self.bucket_docs = bucket_docs
         self.scopes = np.asarray(scopes, dtype=np.int64)
         self.min_docs, self.keep_first, self.partitions, self.work_dir, self.drop, self.top = (
             min_docs,
@@ -184,12 +188,13 @@ class FindRepeatedLines(beam.PTransform):
         self.repeated = None
 
     def expand(self, pieces):
-        partitions, scopes, min_docs, keep_first, top = (
+        partitions, scopes, min_docs, keep_first, top, bucket_docs = (
             self.partitions,
             self.scopes,
             self.min_docs,
             self.keep_first,
             self.top,
+            self.bucket_docs,
         )
         if self.drop is not None:
             pieces = (
@@ -198,14 +203,17 @@ class FindRepeatedLines(beam.PTransform):
                 | "DropLosers" >> beam.FlatMap(_filtered_line_keys, self.work_dir, partitions)
             )
 
-        def decide(part, pieces):
+        def decide(part, pieces, counts):
             from corpusmill.dedup.lines import repeated_line_groups
 
             blobs = [read_slice(p.keys + LineKeys.suffix, part) for p in sorted(pieces, key=lambda p: p.index)]
             pairs = np.concatenate([_pairs(b) for b in blobs]) if blobs else np.zeros((0, 2), dtype=np.int64)
             del blobs
+            ref_scopes = (
+                bucket_scopes(pairs[:, 1], scopes, counts, bucket_docs) if bucket_docs else scopes[pairs[:, 1] >> 32]
+            )
             (refs, hashes), (docs, scope, h, first) = repeated_line_groups(
-                pairs[:, 0], pairs[:, 1], scopes[pairs[:, 1] >> 32], min_docs, keep_first
+                pairs[:, 0], pairs[:, 1], ref_scopes, min_docs, keep_first
             )
             del pairs
             order = np.lexsort((refs, refs >> 32))
@@ -219,8 +227,11 @@ class FindRepeatedLines(beam.PTransform):
             for i in np.lexsort((h, scope, -docs))[:top].tolist():
                 yield beam.pvalue.TaggedOutput(REPEATED, (int(docs[i]), int(scope[i]), int(h[i]), int(first[i])))
 
+        counts = (  # the documents of each piece whose line keys are counted (for the buckets)
+            pieces | "CountDocs" >> beam.Map(_documents_with_lines, partitions) if bucket_docs else None
+        )
         out = _parts(pieces.pipeline, partitions, "Lines") | "Decide" >> beam.FlatMap(
-            decide, beam.pvalue.AsList(pieces)
+            decide, beam.pvalue.AsList(pieces), beam.pvalue.AsDict(counts) if counts is not None else None
         ).with_outputs(REPEATED, main=MARKS)
         self.repeated = (
             out[REPEATED]
@@ -238,11 +249,45 @@ class FindRepeatedLines(beam.PTransform):
         return (out[MARKS], texts) | "LineMarks" >> beam.Flatten()
 
 
+BUCKET_SPAN = 1 << 24  # a bucketed scope's number: (scope + 1) * BUCKET_SPAN + bucket
+
+
+def _documents_with_lines(piece, partitions: int) -> Tuple[int, int]:
+    """(piece, how many documents its line key file holds)."""
+    refs = [_pairs(read_slice(piece.keys + LineKeys.suffix, p))[:, 1] for p in range(partitions)]
+    return piece.index, int(len(np.unique(np.concatenate(refs)))) if refs else 0
+
+
+def bucket_scopes(refs: np.ndarray, scopes: np.ndarray, counts: Dict[int, int], bucket_docs: int) -> np.ndarray:
+    """The bucketed scope of each ref: its piece's scope cut into ceil(documents / ``bucket_docs``)
+    buckets (``counts``: the documents of each piece whose line keys are counted), the bucket drawn by a
+    64-bit mix of the ref: the same on every runner, rank and number of hash ranges."""
+    from corpusmill.dedup.minhash import _fmix64
+
+    totals: Dict[int, int] = {}
+    for index, n in counts.items():
+        totals[int(scopes[index])] = totals.get(int(scopes[index]), 0) + int(n)
+    per_scope = np.ones(int(scopes.max()) + 1 if len(scopes) else 1, dtype=np.uint64)
+    for scope, total in totals.items():
+        per_scope[scope] = max(1, -(-total // bucket_docs))
+    piece_scopes = scopes[refs >> 32]
+    with np.errstate(over="ignore"):
+        mixed = _fmix64(refs.astype(np.uint64))
+    buckets = (mixed % per_scope[piece_scopes]).astype(np.int64)
+    return (piece_scopes + 1) * BUCKET_SPAN + buckets
+
+
+def scope_label(scope: int, scope_names: Sequence[str]) -> str:
+    if scope >= BUCKET_SPAN:
+        return f"{scope_names[scope // BUCKET_SPAN - 1]} bucket {scope % BUCKET_SPAN}".strip()
+    return scope_names[scope]
+
+
 def repeated_entries(top_list, texts, scope_names: Sequence[str]) -> List[dict]:
     """repeated_lines.json's entries: each top hash with its text (from its first document)."""
     text_of = {tuple(key): text for key, text in texts}
     return [
-        {"documents": n, "scope": scope_names[scope], "hash": h, "text": text_of.get((scope, h), "")}
+        {"documents": n, "scope": scope_label(scope, scope_names), "hash": h, "text": text_of.get((scope, h), "")}
         for n, scope, h, _ref in top_list
     ]
 

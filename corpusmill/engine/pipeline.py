@@ -93,6 +93,7 @@ class Knobs:
     scopes: Sequence[int] = ()  # the line-dedup scope of each piece (index = piece)
     scope_names: Sequence[str] = ()
     min_docs: int = 2
+    bucket_docs: int = 0  # line dedup within buckets of about this many documents of a scope (0: the scope)
     keep_first: bool = False
     normalize: str = "ccnet"
     fuzzy: object = None  # corpusmill.engine.fuzzy_dedup.FuzzyParams
@@ -159,7 +160,13 @@ def build_phase(
         repeated = None
         if any(s.kind == LINES for s in plan.keyed):
             lines = FindRepeatedLines(
-                knobs.scopes, knobs.min_docs, knobs.keep_first, knobs.partitions, keyed_dir, drop=doc_marks
+                knobs.scopes,
+                knobs.min_docs,
+                knobs.keep_first,
+                knobs.partitions,
+                keyed_dir,
+                drop=doc_marks,
+                bucket_docs=knobs.bucket_docs,
             )
             marks.append(pieces | f"{tag}Lines" >> lines)
             repeated = lines.repeated

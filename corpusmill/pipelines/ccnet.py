@@ -128,6 +128,13 @@ class CCNetConfig(OutputOptions):
     line_max_docs: int = option(
         1, min=1, help="a line in more than this many documents of its dedup scope is removed (cc_net: 1; Llama 3: 6)"
     )
+    line_bucket_docs: int = option(
+        0,
+        min=0,
+        metavar="N",
+        help="count lines within buckets of about N documents of each dedup scope, drawn by a hash "
+        "(Llama 3: 30000000 with --dedup-scope run); 0: within the scope",
+    )
     fuzzy_dedup: bool = option(
         False,
         help="after the URL and text dedup, drop near-duplicate documents across the "

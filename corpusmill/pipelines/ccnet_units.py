@@ -97,6 +97,7 @@ class _Plan:
             scopes=self.scopes,
             scope_names=self.scope_names,
             min_docs=cfg.line_max_docs + 1,
+            bucket_docs=cfg.line_bucket_docs,
             keep_first=cfg.dedup_keep == "first",
             normalize=cfg.dedup_normalize,
             fuzzy=cfg.fuzzy,
