@@ -45,12 +45,16 @@ def arxiv(tmp_path_factory):
     return sorted(glob.glob(str(out / "part-*")))
 
 
+LABELLED = {label: [os.path.join(DATA, "domain", f"{label}.jsonl.gz")] for label in ("code", "math", "general")}
+
+
 @pytest.fixture(scope="module")
-def model(arxiv, tmp_path_factory):
+def model(tmp_path_factory):
+    """Trained on text labelled by its content (tests/data/domain: LaTeX with and without mathematics,
+    SymPy's math pages, Wikipedia, code in three languages), as manifests/llama3.yaml trains it."""
     root = tmp_path_factory.mktemp("domain")
-    labelled = {"code": CODE, "math": arxiv, "general": WIKI_EN}
-    metrics = train_domain_classifier(labelled, str(root / "a.bin"), log=lambda *_: None)
-    train_domain_classifier(labelled, str(root / "b.bin"), log=lambda *_: None)
+    metrics = train_domain_classifier(LABELLED, str(root / "a.bin"), log=lambda *_: None)
+    train_domain_classifier(LABELLED, str(root / "b.bin"), log=lambda *_: None)
     return root, metrics
 
 
@@ -60,13 +64,31 @@ def docs_of(files):
     return [d for f in files for d in read_documents_file(f)]
 
 
-def test_trained_from_labelled_sources_it_separates_held_out_documents(model):
+def test_trained_from_labelled_text_it_separates_held_out_documents(model):
+    """Issue 28, item 4: at least 50 held-out documents per label, never trained on; precision and recall
+    with the domain step's rule (code or math only at a probability of 0.9 or more)."""
     root, metrics = model
     assert open(root / "a.bin", "rb").read() == open(root / "b.bin", "rb").read()  # reproducible
     for label, m in metrics["labels"].items():
-        assert m["held_out"] > 0 and m["recall"] >= 0.9 and m["precision"] >= 0.8, (label, m)
-    assert metrics["held_out_by"] == {"code": "document", "general": "document", "math": "window"}
+        assert m["held_out"] >= 50 and m["recall"] >= 0.75 and m["precision"] >= 0.75, (label, m)
+    assert metrics["held_out_by"] == {"code": "document", "general": "document", "math": "document"}
     assert json.load(open(root / "a.bin.json"))["confusion"] == metrics["confusion"]
+
+
+def test_latex_is_not_math_by_its_markup(model, arxiv):
+    """The labels follow the content: LaTeX documents without mathematics (the ArXiv source's thesis
+    template and class demos among them) are general; the papers with equations are math."""
+    root, _ = model
+    step = DomainLabel(str(root / "a.bin"))
+    step.setup()
+    pools = {}
+    for d in docs_of(arxiv):
+        marks = d.text.count("$") + d.text.count("\\begin{equation") + d.text.count("\\frac")
+        pools.setdefault("with math" if marks / max(1, len(d.text)) * 1000 >= 5 else "without", []).append(
+            step((d, "x")).doc[1]
+        )
+    assert pools["with math"].count("math") >= len(pools["with math"]) - 1, pools
+    assert pools.get("without") and pools["without"].count("math") < len(pools["without"]), pools
 
 
 def test_a_classifier_that_cannot_separate_is_refused(tmp_path):
@@ -94,7 +116,6 @@ def test_the_pool_rule(model, arxiv):
         return out
 
     assert max(pools(docs_of(CODE)), key=pools(docs_of(CODE)).get) == "code"
-    assert pools(docs_of(arxiv)).get("math", 0) >= len(docs_of(arxiv)) - 1
     fr = pools(docs_of(WIKI_FR))
     assert fr.get("multilingual", 0) / sum(fr.values()) >= 0.95  # French prose: language, not the classifier
     en = pools(docs_of(WIKI_EN))
@@ -114,6 +135,8 @@ def _manifest(tmp_path, **changes):
             spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
         if "documents" in spec:
             spec["documents"] = os.path.normpath(os.path.join(base, spec["documents"]))
+    for label, paths in data.get("domain_classifier", {}).get("examples", {}).items():
+        data["domain_classifier"]["examples"][label] = [os.path.normpath(os.path.join(base, p)) for p in paths]
     data["output"] = str(tmp_path / "out")
     for key, value in changes.items():
         data[key] = value
@@ -137,9 +160,12 @@ def test_manifest_checks(tmp_path):
     p, _ = _manifest(tmp_path, domains={"general": {"weight": 0.5}, "math": {"weight": 0.4}})
     with pytest.raises(CorpusmillError, match="domains.*weight: the weights sum to 0.9"):
         load_manifest(p)
-    unlabelled = {k: {kk: vv for kk, vv in v.items() if kk != "domain"} for k, v in data["sources"].items()}
-    p, _ = _manifest(tmp_path, sources=unlabelled)
+    assert sorted(m.domain_examples) == ["code", "general", "math"]
+    p, _ = _manifest(tmp_path, domain_classifier={"examples": {"math": data["domain_classifier"]["examples"]["math"]}})
     with pytest.raises(CorpusmillError, match="sources.\\*.domain: the domain classifier is trained"):
+        load_manifest(p)
+    p, _ = _manifest(tmp_path, domain_classifier={"examples": {"maths": ["x.jsonl"]}})
+    with pytest.raises(CorpusmillError, match="domain_classifier.examples.maths: not a label.*did you mean math"):
         load_manifest(p)
     p, _ = _manifest(tmp_path, mix_by="domains")
     with pytest.raises(CorpusmillError, match="mix_by: expected one of source, domain.*did you mean domain"):

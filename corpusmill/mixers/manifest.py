@@ -50,7 +50,7 @@ MIX_BY = ("source", "domain")
 DOMAINS = ("general", "math", "code", "multilingual")  # Llama 3's mix (corpusmill.filters.domain)
 DOMAIN_LABELS = ("code", "general", "math")  # what a source may stand for when the classifier trains
 POOL_KEYS = {"weight", "epochs", "holdout", "holdout_tokens"}
-DOMAIN_CLASSIFIER_KEYS = {"model"}
+DOMAIN_CLASSIFIER_KEYS = {"model", "examples"}
 DEFAULT_SHARE_TOLERANCE = 0.01  # an achieved share may be off its weight by one percentage point
 TOKENIZER_KEYS = {"model", "kind", "vocab_size", "sample_chars", "threads"}
 TOKENIZER_KINDS = ("sentencepiece", "bpe")
@@ -137,6 +137,9 @@ class MixManifest:
     mix_by: str = "source"  # or "domain": the weights are on domain pools (Llama 3's mix)
     domains: List[SourceSpec] = dataclasses.field(default_factory=list)  # mix_by domain: the pools
     domain_model: Optional[str] = None  # mix_by domain: a trained classifier; trained from the sources when None
+    # mix_by domain: labelled documents the classifier is trained on ({label: [document files]}), with the
+    # documents of the sources labelled with a domain
+    domain_examples: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     anneal: Optional[AnnealSpec] = None  # an annealing phase after the main mixture
 
     @property
@@ -286,7 +289,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
             f"corpusmill run whose documents were tokenized",
         )
     sources = [_parse_source(path, base, str(key), value, tokens_from is not None) for key, value in src_data.items()]
-    mix_by, domains, domain_model = _parse_domains(path, base, data, sources, tokens_from is not None)
+    mix_by, domains, domain_model, domain_examples = _parse_domains(path, base, data, sources, tokens_from is not None)
     pools = domains if mix_by == "domain" else sources
     what = "domains" if mix_by == "domain" else "sources"
 
@@ -364,6 +367,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         mix_by=mix_by,
         domains=domains,
         domain_model=domain_model,
+        domain_examples=domain_examples,
         anneal=_parse_anneal(path, data, pools, seq_len),
     )
 
@@ -418,7 +422,7 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
         labelled = [s for s in sources if s.domain]
         if labelled:
             raise _err(path, labelled[0].field("domain"), "only with mix_by: domain")
-        return mix_by, [], None
+        return mix_by, [], None, {}
     if tokenized:
         raise _err(
             path,
@@ -463,21 +467,54 @@ def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], 
         )
     cls = data.get("domain_classifier") or {}
     if not isinstance(cls, dict):
-        raise _err(path, "domain_classifier", "expected a mapping: {model: PATH} (or leave it out to train one)")
+        raise _err(path, "domain_classifier", "expected a mapping: {model: PATH} or {examples: {LABEL: [FILES]}}")
     _check_keys(path, "domain_classifier.", cls, DOMAIN_CLASSIFIER_KEYS)
     model = _resolve(base, str(cls["model"])) if cls.get("model") else None
     if model and "://" not in model and not os.path.isfile(model):
         raise _err(path, "domain_classifier.model", f"{model} does not exist; remove the field to train one")
-    labels = {s.domain for s in sources if s.domain}
+    examples = _domain_examples(path, base, cls.get("examples"))
+    if model and examples:
+        raise _err(path, "domain_classifier.examples", "a given model is not trained: name model or examples")
+    labels = {s.domain for s in sources if s.domain} | set(examples)
     if model is None and len(labels) < 2:
         raise _err(
             path,
             "sources.*.domain",
-            f"the domain classifier is trained from sources labelled with 'domain' "
-            f"({', '.join(DOMAIN_LABELS)}); label sources of at least two, or name "
-            f"a model in domain_classifier.model",
+            f"the domain classifier is trained from labelled documents: domain_classifier.examples, or "
+            f"sources labelled with 'domain' ({', '.join(DOMAIN_LABELS)}); give at least two labels, or "
+            f"name a model in domain_classifier.model",
         )
-    return mix_by, domains, model
+    return mix_by, domains, model, examples
+
+
+def _domain_examples(path: str, base: str, raw) -> Dict[str, List[str]]:
+    """``domain_classifier.examples``: ``{label: [document files or globs]}``, each path checked."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _err(path, "domain_classifier.examples", "expected a mapping of label -> [document files]")
+    out: Dict[str, List[str]] = {}
+    for label, files in raw.items():
+        field = f"domain_classifier.examples.{label}"
+        if label not in DOMAIN_LABELS:
+            from corpusmill.core.config import close_matches
+
+            raise _err(
+                path,
+                field,
+                f"not a label the classifier learns; expected one of {', '.join(DOMAIN_LABELS)}"
+                f"{close_matches(str(label), DOMAIN_LABELS)} (multilingual comes from the language)",
+            )
+        if isinstance(files, str):
+            files = [files]
+        if not isinstance(files, list) or not files:
+            raise _err(path, field, "expected a list of document files")
+        paths = [_resolve(base, str(f)) for f in files]
+        for p in paths:
+            if "://" not in p and not glob.glob(p):
+                raise _err(path, field, f"{p} does not exist")
+        out[str(label)] = paths
+    return out
 
 
 def _parse_source(path: str, base: str, name: str, value: Any, tokenized: bool = False) -> SourceSpec:

@@ -270,14 +270,14 @@ def run_recipe(
 
 
 def _domain_classifier(m, root: str, files: Dict[str, List[str]], ran: List[str], log) -> str:
-    """The domain classifier's path: the manifest's, or one trained under ``domains/`` from the documents
-    of the sources labelled with a ``domain``."""
+    """The domain classifier's path: the manifest's, or one trained under ``domains/`` from the labelled
+    documents: ``domain_classifier.examples`` and the sources labelled with a ``domain``."""
     from corpusmill.quality.domain import train_domain_classifier
 
     if m.domain_model:
         log(f"[run] domain classifier: {m.domain_model} (given)")
         return m.domain_model
-    labelled: Dict[str, List[str]] = {}
+    labelled: Dict[str, List[str]] = {label: list(paths) for label, paths in m.domain_examples.items()}
     for spec in m.sources:
         if spec.domain and spec.name in files:
             labelled.setdefault(spec.domain, []).extend(files[spec.name])

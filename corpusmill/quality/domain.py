@@ -6,9 +6,10 @@ math, Wikipedia, Books and the crawl for general).
 - Examples: each document is cut into windows of about :data:`WINDOW` characters at line ends (a paper
   gives many examples, and the model learns from the text it will see, not only a file's header); windows
   under :data:`MIN_WINDOW` characters are skipped.
-- A deterministic 10% of each label's *documents* (by a hash of the key) is held out, so no window of a
-  held-out document is trained on (a label of under :data:`MIN_DOCS_HELD` documents holds out 10% of its
-  windows instead, said in ``held_out_by``); the classes are balanced by cutting each to at most
+- A deterministic 10% of each label's *documents* (by a hash of the key), and at least
+  :data:`MIN_HELD_OUT` (up to a third of the label), is held out, so no window of a held-out document is
+  trained on (a label of under :data:`MIN_DOCS_HELD` documents holds out 10% of its windows instead, said
+  in ``held_out_by``); a label measured on fewer than :data:`MIN_HELD_OUT` documents is said loudly; the classes are balanced by cutting each to at most
   ``max_ratio`` times the smallest (by hash).
 - fastText supervised, one thread and a fixed seed in a fresh process (the same input gives the same model).
 - The held-out documents (whole, as the ``domain`` step sees them, with its rule: code or math only at a
@@ -32,6 +33,7 @@ WINDOW = 2000
 MIN_WINDOW = 200
 MIN_RECALL = 0.5
 MIN_DOCS_HELD = 20  # a label with fewer documents is held out by window
+MIN_HELD_OUT = 50  # documents held out per label (up to a third of a label's documents), whatever the share
 
 
 def windows(text: str, size: int = WINDOW, min_size: int = MIN_WINDOW) -> List[str]:
@@ -50,6 +52,15 @@ def windows(text: str, size: int = WINDOW, min_size: int = MIN_WINDOW) -> List[s
 
 def _held_out(key: str, holdout: float) -> bool:
     return stable_hash("domain-holdout:" + key) % 10_000 < holdout * 10_000
+
+
+def held_out_keys(keys: Sequence[str], holdout: float) -> set:
+    """The documents of one label held out: the ``holdout`` share of them, and at least
+    :data:`MIN_HELD_OUT` (at most a third of the label), the first by a hash of their key."""
+    if not holdout:
+        return set()
+    want = max(sum(_held_out(k, holdout) for k in keys), min(MIN_HELD_OUT, len(keys) // 3))
+    return set(sorted(keys, key=lambda k: (stable_hash("domain-holdout:" + k), k))[:want])
 
 
 def train_domain_classifier(
@@ -84,8 +95,9 @@ def train_domain_classifier(
             raise CorpusmillError(f"domain label {label}: its sources hold no documents")
         # whole documents held out; a label of few documents (a handful of papers) holds out windows
         held_by[label] = "document" if len(docs) >= MIN_DOCS_HELD else "window"
+        held = held_out_keys([key for key, _ in docs], holdout) if held_by[label] == "document" else set()
         for key, text in docs:
-            if held_by[label] == "document" and holdout and _held_out(key, holdout):
+            if key in held:
                 test.setdefault(label, []).append((key, text))
                 continue
             for i, w in enumerate(windows(text)):
@@ -173,6 +185,12 @@ def train_domain_classifier(
         raise CorpusmillError(
             f"domain labels {', '.join(unmeasured)}: nothing held out to measure the classifier "
             f"on; give them more documents"
+        )
+    few = {k: v["held_out"] for k, v in per_label.items() if v["held_out"] < MIN_HELD_OUT}
+    if holdout and few:
+        log(
+            f"[domain] WARNING: held-out scores rest on few documents: {few} (under {MIN_HELD_OUT}); give "
+            f"those labels more documents for a measure that means something"
         )
     weak = {k: v["recall"] for k, v in per_label.items() if v["recall"] is not None and v["recall"] < MIN_RECALL}
     if weak:
