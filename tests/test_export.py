@@ -184,6 +184,31 @@ def test_sample_and_export_commands(run, tmp_path, capsys):
     assert cli_main(["sample", str(root / "run"), "--prompt", "x", "--top-p", "0"]) == 2
 
 
+def test_sample_slides_past_the_context_and_never_stops_early(run, capsys):
+    """Issue 29, item 4: a prompt near or past the model's context gave fewer tokens, or none, silently."""
+    root, _ = run
+    model, _cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    context = int(model.rope.shape[0])
+    text = _real_ids(tokenizer).flatten().tolist()
+    long_prompt = text[: context + 40]  # past the context already
+    out = generate(model, long_prompt, 30)
+    assert len(out) == len(long_prompt) + 30 and out[: len(long_prompt)] == long_prompt
+    # each token past the context is the argmax over the last context - 1 tokens
+    with torch.no_grad():
+        window = out[len(long_prompt) + 4 - (context - 1) : len(long_prompt) + 4]
+        assert int(model(torch.tensor([window]))[0, -1].argmax()) == out[len(long_prompt) + 4]
+    near = text[: context - 5]  # crosses the context while generating: cached, then sliding
+    assert len(generate(model, near, 30)) == len(near) + 30
+    from corpusmill.cli import main as cli_main
+    from corpusmill.tokenize.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    prompt = tok.decode(long_prompt[1:])
+    assert cli_main(["sample", str(root / "run"), "--prompt", prompt, "--max-new-tokens", "20"]) == 0
+    captured = capsys.readouterr()
+    assert f"context of {context}" in captured.err and len(captured.out) > len(prompt) - 40
+
+
 def test_init_from_reads_both_rope_layouts_and_refuses_a_scaled_rope(run, tmp_path):
     """Issue 29: transformers 5 writes rope_parameters {rope_theta, rope_type} instead of a top-level
     rope_theta; --init-from took 10000 silently. Both layouts give the model's 500000; another rope_type

@@ -106,8 +106,15 @@ def sample_main(argv: Optional[List[str]] = None) -> int:
         model, cfg, tokenizer, _meta = load_trained(args.checkpoint, args.tokenizer)
         model.to(args.device)
         tok = load_tokenizer(tokenizer)  # SentencePiece or byte-level BPE
+        context = int(model.rope.shape[0])
         for prompt in args.prompt:
             ids = [tok.bos_id] + tok.encode(prompt).tolist()
+            if len(ids) + args.max_new_tokens > context:
+                print(
+                    f"sample: the prompt ({len(ids)} tokens) and {args.max_new_tokens} new tokens pass the model's "
+                    f"context of {context}: past it each token sees the last {context - 1}",
+                    file=sys.stderr,
+                )
             out = generate(
                 model,
                 ids,

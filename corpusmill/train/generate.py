@@ -74,17 +74,22 @@ def generate(
     eos_id: Optional[int] = None,
     use_cache: bool = True,
 ) -> List[int]:
-    """``prompt`` followed by up to ``max_new_tokens`` tokens (stopping after ``eos_id``, or at the model's
-    max_seq_len). ``temperature`` 0 is greedy; the same seed gives the same sample."""
+    """``prompt`` followed by ``max_new_tokens`` tokens (fewer only when ``eos_id`` comes).
+    ``temperature`` 0 is greedy; the same seed gives the same sample. Past the model's context
+    (``max_seq_len``, a prompt included) the window slides: each next token sees the last
+    ``max_seq_len - 1`` tokens, run again from position 0 (no cache), so it never stops early."""
     model.eval()
     device = model.tok_embeddings.weight.device
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    context = model.rope.shape[0]
     ids = list(prompt)
-    limit = min(len(ids) + max_new_tokens, model.rope.shape[0])
+    limit = len(ids) + max_new_tokens
     cache: Cache = [None] * len(model.layers)
     pending = torch.tensor([ids], device=device)
     while len(ids) < limit:
-        if use_cache:
+        if len(ids) >= context:  # the window slides: the last context - 1 tokens, from position 0
+            logits = model(torch.tensor([ids[-(context - 1) :]], device=device))[0, -1]
+        elif use_cache:
             logits = forward_cached(model, pending, cache, len(ids) - pending.shape[1])[0, -1]
         else:
             logits = model(torch.tensor([ids], device=device))[0, -1]
