@@ -221,3 +221,9 @@ def test_hugging_face_loads_the_trained_bpe_as_it_is(bpe):
     tok = load_tokenizer(str(bpe / "a" / "tokenizer.model"))
     for text in ["The quick brown fox jumps over the lazy dog.", "def f(x):\n    return x ** 2  # ünïcödé"]:
         assert hf(text)["input_ids"] == [tok.bos_id] + tok.encode(text).tolist()
+    # Llama 3's layout: ignore_merges (a pre-token in the vocabulary is that token, as tiktoken encodes),
+    # and the BOS / EOS map AutoTokenizer reads
+    spec = json.loads((bpe / "a" / "tokenizer.json").read_text())
+    assert spec["model"]["ignore_merges"] is True
+    assert (hf.bos_token, hf.eos_token) == ("<|begin_of_text|>", "<|end_of_text|>")
+    assert (hf.bos_token_id, hf.eos_token_id) == (tok.bos_id, tok.eos_id)

@@ -105,6 +105,9 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *, sample_note: str = "") -
             f"needed; raise --sample-chars (or give more input), or lower --vocab-size to {learned + NUM_SPECIAL}"
         )
     tok.add_special_tokens(special_tokens())
+    # a pre-token that is itself in the vocabulary is that token, merges or not: tiktoken's rule (Meta's
+    # Llama 3 encoder), which Llama 3's tokenizer.json states as ignore_merges
+    tok.model.ignore_merges = True
     return tok.to_str().encode("utf-8")
 
 
