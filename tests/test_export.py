@@ -101,6 +101,43 @@ def test_meta_export_is_the_reference_layout(run, tmp_path):
         export_meta(model, cfg, tokenizer, out)
 
 
+def test_export_at_real_sizes_dtype_shards_modes_and_model_parallel_files(run, tmp_path):
+    """Issue 29, item 5: --dtype, safetensors sharded with an index as save_pretrained writes them, files
+    0644 (safetensors included), and Meta's one consolidated.NN.pth per model-parallel rank."""
+    import stat
+
+    from corpusmill.train.export_weights import merge_meta_ranks
+
+    root, _ = run
+    model, cfg, tokenizer, _meta = load_trained(str(root / "run"))
+    out = export_hf(model, cfg, tokenizer, str(tmp_path / "hf"), dtype="bf16", max_shard_bytes=100_000)
+    index = json.load(open(os.path.join(out, "model.safetensors.index.json")))
+    files = sorted(set(index["weight_map"].values()))
+    assert len(files) > 2 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
+    assert sorted(f for f in os.listdir(out) if f.endswith(".safetensors")) == files
+    assert index["metadata"]["total_size"] == 2 * cfg.num_params()  # bf16: two bytes a weight
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out)
+    assert hf.dtype == torch.bfloat16 and json.load(open(os.path.join(out, "config.json")))["torch_dtype"] == "bfloat16"
+    ids = _real_ids(tokenizer)
+    with torch.no_grad():
+        ours, theirs = model(ids), hf.float()(ids).logits
+    assert (ours.argmax(-1) == theirs.argmax(-1)).float().mean() > 0.9  # bf16 weights: the same predictions, mostly
+    modes = {f: stat.S_IMODE(os.stat(os.path.join(out, f)).st_mode) for f in os.listdir(out) if not f.startswith(".")}
+    assert set(modes.values()) == {0o644}, modes
+
+    meta = export_meta(model, cfg, tokenizer, str(tmp_path / "meta"), mp=2, dtype="bf16")
+    parts = [torch.load(os.path.join(meta, f"consolidated.{r:02d}.pth"), weights_only=True) for r in range(2)]
+    assert not os.path.exists(os.path.join(meta, "consolidated.02.pth"))
+    wq = parts[0]["layers.0.attention.wq.weight"]
+    assert wq.dtype == torch.bfloat16 and wq.shape[0] == cfg.dim // 2  # column-parallel: half the rows
+    assert parts[0]["layers.0.attention.wo.weight"].shape[1] == cfg.dim // 2  # row-parallel: half the columns
+    merged = merge_meta_ranks(parts)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(merged[name], tensor.to(torch.bfloat16)), name
+    with pytest.raises(CorpusmillError, match="--mp 3: Meta's model-parallel layers split n_heads 4"):
+        export_meta(model, cfg, tokenizer, str(tmp_path / "meta3"), mp=3)
+
+
 def test_init_from_a_hugging_face_checkpoint(run, tmp_path):
     """continued pretraining: the run starts from the HF weights (lr 0: they stay exactly those)."""
     root, shards = run

@@ -58,14 +58,48 @@ def export_main(argv: Optional[List[str]] = None) -> int:
         "keys its ModelArgs takes (default: the oldest that runs the model)",
     )
 
+    p.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="the weights' type in the files (corpusmill trains in fp32; Meta ships bf16)",
+    )
+    p.add_argument(
+        "--max-shard-size",
+        default="5GB",
+        metavar="SIZE",
+        help="--to hf: safetensors files of at most this size, with model.safetensors.index.json "
+        "(save_pretrained's default 5GB)",
+    )
+    p.add_argument(
+        "--mp",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--to meta: one consolidated.NN.pth per model-parallel rank, split as Meta's fairscale layers are",
+    )
+
     def run(args) -> int:
         from corpusmill.train.export import export_hf, export_meta, load_trained
+        from corpusmill.train.export_weights import parse_size
 
         if args.meta_release is not None and args.to != "meta":
             raise CorpusmillError("--meta-release applies to --to meta")
+        if args.mp != 1 and args.to != "meta":
+            raise CorpusmillError("--mp applies to --to meta (Hugging Face shards by size: --max-shard-size)")
+        max_shard = parse_size(args.max_shard_size)
         model, cfg, tokenizer, meta = load_trained(args.checkpoint, args.tokenizer)
         if args.to == "hf":
-            out = export_hf(model, cfg, tokenizer, args.output, overwrite=args.overwrite, inputs=[args.checkpoint])
+            out = export_hf(
+                model,
+                cfg,
+                tokenizer,
+                args.output,
+                overwrite=args.overwrite,
+                inputs=[args.checkpoint],
+                dtype=args.dtype,
+                max_shard_bytes=max_shard,
+            )
         else:
             out = export_meta(
                 model,
@@ -75,6 +109,8 @@ def export_main(argv: Optional[List[str]] = None) -> int:
                 overwrite=args.overwrite,
                 inputs=[args.checkpoint],
                 release=args.meta_release,
+                dtype=args.dtype,
+                mp=args.mp,
             )
         print(f"exported step {meta.get('step')} ({cfg.num_params():,} parameters) to {out}")
         return 0

@@ -22,7 +22,7 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -36,6 +36,14 @@ from corpusmill.tokenize.hf import (
 )
 from corpusmill.train import checkpoint as ckpt
 from corpusmill.train.configs import ModelConfig
+from corpusmill.train.export_weights import (
+    HF_DTYPE_NAMES,
+    MAX_SHARD_BYTES,
+    check_mp,
+    meta_rank_states,
+    usual_mode,
+    write_hf_weights,
+)
 from corpusmill.train.model import Transformer
 
 
@@ -212,23 +220,57 @@ def _exported(out_dir: str, overwrite: bool, inputs, write) -> str:
 
 
 def export_hf(
-    model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, overwrite: bool = False, inputs=()
+    model: Transformer,
+    cfg: ModelConfig,
+    tokenizer: str,
+    out_dir: str,
+    overwrite: bool = False,
+    inputs=(),
+    dtype: str = "fp32",
+    max_shard_bytes: int = MAX_SHARD_BYTES,
 ) -> str:
-    """``inputs``: the checkpoint (and tokenizer) exported, which the output must stay apart from."""
+    """``inputs``: the checkpoint (and tokenizer) exported, which the output must stay apart from;
+    ``dtype`` and ``max_shard_bytes``: corpusmill.train.export_weights."""
     special = _special_tokens(tokenizer)
-    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_hf(model, cfg, tokenizer, d, special))
+    return _exported(
+        out_dir,
+        overwrite,
+        [*inputs, tokenizer],
+        lambda d: _write_hf(model, cfg, tokenizer, d, special, dtype, max_shard_bytes),
+    )
 
 
-def _write_hf(model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, special) -> str:
-    from safetensors.torch import save_file
-
+def _write_hf(
+    model: Transformer, cfg: ModelConfig, tokenizer: str, out_dir: str, special, dtype: str, max_shard_bytes: int
+) -> str:
     bos, eos = special["bos"][0], special["eos"][0]
-    _write_json(os.path.join(out_dir, "config.json"), hf_config(cfg, bos, eos))
+    config = hf_config(cfg, bos, eos)
+    config["torch_dtype"] = HF_DTYPE_NAMES[dtype]
+    _write_json(os.path.join(out_dir, "config.json"), config)
     _write_json(os.path.join(out_dir, "generation_config.json"), {"bos_token_id": bos, "eos_token_id": eos})
-    tensors = hf_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, cfg)
-    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    state = model.state_dict()
+    names = {hf: ours for ours, hf in _hf_names(state)}
+
+    def make(hf_name: str) -> torch.Tensor:  # one tensor at a time: never a second copy of the model
+        ours = names[hf_name]
+        return hf_state_dict({ours: state[ours].detach().float().cpu()}, cfg)[hf_name]
+
+    write_hf_weights(list(names), make, out_dir, dtype, max_shard_bytes)
     write_hf_tokenizer(tokenizer, out_dir, cfg.max_seq_len, special)
+    usual_mode(out_dir)
     return out_dir
+
+
+def _hf_names(state) -> List[Tuple[str, str]]:
+    """(corpusmill name, Hugging Face name) of every weight, in the model's order."""
+    out = []
+    for name in state:
+        if name in _TOP:
+            out.append((name, _TOP[name]))
+        else:
+            _, layer, rest = name.split(".", 2)
+            out.append((name, f"model.layers.{layer}.{_LAYER[rest]}"))
+    return out
 
 
 def _rope_theta(hf: dict, hf_dir: str) -> float:
@@ -407,23 +449,32 @@ def export_meta(
     overwrite: bool = False,
     inputs=(),
     release: Optional[int] = None,
+    dtype: str = "fp32",
+    mp: int = 1,
 ) -> str:
-    """Meta's layout for ``release`` (1, 2 or 3; by default the oldest that runs the model)."""
+    """Meta's layout for ``release`` (1, 2 or 3; by default the oldest that runs the model), in ``mp``
+    model-parallel files (corpusmill.train.export_weights)."""
     release = release or meta_release_of(cfg, tokenizer)
     params = meta_params(cfg, release)  # refused before anything is written
-    return _exported(out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, params, tokenizer, d))
-
-
-def _write_meta(model: Transformer, params: Dict[str, Any], tokenizer: str, out_dir: str) -> str:
-    torch.save(
-        {k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(out_dir, "consolidated.00.pth")
+    check_mp(cfg, mp)
+    return _exported(
+        out_dir, overwrite, [*inputs, tokenizer], lambda d: _write_meta(model, params, tokenizer, d, dtype, mp)
     )
+
+
+def _write_meta(
+    model: Transformer, params: Dict[str, Any], tokenizer: str, out_dir: str, dtype: str = "fp32", mp: int = 1
+) -> str:
+    for rank, state in meta_rank_states(model.state_dict(), mp, dtype):
+        torch.save(state, os.path.join(out_dir, f"consolidated.{rank:02d}.pth"))
+        del state
     _write_json(os.path.join(out_dir, "params.json"), params)
     if is_bpe(tokenizer):  # Llama 3: tiktoken's ranks file
         with open(os.path.join(out_dir, "tokenizer.model"), "w", encoding="utf-8") as fh:
             fh.write(tiktoken_ranks(tokenizer))
     else:
         shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+    usual_mode(out_dir)
     return out_dir
 
 
