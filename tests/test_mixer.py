@@ -428,6 +428,14 @@ def test_held_out_documents_never_reach_a_training_row(mixed, tmp_path):
         )
         found = sum(eval_docs[tuple(sp.encode(d.text))] for d in held)
         assert len(held) - 2 <= found <= len(held) and max(eval_docs.values()) == 1
+    # Hugging Face opens the directory as it is: the dataset card names train and validation (issue 29)
+    import datasets
+
+    hf = datasets.load_dataset(result.shards_dir, cache_dir=str(tmp_path / "hf-cache"))
+    assert set(hf) == {"train", "validation"} and len(hf["train"]) == man["rows"]
+    assert len(hf["validation"]) == sum(
+        len(ShardDataset(os.path.join(result.shards_dir, "eval", n))) for n in MANIFEST["sources"]
+    )
     # the trainer evaluates each source's held-out set and names it
     model, tr = load_config("tiny")
     tr = dataclasses.replace(

@@ -57,7 +57,7 @@ from corpusmill.pipelines.tokens import (  # noqa: E402,F401 (the recipe's token
     token_files,
     write_tokens,
 )
-from corpusmill.tokenize.shards import mark_complete, pack_documents, write_manifest, write_shard
+from corpusmill.tokenize.shards import mark_complete, pack_documents, write_dataset_card, write_manifest, write_shard
 from corpusmill.tokenize.tokenized import ReadTokens, decode_tokens
 from corpusmill.tokenize.tokenizer import (
     MODEL_FILE,
@@ -545,6 +545,9 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         check_written_mixture(plan, out_dir)
         for source in sorted(holdout):  # each eval set is a shard directory of its own, complete
             mark_complete(join(out_dir, EVAL_DIR, source))
+        with open(join(out_dir, "manifest.json"), encoding="utf-8") as fh:
+            manifest = json.load(fh)
+        write_dataset_card(out_dir, manifest, [f"{EVAL_DIR}/{s}" for s in sorted(holdout)])
 
     run_build(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:

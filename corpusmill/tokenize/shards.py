@@ -248,6 +248,47 @@ def write_manifest(
     return path
 
 
+CARD = "README.md"
+
+
+def write_dataset_card(out_dir: str, manifest: Dict[str, Any], eval_dirs: Sequence[str] = ()) -> str:
+    """``out_dir/README.md``: a Hugging Face dataset card whose ``configs`` name the training shards (split
+    ``train``) and each held-out set (split ``validation``: all of them; and a config per source), so
+    ``datasets.load_dataset(out_dir)`` gives every split, not whichever files it finds first."""
+    lines = ["---", "configs:", "- config_name: default", "  default: true", "  data_files:"]
+    lines += ["  - split: train", '    path: "shard-*.arrow"']
+    if eval_dirs:
+        lines += ["  - split: validation", "    path:"]
+        lines += [f'    - "{d}/shard-*.arrow"' for d in eval_dirs]
+        for d in eval_dirs:
+            name = d.rsplit("/", 1)[-1]
+            lines += [
+                f"- config_name: {name}",
+                "  data_files:",
+                "  - split: validation",
+                f'    path: "{d}/shard-*.arrow"',
+            ]
+    lines += ["---", ""]
+    rows, seq_len = manifest.get("rows", 0), manifest.get("seq_len", 0)
+    lines += [
+        f"# {manifest.get('recipe', 'corpusmill')} shards",
+        "",
+        f"Tokenized, packed training rows written by corpusmill: {rows:,} rows of `seq_len + 1` = {seq_len + 1} "
+        f"token ids (`tokens`) with the positions where documents start (`doc_starts`); the mixture, the "
+        f"tokenizer's sha256 and every shard's sha256 are in `manifest.json`, the tokenizer is "
+        f"`tokenizer.model`.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'ds = load_dataset("PATH/TO/THIS/DIR")  # train; validation (the held-out documents, never in a training row)',
+        "```",
+        "",
+    ]
+    path = os.path.join(out_dir, CARD)
+    write_bytes_local(path, "\n".join(lines).encode("utf-8"))
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------------
