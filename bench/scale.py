@@ -225,7 +225,7 @@ def main() -> None:
                 env,
             )
             prov = json.load(open(os.path.join(out, "_provenance.json")))
-            stats = json.load(open(os.path.join(out, "stats.json")))
+            stats = json.load(open(os.path.join(out, "_meta/stats.json")))
             written = stats[-1]["kept"]
             row = {
                 **info,

@@ -29,7 +29,7 @@ def score_histogram(out: str, step: str, score: str, verdict: str) -> List[int]:
     import json
     import os
 
-    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/profile.json"), encoding="utf-8") as fh:
         per_lang = json.load(fh)["steps"][step]["histograms"].get(score, {}).get(verdict, {})
     counts: List[int] = []
     for c in per_lang.values():

@@ -327,8 +327,8 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
         "_provenance.json",
         "_samples",
         "part-00000.parquet",
-        "profile.json",
-        "stats.json",
+        "_meta/profile.json",
+        "_meta/stats.json",
     ]
     assert len(read_output(str(out))) == len(PAPERS)
     assert (

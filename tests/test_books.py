@@ -263,7 +263,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
         )
         == 0
     )
-    read = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["read"]
+    read = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}["read"]
     assert read["read"] == len(files) and read["dropped"] == {"too_large": too_large}
     assert (
         cli_main(

@@ -354,7 +354,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
         )
         == 0
     )
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / "_meta/stats.json").read_text())
     assert [s["step"] for s in stats] == ["read", "terminal_punct", "word_count", "sentence_count"]
     assert all(s["read"] == s["kept"] == n for s in stats)  # every threshold off: nothing dropped
     assert cli_main(["source", "c4", "--from", "crawl", "--input", RELEASED, "--output", str(tmp_path / "x")]) == 2
@@ -427,7 +427,7 @@ def test_clean_page_profiles_its_sentence_count_and_page_length(crawl_run):
         )
     ]
     assert sum(length) == s["read"]
-    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/profile.json"), encoding="utf-8") as fh:
         assert json.load(fh)["steps"]["clean_page"]["thresholds"] == {
             "page_chars": rules.MAX_PAGE_CHARS,
             "sentences": 3,

@@ -74,7 +74,7 @@ def test_accounting_every_step_and_between_steps(baseline):
     assert len(docs) == by["content_dedup"]["kept"] > 20
     assert sum(d.nbytes for d in docs) == by["content_dedup"]["bytes_kept"] == by["lid"]["bytes_kept"]
     # stats.json on disk is what run_ccnet returned
-    assert json.load(open(out / "stats.json")) == stats
+    assert json.load(open(out / "_meta/stats.json")) == stats
 
 
 def test_lines_repeated_across_pages_are_gone_everywhere(baseline):
@@ -139,11 +139,11 @@ def test_one_unit_in_one_pipeline_gives_the_bytes_of_the_two_pipeline_run(baseli
         return {
             k: v
             for k, v in tree_digest(root).items()
-            if not k.startswith("_shards") and k not in ("stats.json", "_SUCCESS")
+            if not k.startswith("_shards") and k not in ("_meta/stats.json", "_SUCCESS")
         }
 
     def stats(root):  # collect reads JSON records from the shards, or the documents themselves: bytes_read differs
-        rows = json.loads((root / "stats.json").read_text())
+        rows = json.loads((root / "_meta/stats.json").read_text())
         for row in rows:
             if row["step"] == "collect":
                 assert row["bytes_read"] >= row["bytes_kept"]
@@ -410,7 +410,7 @@ def test_a_page_over_the_markup_cap_is_dropped_too_complex_the_same_way_every_ti
 def test_the_most_repeated_lines_are_counted_exactly_with_their_text(baseline):
     """repeated_lines.json against a count over what extract + normalize give, without Beam."""
     out, _ = baseline
-    listed = json.loads((out / "repeated_lines.json").read_text())["lines"]
+    listed = json.loads((out / "_meta/repeated_lines.json").read_text())["lines"]
     per_doc = collections.Counter()
     for doc in extracted_docs(CRAWLS):
         per_doc.update({line_hash(line) for line in doc.text.split("\n")})
@@ -422,7 +422,7 @@ def test_the_most_repeated_lines_are_counted_exactly_with_their_text(baseline):
     # nothing left out is more repeated than what is listed
     assert max(n for h, n in repeated.items() if h not in {e["hash"] for e in listed}) <= listed[-1]["documents"]
     assert [e["documents"] for e in listed] == sorted((e["documents"] for e in listed), reverse=True)
-    assert "repeated_lines.json" in (out / "_SUCCESS").read_text()
+    assert "_meta/repeated_lines.json" in (out / "_SUCCESS").read_text()
 
 
 def test_each_line_is_normalized_and_hashed_once(tmp_path, monkeypatch):

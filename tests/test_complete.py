@@ -26,7 +26,7 @@ def test_the_marker_lists_every_file_with_size_and_sha256(done):
     record = json.loads((done / "_SUCCESS").read_text())
     listed = {f["path"]: f for f in record["files"]}
     parts = [os.path.relpath(p, done) for p in list_output_files(str(done))]
-    assert parts and all(p in listed for p in parts) and "stats.json" in listed
+    assert parts and all(p in listed for p in parts) and "_meta/stats.json" in listed
     assert not any(p.startswith("_shards/") for p in listed)  # the resume state is not output
     for rel, f in listed.items():
         assert os.path.getsize(done / rel) == f["bytes"] and len(f["sha256"]) == 64

@@ -34,11 +34,11 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
     dom = lxml_html.fromstring(proc.stdout)
     assert dom.xpath('//span[@id="accounting"]')[0].text_content() == "pass"
     for stage in stages:
-        for entry in json.load(open(tmp_path / "demo" / stage / "stats.json")):
+        for entry in json.load(open(tmp_path / "demo" / stage / "_meta/stats.json")):
             cell = dom.xpath(f'//td[@data-stage="{stage}"][@data-step="{entry["step"]}"][@data-field="kept"]')
             assert int(cell[0].text_content()) == entry["kept"], (stage, entry["step"])
     # the stage table: the tokenizer reads every source (its read_* steps summed) and keeps them all
-    tok = json.load(open(tmp_path / "demo" / "recipe" / "tokenizer" / "stats.json"))
+    tok = json.load(open(tmp_path / "demo" / "recipe" / "tokenizer" / "_meta/stats.json"))
     summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="recipe/tokenizer"]')}
     read = sum(e["read"] for e in tok if e["step"].startswith("read"))
     assert summary == {"read": read, "written": tok[-1]["kept"]} and read > 100 and len(tok) > 3

@@ -188,7 +188,7 @@ def test_llama3_manifest_mixes_50_25_17_8_on_the_bundled_data(tmp_path):
     assert is_bpe(os.path.join(out, "tokenizer", "tokenizer.model"))
     # every document of every source went to exactly one pool
     tokens = json.load(open(os.path.join(out, "tokens", "tokens.json")))
-    stats = {s["step"]: s for s in json.load(open(os.path.join(out, "tokens", "stats.json")))}
+    stats = {s["step"]: s for s in json.load(open(os.path.join(out, "tokens", "_meta/stats.json")))}
     read = sum(s["kept"] for name, s in stats.items() if name.startswith("read_"))
     assert stats["domain"]["read"] == read == stats["domain"]["kept"]
     assert sum(v["documents"] for v in tokens["sources"].values()) == read
@@ -196,6 +196,6 @@ def test_llama3_manifest_mixes_50_25_17_8_on_the_bundled_data(tmp_path):
         k: v["documents"] for k, v in tokens["sources"].items()
     }
     # the crawl went through Llama 3's dedup order, with near-duplicate dedup and PII scrubbing
-    cc = [s["step"] for s in json.load(open(os.path.join(out, "sources", "cc", "stats.json")))]
+    cc = [s["step"] for s in json.load(open(os.path.join(out, "sources", "cc", "_meta/stats.json")))]
     assert cc.index("fuzzy_dedup") < cc.index("line_dedup") < cc.index("lid") < cc.index("pii")
     assert os.path.exists(os.path.join(out, "shards", "eval", "general"))

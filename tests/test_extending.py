@@ -28,7 +28,7 @@ def example_package(monkeypatch):
 
 
 def _stats(out):
-    return {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    return {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}
 
 
 def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
@@ -75,7 +75,7 @@ def test_a_users_filter_runs_inside_the_ccnet_stage(tmp_path):
     assert _stats(plain)["lid"]["kept"] == stats["lid"]["kept"]
     assert len(read_output(str(plain))) == step["read"]
     # its own score, binned as it declared, kept and dropped, with its threshold (profile.json)
-    entry = json.loads((out / "profile.json").read_text())
+    entry = json.loads((out / "_meta/profile.json").read_text())
     assert entry["bins"]["digit_share"] == [round(i / 20, 6) for i in range(21)]
     mine = entry["steps"]["max_digit_share"]
     assert mine["thresholds"] == {"digit_share": 0.2}
@@ -108,7 +108,7 @@ def test_a_users_filter_takes_its_parameters(tmp_path, capsys):
         == 0
     )
     step = _stats(out)["max_digit_share"]
-    assert json.loads((out / "profile.json").read_text())["steps"]["max_digit_share"]["thresholds"] == {
+    assert json.loads((out / "_meta/profile.json").read_text())["steps"]["max_digit_share"]["thresholds"] == {
         "digit_share": 0.02
     }
     kept = read_output(str(out))

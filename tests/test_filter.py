@@ -93,7 +93,7 @@ def test_the_scored_run_keeps_every_document_with_its_scores(setup):
     en = [d for d in docs if d.metadata["language"] == "en"]
     assert all("perplexity" in d.metadata and "wiki_prob" in d.metadata for d in en)
     assert {d.metadata["bucket"] for d in en} == {"head", "middle", "tail"}  # tail too: nothing dropped
-    stats = {s["step"]: s for s in json.loads((scored / "stats.json").read_text())}
+    stats = {s["step"]: s for s in json.loads((scored / "_meta/stats.json").read_text())}
     assert not stats["lid"]["dropped"] and not stats["bucket"]["dropped"] and not stats["wiki_classifier"]["dropped"]
     assert "url_dedup" not in stats  # the doc dedup runs after the thresholds, in `corpusmill filter`
 

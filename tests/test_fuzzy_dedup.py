@@ -169,7 +169,7 @@ def test_ccnet_fuzzy_dedup_step(tmp_path):
         "--write-dropped",
     ]
     assert cli_main(argv) == 0
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
     step = stats["fuzzy_dedup"]
     assert step["read"] == step["kept"] + sum(step["dropped"].values()) + step["failed"]

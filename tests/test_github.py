@@ -548,7 +548,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
         )
         == 0
     )
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / "_meta/stats.json").read_text())
     assert "header" not in [s["step"] for s in stats]
     assert step_stats(stats, "size")["dropped"] == {"too_large": big}
     assert cli_main(["source", "github", "--from", "bigquery", "--bq-anonymous", "--output", str(tmp_path / "x")]) == 2
@@ -578,7 +578,7 @@ def test_each_code_rule_measure_is_profiled_for_kept_and_dropped_files(local_run
     for r in dropped_records(out, step, step):  # each dropped file, measured again, lands in its bin
         expected[bin_of(step, rule(r["document"]["text"]))] += 1
     assert (dropped or [0] * len(kept)) == expected
-    with open(os.path.join(out, "profile.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/profile.json"), encoding="utf-8") as fh:
         limit = json.load(fh)["steps"][step]["thresholds"][step]
     upper = step in ("max_line_length", "mean_line_length")
     bounds = edges(step)
@@ -683,6 +683,6 @@ def test_bigquery_reads_row_ranges_at_once_with_the_same_rows(tmp_path):
     assert docs(serial) == docs(ranged) and len(docs(ranged)) > 0
     strip = [
         {k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")}
-        for s in json.load(open(os.path.join(serial, "stats.json")))
+        for s in json.load(open(os.path.join(serial, "_meta/stats.json")))
     ]
     assert strip == [{k: v for k, v in s.items() if k not in ("bytes_in", "bytes_out")} for s in stats]

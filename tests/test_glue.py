@@ -80,7 +80,7 @@ def test_routing_metrics_and_stats_agree(tmp_path):
     found = counters(result)
     assert found.pop("microseconds") > 0  # the time in the filter (the provenance's seconds per step)
     assert found == expected
-    stats = json.load(open(tmp_path / "stats.json"))
+    stats = json.load(open(tmp_path / "_meta/stats.json"))
     assert check_accounting(stats) == []
     step = stats[0]
     assert step["read"] == len(docs) and step["kept"] == expected["kept"]
@@ -157,7 +157,7 @@ def test_a_filter_is_loaded_once_per_worker_process_across_threads(tmp_path):
     run.write(kept)
     run.finish()
     p.run().wait_until_finish()
-    assert json.load(open(tmp_path / "stats.json"))[0]["kept"] == len(docs)
+    assert json.load(open(tmp_path / "_meta/stats.json"))[0]["kept"] == len(docs)
     assert len(LOADS) == 1
 
 
@@ -231,7 +231,7 @@ def test_run_filters_applies_a_chain_outside_beam_as_the_steps_would(tmp_path):
 
 
 def build_stats_from(out):
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/stats.json"), encoding="utf-8") as fh:
         return {row["step"]: row for row in json.load(fh)}
 
 

@@ -93,10 +93,10 @@ def test_as_added_filters_in_a_ccnet_run_the_profile_shows_their_measures(tmp_pa
         )
         == 0
     )
-    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    stats = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}
     assert stats["gopher_repetition"]["read"] == stats["lid"]["kept"]
     assert stats["gopher_quality"]["read"] == stats["gopher_repetition"]["kept"]
-    profile = json.loads((out / "profile.json").read_text())
+    profile = json.loads((out / "_meta/profile.json").read_text())
     hist = profile["steps"]["gopher_repetition"]["histograms"]["dup_line_frac"]
     assert sum(map(sum, hist["kept"].values())) == stats["gopher_repetition"]["kept"]
     assert profile["steps"]["gopher_quality"]["thresholds"]["mean_word_length"] == [3.0, 10.0]
@@ -127,7 +127,7 @@ def test_llama3_heuristic_steps_in_the_stage_judge_what_they_can(tmp_path):
     out = tmp_path / "cc"
     argv = ["ccnet", "--input", str(docs), "--output", str(out), "--min-length", "0", "--gopher", "--dirty-words"]
     assert cli_main(argv) == 0
-    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    stats = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}
     steps = list(stats)
     assert (
         steps.index("lid")
@@ -145,7 +145,7 @@ def test_llama3_heuristic_steps_in_the_stage_judge_what_they_can(tmp_path):
         for r in __import__("corpusmill.core.files").core.files.read_dropped(str(out))["dirty_words"]["dirty_words"]
     }
     assert dropped == {"rude"}
-    profile = json.loads((out / "profile.json").read_text())
+    profile = json.loads((out / "_meta/profile.json").read_text())
     assert profile["steps"]["dirty_words"]["thresholds"] == {"dirty_word_share": 0.01}
 
 

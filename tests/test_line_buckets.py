@@ -18,8 +18,8 @@ def _run(out, *extra):
     argv = ["ccnet", "--input", COPYRIGHT, "--output", str(out), "--dedup-order", "llama3", "--line-max-docs", "6"]
     argv += ["--dedup-scope", "run", "--min-length", "0", "--no-doc-dedup", "-q", *extra]
     assert cli_main(argv) == 0
-    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
-    repeated = json.loads((out / "repeated_lines.json").read_text())["lines"]
+    stats = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}
+    repeated = json.loads((out / "_meta/repeated_lines.json").read_text())["lines"]
     return stats["line_dedup"], repeated
 
 

@@ -123,7 +123,7 @@ def test_scrub_pii_step_counts_in_stats(tmp_path):
         )
         == 0
     )
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
     written = read_output(out)
     assert stats["pii"]["kept"] == stats["pii"]["read"] == len(written) == len(CHANGELOGS)

@@ -38,7 +38,7 @@ def udhr_run(tmp_path_factory):
     stats = run_ccnet(
         CCNetConfig(input=[str(path)], output=str(out), min_length=0, languages=["en", "fr", "de"], write_dropped=True)
     )
-    return out, stats, json.loads((out / "profile.json").read_text())
+    return out, stats, json.loads((out / "_meta/profile.json").read_text())
 
 
 def dropped_records(out):
@@ -134,7 +134,7 @@ def test_a_sharded_ccnet_run_adds_its_units_into_one_profile_and_provenance(tmp_
     inputs = [warc("pydocs.warc.gz"), warc("iana.warc.gz")]
     out = tmp_path / "o"
     stats = run_ccnet(CCNetConfig(input=inputs, output=str(out), num_shards=2, dedup_group_size=1))
-    profile = json.loads((out / "profile.json").read_text())
+    profile = json.loads((out / "_meta/profile.json").read_text())
     by_step = {s["step"]: s for s in stats}
     for step, entry in profile["steps"].items():
         for reason, per in entry["dropped"].items():

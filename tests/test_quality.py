@@ -219,7 +219,7 @@ def test_cutoffs_command_skips_documents_without_a_model(tmp_path, models, monke
     table = run_cutoffs(CutoffsConfig(input=[str(docs)], lm_dir=models["lm_dir"], output=str(out), sample=20))
     assert loads == [model_paths(models["lm_dir"], "en")[1]]
     assert list(table) == ["en"]
-    stats = {s["step"]: s for s in __import__("json").load(open(str(out) + ".run/stats.json"))}
+    stats = {s["step"]: s for s in __import__("json").load(open(str(out) + ".run/_meta/stats.json"))}
     assert stats["perplexity"]["dropped"] == {"no_model": 5} and stats["perplexity"]["kept"] == 30
     # only fr documents: nothing to compute, a clear error
     with open(docs, "wb") as fh:

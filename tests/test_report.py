@@ -36,7 +36,7 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     console = [l for l in proc.stderr.splitlines() if ":CONSOLE" in l]
     assert console == []
     dom = lxml_html.fromstring(proc.stdout)
-    stats = json.load(open(run_dir / "cc" / "stats.json"))
+    stats = json.load(open(run_dir / "cc" / "_meta/stats.json"))
     for entry in stats:
         for field in ("read", "kept", "failed"):
             cell = dom.xpath(f'//td[@data-stage="cc"][@data-step="{entry["step"]}"][@data-field="{field}"]')
@@ -51,7 +51,7 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     assert "broken HTTP header" in dom.text_content()
     assert dom.xpath("//details/summary[contains(., 'line_dedup / too_short')]")
     # a few written documents per group, drawn by hash from all of them
-    profile = json.load(open(run_dir / "cc" / "profile.json"))
+    profile = json.load(open(run_dir / "cc" / "_meta/profile.json"))
     for group, n in profile["output"]["groups"].items():
         summary = dom.xpath(f'//summary[@data-sample-group="{group}"]')[0]
         assert summary.text_content().startswith(f"{group}: {min(5, n)} written documents")
@@ -65,7 +65,7 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
     summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="cc"]')}
     assert summary["read"] == extract["read"] - bookkeeping and "(a WARC record, not a page)" in dom.text_content()
     # the lines line dedup removed from the most documents, with their counts
-    repeated = json.load(open(run_dir / "cc" / "repeated_lines.json"))["lines"]
+    repeated = json.load(open(run_dir / "cc" / "_meta/repeated_lines.json"))["lines"]
     assert int(dom.xpath('//td[@data-repeated="0"]')[0].text_content()) == repeated[0]["documents"] > 1
     # line dedup's dropped documents are shown as they came, with the lines it removed struck through
     assert dom.xpath("//details[summary[contains(., 'line_dedup / too_short')]]//del[@class='removed']")
@@ -81,9 +81,9 @@ def test_report_in_a_browser_shows_the_numbers_of_stats_json(run_dir, tmp_path):
 def test_broken_accounting_is_shown_in_red(run_dir, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    stats = json.load(open(copy / "cc" / "stats.json"))
+    stats = json.load(open(copy / "cc" / "_meta/stats.json"))
     stats[1]["read"] += 3  # three documents vanished between extract and normalize
-    json.dump(stats, open(copy / "cc" / "stats.json", "w"))
+    json.dump(stats, open(copy / "cc" / "_meta/stats.json", "w"))
     path, data = make_report(str(copy), quiet=True)
     dom = lxml_html.fromstring(open(path, encoding="utf-8").read())
     check = dom.xpath(f'//span[@data-check="cc/{stats[1]["step"]}"]')[0]
@@ -119,7 +119,7 @@ def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold
     proc = chromium(["--dump-dom", f"file://{path}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = lxml_html.fromstring(proc.stdout)
-    profile = json.load(open(run / "cc" / "profile.json"))
+    profile = json.load(open(run / "cc" / "_meta/profile.json"))
     # every per-language count of every drop reason is in the page, in its own cell
     for step, entry in profile["steps"].items():
         for reason, per in entry["dropped"].items():
@@ -133,7 +133,7 @@ def test_the_report_shows_what_each_filter_removed_by_language_and_its_threshold
     for group, n in profile["output"]["groups"].items():
         assert int(dom.xpath(f'//td[@data-stage="cc"][@data-group="{group}"]')[0].text_content()) == n
     summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="cc"]')}
-    stats = json.load(open(run / "cc" / "stats.json"))
+    stats = json.load(open(run / "cc" / "_meta/stats.json"))
     assert summary == {"read": stats[0]["read"], "written": sum(profile["output"]["groups"].values())}
     # the threshold is stated and drawn on the lid step's plot (a dashed line labelled 0.5)
     assert "thresholds: language_score = 0.5" in dom.text_content()
@@ -165,8 +165,8 @@ def test_report_diff_names_what_differs_between_two_runs(tmp_path, capsys):
     dom = lxml_html.fromstring(open(tmp_path / "a" / "report.html", encoding="utf-8").read())
     cells = {c.get("data-run"): c.text_content() for c in dom.xpath('//td[@data-diff="config min_length"]')}
     assert cells == {"this": "300", "other": "1000"}
-    stats_a = json.load(open(tmp_path / "a" / "cc" / "stats.json"))
-    stats_b = json.load(open(tmp_path / "b" / "cc" / "stats.json"))
+    stats_a = json.load(open(tmp_path / "a" / "cc" / "_meta/stats.json"))
+    stats_b = json.load(open(tmp_path / "b" / "cc" / "_meta/stats.json"))
     kept = [(a["kept"], b["kept"]) for a, b in zip(stats_a, stats_b) if a["step"] == "line_dedup"][0]
     assert kept[0] > kept[1] and f"line_dedup kept: {kept[0]} -> {kept[1]}" in printed
     assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "nothing")]) == 2

@@ -90,7 +90,7 @@ def test_resume_skips_done_stages_and_rebuilds_deleted_ones(first_run, tmp_path,
     out, shards = result.manifest.output, result.shards_dir
     keep = tmp_path / "before"
     shutil.copytree(shards, keep)
-    cc_mtime = os.path.getmtime(os.path.join(out, "sources", "cc", "stats.json"))
+    cc_mtime = os.path.getmtime(os.path.join(out, "sources", "cc", "_meta/stats.json"))
 
     # nothing to do: every stage is complete (and the CLI prints the mixture)
     assert main(["run", path]) == 0
@@ -110,7 +110,7 @@ def test_resume_skips_done_stages_and_rebuilds_deleted_ones(first_run, tmp_path,
     again = run_recipe(path, log=lines.append)
     assert again.ran == ["tokenizer"]
     assert any("incomplete" in line for line in lines)
-    assert os.path.getmtime(os.path.join(out, "sources", "cc", "stats.json")) == cc_mtime
+    assert os.path.getmtime(os.path.join(out, "sources", "cc", "_meta/stats.json")) == cc_mtime
 
     # a changed manifest rebuilds what it changes: another seed draws other documents
     with open(path, encoding="utf-8") as fh:

@@ -283,7 +283,7 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     docs = read_output(str(out))
     assert sorted({d.metadata["site"] for d in docs}) == sites and len(docs) == len(questions) - few
     assert all(re.match(r"Q: .+\nA: .+\nA: ", d.text, re.S) and "\n\nA: " not in d.text for d in docs)
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / "_meta/stats.json").read_text())
     assert step_stats(stats, "format")["dropped"] == {"too_few_answers": few}
     assert (
         cli_main(["source", "stackexchange", "--input", DUMP, "--output", str(tmp_path / "x"), "--top-sites", "0"]) == 2

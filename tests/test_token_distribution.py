@@ -61,7 +61,7 @@ def test_the_cutoff_is_read_on_fixed_bins():
 def _run(files, out, *extra):
     argv = ["ccnet", "--input", *files, "--output", str(out), "--min-length", "0", "--write-dropped", "-q"]
     assert cli_main(argv + ["--token-distribution", *extra]) == 0
-    stats = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}
+    stats = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}
     dropped = {
         r["document"]["id"] for r in read_dropped(str(out)).get("token_distribution", {}).get("token_distribution", [])
     }
@@ -75,7 +75,7 @@ def test_link_lists_among_wikipedia_extracts_are_the_outliers(tmp_path):
     assert steps[-1] == "token_distribution" and steps.index("collect") < steps.index("token_distribution")
     step = stats["token_distribution"]
     assert step["read"] == step["kept"] + sum(step["dropped"].values()) + step["failed"]
-    report = json.loads((tmp_path / "cc" / "token_distribution.json").read_text())
+    report = json.loads((tmp_path / "cc" / "_meta/token_distribution.json").read_text())
     en = report["languages"]["en"]
     assert en["judged"] and en["documents"] == step["read"] and report["quantile"] == 0.99
     # about 1% of the judged documents are above the 0.99 quantile (fixed bins: a tie may add one)
@@ -85,7 +85,7 @@ def test_link_lists_among_wikipedia_extracts_are_the_outliers(tmp_path):
     lid_dropped = {r["document"]["id"] for rs in read_dropped(str(tmp_path / "cc"))["lid"].values() for r in rs}
     reached = {f"list{i}" for i in range(10)} - lid_dropped
     assert len(reached) >= 5 and reached <= dropped, (reached, dropped)
-    profile = json.loads((tmp_path / "cc" / "profile.json").read_text())
+    profile = json.loads((tmp_path / "cc" / "_meta/profile.json").read_text())
     hist = profile["steps"]["token_distribution"]["histograms"]["token_kl"]
     assert sum(map(sum, hist["dropped"].values())) == len(dropped)
     assert sum(map(sum, hist["kept"].values())) == step["kept"]

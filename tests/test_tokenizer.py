@@ -39,7 +39,7 @@ def test_model_and_info(trained):
     assert (sp.unk_id(), sp.bos_id(), sp.eos_id()) == (0, 1, 2)
     assert info["options"]["model_type"] == "bpe"
     assert info["options"]["split_digits"] is True and info["options"]["byte_fallback"] is True
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/stats.json"), encoding="utf-8") as fh:
         stats = {s["step"]: s for s in json.load(fh)}
     for name in WEIGHTS:  # every input document is accounted for by its read step
         assert stats[f"read_{name}"]["kept"] == len(read_output(os.path.join(MIX, name)))

@@ -298,7 +298,7 @@ def test_cli_options_reach_the_stage(tmp_path, truth, capsys):
         )
         == 0
     )
-    parse = {s["step"]: s for s in json.loads((out / "stats.json").read_text())}["parse"]
+    parse = {s["step"]: s for s in json.loads((out / "_meta/stats.json").read_text())}["parse"]
     # namespace 4 is kept too, so its redirect page is dropped as a redirect, not for its namespace
     assert parse["dropped"] == {"redirect": truth["redirects"]} and parse["kept"] == truth["articles"]
     assert (

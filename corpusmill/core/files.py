@@ -235,12 +235,16 @@ def expand_local(patterns: Iterable[str]) -> List[str]:
 
 # -- complete or absent -------------------------------------------------------------------------------
 DONE_NAME = "_SUCCESS"
-STATS_NAME = "stats.json"
-PROFILE_NAME = "profile.json"
+# The run's bookkeeping sits in one folder, apart from the documents, where directory readers do not look
+# (pyarrow/pandas/Spark skip names starting with "_"): pd.read_parquet(OUT) reads the documents only
+META_DIR = "_meta"
+STATS_NAME = f"{META_DIR}/stats.json"
+PROFILE_NAME = f"{META_DIR}/profile.json"
+REPEATED_LINES_NAME = f"{META_DIR}/repeated_lines.json"
 # how the run was made (config, versions, model sha256, times): not part of the output's bytes, so
 # _SUCCESS does not list it and two runs of the same command still give identical outputs
 PROVENANCE_NAME = "_provenance.json"
-METADATA_NAMES = frozenset({DONE_NAME, STATS_NAME, PROFILE_NAME, PROVENANCE_NAME, "_STAGE.json", "repeated_lines.json"})
+METADATA_NAMES = frozenset({DONE_NAME, PROVENANCE_NAME, "_STAGE.json"})
 
 
 def sha256_file(path: str, opener=None) -> str:
@@ -315,7 +319,7 @@ def check_complete(root: str, flag: str = "--input", verify: bool = True) -> Non
 
 def is_metadata(path: str, top: str) -> bool:
     """Whether ``path`` (inside directory input ``top``) is a run's metadata rather than input data:
-    any ``_``- or ``.``-prefixed part (``_dropped/``, ``_failed/``, ``_shards/``, ``_SUCCESS``) or stats.json."""
+    any ``_``- or ``.``-prefixed part (``_meta/``, ``_dropped/``, ``_failed/``, ``_shards/``, ``_SUCCESS``)."""
     rel = os.path.relpath(path, top).replace(os.sep, "/").split("/")
     return any(part.startswith(("_", ".")) for part in rel) or rel[-1] in METADATA_NAMES
 

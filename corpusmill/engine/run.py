@@ -30,7 +30,7 @@ import apache_beam as beam
 from corpusmill.core.config import close_matches
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import check_group, encode_jsonl_gz, join
+from corpusmill.core.files import PROFILE_NAME, STATS_NAME, check_group, encode_jsonl_gz, join
 from corpusmill.core.outputs import OutputLock, beside, check_output_apart, check_replaceable, mark_created
 from corpusmill.core.profile import (
     BINS,
@@ -62,8 +62,8 @@ from corpusmill.filters.base import Filter
 from corpusmill.io.documents import WriteDocuments
 from corpusmill.io.files import atomic_write, write_text_atomic
 
-STATS_FILE = "stats.json"
-PROFILE_FILE = "profile.json"
+STATS_FILE = STATS_NAME  # _meta/stats.json (corpusmill.core.files)
+PROFILE_FILE = PROFILE_NAME
 KEPT_SAMPLE = 5  # written documents sampled per output group (OUT/_samples/)
 DONE_FILE = "_SUCCESS"
 

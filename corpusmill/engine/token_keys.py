@@ -40,7 +40,7 @@ from corpusmill.filters.token_dist import (
     word_counts,
 )
 
-REPORT = "token_distribution.json"
+REPORT = "_meta/token_distribution.json"  # (corpusmill.core.files.META_DIR)
 _MAGIC = b"CMTOKENS1\n"
 _MERGE_EVERY = 256  # documents' counts held before they are summed (keeps a piece's counts near its vocabulary)
 

@@ -99,5 +99,5 @@ STAGE = Stage(
     description="Read arXiv sources (bulk .tar of per-paper .gz, per-paper .gz/.tar.gz files, or a directory of "
     "paper folders), unpack them safely, find the main .tex, inline \\input, remove comments, expand "
     "user macros, cut before the first section and from the bibliography/appendix on, and write "
-    "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+    "OUT/part-NNNNN.<ext> plus _meta/stats.json. Other options must be Beam pipeline options.",
 )

@@ -153,5 +153,5 @@ STAGE = Stage(
     description="Read books (.txt files, or JSONL with a 'text' field per line), strip Project Gutenberg headers and "
     "footers, drop exact duplicates and books whose overlap with a book of smaller id is at least "
     "--overlap (MinHash LSH finds candidates, the overlap is then computed exactly), and write "
-    "OUT/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+    "OUT/part-NNNNN.<ext> plus _meta/stats.json. Other options must be Beam pipeline options.",
 )

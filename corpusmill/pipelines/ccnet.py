@@ -586,7 +586,7 @@ STAGE = Stage(
     "extract main text, normalize, remove lines repeated in other documents of a group of shards "
     "(cc_net's rule), identify the language with fastText lid.176, optionally bucket by perplexity "
     "and apply per-language Wikipedia-reference classifiers, keep one copy per URL and per text "
-    "across dumps, and write OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus stats.json. Rerun the "
+    "across dumps, and write OUT/<lang>[_<bucket>]/part-NNNNN.<ext> plus _meta/stats.json. Rerun the "
     "same command to finish an interrupted run. Other options must be Beam pipeline options "
     "(e.g. --runner, --direct_running_mode multi_processing, --direct_num_workers 2).",
 )

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from corpusmill.core.errors import CorpusmillError
-from corpusmill.core.files import join
+from corpusmill.core.files import REPEATED_LINES_NAME, join
 from corpusmill.core.inputs import Skipped
 from corpusmill.dedup.lines import scope_of
 from corpusmill.engine.options import beam_options, cap_workers
@@ -165,7 +165,7 @@ def build_final(run: Run, plan: _Plan, pieces: beam.PCollection):
 
 # -- the most repeated lines (the report shows them: what line dedup removes most) ---------------------
 TOP_LINES = 100
-REPEATED_LINES = "repeated_lines.json"
+REPEATED_LINES = REPEATED_LINES_NAME  # _meta/repeated_lines.json
 
 
 def write_repeated_entries(out_dir: str, entries: Sequence[beam.PCollection], label: str = "") -> None:

@@ -187,6 +187,6 @@ STAGE = Stage(
     description="Read the output of `corpusmill ccnet --score-only` (every document with its scores), apply "
     "--lang-threshold/--languages, the perplexity buckets of --cutoffs/--keep-buckets and "
     "--wiki-threshold from the stored scores, then keep one copy per URL and per text, and write "
-    "OUT/<lang>[_<bucket>]/ plus stats.json: the documents of a full CCNet run with these thresholds, "
+    "OUT/<lang>[_<bucket>]/ plus _meta/stats.json: the documents of a full CCNet run with these thresholds, "
     "without extraction, line dedup or any model. Other options must be Beam pipeline options.",
 )

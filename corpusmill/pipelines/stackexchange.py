@@ -138,5 +138,5 @@ STAGE = Stage(
     documents=True,
     description="Read StackExchange Posts.xml (plain, .bz2 or .7z; a dump directory or site archives), keep the "
     "top --top-sites sites, join each question with its answers sorted by score, turn the HTML into "
-    "text and write OUT/<site>/part-NNNNN.<ext> plus stats.json. Other options must be Beam's.",
+    "text and write OUT/<site>/part-NNNNN.<ext> plus _meta/stats.json. Other options must be Beam's.",
 )

@@ -362,6 +362,6 @@ STAGE = Stage(
     description="Draw a deterministic sample from the inputs (in mixture proportion) on Beam and train a "
     "SentencePiece BPE model with LLaMA's options: digits split, byte fallback. Writes "
     "OUT/tokenizer.model, tokenizer.vocab, corpusmill_tokenizer.json (with its sha256), Hugging Face's tokenizer.json "
-    "and tokenizer_config.json, sample/, stats.json. "
+    "and tokenizer_config.json, sample/, _meta/stats.json. "
     "Other options must be Beam pipeline options.",
 )

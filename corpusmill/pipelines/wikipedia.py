@@ -101,5 +101,5 @@ STAGE = Stage(
     documents=True,
     description="Read MediaWiki XML dumps (.xml, .xml.bz2 incl. multistream, .xml.gz) in parallel, keep namespace-0 "
     "articles that are not redirects, turn wikitext into plain text (mwparserfromhell) and write "
-    "OUT/<lang>/part-NNNNN.<ext> plus stats.json. Other options must be Beam pipeline options.",
+    "OUT/<lang>/part-NNNNN.<ext> plus _meta/stats.json. Other options must be Beam pipeline options.",
 )

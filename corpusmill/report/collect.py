@@ -16,7 +16,14 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from corpusmill.core.files import PROFILE_NAME, read_dropped, read_failed, read_provenance
+from corpusmill.core.files import (
+    PROFILE_NAME,
+    REPEATED_LINES_NAME,
+    STATS_NAME,
+    read_dropped,
+    read_failed,
+    read_provenance,
+)
 from corpusmill.core.stats import NON_DOCUMENT_REASONS, check_accounting
 
 
@@ -144,7 +151,7 @@ def find_stage_dirs(root: str) -> List[str]:
     found = []
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        if "stats.json" in files:
+        if os.path.isfile(os.path.join(dirpath, STATS_NAME)):
             found.append(dirpath)
     return sorted(found)
 
@@ -159,7 +166,7 @@ def find_manifests(root: str) -> List[str]:
 
 
 def read_stage(root: str, stage_dir: str) -> StageData:
-    with open(os.path.join(stage_dir, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(stage_dir, STATS_NAME), encoding="utf-8") as fh:
         stats = json.load(fh)
     profile = {}
     if os.path.isfile(os.path.join(stage_dir, PROFILE_NAME)):
@@ -169,8 +176,8 @@ def read_stage(root: str, stage_dir: str) -> StageData:
     if name == ".":  # the run directory is the stage itself
         name = os.path.basename(os.path.abspath(stage_dir))
     repeated = []
-    if os.path.isfile(os.path.join(stage_dir, "repeated_lines.json")):
-        with open(os.path.join(stage_dir, "repeated_lines.json"), encoding="utf-8") as fh:
+    if os.path.isfile(os.path.join(stage_dir, REPEATED_LINES_NAME)):
+        with open(os.path.join(stage_dir, REPEATED_LINES_NAME), encoding="utf-8") as fh:
             repeated = json.load(fh)["lines"]
     samples = {}
     sample_dir = os.path.join(stage_dir, "_samples")

@@ -495,7 +495,7 @@ def _documents(out: str) -> dict:
 
 
 def _stats(out: str) -> dict:
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
+    with open(os.path.join(out, "_meta/stats.json"), encoding="utf-8") as fh:
         return {s["step"]: s for s in json.load(fh)}
 
 
