@@ -16,7 +16,7 @@ from corpusmill.cli import main as cli_main
 from corpusmill.core.document import Document
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.filters.domain import DomainLabel
-from corpusmill.mixers.manifest import load_manifest
+from corpusmill.mixers.manifest import absolute_paths, load_manifest
 from corpusmill.quality.domain import train_domain_classifier
 
 CODE = glob.glob(os.path.join(DATA, "mixing", "code", "part-*"))
@@ -129,14 +129,7 @@ def test_the_pool_rule(model, arxiv):
 
 def _manifest(tmp_path, **changes):
     data = yaml.safe_load(open(os.path.join(ROOT, "manifests", "llama3.yaml"), encoding="utf-8"))
-    base = os.path.join(ROOT, "manifests")
-    for spec in data["sources"].values():
-        if "input" in spec:
-            spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
-        if "documents" in spec:
-            spec["documents"] = os.path.normpath(os.path.join(base, spec["documents"]))
-    for label, paths in data.get("domain_classifier", {}).get("examples", {}).items():
-        data["domain_classifier"]["examples"][label] = [os.path.normpath(os.path.join(base, p)) for p in paths]
+    absolute_paths(data, os.path.join(ROOT, "manifests"))
     data["output"] = str(tmp_path / "out")
     for key, value in changes.items():
         data[key] = value

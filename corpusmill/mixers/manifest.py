@@ -406,6 +406,26 @@ def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) 
     return AnnealSpec(tokens=tokens, weights=out, share_tolerance=float(tol) if tol is not None else None)
 
 
+def absolute_paths(data: dict, base: str) -> dict:
+    """A manifest's mapping with every path it names made absolute against ``base`` (the manifest's folder):
+    for a copy written elsewhere (the demo's, a test's). Changes and returns ``data``."""
+
+    def resolve(p):
+        return _resolve(base, str(p))
+
+    for spec in (data.get("sources") or {}).values():
+        if "input" in spec:
+            spec["input"] = [resolve(p) for p in spec["input"]]
+        if "documents" in spec:
+            spec["documents"] = resolve(spec["documents"])
+    cls = data.get("domain_classifier") or {}
+    if cls.get("model"):
+        cls["model"] = resolve(cls["model"])
+    for label, paths in (cls.get("examples") or {}).items():
+        cls["examples"][label] = [resolve(p) for p in ([paths] if isinstance(paths, str) else paths)]
+    return data
+
+
 def _parse_domains(path: str, base: str, data: dict, sources: List[SourceSpec], tokenized: bool):
     """``mix_by``, the domain pools and the classifier model of a manifest (docs/mixing.md, "By domain")."""
     mix_by = data.get("mix_by", "source")

@@ -24,6 +24,7 @@ import yaml
 from corpusmill.core.config import option
 from corpusmill.core.errors import CorpusmillError
 from corpusmill.core.stage import Stage
+from corpusmill.mixers.manifest import absolute_paths
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(REPO_ROOT, "tests", "data")
@@ -45,12 +46,7 @@ def demo_manifest(out: str, models: dict, recipe: str = "llama1") -> str:
     manifest = MANIFESTS[recipe]
     with open(manifest, encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    base = os.path.dirname(manifest)
-    for spec in data["sources"].values():
-        if "input" in spec:
-            spec["input"] = [os.path.normpath(os.path.join(base, p)) for p in spec["input"]]
-        if "documents" in spec:
-            spec["documents"] = os.path.normpath(os.path.join(base, spec["documents"]))
+    absolute_paths(data, os.path.dirname(manifest))
     cc = data["sources"]["cc"].setdefault("options", {})
     cc.update(classifier=[f"en={models['classifier']}"])
     if recipe == "llama1":
