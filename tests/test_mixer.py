@@ -524,3 +524,50 @@ def test_a_share_met_by_repeating_a_few_documents_is_said(mixed, tmp_path):
     assert plan_mixture(load_manifest(_with(tmp_path, min_distinct_documents=1)), counts).few_documents == []
     with pytest.raises(CorpusmillError, match="min_distinct_documents: must be at least 1"):
         load_manifest(_with(tmp_path, min_distinct_documents=0))
+
+
+def test_held_out_documents_seen_in_training_are_left_out_of_the_eval_set(tmp_path):
+    """Issue 29, item 6: held-out sets are disjoint by id but the web repeats itself. Five training
+    Wikipedia extracts are copied, a sentence changed, under ids the holdout takes: each copy is found by
+    its 32-token windows, left out of the eval set and counted in the manifest; the others stay."""
+    import dataclasses as dc
+
+    from corpusmill.core.document import Document
+    from corpusmill.io.documents import write_documents_file
+    from corpusmill.mixers.contamination import THRESHOLD
+    from corpusmill.mixers.plan import held_out
+
+    seed, share = MANIFEST["seed"], 0.1
+    docs = read_output(os.path.join(MIX, "wiki_en"))
+    trained = [d for d in docs if not held_out(seed, d.id, share) and len(d.text) > 800][:5]
+    assert len(trained) == 5
+    copies, n = [], 0
+    for d in trained:
+        while not held_out(seed, f"copy-{n}", share):
+            n += 1
+        sentences = d.text.split(". ")
+        sentences[1] = "This sentence was changed in the copy"
+        copies.append(dc.replace(d, id=f"copy-{n}", text=". ".join(sentences)))
+        n += 1
+    src = tmp_path / "wiki_en"
+    src.mkdir()
+    write_documents_file(str(src / "part-00000.jsonl.gz"), docs + copies, "jsonl")
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MANIFEST.items()}
+    data["sources"] = {"wiki_en": {"weight": 1.0, "documents": str(src), "holdout": share}}
+    data["budget_tokens"] = 200_000
+    result = run_recipe(write_manifest_yaml(tmp_path, dict(data, output=str(tmp_path / "run"))), log=lambda *_: None)
+    ev = ShardDataset(os.path.join(result.shards_dir, "eval", "wiki_en"))
+    report = ev.manifest["contamination"]
+    held = [d for d in docs + copies if held_out(seed, d.id, share)]
+    assert report["documents"] == len(held) and report["contaminated"] >= len(copies)
+    assert report["seen_share"] > report["seen_share_kept"] and report["seen_share_kept"] < THRESHOLD
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(result.shards_dir, "tokenizer.model"))
+    rows = np.stack([ev[i][0] for i in range(len(ev))])
+    eval_docs = {tuple(x.tolist()) for x in unpack(rows, [ev[i][1] for i in range(len(ev))], bos_id=1, eos_id=2)}
+    assert not any(tuple(sp.encode(c.text)) in eval_docs for c in copies)  # every copy left out
+    clean = [d for d in held if not d.id.startswith("copy-")]
+    assert (
+        sum(tuple(sp.encode(d.text)) in eval_docs for d in clean)
+        >= len(clean) - report["contaminated"] + len(copies) - 2
+    )
+    assert result.shards_manifest["held_out"]["wiki_en"]["documents"] == len(held)

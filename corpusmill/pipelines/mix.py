@@ -288,6 +288,66 @@ def _write_one_shard(item, out_dir, batch_rows, layout):
     return info
 
 
+def _without_contaminated(training, held):
+    """The held-out documents whose tokens are not mostly seen in training (corpusmill.mixers.contamination),
+    and per source ``{documents, contaminated, seen_share, seen_share_kept, window, threshold}``."""
+    from corpusmill.mixers import contamination as cm
+
+    held_windows = (
+        held
+        | "HeldWindows" >> beam.Map(lambda t: cm.window_hashes(t.tokens))
+        | "HeldTable" >> beam.CombineGlobally(cm.union)
+    )
+    seen = (
+        training
+        | "SeenInTraining" >> beam.Map(_seen_windows, beam.pvalue.AsSingleton(held_windows))
+        | "SeenTable" >> beam.CombineGlobally(cm.union)
+    )
+    judged = held | "Contaminated" >> beam.Map(
+        lambda t, table: (t, cm.seen_share(t.tokens, table)), beam.pvalue.AsSingleton(seen)
+    )
+    summary = (
+        judged
+        | "ShareBySource" >> beam.Map(_share_row, cm.THRESHOLD)
+        | "SumShares" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(*[sum] * 6))
+        | "Contamination" >> beam.combiners.ToDict()
+        | "Summary" >> beam.Map(_contamination_summary, cm.WINDOW, cm.THRESHOLD)
+    )
+    clean = judged | "DropContaminated" >> beam.FlatMap(lambda ts: [ts[0]] if ts[1] < cm.THRESHOLD else [])
+    return clean, summary
+
+
+def _seen_windows(t, table):
+    from corpusmill.mixers import contamination as cm
+
+    hashes = cm.window_hashes(t.tokens)
+    return hashes[cm.found_in(hashes, table)]
+
+
+def _share_row(judged, threshold: float):
+    """(source, (documents, contaminated, seen tokens, tokens, seen tokens kept, tokens kept)) of one."""
+    t, share = judged
+    n, kept = len(t.tokens), share < threshold
+    return t.source, (1, int(not kept), share * n, n, share * n * kept, n * kept)
+
+
+def _contamination_summary(by_source, window: int, threshold: float) -> Dict[str, dict]:
+    out = {}
+    for source, (docs, dirty, seen, tokens, seen_kept, tokens_kept) in sorted(by_source.items()):
+        out[source] = {
+            "documents": int(docs),
+            "contaminated": int(dirty),
+            "seen_share": round(seen / tokens, 6) if tokens else 0.0,
+            "seen_share_kept": round(seen_kept / tokens_kept, 6) if tokens_kept else 0.0,
+            "window": window,
+            "threshold": threshold,
+            "rule": f"a held-out document with >= {threshold:g} of its tokens in a {window}-token window seen in "
+            f"training is left out of the eval set",
+        }
+    return out
+
+
+MIN_EVAL_ROWS = 32  # a held-out set under this many rows is warned about
 EVAL_DIR = "eval"  # shards/eval/<source>/: each source's held-out documents, one pass, never in training
 EVAL_GROUP_TOKENS = 16_000_000  # held-out tokens packed together in one worker
 
@@ -417,7 +477,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
 
     holdout = {s: sp.holdout for s, sp in plan.sources.items() if sp.holdout > 0}
 
-    def write_eval_manifests(results, out_dir):
+    def write_eval_manifests(results, out_dir, contamination):
         by_source: Dict[str, list] = {}
         for source, info in results:
             by_source.setdefault(source, [])
@@ -426,11 +486,21 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
         for source in sorted(holdout):
             infos = sorted(by_source.get(source, []), key=lambda i: i["index"])
             sp = plan.sources[source]
+            dirty = contamination.get(source, {}).get("contaminated", 0)
+            left = f" ({dirty} left out: seen in training)" if dirty else ""
             if not infos:
                 raise CorpusmillError(
                     f"sources.{source}.holdout {sp.holdout:g}: its {sp.holdout_documents} held-out "
-                    f"document(s), {sp.holdout_tokens:,} tokens, do not fill one row of "
+                    f"document(s){left}, {sp.holdout_tokens:,} tokens, do not fill one row of "
                     f"seq_len + 1 = {seq_len + 1}; hold out more"
+                )
+            rows = sum(int(i["rows"]) for i in infos)
+            if rows < MIN_EVAL_ROWS:
+                print(
+                    f"mix: warning: the held-out set of {source} is {rows} rows of {seq_len + 1} tokens, from "
+                    f"{sp.holdout_documents - dirty} documents{left}: under {MIN_EVAL_ROWS} rows its loss is "
+                    f"noise; raise sources.{source}.holdout",
+                    file=sys.stderr,
                 )
             write_manifest(
                 join(out_dir, EVAL_DIR, source),
@@ -445,6 +515,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                     "documents": sp.holdout_documents,
                     "held_out": "documents set aside before any repetition or packing: none of them "
                     "is in a training row",
+                    "contamination": contamination.get(source, {}),
                     "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok},
                 },
             )
@@ -456,6 +527,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                 lambda t, _n: 1 if held_out(seed, t.id, holdout.get(t.source, 0.0)) else 0, 2
             )
             toks, held = parts[0], parts[1]
+            held, contamination = _without_contaminated(toks, held)
             eval_groups = {s: max(1, -(-plan.sources[s].holdout_tokens // EVAL_GROUP_TOKENS)) for s in holdout}
             (
                 held
@@ -472,7 +544,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                     _write_eval_group, run.out_dir, seq_len, tok["bos_id"], tok["eos_id"], tok["vocab_size"], batch_rows
                 )
                 | "AllEval" >> beam.combiners.ToList()
-                | "EvalManifests" >> beam.Map(write_eval_manifests, run.out_dir)
+                | "EvalManifests" >> beam.Map(write_eval_manifests, run.out_dir, beam.pvalue.AsSingleton(contamination))
             )
         hashed = toks | "HashFraction" >> beam.Map(
             lambda t: (t, doc_hash(seed, t.id, full[t.source]) if fractions[t.source] > 0 else None)
