@@ -33,7 +33,9 @@ NO_LANGUAGE = "-"  # a document with no language annotation (yet)
 BINS: Dict[str, Tuple[float, float, int, bool]] = {
     "language_score": (0.0, 1.0, 20, False),
     "wiki_prob": (0.0, 1.0, 20, False),
-    "perplexity": (1.0, 100_000.0, 25, True),  # cc_net's perplexities run from about 10 to a few 10^4
+    # cc_net's perplexities run from about 10 to a few 10^4; bins of x1.047 (4.7%) resolve the bucket
+    # cutoffs, which sit about 1.4x apart (head/middle at p30, middle/tail at p60)
+    "perplexity": (1.0, 100_000.0, 250, True),
     "length": (1.0, 10_000_000.0, 28, True),  # characters
     # rule measures (Verdict.measures: computed by a rule filter for every document it judges)
     "sentences": (0.0, 50.0, 50, False),  # C4: one bin per sentence count, 50 and more in the last

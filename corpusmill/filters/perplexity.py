@@ -402,7 +402,8 @@ def parse_buckets(value: Optional[str | Sequence[str]]) -> Tuple[str, ...]:
 
 
 class PerplexityBucket(Filter):
-    """The ``bucket`` step: annotates ``bucket``; drops buckets not in ``keep`` as ``bucket_<name>``.
+    """The ``bucket`` step: annotates ``bucket``; drops buckets not in ``keep`` as ``bucket_<name>``;
+    counts each language's documents per bucket (``counters``: ``en_head``, ``en_middle``, ``en_tail``).
 
     The (small) cutoffs table is read when the filter is made and travels with it.
     """
@@ -433,6 +434,7 @@ class PerplexityBucket(Filter):
         lang = doc.metadata.get("language", "")
         bucket = bucket_of(doc.metadata.get("perplexity"), self.cutoffs.get(lang))
         doc = doc.annotate(bucket=bucket)
+        counts = {f"{lang or 'none'}_{bucket}": 1}  # every bucket counted per language, kept or not
         if bucket not in self.keep:
-            return drop(f"bucket_{bucket}", doc)
-        return keep(doc)
+            return drop(f"bucket_{bucket}", doc, counts=counts)
+        return keep(doc, counts=counts)

@@ -512,9 +512,10 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
                 extra={
                     "source": source,
                     "holdout": sp.holdout,
-                    "documents": sp.holdout_documents,
+                    "documents": sp.holdout_documents - dirty,  # in this eval set
+                    "held_out_documents": sp.holdout_documents,  # set aside, the contaminated ones included
                     "held_out": "documents set aside before any repetition or packing: none of them "
-                    "is in a training row",
+                    "is in a training row, and none has 10% of its tokens in a 32-token window seen in one",
                     "contamination": contamination.get(source, {}),
                     "tokenizer": {"file": join("..", "..", MODEL_FILE), **tok},
                 },

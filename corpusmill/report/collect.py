@@ -59,9 +59,13 @@ class StageData:
     @property
     def written(self) -> int:
         """Documents written (exact, from profile.json); a stage that writes no documents (the tokenizer's
-        sample, the mixer's counts): what its last step kept."""
+        sample, the mixer's counts): what its reading steps kept (one per source: the tokenizer reads them
+        all), else its last step's kept."""
         if self.groups:
             return sum(self.groups.values())
+        reading = [s["kept"] for s in self.stats if s["step"].startswith(("read", "extract"))]
+        if len(reading) > 1:
+            return sum(reading)
         return self.stats[-1]["kept"] if self.stats else 0
 
 
@@ -85,6 +89,8 @@ class RunData:
     mixtures: List[dict]  # manifest.json contents that carry a mixture
     training: List[TrainingLog] = dataclasses.field(default_factory=list)
     compared: Optional["RunData"] = None  # another run to compare with (report --diff)
+    tokens: Optional[dict] = None  # the recipe's tokens/tokens.json: documents and tokens per source (or pool)
+    held_out: Dict[str, dict] = dataclasses.field(default_factory=dict)  # source -> its eval set's manifest
 
 
 def _flat(prefix: str, value) -> Dict[str, object]:
@@ -215,14 +221,30 @@ def collect(root: str, quiet: bool = False) -> RunData:
             f"stage {n}/{len(stage_dirs)}: {name if name != '.' else os.path.basename(os.path.abspath(root))}", quiet
         )
         stages.append(read_stage(root, stage_dir))
-    mixtures = []
+    mixtures, held_out = [], {}
     for path in find_manifests(root):
         with open(path, encoding="utf-8") as fh:
             manifest = json.load(fh)
         if isinstance(manifest, dict) and "mixture" in manifest:
             manifest["_path"] = os.path.relpath(path, root)
             mixtures.append(manifest)
-    return RunData(root=root, stages=stages, mixtures=mixtures, training=read_training_logs(root))
+        elif isinstance(manifest, dict) and "source" in manifest and os.sep + "anneal" + os.sep not in path:
+            held_out.setdefault(manifest["source"], manifest)  # an eval set of the main shards
+    tokens = None
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        if "tokens.json" in files:
+            with open(os.path.join(dirpath, "tokens.json"), encoding="utf-8") as fh:
+                tokens = json.load(fh)
+            break
+    return RunData(
+        root=root,
+        stages=stages,
+        mixtures=mixtures,
+        training=read_training_logs(root),
+        tokens=tokens,
+        held_out=held_out,
+    )
 
 
 def read_training_logs(root: str) -> List[TrainingLog]:

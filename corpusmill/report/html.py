@@ -462,20 +462,25 @@ def _training_section(data: RunData) -> str:
 
 
 def render(data: RunData) -> str:
+    from corpusmill.report.recipe_view import bucket_section, is_source, recipe_order, summary_section
+
     all_ok = not any(stage.problems for stage in data.stages)
-    nav = "".join(f'<a href="#stage-{i}">{_e(s.name)}</a>' for i, s in enumerate(data.stages))
+    ordered = recipe_order(data.stages)  # the recipe's sources first (CCNet first), helper stages last
+    nav = "".join(f'<a href="#stage-{_e(s.name)}">{_e(s.name)}</a>' for s in ordered)
     summary_rows = "".join(
-        f'<tr><td class="l"><a href="#stage-{i}">{_e(s.name)}</a></td><td data-summary="{_e(s.name)}" '
+        f'<tr><td class="l"><a href="#stage-{_e(s.name)}">{_e(s.name)}</a></td><td data-summary="{_e(s.name)}" '
         f'data-field="read">{s.read}</td><td data-summary="{_e(s.name)}" data-field="written">{s.written}</td>'
+        f'<td class="l meta">{"documents written" if s.groups or is_source(s) else "documents read through"}</td>'
         f'<td>{sum(x["failed"] for x in s.stats)}</td>'
         f'<td class="l"><span class="{"fail" if s.problems else "pass"}">{"FAIL" if s.problems else "pass"}</span></td></tr>'
-        for i, s in enumerate(data.stages)
+        for s in ordered
     )
     stages = []
-    for i, stage in enumerate(data.stages):
+    for stage in ordered:
         stages.append(
-            f'<h2 id="stage-{i}">{_e(stage.name)}</h2>'
+            f'<h2 id="stage-{_e(stage.name)}">{_e(stage.name)}</h2>'
             f"<h3>Funnel</h3>{_stats_table(stage)}<div class='plots'><figure>{funnel_plot(stage)}</figure></div>"
+            f"{bucket_section(stage)}"
             f"<h3>What each filter removed, where, and its threshold</h3>{_filters_section(stage)}"
             f"<h3>Written documents: groups, languages, sources, scores</h3>{_groups_section(stage)}"
             f"<h3>Dropped documents, samples by reason</h3>{_dropped_section(stage)}"
@@ -487,9 +492,11 @@ def render(data: RunData) -> str:
         f"<title>corpusmill report: {_e(data.root)}</title><style>{CSS}</style></head><body>"
         f"<h1>corpusmill report</h1><p class='meta'>run directory: {_e(data.root)}</p>"
         f"<p>Accounting across all stages: <span class='{'pass' if all_ok else 'fail'}' id='accounting'>"
-        f"{'pass' if all_ok else 'FAIL'}</span></p><nav>{nav}<a href='#mixture'>mixture</a><a href='#training'>training</a></nav>"
-        '<h2>Stages</h2><table><tr><th class="l">stage</th><th>read</th><th>written</th><th>failed</th>'
-        f'<th class="l">accounting</th></tr>{summary_rows}</table>'
+        f"{'pass' if all_ok else 'FAIL'}</span></p><nav><a href='#recipe'>recipe</a>{nav}<a href='#mixture'>mixture</a>"
+        "<a href='#training'>training</a></nav>"
+        + summary_section(data)
+        + '<h2>Stages</h2><table><tr><th class="l">stage</th><th>read</th><th>kept</th><th class="l"></th>'
+        f'<th>failed</th><th class="l">accounting</th></tr>{summary_rows}</table>'
         + "".join(stages)
         + f"<h2 id='mixture'>Mixture and shards</h2>{_mixture_section(data)}"
         + f"<h2 id='training'>Training</h2>{_training_section(data)}</body></html>\n"

@@ -90,6 +90,51 @@ def binned_plot(
     return _svg(fig)
 
 
+def bucket_plot(edges: Sequence[float], counts: Sequence[int], cutoffs: Sequence[float], lang: str) -> str:
+    """Documents per perplexity bin around the two cutoffs (the profile's fine log bins), each bin colored
+    by its bucket (head, middle, tail), the cutoffs drawn and labelled at two heights so they never overlap."""
+    import math
+
+    lo, hi = cutoffs[0], cutoffs[1]
+    left = max(edges[0], lo / 4)
+    right = min(edges[-1], hi * 4)
+    idx = [i for i in range(len(counts)) if edges[i + 1] > left and edges[i] < right]
+    fig, ax = _figure(6.5, 3.2)
+    colors = {"head": "#1976d2", "middle": "#7cb342", "tail": "#c62828"}
+    for name, keep in (  # a bin by its (geometric) center: the one a cutoff falls in goes to one side
+        ("head", lambda c: c < lo),
+        ("middle", lambda c: lo <= c < hi),
+        ("tail", lambda c: c >= hi),
+    ):
+        sel = [i for i in idx if keep(math.sqrt(edges[i] * edges[i + 1]))]
+        if sel:
+            ax.bar(
+                [edges[i] for i in sel],
+                [counts[i] for i in sel],
+                width=[edges[i + 1] - edges[i] for i in sel],
+                align="edge",
+                color=colors[name],
+                label=f"{name} ({sum(counts[i] for i in sel)})",
+            )
+    ax.set_xscale("log")
+    ax.set_xlim(left, right)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    for k, (t, name) in enumerate(((lo, "head | middle"), (hi, "middle | tail"))):
+        ax.axvline(t, color="#333", linestyle="--", linewidth=1)
+        ax.annotate(
+            f"{name}: {t:g}", (t, 0.97 - 0.1 * k), xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top"
+        )
+    ax.legend(fontsize=7, loc="center right")
+    step = edges[1] / edges[0] if len(edges) > 1 and edges[0] > 0 else math.e
+    ax.set_title(f"{lang}: documents by perplexity (bins of x{step:.3f}) around the cutoffs", fontsize=10)
+    ax.set_xlabel(SCORE_TITLES["perplexity"])
+    ax.set_ylabel("documents")
+    return _svg(fig)
+
+
 def mixture_plot(mixture: Dict[str, dict]) -> str:
     fig, ax = _figure(6.5, 3.2)
     names = list(mixture)
