@@ -41,7 +41,29 @@ def test_demo_small_runs_every_stage_and_its_report_renders(tmp_path):
     tok = json.load(open(tmp_path / "demo" / "recipe" / "tokenizer" / "_meta/stats.json"))
     summary = {c.get("data-field"): int(c.text_content()) for c in dom.xpath('//td[@data-summary="recipe/tokenizer"]')}
     read = sum(e["read"] for e in tok if e["step"].startswith("read"))
-    assert summary == {"read": read, "written": tok[-1]["kept"]} and read > 100 and len(tok) > 3
+    kept = sum(e["kept"] for e in tok if e["step"].startswith("read"))
+    assert summary == {"read": read, "written": kept} and read > 100 and len(tok) > 3
+    # the page opens with the recipe (issue 29): the sources, then the stages with the CCNet stage first
+    headings = [h.text_content() for h in dom.xpath("//h2")]
+    assert headings[0] == "The recipe" and headings[2] == "recipe/sources/cc", headings[:4]
+    cc_stats = {e["step"]: e for e in json.load(open(tmp_path / "demo" / "recipe/sources/cc/_meta/stats.json"))}
+    read_cell = dom.xpath('//td[@data-recipe="recipe/sources/cc"][@data-field="read"]')[0]
+    assert int(read_cell.text_content().replace(",", "")) > 0
+    # the perplexity buckets: each language's documents per bucket as the step judged them, and a chart
+    # whose bins put the two cutoffs apart
+    from corpusmill.core.profile import bin_of
+
+    bucket = cc_stats["bucket"]
+    cells = {
+        b: int(dom.xpath(f'//td[@data-bucket="en_{b}"]')[0].text_content().replace(",", ""))
+        for b in ("head", "middle", "tail")
+    }
+    assert cells == {b: bucket["counters"].get(f"en_{b}", 0) for b in cells} and sum(cells.values()) == bucket["read"]
+    cut = json.load(open(tmp_path / "demo" / "recipe/sources/cc/_meta/profile.json"))["steps"]["bucket"]["thresholds"][
+        "perplexity"
+    ]["en"]
+    assert bin_of("perplexity", cut[0]) < bin_of("perplexity", cut[1])
+    assert dom.xpath('//figure[@data-bucket-chart="en"]//*[local-name()="svg"]')
     for name, m in mixture.items():
         cell = dom.xpath(f'//td[@data-mixture="{name}"][@data-field="tokens"]')
         assert int(cell[0].text_content()) == m["tokens"]
