@@ -129,6 +129,20 @@ def test_demo_llama3_recipe_runs_and_its_report_renders(tmp_path):
         "domain",
     ):
         assert dom.xpath(f'//td[@data-step="{step}"]'), step
+    # Llama 3's evidence at the top (issue 29, item 10): the domain classifier on its held-out documents,
+    # the documents of each pool, and each anneal share against its tolerance
+    for label in ("code", "general", "math"):
+        assert int(dom.xpath(f'//td[@data-domain-label="{label}"][@data-field="held_out"]')[0].text_content()) >= 50
+    pools = {
+        s.get("data-domain-pool"): int(s.text_content().split()[-1].replace(",", ""))
+        for s in dom.xpath("//span[@data-domain-pool]")
+    }
+    assert set(pools) == set(mixture) and sum(pools.values()) > 0
+    anneal_manifest = json.load(open(os.path.join(os.path.dirname(result["shards"]), "anneal", "manifest.json")))
+    for name, m in anneal_manifest["mixture"].items():
+        cell = dom.xpath(f'//td[@data-recipe-mix="{name}"][@data-phase="anneal"]')[0]
+        off = abs(m["share"] - m["weight"]) > anneal_manifest["share_tolerance"]
+        assert (cell.get("class") == "fail") == off and ("off target" in cell.text_content()) == off
     # the annealing phase: the last 20 steps on RUN/anneal/, the learning rate to 0
     log = [json.loads(line) for line in open(os.path.join(result["train"], "train_log.jsonl")) if '"loss"' in line]
     assert [r["phase"] for r in log] == ["main"] * 10 + ["anneal"] * 20

@@ -438,6 +438,7 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
             {
                 "budget_tokens": plan.budget_tokens,
                 "mixing_mode": plan.mode,
+                "share_tolerance": plan.share_tolerance,  # how far a share may be off its weight
                 "mixture": mixture,
                 "tokens_per_source": {k: v["tokens"] for k, v in mixture.items()},
                 "rows_per_shard": rows_per_shard,

@@ -91,6 +91,7 @@ class RunData:
     compared: Optional["RunData"] = None  # another run to compare with (report --diff)
     tokens: Optional[dict] = None  # the recipe's tokens/tokens.json: documents and tokens per source (or pool)
     held_out: Dict[str, dict] = dataclasses.field(default_factory=dict)  # source -> its eval set's manifest
+    domain_metrics: Optional[dict] = None  # the recipe's domains/domain.bin.json: held-out precision/recall
 
 
 def _flat(prefix: str, value) -> Dict[str, object]:
@@ -230,13 +231,15 @@ def collect(root: str, quiet: bool = False) -> RunData:
             mixtures.append(manifest)
         elif isinstance(manifest, dict) and "source" in manifest and os.sep + "anneal" + os.sep not in path:
             held_out.setdefault(manifest["source"], manifest)  # an eval set of the main shards
-    tokens = None
+    tokens = domain_metrics = None
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        if "tokens.json" in files:
+        if "tokens.json" in files and tokens is None:
             with open(os.path.join(dirpath, "tokens.json"), encoding="utf-8") as fh:
                 tokens = json.load(fh)
-            break
+        if "domain.bin.json" in files and domain_metrics is None:
+            with open(os.path.join(dirpath, "domain.bin.json"), encoding="utf-8") as fh:
+                domain_metrics = json.load(fh)
     return RunData(
         root=root,
         stages=stages,
@@ -244,6 +247,7 @@ def collect(root: str, quiet: bool = False) -> RunData:
         training=read_training_logs(root),
         tokens=tokens,
         held_out=held_out,
+        domain_metrics=domain_metrics,
     )
 
 

@@ -68,7 +68,44 @@ def summary_section(data: RunData) -> str:
         )
     for manifest in sorted(data.mixtures, key=lambda m: m.get("phase") == "anneal"):
         parts.append(_mix_table(manifest, data.held_out))
+    parts.append(domain_section(data))
     return "<h2 id='recipe'>The recipe</h2>" + "".join(parts)
+
+
+def domain_section(data: RunData) -> str:
+    """Llama 3's domain classifier: how it did on its held-out documents, and where the documents went."""
+    m = data.domain_metrics
+    if not m:
+        return ""
+    labels = sorted(m.get("labels", {}))
+    rows = "".join(
+        f'<tr><td class="l">{_e(k)}</td><td data-domain-label="{_e(k)}" data-field="held_out">{v.get("held_out")}</td>'
+        f"<td>{v.get('precision')}</td><td>{v.get('recall')}</td>"
+        + "".join(f"<td>{m.get('confusion', {}).get(k, {}).get(p, 0)}</td>" for p in labels)
+        + "</tr>"
+        for k, v in sorted(m.get("labels", {}).items())
+    )
+    pools = ""
+    tokens_stage = next((s for s in data.stages if stage_kind(s) == "tokens"), None)
+    counters = next(
+        (e.get("counters", {}) for e in (tokens_stage.stats if tokens_stage else []) if e["step"] == "domain"), {}
+    )
+    if counters:
+        pools = (
+            "<p>Documents per pool (the domain step): "
+            + ", ".join(
+                f'<span data-domain-pool="{_e(k[len("domain_") :])}">{_e(k[len("domain_") :])} {n:,}</span>'
+                for k, n in sorted(counters.items())
+            )
+            + "</p>"
+        )
+    head = "".join(f"<th>as {_e(p)}</th>" for p in labels)
+    return (
+        "<h3>The domain classifier (held-out documents, never trained on)</h3>"
+        f'<table><tr><th class="l">label</th><th>held out</th><th>precision</th><th>recall</th>{head}</tr>{rows}</table>'
+        f"<p class='meta'>code or math only at a probability of 0.9 or more; the rest by language "
+        f"(training windows: {_e(m.get('training_windows', {}))})</p>{pools}"
+    )
 
 
 def _mix_table(manifest: dict, held_out: Dict[str, dict]) -> str:
