@@ -64,6 +64,7 @@ class _Terminal(io.StringIO):
 
 
 def test_a_terminal_gets_one_line_refreshed_in_place_with_an_eta(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress, "MIN_ETA_SECONDS", 1.0)  # (a real run waits 3 s for a rate worth a guess)
     data = os.path.join(DATA, "warc", "pydocs.warc.gz")
     screen = _Terminal()
     with progress.Watcher("demo", lambda: ["extract", "lid"], stream=screen):
@@ -87,3 +88,26 @@ def test_progress_can_be_turned_off(monkeypatch):
     with progress.Watcher("off", stream=screen):
         assert "CORPUSMILL_PROGRESS_DIR" not in os.environ
     assert screen.getvalue() == ""
+
+
+def test_a_narrow_terminal_keeps_the_latest_steps_in_view_and_no_start_up_eta(monkeypatch):
+    """Issue 29, item 12: the line was cut at the terminal's width, so the later steps (fuzzy_dedup and on)
+    never showed; and the first ETA came from the start-up rate (19m13s for 2 s of work)."""
+    import shutil
+
+    data = os.path.join(DATA, "warc", "pydocs.warc.gz")
+    names = ["extract", "normalize", "collect", "url_dedup", "content_dedup", "fuzzy_dedup", "line_dedup", "lid"]
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((90, 20)))
+    screen = _Terminal()
+    with progress.Watcher("narrow", lambda: names, stream=screen):
+        progress.expect_input([data])
+        tallies = [progress.Tally(n) for n in names]
+        tallies[0].add(os.path.getsize(data) // 200, True)  # 0.5% of the input read
+        for t in tallies[1:]:
+            t.add(0, True)
+        for t in tallies:
+            t.flush()
+        time.sleep(0.6)
+    final = screen.getvalue().split("\r")[-1].strip()
+    assert len(final) < 90 and final.split("|")[0].rstrip().endswith("lid 1>1") and "steps ..." in final
+    assert "extract 1>1" in final and "ETA" not in final

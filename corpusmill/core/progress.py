@@ -42,6 +42,10 @@ def expect_input(paths: Iterable) -> None:
                 pass
 
 
+MIN_ETA_SHARE = 0.02  # no ETA before this share of the input is read ...
+MIN_ETA_SECONDS = 3.0  # ... or this many seconds have passed (the first rate is start-up)
+
+
 class Tally:
     """One step's counts in one worker, written to its own file now and then."""
 
@@ -164,7 +168,9 @@ class Watcher:
                 step[key] += t[key]
         return totals
 
-    def line(self) -> str:
+    def line(self, width: int = 0) -> str:
+        """The progress line; with ``width``, steps in the middle give way ("... N steps ...") so the line
+        fits and the last steps, where documents are now, stay in view."""
         totals = self.totals()
         if not totals:
             return ""
@@ -172,23 +178,33 @@ class Watcher:
         elapsed = max(time.monotonic() - self._start, 1e-9)
         first = totals[order[0]]
         parts = [f"{s} {totals[s]['read']:,}>{totals[s]['kept']:,}" for s in order]
-        line = f"[{self.label}] {_duration(elapsed)}  {first['read'] / elapsed:,.1f} docs/s  " + "  ".join(parts)
+        head = f"[{self.label}] {_duration(elapsed)}  {first['read'] / elapsed:,.1f} docs/s  "
+        tail = ""
         expected = _expected["bytes"]
         got = self.input if self.input is not None else first["bytes"]
         if expected and 0 < got:
             done = min(1.0, got / expected)
-            line += f"  | input {min(got, expected) / 1e6:,.1f} of {expected / 1e6:,.1f} MB ({done:.0%})"
-            line += f", ETA {_duration(elapsed * (1 - done) / done)}" if done < 1 else ", read"
+            tail = f"  | input {min(got, expected) / 1e6:,.1f} of {expected / 1e6:,.1f} MB ({done:.0%})"
+            if done >= 1:
+                tail += ", read"
+            elif done >= MIN_ETA_SHARE and elapsed >= MIN_ETA_SECONDS:  # earlier, the rate is start-up
+                tail += f", ETA {_duration(elapsed * (1 - done) / done)}"
+        line = head + "  ".join(parts) + tail
+        hidden = 0
+        while width and len(line) >= width and len(parts) > 2:
+            parts.pop(1)  # the first step stays (what was read), then the latest ones
+            hidden += 1
+            line = head + "  ".join([parts[0], f"... {hidden} steps ...", *parts[1:]]) + tail
         return line
 
     def _print(self) -> None:
-        line = self.line()
+        width = shutil.get_terminal_size((120, 20)).columns if self.tty else 0
+        line = self.line(width)
         counts = line.split("docs/s", 1)[-1]
         if not line or (not self.tty and counts == self._last):  # a log gets a line only when something moved
             return
         self._last = counts
         if self.tty:
-            width = shutil.get_terminal_size((120, 20)).columns
             self.stream.write("\r" + line[: width - 1].ljust(width - 1))
         else:
             self.stream.write(line + "\n")

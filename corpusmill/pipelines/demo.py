@@ -127,7 +127,8 @@ def train_tiny(shards_dir: str, out_dir: str, steps: int) -> None:
         eval_holdout_shards=0,
         log_every=max(1, steps // 10),
     )  # (the manifest's holdout)
-    summary = train(model, tcfg, shards_dir, out_dir, resume=True, device="auto")
+    resume = os.path.isdir(os.path.join(out_dir, "checkpoints"))  # a demo killed while training goes on
+    summary = train(model, tcfg, shards_dir, out_dir, resume=resume, device="auto")
     print(
         f"done: step {summary['step']}, {losses_said(out_dir)}, {summary['tokens_per_s']:.0f} tokens/s (median)",
         file=sys.stderr,
