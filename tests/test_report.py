@@ -170,6 +170,12 @@ def test_report_diff_names_what_differs_between_two_runs(tmp_path, capsys):
     kept = [(a["kept"], b["kept"]) for a, b in zip(stats_a, stats_b) if a["step"] == "line_dedup"][0]
     assert kept[0] > kept[1] and f"line_dedup kept: {kept[0]} -> {kept[1]}" in printed
     assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "nothing")]) == 2
+    # issue 29: the other run's stage under another name is matched by its kind (the command that made it)
+    shutil.move(str(tmp_path / "b" / "cc"), str(tmp_path / "b" / "crawl"))
+    assert cli_main(["report", str(tmp_path / "a"), "--diff", str(tmp_path / "b")]) == 0
+    assert "config min_length: 300 -> 1000" in capsys.readouterr().out
+    dom = lxml_html.fromstring(open(tmp_path / "a" / "report.html", encoding="utf-8").read())
+    assert "matched by kind: its crawl" in dom.text_content()
 
 
 def test_the_report_shows_code_rule_measures_and_what_a_dropped_copy_duplicates(tmp_path):

@@ -103,6 +103,22 @@ def _flat(prefix: str, value) -> Dict[str, object]:
     return {prefix: value}
 
 
+def matching_stage(stage: StageData, this: List[StageData], others: List[StageData]) -> Optional[StageData]:
+    """The other run's output of the same stage: the same name; else the one stage of the same kind (the
+    command that made it, from its provenance: ``ccnet``, ``c4``, ...) when each run has exactly one."""
+    same = next((s for s in others if s.name == stage.name), None)
+    if same is not None:
+        return same
+
+    def kind(s: StageData) -> str:
+        return str((s.provenance or {}).get("stage") or "")
+
+    k = kind(stage)
+    mine = [s for s in this if kind(s) == k]
+    theirs = [s for s in others if kind(s) == k]
+    return theirs[0] if k and len(mine) == 1 and len(theirs) == 1 else None
+
+
 def stage_differences(a: StageData, b: StageData) -> List[tuple]:
     """``(what, in a, in b)`` for everything that differs between two outputs of one stage: the effective
     configuration, each step's thresholds, filter and model files (by sha256), and the counts of stats.json."""

@@ -361,10 +361,14 @@ def _compared_section(stage: StageData, data: RunData) -> str:
 
     if data.compared is None:
         return ""
-    other = next((s for s in data.compared.stages if s.name == stage.name), None)
+    from corpusmill.report.collect import matching_stage
+
+    other = matching_stage(stage, data.stages, data.compared.stages)
     head = f"<h3>Compared with {_e(data.compared.root)}</h3>"
     if other is None:
-        return head + "<p>That run has no stage of this name.</p>"
+        return head + "<p>That run has no stage of this name, nor one stage of this kind.</p>"
+    if other.name != stage.name:
+        head += f"<p class='meta'>matched by kind: its {_e(other.name)}</p>"
     rows = stage_differences(stage, other)
     if not rows:
         return head + "<p>The same configuration, thresholds, models and counts.</p>"
@@ -514,12 +518,12 @@ def terminal_summary(data: RunData) -> str:
         if stage.failed:
             lines.append(f"   {len(stage.failed)} dead letters in {stage.name}/_failed/")
     if data.compared is not None:
-        from corpusmill.report.collect import stage_differences
+        from corpusmill.report.collect import matching_stage, stage_differences
 
-        others = {s.name: s for s in data.compared.stages}
         for stage in data.stages:
-            if stage.name in others:
-                rows = stage_differences(stage, others[stage.name])
+            other = matching_stage(stage, data.stages, data.compared.stages)
+            if other is not None:
+                rows = stage_differences(stage, other)
                 lines.append(f"== {stage.name} against {data.compared.root}: {len(rows) or 'no'} difference(s)")
                 lines.extend(f"   {what}: {json_short(a)} -> {json_short(b)}" for what, a, b in rows[:40])
     for manifest in data.mixtures:
