@@ -324,12 +324,12 @@ def test_cli_options_reach_the_stage(tmp_path, capsys):
     assert sorted(os.listdir(out)) == [
         ".corpusmill",
         "_SUCCESS",
+        "_meta",
         "_provenance.json",
         "_samples",
         "part-00000.parquet",
-        "_meta/profile.json",
-        "_meta/stats.json",
     ]
+    assert sorted(os.listdir(out / "_meta")) == ["profile.json", "stats.json"]
     assert len(read_output(str(out))) == len(PAPERS)
     assert (
         cli_main(

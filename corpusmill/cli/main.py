@@ -174,10 +174,17 @@ def run_parsed(name: str, stage, args: List[str]) -> int:
         beam_args = check_beam_args(extra, own)
         beam_args = worker_args(namespace.workers, beam_args) + beam_args
         quiet_beam(namespace.verbose)
-    if namespace.quiet:  # (the progress line and a stage's status lines read these)
-        os.environ["CORPUSMILL_PROGRESS"] = "0"
-        os.environ["CORPUSMILL_QUIET"] = "1"
-    result = stage.run(cfg, beam_args)
+    quiet = {"CORPUSMILL_PROGRESS": "0", "CORPUSMILL_QUIET": "1"} if namespace.quiet else {}
+    before = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)  # (the progress line and a stage's status lines read these) for this run only
+    try:
+        result = stage.run(cfg, beam_args)
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if stage.show is not None and not namespace.quiet:
         stage.show(cfg, result)
     return 0
