@@ -532,7 +532,6 @@ def test_held_out_documents_seen_in_training_are_left_out_of_the_eval_set(tmp_pa
     its 32-token windows, left out of the eval set and counted in the manifest; the others stay."""
     import dataclasses as dc
 
-    from corpusmill.core.document import Document
     from corpusmill.io.documents import write_documents_file
     from corpusmill.mixers.contamination import THRESHOLD
     from corpusmill.mixers.plan import held_out
