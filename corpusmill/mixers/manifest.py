@@ -38,6 +38,7 @@ TOP_KEYS = {
     "sources",
     "share_tolerance",
     "allow_off_target",
+    "allow_empty_holdout",
     "min_distinct_documents",
     "tokens_from",
     "mix_by",
@@ -132,6 +133,9 @@ class MixManifest:
     sources: List[SourceSpec]
     share_tolerance: float = DEFAULT_SHARE_TOLERANCE  # |achieved share - weight| allowed (weights mode)
     allow_off_target: bool = False  # a source off its weight (or at 0 tokens) is a warning, not an error
+    # a source whose holdout sets aside less than a row is warned about, its held-out documents still kept out
+    # of training, and gets no eval set (corpusmill ablate's variants: the base's held-out documents stay out)
+    allow_empty_holdout: bool = False
     min_distinct_documents: int = 100  # a pool whose share is met by repeating fewer documents is said loudly
     tokens_from: Optional[str] = None  # another run's directory: mix its tokenized documents, tokenize nothing
     mix_by: str = "source"  # or "domain": the weights are on domain pools (Llama 3's mix)
@@ -349,6 +353,9 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
     allow = data.get("allow_off_target", False)
     if not isinstance(allow, bool):
         raise _err(path, "allow_off_target", f"expected true or false, got {allow!r}")
+    allow_empty = data.get("allow_empty_holdout", False)
+    if not isinstance(allow_empty, bool):
+        raise _err(path, "allow_empty_holdout", f"expected true or false, got {allow_empty!r}")
     min_distinct = _int(path, "min_distinct_documents", data.get("min_distinct_documents", 100), minimum=1)
     return MixManifest(
         path=path,
@@ -362,6 +369,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
         sources=sources,
         share_tolerance=float(tolerance),
         allow_off_target=allow,
+        allow_empty_holdout=allow_empty,
         min_distinct_documents=min_distinct,
         tokens_from=tokens_from,
         mix_by=mix_by,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from corpusmill.core.errors import CorpusmillError
@@ -84,6 +85,7 @@ class MixPlan:
     sources: Dict[str, SourcePlan]
     share_tolerance: float = 0.01
     allow_off_target: bool = False
+    allow_empty_holdout: bool = False  # a holdout under one row: no eval set (its documents still out)
     # pools whose share is met by repeating fewer than the manifest's min_distinct_documents documents
     few_documents: List[str] = dataclasses.field(default_factory=list)
 
@@ -161,7 +163,13 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
             )
         h = getattr(spec, "holdout", 0.0)
         held = int(counts[spec.name].get("holdout_tokens", 0))
-        if h and held < manifest.seq_len + 1:
+        if h and held < manifest.seq_len + 1 and getattr(manifest, "allow_empty_holdout", False):
+            print(
+                f"mix: warning: sources.{spec.name}.holdout {h:g} sets aside {held:,} tokens, under one row: its "
+                f"held-out documents stay out of training, and it has no eval set (allow_empty_holdout)",
+                file=sys.stderr,
+            )
+        elif h and held < manifest.seq_len + 1:
             raise CorpusmillError(
                 f"{path}: sources.{spec.name}.holdout: {h:g} of its {int(counts[spec.name].get('documents', 0)) + int(counts[spec.name].get('holdout_documents', 0))} "
                 f"documents held out {int(counts[spec.name].get('holdout_documents', 0))} document(s), {held:,} tokens, "
@@ -204,6 +212,7 @@ def plan_mixture(manifest, counts: Dict[str, Dict[str, int]]) -> MixPlan:
         sources=plans,
         share_tolerance=getattr(manifest, "share_tolerance", 0.01),
         allow_off_target=getattr(manifest, "allow_off_target", False),
+        allow_empty_holdout=getattr(manifest, "allow_empty_holdout", False),
         few_documents=few_documents,
     )
 

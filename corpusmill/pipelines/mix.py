@@ -489,6 +489,13 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
             sp = plan.sources[source]
             dirty = contamination.get(source, {}).get("contaminated", 0)
             left = f" ({dirty} left out: seen in training)" if dirty else ""
+            if not infos and plan.allow_empty_holdout:
+                print(
+                    f"mix: warning: sources.{source}: no eval set (its held-out documents{left} fill no row); they "
+                    f"stay out of training (allow_empty_holdout)",
+                    file=sys.stderr,
+                )
+                continue
             if not infos:
                 raise CorpusmillError(
                     f"sources.{source}.holdout {sp.holdout:g}: its {sp.holdout_documents} held-out "
@@ -618,10 +625,12 @@ def write_mixed_shards(cfg: ShardConfig, beam_args: Sequence[str] = ()) -> dict:
             raise CorpusmillError(f"{cfg.tokenizer} changed while the shards were written; run again")
         check_written_mixture(plan, out_dir)
         for source in sorted(holdout):  # each eval set is a shard directory of its own, complete
-            mark_complete(join(out_dir, EVAL_DIR, source))
+            if os.path.exists(join(out_dir, EVAL_DIR, source, "manifest.json")):  # (none: allow_empty_holdout)
+                mark_complete(join(out_dir, EVAL_DIR, source))
         with open(join(out_dir, "manifest.json"), encoding="utf-8") as fh:
             manifest = json.load(fh)
-        write_dataset_card(out_dir, manifest, [f"{EVAL_DIR}/{s}" for s in sorted(holdout)])
+        evals = [s for s in sorted(holdout) if os.path.exists(join(out_dir, EVAL_DIR, s, "manifest.json"))]
+        write_dataset_card(out_dir, manifest, [f"{EVAL_DIR}/{s}" for s in evals])
 
     run_build(OutputOptions(output=cfg.output, overwrite=cfg.overwrite), beam_args, build, before_done=copy_tokenizer)
     with open(join(cfg.output, "manifest.json"), encoding="utf-8") as fh:

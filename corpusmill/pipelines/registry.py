@@ -76,6 +76,10 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
         "write an HTML report of a run (funnels, languages, scores, samples, mixture)",
     ),
     "demo": ("corpusmill.pipelines.demo:STAGE", "run the whole recipe on bundled real samples and write a report"),
+    "ablate": (
+        "corpusmill.pipelines.ablate:STAGE",
+        "prove a data choice by training: variants of a manifest, tiny LLaMAs per seed, one held-out set",
+    ),
 }
 
 PROCESSORS: Dict[str, str] = {

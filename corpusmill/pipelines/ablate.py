@@ -1,0 +1,491 @@
+"""``corpusmill ablate SPEC.yaml --output DIR``: prove a data choice by training (docs/ablate.md).
+
+DCLM's idea, in one command: a fixed model, budget and schedule; only the data changes. The spec names a
+base manifest and variants of it; for each variant the recipe runs (a source whose processor, inputs and
+options are unchanged is not run again: source outputs are kept under ``DIR/cache/`` by the fingerprint of
+their configuration), the shards are tokenized with ONE tokenizer (the base's), and ``--seeds`` tiny LLaMAs
+are trained per variant with the same budget and schedule (a seed fixes the initialisation and the data
+order, so the same seed pairs the variants). Every model is evaluated on ONE held-out set: the base run's
+held-out documents (set aside by a hash of their id, which no variant trains on; checked by content
+against the base's training rows). Results: ``DIR/ablate.json`` and ``DIR/ablate.html`` (a table per
+variant: held-out loss and bits per byte, per source and pooled, mean +- std over seeds, the difference to
+the base with a paired t-test, and the loss curves).
+
+Spec::
+
+    base: ../manifests/demo.yaml      # a manifest, or demo:llama1 (the demo's, with its quality models)
+    set: {sources.wikipedia.holdout: 0.3}   # changes of the base itself (every variant starts from them)
+    budget_tokens: 300000             # the recipe's budget for every variant (optional)
+    model: tiny                       # a named model config (corpusmill/train/configs.py)
+    steps: 150                        # training steps, the same for every run
+    batch_rows: 8                     # rows of seq_len + 1 tokens per step
+    seeds: [1, 2, 3]
+    variants:
+      no_line_dedup:
+        set: {sources.cc.options.line_max_docs: 1000000000}     # dotted keys of the manifest
+      tail_only:
+        set: {sources.cc.options.keep_buckets: [tail]}
+      shuffled_wikipedia:
+        corrupt: {wikipedia: shuffle_words}                       # the source's words shuffled per document
+
+A run resumes after a kill: the recipe's stages, each training run's checkpoints and each finished run's
+``result.json`` are kept; the same spec and seeds give the same numbers to the last digit on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from corpusmill.core.config import close_matches, load_yaml, option
+from corpusmill.core.errors import CorpusmillError
+from corpusmill.core.stage import Stage
+
+SPEC_KEYS = {
+    "base",
+    "set",
+    "budget_tokens",
+    "model",
+    "steps",
+    "batch_rows",
+    "lr",
+    "warmup",
+    "seeds",
+    "variants",
+    "alpha",
+}
+VARIANT_KEYS = {"set", "corrupt", "description"}
+CORRUPTIONS = ("shuffle_words",)
+BASE = "base"
+ALPHA = 0.05  # a difference with p under this is said to be outside the seed noise
+DOCUMENT_SOURCE_KEYS = ("weight", "epochs", "holdout", "holdout_tokens", "groups", "domain")
+
+
+@dataclasses.dataclass
+class AblateConfig:
+    spec: str = option(required=True, metavar="SPEC", help="the ablation spec (YAML; docs/ablate.md)")
+    output: str = option(required=True, metavar="DIR", help="where the variants, runs and results go")
+    seeds: Optional[List[int]] = option(None, metavar="N", help="override the spec's seeds")
+
+
+@dataclasses.dataclass
+class Spec:
+    path: str
+    base: str
+    budget_tokens: Optional[int]
+    model: str
+    steps: int
+    batch_rows: int
+    lr: Optional[float]
+    warmup: Optional[int]
+    seeds: List[int]
+    alpha: float
+    variants: Dict[str, dict]
+    common: Dict[str, Any] = dataclasses.field(default_factory=dict)  # `set:` changes of the base itself
+
+
+def _err(path: str, field: str, what: str) -> CorpusmillError:
+    return CorpusmillError(f"{path}: {field}: {what}")
+
+
+def load_spec(path: str) -> Spec:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise CorpusmillError(f"{path}: expected a mapping (base, model, steps, seeds, variants)")
+    for key in data:
+        if key not in SPEC_KEYS:
+            raise _err(
+                path, key, f"unknown key{close_matches(str(key), SPEC_KEYS)}; known: {', '.join(sorted(SPEC_KEYS))}"
+            )
+    if not data.get("base"):
+        raise _err(path, "base", "missing: the manifest the variants change (or demo:llama1)")
+    base = str(data["base"])
+    if not base.startswith("demo:"):
+        base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), base))
+        if not os.path.isfile(base):
+            raise _err(path, "base", f"{base} does not exist")
+    elif base not in ("demo:llama1", "demo:llama3"):
+        raise _err(path, "base", f"{base!r}: the demo bases are demo:llama1 and demo:llama3")
+    variants = data.get("variants") or {}
+    if not isinstance(variants, dict):
+        raise _err(path, "variants", "expected a mapping of name -> {set, corrupt}")
+    if BASE in variants:
+        raise _err(path, "variants.base", "'base' is the unchanged manifest; name the variant otherwise")
+    for name, v in variants.items():
+        v = v or {}
+        if not isinstance(v, dict):
+            raise _err(path, f"variants.{name}", "expected a mapping: {set: {KEY: VALUE}, corrupt: {SOURCE: KIND}}")
+        for key in v:
+            if key not in VARIANT_KEYS:
+                raise _err(path, f"variants.{name}.{key}", f"unknown key{close_matches(str(key), VARIANT_KEYS)}")
+        for src, kind in (v.get("corrupt") or {}).items():
+            if kind not in CORRUPTIONS:
+                raise _err(path, f"variants.{name}.corrupt.{src}", f"expected one of {', '.join(CORRUPTIONS)}")
+        variants[name] = v
+    seeds = data.get("seeds", [1, 2, 3])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise _err(path, "seeds", f"expected a list of distinct integers, got {seeds!r}")
+    steps = data.get("steps", 150)
+    if not isinstance(steps, int) or steps < 1:
+        raise _err(path, "steps", f"expected a positive integer, got {steps!r}")
+    return Spec(
+        path=path,
+        base=base,
+        budget_tokens=data.get("budget_tokens"),
+        model=str(data.get("model", "tiny")),
+        steps=steps,
+        batch_rows=int(data.get("batch_rows", 8)),
+        lr=data.get("lr"),
+        warmup=data.get("warmup"),
+        seeds=seeds,
+        alpha=float(data.get("alpha", ALPHA)),
+        variants=variants,
+        common=dict(data.get("set") or {}),
+    )
+
+
+# -- the variants' manifests -----------------------------------------------------------------------------
+def set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """``sources.cc.options.line_max_docs`` = value; every part but the last must exist (a typo is refused)."""
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            if isinstance(node, dict) and part == "options" and i == 2:  # a source without options yet
+                node[part] = {}
+            else:
+                known = sorted(node) if isinstance(node, dict) else []
+                raise CorpusmillError(
+                    f"{where}: {key}: the manifest has no {'.'.join(parts[: i + 1])}{close_matches(part, known)}"
+                )
+        node = node[part]
+    if not isinstance(node, dict):
+        raise CorpusmillError(f"{where}: {key}: {'.'.join(parts[:-1])} is not a mapping")
+    node[parts[-1]] = value
+
+
+def shuffle_words(text: str, key: str) -> str:
+    """The document's words in a shuffled order (by a hash of its id): the words stay, the language goes."""
+    import random
+
+    from corpusmill.core.hashing import stable_hash
+
+    words = text.split()
+    random.Random(stable_hash("ablate-shuffle:" + key)).shuffle(words)
+    return " ".join(words)
+
+
+def _corrupted(location: str, groups, out_dir: str, kind: str) -> str:
+    """A copy of a source's documents with ``kind`` applied (once: kept by the source's location)."""
+    from corpusmill.core.files import read_documents_file
+    from corpusmill.engine.run import mark_done
+    from corpusmill.io.documents import write_documents_file
+    from corpusmill.pipelines.mix import source_files
+
+    if os.path.exists(os.path.join(out_dir, "_SUCCESS")):
+        return out_dir
+    docs = []
+    for f in source_files("corrupt", location, groups):
+        for d in read_documents_file(f):
+            docs.append(dataclasses.replace(d, text=shuffle_words(d.text, d.id)))
+    os.makedirs(out_dir, exist_ok=True)
+    write_documents_file(os.path.join(out_dir, "part-00000.jsonl.gz"), docs, "jsonl")
+    mark_done(out_dir)
+    return out_dir
+
+
+def _fingerprint(value) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def base_manifest(spec: Spec, out: str, log) -> dict:
+    """The base manifest's mapping with absolute paths (a demo base: its quality models trained once)."""
+    from corpusmill.mixers.manifest import absolute_paths
+
+    if spec.base.startswith("demo:"):
+        from corpusmill.pipelines.demo import demo_manifest, sample_path
+        from corpusmill.pipelines.quality import train_demo_models
+
+        recipe = spec.base.split(":", 1)[1]
+        done = os.path.join(out, "cache", "models.json")
+        if os.path.exists(done):  # trained once: a rerun (or a resumed one) uses them
+            with open(done, encoding="utf-8") as fh:
+                models = json.load(fh)
+        else:
+            log("[ablate] the demo's quality models (SentencePiece + KenLM, cutoffs, Wikipedia classifier)")
+            models = train_demo_models(
+                sample_path("quality", "wiki_en.jsonl.gz"),
+                [sample_path("quality", "lowq_en.jsonl.gz")],
+                os.path.join(out, "cache", "models"),
+                log=lambda *_: None,
+            )
+            with open(done + ".tmp", "w", encoding="utf-8") as fh:
+                json.dump(models, fh, default=str)
+            os.replace(done + ".tmp", done)
+        path = demo_manifest(os.path.join(out, "cache"), models, recipe)
+    else:
+        path = spec.base
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    absolute_paths(data, os.path.dirname(path))
+    if spec.budget_tokens is not None:
+        data["budget_tokens"] = spec.budget_tokens
+    for key, value in spec.common.items():  # the base's own changes: every variant starts from them
+        set_dotted(data, str(key), value, f"{spec.path}: set")
+    return data
+
+
+def variant_manifest(spec: Spec, base: dict, name: str, out: str, tokenizer: Optional[str], beam_args, log) -> str:
+    """Write ``out/variants/NAME/manifest.yaml``: the base with the variant's changes, every processor
+    source pointed at its output under ``out/cache/sources/`` (run there once per configuration)."""
+    from corpusmill.mixers.manifest import load_manifest
+    from corpusmill.pipelines.recipe import run_processor, run_stage_once
+
+    where = f"{spec.path}: variants.{name}"
+    data = copy.deepcopy(base)
+    change = spec.variants.get(name, {}) if name != BASE else {}
+    for key, value in (change.get("set") or {}).items():
+        set_dotted(data, str(key), value, where + ".set")
+    vdir = os.path.join(out, "variants", name)
+    os.makedirs(vdir, exist_ok=True)
+    data["output"] = os.path.join(vdir, "run")
+    if name != BASE:  # the base's holdout rule keeps its held-out documents out of every variant's training
+        data["allow_empty_holdout"] = True
+    if tokenizer and not any(str(k).startswith("tokenizer.") for k in (change.get("set") or {})):
+        data["tokenizer"] = dict(data.get("tokenizer") or {}, model=tokenizer)
+    draft = os.path.join(vdir, "manifest.draft.yaml")
+    with open(draft, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    m = load_manifest(draft)  # the variant checked as any manifest is, before anything runs
+    for spec_s in m.sources:
+        raw = data["sources"][spec_s.name]
+        location = spec_s.documents
+        if spec_s.processor:
+            config = {"processor": spec_s.processor, "inputs": spec_s.inputs, "options": spec_s.options}
+            cache = os.path.join(out, "cache", "sources", f"{spec_s.name}-{_fingerprint(config)}")
+            run_stage_once(
+                f"source {spec_s.name} ({spec_s.processor})",
+                cache,
+                config,
+                lambda s=spec_s, c=cache: run_processor(s, c, beam_args, draft),
+                log,
+            )
+            location = cache
+        kind = (change.get("corrupt") or {}).get(spec_s.name)
+        if kind:
+            key = _fingerprint({"location": location, "groups": spec_s.groups, "kind": kind})
+            location = _corrupted(
+                location, spec_s.groups, os.path.join(out, "cache", "corrupt", f"{spec_s.name}-{key}"), kind
+            )
+        data["sources"][spec_s.name] = {k: raw[k] for k in DOCUMENT_SOURCE_KEYS if k in raw}
+        data["sources"][spec_s.name]["documents"] = location
+        if kind:
+            data["sources"][spec_s.name].pop("groups", None)  # the corrupted copy is one folder
+    for name_c in change.get("corrupt") or {}:
+        if name_c not in data["sources"]:
+            raise CorpusmillError(
+                f"{where}.corrupt.{name_c}: the manifest has no source {name_c}{close_matches(name_c, list(data['sources']))}"
+            )
+    path = os.path.join(vdir, "manifest.yaml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    os.remove(draft)
+    return path
+
+
+# -- training and evaluation ------------------------------------------------------------------------------
+def train_one(spec: Spec, shards_dir: str, out_dir: str, seed: int, eval_sets: Dict[str, str], tokenizer: str) -> dict:
+    """One tiny LLaMA on a variant's shards, evaluated on the shared held-out sets; ``result.json`` marks
+    it finished (a rerun reads it; a killed run resumes from its checkpoint)."""
+    from corpusmill.train.configs import load_config
+    from corpusmill.train.evaluate import evaluate_run
+    from corpusmill.train.loop import train
+
+    result_path = os.path.join(out_dir, "result.json")
+    if os.path.exists(result_path):
+        with open(result_path, encoding="utf-8") as fh:
+            return json.load(fh)
+    with open(os.path.join(shards_dir, "manifest.json"), encoding="utf-8") as fh:
+        seq_len = int(json.load(fh)["seq_len"])
+    model, tcfg = load_config(spec.model)
+    model = dataclasses.replace(model, max_seq_len=max(model.max_seq_len, seq_len))
+    tcfg = dataclasses.replace(
+        tcfg,
+        steps=spec.steps,
+        seq_len=seq_len,
+        batch_tokens=spec.batch_rows * seq_len,
+        warmup_steps=spec.warmup if spec.warmup is not None else max(1, spec.steps // 10),
+        lr=spec.lr if spec.lr is not None else tcfg.lr,
+        seed=seed,
+        eval_every=0,
+        eval_holdout_shards=0,
+        ckpt_every=max(10, spec.steps // 3),
+        log_every=max(1, spec.steps // 30),
+    )
+    train(model, tcfg, shards_dir, out_dir, resume=True, device="cpu", stream=None)
+    evaluation = evaluate_run(out_dir, eval_sets, tokenizer)
+    curve = []
+    with open(os.path.join(out_dir, "train_log.jsonl"), encoding="utf-8") as fh:
+        for line in fh:
+            entry = json.loads(line)
+            if "loss" in entry and "step" in entry:
+                curve.append([entry["step"], entry["loss"]])
+    result = {"seed": seed, "held_out": evaluation, "train_curve": curve}
+    with open(result_path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1, sort_keys=True)
+    os.replace(result_path + ".tmp", result_path)
+    return result
+
+
+def eval_seen_in(eval_sets: Dict[str, str], shards_dir: str) -> float:
+    """The share of the shared held-out tokens that sit in a 32-token window found in a variant's training
+    rows (corpusmill.mixers.contamination): the check that no variant trains on what everyone is measured on."""
+    import numpy as np
+
+    from corpusmill.mixers import contamination as cm
+    from corpusmill.tokenize import ShardDataset
+
+    rows = [ShardDataset(p) for p in eval_sets.values()]
+    table = cm.union(cm.window_hashes(ds[i][0]) for ds in rows for i in range(len(ds)))
+    train = ShardDataset(shards_dir)
+    seen = cm.union(h[cm.found_in(h, table)] for h in (cm.window_hashes(train[i][0]) for i in range(len(train))))
+    tokens = covered = 0
+    for ds in rows:
+        for i in range(len(ds)):
+            toks = np.asarray(ds[i][0])
+            tokens += len(toks)
+            covered += cm.seen_share(toks, seen) * len(toks)
+    return covered / tokens if tokens else 0.0
+
+
+def summarize(results: Dict[str, List[dict]], alpha: float) -> Dict[str, dict]:
+    """Per variant: mean +- std over seeds of the pooled and per-source loss and bits per byte, and the
+    paired difference to the base (t-test over the seeds)."""
+    from corpusmill.core.significance import mean_std, paired_t
+
+    table: Dict[str, dict] = {}
+    base = {r["seed"]: r for r in results.get(BASE, [])}
+    for name, runs in results.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        sets = sorted({k for r in runs for k in r["held_out"]})
+        row = {"seeds": [r["seed"] for r in runs], "sets": {}}
+        for s in sets:
+            for metric in ("loss", "bits_per_byte"):
+                values = [r["held_out"][s][metric] for r in runs if s in r["held_out"]]
+                mean, std = mean_std(values)
+                entry = row["sets"].setdefault(s, {})
+                entry[metric] = {"mean": mean, "std": std, "values": values}
+                if name != BASE and base:
+                    paired = [base[r["seed"]]["held_out"][s][metric] for r in runs if r["seed"] in base]
+                    test = paired_t(paired, values) if len(paired) == len(values) else None
+                    if test is not None:
+                        test["outside_seed_noise"] = test["p"] < alpha
+                    entry[metric]["vs_base"] = test
+        table[name] = row
+    return table
+
+
+def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> dict:
+    from corpusmill.pipelines.recipe import run_recipe
+
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    spec = load_spec(cfg.spec)
+    if cfg.seeds:
+        spec = dataclasses.replace(spec, seeds=list(cfg.seeds))
+    out = os.path.abspath(cfg.output)
+    os.makedirs(out, exist_ok=True)
+    base = base_manifest(spec, out, log)
+    names = [BASE] + list(spec.variants)
+    runs: Dict[str, object] = {}
+    tokenizer = None
+    for name in names:  # the base first: its tokenizer and held-out sets are everyone's
+        log(f"[ablate] variant {name}: the recipe")
+        path = variant_manifest(spec, base, name, out, tokenizer, beam_args, log)
+        runs[name] = run_recipe(path, beam_args=beam_args, log=lambda *_: None)
+        if name == BASE:
+            tokenizer = os.path.join(runs[name].shards_dir, "tokenizer.model")
+    base_run = runs[BASE]
+    eval_root = os.path.join(base_run.shards_dir, "eval")
+    if not os.path.isdir(eval_root):
+        raise CorpusmillError(
+            f"{spec.path}: base: its manifest holds nothing out; give sources a holdout (the shared held-out set)"
+        )
+    eval_sets = {s: os.path.join(eval_root, s) for s in sorted(os.listdir(eval_root))}
+    results: Dict[str, List[dict]] = {}
+    for name in names:
+        for seed in spec.seeds:
+            log(f"[ablate] variant {name}, seed {seed}: {spec.steps} steps of the {spec.model} model")
+            run_dir = os.path.join(out, "variants", name, f"seed-{seed}")
+            results.setdefault(name, []).append(
+                train_one(spec, runs[name].shards_dir, run_dir, seed, eval_sets, tokenizer)
+            )
+    table = summarize(results, spec.alpha)
+    for name in names:
+        table[name]["eval_seen_in_training"] = round(eval_seen_in(eval_sets, runs[name].shards_dir), 6)
+    report = {
+        "spec": os.path.abspath(spec.path),
+        "model": spec.model,
+        "steps": spec.steps,
+        "batch_rows": spec.batch_rows,
+        "seeds": spec.seeds,
+        "alpha": spec.alpha,
+        "held_out": {s: os.path.relpath(p, out) for s, p in eval_sets.items()},
+        "variants": {n: {"change": spec.variants.get(n, {}) if n != BASE else {}} for n in names},
+        "table": table,
+        "runs": results,
+    }
+    with open(os.path.join(out, "ablate.json.tmp"), "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1, sort_keys=True)
+    os.replace(os.path.join(out, "ablate.json.tmp"), os.path.join(out, "ablate.json"))
+    from corpusmill.report.ablate import write_ablate_html
+
+    write_ablate_html(report, os.path.join(out, "ablate.html"))
+    return report
+
+
+def format_table(report: dict) -> str:
+    lines = [
+        f"held-out (the base's held-out documents, every model), {len(report['seeds'])} seeds, "
+        f"{report['steps']} steps of {report['model']}:"
+    ]
+    for name, row in report["table"].items():
+        pooled = row["sets"].get("pooled", {})
+        loss, bpb = pooled.get("loss", {}), pooled.get("bits_per_byte", {})
+        line = f"  {name:<22} loss {loss.get('mean', 0):.4f} +- {loss.get('std', 0):.4f}   bits/byte {bpb.get('mean', 0):.4f} +- {bpb.get('std', 0):.4f}"
+        test = loss.get("vs_base")
+        if test:
+            noise = "outside the seed noise" if test["outside_seed_noise"] else "inside the seed noise"
+            line += f"   vs base {test['mean_diff']:+.4f} (paired t {test['t']:.2f}, p {test['p']:.3f}: {noise})"
+        line += f"   held-out tokens seen in its training {100 * row.get('eval_seen_in_training', 0):.1f}%"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _show(cfg: AblateConfig, report: dict) -> None:
+    print(format_table(report))
+    print(f"table: {os.path.join(os.path.abspath(cfg.output), 'ablate.json')}, report: ablate.html")
+
+
+STAGE = Stage(
+    name="ablate",
+    config=AblateConfig,
+    run=lambda cfg, beam_args: run_ablation(cfg, beam_args),
+    show=_show,
+    positional=("spec",),
+    description="Train tiny LLaMAs on variants of a manifest (a threshold, a step, a source's weight, a "
+    "corrupted source) with the same model, budget and seeds, evaluate each on one shared held-out set, "
+    "and write the table (mean +- std over seeds, the paired difference to the base): docs/ablate.md.",
+)
