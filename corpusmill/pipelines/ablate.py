@@ -248,6 +248,36 @@ def base_manifest(spec: Spec, out: str, log) -> dict:
     return data
 
 
+def check_variants(spec: Spec, base: dict, names: Sequence[str], out: str) -> None:
+    """Each variant's manifest built and checked as a manifest is (a mistyped key, an unknown source),
+    so a typo in the last variant stops the run before the first recipe starts."""
+    import tempfile
+
+    from corpusmill.mixers.manifest import load_manifest
+
+    for name in names:
+        where = f"{spec.path}: variants.{name}"
+        data = copy.deepcopy(base)
+        change = spec.variants.get(name, {}) if name != BASE else {}
+        for key, value in (change.get("set") or {}).items():
+            set_dotted(data, str(key), value, where + ".set")
+        for source in change.get("corrupt") or {}:
+            if source not in data.get("sources", {}):
+                known = list(data.get("sources", {}))
+                raise CorpusmillError(
+                    f"{where}.corrupt.{source}: the manifest has no source {source}{close_matches(source, known)}"
+                )
+        data["output"] = os.path.join(out, "variants", name, "run")
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=out, delete=False) as fh:
+            yaml.safe_dump(data, fh, sort_keys=False)
+        try:
+            load_manifest(fh.name)
+        except CorpusmillError as exc:
+            raise CorpusmillError(f"{where}: {str(exc).replace(fh.name + ': ', '')}") from None
+        finally:
+            os.remove(fh.name)
+
+
 def variant_manifest(spec: Spec, base: dict, name: str, out: str, tokenizer: Optional[str], beam_args, log) -> str:
     """Write ``out/variants/NAME/manifest.yaml``: the base with the variant's changes, every processor
     source pointed at its output under ``out/cache/sources/`` (run there once per configuration)."""
@@ -294,11 +324,6 @@ def variant_manifest(spec: Spec, base: dict, name: str, out: str, tokenizer: Opt
         data["sources"][spec_s.name]["documents"] = location
         if kind:
             data["sources"][spec_s.name].pop("groups", None)  # the corrupted copy is one folder
-    for name_c in change.get("corrupt") or {}:
-        if name_c not in data["sources"]:
-            raise CorpusmillError(
-                f"{where}.corrupt.{name_c}: the manifest has no source {name_c}{close_matches(name_c, list(data['sources']))}"
-            )
     path = os.path.join(vdir, "manifest.yaml")
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
@@ -409,6 +434,7 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
     os.makedirs(out, exist_ok=True)
     base = base_manifest(spec, out, log)
     names = [BASE] + list(spec.variants)
+    check_variants(spec, base, names, out)  # every variant's changes checked before anything runs
     runs: Dict[str, object] = {}
     tokenizer = None
     for name in names:  # the base first: its tokenizer and held-out sets are everyone's
