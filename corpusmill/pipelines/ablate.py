@@ -72,6 +72,12 @@ class AblateConfig:
     spec: str = option(required=True, metavar="SPEC", help="the ablation spec (YAML; docs/ablate.md)")
     output: str = option(required=True, metavar="DIR", help="where the variants, runs and results go")
     seeds: Optional[List[int]] = option(None, metavar="N", help="override the spec's seeds")
+    jobs: int = option(
+        0,
+        min=0,
+        metavar="N",
+        help="training runs at once, one process each (0: one per core); the numbers do not change",
+    )
 
 
 @dataclasses.dataclass
@@ -360,6 +366,9 @@ def train_one(spec: Spec, shards_dir: str, out_dir: str, seed: int, eval_sets: D
         ckpt_every=max(10, spec.steps // 3),
         log_every=max(1, spec.steps // 30),
     )
+    import torch
+
+    torch.set_num_threads(1)  # one thread per run: the same numbers however many runs go at once
     train(model, tcfg, shards_dir, out_dir, resume=True, device="cpu", stream=None)
     evaluation = evaluate_run(out_dir, eval_sets, tokenizer)
     curve = []
@@ -450,14 +459,38 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
             f"{spec.path}: base: its manifest holds nothing out; give sources a holdout (the shared held-out set)"
         )
     eval_sets = {s: os.path.join(eval_root, s) for s in sorted(os.listdir(eval_root))}
+    jobs = [(name, seed) for name in names for seed in spec.seeds]
+    workers = max(1, min(cfg.jobs or (os.cpu_count() or 1), len(jobs)))
+    log(f"[ablate] {len(jobs)} training runs ({len(names)} variants x {len(spec.seeds)} seeds), {workers} at once")
+    args = {
+        (name, seed): (
+            spec,
+            runs[name].shards_dir,
+            os.path.join(out, "variants", name, f"seed-{seed}"),
+            seed,
+            eval_sets,
+            tokenizer,
+        )
+        for name, seed in jobs
+    }
+    done: Dict[tuple, dict] = {}
+    if workers == 1:
+        for job in jobs:
+            log(f"[ablate] variant {job[0]}, seed {job[1]}: {spec.steps} steps of the {spec.model} model")
+            done[job] = train_one(*args[job])
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(train_one, *args[job]): job for job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                job = futures[future]
+                done[job] = future.result()
+                log(f"[ablate] variant {job[0]}, seed {job[1]}: done ({len(done)} of {len(jobs)})")
     results: Dict[str, List[dict]] = {}
-    for name in names:
-        for seed in spec.seeds:
-            log(f"[ablate] variant {name}, seed {seed}: {spec.steps} steps of the {spec.model} model")
-            run_dir = os.path.join(out, "variants", name, f"seed-{seed}")
-            results.setdefault(name, []).append(
-                train_one(spec, runs[name].shards_dir, run_dir, seed, eval_sets, tokenizer)
-            )
+    for job in jobs:  # in the spec's order, whichever finished first
+        results.setdefault(job[0], []).append(done[job])
     table = summarize(results, spec.alpha)
     for name in names:
         table[name]["eval_seen_in_training"] = round(eval_seen_in(eval_sets, runs[name].shards_dir), 6)
