@@ -79,6 +79,22 @@ def test_a_corrupted_source_is_measurably_worse_and_the_numbers_are_the_runs(tmp
     assert cli_main(["ablate", spec, "--output", str(out)]) == 0
     assert json.loads((out / "ablate.json").read_text())["table"] == table
 
+    # a mixture law (item 2): 3 mixtures around 0.7/0.3, a linear fit of the held-out loss on the shares,
+    # the best predicted mixture trained: the held-out set is Wikipedia's, so more Wikipedia is better
+    assert cli_main(["ablate", spec, "--output", str(out), "--mix-search", "3"]) == 0
+    s = json.loads((out / "ablate.json").read_text())["mix_search"]
+    import numpy as np
+
+    from corpusmill.pipelines.mix_search import fit_linear
+
+    X = np.array([p["shares"] for p in s["points"]])
+    y = np.array([p["loss"] for p in s["points"]])
+    assert len(y) == 3 and len(set(y.tolist())) == 3 and fit_linear(X, y) == s["fit"]
+    assert s["best"]["weights"]["wiki_en"] > 0.7 and s["best"]["measured"] < base[1]
+    assert s["best"]["predicted"] == pytest.approx(
+        float(np.array(s["best"]["shares"]) @ np.array(s["fit"]["coefficients"]))
+    )
+
 
 def test_the_t_test_against_known_values():
     # Student's t with 2 df: P(|T| >= 4.303) = 0.05; with 10 df: P(|T| >= 2.228) = 0.05

@@ -72,6 +72,14 @@ class AblateConfig:
     spec: str = option(required=True, metavar="SPEC", help="the ablation spec (YAML; docs/ablate.md)")
     output: str = option(required=True, metavar="DIR", help="where the variants, runs and results go")
     seeds: Optional[List[int]] = option(None, metavar="N", help="override the spec's seeds")
+    mix_search: int = option(
+        0,
+        min=0,
+        metavar="K",
+        help="also fit a mixture law: K mixtures drawn around the base's weights, one model each, a linear fit of "
+        "held-out loss on the shares, the best predicted mixture trained once more (docs/ablate.md)",
+    )
+    mix_target: str = option("pooled", metavar="SET", help="--mix-search minimizes this held-out set's loss")
     jobs: int = option(
         0,
         min=0,
@@ -491,6 +499,14 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
     results: Dict[str, List[dict]] = {}
     for job in jobs:  # in the spec's order, whichever finished first
         results.setdefault(job[0], []).append(done[job])
+    searched = None
+    if cfg.mix_search:
+        from corpusmill.pipelines.mix_search import search
+
+        log(f"[ablate] mixture search: {cfg.mix_search} mixtures around the base's weights")
+        searched = search(
+            spec, base, runs[BASE], cfg.mix_search, cfg.mix_target, out, eval_sets, tokenizer, beam_args, log
+        )
     table = summarize(results, spec.alpha)
     for name in names:
         table[name]["eval_seen_in_training"] = round(eval_seen_in(eval_sets, runs[name].shards_dir), 6)
@@ -506,6 +522,8 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
         "table": table,
         "runs": results,
     }
+    if searched is not None:
+        report["mix_search"] = searched
     with open(os.path.join(out, "ablate.json.tmp"), "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1, sort_keys=True)
     os.replace(os.path.join(out, "ablate.json.tmp"), os.path.join(out, "ablate.json"))
@@ -535,6 +553,14 @@ def format_table(report: dict) -> str:
 
 def _show(cfg: AblateConfig, report: dict) -> None:
     print(format_table(report))
+    s = report.get("mix_search")
+    if s:
+        print(
+            f"mixture law ({s['k']} mixtures, {s['target']} loss): R^2 {s['fit']['r2']:.3f}, leave-one-out error "
+            f"{s['fit']['loo_rmse']:.4f}; best predicted mixture "
+            + ", ".join(f"{n} {w:.3f}" for n, w in s["best"]["weights"].items())
+            + f": predicted {s['best']['predicted']:.4f}, measured {s['best']['measured']:.4f}"
+        )
     print(f"table: {os.path.join(os.path.abspath(cfg.output), 'ablate.json')}, report: ablate.html")
 
 
