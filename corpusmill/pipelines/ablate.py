@@ -80,6 +80,17 @@ class AblateConfig:
         "held-out loss on the shares, the best predicted mixture trained once more (docs/ablate.md)",
     )
     mix_target: str = option("pooled", metavar="SET", help="--mix-search minimizes this held-out set's loss")
+    anneal: Optional[str] = option(
+        None,
+        metavar="CHECKPOINT",
+        help="also value a candidate dataset Llama 3's way: anneal this checkpoint on the base mix with and without "
+        "--candidate at --share of --anneal-tokens, the learning rate to 0, and compare on the held-out set",
+    )
+    candidate: Optional[str] = option(
+        None, metavar="DOCS", help="--anneal: the candidate documents (a corpusmill output)"
+    )
+    share: float = option(0.3, min=0.0, max=1.0, help="--anneal: the candidate's share of the anneal's tokens")
+    anneal_tokens: int = option(50_000, min=1, metavar="T", help="--anneal: tokens of each annealing run")
     jobs: int = option(
         0,
         min=0,
@@ -507,6 +518,15 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
         searched = search(
             spec, base, runs[BASE], cfg.mix_search, cfg.mix_target, out, eval_sets, tokenizer, beam_args, log
         )
+    annealed = None
+    if cfg.anneal:
+        from corpusmill.pipelines.anneal_test import anneal_test
+
+        if not cfg.candidate:
+            raise CorpusmillError("--anneal needs --candidate DOCS (the documents whose value is measured)")
+        annealed = anneal_test(
+            spec, out, cfg.anneal, cfg.candidate, cfg.share, cfg.anneal_tokens, eval_sets, tokenizer, beam_args, log
+        )
     table = summarize(results, spec.alpha)
     for name in names:
         table[name]["eval_seen_in_training"] = round(eval_seen_in(eval_sets, runs[name].shards_dir), 6)
@@ -524,6 +544,8 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
     }
     if searched is not None:
         report["mix_search"] = searched
+    if annealed is not None:
+        report["anneal"] = annealed
     with open(os.path.join(out, "ablate.json.tmp"), "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1, sort_keys=True)
     os.replace(os.path.join(out, "ablate.json.tmp"), os.path.join(out, "ablate.json"))
@@ -560,6 +582,16 @@ def _show(cfg: AblateConfig, report: dict) -> None:
             f"{s['fit']['loo_rmse']:.4f}; best predicted mixture "
             + ", ".join(f"{n} {w:.3f}" for n, w in s["best"]["weights"].items())
             + f": predicted {s['best']['predicted']:.4f}, measured {s['best']['measured']:.4f}"
+        )
+    a = report.get("anneal")
+    if a:
+        pooled = a["table"].get("pooled", {})
+        test = pooled.get("with_minus_without") or {}
+        noise = "outside the seed noise" if test.get("outside_seed_noise") else "inside the seed noise"
+        print(
+            f"annealing test ({a['tokens']:,} tokens, the candidate at {a['candidate_share_achieved']:.3f}): held-out "
+            f"loss without {pooled['without'][0]:.4f}, with {pooled['with'][0]:.4f}, difference "
+            f"{test.get('mean_diff', 0):+.4f} (p {test.get('p', 1):.3f}: {noise})"
         )
     print(f"table: {os.path.join(os.path.abspath(cfg.output), 'ablate.json')}, report: ablate.html")
 

@@ -50,6 +50,42 @@ def curves_plot(runs: Dict[str, List[dict]]) -> str:
     return _svg(fig)
 
 
+def _mix_search(s) -> str:
+    if not s:
+        return ""
+    names = s["sources"]
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{x:.3f}</td>" for x in p["shares"]) + f"<td>{p['loss']:.4f}</td></tr>"
+        for p in s["points"]
+    )
+    best = s["best"]
+    return (
+        f"<h2 id='mix-search'>Mixture law: {s['k']} mixtures, {_e(s['target'])} held-out loss</h2>"
+        f"<p>{_e(s['model'])}: R² {s['fit']['r2']:.3f}, leave-one-out error {s['fit']['loo_rmse']:.4f}; "
+        f"coefficients {_e(dict(zip(names, [round(c, 4) for c in s['fit']['coefficients']])))}.</p>"
+        f"<table><tr>{''.join(f'<th>{_e(n)} share</th>' for n in names)}<th>loss</th></tr>{rows}</table>"
+        f"<p data-mix-best>the best of 20,000 predicted mixtures: "
+        + ", ".join(f"{_e(n)} {best['weights'][n]:.3f}" for n in names)
+        + f"; predicted {best['predicted']:.4f}, measured {best['measured']:.4f}</p>"
+    )
+
+
+def _anneal(a) -> str:
+    if not a:
+        return ""
+    rows = "".join(
+        f"<tr><td class='l'>{_e(s)}</td><td>{v['without'][0]:.4f}</td><td>{v['with'][0]:.4f}</td>"
+        f"<td class='l'>{_vs({'vs_base': v['with_minus_without']})}</td></tr>"
+        for s, v in a["table"].items()
+    )
+    return (
+        f"<h2 id='anneal'>Annealing test: {_e(a['candidate'])} at {a['candidate_share_achieved']:.3f} of "
+        f"{a['tokens']:,} tokens</h2><p class='meta'>from {_e(a['checkpoint'])}, the learning rate to 0; "
+        f"mean over seeds</p><table><tr><th class='l'>held-out set</th><th>without</th><th>with</th>"
+        f"<th class='l'>with - without (paired t-test over seeds)</th></tr>{rows}</table>"
+    )
+
+
 def write_ablate_html(report: dict, path: str) -> None:
     from corpusmill.report.html import CSS
 
@@ -82,7 +118,8 @@ def write_ablate_html(report: dict, path: str) -> None:
         f"<th class='l'>pooled loss vs base (paired t-test over seeds, alpha {report['alpha']})</th>"
         f"<th>held-out tokens seen in its training (32-token windows)</th></tr>"
         f"{''.join(rows)}</table>"
-        f"<div class='plots'><figure>{curves_plot(report['runs'])}</figure></div></body></html>\n"
+        f"<div class='plots'><figure>{curves_plot(report['runs'])}</figure></div>"
+        f"{_mix_search(report.get('mix_search'))}{_anneal(report.get('anneal'))}</body></html>\n"
     )
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
         fh.write(page)
