@@ -313,7 +313,7 @@ def parse_manifest(data: dict, path: str, *, output: Optional[str] = None) -> Mi
             raise _err(
                 path,
                 f"{what}.*.weight",
-                f"the weights sum to {total:.6g}, not 1 (" + ", ".join(f"{s.name}={s.weight:g}" for s in pools) + ")",
+                f"the weights sum to {total:.10g}, not 1 (" + ", ".join(f"{s.name}={s.weight:g}" for s in pools) + ")",
             )
         if budget is None:
             raise _err(
@@ -407,7 +407,7 @@ def _parse_anneal(path: str, data: dict, pools: List[SourceSpec], seq_len: int) 
         out[str(name)] = _positive(path, f"anneal.weights.{name}", w)
     total = sum(out.values())
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
-        raise _err(path, "anneal.weights", f"the weights sum to {total:.6g}, not 1")
+        raise _err(path, "anneal.weights", f"the weights sum to {total:.10g}, not 1")
     tol = raw.get("share_tolerance")
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol <= 1):
         raise _err(path, "anneal.share_tolerance", f"expected a share in (0, 1], got {tol!r}")

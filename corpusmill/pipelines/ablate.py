@@ -91,6 +91,11 @@ class AblateConfig:
     )
     share: float = option(0.3, min=0.0, max=1.0, help="--anneal: the candidate's share of the anneal's tokens")
     anneal_tokens: int = option(50_000, min=1, metavar="T", help="--anneal: tokens of each annealing run")
+    device: str = option(
+        "cpu",
+        metavar="DEVICE",
+        help="where the models train: cpu (the same numbers to the last digit), cuda, or auto (the trainer's --device)",
+    )
     jobs: int = option(
         0,
         min=0,
@@ -113,6 +118,7 @@ class Spec:
     alpha: float
     variants: Dict[str, dict]
     common: Dict[str, Any] = dataclasses.field(default_factory=dict)  # `set:` changes of the base itself
+    device: str = "cpu"  # (--device)
 
 
 def _err(path: str, field: str, what: str) -> CorpusmillError:
@@ -388,7 +394,7 @@ def train_one(spec: Spec, shards_dir: str, out_dir: str, seed: int, eval_sets: D
     import torch
 
     torch.set_num_threads(1)  # one thread per run: the same numbers however many runs go at once
-    train(model, tcfg, shards_dir, out_dir, resume=True, device="cpu", stream=None)
+    train(model, tcfg, shards_dir, out_dir, resume=True, device=spec.device, stream=None)
     evaluation = evaluate_run(out_dir, eval_sets, tokenizer)
     curve = []
     with open(os.path.join(out_dir, "train_log.jsonl"), encoding="utf-8") as fh:
@@ -458,6 +464,7 @@ def run_ablation(cfg: AblateConfig, beam_args: Sequence[str] = (), log=None) -> 
     spec = load_spec(cfg.spec)
     if cfg.seeds:
         spec = dataclasses.replace(spec, seeds=list(cfg.seeds))
+    spec = dataclasses.replace(spec, device=cfg.device)
     out = os.path.abspath(cfg.output)
     os.makedirs(out, exist_ok=True)
     base = base_manifest(spec, out, log)

@@ -88,7 +88,9 @@ def anneal_one(
         ckpt_every=steps,
         log_every=max(1, steps // 10),
     )
-    train(cfg, tcfg, shards_dir, os.path.join(out_dir, "run"), init_from=hf, device="cpu", stream=None, resume=True)
+    train(
+        cfg, tcfg, shards_dir, os.path.join(out_dir, "run"), init_from=hf, device=spec.device, stream=None, resume=True
+    )
     result = {
         "seed": seed,
         "steps": steps,

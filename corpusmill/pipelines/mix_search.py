@@ -37,7 +37,13 @@ def draw_mixtures(weights: Dict[str, float], k: int, seed: int, alpha: float = A
     w = w / w.sum()
     rng = np.random.default_rng(seed)
     draws = rng.dirichlet(alpha * w + 1e-3, size=k)
-    return [{n: round(float(x), 6) for n, x in zip(names, row)} for row in draws]
+    out = []
+    for row in draws:  # rounded to 6 digits, the largest takes the rest: the weights sum to 1 as written
+        mix = {n: round(float(x), 6) for n, x in zip(names, row)}
+        top = max(mix, key=mix.get)
+        mix[top] = round(1.0 - sum(v for n, v in mix.items() if n != top), 6)
+        out.append(mix)
+    return out
 
 
 def fit_linear(shares: np.ndarray, losses: np.ndarray) -> dict:
