@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 from corpusmill.core.errors import CorpusmillError
+from corpusmill.filters.gopher import _duplicates
 
 # datatrove.utils.text.PUNCTUATION (0.10.1), as a set of characters
 PUNCTUATION_SET = set(
@@ -68,17 +69,6 @@ def words(text: str) -> List[str]:
     return [t.text.strip() for t in doc if t.text.strip()]
 
 
-def _duplicates(parts: Sequence[str]) -> Tuple[int, int]:
-    seen, dup, chars = set(), 0, 0
-    for p in parts:
-        if p in seen:
-            dup += 1
-            chars += len(p)
-        else:
-            seen.add(p)
-    return dup, chars
-
-
 def _top(ws: List[str], n: int) -> int:
     grams = Counter(" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1))
     if not grams:
@@ -102,12 +92,11 @@ def _greedy_duplicates(ws: List[str], n: int) -> int:
 
 def repetition_measures(text: str, top_ngrams, dup_ngrams) -> Dict[str, float]:
     n_chars = max(1, len(text))
-    paragraphs = _PARAGRAPHS.split(text.strip())
-    dup, chars = _duplicates(paragraphs)
-    out = {"dup_para_frac": dup / len(paragraphs), "dup_para_char_frac": chars / n_chars}
-    lines = _LINES.split(text)
-    dup, chars = _duplicates(lines)
-    out.update(dup_line_frac=dup / len(lines), dup_line_char_frac=chars / n_chars)
+    out: Dict[str, float] = {}
+    out["dup_para_frac"], chars = _duplicates(_PARAGRAPHS.split(text.strip()))  # (repeats / parts, chars)
+    out["dup_para_char_frac"] = chars / n_chars
+    out["dup_line_frac"], chars = _duplicates(_LINES.split(text))
+    out["dup_line_char_frac"] = chars / n_chars
     ws = words(text)
     for n, _ in top_ngrams:
         out[f"top_{n}gram_char_frac"] = _top(ws, n) / n_chars

@@ -18,18 +18,12 @@ from typing import Iterable
 
 import numpy as np
 
+from corpusmill.dedup.minhash import _fmix64  # MurmurHash3's finalizer: spreads the window sum's bits
+
 WINDOW = 32  # tokens: a window this long shared with training is not chance
 THRESHOLD = 0.1  # a held-out document with this share of its tokens seen in training is contaminated
 _CHUNK = 1 << 16  # windows hashed at a time (bounded memory on a long document)
 _POWERS = np.array([pow(1_000_003, WINDOW - 1 - j, 1 << 64) for j in range(WINDOW)], dtype=np.uint64)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xFF51AFD7ED558CCD)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xC4CEB9FE1A85EC53)
-    return x ^ (x >> np.uint64(33))
 
 
 def window_hashes(tokens: np.ndarray) -> np.ndarray:
@@ -43,7 +37,7 @@ def window_hashes(tokens: np.ndarray) -> np.ndarray:
         for a in range(0, n, _CHUNK):
             b = min(n, a + _CHUNK)
             view = np.lib.stride_tricks.sliding_window_view(tokens[a : b + WINDOW - 1], WINDOW)
-            out[a:b] = _mix((view * _POWERS).sum(axis=1, dtype=np.uint64))
+            out[a:b] = _fmix64((view * _POWERS).sum(axis=1, dtype=np.uint64))
     return out
 
 
