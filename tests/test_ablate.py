@@ -74,6 +74,14 @@ def test_a_corrupted_source_is_measurably_worse_and_the_numbers_are_the_runs(tmp
     assert "outside the seed noise" in capsys.readouterr().out
     page = (out / "ablate.html").read_text()
     assert 'data-variant="shuffled"' in page and "<svg" in page
+    # and as the first section of `corpusmill report DIR`, the pooled means as the table has them
+    assert cli_main(["report", str(out), "--output", str(tmp_path / "report.html"), "-q"]) == 0
+    from lxml import html as lxml_html
+
+    dom = lxml_html.fromstring((tmp_path / "report.html").read_text())
+    assert dom.xpath("//h2")[0].get("id") == "ablate"
+    cell = dom.xpath('//td[@data-variant="shuffled"][@data-set="pooled"][@data-field="loss"]')[0]
+    assert cell.text_content().startswith(f"{table['shuffled']['sets']['pooled']['loss']['mean']:.4f}")
     # a finished run lost (as after a kill): the rerun trains it again, and every number is the same
     os.remove(out / "variants" / "shuffled" / "seed-2" / "result.json")
     assert cli_main(["ablate", spec, "--output", str(out)]) == 0

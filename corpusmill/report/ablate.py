@@ -86,9 +86,9 @@ def _anneal(a) -> str:
     )
 
 
-def write_ablate_html(report: dict, path: str) -> None:
-    from corpusmill.report.html import CSS
-
+def ablate_section(report: dict) -> str:
+    """The ablation: the table, the loss curves, the mixture law and the annealing test (also a section of
+    ``corpusmill report DIR`` on an ablation's output)."""
     table = report["table"]
     sets = sorted({s for row in table.values() for s in row["sets"]} - {"pooled"}) + ["pooled"]
     head = "".join(f"<th>{_e(s)} loss</th>" for s in sets)
@@ -106,9 +106,7 @@ def write_ablate_html(report: dict, path: str) -> None:
             f"<td class='l' data-variant='{_e(name)}' data-field='vs_base'>{_vs(pooled.get('loss', {}))}</td>"
             f"<td data-variant='{_e(name)}' data-field='seen'>{100 * row.get('eval_seen_in_training', 0):.1f}%</td></tr>"
         )
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>corpusmill ablate</title>"
-        f"<style>{CSS}</style></head><body><h1>corpusmill ablate</h1>"
+    return (
         f"<p class='meta'>spec {_e(report['spec'])}; model {_e(report['model'])}, {report['steps']} steps of "
         f"{report['batch_rows']} rows; seeds {_e(report['seeds'])} (a seed fixes the initialisation and the data "
         f"order, so the variants are paired by seed); every model evaluated on the base's held-out documents "
@@ -119,10 +117,19 @@ def write_ablate_html(report: dict, path: str) -> None:
         f"<th>held-out tokens seen in its training (32-token windows)</th></tr>"
         f"{''.join(rows)}</table>"
         f"<div class='plots'><figure>{curves_plot(report['runs'])}</figure></div>"
-        f"{_mix_search(report.get('mix_search'))}{_anneal(report.get('anneal'))}</body></html>\n"
+        f"{_mix_search(report.get('mix_search'))}{_anneal(report.get('anneal'))}"
+    )
+
+
+def write_ablate_html(report: dict, path: str) -> None:
+    import os
+
+    from corpusmill.report.html import CSS
+
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>corpusmill ablate</title>"
+        f"<style>{CSS}</style></head><body><h1>corpusmill ablate</h1>{ablate_section(report)}</body></html>\n"
     )
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
         fh.write(page)
-    import os
-
     os.replace(path + ".tmp", path)

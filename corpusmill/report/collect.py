@@ -92,6 +92,7 @@ class RunData:
     tokens: Optional[dict] = None  # the recipe's tokens/tokens.json: documents and tokens per source (or pool)
     held_out: Dict[str, dict] = dataclasses.field(default_factory=dict)  # source -> its eval set's manifest
     domain_metrics: Optional[dict] = None  # the recipe's domains/domain.bin.json: held-out precision/recall
+    ablation: Optional[dict] = None  # DIR/ablate.json of `corpusmill ablate`
 
 
 def _flat(prefix: str, value) -> Dict[str, object]:
@@ -256,7 +257,12 @@ def collect(root: str, quiet: bool = False) -> RunData:
         if "domain.bin.json" in files and domain_metrics is None:
             with open(os.path.join(dirpath, "domain.bin.json"), encoding="utf-8") as fh:
                 domain_metrics = json.load(fh)
+    ablation = None
+    if os.path.isfile(os.path.join(root, "ablate.json")):
+        with open(os.path.join(root, "ablate.json"), encoding="utf-8") as fh:
+            ablation = json.load(fh)
     return RunData(
+        ablation=ablation,
         root=root,
         stages=stages,
         mixtures=mixtures,

@@ -466,6 +466,7 @@ def _training_section(data: RunData) -> str:
 
 
 def render(data: RunData) -> str:
+    from corpusmill.report.ablate import ablate_section
     from corpusmill.report.recipe_view import bucket_section, is_source, recipe_order, summary_section
 
     all_ok = not any(stage.problems for stage in data.stages)
@@ -498,6 +499,7 @@ def render(data: RunData) -> str:
         f"<p>Accounting across all stages: <span class='{'pass' if all_ok else 'fail'}' id='accounting'>"
         f"{'pass' if all_ok else 'FAIL'}</span></p><nav><a href='#recipe'>recipe</a>{nav}<a href='#mixture'>mixture</a>"
         "<a href='#training'>training</a></nav>"
+        + (f"<h2 id='ablate'>Ablation (corpusmill ablate)</h2>{ablate_section(data.ablation)}" if data.ablation else "")
         + summary_section(data)
         + '<h2>Stages</h2><table><tr><th class="l">stage</th><th>read</th><th>kept</th><th class="l"></th>'
         f'<th>failed</th><th class="l">accounting</th></tr>{summary_rows}</table>'
