@@ -87,9 +87,11 @@ def test_a_corrupted_source_is_measurably_worse_and_the_numbers_are_the_runs(tmp
     assert cli_main(["ablate", spec, "--output", str(out)]) == 0
     assert json.loads((out / "ablate.json").read_text())["table"] == table
 
-    # a mixture law (item 2): 3 mixtures around 0.7/0.3, a linear fit of the held-out loss on the shares,
+    # a mixture law (item 2): 4 mixtures around 0.7/0.3, a linear fit of the held-out loss on the shares,
     # the best predicted mixture trained: the held-out set is Wikipedia's, so more Wikipedia is better
-    assert cli_main(["ablate", spec, "--output", str(out), "--mix-search", "3"]) == 0
+    assert cli_main(["ablate", spec, "--output", str(out), "--mix-search", "3"]) == 2  # 2 shares: 4 at least
+    assert "use at least 4" in capsys.readouterr().err
+    assert cli_main(["ablate", spec, "--output", str(out), "--mix-search", "4"]) == 0
     s = json.loads((out / "ablate.json").read_text())["mix_search"]
     import numpy as np
 
@@ -97,7 +99,7 @@ def test_a_corrupted_source_is_measurably_worse_and_the_numbers_are_the_runs(tmp
 
     X = np.array([p["shares"] for p in s["points"]])
     y = np.array([p["loss"] for p in s["points"]])
-    assert len(y) == 3 and len(set(y.tolist())) == 3 and fit_linear(X, y) == s["fit"]
+    assert len(y) == 4 and len(set(y.tolist())) == 4 and fit_linear(X, y) == s["fit"]
     assert s["best"]["weights"]["wiki_en"] > 0.7 and s["best"]["measured"] < base[1]
     assert s["best"]["predicted"] == pytest.approx(
         float(np.array(s["best"]["shares"]) @ np.array(s["fit"]["coefficients"]))

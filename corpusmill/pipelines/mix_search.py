@@ -3,7 +3,7 @@
 RegMix's recipe (Liu et al. 2024, "RegMix: Data Mixture as Regression for Language Model Pre-training"),
 with its simplest regression:
 
-1. K mixtures are drawn around the manifest's weights from a Dirichlet with concentration ``alpha`` times
+1. K mixtures (at least twice the number of sources: a linear fit needs more points than shares) are drawn around the manifest's weights from a Dirichlet with concentration ``alpha`` times
    the weights (seeded); each re-packs the base run's tokenized documents (``tokens_from``: nothing is
    tokenized again) with those weights, and one model (the spec's first seed) is trained on it;
 2. the held-out loss (pooled, or one set with ``--mix-target``) is fitted as a linear function of the
@@ -95,6 +95,12 @@ def search(spec, base: dict, base_run, k: int, target: str, out: str, eval_sets,
         raise CorpusmillError(f"{spec.path}: --mix-search needs a manifest mixed by source weights")
     weights = {n: float(s["weight"]) for n, s in base["sources"].items()}
     names = sorted(weights)
+    if k < 2 * len(names):
+        raise CorpusmillError(
+            f"--mix-search {k}: a linear fit of {len(names)} shares needs more mixtures than shares to mean "
+            f"anything (with {len(names)} or fewer it passes through every point and predicts nothing); use at "
+            f"least {2 * len(names)}"
+        )
     root = os.path.dirname(base_run.shards_dir)
     seed = spec.seeds[0]
     points = []
@@ -121,6 +127,11 @@ def search(spec, base: dict, base_run, k: int, target: str, out: str, eval_sets,
     d = os.path.join(out, "mix", "best")
     run = run_recipe(mix_manifest(base, root, best, d), beam_args=beam_args, log=lambda *_: None)
     predicted = float(achieved(run.shards_manifest, names) @ np.array(fit["coefficients"]))
+    if predicted < y.min() - 3 * fit["loo_rmse"]:
+        log(
+            f"[ablate] warning: the fit predicts {predicted:.4f} for its best mixture, below every measured loss "
+            f"({y.min():.4f}) by more than 3 leave-one-out errors: it extrapolates; draw more mixtures"
+        )
     measured = train_one(spec, run.shards_dir, os.path.join(d, f"seed-{seed}"), seed, eval_sets, tokenizer)
     return {
         "k": k,
