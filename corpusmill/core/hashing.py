@@ -21,3 +21,16 @@ def stable_hash_signed(text: str) -> int:
     the million (line and sentence-span hashes). Beam's coders write an int64 natively and pickle any
     wider int, which is half of all unsigned values."""
     return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "big", signed=True)
+
+
+def fmix64(x):
+    """MurmurHash3's 64-bit finalizer over a numpy uint64 array (wrapping arithmetic): spreads every input
+    bit over the output (MinHash shingles, the contamination check's windows, line-dedup buckets)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xFF51AFD7ED558CCD)
+        x = x ^ (x >> np.uint64(33))
+        x = x * np.uint64(0xC4CEB9FE1A85EC53)
+        return x ^ (x >> np.uint64(33))

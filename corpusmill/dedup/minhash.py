@@ -35,6 +35,7 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 
 from corpusmill.core.document import Document
+from corpusmill.core.hashing import fmix64
 from corpusmill.filters.base import Filter, Verdict, drop, keep
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -44,15 +45,6 @@ _BATCH = 8192
 
 def _word_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-
-
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer: spreads every input bit over the output (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xFF51AFD7ED558CCD)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(0xC4CEB9FE1A85EC53)
-    return x ^ (x >> np.uint64(33))
 
 
 def shingle_hashes(text: str, n: int = 5) -> np.ndarray:
@@ -73,7 +65,7 @@ def shingle_hashes(text: str, n: int = 5) -> np.ndarray:
         mult = np.uint64(0x100000001B3)  # FNV prime: a polynomial over the window, order-sensitive
         for k in range(n):
             acc = acc * mult + ids[k : len(ids) - n + 1 + k]
-        return np.unique(_fmix64(acc))
+        return np.unique(fmix64(acc))
 
 
 def _identity(value):

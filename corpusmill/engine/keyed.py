@@ -262,7 +262,7 @@ def bucket_scopes(refs: np.ndarray, scopes: np.ndarray, counts: Dict[int, int], 
     """The bucketed scope of each ref: its piece's scope cut into ceil(documents / ``bucket_docs``)
     buckets (``counts``: the documents of each piece whose line keys are counted), the bucket drawn by a
     64-bit mix of the ref: the same on every runner, rank and number of hash ranges."""
-    from corpusmill.dedup.minhash import _fmix64
+    from corpusmill.core.hashing import fmix64
 
     totals: Dict[int, int] = {}
     for index, n in counts.items():
@@ -272,7 +272,7 @@ def bucket_scopes(refs: np.ndarray, scopes: np.ndarray, counts: Dict[int, int], 
         per_scope[scope] = max(1, -(-total // bucket_docs))
     piece_scopes = scopes[refs >> 32]
     with np.errstate(over="ignore"):
-        mixed = _fmix64(refs.astype(np.uint64))
+        mixed = fmix64(refs.astype(np.uint64))
     buckets = (mixed % per_scope[piece_scopes]).astype(np.int64)
     return (piece_scopes + 1) * BUCKET_SPAN + buckets
 

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from corpusmill.dedup.minhash import _fmix64  # MurmurHash3's finalizer: spreads the window sum's bits
+from corpusmill.core.hashing import fmix64  # MurmurHash3's finalizer: spreads the window sum's bits
 
 WINDOW = 32  # tokens: a window this long shared with training is not chance
 THRESHOLD = 0.1  # a held-out document with this share of its tokens seen in training is contaminated
@@ -37,7 +37,7 @@ def window_hashes(tokens: np.ndarray) -> np.ndarray:
         for a in range(0, n, _CHUNK):
             b = min(n, a + _CHUNK)
             view = np.lib.stride_tricks.sliding_window_view(tokens[a : b + WINDOW - 1], WINDOW)
-            out[a:b] = _fmix64((view * _POWERS).sum(axis=1, dtype=np.uint64))
+            out[a:b] = fmix64((view * _POWERS).sum(axis=1, dtype=np.uint64))
     return out
 
 
