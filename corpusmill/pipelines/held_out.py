@@ -81,10 +81,12 @@ def _write_eval_group(item, out_dir, seq_len, bos, eos, vocab_size, batch_rows):
     (source, group), entries = item
     entries = sorted(entries, key=lambda e: (e[0], e[1]))
     stats: Dict[str, int] = {}
-    rows, bounds = pack_documents([e[2] for e in entries], seq_len, bos, eos, vocab_size=vocab_size, stats=stats)
+    rows, bounds = pack_documents(  # the last row filled up with EOS: no held-out document is cut
+        [e[2] for e in entries], seq_len, bos, eos, vocab_size=vocab_size, stats=stats, pad_id=eos
+    )
     if not len(rows):
         return source, None
     os.makedirs(join(out_dir, EVAL_DIR, source), exist_ok=True)
     info = write_shard(join(out_dir, EVAL_DIR, source, f"shard-{group:05d}.arrow"), rows, bounds, batch_rows=batch_rows)
-    info.update(index=int(group), documents=int(stats["documents"]), tokens_dropped=int(stats["tokens_dropped"]))
+    info.update(index=int(group), documents=int(stats["documents"]), padding=int(stats["padding"]))
     return source, info

@@ -69,6 +69,7 @@ def pack_documents(
     *,
     vocab_size: Optional[int] = None,
     stats: Optional[Dict[str, int]] = None,
+    pad_id: Optional[int] = None,
 ) -> Tuple[np.ndarray, List[List[int]]]:
     """Pack documents greedily into rows of ``seq_len + 1`` tokens.
 
@@ -80,6 +81,8 @@ def pack_documents(
 
     If ``stats`` is a dict, it receives ``documents``, ``tokens`` (BOS/EOS included), ``rows``,
     ``tokens_dropped`` (the dropped tail) and ``documents_dropped`` (documents that start in the tail).
+    With ``pad_id`` the tail is kept: the last row is filled up with ``pad_id`` (``stats["padding"]``
+    tokens, which an evaluation leaves out of the loss: held-out sets never cut a document).
     """
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -100,6 +103,10 @@ def pack_documents(
     elif flat.size and int(flat.max()) >= vocab_size:
         raise ValueError(f"token id {int(flat.max())} is outside the vocabulary (size {vocab_size})")
     dtype = token_dtype(vocab_size)
+    padding = 0
+    if pad_id is not None and flat.size % width:
+        padding = width - flat.size % width
+        flat = np.concatenate([flat, np.full(padding, pad_id, dtype=np.int64)])
     n_rows = flat.size // width
     kept = n_rows * width
     rows = flat[:kept].astype(dtype).reshape(n_rows, width)
@@ -111,10 +118,11 @@ def pack_documents(
     if stats is not None:
         stats.update(
             documents=len(lengths),
-            tokens=int(flat.size),
+            tokens=int(flat.size - padding),
             rows=int(n_rows),
             tokens_dropped=int(flat.size - kept),
             documents_dropped=int(len(starts) - len(starts_kept)),
+            padding=int(padding),
         )
     return rows, boundaries
 
@@ -458,6 +466,14 @@ class ShardDataset:
             self._shards.append(shard)
             self._starts.append(self._starts[-1] + shard.rows)
         self._len = self._starts[-1]
+
+    def padding(self, indices: np.ndarray) -> np.ndarray:
+        """Per row: the padding tokens at its end (a held-out set's last row of a shard; 0 elsewhere)."""
+        out = np.zeros(len(indices), dtype=np.int64)
+        ends = {self._starts[k + 1] - 1: int(e.get("padding", 0)) for k, e in enumerate(self.shard_entries)}
+        for j, i in enumerate(np.asarray(indices).tolist()):
+            out[j] = ends.get(i, 0)
+        return out
 
     def close(self) -> None:
         for shard in self._shards:

@@ -38,8 +38,9 @@ def evaluate_sets(model, sets: Dict[str, str], tokenizer: str, micro: int = 8) -
             np.arange(n),
             micro=micro,
             dev=dev,
+            pads=ds.padding,
         )
-        tokens = n * ds.seq_len
+        tokens = n * ds.seq_len - int(ds.padding(np.arange(n)).sum())  # the padding is not scored
         nbytes = 0
         for i in range(n):
             row = ds[i][0][1:]

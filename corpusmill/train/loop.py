@@ -377,6 +377,7 @@ def _train(
             dev=dev,
             autocast=autocast,
             world=world,
+            pads=eval_ds.padding,
         )
 
     def save(at_step: int) -> None:

@@ -91,18 +91,29 @@ def held_out_loss(
     dev: torch.device,
     autocast: Callable = contextlib.nullcontext,
     world: int = 1,
+    pads: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> float:
     """The token-weighted mean loss over the rows ``mine`` of this process (``rows(indices)`` loads them),
-    summed over every process."""
+    summed over every process. ``pads(indices)``: the padding tokens at the end of each row (a held-out
+    set's last row, filled up so no document is cut), left out of the loss."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=dev)
     with torch.no_grad():
         for a in range(0, len(mine), micro):
-            tokens, flags = rows(mine[a : a + micro])
+            idx = mine[a : a + micro]
+            tokens, flags = rows(idx)
             x, y, f = to_device(tokens, flags, dev)
+            if pads is not None and (k := pads(idx)).any():
+                y = y.clone()
+                for r, n in enumerate(k.tolist()):
+                    if n:
+                        y[r, -n:] = -100  # F.cross_entropy's ignore_index: the mean is over the others
+            n = int((y != -100).sum())
+            if n == 0:
+                continue
             loss = compute_loss(model, x, y, f, autocast)
-            total[0] += loss.double() * y.numel()
-            total[1] += y.numel()
+            total[0] += loss.double() * n
+            total[1] += n
     model.train()
     if world > 1:
         dist.all_reduce(total)
