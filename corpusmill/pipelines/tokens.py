@@ -20,7 +20,6 @@ import json
 from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.utils import shared
 
@@ -32,7 +31,7 @@ from corpusmill.engine.stage import OutputOptions, run_build
 from corpusmill.engine.step import STATS, StepAccount, acquire_filter
 from corpusmill.io.documents import ParseDocument, read_document_records
 from corpusmill.io.files import atomic_write, write_text_atomic
-from corpusmill.tokenize.tokenized import BATCH, SCHEMA, TOKENS_FILE
+from corpusmill.tokenize.tokenized import BATCH, SCHEMA, TOKENS_FILE, token_batch
 from corpusmill.tokenize.tokenizer import Tokenize, TokenizedDoc, describe_model
 
 TOKENS_PER_FILE = 100_000  # documents per tokens file
@@ -66,26 +65,7 @@ class _TokenFile:
 
     def _flush(self) -> None:
         part, self._docs = self._docs, []
-        lengths = np.fromiter((d.tokens.size for d in part), dtype=np.int64, count=len(part))
-        offsets = np.zeros(len(part) + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = (
-            np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part])
-            if part
-            else np.zeros(0, dtype=np.uint32)
-        )
-        tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint32()))
-        self._writer.write_batch(
-            pa.record_batch(
-                [
-                    pa.array([d.id for d in part], pa.string()),
-                    pa.array([d.source for d in part], pa.string()),
-                    tokens,
-                    pa.array([d.nbytes for d in part], pa.int64()),
-                ],
-                schema=SCHEMA,
-            )
-        )
+        self._writer.write_batch(token_batch(part))
 
     def close(self) -> None:
         if self._docs or not self.documents:

@@ -8,7 +8,7 @@ manifest) is a re-pack, not a re-tokenization. ``tokens`` is a list of uint32 id
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, List
 
 import numpy as np
 import pyarrow as pa
@@ -23,32 +23,32 @@ BATCH = 4096
 TOKENS_FILE = "tokens.json"  # beside the files: the tokenizer's sha256 and per-source counts
 
 
+def token_batch(part: List[TokenizedDoc]) -> "pa.RecordBatch":
+    """One record batch of tokenized documents (:data:`SCHEMA`)."""
+    lengths = np.fromiter((d.tokens.size for d in part), dtype=np.int64, count=len(part))
+    offsets = np.zeros(len(part) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = (
+        np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part]) if part else np.zeros(0, dtype=np.uint32)
+    )
+    tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint32()))
+    return pa.record_batch(
+        [
+            pa.array([d.id for d in part], pa.string()),
+            pa.array([d.source for d in part], pa.string()),
+            tokens,
+            pa.array([d.nbytes for d in part], pa.int64()),
+        ],
+        schema=SCHEMA,
+    )
+
+
 def encode_tokens(docs: Iterable[TokenizedDoc], handle) -> None:
     """Write ``docs`` (in order) to ``handle`` as one Arrow IPC file."""
     docs = list(docs)
     with pa.ipc.new_file(handle, SCHEMA) as writer:
         for a in range(0, max(1, len(docs)), BATCH):
-            part = docs[a : a + BATCH]
-            lengths = np.fromiter((d.tokens.size for d in part), dtype=np.int64, count=len(part))
-            offsets = np.zeros(len(part) + 1, dtype=np.int32)
-            np.cumsum(lengths, out=offsets[1:])
-            flat = (
-                np.concatenate([d.tokens.astype(np.uint32, copy=False) for d in part])
-                if part
-                else np.zeros(0, dtype=np.uint32)
-            )
-            tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint32()))
-            writer.write_batch(
-                pa.record_batch(
-                    [
-                        pa.array([d.id for d in part], pa.string()),
-                        pa.array([d.source for d in part], pa.string()),
-                        tokens,
-                        pa.array([d.nbytes for d in part], pa.int64()),
-                    ],
-                    schema=SCHEMA,
-                )
-            )
+            writer.write_batch(token_batch(docs[a : a + BATCH]))
 
 
 def decode_tokens(data: bytes) -> Iterator[TokenizedDoc]:
